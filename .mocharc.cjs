@@ -1,0 +1,10 @@
+// Tests are compiled by `npm run build` into dist/test. Every process that may load
+// isolated-vm runs with --no-node-snapshot (SPEC §1); the shim is loaded first.
+module.exports = {
+  spec: ['dist/test/**/*.test.js'],
+  require: ['dist/src/shim.js'],
+  'node-option': ['no-node-snapshot'],
+  reporter: './test/support/summary-reporter.cjs',
+  timeout: 60000,
+  exit: true
+}
