@@ -6,7 +6,7 @@ import type { AppManifest, CellSpec, Route } from './manifest.js'
 export interface CountChange { cell: string, from: number, to: number }
 
 export interface ManifestDiff {
-  /** true when nothing below changed (the canonical encodings are equal) */
+  /** true when none of the lists below has an entry (nothing to roll out) */
   unchanged: boolean
   cellsAdded: string[]
   cellsRemoved: string[]

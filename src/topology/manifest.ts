@@ -23,7 +23,7 @@
 // Unknown fields anywhere are errors: a typo must not pass silently.
 import { isAbsolute, basename, dirname, resolve } from 'node:path'
 import { readFile, stat } from 'node:fs/promises'
-import { LineCounter, parseDocument } from 'yaml'
+import { LineCounter, isScalar, parseDocument, visit } from 'yaml'
 import { formatDuration, formatSize, parseDuration, parseSize } from '../util/units.js'
 
 export const httpMethods = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'] as const
@@ -118,6 +118,7 @@ function show (v: unknown): string {
   if (typeof v === 'string') return JSON.stringify(v.length > 60 ? v.slice(0, 57) + '...' : v)
   if (v === null || v === undefined) return String(v)
   if (Array.isArray(v)) return 'a list'
+  if (ArrayBuffer.isView(v)) return 'binary data'
   if (typeof v === 'object') return 'a mapping'
   return String(v)
 }
@@ -305,8 +306,16 @@ export function parseManifest (text: string, file: string): AppManifest {
   const doc = parseDocument(text, { lineCounter, uniqueKeys: true, prettyErrors: false, strict: true, merge: false })
   const yamlIssues = [...doc.errors, ...doc.warnings].map(e => ({
     field: ((pos) => `${pos.line}:${pos.col}`)(lineCounter.linePos(e.pos[0])),
-    reason: e.code === 'DUPLICATE_KEY' ? 'duplicate key' : e.message.split('\n')[0]
+    reason: e.code === 'DUPLICATE_KEY' ? 'duplicate key' : e.code === 'MULTIPLE_DOCS' ? 'a manifest is a single YAML document' : e.message.split('\n')[0]
   }))
+  visit(doc, {
+    Pair (_, pair) {
+      if (pair.key !== null && !isScalar(pair.key)) {
+        const pos = lineCounter.linePos((pair.key as { range?: [number] }).range?.[0] ?? 0)
+        yamlIssues.push({ field: `${pos.line}:${pos.col}`, reason: 'keys must be plain names, not lists or mappings' })
+      }
+    }
+  })
   if (yamlIssues.length > 0) throw new ManifestError(file, yamlIssues)
   let value: unknown
   try {
