@@ -76,6 +76,10 @@ class Board {
   /** this app's cells per node: memory (without host footprint) and count */
   readonly used = new Map<PeerId, Amount>()
   readonly work: Placement = {}
+  /** cell → node or zone → count, kept in step with `work` for cheap anti-affinity scores */
+  private readonly primaries = new Map<string, Map<string, number>>()
+  private readonly primaryZones = new Map<string, Map<string, number>>()
+  private readonly copies = new Map<string, Map<string, number>>()
 
   constructor (readonly app: string, nodes: NodeCapacity[], reserved: ReadonlyMap<PeerId, Amount> | undefined,
     readonly rule: AccountingRule, readonly costs: Map<string, number>) {
@@ -120,14 +124,28 @@ class Board {
       (n.contributed.cells - o.cells - u.cells) / n.contributed.cells)
   }
 
-  add (id: PeerId, cost: number): void {
-    const u = this.used.get(id) as Amount
-    u.memory += cost; u.cells += 1
+  /** counts a copy of `cell` on node `id` in the usage and the anti-affinity counters */
+  add (id: PeerId, cell: string, role: 'primary' | 'clone'): void { this.count(id, cell, role, 1) }
+
+  remove (id: PeerId, cell: string, role: 'primary' | 'clone'): void { this.count(id, cell, role, -1) }
+
+  /** forgets all usage (the board is then refilled from the kept placement) */
+  reset (): void {
+    for (const id of this.ids) this.used.set(id, { memory: 0, cells: 0 })
+    this.primaries.clear(); this.primaryZones.clear(); this.copies.clear()
   }
 
-  remove (id: PeerId, cost: number): void {
+  private count (id: PeerId, cell: string, role: 'primary' | 'clone', delta: 1 | -1): void {
     const u = this.used.get(id) as Amount
-    u.memory -= cost; u.cells -= 1
+    u.memory += delta * this.cost(cell)
+    u.cells += delta
+    const bump = (m: Map<string, Map<string, number>>, key: string): void => {
+      const inner = m.get(cell) ?? new Map<string, number>()
+      inner.set(key, (inner.get(key) ?? 0) + delta)
+      m.set(cell, inner)
+    }
+    bump(this.copies, id)
+    if (role === 'primary') { bump(this.primaries, id); bump(this.primaryZones, this.zone(id)) }
   }
 
   cost (cell: string): number { return this.costs.get(cell) as number }
@@ -135,17 +153,12 @@ class Board {
   address (cell: string, index: number): string { return instanceAddress(this.app, cell, index) }
 
   /** primaries of `cell` on node `id` */
-  primariesOn (cell: string, id: PeerId): number {
-    return (this.work[cell] ?? []).filter(i => i.primary === id).length
-  }
+  primariesOn (cell: string, id: PeerId): number { return this.primaries.get(cell)?.get(id) ?? 0 }
 
-  primariesInZone (cell: string, zone: string): number {
-    return (this.work[cell] ?? []).filter(i => i.primary !== null && this.zone(i.primary) === zone).length
-  }
+  primariesInZone (cell: string, zone: string): number { return this.primaryZones.get(cell)?.get(zone) ?? 0 }
 
-  copiesOn (cell: string, id: PeerId): number {
-    return (this.work[cell] ?? []).reduce((n, i) => n + (i.primary === id ? 1 : 0) + i.clones.filter(c => c === id).length, 0)
-  }
+  /** copies (primaries and clones) of `cell` on node `id` */
+  copiesOn (cell: string, id: PeerId): number { return this.copies.get(cell)?.get(id) ?? 0 }
 
   membersInZone (inst: InstancePlacement, zone: string, except?: PeerId): number {
     return [inst.primary, ...inst.clones].filter(m => m !== null && m !== except && this.zone(m) === zone).length
@@ -221,12 +234,12 @@ export function place (input: PlacementInput): PlacementResult {
   // usage of the current placement, for choosing which clone to promote
   for (const [cell, instances] of Object.entries(input.current)) {
     if (!costs.has(cell)) continue
-    for (const inst of instances) for (const m of new Set([inst.primary, ...inst.clones])) if (isLive(m)) b.add(m, b.cost(cell))
+    for (const inst of instances) for (const m of new Set([inst.primary, ...inst.clones])) if (isLive(m)) b.add(m, cell, 'clone')
   }
   const promotionFree = new Map(b.ids.map(id => [id, b.freeFraction(id)]))
   const healthiestByCurrent = (ids: PeerId[]): PeerId =>
     [...ids].sort((x, y) => (promotionFree.get(y) as number) - (promotionFree.get(x) as number) || (x < y ? -1 : 1))[0]
-  for (const id of b.ids) b.used.set(id, { memory: 0, cells: 0 })
+  b.reset()
 
   // why an instance's primary or clones must be (re)placed, for the actions' reasons
   const lostPrimary = new Map<string, PeerId>()
@@ -274,7 +287,8 @@ export function place (input: PlacementInput): PlacementResult {
         clones = clones.slice(0, spec.clones)
       }
       kept.push({ primary, clones })
-      for (const m of [primary, ...clones]) if (m !== null) b.add(m, b.cost(cell))
+      if (primary !== null) b.add(primary, cell, 'primary')
+      for (const c of clones) b.add(c, cell, 'clone')
     }
     b.work[cell] = kept
   }
@@ -287,13 +301,15 @@ export function place (input: PlacementInput): PlacementResult {
         (x.cell < y.cell ? -1 : x.cell > y.cell ? 1 : x.index - y.index))[0]
       const inst = b.work[victim.cell][victim.index]
       const address = b.address(victim.cell, victim.index)
-      b.remove(id, b.cost(victim.cell))
+      b.remove(id, victim.cell, victim.role)
       if (victim.role === 'clone') {
         inst.clones = inst.clones.filter(c => c !== id)
         push(evictedClones, address, id)
       } else if (inst.clones.length > 0) {
         const node = b.healthiest(inst.clones)
         actions.push({ kind: 'promote', address, node, from: id, reason: `node ${id} is over its limit` })
+        b.remove(node, victim.cell, 'clone')
+        b.add(node, victim.cell, 'primary')
         inst.primary = node
         inst.clones = inst.clones.filter(c => c !== node)
         promoted.add(address)
@@ -317,7 +333,7 @@ export function place (input: PlacementInput): PlacementResult {
         return
       }
       inst.primary = node
-      b.add(node, b.cost(cell))
+      b.add(node, cell, 'primary')
       if (from !== undefined) actions.push({ kind: 'move-primary', address, from, node, reason: `node ${from} is over its limit` })
       else {
         const lost = lostPrimary.get(address)
@@ -346,7 +362,7 @@ export function place (input: PlacementInput): PlacementResult {
           break
         }
         inst.clones.push(node)
-        b.add(node, b.cost(cell))
+        b.add(node, cell, 'clone')
         if (from !== undefined) { actions.push({ kind: 'move-clone', address, from, node, reason: `node ${from} is over its limit` }); continue }
         const lost = lostClones.get(address)?.shift()
         const reason = lost !== undefined ? `replaces the clone lost with node ${lost}` : promoted.has(address) ? 'replaces the clone promoted to primary' : 'new clone'
@@ -361,10 +377,9 @@ export function place (input: PlacementInput): PlacementResult {
     if (move === undefined) break
     const { slot, from, to } = move
     const inst = b.work[slot.cell][slot.index]
-    const cost = b.cost(slot.cell)
     const reason = `balance: node ${from} at ${Math.round((1 - b.freeFraction(from)) * 100)}% load, node ${to} at ${Math.round((1 - b.freeFraction(to)) * 100)}%`
-    b.remove(from, cost)
-    b.add(to, cost)
+    b.remove(from, slot.cell, slot.role)
+    b.add(to, slot.cell, slot.role)
     if (slot.role === 'primary') inst.primary = to
     else inst.clones = inst.clones.map(c => c === from ? to : c)
     actions.push({ kind: slot.role === 'primary' ? 'move-primary' : 'move-clone', address: b.address(slot.cell, slot.index), from, node: to, reason })
