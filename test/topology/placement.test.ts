@@ -5,6 +5,7 @@ import { place } from '../../src/topology/placement.js'
 import type { PlacementAction, PlacementInput, PlacementResult } from '../../src/topology/placement.js'
 import type { Amount, NodeCapacity } from '../../src/topology/types.js'
 import { prng } from '../support/prng.js'
+import { parseManifest } from '../../src/topology/manifest.js'
 
 const MiB = 2 ** 20
 
@@ -286,6 +287,13 @@ describe('topology/placement', () => {
         throw new Error(`seed ${seed}: ${(err as Error).message}`)
       }
     }
+  })
+
+  it('places a parsed manifest directly', () => {
+    const m = parseManifest('app: shop\ncells:\n  counter:\n    code: ./counter.js\n    replicas: 2\n    clones: 1\n', 'shop.yaml')
+    const r = run({ desired: m, current: {}, nodes: [node('a', 1024, 10), node('b', 1024, 10)] })
+    assert.equal(r.actions.length, 4)
+    assert.deepEqual(r.actions.map(a => a.address), ['shop/counter#0', 'shop/counter#1', 'shop/counter#0', 'shop/counter#1'])
   })
 
   it('uses the default accounting rule of 2 × memory + 40MiB', () => {
