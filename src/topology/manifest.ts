@@ -244,6 +244,7 @@ function routeShape (r: Route): string {
 /** Validates an already-parsed value (e.g. from YAML or JSON) as a manifest. */
 export function validateManifest (value: unknown, file: string): AppManifest {
   const c = new Checker()
+  if (value === null || value === undefined) throw new ManifestError(file, [{ field: '(root)', reason: 'the manifest is empty (expected a mapping with app, cells and routes)' }])
   if (!isPlainObject(value)) throw new ManifestError(file, [{ field: '(root)', reason: `the manifest is ${show(value)}, expected a mapping with app, cells and routes` }])
   c.unknownFields('', value, topFields)
 

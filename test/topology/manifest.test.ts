@@ -150,7 +150,8 @@ describe('topology/manifest', () => {
   })
 
   it('refuses non-mapping roots and structural mistakes', () => {
-    assert.match(refusal(''), /shop\.yaml: \(root\): the manifest is null, expected a mapping/)
+    assert.equal(refusal(''), 'shop.yaml: (root): the manifest is empty (expected a mapping with app, cells and routes)')
+    assert.equal(refusal('# only a comment\n'), 'shop.yaml: (root): the manifest is empty (expected a mapping with app, cells and routes)')
     assert.match(refusal('- a\n- b\n'), /\(root\): the manifest is a list/)
     assert.match(refusal('just text'), /\(root\): the manifest is "just text"/)
     assert.match(refusal('app: shop\ncells: []\n'), /cells: a list is not a mapping of cell names/)

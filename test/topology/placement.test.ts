@@ -283,6 +283,27 @@ describe('topology/placement', () => {
           assert.ok(++rounds < 30, 'converges')
           result = next
         }
+        const settled = { ...input, current: result.placement }
+        // stability: a new, empty node moves at most maxMoves copies (besides placing what was pending)
+        const joined = run({ ...settled, nodes: [...nodes, node('new', 4096, 12)] })
+        const wasPending = new Set(result.pending.map(p => p.address))
+        assert.ok(joined.actions.filter(a => a.kind.startsWith('move')).length <= 1, 'one move per round at most')
+        for (const a of joined.actions) {
+          assert.ok(a.kind.startsWith('move') || (a.kind.startsWith('place') && wasPending.has(a.address)), `unexpected ${a.kind} of ${a.address} after a join`)
+        }
+        // failover: every instance whose primary died and that had a live clone is served by one of its clones
+        const victim = rnd.pick(ids)
+        const failed = run({ ...settled, rebalance: { maxMoves: 0 }, nodes: nodes.map(n => n.id === victim ? { ...n, alive: false } : n) })
+        for (const [cell, instances] of Object.entries(result.placement)) {
+          instances.forEach((inst, i) => {
+            const liveClones = inst.clones.filter(c => c !== victim)
+            if (inst.primary === victim && liveClones.length > 0) {
+              assert.ok(liveClones.includes(failed.placement[cell][i].primary as string), `shop/${cell}#${i} did not promote a clone`)
+            } else if (inst.primary !== null && inst.primary !== victim) {
+              assert.equal(failed.placement[cell][i].primary, inst.primary, `shop/${cell}#${i} moved although its node lives`)
+            }
+          })
+        }
       } catch (err) {
         throw new Error(`seed ${seed}: ${(err as Error).message}`)
       }
