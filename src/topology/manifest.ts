@@ -1,0 +1,347 @@
+// The app manifest (SPEC §5): YAML text → a typed, validated AppManifest, or a
+// ManifestError naming the file, the field and the reason of every problem found, so an
+// invalid manifest is refused before anything is published.
+//
+// Field rules (defaults in brackets):
+//   app                 lowercase DNS-label-like name (a-z, 0-9, '-', ≤ 63, starts with a letter)
+//   cells.<name>        same naming rule; 1..256 cells
+//     code              relative path of a .js or .ts module, resolved against the manifest's directory
+//     replicas [1]      integer 0..1000 — serving instances
+//     clones [0]        integer 0..7 — warm standbys per instance, on other nodes. Default 0:
+//                       a clone costs as much memory as its primary and (SPEC §4) makes every
+//                       reply wait until the clone holds the new state, so durability is opted into.
+//     memory [32MiB]    isolate memory limit, 8MiB..2GiB
+//     timeout [1s]      CPU time per message, 1ms..60s
+//     mailbox [1000]    queued messages per instance, 1..1000000
+//     links [absent]    optional list of allowed `stem.ask`/`stem.tell` targets: `cell` (same
+//                       app) or `app/cell`. Absent means any target; present (even empty) means
+//                       only those (a cell may always address itself).
+//   routes              list of `METHOD PATH -> cell.method`; METHOD in GET/POST/PUT/PATCH/DELETE;
+//                       PATH starts with '/', segments are literal or `:param`. Matching does
+//                       not depend on order (literal segments win over params), so two routes of
+//                       the same method and shape are an error.
+// Unknown fields anywhere are errors: a typo must not pass silently.
+import { isAbsolute, basename, dirname, resolve } from 'node:path'
+import { readFile, stat } from 'node:fs/promises'
+import { LineCounter, isScalar, parseDocument, visit } from 'yaml'
+import { formatDuration, formatSize, parseDuration, parseSize } from '../util/units.js'
+
+export const httpMethods = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'] as const
+export type HttpMethod = typeof httpMethods[number]
+
+export interface CellSpec {
+  /** module path as written in the manifest, relative to the manifest file */
+  code: string
+  replicas: number
+  clones: number
+  /** isolate memory limit, bytes */
+  memory: number
+  /** CPU time per message, ms */
+  timeout: number
+  mailbox: number
+  /** allowed ask/tell targets (`cell` or `app/cell`); undefined = any */
+  links?: string[]
+  /** sha256 (hex) of the built bundle; set by the publisher, absent in a parsed manifest */
+  bundle?: string
+}
+
+export interface Route {
+  method: HttpMethod
+  /** e.g. `/orders/:id` */
+  path: string
+  cell: string
+  handler: string
+}
+
+export interface AppManifest {
+  app: string
+  cells: Record<string, CellSpec>
+  routes: Route[]
+}
+
+export const manifestLimits = {
+  maxFileBytes: 256 * 1024,
+  maxAliases: 50,
+  maxCells: 256,
+  maxRoutes: 1024,
+  maxLinks: 256,
+  maxReplicas: 1000,
+  maxClones: 7,
+  minMemory: 8 * 2 ** 20,
+  maxMemory: 2 * 2 ** 30,
+  minTimeout: 1,
+  maxTimeout: 60_000,
+  maxMailbox: 1_000_000,
+  maxPathLength: 1024
+} as const
+
+export const cellDefaults = { replicas: 1, clones: 0, memory: 32 * 2 ** 20, timeout: 1000, mailbox: 1000 } as const
+
+export interface ManifestIssue {
+  /** dotted field path (`cells.counter.memory`, `routes[1]`) or `line:col` for YAML syntax */
+  field: string
+  reason: string
+}
+
+/** Every problem of one manifest; `message` is the first one as a single line. */
+export class ManifestError extends Error {
+  readonly file: string
+  readonly issues: ManifestIssue[]
+
+  constructor (file: string, issues: ManifestIssue[]) {
+    const lines = issues.map(i => `${file}: ${i.field}: ${i.reason}`)
+    super(lines[0] + (lines.length > 1 ? ` (and ${lines.length - 1} more problem${lines.length > 2 ? 's' : ''})` : ''))
+    this.name = 'ManifestError'
+    this.file = file
+    this.issues = issues
+  }
+
+  /** one line per problem */
+  lines (): string[] {
+    return this.issues.map(i => `${this.file}: ${i.field}: ${i.reason}`)
+  }
+}
+
+const namePattern = /^[a-z](?:[a-z0-9-]{0,61}[a-z0-9])?$/
+const handlerPattern = /^[A-Za-z_$][A-Za-z0-9_$]*$/
+const literalSegment = /^[A-Za-z0-9._~-]+$/
+const paramSegment = /^:[A-Za-z_][A-Za-z0-9_]*$/
+const routePattern = /^(\S+)\s+(\S+)\s+->\s+(\S+)$/
+const cellFields = new Set(['code', 'replicas', 'clones', 'memory', 'timeout', 'mailbox', 'links'])
+const topFields = new Set(['app', 'cells', 'routes'])
+
+function isPlainObject (v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v)
+}
+
+function show (v: unknown): string {
+  if (typeof v === 'string') return JSON.stringify(v.length > 60 ? v.slice(0, 57) + '...' : v)
+  if (v === null || v === undefined) return String(v)
+  if (Array.isArray(v)) return 'a list'
+  if (ArrayBuffer.isView(v)) return 'binary data'
+  if (typeof v === 'object') return 'a mapping'
+  return String(v)
+}
+
+/** Why `name` is not a valid app or cell name, or undefined. */
+export function nameProblem (name: string): string | undefined {
+  if (namePattern.test(name)) return undefined
+  return `${show(name)} is not a valid name (lowercase letters, digits and '-', starting with a letter, at most 63 characters)`
+}
+
+class Checker {
+  readonly issues: ManifestIssue[] = []
+  add (field: string, reason: string): void { this.issues.push({ field, reason }) }
+
+  integer (field: string, v: unknown, min: number, max: number, fallback: number): number {
+    if (v === undefined) return fallback
+    if (typeof v !== 'number' || !Number.isInteger(v)) { this.add(field, `${show(v)} is not an integer`); return fallback }
+    if (v < min || v > max) { this.add(field, `${v} is out of range (${min}..${max})`); return fallback }
+    return v
+  }
+
+  unit (field: string, v: unknown, parse: (s: string) => number, format: (n: number) => string, min: number, max: number, fallback: number): number {
+    if (v === undefined) return fallback
+    let n: number
+    try {
+      n = parse(v as string)
+    } catch (err) {
+      this.add(field, (err as Error).message); return fallback
+    }
+    if (n < min || n > max) { this.add(field, `${show(v)} is out of range (${format(min)}..${format(max)})`); return fallback }
+    return n
+  }
+
+  unknownFields (prefix: string, obj: Record<string, unknown>, known: Set<string>): void {
+    for (const key of Object.keys(obj)) {
+      if (!known.has(key)) this.add(prefix === '' ? key : `${prefix}.${key}`, `unknown field (expected one of ${[...known].join(', ')})`)
+    }
+  }
+}
+
+function checkCode (c: Checker, field: string, v: unknown): string {
+  if (typeof v !== 'string' || v.length === 0) { c.add(field, v === undefined ? 'is required (path of the cell\'s .js or .ts module)' : `${show(v)} is not a path`); return '' }
+  if (v.includes('\0') || v.length > manifestLimits.maxPathLength) { c.add(field, `${show(v)} is not a usable path`); return v }
+  if (isAbsolute(v)) c.add(field, `${show(v)} must be relative to the manifest file`)
+  else if (!/\.(js|ts)$/.test(v)) c.add(field, `${show(v)} must be a .js or .ts file`)
+  return v
+}
+
+function checkLinks (c: Checker, field: string, v: unknown, app: string, cellNames: Set<string>): string[] | undefined {
+  if (v === undefined) return undefined
+  if (!Array.isArray(v)) { c.add(field, `${show(v)} is not a list of cell names`); return undefined }
+  if (v.length > manifestLimits.maxLinks) { c.add(field, `has ${v.length} entries (at most ${manifestLimits.maxLinks})`); return undefined }
+  const links: string[] = []
+  v.forEach((entry, i) => {
+    const f = `${field}[${i}]`
+    if (typeof entry !== 'string') { c.add(f, `${show(entry)} is not a cell name`); return }
+    const parts = entry.split('/')
+    if (parts.length > 2 || parts.some(p => nameProblem(p) !== undefined)) { c.add(f, `${show(entry)} is not \`cell\` or \`app/cell\``); return }
+    if ((parts.length === 1 || parts[0] === app) && !cellNames.has(parts[parts.length - 1])) { c.add(f, `cell ${show(parts[parts.length - 1])} is not defined in cells`); return }
+    const normalized = parts.length === 2 && parts[0] === app ? parts[1] : entry
+    if (!links.includes(normalized)) links.push(normalized)
+  })
+  return links.sort()
+}
+
+function checkCell (c: Checker, name: string, v: unknown, app: string, cellNames: Set<string>): CellSpec | undefined {
+  const prefix = `cells.${name}`
+  if (!isPlainObject(v)) { c.add(prefix, `${show(v)} is not a mapping (expected code, replicas, clones, memory, timeout, mailbox)`); return undefined }
+  c.unknownFields(prefix, v, cellFields)
+  const L = manifestLimits
+  const spec: CellSpec = {
+    code: checkCode(c, `${prefix}.code`, v.code),
+    replicas: c.integer(`${prefix}.replicas`, v.replicas, 0, L.maxReplicas, cellDefaults.replicas),
+    clones: c.integer(`${prefix}.clones`, v.clones, 0, L.maxClones, cellDefaults.clones),
+    memory: c.unit(`${prefix}.memory`, v.memory, parseSize, formatSize, L.minMemory, L.maxMemory, cellDefaults.memory),
+    timeout: c.unit(`${prefix}.timeout`, v.timeout, parseDuration, formatDuration, L.minTimeout, L.maxTimeout, cellDefaults.timeout),
+    mailbox: c.integer(`${prefix}.mailbox`, v.mailbox, 1, L.maxMailbox, cellDefaults.mailbox)
+  }
+  const links = checkLinks(c, `${prefix}.links`, v.links, app, cellNames)
+  if (links !== undefined) spec.links = links
+  return spec
+}
+
+/** Parses one `METHOD PATH -> cell.method` line; reasons go to the checker. */
+function checkRoute (c: Checker, field: string, v: unknown, cellNames: Set<string>): Route | undefined {
+  if (typeof v !== 'string') { c.add(field, `${show(v)} is not a route (use e.g. "GET /count -> counter.get")`); return undefined }
+  const m = routePattern.exec(v.trim())
+  if (m == null) { c.add(field, `${show(v)} is not a route (use e.g. "GET /count -> counter.get")`); return undefined }
+  const [, method, path, target] = m
+  if (!(httpMethods as readonly string[]).includes(method)) { c.add(field, `method ${show(method)} is not one of ${httpMethods.join(', ')}`); return undefined }
+  const pathProblem = routePathProblem(path)
+  if (pathProblem !== undefined) { c.add(field, pathProblem); return undefined }
+  const dot = target.indexOf('.')
+  const cell = target.slice(0, dot)
+  const handler = target.slice(dot + 1)
+  if (dot < 0 || !handlerPattern.test(handler) || handler === 'constructor') { c.add(field, `target ${show(target)} is not \`cell.method\``); return undefined }
+  if (!cellNames.has(cell)) { c.add(field, `target cell ${show(cell)} is not defined in cells`); return undefined }
+  return { method: method as HttpMethod, path, cell, handler }
+}
+
+function routePathProblem (path: string): string | undefined {
+  if (!path.startsWith('/')) return `path ${show(path)} must start with '/'`
+  if (path.length > manifestLimits.maxPathLength) return `path is longer than ${manifestLimits.maxPathLength} characters`
+  if (path === '/') return undefined
+  const segments = path.slice(1).split('/')
+  const params = new Set<string>()
+  for (const s of segments) {
+    if (paramSegment.test(s)) {
+      if (params.has(s)) return `path ${show(path)} repeats the parameter ${s}`
+      params.add(s)
+    } else if (!literalSegment.test(s)) {
+      return `path ${show(path)} has an invalid segment ${show(s)} (use letters, digits, . _ ~ - or :param)`
+    }
+  }
+  return undefined
+}
+
+/** The shape a route matches, independent of parameter names: `GET /a/:` */
+function routeShape (r: Route): string {
+  return `${r.method} ${r.path.replace(/:[A-Za-z0-9_]+/g, ':')}`
+}
+
+/** Validates an already-parsed value (e.g. from YAML or JSON) as a manifest. */
+export function validateManifest (value: unknown, file: string): AppManifest {
+  const c = new Checker()
+  if (value === null || value === undefined) throw new ManifestError(file, [{ field: '(root)', reason: 'the manifest is empty (expected a mapping with app, cells and routes)' }])
+  if (!isPlainObject(value)) throw new ManifestError(file, [{ field: '(root)', reason: `the manifest is ${show(value)}, expected a mapping with app, cells and routes` }])
+  c.unknownFields('', value, topFields)
+
+  let app = ''
+  if (typeof value.app !== 'string') c.add('app', value.app === undefined ? 'is required (the app\'s name)' : `${show(value.app)} is not a name`)
+  else {
+    app = value.app
+    const problem = nameProblem(app)
+    if (problem !== undefined) c.add('app', problem)
+  }
+
+  const cells: Record<string, CellSpec> = {}
+  if (!isPlainObject(value.cells)) c.add('cells', value.cells === undefined ? 'is required (a mapping of cell names to their settings)' : `${show(value.cells)} is not a mapping of cell names`)
+  else {
+    const names = Object.keys(value.cells)
+    if (names.length === 0) c.add('cells', 'defines no cell')
+    if (names.length > manifestLimits.maxCells) c.add('cells', `defines ${names.length} cells (at most ${manifestLimits.maxCells})`)
+    const cellNames = new Set(names)
+    for (const name of names.sort()) {
+      const problem = nameProblem(name)
+      if (problem !== undefined) { c.add(`cells.${name}`, problem); continue }
+      const spec = checkCell(c, name, value.cells[name], app, cellNames)
+      if (spec !== undefined) cells[name] = spec
+    }
+  }
+
+  const routes: Route[] = []
+  if (value.routes !== undefined && value.routes !== null) {
+    if (!Array.isArray(value.routes)) c.add('routes', `${show(value.routes)} is not a list of routes`)
+    else if (value.routes.length > manifestLimits.maxRoutes) c.add('routes', `has ${value.routes.length} routes (at most ${manifestLimits.maxRoutes})`)
+    else {
+      const cellNames = new Set(isPlainObject(value.cells) ? Object.keys(value.cells) : [])
+      const shapes = new Map<string, number>()
+      value.routes.forEach((line, i) => {
+        const route = checkRoute(c, `routes[${i}]`, line, cellNames)
+        if (route === undefined) return
+        const shape = routeShape(route)
+        const first = shapes.get(shape)
+        if (first !== undefined) { c.add(`routes[${i}]`, `${route.method} ${route.path} matches the same requests as routes[${first}]`); return }
+        shapes.set(shape, i)
+        routes.push(route)
+      })
+    }
+  }
+
+  if (c.issues.length > 0) throw new ManifestError(file, c.issues)
+  return { app, cells, routes }
+}
+
+/**
+ * Parses manifest YAML. `file` names the source in error messages. Refuses oversized
+ * text, YAML syntax errors, duplicate keys, several documents, and alias expansion beyond
+ * `manifestLimits.maxAliases` (a "billion laughs" file fails fast instead of eating memory).
+ */
+export function parseManifest (text: string, file: string): AppManifest {
+  if (Buffer.byteLength(text, 'utf8') > manifestLimits.maxFileBytes) {
+    throw new ManifestError(file, [{ field: '(file)', reason: `is larger than ${formatSize(manifestLimits.maxFileBytes)}` }])
+  }
+  const lineCounter = new LineCounter()
+  const doc = parseDocument(text, { lineCounter, uniqueKeys: true, prettyErrors: false, strict: true, merge: false })
+  const yamlIssues = [...doc.errors, ...doc.warnings].map(e => ({
+    field: ((pos) => `${pos.line}:${pos.col}`)(lineCounter.linePos(e.pos[0])),
+    reason: e.code === 'DUPLICATE_KEY' ? 'duplicate key' : e.code === 'MULTIPLE_DOCS' ? 'a manifest is a single YAML document' : e.message.split('\n')[0]
+  }))
+  visit(doc, {
+    Pair (_, pair) {
+      if (pair.key !== null && !isScalar(pair.key)) {
+        const pos = lineCounter.linePos((pair.key as { range?: [number] }).range?.[0] ?? 0)
+        yamlIssues.push({ field: `${pos.line}:${pos.col}`, reason: 'keys must be plain names, not lists or mappings' })
+      }
+    }
+  })
+  if (yamlIssues.length > 0) throw new ManifestError(file, yamlIssues)
+  let value: unknown
+  try {
+    value = doc.toJS({ maxAliasCount: manifestLimits.maxAliases })
+  } catch (err) {
+    throw new ManifestError(file, [{ field: '(yaml)', reason: (err as Error).message.split('\n')[0] }])
+  }
+  return validateManifest(value, file)
+}
+
+/** Reads and parses a manifest file; errors name the file by its base name. */
+export async function loadManifest (path: string, signal?: AbortSignal): Promise<AppManifest> {
+  const file = basename(path)
+  let size: number
+  try {
+    size = (await stat(path)).size
+  } catch (err) {
+    throw new ManifestError(file, [{ field: '(file)', reason: `cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})` }])
+  }
+  if (size > manifestLimits.maxFileBytes) throw new ManifestError(file, [{ field: '(file)', reason: `is larger than ${formatSize(manifestLimits.maxFileBytes)}` }])
+  const text = await readFile(path, { encoding: 'utf8', signal })
+  return parseManifest(text, file)
+}
+
+/** Absolute path of a cell's code module, given the manifest file's path. */
+export function resolveCellCode (manifestPath: string, spec: Pick<CellSpec, 'code'>): string {
+  return resolve(dirname(manifestPath), spec.code)
+}
