@@ -165,9 +165,11 @@ class HttpGateway implements Gateway {
     const init = this.init
     const serverFactory = (handler: (req: IncomingMessage, res: ServerResponse) => void): Server => {
       // Slow clients: headers and whole requests have deadlines, idle sockets are closed.
+      const requestTimeout = init.requestTimeoutMs ?? 30_000
       const server = createServer({
-        headersTimeout: init.headersTimeoutMs ?? 10_000,
-        requestTimeout: init.requestTimeoutMs ?? 30_000,
+        // Node requires headersTimeout <= requestTimeout
+        headersTimeout: Math.min(init.headersTimeoutMs ?? 10_000, requestTimeout),
+        requestTimeout,
         keepAliveTimeout: init.keepAliveTimeoutMs ?? 5_000,
         connectionsCheckingInterval: init.connectionsCheckingIntervalMs ?? 1_000
       }, handler)
@@ -184,9 +186,11 @@ class HttpGateway implements Gateway {
       forceCloseConnections: 'idle',
       onProtoPoisoning: 'error',
       onConstructorPoisoning: 'error',
+      // a URL the router cannot decode (bad percent-encoding) ends here, before any hook
       frameworkErrors: (err, request, reply) => {
-        request.log.info({ err: err.message }, 'bad request')
-        void (reply as FastifyReply).code(400).send({ error: err.message })
+        const message = err.code === 'FST_ERR_BAD_URL' ? `invalid path: ${err.message}` : err.message
+        request.log.info({ err: message }, 'bad request')
+        void (reply as FastifyReply).code(400).header('x-request-id', request.id).send({ error: message })
       }
     })
     // only JSON bodies reach cells
