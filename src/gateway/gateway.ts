@@ -94,8 +94,11 @@ class HttpGateway implements Gateway {
   private readonly retry: RetryPolicy
   private readonly defaultTimeoutMs: number
   private readonly retryAfter: string
-  private readonly fastify: FastifyInstance
-  private stopController = new AbortController()
+  private readonly logger: FastifyBaseLogger | undefined
+  /** built anew by each start(): a closed Fastify instance cannot listen again */
+  private fastify: FastifyInstance | undefined
+  /** one controller per request waiting on a cell, so stop() can abort them all */
+  private readonly pending = new Set<AbortController>()
   private boundAddress: string | undefined
   private started = false
 
@@ -105,7 +108,7 @@ class HttpGateway implements Gateway {
     this.retry = { maxRetries: init.maxRetries ?? 4, backoffMs: 50, maxBackoffMs: 1000 }
     this.defaultTimeoutMs = init.defaultTimeoutMs ?? 10_000
     this.retryAfter = String(init.retryAfterSeconds ?? 1)
-    this.fastify = this.buildServer(components.logger)
+    this.logger = components.logger
   }
 
   get inFlight (): number {
@@ -114,11 +117,19 @@ class HttpGateway implements Gateway {
 
   async start (): Promise<void> {
     if (this.started) return
-    this.stopController = new AbortController()
-    await this.fastify.listen({ host: this.init.host ?? '127.0.0.1', port: this.init.port ?? 0 })
-    const address = this.fastify.server.address() as AddressInfo
-    const host = address.family === 'IPv6' ? `[${address.address}]` : address.address
-    this.boundAddress = `http://${host}:${address.port}`
+    const fastify = this.buildServer(this.logger)
+    const host = this.init.host ?? '127.0.0.1'
+    const port = this.init.port ?? 0
+    try {
+      await fastify.listen({ host, port })
+    } catch (err) {
+      await fastify.close()
+      throw new Error(`gateway cannot listen on ${host}:${port}: ${(err as Error).message}`)
+    }
+    this.fastify = fastify
+    const address = fastify.server.address() as AddressInfo
+    const bound = address.family === 'IPv6' ? `[${address.address}]` : address.address
+    this.boundAddress = `http://${bound}:${address.port}`
     this.started = true
   }
 
@@ -126,8 +137,9 @@ class HttpGateway implements Gateway {
     if (!this.started) return
     this.started = false
     // requests waiting on cells answer 503 at once, so close() does not wait for them
-    this.stopController.abort(new StopRequested())
-    await this.fastify.close()
+    for (const controller of this.pending) controller.abort(new StopRequested())
+    await this.fastify?.close()
+    this.fastify = undefined
     this.boundAddress = undefined
   }
 
@@ -138,14 +150,14 @@ class HttpGateway implements Gateway {
 
   setRoutes (app: string, routes: readonly GatewayRoute[]): void {
     this.table.set(app, routes)
-    this.fastify.log.info({ app, routes: routes.length }, 'gateway routes set')
+    this.logger?.info({ app, routes: routes.length }, 'gateway routes set')
   }
 
   removeApp (app: string): boolean {
     const removed = this.table.remove(app)
     if (removed) {
       this.balancer.forgetApp(app)
-      this.fastify.log.info({ app }, 'gateway routes removed')
+      this.logger?.info({ app }, 'gateway routes removed')
     }
     return removed
   }
@@ -196,15 +208,16 @@ class HttpGateway implements Gateway {
     // only JSON bodies reach cells
     fastify.removeContentTypeParser('text/plain')
 
-    fastify.addHook('onSend', async (request, reply) => {
+    // a callback hook, not an async one: it runs on every request
+    fastify.addHook('onRequest', (request, reply, done) => {
       reply.header('x-request-id', request.id)
-    })
-    fastify.addHook('onRequest', async (request, reply) => {
       const reason = checkRequestPath(pathOf(request.url))
-      if (reason != null) {
-        request.log.info({ url: request.url, reason }, 'refused path')
-        return await reply.code(400).send({ error: `invalid path: ${reason}` })
+      if (reason == null) {
+        done()
+        return
       }
+      request.log.info({ url: request.url, reason }, 'refused path')
+      void reply.code(400).send({ error: `invalid path: ${reason}` })
     })
     fastify.setErrorHandler((err: FastifyError, request, reply) => {
       let status = typeof err.statusCode === 'number' && err.statusCode >= 400 ? err.statusCode : 500
@@ -244,9 +257,10 @@ class HttpGateway implements Gateway {
       return await this.unavailable(reply, `too many requests in flight for ${app}/${route.cell}`)
     }
     // the client going away (or the gateway stopping) aborts the ask
-    const clientGone = new AbortController()
-    const onClose = (): void => { if (!reply.raw.writableFinished) clientGone.abort(new Error('client closed the connection')) }
+    const controller = new AbortController()
+    const onClose = (): void => { if (!reply.raw.writableFinished) controller.abort(new Error('client closed the connection')) }
     reply.raw.once('close', onClose)
+    this.pending.add(controller)
     let outcome: InvokeOutcome
     try {
       outcome = await invokeCell(this.backend, this.balancer, {
@@ -257,9 +271,10 @@ class HttpGateway implements Gateway {
         messageId: randomUUID(),
         timeoutMs: route.timeoutMs ?? this.defaultTimeoutMs,
         retryable: SAFE_METHODS.has(request.method) || this.backend.dedupesByMessageId === true,
-        signal: AbortSignal.any([clientGone.signal, this.stopController.signal])
+        controller
       }, this.retry)
     } finally {
+      this.pending.delete(controller)
       release()
       reply.raw.off('close', onClose)
     }

@@ -14,8 +14,9 @@ export interface InvokeRequest {
   timeoutMs: number
   /** whether a CELL_UNAVAILABLE failure may be retried (safe method, or a deduping receiver) */
   retryable: boolean
-  /** aborted when the client goes away or the gateway stops */
-  signal: AbortSignal
+  /** the request's one controller: the caller aborts it when the client goes away or the
+   * gateway stops, invokeCell when the deadline passes; its signal goes to every ask */
+  controller: AbortController
 }
 
 export interface RetryPolicy {
@@ -43,11 +44,8 @@ class DeadlineExpired extends Error {
 
 export async function invokeCell (backend: GatewayBackend, balancer: ReplicaBalancer, request: InvokeRequest, policy: RetryPolicy): Promise<InvokeOutcome> {
   const deadline = Date.now() + request.timeoutMs
-  const controller = new AbortController()
+  const controller = request.controller
   const timer = setTimeout(() => { controller.abort(new DeadlineExpired()) }, request.timeoutMs)
-  const onOuterAbort = (): void => { controller.abort(request.signal.reason) }
-  if (request.signal.aborted) onOuterAbort()
-  else request.signal.addEventListener('abort', onOuterAbort, { once: true })
   const aborted = abortedPromise(controller.signal)
   try {
     let avoid: number | undefined
@@ -67,7 +65,6 @@ export async function invokeCell (backend: GatewayBackend, balancer: ReplicaBala
     }
   } finally {
     clearTimeout(timer)
-    request.signal.removeEventListener('abort', onOuterAbort)
   }
 }
 

@@ -47,6 +47,7 @@ describe('gateway: bad input', () => {
         const res = await getJson(`${base}/shop/count`, { method: 'POST', headers: { 'content-type': 'application/json' }, body })
         assert.equal(res.status, 400, body)
         assert.equal(typeof res.json.error, 'string')
+        assert.ok(res.headers.get('x-request-id') != null)
       }
       assert.equal(backend.asks.length, 0)
     })
@@ -77,6 +78,7 @@ describe('gateway: bad input', () => {
       const big = JSON.stringify({ pad: 'x'.repeat(2000) })
       const declared = await postJson(`${base}/shop/count`, JSON.parse(big))
       assert.equal(declared.status, 413)
+      assert.ok(declared.headers.get('x-request-id') != null)
       assert.match(declared.json.error, /too large/i)
       const chunked = await getJson(`${base}/shop/count`, {
         method: 'POST',

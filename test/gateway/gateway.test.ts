@@ -167,7 +167,7 @@ describe('gateway: routes to cells over HTTP', () => {
     assert.equal((await slow).json, 99)
   })
 
-  it('answers requests still waiting on a cell with 503 when it stops', async () => {
+  it('answers requests still waiting on a cell with 503 when it stops, and can start again', async () => {
     const never = gate()
     backend.cell('shop', 'counter', 'get', () => never.promise)
     const pending = getJson(`${base}/shop/count`)
@@ -176,6 +176,12 @@ describe('gateway: routes to cells over HTTP', () => {
     const res = await pending
     assert.equal(res.status, 503)
     assert.match(res.json.error, /stopping/)
-    await startGateway() // afterEach stops it again
+    await assert.rejects(fetch(`${base}/shop/count`), 'nothing listens once stopped')
+
+    // it starts again with its routes (on a new ephemeral port)
+    backend.cell('shop', 'counter', 'get', () => 'back')
+    await gateway.start()
+    base = gateway.address()
+    assert.equal((await getJson(`${base}/shop/count`)).json, 'back')
   })
 })
