@@ -2,7 +2,7 @@
 // turns each request into an ask to a cell through the injected backend.
 import { randomUUID } from 'node:crypto'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
-import type { AddressInfo } from 'node:net'
+import type { AddressInfo, Socket } from 'node:net'
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import type { GatewayBackend } from './backend.js'
 import { ReplicaBalancer } from './balancer.js'
@@ -37,7 +37,8 @@ export interface GatewayInit {
   requestTimeoutMs?: number
   /** an idle keep-alive connection is closed after this (ms); default 5 s */
   keepAliveTimeoutMs?: number
-  /** a connection with no traffic at all is closed after this (ms); default 60 s */
+  /** a connection with no traffic is closed after this (ms), unless the gateway itself is
+   * still waiting on a cell for it; default 60 s */
   idleTimeoutMs?: number
   /** how often the server looks for connections past the header/request deadlines (ms); default 1 s */
   connectionsCheckingIntervalMs?: number
@@ -99,6 +100,8 @@ class HttpGateway implements Gateway {
   private fastify: FastifyInstance | undefined
   /** one controller per request waiting on a cell, so stop() can abort them all */
   private readonly pending = new Set<AbortController>()
+  /** sockets whose request is waiting on a cell: their silence is not the client's fault */
+  private readonly busySockets = new Set<Socket>()
   private boundAddress: string | undefined
   private started = false
 
@@ -186,6 +189,8 @@ class HttpGateway implements Gateway {
         connectionsCheckingInterval: init.connectionsCheckingIntervalMs ?? 1_000
       }, handler)
       server.setTimeout(init.idleTimeoutMs ?? 60_000)
+      // with a listener Node leaves the socket open; close it only if the silence is the client's
+      server.on('timeout', (socket: Socket) => { if (!this.busySockets.has(socket)) socket.destroy() })
       return server
     }
     const fastify = Fastify({
@@ -261,6 +266,8 @@ class HttpGateway implements Gateway {
     const onClose = (): void => { if (!reply.raw.writableFinished) controller.abort(new Error('client closed the connection')) }
     reply.raw.once('close', onClose)
     this.pending.add(controller)
+    const socket = request.raw.socket
+    this.busySockets.add(socket)
     let outcome: InvokeOutcome
     try {
       outcome = await invokeCell(this.backend, this.balancer, {
@@ -275,6 +282,7 @@ class HttpGateway implements Gateway {
       }, this.retry)
     } finally {
       this.pending.delete(controller)
+      this.busySockets.delete(socket)
       release()
       reply.raw.off('close', onClose)
     }

@@ -168,6 +168,24 @@ describe('gateway: bad input', () => {
       assert.ok(received === '' || received.startsWith('HTTP/1.1 408'), `cut off by the request deadline, got: ${received.slice(0, 40)}`)
       assert.equal(backend.asks.length, 0)
     })
+
+    it('closes a connection that stays silent, but not one waiting on a slow cell', async () => {
+      // header and request deadlines far off: only the idle deadline can close it within waitFor's time
+      await startGateway({ idleTimeoutMs: 200, headersTimeoutMs: 60_000, requestTimeoutMs: 60_000 })
+      // the cell takes several idle periods to answer: the client must still get its answer
+      backend.cell('shop', 'counter', 'get', async () => await new Promise(resolve => setTimeout(() => { resolve('slow but fine') }, 1000)))
+      const res = await rawRequest(base, 'GET', '/shop/count')
+      assert.equal(res.status, 200)
+      assert.equal(JSON.parse(res.body), 'slow but fine')
+
+      const url = new URL(base)
+      const socket = connect(Number(url.port), url.hostname)
+      sockets.push(socket)
+      let closed = false
+      socket.on('close', () => { closed = true })
+      socket.on('error', () => {})
+      await waitFor(() => closed, { what: 'the silent connection to be closed' })
+    })
   })
 
   describe('cells that fail', () => {
