@@ -10,7 +10,7 @@ import { InFlightLimits } from './in-flight-limits.js'
 import { invokeCell, type InvokeOutcome, type RetryPolicy } from './invoke.js'
 import { checkRequestPath, pathOf } from './request-path.js'
 import { RouteTable } from './route-table.js'
-import { ROUTE_METHODS, type GatewayRoute } from './routes.js'
+import { MAX_ROUTE_TIMEOUT_MS, ROUTE_METHODS, type GatewayRoute } from './routes.js'
 
 export interface GatewayComponents {
   backend: GatewayBackend
@@ -77,8 +77,34 @@ const MiB = 1024 * 1024
 const SANE_REQUEST_ID = /^[A-Za-z0-9._:@-]{1,128}$/
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS'])
 
+/** Throws a one-line error naming a bad option. */
 export function createGateway (components: GatewayComponents, init: GatewayInit = {}): Gateway {
+  checkInit(init)
   return new HttpGateway(components, init)
+}
+
+const POSITIVE_OPTIONS = ['bodyLimit', 'maxInFlight', 'maxInFlightPerCell', 'defaultTimeoutMs', 'headersTimeoutMs',
+  'requestTimeoutMs', 'keepAliveTimeoutMs', 'idleTimeoutMs', 'connectionsCheckingIntervalMs'] as const
+
+function checkInit (init: GatewayInit): void {
+  for (const name of POSITIVE_OPTIONS) {
+    const value = init[name]
+    if (value !== undefined && !(Number.isSafeInteger(value) && value >= 1)) {
+      throw new Error(`gateway option ${name} must be a whole number of at least 1, got ${String(value)}`)
+    }
+  }
+  for (const name of ['maxRetries', 'retryAfterSeconds'] as const) {
+    const value = init[name]
+    if (value !== undefined && !(Number.isSafeInteger(value) && value >= 0)) {
+      throw new Error(`gateway option ${name} must be a whole number of at least 0, got ${String(value)}`)
+    }
+  }
+  if (init.port !== undefined && !(Number.isSafeInteger(init.port) && init.port >= 0 && init.port <= 65535)) {
+    throw new Error(`gateway option port must be 0-65535, got ${String(init.port)}`)
+  }
+  if (init.defaultTimeoutMs !== undefined && init.defaultTimeoutMs > MAX_ROUTE_TIMEOUT_MS) {
+    throw new Error(`gateway option defaultTimeoutMs must be at most ${MAX_ROUTE_TIMEOUT_MS}`)
+  }
 }
 
 class StopRequested extends Error {
@@ -252,6 +278,8 @@ class HttpGateway implements Gateway {
   }
 
   private async serve (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+    // a request whose body was still arriving when stop() aborted the others
+    if (!this.started) return await this.unavailable(reply, 'gateway is stopping')
     const path = pathOf(request.url)
     const match = this.table.match(request.method, path)
     if (match == null) return await reply.code(404).send({ error: `no route for ${request.method} ${path}` })

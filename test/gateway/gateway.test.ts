@@ -142,6 +142,20 @@ describe('gateway: routes to cells over HTTP', () => {
     ])
   })
 
+  it('refuses bad options with a one-line error', () => {
+    assert.throws(() => createGateway({ backend }, { bodyLimit: -1 }), /option bodyLimit must be a whole number of at least 1, got -1/)
+    assert.throws(() => createGateway({ backend }, { maxInFlight: 0 }), /maxInFlight/)
+    assert.throws(() => createGateway({ backend }, { port: 70000 }), /port must be 0-65535/)
+    assert.throws(() => createGateway({ backend }, { maxRetries: 1.5 }), /maxRetries/)
+    assert.throws(() => createGateway({ backend }, { defaultTimeoutMs: 1e9 }), /defaultTimeoutMs must be at most/)
+  })
+
+  it('reports a port it cannot bind as a one-line error', async () => {
+    const port = Number(new URL(base).port)
+    const other = createGateway({ backend }, { port })
+    await assert.rejects(other.start(), /gateway cannot listen on 127.0.0.1:\d+: .*EADDRINUSE/)
+  })
+
   it('spreads requests over a cell\'s replicas and prefers the least busy one', async () => {
     backend.setReplicas('shop', 'counter', 3)
     for (let i = 0; i < 6; i++) assert.equal((await getJson(`${base}/shop/count`)).status, 200)
