@@ -60,7 +60,9 @@ export async function invokeCell (backend: GatewayBackend, balancer: ReplicaBala
       try {
         await delay(Math.min(backoff, Math.max(0, deadline - Date.now())), undefined, { signal: controller.signal })
       } catch {
-        return abortOutcome(controller.signal)
+        // the deadline passing while the cell is away is still the cell being unavailable
+        const outcome = abortOutcome(controller.signal)
+        return outcome.kind === 'timeout' ? { kind: 'unavailable', message: failure.message, attempts: attempt } : outcome
       }
     }
   } finally {

@@ -230,6 +230,14 @@ describe('gateway: bad input', () => {
       assert.equal(backend.asks.length, 5, 'first try and 4 retries')
     })
 
+    it('answers 503, not 504, when the route deadline passes while the cell stays unavailable', async () => {
+      backend.cell('shop', 'slow', 'wait', () => { throw new BackendError(BackendErrorCode.unavailable, 'failing over') })
+      const res = await getJson(`${base}/shop/slow`)
+      assert.equal(res.status, 503)
+      assert.match(res.json.error, /failing over/)
+      assert.ok(backend.asks.length >= 1 && backend.asks.length < 5, `retried within the 300 ms deadline (${backend.asks.length} asks)`)
+    })
+
     it('does not retry a POST unless the backend dedupes by message id', async () => {
       let failures = 0
       backend.cell('shop', 'counter', 'increment', () => {

@@ -142,6 +142,18 @@ describe('gateway: routes to cells over HTTP', () => {
     ])
   })
 
+  it('answers many concurrent requests and settles back to nothing in flight', async () => {
+    backend.setReplicas('shop', 'items', 4)
+    backend.cell('shop', 'items', 'get', async (arg: { params: { id: string } }) => await Promise.resolve(Number(arg.params.id) * 2))
+    const results = await Promise.all(Array.from({ length: 200 }, async (_, i) => await getJson(`${base}/shop/items/${i}`)))
+    results.forEach((res, i) => {
+      assert.equal(res.status, 200)
+      assert.equal(res.json, i * 2)
+    })
+    assert.equal(gateway.inFlight, 0)
+    assert.deepEqual((await getJson(`${base}/_stem/health`)).json.inFlight, 0)
+  })
+
   it('refuses bad options with a one-line error', () => {
     assert.throws(() => createGateway({ backend }, { bodyLimit: -1 }), /option bodyLimit must be a whole number of at least 1, got -1/)
     assert.throws(() => createGateway({ backend }, { maxInFlight: 0 }), /maxInFlight/)
