@@ -26,7 +26,7 @@ const APP_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/i
 const STATIC_SEGMENT = /^[A-Za-z0-9._~!$&'+,=@-]+$/
 const PARAM_SEGMENT = /^:[A-Za-z_][A-Za-z0-9_]{0,63}$/
 const IDENTIFIER = /^[A-Za-z_$][A-Za-z0-9_$]{0,127}$/
-/** one minute beyond any sane per-message limit; longer asks belong in a job, not a request */
+/** the longest a route may wait for its cell: longer work belongs in a job, not an HTTP request */
 export const MAX_ROUTE_TIMEOUT_MS = 10 * 60_000
 
 export function isRouteMethod (method: string): method is RouteMethod {
