@@ -175,18 +175,25 @@ describe('cells: runtime lifecycle and messaging', function () {
   })
 
   it('a cell host past its RSS limit is killed; one that dies again and again marks its cells failed', async () => {
-    const tight = createCellRuntime({ heartbeatInterval: 100, hostRssBase: 1 * MIB, memoryHeadroom: 0, maxHostRestarts: 3 })
+    const tight = createCellRuntime({ heartbeatInterval: 100, hostRssBase: 160 * MIB, memoryHeadroom: 0, maxHostRestarts: 3 })
     const seen: Array<{ type: string, reason: string }> = []
     tight.addEventListener('host:crashed', e => { seen.push({ type: 'host:crashed', reason: e.detail.reason }) })
     tight.addEventListener('cell:failed', e => { seen.push({ type: 'cell:failed', reason: e.detail.reason ?? '' }) })
     tight.start()
     try {
-      await tight.transform('fat/c#0', await b.bundle('fat/c', COUNTER), { owner: b.owner.publicKey })
-      await waitFor(() => seen.some(e => e.type === 'cell:failed'), { what: 'cell failed', timeout: 30_000 })
-      assert.match(seen[0].reason, /passed its memory limit: RSS \d+ MiB > 1 MiB/)
+      // the isolate may hold 512 MiB, but the host may only reach 160 MiB of RSS
+      const hog = `const keep = []
+        export default class Hog { grow () { for (let i = 0; i < 300; i++) keep.push(new Array(125000).fill(i)); return keep.length } }`
+      await tight.transform('fat/c#0', await b.bundle('fat/c', hog, { memory: 512 * MIB, timeout: 5000 }), { owner: b.owner.publicKey })
+      for (let death = 1; death <= 3; death++) {
+        await waitFor(async () => await tight.ask('fat/c#0', 'grow').then(() => false, (err: Error) => /has failed|crashed/.test(err.message)), { what: `host death ${death}`, timeout: 30_000 })
+        await waitFor(() => seen.filter(e => e.type === 'host:crashed').length >= death)
+      }
+      await waitFor(() => seen.some(e => e.type === 'cell:failed'), { what: 'cell failed' })
+      assert.match(seen[0].reason, /passed its memory limit: RSS \d+ MiB > 160 MiB/)
       assert.match(seen.find(e => e.type === 'cell:failed')?.reason ?? '', /died 3 times within 60 s/)
       assert.equal(tight.cell('fat/c#0')?.status, 'failed')
-      await assert.rejects(tight.ask('fat/c#0', 'get'), /has failed/)
+      await assert.rejects(tight.ask('fat/c#0', 'grow'), /has failed/)
       assert.equal(tight.hostPids().has('fat'), false)
     } finally {
       await tight.stop()

@@ -37,8 +37,11 @@ export class CellActor {
   private messageSeq = 0
   private readonly crashes: number[] = []
   private readonly idleWork: Array<() => void> = []
-  /** logs accepted since the current message started (flood bound) */
+  /** logs and tells since the current message started (flood bounds) */
   logsThisMessage = 0
+  tellsThisMessage = 0
+  /** this cell's asks awaiting an answer */
+  outstandingAsks = 0
 
   constructor (
     readonly address: string,
@@ -115,6 +118,7 @@ export class CellActor {
     const id = ++this.messageSeq
     const cpuStart = sandbox.cpuMs()
     this.logsThisMessage = 0
+    this.tellsThisMessage = 0
     let text: string | undefined
     try {
       text = sandbox.enter(this.limits.timeout, 'call', id, message.method, message.args)

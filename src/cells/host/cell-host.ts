@@ -122,7 +122,11 @@ export class CellHost {
   /** A cell's stem.ask/tell: local cells directly, anything else through the node's router. */
   private outgoing (from: CellActor, cellAskId: number, address: string, method: string, argsJson: string, tell: boolean): string | undefined {
     if (argsJson.length > this.bounds.maxMessageBytes) return `arguments are too large: ${argsJson.length} characters of JSON, limit ${this.bounds.maxMessageBytes}`
-    if (this.outstanding(from) >= this.bounds.maxPendingAsks) return `too many pending asks from ${from.address} (limit ${this.bounds.maxPendingAsks})`
+    if (tell) {
+      if (++from.tellsThisMessage > this.bounds.maxPendingAsks) return `too many tells from ${from.address} in one message (limit ${this.bounds.maxPendingAsks})`
+    } else if (from.outstandingAsks >= this.bounds.maxPendingAsks) {
+      return `too many pending asks from ${from.address} (limit ${this.bounds.maxPendingAsks})`
+    }
     const target = this.resolveLocal(address)
     const generation = from.generation
     if (target !== undefined) {
@@ -135,20 +139,18 @@ export class CellHost {
         return undefined
       }
       const askId = ++this.askSeq
+      from.outstandingAsks++
       this.pendingAsks.set(askId, { actor: from, generation, cellAskId, deadline: Date.now() + this.bounds.askTimeout, target: address })
       target.deliver({ method, args: argsJson, reply: (ok, text) => { this.answer(askId, ok, text) } })
       return undefined
     }
     const askId = ++this.askSeq
-    if (!tell) this.pendingAsks.set(askId, { actor: from, generation, cellAskId, deadline: Date.now() + this.bounds.askTimeout, target: address })
+    if (!tell) {
+      from.outstandingAsks++
+      this.pendingAsks.set(askId, { actor: from, generation, cellAskId, deadline: Date.now() + this.bounds.askTimeout, target: address })
+    }
     this.send({ t: 'ask', askId, from: from.address, address, method, args: argsJson, tell })
     return undefined
-  }
-
-  private outstanding (actor: CellActor): number {
-    let n = 0
-    for (const p of this.pendingAsks.values()) if (p.actor === actor) n++
-    return n
   }
 
   /** `app/cell#i` exactly, or for `app/cell` the first local replica. */
@@ -164,6 +166,7 @@ export class CellHost {
     const pending = this.pendingAsks.get(askId)
     if (pending === undefined) return
     this.pendingAsks.delete(askId)
+    pending.actor.outstandingAsks--
     if (ok && text.length > this.bounds.maxMessageBytes) { ok = false; text = `result is too large: ${text.length} characters of JSON, limit ${this.bounds.maxMessageBytes}` }
     // never re-enter an isolate from inside another one's call: continue after it returns
     queueMicrotask(() => { pending.actor.resolveAsk(pending.generation, pending.cellAskId, ok, text) })
