@@ -114,7 +114,9 @@ function call (id, method, argsJson) {
   if (!isMessage(method)) return finish(false, 'unknown method ' + stringify(SafeString(method).slice(0, 100)) + ' on ' + self)
   let r
   try {
-    r = apply(instance[method], instance, parse(argsJson))
+    const args = parse(argsJson)
+    if (!isArray(args)) return finish(false, 'arguments must be a JSON array')
+    r = apply(instance[method], instance, args)
   } catch (err) {
     return finish(false, errorText(err))
   }
