@@ -122,6 +122,7 @@ export class CellHost {
   /** A cell's stem.ask/tell: local cells directly, anything else through the node's router. */
   private outgoing (from: CellActor, cellAskId: number, address: string, method: string, argsJson: string, tell: boolean): string | undefined {
     if (argsJson.length > this.bounds.maxMessageBytes) return `arguments are too large: ${argsJson.length} characters of JSON, limit ${this.bounds.maxMessageBytes}`
+    // the isolate enforces these bounds itself; these checks hold if it was tampered with
     if (tell) {
       if (++from.tellsThisMessage > this.bounds.maxPendingAsks) return `too many tells from ${from.address} in one message (limit ${this.bounds.maxPendingAsks})`
     } else if (from.outstandingAsks >= this.bounds.maxPendingAsks) {
@@ -168,8 +169,7 @@ export class CellHost {
     this.pendingAsks.delete(askId)
     pending.actor.outstandingAsks--
     if (ok && text.length > this.bounds.maxMessageBytes) { ok = false; text = `result is too large: ${text.length} characters of JSON, limit ${this.bounds.maxMessageBytes}` }
-    // never re-enter an isolate from inside another one's call: continue after it returns
-    queueMicrotask(() => { pending.actor.resolveAsk(pending.generation, pending.cellAskId, ok, text) })
+    pending.actor.queueAnswer(pending.generation, pending.cellAskId, ok, text)
   }
 
   private sweepAsks (): void {

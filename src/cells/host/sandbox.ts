@@ -8,11 +8,16 @@ import { isolateMemoryMiB } from '../limits.js'
 import type { CellLimits, RuntimeBounds } from '../limits.js'
 
 export interface SandboxHooks {
-  /** a cell's stem.ask / stem.tell; returns a refusal message, or undefined if accepted */
-  ask: (askId: number, address: string, method: string, argsJson: string, tell: boolean) => string | undefined
   log: (text: string) => void
-  /** an async message finished: text is 'o'/'e' + value + '\0' + state */
-  done: (id: number, text: string) => void
+}
+
+/** What one entry into the isolate produced (see isolate-bootstrap.ts for the packing). */
+export interface EntryResult {
+  result: string
+  /** packed outgoing asks/tells, '' if none */
+  out: string
+  /** packed finished async messages, '' if none */
+  finished: string
 }
 
 // compileModule sets these at run time; isolated-vm's typings omit them on Module
@@ -43,10 +48,11 @@ export class SandboxFault extends Error {}
 
 export class Sandbox {
   readonly isolate: ivm.Isolate
-  private readonly control: ivm.Reference<(op: string, a?: ivm.Transferable, b?: ivm.Transferable, c?: ivm.Transferable) => string | undefined>
+  private readonly control: ivm.Reference<(op: string, a?: ivm.Transferable, b?: ivm.Transferable, c?: ivm.Transferable) => string>
   private readonly context: ivm.Context
-  /** the state snapshot the isolate was built with or last produced */
+  /** the state snapshot the isolate was built with */
   initialState: string
+  fromInstall: EntryResult | undefined
 
   /**
    * Build an isolate running `code` with `state` (JSON text) restored into its instance.
@@ -56,16 +62,17 @@ export class Sandbox {
     this.isolate = new ivm.Isolate({ memoryLimit: isolateMemoryMiB(limits.memory) })
     try {
       this.context = this.isolate.createContextSync()
-      const ask = new ivm.Callback(hooks.ask, { sync: true })
       const log = new ivm.Callback(hooks.log, { sync: true })
-      const done = new ivm.Callback(hooks.done, { sync: true })
-      this.control = this.context.evalClosureSync(BOOTSTRAP_SOURCE, [ask, log, done, address, bounds.maxMessageBytes], { result: { reference: true } })
+      this.control = this.context.evalClosureSync(BOOTSTRAP_SOURCE, [log, address, bounds.maxMessageBytes, bounds.maxPendingAsks], { result: { reference: true } })
       const module = cache.compile(this.isolate, hash, code, `${address}.js`)
       module.instantiateSync(this.context, specifier => {
         throw new Error(`cells cannot import '${specifier}': a bundle must be one self-contained module`)
       })
       module.evaluateSync({ timeout: limits.timeout })
-      this.initialState = this.enter(limits.timeout, 'install', module.namespace.derefInto() as unknown as ivm.Transferable, state) as string
+      const installed = this.enter(limits.timeout, 'install', module.namespace.derefInto() as unknown as ivm.Transferable, state)
+      this.initialState = installed.result
+      /** asks a constructor made are handed to the actor once it exists */
+      this.fromInstall = installed
     } catch (err) {
       this.dispose()
       throw new Error(`cannot load ${address}: ${faultReason(err, limits)}`)
@@ -73,15 +80,18 @@ export class Sandbox {
   }
 
   /** Call into the isolate with a CPU budget (ms). Throws SandboxFault if the cell must end. */
-  enter (budgetMs: number, op: string, a?: ivm.Transferable, b?: ivm.Transferable, c?: ivm.Transferable): string | undefined {
+  enter (budgetMs: number, op: string, a?: ivm.Transferable, b?: ivm.Transferable, c?: ivm.Transferable): EntryResult {
+    let text: unknown
     try {
-      const result = this.control.applySync(undefined, [op, a, b, c], { timeout: Math.max(1, Math.ceil(budgetMs)) })
-      if (result !== undefined && typeof result !== 'string') throw new SandboxFault('returned a non-string from its dispatcher')
-      return result
+      text = this.control.applySync(undefined, [op, a, b, c], { timeout: Math.max(1, Math.ceil(budgetMs)) })
     } catch (err) {
-      if (err instanceof SandboxFault) throw err
       throw new SandboxFault((err as Error)?.message ?? String(err))
     }
+    if (typeof text !== 'string') throw new SandboxFault('returned a malformed answer')
+    const second = text.lastIndexOf('\x03')
+    const first = second > 0 ? text.lastIndexOf('\x03', second - 1) : -1
+    if (first < 0) throw new SandboxFault('returned a malformed answer')
+    return { result: text.slice(0, first), out: text.slice(first + 1, second), finished: text.slice(second + 1) }
   }
 
   /** CPU time the isolate has used, ms */
