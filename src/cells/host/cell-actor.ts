@@ -31,6 +31,8 @@ const HEAP_CHECK_EVERY = 32
 const HEAP_CHECK_CPU_MS = 1
 /** Separators of the packed records; answer texts are cleaned of them (host-side regex, not the cell's). */
 const CONTROL = /[\x00-\x1f]/g
+/** Messages run in one entry into the isolate, at most. */
+const MAX_BATCH = 64
 
 export class CellActor {
   private sandbox: Sandbox | undefined
@@ -47,9 +49,12 @@ export class CellActor {
   /** packed answers to this cell's asks, delivered in one entry */
   private answers: string[] = []
   private entriesSinceHeapCheck = 0
-  /** logs and tells since the current message started (flood bounds) */
+  /** messages to run one per entry (after a failed batch) */
+  private singleSteps = 0
+  /** logs and tells since the current entry started, and how many messages it runs (flood bounds) */
   logsThisMessage = 0
   tellsThisMessage = 0
+  entryMessages = 1
   /** this cell's asks awaiting an answer */
   outstandingAsks = 0
 
@@ -124,9 +129,10 @@ export class CellActor {
   }
 
   /**
-   * Deliver answers, then process queued messages until the mailbox is empty, a message
-   * awaits, or `budget` runs out; then one 'flush' entry collects what the microtasks of
-   * those entries produced (asks and finished messages made after an await).
+   * Deliver answers, then run queued messages (in batches: one entry into the isolate for
+   * many messages) until the mailbox is empty, a message awaits, or `budget` runs out;
+   * then one 'flush' entry collects what the microtasks of those entries produced (asks
+   * and finished messages after an await).
    */
   pump (budget: number): number {
     let ran = 0
@@ -136,9 +142,10 @@ export class CellActor {
       if (this.running !== undefined) break
       if (this.idleWork.length > 0) { (this.idleWork.shift() as () => void)(); continue }
       if (this.queue.length === 0 || ran >= budget || this.sandbox === undefined) break
-      this.start(this.queue.shift() as Message, this.sandbox)
+      const size = this.singleSteps > 0 ? 1 : Math.min(MAX_BATCH, budget - ran)
+      if (this.singleSteps > 0) this.singleSteps--
+      ran += this.runBatch(this.queue.splice(0, size), this.sandbox)
       entered = true
-      ran++
     }
     if (entered && this.sandbox !== undefined) this.flush(this.sandbox)
     return ran
@@ -163,28 +170,81 @@ export class CellActor {
     return this.running === undefined && (this.idleWork.length > 0 || (this.queue.length > 0 && this.sandbox !== undefined))
   }
 
-  private start (message: Message, sandbox: Sandbox): void {
-    const id = ++this.messageSeq
+  /**
+   * Run messages in one entry. Returns how many ran; the rest go back to the front of
+   * the queue. If a batch of several fails (CPU, memory), nothing of it escaped (replies,
+   * state and asks only leave with the entry's result), so the isolate is rebuilt from
+   * the last snapshot and the messages run again one at a time to find the culprit.
+   */
+  private runBatch (batch: Message[], sandbox: Sandbox): number {
+    const ids: number[] = []
+    let packed = ''
+    for (const message of batch) {
+      const id = ++this.messageSeq
+      ids.push(id)
+      packed += (packed === '' ? '' : '\x02') + `${id}\x01${message.method}\x01${message.args}`
+    }
     const cpuStart = sandbox.cpuMs()
     this.logsThisMessage = 0
     this.tellsThisMessage = 0
-    let entry: EntryResult
+    this.entryMessages = batch.length
+    let entry: EntryResult | undefined
+    let fault: string | undefined
     try {
-      entry = sandbox.enter(this.limits.timeout, 'call', id, message.method, message.args)
+      entry = sandbox.enter(this.limits.timeout, 'calls', packed, Math.max(1, this.limits.timeout >> 2))
     } catch (err) {
-      this.crash(faultReason(err, this.limits), message)
-      return
+      fault = faultReason(err, this.limits)
     }
-    if (this.overLimits(sandbox, cpuStart, cpuStart, message)) return
-    if (entry.result === 'p') {
-      const wallTimer = setTimeout(() => {
-        if (this.running?.id === id) this.crash(`exceeded its wall-clock limit of ${this.bounds.messageWallTime} ms for one message`, message)
-      }, this.bounds.messageWallTime)
-      this.running = { message, id, cpuStart, wallTimer }
-    } else if (!this.complete(message, entry.result)) {
-      return
+    fault ??= this.limitExceeded(sandbox, cpuStart, cpuStart)
+    if (fault !== undefined || entry === undefined) {
+      if (batch.length === 1) {
+        this.crash(fault ?? 'failed', batch[0])
+      } else {
+        this.queue.unshift(...batch)
+        this.singleSteps = batch.length
+        this.rebuild()
+      }
+      return 0
     }
-    this.afterEntry(entry, message)
+    const results = entry.result === '' ? [] : entry.result.split('\x02')
+    let ran = 0
+    for (const record of results) {
+      const cut = record.indexOf('\x01')
+      const message = batch[ran]
+      if (message === undefined || Number(record.slice(0, cut)) !== ids[ran]) {
+        this.crash('returned a malformed answer', undefined)
+        this.queue.unshift(...batch.slice(ran))
+        return ran
+      }
+      ran++
+      const result = record.slice(cut + 1)
+      if (result === 'p') {
+        const id = ids[ran - 1]
+        const wallTimer = setTimeout(() => {
+          if (this.running?.id === id) this.crash(`exceeded its wall-clock limit of ${this.bounds.messageWallTime} ms for one message`, message)
+        }, this.bounds.messageWallTime)
+        this.running = { message, id, cpuStart, wallTimer }
+        break
+      }
+      if (!this.complete(message, result)) return ran
+    }
+    if (ran < batch.length) this.queue.unshift(...batch.slice(ran))
+    this.afterEntry(entry, this.running?.message)
+    return ran
+  }
+
+  /** A fresh isolate from the last snapshot, after a failed batch (not counted as a crash: the culprit is found next). */
+  private rebuild (): void {
+    this.sandbox?.dispose()
+    this.sandbox = undefined
+    this.answers = []
+    try {
+      const sandbox = this.build(this.hash, this.code, this.limits, this.state)
+      this.sandbox = sandbox
+      this.afterInstall(sandbox)
+    } catch (err) {
+      this.fail(`cannot restart: ${(err as Error).message}`)
+    }
   }
 
   private deliverAnswers (sandbox: Sandbox): void {
@@ -252,18 +312,20 @@ export class CellActor {
 
   /** Checks CPU and heap after an entry into the isolate; crashes the cell if one is exceeded. */
   private overLimits (sandbox: Sandbox, cpuStart: number, entryStart: number, message: Message | undefined): boolean {
+    const reason = this.limitExceeded(sandbox, cpuStart, entryStart)
+    if (reason === undefined) return false
+    this.crash(reason, message)
+    return true
+  }
+
+  /** Which limit the cell is past, if any (CPU since `cpuStart`; heap now and then). */
+  private limitExceeded (sandbox: Sandbox, cpuStart: number, entryStart: number): string | undefined {
     const now = sandbox.cpuMs()
-    if (now - cpuStart > this.limits.timeout * 1.05 + 5) {
-      this.crash(`exceeded its CPU time limit of ${this.limits.timeout} ms`, message)
-      return true
-    }
-    if (++this.entriesSinceHeapCheck < HEAP_CHECK_EVERY && now - entryStart < HEAP_CHECK_CPU_MS) return false
+    if (now - cpuStart > this.limits.timeout * 1.05 + 5) return `exceeded its CPU time limit of ${this.limits.timeout} ms`
+    if (++this.entriesSinceHeapCheck < HEAP_CHECK_EVERY && now - entryStart < HEAP_CHECK_CPU_MS) return undefined
     this.entriesSinceHeapCheck = 0
-    if (sandbox.heapBytes() > this.limits.memory * HEAP_FACTOR) {
-      this.crash(`exceeded its memory limit of ${Math.round(this.limits.memory / 1048576)} MiB`, message)
-      return true
-    }
-    return false
+    if (sandbox.heapBytes() > this.limits.memory * HEAP_FACTOR) return `exceeded its memory limit of ${Math.round(this.limits.memory / 1048576)} MiB`
+    return undefined
   }
 
   /** Dispose the isolate, fail the offending message, restart from the last snapshot (or mark failed). */

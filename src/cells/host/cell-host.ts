@@ -10,6 +10,7 @@ import type { FromHost, ToHost } from './protocol.js'
 
 /** Messages one cell runs before others get a turn (and before the event loop does). */
 const PUMP_BUDGET = 256
+const CONTROL = /[\x00-\x1f]/
 /** Logs one message may write; the rest are dropped. */
 const MAX_LOGS_PER_MESSAGE = 100
 
@@ -39,8 +40,9 @@ export class CellHost {
     this.hooks = {
       ask: (actor, cellAskId, address, method, argsJson, tell) => this.outgoing(actor, cellAskId, address, method, argsJson, tell),
       log: (actor, text) => {
-        if (++actor.logsThisMessage > MAX_LOGS_PER_MESSAGE) return
-        this.send({ t: 'log', address: actor.address, text: actor.logsThisMessage === MAX_LOGS_PER_MESSAGE ? `${text} (further logs of this message dropped)` : text })
+        const cap = MAX_LOGS_PER_MESSAGE * actor.entryMessages
+        if (++actor.logsThisMessage > cap) return
+        this.send({ t: 'log', address: actor.address, text: actor.logsThisMessage === cap ? `${text} (further logs of this message dropped)` : text })
       },
       state: actor => { this.changedState.add(actor); this.wake() },
       fault: (actor, kind, reason) => { this.send({ t: 'event', address: actor.address, kind, reason }) },
@@ -79,6 +81,8 @@ export class CellHost {
     const reply = tell ? () => {} : (ok: boolean, text: string) => { this.send({ t: 'reply', id, ok, text }) }
     const actor = this.cells.get(address)
     if (actor === undefined) { reply(false, `no cell ${address} on this node`); return }
+    // control characters separate the records packed into the isolate; valid JSON has none
+    if (CONTROL.test(method) || CONTROL.test(args)) { reply(false, `invalid method name or arguments for ${address}`); return }
     actor.deliver({ method, args, reply })
   }
 
@@ -124,7 +128,7 @@ export class CellHost {
     if (argsJson.length > this.bounds.maxMessageBytes) return `arguments are too large: ${argsJson.length} characters of JSON, limit ${this.bounds.maxMessageBytes}`
     // the isolate enforces these bounds itself; these checks hold if it was tampered with
     if (tell) {
-      if (++from.tellsThisMessage > this.bounds.maxPendingAsks) return `too many tells from ${from.address} in one message (limit ${this.bounds.maxPendingAsks})`
+      if (++from.tellsThisMessage > this.bounds.maxPendingAsks * from.entryMessages) return `too many tells from ${from.address} in one message (limit ${this.bounds.maxPendingAsks})`
     } else if (from.outstandingAsks >= this.bounds.maxPendingAsks) {
       return `too many pending asks from ${from.address} (limit ${this.bounds.maxPendingAsks})`
     }

@@ -8,7 +8,12 @@
 //
 // control(op, …) is returned to the host (as a Reference):
 //   'install' (namespace, stateJson|null) → stateJson         build the instance
-//   'call'    (id, method, argsJson)      → 'o'/'e' + text + '\0' + stateJson, or 'p' (pending)
+//   'calls'   (packed messages, softMs)   → one result record per message run, in order; a
+//                                            result is 'o'/'e' + text + '\0' + stateJson, or 'p'
+//                                            (pending: it stops there, one message at a time). It
+//                                            also stops once softMs have passed; the host re-queues
+//                                            the messages it did not run.
+//   messages: records 'id\x01method\x01argsJson' joined by '\x02'; results: 'id\x01result'
 //   'resolve' (packed answers)            → settles pending stem.ask calls
 //   'flush'   ()                          → only the trailers: what the microtasks run at the
 //                                            end of the previous entry produced
@@ -27,7 +32,7 @@ const isFinite = Number.isFinite, apply = Reflect.apply, then = Promise.prototyp
 const SafeError = Error, SafeMap = Map, mapGet = Map.prototype.get, mapSet = Map.prototype.set, mapDelete = Map.prototype.delete
 const SafePromise = Promise, SafeString = String, fnToString = Function.prototype.toString
 const split = String.prototype.split, replace = String.prototype.replace, CONTROL = /[\x00-\x1f]/g
-const maxOut = 4 * maxBytes
+const maxOut = 4 * maxBytes, dateNow = Date.now
 const clean = text => apply(replace, text, [CONTROL, ' '])
 
 delete globalThis.SharedArrayBuffer
@@ -181,7 +186,7 @@ const stem = freeze({
     }
     hostLog(text.slice(0, 8192))
   },
-  now () { return Date.now() }
+  now () { return dateNow() }
 })
 defineProperty(globalThis, 'stem', { value: stem, writable: false, enumerable: false, configurable: false })
 
@@ -196,7 +201,19 @@ function settleAsk (record) {
 }
 
 return function control (op, a, b, c) {
-  if (op === 'call') { tells = 0; return trailer(call(a, b, c)) }
+  if (op === 'calls') {
+    const records = apply(split, a, ['\x02'])
+    const start = dateNow()
+    let results = ''
+    for (let i = 0; i < records.length; i++) {
+      const f = apply(split, records[i], ['\x01'])
+      tells = 0
+      const r = call(+f[0], f[1], f[2])
+      results += (i === 0 ? '' : '\x02') + f[0] + '\x01' + r
+      if (r === 'p' || dateNow() - start >= b) break
+    }
+    return trailer(results)
+  }
   if (op === 'flush') return trailer('')
   if (op === 'resolve') {
     const records = apply(split, a, ['\x02'])
