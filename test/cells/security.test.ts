@@ -343,6 +343,20 @@ describe('cells: security suite (hostile cells are contained)', function () {
       { message: "spawner.js imports node built-in 'child_process': cells cannot use Node APIs" })
   })
 
+  it('41. a looping message hidden in a batch fails alone; the messages around it are answered once, in order', async () => {
+    const crashes: string[] = []
+    const onCrash = (e: CustomEvent<{ address: string }>): void => { crashes.push(e.detail.address) }
+    runtime.addEventListener('cell:crashed', onCrash)
+    const address = await hostile('export default class A { n = 0; inc () { return ++this.n } loop () { for (;;) {} } }')
+    const methods = ['inc', 'inc', 'inc', 'inc', 'loop', 'inc', 'inc', 'inc']
+    const results = await Promise.allSettled(methods.map(m => runtime.ask(address, m)))
+    runtime.removeEventListener('cell:crashed', onCrash)
+    assert.deepEqual(results.map(r => r.status === 'fulfilled' ? r.value : 'error'), [1, 2, 3, 4, 'error', 5, 6, 7])
+    assert.match((results[4] as PromiseRejectedResult).reason.message, /CPU time limit/)
+    assert.deepEqual(crashes, [address])
+    assert.equal((await runtime.snapshot(address)).state, '{"n":7}')
+  })
+
   it('40. WebAssembly (and so WebAssembly.Memory growth) is unavailable', async () => {
     const r = await attack('x', `export default class A { x () {
       try { const m = new WebAssembly.Memory({ initial: 1, maximum: 65536 }); m.grow(16384); return 'grew' } catch (e) { return e.name }
