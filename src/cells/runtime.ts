@@ -179,6 +179,18 @@ export class CellRuntime extends TypedEventEmitter<CellRuntimeEvents> {
     return pids
   }
 
+  /**
+   * Memory held for cells, bytes: each running cell host's base footprint plus each cell's
+   * limit × headroom (hostile code reaches 2–3× an isolate's limit). This is what capacity
+   * accounting should count against the memory a node contributes; it is also each host's
+   * RSS limit.
+   */
+  reservedMemory (): number {
+    let total = 0
+    for (const app of this.hosts.keys()) total += this.hostRssLimit(app)
+    return total
+  }
+
   cell (address: string): CellInfo | undefined {
     const record = this.cellsByAddress.get(address)
     return record !== undefined ? info(record) : undefined
@@ -344,11 +356,15 @@ export class CellRuntime extends TypedEventEmitter<CellRuntimeEvents> {
       bounds: this.bounds,
       heartbeatInterval: this.opts.heartbeatInterval,
       heartbeatTimeout: () => this.opts.heartbeatTimeout + this.appCells(app).reduce((max, r) => Math.max(max, r.limits?.timeout ?? 0), 0),
-      rssLimit: () => this.opts.hostRssBase + this.appCells(app).reduce((sum, r) => sum + (r.limits?.memory ?? 0) * this.opts.memoryHeadroom, 0),
+      rssLimit: () => this.hostRssLimit(app),
       onMessage: message => { this.fromHost(app, message) },
       onExit: reason => { this.hostExited(app, process, reason) }
     })
     return process
+  }
+
+  private hostRssLimit (app: string): number {
+    return this.opts.hostRssBase + this.appCells(app).reduce((sum, r) => sum + (r.limits?.memory ?? 0) * this.opts.memoryHeadroom, 0)
   }
 
   private appCells (app: string): CellRecord[] {

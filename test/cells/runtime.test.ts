@@ -103,6 +103,8 @@ describe('cells: runtime lifecycle and messaging', function () {
     assert.equal(await runtime.ask('shop/counter#0', 'both', ['bank/vault#0']), 101)
     await assert.rejects(runtime.ask('shop/counter#0', 'both', ['nowhere/cell']), /no cell nowhere\/cell on this node/)
     assert.notEqual(runtime.hostPids().get('shop'), runtime.hostPids().get('bank'))
+    // two hosts' base footprint + three 32 MiB cells with 3× headroom
+    assert.equal(runtime.reservedMemory(), 2 * 192 * MIB + 3 * 3 * 32 * MIB)
   })
 
   it('a pluggable router receives asks to addresses outside the cell host', async () => {
@@ -157,7 +159,7 @@ describe('cells: runtime lifecycle and messaging', function () {
   it('a cell host that stops answering its heartbeat is killed and restarted', async () => {
     runtime.addEventListener('host:crashed', () => {})
     await runtime.transform('shop/counter#0', await b.bundle('shop/counter', COUNTER, { timeout: 100 }), { owner: b.owner.publicKey })
-    const stopped = createCellRuntime({ heartbeatInterval: 100, heartbeatTimeout: 600 })
+    const stopped = createCellRuntime({ heartbeatInterval: 100, heartbeatTimeout: 1500 })
     const reasons: string[] = []
     stopped.addEventListener('host:crashed', e => { reasons.push(e.detail.reason) })
     stopped.start()

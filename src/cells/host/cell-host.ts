@@ -11,7 +11,7 @@ import type { FromHost, ToHost } from './protocol.js'
 /** Messages one cell runs before others get a turn (and before the event loop does). */
 const PUMP_BUDGET = 256
 const CONTROL = /[\x00-\x1f]/
-/** Logs one message may write; the rest are dropped. */
+/** Logs one message may write (the isolate drops the rest itself; this holds if it was tampered with). */
 const MAX_LOGS_PER_MESSAGE = 100
 
 interface PendingAsk {
@@ -42,7 +42,7 @@ export class CellHost {
       log: (actor, text) => {
         const cap = MAX_LOGS_PER_MESSAGE * actor.entryMessages
         if (++actor.logsThisMessage > cap) return
-        this.send({ t: 'log', address: actor.address, text: actor.logsThisMessage === cap ? `${text} (further logs of this message dropped)` : text })
+        this.send({ t: 'log', address: actor.address, text })
       },
       state: actor => { this.changedState.add(actor); this.wake() },
       fault: (actor, kind, reason) => { this.send({ t: 'event', address: actor.address, kind, reason }) },

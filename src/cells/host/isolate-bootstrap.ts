@@ -76,7 +76,8 @@ function errorText (err) {
   } catch { return 'error' }
 }
 
-let instance, Cls, askSeq = 0, lastState = '{}', pendingCount = 0, tells = 0
+let instance, Cls, askSeq = 0, lastState = '{}', pendingCount = 0, tells = 0, logs = 0
+const MAX_LOGS = 100
 let out = '', finished = ''
 const pending = new SafeMap()
 
@@ -177,6 +178,7 @@ const stem = freeze({
   },
   tell (address, method, ...args) { outgoing(address, method, args, true) },
   log (...args) {
+    if (++logs > MAX_LOGS) return
     let text = ''
     for (let i = 0; i < args.length; i++) {
       let part
@@ -184,7 +186,7 @@ const stem = freeze({
       text += (i > 0 ? ' ' : '') + SafeString(part)
       if (text.length > 8192) break
     }
-    hostLog(text.slice(0, 8192))
+    hostLog(logs === MAX_LOGS ? text.slice(0, 8192) + ' (further logs of this message dropped)' : text.slice(0, 8192))
   },
   now () { return dateNow() }
 })
@@ -208,6 +210,7 @@ return function control (op, a, b, c) {
     for (let i = 0; i < records.length; i++) {
       const f = apply(split, records[i], ['\x01'])
       tells = 0
+      logs = 0
       const r = call(+f[0], f[1], f[2])
       results += (i === 0 ? '' : '\x02') + f[0] + '\x01' + r
       if (r === 'p' || dateNow() - start >= b) break
@@ -224,6 +227,7 @@ return function control (op, a, b, c) {
     Cls = a.default
     if (typeof Cls !== 'function' || !/^class\b/.test(apply(fnToString, Cls, []))) throw new SafeError('the module of ' + self + ' must export a class as default')
     tells = 0
+    logs = 0
     instance = new Cls()
     if (b !== null) restore(b)
     lastState = snapshot()
