@@ -2,7 +2,7 @@
 // It runs their mailboxes, keeps asks between its own cells inside the process, and
 // sends everything else (replies, state, events, asks to other addresses) to the node.
 import { CellActor } from './cell-actor.js'
-import type { ActorHooks, Message } from './cell-actor.js'
+import type { ActorHooks } from './cell-actor.js'
 import { CodeCache } from './sandbox.js'
 import { DEFAULT_BOUNDS } from '../limits.js'
 import type { RuntimeBounds } from '../limits.js'

@@ -52,6 +52,7 @@ export class Sandbox {
   private readonly context: ivm.Context
   /** the state snapshot the isolate was built with */
   initialState: string
+  /** what loading produced (asks made by top-level code or the constructor), taken by the actor */
   fromInstall: EntryResult | undefined
 
   /**
@@ -71,7 +72,6 @@ export class Sandbox {
       module.evaluateSync({ timeout: limits.timeout })
       const installed = this.enter(limits.timeout, 'install', module.namespace.derefInto() as unknown as ivm.Transferable, state)
       this.initialState = installed.result
-      /** asks a constructor made are handed to the actor once it exists */
       this.fromInstall = installed
     } catch (err) {
       this.dispose()
