@@ -142,6 +142,18 @@ describe('cells: runtime lifecycle and messaging', function () {
     assert.deepEqual(await runtime.ask('shop/slow#0', 'get'), ['start0', 'end0', 'start1', 'end1', 'start2', 'end2'])
   })
 
+  it('a node-side ask honours its deadline and abort signal', async () => {
+    await runtime.transform('shop/waiter#0', await b.bundle('shop/waiter', `export default class W {
+      async wait () { await stem.ask('shop/waiter-peer', 'never') } }`), { owner: b.owner.publicKey })
+    await runtime.transform('shop/waiter-peer#0', await b.bundle('shop/waiter-peer', 'export default class P { async never () { await new Promise(() => {}) } }'), { owner: b.owner.publicKey })
+    await assert.rejects(runtime.ask('shop/waiter#0', 'wait', [], { deadline: Date.now() + 300 }), { message: 'ask to shop/waiter#0 timed out' })
+    const controller = new AbortController()
+    const asked = runtime.ask('shop/waiter-peer#0', 'never', [], { signal: controller.signal })
+    controller.abort()
+    await assert.rejects(asked, { message: 'ask to shop/waiter-peer#0 aborted' })
+    assert.equal(runtime.cell('shop/waiter-peer#0')?.inflight, 0)
+  })
+
   it('a dead cell host is restarted with its cells from their last state; in-flight messages get an error', async () => {
     await runtime.transform('shop/counter#0', await b.bundle('shop/counter', COUNTER), { owner: b.owner.publicKey })
     await runtime.transform('shop/hang#0', await b.bundle('shop/hang', `export default class H { wait () { return stem.ask('shop/hang#0', 'wait') } }`), { owner: b.owner.publicKey })
