@@ -33,7 +33,7 @@ export interface CellRuntimeInit {
   /** host deaths within hostRestartWindow after which the app's cells are marked failed (default 5) */
   maxHostRestarts?: number
   hostRestartWindow?: number
-  /** where stem.log goes (besides the 'cell:log' event) */
+  /** where stem.log goes (besides the 'cell:log' event), and what cell hosts write to stderr */
   log?: (address: string, text: string) => void
 }
 
@@ -157,7 +157,7 @@ export class CellRuntime extends TypedEventEmitter<CellRuntimeEvents> {
     this.running = false
     clearInterval(this.sweepTimer)
     const exits = [...this.hosts.values()].map(async host => {
-      const exited = new Promise<void>(resolve => { host.process.child.once('exit', () => { resolve() }) })
+      const exited = new Promise<void>(resolve => { host.process.child.once('close', () => { resolve() }) })
       this.hosts.delete(host.app)
       host.process.kill('node is stopping')
       if (host.process.alive) await exited
@@ -358,6 +358,7 @@ export class CellRuntime extends TypedEventEmitter<CellRuntimeEvents> {
       heartbeatTimeout: () => this.opts.heartbeatTimeout + this.appCells(app).reduce((max, r) => Math.max(max, r.limits?.timeout ?? 0), 0),
       rssLimit: () => this.hostRssLimit(app),
       onMessage: message => { this.fromHost(app, message) },
+      onStderr: text => { this.opts.log?.(`cell host of ${app}`, text.trimEnd()) },
       onExit: reason => { this.hostExited(app, process, reason) }
     })
     return process
