@@ -1,6 +1,6 @@
 // The cells layer's public API (SPEC §4): what the messaging and topology layers call.
 //
-//   const runtime = createCellRuntime({ dataDir, router?, bounds?, log? }); runtime.start()
+//   const runtime = createCellRuntime({ dataDir, router?, bounds?, log?, replyGate? }); runtime.start()
 //
 //   // bundles: build (esbuild) + sign, ship encoded, verify against the app owner
 //   const bundle = await buildBundle({ entry: 'counter.js', app: 'shop', cell: 'counter', limits, owner: ownerKey })
