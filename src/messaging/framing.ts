@@ -9,6 +9,7 @@ export interface FrameReaderHandlers {
   onFrame: (frame: Uint8Array) => void
   /** a length prefix over the limit: the stream is aborted after this */
   onOversized: (length: number) => void
+  /** no more frames will come (closed, or the remote closed its writing end) */
   onClose: () => void
 }
 
@@ -34,12 +35,19 @@ export function readFrames (stream: Stream, maxFrameBytes: number, handlers: Fra
       if (done) return
     }
   }
-  stream.addEventListener('message', onMessage)
-  stream.addEventListener('close', () => {
+  // the end of input: the stream closed, or everything the other side wrote before
+  // closing its writing end has been read ('end')
+  let ended = false
+  const finish = (): void => {
+    if (ended) return
+    ended = true
     done = true
     stream.removeEventListener('message', onMessage)
     handlers.onClose()
-  }, { once: true })
+  }
+  stream.addEventListener('message', onMessage)
+  stream.addEventListener('close', finish, { once: true })
+  stream.addEventListener('end', finish, { once: true })
 }
 
 /** Prefix `frame` with its length. */
