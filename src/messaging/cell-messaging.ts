@@ -17,7 +17,7 @@ import type { Libp2p, Stream, Connection } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { CellEnvelope, ReplyStatus } from '../wire/proto/cell.js'
 import type { CellAsk, CellTell, CellTransform, CellReply } from '../wire/proto/cell.js'
-import { createFrameVerifier, REJECT_REASONS } from '../wire/frame.js'
+import { createFrameVerifier } from '../wire/frame.js'
 import type { FrameSigner, FrameVerifier } from '../wire/frame.js'
 import { createLogger } from '../util/logger.js'
 import type { Logger } from '../util/logger.js'
@@ -197,11 +197,12 @@ export class CellMessaging extends TypedEventEmitter<CellMessagingEvents> {
   }
 
   counts (): CellMessagingCounters {
-    const verifier = Object.fromEntries(REJECT_REASONS.map(r => [r, this.verifier.counts()[r]]).filter(([, n]) => (n as number) > 0))
+    const rejected = { ...this.counters.rejected }
+    for (const [reason, n] of Object.entries(this.verifier.counts())) if (n > 0) rejected[reason] = (rejected[reason] ?? 0) + n
     let framesOut = 0
     for (const link of this.links.values()) framesOut += link.channel?.frameCount ?? 0
     for (const channel of this.inbound.keys()) framesOut += channel.frameCount
-    return { ...this.counters, framesOut: this.counters.framesOut + framesOut, rejected: { ...this.counters.rejected, ...verifier } }
+    return { ...this.counters, framesOut: this.counters.framesOut + framesOut, rejected }
   }
 
   /** Bytes queued towards `peer` (waiting for the stream to open or to drain). */
@@ -407,7 +408,7 @@ export class CellMessaging extends TypedEventEmitter<CellMessagingEvents> {
       flushBytes: this.opts.flushBytes,
       maxQueuedBytes: this.opts.maxQueuedBytes,
       onEnvelope: (envelope, channel) => { this.receive(envelope, channel) },
-      onReject: (reason, channel) => { this.rejected(reason, channel) },
+      onReject: (reason, channel, verifier) => { this.rejected(reason, channel, verifier) },
       onClose: channel => { this.closed(channel) },
       onWritable: channel => {
         const link = this.links.get(channel.peer)
@@ -447,13 +448,14 @@ export class CellMessaging extends TypedEventEmitter<CellMessagingEvents> {
     }
   }
 
-  private rejected (reason: string, channel: CellChannel): void {
-    if (this.penalize(reason, channel.peer)) channel.close(new Error(`bad frames (${reason})`))
+  private rejected (reason: string, channel: CellChannel, countedByVerifier: boolean): void {
+    if (this.penalize(reason, channel.peer, countedByVerifier)) channel.close(new Error(`bad frames (${reason})`))
   }
 
   /** Count a bad frame or refused stream; true if the peer's connection was closed for it. */
-  private penalize (reason: string, peer: string): boolean {
-    this.countRejected(reason, peer)
+  private penalize (reason: string, peer: string, countedByVerifier = false): boolean {
+    if (countedByVerifier) this.safeDispatchEvent('frame:rejected', { detail: { peer, reason } })
+    else this.countRejected(reason, peer)
     const bad = (this.badFrames.get(peer) ?? 0) + 1
     this.badFrames.set(peer, bad)
     if (reason !== 'oversized' && bad < this.opts.maxBadFrames) return false
@@ -467,7 +469,7 @@ export class CellMessaging extends TypedEventEmitter<CellMessagingEvents> {
   }
 
   private countRejected (reason: string, peer: string): void {
-    if (!(REJECT_REASONS as readonly string[]).includes(reason)) this.counters.rejected[reason] = (this.counters.rejected[reason] ?? 0) + 1
+    this.counters.rejected[reason] = (this.counters.rejected[reason] ?? 0) + 1
     this.safeDispatchEvent('frame:rejected', { detail: { peer, reason } })
   }
 

@@ -19,8 +19,8 @@ export interface ChannelInit {
   flushBytes: number
   maxQueuedBytes: number
   onEnvelope: (envelope: CellEnvelope, channel: CellChannel) => void
-  /** a frame was rejected: reason from the frame verifier, or 'oversized' / 'malformed-batch' */
-  onReject: (reason: string, channel: CellChannel) => void
+  /** a frame was rejected: reason from the frame verifier (already counted there: `verifier`), or 'oversized' / 'malformed-batch' */
+  onReject: (reason: string, channel: CellChannel, verifier: boolean) => void
   onClose: (channel: CellChannel) => void
   /** the queue went below half its bound (writers waiting for room may go on) */
   onWritable: (channel: CellChannel) => void
@@ -41,7 +41,7 @@ export class CellChannel {
     this.stream = init.stream
     readFrames(init.stream, init.maxFrameBytes, {
       onFrame: frame => { this.receive(frame) },
-      onOversized: () => { init.onReject('oversized', this) },
+      onOversized: () => { init.onReject('oversized', this, false) },
       onClose: () => { this.close() }
     })
   }
@@ -129,7 +129,7 @@ export class CellChannel {
   private receive (bytes: Uint8Array): void {
     const verified = this.init.verifier.verify(bytes, { remotePeer: this.peer, expect: 'cell' })
     if (!verified.ok) {
-      this.init.onReject(verified.reason, this)
+      this.init.onReject(verified.reason, this, true)
       return
     }
     let envelopes: CellEnvelope[]
@@ -137,7 +137,7 @@ export class CellChannel {
       const batch = CellBatch.decode(verified.payload)
       envelopes = batch.messages.map(m => CellEnvelope.decode(m))
     } catch {
-      this.init.onReject('malformed-batch', this)
+      this.init.onReject('malformed-batch', this, false)
       return
     }
     for (const envelope of envelopes) {
