@@ -116,7 +116,10 @@ interface PeerLink {
 type InboundWork = { kind: 'ask', ask: CellAsk } | { kind: 'tell', tell: CellTell } | { kind: 'transform', transform: CellTransform }
 
 interface InboundState {
+  /** messages received and not started yet, in order (at most one frame's worth, since reading pauses) */
   queue: InboundWork[]
+  /** index of the next one to start */
+  head: number
   inflight: number
   retry?: NodeJS.Timeout
 }
@@ -430,7 +433,7 @@ export class CellMessaging extends TypedEventEmitter<CellMessagingEvents> {
     const channel = this.channel(stream, peer)
     open.add(channel)
     this.inboundByPeer.set(peer, open)
-    this.inbound.set(channel, { queue: [], inflight: 0 })
+    this.inbound.set(channel, { queue: [], head: 0, inflight: 0 })
   }
 
   private closed (channel: CellChannel): void {
@@ -534,14 +537,18 @@ export class CellMessaging extends TypedEventEmitter<CellMessagingEvents> {
 
   /** Start queued inbound messages in order while there is room; pause the stream otherwise. */
   private pump (channel: CellChannel, state: InboundState): void {
-    while (state.queue.length > 0 && state.inflight < this.opts.maxInflightPerStream) {
-      const work = state.queue[0]
+    while (state.head < state.queue.length && state.inflight < this.opts.maxInflightPerStream) {
+      const work = state.queue[state.head]
       if (!this.begin(work, channel, state)) {
         // the cell's mailbox is full: try again when one of ours finishes, or shortly
         state.retry ??= setTimeout(() => { state.retry = undefined; this.pump(channel, state) }, 5)
         break
       }
-      state.queue.shift()
+      state.head++
+    }
+    if (state.head === state.queue.length) {
+      state.queue = []
+      state.head = 0
     }
     this.flow(channel)
   }
@@ -549,7 +556,7 @@ export class CellMessaging extends TypedEventEmitter<CellMessagingEvents> {
   private flow (channel: CellChannel): void {
     const state = this.inbound.get(channel)
     if (state === undefined) return
-    if (state.queue.length > 0 || state.inflight >= this.opts.maxInflightPerStream || channel.congested) channel.pause()
+    if (state.head < state.queue.length || state.inflight >= this.opts.maxInflightPerStream || channel.congested) channel.pause()
     else channel.resume()
   }
 

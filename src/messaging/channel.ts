@@ -8,6 +8,7 @@ import { CellBatch, CellEnvelope } from '../wire/proto/cell.js'
 import type { FrameSigner, FrameVerifier } from '../wire/frame.js'
 import type { Stream } from '@libp2p/interface'
 import { readFrames, writeFrame } from './framing.js'
+import type { FrameReader } from './framing.js'
 
 export interface ChannelInit {
   stream: Stream
@@ -34,15 +35,18 @@ export class CellChannel {
   private scheduled = false
   private draining = false
   private closed = false
+  private paused = false
+  private readonly reader: FrameReader
   frameCount = 0
 
   constructor (private readonly init: ChannelInit) {
     this.peer = init.peer
     this.stream = init.stream
-    readFrames(init.stream, init.maxFrameBytes, {
+    this.reader = readFrames(init.stream, init.maxFrameBytes, {
       onFrame: frame => { this.receive(frame) },
       onOversized: () => { init.onReject('oversized', this, false) },
-      onClose: () => { this.close() }
+      onClose: () => { this.close() },
+      paused: () => this.paused
     })
   }
 
@@ -76,12 +80,19 @@ export class CellChannel {
     }
   }
 
+  /** Stop taking frames: the stream stops granting window, so the sender's writes wait. */
   pause (): void {
-    if (this.open && this.stream.readStatus === 'readable') this.stream.pause()
+    if (this.paused || !this.open) return
+    this.paused = true
+    if (this.stream.readStatus === 'readable') this.stream.pause()
   }
 
   resume (): void {
-    if (this.open && this.stream.readStatus === 'paused') this.stream.resume()
+    if (!this.paused || !this.open) return
+    this.paused = false
+    this.reader.resume()
+    if (this.paused) return
+    if (this.stream.readStatus === 'paused') this.stream.resume()
   }
 
   close (error?: Error): void {

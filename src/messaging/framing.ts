@@ -11,16 +11,21 @@ export interface FrameReaderHandlers {
   onOversized: (length: number) => void
   /** no more frames will come (closed, or the remote closed its writing end) */
   onClose: () => void
+  /** while true, frames stay buffered (the stream is paused too, so the buffer is bounded by its window) */
+  paused?: () => boolean
+}
+
+export interface FrameReader {
+  /** deliver frames buffered while paused */
+  resume: () => void
 }
 
 /** Feeds complete frames of `stream` to `onFrame` until the stream closes. */
-export function readFrames (stream: Stream, maxFrameBytes: number, handlers: FrameReaderHandlers): void {
+export function readFrames (stream: Stream, maxFrameBytes: number, handlers: FrameReaderHandlers): FrameReader {
   const buffer = new Uint8ArrayList()
   let done = false
-  const onMessage = (event: { data: Uint8Array | Uint8ArrayList }): void => {
-    if (done) return
-    buffer.append(event.data)
-    while (buffer.byteLength >= 4) {
+  const parse = (): void => {
+    while (buffer.byteLength >= 4 && handlers.paused?.() !== true) {
       const length = buffer.getUint32(0)
       if (length > maxFrameBytes) {
         done = true
@@ -35,6 +40,11 @@ export function readFrames (stream: Stream, maxFrameBytes: number, handlers: Fra
       if (done) return
     }
   }
+  const onMessage = (event: { data: Uint8Array | Uint8ArrayList }): void => {
+    if (done) return
+    buffer.append(event.data)
+    parse()
+  }
   // the end of input: the stream closed, or everything the other side wrote before
   // closing its writing end has been read ('end')
   let ended = false
@@ -48,6 +58,7 @@ export function readFrames (stream: Stream, maxFrameBytes: number, handlers: Fra
   stream.addEventListener('message', onMessage)
   stream.addEventListener('close', finish, { once: true })
   stream.addEventListener('end', finish, { once: true })
+  return { resume: () => { if (!done) parse() } }
 }
 
 /** Prefix `frame` with its length. */
