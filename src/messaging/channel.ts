@@ -19,6 +19,8 @@ export interface ChannelInit {
   maxFrameBytes: number
   flushBytes: number
   maxQueuedBytes: number
+  /** what the stream may buffer while reading is paused: at least the muxer's largest window */
+  maxReadBufferBytes: number
   onEnvelope: (envelope: CellEnvelope, channel: CellChannel) => void
   /** a frame was rejected: reason from the frame verifier (already counted there: `verifier`), or 'oversized' / 'malformed-batch' */
   onReject: (reason: string, channel: CellChannel, verifier: boolean) => void
@@ -42,6 +44,10 @@ export class CellChannel {
   constructor (private readonly init: ChannelInit) {
     this.peer = init.peer
     this.stream = init.stream
+    // while paused, data already granted by the muxer's flow-control window keeps
+    // arriving into the stream's buffer; it must fit (yamux grows a stream's window up
+    // to 16 MiB by default) or the stream is aborted
+    init.stream.maxReadBufferLength = Math.max(init.stream.maxReadBufferLength, init.maxReadBufferBytes)
     this.reader = readFrames(init.stream, init.maxFrameBytes, {
       onFrame: frame => { this.receive(frame) },
       onOversized: () => { init.onReject('oversized', this, false) },
