@@ -25,7 +25,12 @@ export interface CellHostProcessInit {
   onMessage: (message: FromHost) => void
   /** the process ended (or was killed); `reason` is one line */
   onExit: (reason: string) => void
+  /** what the host process wrote to stderr (V8's fatal errors land here) */
+  onStderr: (text: string) => void
 }
+
+/** stderr kept to explain a crash */
+const STDERR_TAIL = 4096
 
 const PAGE_SIZE = 4096
 
@@ -34,6 +39,7 @@ export class CellHostProcess {
   private readonly outbox: Batcher<ToHost>
   private readyToSend = false
   private early: ToHost[] = []
+  private stderrTail = ''
   private lastPong = Date.now()
   private pingSeq = 0
   private readonly heartbeat: NodeJS.Timeout
@@ -45,7 +51,12 @@ export class CellHostProcess {
     this.child = fork(HOST_ENTRY, [], {
       execArgv: CELL_HOST_FLAGS,
       serialization: 'advanced',
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc']
+      stdio: ['ignore', 'inherit', 'pipe', 'ipc']
+    })
+    this.child.stderr?.setEncoding('utf8')
+    this.child.stderr?.on('data', (text: string) => {
+      this.stderrTail = (this.stderrTail + text).slice(-STDERR_TAIL)
+      init.onStderr(text)
     })
     this.outbox = new Batcher<ToHost>(batch => {
       // until the host says it is ready, hold everything (it may not listen yet)
@@ -54,10 +65,12 @@ export class CellHostProcess {
     })
     this.child.on('message', (batch: FromHost[]) => { this.receive(batch) })
     this.child.on('error', err => { this.kill(`cell host process error: ${err.message}`) })
-    this.child.on('exit', (code, signal) => {
+    // 'close', not 'exit': stderr is fully read by then (it may explain the crash)
+    this.child.on('close', (code, signal) => {
       this.exited = true
       clearInterval(this.heartbeat)
-      const how = this.killReason ?? (signal != null ? `was killed by ${signal}` : `exited with code ${String(code)}`)
+      let how = this.killReason ?? (signal != null ? `was killed by ${signal}` : `exited with code ${String(code)}`)
+      if (this.killReason === undefined && /heap out of memory|is_heap_oom = 1|Fatal JavaScript out of memory/i.test(this.stderrTail)) how += ' (V8: out of memory)'
       init.onExit(how)
     })
     this.heartbeat = setInterval(() => { this.check() }, init.heartbeatInterval)
@@ -79,7 +92,10 @@ export class CellHostProcess {
   }
 
   private transmit (batch: ToHost[]): void {
-    if (this.child.connected) this.child.send(batch, error => { if (error != null) this.kill(`IPC send failed: ${error.message}`) })
+    if (!this.child.connected) return
+    // A failed send means the channel is gone: the host is dying (its exit reports why)
+    // or exits on 'disconnect' by itself; a host that hangs instead fails its heartbeat.
+    this.child.send(batch, () => {})
   }
 
   private receive (batch: FromHost[]): void {

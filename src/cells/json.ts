@@ -2,6 +2,8 @@
 // values it is handed strictly, so a non-JSON value is a clear error to the caller
 // instead of being silently changed by JSON.stringify.
 
+import { types } from 'node:util'
+
 export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue }
 
 /** Throws "<what> is not JSON-like: <reason> at <path>" for anything JSON cannot carry exactly. */
@@ -14,6 +16,7 @@ export function assertJsonValue (value: unknown, what: string): asserts value is
       return
     }
     if (typeof v !== 'object') throw new Error(`${what} is not JSON-like: ${typeof v} at ${path}`)
+    if (types.isProxy(v)) throw new Error(`${what} is not JSON-like: proxy at ${path}`)
     if (seen.has(v)) throw new Error(`${what} is not JSON-like: cyclic reference at ${path}`)
     seen.add(v)
     if (Array.isArray(v)) {

@@ -33,7 +33,7 @@ export interface CellRuntimeInit {
   /** host deaths within hostRestartWindow after which the app's cells are marked failed (default 5) */
   maxHostRestarts?: number
   hostRestartWindow?: number
-  /** where stem.log goes (besides the 'cell:log' event) */
+  /** where stem.log goes (besides the 'cell:log' event), and what cell hosts write to stderr */
   log?: (address: string, text: string) => void
 }
 
@@ -157,7 +157,7 @@ export class CellRuntime extends TypedEventEmitter<CellRuntimeEvents> {
     this.running = false
     clearInterval(this.sweepTimer)
     const exits = [...this.hosts.values()].map(async host => {
-      const exited = new Promise<void>(resolve => { host.process.child.once('exit', () => { resolve() }) })
+      const exited = new Promise<void>(resolve => { host.process.child.once('close', () => { resolve() }) })
       this.hosts.delete(host.app)
       host.process.kill('node is stopping')
       if (host.process.alive) await exited
@@ -177,6 +177,18 @@ export class CellRuntime extends TypedEventEmitter<CellRuntimeEvents> {
     const pids = new Map<string, number>()
     for (const [app, host] of this.hosts) if (host.process.pid !== undefined && host.process.alive) pids.set(app, host.process.pid)
     return pids
+  }
+
+  /**
+   * Memory held for cells, bytes: each running cell host's base footprint plus each cell's
+   * limit × headroom (hostile code reaches 2–3× an isolate's limit). This is what capacity
+   * accounting should count against the memory a node contributes; it is also each host's
+   * RSS limit.
+   */
+  reservedMemory (): number {
+    let total = 0
+    for (const app of this.hosts.keys()) total += this.hostRssLimit(app)
+    return total
   }
 
   cell (address: string): CellInfo | undefined {
@@ -344,11 +356,16 @@ export class CellRuntime extends TypedEventEmitter<CellRuntimeEvents> {
       bounds: this.bounds,
       heartbeatInterval: this.opts.heartbeatInterval,
       heartbeatTimeout: () => this.opts.heartbeatTimeout + this.appCells(app).reduce((max, r) => Math.max(max, r.limits?.timeout ?? 0), 0),
-      rssLimit: () => this.opts.hostRssBase + this.appCells(app).reduce((sum, r) => sum + (r.limits?.memory ?? 0) * this.opts.memoryHeadroom, 0),
+      rssLimit: () => this.hostRssLimit(app),
       onMessage: message => { this.fromHost(app, message) },
+      onStderr: text => { this.opts.log?.(`cell host of ${app}`, text.trimEnd()) },
       onExit: reason => { this.hostExited(app, process, reason) }
     })
     return process
+  }
+
+  private hostRssLimit (app: string): number {
+    return this.opts.hostRssBase + this.appCells(app).reduce((sum, r) => sum + (r.limits?.memory ?? 0) * this.opts.memoryHeadroom, 0)
   }
 
   private appCells (app: string): CellRecord[] {

@@ -45,6 +45,15 @@ describe('cells: runtime lifecycle and messaging', function () {
     assert.deepEqual(events.map(e => e.type), ['cell:started', 'cell:reverted', 'cell:started'])
   })
 
+  it('runs cells in a child process started with --no-node-snapshot --no-expose-wasm, never in the node', async () => {
+    await runtime.transform('shop/counter#0', await b.bundle('shop/counter', COUNTER), { owner: b.owner.publicKey })
+    const pid = runtime.hostPids().get('shop') as number
+    assert.notEqual(pid, process.pid)
+    const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')
+    assert.ok(argv.includes('--no-node-snapshot') && argv.includes('--no-expose-wasm'), argv.join(' '))
+    assert.ok(argv.some(a => a.endsWith(join('cells', 'host', 'main.js'))), argv.join(' '))
+  })
+
   it('refuses a bundle for another cell or signed by someone else', async () => {
     const counter = await b.bundle('shop/counter', COUNTER)
     await assert.rejects(runtime.transform('shop/other#0', counter, { owner: b.owner.publicKey }), /cannot transform cell shop\/other#0/)
@@ -103,6 +112,8 @@ describe('cells: runtime lifecycle and messaging', function () {
     assert.equal(await runtime.ask('shop/counter#0', 'both', ['bank/vault#0']), 101)
     await assert.rejects(runtime.ask('shop/counter#0', 'both', ['nowhere/cell']), /no cell nowhere\/cell on this node/)
     assert.notEqual(runtime.hostPids().get('shop'), runtime.hostPids().get('bank'))
+    // two hosts' base footprint + three 32 MiB cells with 3× headroom
+    assert.equal(runtime.reservedMemory(), 2 * 192 * MIB + 3 * 3 * 32 * MIB)
   })
 
   it('a pluggable router receives asks to addresses outside the cell host', async () => {
@@ -140,6 +151,18 @@ describe('cells: runtime lifecycle and messaging', function () {
     assert.deepEqual(await runtime.ask('shop/slow#0', 'get'), ['start0', 'end0', 'start1', 'end1', 'start2', 'end2'])
   })
 
+  it('a node-side ask honours its deadline and abort signal', async () => {
+    await runtime.transform('shop/waiter#0', await b.bundle('shop/waiter', `export default class W {
+      async wait () { await stem.ask('shop/waiter-peer', 'never') } }`), { owner: b.owner.publicKey })
+    await runtime.transform('shop/waiter-peer#0', await b.bundle('shop/waiter-peer', 'export default class P { async never () { await new Promise(() => {}) } }'), { owner: b.owner.publicKey })
+    await assert.rejects(runtime.ask('shop/waiter#0', 'wait', [], { deadline: Date.now() + 300 }), { message: 'ask to shop/waiter#0 timed out' })
+    const controller = new AbortController()
+    const asked = runtime.ask('shop/waiter-peer#0', 'never', [], { signal: controller.signal })
+    controller.abort()
+    await assert.rejects(asked, { message: 'ask to shop/waiter-peer#0 aborted' })
+    assert.equal(runtime.cell('shop/waiter-peer#0')?.inflight, 0)
+  })
+
   it('a dead cell host is restarted with its cells from their last state; in-flight messages get an error', async () => {
     await runtime.transform('shop/counter#0', await b.bundle('shop/counter', COUNTER), { owner: b.owner.publicKey })
     await runtime.transform('shop/hang#0', await b.bundle('shop/hang', `export default class H { wait () { return stem.ask('shop/hang#0', 'wait') } }`), { owner: b.owner.publicKey })
@@ -151,13 +174,13 @@ describe('cells: runtime lifecycle and messaging', function () {
     await waitFor(() => events.filter(e => e.type === 'cell:restarted').length === 2, { what: 'cells restarted' })
     assert.equal(await runtime.ask('shop/counter#0', 'increment', [1]), 22)
     assert.notEqual(runtime.hostPids().get('shop'), pid)
-    assert.ok(events.some(e => e.type === 'host:crashed' && e.reason === 'was killed by SIGKILL'))
+    assert.deepEqual(events.filter(e => e.type === 'host:crashed').map(e => e.reason), ['was killed by SIGKILL'])
   })
 
   it('a cell host that stops answering its heartbeat is killed and restarted', async () => {
     runtime.addEventListener('host:crashed', () => {})
     await runtime.transform('shop/counter#0', await b.bundle('shop/counter', COUNTER, { timeout: 100 }), { owner: b.owner.publicKey })
-    const stopped = createCellRuntime({ heartbeatInterval: 100, heartbeatTimeout: 600 })
+    const stopped = createCellRuntime({ heartbeatInterval: 100, heartbeatTimeout: 1500 })
     const reasons: string[] = []
     stopped.addEventListener('host:crashed', e => { reasons.push(e.detail.reason) })
     stopped.start()
@@ -175,18 +198,25 @@ describe('cells: runtime lifecycle and messaging', function () {
   })
 
   it('a cell host past its RSS limit is killed; one that dies again and again marks its cells failed', async () => {
-    const tight = createCellRuntime({ heartbeatInterval: 100, hostRssBase: 1 * MIB, memoryHeadroom: 0, maxHostRestarts: 3 })
+    const tight = createCellRuntime({ heartbeatInterval: 100, hostRssBase: 160 * MIB, memoryHeadroom: 0, maxHostRestarts: 3 })
     const seen: Array<{ type: string, reason: string }> = []
     tight.addEventListener('host:crashed', e => { seen.push({ type: 'host:crashed', reason: e.detail.reason }) })
     tight.addEventListener('cell:failed', e => { seen.push({ type: 'cell:failed', reason: e.detail.reason ?? '' }) })
     tight.start()
     try {
-      await tight.transform('fat/c#0', await b.bundle('fat/c', COUNTER), { owner: b.owner.publicKey })
-      await waitFor(() => seen.some(e => e.type === 'cell:failed'), { what: 'cell failed', timeout: 30_000 })
-      assert.match(seen[0].reason, /passed its memory limit: RSS \d+ MiB > 1 MiB/)
+      // the isolate may hold 512 MiB, but the host may only reach 160 MiB of RSS
+      const hog = `const keep = []
+        export default class Hog { grow () { for (let i = 0; i < 300; i++) keep.push(new Array(125000).fill(i)); return keep.length } }`
+      await tight.transform('fat/c#0', await b.bundle('fat/c', hog, { memory: 512 * MIB, timeout: 5000 }), { owner: b.owner.publicKey })
+      for (let death = 1; death <= 3; death++) {
+        await waitFor(async () => await tight.ask('fat/c#0', 'grow').then(() => false, (err: Error) => /has failed|crashed/.test(err.message)), { what: `host death ${death}`, timeout: 30_000 })
+        await waitFor(() => seen.filter(e => e.type === 'host:crashed').length >= death)
+      }
+      await waitFor(() => seen.some(e => e.type === 'cell:failed'), { what: 'cell failed' })
+      assert.match(seen[0].reason, /passed its memory limit: RSS \d+ MiB > 160 MiB/)
       assert.match(seen.find(e => e.type === 'cell:failed')?.reason ?? '', /died 3 times within 60 s/)
       assert.equal(tight.cell('fat/c#0')?.status, 'failed')
-      await assert.rejects(tight.ask('fat/c#0', 'get'), /has failed/)
+      await assert.rejects(tight.ask('fat/c#0', 'grow'), /has failed/)
       assert.equal(tight.hostPids().has('fat'), false)
     } finally {
       await tight.stop()

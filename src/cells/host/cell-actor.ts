@@ -1,7 +1,10 @@
 // One transformed cell inside the cell host: its sandbox, its bounded mailbox processed
 // one message at a time, its CPU/wall/memory limits, and restart-from-snapshot on a fault.
-import { Sandbox, SandboxFault, faultReason } from './sandbox.js'
-import type { CodeCache, SandboxHooks } from './sandbox.js'
+// Asks a cell makes, answers to them and finished async messages cross the isolate
+// boundary in batches (packed strings, see isolate-bootstrap.ts), not one call each.
+import { Sandbox, faultReason } from './sandbox.js'
+import type { CodeCache, EntryResult } from './sandbox.js'
+import type { StemPool } from './stem-pool.js'
 import type { CellLimits, RuntimeBounds } from '../limits.js'
 import type { CellFault } from './protocol.js'
 
@@ -24,6 +27,13 @@ export interface ActorHooks {
 
 /** The heap may pass isolated-vm's guideline limit by this factor before the host disposes the isolate. */
 const HEAP_FACTOR = 1.5
+/** Heap statistics cost ~2.5 µs: read them after every entry that ran ≥ 1 ms, else every 32nd entry. */
+const HEAP_CHECK_EVERY = 32
+const HEAP_CHECK_CPU_MS = 1
+/** Separators of the packed records; answer texts are cleaned of them (host-side regex, not the cell's). */
+const CONTROL = /[\x00-\x1f]/g
+/** Messages run in one entry into the isolate, at most. */
+const MAX_BATCH = 64
 
 export class CellActor {
   private sandbox: Sandbox | undefined
@@ -37,8 +47,17 @@ export class CellActor {
   private messageSeq = 0
   private readonly crashes: number[] = []
   private readonly idleWork: Array<() => void> = []
-  /** logs accepted since the current message started (flood bound) */
+  /** packed answers to this cell's asks, delivered in one entry */
+  private answers: string[] = []
+  private entriesSinceHeapCheck = 0
+  /** messages to run one per entry (after a failed batch) */
+  private singleSteps = 0
+  /** logs and tells since the current entry started, and how many messages it runs (flood bounds) */
   logsThisMessage = 0
+  tellsThisMessage = 0
+  entryMessages = 1
+  /** this cell's asks awaiting an answer */
+  outstandingAsks = 0
 
   constructor (
     readonly address: string,
@@ -49,31 +68,43 @@ export class CellActor {
     state: string | null,
     version: number,
     private readonly cache: CodeCache,
+    private readonly pool: StemPool,
     private readonly hooks: ActorHooks
   ) {
-    this.sandbox = this.build(hash, code, limits, state)
-    this.state = this.sandbox.initialState
+    const sandbox = this.build(hash, code, limits, state)
+    this.sandbox = sandbox
+    this.state = sandbox.initialState
     this.version = version
+    this.afterInstall(sandbox)
   }
 
   private build (hash: string, code: string, limits: CellLimits, state: string | null): Sandbox {
     const previous = this.generation
     const generation = ++this.generation
-    const hooks: SandboxHooks = {
-      ask: (askId, address, method, argsJson, tell) => generation === this.generation ? this.hooks.ask(this, askId, address, method, argsJson, tell) : 'cell was restarted',
-      log: text => { if (generation === this.generation) this.hooks.log(this, text) },
-      done: (id, text) => { if (generation === this.generation) this.asyncDone(id, text) }
-    }
     try {
-      return new Sandbox(this.address, hash, code, limits, this.bounds, state, this.cache, hooks)
+      return new Sandbox(this.address, hash, code, limits, state, this.cache, this.pool, {
+        log: text => { if (generation === this.generation) this.hooks.log(this, text) }
+      })
     } catch (err) {
       this.generation = previous
       throw err
     }
   }
 
+  /** Asks the class's constructor (and its microtasks) made. */
+  private afterInstall (sandbox: Sandbox): void {
+    const entry = sandbox.fromInstall
+    sandbox.fromInstall = undefined
+    if (entry !== undefined) this.afterEntry(entry, undefined)
+    if (this.sandbox === sandbox) this.flush(sandbox)
+  }
+
   get queued (): number {
     return this.queue.length + (this.running !== undefined ? 1 : 0)
+  }
+
+  get stopped (): boolean {
+    return this.sandbox === undefined
   }
 
   /** Queue a message; refused at once when the mailbox is full (backpressure). */
@@ -90,83 +121,187 @@ export class CellActor {
     else this.idleWork.push(work)
   }
 
-  get stopped (): boolean {
-    return this.sandbox === undefined
+  /** An answer to one of this cell's asks, from the isolate generation that asked. */
+  queueAnswer (generation: number, askId: number, ok: boolean, text: string): void {
+    if (generation !== this.generation || this.sandbox === undefined) return
+    if (ok && CONTROL.test(text)) { ok = false; text = 'malformed result' }
+    CONTROL.lastIndex = 0
+    this.answers.push(`${askId}\x01${ok ? 'o' : 'e'}\x01${ok ? text : text.replace(CONTROL, ' ')}`)
+    if (this.answers.length === 1) this.hooks.schedule(this)
   }
 
-  /** Process queued messages until the mailbox is empty, a message awaits, or `budget` runs out. Returns messages run. */
+  /**
+   * Deliver answers, then run queued messages (in batches: one entry into the isolate for
+   * many messages) until the mailbox is empty, a message awaits, or `budget` runs out;
+   * then one 'flush' entry collects what the microtasks of those entries produced (asks
+   * and finished messages after an await).
+   */
   pump (budget: number): number {
     let ran = 0
+    let entered = false
     for (;;) {
+      if (this.answers.length > 0 && this.sandbox !== undefined) { this.deliverAnswers(this.sandbox); entered = true; continue }
       if (this.running !== undefined) break
       if (this.idleWork.length > 0) { (this.idleWork.shift() as () => void)(); continue }
       if (this.queue.length === 0 || ran >= budget || this.sandbox === undefined) break
-      this.start(this.queue.shift() as Message, this.sandbox)
-      ran++
+      const size = this.singleSteps > 0 ? 1 : Math.min(MAX_BATCH, budget - ran)
+      if (this.singleSteps > 0) this.singleSteps--
+      ran += this.runBatch(this.queue.splice(0, size), this.sandbox)
+      entered = true
     }
+    if (entered && this.sandbox !== undefined) this.flush(this.sandbox)
     return ran
   }
 
-  hasWork (): boolean {
-    return this.running === undefined && (this.idleWork.length > 0 || (this.queue.length > 0 && this.sandbox !== undefined))
-  }
-
-  private start (message: Message, sandbox: Sandbox): void {
-    const id = ++this.messageSeq
-    const cpuStart = sandbox.cpuMs()
-    this.logsThisMessage = 0
-    let text: string | undefined
-    try {
-      text = sandbox.enter(this.limits.timeout, 'call', id, message.method, message.args)
-    } catch (err) {
-      this.crash(faultReason(err, this.limits), message)
-      return
-    }
-    if (this.overLimits(sandbox, cpuStart, message)) return
-    if (text === 'p') {
-      const wallTimer = setTimeout(() => {
-        if (this.running?.id === id) this.crash(`exceeded its wall-clock limit of ${this.bounds.messageWallTime} ms for one message`, message)
-      }, this.bounds.messageWallTime)
-      this.running = { message, id, cpuStart, wallTimer }
-      return
-    }
-    this.complete(message, text)
-  }
-
-  /** Answer to one of this cell's outgoing asks; runs its continuation under the CPU budget. */
-  resolveAsk (generation: number, askId: number, ok: boolean, text: string): void {
-    const sandbox = this.sandbox
-    if (generation !== this.generation || sandbox === undefined) return
+  private flush (sandbox: Sandbox): void {
     const running = this.running
-    const cpuStart = running?.cpuStart ?? sandbox.cpuMs()
-    const budget = this.limits.timeout - (sandbox.cpuMs() - cpuStart)
+    const entryStart = sandbox.cpuMs()
+    const cpuStart = running?.cpuStart ?? entryStart
+    let entry: EntryResult
     try {
-      sandbox.enter(Math.max(1, budget), 'resolve', askId, ok, text)
+      entry = sandbox.enter(Math.max(1, this.limits.timeout - (entryStart - cpuStart)), 'flush')
     } catch (err) {
       this.crash(faultReason(err, this.limits), running?.message)
       return
     }
-    this.overLimits(sandbox, cpuStart, running?.message)
+    this.afterEntry(entry, running?.message)
   }
 
-  private asyncDone (id: number, text: string): void {
-    // called from inside the isolate: finish after the current entry returns
-    queueMicrotask(() => {
-      const running = this.running
-      if (running === undefined || running.id !== id) return
-      clearTimeout(running.wallTimer)
-      this.running = undefined
-      this.complete(running.message, text)
-      this.afterMessage()
-    })
+  hasWork (): boolean {
+    if (this.sandbox !== undefined && this.answers.length > 0) return true
+    return this.running === undefined && (this.idleWork.length > 0 || (this.queue.length > 0 && this.sandbox !== undefined))
   }
 
-  private complete (message: Message, text: string | undefined): void {
-    if (text === undefined || (text[0] !== 'o' && text[0] !== 'e')) {
-      this.crash('returned a malformed answer', message)
+  /**
+   * Run messages in one entry. Returns how many ran; the rest go back to the front of
+   * the queue. If a batch of several fails (CPU, memory), nothing of it escaped (replies,
+   * state and asks only leave with the entry's result), so the isolate is rebuilt from
+   * the last snapshot and the messages run again one at a time to find the culprit.
+   */
+  private runBatch (batch: Message[], sandbox: Sandbox): number {
+    const ids: number[] = []
+    let packed = ''
+    for (const message of batch) {
+      const id = ++this.messageSeq
+      ids.push(id)
+      packed += (packed === '' ? '' : '\x02') + `${id}\x01${message.method}\x01${message.args}`
+    }
+    const cpuStart = sandbox.cpuMs()
+    this.logsThisMessage = 0
+    this.tellsThisMessage = 0
+    this.entryMessages = batch.length
+    let entry: EntryResult | undefined
+    let fault: string | undefined
+    try {
+      entry = sandbox.enter(this.limits.timeout, 'calls', packed, Math.max(1, this.limits.timeout >> 2))
+    } catch (err) {
+      fault = faultReason(err, this.limits)
+    }
+    fault ??= this.limitExceeded(sandbox, cpuStart, cpuStart)
+    if (fault !== undefined || entry === undefined) {
+      if (batch.length === 1) {
+        this.crash(fault ?? 'failed', batch[0])
+      } else {
+        this.queue.unshift(...batch)
+        this.singleSteps = batch.length
+        this.rebuild()
+      }
+      return 0
+    }
+    const results = entry.result === '' ? [] : entry.result.split('\x02')
+    let ran = 0
+    for (const record of results) {
+      const cut = record.indexOf('\x01')
+      const message = batch[ran]
+      if (message === undefined || Number(record.slice(0, cut)) !== ids[ran]) {
+        this.crash('returned a malformed answer', undefined)
+        this.queue.unshift(...batch.slice(ran))
+        return ran
+      }
+      ran++
+      const result = record.slice(cut + 1)
+      if (result === 'p') {
+        const id = ids[ran - 1]
+        const wallTimer = setTimeout(() => {
+          if (this.running?.id === id) this.crash(`exceeded its wall-clock limit of ${this.bounds.messageWallTime} ms for one message`, message)
+        }, this.bounds.messageWallTime)
+        this.running = { message, id, cpuStart, wallTimer }
+        break
+      }
+      if (!this.complete(message, result)) return ran
+    }
+    if (ran < batch.length) this.queue.unshift(...batch.slice(ran))
+    this.afterEntry(entry, this.running?.message)
+    return ran
+  }
+
+  /** A fresh isolate from the last snapshot, after a failed batch (not counted as a crash: the culprit is found next). */
+  private rebuild (): void {
+    this.sandbox?.dispose()
+    this.sandbox = undefined
+    this.answers = []
+    try {
+      const sandbox = this.build(this.hash, this.code, this.limits, this.state)
+      this.sandbox = sandbox
+      this.afterInstall(sandbox)
+    } catch (err) {
+      this.fail(`cannot restart: ${(err as Error).message}`)
+    }
+  }
+
+  private deliverAnswers (sandbox: Sandbox): void {
+    const packed = this.answers.join('\x02')
+    this.answers = []
+    const running = this.running
+    const entryStart = sandbox.cpuMs()
+    const cpuStart = running?.cpuStart ?? entryStart
+    let entry: EntryResult
+    try {
+      entry = sandbox.enter(Math.max(1, this.limits.timeout - (entryStart - cpuStart)), 'resolve', packed)
+    } catch (err) {
+      this.crash(faultReason(err, this.limits), running?.message)
       return
     }
+    if (this.overLimits(sandbox, cpuStart, entryStart, running?.message)) return
+    this.afterEntry(entry, running?.message)
+  }
+
+  /** Send the asks an entry made and finish the async messages it completed. */
+  private afterEntry (entry: EntryResult, current: Message | undefined): void {
+    const generation = this.generation
+    if (entry.out !== '') {
+      for (const record of entry.out.split('\x02')) {
+        const f = record.split('\x01')
+        const askId = Number(f[0])
+        if (f.length !== 5 || !Number.isSafeInteger(askId) || (f[4] !== 't' && f[4] !== 'a')) {
+          this.crash('sent a malformed message', current)
+          return
+        }
+        const tell = f[4] === 't'
+        const refused = this.hooks.ask(this, askId, f[1], f[2], f[3], tell)
+        if (refused !== undefined && !tell) this.queueAnswer(generation, askId, false, refused)
+      }
+    }
+    if (entry.finished !== '') {
+      for (const record of entry.finished.split('\x02')) {
+        const cut = record.indexOf('\x01')
+        const running = this.running
+        if (running === undefined || running.id !== Number(record.slice(0, cut))) continue
+        clearTimeout(running.wallTimer)
+        this.running = undefined
+        if (!this.complete(running.message, record.slice(cut + 1))) return
+      }
+    }
+    if (this.hasWork()) this.hooks.schedule(this)
+  }
+
+  /** Reply to a finished message and take its state; false if the answer was malformed (the cell crashed). */
+  private complete (message: Message, text: string): boolean {
     const cut = text.lastIndexOf('\0')
+    if (cut < 0 || (text[0] !== 'o' && text[0] !== 'e')) {
+      this.crash('returned a malformed answer', message)
+      return false
+    }
     const state = text.slice(cut + 1)
     if (state !== this.state) {
       this.state = state
@@ -174,24 +309,25 @@ export class CellActor {
       this.hooks.state(this)
     }
     message.reply(text[0] === 'o', text.slice(1, cut))
-  }
-
-  private afterMessage (): void {
-    if (this.hasWork()) this.hooks.schedule(this)
+    return true
   }
 
   /** Checks CPU and heap after an entry into the isolate; crashes the cell if one is exceeded. */
-  private overLimits (sandbox: Sandbox, cpuStart: number, message: Message | undefined): boolean {
-    const cpu = sandbox.cpuMs() - cpuStart
-    if (cpu > this.limits.timeout * 1.05 + 5) {
-      this.crash(`exceeded its CPU time limit of ${this.limits.timeout} ms`, message)
-      return true
-    }
-    if (sandbox.heapBytes() > this.limits.memory * HEAP_FACTOR) {
-      this.crash(`exceeded its memory limit of ${Math.round(this.limits.memory / 1048576)} MiB`, message)
-      return true
-    }
-    return false
+  private overLimits (sandbox: Sandbox, cpuStart: number, entryStart: number, message: Message | undefined): boolean {
+    const reason = this.limitExceeded(sandbox, cpuStart, entryStart)
+    if (reason === undefined) return false
+    this.crash(reason, message)
+    return true
+  }
+
+  /** Which limit the cell is past, if any (CPU since `cpuStart`; heap now and then). */
+  private limitExceeded (sandbox: Sandbox, cpuStart: number, entryStart: number): string | undefined {
+    const now = sandbox.cpuMs()
+    if (now - cpuStart > this.limits.timeout * 1.05 + 5) return `exceeded its CPU time limit of ${this.limits.timeout} ms`
+    if (++this.entriesSinceHeapCheck < HEAP_CHECK_EVERY && now - entryStart < HEAP_CHECK_CPU_MS) return undefined
+    this.entriesSinceHeapCheck = 0
+    if (sandbox.heapBytes() > this.limits.memory * HEAP_FACTOR) return `exceeded its memory limit of ${Math.round(this.limits.memory / 1048576)} MiB`
+    return undefined
   }
 
   /** Dispose the isolate, fail the offending message, restart from the last snapshot (or mark failed). */
@@ -199,6 +335,7 @@ export class CellActor {
     this.sandbox?.dispose()
     this.sandbox = undefined
     this.generation++
+    this.answers = []
     if (this.running !== undefined) {
       clearTimeout(this.running.wallTimer)
       offending = offending ?? this.running.message
@@ -214,14 +351,17 @@ export class CellActor {
       this.fail(`crashed ${this.crashes.length} times within ${this.bounds.crashWindow / 1000} s; last: ${reason}`)
       return
     }
+    let sandbox: Sandbox
     try {
-      this.sandbox = this.build(this.hash, this.code, this.limits, this.state)
+      sandbox = this.build(this.hash, this.code, this.limits, this.state)
     } catch (err) {
       this.fail(`cannot restart: ${(err as Error).message}`)
       return
     }
+    this.sandbox = sandbox
     this.hooks.fault(this, 'restarted', reason)
-    this.afterMessage()
+    this.afterInstall(sandbox)
+    if (this.hasWork()) this.hooks.schedule(this)
   }
 
   private fail (reason: string): void {
@@ -239,11 +379,13 @@ export class CellActor {
     const next = this.build(hash, code, limits, this.state)
     previous?.dispose()
     this.sandbox = next
+    this.answers = []
     this.hash = hash
     this.code = code
     this.limits = limits
     this.failed = false
     this.state = next.initialState
+    this.afterInstall(next)
   }
 
   /** Dispose the isolate and refuse everything queued with `why`. */
@@ -251,6 +393,7 @@ export class CellActor {
     this.sandbox?.dispose()
     this.sandbox = undefined
     this.generation++
+    this.answers = []
     if (this.running !== undefined) {
       clearTimeout(this.running.wallTimer)
       this.running.message.reply(false, why)
@@ -259,9 +402,5 @@ export class CellActor {
     for (const message of this.queue.splice(0)) message.reply(false, why)
     // waiting control work (a replace) runs now and finds the cell stopped
     for (const work of this.idleWork.splice(0)) work()
-  }
-
-  heapBytes (): number {
-    return this.sandbox?.heapBytes() ?? 0
   }
 }

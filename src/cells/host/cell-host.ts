@@ -2,15 +2,17 @@
 // It runs their mailboxes, keeps asks between its own cells inside the process, and
 // sends everything else (replies, state, events, asks to other addresses) to the node.
 import { CellActor } from './cell-actor.js'
-import type { ActorHooks, Message } from './cell-actor.js'
+import type { ActorHooks } from './cell-actor.js'
 import { CodeCache } from './sandbox.js'
+import { StemPool } from './stem-pool.js'
 import { DEFAULT_BOUNDS } from '../limits.js'
 import type { RuntimeBounds } from '../limits.js'
 import type { FromHost, ToHost } from './protocol.js'
 
 /** Messages one cell runs before others get a turn (and before the event loop does). */
 const PUMP_BUDGET = 256
-/** Logs one message may write; the rest are dropped. */
+const CONTROL = /[\x00-\x1f]/
+/** Logs one message may write (the isolate drops the rest itself; this holds if it was tampered with). */
 const MAX_LOGS_PER_MESSAGE = 100
 
 interface PendingAsk {
@@ -25,6 +27,7 @@ export class CellHost {
   private readonly cells = new Map<string, CellActor>()
   private readonly cache = new CodeCache()
   private bounds: RuntimeBounds = DEFAULT_BOUNDS
+  private readonly pool = new StemPool(() => this.bounds)
   private readonly ready = new Set<CellActor>()
   private draining = false
   private readonly pendingAsks = new Map<number, PendingAsk>()
@@ -39,8 +42,9 @@ export class CellHost {
     this.hooks = {
       ask: (actor, cellAskId, address, method, argsJson, tell) => this.outgoing(actor, cellAskId, address, method, argsJson, tell),
       log: (actor, text) => {
-        if (++actor.logsThisMessage > MAX_LOGS_PER_MESSAGE) return
-        this.send({ t: 'log', address: actor.address, text: actor.logsThisMessage === MAX_LOGS_PER_MESSAGE ? `${text} (further logs of this message dropped)` : text })
+        const cap = MAX_LOGS_PER_MESSAGE * actor.entryMessages
+        if (++actor.logsThisMessage > cap) return
+        this.send({ t: 'log', address: actor.address, text })
       },
       state: actor => { this.changedState.add(actor); this.wake() },
       fault: (actor, kind, reason) => { this.send({ t: 'event', address: actor.address, kind, reason }) },
@@ -79,6 +83,8 @@ export class CellHost {
     const reply = tell ? () => {} : (ok: boolean, text: string) => { this.send({ t: 'reply', id, ok, text }) }
     const actor = this.cells.get(address)
     if (actor === undefined) { reply(false, `no cell ${address} on this node`); return }
+    // control characters separate the records packed into the isolate; valid JSON has none
+    if (CONTROL.test(method) || CONTROL.test(args)) { reply(false, `invalid method name or arguments for ${address}`); return }
     actor.deliver({ method, args, reply })
   }
 
@@ -102,7 +108,7 @@ export class CellHost {
     if (existing !== undefined) { existing.stop('replaced'); this.cells.delete(m.address) }
     let actor: CellActor
     try {
-      actor = new CellActor(m.address, m.hash, m.code, m.limits, this.bounds, m.state, m.version, this.cache, this.hooks)
+      actor = new CellActor(m.address, m.hash, m.code, m.limits, this.bounds, m.state, m.version, this.cache, this.pool, this.hooks)
     } catch (err) {
       done(false, (err as Error).message, 0)
       return
@@ -122,7 +128,12 @@ export class CellHost {
   /** A cell's stem.ask/tell: local cells directly, anything else through the node's router. */
   private outgoing (from: CellActor, cellAskId: number, address: string, method: string, argsJson: string, tell: boolean): string | undefined {
     if (argsJson.length > this.bounds.maxMessageBytes) return `arguments are too large: ${argsJson.length} characters of JSON, limit ${this.bounds.maxMessageBytes}`
-    if (this.outstanding(from) >= this.bounds.maxPendingAsks) return `too many pending asks from ${from.address} (limit ${this.bounds.maxPendingAsks})`
+    // the isolate enforces these bounds itself; these checks hold if it was tampered with
+    if (tell) {
+      if (++from.tellsThisMessage > this.bounds.maxPendingAsks * from.entryMessages) return `too many tells from ${from.address} in one message (limit ${this.bounds.maxPendingAsks})`
+    } else if (from.outstandingAsks >= this.bounds.maxPendingAsks) {
+      return `too many pending asks from ${from.address} (limit ${this.bounds.maxPendingAsks})`
+    }
     const target = this.resolveLocal(address)
     const generation = from.generation
     if (target !== undefined) {
@@ -135,20 +146,18 @@ export class CellHost {
         return undefined
       }
       const askId = ++this.askSeq
+      from.outstandingAsks++
       this.pendingAsks.set(askId, { actor: from, generation, cellAskId, deadline: Date.now() + this.bounds.askTimeout, target: address })
       target.deliver({ method, args: argsJson, reply: (ok, text) => { this.answer(askId, ok, text) } })
       return undefined
     }
     const askId = ++this.askSeq
-    if (!tell) this.pendingAsks.set(askId, { actor: from, generation, cellAskId, deadline: Date.now() + this.bounds.askTimeout, target: address })
+    if (!tell) {
+      from.outstandingAsks++
+      this.pendingAsks.set(askId, { actor: from, generation, cellAskId, deadline: Date.now() + this.bounds.askTimeout, target: address })
+    }
     this.send({ t: 'ask', askId, from: from.address, address, method, args: argsJson, tell })
     return undefined
-  }
-
-  private outstanding (actor: CellActor): number {
-    let n = 0
-    for (const p of this.pendingAsks.values()) if (p.actor === actor) n++
-    return n
   }
 
   /** `app/cell#i` exactly, or for `app/cell` the first local replica. */
@@ -164,9 +173,9 @@ export class CellHost {
     const pending = this.pendingAsks.get(askId)
     if (pending === undefined) return
     this.pendingAsks.delete(askId)
+    pending.actor.outstandingAsks--
     if (ok && text.length > this.bounds.maxMessageBytes) { ok = false; text = `result is too large: ${text.length} characters of JSON, limit ${this.bounds.maxMessageBytes}` }
-    // never re-enter an isolate from inside another one's call: continue after it returns
-    queueMicrotask(() => { pending.actor.resolveAsk(pending.generation, pending.cellAskId, ok, text) })
+    pending.actor.queueAnswer(pending.generation, pending.cellAskId, ok, text)
   }
 
   private sweepAsks (): void {
@@ -203,6 +212,7 @@ export class CellHost {
 
   stop (): void {
     clearInterval(this.sweepTimer)
+    this.pool.stop()
     for (const actor of this.cells.values()) actor.stop('cell host is stopping')
     this.cells.clear()
   }

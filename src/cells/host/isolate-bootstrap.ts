@@ -7,18 +7,35 @@
 // with its own globals only breaks itself; the host trusts nothing it returns anyway.
 //
 // control(op, …) is returned to the host (as a Reference):
+//   'bind'    (address)                   → makes the blank stem cell this cell: sets up `stem`
 //   'install' (namespace, stateJson|null) → stateJson         build the instance
-//   'call'    (id, method, argsJson)      → 'o'/'e' + text + '\0' + stateJson, or 'p' (pending;
-//                                            the result arrives later through done(id, text))
-//   'resolve' (askId, ok, text)           → settles a pending stem.ask
-// JSON.stringify escapes U+0000, so '\0' cannot occur inside the JSON texts.
+//   'calls'   (packed messages, softMs)   → one result record per message run, in order; a
+//                                            result is 'o'/'e' + text + '\0' + stateJson, or 'p'
+//                                            (pending: it stops there, one message at a time). It
+//                                            also stops once softMs have passed; the host re-queues
+//                                            the messages it did not run.
+//   messages: records 'id\x01method\x01argsJson' joined by '\x02'; results: 'id\x01result'
+//   'resolve' (packed answers)            → settles pending stem.ask calls
+//   'flush'   ()                          → only the trailers: what the microtasks run at the
+//                                            end of the previous entry produced
+// To avoid a boundary crossing per ask, every entry's result ends with two trailers:
+//   result + '\x03' + outgoing asks + '\x03' + finished async messages
+// outgoing asks: records 'id\x01address\x01method\x01argsJson\x01t|a' joined by '\x02'
+// finished:      records 'id\x01text' joined by '\x02' (text as for 'call')
+// answers:       records 'askId\x01o|e\x01text' joined by '\x02'
+// JSON.stringify escapes control characters and error texts have them replaced, so the
+// separators \0-\x03 never occur inside a field.
 export const BOOTSTRAP_SOURCE = String.raw`
-const hostAsk = $0, hostLog = $1, hostDone = $2, self = $3, maxBytes = $4
+const hostLog = $0, maxBytes = $1, maxPending = $2
+let self = ''
 const { keys, getPrototypeOf, getOwnPropertyDescriptor, defineProperty, freeze, create } = Object
 const ObjectProto = Object.prototype, isArray = Array.isArray, stringify = JSON.stringify, parse = JSON.parse
 const isFinite = Number.isFinite, apply = Reflect.apply, then = Promise.prototype.then
 const SafeError = Error, SafeMap = Map, mapGet = Map.prototype.get, mapSet = Map.prototype.set, mapDelete = Map.prototype.delete
 const SafePromise = Promise, SafeString = String, fnToString = Function.prototype.toString
+const split = String.prototype.split, replace = String.prototype.replace, CONTROL = /[\x00-\x1f]/g
+const maxOut = 4 * maxBytes, dateNow = Date.now
+const clean = text => apply(replace, text, [CONTROL, ' '])
 
 delete globalThis.SharedArrayBuffer
 delete globalThis.Atomics
@@ -56,13 +73,22 @@ function encode (v, what) {
 
 function errorText (err) {
   try {
-    if (err !== null && typeof err === 'object' && typeof err.message === 'string') return err.message.slice(0, 2000) || 'error'
-    return SafeString(err).slice(0, 2000)
+    if (err !== null && typeof err === 'object' && typeof err.message === 'string') return clean(err.message.slice(0, 2000)) || 'error'
+    return clean(SafeString(err).slice(0, 2000))
   } catch { return 'error' }
 }
 
-let instance, Cls, askSeq = 0, lastState = '{}'
+let instance, Cls, askSeq = 0, lastState = '{}', pendingCount = 0, tells = 0, logs = 0
+const MAX_LOGS = 100
+let out = '', finished = ''
 const pending = new SafeMap()
+
+function trailer (result) {
+  const text = result + '\x03' + out + '\x03' + finished
+  out = ''
+  finished = ''
+  return text
+}
 
 function snapshot () {
   const state = create(null)
@@ -107,14 +133,16 @@ function finish (ok, value) {
 function settle (id, ok, v) {
   let text
   if (ok) { try { text = finish(true, encode(v, 'result')) } catch (err) { text = finish(false, errorText(err)) } } else text = finish(false, errorText(v))
-  hostDone(id, text)
+  finished += (finished === '' ? '' : '\x02') + id + '\x01' + text
 }
 
 function call (id, method, argsJson) {
   if (!isMessage(method)) return finish(false, 'unknown method ' + stringify(SafeString(method).slice(0, 100)) + ' on ' + self)
   let r
   try {
-    r = apply(instance[method], instance, parse(argsJson))
+    const args = parse(argsJson)
+    if (!isArray(args)) return finish(false, 'arguments must be a JSON array')
+    r = apply(instance[method], instance, args)
   } catch (err) {
     return finish(false, errorText(err))
   }
@@ -126,23 +154,40 @@ function call (id, method, argsJson) {
 }
 
 function outgoing (address, method, args, tell) {
-  if (typeof address !== 'string' || typeof method !== 'string') throw new SafeError('stem.' + (tell ? 'tell' : 'ask') + '(address, method, ...args): address and method must be strings')
+  const what = 'stem.' + (tell ? 'tell' : 'ask')
+  if (typeof address !== 'string' || typeof method !== 'string' || address.length > 200 || method.length > 200 || clean(address + method) !== address + method) {
+    throw new SafeError(what + '(address, method, ...args): address and method must be short strings')
+  }
+  if (tell) {
+    if (++tells > maxPending) throw new SafeError('too many tells from ' + self + ' in one message (limit ' + maxPending + ')')
+  } else if (pendingCount >= maxPending) {
+    throw new SafeError('too many pending asks from ' + self + ' (limit ' + maxPending + ')')
+  }
   const argsJson = encode(args, 'arguments')
+  if (out.length + argsJson.length > maxOut) throw new SafeError('too much outgoing data from ' + self + ' at once')
   const id = ++askSeq
-  const refused = hostAsk(id, address, method, argsJson, tell)
-  if (refused !== undefined) throw new SafeError(refused)
+  out += (out === '' ? '' : '\x02') + id + '\x01' + address + '\x01' + method + '\x01' + argsJson + (tell ? '\x01t' : '\x01a')
   return id
 }
 
-const stem = freeze({
-  self,
+// stem.self is set by 'bind', before the cell's module runs (a blank stem cell waits unbound)
+function bind (address) {
+  if (self !== '') throw new SafeError('stem cell is already bound to ' + self)
+  self = address
+  defineProperty(globalThis, 'stem', { value: freeze({ self, ask, tell, log, now }), writable: false, enumerable: false, configurable: false })
+  return trailer('')
+}
+
+const { ask, tell, log, now } = {
   ask (address, method, ...args) {
     let id
     try { id = outgoing(address, method, args, false) } catch (err) { return SafePromise.reject(err) }
+    pendingCount++
     return new SafePromise((resolve, reject) => { apply(mapSet, pending, [id, { resolve, reject }]) })
   },
   tell (address, method, ...args) { outgoing(address, method, args, true) },
   log (...args) {
+    if (++logs > MAX_LOGS) return
     let text = ''
     for (let i = 0; i < args.length; i++) {
       let part
@@ -150,28 +195,52 @@ const stem = freeze({
       text += (i > 0 ? ' ' : '') + SafeString(part)
       if (text.length > 8192) break
     }
-    hostLog(text.slice(0, 8192))
+    hostLog(logs === MAX_LOGS ? text.slice(0, 8192) + ' (further logs of this message dropped)' : text.slice(0, 8192))
   },
-  now () { return Date.now() }
-})
-defineProperty(globalThis, 'stem', { value: stem, writable: false, enumerable: false, configurable: false })
+  now () { return dateNow() }
+}
+
+function settleAsk (record) {
+  const f = apply(split, record, ['\x01'])
+  const id = +f[0]
+  const p = apply(mapGet, pending, [id])
+  if (p === undefined) return
+  apply(mapDelete, pending, [id])
+  pendingCount--
+  if (f[1] === 'o') p.resolve(parse(f[2])); else p.reject(new SafeError(f[2]))
+}
 
 return function control (op, a, b, c) {
-  if (op === 'call') return call(a, b, c)
+  if (op === 'calls') {
+    const records = apply(split, a, ['\x02'])
+    const start = dateNow()
+    let results = ''
+    for (let i = 0; i < records.length; i++) {
+      const f = apply(split, records[i], ['\x01'])
+      tells = 0
+      logs = 0
+      const r = call(+f[0], f[1], f[2])
+      results += (i === 0 ? '' : '\x02') + f[0] + '\x01' + r
+      if (r === 'p' || dateNow() - start >= b) break
+    }
+    return trailer(results)
+  }
+  if (op === 'flush') return trailer('')
+  if (op === 'bind') return bind(a)
   if (op === 'resolve') {
-    const p = apply(mapGet, pending, [a])
-    if (p === undefined) return
-    apply(mapDelete, pending, [a])
-    if (b) p.resolve(parse(c)); else p.reject(new SafeError(c))
-    return
+    const records = apply(split, a, ['\x02'])
+    for (let i = 0; i < records.length; i++) settleAsk(records[i])
+    return trailer('')
   }
   if (op === 'install') {
     Cls = a.default
     if (typeof Cls !== 'function' || !/^class\b/.test(apply(fnToString, Cls, []))) throw new SafeError('the module of ' + self + ' must export a class as default')
+    tells = 0
+    logs = 0
     instance = new Cls()
     if (b !== null) restore(b)
     lastState = snapshot()
-    return lastState
+    return trailer(lastState)
   }
 }
 `

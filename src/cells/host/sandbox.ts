@@ -3,16 +3,21 @@
 // Synchronous calls avoid a thread hop per message; every entry into the isolate carries
 // a timeout, which also covers the microtasks the call runs (async continuations).
 import ivm from 'isolated-vm'
-import { BOOTSTRAP_SOURCE } from './isolate-bootstrap.js'
 import { isolateMemoryMiB } from '../limits.js'
-import type { CellLimits, RuntimeBounds } from '../limits.js'
+import type { CellLimits } from '../limits.js'
+import type { Control, StemPool } from './stem-pool.js'
 
 export interface SandboxHooks {
-  /** a cell's stem.ask / stem.tell; returns a refusal message, or undefined if accepted */
-  ask: (askId: number, address: string, method: string, argsJson: string, tell: boolean) => string | undefined
   log: (text: string) => void
-  /** an async message finished: text is 'o'/'e' + value + '\0' + state */
-  done: (id: number, text: string) => void
+}
+
+/** What one entry into the isolate produced (see isolate-bootstrap.ts for the packing). */
+export interface EntryResult {
+  result: string
+  /** packed outgoing asks/tells, '' if none */
+  out: string
+  /** packed finished async messages, '' if none */
+  finished: string
 }
 
 // compileModule sets these at run time; isolated-vm's typings omit them on Module
@@ -43,29 +48,33 @@ export class SandboxFault extends Error {}
 
 export class Sandbox {
   readonly isolate: ivm.Isolate
-  private readonly control: ivm.Reference<(op: string, a?: ivm.Transferable, b?: ivm.Transferable, c?: ivm.Transferable) => string | undefined>
+  private readonly control: Control
   private readonly context: ivm.Context
-  /** the state snapshot the isolate was built with or last produced */
+  /** the state snapshot the isolate was built with */
   initialState: string
+  /** what loading produced (asks made by top-level code or the constructor), taken by the actor */
+  fromInstall: EntryResult | undefined
 
   /**
-   * Build an isolate running `code` with `state` (JSON text) restored into its instance.
-   * Throws an Error with a one-line reason if the module fails to load.
+   * Turn a blank stem cell from the pool into `code`, with `state` (JSON text) restored
+   * into its instance. Throws an Error with a one-line reason if the module fails to load.
    */
-  constructor (address: string, hash: string, code: string, limits: CellLimits, bounds: RuntimeBounds, state: string | null, cache: CodeCache, hooks: SandboxHooks) {
-    this.isolate = new ivm.Isolate({ memoryLimit: isolateMemoryMiB(limits.memory) })
+  constructor (address: string, hash: string, code: string, limits: CellLimits, state: string | null, cache: CodeCache, pool: StemPool, hooks: SandboxHooks) {
+    const blank = pool.take(isolateMemoryMiB(limits.memory))
+    this.isolate = blank.isolate
+    this.context = blank.context
+    this.control = blank.control
+    blank.logTarget.log = hooks.log
     try {
-      this.context = this.isolate.createContextSync()
-      const ask = new ivm.Callback(hooks.ask, { sync: true })
-      const log = new ivm.Callback(hooks.log, { sync: true })
-      const done = new ivm.Callback(hooks.done, { sync: true })
-      this.control = this.context.evalClosureSync(BOOTSTRAP_SOURCE, [ask, log, done, address, bounds.maxMessageBytes], { result: { reference: true } })
+      this.enter(limits.timeout, 'bind', address)
       const module = cache.compile(this.isolate, hash, code, `${address}.js`)
       module.instantiateSync(this.context, specifier => {
         throw new Error(`cells cannot import '${specifier}': a bundle must be one self-contained module`)
       })
       module.evaluateSync({ timeout: limits.timeout })
-      this.initialState = this.enter(limits.timeout, 'install', module.namespace.derefInto() as unknown as ivm.Transferable, state) as string
+      const installed = this.enter(limits.timeout, 'install', module.namespace.derefInto() as unknown as ivm.Transferable, state)
+      this.initialState = installed.result
+      this.fromInstall = installed
     } catch (err) {
       this.dispose()
       throw new Error(`cannot load ${address}: ${faultReason(err, limits)}`)
@@ -73,15 +82,18 @@ export class Sandbox {
   }
 
   /** Call into the isolate with a CPU budget (ms). Throws SandboxFault if the cell must end. */
-  enter (budgetMs: number, op: string, a?: ivm.Transferable, b?: ivm.Transferable, c?: ivm.Transferable): string | undefined {
+  enter (budgetMs: number, op: string, a?: ivm.Transferable, b?: ivm.Transferable, c?: ivm.Transferable): EntryResult {
+    let text: unknown
     try {
-      const result = this.control.applySync(undefined, [op, a, b, c], { timeout: Math.max(1, Math.ceil(budgetMs)) })
-      if (result !== undefined && typeof result !== 'string') throw new SandboxFault('returned a non-string from its dispatcher')
-      return result
+      text = this.control.applySync(undefined, [op, a, b, c], { timeout: Math.max(1, Math.ceil(budgetMs)) })
     } catch (err) {
-      if (err instanceof SandboxFault) throw err
       throw new SandboxFault((err as Error)?.message ?? String(err))
     }
+    if (typeof text !== 'string') throw new SandboxFault('returned a malformed answer')
+    const second = text.lastIndexOf('\x03')
+    const first = second > 0 ? text.lastIndexOf('\x03', second - 1) : -1
+    if (first < 0) throw new SandboxFault('returned a malformed answer')
+    return { result: text.slice(0, first), out: text.slice(first + 1, second), finished: text.slice(second + 1) }
   }
 
   /** CPU time the isolate has used, ms */
