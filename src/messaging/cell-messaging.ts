@@ -46,7 +46,7 @@ export interface CellMessagingComponents {
 
 export interface CellMessagingInit {
   mesh: string
-  /** a batch is flushed at the next turn of the event loop, or as soon as this many bytes are queued (default 64 KiB) */
+  /** a batch is flushed once the current synchronous run ends (microtask), or as soon as this many bytes are queued (default 64 KiB) */
   flushBytes?: number
   /** bound of each peer's outbound queue, bytes (default 4 MiB) */
   maxQueuedBytes?: number
