@@ -3,7 +3,7 @@
 // and at once when it changes; it verifies every advert it receives before it reaches
 // the view. Gossip relays adverts, so the connection's remote peer says nothing about
 // the author: the frame's signer must be the advertised peer instead.
-import { TopicValidatorResult, type GossipSub, type Message } from '@libp2p/gossipsub'
+import { TopicValidatorResult, type GossipSub, type Message, type SubscriptionChangeData } from '@libp2p/gossipsub'
 import type { PeerId } from '@libp2p/interface'
 import { createFrameSigner, createFrameVerifier, type FrameVerifierOptions, type RejectReason } from '../wire/frame.js'
 import type { PrivateKey } from '../wire/keys.js'
@@ -50,7 +50,12 @@ export interface CapacityService {
   rejections: () => Partial<Record<AdvertRejectReason, number>>
   /** the advert this node would publish now */
   currentAdvert: () => CapacityAdvert
+  /** verify a received advert frame and apply it to the view (what the gossip validator runs) */
+  receive: (frame: Uint8Array) => AdvertVerdict
 }
+
+/** applied: the view took it; ignored: ours or an older version; rejected: counted as an attack */
+export type AdvertVerdict = { result: 'applied' | 'ignored' } | { result: 'rejected', reason: AdvertRejectReason }
 
 const MAX_ADVERT_BYTES = 16 * 1024
 
@@ -76,10 +81,10 @@ export function createCapacityService (components: CapacityServiceComponents, in
   let publishQueued = false
   let running = false
 
-  const rejectAdvert = (reason: AdvertRejectReason, detail: string): TopicValidatorResult => {
+  const rejectAdvert = (reason: AdvertRejectReason, detail: string): AdvertVerdict => {
     advertRejections[reason] = (advertRejections[reason] ?? 0) + 1
     log.debug(`rejected capacity advert: ${reason} ${detail}`)
-    return TopicValidatorResult.Reject
+    return { result: 'rejected', reason }
   }
 
   const currentAdvert = (): CapacityAdvert => {
@@ -105,9 +110,9 @@ export function createCapacityService (components: CapacityServiceComponents, in
     queueMicrotask(() => { publishQueued = false; void publish() })
   }
 
-  const validate = (_from: PeerId, message: Message): TopicValidatorResult => {
-    const result = verifier.verify(message.data, { forwarded: true, expect: 'capacity' })
-    if (!result.ok) return TopicValidatorResult.Reject
+  const receive = (data: Uint8Array): AdvertVerdict => {
+    const result = verifier.verify(data, { forwarded: true, expect: 'capacity' })
+    if (!result.ok) return { result: 'rejected', reason: result.reason }
     let advert: CapacityAdvert
     try {
       advert = decodeAdvert(result.payload)
@@ -115,14 +120,23 @@ export function createCapacityService (components: CapacityServiceComponents, in
       return rejectAdvert('malformed-advert', (err as Error).message)
     }
     if (advert.peer !== result.sender) return rejectAdvert('peer-mismatch', `(advert for ${advert.peer} signed by ${result.sender})`)
-    if (advert.peer === self) return TopicValidatorResult.Ignore
-    const applied = view.apply(advert)
-    if (applied === 'stale') {
-      // an old version relayed late is not an attack: do not forward it, do not penalise
+    if (advert.peer === self) return { result: 'ignored' }
+    if (view.apply(advert) === 'stale') {
+      // an old version relayed late is not an attack: counted, not forwarded, not penalised
       advertRejections['stale-version'] = (advertRejections['stale-version'] ?? 0) + 1
-      return TopicValidatorResult.Ignore
+      return { result: 'ignored' }
     }
-    return TopicValidatorResult.Accept
+    return { result: 'applied' }
+  }
+
+  const validate = (_from: PeerId, message: Message): TopicValidatorResult => {
+    const verdict = receive(message.data)
+    return verdict.result === 'applied' ? TopicValidatorResult.Accept : verdict.result === 'ignored' ? TopicValidatorResult.Ignore : TopicValidatorResult.Reject
+  }
+
+  /** a peer that just subscribed learns our capacity now rather than at the next heartbeat */
+  const onSubscriptionChange = (evt: CustomEvent<SubscriptionChangeData>): void => {
+    if (evt.detail.subscriptions.some(s => s.topic === topic && s.subscribe)) publishSoon()
   }
 
   const describe = (r: Resources): string => `cpu ${r.cpu}, memory ${formatBytes(r.memory)}, cells ${r.cells}`
@@ -134,6 +148,7 @@ export function createCapacityService (components: CapacityServiceComponents, in
     view,
     topic,
     currentAdvert,
+    receive,
     contributed: () => ({ ...contributed }),
     free: () => ({ ...free }),
     rejections: () => {
@@ -147,6 +162,7 @@ export function createCapacityService (components: CapacityServiceComponents, in
       leaving = false
       components.pubsub.topicValidators.set(topic, validate)
       components.pubsub.subscribe(topic)
+      components.pubsub.addEventListener('subscription-change', onSubscriptionChange)
       heartbeat = setInterval(() => { void publish() }, interval)
       expiry = setInterval(() => { view.expire() }, Math.max(50, Math.floor(interval / 4)))
       await publish()
@@ -159,6 +175,7 @@ export function createCapacityService (components: CapacityServiceComponents, in
       leaving = true
       version++
       await publish()
+      components.pubsub.removeEventListener('subscription-change', onSubscriptionChange)
       components.pubsub.unsubscribe(topic)
       components.pubsub.topicValidators.delete(topic)
     },

@@ -1,6 +1,6 @@
 // Invite tokens: one line that carries everything needed to join a mesh.
 //   stem1<base58btc( Invite protobuf ++ first 4 bytes of sha256(Invite protobuf) )>
-// `stem` names the thing, `1` the format version; the checksum turns a truncated or
+// `stem` names the thing, `1` the format version (one digit); the checksum turns a truncated or
 // mistyped token into a clear error instead of a confusing decode failure.
 import { createHash } from 'node:crypto'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
@@ -45,7 +45,8 @@ export function decodeInvite (token: string): Invite {
   if (text === '') throw new InviteError('invite token is empty')
   if (text.length > MAX_TOKEN_LENGTH) throw new InviteError(`invite token is too long (${text.length} characters, at most ${MAX_TOKEN_LENGTH})`)
   if (!text.startsWith(INVITE_PREFIX)) throw new InviteError(`not a Stem invite token: it must start with "${INVITE_PREFIX}${INVITE_VERSION}"`)
-  const version = /^\d+/.exec(text.slice(INVITE_PREFIX.length))?.[0]
+  // the version is one digit: base58 text may itself start with digits
+  const version = /^\d/.exec(text.slice(INVITE_PREFIX.length))?.[0]
   if (version == null) throw new InviteError(`not a Stem invite token: "${INVITE_PREFIX}" must be followed by a version number`)
   if (Number(version) !== INVITE_VERSION) throw new InviteError(`unsupported invite token version ${version} (this stem reads version ${INVITE_VERSION})`)
   const encoded = text.slice(INVITE_PREFIX.length + version.length)
