@@ -11,7 +11,7 @@ import { createApiServer, type ApiServer } from '../api/server.js'
 import type { NodeControl, PeerEntry } from '../api/types.js'
 import { createLogger } from '../util/logger.js'
 import {
-  dataFiles, loadOrCreateToken, prepareDataDir, readContribution, readMeshConfig, removeApiInfo,
+  dataFiles, loadOrCreateToken, prepareDataDir, readApiInfo, readContribution, readMeshConfig, removeApiInfo,
   writeApiInfo, writeContribution, writeMeshConfig, type StoredMesh
 } from './data-dir.js'
 
@@ -54,6 +54,15 @@ export function parseHostPort (text: string, what: string): { host: string, port
   const port = m != null ? Number(m[2]) : NaN
   if (m == null || port > 65535) throw new Error(`invalid ${what} "${text}": expected HOST:PORT, e.g. 127.0.0.1:7070`)
   return { host: m[1].replace(/^\[|\]$/g, ''), port }
+}
+
+function processAlive (pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM'
+  }
 }
 
 export function createStemNode (options: StemNodeOptions): StemNode {
@@ -151,6 +160,10 @@ export function createStemNode (options: StemNodeOptions): StemNode {
       const apiAddress = parseHostPort(options.api ?? DEFAULT_API, '--api address')
       if (options.gateway != null) parseHostPort(options.gateway, '--gateway address')
       await prepareDataDir(dir)
+      const running = await readApiInfo(dir)
+      if (running != null && running.pid !== process.pid && processAlive(running.pid)) {
+        throw new Error(`data dir ${dir} is in use by another running stem node (pid ${running.pid}, API ${running.url})`)
+      }
       const privateKey = await loadOrCreateKey(files.identity)
       const meshConfig = await resolveMesh(invite)
       const contributed = await resolveContribution()
@@ -160,9 +173,7 @@ export function createStemNode (options: StemNodeOptions): StemNode {
         await datastore.open()
       } catch (err) {
         datastore = undefined
-        const cause = (err as { cause?: { code?: string } }).cause?.code ?? (err as NodeJS.ErrnoException).code
-        if (cause === 'LEVEL_LOCKED') throw new Error(`data dir ${dir} is in use by another running stem node`)
-        throw new Error(`cannot open the peer store in ${files.peers}: ${(err as Error).message}`)
+        throw new Error(`cannot open the peer store in ${files.peers}: ${(err as Error).message} (is another stem node using this data dir?)`)
       }
       const listen = options.listen ?? [DEFAULT_LISTEN]
       try {
