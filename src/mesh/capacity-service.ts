@@ -18,12 +18,14 @@ export interface CapacityServiceComponents {
   privateKey: PrivateKey
   /** this node's current multiaddrs (as strings, with or without /p2p) */
   addresses: () => string[]
+  /** close every connection to a peer (the gossip watchdog's remedy) */
+  hangUp: (peer: PeerId) => Promise<void>
 }
 
 export interface CapacityServiceInit {
   mesh: string
   contributed: Resources
-  /** heartbeat interval in ms (default 1000) */
+  /** heartbeat interval in ms (default 2000) */
   interval?: number
   /** a peer is dropped after this many missed heartbeats (default 3) */
   missedPeriods?: number
@@ -58,10 +60,12 @@ export interface CapacityService {
 export type AdvertVerdict = { result: 'applied' | 'ignored' } | { result: 'rejected', reason: AdvertRejectReason }
 
 const MAX_ADVERT_BYTES = 16 * 1024
+const SUBSCRIBE_COALESCE_MS = 200
+const WATCHDOG_CHECKS = 3
 
 export function createCapacityService (components: CapacityServiceComponents, init: CapacityServiceInit): CapacityService {
   const log = createLogger('capacity')
-  const interval = init.interval ?? 1000
+  const interval = init.interval ?? 2000
   const topic = meshProtocols(init.mesh).capacityTopic
   const signer = createFrameSigner(components.privateKey)
   const verifier = createFrameVerifier({ maxBytes: MAX_ADVERT_BYTES, name: 'capacity', ...init.verifier })
@@ -78,6 +82,10 @@ export function createCapacityService (components: CapacityServiceComponents, in
   let leaving = false
   let heartbeat: ReturnType<typeof setInterval> | undefined
   let expiry: ReturnType<typeof setInterval> | undefined
+  let subscribeTimer: ReturnType<typeof setTimeout> | undefined
+  let watchdog: ReturnType<typeof setInterval> | undefined
+  /** consecutive watchdog checks each gossip peer was seen without its subscription */
+  const unsubscribedChecks = new Map<string, number>()
   let publishQueued = false
   let running = false
 
@@ -134,9 +142,39 @@ export function createCapacityService (components: CapacityServiceComponents, in
     return verdict.result === 'applied' ? TopicValidatorResult.Accept : verdict.result === 'ignored' ? TopicValidatorResult.Ignore : TopicValidatorResult.Reject
   }
 
-  /** a peer that just subscribed learns our capacity now rather than at the next heartbeat */
+  /**
+   * A peer that just subscribed learns our capacity soon rather than at the next
+   * heartbeat. Many peers join at once when a mesh forms: one extra advert per
+   * SUBSCRIBE_COALESCE_MS covers them all.
+   */
   const onSubscriptionChange = (evt: CustomEvent<SubscriptionChangeData>): void => {
-    if (evt.detail.subscriptions.some(s => s.topic === topic && s.subscribe)) publishSoon()
+    if (subscribeTimer != null || !evt.detail.subscriptions.some(s => s.topic === topic && s.subscribe)) return
+    subscribeTimer = setTimeout(() => { subscribeTimer = undefined; publishSoon() }, Math.min(SUBSCRIBE_COALESCE_MS, interval / 2))
+  }
+
+  /**
+   * gossipsub creates its outbound stream to a new peer once, from a queue it works
+   * through one peer at a time; if that fails (a busy or closing connection) the peer
+   * never learns our subscription and we never receive its adverts. A peer that stays
+   * connected but unsubscribed for WATCHDOG_CHECKS heartbeats gets its connections
+   * closed: discovery redials it and gossipsub starts afresh on the new connection.
+   */
+  const checkGossipPeers = (): void => {
+    const subscribed = new Set(components.pubsub.getSubscribers(topic).map(p => p.toString()))
+    const peers = components.pubsub.getPeers()
+    const current = new Set(peers.map(p => p.toString()))
+    for (const id of unsubscribedChecks.keys()) if (!current.has(id) || subscribed.has(id)) unsubscribedChecks.delete(id)
+    for (const peer of peers) {
+      const id = peer.toString()
+      if (subscribed.has(id)) continue
+      const checks = (unsubscribedChecks.get(id) ?? 0) + 1
+      unsubscribedChecks.set(id, checks)
+      if (checks >= WATCHDOG_CHECKS) {
+        unsubscribedChecks.delete(id)
+        log.debug(`gossip with ${id} is stuck (no subscription after ${checks} checks): reconnecting`)
+        components.hangUp(peer).catch(err => { log.debug(`hang up ${id} failed: ${(err as Error).message}`) })
+      }
+    }
   }
 
   const describe = (r: Resources): string => `cpu ${r.cpu}, memory ${formatBytes(r.memory)}, cells ${r.cells}`
@@ -164,6 +202,7 @@ export function createCapacityService (components: CapacityServiceComponents, in
       components.pubsub.subscribe(topic)
       components.pubsub.addEventListener('subscription-change', onSubscriptionChange)
       heartbeat = setInterval(() => { void publish() }, interval)
+      watchdog = setInterval(checkGossipPeers, interval)
       expiry = setInterval(() => { view.expire() }, Math.max(50, Math.floor(interval / 4)))
       await publish()
     },
@@ -172,6 +211,9 @@ export function createCapacityService (components: CapacityServiceComponents, in
       running = false
       clearInterval(heartbeat)
       clearInterval(expiry)
+      clearInterval(watchdog)
+      clearTimeout(subscribeTimer)
+      subscribeTimer = undefined
       leaving = true
       version++
       await publish()

@@ -22,7 +22,7 @@ export interface DiscoveryInit {
   bootstrap: Multiaddr[]
   /** dial discovered peers while fewer than this many are connected (default 64) */
   maxPeers?: number
-  /** tick (random walk; every few ticks a peer store scan) while the mesh is changing, ms (default 500) */
+  /** tick while the mesh is changing, ms (default 500); every few ticks a random walk and a peer store scan */
   fastInterval?: number
   /** tick once the mesh is quiet, ms (default 5000) */
   slowInterval?: number
@@ -36,6 +36,7 @@ export interface Discovery {
 const QUIET_AFTER_MS = 10_000
 const MAX_BACKOFF_MS = 30_000
 const SCAN_EVERY_TICKS = 4
+const WALK_EVERY_TICKS = 2
 const MAX_PARALLEL_DIALS = 8
 const DIAL_TIMEOUT_MS = 10_000
 const WALK_TIMEOUT_MS = 5_000
@@ -111,7 +112,7 @@ export function createDiscovery ({ libp2p }: DiscoveryComponents, init: Discover
     // new peers arrive as peer:discovery events; the full scan retries the ones that
     // failed or had to wait, and after a restart reconnects to the stored ones
     if (ticks % SCAN_EVERY_TICKS === 1) await scan()
-    void walk()
+    if (ticks % WALK_EVERY_TICKS === 1) void walk()
     if (!running) return
     const quiet = Date.now() - lastChange > QUIET_AFTER_MS
     timer = setTimeout(() => { void tick() }, quiet ? slowInterval : fastInterval)

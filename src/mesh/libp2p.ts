@@ -55,6 +55,10 @@ export async function createMeshLibp2p (init: MeshLibp2pInit): Promise<MeshLibp2
       maxIncomingPendingConnections: 128,
       dialTimeout: 10_000
     },
+    // a busy event loop (many nodes on one machine) makes pings late: dropping the
+    // connection for it only causes reconnect churn. Dead peers are noticed by TCP and by
+    // missed capacity heartbeats.
+    connectionMonitor: { abortConnectionOnPingFailure: false },
     services: {
       identify: identify(),
       ping: ping(),
@@ -65,6 +69,8 @@ export async function createMeshLibp2p (init: MeshLibp2pInit): Promise<MeshLibp2
         // home servers and local test meshes live on private addresses: keep them all
         peerInfoMapper: passthroughMapper,
         kBucketSize: 20,
+        // in a small mesh one response already holds most peers: few parallel requests
+        alpha: 3,
         initialQuerySelfInterval: 500,
         querySelfInterval: 30_000,
         allowQueryWithZeroPeers: false
@@ -77,6 +83,12 @@ export async function createMeshLibp2p (init: MeshLibp2pInit): Promise<MeshLibp2
         fallbackToFloodsub: false,
         emitSelf: false,
         heartbeatInterval: 700,
+        // own adverts go to every subscribed peer directly (floodPublish); a small gossip
+        // mesh degree keeps the relayed duplicates of each advert few
+        D: 4,
+        Dlo: 3,
+        Dhi: 6,
+        Dlazy: 3,
         // every member holds the mesh key, and home meshes or tests put many nodes behind
         // one IP: the per-IP colocation penalty would graylist them
         scoreParams: { IPColocationFactorWeight: 0 }

@@ -3,6 +3,7 @@
 // protocols (`protocols` names them) and `capacity.view` for placement.
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import type { Datastore } from 'interface-datastore'
+import type { PeerId } from '@libp2p/interface'
 import { peerIdOf, type PrivateKey } from '../wire/keys.js'
 import { createLogger } from '../util/logger.js'
 import { createMeshLibp2p, type MeshLibp2p } from './libp2p.js'
@@ -23,7 +24,7 @@ export interface MeshInit {
   /** persistent peer store; in-memory if absent */
   datastore?: Datastore
   contributed: Resources
-  /** capacity heartbeat interval, ms (default 1000) */
+  /** capacity heartbeat interval, ms (default 2000) */
   capacityInterval?: number
   missedPeriods?: number
 }
@@ -63,7 +64,8 @@ export async function createMesh (init: MeshInit): Promise<Mesh> {
     logger
   })
   const addresses = (): string[] => libp2p.getMultiaddrs().map(a => a.toString())
-  const capacity = createCapacityService({ pubsub: libp2p.services.pubsub, privateKey: init.privateKey, addresses }, {
+  const hangUp = async (peer: PeerId): Promise<void> => { await libp2p.hangUp(peer) }
+  const capacity = createCapacityService({ pubsub: libp2p.services.pubsub, privateKey: init.privateKey, addresses, hangUp }, {
     mesh: init.mesh.name,
     contributed: init.contributed,
     interval: init.capacityInterval,

@@ -31,7 +31,7 @@ export interface StemNodeOptions {
   cells?: number
   /** mesh name when creating a new mesh (default "home") */
   mesh?: string
-  /** capacity heartbeat interval, ms (default 1000) */
+  /** capacity heartbeat interval, ms (default 2000) */
   capacityInterval?: number
 }
 
