@@ -13,7 +13,7 @@ describe('mesh (in-process libp2p nodes over TCP)', function () {
   this.timeout(120_000)
   let nodes: Mesh[] = []
 
-  async function node (mesh: MeshConfig, bootstrap: string[] = [], interval = 500): Promise<Mesh> {
+  async function node (mesh: MeshConfig, bootstrap: string[] = [], interval = 2000): Promise<Mesh> {
     const m = await createMesh({ privateKey: await createEd25519Key(), mesh, listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap, contributed, capacityInterval: interval })
     nodes.push(m)
     await m.start()
@@ -53,7 +53,7 @@ describe('mesh (in-process libp2p nodes over TCP)', function () {
 
     // abrupt loss (no leaving advert): expires after missed heartbeats
     await rest[2].libp2p.stop()
-    await waitFor(() => lost.includes(`${rest[2].peerId} expired`), { what: 'the vanished node to expire' })
+    await waitFor(() => lost.includes(`${rest[2].peerId} expired`), { timeout: 60_000, what: 'the vanished node to expire' })
   })
 
   it('a node with another mesh key cannot connect; the refusing node logs it once and keeps running', async () => {
