@@ -25,13 +25,13 @@ const contributed = { cpu: 2, memory: 2 ** 31, cells: 50 }
 setLogLevel('silent')
 
 type ToWorker =
-  | { cmd: 'create', count: number, key: string }
+  | { cmd: 'create', key: string }
   | { cmd: 'join', bootstrap: string, total: number }
   | { cmd: 'contribute', peer: string, cells: number }
   | { cmd: 'watch', peer: string, cells: number }
   | { cmd: 'stop' }
 type FromWorker =
-  | { cmd: 'created', peers: string[] }
+  | { cmd: 'created' }
   | { cmd: 'seen', peer: string, at: number }
   | { cmd: 'converged', at: number }
   | { cmd: 'stopped' }
@@ -63,13 +63,11 @@ async function worker (): Promise<void> {
     void (async () => {
       if (m.cmd === 'create') {
         key = m.key
-        send({ cmd: 'created', peers: [] })
+        send({ cmd: 'created' })
       } else if (m.cmd === 'join') {
         const count = Number(process.env.BENCH_MESH_COUNT)
         nodes = await Promise.all(Array.from({ length: count }, async () => createNode(meshOf(key), [m.bootstrap])))
-        const t0 = now()
         await Promise.all(nodes.map(async n => { await n.start() }))
-        void t0
         const pending = new Set(nodes)
         while (pending.size > 0) {
           for (const n of pending) {
@@ -127,7 +125,7 @@ async function parent (): Promise<void> {
   const inbox: FromWorker[] = []
   for (const w of workers) w.on('message', (m: FromWorker) => inbox.push(m))
   const tell = (m: ToWorker): void => { for (const w of workers) w.send(m) }
-  tell({ cmd: 'create', count: 0, key })
+  tell({ cmd: 'create', key })
   await until(() => inbox.filter(m => m.cmd === 'created').length === workers.length, 30_000)
 
   // mesh-discovery
