@@ -1,0 +1,467 @@
+// One node's host for many raft groups (one per app). It drives every group's core from
+// one tick timer, processes all groups' Readys together — persist all (one fsync per
+// group, all groups in parallel), then send, then apply, then advance — and sends over
+// one transport: per flush, every message for a peer from every group goes into one
+// batch, with heartbeats coalesced, so a thousand idle groups cost one small frame per
+// peer per heartbeat instead of thousands of messages.
+import { TypedEventEmitter } from '@libp2p/interface'
+import { ConfChangeType, EntryType } from '../types.js'
+import type { ConfChange, ConfState, Entry, HardState, LogStorage, Message, NodeId, Ready, Snapshot, SoftState } from '../types.js'
+import { createRawNode, createRand, decodeConfChange } from '../core/index.js'
+import type { RaftConfig, RawNode } from '../core/index.js'
+import { randomBytes } from 'node:crypto'
+import type { RaftTransport } from '../transport/types.js'
+import { BatchBuilder, decodeBatch } from './raft-batch.js'
+import type { GroupId } from './raft-batch.js'
+
+export type { GroupId }
+
+/** A group's durable log, as the host persists Readys into it (DiskLogStorage). */
+export interface GroupStorage extends LogStorage {
+  append: (entries: Entry[]) => void
+  setHardState: (hs: HardState) => void
+  setConfState: (conf: ConfState) => void
+  applySnapshot: (snap: Snapshot) => Promise<void>
+  sync: () => Promise<void>
+}
+
+/** Raft timing and flow-control settings shared by all groups of a host (see RaftConfig). */
+export type GroupRaftOptions = Pick<RaftConfig, 'electionTick' | 'heartbeatTick' | 'preVote' | 'checkQuorum' | 'maxSizePerMsg' | 'maxInflightMsgs' | 'maxCommittedSizePerReady'>
+
+export interface GroupInit {
+  storage: GroupStorage
+  /**
+   * founding members of a brand-new group (every founder passes the same list in the same
+   * order); ignored when the storage already holds the group. A group added without
+   * members and without stored state accepts its first messages from any peer: it is a
+   * new member waiting for the leader to replicate the log to it.
+   */
+  bootstrap?: NodeId[]
+  /** index the state machine has already applied (restart) */
+  applied?: number
+  /** committed entries, in order; conf changes are applied by the host before this sees them */
+  apply?: (entries: Entry[]) => void | Promise<void>
+  /** a snapshot to restore the state machine from (follower catching up) */
+  applySnapshot?: (snap: Snapshot) => void | Promise<void>
+}
+
+export interface GroupStatus {
+  group: GroupId
+  leader: NodeId | ''
+  role: SoftState['role']
+  term: number
+  commit: number
+  applied: number
+  members: NodeId[]
+}
+
+export interface RaftHostStats {
+  framesSent: number
+  framesReceived: number
+  bytesSent: number
+  bytesReceived: number
+  messagesSent: number
+  messagesReceived: number
+  /** heartbeats and heartbeat responses that travelled in coalesced form */
+  heartbeatsCoalesced: number
+  /** sends the transport dropped */
+  sendsDropped: number
+  /** batches that failed to decode */
+  malformedBatches: number
+  /** messages that failed checks (malformed, from a non-member, refused by the core) */
+  rejectedMessages: number
+  /** messages for groups this node does not host */
+  unknownGroupMessages: number
+  readyRounds: number
+  readiesProcessed: number
+}
+
+export interface RaftHostEvents {
+  /** a group's leader or role changed */
+  'leader-change': CustomEvent<GroupStatus>
+  /** a group failed (its storage could not be written) and was removed */
+  'group-error': CustomEvent<{ group: GroupId, error: Error }>
+  /** a message was rejected (reason in detail) */
+  'reject': CustomEvent<{ group: GroupId, from: NodeId, reason: string }>
+}
+
+export interface TickClock {
+  setInterval: (fn: () => void, ms: number) => unknown
+  clearInterval: (handle: unknown) => void
+}
+
+export interface RaftHostComponents {
+  transport: RaftTransport
+  clock?: TickClock
+}
+
+export interface RaftHostInit {
+  self: NodeId
+  /** ms per raft tick (default 50) */
+  tickMs?: number
+  /** raft settings for every group (defaults: the core's, i.e. electionTick 10, heartbeatTick 1, pre-vote and check-quorum on) */
+  raft?: GroupRaftOptions
+  /** a message arrived for a group this node does not host (yet): the topology layer may create it */
+  onUnknownGroup?: (group: GroupId, from: NodeId, message: Message) => void
+}
+
+/** election jitter must differ between nodes: seed each core from real randomness */
+function seedFromCrypto (): () => number {
+  return createRand(randomBytes(4).readUInt32LE(0))
+}
+
+const systemClock: TickClock = {
+  setInterval: (fn, ms) => setInterval(fn, ms),
+  clearInterval: (handle) => { clearInterval(handle as NodeJS.Timeout) }
+}
+
+interface HostedGroup {
+  id: GroupId
+  node: RawNode
+  storage: GroupStorage
+  init: GroupInit
+  members: Set<NodeId>
+  soft: SoftState
+  term: number
+  commit: number
+  applied: number
+  removed: boolean
+}
+
+export class RaftHost extends TypedEventEmitter<RaftHostEvents> {
+  readonly self: NodeId
+  readonly stats: RaftHostStats = {
+    framesSent: 0, framesReceived: 0, bytesSent: 0, bytesReceived: 0, messagesSent: 0, messagesReceived: 0,
+    heartbeatsCoalesced: 0, sendsDropped: 0, malformedBatches: 0, rejectedMessages: 0, unknownGroupMessages: 0,
+    readyRounds: 0, readiesProcessed: 0
+  }
+
+  private readonly transport: RaftTransport
+  private readonly raftOptions: GroupRaftOptions
+  private readonly clock: TickClock
+  private readonly tickMs: number
+  private readonly onUnknownGroup?: RaftHostInit['onUnknownGroup']
+  private readonly groups = new Map<GroupId, HostedGroup>()
+  private readonly dirty = new Set<HostedGroup>()
+  private timer?: unknown
+  private processing = false
+  private scheduled = false
+  private idle: Promise<void> = Promise.resolve()
+  private running = false
+
+  constructor (components: RaftHostComponents, init: RaftHostInit) {
+    super()
+    this.self = init.self
+    this.transport = components.transport
+    this.raftOptions = init.raft ?? {}
+    this.clock = components.clock ?? systemClock
+    this.tickMs = init.tickMs ?? 50
+    this.onUnknownGroup = init.onUnknownGroup
+  }
+
+  start (): void {
+    if (this.running) return
+    this.running = true
+    this.transport.setReceiver({
+      onBatch: (from, payload) => { this.receive(from, payload) },
+      onUnreachable: (peer) => { this.unreachable(peer) }
+    })
+    this.timer = this.clock.setInterval(() => { this.tick() }, this.tickMs)
+  }
+
+  /** Stops ticking and waits for the Ready round in progress; storages stay open (their owner closes them). */
+  async stop (): Promise<void> {
+    if (!this.running) return
+    this.running = false
+    this.clock.clearInterval(this.timer)
+    this.transport.setReceiver({ onBatch: () => {}, onUnreachable: () => {} })
+    await this.idle
+  }
+
+  /** Hosts a group; with `bootstrap` on a fresh storage, it starts with those members. */
+  addGroup (id: GroupId, init: GroupInit): void {
+    if (this.groups.has(id)) throw new Error(`raft group ${id} is already hosted`)
+    const applied = Math.max(init.applied ?? 0, init.storage.snapshot().metadata.index)
+    const node = createRawNode({
+      ...this.raftOptions,
+      id: this.self,
+      storage: init.storage,
+      applied,
+      peers: init.bootstrap,
+      rand: seedFromCrypto()
+    })
+    const st = node.status()
+    const group: HostedGroup = {
+      id,
+      node,
+      storage: init.storage,
+      init,
+      members: new Set([...st.voters, ...st.learners]),
+      soft: { leader: st.lead, role: st.role },
+      term: st.term,
+      commit: st.commit,
+      applied,
+      removed: false
+    }
+    this.groups.set(id, group)
+    this.markDirty(group)
+  }
+
+  /** Stops hosting a group (after its Ready round in progress, if any). */
+  async removeGroup (id: GroupId): Promise<void> {
+    const group = this.groups.get(id)
+    if (group === undefined) return
+    group.removed = true
+    this.groups.delete(id)
+    this.dirty.delete(group)
+    await this.idle
+  }
+
+  hasGroup (id: GroupId): boolean {
+    return this.groups.has(id)
+  }
+
+  groupIds (): GroupId[] {
+    return [...this.groups.keys()]
+  }
+
+  status (id: GroupId): GroupStatus {
+    const g = this.mustGet(id)
+    return { group: id, leader: g.soft.leader, role: g.soft.role, term: g.term, commit: g.commit, applied: g.applied, members: [...g.members] }
+  }
+
+  /** Proposes a command; throws (ProposalDroppedError) when this node cannot take it, e.g. no leader is known. */
+  propose (id: GroupId, data: Uint8Array): void {
+    const g = this.mustGet(id)
+    g.node.propose(data)
+    this.markDirty(g)
+  }
+
+  /** Proposes several commands in one append. */
+  proposeBatch (id: GroupId, datas: Uint8Array[]): void {
+    const g = this.mustGet(id)
+    g.node.proposeBatch(datas)
+    this.markDirty(g)
+  }
+
+  proposeConfChange (id: GroupId, cc: ConfChange): void {
+    const g = this.mustGet(id)
+    g.node.proposeConfChange(cc)
+    this.markDirty(g)
+  }
+
+  /** Starts an election in the group now (tests, leadership transfer on shutdown). */
+  campaign (id: GroupId): void {
+    const g = this.mustGet(id)
+    g.node.campaign()
+    this.markDirty(g)
+  }
+
+  /** Resolves once no Ready round is in progress or pending. */
+  async settled (): Promise<void> {
+    while (this.processing || this.scheduled) await this.idle
+  }
+
+  // ---- driving the cores ----
+
+  private mustGet (id: GroupId): HostedGroup {
+    const g = this.groups.get(id)
+    if (g === undefined) throw new Error(`raft group ${id} is not hosted on this node`)
+    return g
+  }
+
+  private tick (): void {
+    for (const g of this.groups.values()) {
+      g.node.tick()
+      this.dirty.add(g)
+    }
+    this.schedule()
+  }
+
+  private markDirty (g: HostedGroup): void {
+    this.dirty.add(g)
+    this.schedule()
+  }
+
+  private schedule (): void {
+    if (this.scheduled || this.processing) return
+    this.scheduled = true
+    // setImmediate: everything that arrives in this I/O turn joins the same round
+    this.idle = new Promise<void>(resolve => {
+      setImmediate(() => {
+        this.scheduled = false
+        this.processReadies().then(resolve, resolve)
+      })
+    })
+  }
+
+  private async processReadies (): Promise<void> {
+    this.processing = true
+    try {
+      while (this.dirty.size > 0) {
+        const round: Array<{ g: HostedGroup, rd: Ready }> = []
+        for (const g of this.dirty) {
+          if (!g.removed && g.node.hasReady()) round.push({ g, rd: g.node.ready() })
+        }
+        this.dirty.clear()
+        if (round.length === 0) break
+        this.stats.readyRounds++
+        this.stats.readiesProcessed += round.length
+        const ok = await this.persist(round)
+        this.send(ok)
+        for (const { g, rd } of ok) {
+          await this.applyReady(g, rd)
+          if (g.removed) continue
+          g.node.advance()
+          if (g.node.hasReady()) this.dirty.add(g)
+        }
+      }
+    } finally {
+      this.processing = false
+    }
+    if (this.dirty.size > 0) this.schedule()
+  }
+
+  /** Step 1 of the Ready contract: everything durable (one fsync per group, all in parallel) before any message leaves. */
+  private async persist (round: Array<{ g: HostedGroup, rd: Ready }>): Promise<Array<{ g: HostedGroup, rd: Ready }>> {
+    const results = await Promise.all(round.map(async ({ g, rd }) => {
+      try {
+        if (rd.snapshot !== undefined) await g.storage.applySnapshot(rd.snapshot)
+        if (rd.entries.length > 0) g.storage.append(rd.entries)
+        if (rd.hardState !== undefined) g.storage.setHardState(rd.hardState)
+        if (rd.snapshot !== undefined || rd.entries.length > 0 || rd.hardState !== undefined) await g.storage.sync()
+        return true
+      } catch (err) {
+        this.failGroup(g, err as Error)
+        return false
+      }
+    }))
+    return round.filter((_, i) => results[i])
+  }
+
+  private send (round: Array<{ g: HostedGroup, rd: Ready }>): void {
+    const perPeer = new Map<NodeId, BatchBuilder>()
+    for (const { g, rd } of round) {
+      for (const m of rd.messages) {
+        let b = perPeer.get(m.to)
+        if (b === undefined) {
+          b = new BatchBuilder()
+          perPeer.set(m.to, b)
+        }
+        b.add(g.id, m)
+      }
+    }
+    for (const [peer, b] of perPeer) {
+      const payload = b.encode()
+      this.stats.messagesSent += b.messages
+      this.stats.heartbeatsCoalesced += b.coalesced
+      if (this.transport.send(peer, payload)) {
+        this.stats.framesSent++
+        this.stats.bytesSent += payload.length
+      } else {
+        this.stats.sendsDropped++
+        this.unreachable(peer)
+      }
+    }
+  }
+
+  private async applyReady (g: HostedGroup, rd: Ready): Promise<void> {
+    if (rd.hardState !== undefined) {
+      g.term = rd.hardState.term
+      g.commit = rd.hardState.commit
+    }
+    if (rd.snapshot !== undefined) {
+      const conf = rd.snapshot.metadata.conf
+      g.members = new Set([...conf.voters, ...conf.learners])
+      g.applied = Math.max(g.applied, rd.snapshot.metadata.index)
+      await g.init.applySnapshot?.(rd.snapshot)
+    }
+    if (rd.committedEntries.length > 0) {
+      for (const e of rd.committedEntries) {
+        if (e.type === EntryType.ConfChange) this.applyConfChange(g, e)
+      }
+      await g.init.apply?.(rd.committedEntries)
+      g.applied = rd.committedEntries[rd.committedEntries.length - 1].index
+    }
+    if (rd.softState !== undefined && (rd.softState.leader !== g.soft.leader || rd.softState.role !== g.soft.role)) {
+      g.soft = { ...rd.softState }
+      this.safeDispatchEvent('leader-change', { detail: this.status(g.id) })
+    }
+  }
+
+  private applyConfChange (g: HostedGroup, e: Entry): void {
+    let cc: ConfChange
+    try {
+      cc = decodeConfChange(e.data)
+    } catch (err) {
+      // committed by the group, so every member skips it the same way
+      this.safeDispatchEvent('reject', { detail: { group: g.id, from: this.self, reason: `committed conf change at ${e.index} is invalid: ${(err as Error).message}` } })
+      return
+    }
+    const conf = g.node.applyConfChange(cc)
+    g.storage.setConfState(conf)
+    g.members = new Set([...conf.voters, ...conf.learners])
+    if (cc.type === ConfChangeType.RemoveNode && cc.node === this.self) {
+      // removed from the group: the topology layer decides when to drop the group's data
+      g.soft = { leader: '', role: g.soft.role }
+    }
+  }
+
+  private failGroup (g: HostedGroup, error: Error): void {
+    g.removed = true
+    this.groups.delete(g.id)
+    this.dirty.delete(g)
+    this.safeDispatchEvent('group-error', { detail: { group: g.id, error } })
+  }
+
+  // ---- network input ----
+
+  private receive (from: NodeId, payload: Uint8Array): void {
+    this.stats.framesReceived++
+    this.stats.bytesReceived += payload.length
+    let received
+    try {
+      received = decodeBatch(payload, from, this.self)
+    } catch (err) {
+      this.stats.malformedBatches++
+      this.safeDispatchEvent('reject', { detail: { group: '', from, reason: (err as Error).message } })
+      return
+    }
+    for (const { group, message } of received) {
+      this.stats.messagesReceived++
+      const g = this.groups.get(group)
+      if (g === undefined) {
+        this.stats.unknownGroupMessages++
+        this.onUnknownGroup?.(group, from, message)
+        continue
+      }
+      if (!g.members.has(from) && g.members.size > 0) {
+        this.reject(group, from, `${from} is not a member of group ${group}`)
+        continue
+      }
+      try {
+        g.node.step(message)
+      } catch (err) {
+        this.reject(group, from, (err as Error).message)
+        continue
+      }
+      this.dirty.add(g)
+    }
+    this.schedule()
+  }
+
+  private reject (group: GroupId, from: NodeId, reason: string): void {
+    this.stats.rejectedMessages++
+    this.safeDispatchEvent('reject', { detail: { group, from, reason } })
+  }
+
+  private unreachable (peer: NodeId): void {
+    for (const g of this.groups.values()) {
+      if (g.members.has(peer)) g.node.reportUnreachable(peer)
+    }
+  }
+}
+
+export function createRaftHost (components: RaftHostComponents, init: RaftHostInit): RaftHost {
+  return new RaftHost(components, init)
+}

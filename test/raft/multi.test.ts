@@ -1,0 +1,174 @@
+import assert from 'node:assert/strict'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { RaftHost } from '../../src/raft/multi/raft-host.js'
+import { BatchBuilder, decodeBatch } from '../../src/raft/multi/raft-batch.js'
+import { DiskLogStorage } from '../../src/raft/storage/disk-log-storage.js'
+import { MemoryNetwork } from '../../src/raft/transport/memory-transport.js'
+import { makeMessage } from '../../src/raft/core/index.js'
+import { EntryType, MessageType, StateRole } from '../../src/raft/types.js'
+import type { Entry } from '../../src/raft/types.js'
+import * as pb from '../../src/wire/proto/raft.js'
+import { waitFor } from '../support/wait.js'
+
+const NODES = ['n1', 'n2', 'n3']
+const enc = new TextEncoder()
+const dec = new TextDecoder()
+
+interface Cluster {
+  net: MemoryNetwork
+  hosts: Map<string, RaftHost>
+  applied: Map<string, string[]> // `${node}/${group}` -> applied commands
+  storages: DiskLogStorage[]
+  unknown: Array<{ group: string, from: string }>
+}
+
+describe('raft multi-group host', function () {
+  this.timeout(120_000)
+  let dir: string
+  let cluster: Cluster
+
+  async function startCluster (groups: string[]): Promise<Cluster> {
+    const net = new MemoryNetwork()
+    const c: Cluster = { net, hosts: new Map(), applied: new Map(), storages: [], unknown: [] }
+    for (const node of NODES) {
+      const host = new RaftHost({ transport: net.transport(node) }, {
+        self: node,
+        tickMs: 20,
+        onUnknownGroup: (group, from) => { c.unknown.push({ group, from }) }
+      })
+      c.hosts.set(node, host)
+      for (const group of groups) {
+        const storage = await DiskLogStorage.open(join(dir, node, group))
+        c.storages.push(storage)
+        const key = `${node}/${group}`
+        c.applied.set(key, [])
+        host.addGroup(group, {
+          storage,
+          bootstrap: NODES,
+          apply: (entries: Entry[]) => {
+            for (const e of entries) if (e.type === EntryType.Normal && e.data.length > 0) c.applied.get(key)!.push(dec.decode(e.data))
+          }
+        })
+      }
+      host.start()
+    }
+    return c
+  }
+
+  function leaderOf (group: string, among = NODES): string | undefined {
+    for (const node of among) {
+      const host = cluster.hosts.get(node)!
+      if (host.hasGroup(group) && host.status(group).role === StateRole.Leader) return node
+    }
+    return undefined
+  }
+
+  beforeEach(async () => { dir = await mkdtemp(join(tmpdir(), 'stem-raft-multi-')) })
+  afterEach(async () => {
+    for (const host of cluster?.hosts.values() ?? []) await host.stop()
+    for (const s of cluster?.storages ?? []) await s.close()
+    await rm(dir, { recursive: true, force: true })
+  })
+
+  it('elects a leader and commits in each of 60 groups across 3 nodes, batching messages per peer', async () => {
+    const groups = Array.from({ length: 60 }, (_, i) => `app-${i}`)
+    cluster = await startCluster(groups)
+    await waitFor(() => groups.every(g => leaderOf(g) !== undefined), { what: 'a leader in every group', timeout: 60_000 })
+    for (const g of groups) cluster.hosts.get(leaderOf(g)!)!.propose(g, enc.encode(`hello ${g}`))
+    await waitFor(() => groups.every(g => NODES.every(n => cluster.applied.get(`${n}/${g}`)!.includes(`hello ${g}`))), { what: 'every proposal applied on every node', timeout: 60_000 })
+    for (const host of cluster.hosts.values()) {
+      const s = host.stats
+      // one frame carries messages of many groups: far fewer frames than messages
+      assert.ok(s.framesSent * 5 < s.messagesSent, `frames ${s.framesSent} vs messages ${s.messagesSent}`)
+      assert.ok(s.heartbeatsCoalesced > 0)
+      assert.equal(s.rejectedMessages, 0)
+      assert.equal(s.malformedBatches, 0)
+    }
+  })
+
+  it('elects a new leader when the leader is cut off, and the old one rejoins as follower', async () => {
+    cluster = await startCluster(['solo'])
+    const first = await waitFor(() => leaderOf('solo'), { what: 'first leader' })
+    const term = cluster.hosts.get(first)!.status('solo').term
+    cluster.net.isolate(first)
+    const rest = NODES.filter(n => n !== first)
+    const second = await waitFor(() => leaderOf('solo', rest), { what: 'new leader among the others' })
+    cluster.hosts.get(second)!.propose('solo', enc.encode('after failover'))
+    await waitFor(() => rest.every(n => cluster.applied.get(`${n}/solo`)!.includes('after failover')), { what: 'commit after failover' })
+    const newTerm = cluster.hosts.get(second)!.status('solo').term
+    assert.ok(newTerm > term)
+    cluster.net.heal()
+    await waitFor(() => cluster.applied.get(`${first}/solo`)!.includes('after failover'), { what: 'old leader catches up' })
+    assert.equal(cluster.hosts.get(first)!.status('solo').role, StateRole.Follower)
+    assert.equal(cluster.hosts.get(second)!.status('solo').role, StateRole.Leader)
+  })
+
+  it('counts and drops messages for unknown groups, from non-members and malformed batches, without state change', async () => {
+    cluster = await startCluster(['g'])
+    const leader = await waitFor(() => leaderOf('g'), { what: 'leader' })
+    const host = cluster.hosts.get(leader)!
+    const before = host.status('g')
+    // an outsider joins the network and speaks
+    const outsider = cluster.net.transport('mallory')
+    outsider.setReceiver({ onBatch: () => {}, onUnreachable: () => {} })
+    const forged = new BatchBuilder()
+    forged.add('g', makeMessage({ type: MessageType.Vote, to: leader, term: before.term + 1000, logTerm: before.term + 1000, index: 1e6 }))
+    forged.add('g', makeMessage({ type: MessageType.App, to: leader, term: before.term + 1000, index: 0, logTerm: 0, entries: [{ term: before.term + 1000, index: 1, type: EntryType.Normal, data: enc.encode('evil') }] }))
+    forged.add('nope', makeMessage({ type: MessageType.Heartbeat, to: leader, term: 5 }))
+    assert.ok(outsider.send(leader, forged.encode()))
+    assert.ok(outsider.send(leader, new Uint8Array([0xff, 0xff, 0xff, 0xff, 0x0f, 1, 2])))
+    // a member sends a malformed message (entries in a vote)
+    const member = NODES.find(n => n !== leader)!
+    const bad = pb.RaftBatch.encode({ groups: [{ group: 'g', messages: [{ type: MessageType.Vote, term: before.term + 1, logTerm: 0, index: 0, entries: [{ term: 1, index: 1, type: 0, data: new Uint8Array(0) }], commit: 0, reject: false, rejectHint: 0, context: new Uint8Array(0) }] }], heartbeats: [], heartbeatResponses: [] })
+    cluster.net.transport(member).send(leader, bad)
+    await waitFor(() => host.stats.rejectedMessages >= 3 && host.stats.malformedBatches >= 1 && host.stats.unknownGroupMessages >= 1, { what: 'rejections counted' })
+    assert.deepEqual(cluster.unknown.filter(u => u.from === 'mallory'), [{ group: 'nope', from: 'mallory' }])
+    const after = host.status('g')
+    assert.equal(after.role, StateRole.Leader)
+    assert.equal(after.term, before.term)
+    assert.ok(!cluster.applied.get(`${leader}/g`)!.includes('evil'))
+  })
+
+  it('adds and removes groups at runtime', async () => {
+    cluster = await startCluster([])
+    for (const node of NODES) {
+      const storage = await DiskLogStorage.open(join(dir, node, 'late'))
+      cluster.storages.push(storage)
+      cluster.hosts.get(node)!.addGroup('late', { storage, bootstrap: NODES })
+    }
+    await waitFor(() => leaderOf('late'), { what: 'leader of a group added at runtime' })
+    for (const node of NODES) await cluster.hosts.get(node)!.removeGroup('late')
+    assert.equal(cluster.hosts.get('n1')!.hasGroup('late'), false)
+    assert.throws(() => cluster.hosts.get('n1')!.propose('late', enc.encode('x')), /not hosted/)
+  })
+})
+
+describe('raft batch codec', () => {
+  it('coalesces plain heartbeats and restores them with the authenticated sender', () => {
+    const b = new BatchBuilder()
+    b.add('a', makeMessage({ type: MessageType.Heartbeat, from: 'x', to: 'y', term: 3, commit: 7 }))
+    b.add('b', makeMessage({ type: MessageType.HeartbeatResp, from: 'x', to: 'y', term: 4 }))
+    b.add('a', makeMessage({ type: MessageType.App, from: 'x', to: 'y', term: 3, index: 7, logTerm: 3, commit: 7, entries: [{ term: 3, index: 8, type: EntryType.Normal, data: enc.encode('d') }] }))
+    assert.equal(b.coalesced, 2)
+    const out = decodeBatch(b.encode(), 'x', 'y')
+    assert.equal(out.length, 3)
+    const hb = out.find(o => o.message.type === MessageType.Heartbeat)!
+    assert.deepEqual([hb.group, hb.message.from, hb.message.to, hb.message.term, hb.message.commit], ['a', 'x', 'y', 3, 7])
+    const app = out.find(o => o.message.type === MessageType.App)!
+    assert.equal(dec.decode(app.message.entries[0].data), 'd')
+  })
+
+  it('refuses malformed, truncated and oversized batches with one-line errors', () => {
+    const b = new BatchBuilder()
+    b.add('a', makeMessage({ type: MessageType.App, from: 'x', to: 'y', term: 3, entries: [{ term: 3, index: 1, type: EntryType.Normal, data: enc.encode('payload') }] }))
+    const bytes = b.encode()
+    assert.throws(() => decodeBatch(bytes.subarray(0, bytes.length - 3), 'x', 'y'), /^Error: malformed raft batch/)
+    assert.throws(() => decodeBatch(new Uint8Array([0x0a, 0xff]), 'x', 'y'), /malformed raft batch/)
+    const unknownEntryType = pb.RaftBatch.encode({ groups: [{ group: 'a', messages: [{ type: 3, term: 1, logTerm: 0, index: 0, entries: [{ term: 1, index: 1, type: 9, data: new Uint8Array(0) }], commit: 0, reject: false, rejectHint: 0, context: new Uint8Array(0) }] }], heartbeats: [], heartbeatResponses: [] })
+    assert.throws(() => decodeBatch(unknownEntryType, 'x', 'y'), /unknown raft entry type 9/)
+    const many = pb.RaftBatch.encode({ groups: [], heartbeats: Array.from({ length: 100_001 }, () => ({ group: '', term: 0, commit: 0, context: new Uint8Array(0) })), heartbeatResponses: [] })
+    assert.throws(() => decodeBatch(many, 'x', 'y'), /malformed raft batch/)
+  })
+})
