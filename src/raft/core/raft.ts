@@ -626,8 +626,8 @@ export class Raft {
       this.becomeFollower(this.term + 1, '')
       return false
     }
-    const inConf = md.conf.voters.includes(this.id) || md.conf.learners.includes(this.id)
-    if (!inConf) return false
+    // a node need not be in the snapshot's configuration: when it was added after the
+    // snapshot, it learns of its membership from the entries that follow
     if (this.raftLog.matchTerm(md.index, md.term)) {
       // the log already holds the snapshot's last entry: just fast-forward commit
       this.raftLog.commitTo(md.index)
