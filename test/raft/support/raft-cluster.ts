@@ -37,6 +37,7 @@ export interface ClusterOptions {
   tickMs: number
   raft: RaftNodeConfig['raft']
   reportApplied: boolean
+  proposeOnLeader?: boolean
   mesh?: string
 }
 
@@ -66,7 +67,8 @@ export class RaftCluster {
       members: this.nodes.map(n => n.id),
       tickMs: this.options.tickMs,
       raft: this.options.raft,
-      reportApplied: this.options.reportApplied
+      reportApplied: this.options.reportApplied,
+      proposeOnLeader: this.options.proposeOnLeader
     }
     const child = spawn(process.execPath, ['--no-node-snapshot', NODE_SCRIPT, JSON.stringify(config)], { stdio: ['pipe', 'pipe', 'inherit'] })
     node.child = child
@@ -124,9 +126,10 @@ export class RaftCluster {
     })
   }
 
-  async status (node: ClusterNode): Promise<NodeEvent> {
+  /** The node's stats and (unless brief) every group's status. */
+  async status (node: ClusterNode, brief = false): Promise<NodeEvent> {
     const reply = this.next(node, 'status')
-    this.send(node, { cmd: 'status' })
+    this.send(node, { cmd: 'status', brief })
     return reply
   }
 

@@ -3,8 +3,8 @@
 // per group under --data. Driven by JSON lines on stdin, reports JSON lines on stdout.
 //   argv[2]: JSON RaftNodeConfig
 //   stdin:  {"cmd":"peers","peers":[{"id","addrs"}]} | {"cmd":"propose","group","data"} |
-//           {"cmd":"status"} | {"cmd":"load","group","count","size"}
-//   stdout: {"event":"ready","id","addrs"} | {"event":"leader",...GroupStatus} |
+//           {"cmd":"status","brief"?} | {"cmd":"load","group","count","size"}
+//   stdout: {"event":"ready","id","addrs","ms"} | {"event":"leader",...GroupStatus} |
 //           {"event":"applied","group","index","data"} | {"event":"status",...} | {"event":"load-done",...}
 import '../../../src/shim.js'
 import { createInterface } from 'node:readline'
@@ -29,6 +29,8 @@ export interface RaftNodeConfig {
   raft: GroupRaftOptions
   /** print every applied entry (tests); benches only count */
   reportApplied: boolean
+  /** on becoming leader of a group, propose `elected <term>` (failover bench: time to a commit) */
+  proposeOnLeader?: boolean
   port?: number
 }
 
@@ -67,7 +69,11 @@ for (const group of config.groups) {
     }
   })
 }
-host.addEventListener('leader-change', (evt) => { emit('leader', evt.detail) })
+host.addEventListener('leader-change', (evt) => {
+  const st = evt.detail
+  emit('leader', st)
+  if (config.proposeOnLeader === true && st.role === 'leader') host.propose(st.group, new TextEncoder().encode(`elected ${st.term}`))
+})
 host.start()
 
 async function load (group: string, count: number, size: number): Promise<void> {
@@ -102,7 +108,7 @@ createInterface({ input: process.stdin }).on('line', (line) => {
         host.propose(cmd.group, new TextEncoder().encode(cmd.data))
         break
       case 'status':
-        emit('status', { groups: host.groupIds().map(g => host.status(g)), host: host.stats, transport: transport.stats, cpu: process.cpuUsage() })
+        emit('status', { cpu: process.cpuUsage(), host: host.stats, transport: transport.stats, groups: cmd.brief === true ? [] : host.groupIds().map(g => host.status(g)) })
         break
       case 'load':
         load(cmd.group, cmd.count, cmd.size).catch(err => { emit('error', { message: (err as Error).message }) })
@@ -126,4 +132,4 @@ process.stdin.on('end', () => {
   })()
 })
 
-emit('ready', { id: libp2p.peerId.toString(), addrs: libp2p.getMultiaddrs().map(a => a.toString()) })
+emit('ready', { id: libp2p.peerId.toString(), addrs: libp2p.getMultiaddrs().map(a => a.toString()), ms: performance.now() })
