@@ -10,6 +10,11 @@ export class MemoryLogStorage implements LogStorage {
   private snap: Snapshot = { metadata: { index: 0, term: 0, conf: { voters: [], learners: [] } }, data: new Uint8Array(0) }
   private ents: Entry[] = [{ term: 0, index: 0, type: EntryType.Normal, data: new Uint8Array(0) }]
 
+  /** `conf`: the membership of a group created without bootstrap entries (tests). */
+  constructor (conf?: ConfState) {
+    if (conf !== undefined) this.snap.metadata.conf = copyConf(conf)
+  }
+
   initialState (): { hardState: HardState, confState: ConfState } {
     return { hardState: { ...this.hardState }, confState: copyConf(this.snap.metadata.conf) }
   }

@@ -366,7 +366,8 @@ export class Raft {
             this.electionElapsed = 0
             this.vote = m.from
           }
-        } else {
+        } else if (this.term > 0) {
+          // (a node that never saw a term has nothing to tell; a term-0 message is invalid)
           this.send(makeMessage({ type: respType, to: m.from, term: this.term, reject: true }))
         }
         return

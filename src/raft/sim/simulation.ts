@@ -74,8 +74,15 @@ export function runSeed (seed: number, opts: SeedOptions = {}): SeedResult {
     maxDelay: pick([0, 1, 2, 4]),
     longDelay: pick([0, 0.01, 0.05])
   }
-  const pCrash = pick([0, 0.005, 0.02])
-  const pPartition = pick([0, 0.01, 0.03])
+  // a third of the seeds are storms: frequent crashes and partitions with small messages,
+  // so that leaders often die with their entries on a minority (Raft's Figure 8)
+  const storm = chance(0.35)
+  if (storm) {
+    options.maxSizePerMsg = 1 // one entry per append
+    options.maxInflightMsgs = pick([1, 2])
+  }
+  const pCrash = storm ? pick([0.03, 0.06]) : pick([0, 0.005, 0.02])
+  const pPartition = storm ? pick([0.03, 0.08]) : pick([0, 0.01, 0.03])
   const pConf = pick([0, 0.01, 0.03])
   const pTransfer = pick([0, 0.005, 0.02])
   const pCompact = pick([0, 0.01, 0.05])
@@ -83,7 +90,7 @@ export function runSeed (seed: number, opts: SeedOptions = {}): SeedResult {
   const pOp = pick([0.1, 0.3, 0.6])
   const ticks = opts.ticks ?? 200 + Math.floor(rand() * 300)
   const livenessTicks = opts.livenessTicks ?? 60 * ELECTION_TICK
-  trace?.(`seed ${seed}: ${size} nodes, ${founders} founders, ${JSON.stringify(options)}, faults ${JSON.stringify(faults)}, crash ${pCrash} partition ${pPartition} conf ${pConf} transfer ${pTransfer} compact ${pCompact}`)
+  trace?.(`seed ${seed}: ${size} nodes, ${founders} founders, ${JSON.stringify(options)}, faults ${JSON.stringify(faults)}, storm ${storm} crash ${pCrash} partition ${pPartition} conf ${pConf} transfer ${pTransfer} compact ${pCompact}`)
 
   const net = new SimNetwork(rand, faults, 4 * ELECTION_TICK)
   const checker = new SafetyChecker()
@@ -296,11 +303,11 @@ export function runSeed (seed: number, opts: SeedOptions = {}): SeedResult {
         nodes.get(id)!.drain(hooks)
       }
     }
-    if (chance(pCrash) && restartAt.size < 2) {
+    if (chance(pCrash) && restartAt.size < (storm ? 3 : 2)) {
       const n = pick(alive())
       if (n !== undefined) {
         crash(n, 'random')
-        restartAt.set(n.id, tick + 1 + Math.floor(rand() * 6 * ELECTION_TICK))
+        restartAt.set(n.id, tick + 1 + Math.floor(rand() * (storm ? 3 : 6) * ELECTION_TICK))
       }
     }
     for (const n of nodes.values()) {
