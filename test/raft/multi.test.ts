@@ -168,7 +168,74 @@ describe('raft batch codec', () => {
     assert.throws(() => decodeBatch(new Uint8Array([0x0a, 0xff]), 'x', 'y'), /malformed raft batch/)
     const unknownEntryType = pb.RaftBatch.encode({ groups: [{ group: 'a', messages: [{ type: 3, term: 1, logTerm: 0, index: 0, entries: [{ term: 1, index: 1, type: 9, data: new Uint8Array(0) }], commit: 0, reject: false, rejectHint: 0, context: new Uint8Array(0) }] }], heartbeats: [], heartbeatResponses: [] })
     assert.throws(() => decodeBatch(unknownEntryType, 'x', 'y'), /unknown raft entry type 9/)
-    const many = pb.RaftBatch.encode({ groups: [], heartbeats: Array.from({ length: 100_001 }, () => ({ group: '', term: 0, commit: 0, context: new Uint8Array(0) })), heartbeatResponses: [] })
+    const many = pb.RaftBatch.encode({ groups: [], heartbeats: Array.from({ length: 100_001 }, () => ({ group: '', term: 0, commit: 0, context: new Uint8Array(0), quiesce: false })), heartbeatResponses: [] })
     assert.throws(() => decodeBatch(many, 'x', 'y'), /malformed raft batch/)
+  })
+})
+
+describe('raft multi-group host: quiescence', function () {
+  this.timeout(120_000)
+  let dir: string
+  const hosts: RaftHost[] = []
+  const storages: DiskLogStorage[] = []
+  let net: MemoryNetwork
+  const applied = new Map<string, string[]>()
+
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'stem-raft-quiet-'))
+    net = new MemoryNetwork()
+    for (const node of NODES) {
+      const host = new RaftHost({ transport: net.transport(node) }, { self: node, tickMs: 20 })
+      hosts.push(host)
+      for (let i = 0; i < 20; i++) {
+        const group = `q${i}`
+        const storage = await DiskLogStorage.open(join(dir, node, group))
+        storages.push(storage)
+        applied.set(`${node}/${group}`, [])
+        host.addGroup(group, {
+          storage,
+          bootstrap: NODES,
+          apply: (entries) => { for (const e of entries) if (e.data.length > 0 && e.type === EntryType.Normal) applied.get(`${node}/${group}`)!.push(dec.decode(e.data)) }
+        })
+      }
+      host.start()
+    }
+  })
+  afterEach(async () => {
+    for (const h of hosts.splice(0)) await h.stop()
+    for (const s of storages.splice(0)) await s.close()
+    await rm(dir, { recursive: true, force: true })
+  })
+
+  const groups = Array.from({ length: 20 }, (_, i) => `q${i}`)
+  const allQuiet = (among: RaftHost[]): boolean => among.every(h => groups.every(g => h.status(g).quiesced))
+  const leaderHost = (g: string, among = hosts): RaftHost | undefined => among.find(h => h.status(g).role === StateRole.Leader)
+
+  it('idle groups stop ticking and heartbeating on every node; a proposal wakes its group', async () => {
+    await waitFor(() => allQuiet(hosts), { what: 'all groups quiet on all nodes', timeout: 60_000 })
+    const before = hosts.map(h => h.stats.messagesSent)
+    const beaconsBefore = hosts.map(h => h.stats.livenessBeacons)
+    // a few liveness beacons per peer pass; no raft messages do
+    await waitFor(() => hosts.every((h, i) => h.stats.livenessBeacons >= beaconsBefore[i] + 4), { what: 'beacons keep flowing' })
+    assert.deepEqual(hosts.map(h => h.stats.messagesSent), before, 'quiet groups sent raft messages')
+    const leader = leaderHost('q3')!
+    leader.propose('q3', enc.encode('wake up'))
+    await waitFor(() => NODES.every(n => applied.get(`${n}/q3`)!.includes('wake up')), { what: 'proposal to a quiet group applied everywhere' })
+    assert.ok(leader.stats.wakes >= 1)
+    // and it goes quiet again
+    await waitFor(() => allQuiet(hosts), { what: 'quiet again' })
+  })
+
+  it('followers of quiet groups elect a new leader when the leader node goes silent', async () => {
+    await waitFor(() => allQuiet(hosts), { what: 'all groups quiet', timeout: 60_000 })
+    const victim = leaderHost('q0')!
+    const victimName = NODES[hosts.indexOf(victim)]
+    const led = groups.filter(g => victim.status(g).role === StateRole.Leader)
+    net.isolate(victimName)
+    const rest = hosts.filter(h => h !== victim)
+    await waitFor(() => led.every(g => leaderHost(g, rest) !== undefined), { what: 'new leaders for every group the silent node led', timeout: 60_000 })
+    const g = led[0]
+    leaderHost(g, rest)!.propose(g, enc.encode('after silence'))
+    await waitFor(() => NODES.filter(n => n !== victimName).every(n => applied.get(`${n}/${g}`)!.includes('after silence')), { what: 'commit after the leader went silent' })
   })
 })

@@ -72,7 +72,7 @@ export class BatchBuilder {
     this.messages++
     if (isPlainHeartbeat(m)) {
       this.coalesced++
-      const hb = { group, term: m.term, commit: m.commit, context: m.context as Bytes }
+      const hb = { group, term: m.term, commit: m.commit, context: m.context as Bytes, quiesce: false }
       if (m.type === MessageType.Heartbeat) this.heartbeats.push(hb)
       else this.heartbeatResponses.push(hb)
       return
@@ -83,6 +83,13 @@ export class BatchBuilder {
       this.groups.set(group, list)
     }
     list.push(messageToProto(m))
+  }
+
+  /** The leader's heartbeat that also tells the follower to stop ticking the group. */
+  addQuiesce (group: GroupId, term: number, commit: number): void {
+    this.messages++
+    this.coalesced++
+    this.heartbeats.push({ group, term, commit, context: EMPTY as Bytes, quiesce: true })
   }
 
   get empty (): boolean {
@@ -101,6 +108,8 @@ export class BatchBuilder {
 export interface ReceivedMessage {
   group: GroupId
   message: Message
+  /** a heartbeat asking the follower to quiesce the group */
+  quiesce: boolean
 }
 
 /**
@@ -125,7 +134,7 @@ export function decodeBatch (bytes: Uint8Array, from: NodeId, self: NodeId): Rec
   const out: ReceivedMessage[] = []
   try {
     for (const g of batch.groups) {
-      for (const m of g.messages) out.push({ group: g.group, message: messageFromProto(m, from, self) })
+      for (const m of g.messages) out.push({ group: g.group, message: messageFromProto(m, from, self), quiesce: false })
     }
   } catch (err) {
     throw new Error(`malformed raft batch: ${(err as Error).message}`)
@@ -134,7 +143,8 @@ export function decodeBatch (bytes: Uint8Array, from: NodeId, self: NodeId): Rec
     for (const hb of list) {
       out.push({
         group: hb.group,
-        message: { type, from, to: self, term: hb.term, logTerm: 0, index: 0, entries: [], commit: hb.commit, reject: false, rejectHint: 0, context: hb.context.length === 0 ? EMPTY : hb.context }
+        message: { type, from, to: self, term: hb.term, logTerm: 0, index: 0, entries: [], commit: hb.commit, reject: false, rejectHint: 0, context: hb.context.length === 0 ? EMPTY : hb.context },
+        quiesce: hb.quiesce && type === MessageType.Heartbeat
       })
     }
   }

@@ -2,10 +2,18 @@
 // one tick timer, processes all groups' Readys together — persist all (one fsync per
 // group, all groups in parallel), then send, then apply, then advance — and sends over
 // one transport: per flush, every message for a peer from every group goes into one
-// batch, with heartbeats coalesced, so a thousand idle groups cost one small frame per
-// peer per heartbeat instead of thousands of messages.
+// batch, with heartbeats coalesced.
+//
+// Idle groups go quiet (CockroachDB's quiescence): a leader whose group has been idle for
+// an election timeout, with every member caught up and everything applied, sends a last
+// heartbeat marked `quiesce`; from then on neither it nor its followers tick the group,
+// so a thousand idle groups cost nothing per group. Any proposal or non-heartbeat message
+// wakes a group. Followers must still notice a dead leader: hosts send each peer a tiny
+// liveness beacon (an empty batch) when they have sent it nothing for a while, and a
+// follower wakes the groups led by a peer that falls silent or that the transport reports
+// unreachable — the group then elects a new leader after one election timeout.
 import { TypedEventEmitter } from '@libp2p/interface'
-import { ConfChangeType, EntryType } from '../types.js'
+import { ConfChangeType, EntryType, MessageType, StateRole } from '../types.js'
 import type { ConfChange, ConfState, Entry, HardState, LogStorage, Message, NodeId, Ready, Snapshot, SoftState } from '../types.js'
 import { createRawNode, createRand, decodeConfChange } from '../core/index.js'
 import type { RaftConfig, RawNode } from '../core/index.js'
@@ -53,6 +61,8 @@ export interface GroupStatus {
   commit: number
   applied: number
   members: NodeId[]
+  /** not ticking: idle, with everything replicated */
+  quiesced: boolean
 }
 
 export interface RaftHostStats {
@@ -74,6 +84,12 @@ export interface RaftHostStats {
   unknownGroupMessages: number
   readyRounds: number
   readiesProcessed: number
+  /** groups put to rest by their leader here, or on a leader's word */
+  quiesces: number
+  /** quiet groups woken (activity, or their leader fell silent) */
+  wakes: number
+  /** empty batches sent to show this node is alive */
+  livenessBeacons: number
 }
 
 export interface RaftHostEvents {
@@ -86,6 +102,7 @@ export interface RaftHostEvents {
 }
 
 export interface TickClock {
+  now: () => number
   setInterval: (fn: () => void, ms: number) => unknown
   clearInterval: (handle: unknown) => void
 }
@@ -101,6 +118,12 @@ export interface RaftHostInit {
   tickMs?: number
   /** raft settings for every group (defaults: the core's, i.e. electionTick 10, heartbeatTick 1, pre-vote and check-quorum on) */
   raft?: GroupRaftOptions
+  /** idle ticks before a leader quiesces its group (default electionTick; 0 never quiesces) */
+  quiesceAfterTicks?: number
+  /** send a peer a liveness beacon after this long without any frame to it (default half an election timeout) */
+  livenessIntervalMs?: number
+  /** a peer silent this long is presumed down: wake the quiet groups it leads (default two election timeouts) */
+  livenessTimeoutMs?: number
   /** a message arrived for a group this node does not host (yet): the topology layer may create it */
   onUnknownGroup?: (group: GroupId, from: NodeId, message: Message) => void
 }
@@ -111,6 +134,7 @@ function seedFromCrypto (): () => number {
 }
 
 const systemClock: TickClock = {
+  now: () => Date.now(),
   setInterval: (fn, ms) => setInterval(fn, ms),
   clearInterval: (handle) => { clearInterval(handle as NodeJS.Timeout) }
 }
@@ -126,6 +150,15 @@ interface HostedGroup {
   commit: number
   applied: number
   removed: boolean
+  quiesced: boolean
+  /** leader: ticks since the group last did anything but heartbeats */
+  idleTicks: number
+}
+
+interface PeerLiveness {
+  lastSent: number
+  lastHeard: number
+  alive: boolean
 }
 
 export class RaftHost extends TypedEventEmitter<RaftHostEvents> {
@@ -133,7 +166,7 @@ export class RaftHost extends TypedEventEmitter<RaftHostEvents> {
   readonly stats: RaftHostStats = {
     framesSent: 0, framesReceived: 0, bytesSent: 0, bytesReceived: 0, messagesSent: 0, messagesReceived: 0,
     heartbeatsCoalesced: 0, sendsDropped: 0, malformedBatches: 0, rejectedMessages: 0, unknownGroupMessages: 0,
-    readyRounds: 0, readiesProcessed: 0
+    readyRounds: 0, readiesProcessed: 0, quiesces: 0, wakes: 0, livenessBeacons: 0
   }
 
   private readonly transport: RaftTransport
@@ -141,6 +174,11 @@ export class RaftHost extends TypedEventEmitter<RaftHostEvents> {
   private readonly clock: TickClock
   private readonly tickMs: number
   private readonly onUnknownGroup?: RaftHostInit['onUnknownGroup']
+  private readonly quiesceAfterTicks: number
+  private readonly livenessIntervalMs: number
+  private readonly livenessTimeoutMs: number
+  private readonly peers = new Map<NodeId, PeerLiveness>()
+  private peersStale = true
   private readonly groups = new Map<GroupId, HostedGroup>()
   private readonly dirty = new Set<HostedGroup>()
   private timer?: unknown
@@ -154,8 +192,12 @@ export class RaftHost extends TypedEventEmitter<RaftHostEvents> {
     this.self = init.self
     this.transport = components.transport
     this.raftOptions = init.raft ?? {}
-    this.clock = components.clock ?? systemClock
     this.tickMs = init.tickMs ?? 50
+    const electionTick = this.raftOptions.electionTick ?? 10
+    this.quiesceAfterTicks = init.quiesceAfterTicks ?? electionTick
+    this.livenessIntervalMs = init.livenessIntervalMs ?? electionTick * this.tickMs / 2
+    this.livenessTimeoutMs = init.livenessTimeoutMs ?? electionTick * this.tickMs * 2
+    this.clock = components.clock ?? systemClock
     this.onUnknownGroup = init.onUnknownGroup
   }
 
@@ -201,9 +243,12 @@ export class RaftHost extends TypedEventEmitter<RaftHostEvents> {
       term: st.term,
       commit: st.commit,
       applied,
-      removed: false
+      removed: false,
+      quiesced: false,
+      idleTicks: 0
     }
     this.groups.set(id, group)
+    this.peersStale = true
     this.markDirty(group)
   }
 
@@ -214,6 +259,7 @@ export class RaftHost extends TypedEventEmitter<RaftHostEvents> {
     group.removed = true
     this.groups.delete(id)
     this.dirty.delete(group)
+    this.peersStale = true
     await this.idle
   }
 
@@ -227,12 +273,13 @@ export class RaftHost extends TypedEventEmitter<RaftHostEvents> {
 
   status (id: GroupId): GroupStatus {
     const g = this.mustGet(id)
-    return { group: id, leader: g.soft.leader, role: g.soft.role, term: g.term, commit: g.commit, applied: g.applied, members: [...g.members] }
+    return { group: id, leader: g.soft.leader, role: g.soft.role, term: g.term, commit: g.commit, applied: g.applied, members: [...g.members], quiesced: g.quiesced }
   }
 
   /** Proposes a command; throws (ProposalDroppedError) when this node cannot take it, e.g. no leader is known. */
   propose (id: GroupId, data: Uint8Array): void {
     const g = this.mustGet(id)
+    this.wake(g)
     g.node.propose(data)
     this.markDirty(g)
   }
@@ -240,12 +287,14 @@ export class RaftHost extends TypedEventEmitter<RaftHostEvents> {
   /** Proposes several commands in one append. */
   proposeBatch (id: GroupId, datas: Uint8Array[]): void {
     const g = this.mustGet(id)
+    this.wake(g)
     g.node.proposeBatch(datas)
     this.markDirty(g)
   }
 
   proposeConfChange (id: GroupId, cc: ConfChange): void {
     const g = this.mustGet(id)
+    this.wake(g)
     g.node.proposeConfChange(cc)
     this.markDirty(g)
   }
@@ -253,6 +302,7 @@ export class RaftHost extends TypedEventEmitter<RaftHostEvents> {
   /** Starts an election in the group now (tests, leadership transfer on shutdown). */
   campaign (id: GroupId): void {
     const g = this.mustGet(id)
+    this.wake(g)
     g.node.campaign()
     this.markDirty(g)
   }
@@ -271,11 +321,100 @@ export class RaftHost extends TypedEventEmitter<RaftHostEvents> {
   }
 
   private tick (): void {
+    const quiescing: HostedGroup[] = []
     for (const g of this.groups.values()) {
+      if (g.quiesced) continue
+      if (this.quiesceAfterTicks > 0 && g.soft.role === StateRole.Leader && ++g.idleTicks >= this.quiesceAfterTicks) {
+        g.idleTicks = 0
+        if (this.canQuiesce(g)) {
+          g.quiesced = true
+          this.stats.quiesces++
+          quiescing.push(g)
+          continue
+        }
+      }
       g.node.tick()
       this.dirty.add(g)
     }
+    this.sendQuiesceAndBeacons(quiescing)
+    this.checkLiveness()
     this.schedule()
+  }
+
+  /** Leader only: idle, nothing unpersisted or unapplied, every member holds the whole log. */
+  private canQuiesce (g: HostedGroup): boolean {
+    if (g.node.hasReady() || this.dirty.has(g)) return false
+    const st = g.node.status()
+    if (st.role !== StateRole.Leader || st.leadTransferee !== '' || st.commit !== st.lastIndex || g.applied !== st.commit) return false
+    for (const id of [...st.voters, ...st.learners]) {
+      if (st.progress?.[id]?.match !== st.lastIndex) return false
+    }
+    return true
+  }
+
+  private wake (g: HostedGroup): void {
+    g.idleTicks = 0
+    if (!g.quiesced) return
+    g.quiesced = false
+    this.stats.wakes++
+  }
+
+  private liveness (peer: NodeId): PeerLiveness {
+    let p = this.peers.get(peer)
+    if (p === undefined) {
+      const now = this.clock.now()
+      p = { lastSent: 0, lastHeard: now, alive: true }
+      this.peers.set(peer, p)
+    }
+    return p
+  }
+
+  /** Quiesce heartbeats for groups going quiet, and a beacon to every peer we have been silent to. */
+  private sendQuiesceAndBeacons (quiescing: HostedGroup[]): void {
+    if (this.peersStale) {
+      const wanted = new Set<NodeId>()
+      for (const g of this.groups.values()) for (const m of g.members) if (m !== this.self) wanted.add(m)
+      for (const p of this.peers.keys()) if (!wanted.has(p)) this.peers.delete(p)
+      for (const p of wanted) this.liveness(p)
+      this.peersStale = false
+    }
+    const perPeer = new Map<NodeId, BatchBuilder>()
+    for (const g of quiescing) {
+      for (const m of g.members) {
+        if (m === this.self) continue
+        let b = perPeer.get(m)
+        if (b === undefined) {
+          b = new BatchBuilder()
+          perPeer.set(m, b)
+        }
+        b.addQuiesce(g.id, g.term, g.commit)
+      }
+    }
+    const now = this.clock.now()
+    for (const [peer, p] of this.peers) {
+      if (!perPeer.has(peer) && now - p.lastSent >= this.livenessIntervalMs) {
+        perPeer.set(peer, new BatchBuilder())
+        this.stats.livenessBeacons++
+      }
+    }
+    this.sendBatches(perPeer)
+  }
+
+  /** Wakes the quiet groups led by peers that fell silent. */
+  private checkLiveness (): void {
+    const now = this.clock.now()
+    for (const [peer, p] of this.peers) {
+      if (p.alive && now - p.lastHeard > this.livenessTimeoutMs) {
+        p.alive = false
+        this.wakeGroupsLedBy(peer)
+      }
+    }
+  }
+
+  private wakeGroupsLedBy (peer: NodeId): void {
+    for (const g of this.groups.values()) {
+      if (g.quiesced && g.soft.leader === peer) this.wake(g)
+    }
   }
 
   private markDirty (g: HostedGroup): void {
@@ -351,10 +490,17 @@ export class RaftHost extends TypedEventEmitter<RaftHostEvents> {
         b.add(g.id, m)
       }
     }
+    this.sendBatches(perPeer)
+  }
+
+  private sendBatches (perPeer: Map<NodeId, BatchBuilder>): void {
+    const now = this.clock.now()
     for (const [peer, b] of perPeer) {
       const payload = b.encode()
       this.stats.messagesSent += b.messages
       this.stats.heartbeatsCoalesced += b.coalesced
+      const p = this.peers.get(peer)
+      if (p !== undefined) p.lastSent = now
       if (this.transport.send(peer, payload)) {
         this.stats.framesSent++
         this.stats.bytesSent += payload.length
@@ -366,6 +512,7 @@ export class RaftHost extends TypedEventEmitter<RaftHostEvents> {
   }
 
   private async applyReady (g: HostedGroup, rd: Ready): Promise<void> {
+    if (rd.entries.length > 0 || rd.committedEntries.length > 0 || rd.hardState !== undefined || rd.snapshot !== undefined || rd.softState !== undefined) g.idleTicks = 0
     if (rd.hardState !== undefined) {
       g.term = rd.hardState.term
       g.commit = rd.hardState.commit
@@ -373,6 +520,7 @@ export class RaftHost extends TypedEventEmitter<RaftHostEvents> {
     if (rd.snapshot !== undefined) {
       const conf = rd.snapshot.metadata.conf
       g.members = new Set([...conf.voters, ...conf.learners])
+      this.peersStale = true
       g.applied = Math.max(g.applied, rd.snapshot.metadata.index)
       await g.init.applySnapshot?.(rd.snapshot)
     }
@@ -401,6 +549,7 @@ export class RaftHost extends TypedEventEmitter<RaftHostEvents> {
     const conf = g.node.applyConfChange(cc)
     g.storage.setConfState(conf)
     g.members = new Set([...conf.voters, ...conf.learners])
+    this.peersStale = true
     if (cc.type === ConfChangeType.RemoveNode && cc.node === this.self) {
       // removed from the group: the topology layer decides when to drop the group's data
       g.soft = { leader: '', role: g.soft.role }
@@ -419,6 +568,11 @@ export class RaftHost extends TypedEventEmitter<RaftHostEvents> {
   private receive (from: NodeId, payload: Uint8Array): void {
     this.stats.framesReceived++
     this.stats.bytesReceived += payload.length
+    const peer = this.peers.get(from)
+    if (peer !== undefined) {
+      peer.lastHeard = this.clock.now()
+      peer.alive = true
+    }
     let received
     try {
       received = decodeBatch(payload, from, this.self)
@@ -427,7 +581,7 @@ export class RaftHost extends TypedEventEmitter<RaftHostEvents> {
       this.safeDispatchEvent('reject', { detail: { group: '', from, reason: (err as Error).message } })
       return
     }
-    for (const { group, message } of received) {
+    for (const { group, message, quiesce } of received) {
       this.stats.messagesReceived++
       const g = this.groups.get(group)
       if (g === undefined) {
@@ -439,15 +593,25 @@ export class RaftHost extends TypedEventEmitter<RaftHostEvents> {
         this.reject(group, from, `${from} is not a member of group ${group}`)
         continue
       }
+      // heartbeats keep a quiet group quiet; anything else is activity
+      if (message.type !== MessageType.Heartbeat && message.type !== MessageType.HeartbeatResp) this.wake(g)
       try {
         g.node.step(message)
       } catch (err) {
         this.reject(group, from, (err as Error).message)
         continue
       }
+      if (quiesce && !g.quiesced) this.quiesceOnLeadersWord(g, from, message.term)
       this.dirty.add(g)
     }
     this.schedule()
+  }
+
+  private quiesceOnLeadersWord (g: HostedGroup, from: NodeId, term: number): void {
+    const st = g.node.status()
+    if (st.role !== StateRole.Follower || st.lead !== from || st.term !== term) return
+    g.quiesced = true
+    this.stats.quiesces++
   }
 
   private reject (group: GroupId, from: NodeId, reason: string): void {
@@ -457,7 +621,9 @@ export class RaftHost extends TypedEventEmitter<RaftHostEvents> {
 
   private unreachable (peer: NodeId): void {
     for (const g of this.groups.values()) {
-      if (g.members.has(peer)) g.node.reportUnreachable(peer)
+      if (!g.members.has(peer)) continue
+      if (g.quiesced && g.soft.leader === peer) this.wake(g)
+      if (!g.quiesced) g.node.reportUnreachable(peer)
     }
   }
 }

@@ -180,19 +180,22 @@ export class Libp2pRaftTransport implements RaftTransport {
     out.lp = lpStream(stream, { maxDataLength: this.maxFrameBytes })
     out.backoffMs = this.minBackoffMs
     stream.addEventListener('close', () => {
-      if (out.stream === stream) {
-        out.stream = undefined
-        out.lp = undefined
-      }
+      if (out.stream !== stream) return
+      // the connection broke (peer killed, network gone): raft hears of it at once, so
+      // quiet groups led by that peer wake up and elect
+      out.stream = undefined
+      out.lp = undefined
+      if (this.running) this.receiver.onUnreachable(out.peer)
     })
   }
 
   /** The peer's stream broke or could not be opened: drop its queue, back off, tell raft. */
   private fail (out: Outbound, err: Error): void {
     this.log.debug(`raft frames to ${out.peer} dropped: ${err.message}`)
-    out.stream?.abort(err)
+    const stream = out.stream
     out.stream = undefined
     out.lp = undefined
+    stream?.abort(err)
     this.stats.framesDropped += out.queue.length + 1
     out.queue = []
     out.queuedBytes = 0
