@@ -33,14 +33,17 @@ export class TestNet {
   /** `logs`: per member, the terms of its initial log (index 1 on) and its current term */
   constructor (readonly voters: NodeId[], private readonly options: Options = {}, logs: Record<NodeId, { log: number[], term?: number }> = {}) {
     for (const id of voters) this.add(id, logs[id]?.log, logs[id]?.term)
+    this.settle() // bootstrap entries are applied before anything else happens
   }
 
   /** Adds a member with an optional initial log and term (its persisted state). */
   add (id: NodeId, log: number[] = [], term = 0, conf: { voters: NodeId[], learners: NodeId[] } = { voters: this.voters, learners: [] }, options: Options = {}): TestMember {
-    const storage = new MemoryLogStorage(conf)
+    // with `peers`, members bootstrap their configuration into the log instead
+    const storage = new MemoryLogStorage(this.options.peers === undefined ? conf : undefined)
     storage.append(entriesWithTerms(log))
     if (term > 0 || log.length > 0) storage.setHardState({ term: Math.max(term, log.at(-1) ?? 0), vote: '', commit: 0 })
-    const raw = new RawNode({ ...this.options, ...options, id, storage, rand: createRand(this.seed++) })
+    const peers = this.voters.includes(id) ? this.options.peers : undefined
+    const raw = new RawNode({ ...this.options, ...options, peers, id, storage, rand: createRand(this.seed++) })
     const member: TestMember = { raw, storage, applied: [], readStates: [], sent: [] }
     this.members.set(id, member)
     return member

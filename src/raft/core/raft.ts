@@ -455,6 +455,9 @@ export class Raft {
       if (confIndex !== 0 || this.pendingConfIndex > this.raftLog.applied) {
         throw new ProposalDroppedError('another membership change is pending')
       }
+      // a new leader first commits an entry of its term: any change left pending by an
+      // earlier leader is then either committed or gone (Ongaro's single-server fix)
+      if (!this.committedEntryInCurrentTerm()) throw new ProposalDroppedError('the leader has not committed an entry of its term yet')
       this.checkConfChange(decodeConfChange(e.data))
       confIndex = this.raftLog.lastIndex() + i + 1
     }
