@@ -131,6 +131,37 @@ describe('raft multi-group host', function () {
     assert.ok(!cluster.applied.get(`${leader}/g`)!.includes('evil'))
   })
 
+  it('compacts the leader log and catches a lagging follower up with a snapshot', async () => {
+    cluster = await startCluster(['s'])
+    const snapshots: string[] = []
+    const leader = await waitFor(() => leaderOf('s'), { what: 'leader' })
+    const lagging = NODES.find(n => n !== leader)!
+    cluster.net.isolate(lagging)
+    const host = cluster.hosts.get(leader)!
+    for (let i = 0; i < 30; i++) host.propose('s', enc.encode(`c${i}`))
+    await waitFor(() => cluster.applied.get(`${leader}/s`)!.length === 30, { what: '30 commits without the lagging follower' })
+    // the state machine's state is the list of applied commands
+    const state = JSON.stringify(cluster.applied.get(`${leader}/s`))
+    const snap = await host.snapshotAndCompact('s', enc.encode(state))
+    assert.ok(snap.metadata.index >= 30)
+    // the lagging node learns about snapshots through its group's callback
+    const laggingHost = cluster.hosts.get(lagging)!
+    await laggingHost.removeGroup('s')
+    await cluster.storages.find(st => st.dir === join(dir, lagging, 's'))!.close()
+    const storage = await DiskLogStorage.open(join(dir, lagging, 's'))
+    cluster.storages.push(storage)
+    laggingHost.addGroup('s', {
+      storage,
+      applySnapshot: (s) => { snapshots.push(dec.decode(s.data)) },
+      apply: (entries) => { for (const e of entries) if (e.type === EntryType.Normal && e.data.length > 0) cluster.applied.get(`${lagging}/s`)!.push(dec.decode(e.data)) }
+    })
+    cluster.net.heal()
+    host.propose('s', enc.encode('after snapshot'))
+    await waitFor(() => cluster.applied.get(`${lagging}/s`)!.includes('after snapshot'), { what: 'lagging follower applies the entry after the snapshot' })
+    assert.deepEqual(snapshots, [state])
+    assert.ok(!cluster.applied.get(`${lagging}/s`)!.includes('c0'), 'compacted entries came in the snapshot, not one by one')
+  })
+
   it('adds and removes groups at runtime', async () => {
     cluster = await startCluster([])
     for (const node of NODES) {

@@ -67,9 +67,14 @@ export class BatchBuilder {
   /** raft messages added (coalesced or not) */
   messages = 0
   coalesced = 0
+  /** rough encoded size so far, to split batches before they pass the frame limit */
+  approxBytes = 0
+  /** groups whose snapshot travels in this batch (the sender reports delivery to its core) */
+  readonly snapshots: GroupId[] = []
 
   add (group: GroupId, m: Message): void {
     this.messages++
+    this.approxBytes += group.length + 32
     if (isPlainHeartbeat(m)) {
       this.coalesced++
       const hb = { group, term: m.term, commit: m.commit, context: m.context as Bytes, quiesce: false }
@@ -82,6 +87,11 @@ export class BatchBuilder {
       list = []
       this.groups.set(group, list)
     }
+    for (const e of m.entries) this.approxBytes += e.data.length + 24
+    if (m.snapshot !== undefined) {
+      this.approxBytes += m.snapshot.data.length + 64
+      this.snapshots.push(group)
+    }
     list.push(messageToProto(m))
   }
 
@@ -89,6 +99,7 @@ export class BatchBuilder {
   addQuiesce (group: GroupId, term: number, commit: number): void {
     this.messages++
     this.coalesced++
+    this.approxBytes += group.length + 32
     this.heartbeats.push({ group, term, commit, context: EMPTY as Bytes, quiesce: true })
   }
 

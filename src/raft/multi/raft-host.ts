@@ -30,6 +30,8 @@ export interface GroupStorage extends LogStorage {
   setHardState: (hs: HardState) => void
   setConfState: (conf: ConfState) => void
   applySnapshot: (snap: Snapshot) => Promise<void>
+  createSnapshot: (index: number, conf: ConfState, data: Uint8Array) => Promise<Snapshot>
+  compact: (index: number) => void
   sync: () => Promise<void>
 }
 
@@ -124,6 +126,8 @@ export interface RaftHostInit {
   livenessIntervalMs?: number
   /** a peer silent this long is presumed down: wake the quiet groups it leads (default two election timeouts) */
   livenessTimeoutMs?: number
+  /** start a new batch (frame) for a peer once one holds about this many bytes (default 4 MiB; keep under the transport's frame limit) */
+  maxBatchBytes?: number
   /** a message arrived for a group this node does not host (yet): the topology layer may create it */
   onUnknownGroup?: (group: GroupId, from: NodeId, message: Message) => void
 }
@@ -177,6 +181,7 @@ export class RaftHost extends TypedEventEmitter<RaftHostEvents> {
   private readonly quiesceAfterTicks: number
   private readonly livenessIntervalMs: number
   private readonly livenessTimeoutMs: number
+  private readonly maxBatchBytes: number
   private readonly peers = new Map<NodeId, PeerLiveness>()
   private peersStale = true
   private readonly groups = new Map<GroupId, HostedGroup>()
@@ -197,6 +202,7 @@ export class RaftHost extends TypedEventEmitter<RaftHostEvents> {
     this.quiesceAfterTicks = init.quiesceAfterTicks ?? electionTick
     this.livenessIntervalMs = init.livenessIntervalMs ?? electionTick * this.tickMs / 2
     this.livenessTimeoutMs = init.livenessTimeoutMs ?? electionTick * this.tickMs * 2
+    this.maxBatchBytes = init.maxBatchBytes ?? 4 * 1024 * 1024
     this.clock = components.clock ?? systemClock
     this.onUnknownGroup = init.onUnknownGroup
   }
@@ -299,6 +305,25 @@ export class RaftHost extends TypedEventEmitter<RaftHostEvents> {
     this.markDirty(g)
   }
 
+  /**
+   * Saves `data`, the state machine's state as of `status(id).applied` (capture it and call
+   * this without awaiting in between), as the group's snapshot, then drops the log before
+   * it except the last `keepEntries` entries (which let slow followers catch up without a
+   * snapshot). Followers too far behind are sent this snapshot.
+   */
+  async snapshotAndCompact (id: GroupId, data: Uint8Array, keepEntries = 0): Promise<Snapshot> {
+    const g = this.mustGet(id)
+    const index = g.applied
+    const st = g.node.status()
+    const snap = await g.storage.createSnapshot(index, { voters: st.voters, learners: st.learners }, data)
+    const compactTo = Math.min(index, g.storage.lastIndex()) - keepEntries
+    if (!g.removed && compactTo > g.storage.firstIndex() - 1) {
+      g.storage.compact(compactTo)
+      await g.storage.sync()
+    }
+    return snap
+  }
+
   /** Starts an election in the group now (tests, leadership transfer on shutdown). */
   campaign (id: GroupId): void {
     const g = this.mustGet(id)
@@ -378,22 +403,16 @@ export class RaftHost extends TypedEventEmitter<RaftHostEvents> {
       for (const p of wanted) this.liveness(p)
       this.peersStale = false
     }
-    const perPeer = new Map<NodeId, BatchBuilder>()
+    const perPeer = new Map<NodeId, BatchBuilder[]>()
     for (const g of quiescing) {
       for (const m of g.members) {
-        if (m === this.self) continue
-        let b = perPeer.get(m)
-        if (b === undefined) {
-          b = new BatchBuilder()
-          perPeer.set(m, b)
-        }
-        b.addQuiesce(g.id, g.term, g.commit)
+        if (m !== this.self) this.builderFor(perPeer, m).addQuiesce(g.id, g.term, g.commit)
       }
     }
     const now = this.clock.now()
     for (const [peer, p] of this.peers) {
       if (!perPeer.has(peer) && now - p.lastSent >= this.livenessIntervalMs) {
-        perPeer.set(peer, new BatchBuilder())
+        perPeer.set(peer, [new BatchBuilder()])
         this.stats.livenessBeacons++
       }
     }
@@ -479,35 +498,56 @@ export class RaftHost extends TypedEventEmitter<RaftHostEvents> {
   }
 
   private send (round: Array<{ g: HostedGroup, rd: Ready }>): void {
-    const perPeer = new Map<NodeId, BatchBuilder>()
+    const perPeer = new Map<NodeId, BatchBuilder[]>()
     for (const { g, rd } of round) {
-      for (const m of rd.messages) {
-        let b = perPeer.get(m.to)
-        if (b === undefined) {
-          b = new BatchBuilder()
-          perPeer.set(m.to, b)
-        }
-        b.add(g.id, m)
-      }
+      for (const m of rd.messages) this.builderFor(perPeer, m.to).add(g.id, m)
     }
     this.sendBatches(perPeer)
   }
 
-  private sendBatches (perPeer: Map<NodeId, BatchBuilder>): void {
+  /** The peer's current batch, or a new one once it has grown past the batch size limit. */
+  private builderFor (perPeer: Map<NodeId, BatchBuilder[]>, peer: NodeId): BatchBuilder {
+    let list = perPeer.get(peer)
+    if (list === undefined) {
+      list = []
+      perPeer.set(peer, list)
+    }
+    let b = list[list.length - 1]
+    if (b === undefined || b.approxBytes >= this.maxBatchBytes) {
+      b = new BatchBuilder()
+      list.push(b)
+    }
+    return b
+  }
+
+  private sendBatches (perPeer: Map<NodeId, BatchBuilder[]>): void {
     const now = this.clock.now()
-    for (const [peer, b] of perPeer) {
-      const payload = b.encode()
-      this.stats.messagesSent += b.messages
-      this.stats.heartbeatsCoalesced += b.coalesced
+    for (const [peer, list] of perPeer) {
       const p = this.peers.get(peer)
       if (p !== undefined) p.lastSent = now
-      if (this.transport.send(peer, payload)) {
-        this.stats.framesSent++
-        this.stats.bytesSent += payload.length
-      } else {
-        this.stats.sendsDropped++
-        this.unreachable(peer)
+      let dropped = false
+      for (const b of list) {
+        const payload = b.encode()
+        this.stats.messagesSent += b.messages
+        this.stats.heartbeatsCoalesced += b.coalesced
+        const ok = this.transport.send(peer, payload)
+        if (ok) {
+          this.stats.framesSent++
+          this.stats.bytesSent += payload.length
+        } else {
+          this.stats.sendsDropped++
+          dropped = true
+        }
+        // queued counts as sent: if the stream breaks later, the follower's progress is
+        // probed again and the snapshot resent
+        for (const group of b.snapshots) {
+          const g = this.groups.get(group)
+          if (g === undefined) continue
+          g.node.reportSnapshot(peer, ok)
+          this.dirty.add(g)
+        }
       }
+      if (dropped) this.unreachable(peer)
     }
   }
 
