@@ -332,11 +332,6 @@ export class RaftHost extends TypedEventEmitter<RaftHostEvents> {
     this.markDirty(g)
   }
 
-  /** Resolves once no Ready round is in progress or pending. */
-  async settled (): Promise<void> {
-    while (this.processing || this.scheduled) await this.idle
-  }
-
   // ---- driving the cores ----
 
   private mustGet (id: GroupId): HostedGroup {
