@@ -270,3 +270,61 @@ describe('raft multi-group host: quiescence', function () {
     await waitFor(() => NODES.filter(n => n !== victimName).every(n => applied.get(`${n}/${g}`)!.includes('after silence')), { what: 'commit after the leader went silent' })
   })
 })
+
+describe('raft multi-group host: durability before acknowledgement', function () {
+  this.timeout(60_000)
+  let dir: string
+  const hosts: RaftHost[] = []
+  const storages: DiskLogStorage[] = []
+  afterEach(async () => {
+    for (const h of hosts.splice(0)) await h.stop()
+    for (const s of storages.splice(0)) await s.close()
+    await rm(dir, { recursive: true, force: true })
+  })
+
+  it('never sends a vote or an append acknowledgement before the state it acknowledges is fsynced', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'stem-raft-durable-'))
+    const net = new MemoryNetwork()
+    const violations: string[] = []
+    let acksChecked = 0
+    for (const node of NODES) {
+      const storage = await DiskLogStorage.open(join(dir, node))
+      storages.push(storage)
+      // what is durable: captured when a sync starts, published when it completes
+      const durable = { lastIndex: 0, vote: '', term: 0 }
+      const sync = storage.sync.bind(storage)
+      storage.sync = async () => {
+        const pending = { lastIndex: storage.lastIndex(), vote: storage.initialState().hardState.vote, term: storage.initialState().hardState.term }
+        await sync()
+        Object.assign(durable, pending)
+      }
+      const inner = net.transport(node)
+      const transport = {
+        setReceiver: inner.setReceiver,
+        send: (to: string, payload: Uint8Array) => {
+          for (const { message: m } of decodeBatch(payload, node, to)) {
+            if (m.type === MessageType.AppResp && !m.reject) {
+              acksChecked++
+              if (m.index > durable.lastIndex) violations.push(`${node} acked index ${m.index} with only ${durable.lastIndex} durable`)
+            }
+            if ((m.type === MessageType.VoteResp) && !m.reject) {
+              acksChecked++
+              if (durable.vote !== to || durable.term !== m.term) violations.push(`${node} granted a vote to ${to} in term ${m.term} before persisting it`)
+            }
+          }
+          return inner.send(to, payload)
+        }
+      }
+      const host = new RaftHost({ transport }, { self: node, tickMs: 20 })
+      hosts.push(host)
+      host.addGroup('d', { storage, bootstrap: NODES })
+      host.start()
+    }
+    const leader = await waitFor(() => hosts.find(h => h.status('d').role === StateRole.Leader), { what: 'leader' })
+    for (let i = 0; i < 50; i++) leader.propose('d', enc.encode(`x${i}`))
+    await waitFor(() => hosts.every(h => h.status('d').applied >= 50), { what: 'all applied' })
+    assert.ok(acksChecked > 3, `only ${acksChecked} acknowledgements seen`)
+    assert.deepEqual(violations, [])
+  })
+})
+
