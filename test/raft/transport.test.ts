@@ -130,6 +130,25 @@ describe('raft libp2p transport', function () {
       await rm(root, { recursive: true, force: true })
     })
 
+    it('hosts 50 groups on 3 processes: all elect and commit, with messages batched per peer', async () => {
+      const groups = Array.from({ length: 50 }, (_, i) => `app-${i}`)
+      cluster = new RaftCluster({ root, size: 3, groups, tickMs: 50, raft: { electionTick: 10 }, reportApplied: true })
+      const c = cluster
+      await c.start()
+      await waitFor(() => groups.every(g => c.leader(g) !== undefined), { what: 'a leader in each of 50 groups', timeout: 90_000, interval: 200 })
+      for (const g of groups) c.send(c.leader(g)!, { cmd: 'propose', group: g, data: `hello ${g}` })
+      await waitFor(() => groups.every(g => c.nodes.every(n => n.applied.get(g)?.includes(`hello ${g}`))), { what: 'every group committed on every node', timeout: 90_000, interval: 200 })
+      for (const n of c.nodes) {
+        const st = await c.status(n, true)
+        const host = st.host as { framesSent: number, messagesSent: number, heartbeatsCoalesced: number, rejectedMessages: number }
+        const transport = st.transport as { framesRejected: number }
+        assert.ok(host.framesSent * 5 < host.messagesSent, `node ${n.index}: ${host.framesSent} frames for ${host.messagesSent} messages`)
+        assert.ok(host.heartbeatsCoalesced > 0)
+        assert.equal(host.rejectedMessages, 0)
+        assert.equal(transport.framesRejected, 0)
+      }
+    })
+
     it('survives kill -9 of the leader; the restarted old leader rejoins as follower without disrupting the term', async () => {
       cluster = new RaftCluster({ root, size: 3, groups: ['g'], tickMs: 50, raft: { electionTick: 10 }, reportApplied: true })
       const c = cluster
