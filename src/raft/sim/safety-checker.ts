@@ -29,6 +29,8 @@ export class SafetyChecker {
   private readonly committed = new Map<number, Entry>()
   maxCommitted = 0
   private readonly appliedBy = new Map<NodeId, number>()
+  /** term -> the highest index known committed by then */
+  private readonly committedInTerm = new Map<number, number>()
 
   private fail (what: string): void {
     this.violations.push(what)
@@ -38,7 +40,9 @@ export class SafetyChecker {
     const other = this.leaders.get(term)
     if (other !== undefined && other !== id) this.fail(`election safety: ${other} and ${id} both lead term ${term}`)
     this.leaders.set(term, id)
-    const c = this.maxCommitted
+    // entries known committed in terms before this one must all be in its log
+    let c = 0
+    for (const [t, index] of this.committedInTerm) if (t < term && index > c) c = index
     if (c === 0 || c < firstIndex - 1) return // covered by the leader's snapshot
     const want = this.committed.get(c)!.term
     if (lastIndex < c || termAt(c) !== want) {
@@ -62,8 +66,12 @@ export class SafetyChecker {
     }
   }
 
-  /** A node applied a committed entry. */
-  onApply (id: NodeId, e: Entry): void {
+  /**
+   * A node applied a committed entry while at `term` (the entry was committed in that
+   * term or earlier, so leaders of later terms must hold it).
+   */
+  onApply (id: NodeId, e: Entry, term: number): void {
+    this.committedInTerm.set(term, Math.max(this.committedInTerm.get(term) ?? 0, e.index))
     const last = this.appliedBy.get(id) ?? 0
     if (e.index !== last + 1) this.fail(`state machine safety: ${id} applied index ${e.index} after ${last}`)
     this.appliedBy.set(id, e.index)
@@ -85,12 +93,13 @@ export class SafetyChecker {
     this.appliedBy.set(id, index)
   }
 
-  /** At the end: every committed entry must still be in the log (or snapshot) of a quorum. */
-  checkNotLost (holders: Array<{ id: NodeId, termAt: (i: number) => number, firstIndex: number }>, quorum: number): void {
+  /** At the end, once the group converged: every voter holds every committed entry (in its log or snapshot). */
+  checkNotLost (voters: Array<{ id: NodeId, termAt: (i: number) => number, firstIndex: number }>): void {
     const c = this.maxCommitted
     if (c === 0) return
     const want = this.committed.get(c)!.term
-    const n = holders.filter(h => c < h.firstIndex || h.termAt(c) === want).length
-    if (n < quorum) this.fail(`committed entry ${c} (term ${want}) is held by only ${n} voters, quorum ${quorum}`)
+    for (const v of voters) {
+      if (c >= v.firstIndex - 1 && v.termAt(c) !== want) this.fail(`committed entry ${c} (term ${want}) is missing on ${v.id} (term there ${v.termAt(c)})`)
+    }
   }
 }

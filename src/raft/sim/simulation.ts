@@ -141,7 +141,7 @@ export function runSeed (seed: number, opts: SeedOptions = {}): SeedResult {
       if (m.snapshot !== undefined) node.raw?.reportSnapshot(m.to, delivered)
     },
     applied: (node: SimNode, e: Entry) => {
-      checker.onApply(node.id, e)
+      checker.onApply(node.id, e, node.raw!.status().term)
       if (e.data.length > 0 && e.type === 0) {
         const c = decodeCommand(e.data)
         const put = pendingPuts.get(c.op)
@@ -359,12 +359,13 @@ export function runSeed (seed: number, opts: SeedOptions = {}): SeedResult {
       const leader = leaderNode()
       if (leader === undefined) continue
       const st = leader.raw!.status()
-      if (finalApplied.has(leader.id) && st.voters.every(v => finalApplied.has(v))) {
+      // done when every voter applied the final proposal and everything committed
+      if (finalApplied.has(leader.id) && st.voters.every(v => finalApplied.has(v) && nodes.get(v)!.applied >= checker.maxCommitted)) {
         live = true
         checker.checkNotLost(st.voters.map(v => {
           const n = nodes.get(v)!
           return { id: v, termAt: termAt(n), firstIndex: n.raw!.status().firstIndex }
-        }), Math.floor(st.voters.length / 2) + 1)
+        }))
         break
       }
       const mark = `${leader.id}@${st.term}`
