@@ -162,6 +162,20 @@ describe('raft multi-group host', function () {
     assert.ok(!cluster.applied.get(`${lagging}/s`)!.includes('c0'), 'compacted entries came in the snapshot, not one by one')
   })
 
+  it('removes a group whose storage fails, reporting it, while other groups go on', async () => {
+    cluster = await startCluster(['ok', 'doomed'])
+    await waitFor(() => leaderOf('ok') !== undefined && leaderOf('doomed') !== undefined, { what: 'leaders' })
+    const host = cluster.hosts.get('n1')!
+    const errors: string[] = []
+    host.addEventListener('group-error', (evt) => { errors.push(`${evt.detail.group}: ${evt.detail.error.message}`) })
+    await cluster.storages.find(s => s.dir === join(dir, 'n1', 'doomed'))!.close()
+    cluster.hosts.get(leaderOf('doomed')!)!.propose('doomed', enc.encode('x'))
+    await waitFor(() => !host.hasGroup('doomed'), { what: 'failed group removed' })
+    assert.match(errors[0], /^doomed: .*storage is closed/)
+    cluster.hosts.get(leaderOf('ok')!)!.propose('ok', enc.encode('still fine'))
+    await waitFor(() => cluster.applied.get('n1/ok')!.includes('still fine'), { what: 'other group keeps working' })
+  })
+
   it('adds and removes groups at runtime', async () => {
     cluster = await startCluster([])
     for (const node of NODES) {

@@ -102,6 +102,38 @@ describe('raft libp2p transport', function () {
       assert.equal(peerIdOf(key.publicKey), a.peerId.toString())
     })
 
+    it('re-dials after the connection breaks and keeps delivering', async () => {
+      const { a, b, ta, received, unreachable } = await pair()
+      assert.ok(ta.send(b.peerId.toString(), new TextEncoder().encode('before')))
+      await waitFor(() => received.length === 1, { what: 'first payload' })
+      await a.hangUp(b.peerId)
+      await waitFor(() => unreachable.length > 0, { what: 'broken stream reported' })
+      await introduce(a, b.peerId.toString(), b.getMultiaddrs().map(m => m.toString()))
+      await waitFor(() => { ta.send(b.peerId.toString(), new TextEncoder().encode('after')); return received.some(r => r.text === 'after') }, { what: 'delivery after reconnect', interval: 100 })
+      assert.ok(ta.stats.dials >= 2)
+    })
+
+    it('bounds the queue of a peer: payloads beyond it are dropped, not buffered', async () => {
+      const ka = await createEd25519Key()
+      const kb = await createEd25519Key()
+      const a = await createTestLibp2p(ka)
+      const b = await createTestLibp2p(kb)
+      nodes.push(a, b)
+      const ta = createLibp2pRaftTransport({ libp2p: a, signer: createFrameSigner(ka) }, { mesh: 'm', maxQueuedFrames: 10 })
+      const tb = createLibp2pRaftTransport({ libp2p: b, signer: createFrameSigner(kb) }, { mesh: 'm' })
+      transports.push(ta, tb)
+      await ta.start()
+      await tb.start()
+      let delivered = 0
+      tb.setReceiver({ onBatch: () => { delivered++ }, onUnreachable: () => {} })
+      await a.peerStore.merge(b.peerId, { multiaddrs: b.getMultiaddrs() })
+      // all sent in one turn, while the stream is still being opened
+      const accepted = Array.from({ length: 50 }, () => ta.send(b.peerId.toString(), new Uint8Array(8))).filter(Boolean).length
+      assert.equal(accepted, 10)
+      assert.equal(ta.stats.framesDropped, 40)
+      await waitFor(() => delivered === 10, { what: 'the queued payloads' })
+    })
+
     it('reports an unreachable peer, backs off, and drops instead of queueing without bound', async () => {
       const ka = await createEd25519Key()
       const a = await createTestLibp2p(ka)
