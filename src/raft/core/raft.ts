@@ -73,7 +73,7 @@ export class Raft {
   readonly heartbeatTimeout: number
   readonly preVote: boolean
   readonly checkQuorum: boolean
-  private readonly maxMsgSize: number
+  readonly maxMsgSize: number
   private readonly maxInflight: number
   private readonly rand: () => number
 
@@ -258,7 +258,7 @@ export class Raft {
   // ---- elections ----
 
   /** Starts an election (pre-vote first when enabled), unless that is not allowed now. */
-  hup (t: CampaignType = CampaignType.PreElection): void {
+  private hup (t: CampaignType = CampaignType.PreElection): void {
     if (this.state === StateRole.Leader) return
     if (!this.promotable()) return
     if (this.hasUnappliedConfChange()) return

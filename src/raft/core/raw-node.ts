@@ -5,6 +5,7 @@ import { ConfChangeType, EntryType, MessageType, StateRole } from '../types.js'
 import type { ConfChange, ConfState, Entry, HardState, Message, NodeId, Ready, SoftState } from '../types.js'
 import { encodeConfChange } from './conf-change-codec.js'
 import { checkMessage, makeMessage } from './messages.js'
+import { entrySize } from './entry-size.js'
 import type { ProgressState } from './progress.js'
 import { ProposalDroppedError, Raft } from './raft.js'
 import type { RaftConfig } from './raft.js'
@@ -179,7 +180,7 @@ export class RawNode {
     const rd: Ready = {
       entries: r.raftLog.unstableEntries().slice(),
       committedEntries: r.raftLog.nextCommittedEntries(),
-      messages: r.msgs,
+      messages: coalesceAppends(r.msgs, r.maxMsgSize),
       readStates: r.readStates
     }
     r.msgs = []
@@ -243,6 +244,39 @@ export class RawNode {
   term (index: number): number {
     return this.raft.raftLog.termOrZero(index)
   }
+}
+
+/**
+ * Merges consecutive appends to the same follower (proposals made one by one between two
+ * Readies) into one message of at most maxBytes of entries; order per follower is kept.
+ */
+function coalesceAppends (msgs: Message[], maxBytes: number): Message[] {
+  if (msgs.length < 2) return msgs
+  const out: Message[] = []
+  // per follower: position in `out` of the last message to it, and its entry bytes
+  const last = new Map<NodeId, { at: number, bytes: number, copied: boolean }>()
+  for (const m of msgs) {
+    let bytes = 0
+    for (const e of m.entries) bytes += entrySize(e)
+    const prev = last.get(m.to)
+    const p = prev === undefined ? undefined : out[prev.at]
+    if (prev !== undefined && p !== undefined && m.type === MessageType.App && p.type === MessageType.App &&
+      m.entries.length > 0 && p.entries.length > 0 && p.term === m.term &&
+      m.index === p.index + p.entries.length && m.logTerm === p.entries[p.entries.length - 1].term &&
+      prev.bytes + bytes <= maxBytes) {
+      // copy once: a message's entries array may be shared with the log
+      const merged = prev.copied ? p : { ...p, entries: p.entries.slice() }
+      for (const e of m.entries) merged.entries.push(e)
+      merged.commit = Math.max(merged.commit, m.commit)
+      out[prev.at] = merged
+      prev.bytes += bytes
+      prev.copied = true
+      continue
+    }
+    last.set(m.to, { at: out.length, bytes, copied: false })
+    out.push(m)
+  }
+  return out
 }
 
 function sameHardState (a: HardState, b: HardState): boolean {
