@@ -108,7 +108,13 @@ createInterface({ input: process.stdin }).on('line', (line) => {
         host.propose(cmd.group, new TextEncoder().encode(cmd.data))
         break
       case 'status':
-        emit('status', { cpu: process.cpuUsage(), host: host.stats, transport: transport.stats, groups: cmd.brief === true ? [] : host.groupIds().map(g => host.status(g)) })
+        emit('status', {
+          cpu: process.cpuUsage(),
+          host: host.stats,
+          transport: transport.stats,
+          quiesced: host.groupIds().filter(g => host.status(g).quiesced).length,
+          groups: cmd.brief === true ? [] : host.groupIds().map(g => host.status(g))
+        })
         break
       case 'load':
         load(cmd.group, cmd.count, cmd.size).catch(err => { emit('error', { message: (err as Error).message }) })
