@@ -283,6 +283,8 @@ describe('raft multi-group host: quiescence', function () {
     const g = led[0]
     leaderHost(g, rest)!.propose(g, enc.encode('after silence'))
     await waitFor(() => NODES.filter(n => n !== victimName).every(n => applied.get(`${n}/${g}`)!.includes('after silence')), { what: 'commit after the leader went silent' })
+    // the cut-off leader does not stay a quiet "leader": it wakes, loses check-quorum and steps down
+    await waitFor(() => led.every(l => victim.status(l).role !== StateRole.Leader), { what: 'isolated old leader steps down' })
   })
 })
 

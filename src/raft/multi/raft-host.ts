@@ -361,13 +361,20 @@ export class RaftHost extends TypedEventEmitter<RaftHostEvents> {
     this.schedule()
   }
 
-  /** Leader only: idle, nothing unpersisted or unapplied, every member holds the whole log. */
+  /**
+   * Leader only: idle, nothing unpersisted or unapplied, every live member holds the whole
+   * log, and a majority of voters is live — a leader cut off from its majority must keep
+   * ticking so check-quorum makes it step down. (A member presumed down is not waited for:
+   * when it returns it campaigns, which wakes the group and gets it caught up.)
+   */
   private canQuiesce (g: HostedGroup): boolean {
     if (g.node.hasReady() || this.dirty.has(g)) return false
     const st = g.node.status()
     if (st.role !== StateRole.Leader || st.leadTransferee !== '' || st.commit !== st.lastIndex || g.applied !== st.commit) return false
+    const live = (id: NodeId): boolean => id === this.self || this.peers.get(id)?.alive === true
+    if (st.voters.filter(live).length <= st.voters.length / 2) return false
     for (const id of [...st.voters, ...st.learners]) {
-      if (st.progress?.[id]?.match !== st.lastIndex) return false
+      if (live(id) && st.progress?.[id]?.match !== st.lastIndex) return false
     }
     return true
   }
@@ -414,20 +421,20 @@ export class RaftHost extends TypedEventEmitter<RaftHostEvents> {
     this.sendBatches(perPeer)
   }
 
-  /** Wakes the quiet groups led by peers that fell silent. */
+  /**
+   * A peer fell silent: wake every quiet group it is a member of. Followers of a group it
+   * led elect a new leader; a leader here ticks again, so check-quorum makes it step down
+   * if it lost its majority instead of claiming leadership while quiet.
+   */
   private checkLiveness (): void {
     const now = this.clock.now()
     for (const [peer, p] of this.peers) {
       if (p.alive && now - p.lastHeard > this.livenessTimeoutMs) {
         p.alive = false
-        this.wakeGroupsLedBy(peer)
+        for (const g of this.groups.values()) {
+          if (g.quiesced && g.members.has(peer)) this.wake(g)
+        }
       }
-    }
-  }
-
-  private wakeGroupsLedBy (peer: NodeId): void {
-    for (const g of this.groups.values()) {
-      if (g.quiesced && g.soft.leader === peer) this.wake(g)
     }
   }
 
