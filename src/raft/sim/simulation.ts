@@ -63,8 +63,8 @@ export function runSeed (seed: number, opts: SeedOptions = {}): SeedResult {
   const options: NodeOptions = {
     electionTick: ELECTION_TICK,
     heartbeatTick: 1,
-    preVote: chance(0.85),
-    checkQuorum: chance(0.85),
+    preVote: chance(0.7),
+    checkQuorum: chance(0.7),
     maxSizePerMsg: pick([64, 256, 4096]),
     maxInflightMsgs: pick([1, 2, 4, 16])
   }
