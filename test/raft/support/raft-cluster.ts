@@ -39,6 +39,8 @@ export interface ClusterOptions {
   reportApplied: boolean
   proposeOnLeader?: boolean
   mesh?: string
+  /** extra node flags for the node processes (e.g. --cpu-prof when profiling a bench) */
+  execArgv?: string[]
 }
 
 export class RaftCluster {
@@ -70,7 +72,7 @@ export class RaftCluster {
       reportApplied: this.options.reportApplied,
       proposeOnLeader: this.options.proposeOnLeader
     }
-    const child = spawn(process.execPath, ['--no-node-snapshot', NODE_SCRIPT, JSON.stringify(config)], { stdio: ['pipe', 'pipe', 'inherit'] })
+    const child = spawn(process.execPath, ['--no-node-snapshot', ...(this.options.execArgv ?? []), NODE_SCRIPT, JSON.stringify(config)], { stdio: ['pipe', 'pipe', 'inherit'] })
     node.child = child
     node.roles.clear()
     const ready = new Promise<void>((resolve, reject) => {
