@@ -88,9 +88,10 @@ export function runSeed (seed: number, opts: SeedOptions = {}): SeedResult {
   const pCompact = pick([0, 0.01, 0.05])
   const pMidReadyCrash = pick([0, 0.001])
   const pOp = pick([0.1, 0.3, 0.6])
+  const asyncReady = chance(0.5)
   const ticks = opts.ticks ?? 200 + Math.floor(rand() * 300)
   const livenessTicks = opts.livenessTicks ?? 60 * ELECTION_TICK
-  trace?.(`seed ${seed}: ${size} nodes, ${founders} founders, ${JSON.stringify(options)}, faults ${JSON.stringify(faults)}, storm ${storm} crash ${pCrash} partition ${pPartition} conf ${pConf} transfer ${pTransfer} compact ${pCompact}`)
+  trace?.(`seed ${seed}: ${size} nodes, ${founders} founders, ${JSON.stringify(options)}, faults ${JSON.stringify(faults)}, storm ${storm} async ${asyncReady} crash ${pCrash} partition ${pPartition} conf ${pConf} transfer ${pTransfer} compact ${pCompact}`)
 
   const net = new SimNetwork(rand, faults, 4 * ELECTION_TICK)
   const checker = new SafetyChecker()
@@ -120,6 +121,13 @@ export function runSeed (seed: number, opts: SeedOptions = {}): SeedResult {
   }
 
   const hooks: SimNodeHooks = {
+    taken: (node: SimNode, rd: Ready) => {
+      if (rd.softState?.role === StateRole.Leader) {
+        const st = node.raw!.status()
+        trace?.(`t${tick} ${node.id} leads term ${st.term} (last ${st.lastIndex}, commit ${st.commit})`)
+        checker.onLeader(node.id, st.term, termAt(node), st.firstIndex, st.lastIndex)
+      }
+    },
     persisted: (node: SimNode, rd: Ready) => {
       if (rd.entries.length > 0) {
         checker.onPersist(node.id, rd.entries, i => {
@@ -129,11 +137,6 @@ export function runSeed (seed: number, opts: SeedOptions = {}): SeedResult {
             return undefined
           }
         })
-      }
-      if (rd.softState?.role === StateRole.Leader) {
-        const st = node.raw!.status()
-        trace?.(`t${tick} ${node.id} leads term ${st.term} (last ${st.lastIndex}, commit ${st.commit})`)
-        checker.onLeader(node.id, st.term, termAt(node), st.firstIndex, st.lastIndex)
       }
     },
     send: (node: SimNode, m: Message) => {
@@ -166,6 +169,24 @@ export function runSeed (seed: number, opts: SeedOptions = {}): SeedResult {
     crashMidReady: () => !healed && pMidReadyCrash > 0 && chance(pMidReadyCrash)
   }
 
+  // a node handles its Readies either at once, or (asynchronous seeds) persists them later
+  // while it keeps stepping messages, like a host that fsyncs in the background
+  const handle = (n: SimNode): void => {
+    if (!asyncReady) {
+      n.drain(hooks)
+      return
+    }
+    n.take(hooks)
+    if (chance(0.3)) finish(n)
+  }
+  const finish = (n: SimNode): void => {
+    n.complete(hooks)
+    n.take(hooks)
+  }
+  const finishSome = (p: number): void => {
+    for (const n of nodes.values()) if (n.pending !== undefined && chance(p)) finish(n)
+  }
+
   const alive = (): SimNode[] => [...nodes.values()].filter(n => n.alive)
   const leaderNode = (): SimNode | undefined => {
     let best: SimNode | undefined
@@ -191,11 +212,12 @@ export function runSeed (seed: number, opts: SeedOptions = {}): SeedResult {
       if (err instanceof InvalidMessageError) checker.violations.push(`core sent a malformed message: ${err.message}`)
       else throw err
     }
-    target.drain(hooks)
+    handle(target)
   }
 
   const deliverDue = (): void => {
     for (let rounds = 0; rounds < 10_000; rounds++) {
+      if (asyncReady) finishSome(0.5)
       const due = net.takeDue(tick)
       if (due.length === 0) return
       for (const m of due) deliver(m)
@@ -207,7 +229,7 @@ export function runSeed (seed: number, opts: SeedOptions = {}): SeedResult {
     for (const n of alive()) {
       if (drift && chance(0.05)) continue
       n.raw!.tick()
-      n.drain(hooks)
+      handle(n)
     }
   }
 
@@ -254,7 +276,7 @@ export function runSeed (seed: number, opts: SeedOptions = {}): SeedResult {
     const cc = pick(choices)
     try {
       leader.raw!.proposeConfChange(cc)
-      leader.drain(hooks)
+      handle(leader)
       trace?.(`t${tick} ${leader.id} proposes ${ConfChangeType[cc.type]} ${cc.node}`)
     } catch (err) {
       if (!(err instanceof ProposalDroppedError)) throw err
@@ -279,18 +301,18 @@ export function runSeed (seed: number, opts: SeedOptions = {}): SeedResult {
       const o: KvOperation = { input: { kind: 'put', key, value: op }, output: null, call: ++clock, return: Infinity }
       history.push(o)
       pendingPuts.set(op, o)
-      node.drain(hooks)
+      handle(node)
     } else {
       const ctx = new TextEncoder().encode(`r${op}`)
       pendingReads.set(ctxKey(ctx), { node, key, call: ++clock, tick, index: 0 })
       node.raw!.readIndex(ctx)
-      node.drain(hooks)
+      handle(node)
     }
   }
 
   for (const n of nodes.values()) {
     n.start(hooks)
-    n.drain(hooks)
+    handle(n)
   }
 
   // ---- chaotic phase ----
@@ -300,7 +322,7 @@ export function runSeed (seed: number, opts: SeedOptions = {}): SeedResult {
         restartAt.delete(id)
         trace?.(`t${tick} restart ${id}`)
         nodes.get(id)!.start(hooks)
-        nodes.get(id)!.drain(hooks)
+        handle(nodes.get(id)!)
       }
     }
     if (chance(pCrash) && restartAt.size < (storm ? 3 : 2)) {
@@ -322,7 +344,7 @@ export function runSeed (seed: number, opts: SeedOptions = {}): SeedResult {
         const to = pick(voters)
         trace?.(`t${tick} ${leader.id} transfers leadership to ${to}`)
         leader.raw!.transferLeader(to)
-        leader.drain(hooks)
+        handle(leader)
       }
     }
     if (chance(pCompact)) {
@@ -345,7 +367,7 @@ export function runSeed (seed: number, opts: SeedOptions = {}): SeedResult {
     for (const n of nodes.values()) {
       if (!n.alive) {
         n.start(hooks)
-        n.drain(hooks)
+        handle(n)
       }
     }
     restartAt.clear()
@@ -374,7 +396,7 @@ export function runSeed (seed: number, opts: SeedOptions = {}): SeedResult {
         try {
           leader.raw!.propose(encodeCommand({ op: finalOp, key: 'final', value: finalOp }))
           proposedIn = mark
-          leader.drain(hooks)
+          handle(leader)
         } catch (err) {
           if (!(err instanceof ProposalDroppedError)) throw err
         }
