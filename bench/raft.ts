@@ -47,11 +47,13 @@ async function failover (trials: number): Promise<void> {
       const term = leader.roles.get('g')!.term
       // everyone holds the leader's election entry: the group is settled
       await waitFor(() => c.nodes.every(n => n.alive && n.applied.get('g')?.includes(`elected ${term}`)), { what: 'settled group', timeout: 30_000 })
-      const committed = new Promise<number>(resolve => {
+      const committed = new Promise<number>((resolve, reject) => {
+        const timer = setTimeout(() => { off(); reject(new Error(`raft-failover: no commit by a new leader within 30 s (trial ${t + 1})`)) }, 30_000)
         const off = c.onEvent((node, e) => {
           if (node === leader || e.event !== 'applied' || typeof e.data !== 'string' || !e.data.startsWith('elected ')) return
           if (Number(e.data.slice(8)) <= term) return
           off()
+          clearTimeout(timer)
           resolve(performance.now())
         })
       })
