@@ -666,7 +666,7 @@ export class Raft {
     return this.raftLog.termOrZero(this.raftLog.committed) === this.term
   }
 
-  bcastAppend (): void {
+  private bcastAppend (): void {
     for (const id of this.prs.progress.keys()) {
       if (id !== this.id) this.sendAppend(id)
     }
@@ -687,7 +687,7 @@ export class Raft {
     this.send(makeMessage({ type: MessageType.Heartbeat, to, commit, context: ctx }))
   }
 
-  sendAppend (to: NodeId): void {
+  private sendAppend (to: NodeId): void {
     this.maybeSendAppend(to, true)
   }
 
@@ -730,7 +730,7 @@ export class Raft {
     this.send(makeMessage({ type: MessageType.TimeoutNow, to }))
   }
 
-  abortLeaderTransfer (): void {
+  private abortLeaderTransfer (): void {
     this.leadTransferee = ''
   }
 
