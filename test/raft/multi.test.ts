@@ -184,6 +184,28 @@ describe('raft multi-group host', function () {
       () => cluster.applied.get('n1/ok')!.includes('still fine'), 'other group keeps working')
   })
 
+  it('removes a group whose state machine throws on apply, while the node goes on', async () => {
+    cluster = await startCluster(['ok'])
+    await waitFor(() => leaderOf('ok'), { what: 'leader' })
+    const host = cluster.hosts.get('n2')!
+    const errors: string[] = []
+    host.addEventListener('group-error', (evt) => { errors.push(`${evt.detail.group}: ${evt.detail.error.message}`) })
+    for (const node of NODES) {
+      const storage = await DiskLogStorage.open(join(dir, node, 'fragile'))
+      cluster.storages.push(storage)
+      cluster.hosts.get(node)!.addGroup('fragile', {
+        storage,
+        bootstrap: NODES,
+        apply: (entries) => { if (node === 'n2' && entries.some(e => dec.decode(e.data) === 'poison')) throw new Error('cannot apply poison') }
+      })
+    }
+    await waitFor(() => leaderOf('fragile'), { what: 'leader of the fragile group' })
+    await proposeUntilApplied(() => cluster.hosts.get(leaderOf('fragile')!)!.propose('fragile', enc.encode('poison')), () => !host.hasGroup('fragile'), 'n2 drops the group')
+    assert.deepEqual(errors, ['fragile: cannot apply poison'])
+    await proposeUntilApplied(() => cluster.hosts.get(leaderOf('ok')!)!.propose('ok', enc.encode('fine')),
+      () => cluster.applied.get('n2/ok')!.includes('fine'), 'other group on n2 keeps working')
+  })
+
   it('adds and removes groups at runtime', async () => {
     cluster = await startCluster([])
     for (const node of NODES) {

@@ -106,7 +106,7 @@ export interface RaftHostStats {
 export interface RaftHostEvents {
   /** a group's leader or role changed */
   'leader-change': CustomEvent<GroupStatus>
-  /** a group failed (its storage could not be written) and was removed */
+  /** a group failed (its storage could not be written, or its state machine could not apply an entry) and was removed */
   'group-error': CustomEvent<{ group: GroupId, error: Error }>
   /** a message was rejected (reason in detail) */
   'reject': CustomEvent<{ group: GroupId, from: NodeId, reason: string }>
@@ -479,9 +479,15 @@ export class RaftHost extends TypedEventEmitter<RaftHostEvents> {
         const ok = await this.persist(round)
         this.send(ok)
         for (const { g, rd } of ok) {
-          await this.applyReady(g, rd)
-          if (g.removed) continue
-          g.node.advance()
+          try {
+            await this.applyReady(g, rd)
+            if (g.removed) continue
+            g.node.advance()
+          } catch (err) {
+            // the state machine could not apply a committed entry: this replica cannot go on
+            this.failGroup(g, err as Error)
+            continue
+          }
           if (g.node.hasReady()) this.dirty.add(g)
         }
       }
@@ -637,7 +643,11 @@ export class RaftHost extends TypedEventEmitter<RaftHostEvents> {
       const g = this.groups.get(group)
       if (g === undefined) {
         this.stats.unknownGroupMessages++
-        this.onUnknownGroup?.(group, from, message)
+        try {
+          this.onUnknownGroup?.(group, from, message)
+        } catch (err) {
+          this.reject(group, from, `unknown-group hook failed: ${(err as Error).message}`)
+        }
         continue
       }
       if (!g.members.has(from) && g.members.size > 0) {
