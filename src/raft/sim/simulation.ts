@@ -4,7 +4,7 @@
 // bridge), crashes with restarts from persisted state, membership changes, leadership
 // transfers, client writes and linearizable reads — then heals everything and requires
 // a leader to commit a final proposal within a bounded number of ticks.
-import { ConfChangeType, StateRole } from '../types.js'
+import { ConfChangeType, EntryType, StateRole } from '../types.js'
 import type { ConfChange, Entry, Message, NodeId, ReadState, Ready } from '../types.js'
 import { createRand } from '../core/rand.js'
 import { InvalidMessageError } from '../core/raw-node.js'
@@ -145,7 +145,7 @@ export function runSeed (seed: number, opts: SeedOptions = {}): SeedResult {
     },
     applied: (node: SimNode, e: Entry) => {
       checker.onApply(node.id, e, node.raw!.status().term)
-      if (e.data.length > 0 && e.type === 0) {
+      if (e.data.length > 0 && e.type === EntryType.Normal) {
         const c = decodeCommand(e.data)
         const put = pendingPuts.get(c.op)
         if (put !== undefined) {
