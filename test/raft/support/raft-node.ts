@@ -86,10 +86,10 @@ async function load (group: string, count: number, size: number): Promise<void> 
   const base = appliedCount.get(group)!
   const done = new Promise<void>(resolve => { waiters.set(group, { target: base + count, resolve }) })
   let proposed = 0
-  const window = 4096
+  const window = 16384
   while (proposed < count) {
     const inFlight = proposed - (appliedCount.get(group)! - base)
-    const n = Math.min(count - proposed, window - inFlight, 512)
+    const n = Math.min(count - proposed, window - inFlight, 2048)
     if (n > 0) {
       // throws ProposalDroppedError if this node lost leadership: reported as an error
       host.proposeBatch(group, Array.from({ length: n }, () => payload))
