@@ -6,8 +6,8 @@ import { RaftHost } from '../../src/raft/multi/raft-host.js'
 import { BatchBuilder, decodeBatch } from '../../src/raft/multi/raft-batch.js'
 import { DiskLogStorage } from '../../src/raft/storage/disk-log-storage.js'
 import { MemoryNetwork } from '../../src/raft/transport/memory-transport.js'
-import { makeMessage } from '../../src/raft/core/index.js'
-import { EntryType, MessageType, StateRole } from '../../src/raft/types.js'
+import { encodeConfChange, makeMessage } from '../../src/raft/core/index.js'
+import { ConfChangeType, EntryType, MessageType, StateRole } from '../../src/raft/types.js'
 import type { Entry } from '../../src/raft/types.js'
 import * as pb from '../../src/wire/proto/raft.js'
 import { waitFor } from '../support/wait.js'
@@ -134,6 +134,35 @@ describe('raft multi-group host', function () {
     assert.equal(after.role, StateRole.Leader)
     assert.equal(after.term, before.term)
     assert.ok(!cluster.applied.get(`${leader}/g`)!.includes('evil'))
+  })
+
+  it('accepts messages from a node whose addition it holds in its log but has not applied yet', async () => {
+    // A follower that persisted "add n4" but never learned its commit must still hear n4:
+    // n4 may lead by then, and only n4 can tell it the commit that adds n4.
+    const storage = await DiskLogStorage.open(join(dir, 'n2', 'g'))
+    const conf = (i: number, node: string): Entry => ({ term: 1, index: i, type: EntryType.ConfChange, data: encodeConfChange({ type: ConfChangeType.AddNode, node }) })
+    storage.append([conf(1, 'n1'), conf(2, 'n2'), conf(3, 'n3'), conf(4, 'n4')])
+    storage.setConfState({ voters: ['n1', 'n2', 'n3'], learners: [] })
+    storage.setHardState({ term: 1, vote: '', commit: 3 })
+    await storage.sync()
+    const net = new MemoryNetwork()
+    const host = new RaftHost({ transport: net.transport('n2') }, { self: 'n2', tickMs: 50 })
+    cluster = { net, hosts: new Map([['n2', host]]), applied: new Map(), storages: [storage], unknown: [] }
+    host.addGroup('g', { storage, applied: 3 })
+    host.start()
+    const speak = (from: string): void => {
+      const t = net.transport(from)
+      t.setReceiver({ onBatch: () => {}, onUnreachable: () => {} })
+      const b = new BatchBuilder()
+      b.add('g', makeMessage({ type: MessageType.App, to: 'n2', term: 2, index: 4, logTerm: 1, commit: 4, entries: [] }))
+      assert.ok(t.send('n2', b.encode()))
+    }
+    speak('mallory')
+    await waitFor(() => host.stats.rejectedMessages === 1, { what: 'the outsider refused' })
+    speak('n4')
+    await waitFor(() => host.status('g').commit === 4, { what: 'n2 learns the commit from n4' })
+    assert.equal(host.stats.rejectedMessages, 1)
+    assert.deepEqual(host.status('g').members.sort(), ['n1', 'n2', 'n3', 'n4'])
   })
 
   it('compacts the leader log and catches a lagging follower up with a snapshot', async () => {

@@ -47,6 +47,13 @@ interface HostedGroup {
   storage: GroupStorage
   init: GroupInit
   members: Set<NodeId>
+  /**
+   * Nodes added by conf changes this node holds in its log but has not applied yet. Their
+   * messages are accepted too: a newly added member may already lead (or replicate) before
+   * this follower applies its addition, and refusing it would leave this follower unable to
+   * ever learn the commit that adds it.
+   */
+  joining: Set<NodeId>
   soft: SoftState
   term: number
   commit: number
@@ -134,6 +141,7 @@ export class RaftHost extends TypedEventEmitter<RaftHostEvents> {
       storage: init.storage,
       init,
       members: new Set([...st.voters, ...st.learners]),
+      joining: new Set(addedNodes(unappliedEntries(init.storage, applied))),
       soft: { leader: st.lead, role: st.role },
       term: st.term,
       commit: st.commit,
@@ -366,7 +374,10 @@ export class RaftHost extends TypedEventEmitter<RaftHostEvents> {
     const results = await Promise.all(round.map(async ({ g, rd }) => {
       try {
         if (rd.snapshot !== undefined) await g.storage.applySnapshot(rd.snapshot)
-        if (rd.entries.length > 0) g.storage.append(rd.entries)
+        if (rd.entries.length > 0) {
+          g.storage.append(rd.entries)
+          for (const node of addedNodes(rd.entries)) g.joining.add(node)
+        }
         if (rd.hardState !== undefined) g.storage.setHardState(rd.hardState)
         if (rd.snapshot !== undefined || rd.entries.length > 0 || rd.hardState !== undefined) await g.storage.sync()
         return true
@@ -440,6 +451,7 @@ export class RaftHost extends TypedEventEmitter<RaftHostEvents> {
     if (rd.snapshot !== undefined) {
       const conf = rd.snapshot.metadata.conf
       g.members = new Set([...conf.voters, ...conf.learners])
+      g.joining.clear()
       this.peersStale = true
       g.applied = Math.max(g.applied, rd.snapshot.metadata.index)
       await g.init.applySnapshot?.(rd.snapshot)
@@ -469,6 +481,7 @@ export class RaftHost extends TypedEventEmitter<RaftHostEvents> {
     const conf = g.node.applyConfChange(cc)
     g.storage.setConfState(conf)
     g.members = new Set([...conf.voters, ...conf.learners])
+    g.joining.delete(cc.node)
     this.peersStale = true
     if (cc.type === ConfChangeType.RemoveNode && cc.node === this.self) {
       // removed from the group: the topology layer decides when to drop the group's data
@@ -509,7 +522,7 @@ export class RaftHost extends TypedEventEmitter<RaftHostEvents> {
         }
         continue
       }
-      if (!g.members.has(from) && g.members.size > 0) {
+      if (!g.members.has(from) && !g.joining.has(from) && g.members.size > 0) {
         this.reject(group, from, `${from} is not a member of group ${group}`)
         continue
       }
@@ -550,4 +563,25 @@ export class RaftHost extends TypedEventEmitter<RaftHostEvents> {
 
 export function createRaftHost (components: RaftHostComponents, init: RaftHostInit): RaftHost {
   return new RaftHost(components, init)
+}
+
+/** Entries after `applied` that the storage holds (a restarted node's unapplied tail). */
+function unappliedEntries (storage: GroupStorage, applied: number): Entry[] {
+  const last = storage.lastIndex()
+  return last > applied ? storage.entries(Math.max(applied + 1, storage.firstIndex()), last + 1) : []
+}
+
+/** Nodes that conf-change entries among `entries` add as voters or learners. */
+function addedNodes (entries: Entry[]): NodeId[] {
+  const nodes: NodeId[] = []
+  for (const e of entries) {
+    if (e.type !== EntryType.ConfChange) continue
+    try {
+      const cc = decodeConfChange(e.data)
+      if (cc.type === ConfChangeType.AddNode || cc.type === ConfChangeType.AddLearner) nodes.push(cc.node)
+    } catch {
+      // an invalid conf change adds nobody; applying it is reported when it commits
+    }
+  }
+  return nodes
 }
