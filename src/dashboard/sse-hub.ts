@@ -1,6 +1,7 @@
 // Server-Sent Events fan-out with bounded buffering. Each message is serialised once and
 // written to every client; a client whose unsent bytes would pass `maxBufferedBytes` (it
-// stopped reading) is disconnected, never buffered without bound. Heartbeat comments keep
+// stopped reading) is disconnected, never buffered without bound (at most the bound plus
+// one message is ever held for a client). Heartbeat comments keep
 // proxies and idle timeouts from closing quiet streams.
 import type { ServerResponse } from 'node:http'
 
@@ -54,7 +55,10 @@ export function createSseHub (init: SseHubInit = {}): SseHub {
   }
 
   const write = (res: ServerResponse, chunk: string): void => {
-    if (res.writableLength + Buffer.byteLength(chunk) > maxBufferedBytes) {
+    // A client with nothing pending always gets the message, however large; one that
+    // still holds unsent bytes is behind, and is dropped before it passes the bound.
+    const pending = res.writableLength
+    if (pending > 0 && pending + Buffer.byteLength(chunk) > maxBufferedBytes) {
       dropped++
       remove(res)
       res.destroy()
