@@ -5,9 +5,9 @@ import { createDashboardFeed, registerDashboard, type DashboardFeed, type Dashbo
 import type { AppInfo, CellInfo, NodeInfo } from '../../src/dashboard/types.js'
 
 export const GiB = 2 ** 30
-export const peerA = '12D3KooWAlphaAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAa1'
-export const peerB = '12D3KooWBravoBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBb2'
-export const peerC = '12D3KooWCharlieCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCc3'
+export const peerA = '12D3KooW' + 'A'.repeat(42) + 'a1'
+export const peerB = '12D3KooW' + 'B'.repeat(42) + 'b2'
+export const peerC = '12D3KooW' + 'C'.repeat(42) + 'c3'
 
 export interface MeshPicture {
   nodes: NodeInfo[]

@@ -5,6 +5,11 @@ export function shortId (id: string): string {
   return id.length > 10 ? '…' + id.slice(-6) : id
 }
 
+/** shortens every peer id written in a line of text */
+export function shortenIds (text: string): string {
+  return text.replace(/\b(?:12D3KooW|Qm)[1-9A-HJ-NP-Za-km-z]{30,}\b/g, shortId)
+}
+
 export function bytes (n: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB']
   let value = n

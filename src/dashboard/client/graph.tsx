@@ -3,23 +3,23 @@
 // around it (filled: serving instance, hollow: warm clone) in their app's colour, and
 // each app's Raft group as lines from its leader to the other members.
 import type { AppInfo, CellInfo, NodeInfo } from '../types.js'
-import { appColor, bytes, cores, shortId } from './format.js'
+import { appColor, bytes, clock, cores, shortId } from './format.js'
 
-const W = 640
-const H = 460
-const R = 40
+const W = 720
+const H = 480
+const R = 44
 
-interface Placed { node: NodeInfo, x: number, y: number }
+interface Placed { node: NodeInfo, x: number, y: number, /** direction away from the centre */ out: number }
 
 function layout (nodes: NodeInfo[]): Placed[] {
   const ordered = [...nodes].sort((a, b) => Number(b.self === true) - Number(a.self === true) || a.id.localeCompare(b.id))
   const cx = W / 2
-  const cy = H / 2 + 4
-  if (ordered.length === 1) return [{ node: ordered[0], x: cx, y: cy }]
-  const radius = Math.min(W, H) / 2 - R - 58
+  const cy = H / 2
+  if (ordered.length === 1) return [{ node: ordered[0], x: cx, y: cy - 30, out: Math.PI / 2 }]
+  const radius = Math.min(W, H) / 2 - R - 50
   return ordered.map((node, i) => {
-    const angle = -Math.PI / 2 + (2 * Math.PI * i) / ordered.length
-    return { node, x: cx + radius * Math.cos(angle), y: cy + radius * Math.sin(angle) }
+    const out = -Math.PI / 2 + (2 * Math.PI * i) / ordered.length
+    return { node, x: cx + radius * Math.cos(out), y: cy + radius * Math.sin(out), out }
   })
 }
 
@@ -30,28 +30,42 @@ function arc (x: number, y: number, r: number, fraction: number): string {
   return `M ${x} ${y - r} A ${r} ${r} 0 ${large} 1 ${x + r * Math.cos(a)} ${y + r * Math.sin(a)}`
 }
 
-function CellDots (props: { x: number, y: number, cells: CellInfo[], clones: CellInfo[] }) {
+/** a node's cells as dots on the side facing the centre, leaving the outer side to labels */
+function CellDots (props: { x: number, y: number, toward: number, cells: CellInfo[], clones: CellInfo[] }) {
   const dots = [
     ...props.cells.map(c => ({ key: `i:${c.address}`, app: c.app, clone: false, title: `${c.address} · ${c.state} · ${c.rate.toFixed(1)} msg/s` })),
-    ...props.clones.map(c => ({ key: `c:${c.address}`, app: c.app, clone: true, title: `clone of ${c.address}` }))
+    ...props.clones.map(c => ({ key: `c:${c.address}`, app: c.app, clone: true, title: `warm clone of ${c.address}` }))
   ]
-  const shown = dots.slice(0, 24)
-  const ring = R + 13
+  const shown = dots.slice(0, 15)
+  const ring = R + 12
+  const step = 0.27
   return (
     <g>
       {shown.map((d, i) => {
-        const angle = -Math.PI / 2 + Math.PI / 12 + (2 * Math.PI * i) / Math.max(shown.length, 12)
-        const cx = props.x + ring * Math.cos(angle)
-        const cy = props.y + ring * Math.sin(angle)
+        const angle = props.toward + step * (i % 2 === 0 ? i / 2 : -(i + 1) / 2)
         const color = appColor(d.app)
         return (
-          <circle key={d.key} class={d.clone ? 'dot clone' : 'dot'} cx={cx} cy={cy} r={5}
+          <circle key={d.key} class={d.clone ? 'dot clone' : 'dot'} cx={props.x + ring * Math.cos(angle)} cy={props.y + ring * Math.sin(angle)} r={5.5}
             fill={d.clone ? 'var(--card)' : color} stroke={color} stroke-width={2}>
             <title>{d.title}</title>
           </circle>
         )
       })}
-      {dots.length > shown.length && <text class="more" x={props.x + ring + 10} y={props.y - ring}>+{dots.length - shown.length}</text>}
+      {dots.length > shown.length && <text class="more" x={props.x + (ring + 16) * Math.cos(props.toward)} y={props.y + (ring + 16) * Math.sin(props.toward) + 4}>+{dots.length - shown.length}</text>}
+    </g>
+  )
+}
+
+/** the lines written under a node (above it for nodes in the upper part of the circle) */
+function Labels (props: { x: number, y: number, out: number, lines: Array<{ text: string, cls: string, color?: string }> }) {
+  const above = Math.sin(props.out) < -0.35
+  const lines = above ? [...props.lines].reverse() : props.lines
+  const first = above ? props.y - R - 12 - 15 * (lines.length - 1) : props.y + R + 20
+  return (
+    <g class="labels">
+      {lines.map((line, i) => (
+        <text key={i} class={line.cls} x={props.x} y={first + i * 15} style={line.color != null ? { fill: line.color } : undefined}>{line.text}</text>
+      ))}
     </g>
   )
 }
@@ -84,26 +98,28 @@ export function MeshGraph (props: { nodes: NodeInfo[], apps: AppInfo[], cells: C
           })
         })}
       </g>
-      {placed.map(({ node, x, y }) => {
+      {placed.map(({ node, x, y, out }) => {
         const lost = node.status === 'lost'
         const used = node.capacity.cells > 0 ? (node.capacity.cells - node.free.cells) / node.capacity.cells : 0
         const hosted = props.cells.filter(c => c.node === node.id)
         const cloned = props.cells.filter(c => c.clones.includes(node.id))
-        const leads = leaderOf.get(node.id) ?? []
+        const lines = [
+          ...(leaderOf.get(node.id) ?? []).map(app => ({ text: `★ ${app.app} leader`, cls: 'leader', color: appColor(app.app) })),
+          lost
+            ? { text: `last seen ${clock(node.lastSeen)}`, cls: 'cap' }
+            : { text: `free: cpu ${cores(node.free.cpu)}/${cores(node.capacity.cpu)} · ${bytes(node.free.memory)}/${bytes(node.capacity.memory)}`, cls: 'cap' },
+          ...(node.self === true ? [{ text: 'this node', cls: 'you' }] : [])
+        ]
         return (
           <g key={node.id} class={`node${lost ? ' lost' : ''}${node.self === true ? ' self' : ''}`} data-node={node.id}>
             <title>{`${node.id}\n${node.addrs.join('\n')}`}</title>
             <circle class="body" cx={x} cy={y} r={R} />
-            <circle class="track" cx={x} cy={y} r={R - 5} />
-            {!lost && used > 0 && <path class="used" d={arc(x, y, R - 5, used)} />}
-            <text class="id" x={x} y={y - 3}>{shortId(node.id)}</text>
-            <text class="slots" x={x} y={y + 13}>{lost ? 'lost' : `${node.capacity.cells - node.free.cells}/${node.capacity.cells} cells`}</text>
-            {!lost && <CellDots x={x} y={y} cells={hosted} clones={cloned} />}
-            <text class="cap" x={x} y={y + R + 30}>{`cpu ${cores(node.free.cpu)}/${cores(node.capacity.cpu)} · mem ${bytes(node.free.memory)}/${bytes(node.capacity.memory)} free`}</text>
-            {node.self === true && <text class="you" x={x} y={y + R + 44}>this node</text>}
-            {leads.map((app, i) => (
-              <text key={app.app} class="leader" x={x} y={y - R - 20 - i * 14} fill={appColor(app.app)}>★ {app.app} leader</text>
-            ))}
+            <circle class="track" cx={x} cy={y} r={R - 6} />
+            {!lost && used > 0 && <path class="used" d={arc(x, y, R - 6, used)} />}
+            <text class="id" x={x} y={y - 2}>{shortId(node.id)}</text>
+            <text class="slots" x={x} y={y + 14}>{lost ? 'lost' : `${node.capacity.cells - node.free.cells}/${node.capacity.cells} cells`}</text>
+            {!lost && <CellDots x={x} y={y} toward={out + Math.PI} cells={hosted} clones={cloned} />}
+            <Labels x={x} y={y} out={out} lines={lines} />
           </g>
         )
       })}

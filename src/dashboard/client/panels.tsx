@@ -1,6 +1,6 @@
 // The tables beside the graph: apps with their Raft group, cell instances, recent events.
 import type { AppInfo, CellInfo, MeshEvent } from '../types.js'
-import { appColor, clock, rate, shortId } from './format.js'
+import { appColor, clock, rate, shortenIds, shortId } from './format.js'
 
 function Swatch (props: { app: string }) {
   return <span class="swatch" style={{ background: appColor(props.app) }} />
@@ -56,7 +56,7 @@ export function EventsPanel (props: { events: MeshEvent[] }) {
         <li key={`${e.at}:${props.events.length - i}`} class={`event kind-${e.kind}`}>
           <time>{clock(e.at)}</time>
           <span class="kind">{e.kind}</span>
-          <span class="text">{e.text}</span>
+          <span class="text" title={e.text}>{shortenIds(e.text)}</span>
         </li>
       ))}
     </ol>
