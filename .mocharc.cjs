@@ -2,6 +2,8 @@
 // isolated-vm runs with --no-node-snapshot (SPEC §1); the shim is loaded first.
 module.exports = {
   spec: ['dist/test/**/*.test.js'],
+  // needs the namespace internet of scripts/netns/run.sh: `npm run test:netns`
+  ignore: ['dist/test/netns/**'],
   require: ['dist/src/shim.js'],
   'node-option': ['no-node-snapshot'],
   reporter: './test/support/summary-reporter.cjs',

@@ -1,6 +1,12 @@
 // The libp2p node of one mesh member: TCP, pnet (the mesh key), Noise, Yamux, identify,
 // ping, a private Kademlia DHT on the mesh's own protocol id, gossipsub. Settings are
 // tuned for small friend meshes (tens of nodes, often many on one host in tests).
+// Home servers behind NAT: AutoNAT tells a node whether its addresses are dialable from
+// outside; every member serves circuit relay v2 (with limits) and listens on
+// /p2p-circuit, so a NAT'd node reserves a slot on a reachable member and is dialable
+// through it; DCUtR then upgrades relayed connections to direct ones (TCP simultaneous
+// open through both NATs); UPnP/NAT-PMP maps a port where the home router offers it.
+// pnet protects relayed connections too: only mesh members can use a relay.
 import { createLibp2p, type Libp2p } from 'libp2p'
 import { tcp } from '@libp2p/tcp'
 import { noise } from '@chainsafe/libp2p-noise'
@@ -10,6 +16,10 @@ import { ping, type Ping } from '@libp2p/ping'
 import { kadDHT, passthroughMapper, type KadDHT } from '@libp2p/kad-dht'
 import { gossipsub, type GossipSub } from '@libp2p/gossipsub'
 import { preSharedKey } from '@libp2p/pnet'
+import { autoNAT } from '@libp2p/autonat'
+import { circuitRelayServer, circuitRelayTransport, type CircuitRelayService } from '@libp2p/circuit-relay-v2'
+import { dcutr } from '@libp2p/dcutr'
+import { uPnPNAT } from '@libp2p/upnp-nat'
 import type { ComponentLogger, PrivateKey } from '@libp2p/interface'
 import type { Identify } from '@libp2p/identify'
 import type { Datastore } from 'interface-datastore'
@@ -20,6 +30,10 @@ export type MeshServices = {
   ping: Ping
   dht: KadDHT
   pubsub: GossipSub
+  relay: CircuitRelayService
+  autonat: unknown
+  dcutr: unknown
+  upnp?: unknown
 }
 
 export type MeshLibp2p = Libp2p<MeshServices>
@@ -33,6 +47,11 @@ export interface MeshLibp2pInit {
   datastore?: Datastore
   /** libp2p's component logger; the mesh passes one that notices refused connections */
   logger?: ComponentLogger
+  /**
+   * ask the home router for a port mapping (UPnP IGD / NAT-PMP). Off unless asked: its
+   * SSDP search is multicast on the host's real network.
+   */
+  upnp?: boolean
 }
 
 export async function createMeshLibp2p (init: MeshLibp2pInit): Promise<MeshLibp2p> {
@@ -42,8 +61,9 @@ export async function createMeshLibp2p (init: MeshLibp2pInit): Promise<MeshLibp2
     start: false,
     datastore: init.datastore,
     logger: init.logger,
-    addresses: { listen: init.listen },
-    transports: [tcp()],
+    // /p2p-circuit: hold a reservation on a relay, so the node is dialable behind NAT
+    addresses: { listen: [...init.listen, '/p2p-circuit'] },
+    transports: [tcp(), circuitRelayTransport({ reservationCompletionTimeout: 20_000 })],
     connectionProtector: preSharedKey({ psk: toSwarmKey(init.mesh.key) }),
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
@@ -62,6 +82,17 @@ export async function createMeshLibp2p (init: MeshLibp2pInit): Promise<MeshLibp2
     services: {
       identify: identify(),
       ping: ping(),
+      autonat: autoNAT(),
+      // relayed connections carry Stem's own protocols between NAT'd members whose hole
+      // punch failed, so they are not "limited" (libp2p refuses protocols on limited
+      // connections); the relay is bounded by reservations and concurrent hop streams
+      relay: circuitRelayServer({
+        reservations: { maxReservations: 32, applyDefaultLimit: false },
+        maxInboundHopStreams: 64,
+        maxOutboundHopStreams: 64
+      }),
+      dcutr: dcutr(),
+      ...(init.upnp === true ? { upnp: uPnPNAT() } : {}),
       dht: kadDHT({
         protocol: protocols.kad,
         // a friend mesh is private and every member is a server (dialable) by design

@@ -9,10 +9,10 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { Libp2p, PrivateKey } from '@libp2p/interface'
 
-export async function createTestLibp2p (privateKey: PrivateKey, port = 0): Promise<Libp2p> {
+export async function createTestLibp2p (privateKey: PrivateKey, port = 0, host = '127.0.0.1'): Promise<Libp2p> {
   return createLibp2p({
     privateKey,
-    addresses: { listen: [`/ip4/127.0.0.1/tcp/${port}`] },
+    addresses: { listen: [`/ip4/${host}/tcp/${port}`] },
     transports: [tcp()],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],

@@ -41,6 +41,8 @@ export interface ClusterOptions {
   mesh?: string
   /** extra node flags for the node processes (e.g. --cpu-prof when profiling a bench) */
   execArgv?: string[]
+  /** run node i inside network namespace namespaces[i] (bench/netns), listening on all its interfaces */
+  namespaces?: string[]
 }
 
 export class RaftCluster {
@@ -70,9 +72,15 @@ export class RaftCluster {
       tickMs: this.options.tickMs,
       raft: this.options.raft,
       reportApplied: this.options.reportApplied,
-      proposeOnLeader: this.options.proposeOnLeader
+      proposeOnLeader: this.options.proposeOnLeader,
+      host: this.options.namespaces === undefined ? undefined : '0.0.0.0'
     }
-    const child = spawn(process.execPath, ['--no-node-snapshot', ...(this.options.execArgv ?? []), NODE_SCRIPT, JSON.stringify(config)], { stdio: ['pipe', 'pipe', 'inherit'] })
+    const argv = ['--no-node-snapshot', ...(this.options.execArgv ?? []), NODE_SCRIPT, JSON.stringify(config)]
+    const ns = this.options.namespaces?.[node.index]
+    // `ip netns exec` execs node in place: the child's pid is the node's (kill -9 reaches it)
+    const child = ns === undefined
+      ? spawn(process.execPath, argv, { stdio: ['pipe', 'pipe', 'inherit'] })
+      : spawn('ip', ['netns', 'exec', ns, process.execPath, ...argv], { stdio: ['pipe', 'pipe', 'inherit'] })
     node.child = child
     node.roles.clear()
     const ready = new Promise<void>((resolve, reject) => {

@@ -32,6 +32,8 @@ export interface RaftNodeConfig {
   /** on becoming leader of a group, propose `elected <term>` (failover bench: time to a commit) */
   proposeOnLeader?: boolean
   port?: number
+  /** listen host (default 127.0.0.1) */
+  host?: string
 }
 
 setLogLevel('silent')
@@ -39,7 +41,7 @@ const config = JSON.parse(process.argv[2]) as RaftNodeConfig
 const emit = (event: string, body: object = {}): void => { process.stdout.write(JSON.stringify({ event, ...body }) + '\n') }
 
 const key = await loadOrCreateKey(join(config.data, 'key'))
-const libp2p = await createTestLibp2p(key, config.port ?? 0)
+const libp2p = await createTestLibp2p(key, config.port ?? 0, config.host)
 const transport = createLibp2pRaftTransport({ libp2p, signer: createFrameSigner(key) }, { mesh: config.mesh })
 await transport.start()
 const host = createRaftHost({ transport }, { self: libp2p.peerId.toString(), tickMs: config.tickMs, raft: config.raft })

@@ -1,0 +1,71 @@
+// Real `stem` processes inside the network namespaces built by scripts/netns/run.sh: each
+// host namespace has its own loopback, so a node's control API and the CLI that talks to
+// it run in the same namespace.
+import { spawn, execFile } from 'node:child_process'
+import { join } from 'node:path'
+import { repoRoot, StemProcess, tempDataDir, type CliResult } from '../support/stem-process.js'
+
+const stemBin = join(repoRoot, 'bin', 'stem.js')
+/** the port every node listens on inside its own namespace */
+export const STEM_PORT = 4017
+
+export interface NetnsLayout {
+  prefix: string
+  pubs: number
+  homes: number
+  impairment: string
+  lib: string
+}
+
+/** the namespace layout from scripts/netns/run.sh, or why there is none */
+export function netnsLayout (): NetnsLayout | string {
+  const e = process.env
+  if (e.STEM_NETNS_PREFIX == null || e.STEM_NETNS_LIB == null) return 'not inside scripts/netns/run.sh (STEM_NETNS_PREFIX unset)'
+  return { prefix: e.STEM_NETNS_PREFIX, pubs: Number(e.STEM_NETNS_PUBS), homes: Number(e.STEM_NETNS_HOMES), impairment: e.STEM_NETNS_IMPAIRMENT ?? '', lib: e.STEM_NETNS_LIB }
+}
+
+const live = new Set<StemProcess>()
+
+/** `stem <command>` in namespace ns, listening on all its interfaces */
+export async function spawnStemIn (ns: string, command: string[]): Promise<StemProcess> {
+  const dataDir = await tempDataDir()
+  const child = spawn('ip', ['netns', 'exec', ns, process.execPath, '--no-node-snapshot', stemBin, ...command,
+    '--data', dataDir, '--listen', `/ip4/0.0.0.0/tcp/${STEM_PORT}`, '--api', '127.0.0.1:0'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, STEM_API: '' }
+  })
+  const p = new StemProcess(dataDir, child)
+  live.add(p)
+  void p.exited.then(() => live.delete(p))
+  return p
+}
+
+/** the CLI, run to completion in namespace ns */
+export async function stemIn (ns: string, args: string[]): Promise<CliResult> {
+  return new Promise(resolve => {
+    execFile('ip', ['netns', 'exec', ns, process.execPath, '--no-node-snapshot', stemBin, ...args], { env: { ...process.env, STEM_API: '' }, timeout: 60_000 }, (err, stdout, stderr) => {
+      const code = err == null ? 0 : typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : null
+      resolve({ code, stdout, stderr })
+    })
+  })
+}
+
+export async function stemJsonIn<T> (ns: string, args: string[]): Promise<T> {
+  const r = await stemIn(ns, [...args, '--json'])
+  if (r.code !== 0) throw new Error(`stem ${args.join(' ')} in ${ns} exited ${r.code}: ${r.stderr.trim()}`)
+  return JSON.parse(r.stdout) as T
+}
+
+/** runs one function of scripts/netns/lib.sh (netns_partition, netns_heal, netns_impair …) */
+export async function netnsCall (layout: NetnsLayout, fn: string, ...args: string[]): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    execFile('bash', ['-c', `. "$1"; NETNS_PREFIX="$2"; shift 2; "$@"`, 'netns', layout.lib, layout.prefix, fn, ...args], (err, _out, stderr) => {
+      if (err != null) reject(new Error(`${fn} ${args.join(' ')}: ${stderr.trim()}`)); else resolve()
+    })
+  })
+}
+
+export async function stopAllIn (): Promise<void> {
+  for (const p of live) p.signal('SIGKILL')
+  await Promise.all([...live].map(async p => p.exited))
+}
