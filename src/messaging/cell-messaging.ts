@@ -573,8 +573,13 @@ export class CellMessaging extends TypedEventEmitter<CellMessagingEvents> {
       const tell = work.tell
       if (!this.holdsCell(tell.to)) { this.forwardTell(tell); return true }
       if (this.mailboxFull(tell.to)) return false
-      state.inflight++
-      runtime.askJson(tell.to, tell.method, tell.args, {}).then(() => {}, () => { this.counters.tellsDropped++ }).finally(done)
+      // a real tell (no reply, no promise): the runtime counts it against the cell's
+      // mailbox until the host reports it done, which is what mailboxFull checks
+      try {
+        runtime.tellJson(tell.to, tell.method, tell.args)
+      } catch {
+        this.counters.tellsDropped++
+      }
       return true
     }
     const id = work.kind === 'ask' ? work.ask.id : work.transform.id
