@@ -5,72 +5,18 @@
 // message — the largest cost of a burst of tells. Transforms (rare) use protons.
 import { CellEnvelope, ReplyStatus } from '../wire/proto/cell.js'
 import type { CellAsk, CellReply, CellTell } from '../wire/proto/cell.js'
+import { ProtoWriter, bytesFieldSize, numberFieldSize, varintSize } from '../wire/proto-writer.js'
 
 const STATUS_NUMBER: Record<ReplyStatus, number> = { [ReplyStatus.OK]: 0, [ReplyStatus.ERROR]: 1, [ReplyStatus.NOT_HERE]: 2, [ReplyStatus.BUSY]: 3 }
 
-/** Size of an unsigned varint (numbers up to 2^53, or bigints up to 2^64). */
-function varintSize (value: number | bigint): number {
-  if (typeof value === 'bigint') {
-    let size = 1
-    while (value >= 128n) { value >>= 7n; size++ }
-    return size
-  }
-  let size = 1
-  while (value >= 128) { value = Math.floor(value / 128); size++ }
-  return size
-}
-
-/** Writes into one preallocated buffer; the caller sized it exactly. */
-class Out {
-  readonly bytes: Buffer
-  at = 0
-  constructor (size: number) { this.bytes = Buffer.allocUnsafe(size) }
-
-  varint (value: number | bigint): void {
-    if (typeof value === 'bigint') {
-      while (value >= 128n) { this.bytes[this.at++] = Number(value & 127n) | 128; value >>= 7n }
-      this.bytes[this.at++] = Number(value)
-      return
-    }
-    while (value >= 128) { this.bytes[this.at++] = (value % 128) | 128; value = Math.floor(value / 128) }
-    this.bytes[this.at++] = value
-  }
-
-  /** a length-delimited field whose content is `length` bytes of utf8 `text` or raw `bytes` */
-  text (tag: number, text: string, length: number): void {
-    if (length === 0) return
-    this.bytes[this.at++] = tag
-    this.varint(length)
-    this.at += this.bytes.write(text, this.at, length, 'utf8')
-  }
-
-  raw (tag: number, bytes: Uint8Array): void {
-    if (bytes.byteLength === 0) return
-    this.bytes[this.at++] = tag
-    this.varint(bytes.byteLength)
-    this.bytes.set(bytes, this.at)
-    this.at += bytes.byteLength
-  }
-
-  number (tag: number, value: number | bigint): void {
-    // proto3: a zero is not written
-    if (value === 0 || value === 0n) return
-    this.bytes[this.at++] = tag
-    this.varint(value)
-  }
-}
-
-const bytesField = (length: number): number => length === 0 ? 0 : 1 + varintSize(length) + length
-const numberField = (value: number | bigint): number => value === 0 || value === 0n ? 0 : 1 + varintSize(value)
 
 /** The envelope's bytes: field `tag` of CellEnvelope holding a `size`-byte message written by `write`. */
-function envelope (tag: number, size: number, write: (out: Out) => void): Uint8Array {
-  const out = new Out(1 + varintSize(size) + size)
-  out.bytes[out.at++] = tag
+function envelope (tag: number, size: number, write: (out: ProtoWriter) => void): Uint8Array {
+  const out = new ProtoWriter(1 + varintSize(size) + size)
+  out.byte(tag)
   out.varint(size)
   write(out)
-  if (out.at !== out.bytes.byteLength) throw new Error(`envelope encoder wrote ${out.at} of ${out.bytes.byteLength} bytes`)
-  return out.bytes
+  return out.finish()
 }
 
 function encodeAsk (ask: CellAsk): Uint8Array {
@@ -78,7 +24,7 @@ function encodeAsk (ask: CellAsk): Uint8Array {
   const method = Buffer.byteLength(ask.method)
   const args = Buffer.byteLength(ask.args)
   const from = Buffer.byteLength(ask.from)
-  const size = bytesField(ask.id.byteLength) + bytesField(to) + bytesField(method) + bytesField(args) + numberField(ask.deadline) + bytesField(from)
+  const size = bytesFieldSize(ask.id.byteLength) + bytesFieldSize(to) + bytesFieldSize(method) + bytesFieldSize(args) + numberFieldSize(ask.deadline) + bytesFieldSize(from)
   return envelope(10, size, out => {
     out.raw(10, ask.id)
     out.text(18, ask.to, to)
@@ -94,7 +40,7 @@ function encodeTell (tell: CellTell): Uint8Array {
   const method = Buffer.byteLength(tell.method)
   const args = Buffer.byteLength(tell.args)
   const from = Buffer.byteLength(tell.from)
-  const size = bytesField(to) + bytesField(method) + bytesField(args) + bytesField(from) + numberField(tell.hops)
+  const size = bytesFieldSize(to) + bytesFieldSize(method) + bytesFieldSize(args) + bytesFieldSize(from) + numberFieldSize(tell.hops)
   return envelope(18, size, out => {
     out.text(10, tell.to, to)
     out.text(18, tell.method, method)
@@ -108,7 +54,7 @@ function encodeReply (reply: CellReply): Uint8Array {
   const status = STATUS_NUMBER[reply.status]
   const text = Buffer.byteLength(reply.text)
   const hint = Buffer.byteLength(reply.hint)
-  const size = bytesField(reply.id.byteLength) + numberField(status) + bytesField(text) + bytesField(hint) + numberField(reply.epoch)
+  const size = bytesFieldSize(reply.id.byteLength) + numberFieldSize(status) + bytesFieldSize(text) + bytesFieldSize(hint) + numberFieldSize(reply.epoch)
   return envelope(26, size, out => {
     out.raw(10, reply.id)
     out.number(16, status)
@@ -130,13 +76,8 @@ export function encodeEnvelope (message: CellEnvelope): Uint8Array {
 export function encodeBatch (messages: Uint8Array[]): Uint8Array {
   let size = 0
   for (const m of messages) size += 1 + varintSize(m.byteLength) + m.byteLength
-  const out = new Out(size)
-  for (const m of messages) {
-    // an empty element of a repeated field is still written
-    out.bytes[out.at++] = 10
-    out.varint(m.byteLength)
-    out.bytes.set(m, out.at)
-    out.at += m.byteLength
-  }
-  return out.bytes
+  const out = new ProtoWriter(size)
+  // an empty element of a repeated field is still written
+  for (const m of messages) out.raw(10, m, true)
+  return out.finish()
 }
