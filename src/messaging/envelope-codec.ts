@@ -9,7 +9,6 @@ import { ProtoWriter, bytesFieldSize, numberFieldSize, varintSize } from '../wir
 
 const STATUS_NUMBER: Record<ReplyStatus, number> = { [ReplyStatus.OK]: 0, [ReplyStatus.ERROR]: 1, [ReplyStatus.NOT_HERE]: 2, [ReplyStatus.BUSY]: 3 }
 
-
 /** The envelope's bytes: field `tag` of CellEnvelope holding a `size`-byte message written by `write`. */
 function envelope (tag: number, size: number, write: (out: ProtoWriter) => void): Uint8Array {
   const out = new ProtoWriter(1 + varintSize(size) + size)

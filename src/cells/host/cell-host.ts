@@ -83,7 +83,6 @@ export class CellHost {
     return out
   }
 
-
   private nodeCall (id: number, address: string, method: string, args: string, tell: boolean): void {
     const reply = tell
       ? () => { this.told.set(address, (this.told.get(address) ?? 0) + 1); this.wake() }
