@@ -3,8 +3,12 @@
 // host processes):
 //   remote-ask        sequential asks between nodes vs a raw length-prefixed echo
 //   remote-tell       batched one-way messages vs raw libp2p with one write per message
+//   frame-sign-verify one signed frame carrying one ask, signed and verified, vs node:crypto
+//                     Ed25519 sign + verify of the same number of bytes (the floor per hop)
 //   remote-transform  "transform" sent → cell ready on a peer that fetches a 100 KB bundle,
 //                     vs the same transform with the bundle already on that node
+// Each figure is the mean of rounds that alternate Stem and its baseline, after a warm-up
+// of both (the machine's load varies from one second to the next).
 import '../src/shim.js'
 import { createLibp2p } from 'libp2p'
 import type { Libp2p, Stream } from '@libp2p/interface'
@@ -22,7 +26,9 @@ import type { CellBundle } from '../src/cells/bundle.js'
 import { DEFAULT_LIMITS } from '../src/cells/limits.js'
 import { createEd25519Key } from '../src/wire/keys.js'
 import type { PrivateKey } from '../src/wire/keys.js'
-import { createFrameSigner } from '../src/wire/frame.js'
+import { createFrameSigner, createFrameVerifier } from '../src/wire/frame.js'
+import { generateKeyPairSync, sign as ed25519Sign, verify as ed25519Verify } from 'node:crypto'
+import { encodeBatch, encodeEnvelope } from '../src/messaging/envelope-codec.js'
 import { setLogLevel } from '../src/util/logger.js'
 import { createCellMessaging, createStaticDirectory, createBundleExchange, createBundleStore, MessagingError } from '../src/messaging/index.js'
 import type { CellMessaging, BundleExchange } from '../src/messaging/index.js'
@@ -71,22 +77,11 @@ function percentile (sorted: number[], p: number): number {
 const ms = (n: number): string => n.toFixed(3)
 const rate = (n: number): string => String(Math.round(n))
 
-/** Raw libp2p: B echoes each length-prefixed frame; A sends one and waits for it, sequentially. */
-async function rawEcho (a: BenchNode, b: BenchNode, count: number, size: number): Promise<{ perSecond: number, p50: number, p99: number }> {
-  await b.libp2p.handle(ECHO, stream => {
-    readFrames(stream, 1 << 20, { onFrame: f => { stream.send(encodeFrame(f)) }, onOversized: () => {}, onClose: () => {} })
-  })
-  const stream = await a.libp2p.dialProtocol(b.libp2p.peerId, ECHO)
-  let waiting: (() => void) | undefined
-  readFrames(stream, 1 << 20, { onFrame: () => { waiting?.() }, onOversized: () => {}, onClose: () => {} })
-  const payload = new Uint8Array(size).fill(1)
-  const once = async (): Promise<void> => {
-    const { promise, resolve } = Promise.withResolvers<void>()
-    waiting = resolve
-    stream.send(encodeFrame(payload))
-    await promise
-  }
-  for (let i = 0; i < 200; i++) await once()
+interface Latency { perSecond: number, p50: number, p99: number }
+
+/** Times `count` sequential calls of `once` (after `warmup` untimed ones). */
+async function sequential (once: () => Promise<unknown>, count: number, warmup: number): Promise<Latency> {
+  for (let i = 0; i < warmup; i++) await once()
   const latencies: number[] = []
   const start = performance.now()
   for (let i = 0; i < count; i++) {
@@ -95,45 +90,58 @@ async function rawEcho (a: BenchNode, b: BenchNode, count: number, size: number)
     latencies.push(performance.now() - t)
   }
   const seconds = (performance.now() - start) / 1000
-  await stream.close()
   latencies.sort((x, y) => x - y)
   return { perSecond: count / seconds, p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99) }
 }
 
-/** Sequential asks from `from` (a remote node's messaging, or the cell's own runtime). */
-async function sequentialAsks (ask: () => Promise<string>, count: number): Promise<{ perSecond: number, p50: number, p99: number }> {
-  for (let i = 0; i < 200; i++) await ask()
-  const latencies: number[] = []
-  const start = performance.now()
-  for (let i = 0; i < count; i++) {
-    const t = performance.now()
-    await ask()
-    latencies.push(performance.now() - t)
+/** Mean of several rounds (the machine's load varies between them). */
+function mean (rounds: Latency[]): Latency {
+  const avg = (f: (r: Latency) => number): number => rounds.reduce((sum, r) => sum + f(r), 0) / rounds.length
+  return { perSecond: avg(r => r.perSecond), p50: avg(r => r.p50), p99: avg(r => r.p99) }
+}
+
+/** Raw libp2p: B echoes each length-prefixed frame; A sends one and waits for it. */
+async function rawEcho (a: BenchNode, b: BenchNode, size: number): Promise<() => Promise<void>> {
+  await b.libp2p.handle(ECHO, stream => {
+    readFrames(stream, 1 << 20, { onFrame: f => { stream.send(encodeFrame(f)) }, onOversized: () => {}, onClose: () => {} })
+  })
+  const stream = await a.libp2p.dialProtocol(b.libp2p.peerId, ECHO)
+  let waiting: (() => void) | undefined
+  readFrames(stream, 1 << 20, { onFrame: () => { waiting?.() }, onOversized: () => {}, onClose: () => {} })
+  const payload = new Uint8Array(size).fill(1)
+  return async () => {
+    const { promise, resolve } = Promise.withResolvers<void>()
+    waiting = resolve
+    stream.send(encodeFrame(payload))
+    await promise
   }
-  const seconds = (performance.now() - start) / 1000
-  latencies.sort((x, y) => x - y)
-  return { perSecond: count / seconds, p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99) }
 }
 
-/** Raw libp2p: one stream.send per message (respecting drain); B counts frames. */
-async function rawTell (a: BenchNode, b: BenchNode, count: number, message: Uint8Array): Promise<number> {
+/** Raw libp2p: one stream.send per message (respecting drain); B counts frames. Returns a round: msg/s for `count` messages. */
+async function rawTell (a: BenchNode, b: BenchNode, message: Uint8Array): Promise<(count: number) => Promise<number>> {
   let received = 0
-  const { promise: all, resolve } = Promise.withResolvers<void>()
+  let target = 0
+  let arrived: (() => void) | undefined
   await b.libp2p.handle(SINK, stream => {
     // the raw reader never pauses: let a burst fit instead of aborting the stream
     stream.maxReadBufferLength = 256 * 1024 * 1024
-    readFrames(stream, 1 << 20, { onFrame: () => { if (++received === count) resolve() }, onOversized: () => {}, onClose: () => {} })
+    readFrames(stream, 1 << 20, { onFrame: () => { if (++received === target) arrived?.() }, onOversized: () => {}, onClose: () => {} })
   })
   const stream: Stream = await a.libp2p.dialProtocol(b.libp2p.peerId, SINK)
   const framed = encodeFrame(message)
-  const start = performance.now()
-  for (let i = 0; i < count; i++) {
-    if (!stream.send(framed)) await stream.onDrain()
+  return async count => {
+    const { promise: all, resolve } = Promise.withResolvers<void>()
+    arrived = resolve
+    target = received + count
+    const start = performance.now()
+    for (let i = 0; i < count; i++) {
+      if (!stream.send(framed)) await stream.onDrain()
+    }
+    let timer: NodeJS.Timeout | undefined
+    await Promise.race([all, new Promise((_resolve, reject) => { timer = setTimeout(() => { reject(new Error(`raw tell: ${received} of ${target} arrived in 90 s`)) }, 90_000) })])
+    clearTimeout(timer)
+    return count / ((performance.now() - start) / 1000)
   }
-  await Promise.race([all, new Promise((_resolve, reject) => setTimeout(() => { reject(new Error(`raw tell: ${received} of ${count} arrived in 90 s`)) }, 90_000).unref())])
-  const perSecond = count / ((performance.now() - start) / 1000)
-  await stream.close()
-  return perSecond
 }
 
 async function remoteTell (a: BenchNode, count: number): Promise<number> {
@@ -176,6 +184,31 @@ async function remoteTransform (a: BenchNode, b: BenchNode, owner: PrivateKey, r
   return { remote: remote / rounds, local: local / rounds }
 }
 
+/** µs per frame: sign + verify of a frame carrying one ask, and raw Ed25519 over as many bytes. */
+async function frameCrypto (key: PrivateKey, rounds: number, count: number): Promise<{ frame: number, raw: number }> {
+  const signer = createFrameSigner(key)
+  const verifier = createFrameVerifier({ replayWindow: 1 << 16 })
+  const payload = encodeBatch([encodeEnvelope({ ask: { id: new Uint8Array(16).fill(7), to: 'bench/counter#0', method: 'increment', args: '[1]', deadline: BigInt(Date.now()), from: '' } })])
+  const sample = signer.sign('cell', payload)
+  const { privateKey, publicKey } = generateKeyPairSync('ed25519')
+  const data = sample.subarray(0, sample.byteLength - 66)
+  let frame = 0
+  let raw = 0
+  for (let r = 0; r < rounds; r++) {
+    let t = performance.now()
+    for (let i = 0; i < count; i++) {
+      if (!verifier.verify(signer.sign('cell', payload), { remotePeer: signer.peerId, expect: 'cell' }).ok) throw new Error('frame-sign-verify: a frame was rejected')
+    }
+    frame += (performance.now() - t) * 1000 / count / rounds
+    t = performance.now()
+    for (let i = 0; i < count; i++) {
+      if (!ed25519Verify(null, data, publicKey, ed25519Sign(null, data, privateKey))) throw new Error('frame-sign-verify: raw verify failed')
+    }
+    raw += (performance.now() - t) * 1000 / count / rounds
+  }
+  return { frame, raw }
+}
+
 const owner = await createEd25519Key()
 const a = await node()
 const b = await node()
@@ -184,18 +217,41 @@ try {
   await b.runtime.transform('bench/counter#0', await bundle(owner, 'counter', COUNTER), { owner: owner.publicKey })
   directory.set('bench/counter#0', b.id)
 
-  const askCount = 3000
-  const raw = await rawEcho(a, b, askCount, 64)
-  const ask = await sequentialAsks(async () => await a.messaging.askJson('bench/counter#0', 'increment', '[1]'), askCount)
+  const ROUNDS = 3
+  const askCount = 1000
+  const echo = await rawEcho(a, b, 64)
+  const remoteAsk = async (): Promise<string> => await a.messaging.askJson('bench/counter#0', 'increment', '[1]')
+  const localAsk = async (): Promise<string> => await b.runtime.askJson('bench/counter#0', 'increment', '[1]')
+  const raws: Latency[] = []
+  const asks: Latency[] = []
+  const locals: Latency[] = []
+  for (let r = 0; r < ROUNDS; r++) {
+    raws.push(await sequential(echo, askCount, r === 0 ? 300 : 20))
+    asks.push(await sequential(remoteAsk, askCount, r === 0 ? 300 : 20))
+    locals.push(await sequential(localAsk, askCount, r === 0 ? 300 : 20))
+  }
+  const raw = mean(raws)
+  const ask = mean(asks)
+  const local = mean(locals)
   console.log(`bench remote-ask: ${rate(ask.perSecond)} asks/s p50 ${ms(ask.p50)} ms p99 ${ms(ask.p99)} ms (raw libp2p echo ${rate(raw.perSecond)}/s p50 ${ms(raw.p50)} ms p99 ${ms(raw.p99)} ms, ratio ${(ask.perSecond / raw.perSecond).toFixed(2)})`)
   // the same asks made on the cell's own node: what the cell host round trip costs by itself
-  const local = await sequentialAsks(async () => await b.runtime.askJson('bench/counter#0', 'increment', '[1]'), askCount)
   console.log(`bench remote-ask-vs-local: ${rate(ask.perSecond)} asks/s p50 ${ms(ask.p50)} ms (same cell asked on its own node ${rate(local.perSecond)} asks/s p50 ${ms(local.p50)} ms, ratio ${(ask.perSecond / local.perSecond).toFixed(2)})`)
 
-  const tellCount = 50_000
-  const rawRate = await rawTell(a, b, tellCount, new TextEncoder().encode('{"to":"bench/counter#0","method":"increment","args":"[1]"}'))
-  const tellRate = await remoteTell(a, tellCount)
+  const tellCount = 30_000
+  const rawRound = await rawTell(a, b, new TextEncoder().encode('{"to":"bench/counter#0","method":"increment","args":"[1]"}'))
+  // warm-up of both paths
+  await rawRound(10_000)
+  await remoteTell(a, 10_000)
+  let rawRate = 0
+  let tellRate = 0
+  for (let r = 0; r < ROUNDS; r++) {
+    rawRate += await rawRound(tellCount) / ROUNDS
+    tellRate += await remoteTell(a, tellCount) / ROUNDS
+  }
   console.log(`bench remote-tell: ${rate(tellRate)} msg/s (raw libp2p one write per message ${rate(rawRate)} msg/s, ratio ${(tellRate / rawRate).toFixed(2)})`)
+
+  const crypto = await frameCrypto(owner, 3, 500)
+  console.log(`bench frame-sign-verify: ${crypto.frame.toFixed(1)} µs per frame signed and verified (raw ed25519 sign+verify ${crypto.raw.toFixed(1)} µs, ratio ${(crypto.frame / crypto.raw).toFixed(2)})`)
 
   const transform = await remoteTransform(a, b, owner, 5)
   console.log(`bench remote-transform: ${ms(transform.remote)} ms to a ready cell fetching a 100 KB bundle (local transform with the bundle held ${ms(transform.local)} ms, ratio ${(transform.remote / transform.local).toFixed(2)})`)

@@ -70,7 +70,7 @@ export interface CellInfo {
   hash?: string
   limits?: CellLimits
   version: number
-  /** messages sent by the node and not yet answered */
+  /** messages (asks and tells) sent by the node to the cell and not yet answered or finished */
   inflight: number
 }
 
@@ -91,7 +91,10 @@ interface CellRecord {
   version: number
   /** newest version the reply gate acknowledged */
   gatedVersion: number
+  /** asks sent to the host and not yet answered */
   inflight: number
+  /** tells sent to the host that it has not yet reported finished ('told') */
+  tellsInflight: number
 }
 
 interface PendingCall {
@@ -215,7 +218,7 @@ export class CellRuntime extends TypedEventEmitter<CellRuntimeEvents> {
     const { app } = parseAddress(address)
     let record = this.cellsByAddress.get(address)
     if (record === undefined) {
-      record = { address, app, status: 'stem', state: null, version: 0, gatedVersion: 0, inflight: 0 }
+      record = { address, app, status: 'stem', state: null, version: 0, gatedVersion: 0, inflight: 0, tellsInflight: 0 }
       this.cellsByAddress.set(address, record)
     }
     return info(record)
@@ -238,7 +241,7 @@ export class CellRuntime extends TypedEventEmitter<CellRuntimeEvents> {
     await verifyBundle(bundle, options.owner)
     const limits = checkLimits(options.limits ?? bundle.limits)
     if (options.state !== undefined) checkStateText(options.state, this.bounds.maxMessageBytes)
-    const record = this.cellsByAddress.get(address) ?? { address, app, status: 'stem' as CellStatus, state: null, version: 0, gatedVersion: 0, inflight: 0 }
+    const record = this.cellsByAddress.get(address) ?? { address, app, status: 'stem' as CellStatus, state: null, version: 0, gatedVersion: 0, inflight: 0, tellsInflight: 0 }
     this.cellsByAddress.set(address, record)
     const replace = options.replace === true && record.status === 'transformed'
     if (record.status === 'transformed' && !replace) throw new Error(`cell ${address} is already transformed: revert it first or ask for replace`)
@@ -318,6 +321,8 @@ export class CellRuntime extends TypedEventEmitter<CellRuntimeEvents> {
 
   tellJson (address: string, method: string, argsJson: string): void {
     const record = this.deliverable(address, method, argsJson)
+    // counted until the host reports it finished: tells fill the mailbox bound like asks
+    record.tellsInflight++
     this.hostFor(record.app).process.send({ t: 'call', id: 0, address: record.address, method, args: argsJson, tell: true })
   }
 
@@ -326,7 +331,7 @@ export class CellRuntime extends TypedEventEmitter<CellRuntimeEvents> {
     if (typeof method !== 'string' || method.length === 0 || method.length > 200) throw new Error(`invalid method name for ${address}`)
     if (argsJson.length > this.bounds.maxMessageBytes) throw new Error(`arguments are too large: ${argsJson.length} characters of JSON, limit ${this.bounds.maxMessageBytes}`)
     const record = this.transformed(address)
-    if (record.inflight >= (record.limits?.mailbox ?? 0)) throw new Error(`mailbox of ${record.address} is full (${String(record.limits?.mailbox)} messages)`)
+    if (record.inflight + record.tellsInflight >= (record.limits?.mailbox ?? 0)) throw new Error(`mailbox of ${record.address} is full (${String(record.limits?.mailbox)} messages)`)
     return record
   }
 
@@ -398,6 +403,11 @@ export class CellRuntime extends TypedEventEmitter<CellRuntimeEvents> {
         if (pending === undefined) return
         this.requests.delete(message.req)
         pending.resolve({ ok: message.ok, text: message.text, version: message.version })
+        return
+      }
+      case 'told': {
+        const record = this.cellsByAddress.get(message.address)
+        if (record?.app === app) record.tellsInflight = Math.max(0, record.tellsInflight - message.n)
         return
       }
       case 'state': {
@@ -476,6 +486,8 @@ export class CellRuntime extends TypedEventEmitter<CellRuntimeEvents> {
     const host = this.hosts.get(app)
     if (host?.process !== process) return
     this.failPending(app, `cell host of app ${app} crashed: it ${reason}`)
+    // the tells it held are lost with it
+    for (const record of this.cellsByAddress.values()) if (record.app === app) record.tellsInflight = 0
     this.dispatchEvent(new CustomEvent('host:crashed', { detail: { app, pid: process.pid, reason } }))
     const cells = this.appCells(app)
     for (const record of cells) this.dispatchEvent(new CustomEvent('cell:crashed', { detail: { address: record.address, hash: record.bundle?.hash, reason: `its cell host ${reason}` } }))
@@ -539,7 +551,7 @@ export class CellRuntime extends TypedEventEmitter<CellRuntimeEvents> {
 }
 
 function info (record: CellRecord): CellInfo {
-  return { address: record.address, app: record.app, status: record.status, hash: record.bundle?.hash, limits: record.limits, version: record.version, inflight: record.inflight }
+  return { address: record.address, app: record.app, status: record.status, hash: record.bundle?.hash, limits: record.limits, version: record.version, inflight: record.inflight + record.tellsInflight }
 }
 
 function checkStateText (state: string, maxBytes: number): void {

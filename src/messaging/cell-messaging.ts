@@ -26,6 +26,7 @@ import type { CellRouter } from '../cells/router.js'
 import type { CellLimits } from '../cells/limits.js'
 import { parseAddress } from '../cells/address.js'
 import { CellChannel } from './channel.js'
+import { encodeEnvelope } from './envelope-codec.js'
 import { DedupeWindow } from './dedupe.js'
 import type { DedupeResult, DedupeWindowOptions } from './dedupe.js'
 import type { CellDirectory } from './directory.js'
@@ -256,7 +257,7 @@ export class CellMessaging extends TypedEventEmitter<CellMessagingEvents> {
       this.components.runtime.tellJson(address, method, argsJson)
       return
     }
-    this.sendTo(target, CellEnvelope.encode({ tell: { to: address, method, args: argsJson, from: options.from ?? '', hops: 0 } }))
+    this.sendTo(target, encodeEnvelope({ tell: { to: address, method, args: argsJson, from: options.from ?? '', hops: 0 } }))
   }
 
   /** Resolves when the queue towards the node of `address` (or peer id) has room again. */
@@ -313,7 +314,7 @@ export class CellMessaging extends TypedEventEmitter<CellMessagingEvents> {
     // a retry while the first try is still waiting: both get its answer
     if (existing !== undefined) return existing.promise
     if (signal?.aborted === true) return Promise.reject(new MessagingError('aborted', `ask to ${address} aborted`))
-    this.sendTo(peer, CellEnvelope.encode(envelope))
+    this.sendTo(peer, encodeEnvelope(envelope))
     const { promise, resolve, reject } = Promise.withResolvers<string>()
     const delay = Math.max(0, deadline - Date.now())
     const pending: PendingAsk = {
@@ -533,7 +534,7 @@ export class CellMessaging extends TypedEventEmitter<CellMessagingEvents> {
     pending.peer = next
     pending.channel = this.links.get(next)?.channel
     try {
-      this.sendTo(next, CellEnvelope.encode('to' in pending.envelope ? { ask: pending.envelope } : { transform: pending.envelope }))
+      this.sendTo(next, encodeEnvelope('to' in pending.envelope ? { ask: pending.envelope } : { transform: pending.envelope }))
     } catch (err) {
       this.settle(pending, err as Error)
     }
@@ -572,15 +573,20 @@ export class CellMessaging extends TypedEventEmitter<CellMessagingEvents> {
       const tell = work.tell
       if (!this.holdsCell(tell.to)) { this.forwardTell(tell); return true }
       if (this.mailboxFull(tell.to)) return false
-      state.inflight++
-      runtime.askJson(tell.to, tell.method, tell.args, {}).then(() => {}, () => { this.counters.tellsDropped++ }).finally(done)
+      // a real tell (no reply, no promise): the runtime counts it against the cell's
+      // mailbox until the host reports it done, which is what mailboxFull checks
+      try {
+        runtime.tellJson(tell.to, tell.method, tell.args)
+      } catch {
+        this.counters.tellsDropped++
+      }
       return true
     }
     const id = work.kind === 'ask' ? work.ask.id : work.transform.id
     const address = work.kind === 'ask' ? work.ask.to : work.transform.address
     const reply = (r: Omit<CellReply, 'id'>): void => {
       this.counters.messagesOut++
-      channel.send(CellEnvelope.encode({ reply: { id, ...r } }))
+      channel.send(encodeEnvelope({ reply: { id, ...r } }))
     }
     if (work.kind === 'ask' && !this.holdsCell(address)) {
       const hint = this.components.directory.resolve(address)
@@ -614,7 +620,7 @@ export class CellMessaging extends TypedEventEmitter<CellMessagingEvents> {
       return
     }
     try {
-      this.sendTo(location.peer, CellEnvelope.encode({ tell: { ...tell, hops: tell.hops + 1 } }))
+      this.sendTo(location.peer, encodeEnvelope({ tell: { ...tell, hops: tell.hops + 1 } }))
     } catch {
       this.counters.tellsDropped++
     }

@@ -9,6 +9,7 @@ import type { FrameSigner, FrameVerifier } from '../wire/frame.js'
 import type { Stream } from '@libp2p/interface'
 import { readFrames, writeFrame } from './framing.js'
 import type { FrameReader } from './framing.js'
+import { encodeBatch } from './envelope-codec.js'
 
 export interface ChannelInit {
   stream: Stream
@@ -125,7 +126,7 @@ export class CellChannel {
       const messages = this.queue.slice(0, n)
       this.queue = n === this.queue.length ? [] : this.queue.slice(n)
       this.queued -= bytes
-      const frame = this.init.signer.sign('cell', CellBatch.encode({ messages: messages as Array<Uint8Array<ArrayBuffer>> }))
+      const frame = this.init.signer.sign('cell', encodeBatch(messages))
       let accepted: boolean
       try {
         accepted = writeFrame(this.stream, frame)

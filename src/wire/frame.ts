@@ -17,6 +17,7 @@ import { Frame } from './proto/frame.js'
 import { createSyncSigner, decodePublicKey, encodePublicKey, peerIdOf, toVerifyKey, verifySync } from './keys.js'
 import type { PrivateKey, PublicKey } from './keys.js'
 import { ReplayWindow } from './replay-window.js'
+import { ProtoWriter, bytesFieldSize, numberFieldSize, varintSize } from './proto-writer.js'
 import { createLogger } from '../util/logger.js'
 import type { KeyObject } from 'node:crypto'
 
@@ -42,9 +43,24 @@ export interface UnsignedFrame {
   payload: Uint8Array
 }
 
-/** The bytes a signature covers: the frame encoded with an empty signature. */
+/** protobuf tag of each payload kind's field (10…14, wire type 2) */
+const PAYLOAD_TAGS: Record<PayloadKind, number> = { capacity: 82, raft: 90, cell: 98, code: 106, leaders: 114 }
+
+/**
+ * The bytes a signature covers: the frame encoded with an empty signature — written by
+ * hand (the same bytes as `Frame.encode`, see test/wire) because protons' generic writer
+ * costs more than the rest of signing a small frame but the signature itself.
+ */
 function encodeUnsigned (sender: Uint8Array, frame: UnsignedFrame): Uint8Array {
-  return Frame.encode({ sender, seq: frame.seq, timestamp: frame.timestamp, [frame.kind]: frame.payload, signature: new Uint8Array(0) } as Frame)
+  const size = bytesFieldSize(sender.byteLength) + numberFieldSize(frame.seq) + numberFieldSize(frame.timestamp) +
+    1 + varintSize(frame.payload.byteLength) + frame.payload.byteLength
+  const out = new ProtoWriter(size)
+  out.raw(10, sender)
+  out.number(16, frame.seq)
+  out.number(24, frame.timestamp)
+  // a oneof member is written even when empty
+  out.raw(PAYLOAD_TAGS[frame.kind], frame.payload, true)
+  return out.finish()
 }
 
 /** Appends the signature field to an encoded unsigned frame (same bytes as re-encoding with it). */

@@ -179,6 +179,20 @@ describe('cells: runtime lifecycle and messaging', function () {
     assert.deepEqual(await runtime.ask('shop/slow#0', 'get'), ['start0', 'end0', 'start1', 'end1', 'start2', 'end2'])
   })
 
+  it('tells count against the mailbox until the host reports them done, then make room again', async () => {
+    await runtime.transform('shop/told#0', await b.bundle('shop/told', `export default class T {
+      n = 0
+      add () { this.n++ }
+      get () { return this.n } }`, { mailbox: 5 }), { owner: b.owner.publicKey })
+    // a burst in one synchronous run: nothing has been reported done yet
+    for (let i = 0; i < 5; i++) runtime.tell('shop/told#0', 'add')
+    assert.equal(runtime.cell('shop/told#0')?.inflight, 5)
+    assert.throws(() => { runtime.tell('shop/told#0', 'add') }, /mailbox of shop\/told#0 is full \(5 messages\)/)
+    await waitFor(() => runtime.cell('shop/told#0')?.inflight === 0, { what: 'the host to report the tells done' })
+    runtime.tell('shop/told#0', 'add')
+    await waitFor(async () => await runtime.ask('shop/told#0', 'get') === 6, { what: 'all six tells to run' })
+  })
+
   it('a node-side ask honours its deadline and abort signal', async () => {
     await runtime.transform('shop/waiter#0', await b.bundle('shop/waiter', `export default class W {
       async wait () { await stem.ask('shop/waiter-peer', 'never') } }`), { owner: b.owner.publicKey })

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { createEd25519Key, peerIdOf } from '../../src/wire/keys.js'
-import { createFrameSigner, createFrameVerifier, Frame, signFrame } from '../../src/wire/frame.js'
+import { createFrameSigner, createFrameVerifier, Frame, PAYLOAD_KINDS, signFrame } from '../../src/wire/frame.js'
 import { setLogLevel } from '../../src/util/logger.js'
 
 const payload = new TextEncoder().encode('batch of messages')
@@ -36,6 +36,20 @@ describe('wire/frame', () => {
     const decoded = Frame.decode(bytes)
     assert.deepEqual(Frame.encode(decoded), bytes)
     assert.equal(createFrameVerifier().verify(bytes).ok, true)
+  })
+
+  it('writes exactly the bytes protons writes, for every payload kind, empty and large payloads and any seq', async () => {
+    const key = await createEd25519Key()
+    for (const kind of PAYLOAD_KINDS) {
+      for (const body of [new Uint8Array(0), payload, new Uint8Array(70_000).fill(9)]) {
+        for (const seq of [0n, 1n, 127n, 128n, BigInt(Date.now()) * 1000n, 2n ** 64n - 1n]) {
+          for (const timestamp of [0n, BigInt(Date.now())]) {
+            const bytes = signFrame(key, { seq, timestamp, kind, payload: body })
+            assert.equal(Buffer.from(Frame.encode(Frame.decode(bytes))).toString('hex'), Buffer.from(bytes).toString('hex'))
+          }
+        }
+      }
+    }
   })
 
   it('rejects a tampered frame, counted as bad-signature', async () => {

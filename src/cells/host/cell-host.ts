@@ -37,6 +37,8 @@ export class CellHost {
 
   /** cells whose state changed since the last flush: sent once, latest only, before the replies */
   private readonly changedState = new Set<CellActor>()
+  /** tells finished since the last flush, per cell: one count instead of a reply each */
+  private readonly told = new Map<string, number>()
 
   constructor (private readonly send: (message: FromHost) => void, private readonly wake: () => void) {
     this.hooks = {
@@ -70,17 +72,21 @@ export class CellHost {
     }
   }
 
-  /** State messages for the cells changed since the last call (the batcher's prelude). */
+  /** State messages for the cells changed since the last call, and counts of finished tells (the batcher's prelude). */
   takeChangedState (): FromHost[] {
-    if (this.changedState.size === 0) return []
+    if (this.changedState.size === 0 && this.told.size === 0) return []
     const out: FromHost[] = []
     for (const actor of this.changedState) out.push({ t: 'state', address: actor.address, state: actor.state, version: actor.version })
     this.changedState.clear()
+    for (const [address, n] of this.told) out.push({ t: 'told', address, n })
+    this.told.clear()
     return out
   }
 
   private nodeCall (id: number, address: string, method: string, args: string, tell: boolean): void {
-    const reply = tell ? () => {} : (ok: boolean, text: string) => { this.send({ t: 'reply', id, ok, text }) }
+    const reply = tell
+      ? () => { this.told.set(address, (this.told.get(address) ?? 0) + 1); this.wake() }
+      : (ok: boolean, text: string) => { this.send({ t: 'reply', id, ok, text }) }
     const actor = this.cells.get(address)
     if (actor === undefined) { reply(false, `no cell ${address} on this node`); return }
     // control characters separate the records packed into the isolate; valid JSON has none

@@ -21,6 +21,8 @@ export type FromHost =
   | { t: 'done', req: number, ok: boolean, text: string, version: number }
   /** answer to a call: ok + result JSON, or the error message */
   | { t: 'reply', id: number, ok: boolean, text: string }
+  /** how many tells (calls with tell: true) to a cell finished since the last report, ran or failed */
+  | { t: 'told', address: string, n: number }
   /** a cell's state after a message changed it */
   | { t: 'state', address: string, state: string, version: number }
   | { t: 'event', address: string, kind: CellFault, reason: string }
