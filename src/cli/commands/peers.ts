@@ -1,0 +1,47 @@
+import type { Command } from 'commander'
+import type { PeerEntry, PeersResponse, StatusResponse } from '../../api/types.js'
+import { formatBytes } from '../../util/size.js'
+import { apiClient, printJson, type ClientOptions } from '../context.js'
+
+function row (p: PeerEntry, now: number): string[] {
+  return [p.id, String(p.capacity.cpu), formatBytes(p.capacity.memory), String(p.capacity.cells),
+    `${p.free.cpu}/${formatBytes(p.free.memory)}/${p.free.cells}`, p.connected ? 'yes' : 'no', `${Math.max(0, Math.round((now - p.lastSeen) / 1000))}s ago`]
+}
+
+function table (rows: string[][]): string {
+  const widths = rows[0].map((_, i) => Math.max(...rows.map(r => r[i].length)))
+  return rows.map(r => r.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd()).join('\n') + '\n'
+}
+
+export function registerPeers (program: Command): void {
+  program.command('peers')
+    .description('the capacity view: every peer of the mesh and what it offers')
+    .option('--data <dir>', 'data directory of the running node')
+    .option('--api <host:port>', 'control API of the running node')
+    .option('--json', 'machine-readable output')
+    .action(async (flags: ClientOptions) => {
+      const view = await (await apiClient(flags)).get<PeersResponse>('/v1/peers')
+      if (flags.json === true) { printJson(view); return }
+      const now = Date.now()
+      process.stdout.write(table([['PEER', 'CPU', 'MEMORY', 'CELLS', 'FREE cpu/mem/cells', 'CONNECTED', 'SEEN'], ...view.peers.map(p => row(p, now))]))
+    })
+
+  program.command('status')
+    .description('this node\'s summary')
+    .option('--data <dir>', 'data directory of the running node')
+    .option('--api <host:port>', 'control API of the running node')
+    .option('--json', 'machine-readable output')
+    .action(async (flags: ClientOptions) => {
+      const s = await (await apiClient(flags)).get<StatusResponse>('/v1/status')
+      if (flags.json === true) { printJson(s); return }
+      process.stdout.write([
+        `peer id: ${s.id}`,
+        `mesh: ${s.mesh}`,
+        ...s.addrs.map(a => `listening: ${a}`),
+        `contributing: cpu ${s.capacity.cpu}, memory ${formatBytes(s.capacity.memory)}, cells ${s.capacity.cells}`,
+        `free: cpu ${s.free.cpu}, memory ${formatBytes(s.free.memory)}, cells ${s.free.cells}`,
+        `connections: ${s.connections.length}`,
+        `cells: ${s.cells}, apps: ${s.apps.length}`
+      ].join('\n') + '\n')
+    })
+}

@@ -1,0 +1,99 @@
+// `stem start` and `stem join TOKEN`: run a node in the foreground until SIGINT/SIGTERM,
+// then leave the mesh gracefully.
+import type { Command } from 'commander'
+import { createStemNode, type StemNodeOptions } from '../../node/stem-node.js'
+import { decodeInvite, InviteError, type Invite } from '../../mesh/invite.js'
+import { setLogLevel } from '../../util/logger.js'
+import { formatBytes } from '../../util/size.js'
+import { CliError, collect, dataDirOf, EXIT_USAGE, numberOption, sizeOption } from '../context.js'
+
+interface StartFlags {
+  data?: string
+  listen?: string[]
+  bootstrap?: string[]
+  invite?: string
+  api?: string
+  gateway?: string
+  cpu?: number
+  memory?: number
+  cells?: number
+  mesh?: string
+  verbose?: boolean
+}
+
+function addStartFlags (command: Command): Command {
+  return command
+    .option('--data <dir>', 'data directory (default $STEM_DATA or ~/.stem)')
+    .option('--listen <multiaddr>', 'listen address, repeatable (default /ip4/0.0.0.0/tcp/4017)', collect)
+    .option('--bootstrap <multiaddr>', 'a peer to join through, repeatable', collect)
+    .option('--invite <token>', 'join the mesh of this invite token')
+    .option('--api <host:port>', 'control API address (default 127.0.0.1:7070)')
+    .option('--gateway <host:port>', 'HTTP gateway address')
+    .option('--cpu <n>', 'cores to contribute', numberOption('--cpu', false))
+    .option('--memory <size>', 'memory to contribute, e.g. 2GiB', sizeOption('--memory'))
+    .option('--cells <n>', 'cell slots to contribute', numberOption('--cells', true))
+    .option('--mesh <name>', 'name of a new mesh (default "home")')
+    .option('--verbose', 'log details')
+}
+
+function decodeOrExit (token: string): Invite {
+  try {
+    return decodeInvite(token)
+  } catch (err) {
+    if (err instanceof InviteError) throw new CliError(err.message, EXIT_USAGE)
+    throw err
+  }
+}
+
+async function runNode (flags: StartFlags, invite: Invite | undefined): Promise<void> {
+  if (flags.verbose === true) setLogLevel('debug')
+  const options: StemNodeOptions = {
+    dataDir: dataDirOf(flags),
+    listen: flags.listen,
+    bootstrap: flags.bootstrap,
+    invite,
+    api: flags.api,
+    gateway: flags.gateway,
+    cpu: flags.cpu,
+    memory: flags.memory,
+    cells: flags.cells,
+    mesh: flags.mesh
+  }
+  const node = createStemNode(options)
+  await node.start()
+  const mesh = node.mesh()
+  const c = mesh.capacity.contributed()
+  const out = [
+    `peer id: ${mesh.peerId}`,
+    `mesh: ${mesh.config.name}`,
+    ...mesh.addresses().map(a => `listening: ${a}`),
+    `api: ${node.apiUrl()}`,
+    `contributing: cpu ${c.cpu}, memory ${formatBytes(c.memory)}, cells ${c.cells}`
+  ]
+  process.stdout.write(out.join('\n') + '\n')
+
+  await new Promise<void>(resolve => {
+    let stopping = false
+    const onSignal = (signal: string): void => {
+      if (stopping) { process.stderr.write(`${signal} again: exiting at once\n`); process.exit(1) }
+      stopping = true
+      process.stderr.write(`${signal}: leaving the mesh…\n`)
+      node.stop().catch(err => { process.stderr.write(`stem: stopping failed: ${(err as Error).message}\n`) }).finally(resolve)
+    }
+    process.on('SIGINT', onSignal)
+    process.on('SIGTERM', onSignal)
+  })
+}
+
+export function registerStart (program: Command): void {
+  addStartFlags(program.command('start').description('run a node in the foreground'))
+    .action(async (flags: StartFlags) => {
+      const invite = flags.invite != null ? decodeOrExit(flags.invite) : undefined
+      await runNode(flags, invite)
+    })
+
+  addStartFlags(program.command('join').argument('<token>', 'invite token from `stem invite`').description('join a friend\'s mesh with an invite token, then run the node'))
+    .action(async (token: string, flags: StartFlags) => {
+      await runNode(flags, decodeOrExit(token))
+    })
+}

@@ -1,0 +1,64 @@
+// Shared plumbing of the commands: errors with exit codes, the data dir, the API client.
+import { resolve } from 'node:path'
+import { createApiClient, type ApiClient } from '../api/client.js'
+import { defaultDataDir, readApiInfo, readToken } from '../node/data-dir.js'
+import { parseSize } from '../util/size.js'
+
+/** An error the CLI reports as one line, exiting with `exitCode`. */
+export class CliError extends Error {
+  override name = 'CliError'
+  constructor (message: string, readonly exitCode = 1) { super(message) }
+}
+
+/** exit code for unusable input (bad flags, invalid invite token) */
+export const EXIT_USAGE = 2
+
+export interface ClientOptions {
+  data?: string
+  api?: string
+  json?: boolean
+}
+
+export function dataDirOf (options: { data?: string }): string {
+  return options.data != null ? resolve(options.data) : defaultDataDir()
+}
+
+/** --api / STEM_API (HOST:PORT or URL), else the URL the running node wrote to its data dir */
+export async function apiClient (options: ClientOptions): Promise<ApiClient> {
+  const dir = dataDirOf(options)
+  const given = options.api ?? process.env.STEM_API
+  let url: string
+  if (given != null && given !== '') {
+    url = /^https?:\/\//.test(given) ? given : `http://${given}`
+  } else {
+    const info = await readApiInfo(dir)
+    if (info == null) throw new CliError(`no running node found for data dir ${dir} (start one with \`stem start\`, or pass --data DIR / --api HOST:PORT)`)
+    url = info.url
+  }
+  return createApiClient(url, await readToken(dir))
+}
+
+export function printJson (value: unknown): void {
+  process.stdout.write(JSON.stringify(value, null, 2) + '\n')
+}
+
+/** commander option parsers: one-line errors naming the flag */
+export function sizeOption (flag: string): (value: string) => number {
+  return value => {
+    try { return parseSize(value) } catch (err) { throw new CliError(`${flag}: ${(err as Error).message}`, EXIT_USAGE) }
+  }
+}
+
+export function numberOption (flag: string, integer: boolean): (value: string) => number {
+  return value => {
+    const n = Number(value)
+    if (value.trim() === '' || !Number.isFinite(n) || n < 0 || (integer && !Number.isInteger(n))) {
+      throw new CliError(`${flag}: expected ${integer ? 'a whole number' : 'a number'} ≥ 0, got "${value}"`, EXIT_USAGE)
+    }
+    return n
+  }
+}
+
+export function collect (value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value]
+}

@@ -1,0 +1,247 @@
+// Capacity gossip: every node publishes a signed advert of its capacity on
+// stem/<mesh>/capacity every `interval` ms (a heartbeat, so the others can expire it)
+// and at once when it changes; it verifies every advert it receives before it reaches
+// the view. Gossip relays adverts, so the connection's remote peer says nothing about
+// the author: the frame's signer must be the advertised peer instead.
+import { TopicValidatorResult, type GossipSub, type Message, type SubscriptionChangeData } from '@libp2p/gossipsub'
+import type { PeerId } from '@libp2p/interface'
+import { createFrameSigner, createFrameVerifier, type FrameVerifierOptions, type RejectReason } from '../wire/frame.js'
+import type { PrivateKey } from '../wire/keys.js'
+import { createLogger } from '../util/logger.js'
+import { formatBytes } from '../util/size.js'
+import { decodeAdvert, encodeAdvert, resourcesProblem, type CapacityAdvert, type Resources } from './capacity.js'
+import { CapacityView } from './capacity-view.js'
+import { meshProtocols } from './mesh-config.js'
+
+export interface CapacityServiceComponents {
+  pubsub: GossipSub
+  privateKey: PrivateKey
+  /** this node's current multiaddrs (as strings, with or without /p2p) */
+  addresses: () => string[]
+  /** close every connection to a peer (the gossip watchdog's remedy) */
+  hangUp: (peer: PeerId) => Promise<void>
+}
+
+export interface CapacityServiceInit {
+  mesh: string
+  contributed: Resources
+  /** heartbeat interval in ms (default 2000) */
+  interval?: number
+  /** a peer is dropped after this many missed heartbeats (default 3) */
+  missedPeriods?: number
+  /** options of the frame verifier (size limit, windows) */
+  verifier?: FrameVerifierOptions
+}
+
+/** Why an advert was refused: a frame-level reason, or one about the advert itself. */
+export type AdvertRejectReason = RejectReason | 'malformed-advert' | 'peer-mismatch' | 'stale-version'
+
+export interface CapacityService {
+  readonly view: CapacityView
+  readonly topic: string
+  start: () => Promise<void>
+  /** publishes a signed 'leaving' advert, then stops */
+  stop: () => Promise<void>
+  contributed: () => Resources
+  free: () => Resources
+  /** change what this node contributes; published at once. Throws on invalid values. */
+  setContributed: (change: Partial<Resources>) => Resources
+  /** what is still free (the cells layer calls this as it places cells) */
+  setFree: (free: Resources) => void
+  /** rejected adverts by reason */
+  rejections: () => Partial<Record<AdvertRejectReason, number>>
+  /** the advert this node would publish now */
+  currentAdvert: () => CapacityAdvert
+  /** verify a received advert frame and apply it to the view (what the gossip validator runs) */
+  receive: (frame: Uint8Array) => AdvertVerdict
+}
+
+/** applied: the view took it; ignored: ours or an older version; rejected: counted as an attack */
+export type AdvertVerdict = { result: 'applied' | 'ignored' } | { result: 'rejected', reason: AdvertRejectReason }
+
+const MAX_ADVERT_BYTES = 16 * 1024
+const SUBSCRIBE_COALESCE_MS = 200
+const WATCHDOG_CHECKS = 3
+
+export function createCapacityService (components: CapacityServiceComponents, init: CapacityServiceInit): CapacityService {
+  const log = createLogger('capacity')
+  const interval = init.interval ?? 2000
+  const topic = meshProtocols(init.mesh).capacityTopic
+  const signer = createFrameSigner(components.privateKey)
+  const verifier = createFrameVerifier({ maxBytes: MAX_ADVERT_BYTES, name: 'capacity', ...init.verifier })
+  const view = new CapacityView({ missedPeriods: init.missedPeriods })
+  const advertRejections: Partial<Record<AdvertRejectReason, number>> = {}
+  const self = signer.peerId
+  const problem = resourcesProblem(init.contributed)
+  if (problem != null) throw new Error(problem)
+  let contributed: Resources = { ...init.contributed }
+  let free: Resources = { ...init.contributed }
+  // starts from the clock so a restarted node's versions are above its previous run's
+  let version = BigInt(Date.now())
+  let lastAddrs = ''
+  let leaving = false
+  let heartbeat: ReturnType<typeof setInterval> | undefined
+  let expiry: ReturnType<typeof setInterval> | undefined
+  let subscribeTimer: ReturnType<typeof setTimeout> | undefined
+  let watchdog: ReturnType<typeof setInterval> | undefined
+  /** consecutive watchdog checks each gossip peer was seen without its subscription */
+  const unsubscribedChecks = new Map<string, number>()
+  let publishQueued = false
+  let running = false
+
+  const rejectAdvert = (reason: AdvertRejectReason, detail: string): AdvertVerdict => {
+    advertRejections[reason] = (advertRejections[reason] ?? 0) + 1
+    log.debug(`rejected capacity advert: ${reason} ${detail}`)
+    return { result: 'rejected', reason }
+  }
+
+  const currentAdvert = (): CapacityAdvert => {
+    const addrs = components.addresses().map(a => a.replace(/\/p2p\/[^/]+$/, ''))
+    const joined = addrs.join(' ')
+    if (joined !== lastAddrs) { lastAddrs = joined; version++ }
+    return { peer: self, addrs, contributed, free, version, leaving, interval }
+  }
+
+  const publish = async (): Promise<void> => {
+    const frame = signer.sign('capacity', encodeAdvert(currentAdvert()))
+    try {
+      await components.pubsub.publish(topic, frame)
+    } catch (err) {
+      log.debug(`publishing the capacity advert failed: ${(err as Error).message}`)
+    }
+  }
+
+  /** coalesces changes made in the same tick into one advert */
+  const publishSoon = (): void => {
+    if (publishQueued || !running) return
+    publishQueued = true
+    queueMicrotask(() => { publishQueued = false; void publish() })
+  }
+
+  const receive = (data: Uint8Array): AdvertVerdict => {
+    const result = verifier.verify(data, { forwarded: true, expect: 'capacity' })
+    if (!result.ok) return { result: 'rejected', reason: result.reason }
+    let advert: CapacityAdvert
+    try {
+      advert = decodeAdvert(result.payload)
+    } catch (err) {
+      return rejectAdvert('malformed-advert', (err as Error).message)
+    }
+    if (advert.peer !== result.sender) return rejectAdvert('peer-mismatch', `(advert for ${advert.peer} signed by ${result.sender})`)
+    if (advert.peer === self) return { result: 'ignored' }
+    if (view.apply(advert) === 'stale') {
+      // an old version relayed late is not an attack: counted, not forwarded, not penalised
+      advertRejections['stale-version'] = (advertRejections['stale-version'] ?? 0) + 1
+      return { result: 'ignored' }
+    }
+    return { result: 'applied' }
+  }
+
+  const validate = (_from: PeerId, message: Message): TopicValidatorResult => {
+    const verdict = receive(message.data)
+    return verdict.result === 'applied' ? TopicValidatorResult.Accept : verdict.result === 'ignored' ? TopicValidatorResult.Ignore : TopicValidatorResult.Reject
+  }
+
+  /**
+   * A peer that just subscribed learns our capacity soon rather than at the next
+   * heartbeat. Many peers join at once when a mesh forms: one extra advert per
+   * SUBSCRIBE_COALESCE_MS covers them all.
+   */
+  const onSubscriptionChange = (evt: CustomEvent<SubscriptionChangeData>): void => {
+    if (subscribeTimer != null || !evt.detail.subscriptions.some(s => s.topic === topic && s.subscribe)) return
+    subscribeTimer = setTimeout(() => { subscribeTimer = undefined; publishSoon() }, Math.min(SUBSCRIBE_COALESCE_MS, interval / 2))
+  }
+
+  /**
+   * gossipsub creates its outbound stream to a new peer once, from a queue it works
+   * through one peer at a time; if that fails (a busy or closing connection) the peer
+   * never learns our subscription and we never receive its adverts. A peer that stays
+   * connected but unsubscribed for WATCHDOG_CHECKS heartbeats gets its connections
+   * closed: discovery redials it and gossipsub starts afresh on the new connection.
+   */
+  const checkGossipPeers = (): void => {
+    const subscribed = new Set(components.pubsub.getSubscribers(topic).map(p => p.toString()))
+    const peers = components.pubsub.getPeers()
+    const current = new Set(peers.map(p => p.toString()))
+    for (const id of unsubscribedChecks.keys()) if (!current.has(id) || subscribed.has(id)) unsubscribedChecks.delete(id)
+    for (const peer of peers) {
+      const id = peer.toString()
+      if (subscribed.has(id)) continue
+      const checks = (unsubscribedChecks.get(id) ?? 0) + 1
+      unsubscribedChecks.set(id, checks)
+      if (checks >= WATCHDOG_CHECKS) {
+        unsubscribedChecks.delete(id)
+        log.debug(`gossip with ${id} is stuck (no subscription after ${checks} checks): reconnecting`)
+        components.hangUp(peer).catch(err => { log.debug(`hang up ${id} failed: ${(err as Error).message}`) })
+      }
+    }
+  }
+
+  const describe = (r: Resources): string => `cpu ${r.cpu}, memory ${formatBytes(r.memory)}, cells ${r.cells}`
+  view.addEventListener('peer:seen', evt => { log.info(`peer seen ${evt.detail.id} (${describe(evt.detail.capacity)})`) })
+  view.addEventListener('peer:updated', evt => { log.debug(`peer updated ${evt.detail.id} (${describe(evt.detail.capacity)})`) })
+  view.addEventListener('peer:lost', evt => { log.info(`peer lost ${evt.detail.id} (${evt.detail.reason})`) })
+
+  return {
+    view,
+    topic,
+    currentAdvert,
+    receive,
+    contributed: () => ({ ...contributed }),
+    free: () => ({ ...free }),
+    rejections: () => {
+      const out: Partial<Record<AdvertRejectReason, number>> = { ...advertRejections }
+      for (const [reason, n] of Object.entries(verifier.counts())) if (n > 0) out[reason as RejectReason] = n
+      return out
+    },
+    async start () {
+      if (running) return
+      running = true
+      leaving = false
+      components.pubsub.topicValidators.set(topic, validate)
+      components.pubsub.subscribe(topic)
+      components.pubsub.addEventListener('subscription-change', onSubscriptionChange)
+      heartbeat = setInterval(() => { void publish() }, interval)
+      watchdog = setInterval(checkGossipPeers, interval)
+      expiry = setInterval(() => { view.expire() }, Math.max(50, Math.floor(interval / 4)))
+      await publish()
+    },
+    async stop () {
+      if (!running) return
+      running = false
+      clearInterval(heartbeat)
+      clearInterval(expiry)
+      clearInterval(watchdog)
+      clearTimeout(subscribeTimer)
+      subscribeTimer = undefined
+      leaving = true
+      version++
+      await publish()
+      components.pubsub.removeEventListener('subscription-change', onSubscriptionChange)
+      components.pubsub.unsubscribe(topic)
+      components.pubsub.topicValidators.delete(topic)
+    },
+    setContributed (change) {
+      const next = { ...contributed, ...Object.fromEntries(Object.entries(change).filter(([, v]) => v != null)) }
+      const invalid = resourcesProblem(next)
+      if (invalid != null) throw new Error(invalid)
+      // what is in use stays in use: free shrinks or grows by the change
+      free = {
+        cpu: Math.max(0, free.cpu + next.cpu - contributed.cpu),
+        memory: Math.max(0, free.memory + next.memory - contributed.memory),
+        cells: Math.max(0, free.cells + next.cells - contributed.cells)
+      }
+      contributed = next
+      version++
+      publishSoon()
+      return { ...contributed }
+    },
+    setFree (next) {
+      const invalid = resourcesProblem(next)
+      if (invalid != null) throw new Error(invalid)
+      free = { ...next }
+      version++
+      publishSoon()
+    }
+  }
+}

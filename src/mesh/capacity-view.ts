@@ -1,0 +1,111 @@
+// Each node's picture of the mesh's capacity: the latest verified advert of every peer,
+// dropped when the peer says it is leaving or misses `missedPeriods` heartbeats.
+// Pure logic (clock injected): the capacity service feeds it verified adverts.
+import { TypedEventEmitter } from '@libp2p/interface'
+import type { CapacityAdvert, Resources } from './capacity.js'
+
+export interface PeerCapacity {
+  id: string
+  addrs: string[]
+  capacity: Resources
+  free: Resources
+  /** ms since the epoch of the last advert received */
+  lastSeen: number
+  version: bigint
+  /** the peer's heartbeat interval (ms), as it advertised it */
+  interval: number
+}
+
+export type LostReason = 'left' | 'expired'
+
+export interface CapacityViewEvents {
+  'peer:seen': CustomEvent<PeerCapacity>
+  'peer:updated': CustomEvent<PeerCapacity>
+  'peer:lost': CustomEvent<{ id: string, reason: LostReason }>
+}
+
+/** What applying an advert did. 'stale' adverts (older version) change nothing. */
+export type ApplyResult = 'seen' | 'updated' | 'refreshed' | 'left' | 'stale'
+
+export interface CapacityViewInit {
+  /** a peer is expired after this many heartbeat intervals without an advert (default 3) */
+  missedPeriods?: number
+  now?: () => number
+}
+
+const MIN_INTERVAL = 100
+const MAX_INTERVAL = 60_000
+
+export class CapacityView extends TypedEventEmitter<CapacityViewEvents> {
+  private readonly peers = new Map<string, PeerCapacity>()
+  /** version of the leaving advert of peers that left, so a late heartbeat cannot bring them back */
+  private readonly departed = new Map<string, bigint>()
+  private readonly missedPeriods: number
+  private readonly now: () => number
+
+  constructor (init: CapacityViewInit = {}) {
+    super()
+    this.missedPeriods = init.missedPeriods ?? 3
+    this.now = init.now ?? Date.now
+  }
+
+  /** Apply an advert whose signature and sender were already verified. */
+  apply (advert: CapacityAdvert): ApplyResult {
+    const known = this.peers.get(advert.peer)
+    if (known != null && advert.version < known.version) return 'stale'
+    const leftAt = this.departed.get(advert.peer)
+    if (known == null && leftAt != null && advert.version <= leftAt) return 'stale'
+    if (advert.leaving) {
+      this.departed.set(advert.peer, advert.version)
+      if (known == null) return 'left'
+      this.peers.delete(advert.peer)
+      this.safeDispatchEvent('peer:lost', { detail: { id: advert.peer, reason: 'left' } })
+      return 'left'
+    }
+    const entry: PeerCapacity = {
+      id: advert.peer,
+      addrs: advert.addrs,
+      capacity: advert.contributed,
+      free: advert.free,
+      lastSeen: this.now(),
+      version: advert.version,
+      interval: Math.min(MAX_INTERVAL, Math.max(MIN_INTERVAL, advert.interval))
+    }
+    this.peers.set(advert.peer, entry)
+    if (known == null) {
+      this.departed.delete(advert.peer)
+      this.safeDispatchEvent('peer:seen', { detail: entry })
+      return 'seen'
+    }
+    if (advert.version === known.version) return 'refreshed'
+    this.safeDispatchEvent('peer:updated', { detail: entry })
+    return 'updated'
+  }
+
+  /** Drop peers that missed too many heartbeats; returns their ids. */
+  expire (): string[] {
+    const now = this.now()
+    const gone: string[] = []
+    for (const [id, entry] of this.peers) {
+      if (now - entry.lastSeen > entry.interval * this.missedPeriods) {
+        // no tombstone: a peer that was only cut off comes back with its next heartbeat
+        this.peers.delete(id)
+        gone.push(id)
+        this.safeDispatchEvent('peer:lost', { detail: { id, reason: 'expired' } })
+      }
+    }
+    return gone
+  }
+
+  get (id: string): PeerCapacity | undefined {
+    return this.peers.get(id)
+  }
+
+  list (): PeerCapacity[] {
+    return [...this.peers.values()]
+  }
+
+  get size (): number {
+    return this.peers.size
+  }
+}

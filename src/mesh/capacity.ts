@@ -1,0 +1,73 @@
+// What a node contributes and what is still free, and the advert that gossips it.
+import { multiaddr } from '@multiformats/multiaddr'
+import { CapacityAdvert as AdvertMessage } from '../wire/proto/capacity.js'
+
+export interface Resources {
+  /** cores (fractions allowed, kept to thousandths on the wire) */
+  cpu: number
+  /** bytes */
+  memory: number
+  /** cell slots */
+  cells: number
+}
+
+export interface CapacityAdvert {
+  /** peer id of the advertised node; must equal the frame's signer */
+  peer: string
+  addrs: string[]
+  contributed: Resources
+  free: Resources
+  /** increases on every change of the advertised content; heartbeats repeat it */
+  version: bigint
+  leaving: boolean
+  /** ms between this node's heartbeats: receivers expire it after a few missed ones */
+  interval: number
+}
+
+/** The largest values an advert may carry: a sanity bound, not a policy. */
+const MAX_CPU_MILLI = 1_000_000 * 1000
+const MAX_ADDRS = 32
+
+export function resourcesProblem (r: Resources): string | undefined {
+  if (!Number.isFinite(r.cpu) || r.cpu < 0 || r.cpu * 1000 > MAX_CPU_MILLI) return `cpu must be a number of cores ≥ 0, got ${r.cpu}`
+  if (!Number.isSafeInteger(r.memory) || r.memory < 0) return `memory must be a whole number of bytes ≥ 0, got ${r.memory}`
+  if (!Number.isSafeInteger(r.cells) || r.cells < 0 || r.cells > 0xffffffff) return `cells must be a whole number ≥ 0, got ${r.cells}`
+  return undefined
+}
+
+const toWire = (r: Resources): { cpu: number, memory: number, cells: number } => ({ cpu: Math.round(r.cpu * 1000), memory: r.memory, cells: r.cells })
+const fromWire = (r: { cpu: number, memory: number, cells: number } | undefined): Resources => {
+  if (r == null) return { cpu: 0, memory: 0, cells: 0 }
+  if (!Number.isSafeInteger(r.memory)) throw new Error('memory out of range')
+  return { cpu: r.cpu / 1000, memory: r.memory, cells: r.cells }
+}
+
+export function encodeAdvert (advert: CapacityAdvert): Uint8Array {
+  return AdvertMessage.encode({
+    peer: advert.peer,
+    addrs: advert.addrs.map(a => new Uint8Array(multiaddr(a).bytes)),
+    contributed: toWire(advert.contributed),
+    free: toWire(advert.free),
+    version: advert.version,
+    leaving: advert.leaving,
+    interval: advert.interval
+  })
+}
+
+/** Throws a one-line error for anything that is not a well-formed advert. */
+export function decodeAdvert (bytes: Uint8Array): CapacityAdvert {
+  const m = AdvertMessage.decode(bytes, { limits: { addrs: MAX_ADDRS } })
+  if (m.peer === '') throw new Error('advert has no peer id')
+  const advert: CapacityAdvert = {
+    peer: m.peer,
+    addrs: m.addrs.map(a => multiaddr(a).toString()),
+    contributed: fromWire(m.contributed),
+    free: fromWire(m.free),
+    version: m.version,
+    leaving: m.leaving,
+    interval: m.interval
+  }
+  if (advert.version === 0n) throw new Error('advert has no version')
+  if (advert.interval === 0) throw new Error('advert has no heartbeat interval')
+  return advert
+}

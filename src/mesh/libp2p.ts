@@ -1,0 +1,98 @@
+// The libp2p node of one mesh member: TCP, pnet (the mesh key), Noise, Yamux, identify,
+// ping, a private Kademlia DHT on the mesh's own protocol id, gossipsub. Settings are
+// tuned for small friend meshes (tens of nodes, often many on one host in tests).
+import { createLibp2p, type Libp2p } from 'libp2p'
+import { tcp } from '@libp2p/tcp'
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { identify } from '@libp2p/identify'
+import { ping, type Ping } from '@libp2p/ping'
+import { kadDHT, passthroughMapper, type KadDHT } from '@libp2p/kad-dht'
+import { gossipsub, type GossipSub } from '@libp2p/gossipsub'
+import { preSharedKey } from '@libp2p/pnet'
+import type { ComponentLogger, PrivateKey } from '@libp2p/interface'
+import type { Identify } from '@libp2p/identify'
+import type { Datastore } from 'interface-datastore'
+import { meshProtocols, toSwarmKey, type MeshConfig } from './mesh-config.js'
+
+export type MeshServices = {
+  identify: Identify
+  ping: Ping
+  dht: KadDHT
+  pubsub: GossipSub
+}
+
+export type MeshLibp2p = Libp2p<MeshServices>
+
+export interface MeshLibp2pInit {
+  privateKey: PrivateKey
+  mesh: MeshConfig
+  /** listen multiaddrs, e.g. /ip4/0.0.0.0/tcp/4017 */
+  listen: string[]
+  /** persistent store for the peer store and DHT; in-memory if absent */
+  datastore?: Datastore
+  /** libp2p's component logger; the mesh passes one that notices refused connections */
+  logger?: ComponentLogger
+}
+
+export async function createMeshLibp2p (init: MeshLibp2pInit): Promise<MeshLibp2p> {
+  const protocols = meshProtocols(init.mesh.name)
+  return createLibp2p<MeshServices>({
+    privateKey: init.privateKey,
+    start: false,
+    datastore: init.datastore,
+    logger: init.logger,
+    addresses: { listen: init.listen },
+    transports: [tcp()],
+    connectionProtector: preSharedKey({ psk: toSwarmKey(init.mesh.key) }),
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    connectionManager: {
+      maxConnections: 256,
+      // every node of a local test mesh dials from 127.0.0.1: the per-host inbound rate
+      // limit (default 5/s) would refuse most of them
+      inboundConnectionThreshold: 1000,
+      maxIncomingPendingConnections: 128,
+      dialTimeout: 10_000
+    },
+    // a busy event loop (many nodes on one machine) makes pings late: dropping the
+    // connection for it only causes reconnect churn. Dead peers are noticed by TCP and by
+    // missed capacity heartbeats.
+    connectionMonitor: { abortConnectionOnPingFailure: false },
+    services: {
+      identify: identify(),
+      ping: ping(),
+      dht: kadDHT({
+        protocol: protocols.kad,
+        // a friend mesh is private and every member is a server (dialable) by design
+        clientMode: false,
+        // home servers and local test meshes live on private addresses: keep them all
+        peerInfoMapper: passthroughMapper,
+        kBucketSize: 20,
+        // in a small mesh one response already holds most peers: few parallel requests
+        alpha: 3,
+        initialQuerySelfInterval: 500,
+        querySelfInterval: 30_000,
+        allowQueryWithZeroPeers: false
+      }),
+      pubsub: gossipsub({
+        // capacity adverts are Stem frames signed by their subject: no second signature
+        globalSignaturePolicy: 'StrictNoSign',
+        allowPublishToZeroTopicPeers: true,
+        ignoreDuplicatePublishError: true,
+        fallbackToFloodsub: false,
+        emitSelf: false,
+        heartbeatInterval: 700,
+        // own adverts go to every subscribed peer directly (floodPublish); a small gossip
+        // mesh degree keeps the relayed duplicates of each advert few
+        D: 4,
+        Dlo: 3,
+        Dhi: 6,
+        Dlazy: 3,
+        // every member holds the mesh key, and home meshes or tests put many nodes behind
+        // one IP: the per-IP colocation penalty would graylist them
+        scoreParams: { IPColocationFactorWeight: 0 }
+      })
+    }
+  })
+}

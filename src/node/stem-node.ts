@@ -1,0 +1,209 @@
+// The composition root: one Stem node = identity + mesh (libp2p, discovery, capacity
+// gossip) + control API, all rooted in one data dir. Later layers (raft, cells,
+// topology, gateway) are wired in here.
+import { LevelDatastore } from 'datastore-level'
+import { loadOrCreateKey } from '../wire/keys.js'
+import { createMesh, type Mesh } from '../mesh/mesh.js'
+import { decodeInvite, type Invite } from '../mesh/invite.js'
+import { generateMeshKey, meshNameProblem } from '../mesh/mesh-config.js'
+import { resourcesProblem, type Resources } from '../mesh/capacity.js'
+import { createApiServer, type ApiServer } from '../api/server.js'
+import type { NodeControl, PeerEntry } from '../api/types.js'
+import { createLogger } from '../util/logger.js'
+import {
+  dataFiles, loadOrCreateToken, prepareDataDir, readApiInfo, readContribution, readMeshConfig, removeApiInfo,
+  writeApiInfo, writeContribution, writeMeshConfig, type StoredMesh
+} from './data-dir.js'
+
+export interface StemNodeOptions {
+  dataDir: string
+  /** listen multiaddrs (default /ip4/0.0.0.0/tcp/4017) */
+  listen?: string[]
+  bootstrap?: string[]
+  /** an invite token (string) or a decoded invite */
+  invite?: string | Invite
+  /** control API HOST:PORT (default 127.0.0.1:7070; port 0 picks one) */
+  api?: string
+  /** HTTP gateway HOST:PORT, for the gateway layer (accepted, not served yet) */
+  gateway?: string
+  cpu?: number
+  memory?: number
+  cells?: number
+  /** mesh name when creating a new mesh (default "home") */
+  mesh?: string
+  /** capacity heartbeat interval, ms (default 2000) */
+  capacityInterval?: number
+}
+
+export interface StemNode {
+  readonly dataDir: string
+  peerId: () => string
+  mesh: () => Mesh
+  apiUrl: () => string
+  start: () => Promise<void>
+  /** leaves the mesh gracefully and releases the data dir */
+  stop: () => Promise<void>
+}
+
+export const DEFAULT_LISTEN = '/ip4/0.0.0.0/tcp/4017'
+export const DEFAULT_API = '127.0.0.1:7070'
+export const DEFAULT_CONTRIBUTION: Resources = { cpu: 1, memory: 2 ** 30, cells: 20 }
+
+export function parseHostPort (text: string, what: string): { host: string, port: number } {
+  const m = /^(\[[^\]]+\]|[^:]+):(\d{1,5})$/.exec(text)
+  const port = m != null ? Number(m[2]) : NaN
+  if (m == null || port > 65535) throw new Error(`invalid ${what} "${text}": expected HOST:PORT, e.g. 127.0.0.1:7070`)
+  return { host: m[1].replace(/^\[|\]$/g, ''), port }
+}
+
+function processAlive (pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}
+
+export function createStemNode (options: StemNodeOptions): StemNode {
+  const log = createLogger('node')
+  const dir = options.dataDir
+  const files = dataFiles(dir)
+  let mesh: Mesh | undefined
+  let api: ApiServer | undefined
+  let datastore: LevelDatastore | undefined
+
+  /** the mesh this node belongs to: from the invite, the data dir, or a new one */
+  const resolveMesh = async (invite: Invite | undefined): Promise<StoredMesh> => {
+    const stored = await readMeshConfig(dir)
+    const extra = options.bootstrap ?? []
+    if (invite != null) {
+      const same = stored != null && stored.name === invite.mesh && Buffer.compare(stored.key, invite.key) === 0
+      if (stored != null && !same) log.info(`joining mesh "${invite.mesh}" instead of "${stored.name}" that ${dir} belonged to`)
+      const bootstrap = [...new Set([...invite.bootstrap.map(a => a.toString()), ...(same ? stored.bootstrap : [])])]
+      const config = { name: invite.mesh, key: invite.key, bootstrap }
+      await writeMeshConfig(dir, config)
+      return { ...config, bootstrap: [...new Set([...bootstrap, ...extra])] }
+    }
+    if (stored != null) {
+      if (options.mesh != null && options.mesh !== stored.name) throw new Error(`data dir ${dir} belongs to mesh "${stored.name}", not "${options.mesh}" (use another --data for another mesh)`)
+      return { ...stored, bootstrap: [...new Set([...stored.bootstrap, ...extra])] }
+    }
+    const name = options.mesh ?? 'home'
+    const problem = meshNameProblem(name)
+    if (problem != null) throw new Error(problem)
+    const config = { name, key: generateMeshKey(), bootstrap: [] }
+    await writeMeshConfig(dir, config)
+    log.info(`created mesh "${name}"`)
+    return { ...config, bootstrap: extra }
+  }
+
+  const resolveContribution = async (): Promise<Resources> => {
+    const stored = await readContribution(dir)
+    const r = {
+      cpu: options.cpu ?? stored?.cpu ?? DEFAULT_CONTRIBUTION.cpu,
+      memory: options.memory ?? stored?.memory ?? DEFAULT_CONTRIBUTION.memory,
+      cells: options.cells ?? stored?.cells ?? DEFAULT_CONTRIBUTION.cells
+    }
+    const problem = resourcesProblem(r)
+    if (problem != null) throw new Error(problem)
+    return r
+  }
+
+  const entry = (id: string, addrs: string[], capacity: Resources, free: Resources, lastSeen: number, connected: boolean): PeerEntry =>
+    ({ id, addrs, capacity, free, lastSeen, connected })
+
+  const control = (m: Mesh): NodeControl => ({
+    status: () => ({
+      id: m.peerId,
+      mesh: m.config.name,
+      addrs: m.addresses(),
+      capacity: m.capacity.contributed(),
+      free: m.capacity.free(),
+      cells: 0,
+      apps: [],
+      connections: [...m.connectedPeers()]
+    }),
+    peers: () => {
+      const connected = m.connectedPeers()
+      return {
+        self: entry(m.peerId, m.addresses(), m.capacity.contributed(), m.capacity.free(), Date.now(), false),
+        peers: m.capacity.view.list().map(p => entry(p.id, p.addrs, p.capacity, p.free, p.lastSeen, connected.has(p.id)))
+      }
+    },
+    invite: () => ({ token: m.invite() }),
+    contribute: async change => {
+      const capacity = m.capacity.setContributed(change)
+      await writeContribution(dir, capacity)
+      log.info(`contributing cpu ${capacity.cpu}, memory ${capacity.memory} bytes, cells ${capacity.cells}`)
+      return { capacity, free: m.capacity.free() }
+    }
+  })
+
+  const cleanup = async (): Promise<void> => {
+    await api?.stop().catch(() => {})
+    await mesh?.stop().catch(() => {})
+    await datastore?.close().catch(() => {})
+    api = undefined
+    mesh = undefined
+    datastore = undefined
+  }
+
+  return {
+    dataDir: dir,
+    peerId: () => { if (mesh == null) throw new Error('node not started'); return mesh.peerId },
+    mesh: () => { if (mesh == null) throw new Error('node not started'); return mesh },
+    apiUrl: () => api?.url() ?? '',
+    async start () {
+      // decode the invite before touching the disk: a bad token writes nothing
+      const invite = typeof options.invite === 'string' ? decodeInvite(options.invite) : options.invite
+      const apiAddress = parseHostPort(options.api ?? DEFAULT_API, '--api address')
+      if (options.gateway != null) parseHostPort(options.gateway, '--gateway address')
+      await prepareDataDir(dir)
+      const running = await readApiInfo(dir)
+      if (running != null && running.pid !== process.pid && processAlive(running.pid)) {
+        throw new Error(`data dir ${dir} is in use by another running stem node (pid ${running.pid}, API ${running.url})`)
+      }
+      const privateKey = await loadOrCreateKey(files.identity)
+      const meshConfig = await resolveMesh(invite)
+      const contributed = await resolveContribution()
+      const token = await loadOrCreateToken(dir)
+      try {
+        datastore = new LevelDatastore(files.peers)
+        await datastore.open()
+      } catch (err) {
+        datastore = undefined
+        throw new Error(`cannot open the peer store in ${files.peers}: ${(err as Error).message} (is another stem node using this data dir?)`)
+      }
+      const listen = options.listen ?? [DEFAULT_LISTEN]
+      try {
+        mesh = await createMesh({
+          privateKey,
+          mesh: meshConfig,
+          listen,
+          bootstrap: meshConfig.bootstrap,
+          datastore,
+          contributed,
+          capacityInterval: options.capacityInterval
+        })
+        try {
+          await mesh.start()
+        } catch (err) {
+          const message = (err as Error).message
+          throw new Error(`cannot listen on ${listen.join(', ')}: ${/EADDRINUSE|address already in use/i.test(message) ? 'address already in use (choose another with --listen)' : message}`)
+        }
+        api = createApiServer(control(mesh), { ...apiAddress, token, tokenPath: files.token })
+        const url = await api.start()
+        await writeApiInfo(dir, { url, pid: process.pid })
+        log.info(`joined mesh "${meshConfig.name}" as ${mesh.peerId}`)
+      } catch (err) {
+        await cleanup()
+        throw err
+      }
+    },
+    async stop () {
+      await removeApiInfo(dir).catch(() => {})
+      await cleanup()
+    }
+  }
+}
