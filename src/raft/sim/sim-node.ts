@@ -1,0 +1,97 @@
+// One simulated server: a RawNode over a MemoryLogStorage that stands for its disk, and a
+// KvMachine. What was handed out in a Ready and persisted before the crash survives a
+// crash; everything else (the core's unstable state, the state machine) is lost and
+// rebuilt from the storage on restart.
+import { EntryType } from '../types.js'
+import type { ConfState, Entry, Message, NodeId, ReadState, Ready } from '../types.js'
+import { MemoryLogStorage } from '../core/memory-storage.js'
+import { RawNode } from '../core/raw-node.js'
+import type { RawNodeConfig } from '../core/raw-node.js'
+import { decodeConfChange } from '../core/conf-change-codec.js'
+import { KvMachine, decodeCommand } from './kv-machine.js'
+
+export interface SimNodeHooks {
+  /** entries were just persisted by `node` */
+  persisted: (node: SimNode, rd: Ready) => void
+  send: (node: SimNode, m: Message) => void
+  applied: (node: SimNode, e: Entry) => void
+  restored: (node: SimNode, index: number, term: number) => void
+  readState: (node: SimNode, rs: ReadState) => void
+  /** crash the node after it persisted a Ready but before it sent or applied anything? */
+  crashMidReady: () => boolean
+}
+
+export type NodeOptions = Omit<RawNodeConfig, 'id' | 'storage' | 'peers' | 'applied' | 'rand'>
+
+export class SimNode {
+  readonly storage = new MemoryLogStorage()
+  raw: RawNode | undefined
+  kv = new KvMachine()
+  conf: ConfState = { voters: [], learners: [] }
+  applied = 0
+
+  constructor (readonly id: NodeId, private readonly founders: NodeId[] | undefined, private readonly options: NodeOptions, private readonly rand: () => number) {}
+
+  get alive (): boolean {
+    return this.raw !== undefined
+  }
+
+  start (hooks: SimNodeHooks): void {
+    const snap = this.storage.snapshot()
+    this.kv = KvMachine.decode(snap.data)
+    this.conf = { voters: [...snap.metadata.conf.voters], learners: [...snap.metadata.conf.learners] }
+    this.applied = snap.metadata.index
+    hooks.restored(this, snap.metadata.index, snap.metadata.term)
+    this.raw = new RawNode({ ...this.options, id: this.id, storage: this.storage, rand: this.rand, peers: this.founders, applied: this.applied })
+  }
+
+  crash (): void {
+    this.raw = undefined
+  }
+
+  /** Handles every pending Ready: persist, send, apply, advance. */
+  drain (hooks: SimNodeHooks): void {
+    let guard = 0
+    while (this.raw !== undefined && this.raw.hasReady()) {
+      if (++guard > 10_000) throw new Error(`sim: ${this.id} never runs out of Ready`)
+      const raw = this.raw
+      const rd = raw.ready()
+      if (rd.snapshot !== undefined) this.storage.applySnapshot(rd.snapshot)
+      this.storage.append(rd.entries)
+      if (rd.hardState !== undefined) this.storage.setHardState(rd.hardState)
+      hooks.persisted(this, rd)
+      if (hooks.crashMidReady()) {
+        this.crash()
+        return
+      }
+      for (const m of rd.messages) hooks.send(this, m)
+      if (rd.snapshot !== undefined) {
+        const md = rd.snapshot.metadata
+        this.kv = KvMachine.decode(rd.snapshot.data)
+        this.conf = { voters: [...md.conf.voters], learners: [...md.conf.learners] }
+        this.applied = md.index
+        hooks.restored(this, md.index, md.term)
+      }
+      for (const e of rd.committedEntries) {
+        if (e.index <= this.applied) continue
+        if (e.type === EntryType.ConfChange) {
+          this.conf = raw.applyConfChange(decodeConfChange(e.data))
+        } else if (e.data.length > 0) {
+          this.kv.apply(decodeCommand(e.data))
+        }
+        this.applied = e.index
+        hooks.applied(this, e)
+      }
+      for (const rs of rd.readStates) hooks.readState(this, rs)
+      raw.advance()
+    }
+  }
+
+  /** Snapshots the state machine at the applied index and drops the log before it, keeping `keep` entries. */
+  compact (keep: number): void {
+    if (this.applied <= this.storage.snapshot().metadata.index) return
+    this.storage.createSnapshot(this.applied, this.conf, this.kv.encode())
+    const upTo = this.applied - keep
+    if (upTo > this.storage.firstIndex()) this.storage.compact(upTo)
+  }
+}

@@ -1,0 +1,49 @@
+// An in-process network of raft transports for unit tests of the host: asynchronous
+// delivery (like a socket), with links that can be cut to simulate partitions and dead
+// nodes. Real deployments use the libp2p transport.
+import type { NodeId } from '../types.js'
+import type { RaftReceiver, RaftTransport } from './types.js'
+
+export class MemoryNetwork {
+  private readonly receivers = new Map<NodeId, RaftReceiver>()
+  private readonly cut = new Set<string>()
+  /** payloads delivered, per `from->to` link */
+  readonly delivered = new Map<string, number>()
+
+  transport (self: NodeId): RaftTransport {
+    return {
+      send: (to, payload) => this.send(self, to, payload),
+      setReceiver: (receiver) => { this.receivers.set(self, receiver) }
+    }
+  }
+
+  /** stops delivery between a and b, both ways */
+  disconnect (a: NodeId, b: NodeId): void {
+    this.cut.add(`${a}->${b}`)
+    this.cut.add(`${b}->${a}`)
+  }
+
+  /** isolates a node from everyone (as if its process died) */
+  isolate (node: NodeId): void {
+    for (const other of this.receivers.keys()) if (other !== node) this.disconnect(node, other)
+  }
+
+  heal (): void {
+    this.cut.clear()
+  }
+
+  private send (from: NodeId, to: NodeId, payload: Uint8Array): boolean {
+    const link = `${from}->${to}`
+    if (this.cut.has(link) || !this.receivers.has(to)) {
+      setImmediate(() => this.receivers.get(from)?.onUnreachable(to))
+      return false
+    }
+    const copy = payload.slice()
+    setImmediate(() => {
+      if (this.cut.has(link)) return
+      this.delivered.set(link, (this.delivered.get(link) ?? 0) + 1)
+      this.receivers.get(to)?.onBatch(from, copy)
+    })
+    return true
+  }
+}

@@ -1,0 +1,282 @@
+import assert from 'node:assert/strict'
+import { mkdtemp, rm, readdir, appendFile, readFile, writeFile, stat } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { DiskLogStorage, WalCorruptError } from '../../src/raft/storage/disk-log-storage.js'
+import { CompactedError, EntryType } from '../../src/raft/types.js'
+import type { Entry } from '../../src/raft/types.js'
+
+function ent (index: number, term: number, text = `e${index}`): Entry {
+  return { index, term, type: EntryType.Normal, data: new TextEncoder().encode(text) }
+}
+
+function texts (entries: Entry[]): string[] {
+  return entries.map(e => `${e.index}:${e.term}:${new TextDecoder().decode(e.data)}`)
+}
+
+async function segments (dir: string): Promise<string[]> {
+  return (await readdir(dir)).filter(n => n.startsWith('wal-')).sort()
+}
+
+describe('raft disk log storage', () => {
+  let dir: string
+  const open: DiskLogStorage[] = []
+
+  async function openStorage (segmentBytes?: number): Promise<DiskLogStorage> {
+    const s = await DiskLogStorage.open(dir, { segmentBytes })
+    open.push(s)
+    return s
+  }
+
+  async function reopen (s: DiskLogStorage, segmentBytes?: number): Promise<DiskLogStorage> {
+    await s.close()
+    return openStorage(segmentBytes)
+  }
+
+  beforeEach(async () => { dir = await mkdtemp(join(tmpdir(), 'stem-raft-storage-')) })
+  afterEach(async () => {
+    for (const s of open.splice(0)) await s.close().catch(() => {})
+    await rm(dir, { recursive: true, force: true })
+  })
+
+  it('starts empty', async () => {
+    const s = await openStorage()
+    assert.deepEqual(s.initialState().hardState, { term: 0, vote: '', commit: 0 })
+    assert.equal(s.firstIndex(), 1)
+    assert.equal(s.lastIndex(), 0)
+    assert.equal(s.term(0), 0)
+    assert.throws(() => s.term(1), RangeError)
+  })
+
+  it('recovers log, hard state and membership after a restart', async () => {
+    let s = await openStorage()
+    s.setConfState({ voters: ['a', 'b', 'c'], learners: [] })
+    s.append([ent(1, 1), ent(2, 1), ent(3, 2)])
+    s.setHardState({ term: 2, vote: 'b', commit: 2 })
+    await s.sync()
+    s = await reopen(s)
+    assert.deepEqual(s.initialState(), { hardState: { term: 2, vote: 'b', commit: 2 }, confState: { voters: ['a', 'b', 'c'], learners: [] } })
+    assert.deepEqual(texts(s.entries(1, 4)), ['1:1:e1', '2:1:e2', '3:2:e3'])
+    assert.equal(s.term(3), 2)
+    // appends continue after recovery
+    s.append([ent(4, 2)])
+    await s.sync()
+    s = await reopen(s)
+    assert.equal(s.lastIndex(), 4)
+  })
+
+  it('loses nothing that was synced and keeps unsynced writes out of the files', async () => {
+    const s = await openStorage()
+    s.append([ent(1, 1)])
+    await s.sync()
+    s.append([ent(2, 1)])
+    // a second process reading the directory sees only the synced entry
+    const other = await DiskLogStorage.open(dir)
+    open.push(other)
+    assert.equal(other.lastIndex(), 1)
+  })
+
+  it('uses one fsync for a whole batch of entries', async () => {
+    const s = await openStorage()
+    const before = s.stats.syncs
+    s.append(Array.from({ length: 1000 }, (_, i) => ent(i + 1, 1)))
+    s.setHardState({ term: 1, vote: 'a', commit: 0 })
+    await s.sync()
+    assert.equal(s.stats.syncs - before, 1)
+    await s.sync() // nothing queued: no fsync
+    assert.equal(s.stats.syncs - before, 1)
+  })
+
+  it('truncates a conflicting suffix on append, durably', async () => {
+    let s = await openStorage()
+    s.append([ent(1, 1), ent(2, 1), ent(3, 1), ent(4, 1), ent(5, 1)])
+    await s.sync()
+    s.append([ent(3, 2, 'x3'), ent(4, 2, 'x4')])
+    assert.deepEqual(texts(s.entries(1, 5)), ['1:1:e1', '2:1:e2', '3:2:x3', '4:2:x4'])
+    await s.sync()
+    s = await reopen(s)
+    assert.equal(s.lastIndex(), 4)
+    assert.deepEqual(texts(s.entries(1, 5)), ['1:1:e1', '2:1:e2', '3:2:x3', '4:2:x4'])
+  })
+
+  it('refuses an append that leaves a gap or is not contiguous', async () => {
+    const s = await openStorage()
+    s.append([ent(1, 1)])
+    assert.throws(() => s.append([ent(3, 1)]), /gap/)
+    assert.throws(() => s.append([ent(2, 1), ent(4, 1)]), /not contiguous/)
+    assert.equal(s.lastIndex(), 1)
+  })
+
+  it('limits entries() by maxBytes but returns at least one', async () => {
+    const s = await openStorage()
+    s.append([ent(1, 1, 'x'.repeat(100)), ent(2, 1, 'y'.repeat(100)), ent(3, 1)])
+    assert.equal(s.entries(1, 4, 1).length, 1)
+    assert.equal(s.entries(1, 4, 240).length, 2)
+    assert.equal(s.entries(1, 4).length, 3)
+  })
+
+  it('truncates a torn tail (partial record) and keeps working', async () => {
+    let s = await openStorage()
+    s.append([ent(1, 1), ent(2, 1)])
+    await s.sync()
+    const [seg] = await segments(dir)
+    const sizeBefore = (await stat(join(dir, seg))).size
+    // a record cut off mid-write: a header announcing 100 bytes, then only 10 of them
+    const header = Buffer.alloc(9)
+    header.writeUInt32LE(100, 0)
+    header.writeUInt32LE(12345, 4)
+    header[8] = 2
+    await appendFile(join(dir, seg), Buffer.concat([header, Buffer.alloc(10, 7)]))
+    s = await reopen(s)
+    assert.equal(s.stats.tornBytesTruncated, 19)
+    assert.equal(s.lastIndex(), 2)
+    assert.equal((await stat(join(dir, seg))).size, sizeBefore)
+    s.append([ent(3, 1)])
+    await s.sync()
+    s = await reopen(s)
+    assert.deepEqual(texts(s.entries(1, 4)), ['1:1:e1', '2:1:e2', '3:1:e3'])
+  })
+
+  it('truncates garbage and short headers at the end', async () => {
+    let s = await openStorage()
+    s.append([ent(1, 1)])
+    await s.sync()
+    const [seg] = await segments(dir)
+    await appendFile(join(dir, seg), Buffer.from([1, 2, 3, 4, 5]))
+    s = await reopen(s)
+    assert.equal(s.lastIndex(), 1)
+    assert.equal(s.stats.tornBytesTruncated, 5)
+    await appendFile(join(dir, seg), Buffer.from('this is not a wal record but random text that fits its length'))
+    s = await reopen(s)
+    assert.equal(s.lastIndex(), 1)
+  })
+
+  it('truncates a last record whose checksum fails (torn sector)', async () => {
+    let s = await openStorage()
+    s.append([ent(1, 1)])
+    await s.sync()
+    s.append([ent(2, 1, 'last')])
+    await s.sync()
+    const [seg] = await segments(dir)
+    const path = join(dir, seg)
+    const buf = await readFile(path)
+    buf[buf.length - 1] ^= 0xff
+    await writeFile(path, buf)
+    s = await reopen(s)
+    assert.equal(s.lastIndex(), 1, 'the damaged last entry is not used')
+    assert.ok(s.stats.tornBytesTruncated > 0)
+  })
+
+  it('refuses a log damaged in the middle with a clear error', async () => {
+    let s = await openStorage()
+    s.append([ent(1, 1, 'first-entry-payload')])
+    await s.sync()
+    const [seg] = await segments(dir)
+    const path = join(dir, seg)
+    const damageAt = (await readFile(path)).indexOf(Buffer.from('first-entry-payload'))
+    s.append([ent(2, 1), ent(3, 1)])
+    await s.sync()
+    await s.close()
+    const buf = await readFile(path)
+    buf[damageAt] ^= 0x01
+    await writeFile(path, buf)
+    await assert.rejects(DiskLogStorage.open(dir), (err: Error) => err instanceof WalCorruptError && /middle/.test(err.message) && err.message.includes(seg))
+    // the damaged file is left as it was for inspection
+    assert.deepEqual(await readFile(path), buf)
+    s = undefined as unknown as DiskLogStorage
+  })
+
+  it('compacts, snapshots and recovers from the snapshot', async () => {
+    let s = await openStorage()
+    s.setConfState({ voters: ['a', 'b'], learners: [] })
+    s.append([1, 2, 3, 4, 5].map(i => ent(i, i <= 2 ? 1 : 2)))
+    s.setHardState({ term: 2, vote: 'a', commit: 5 })
+    await s.sync()
+    const snap = await s.createSnapshot(3, { voters: ['a', 'b'], learners: [] }, new TextEncoder().encode('state@3'))
+    assert.equal(snap.metadata.term, 2)
+    s.compact(3)
+    await s.sync()
+    assert.equal(s.firstIndex(), 4)
+    assert.equal(s.term(3), 2)
+    assert.throws(() => s.entries(2, 4), CompactedError)
+    assert.throws(() => s.term(2), CompactedError)
+    s = await reopen(s)
+    assert.equal(s.firstIndex(), 4)
+    assert.equal(s.lastIndex(), 5)
+    assert.equal(s.term(3), 2)
+    assert.deepEqual(texts(s.entries(4, 6)), ['4:2:e4', '5:2:e5'])
+    assert.equal(new TextDecoder().decode(s.snapshot().data), 'state@3')
+    assert.deepEqual(s.snapshot().metadata, { index: 3, term: 2, conf: { voters: ['a', 'b'], learners: [] } })
+  })
+
+  it('applies a leader snapshot, replacing the log, and recovers it', async () => {
+    let s = await openStorage()
+    s.append([ent(1, 1), ent(2, 1)])
+    await s.sync()
+    await s.applySnapshot({ metadata: { index: 10, term: 3, conf: { voters: ['x', 'y', 'z'], learners: [] } }, data: new TextEncoder().encode('s10') })
+    s.setHardState({ term: 3, vote: '', commit: 10 })
+    await s.sync()
+    assert.equal(s.firstIndex(), 11)
+    assert.equal(s.lastIndex(), 10)
+    s.append([ent(11, 3)])
+    await s.sync()
+    s = await reopen(s)
+    assert.equal(s.firstIndex(), 11)
+    assert.equal(s.lastIndex(), 11)
+    assert.equal(s.term(10), 3)
+    assert.deepEqual(s.initialState().confState, { voters: ['x', 'y', 'z'], learners: [] })
+  })
+
+  it('keeps a snapshot whose log record was lost in a crash', async () => {
+    let s = await openStorage()
+    s.append([ent(1, 1), ent(2, 1)])
+    await s.sync()
+    await s.applySnapshot({ metadata: { index: 10, term: 3, conf: { voters: ['x'], learners: [] } }, data: new Uint8Array([1]) })
+    // crash before sync(): the snapshot file is durable, its WAL record is not
+    s = await reopen(s)
+    assert.equal(s.firstIndex(), 11)
+    assert.equal(s.term(10), 3)
+    assert.equal(s.initialState().hardState.commit, 10)
+  })
+
+  it('rolls over segments and deletes the ones holding only compacted entries', async () => {
+    let s = await openStorage(2048)
+    for (let i = 1; i <= 200; i++) {
+      s.append([ent(i, 1, 'payload-'.repeat(5))])
+      s.setHardState({ term: 1, vote: 'a', commit: i })
+      await s.sync()
+    }
+    const before = await segments(dir)
+    assert.ok(before.length > 5, `expected several segments, got ${before.length}`)
+    s.compact(150)
+    for (let i = 201; i <= 260; i++) {
+      s.append([ent(i, 1, 'payload-'.repeat(5))])
+      await s.sync()
+    }
+    const after = await segments(dir)
+    assert.ok(after.length < before.length, `old segments were not deleted (${before.length} → ${after.length})`)
+    assert.ok(after[0] > before[0])
+    s = await reopen(s, 2048)
+    assert.equal(s.firstIndex(), 151)
+    assert.equal(s.lastIndex(), 260)
+    assert.equal(s.term(150), 1)
+    assert.equal(s.initialState().hardState.commit, 200)
+    assert.equal(s.entries(151, 261).length, 110)
+  })
+
+  it('refuses damage in a sealed (non-last) segment', async () => {
+    let s = await openStorage(512)
+    for (let i = 1; i <= 40; i++) {
+      s.append([ent(i, 1, 'p'.repeat(40))])
+      await s.sync()
+    }
+    await s.close()
+    const segs = await segments(dir)
+    assert.ok(segs.length >= 2)
+    const path = join(dir, segs[0])
+    const buf = await readFile(path)
+    await writeFile(path, buf.subarray(0, buf.length - 3))
+    await assert.rejects(DiskLogStorage.open(dir), /sealed segment/)
+    s = undefined as unknown as DiskLogStorage
+  })
+})
