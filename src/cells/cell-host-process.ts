@@ -1,0 +1,150 @@
+// Node side of one cell host: the child process holding one app's isolates (SPEC §4).
+// Spawns it, batches messages to it, watches its heartbeat and RSS, and kills it when
+// it stops answering or grows past its memory limit.
+import { fork } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
+import { readFileSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+import { Batcher } from './host/batcher.js'
+import type { FromHost, ToHost } from './host/protocol.js'
+import type { RuntimeBounds } from './limits.js'
+
+const HOST_ENTRY = fileURLToPath(new URL('./host/main.js', import.meta.url))
+/** V8 flags of every cell host: isolated-vm needs no snapshot; WebAssembly memory escapes isolate limits */
+export const CELL_HOST_FLAGS = ['--no-node-snapshot', '--no-expose-wasm']
+
+export interface CellHostProcessInit {
+  app: string
+  bounds: RuntimeBounds
+  /** ms between heartbeats */
+  heartbeatInterval: number
+  /** ms without an answer after which the host is killed (grows with the longest cell timeout) */
+  heartbeatTimeout: () => number
+  /** current RSS limit of this host, bytes */
+  rssLimit: () => number
+  onMessage: (message: FromHost) => void
+  /** the process ended (or was killed); `reason` is one line */
+  onExit: (reason: string) => void
+  /** what the host process wrote to stderr (V8's fatal errors land here) */
+  onStderr: (text: string) => void
+}
+
+/** stderr kept to explain a crash */
+const STDERR_TAIL = 4096
+
+const PAGE_SIZE = 4096
+
+export class CellHostProcess {
+  readonly child: ChildProcess
+  private readonly outbox: Batcher<ToHost>
+  private readyToSend = false
+  private early: ToHost[] = []
+  private stderrTail = ''
+  private lastPong = Date.now()
+  private pingSeq = 0
+  private readonly heartbeat: NodeJS.Timeout
+  private exited = false
+  private killReason: string | undefined
+  rss = 0
+
+  constructor (private readonly init: CellHostProcessInit) {
+    this.child = fork(HOST_ENTRY, [], {
+      execArgv: CELL_HOST_FLAGS,
+      serialization: 'advanced',
+      stdio: ['ignore', 'inherit', 'pipe', 'ipc']
+    })
+    this.child.stderr?.setEncoding('utf8')
+    this.child.stderr?.on('data', (text: string) => {
+      this.stderrTail = (this.stderrTail + text).slice(-STDERR_TAIL)
+      init.onStderr(text)
+    })
+    this.outbox = new Batcher<ToHost>(batch => {
+      // until the host says it is ready, hold everything (it may not listen yet)
+      if (!this.readyToSend) { this.early.push(...batch); return }
+      this.transmit(batch)
+    })
+    this.child.on('message', (batch: FromHost[]) => { this.receive(batch) })
+    this.child.on('error', err => { this.kill(`cell host process error: ${err.message}`) })
+    // 'close', not 'exit': stderr is fully read by then (it may explain the crash)
+    this.child.on('close', (code, signal) => {
+      this.exited = true
+      clearInterval(this.heartbeat)
+      let how = this.killReason ?? (signal != null ? `was killed by ${signal}` : `exited with code ${String(code)}`)
+      if (this.killReason === undefined && /heap out of memory|is_heap_oom = 1|Fatal JavaScript out of memory/i.test(this.stderrTail)) how += ' (V8: out of memory)'
+      init.onExit(how)
+    })
+    this.heartbeat = setInterval(() => { this.check() }, init.heartbeatInterval)
+    this.heartbeat.unref()
+    this.outbox.push({ t: 'init', app: init.app, bounds: init.bounds })
+  }
+
+  get pid (): number | undefined {
+    return this.child.pid
+  }
+
+  get alive (): boolean {
+    return !this.exited
+  }
+
+  send (message: ToHost): void {
+    if (this.exited) return
+    this.outbox.push(message)
+  }
+
+  private transmit (batch: ToHost[]): void {
+    if (this.child.connected) this.child.send(batch, error => { if (error != null) this.kill(`IPC send failed: ${error.message}`) })
+  }
+
+  private receive (batch: FromHost[]): void {
+    if (!Array.isArray(batch)) return
+    for (const message of batch) {
+      if (message.t === 'ready') {
+        this.readyToSend = true
+        this.lastPong = Date.now()
+        if (this.early.length > 0) this.transmit(this.early.splice(0))
+        continue
+      }
+      if (message.t === 'pong') {
+        this.lastPong = Date.now()
+        this.rss = message.rss
+        continue
+      }
+      this.init.onMessage(message)
+    }
+  }
+
+  private check (): void {
+    if (this.exited) return
+    if (!this.readyToSend) {
+      if (Date.now() - this.lastPong > this.init.heartbeatTimeout() * 3) this.kill('did not start')
+      return
+    }
+    if (Date.now() - this.lastPong > this.init.heartbeatTimeout()) {
+      this.kill(`stopped answering its heartbeat for ${Date.now() - this.lastPong} ms`)
+      return
+    }
+    const rss = this.readRss()
+    const limit = this.init.rssLimit()
+    if (rss > limit) {
+      this.kill(`passed its memory limit: RSS ${Math.round(rss / 1048576)} MiB > ${Math.round(limit / 1048576)} MiB`)
+      return
+    }
+    this.send({ t: 'ping', n: ++this.pingSeq })
+  }
+
+  /** RSS from /proc (cannot be faked or delayed by the host), else its last heartbeat figure. */
+  private readRss (): number {
+    try {
+      const statm = readFileSync(`/proc/${String(this.child.pid)}/statm`, 'utf8')
+      this.rss = Number(statm.split(' ')[1]) * PAGE_SIZE
+    } catch {}
+    return this.rss
+  }
+
+  /** SIGKILL the host; onExit reports `reason`. */
+  kill (reason: string): void {
+    if (this.exited) return
+    this.killReason ??= reason
+    this.child.kill('SIGKILL')
+  }
+}

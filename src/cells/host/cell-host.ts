@@ -1,0 +1,216 @@
+// The cell host: holds one app's cells (isolates) in a child process of the node.
+// It runs their mailboxes, keeps asks between its own cells inside the process, and
+// sends everything else (replies, state, events, asks to other addresses) to the node.
+import { CellActor } from './cell-actor.js'
+import type { ActorHooks } from './cell-actor.js'
+import { CodeCache } from './sandbox.js'
+import { DEFAULT_BOUNDS } from '../limits.js'
+import type { RuntimeBounds } from '../limits.js'
+import type { FromHost, ToHost } from './protocol.js'
+
+/** Messages one cell runs before others get a turn (and before the event loop does). */
+const PUMP_BUDGET = 256
+const CONTROL = /[\x00-\x1f]/
+/** Logs one message may write (the isolate drops the rest itself; this holds if it was tampered with). */
+const MAX_LOGS_PER_MESSAGE = 100
+
+interface PendingAsk {
+  actor: CellActor
+  generation: number
+  cellAskId: number
+  deadline: number
+  target: string
+}
+
+export class CellHost {
+  private readonly cells = new Map<string, CellActor>()
+  private readonly cache = new CodeCache()
+  private bounds: RuntimeBounds = DEFAULT_BOUNDS
+  private readonly ready = new Set<CellActor>()
+  private draining = false
+  private readonly pendingAsks = new Map<number, PendingAsk>()
+  private askSeq = 0
+  private readonly sweepTimer: NodeJS.Timeout
+  private readonly hooks: ActorHooks
+
+  /** cells whose state changed since the last flush: sent once, latest only, before the replies */
+  private readonly changedState = new Set<CellActor>()
+
+  constructor (private readonly send: (message: FromHost) => void, private readonly wake: () => void) {
+    this.hooks = {
+      ask: (actor, cellAskId, address, method, argsJson, tell) => this.outgoing(actor, cellAskId, address, method, argsJson, tell),
+      log: (actor, text) => {
+        const cap = MAX_LOGS_PER_MESSAGE * actor.entryMessages
+        if (++actor.logsThisMessage > cap) return
+        this.send({ t: 'log', address: actor.address, text })
+      },
+      state: actor => { this.changedState.add(actor); this.wake() },
+      fault: (actor, kind, reason) => { this.send({ t: 'event', address: actor.address, kind, reason }) },
+      schedule: actor => { this.schedule(actor) }
+    }
+    this.sweepTimer = setInterval(() => { this.sweepAsks() }, 200)
+    this.sweepTimer.unref()
+  }
+
+  handle (message: ToHost): void {
+    switch (message.t) {
+      case 'init': this.bounds = message.bounds; return
+      case 'ping': this.send({ t: 'pong', n: message.n, rss: process.memoryUsage.rss() }); return
+      case 'call': this.nodeCall(message.id, message.address, message.method, message.args, message.tell); return
+      case 'answer': this.answer(message.askId, message.ok, message.text); return
+      case 'transform': this.transform(message); return
+      case 'revert': this.revert(message.req, message.address); return
+      case 'snapshot': {
+        const actor = this.cells.get(message.address)
+        if (actor === undefined) this.send({ t: 'done', req: message.req, ok: false, text: `no cell ${message.address} on this host`, version: 0 })
+        else this.send({ t: 'done', req: message.req, ok: true, text: actor.state, version: actor.version })
+      }
+    }
+  }
+
+  /** State messages for the cells changed since the last call (the batcher's prelude). */
+  takeChangedState (): FromHost[] {
+    if (this.changedState.size === 0) return []
+    const out: FromHost[] = []
+    for (const actor of this.changedState) out.push({ t: 'state', address: actor.address, state: actor.state, version: actor.version })
+    this.changedState.clear()
+    return out
+  }
+
+  private nodeCall (id: number, address: string, method: string, args: string, tell: boolean): void {
+    const reply = tell ? () => {} : (ok: boolean, text: string) => { this.send({ t: 'reply', id, ok, text }) }
+    const actor = this.cells.get(address)
+    if (actor === undefined) { reply(false, `no cell ${address} on this node`); return }
+    // control characters separate the records packed into the isolate; valid JSON has none
+    if (CONTROL.test(method) || CONTROL.test(args)) { reply(false, `invalid method name or arguments for ${address}`); return }
+    actor.deliver({ method, args, reply })
+  }
+
+  private transform (m: Extract<ToHost, { t: 'transform' }>): void {
+    const done = (ok: boolean, text: string, version: number): void => { this.send({ t: 'done', req: m.req, ok, text, version }) }
+    const existing = this.cells.get(m.address)
+    if (existing !== undefined && !existing.failed) {
+      if (!m.replace) { done(false, `cell ${m.address} is already transformed: revert it first or ask for replace`, existing.version); return }
+      existing.whenIdle(() => {
+        if (this.cells.get(m.address) !== existing || existing.stopped) { done(false, `cell ${m.address} was reverted during the upgrade`, 0); return }
+        try {
+          existing.replace(m.hash, m.code, m.limits)
+        } catch (err) {
+          done(false, `${(err as Error).message} (kept the previous code)`, existing.version)
+          return
+        }
+        done(true, existing.state, existing.version)
+      })
+      return
+    }
+    if (existing !== undefined) { existing.stop('replaced'); this.cells.delete(m.address) }
+    let actor: CellActor
+    try {
+      actor = new CellActor(m.address, m.hash, m.code, m.limits, this.bounds, m.state, m.version, this.cache, this.hooks)
+    } catch (err) {
+      done(false, (err as Error).message, 0)
+      return
+    }
+    this.cells.set(m.address, actor)
+    done(true, actor.state, actor.version)
+  }
+
+  private revert (req: number, address: string): void {
+    const actor = this.cells.get(address)
+    if (actor === undefined) { this.send({ t: 'done', req, ok: false, text: `no cell ${address} on this host`, version: 0 }); return }
+    this.cells.delete(address)
+    actor.stop(`cell ${address} was reverted`)
+    this.send({ t: 'done', req, ok: true, text: actor.state, version: actor.version })
+  }
+
+  /** A cell's stem.ask/tell: local cells directly, anything else through the node's router. */
+  private outgoing (from: CellActor, cellAskId: number, address: string, method: string, argsJson: string, tell: boolean): string | undefined {
+    if (argsJson.length > this.bounds.maxMessageBytes) return `arguments are too large: ${argsJson.length} characters of JSON, limit ${this.bounds.maxMessageBytes}`
+    // the isolate enforces these bounds itself; these checks hold if it was tampered with
+    if (tell) {
+      if (++from.tellsThisMessage > this.bounds.maxPendingAsks * from.entryMessages) return `too many tells from ${from.address} in one message (limit ${this.bounds.maxPendingAsks})`
+    } else if (from.outstandingAsks >= this.bounds.maxPendingAsks) {
+      return `too many pending asks from ${from.address} (limit ${this.bounds.maxPendingAsks})`
+    }
+    const target = this.resolveLocal(address)
+    const generation = from.generation
+    if (target !== undefined) {
+      if (target.queued >= target.limits.mailbox) {
+        if (tell) return undefined
+        return `mailbox of ${target.address} is full (${target.limits.mailbox} messages)`
+      }
+      if (tell) {
+        target.deliver({ method, args: argsJson, reply: () => {} })
+        return undefined
+      }
+      const askId = ++this.askSeq
+      from.outstandingAsks++
+      this.pendingAsks.set(askId, { actor: from, generation, cellAskId, deadline: Date.now() + this.bounds.askTimeout, target: address })
+      target.deliver({ method, args: argsJson, reply: (ok, text) => { this.answer(askId, ok, text) } })
+      return undefined
+    }
+    const askId = ++this.askSeq
+    if (!tell) {
+      from.outstandingAsks++
+      this.pendingAsks.set(askId, { actor: from, generation, cellAskId, deadline: Date.now() + this.bounds.askTimeout, target: address })
+    }
+    this.send({ t: 'ask', askId, from: from.address, address, method, args: argsJson, tell })
+    return undefined
+  }
+
+  /** `app/cell#i` exactly, or for `app/cell` the first local replica. */
+  private resolveLocal (address: string): CellActor | undefined {
+    const exact = this.cells.get(address)
+    if (exact !== undefined) return exact
+    if (address.includes('#')) return undefined
+    for (const [key, actor] of this.cells) if (key.startsWith(`${address}#`)) return actor
+    return undefined
+  }
+
+  private answer (askId: number, ok: boolean, text: string): void {
+    const pending = this.pendingAsks.get(askId)
+    if (pending === undefined) return
+    this.pendingAsks.delete(askId)
+    pending.actor.outstandingAsks--
+    if (ok && text.length > this.bounds.maxMessageBytes) { ok = false; text = `result is too large: ${text.length} characters of JSON, limit ${this.bounds.maxMessageBytes}` }
+    pending.actor.queueAnswer(pending.generation, pending.cellAskId, ok, text)
+  }
+
+  private sweepAsks (): void {
+    const now = Date.now()
+    for (const [askId, p] of this.pendingAsks) {
+      if (p.deadline <= now) this.answer(askId, false, `ask to ${p.target} timed out after ${this.bounds.askTimeout} ms`)
+    }
+  }
+
+  private schedule (actor: CellActor): void {
+    this.ready.add(actor)
+    if (!this.draining) {
+      this.draining = true
+      queueMicrotask(() => { this.drain() })
+    }
+  }
+
+  private drain (): void {
+    const deadline = performance.now() + 20
+    while (this.ready.size > 0) {
+      for (const actor of [...this.ready]) {
+        this.ready.delete(actor)
+        actor.pump(PUMP_BUDGET)
+        if (actor.hasWork()) this.ready.add(actor)
+      }
+      if (performance.now() > deadline) {
+        // let the event loop breathe (heartbeats, IPC) before continuing
+        setImmediate(() => { this.drain() })
+        return
+      }
+    }
+    this.draining = false
+  }
+
+  stop (): void {
+    clearInterval(this.sweepTimer)
+    for (const actor of this.cells.values()) actor.stop('cell host is stopping')
+    this.cells.clear()
+  }
+}

@@ -1,0 +1,30 @@
+// Messages between the node and a cell host over the child-process IPC channel
+// (serialization 'advanced'). Each side batches: one IPC message carries an array of these.
+import type { CellLimits, RuntimeBounds } from '../limits.js'
+
+export type ToHost =
+  | { t: 'init', app: string, bounds: RuntimeBounds }
+  | { t: 'transform', req: number, address: string, hash: string, code: string, limits: CellLimits, state: string | null, version: number, replace: boolean }
+  | { t: 'revert', req: number, address: string }
+  | { t: 'snapshot', req: number, address: string }
+  /** deliver a message; tell: no reply wanted */
+  | { t: 'call', id: number, address: string, method: string, args: string, tell: boolean }
+  /** the answer to a cell's outgoing ask that the node routed */
+  | { t: 'answer', askId: number, ok: boolean, text: string }
+  | { t: 'ping', n: number }
+
+export type CellFault = 'crashed' | 'restarted' | 'failed'
+
+export type FromHost =
+  | { t: 'ready' }
+  /** answer to transform/revert/snapshot; text: state JSON for transform/snapshot, or the error */
+  | { t: 'done', req: number, ok: boolean, text: string, version: number }
+  /** answer to a call: ok + result JSON, or the error message */
+  | { t: 'reply', id: number, ok: boolean, text: string }
+  /** a cell's state after a message changed it */
+  | { t: 'state', address: string, state: string, version: number }
+  | { t: 'event', address: string, kind: CellFault, reason: string }
+  /** a cell's ask/tell to an address outside this host */
+  | { t: 'ask', askId: number, from: string, address: string, method: string, args: string, tell: boolean }
+  | { t: 'log', address: string, text: string }
+  | { t: 'pong', n: number, rss: number }

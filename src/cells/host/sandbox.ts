@@ -1,0 +1,122 @@
+// One cell's isolate inside the cell host: creation from a bundle (with compiled-code
+// cache), and synchronous calls into the isolate bounded by a CPU budget.
+// Synchronous calls avoid a thread hop per message; every entry into the isolate carries
+// a timeout, which also covers the microtasks the call runs (async continuations).
+import ivm from 'isolated-vm'
+import { BOOTSTRAP_SOURCE } from './isolate-bootstrap.js'
+import { isolateMemoryMiB } from '../limits.js'
+import type { CellLimits, RuntimeBounds } from '../limits.js'
+
+export interface SandboxHooks {
+  log: (text: string) => void
+}
+
+/** What one entry into the isolate produced (see isolate-bootstrap.ts for the packing). */
+export interface EntryResult {
+  result: string
+  /** packed outgoing asks/tells, '' if none */
+  out: string
+  /** packed finished async messages, '' if none */
+  finished: string
+}
+
+// compileModule sets these at run time; isolated-vm's typings omit them on Module
+type CompiledModule = ivm.Module & { cachedData?: ivm.ExternalCopy<ArrayBuffer>, cachedDataRejected?: boolean }
+
+/** Compiled-code cache shared by all cells of a host running the same bundle. */
+export class CodeCache {
+  private readonly data = new Map<string, ivm.ExternalCopy<ArrayBuffer>>()
+
+  compile (isolate: ivm.Isolate, hash: string, code: string, filename: string): ivm.Module {
+    const cachedData = this.data.get(hash)
+    if (cachedData !== undefined) {
+      const module = isolate.compileModuleSync(code, { filename, cachedData }) as CompiledModule
+      if (module.cachedDataRejected !== true) return module
+    }
+    const module = isolate.compileModuleSync(code, { filename, produceCachedData: true }) as CompiledModule
+    if (module.cachedData !== undefined) this.data.set(hash, module.cachedData)
+    return module
+  }
+
+  forget (hash: string): void {
+    this.data.delete(hash)
+  }
+}
+
+/** Why an entry into the isolate ended the cell. */
+export class SandboxFault extends Error {}
+
+export class Sandbox {
+  readonly isolate: ivm.Isolate
+  private readonly control: ivm.Reference<(op: string, a?: ivm.Transferable, b?: ivm.Transferable, c?: ivm.Transferable) => string>
+  private readonly context: ivm.Context
+  /** the state snapshot the isolate was built with */
+  initialState: string
+  /** what loading produced (asks made by top-level code or the constructor), taken by the actor */
+  fromInstall: EntryResult | undefined
+
+  /**
+   * Build an isolate running `code` with `state` (JSON text) restored into its instance.
+   * Throws an Error with a one-line reason if the module fails to load.
+   */
+  constructor (address: string, hash: string, code: string, limits: CellLimits, bounds: RuntimeBounds, state: string | null, cache: CodeCache, hooks: SandboxHooks) {
+    this.isolate = new ivm.Isolate({ memoryLimit: isolateMemoryMiB(limits.memory) })
+    try {
+      this.context = this.isolate.createContextSync()
+      const log = new ivm.Callback(hooks.log, { sync: true })
+      this.control = this.context.evalClosureSync(BOOTSTRAP_SOURCE, [log, address, bounds.maxMessageBytes, bounds.maxPendingAsks], { result: { reference: true } })
+      const module = cache.compile(this.isolate, hash, code, `${address}.js`)
+      module.instantiateSync(this.context, specifier => {
+        throw new Error(`cells cannot import '${specifier}': a bundle must be one self-contained module`)
+      })
+      module.evaluateSync({ timeout: limits.timeout })
+      const installed = this.enter(limits.timeout, 'install', module.namespace.derefInto() as unknown as ivm.Transferable, state)
+      this.initialState = installed.result
+      this.fromInstall = installed
+    } catch (err) {
+      this.dispose()
+      throw new Error(`cannot load ${address}: ${faultReason(err, limits)}`)
+    }
+  }
+
+  /** Call into the isolate with a CPU budget (ms). Throws SandboxFault if the cell must end. */
+  enter (budgetMs: number, op: string, a?: ivm.Transferable, b?: ivm.Transferable, c?: ivm.Transferable): EntryResult {
+    let text: unknown
+    try {
+      text = this.control.applySync(undefined, [op, a, b, c], { timeout: Math.max(1, Math.ceil(budgetMs)) })
+    } catch (err) {
+      throw new SandboxFault((err as Error)?.message ?? String(err))
+    }
+    if (typeof text !== 'string') throw new SandboxFault('returned a malformed answer')
+    const second = text.lastIndexOf('\x03')
+    const first = second > 0 ? text.lastIndexOf('\x03', second - 1) : -1
+    if (first < 0) throw new SandboxFault('returned a malformed answer')
+    return { result: text.slice(0, first), out: text.slice(first + 1, second), finished: text.slice(second + 1) }
+  }
+
+  /** CPU time the isolate has used, ms */
+  cpuMs (): number {
+    return Number(this.isolate.cpuTime) / 1e6
+  }
+
+  /** heap in use, bytes (used + external), or Infinity once disposed */
+  heapBytes (): number {
+    if (this.isolate.isDisposed) return Infinity
+    const s = this.isolate.getHeapStatisticsSync()
+    return s.used_heap_size + s.externally_allocated_size
+  }
+
+  dispose (): void {
+    if (!this.isolate.isDisposed) {
+      try { this.isolate.dispose() } catch {}
+    }
+  }
+}
+
+/** One-line reason from an isolated-vm error. */
+export function faultReason (err: unknown, limits: CellLimits): string {
+  const message = (err as Error)?.message ?? String(err)
+  if (/timed out/i.test(message)) return `exceeded its CPU time limit of ${limits.timeout} ms`
+  if (/memory limit/i.test(message)) return `exceeded its memory limit of ${isolateMemoryMiB(limits.memory)} MiB`
+  return message.split('\n')[0].slice(0, 500)
+}

@@ -1,0 +1,537 @@
+// The node side of the cells layer: turns blank stem cells into verified bundles, sends
+// them messages, reverts them, and supervises the cell hosts (one child process per app)
+// that actually run the isolates. It never runs cell code in the node's own process.
+import { TypedEventEmitter } from '@libp2p/interface'
+import type { PublicKey } from '@libp2p/interface'
+import { CellHostProcess } from './cell-host-process.js'
+import { CellStateStore } from './state-store.js'
+import { verifyBundle } from './bundle.js'
+import type { CellBundle } from './bundle.js'
+import { parseAddress } from './address.js'
+import { checkLimits, DEFAULT_BOUNDS } from './limits.js'
+import type { CellLimits, RuntimeBounds } from './limits.js'
+import { toJsonText } from './json.js'
+import type { JsonValue } from './json.js'
+import type { CellRouter, RouteOptions } from './router.js'
+import type { CellRuntimeEvents, CellStatus } from './events.js'
+import type { FromHost } from './host/protocol.js'
+
+export interface CellRuntimeInit {
+  /** node data dir: each cell's last state is persisted under <dataDir>/cells */
+  dataDir?: string
+  /** where asks to cells outside a cell host go; default: this runtime's own cells */
+  router?: CellRouter
+  bounds?: Partial<RuntimeBounds>
+  /** ms between cell host heartbeats (default 1000) */
+  heartbeatInterval?: number
+  /** ms without a heartbeat answer before a host is killed, plus the longest cell timeout (default 10000) */
+  heartbeatTimeout?: number
+  /** RSS a cell host may use besides its cells, bytes (default 192 MiB) */
+  hostRssBase?: number
+  /** each cell counts as memory limit × this against its host's RSS limit (default 3: hostile code reaches 2–3×) */
+  memoryHeadroom?: number
+  /** host deaths within hostRestartWindow after which the app's cells are marked failed (default 5) */
+  maxHostRestarts?: number
+  hostRestartWindow?: number
+  /** where stem.log goes (besides the 'cell:log' event), and what cell hosts write to stderr */
+  log?: (address: string, text: string) => void
+}
+
+export interface TransformOptions {
+  /** the app owner's key: the bundle must be signed by it */
+  owner: PublicKey | Uint8Array
+  /** limits from the manifest; default: the bundle's */
+  limits?: CellLimits
+  /** JSON text of the state to start from (e.g. from a clone or the data dir); default: the class's initial fields */
+  state?: string
+  /** version of that state */
+  version?: number
+  /** upgrade a transformed cell: new code, same state; the old code keeps running if the new one fails to load */
+  replace?: boolean
+}
+
+export interface AskOptions {
+  /** ms since the epoch; default now + the message wall-clock bound + heartbeat timeout */
+  deadline?: number
+  signal?: AbortSignal
+}
+
+export interface CellInfo {
+  address: string
+  app: string
+  status: CellStatus
+  hash?: string
+  limits?: CellLimits
+  version: number
+  /** messages sent by the node and not yet answered */
+  inflight: number
+}
+
+export interface CellSnapshot {
+  address: string
+  hash: string
+  state: string
+  version: number
+}
+
+interface CellRecord {
+  address: string
+  app: string
+  status: CellStatus
+  bundle?: CellBundle
+  limits?: CellLimits
+  state: string | null
+  version: number
+  inflight: number
+}
+
+interface PendingCall {
+  app: string
+  record: CellRecord
+  deadline: number
+  resolve: (text: string) => void
+  reject: (err: Error) => void
+  cleanup?: () => void
+}
+
+interface PendingRequest {
+  app: string
+  resolve: (answer: { ok: boolean, text: string, version: number }) => void
+  reject: (err: Error) => void
+}
+
+interface AppHost {
+  app: string
+  process: CellHostProcess
+  deaths: number[]
+}
+
+const MIB = 1024 * 1024
+
+export class CellRuntime extends TypedEventEmitter<CellRuntimeEvents> {
+  readonly bounds: RuntimeBounds
+  /** routes to this runtime's own cells: the default router, and the messaging layer's local fallback */
+  readonly localRouter: CellRouter = {
+    ask: (address, method, argsJson, options) => this.askJson(address, method, argsJson, { deadline: options.deadline, signal: options.signal }),
+    tell: (address, method, argsJson) => { this.tellJson(address, method, argsJson) }
+  }
+
+  private router: CellRouter
+  private readonly cellsByAddress = new Map<string, CellRecord>()
+  private readonly hosts = new Map<string, AppHost>()
+  private readonly calls = new Map<number, PendingCall>()
+  private readonly requests = new Map<number, PendingRequest>()
+  private readonly store: CellStateStore | undefined
+  private readonly roundRobin = new Map<string, number>()
+  private seq = 0
+  private sweepTimer: NodeJS.Timeout | undefined
+  private running = false
+  private readonly opts: Required<Omit<CellRuntimeInit, 'dataDir' | 'router' | 'bounds' | 'log'>> & Pick<CellRuntimeInit, 'log'>
+
+  constructor (init: CellRuntimeInit = {}) {
+    super()
+    this.bounds = { ...DEFAULT_BOUNDS, ...init.bounds }
+    this.router = init.router ?? this.localRouter
+    this.store = init.dataDir !== undefined ? new CellStateStore(init.dataDir) : undefined
+    this.opts = {
+      heartbeatInterval: init.heartbeatInterval ?? 1000,
+      heartbeatTimeout: init.heartbeatTimeout ?? 10_000,
+      hostRssBase: init.hostRssBase ?? 192 * MIB,
+      memoryHeadroom: init.memoryHeadroom ?? 3,
+      maxHostRestarts: init.maxHostRestarts ?? 5,
+      hostRestartWindow: init.hostRestartWindow ?? 60_000,
+      log: init.log
+    }
+  }
+
+  start (): void {
+    if (this.running) return
+    this.running = true
+    this.sweepTimer = setInterval(() => { this.sweepDeadlines() }, 250)
+    this.sweepTimer.unref()
+  }
+
+  /** Kill every cell host, fail what is in flight, and wait for pending state writes. */
+  async stop (): Promise<void> {
+    if (!this.running) return
+    this.running = false
+    clearInterval(this.sweepTimer)
+    const exits = [...this.hosts.values()].map(async host => {
+      const exited = new Promise<void>(resolve => { host.process.child.once('close', () => { resolve() }) })
+      this.hosts.delete(host.app)
+      host.process.kill('node is stopping')
+      if (host.process.alive) await exited
+    })
+    this.failPending(undefined, 'cell runtime stopped')
+    await Promise.all(exits)
+    await this.store?.flush()
+  }
+
+  /** Plug in the messaging layer's router (asks from cells to addresses outside their host). */
+  setRouter (router: CellRouter): void {
+    this.router = router
+  }
+
+  /** Pids of the running cell hosts, by app (for status and tests). */
+  hostPids (): Map<string, number> {
+    const pids = new Map<string, number>()
+    for (const [app, host] of this.hosts) if (host.process.pid !== undefined && host.process.alive) pids.set(app, host.process.pid)
+    return pids
+  }
+
+  /**
+   * Memory held for cells, bytes: each running cell host's base footprint plus each cell's
+   * limit × headroom (hostile code reaches 2–3× an isolate's limit). This is what capacity
+   * accounting should count against the memory a node contributes; it is also each host's
+   * RSS limit.
+   */
+  reservedMemory (): number {
+    let total = 0
+    for (const app of this.hosts.keys()) total += this.hostRssLimit(app)
+    return total
+  }
+
+  cell (address: string): CellInfo | undefined {
+    const record = this.cellsByAddress.get(address)
+    return record !== undefined ? info(record) : undefined
+  }
+
+  cells (): CellInfo[] {
+    return [...this.cellsByAddress.values()].map(info)
+  }
+
+  /** A blank stem cell at this address, ready to be transformed. */
+  createStem (address: string): CellInfo {
+    const { app } = parseAddress(address)
+    let record = this.cellsByAddress.get(address)
+    if (record === undefined) {
+      record = { address, app, status: 'stem', state: null, version: 0, inflight: 0 }
+      this.cellsByAddress.set(address, record)
+    }
+    return info(record)
+  }
+
+  /** Last persisted state of a cell (node restart), if any. */
+  async loadState (address: string): Promise<CellSnapshot | undefined> {
+    const stored = await this.store?.load(address)
+    return stored !== undefined ? { address, hash: stored.hash, state: stored.state, version: stored.version } : undefined
+  }
+
+  /**
+   * Turn the cell at `address` into `bundle` (verified against the app owner first).
+   * Resolves with the cell's info once it is transformed and ready.
+   */
+  async transform (address: string, bundle: CellBundle, options: TransformOptions): Promise<CellInfo> {
+    this.assertRunning()
+    const { app, cell } = parseAddress(address)
+    if (bundle.app !== app || bundle.cell !== cell) throw new Error(`bundle ${bundle.app}/${bundle.cell} cannot transform cell ${address}`)
+    await verifyBundle(bundle, options.owner)
+    const limits = checkLimits(options.limits ?? bundle.limits)
+    if (options.state !== undefined) checkStateText(options.state, this.bounds.maxMessageBytes)
+    const record = this.cellsByAddress.get(address) ?? { address, app, status: 'stem' as CellStatus, state: null, version: 0, inflight: 0 }
+    this.cellsByAddress.set(address, record)
+    const replace = options.replace === true && record.status === 'transformed'
+    if (record.status === 'transformed' && !replace) throw new Error(`cell ${address} is already transformed: revert it first or ask for replace`)
+    const state = replace ? null : options.state ?? null
+    const version = options.version ?? record.version
+    const answer = await this.request(app, req => ({ t: 'transform', req, address, hash: bundle.hash, code: bundle.code, limits, state, version, replace }))
+    if (!answer.ok) throw new Error(answer.text)
+    record.status = 'transformed'
+    record.bundle = bundle
+    record.limits = limits
+    this.noteState(record, answer.text, answer.version)
+    this.dispatchEvent(new CustomEvent('cell:started', { detail: { address, hash: bundle.hash } }))
+    return info(record)
+  }
+
+  /** Back to a blank stem cell: the isolate is disposed, queued messages get an error, the state is dropped. */
+  async revert (address: string): Promise<void> {
+    this.assertRunning()
+    const record = this.cellsByAddress.get(address)
+    if (record === undefined || record.status === 'stem' || record.status === 'reverted') throw new Error(`cell ${address} is not transformed`)
+    if (record.status === 'transformed' && this.hosts.has(record.app)) {
+      const answer = await this.request(record.app, req => ({ t: 'revert', req, address }))
+      if (!answer.ok && record.status === 'transformed') throw new Error(answer.text)
+    }
+    const hash = record.bundle?.hash
+    record.status = 'reverted'
+    record.state = null
+    record.bundle = undefined
+    await this.store?.remove(address)
+    this.dispatchEvent(new CustomEvent('cell:reverted', { detail: { address, hash } }))
+    this.stopIdleHost(record.app)
+  }
+
+  /** The cell's current state (asked from its host, so it includes every answered message). */
+  async snapshot (address: string): Promise<CellSnapshot> {
+    const record = this.transformed(address)
+    const answer = await this.request(record.app, req => ({ t: 'snapshot', req, address: record.address }))
+    if (!answer.ok) throw new Error(answer.text)
+    return { address: record.address, hash: record.bundle?.hash ?? '', state: answer.text, version: answer.version }
+  }
+
+  /** Ask a cell: arguments and result are JSON-like values. */
+  async ask (address: string, method: string, args: unknown[] = [], options: AskOptions = {}): Promise<JsonValue> {
+    const argsJson = toJsonText(args, 'arguments', this.bounds.maxMessageBytes)
+    return JSON.parse(await this.askJson(address, method, argsJson, options)) as JsonValue
+  }
+
+  /** Fire and forget. Throws at once if the cell cannot take it (unknown, reverted, mailbox full). */
+  tell (address: string, method: string, args: unknown[] = []): void {
+    this.tellJson(address, method, toJsonText(args, 'arguments', this.bounds.maxMessageBytes))
+  }
+
+  /** ask with the arguments (an array) and the result as JSON text: what routers use. */
+  askJson (address: string, method: string, argsJson: string, options: AskOptions = {}): Promise<string> {
+    let record: CellRecord
+    try {
+      record = this.deliverable(address, method, argsJson)
+    } catch (err) {
+      return Promise.reject(err)
+    }
+    if (options.signal?.aborted === true) return Promise.reject(new Error(`ask to ${address} aborted`))
+    const id = ++this.seq
+    const deadline = options.deadline ?? Date.now() + this.bounds.messageWallTime + this.opts.heartbeatTimeout
+    const { promise, resolve, reject } = Promise.withResolvers<string>()
+    const pending: PendingCall = { app: record.app, record, deadline, resolve, reject }
+    if (options.signal !== undefined) {
+      const signal = options.signal
+      const onAbort = (): void => { this.settleCall(id, false, `ask to ${address} aborted`) }
+      signal.addEventListener('abort', onAbort, { once: true })
+      pending.cleanup = () => { signal.removeEventListener('abort', onAbort) }
+    }
+    this.calls.set(id, pending)
+    record.inflight++
+    this.hostFor(record.app).process.send({ t: 'call', id, address: record.address, method, args: argsJson, tell: false })
+    return promise
+  }
+
+  tellJson (address: string, method: string, argsJson: string): void {
+    const record = this.deliverable(address, method, argsJson)
+    this.hostFor(record.app).process.send({ t: 'call', id: 0, address: record.address, method, args: argsJson, tell: true })
+  }
+
+  private deliverable (address: string, method: string, argsJson: string): CellRecord {
+    this.assertRunning()
+    if (typeof method !== 'string' || method.length === 0 || method.length > 200) throw new Error(`invalid method name for ${address}`)
+    if (argsJson.length > this.bounds.maxMessageBytes) throw new Error(`arguments are too large: ${argsJson.length} characters of JSON, limit ${this.bounds.maxMessageBytes}`)
+    const record = this.transformed(address)
+    if (record.inflight >= (record.limits?.mailbox ?? 0)) throw new Error(`mailbox of ${record.address} is full (${String(record.limits?.mailbox)} messages)`)
+    return record
+  }
+
+  /** The transformed cell for `app/cell#i`, or a replica (round robin) for `app/cell`. */
+  private transformed (address: string): CellRecord {
+    let record = this.cellsByAddress.get(address)
+    if (record === undefined && !address.includes('#')) {
+      const replicas = [...this.cellsByAddress.values()].filter(r => r.status === 'transformed' && r.address.startsWith(`${address}#`))
+      if (replicas.length > 0) {
+        const n = (this.roundRobin.get(address) ?? 0) + 1
+        this.roundRobin.set(address, n)
+        record = replicas[n % replicas.length]
+      }
+    }
+    if (record === undefined) {
+      parseAddress(address)
+      throw new Error(`no cell ${address} on this node`)
+    }
+    if (record.status === 'stem') throw new Error(`cell ${address} is a blank stem cell: transform it first`)
+    if (record.status === 'reverted') throw new Error(`cell ${address} is reverted: transform it first`)
+    if (record.status === 'failed') throw new Error(`cell ${address} has failed: transform it again`)
+    return record
+  }
+
+  private hostFor (app: string): AppHost {
+    let host = this.hosts.get(app)
+    if (host === undefined) {
+      host = { app, process: this.spawnHost(app), deaths: [] }
+      this.hosts.set(app, host)
+    }
+    return host
+  }
+
+  private spawnHost (app: string): CellHostProcess {
+    const process: CellHostProcess = new CellHostProcess({
+      app,
+      bounds: this.bounds,
+      heartbeatInterval: this.opts.heartbeatInterval,
+      heartbeatTimeout: () => this.opts.heartbeatTimeout + this.appCells(app).reduce((max, r) => Math.max(max, r.limits?.timeout ?? 0), 0),
+      rssLimit: () => this.hostRssLimit(app),
+      onMessage: message => { this.fromHost(app, message) },
+      onStderr: text => { this.opts.log?.(`cell host of ${app}`, text.trimEnd()) },
+      onExit: reason => { this.hostExited(app, process, reason) }
+    })
+    return process
+  }
+
+  private hostRssLimit (app: string): number {
+    return this.opts.hostRssBase + this.appCells(app).reduce((sum, r) => sum + (r.limits?.memory ?? 0) * this.opts.memoryHeadroom, 0)
+  }
+
+  private appCells (app: string): CellRecord[] {
+    return [...this.cellsByAddress.values()].filter(r => r.app === app && r.status === 'transformed')
+  }
+
+  private request (app: string, make: (req: number) => Parameters<CellHostProcess['send']>[0]): Promise<{ ok: boolean, text: string, version: number }> {
+    const req = ++this.seq
+    const { promise, resolve, reject } = Promise.withResolvers<{ ok: boolean, text: string, version: number }>()
+    this.requests.set(req, { app, resolve, reject })
+    this.hostFor(app).process.send(make(req))
+    return promise
+  }
+
+  private fromHost (app: string, message: FromHost): void {
+    switch (message.t) {
+      case 'reply': this.settleCall(message.id, message.ok, message.text); return
+      case 'done': {
+        const pending = this.requests.get(message.req)
+        if (pending === undefined) return
+        this.requests.delete(message.req)
+        pending.resolve({ ok: message.ok, text: message.text, version: message.version })
+        return
+      }
+      case 'state': {
+        const record = this.cellsByAddress.get(message.address)
+        if (record?.app === app && record.status === 'transformed') this.noteState(record, message.state, message.version)
+        return
+      }
+      case 'event': {
+        const record = this.cellsByAddress.get(message.address)
+        if (record?.app !== app) return
+        if (message.kind === 'failed') record.status = 'failed'
+        this.dispatchEvent(new CustomEvent(`cell:${message.kind}`, { detail: { address: message.address, hash: record.bundle?.hash, reason: message.reason } }))
+        return
+      }
+      case 'ask': this.routeFromCell(app, message); return
+      case 'log':
+        this.opts.log?.(message.address, message.text)
+        this.dispatchEvent(new CustomEvent('cell:log', { detail: { address: message.address, text: message.text } }))
+    }
+  }
+
+  private routeFromCell (app: string, m: Extract<FromHost, { t: 'ask' }>): void {
+    const options: RouteOptions = { from: m.from, deadline: Date.now() + this.bounds.askTimeout }
+    if (m.tell) {
+      try { this.router.tell(m.address, m.method, m.args, options) } catch {}
+      return
+    }
+    const answer = (ok: boolean, text: string): void => {
+      this.hosts.get(app)?.process.send({ t: 'answer', askId: m.askId, ok, text })
+    }
+    let routed: Promise<string>
+    try {
+      routed = this.router.ask(m.address, m.method, m.args, options)
+    } catch (err) {
+      answer(false, (err as Error).message)
+      return
+    }
+    routed.then(text => { answer(true, text) }, (err: Error) => { answer(false, err?.message ?? String(err)) })
+  }
+
+  private settleCall (id: number, ok: boolean, text: string): void {
+    const pending = this.calls.get(id)
+    if (pending === undefined) return
+    this.calls.delete(id)
+    pending.record.inflight--
+    pending.cleanup?.()
+    if (ok) pending.resolve(text)
+    else pending.reject(new Error(text))
+  }
+
+  private noteState (record: CellRecord, state: string, version: number): void {
+    record.state = state
+    record.version = version
+    const hash = record.bundle?.hash ?? ''
+    if (this.store !== undefined) {
+      this.store.save({ address: record.address, hash, version, state }).catch((err: Error) => {
+        this.opts.log?.(record.address, `cannot persist state: ${err.message}`)
+      })
+    }
+    this.dispatchEvent(new CustomEvent('cell:snapshot', { detail: { address: record.address, hash, state, version } }))
+  }
+
+  /** A cell host died: fail what it had in flight, then restart its cells from their last state (or mark them failed). */
+  private hostExited (app: string, process: CellHostProcess, reason: string): void {
+    const host = this.hosts.get(app)
+    if (host?.process !== process) return
+    this.failPending(app, `cell host of app ${app} crashed: it ${reason}`)
+    this.dispatchEvent(new CustomEvent('host:crashed', { detail: { app, pid: process.pid, reason } }))
+    const cells = this.appCells(app)
+    for (const record of cells) this.dispatchEvent(new CustomEvent('cell:crashed', { detail: { address: record.address, hash: record.bundle?.hash, reason: `its cell host ${reason}` } }))
+    const now = Date.now()
+    host.deaths = host.deaths.filter(t => t > now - this.opts.hostRestartWindow)
+    host.deaths.push(now)
+    if (!this.running || cells.length === 0) { this.hosts.delete(app); return }
+    if (host.deaths.length >= this.opts.maxHostRestarts) {
+      this.hosts.delete(app)
+      for (const record of cells) {
+        record.status = 'failed'
+        this.dispatchEvent(new CustomEvent('cell:failed', { detail: { address: record.address, hash: record.bundle?.hash, reason: `its cell host died ${host.deaths.length} times within ${this.opts.hostRestartWindow / 1000} s; last: ${reason}` } }))
+      }
+      return
+    }
+    host.process = this.spawnHost(app)
+    this.dispatchEvent(new CustomEvent('host:restarted', { detail: { app, pid: host.process.pid, reason } }))
+    for (const record of cells) {
+      const bundle = record.bundle as CellBundle
+      const limits = record.limits as CellLimits
+      this.request(app, req => ({ t: 'transform', req, address: record.address, hash: bundle.hash, code: bundle.code, limits, state: record.state, version: record.version, replace: false }))
+        .then(answer => {
+          if (answer.ok) {
+            this.noteState(record, answer.text, answer.version)
+            this.dispatchEvent(new CustomEvent('cell:restarted', { detail: { address: record.address, hash: bundle.hash, reason } }))
+          } else {
+            record.status = 'failed'
+            this.dispatchEvent(new CustomEvent('cell:failed', { detail: { address: record.address, hash: bundle.hash, reason: `cannot restart: ${answer.text}` } }))
+          }
+        }, () => {})
+    }
+  }
+
+  private failPending (app: string | undefined, why: string): void {
+    for (const [id, call] of this.calls) if (app === undefined || call.app === app) this.settleCall(id, false, why)
+    for (const [req, pending] of this.requests) {
+      if (app !== undefined && pending.app !== app) continue
+      this.requests.delete(req)
+      pending.reject(new Error(why))
+    }
+  }
+
+  private stopIdleHost (app: string): void {
+    const host = this.hosts.get(app)
+    if (host === undefined || this.appCells(app).length > 0) return
+    if ([...this.requests.values()].some(r => r.app === app)) return
+    this.hosts.delete(app)
+    host.process.kill('has no cells left')
+  }
+
+  private sweepDeadlines (): void {
+    const now = Date.now()
+    for (const [id, call] of this.calls) {
+      if (call.deadline <= now) this.settleCall(id, false, `ask to ${call.record.address} timed out`)
+    }
+  }
+
+  private assertRunning (): void {
+    if (!this.running) throw new Error('cell runtime is not running')
+  }
+}
+
+function info (record: CellRecord): CellInfo {
+  return { address: record.address, app: record.app, status: record.status, hash: record.bundle?.hash, limits: record.limits, version: record.version, inflight: record.inflight }
+}
+
+function checkStateText (state: string, maxBytes: number): void {
+  if (state.length > maxBytes) throw new Error(`state is too large: ${state.length} characters of JSON, limit ${maxBytes}`)
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(state)
+  } catch {
+    throw new Error('state is not valid JSON text')
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new Error('state must be the JSON text of an object')
+}
+
+export function createCellRuntime (init: CellRuntimeInit = {}): CellRuntime {
+  return new CellRuntime(init)
+}

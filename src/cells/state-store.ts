@@ -1,0 +1,72 @@
+// Persists each cell's last state snapshot in the node's data dir (atomic write + fsync).
+// Writes are coalesced per cell: at most one in flight, then the latest state.
+import { mkdir, readFile, unlink } from 'node:fs/promises'
+import { join } from 'node:path'
+import { writeFileAtomic } from '../util/atomic-file.js'
+
+export interface StoredState {
+  address: string
+  /** bundle hash the state was produced by */
+  hash: string
+  version: number
+  /** JSON text of the state */
+  state: string
+}
+
+export class CellStateStore {
+  private readonly dir: string
+  private readonly latest = new Map<string, StoredState>()
+  private readonly writing = new Map<string, Promise<void>>()
+  private ready: Promise<unknown> | undefined
+
+  constructor (dataDir: string) {
+    this.dir = join(dataDir, 'cells')
+  }
+
+  private file (address: string): string {
+    return join(this.dir, `${encodeURIComponent(address)}.json`)
+  }
+
+  /** Queue the state for writing; the returned promise settles once it (or a newer one) is on disk. */
+  save (entry: StoredState): Promise<void> {
+    this.latest.set(entry.address, entry)
+    const inFlight = this.writing.get(entry.address)
+    if (inFlight !== undefined) return inFlight
+    const run = (async () => {
+      this.ready ??= mkdir(this.dir, { recursive: true })
+      await this.ready
+      for (;;) {
+        const next = this.latest.get(entry.address)
+        if (next === undefined) break
+        this.latest.delete(entry.address)
+        await writeFileAtomic(this.file(entry.address), JSON.stringify(next))
+      }
+    })().finally(() => { this.writing.delete(entry.address) })
+    this.writing.set(entry.address, run)
+    return run
+  }
+
+  async load (address: string): Promise<StoredState | undefined> {
+    let text: string
+    try {
+      text = await readFile(this.file(address), 'utf8')
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+      throw err
+    }
+    const parsed = JSON.parse(text) as StoredState
+    if (parsed.address !== address || typeof parsed.state !== 'string' || typeof parsed.version !== 'number') throw new Error(`state file of ${address} is corrupt`)
+    return parsed
+  }
+
+  async remove (address: string): Promise<void> {
+    await this.writing.get(address)
+    this.latest.delete(address)
+    await unlink(this.file(address)).catch(() => {})
+  }
+
+  /** Wait for every queued write. */
+  async flush (): Promise<void> {
+    while (this.writing.size > 0) await Promise.allSettled([...this.writing.values()])
+  }
+}

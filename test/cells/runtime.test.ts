@@ -1,0 +1,228 @@
+import { describe, it, before, after, beforeEach, afterEach } from 'mocha'
+import assert from 'node:assert/strict'
+import { readFileSync, existsSync } from 'node:fs'
+import { join } from 'node:path'
+import { createCellRuntime } from '../../src/cells/runtime.js'
+import type { CellRuntime } from '../../src/cells/runtime.js'
+import type { CellRouter } from '../../src/cells/router.js'
+import { waitFor } from '../support/wait.js'
+import { COUNTER, createBundler, processGone, MIB } from './helpers.js'
+import type { Bundler } from './helpers.js'
+
+describe('cells: runtime lifecycle and messaging', function () {
+  let b: Bundler
+  let runtime: CellRuntime
+  const events: Array<{ type: string, address?: string, reason?: string }> = []
+
+  before(async () => { b = await createBundler() })
+  after(() => { b.dir.remove() })
+  beforeEach(() => {
+    events.length = 0
+    runtime = createCellRuntime({ dataDir: b.dir.path, heartbeatInterval: 200 })
+    for (const type of ['cell:started', 'cell:crashed', 'cell:restarted', 'cell:failed', 'cell:reverted', 'host:crashed', 'host:restarted'] as const) {
+      runtime.addEventListener(type, e => { events.push({ type, address: (e.detail as { address?: string }).address, reason: e.detail.reason }) })
+    }
+    runtime.start()
+  })
+  afterEach(async () => { await runtime.stop() })
+
+  it('turns a stem cell into code, reverts it, and transforms it into other code', async () => {
+    assert.equal(runtime.createStem('shop/counter#0').status, 'stem')
+    await assert.rejects(runtime.ask('shop/counter#0', 'get'), /blank stem cell/)
+    const counter = await b.bundle('shop/counter', COUNTER)
+    const info = await runtime.transform('shop/counter#0', counter, { owner: b.owner.publicKey })
+    assert.equal(info.status, 'transformed')
+    assert.equal(await runtime.ask('shop/counter#0', 'increment', [5]), 5)
+    assert.equal(await runtime.ask('shop/counter#0', 'get'), 5)
+    await assert.rejects(runtime.transform('shop/counter#0', counter, { owner: b.owner.publicKey }), /already transformed: revert it first or ask for replace/)
+    await runtime.revert('shop/counter#0')
+    assert.equal(runtime.cell('shop/counter#0')?.status, 'reverted')
+    await assert.rejects(runtime.ask('shop/counter#0', 'get'), /is reverted/)
+    const greeter = await b.bundle('shop/counter', 'export default class G { greet (n) { return `hello ${n}` } }')
+    await runtime.transform('shop/counter#0', greeter, { owner: b.owner.publicKey })
+    assert.equal(await runtime.ask('shop/counter#0', 'greet', ['ann']), 'hello ann')
+    await assert.rejects(runtime.ask('shop/counter#0', 'get'), /unknown method "get"/)
+    assert.deepEqual(events.map(e => e.type), ['cell:started', 'cell:reverted', 'cell:started'])
+  })
+
+  it('refuses a bundle for another cell or signed by someone else', async () => {
+    const counter = await b.bundle('shop/counter', COUNTER)
+    await assert.rejects(runtime.transform('shop/other#0', counter, { owner: b.owner.publicKey }), /cannot transform cell shop\/other#0/)
+    const stranger = await createBundler()
+    await assert.rejects(runtime.transform('shop/counter#0', counter, { owner: stranger.owner.publicKey }), /not by the app owner/)
+    stranger.dir.remove()
+    assert.equal(runtime.cell('shop/counter#0'), undefined)
+  })
+
+  it('replace upgrades the code and keeps the state; a failing upgrade keeps the old code', async () => {
+    await runtime.transform('shop/counter#0', await b.bundle('shop/counter', COUNTER), { owner: b.owner.publicKey })
+    await runtime.ask('shop/counter#0', 'increment', [3])
+    const v2 = await b.bundle('shop/counter', 'export default class C2 { count = 0; get () { return this.count * 100 } }')
+    await runtime.transform('shop/counter#0', v2, { owner: b.owner.publicKey, replace: true })
+    assert.equal(await runtime.ask('shop/counter#0', 'get'), 300)
+    const broken = await b.bundle('shop/counter', 'throw new Error("boom at load")\nexport default class X {}')
+    await assert.rejects(runtime.transform('shop/counter#0', broken, { owner: b.owner.publicKey, replace: true }), /boom at load.*kept the previous code/)
+    assert.equal(await runtime.ask('shop/counter#0', 'get'), 300)
+    assert.equal(runtime.cell('shop/counter#0')?.hash, v2.hash)
+  })
+
+  it('starts from a given state and reports snapshots with a version counter', async () => {
+    const snapshots: Array<{ state: string, version: number }> = []
+    runtime.addEventListener('cell:snapshot', e => { snapshots.push({ state: e.detail.state, version: e.detail.version }) })
+    await runtime.transform('shop/counter#0', await b.bundle('shop/counter', COUNTER), { owner: b.owner.publicKey, state: '{"count":40}', version: 7 })
+    assert.equal(await runtime.ask('shop/counter#0', 'increment', [2]), 42)
+    await waitFor(() => snapshots.some(s => s.state === '{"count":42}'))
+    const last = snapshots[snapshots.length - 1]
+    assert.equal(last.version, 8)
+    assert.deepEqual(await runtime.snapshot('shop/counter#0'), { address: 'shop/counter#0', hash: runtime.cell('shop/counter#0')?.hash, state: '{"count":42}', version: 8 })
+    // reads do not change the state, so no new version
+    await runtime.ask('shop/counter#0', 'get')
+    assert.equal((await runtime.snapshot('shop/counter#0')).version, 8)
+    await assert.rejects(runtime.transform('shop/other#0', await b.bundle('shop/other', COUNTER), { owner: b.owner.publicKey, state: '[1]' }), /JSON text of an object/)
+  })
+
+  it('persists the last state to the data dir (atomic file) and loads it back', async () => {
+    await runtime.transform('shop/counter#0', await b.bundle('shop/counter', COUNTER), { owner: b.owner.publicKey })
+    await runtime.ask('shop/counter#0', 'increment', [9])
+    const file = join(b.dir.path, 'cells', encodeURIComponent('shop/counter#0') + '.json')
+    await waitFor(() => existsSync(file) && JSON.parse(readFileSync(file, 'utf8')).state === '{"count":9}', { what: 'state file' })
+    const loaded = await runtime.loadState('shop/counter#0')
+    assert.equal(loaded?.state, '{"count":9}')
+    await runtime.revert('shop/counter#0')
+    assert.equal(existsSync(file), false)
+  })
+
+  it('cells ask each other (inside one cell host and across apps through the router)', async () => {
+    await runtime.transform('shop/counter#0', await b.bundle('shop/counter', COUNTER), { owner: b.owner.publicKey })
+    await runtime.transform('shop/other#0', await b.bundle('shop/other', COUNTER), { owner: b.owner.publicKey })
+    await runtime.transform('bank/vault#0', await b.bundle('bank/vault', COUNTER), { owner: b.owner.publicKey })
+    await runtime.ask('shop/other', 'increment', [10])
+    await runtime.ask('bank/vault', 'increment', [100])
+    await runtime.ask('shop/counter', 'increment', [1])
+    assert.equal(await runtime.ask('shop/counter#0', 'both', ['shop/other']), 11)
+    assert.equal(await runtime.ask('shop/counter#0', 'both', ['bank/vault#0']), 101)
+    await assert.rejects(runtime.ask('shop/counter#0', 'both', ['nowhere/cell']), /no cell nowhere\/cell on this node/)
+    assert.notEqual(runtime.hostPids().get('shop'), runtime.hostPids().get('bank'))
+    // two hosts' base footprint + three 32 MiB cells with 3× headroom
+    assert.equal(runtime.reservedMemory(), 2 * 192 * MIB + 3 * 3 * 32 * MIB)
+  })
+
+  it('a pluggable router receives asks to addresses outside the cell host', async () => {
+    const seen: string[] = []
+    const router: CellRouter = {
+      ask: async (address, method, argsJson, options) => { seen.push(`${options.from}->${address}.${method}${argsJson}`); return '"remote"' },
+      tell: (address, method, argsJson, options) => { seen.push(`tell ${options.from}->${address}.${method}${argsJson}`) }
+    }
+    runtime.setRouter(router)
+    await runtime.transform('shop/caller#0', await b.bundle('shop/caller', `export default class C {
+      async go () { stem.tell('far/away', 'poke', 1); return await stem.ask('far/away#2', 'hello', 'x', 2) } }`), { owner: b.owner.publicKey })
+    assert.equal(await runtime.ask('shop/caller#0', 'go'), 'remote')
+    await waitFor(() => seen.length === 2)
+    assert.deepEqual(seen.sort(), ['shop/caller#0->far/away#2.hello["x",2]', 'tell shop/caller#0->far/away.poke[1]'])
+  })
+
+  it('stem.log reaches the node tagged with the cell address; stem.self and stem.now work', async () => {
+    const logs: string[] = []
+    runtime.addEventListener('cell:log', e => { logs.push(`${e.detail.address}: ${e.detail.text}`) })
+    await runtime.transform('shop/logger#0', await b.bundle('shop/logger', `export default class L {
+      hi () { stem.log('hello', { a: 1 }, 2); return [stem.self, typeof stem.now()] } }`), { owner: b.owner.publicKey })
+    assert.deepEqual(await runtime.ask('shop/logger#0', 'hi'), ['shop/logger#0', 'number'])
+    await waitFor(() => logs.includes('shop/logger#0: hello {"a":1} 2'))
+  })
+
+  it('processes one message at a time and refuses senders when the mailbox is full', async () => {
+    await runtime.transform('shop/slow#0', await b.bundle('shop/slow', `export default class S {
+      log = []
+      async step (i) { this.log.push('start' + i); await stem.ask('shop/slow-peer', 'echo', i); this.log.push('end' + i); return i }
+      get () { return this.log } }`, { mailbox: 3 }), { owner: b.owner.publicKey })
+    await runtime.transform('shop/slow-peer#0', await b.bundle('shop/slow-peer', 'export default class P { echo (i) { return i } }'), { owner: b.owner.publicKey })
+    const results = await Promise.allSettled([0, 1, 2, 3, 4].map(i => runtime.ask('shop/slow#0', 'step', [i])))
+    assert.deepEqual(results.map(r => r.status), ['fulfilled', 'fulfilled', 'fulfilled', 'rejected', 'rejected'])
+    assert.match((results[3] as PromiseRejectedResult).reason.message, /mailbox of shop\/slow#0 is full \(3 messages\)/)
+    assert.deepEqual(await runtime.ask('shop/slow#0', 'get'), ['start0', 'end0', 'start1', 'end1', 'start2', 'end2'])
+  })
+
+  it('a node-side ask honours its deadline and abort signal', async () => {
+    await runtime.transform('shop/waiter#0', await b.bundle('shop/waiter', `export default class W {
+      async wait () { await stem.ask('shop/waiter-peer', 'never') } }`), { owner: b.owner.publicKey })
+    await runtime.transform('shop/waiter-peer#0', await b.bundle('shop/waiter-peer', 'export default class P { async never () { await new Promise(() => {}) } }'), { owner: b.owner.publicKey })
+    await assert.rejects(runtime.ask('shop/waiter#0', 'wait', [], { deadline: Date.now() + 300 }), { message: 'ask to shop/waiter#0 timed out' })
+    const controller = new AbortController()
+    const asked = runtime.ask('shop/waiter-peer#0', 'never', [], { signal: controller.signal })
+    controller.abort()
+    await assert.rejects(asked, { message: 'ask to shop/waiter-peer#0 aborted' })
+    assert.equal(runtime.cell('shop/waiter-peer#0')?.inflight, 0)
+  })
+
+  it('a dead cell host is restarted with its cells from their last state; in-flight messages get an error', async () => {
+    await runtime.transform('shop/counter#0', await b.bundle('shop/counter', COUNTER), { owner: b.owner.publicKey })
+    await runtime.transform('shop/hang#0', await b.bundle('shop/hang', `export default class H { wait () { return stem.ask('shop/hang#0', 'wait') } }`), { owner: b.owner.publicKey })
+    await runtime.ask('shop/counter#0', 'increment', [21])
+    const pid = runtime.hostPids().get('shop') as number
+    const inFlight = runtime.ask('shop/hang#0', 'wait')
+    process.kill(pid, 'SIGKILL')
+    await assert.rejects(inFlight, /cell host of app shop crashed/)
+    await waitFor(() => events.filter(e => e.type === 'cell:restarted').length === 2, { what: 'cells restarted' })
+    assert.equal(await runtime.ask('shop/counter#0', 'increment', [1]), 22)
+    assert.notEqual(runtime.hostPids().get('shop'), pid)
+    assert.ok(events.some(e => e.type === 'host:crashed' && e.reason === 'was killed by SIGKILL'))
+  })
+
+  it('a cell host that stops answering its heartbeat is killed and restarted', async () => {
+    runtime.addEventListener('host:crashed', () => {})
+    await runtime.transform('shop/counter#0', await b.bundle('shop/counter', COUNTER, { timeout: 100 }), { owner: b.owner.publicKey })
+    const stopped = createCellRuntime({ heartbeatInterval: 100, heartbeatTimeout: 1500 })
+    const reasons: string[] = []
+    stopped.addEventListener('host:crashed', e => { reasons.push(e.detail.reason) })
+    stopped.start()
+    try {
+      await stopped.transform('frozen/c#0', await b.bundle('frozen/c', COUNTER, { timeout: 100 }), { owner: b.owner.publicKey })
+      await stopped.ask('frozen/c#0', 'increment', [2])
+      const pid = stopped.hostPids().get('frozen') as number
+      process.kill(pid, 'SIGSTOP')
+      await waitFor(() => reasons.length > 0, { what: 'heartbeat kill' })
+      assert.match(reasons[0], /stopped answering its heartbeat/)
+      await waitFor(async () => await stopped.ask('frozen/c#0', 'get').catch(() => undefined) === 2, { what: 'restarted cell' })
+    } finally {
+      await stopped.stop()
+    }
+  })
+
+  it('a cell host past its RSS limit is killed; one that dies again and again marks its cells failed', async () => {
+    const tight = createCellRuntime({ heartbeatInterval: 100, hostRssBase: 160 * MIB, memoryHeadroom: 0, maxHostRestarts: 3 })
+    const seen: Array<{ type: string, reason: string }> = []
+    tight.addEventListener('host:crashed', e => { seen.push({ type: 'host:crashed', reason: e.detail.reason }) })
+    tight.addEventListener('cell:failed', e => { seen.push({ type: 'cell:failed', reason: e.detail.reason ?? '' }) })
+    tight.start()
+    try {
+      // the isolate may hold 512 MiB, but the host may only reach 160 MiB of RSS
+      const hog = `const keep = []
+        export default class Hog { grow () { for (let i = 0; i < 300; i++) keep.push(new Array(125000).fill(i)); return keep.length } }`
+      await tight.transform('fat/c#0', await b.bundle('fat/c', hog, { memory: 512 * MIB, timeout: 5000 }), { owner: b.owner.publicKey })
+      for (let death = 1; death <= 3; death++) {
+        await waitFor(async () => await tight.ask('fat/c#0', 'grow').then(() => false, (err: Error) => /has failed|crashed/.test(err.message)), { what: `host death ${death}`, timeout: 30_000 })
+        await waitFor(() => seen.filter(e => e.type === 'host:crashed').length >= death)
+      }
+      await waitFor(() => seen.some(e => e.type === 'cell:failed'), { what: 'cell failed' })
+      assert.match(seen[0].reason, /passed its memory limit: RSS \d+ MiB > 160 MiB/)
+      assert.match(seen.find(e => e.type === 'cell:failed')?.reason ?? '', /died 3 times within 60 s/)
+      assert.equal(tight.cell('fat/c#0')?.status, 'failed')
+      await assert.rejects(tight.ask('fat/c#0', 'grow'), /has failed/)
+      assert.equal(tight.hostPids().has('fat'), false)
+    } finally {
+      await tight.stop()
+    }
+  })
+
+  it('reverting the last cell of an app stops its cell host; stop() leaves no process behind', async () => {
+    await runtime.transform('solo/c#0', await b.bundle('solo/c', COUNTER), { owner: b.owner.publicKey })
+    const pid = runtime.hostPids().get('solo') as number
+    await runtime.revert('solo/c#0')
+    await waitFor(() => processGone(pid), { what: 'host exit' })
+    await runtime.transform('solo/c#0', await b.bundle('solo/c', COUNTER), { owner: b.owner.publicKey })
+    const pid2 = runtime.hostPids().get('solo') as number
+    await runtime.stop()
+    await waitFor(() => processGone(pid2), { what: 'host exit on stop' })
+    runtime.start()
+  })
+})
