@@ -1,0 +1,204 @@
+// Messaging benchmarks, each beside raw libp2p over the same kind of connection in the
+// same run (TCP + Noise + Yamux on 127.0.0.1, two in-process nodes, cells in real cell
+// host processes):
+//   remote-ask        sequential asks between nodes vs a raw length-prefixed echo
+//   remote-tell       batched one-way messages vs raw libp2p with one write per message
+//   remote-transform  "transform" sent → cell ready on a peer that fetches a 100 KB bundle,
+//                     vs the same transform with the bundle already on that node
+import '../src/shim.js'
+import { createLibp2p } from 'libp2p'
+import type { Libp2p, Stream } from '@libp2p/interface'
+import { tcp } from '@libp2p/tcp'
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { identify } from '@libp2p/identify'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { createCellRuntime } from '../src/cells/runtime.js'
+import type { CellRuntime } from '../src/cells/runtime.js'
+import { signBundle } from '../src/cells/bundle.js'
+import type { CellBundle } from '../src/cells/bundle.js'
+import { DEFAULT_LIMITS } from '../src/cells/limits.js'
+import { createEd25519Key } from '../src/wire/keys.js'
+import type { PrivateKey } from '../src/wire/keys.js'
+import { createFrameSigner } from '../src/wire/frame.js'
+import { setLogLevel } from '../src/util/logger.js'
+import { createCellMessaging, createStaticDirectory, createBundleExchange, createBundleStore, MessagingError } from '../src/messaging/index.js'
+import type { CellMessaging, BundleExchange } from '../src/messaging/index.js'
+import { readFrames, encodeFrame } from '../src/messaging/framing.js'
+
+setLogLevel('silent')
+const MESH = 'bench'
+const ECHO = '/bench/echo/1'
+const SINK = '/bench/sink/1'
+
+interface BenchNode { id: string, libp2p: Libp2p, runtime: CellRuntime, messaging: CellMessaging, bundles: BundleExchange, dir: string }
+
+const directory = createStaticDirectory()
+
+async function node (): Promise<BenchNode> {
+  const key = await createEd25519Key()
+  const dir = mkdtempSync(join(tmpdir(), 'stem-bench-'))
+  const libp2p = await createLibp2p({
+    privateKey: key,
+    addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    services: { identify: identify() }
+  })
+  const runtime = createCellRuntime({ dataDir: join(dir, 'data') })
+  runtime.start()
+  const signer = createFrameSigner(key)
+  const bundles = createBundleExchange({ libp2p, store: createBundleStore(join(dir, 'bundles')), signer }, { mesh: MESH })
+  const messaging = createCellMessaging({ libp2p, runtime, directory, signer, bundles }, { mesh: MESH })
+  await bundles.start()
+  await messaging.start()
+  return { id: libp2p.peerId.toString(), libp2p, runtime, messaging, bundles, dir }
+}
+
+async function bundle (owner: PrivateKey, cell: string, code: string): Promise<CellBundle> {
+  return await signBundle({ app: 'bench', cell, entry: `${cell}.js`, code, limits: { ...DEFAULT_LIMITS, mailbox: 10_000 } }, owner)
+}
+
+const COUNTER = 'export default class Counter { count = 0; increment (by = 1) { this.count += by; return this.count } get () { return this.count } }'
+
+function percentile (sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]
+}
+
+const ms = (n: number): string => n.toFixed(3)
+const rate = (n: number): string => String(Math.round(n))
+
+/** Raw libp2p: B echoes each length-prefixed frame; A sends one and waits for it, sequentially. */
+async function rawEcho (a: BenchNode, b: BenchNode, count: number, size: number): Promise<{ perSecond: number, p50: number, p99: number }> {
+  await b.libp2p.handle(ECHO, stream => {
+    readFrames(stream, 1 << 20, { onFrame: f => { stream.send(encodeFrame(f)) }, onOversized: () => {}, onClose: () => {} })
+  })
+  const stream = await a.libp2p.dialProtocol(b.libp2p.peerId, ECHO)
+  let waiting: (() => void) | undefined
+  readFrames(stream, 1 << 20, { onFrame: () => { waiting?.() }, onOversized: () => {}, onClose: () => {} })
+  const payload = new Uint8Array(size).fill(1)
+  const once = async (): Promise<void> => {
+    const { promise, resolve } = Promise.withResolvers<void>()
+    waiting = resolve
+    stream.send(encodeFrame(payload))
+    await promise
+  }
+  for (let i = 0; i < 200; i++) await once()
+  const latencies: number[] = []
+  const start = performance.now()
+  for (let i = 0; i < count; i++) {
+    const t = performance.now()
+    await once()
+    latencies.push(performance.now() - t)
+  }
+  const seconds = (performance.now() - start) / 1000
+  await stream.close()
+  latencies.sort((x, y) => x - y)
+  return { perSecond: count / seconds, p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99) }
+}
+
+async function remoteAsk (a: BenchNode, b: BenchNode, count: number): Promise<{ perSecond: number, p50: number, p99: number }> {
+  for (let i = 0; i < 200; i++) await a.messaging.ask('bench/counter#0', 'get')
+  const latencies: number[] = []
+  const start = performance.now()
+  for (let i = 0; i < count; i++) {
+    const t = performance.now()
+    await a.messaging.askJson('bench/counter#0', 'increment', '[1]')
+    latencies.push(performance.now() - t)
+  }
+  const seconds = (performance.now() - start) / 1000
+  latencies.sort((x, y) => x - y)
+  return { perSecond: count / seconds, p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99) }
+}
+
+/** Raw libp2p: one stream.send per message (respecting drain); B counts frames. */
+async function rawTell (a: BenchNode, b: BenchNode, count: number, message: Uint8Array): Promise<number> {
+  let received = 0
+  const { promise: all, resolve } = Promise.withResolvers<void>()
+  await b.libp2p.handle(SINK, stream => {
+    readFrames(stream, 1 << 20, { onFrame: () => { if (++received === count) resolve() }, onOversized: () => {}, onClose: () => {} })
+  })
+  const stream: Stream = await a.libp2p.dialProtocol(b.libp2p.peerId, SINK)
+  const framed = encodeFrame(message)
+  const start = performance.now()
+  for (let i = 0; i < count; i++) {
+    if (!stream.send(framed)) await stream.onDrain()
+  }
+  await all
+  const perSecond = count / ((performance.now() - start) / 1000)
+  await stream.close()
+  return perSecond
+}
+
+async function remoteTell (a: BenchNode, count: number): Promise<number> {
+  const before = await a.messaging.ask('bench/counter#0', 'get') as number
+  const start = performance.now()
+  for (let i = 0; i < count;) {
+    try {
+      a.messaging.tellJson('bench/counter#0', 'increment', '[1]')
+      i++
+    } catch (err) {
+      if (!(err instanceof MessagingError) || err.code !== 'backpressure') throw err
+      await a.messaging.whenWritable('bench/counter#0')
+    }
+  }
+  // asks and tells to one node travel in order on one stream: this answer follows them all
+  const after = await a.messaging.ask('bench/counter#0', 'get', [], { deadline: Date.now() + 120_000 }) as number
+  const seconds = (performance.now() - start) / 1000
+  if (after - before !== count) throw new Error(`remote-tell: ${after - before} of ${count} tells arrived`)
+  return count / seconds
+}
+
+async function remoteTransform (a: BenchNode, b: BenchNode, owner: PrivateKey, rounds: number): Promise<{ remote: number, local: number }> {
+  const pad = 'x'.repeat(100 * 1024)
+  const code = (i: number, kind: string): string => `const PAD = "${pad}";\nexport default class Big${kind}${i} { get () { return PAD.length } }`
+  let remote = 0
+  let local = 0
+  for (let i = 0; i < rounds; i++) {
+    // remote: a fresh bundle (new content id) that only Alice holds
+    const shipped = await bundle(owner, `r${i}`, code(i, 'R'))
+    await a.bundles.publish(shipped)
+    let t = performance.now()
+    await a.messaging.transformRemote(b.id, { address: `bench/r${i}#0`, bundle: shipped.hash, owner: shipped.owner })
+    remote += performance.now() - t
+    // baseline: the same size of bundle, already on Bob's node
+    const here = await bundle(owner, `l${i}`, code(i, 'L'))
+    t = performance.now()
+    await b.runtime.transform(`bench/l${i}#0`, here, { owner: here.owner })
+    local += performance.now() - t
+  }
+  return { remote: remote / rounds, local: local / rounds }
+}
+
+const owner = await createEd25519Key()
+const a = await node()
+const b = await node()
+try {
+  await a.libp2p.dial(b.libp2p.getMultiaddrs()[0])
+  await b.runtime.transform('bench/counter#0', await bundle(owner, 'counter', COUNTER), { owner: owner.publicKey })
+  directory.set('bench/counter#0', b.id)
+
+  const askCount = Number(process.env.ASKS ?? 3000)
+  const raw = await rawEcho(a, b, askCount, 64)
+  const ask = await remoteAsk(a, b, askCount)
+  console.log(`bench remote-ask: ${rate(ask.perSecond)} asks/s p50 ${ms(ask.p50)} ms p99 ${ms(ask.p99)} ms (raw libp2p echo ${rate(raw.perSecond)}/s p50 ${ms(raw.p50)} ms p99 ${ms(raw.p99)} ms, ratio ${(ask.perSecond / raw.perSecond).toFixed(2)})`)
+
+  const tellCount = Number(process.env.TELLS ?? 200_000)
+  const rawRate = await rawTell(a, b, tellCount, new TextEncoder().encode('{"to":"bench/counter#0","method":"increment","args":"[1]"}'))
+  const tellRate = await remoteTell(a, tellCount)
+  console.log(`bench remote-tell: ${rate(tellRate)} msg/s (raw libp2p one write per message ${rate(rawRate)} msg/s, ratio ${(tellRate / rawRate).toFixed(2)})`)
+
+  const transform = await remoteTransform(a, b, owner, 5)
+  console.log(`bench remote-transform: ${ms(transform.remote)} ms to a ready cell fetching a 100 KB bundle (local transform with the bundle held ${ms(transform.local)} ms, ratio ${(transform.remote / transform.local).toFixed(2)})`)
+} finally {
+  for (const n of [a, b]) {
+    await n.messaging.stop()
+    await n.bundles.stop()
+    await n.runtime.stop()
+    await n.libp2p.stop()
+    rmSync(n.dir, { recursive: true, force: true })
+  }
+}

@@ -1,0 +1,79 @@
+// The SDK over a node's control API. The API layer serves this endpoint (see callHandler):
+//
+//   POST <url>/v1/call   Authorization: Bearer <token>
+//   { "address": "shop/counter", "method": "increment", "args": [5], "messageId": "<32 hex>" }
+//   200 { "result": <JSON> }  |  4xx/5xx { "error": "<one line>", "code"?: "<MessagingErrorCode>" }
+import type { CellCaller, CallOptions } from './sdk.js'
+import { MessagingError } from './errors.js'
+import type { MessagingErrorCode } from './errors.js'
+
+export interface HttpCallerOptions {
+  /** e.g. http://127.0.0.1:7070 */
+  url: string
+  token?: string
+  /** ms per call when no deadline is given (default 30 s) */
+  timeout?: number
+}
+
+export interface CallRequest {
+  address: string
+  method: string
+  args: unknown[]
+  messageId?: string
+  /** ms since the epoch */
+  deadline?: number
+}
+
+export type CallResponse = { result: unknown } | { error: string, code?: string }
+
+export function createHttpCaller (options: HttpCallerOptions): CellCaller {
+  const base = options.url.replace(/\/+$/, '')
+  return {
+    async ask (address, method, args, call: CallOptions = {}) {
+      const body: CallRequest = { address, method, args, messageId: call.messageId, deadline: call.deadline }
+      const timeout = AbortSignal.timeout(call.deadline !== undefined ? Math.max(1, call.deadline - Date.now()) : options.timeout ?? 30_000)
+      let response: Response
+      try {
+        response = await fetch(`${base}/v1/call`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', ...(options.token !== undefined ? { authorization: `Bearer ${options.token}` } : {}) },
+          body: JSON.stringify(body),
+          signal: call.signal !== undefined ? AbortSignal.any([call.signal, timeout]) : timeout
+        })
+      } catch (err) {
+        throw new MessagingError('unreachable', `cannot reach ${base}: ${(err as Error).message}`)
+      }
+      let answer: CallResponse
+      try {
+        answer = await response.json() as CallResponse
+      } catch {
+        throw new MessagingError('remote', `${base}/v1/call answered ${response.status} without JSON`)
+      }
+      if ('error' in answer) throw new MessagingError((answer.code as MessagingErrorCode | undefined) ?? 'remote', String(answer.error))
+      if (!response.ok || !('result' in answer)) throw new MessagingError('remote', `${base}/v1/call answered ${response.status}`)
+      return answer.result
+    }
+  }
+}
+
+/**
+ * The server side, for the API layer: validates a POST /v1/call body and asks through
+ * `caller` (the node's CellMessaging). Returns the HTTP status and JSON body to send.
+ */
+export async function callHandler (caller: CellCaller, body: unknown): Promise<{ status: number, body: CallResponse }> {
+  const request = body as Partial<CallRequest> | null
+  if (request === null || typeof request !== 'object') return { status: 400, body: { error: 'body must be a JSON object { address, method, args }' } }
+  if (typeof request.address !== 'string') return { status: 400, body: { error: 'field address must be a string (app/cell or app/cell#i)' } }
+  if (typeof request.method !== 'string' || request.method === '') return { status: 400, body: { error: 'field method must be a non-empty string' } }
+  if (request.args !== undefined && !Array.isArray(request.args)) return { status: 400, body: { error: 'field args must be an array' } }
+  if (request.messageId !== undefined && (typeof request.messageId !== 'string' || !/^[0-9a-f]{32}$/i.test(request.messageId))) return { status: 400, body: { error: 'field messageId must be 32 hex digits' } }
+  if (request.deadline !== undefined && !Number.isSafeInteger(request.deadline)) return { status: 400, body: { error: 'field deadline must be ms since the epoch' } }
+  try {
+    const result = await caller.ask(request.address, request.method, request.args ?? [], { messageId: request.messageId, deadline: request.deadline })
+    return { status: 200, body: { result } }
+  } catch (err) {
+    const code = err instanceof MessagingError ? err.code : undefined
+    const status = code === 'unknown-address' || code === 'not-here' ? 404 : code === 'backpressure' || code === 'busy' ? 503 : code === 'timeout' ? 504 : /^invalid /.test((err as Error).message) ? 400 : 500
+    return { status, body: { error: (err as Error).message, ...(code !== undefined ? { code } : {}) } }
+  }
+}

@@ -1,0 +1,22 @@
+// Errors the messaging layer hands to callers: one line, with a code to branch on.
+export type MessagingErrorCode =
+  | 'backpressure' // the bounded outbound queue to that node is full: slow down or wait (whenWritable)
+  | 'unknown-address' // the directory knows no node for the address and no local cell has it
+  | 'not-here' // the node named by the directory has no such cell, even after one re-route
+  | 'busy' // the cell's mailbox stayed full until the ask's deadline
+  | 'timeout' // no answer before the deadline (the ask may or may not have run)
+  | 'aborted'
+  | 'unreachable' // the node could not be reached or the connection was lost
+  | 'too-large' // one message is larger than a frame may be
+  | 'remote' // the cell (or the remote runtime) answered with an error
+  | 'stopped'
+
+export class MessagingError extends Error {
+  readonly code: MessagingErrorCode
+
+  constructor (code: MessagingErrorCode, message: string) {
+    super(message)
+    this.name = 'MessagingError'
+    this.code = code
+  }
+}
