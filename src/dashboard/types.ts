@@ -1,0 +1,109 @@
+// The dashboard's data contract: what a node shows on its dashboard page. Field names
+// mirror the JSON of the CLI listings (SPEC §6: `stem peers`, `stem apps`, `stem cells`),
+// so the same data feeds both. Pure types: the browser bundle imports this file too.
+
+export interface Resources {
+  /** cores */
+  cpu: number
+  /** bytes */
+  memory: number
+  /** cell slots */
+  cells: number
+}
+
+export interface SelfInfo {
+  id: string
+  mesh: string
+  addrs: string[]
+}
+
+/** one node of the capacity view (`stem peers`), this node included */
+export interface NodeInfo {
+  id: string
+  addrs: string[]
+  /** what the node contributes */
+  capacity: Resources
+  /** what is still free of it */
+  free: Resources
+  /** ms since the epoch of its last advert (for this node: now) */
+  lastSeen: number
+  /** true for the node serving this dashboard */
+  self?: boolean
+  /** 'lost' nodes may be kept for a while so the page can show where they were */
+  status?: 'alive' | 'lost'
+}
+
+/** one app (`stem apps`) */
+export interface AppInfo {
+  app: string
+  /** owner's public key / peer id */
+  owner: string
+  /** peer id of the Raft leader, '' while there is none */
+  leader: string
+  term: number
+  /** peer ids of the Raft group */
+  members: string[]
+}
+
+/** one cell instance (`stem cells`, flattened: one entry per `app/cell#i`) */
+export interface CellInfo {
+  app: string
+  /** `app/cell#i` */
+  address: string
+  /** peer id of the node running it */
+  node: string
+  /** 'stem' | 'transformed' | 'reverted' | 'failed' (SPEC §4), or a placement state such as 'starting' */
+  state: string
+  /** peer ids of the nodes holding its warm clones */
+  clones: string[]
+  /** messages per second handled recently */
+  rate: number
+}
+
+/**
+ * Known kinds (the page colours them): 'peer-joined', 'peer-lost', 'leader', 'failover',
+ * 'rollout', 'cell-failed', 'info'. Other kinds are shown plainly.
+ */
+export interface MeshEvent {
+  /** ms since the epoch */
+  at: number
+  kind: string
+  /** one line */
+  text: string
+}
+
+export interface DashboardSnapshot {
+  self: SelfInfo
+  nodes: NodeInfo[]
+  apps: AppInfo[]
+  cells: CellInfo[]
+  /** recent events, oldest first */
+  events: MeshEvent[]
+}
+
+/** the parts of a snapshot that change as a whole */
+export type SnapshotPart = 'self' | 'nodes' | 'apps' | 'cells'
+export const snapshotParts: readonly SnapshotPart[] = ['self', 'nodes', 'apps', 'cells']
+
+export type DashboardEvent =
+  /** state changed: the dashboard reads snapshot() again (only `parts`, if given) */
+  | { type: 'changed', parts?: SnapshotPart[] }
+  /** something happened: appended to the recent events */
+  | { type: 'event', event: MeshEvent }
+
+/** What the node gives the dashboard: a snapshot on demand and change notifications. */
+export interface DashboardSource {
+  snapshot: () => DashboardSnapshot
+  /** returns the unsubscribe function */
+  subscribe: (listener: (event: DashboardEvent) => void) => () => void
+}
+
+/** Server-sent events on /dashboard/events: `event: <name>` + `data: <JSON>`. */
+export interface StreamMessages {
+  /** the whole picture: sent first, and again after the page reconnects */
+  snapshot: DashboardSnapshot
+  /** changed parts replace the page's copy of them */
+  patch: Partial<Pick<DashboardSnapshot, SnapshotPart>>
+  /** one new event */
+  event: MeshEvent
+}

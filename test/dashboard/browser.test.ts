@@ -1,0 +1,86 @@
+// The dashboard page in a real browser (Debian's chromium, driven by playwright-core):
+// it shows the mesh, then follows a node loss and a failover live, without a reload.
+import { strict as assert } from 'node:assert'
+import { existsSync, mkdirSync } from 'node:fs'
+import { join } from 'node:path'
+import type { Browser } from 'playwright-core'
+import { peerA, peerB, peerC, startDashboard, type TestDashboard } from './helpers.js'
+
+const chromiumPath = '/usr/bin/chromium'
+const artifacts = join(process.cwd(), 'test', 'artifacts')
+
+describe('dashboard in a browser', function () {
+  let browser: Browser | undefined
+  let dash: TestDashboard | undefined
+
+  before(async function () {
+    if (!existsSync(chromiumPath)) {
+      console.log(`    (skipped: ${chromiumPath} is absent; apt-get install -y chromium)`)
+      this.skip()
+    }
+    const { chromium } = await import('playwright-core')
+    browser = await chromium.launch({
+      executablePath: chromiumPath,
+      headless: true,
+      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+        '--disable-component-update', '--disable-sync'] // playwright gives it a new empty profile
+    })
+  })
+
+  after(async () => {
+    await browser?.close()
+    await dash?.close()
+  })
+
+  it('shows 3 nodes and the app, then a lost node and a failover without reloading', async () => {
+    dash = await startDashboard({ refreshMs: 60_000, coalesceMs: 20 })
+    dash.feed.record('peer-joined', `node ${peerB} joined`)
+    dash.feed.record('peer-joined', `node ${peerC} joined`)
+    dash.feed.record('rollout', 'shop: 3 cells placed')
+    const page = await browser!.newPage({ viewport: { width: 1360, height: 900 } })
+    const problems: string[] = []
+    page.on('pageerror', err => problems.push(err.message))
+    page.on('console', msg => { if (msg.type() === 'error') problems.push(msg.text()) })
+    page.on('requestfailed', req => problems.push(`request failed: ${req.url()}`))
+    const external: string[] = []
+    page.on('request', req => { if (!req.url().startsWith(dash!.url)) external.push(req.url()) })
+
+    await page.goto(dash.url + '/dashboard')
+    await page.locator('.conn-live').waitFor({ timeout: 20_000 })
+    assert.equal(await page.locator('g.node').count(), 3)
+    assert.equal(await page.locator('g.node.lost').count(), 0)
+    assert.equal(await page.locator('[data-count="nodes"]').textContent(), '3')
+    assert.equal(await page.locator('tr[data-app="shop"]').count(), 1)
+    assert.match(await page.locator('tr[data-app="shop"]').textContent() ?? '', /shop.*…AAAAa1.*3/)
+    assert.equal(await page.locator('tr[data-cell]').count(), 3)
+    assert.equal(await page.locator('.event').count(), 3)
+    mkdirSync(artifacts, { recursive: true })
+    await page.screenshot({ path: join(artifacts, 'dashboard.png'), fullPage: true })
+
+    // a marker on the window survives only if the page is never reloaded
+    await page.evaluate('window.stemMarker = 42')
+
+    // node A (the shop leader) is lost; the group elects B in a new term and the counter fails over to C
+    const mesh = dash.mesh
+    mesh.nodes.splice(2, 1) // C is lost
+    mesh.apps[0] = { ...mesh.apps[0], leader: peerB, term: 4, members: [peerA, peerB] }
+    mesh.cells[0] = { ...mesh.cells[0], node: peerB, clones: [] }
+    mesh.cells.splice(2, 1)
+    dash.feed.record('peer-lost', `node ${peerC} lost (missed heartbeats)`)
+    dash.feed.record('failover', 'shop: leader is now …BBBBb2 (term 4)')
+    dash.feed.changed()
+
+    await page.locator('g.node.lost').waitFor({ timeout: 20_000 })
+    await page.locator('.event.kind-failover').waitFor({ timeout: 20_000 })
+    await page.waitForFunction('document.querySelector(\'[data-count="nodes"]\')?.textContent === "2"', undefined, { timeout: 20_000 })
+    assert.equal(await page.locator('g.node').count(), 3, 'the lost node stays visible as a ghost')
+    assert.equal(await page.locator(`g.node.lost[data-node="${peerC}"]`).count(), 1)
+    assert.match(await page.locator('tr[data-app="shop"]').textContent() ?? '', /…BBBBb2.*4/)
+    assert.equal(await page.locator('tr[data-cell]').count(), 2)
+    assert.equal(await page.evaluate('window.stemMarker'), 42, 'no reload happened')
+    await page.screenshot({ path: join(artifacts, 'dashboard-failover.png'), fullPage: true })
+
+    assert.deepEqual(external, [], 'the page loads nothing from outside the node')
+    assert.deepEqual(problems, [])
+  })
+})

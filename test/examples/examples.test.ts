@@ -1,0 +1,168 @@
+// The example apps of examples/: every manifest is valid, every cell bundles, and each app
+// runs for real: cells transformed in a cell runtime (isolates in a cell host process),
+// reached over HTTP through the real gateway with each manifest's own routes.
+import { strict as assert } from 'node:assert'
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { buildBundle, createCellRuntime, type CellBundle, type CellRuntime } from '../../src/cells/index.js'
+import { createGateway, type Gateway } from '../../src/gateway/index.js'
+import { loadManifest, resolveCellCode, type AppManifest } from '../../src/topology/manifest.js'
+import { createEd25519Key, type PrivateKey } from '../../src/wire/keys.js'
+
+const examplesDir = join(process.cwd(), 'examples')
+const exampleNames = readdirSync(examplesDir, { withFileTypes: true }).filter(d => d.isDirectory()).map(d => d.name).sort()
+
+interface Example { name: string, path: string, manifest: AppManifest }
+
+async function loadExamples (): Promise<Example[]> {
+  return await Promise.all(exampleNames.map(async name => {
+    const path = join(examplesDir, name, 'app.yaml')
+    return { name, path, manifest: await loadManifest(path) }
+  }))
+}
+
+async function bundleAll (example: Example, owner: PrivateKey): Promise<Map<string, CellBundle>> {
+  const bundles = new Map<string, CellBundle>()
+  for (const [cell, spec] of Object.entries(example.manifest.cells)) {
+    bundles.set(cell, await buildBundle({
+      entry: resolveCellCode(example.path, spec),
+      app: example.manifest.app,
+      cell,
+      limits: { memory: spec.memory, timeout: spec.timeout, mailbox: spec.mailbox },
+      owner
+    }))
+  }
+  return bundles
+}
+
+describe('examples', function () {
+  it('has at least the counter, pipeline and greeter-ts apps, each with a README', () => {
+    for (const name of ['counter', 'pipeline', 'greeter-ts']) assert.ok(exampleNames.includes(name), name)
+    for (const name of exampleNames) {
+      assert.ok(existsSync(join(examplesDir, name, 'README.md')), `${name}/README.md`)
+      assert.ok(existsSync(join(examplesDir, name, 'app.yaml')), `${name}/app.yaml`)
+    }
+  })
+
+  it('every manifest parses and names code that exists', async () => {
+    for (const example of await loadExamples()) {
+      assert.ok(Object.keys(example.manifest.cells).length > 0, example.name)
+      assert.ok(example.manifest.routes.length > 0, `${example.name} has HTTP routes`)
+      for (const spec of Object.values(example.manifest.cells)) {
+        assert.ok(existsSync(resolveCellCode(example.path, spec)), `${example.name}: ${spec.code}`)
+      }
+    }
+    const [counter] = (await loadExamples()).filter(e => e.name === 'counter')
+    assert.equal(counter.manifest.cells.counter.clones, 1)
+    assert.deepEqual(counter.manifest.routes.map(r => `${r.method} ${r.path} -> ${r.cell}.${r.handler}`), ['GET /count -> counter.get', 'POST /count -> counter.increment'])
+  })
+
+  it('every cell bundles into one self-contained module', async () => {
+    const owner = await createEd25519Key()
+    for (const example of await loadExamples()) {
+      for (const [cell, bundle] of await bundleAll(example, owner)) {
+        assert.equal(bundle.cell, cell)
+        assert.doesNotMatch(bundle.code, /^\s*import\s/m, `${example.name}/${cell} has no imports left`)
+        assert.match(bundle.code, /export\s*\{[^}]*as default/, `${example.name}/${cell} exports its class`)
+      }
+    }
+    const [greeter] = (await loadExamples()).filter(e => e.name === 'greeter-ts')
+    const code = (await bundleAll(greeter, owner)).get('greeter')!.code
+    assert.match(code, /charMap/, 'slugify is bundled into the greeter')
+    assert.doesNotMatch(code, /interface HttpRequest/, 'TypeScript is compiled away')
+  })
+
+  describe('running in a cell runtime behind the gateway', function () {
+    let runtime: CellRuntime
+    let gateway: Gateway
+    let dataDir: string
+    let base: string
+
+    before(async () => {
+      dataDir = mkdtempSync(join(tmpdir(), 'stem-examples-'))
+      const owner = await createEd25519Key()
+      runtime = createCellRuntime({ dataDir })
+      runtime.start()
+      const replicas = new Map<string, number>()
+      gateway = createGateway({
+        backend: {
+          ask: async (target, method, args, options) => await runtime.ask(`${target.app}/${target.cell}#${target.instance ?? 0}`, method, args as never, { deadline: options.deadline, signal: options.signal }),
+          replicas: (app, cell) => replicas.get(`${app}/${cell}`) ?? 0
+        }
+      })
+      for (const example of await loadExamples()) {
+        const { app, cells, routes } = example.manifest
+        const bundles = await bundleAll(example, owner)
+        for (const [cell, spec] of Object.entries(cells)) {
+          for (let i = 0; i < spec.replicas; i++) {
+            await runtime.transform(`${app}/${cell}#${i}`, bundles.get(cell)!, { owner: owner.publicKey })
+          }
+          replicas.set(`${app}/${cell}`, spec.replicas)
+        }
+        gateway.setRoutes(app, routes.map(r => ({ method: r.method, path: r.path, cell: r.cell, cellMethod: r.handler })))
+      }
+      await gateway.start()
+      base = gateway.address()
+    })
+
+    after(async () => {
+      await gateway?.stop()
+      await runtime?.stop()
+      rmSync(dataDir, { recursive: true, force: true })
+    })
+
+    const http = async (method: string, path: string, body?: unknown): Promise<{ status: number, json: any }> => {
+      const res = await fetch(base + path, {
+        method,
+        headers: body !== undefined ? { 'content-type': 'application/json' } : {},
+        body: body !== undefined ? JSON.stringify(body) : undefined,
+        signal: AbortSignal.timeout(30_000)
+      })
+      return { status: res.status, json: await res.json() }
+    }
+
+    it('counter: GET and POST /count', async () => {
+      assert.deepEqual(await http('GET', '/counter/count'), { status: 200, json: { count: 0 } })
+      assert.deepEqual(await http('POST', '/counter/count', { by: 5 }), { status: 200, json: { count: 5 } })
+      assert.deepEqual(await http('POST', '/counter/count'), { status: 200, json: { count: 6 } })
+      assert.equal(await runtime.ask('counter/counter#0', 'increment', [10]).then(r => (r as { count: number }).count), 16)
+      const bad = await http('POST', '/counter/count', { by: 'lots' })
+      assert.equal(bad.status, 500)
+      assert.match(bad.json.error, /by must be a whole number/)
+      assert.deepEqual(await http('GET', '/counter/count'), { status: 200, json: { count: 16 } })
+    })
+
+    it('pipeline: an order goes through pricing and inventory', async () => {
+      const before = (await http('GET', '/pipeline/stock')).json
+      const placed = await http('POST', '/pipeline/orders', { items: [{ sku: 'apple', qty: 3 }, { sku: 'pear', qty: 1 }] })
+      assert.equal(placed.status, 200)
+      assert.equal(placed.json.total, 3 * 50 + 75)
+      assert.deepEqual(placed.json.items.map((l: { sku: string, amount: number }) => [l.sku, l.amount]), [['apple', 150], ['pear', 75]])
+      const stock = (await http('GET', '/pipeline/stock')).json
+      assert.equal(stock.apple, before.apple - 3)
+      assert.equal(stock.pear, before.pear - 1)
+      assert.deepEqual((await http('GET', `/pipeline/orders/${placed.json.id as string}`)).json, placed.json)
+
+      // all or nothing: a line out of stock reserves nothing
+      const refused = await http('POST', '/pipeline/orders', { items: [{ sku: 'apple', qty: 1 }, { sku: 'fig', qty: 1 }] })
+      assert.equal(refused.status, 500)
+      assert.match(refused.json.error, /out of stock: fig/)
+      assert.deepEqual((await http('GET', '/pipeline/stock')).json, stock)
+      const unknown = await http('POST', '/pipeline/orders', { items: [{ sku: 'durian', qty: 1 }] })
+      assert.match(unknown.json.error, /unknown sku "durian"/)
+      assert.equal((await http('GET', '/pipeline/orders/99')).status, 500)
+
+      await http('POST', '/pipeline/stock', { sku: 'fig', qty: 2 })
+      const figs = await http('POST', '/pipeline/orders', { items: [{ sku: 'fig', qty: 2 }] })
+      assert.equal(figs.json.total, 420)
+      assert.equal((await http('GET', '/pipeline/stock')).json.fig, 0)
+    })
+
+    it('greeter-ts: TypeScript with an npm package', async () => {
+      assert.deepEqual(await http('GET', '/greeter/hello/Ada%20Lovelace'), { status: 200, json: { message: 'Hello, Ada Lovelace!', slug: 'ada-lovelace', times: 1 } })
+      assert.equal((await http('GET', '/greeter/hello/Ada%20Lovelace?lang=fr')).json.message, 'Bonjour, Ada Lovelace!')
+      assert.deepEqual((await http('GET', '/greeter/stats')).json, { 'ada-lovelace': 2 })
+    })
+  })
+})
