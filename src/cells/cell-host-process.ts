@@ -92,7 +92,11 @@ export class CellHostProcess {
   }
 
   private transmit (batch: ToHost[]): void {
-    if (this.child.connected) this.child.send(batch, error => { if (error != null) this.kill(`IPC send failed: ${error.message}`) })
+    if (!this.child.connected) return
+    this.child.send(batch, error => {
+      // a send racing the host's death is not the cause of it
+      if (error != null && this.child.exitCode === null && this.child.signalCode === null) this.kill(`IPC send failed: ${error.message}`)
+    })
   }
 
   private receive (batch: FromHost[]): void {

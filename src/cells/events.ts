@@ -16,7 +16,11 @@ export interface CellSnapshotDetail {
   hash: string
   /** JSON text of the cell's own fields after the message */
   state: string
-  /** bumped on every change */
+  /**
+   * Increases with every change. Changes made while messages are batched arrive as the
+   * latest state only, so versions may skip numbers; a state always reaches the node
+   * before the replies to the messages that produced it.
+   */
   version: number
 }
 

@@ -45,6 +45,15 @@ describe('cells: runtime lifecycle and messaging', function () {
     assert.deepEqual(events.map(e => e.type), ['cell:started', 'cell:reverted', 'cell:started'])
   })
 
+  it('runs cells in a child process started with --no-node-snapshot --no-expose-wasm, never in the node', async () => {
+    await runtime.transform('shop/counter#0', await b.bundle('shop/counter', COUNTER), { owner: b.owner.publicKey })
+    const pid = runtime.hostPids().get('shop') as number
+    assert.notEqual(pid, process.pid)
+    const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')
+    assert.ok(argv.includes('--no-node-snapshot') && argv.includes('--no-expose-wasm'), argv.join(' '))
+    assert.ok(argv.some(a => a.endsWith(join('cells', 'host', 'main.js'))), argv.join(' '))
+  })
+
   it('refuses a bundle for another cell or signed by someone else', async () => {
     const counter = await b.bundle('shop/counter', COUNTER)
     await assert.rejects(runtime.transform('shop/other#0', counter, { owner: b.owner.publicKey }), /cannot transform cell shop\/other#0/)
@@ -165,7 +174,7 @@ describe('cells: runtime lifecycle and messaging', function () {
     await waitFor(() => events.filter(e => e.type === 'cell:restarted').length === 2, { what: 'cells restarted' })
     assert.equal(await runtime.ask('shop/counter#0', 'increment', [1]), 22)
     assert.notEqual(runtime.hostPids().get('shop'), pid)
-    assert.ok(events.some(e => e.type === 'host:crashed' && e.reason === 'was killed by SIGKILL'))
+    assert.deepEqual(events.filter(e => e.type === 'host:crashed').map(e => e.reason), ['was killed by SIGKILL'])
   })
 
   it('a cell host that stops answering its heartbeat is killed and restarted', async () => {

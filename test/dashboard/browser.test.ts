@@ -79,6 +79,8 @@ describe('dashboard in a browser', function () {
     assert.equal(await page.locator('tr[data-cell]').count(), 2)
     assert.equal(await page.evaluate('window.stemMarker'), 42, 'no reload happened')
     await page.screenshot({ path: join(artifacts, 'dashboard-failover.png'), fullPage: true })
+    await page.emulateMedia({ colorScheme: 'dark' })
+    await page.screenshot({ path: join(artifacts, 'dashboard-dark.png'), fullPage: true })
 
     assert.deepEqual(external, [], 'the page loads nothing from outside the node')
     assert.deepEqual(problems, [])

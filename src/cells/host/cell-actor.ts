@@ -4,6 +4,7 @@
 // boundary in batches (packed strings, see isolate-bootstrap.ts), not one call each.
 import { Sandbox, faultReason } from './sandbox.js'
 import type { CodeCache, EntryResult } from './sandbox.js'
+import type { StemPool } from './stem-pool.js'
 import type { CellLimits, RuntimeBounds } from '../limits.js'
 import type { CellFault } from './protocol.js'
 
@@ -67,6 +68,7 @@ export class CellActor {
     state: string | null,
     version: number,
     private readonly cache: CodeCache,
+    private readonly pool: StemPool,
     private readonly hooks: ActorHooks
   ) {
     const sandbox = this.build(hash, code, limits, state)
@@ -80,7 +82,7 @@ export class CellActor {
     const previous = this.generation
     const generation = ++this.generation
     try {
-      return new Sandbox(this.address, hash, code, limits, this.bounds, state, this.cache, {
+      return new Sandbox(this.address, hash, code, limits, state, this.cache, this.pool, {
         log: text => { if (generation === this.generation) this.hooks.log(this, text) }
       })
     } catch (err) {

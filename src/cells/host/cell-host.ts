@@ -4,6 +4,7 @@
 import { CellActor } from './cell-actor.js'
 import type { ActorHooks } from './cell-actor.js'
 import { CodeCache } from './sandbox.js'
+import { StemPool } from './stem-pool.js'
 import { DEFAULT_BOUNDS } from '../limits.js'
 import type { RuntimeBounds } from '../limits.js'
 import type { FromHost, ToHost } from './protocol.js'
@@ -26,6 +27,7 @@ export class CellHost {
   private readonly cells = new Map<string, CellActor>()
   private readonly cache = new CodeCache()
   private bounds: RuntimeBounds = DEFAULT_BOUNDS
+  private readonly pool = new StemPool(() => this.bounds)
   private readonly ready = new Set<CellActor>()
   private draining = false
   private readonly pendingAsks = new Map<number, PendingAsk>()
@@ -106,7 +108,7 @@ export class CellHost {
     if (existing !== undefined) { existing.stop('replaced'); this.cells.delete(m.address) }
     let actor: CellActor
     try {
-      actor = new CellActor(m.address, m.hash, m.code, m.limits, this.bounds, m.state, m.version, this.cache, this.hooks)
+      actor = new CellActor(m.address, m.hash, m.code, m.limits, this.bounds, m.state, m.version, this.cache, this.pool, this.hooks)
     } catch (err) {
       done(false, (err as Error).message, 0)
       return
@@ -210,6 +212,7 @@ export class CellHost {
 
   stop (): void {
     clearInterval(this.sweepTimer)
+    this.pool.stop()
     for (const actor of this.cells.values()) actor.stop('cell host is stopping')
     this.cells.clear()
   }

@@ -7,6 +7,7 @@
 // with its own globals only breaks itself; the host trusts nothing it returns anyway.
 //
 // control(op, …) is returned to the host (as a Reference):
+//   'bind'    (address)                   → makes the blank stem cell this cell: sets up `stem`
 //   'install' (namespace, stateJson|null) → stateJson         build the instance
 //   'calls'   (packed messages, softMs)   → one result record per message run, in order; a
 //                                            result is 'o'/'e' + text + '\0' + stateJson, or 'p'
@@ -25,7 +26,8 @@
 // JSON.stringify escapes control characters and error texts have them replaced, so the
 // separators \0-\x03 never occur inside a field.
 export const BOOTSTRAP_SOURCE = String.raw`
-const hostLog = $0, self = $1, maxBytes = $2, maxPending = $3
+const hostLog = $0, maxBytes = $1, maxPending = $2
+let self = ''
 const { keys, getPrototypeOf, getOwnPropertyDescriptor, defineProperty, freeze, create } = Object
 const ObjectProto = Object.prototype, isArray = Array.isArray, stringify = JSON.stringify, parse = JSON.parse
 const isFinite = Number.isFinite, apply = Reflect.apply, then = Promise.prototype.then
@@ -168,8 +170,15 @@ function outgoing (address, method, args, tell) {
   return id
 }
 
-const stem = freeze({
-  self,
+// stem.self is set by 'bind', before the cell's module runs (a blank stem cell waits unbound)
+function bind (address) {
+  if (self !== '') throw new SafeError('stem cell is already bound to ' + self)
+  self = address
+  defineProperty(globalThis, 'stem', { value: freeze({ self, ask, tell, log, now }), writable: false, enumerable: false, configurable: false })
+  return trailer('')
+}
+
+const { ask, tell, log, now } = {
   ask (address, method, ...args) {
     let id
     try { id = outgoing(address, method, args, false) } catch (err) { return SafePromise.reject(err) }
@@ -189,8 +198,7 @@ const stem = freeze({
     hostLog(logs === MAX_LOGS ? text.slice(0, 8192) + ' (further logs of this message dropped)' : text.slice(0, 8192))
   },
   now () { return dateNow() }
-})
-defineProperty(globalThis, 'stem', { value: stem, writable: false, enumerable: false, configurable: false })
+}
 
 function settleAsk (record) {
   const f = apply(split, record, ['\x01'])
@@ -218,6 +226,7 @@ return function control (op, a, b, c) {
     return trailer(results)
   }
   if (op === 'flush') return trailer('')
+  if (op === 'bind') return bind(a)
   if (op === 'resolve') {
     const records = apply(split, a, ['\x02'])
     for (let i = 0; i < records.length; i++) settleAsk(records[i])

@@ -3,9 +3,9 @@
 // Synchronous calls avoid a thread hop per message; every entry into the isolate carries
 // a timeout, which also covers the microtasks the call runs (async continuations).
 import ivm from 'isolated-vm'
-import { BOOTSTRAP_SOURCE } from './isolate-bootstrap.js'
 import { isolateMemoryMiB } from '../limits.js'
-import type { CellLimits, RuntimeBounds } from '../limits.js'
+import type { CellLimits } from '../limits.js'
+import type { Control, StemPool } from './stem-pool.js'
 
 export interface SandboxHooks {
   log: (text: string) => void
@@ -48,7 +48,7 @@ export class SandboxFault extends Error {}
 
 export class Sandbox {
   readonly isolate: ivm.Isolate
-  private readonly control: ivm.Reference<(op: string, a?: ivm.Transferable, b?: ivm.Transferable, c?: ivm.Transferable) => string>
+  private readonly control: Control
   private readonly context: ivm.Context
   /** the state snapshot the isolate was built with */
   initialState: string
@@ -56,15 +56,17 @@ export class Sandbox {
   fromInstall: EntryResult | undefined
 
   /**
-   * Build an isolate running `code` with `state` (JSON text) restored into its instance.
-   * Throws an Error with a one-line reason if the module fails to load.
+   * Turn a blank stem cell from the pool into `code`, with `state` (JSON text) restored
+   * into its instance. Throws an Error with a one-line reason if the module fails to load.
    */
-  constructor (address: string, hash: string, code: string, limits: CellLimits, bounds: RuntimeBounds, state: string | null, cache: CodeCache, hooks: SandboxHooks) {
-    this.isolate = new ivm.Isolate({ memoryLimit: isolateMemoryMiB(limits.memory) })
+  constructor (address: string, hash: string, code: string, limits: CellLimits, state: string | null, cache: CodeCache, pool: StemPool, hooks: SandboxHooks) {
+    const blank = pool.take(isolateMemoryMiB(limits.memory))
+    this.isolate = blank.isolate
+    this.context = blank.context
+    this.control = blank.control
+    blank.logTarget.log = hooks.log
     try {
-      this.context = this.isolate.createContextSync()
-      const log = new ivm.Callback(hooks.log, { sync: true })
-      this.control = this.context.evalClosureSync(BOOTSTRAP_SOURCE, [log, address, bounds.maxMessageBytes, bounds.maxPendingAsks], { result: { reference: true } })
+      this.enter(limits.timeout, 'bind', address)
       const module = cache.compile(this.isolate, hash, code, `${address}.js`)
       module.instantiateSync(this.context, specifier => {
         throw new Error(`cells cannot import '${specifier}': a bundle must be one self-contained module`)
