@@ -81,6 +81,8 @@ export function createAppStack (mesh: Mesh, init: AppStackInit): AppStack {
     topology.addEventListener('app:removed', evt => { gateway.removeApp(evt.detail.app) })
   }
   const service = topology
+  mesh.libp2p.addEventListener('peer:disconnect', evt => { service.forgetPeer(evt.detail.toString()) })
+  mesh.capacity.view.addEventListener('peer:lost', evt => { service.forgetPeer(evt.detail.id) })
 
   return {
     runtime,

@@ -166,6 +166,17 @@ export class TopologyService extends TypedEventEmitter<TopologyEvents> {
     this.openGroup(group).catch(err => { this.log.warn(`cannot host the group of app ${group}: ${(err as Error).message}`) })
   }
 
+  /**
+   * A node went away (connection closed, capacity advert expired or left): as leader, this
+   * node no longer counts on the copies it started there, so the next controller round
+   * starts them again (where the placement still wants them) or places them elsewhere.
+   */
+  forgetPeer (peer: string): void {
+    for (const h of this.hosted.values()) {
+      for (const [address, r] of h.running) if (r.node === peer) h.running.delete(address)
+    }
+  }
+
   /** apps whose groups this node is a member of */
   hostedApps (): string[] {
     return [...this.hosted.values()].filter(h => h.state !== undefined && !h.dissolved).map(h => h.app).sort()

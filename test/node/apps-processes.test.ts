@@ -1,6 +1,7 @@
 // Issue 6 end to end with real `stem` processes on loopback: publish the counter example
 // on a 3-node mesh, list apps and cells from every node, call it from every node and
-// through the gateway, republish unchanged, refuse another owner, revert.
+// through the gateway, republish unchanged, refuse another owner, scale, recover from a
+// kill -9, revert.
 import assert from 'node:assert/strict'
 import { join } from 'node:path'
 import type { StatusResponse } from '../../src/api/types.js'
@@ -93,13 +94,40 @@ describe('apps on a mesh of real stem processes', function () {
     assert.notEqual(strangerRevert.code, 0)
     assert.match(strangerRevert.stderr, /belongs to owner/)
 
-    // the owner reverts the app: it disappears everywhere and its cell is blank again
+    // scale to 2 replicas: the second instance goes to another node; calls are balanced
+    const scaled = await stem(['scale', 'counter/counter', '2', '--data', first.dataDir])
+    assert.equal(scaled.code, 0, scaled.stderr)
+    const two = await waitFor(async () => {
+      const cells = (await stemJson<AppCellsListing[]>(['cells', 'counter', '--data', others[0].dataDir]))[0]?.cells ?? []
+      return cells.length === 2 && cells.every(c => c.state === 'transformed') && cells
+    }, { timeout: 60_000, what: 'the second replica to run' })
+    assert.notEqual(two[0].node, two[1].node)
+    const second = await stem(['call', 'counter/counter#1', 'increment', '1', '--data', first.dataDir])
+    assert.deepEqual(JSON.parse(second.stdout), { count: 1 })
+
+    // kill -9 the node running replica #1 (not the first node): the leader places it again on a live node
+    const victim = nodes[ids.indexOf(two[1].node)] === first ? nodes[ids.indexOf(two[0].node)] : nodes[ids.indexOf(two[1].node)]
+    const victimId = victim.peerId()
+    victim.signal('SIGKILL')
+    await victim.exited
+    const live = nodes.filter(n => n !== victim)
+    const moved = await waitFor(async () => {
+      const cells = (await stemJson<AppCellsListing[]>(['cells', 'counter', '--data', live[0].dataDir]))[0]?.cells ?? []
+      return cells.length === 2 && cells.every(c => c.state === 'transformed' && c.node !== victimId) && cells
+    }, { timeout: 90_000, what: 'the lost instance to run on a live node' })
+    assert.ok(moved.every(c => ids.includes(c.node)))
+    for (const address of ['counter/counter#0', 'counter/counter#1']) {
+      const r = await stem(['call', address, 'get', '--data', live[1].dataDir])
+      assert.equal(r.code, 0, r.stderr)
+    }
+
+    // the owner reverts the app: it disappears everywhere and its cells are blank again
     const reverted = await stem(['revert', 'counter', '--data', first.dataDir])
     assert.equal(reverted.code, 0, reverted.stderr)
-    for (const n of nodes) {
+    for (const n of live) {
       await waitFor(async () => (await stemJson<AppListing[]>(['apps', '--data', n.dataDir])).length === 0, { timeout: 30_000, what: 'the app to be gone from every node' })
+      await waitFor(async () => (await stemJson<StatusResponse>(['status', '--data', n.dataDir])).cells === 0, { what: 'the cells to be reverted' })
     }
-    await waitFor(async () => (await stemJson<StatusResponse>(['status', '--data', runner.dataDir])).cells === 0, { what: 'the cell to be reverted' })
     const gone = await stem(['call', 'counter/counter', 'get', '--data', first.dataDir])
     assert.equal(gone.code, 1)
   })
