@@ -19,7 +19,7 @@ import type { Message as PubSubMessage } from '@libp2p/gossipsub'
 import type { GossipSub } from '@libp2p/gossipsub'
 import { DiskLogStorage } from '../raft/storage/disk-log-storage.js'
 import type { RaftHost } from '../raft/multi/raft-host.js'
-import { EntryType, StateRole } from '../raft/types.js'
+import { ConfChangeType, EntryType, StateRole } from '../raft/types.js'
 import type { Entry, Message } from '../raft/types.js'
 import type { CellRuntime } from '../cells/runtime.js'
 import { decodeBundle } from '../cells/bundle.js'
@@ -67,6 +67,8 @@ export interface TopologyServiceInit {
   announceInterval?: number
   /** ms a proposal may wait for its group (default 15 s) */
   proposalTimeout?: number
+  /** ms a group member must be missing from the capacity view before the leader replaces it (default 10 s) */
+  memberSuspicionMs?: number
 }
 
 export interface TopologyEvents {
@@ -102,10 +104,14 @@ interface HostedApp {
   lastAnnounced: number
   revertAnnouncements: number
   dissolved: boolean
+  /** when the leader last proposed a membership change */
+  lastConfChange: number
 }
 
 const GROUP_ID = /^([a-z0-9][a-z0-9-]{0,62})~[0-9a-f]{8}$/i
 const REVERT_ANNOUNCEMENTS = 3
+/** a membership change proposed by a leader gets this long to commit before the next try */
+const CONF_CHANGE_RETRY_MS = 2000
 
 function revisionOf (state: AppState, cell: string): string {
   const spec = state.manifest.cells[cell]
@@ -122,6 +128,9 @@ export class TopologyService extends TypedEventEmitter<TopologyEvents> {
   /** groups this node left: their members' last messages must not bring them back */
   private readonly dissolvedGroups = new Set<string>()
   private readonly verifier = createFrameVerifier({ maxBytes: MAX_ANNOUNCEMENT_BYTES + 1024, name: 'leaders' })
+  /** peer → since when it has been missing from the capacity view (suspicion before verdict) */
+  private readonly missingSince = new Map<string, number>()
+  private startedAt = 0
   private timer?: NodeJS.Timeout
   private running = false
   private readonly onMessage = (evt: CustomEvent<PubSubMessage>): void => {
@@ -137,6 +146,7 @@ export class TopologyService extends TypedEventEmitter<TopologyEvents> {
   async start (): Promise<void> {
     if (this.running) return
     this.running = true
+    this.startedAt = Date.now()
     await mkdir(this.init.groupsDir, { recursive: true })
     for (const name of await readdir(this.init.groupsDir)) {
       if (GROUP_ID.test(name)) await this.openGroup(name)
@@ -250,7 +260,7 @@ export class TopologyService extends TypedEventEmitter<TopologyEvents> {
     const app = (GROUP_ID.exec(group) as RegExpExecArray)[1]
     const opening = (async () => {
       const storage = await DiskLogStorage.open(join(this.init.groupsDir, group))
-      const h: HostedApp = { group, app, storage, running: new Map(), busy: false, version: BigInt(Date.now()), lastAnnounced: 0, revertAnnouncements: 0, dissolved: false }
+      const h: HostedApp = { group, app, storage, running: new Map(), busy: false, version: BigInt(Date.now()), lastAnnounced: 0, revertAnnouncements: 0, dissolved: false, lastConfChange: 0 }
       this.components.raft.addGroup(group, { storage, bootstrap, apply: entries => { this.apply(h, entries) } })
       this.hosted.set(group, h)
       return h
@@ -329,6 +339,7 @@ export class TopologyService extends TypedEventEmitter<TopologyEvents> {
   // ---- the leader's controller
 
   private control (): void {
+    this.suspect()
     for (const h of this.hosted.values()) {
       if (h.busy || h.dissolved || !this.components.raft.hasGroup(h.group)) continue
       const status = this.components.raft.status(h.group)
@@ -341,9 +352,48 @@ export class TopologyService extends TypedEventEmitter<TopologyEvents> {
     }
   }
 
+  /** Notes since when each group member has been missing from the capacity view. */
+  private suspect (): void {
+    const live = new Set(this.components.nodes().map(n => n.id))
+    const members = new Set<string>()
+    for (const h of this.hosted.values()) {
+      if (this.components.raft.hasGroup(h.group)) for (const m of this.components.raft.status(h.group).members) members.add(m)
+    }
+    const now = Date.now()
+    for (const peer of [...this.missingSince.keys()]) if (live.has(peer) || !members.has(peer)) this.missingSince.delete(peer)
+    for (const peer of members) if (!live.has(peer) && !this.missingSince.has(peer)) this.missingSince.set(peer, now)
+  }
+
+  /**
+   * The leader replaces a member that has been missing long enough: first removes it (the
+   * live members keep their quorum), then adds the best live node not in the group, one
+   * membership change at a time. A node that just started waits the same time before
+   * judging, as its capacity view is still filling.
+   */
+  private replaceDeadMembers (h: HostedApp): void {
+    const verdictAfter = this.init.memberSuspicionMs ?? 10_000
+    const now = Date.now()
+    if (now - this.startedAt < verdictAfter || now - h.lastConfChange < CONF_CHANGE_RETRY_MS) return
+    const status = this.components.raft.status(h.group)
+    const dead = status.members.find(m => m !== this.components.self && now - (this.missingSince.get(m) ?? now) >= verdictAfter)
+    const live = status.members.filter(m => !this.missingSince.has(m))
+    const add = dead === undefined ? pickGroupMembers(this.components.nodes(), 3, live).find(m => !status.members.includes(m)) : undefined
+    const change = dead !== undefined ? { type: ConfChangeType.RemoveNode, node: dead } : add !== undefined ? { type: ConfChangeType.AddNode, node: add } : undefined
+    if (change === undefined) return
+    h.lastConfChange = now
+    try {
+      this.components.raft.proposeConfChange(h.group, change)
+      this.log.info(`app ${h.app}: ${change.type === ConfChangeType.RemoveNode ? 'removing lost member' : 'adding member'} ${change.node}`)
+    } catch (err) {
+      // another change is still pending: try again next round
+      this.log.debug(`app ${h.app}: membership change deferred: ${(err as Error).message}`)
+    }
+  }
+
   private async reconcile (h: HostedApp): Promise<void> {
     const state = h.state
     if (state === undefined) return
+    this.replaceDeadMembers(h)
     if (state.dissolving) {
       if (this.announceDue(h)) {
         this.announce(h, state)

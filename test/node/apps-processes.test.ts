@@ -15,7 +15,7 @@ describe('apps on a mesh of real stem processes', function () {
   this.timeout(300_000)
   after(stopAll)
 
-  it('publish → apps/cells everywhere → call from every node and the gateway → unchanged republish → other owner refused → revert', async () => {
+  it('publish → apps/cells everywhere → call from every node and the gateway → unchanged republish → other owner refused → scale → kill -9 recovery → revert', async () => {
     const first = await spawnStem(['start'], await tempDataDir(), ['--gateway', '127.0.0.1:0']).ready()
     const invite = await stem(['invite', '--data', first.dataDir])
     assert.equal(invite.code, 0, invite.stderr)
@@ -120,6 +120,13 @@ describe('apps on a mesh of real stem processes', function () {
       const r = await stem(['call', address, 'get', '--data', live[1].dataDir])
       assert.equal(r.code, 0, r.stderr)
     }
+
+    // the lost member is removed from the app's raft group by membership change
+    const liveIds = live.map(n => n.peerId()).sort()
+    await waitFor(async () => {
+      const apps = await stemJson<AppListing[]>(['apps', '--data', live[0].dataDir])
+      return JSON.stringify(apps[0]?.members) === JSON.stringify(liveIds)
+    }, { timeout: 60_000, what: 'the lost member to leave the group' })
 
     // the owner reverts the app: it disappears everywhere and its cells are blank again
     const reverted = await stem(['revert', 'counter', '--data', first.dataDir])
