@@ -1,6 +1,7 @@
 // The node's app layers, composed: the cell runtime (cell hosts as child processes), the
 // bundle store and code exchange, cell messaging (directory = the app table), the raft
-// host over /stem/<mesh>/raft/1, the topology service, and the HTTP gateway if asked for.
+// host over /stem/<mesh>/raft/1, warm clones (/stem/<mesh>/clone/1: messaging answers
+// only once a clone holds the state), the topology service, and the gateway if asked for.
 import { createCellRuntime } from '../cells/index.js'
 import type { CellRuntime } from '../cells/index.js'
 import { createBundleStore, createBundleExchange, createCellMessaging } from '../messaging/index.js'
@@ -10,6 +11,9 @@ import type { RaftHost } from '../raft/multi/raft-host.js'
 import { createLibp2pRaftTransport } from '../raft/transport/libp2p-transport.js'
 import type { Libp2pRaftTransport } from '../raft/transport/libp2p-transport.js'
 import { createTopologyService } from '../topology/service.js'
+import { AppTable } from '../topology/app-table.js'
+import { createCloneService } from '../topology/clones.js'
+import type { CloneService } from '../topology/clones.js'
 import type { TopologyService } from '../topology/service.js'
 import type { AppAnnouncement } from '../topology/announcement.js'
 import type { NodeCapacity } from '../topology/types.js'
@@ -34,6 +38,7 @@ export interface AppStack {
   readonly messaging: CellMessaging
   readonly raft: RaftHost
   readonly topology: TopologyService
+  readonly clones: CloneService
   readonly gateway?: Gateway
   start: () => Promise<void>
   stop: () => Promise<void>
@@ -55,10 +60,11 @@ export function createAppStack (mesh: Mesh, init: AppStackInit): AppStack {
   const runtime = createCellRuntime({ dataDir: init.dataDir })
   const store = createBundleStore(files.bundles)
   const bundles = createBundleExchange({ libp2p: mesh.libp2p, store, signer }, { mesh: name })
-  // the topology service owns the app table; messaging resolves through it
+  // the leaders' announcements: messaging's directory, the clones' view of who is primary
+  const table = new AppTable()
+  const clones = createCloneService({ libp2p: mesh.libp2p, runtime, bundles, signer, table }, { mesh: name })
   let topology: TopologyService | undefined
-  const directory = { resolve: (address: string) => topology?.table.resolve(address) }
-  const messaging = createCellMessaging({ libp2p: mesh.libp2p, runtime, directory, signer, bundles }, { mesh: name })
+  const messaging = createCellMessaging({ libp2p: mesh.libp2p, runtime: clones.durableRuntime(), directory: table, signer, bundles }, { mesh: name })
   const transport: Libp2pRaftTransport = createLibp2pRaftTransport({ libp2p: mesh.libp2p, signer }, { mesh: name })
   const raft = createRaftHost({ transport }, {
     self: mesh.peerId,
@@ -68,8 +74,8 @@ export function createAppStack (mesh: Mesh, init: AppStackInit): AppStack {
     { id: mesh.peerId, contributed: mesh.capacity.contributed(), alive: true },
     ...mesh.capacity.view.list().map(p => ({ id: p.id, contributed: p.capacity, alive: true }))
   ]
-  topology = createTopologyService({ self: mesh.peerId, raft, runtime, messaging, bundles, pubsub: mesh.libp2p.services.pubsub, signer, nodes }, { mesh: name, groupsDir: files.groups })
-  const gateway = init.gateway === undefined ? undefined : createGateway({ backend: createMessagingBackend(messaging, topology.table) }, init.gateway)
+  topology = createTopologyService({ self: mesh.peerId, raft, runtime, messaging, bundles, clones, table, pubsub: mesh.libp2p.services.pubsub, signer, nodes }, { mesh: name, groupsDir: files.groups })
+  const gateway = init.gateway === undefined ? undefined : createGateway({ backend: createMessagingBackend(messaging, table) }, init.gateway)
   if (gateway !== undefined) {
     topology.addEventListener('app:changed', evt => {
       try {
@@ -90,11 +96,13 @@ export function createAppStack (mesh: Mesh, init: AppStackInit): AppStack {
     messaging,
     raft,
     topology: service,
+    clones,
     gateway,
     async start () {
       runtime.start()
       await bundles.start()
       await messaging.start()
+      await clones.start()
       await transport.start()
       raft.start()
       await service.start()
@@ -111,6 +119,7 @@ export function createAppStack (mesh: Mesh, init: AppStackInit): AppStack {
       await service.stop().catch(() => {})
       await raft.stop().catch(() => {})
       await transport.stop().catch(() => {})
+      await clones.stop().catch(() => {})
       await messaging.stop().catch(() => {})
       await bundles.stop().catch(() => {})
       await runtime.stop().catch(() => {})

@@ -31,7 +31,8 @@ import { createLogger } from '../util/logger.js'
 import type { Logger } from '../util/logger.js'
 import { activeCells, applyCommand, decodeCommand, encodeCommand } from './app-state.js'
 import type { AppCommand, AppState, ApplyResult } from './app-state.js'
-import { AppTable } from './app-table.js'
+import type { AppTable } from './app-table.js'
+import type { CloneService } from './clones.js'
 import { decodeAppAnnouncement, encodeAppAnnouncement, MAX_ANNOUNCEMENT_BYTES } from './announcement.js'
 import type { AppAnnouncement } from './announcement.js'
 import { openOwnerRequest } from './owner-request.js'
@@ -39,7 +40,7 @@ import { pickGroupMembers } from './group-members.js'
 import { place } from './placement.js'
 import type { DesiredApp, Placement } from './placement-accounting.js'
 import { planReconcile } from './reconcile.js'
-import type { RunningCopy } from './reconcile.js'
+import type { ReconcileStep, Role, RunningCopy } from './reconcile.js'
 import { instanceAddress } from './types.js'
 import type { NodeCapacity } from './types.js'
 
@@ -49,6 +50,9 @@ export interface TopologyServiceComponents {
   runtime: CellRuntime
   messaging: CellMessaging
   bundles: BundleExchange
+  clones: CloneService
+  /** where this node keeps the apps' announcements (also messaging's directory) */
+  table: AppTable
   pubsub: GossipSub
   /** signs this node's announcements */
   signer: FrameSigner
@@ -86,11 +90,16 @@ export interface PublishResult {
 
 type InstanceState = 'starting' | 'transformed' | 'failed'
 
-interface RunningInstance {
+/** one copy the leader started: `<address> <node>` → this */
+interface RunningCopyState {
+  address: string
   node: string
+  role: Role
   revision: string
   state: InstanceState
 }
+
+const copyKey = (address: string, node: string): string => `${address} ${node}`
 
 interface HostedApp {
   group: string
@@ -98,7 +107,7 @@ interface HostedApp {
   storage: DiskLogStorage
   state?: AppState
   /** copies this node started as leader (its view of what runs) */
-  running: Map<string, RunningInstance>
+  running: Map<string, RunningCopyState>
   busy: boolean
   version: bigint
   lastAnnounced: number
@@ -119,7 +128,7 @@ function revisionOf (state: AppState, cell: string): string {
 }
 
 export class TopologyService extends TypedEventEmitter<TopologyEvents> {
-  readonly table = new AppTable()
+  readonly table: AppTable
   readonly topic: string
   private readonly log: Logger
   private readonly hosted = new Map<string, HostedApp>()
@@ -139,6 +148,7 @@ export class TopologyService extends TypedEventEmitter<TopologyEvents> {
 
   constructor (private readonly components: TopologyServiceComponents, private readonly init: TopologyServiceInit) {
     super()
+    this.table = components.table
     this.topic = `stem/${init.mesh}/leaders`
     this.log = components.logger ?? createLogger('topology')
   }
@@ -183,7 +193,7 @@ export class TopologyService extends TypedEventEmitter<TopologyEvents> {
    */
   forgetPeer (peer: string): void {
     for (const h of this.hosted.values()) {
-      for (const [address, r] of h.running) if (r.node === peer) h.running.delete(address)
+      for (const [key, r] of h.running) if (r.node === peer) h.running.delete(key)
     }
   }
 
@@ -403,10 +413,9 @@ export class TopologyService extends TypedEventEmitter<TopologyEvents> {
     }
     const cells = activeCells(state)
     const desired: DesiredApp = { app: state.app, cells: {} }
-    // clones are not kept yet: every instance runs as a primary only
-    for (const cell of cells) desired.cells[cell] = { replicas: state.manifest.cells[cell].replicas, clones: 0, memory: state.manifest.cells[cell].memory }
+    for (const cell of cells) desired.cells[cell] = { replicas: state.manifest.cells[cell].replicas, clones: state.manifest.cells[cell].clones, memory: state.manifest.cells[cell].memory }
     const current: Placement = {}
-    for (const cell of cells) current[cell] = (state.placement[cell] ?? []).map(i => ({ primary: i.primary, clones: [] }))
+    for (const cell of cells) current[cell] = state.placement[cell] ?? []
     const result = place({ desired, current, nodes: this.components.nodes(), rebalance: { maxMoves: 0 } })
     if (JSON.stringify(result.placement) !== JSON.stringify(current) || cells.some(c => state.placement[c] === undefined)) {
       await this.propose(h.group, { id: newId(), kind: 'place', placement: result.placement })
@@ -415,46 +424,65 @@ export class TopologyService extends TypedEventEmitter<TopologyEvents> {
     const revisions: Record<string, string> = {}
     for (const cell of cells) revisions[cell] = revisionOf(state, cell)
     const actual: RunningCopy[] = []
-    for (const [address, r] of h.running) {
-      const m = /^[^/]+\/([^#]+)#(\d+)$/.exec(address)
-      if (m !== null && r.state !== 'failed') actual.push({ cell: m[1], index: Number(m[2]), role: 'primary', node: r.node, revision: r.revision })
+    for (const r of h.running.values()) {
+      const m = /^[^/]+\/([^#]+)#(\d+)$/.exec(r.address)
+      if (m !== null && r.state !== 'failed') actual.push({ cell: m[1], index: Number(m[2]), role: r.role, node: r.node, revision: r.revision })
     }
     const steps = planReconcile({ app: state.app, placement: state.placement, revisions }, actual)
     if (steps.length > 0 || this.announceDue(h)) this.announce(h, state)
     const waves = [...new Set(steps.map(s => s.wave))].sort((a, b) => a - b)
     for (const wave of waves) {
-      await Promise.all(steps.filter(s => s.wave === wave).map(async step => {
-        if (step.kind === 'start' || step.kind === 'update') {
-          const cell = /^[^/]+\/([^#]+)#/.exec(step.address)?.[1] as string
-          await this.startInstance(h, state, cell, step.address, step.node, step.revision)
-        } else if (step.kind === 'stop') {
-          h.running.delete(step.address)
-        }
-      }))
+      await Promise.all(steps.filter(s => s.wave === wave).map(async step => { await this.execute(h, state, step) }))
+      this.announce(h, state)
     }
-    if (steps.length > 0) this.announce(h, state)
   }
 
-  private async startInstance (h: HostedApp, state: AppState, cell: string, address: string, node: string, revision: string): Promise<void> {
+  private async execute (h: HostedApp, state: AppState, step: ReconcileStep): Promise<void> {
+    const cell = /^[^/]+\/([^#]+)#/.exec(step.address)?.[1] as string
     const spec = state.manifest.cells[cell]
-    const bundleHash = spec.bundle as string
     const owner = Buffer.from(state.ownerKey, 'base64')
     const limits = { memory: spec.memory, timeout: spec.timeout, mailbox: spec.mailbox }
-    h.running.set(address, { node, revision, state: 'starting' })
+    const revision = revisionOf(state, cell)
+    const mark = (node: string, role: Role, s: InstanceState): void => { h.running.set(copyKey(step.address, node), { address: step.address, node, role, revision, state: s }) }
     try {
-      // the leader holds the bundle before it asks others to fetch it from it
-      const members = this.components.raft.status(h.group).members.filter(m => m !== this.components.self)
-      const bundle = await this.components.bundles.fetch(bundleHash, { peers: members, signal: AbortSignal.timeout(20_000) })
-      if (node === this.components.self) {
-        await this.components.runtime.transform(address, bundle, { owner, limits, replace: true })
-      } else {
-        await this.components.messaging.transformRemote(node, { address, bundle: bundleHash, owner, limits, replace: true }, { deadline: Date.now() + 30_000 })
+      switch (step.kind) {
+        case 'start':
+        case 'update':
+          mark(step.node, step.role, 'starting')
+          // the leader holds the bundle before it asks others to fetch it from it
+          await this.components.bundles.fetch(spec.bundle as string, { peers: this.components.raft.status(h.group).members.filter(m => m !== this.components.self), signal: AbortSignal.timeout(20_000) })
+          if (step.role === 'clone') await this.components.clones.hold(step.node, step.address, spec.bundle as string, owner, limits)
+          else await this.startPrimary(step.address, step.node, spec.bundle as string, owner, limits)
+          mark(step.node, step.role, 'transformed')
+          break
+        case 'promote':
+          await this.components.clones.promote(step.node, step.address)
+          mark(step.node, 'primary', 'transformed')
+          break
+        case 'handover':
+          // the new primary's clone holds every acknowledged state: it takes over, and the
+          // old primary reverts itself once the announcement shows the new one running
+          await this.components.clones.promote(step.node, step.address)
+          h.running.delete(copyKey(step.address, step.from))
+          mark(step.node, 'primary', 'transformed')
+          break
+        case 'stop':
+          h.running.delete(copyKey(step.address, step.node))
+          break
       }
-      h.running.set(address, { node, revision, state: 'transformed' })
-      this.log.info(`app ${h.app}: ${address} runs on ${node}`)
+      if (step.kind !== 'stop') this.log.info(`app ${h.app}: ${step.kind} ${step.address} on ${step.node}`)
     } catch (err) {
-      h.running.set(address, { node, revision, state: 'failed' })
-      this.log.warn(`app ${h.app}: cannot start ${address} on ${node}: ${(err as Error).message}`)
+      if (step.kind !== 'stop') mark(step.node, step.kind === 'start' || step.kind === 'update' ? step.role : 'primary', 'failed')
+      this.log.warn(`app ${h.app}: cannot ${step.kind} ${step.address} on ${step.node}: ${(err as Error).message}`)
+    }
+  }
+
+  private async startPrimary (address: string, node: string, bundleHash: string, owner: Uint8Array, limits: { memory: number, timeout: number, mailbox: number }): Promise<void> {
+    if (node === this.components.self) {
+      const bundle = await this.components.bundles.fetch(bundleHash, { signal: AbortSignal.timeout(20_000) })
+      await this.components.runtime.transform(address, bundle, { owner, limits, replace: true })
+    } else {
+      await this.components.messaging.transformRemote(node, { address, bundle: bundleHash, owner, limits, replace: true }, { deadline: Date.now() + 30_000 })
     }
   }
 
@@ -479,13 +507,13 @@ export class TopologyService extends TypedEventEmitter<TopologyEvents> {
       instances: cells.flatMap(cell => Array.from({ length: state.manifest.cells[cell].replicas }, (_, i) => {
         const address = instanceAddress(state.app, cell, i)
         const placed = state.placement[cell]?.[i]
-        const r = h.running.get(address)
         const node = placed?.primary ?? ''
+        const r = h.running.get(copyKey(address, node))
         return {
           address,
           node,
           epoch: BigInt(state.epochs[address] ?? 0),
-          state: node === '' ? 'pending' : r?.node === node ? r.state : 'starting',
+          state: node === '' ? 'pending' : r?.role === 'primary' ? r.state : 'starting',
           clones: placed?.clones ?? []
         }
       })),

@@ -31,6 +31,8 @@ describe('apps on a mesh of real stem processes', function () {
     assert.equal(published.changed, true)
     assert.equal(published.cells.length, 1)
     assert.equal(published.cells[0].state, 'transformed')
+    assert.equal(published.cells[0].clones.length, 1, 'the manifest asks for one warm clone')
+    assert.notEqual(published.cells[0].clones[0], published.cells[0].node)
 
     // every node knows the app: owner, leader, term, all 3 nodes as members, the placement
     let owner = ''
@@ -105,7 +107,7 @@ describe('apps on a mesh of real stem processes', function () {
     const second = await stem(['call', 'counter/counter#1', 'increment', '1', '--data', first.dataDir])
     assert.deepEqual(JSON.parse(second.stdout), { count: 1 })
 
-    // kill -9 the node running replica #1 (not the first node): the leader places it again on a live node
+    // kill -9 a node running a replica (not the first node): its clone takes over on a live node
     const victim = nodes[ids.indexOf(two[1].node)] === first ? nodes[ids.indexOf(two[0].node)] : nodes[ids.indexOf(two[1].node)]
     const victimId = victim.peerId()
     victim.signal('SIGKILL')
@@ -116,9 +118,12 @@ describe('apps on a mesh of real stem processes', function () {
       return cells.length === 2 && cells.every(c => c.state === 'transformed' && c.node !== victimId) && cells
     }, { timeout: 90_000, what: 'the lost instance to run on a live node' })
     assert.ok(moved.every(c => ids.includes(c.node)))
-    for (const address of ['counter/counter#0', 'counter/counter#1']) {
+    // every acknowledged increment survived: the clones held each state before its answer left
+    const counts = [expected, 1]
+    for (const [i, address] of ['counter/counter#0', 'counter/counter#1'].entries()) {
       const r = await stem(['call', address, 'get', '--data', live[1].dataDir])
       assert.equal(r.code, 0, r.stderr)
+      assert.deepEqual(JSON.parse(r.stdout), { count: counts[i] }, `state of ${address}`)
     }
 
     // the lost member is removed from the app's raft group by membership change
