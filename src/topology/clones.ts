@@ -252,7 +252,7 @@ export class CloneService {
       const bundle = await this.components.bundles.fetch(clone.bundle, { peers: [peer] })
       await this.components.runtime.transform(address, bundle, { owner: clone.owner, limits: clone.limits, state: clone.state, version: clone.version < 0 ? undefined : clone.version, replace: true })
       this.held.delete(address)
-      this.log.info(`promoted the clone of ${address} (state version ${clone.version})`)
+      this.log.info(`promoted the clone of ${address} (${clone.version < 0 ? 'no state received yet' : `state version ${clone.version}`})`)
       return clone.version
     }
     throw new Error('empty clone request')
