@@ -61,7 +61,7 @@ export type AdvertVerdict = { result: 'applied' | 'ignored' } | { result: 'rejec
 
 const MAX_ADVERT_BYTES = 16 * 1024
 const SUBSCRIBE_COALESCE_MS = 200
-const WATCHDOG_CHECKS = 3
+const WATCHDOG_CHECKS = 5
 
 export function createCapacityService (components: CapacityServiceComponents, init: CapacityServiceInit): CapacityService {
   const log = createLogger('capacity')

@@ -35,6 +35,7 @@ export interface CapacityViewInit {
 
 const MIN_INTERVAL = 100
 const MAX_INTERVAL = 60_000
+const MAX_DEPARTED = 4096
 
 export class CapacityView extends TypedEventEmitter<CapacityViewEvents> {
   private readonly peers = new Map<string, PeerCapacity>()
@@ -56,7 +57,10 @@ export class CapacityView extends TypedEventEmitter<CapacityViewEvents> {
     const leftAt = this.departed.get(advert.peer)
     if (known == null && leftAt != null && advert.version <= leftAt) return 'stale'
     if (advert.leaving) {
+      this.departed.delete(advert.peer)
       this.departed.set(advert.peer, advert.version)
+      // bounded: the oldest departures are forgotten first
+      if (this.departed.size > MAX_DEPARTED) this.departed.delete(this.departed.keys().next().value as string)
       if (known == null) return 'left'
       this.peers.delete(advert.peer)
       this.safeDispatchEvent('peer:lost', { detail: { id: advert.peer, reason: 'left' } })
