@@ -147,6 +147,27 @@ describe('raft core: hostile but well-formed messages', () => {
     assert.deepEqual(a.raw.status(), before)
   })
 
+  it('an entry replaced between ready() and advance() is handed out again, not taken as persisted', () => {
+    const storage = new MemoryLogStorage({ voters: ['a', 'b', 'c'], learners: [] })
+    const b = new RawNode({ id: 'b', storage, rand: createRand(1) })
+    const entry = (index: number, term: number): { term: number, index: number, type: EntryType, data: Uint8Array } => ({ term, index, type: EntryType.Normal, data: new Uint8Array([index, term]) })
+    b.step(makeMessage({ type: MessageType.App, from: 'a', to: 'b', term: 1, entries: [entry(1, 1), entry(2, 1)] }))
+    const rd1 = b.ready()
+    assert.deepEqual(rd1.entries.map(e => [e.index, e.term]), [[1, 1], [2, 1]])
+    storage.append(rd1.entries) // persisting in the background …
+    // … while a new leader replaces entry 2
+    b.step(makeMessage({ type: MessageType.App, from: 'c', to: 'b', term: 2, index: 1, logTerm: 1, entries: [entry(2, 2)] }))
+    if (rd1.hardState !== undefined) storage.setHardState(rd1.hardState)
+    b.advance()
+    assert.equal(b.term(2), 2)
+    const rd2 = b.ready()
+    assert.ok(rd2.entries.some(e => e.index === 2 && e.term === 2), 'the replacing entry must be persisted')
+    storage.append(rd2.entries)
+    assert.equal(storage.term(2), 2)
+    assert.deepEqual(rd2.messages.map(m => [m.to, m.type, m.index, m.reject]), [['c', MessageType.AppResp, 2, false]])
+    b.advance()
+  })
+
   it('refuses local misuse with clear errors', () => {
     const storage = new MemoryLogStorage({ voters: ['a'], learners: [] })
     assert.throws(() => new RawNode({ id: '', storage, rand: createRand(1) }), /id is empty/)

@@ -37,6 +37,19 @@ describe('raft core: elections', () => {
     assert.deepEqual(net.logTerms('a'), net.logTerms('b'))
   })
 
+  it('a vote request of an older term is rejected with the current term, so the candidate catches up', () => {
+    const net = new TestNet(['a', 'b', 'c'], plain)
+    net.filter = () => false
+    for (let i = 0; i < 5; i++) net.campaign('a') // a reaches term 5 alone
+    net.filter = m => (m.from === 'c' && m.to === 'a') || (m.from === 'a' && m.to === 'c')
+    net.campaign('c') // term 1
+    const aTerm = net.get('a').raw.status().term
+    assert.equal(aTerm, 5)
+    const reply = net.delivered.filter(m => m.type === MessageType.VoteResp && m.from === 'a' && m.to === 'c').at(-1)
+    assert.ok(reply?.reject === true && reply.term === aTerm)
+    assert.equal(net.get('c').raw.status().term, aTerm)
+  })
+
   it('pre-vote: a partitioned node does not raise its term, and does not disrupt the leader on rejoin', () => {
     const net = new TestNet(['a', 'b', 'c'])
     net.campaign('a')

@@ -11,6 +11,7 @@ import { EntryType, MessageType, StateRole } from '../../src/raft/types.js'
 import type { Entry } from '../../src/raft/types.js'
 import * as pb from '../../src/wire/proto/raft.js'
 import { waitFor } from '../support/wait.js'
+import { proposeUntilApplied } from './support/propose.js'
 
 const NODES = ['n1', 'n2', 'n3']
 const enc = new TextEncoder()
@@ -35,7 +36,7 @@ describe('raft multi-group host', function () {
     for (const node of NODES) {
       const host = new RaftHost({ transport: net.transport(node) }, {
         self: node,
-        tickMs: 20,
+        tickMs: 50,
         onUnknownGroup: (group, from) => { c.unknown.push({ group, from }) }
       })
       c.hosts.set(node, host)
@@ -76,8 +77,10 @@ describe('raft multi-group host', function () {
     const groups = Array.from({ length: 60 }, (_, i) => `app-${i}`)
     cluster = await startCluster(groups)
     await waitFor(() => groups.every(g => leaderOf(g) !== undefined), { what: 'a leader in every group', timeout: 60_000 })
-    for (const g of groups) cluster.hosts.get(leaderOf(g)!)!.propose(g, enc.encode(`hello ${g}`))
-    await waitFor(() => groups.every(g => NODES.every(n => cluster.applied.get(`${n}/${g}`)!.includes(`hello ${g}`))), { what: 'every proposal applied on every node', timeout: 60_000 })
+    await Promise.all(groups.map(async g => {
+      await proposeUntilApplied(() => cluster.hosts.get(leaderOf(g)!)!.propose(g, enc.encode(`hello ${g}`)),
+        () => NODES.every(n => cluster.applied.get(`${n}/${g}`)!.includes(`hello ${g}`)), `hello ${g} applied on every node`)
+    }))
     for (const host of cluster.hosts.values()) {
       const s = host.stats
       // one frame carries messages of many groups: far fewer frames than messages (liveness beacons carry none)
@@ -95,15 +98,16 @@ describe('raft multi-group host', function () {
     const term = cluster.hosts.get(first)!.status('solo').term
     cluster.net.isolate(first)
     const rest = NODES.filter(n => n !== first)
-    const second = await waitFor(() => leaderOf('solo', rest), { what: 'new leader among the others' })
-    cluster.hosts.get(second)!.propose('solo', enc.encode('after failover'))
-    await waitFor(() => rest.every(n => cluster.applied.get(`${n}/solo`)!.includes('after failover')), { what: 'commit after failover' })
-    const newTerm = cluster.hosts.get(second)!.status('solo').term
+    await waitFor(() => leaderOf('solo', rest), { what: 'new leader among the others' })
+    await proposeUntilApplied(() => cluster.hosts.get(leaderOf('solo', rest)!)!.propose('solo', enc.encode('after failover')),
+      () => rest.every(n => cluster.applied.get(`${n}/solo`)!.includes('after failover')), 'commit after failover')
+    const newTerm = cluster.hosts.get(leaderOf('solo', rest)!)!.status('solo').term
     assert.ok(newTerm > term)
     cluster.net.heal()
     await waitFor(() => cluster.applied.get(`${first}/solo`)!.includes('after failover'), { what: 'old leader catches up' })
-    assert.equal(cluster.hosts.get(first)!.status('solo').role, StateRole.Follower)
-    assert.equal(cluster.hosts.get(second)!.status('solo').role, StateRole.Leader)
+    // the stale leader learned the new term and follows (pre-vote kept it from campaigning while cut off)
+    await waitFor(() => cluster.hosts.get(first)!.status('solo').role === StateRole.Follower, { what: 'old leader follows' })
+    assert.ok(cluster.hosts.get(first)!.status('solo').term >= newTerm)
   })
 
   it('counts and drops messages for unknown groups, from non-members and malformed batches, without state change', async () => {
@@ -138,11 +142,15 @@ describe('raft multi-group host', function () {
     const leader = await waitFor(() => leaderOf('s'), { what: 'leader' })
     const lagging = NODES.find(n => n !== leader)!
     cluster.net.isolate(lagging)
-    const host = cluster.hosts.get(leader)!
-    for (let i = 0; i < 30; i++) host.propose('s', enc.encode(`c${i}`))
-    await waitFor(() => cluster.applied.get(`${leader}/s`)!.length === 30, { what: '30 commits without the lagging follower' })
+    const others = NODES.filter(n => n !== lagging)
+    for (let i = 0; i < 30; i++) {
+      await proposeUntilApplied(() => cluster.hosts.get(leaderOf('s', others)!)!.propose('s', enc.encode(`c${i}`)),
+        () => others.every(n => cluster.applied.get(`${n}/s`)!.includes(`c${i}`)), `c${i} committed without the lagging follower`)
+    }
+    const host = cluster.hosts.get(leaderOf('s', others)!)!
+    const leaderName = NODES[[...cluster.hosts.values()].indexOf(host)]
     // the state machine's state is the list of applied commands
-    const state = JSON.stringify(cluster.applied.get(`${leader}/s`))
+    const state = JSON.stringify(cluster.applied.get(`${leaderName}/s`))
     const snap = await host.snapshotAndCompact('s', enc.encode(state))
     assert.ok(snap.metadata.index >= 30)
     // the lagging node learns about snapshots through its group's callback
@@ -157,8 +165,8 @@ describe('raft multi-group host', function () {
       apply: (entries) => { for (const e of entries) if (e.type === EntryType.Normal && e.data.length > 0) cluster.applied.get(`${lagging}/s`)!.push(dec.decode(e.data)) }
     })
     cluster.net.heal()
-    host.propose('s', enc.encode('after snapshot'))
-    await waitFor(() => cluster.applied.get(`${lagging}/s`)!.includes('after snapshot'), { what: 'lagging follower applies the entry after the snapshot' })
+    await proposeUntilApplied(() => cluster.hosts.get(leaderOf('s')!)!.propose('s', enc.encode('after snapshot')),
+      () => cluster.applied.get(`${lagging}/s`)!.includes('after snapshot'), 'lagging follower applies the entry after the snapshot')
     assert.deepEqual(snapshots, [state])
     assert.ok(!cluster.applied.get(`${lagging}/s`)!.includes('c0'), 'compacted entries came in the snapshot, not one by one')
   })
@@ -170,11 +178,32 @@ describe('raft multi-group host', function () {
     const errors: string[] = []
     host.addEventListener('group-error', (evt) => { errors.push(`${evt.detail.group}: ${evt.detail.error.message}`) })
     await cluster.storages.find(s => s.dir === join(dir, 'n1', 'doomed'))!.close()
-    cluster.hosts.get(leaderOf('doomed')!)!.propose('doomed', enc.encode('x'))
-    await waitFor(() => !host.hasGroup('doomed'), { what: 'failed group removed' })
+    await proposeUntilApplied(() => cluster.hosts.get(leaderOf('doomed')!)!.propose('doomed', enc.encode('x')), () => !host.hasGroup('doomed'), 'failed group removed')
     assert.match(errors[0], /^doomed: .*storage is closed/)
-    cluster.hosts.get(leaderOf('ok')!)!.propose('ok', enc.encode('still fine'))
-    await waitFor(() => cluster.applied.get('n1/ok')!.includes('still fine'), { what: 'other group keeps working' })
+    await proposeUntilApplied(() => cluster.hosts.get(leaderOf('ok')!)!.propose('ok', enc.encode('still fine')),
+      () => cluster.applied.get('n1/ok')!.includes('still fine'), 'other group keeps working')
+  })
+
+  it('removes a group whose state machine throws on apply, while the node goes on', async () => {
+    cluster = await startCluster(['ok'])
+    await waitFor(() => leaderOf('ok'), { what: 'leader' })
+    const host = cluster.hosts.get('n2')!
+    const errors: string[] = []
+    host.addEventListener('group-error', (evt) => { errors.push(`${evt.detail.group}: ${evt.detail.error.message}`) })
+    for (const node of NODES) {
+      const storage = await DiskLogStorage.open(join(dir, node, 'fragile'))
+      cluster.storages.push(storage)
+      cluster.hosts.get(node)!.addGroup('fragile', {
+        storage,
+        bootstrap: NODES,
+        apply: (entries) => { if (node === 'n2' && entries.some(e => dec.decode(e.data) === 'poison')) throw new Error('cannot apply poison') }
+      })
+    }
+    await waitFor(() => leaderOf('fragile'), { what: 'leader of the fragile group' })
+    await proposeUntilApplied(() => cluster.hosts.get(leaderOf('fragile')!)!.propose('fragile', enc.encode('poison')), () => !host.hasGroup('fragile'), 'n2 drops the group')
+    assert.deepEqual(errors, ['fragile: cannot apply poison'])
+    await proposeUntilApplied(() => cluster.hosts.get(leaderOf('ok')!)!.propose('ok', enc.encode('fine')),
+      () => cluster.applied.get('n2/ok')!.includes('fine'), 'other group on n2 keeps working')
   })
 
   it('adds and removes groups at runtime', async () => {
@@ -231,7 +260,7 @@ describe('raft multi-group host: quiescence', function () {
     dir = await mkdtemp(join(tmpdir(), 'stem-raft-quiet-'))
     net = new MemoryNetwork()
     for (const node of NODES) {
-      const host = new RaftHost({ transport: net.transport(node) }, { self: node, tickMs: 20 })
+      const host = new RaftHost({ transport: net.transport(node) }, { self: node, tickMs: 50 })
       hosts.push(host)
       for (let i = 0; i < 20; i++) {
         const group = `q${i}`
@@ -265,8 +294,8 @@ describe('raft multi-group host: quiescence', function () {
     await waitFor(() => hosts.every((h, i) => h.stats.livenessBeacons >= beaconsBefore[i] + 4), { what: 'beacons keep flowing' })
     assert.deepEqual(hosts.map(h => h.stats.messagesSent), before, 'quiet groups sent raft messages')
     const leader = leaderHost('q3')!
-    leader.propose('q3', enc.encode('wake up'))
-    await waitFor(() => NODES.every(n => applied.get(`${n}/q3`)!.includes('wake up')), { what: 'proposal to a quiet group applied everywhere' })
+    await proposeUntilApplied(() => leaderHost('q3')!.propose('q3', enc.encode('wake up')),
+      () => NODES.every(n => applied.get(`${n}/q3`)!.includes('wake up')), 'proposal to a quiet group applied everywhere')
     assert.ok(leader.stats.wakes >= 1)
     // and it goes quiet again
     await waitFor(() => allQuiet(hosts), { what: 'quiet again' })
@@ -281,8 +310,8 @@ describe('raft multi-group host: quiescence', function () {
     const rest = hosts.filter(h => h !== victim)
     await waitFor(() => led.every(g => leaderHost(g, rest) !== undefined), { what: 'new leaders for every group the silent node led', timeout: 60_000 })
     const g = led[0]
-    leaderHost(g, rest)!.propose(g, enc.encode('after silence'))
-    await waitFor(() => NODES.filter(n => n !== victimName).every(n => applied.get(`${n}/${g}`)!.includes('after silence')), { what: 'commit after the leader went silent' })
+    await proposeUntilApplied(() => leaderHost(g, rest)!.propose(g, enc.encode('after silence')),
+      () => NODES.filter(n => n !== victimName).every(n => applied.get(`${n}/${g}`)!.includes('after silence')), 'commit after the leader went silent')
     // the cut-off leader does not stay a quiet "leader": it wakes, loses check-quorum and steps down
     await waitFor(() => led.every(l => victim.status(l).role !== StateRole.Leader), { what: 'isolated old leader steps down' })
   })
@@ -337,9 +366,10 @@ describe('raft multi-group host: durability before acknowledgement', function ()
       host.addGroup('d', { storage, bootstrap: NODES })
       host.start()
     }
-    const leader = await waitFor(() => hosts.find(h => h.status('d').role === StateRole.Leader), { what: 'leader' })
-    for (let i = 0; i < 50; i++) leader.propose('d', enc.encode(`x${i}`))
-    await waitFor(() => hosts.every(h => h.status('d').applied >= 50), { what: 'all applied' })
+    const leader = (): RaftHost => hosts.find(h => h.status('d').role === StateRole.Leader)!
+    await waitFor(leader, { what: 'leader' })
+    await proposeUntilApplied(() => { for (let i = 0; i < 50; i++) leader().propose('d', enc.encode(`x${i}`)) },
+      () => hosts.every(h => h.status('d').applied >= 50), 'all applied')
     assert.ok(acksChecked > 3, `only ${acksChecked} acknowledgements seen`)
     assert.deepEqual(violations, [])
   })

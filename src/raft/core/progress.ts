@@ -157,11 +157,22 @@ export class ProgressTracker {
   /** The largest index replicated on a quorum of voters. */
   committed (): number {
     if (this.voters.size === 0) return Number.MAX_SAFE_INTEGER
-    const matches: number[] = []
-    for (const id of this.voters) matches.push(this.progress.get(id)?.match ?? 0)
-    matches.sort((a, b) => b - a)
-    return matches[this.quorum() - 1]
+    // insertion sort, descending, into a reused buffer: groups are small and this runs per ack
+    const m = this.matchBuffer
+    let n = 0
+    for (const id of this.voters) {
+      const v = this.progress.get(id)?.match ?? 0
+      let i = n++
+      while (i > 0 && m[i - 1] < v) {
+        m[i] = m[i - 1]
+        i--
+      }
+      m[i] = v
+    }
+    return m[this.quorum() - 1]
   }
+
+  private readonly matchBuffer: number[] = []
 
   resetVotes (): void {
     this.votes.clear()

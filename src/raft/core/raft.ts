@@ -347,8 +347,11 @@ export class Raft {
       if ((this.checkQuorum || this.preVote) && (m.type === MessageType.Heartbeat || m.type === MessageType.App)) {
         // tell a stale leader about the newer term so that it steps down
         this.send(makeMessage({ type: MessageType.AppResp, to: m.from }))
-      } else if (m.type === MessageType.PreVote) {
-        this.send(makeMessage({ type: MessageType.PreVoteResp, to: m.from, term: this.term, reject: true }))
+      } else if (m.type === MessageType.PreVote || m.type === MessageType.Vote) {
+        // a candidate behind our term learns it from the rejection (§5.1); without this, a
+        // voter this node never writes to could campaign below its term forever
+        const type = m.type === MessageType.PreVote ? MessageType.PreVoteResp : MessageType.VoteResp
+        this.send(makeMessage({ type, to: m.from, term: this.term, reject: true }))
       }
       return
     }
@@ -663,7 +666,7 @@ export class Raft {
     return this.raftLog.termOrZero(this.raftLog.committed) === this.term
   }
 
-  bcastAppend (): void {
+  private bcastAppend (): void {
     for (const id of this.prs.progress.keys()) {
       if (id !== this.id) this.sendAppend(id)
     }
@@ -684,7 +687,7 @@ export class Raft {
     this.send(makeMessage({ type: MessageType.Heartbeat, to, commit, context: ctx }))
   }
 
-  sendAppend (to: NodeId): void {
+  private sendAppend (to: NodeId): void {
     this.maybeSendAppend(to, true)
   }
 
@@ -727,7 +730,7 @@ export class Raft {
     this.send(makeMessage({ type: MessageType.TimeoutNow, to }))
   }
 
-  abortLeaderTransfer (): void {
+  private abortLeaderTransfer (): void {
     this.leadTransferee = ''
   }
 

@@ -9,137 +9,26 @@
 // heartbeat marked `quiesce`; from then on neither it nor its followers tick the group,
 // so a thousand idle groups cost nothing per group. Any proposal or non-heartbeat message
 // wakes a group. Followers must still notice a dead leader: hosts send each peer a tiny
-// liveness beacon (an empty batch) when they have sent it nothing for a while, and a
-// follower wakes the groups led by a peer that falls silent or that the transport reports
-// unreachable — the group then elects a new leader after one election timeout.
+// liveness beacon (an empty batch) when they have sent it nothing for a while; a peer that
+// falls silent wakes every quiet group it belongs to, and one the transport reports
+// unreachable wakes the groups it leads — they then elect a new leader after one election
+// timeout.
 import { TypedEventEmitter } from '@libp2p/interface'
-import { ConfChangeType, EntryType, MessageType, StateRole } from '../types.js'
-import type { ConfChange, ConfState, Entry, HardState, LogStorage, Message, NodeId, Ready, Snapshot, SoftState } from '../types.js'
-import { createRawNode, createRand, decodeConfChange } from '../core/index.js'
-import type { RaftConfig, RawNode } from '../core/index.js'
 import { randomBytes } from 'node:crypto'
+import { ConfChangeType, EntryType, MessageType, StateRole } from '../types.js'
+import type { ConfChange, Entry, NodeId, Ready, Snapshot, SoftState } from '../types.js'
+import { createRawNode, createRand, decodeConfChange } from '../core/index.js'
+import type { RawNode } from '../core/index.js'
 import type { RaftTransport } from '../transport/types.js'
 import { BatchBuilder, decodeBatch } from './raft-batch.js'
-import type { GroupId } from './raft-batch.js'
+import { PeerLiveness } from './peer-liveness.js'
+import { DEFAULT_GROUP_RAFT_OPTIONS, DEFAULT_TICK_MS } from './types.js'
+import type {
+  GroupId, GroupInit, GroupRaftOptions, GroupStatus, GroupStorage, RaftHostComponents, RaftHostEvents,
+  RaftHostInit, RaftHostStats, TickClock
+} from './types.js'
 
-export type { GroupId }
-
-/** A group's durable log, as the host persists Readys into it (DiskLogStorage). */
-export interface GroupStorage extends LogStorage {
-  append: (entries: Entry[]) => void
-  setHardState: (hs: HardState) => void
-  setConfState: (conf: ConfState) => void
-  applySnapshot: (snap: Snapshot) => Promise<void>
-  createSnapshot: (index: number, conf: ConfState, data: Uint8Array) => Promise<Snapshot>
-  compact: (index: number) => void
-  sync: () => Promise<void>
-}
-
-/** Raft timing and flow-control settings shared by all groups of a host (see RaftConfig). */
-export type GroupRaftOptions = Pick<RaftConfig, 'electionTick' | 'heartbeatTick' | 'preVote' | 'checkQuorum' | 'maxSizePerMsg' | 'maxInflightMsgs' | 'maxCommittedSizePerReady'>
-
-/**
- * Default timing: 25 ms ticks, heartbeats every 50 ms, elections after 250–500 ms of
- * silence (randomized), pre-vote and check-quorum on. A dead leader is replaced in about
- * 350 ms (bench raft-failover); etcd's defaults (100 ms heartbeat, 1 s election) are
- * tuned for WAN links — ours suit a mesh where idle groups cost nothing (quiescence).
- */
-export const DEFAULT_TICK_MS = 25
-export const DEFAULT_GROUP_RAFT_OPTIONS: GroupRaftOptions = { electionTick: 10, heartbeatTick: 2 }
-
-export interface GroupInit {
-  storage: GroupStorage
-  /**
-   * founding members of a brand-new group (every founder passes the same list in the same
-   * order); ignored when the storage already holds the group. A group added without
-   * members and without stored state accepts its first messages from any peer: it is a
-   * new member waiting for the leader to replicate the log to it.
-   */
-  bootstrap?: NodeId[]
-  /** index the state machine has already applied (restart) */
-  applied?: number
-  /** committed entries, in order; conf changes are applied by the host before this sees them */
-  apply?: (entries: Entry[]) => void | Promise<void>
-  /** a snapshot to restore the state machine from (follower catching up) */
-  applySnapshot?: (snap: Snapshot) => void | Promise<void>
-}
-
-export interface GroupStatus {
-  group: GroupId
-  leader: NodeId | ''
-  role: SoftState['role']
-  term: number
-  commit: number
-  applied: number
-  members: NodeId[]
-  /** not ticking: idle, with everything replicated */
-  quiesced: boolean
-}
-
-export interface RaftHostStats {
-  framesSent: number
-  framesReceived: number
-  bytesSent: number
-  bytesReceived: number
-  messagesSent: number
-  messagesReceived: number
-  /** heartbeats and heartbeat responses that travelled in coalesced form */
-  heartbeatsCoalesced: number
-  /** sends the transport dropped */
-  sendsDropped: number
-  /** batches that failed to decode */
-  malformedBatches: number
-  /** messages that failed checks (malformed, from a non-member, refused by the core) */
-  rejectedMessages: number
-  /** messages for groups this node does not host */
-  unknownGroupMessages: number
-  readyRounds: number
-  readiesProcessed: number
-  /** groups put to rest by their leader here, or on a leader's word */
-  quiesces: number
-  /** quiet groups woken (activity, or their leader fell silent) */
-  wakes: number
-  /** empty batches sent to show this node is alive */
-  livenessBeacons: number
-}
-
-export interface RaftHostEvents {
-  /** a group's leader or role changed */
-  'leader-change': CustomEvent<GroupStatus>
-  /** a group failed (its storage could not be written) and was removed */
-  'group-error': CustomEvent<{ group: GroupId, error: Error }>
-  /** a message was rejected (reason in detail) */
-  'reject': CustomEvent<{ group: GroupId, from: NodeId, reason: string }>
-}
-
-export interface TickClock {
-  now: () => number
-  setInterval: (fn: () => void, ms: number) => unknown
-  clearInterval: (handle: unknown) => void
-}
-
-export interface RaftHostComponents {
-  transport: RaftTransport
-  clock?: TickClock
-}
-
-export interface RaftHostInit {
-  self: NodeId
-  /** ms per raft tick (default DEFAULT_TICK_MS) */
-  tickMs?: number
-  /** raft settings for every group, over DEFAULT_GROUP_RAFT_OPTIONS (then the core's defaults) */
-  raft?: GroupRaftOptions
-  /** idle ticks before a leader quiesces its group (default electionTick; 0 never quiesces) */
-  quiesceAfterTicks?: number
-  /** send a peer a liveness beacon after this long without any frame to it (default half an election timeout) */
-  livenessIntervalMs?: number
-  /** a peer silent this long is presumed down: wake the quiet groups it leads (default two election timeouts) */
-  livenessTimeoutMs?: number
-  /** start a new batch (frame) for a peer once one holds about this many bytes (default 4 MiB; keep under the transport's frame limit) */
-  maxBatchBytes?: number
-  /** a message arrived for a group this node does not host (yet): the topology layer may create it */
-  onUnknownGroup?: (group: GroupId, from: NodeId, message: Message) => void
-}
+export * from './types.js'
 
 /** election jitter must differ between nodes: seed each core from real randomness */
 function seedFromCrypto (): () => number {
@@ -168,12 +57,6 @@ interface HostedGroup {
   idleTicks: number
 }
 
-interface PeerLiveness {
-  lastSent: number
-  lastHeard: number
-  alive: boolean
-}
-
 export class RaftHost extends TypedEventEmitter<RaftHostEvents> {
   readonly self: NodeId
   readonly stats: RaftHostStats = {
@@ -188,10 +71,8 @@ export class RaftHost extends TypedEventEmitter<RaftHostEvents> {
   private readonly tickMs: number
   private readonly onUnknownGroup?: RaftHostInit['onUnknownGroup']
   private readonly quiesceAfterTicks: number
-  private readonly livenessIntervalMs: number
-  private readonly livenessTimeoutMs: number
   private readonly maxBatchBytes: number
-  private readonly peers = new Map<NodeId, PeerLiveness>()
+  private readonly liveness: PeerLiveness
   private peersStale = true
   private readonly groups = new Map<GroupId, HostedGroup>()
   private readonly dirty = new Set<HostedGroup>()
@@ -209,8 +90,7 @@ export class RaftHost extends TypedEventEmitter<RaftHostEvents> {
     this.tickMs = init.tickMs ?? DEFAULT_TICK_MS
     const electionTick = this.raftOptions.electionTick ?? 10
     this.quiesceAfterTicks = init.quiesceAfterTicks ?? electionTick
-    this.livenessIntervalMs = init.livenessIntervalMs ?? electionTick * this.tickMs / 2
-    this.livenessTimeoutMs = init.livenessTimeoutMs ?? electionTick * this.tickMs * 2
+    this.liveness = new PeerLiveness(init.livenessIntervalMs ?? electionTick * this.tickMs / 2, init.livenessTimeoutMs ?? electionTick * this.tickMs * 2)
     this.maxBatchBytes = init.maxBatchBytes ?? 4 * 1024 * 1024
     this.clock = components.clock ?? systemClock
     this.onUnknownGroup = init.onUnknownGroup
@@ -380,7 +260,7 @@ export class RaftHost extends TypedEventEmitter<RaftHostEvents> {
     if (g.node.hasReady() || this.dirty.has(g)) return false
     const st = g.node.status()
     if (st.role !== StateRole.Leader || st.leadTransferee !== '' || st.commit !== st.lastIndex || g.applied !== st.commit) return false
-    const live = (id: NodeId): boolean => id === this.self || this.peers.get(id)?.alive === true
+    const live = (id: NodeId): boolean => id === this.self || this.liveness.isAlive(id)
     if (st.voters.filter(live).length <= st.voters.length / 2) return false
     for (const id of [...st.voters, ...st.learners]) {
       if (live(id) && st.progress?.[id]?.match !== st.lastIndex) return false
@@ -395,23 +275,13 @@ export class RaftHost extends TypedEventEmitter<RaftHostEvents> {
     this.stats.wakes++
   }
 
-  private liveness (peer: NodeId): PeerLiveness {
-    let p = this.peers.get(peer)
-    if (p === undefined) {
-      const now = this.clock.now()
-      p = { lastSent: 0, lastHeard: now, alive: true }
-      this.peers.set(peer, p)
-    }
-    return p
-  }
-
   /** Quiesce heartbeats for groups going quiet, and a beacon to every peer we have been silent to. */
   private sendQuiesceAndBeacons (quiescing: HostedGroup[]): void {
+    const now = this.clock.now()
     if (this.peersStale) {
-      const wanted = new Set<NodeId>()
-      for (const g of this.groups.values()) for (const m of g.members) if (m !== this.self) wanted.add(m)
-      for (const p of this.peers.keys()) if (!wanted.has(p)) this.peers.delete(p)
-      for (const p of wanted) this.liveness(p)
+      const peers = new Set<NodeId>()
+      for (const g of this.groups.values()) for (const m of g.members) if (m !== this.self) peers.add(m)
+      this.liveness.track(peers, now)
       this.peersStale = false
     }
     const perPeer = new Map<NodeId, BatchBuilder[]>()
@@ -420,12 +290,10 @@ export class RaftHost extends TypedEventEmitter<RaftHostEvents> {
         if (m !== this.self) this.builderFor(perPeer, m).addQuiesce(g.id, g.term, g.commit)
       }
     }
-    const now = this.clock.now()
-    for (const [peer, p] of this.peers) {
-      if (!perPeer.has(peer) && now - p.lastSent >= this.livenessIntervalMs) {
-        perPeer.set(peer, [new BatchBuilder()])
-        this.stats.livenessBeacons++
-      }
+    for (const peer of this.liveness.dueForBeacon(now)) {
+      if (perPeer.has(peer)) continue
+      perPeer.set(peer, [new BatchBuilder()])
+      this.stats.livenessBeacons++
     }
     this.sendBatches(perPeer)
   }
@@ -436,13 +304,9 @@ export class RaftHost extends TypedEventEmitter<RaftHostEvents> {
    * if it lost its majority instead of claiming leadership while quiet.
    */
   private checkLiveness (): void {
-    const now = this.clock.now()
-    for (const [peer, p] of this.peers) {
-      if (p.alive && now - p.lastHeard > this.livenessTimeoutMs) {
-        p.alive = false
-        for (const g of this.groups.values()) {
-          if (g.quiesced && g.members.has(peer)) this.wake(g)
-        }
+    for (const peer of this.liveness.newlySilent(this.clock.now())) {
+      for (const g of this.groups.values()) {
+        if (g.quiesced && g.members.has(peer)) this.wake(g)
       }
     }
   }
@@ -479,9 +343,15 @@ export class RaftHost extends TypedEventEmitter<RaftHostEvents> {
         const ok = await this.persist(round)
         this.send(ok)
         for (const { g, rd } of ok) {
-          await this.applyReady(g, rd)
-          if (g.removed) continue
-          g.node.advance()
+          try {
+            await this.applyReady(g, rd)
+            if (g.removed) continue
+            g.node.advance()
+          } catch (err) {
+            // the state machine could not apply a committed entry: this replica cannot go on
+            this.failGroup(g, err as Error)
+            continue
+          }
           if (g.node.hasReady()) this.dirty.add(g)
         }
       }
@@ -534,8 +404,7 @@ export class RaftHost extends TypedEventEmitter<RaftHostEvents> {
   private sendBatches (perPeer: Map<NodeId, BatchBuilder[]>): void {
     const now = this.clock.now()
     for (const [peer, list] of perPeer) {
-      const p = this.peers.get(peer)
-      if (p !== undefined) p.lastSent = now
+      this.liveness.sent(peer, now)
       let dropped = false
       for (const b of list) {
         const payload = b.encode()
@@ -619,11 +488,7 @@ export class RaftHost extends TypedEventEmitter<RaftHostEvents> {
   private receive (from: NodeId, payload: Uint8Array): void {
     this.stats.framesReceived++
     this.stats.bytesReceived += payload.length
-    const peer = this.peers.get(from)
-    if (peer !== undefined) {
-      peer.lastHeard = this.clock.now()
-      peer.alive = true
-    }
+    this.liveness.heard(from, this.clock.now())
     let received
     try {
       received = decodeBatch(payload, from, this.self)
@@ -637,7 +502,11 @@ export class RaftHost extends TypedEventEmitter<RaftHostEvents> {
       const g = this.groups.get(group)
       if (g === undefined) {
         this.stats.unknownGroupMessages++
-        this.onUnknownGroup?.(group, from, message)
+        try {
+          this.onUnknownGroup?.(group, from, message)
+        } catch (err) {
+          this.reject(group, from, `unknown-group hook failed: ${(err as Error).message}`)
+        }
         continue
       }
       if (!g.members.has(from) && g.members.size > 0) {

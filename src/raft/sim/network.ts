@@ -21,7 +21,6 @@ export class SimNetwork {
   /** directed links that drop everything: `${from}>${to}` */
   private readonly blocked = new Set<string>()
   faults: NetworkFaults
-  inFlight = 0
 
   constructor (private readonly rand: () => number, faults: NetworkFaults, private readonly longDelayTicks: number) {
     this.faults = faults
@@ -66,7 +65,6 @@ export class SimNetwork {
     let bucket = this.buckets.get(due)
     if (bucket === undefined) this.buckets.set(due, bucket = [])
     bucket.push(m)
-    this.inFlight++
   }
 
   /** Takes the messages due at `now`, shuffled; a partition formed meanwhile still drops them. */
@@ -74,7 +72,6 @@ export class SimNetwork {
     const bucket = this.buckets.get(now)
     if (bucket === undefined) return []
     this.buckets.delete(now)
-    this.inFlight -= bucket.length
     for (let i = bucket.length - 1; i > 0; i--) {
       const j = Math.floor(this.rand() * (i + 1))
       const t = bucket[i]
@@ -87,10 +84,7 @@ export class SimNetwork {
   /** Drops everything in flight older than `now` that was never collected. */
   clearBefore (now: number): void {
     for (const due of this.buckets.keys()) {
-      if (due < now) {
-        this.inFlight -= this.buckets.get(due)!.length
-        this.buckets.delete(due)
-      }
+      if (due < now) this.buckets.delete(due)
     }
   }
 }

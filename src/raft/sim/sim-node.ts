@@ -1,7 +1,9 @@
 // One simulated server: a RawNode over a MemoryLogStorage that stands for its disk, and a
 // KvMachine. What was handed out in a Ready and persisted before the crash survives a
-// crash; everything else (the core's unstable state, the state machine) is lost and
-// rebuilt from the storage on restart.
+// crash; everything else (the core's unstable state, a Ready taken but not yet persisted,
+// the state machine) is lost and rebuilt from the storage on restart. A Ready is handled
+// either at once (drain) or asynchronously (take … complete) with messages stepped in
+// between, as a host that persists in the background does.
 import { EntryType } from '../types.js'
 import type { ConfState, Entry, Message, NodeId, ReadState, Ready } from '../types.js'
 import { MemoryLogStorage } from '../core/memory-storage.js'
@@ -11,6 +13,8 @@ import { decodeConfChange } from '../core/conf-change-codec.js'
 import { KvMachine, decodeCommand } from './kv-machine.js'
 
 export interface SimNodeHooks {
+  /** `node` just took a Ready out of its core (its in-memory state is the Ready's) */
+  taken: (node: SimNode, rd: Ready) => void
   /** entries were just persisted by `node` */
   persisted: (node: SimNode, rd: Ready) => void
   send: (node: SimNode, m: Message) => void
@@ -29,6 +33,8 @@ export class SimNode {
   kv = new KvMachine()
   conf: ConfState = { voters: [], learners: [] }
   applied = 0
+  /** a Ready taken but not yet persisted (asynchronous mode: the node keeps stepping meanwhile) */
+  pending: Ready | undefined
 
   constructor (readonly id: NodeId, private readonly founders: NodeId[] | undefined, private readonly options: NodeOptions, private readonly rand: () => number) {}
 
@@ -47,44 +53,59 @@ export class SimNode {
 
   crash (): void {
     this.raw = undefined
+    this.pending = undefined // never persisted
   }
 
-  /** Handles every pending Ready: persist, send, apply, advance. */
+  /** Handles every Ready at once: persist, send, apply, advance. */
   drain (hooks: SimNodeHooks): void {
-    let guard = 0
-    while (this.raw !== undefined && this.raw.hasReady()) {
-      if (++guard > 10_000) throw new Error(`sim: ${this.id} never runs out of Ready`)
-      const raw = this.raw
-      const rd = raw.ready()
-      if (rd.snapshot !== undefined) this.storage.applySnapshot(rd.snapshot)
-      this.storage.append(rd.entries)
-      if (rd.hardState !== undefined) this.storage.setHardState(rd.hardState)
-      hooks.persisted(this, rd)
-      if (hooks.crashMidReady()) {
-        this.crash()
-        return
-      }
-      for (const m of rd.messages) hooks.send(this, m)
-      if (rd.snapshot !== undefined) {
-        const md = rd.snapshot.metadata
-        this.kv = KvMachine.decode(rd.snapshot.data)
-        this.conf = { voters: [...md.conf.voters], learners: [...md.conf.learners] }
-        this.applied = md.index
-        hooks.restored(this, md.index, md.term)
-      }
-      for (const e of rd.committedEntries) {
-        if (e.index <= this.applied) continue
-        if (e.type === EntryType.ConfChange) {
-          this.conf = raw.applyConfChange(decodeConfChange(e.data))
-        } else if (e.data.length > 0) {
-          this.kv.apply(decodeCommand(e.data))
-        }
-        this.applied = e.index
-        hooks.applied(this, e)
-      }
-      for (const rs of rd.readStates) hooks.readState(this, rs)
-      raw.advance()
+    for (let guard = 0; this.take(hooks); guard++) {
+      if (guard > 10_000) throw new Error(`sim: ${this.id} never runs out of Ready`)
+      this.complete(hooks)
     }
+  }
+
+  /** Takes the next Ready, if there is one and none is pending; true if taken. */
+  take (hooks: SimNodeHooks): boolean {
+    if (this.raw === undefined || this.pending !== undefined || !this.raw.hasReady()) return false
+    this.pending = this.raw.ready()
+    hooks.taken(this, this.pending)
+    return true
+  }
+
+  /** Persists, sends and applies the pending Ready, then advances. */
+  complete (hooks: SimNodeHooks): void {
+    const raw = this.raw
+    const rd = this.pending
+    if (raw === undefined || rd === undefined) return
+    if (rd.snapshot !== undefined) this.storage.applySnapshot(rd.snapshot)
+    this.storage.append(rd.entries)
+    if (rd.hardState !== undefined) this.storage.setHardState(rd.hardState)
+    hooks.persisted(this, rd)
+    if (hooks.crashMidReady()) {
+      this.crash()
+      return
+    }
+    for (const m of rd.messages) hooks.send(this, m)
+    if (rd.snapshot !== undefined) {
+      const md = rd.snapshot.metadata
+      this.kv = KvMachine.decode(rd.snapshot.data)
+      this.conf = { voters: [...md.conf.voters], learners: [...md.conf.learners] }
+      this.applied = md.index
+      hooks.restored(this, md.index, md.term)
+    }
+    for (const e of rd.committedEntries) {
+      if (e.index <= this.applied) continue
+      if (e.type === EntryType.ConfChange) {
+        this.conf = raw.applyConfChange(decodeConfChange(e.data))
+      } else if (e.data.length > 0) {
+        this.kv.apply(decodeCommand(e.data))
+      }
+      this.applied = e.index
+      hooks.applied(this, e)
+    }
+    for (const rs of rd.readStates) hooks.readState(this, rs)
+    this.pending = undefined
+    raw.advance()
   }
 
   /** Snapshots the state machine at the applied index and drops the log before it, keeping `keep` entries. */

@@ -4,7 +4,7 @@
 // bridge), crashes with restarts from persisted state, membership changes, leadership
 // transfers, client writes and linearizable reads — then heals everything and requires
 // a leader to commit a final proposal within a bounded number of ticks.
-import { ConfChangeType, StateRole } from '../types.js'
+import { ConfChangeType, EntryType, StateRole } from '../types.js'
 import type { ConfChange, Entry, Message, NodeId, ReadState, Ready } from '../types.js'
 import { createRand } from '../core/rand.js'
 import { InvalidMessageError } from '../core/raw-node.js'
@@ -63,8 +63,8 @@ export function runSeed (seed: number, opts: SeedOptions = {}): SeedResult {
   const options: NodeOptions = {
     electionTick: ELECTION_TICK,
     heartbeatTick: 1,
-    preVote: chance(0.85),
-    checkQuorum: chance(0.85),
+    preVote: chance(0.7),
+    checkQuorum: chance(0.7),
     maxSizePerMsg: pick([64, 256, 4096]),
     maxInflightMsgs: pick([1, 2, 4, 16])
   }
@@ -88,9 +88,10 @@ export function runSeed (seed: number, opts: SeedOptions = {}): SeedResult {
   const pCompact = pick([0, 0.01, 0.05])
   const pMidReadyCrash = pick([0, 0.001])
   const pOp = pick([0.1, 0.3, 0.6])
+  const asyncReady = chance(0.5)
   const ticks = opts.ticks ?? 200 + Math.floor(rand() * 300)
   const livenessTicks = opts.livenessTicks ?? 60 * ELECTION_TICK
-  trace?.(`seed ${seed}: ${size} nodes, ${founders} founders, ${JSON.stringify(options)}, faults ${JSON.stringify(faults)}, storm ${storm} crash ${pCrash} partition ${pPartition} conf ${pConf} transfer ${pTransfer} compact ${pCompact}`)
+  trace?.(`seed ${seed}: ${size} nodes, ${founders} founders, ${JSON.stringify(options)}, faults ${JSON.stringify(faults)}, storm ${storm} async ${asyncReady} crash ${pCrash} partition ${pPartition} conf ${pConf} transfer ${pTransfer} compact ${pCompact}`)
 
   const net = new SimNetwork(rand, faults, 4 * ELECTION_TICK)
   const checker = new SafetyChecker()
@@ -120,6 +121,13 @@ export function runSeed (seed: number, opts: SeedOptions = {}): SeedResult {
   }
 
   const hooks: SimNodeHooks = {
+    taken: (node: SimNode, rd: Ready) => {
+      if (rd.softState?.role === StateRole.Leader) {
+        const st = node.raw!.status()
+        trace?.(`t${tick} ${node.id} leads term ${st.term} (last ${st.lastIndex}, commit ${st.commit})`)
+        checker.onLeader(node.id, st.term, termAt(node), st.firstIndex, st.lastIndex)
+      }
+    },
     persisted: (node: SimNode, rd: Ready) => {
       if (rd.entries.length > 0) {
         checker.onPersist(node.id, rd.entries, i => {
@@ -130,11 +138,6 @@ export function runSeed (seed: number, opts: SeedOptions = {}): SeedResult {
           }
         })
       }
-      if (rd.softState?.role === StateRole.Leader) {
-        const st = node.raw!.status()
-        trace?.(`t${tick} ${node.id} leads term ${st.term} (last ${st.lastIndex}, commit ${st.commit})`)
-        checker.onLeader(node.id, st.term, termAt(node), st.firstIndex, st.lastIndex)
-      }
     },
     send: (node: SimNode, m: Message) => {
       const delivered = net.send(m, tick)
@@ -142,7 +145,7 @@ export function runSeed (seed: number, opts: SeedOptions = {}): SeedResult {
     },
     applied: (node: SimNode, e: Entry) => {
       checker.onApply(node.id, e, node.raw!.status().term)
-      if (e.data.length > 0 && e.type === 0) {
+      if (e.data.length > 0 && e.type === EntryType.Normal) {
         const c = decodeCommand(e.data)
         const put = pendingPuts.get(c.op)
         if (put !== undefined) {
@@ -164,6 +167,24 @@ export function runSeed (seed: number, opts: SeedOptions = {}): SeedResult {
       completeReads(node)
     },
     crashMidReady: () => !healed && pMidReadyCrash > 0 && chance(pMidReadyCrash)
+  }
+
+  // a node handles its Readies either at once, or (asynchronous seeds) persists them later
+  // while it keeps stepping messages, like a host that fsyncs in the background
+  const handle = (n: SimNode): void => {
+    if (!asyncReady) {
+      n.drain(hooks)
+      return
+    }
+    n.take(hooks)
+    if (chance(0.3)) finish(n)
+  }
+  const finish = (n: SimNode): void => {
+    n.complete(hooks)
+    n.take(hooks)
+  }
+  const finishSome = (p: number): void => {
+    for (const n of nodes.values()) if (n.pending !== undefined && chance(p)) finish(n)
   }
 
   const alive = (): SimNode[] => [...nodes.values()].filter(n => n.alive)
@@ -191,11 +212,12 @@ export function runSeed (seed: number, opts: SeedOptions = {}): SeedResult {
       if (err instanceof InvalidMessageError) checker.violations.push(`core sent a malformed message: ${err.message}`)
       else throw err
     }
-    target.drain(hooks)
+    handle(target)
   }
 
   const deliverDue = (): void => {
     for (let rounds = 0; rounds < 10_000; rounds++) {
+      if (asyncReady) finishSome(0.5)
       const due = net.takeDue(tick)
       if (due.length === 0) return
       for (const m of due) deliver(m)
@@ -207,7 +229,7 @@ export function runSeed (seed: number, opts: SeedOptions = {}): SeedResult {
     for (const n of alive()) {
       if (drift && chance(0.05)) continue
       n.raw!.tick()
-      n.drain(hooks)
+      handle(n)
     }
   }
 
@@ -254,7 +276,7 @@ export function runSeed (seed: number, opts: SeedOptions = {}): SeedResult {
     const cc = pick(choices)
     try {
       leader.raw!.proposeConfChange(cc)
-      leader.drain(hooks)
+      handle(leader)
       trace?.(`t${tick} ${leader.id} proposes ${ConfChangeType[cc.type]} ${cc.node}`)
     } catch (err) {
       if (!(err instanceof ProposalDroppedError)) throw err
@@ -279,18 +301,18 @@ export function runSeed (seed: number, opts: SeedOptions = {}): SeedResult {
       const o: KvOperation = { input: { kind: 'put', key, value: op }, output: null, call: ++clock, return: Infinity }
       history.push(o)
       pendingPuts.set(op, o)
-      node.drain(hooks)
+      handle(node)
     } else {
       const ctx = new TextEncoder().encode(`r${op}`)
       pendingReads.set(ctxKey(ctx), { node, key, call: ++clock, tick, index: 0 })
       node.raw!.readIndex(ctx)
-      node.drain(hooks)
+      handle(node)
     }
   }
 
   for (const n of nodes.values()) {
     n.start(hooks)
-    n.drain(hooks)
+    handle(n)
   }
 
   // ---- chaotic phase ----
@@ -300,7 +322,7 @@ export function runSeed (seed: number, opts: SeedOptions = {}): SeedResult {
         restartAt.delete(id)
         trace?.(`t${tick} restart ${id}`)
         nodes.get(id)!.start(hooks)
-        nodes.get(id)!.drain(hooks)
+        handle(nodes.get(id)!)
       }
     }
     if (chance(pCrash) && restartAt.size < (storm ? 3 : 2)) {
@@ -322,7 +344,7 @@ export function runSeed (seed: number, opts: SeedOptions = {}): SeedResult {
         const to = pick(voters)
         trace?.(`t${tick} ${leader.id} transfers leadership to ${to}`)
         leader.raw!.transferLeader(to)
-        leader.drain(hooks)
+        handle(leader)
       }
     }
     if (chance(pCompact)) {
@@ -345,7 +367,7 @@ export function runSeed (seed: number, opts: SeedOptions = {}): SeedResult {
     for (const n of nodes.values()) {
       if (!n.alive) {
         n.start(hooks)
-        n.drain(hooks)
+        handle(n)
       }
     }
     restartAt.clear()
@@ -374,7 +396,7 @@ export function runSeed (seed: number, opts: SeedOptions = {}): SeedResult {
         try {
           leader.raw!.propose(encodeCommand({ op: finalOp, key: 'final', value: finalOp }))
           proposedIn = mark
-          leader.drain(hooks)
+          handle(leader)
         } catch (err) {
           if (!(err instanceof ProposalDroppedError)) throw err
         }

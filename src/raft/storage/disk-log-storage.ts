@@ -17,8 +17,8 @@ import { writeFileAtomic, fsyncDir } from '../../util/atomic-file.js'
 import { CompactedError } from '../types.js'
 import type { ConfState, Entry, HardState, LogStorage, Snapshot } from '../types.js'
 import { limitSize } from '../core/entry-size.js'
-import { RecordType, encodeRecord, scanRecords, validRecordFollows } from './wal-record.js'
-import type { WalRecord } from './wal-record.js'
+import { RecordType, encodeRecord, encodeRecords, scanRecords, validRecordFollows } from './wal-record.js'
+import type { PendingRecord, WalRecord } from './wal-record.js'
 import {
   confFromProto, confToProto, emptySnapshot, entryFromProto, entryToProto,
   hardStateFromProto, hardStateToProto, snapshotFromProto, snapshotToProto
@@ -74,7 +74,7 @@ export class DiskLogStorage implements LogStorage {
   private conf: ConfState = { voters: [], learners: [] }
   private snap: Snapshot = emptySnapshot()
   // records queued for the next sync
-  private pending: Uint8Array[] = []
+  private pending: PendingRecord[] = []
   private pendingMaxIndex = 0
   private segments: Segment[] = []
   private handle?: FileHandle
@@ -217,7 +217,7 @@ export class DiskLogStorage implements LogStorage {
   }
 
   private queue (type: RecordType, payload: Uint8Array): void {
-    this.pending.push(encodeRecord(type, payload))
+    this.pending.push({ type, payload })
   }
 
   private putEntry (e: Entry): void {
@@ -262,7 +262,7 @@ export class DiskLogStorage implements LogStorage {
     const offsetAfter = this.offsetIndex
     try {
       const current = this.segments[this.segments.length - 1]
-      await this.writeAll(this.handle, Buffer.concat(records))
+      await this.writeAll(this.handle, encodeRecords(records))
       await this.handle.datasync()
       this.stats.syncs++
       if (maxIndex > current.maxIndex) current.maxIndex = maxIndex

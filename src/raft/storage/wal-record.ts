@@ -24,18 +24,37 @@ export interface WalRecord {
   offset: number
 }
 
+/** crc32 of each possible type byte, the starting value of a record's checksum */
+const TYPE_CRC = Array.from({ length: 256 }, (_, t) => crc32(Uint8Array.of(t)))
+
 function checksum (type: number, payload: Uint8Array): number {
-  return crc32(payload, crc32(Uint8Array.of(type)))
+  return crc32(payload, TYPE_CRC[type])
+}
+
+export interface PendingRecord {
+  type: RecordType
+  payload: Uint8Array
+}
+
+/** Frames many records into one buffer (one allocation, one write). */
+export function encodeRecords (records: PendingRecord[]): Uint8Array {
+  let total = 0
+  for (const r of records) total += RECORD_HEADER_BYTES + r.payload.length
+  const out = new Uint8Array(total)
+  const view = new DataView(out.buffer)
+  let offset = 0
+  for (const { type, payload } of records) {
+    view.setUint32(offset, payload.length, true)
+    view.setUint32(offset + 4, checksum(type, payload), true)
+    out[offset + 8] = type
+    out.set(payload, offset + RECORD_HEADER_BYTES)
+    offset += RECORD_HEADER_BYTES + payload.length
+  }
+  return out
 }
 
 export function encodeRecord (type: RecordType, payload: Uint8Array): Uint8Array {
-  const out = new Uint8Array(RECORD_HEADER_BYTES + payload.length)
-  const view = new DataView(out.buffer)
-  view.setUint32(0, payload.length, true)
-  view.setUint32(4, checksum(type, payload), true)
-  out[8] = type
-  out.set(payload, RECORD_HEADER_BYTES)
-  return out
+  return encodeRecords([{ type, payload }])
 }
 
 export interface ScanResult {

@@ -39,6 +39,8 @@ export interface ClusterOptions {
   reportApplied: boolean
   proposeOnLeader?: boolean
   mesh?: string
+  /** extra node flags for the node processes (e.g. --cpu-prof when profiling a bench) */
+  execArgv?: string[]
 }
 
 export class RaftCluster {
@@ -70,7 +72,7 @@ export class RaftCluster {
       reportApplied: this.options.reportApplied,
       proposeOnLeader: this.options.proposeOnLeader
     }
-    const child = spawn(process.execPath, ['--no-node-snapshot', NODE_SCRIPT, JSON.stringify(config)], { stdio: ['pipe', 'pipe', 'inherit'] })
+    const child = spawn(process.execPath, ['--no-node-snapshot', ...(this.options.execArgv ?? []), NODE_SCRIPT, JSON.stringify(config)], { stdio: ['pipe', 'pipe', 'inherit'] })
     node.child = child
     node.roles.clear()
     const ready = new Promise<void>((resolve, reject) => {
@@ -112,12 +114,13 @@ export class RaftCluster {
     node.child?.stdin?.write(JSON.stringify(cmd) + '\n')
   }
 
-  /** Resolves with the next event of this kind from the node. */
-  async next (node: ClusterNode, event: string, timeoutMs = 60_000): Promise<NodeEvent> {
+  /** Resolves with the next event of this kind (or of any of these kinds) from the node. */
+  async next (node: ClusterNode, event: string | string[], timeoutMs = 60_000): Promise<NodeEvent> {
+    const kinds = Array.isArray(event) ? event : [event]
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => { this.listeners.delete(l); reject(new Error(`no ${event} event from node ${node.index} within ${timeoutMs} ms`)) }, timeoutMs)
+      const timer = setTimeout(() => { this.listeners.delete(l); reject(new Error(`no ${kinds.join('/')} event from node ${node.index} within ${timeoutMs} ms`)) }, timeoutMs)
       const l = (n: ClusterNode, e: NodeEvent): void => {
-        if (n !== node || e.event !== event) return
+        if (n !== node || !kinds.includes(e.event)) return
         clearTimeout(timer)
         this.listeners.delete(l)
         resolve(e)

@@ -45,6 +45,8 @@ await transport.start()
 const host = createRaftHost({ transport }, { self: libp2p.peerId.toString(), tickMs: config.tickMs, raft: config.raft })
 const appliedCount = new Map<string, number>()
 const waiters = new Map<string, { target: number, resolve: () => void }>()
+/** resolved at every apply: the load generator waits here while its window is full */
+const progressWaiters: Array<() => void> = []
 const storages: DiskLogStorage[] = []
 for (const group of config.groups) {
   const storage = await DiskLogStorage.open(join(config.data, 'groups', group))
@@ -66,6 +68,7 @@ for (const group of config.groups) {
         waiters.delete(group)
         w.resolve()
       }
+      for (const wake of progressWaiters.splice(0)) wake()
     }
   })
 }
@@ -83,15 +86,18 @@ async function load (group: string, count: number, size: number): Promise<void> 
   const base = appliedCount.get(group)!
   const done = new Promise<void>(resolve => { waiters.set(group, { target: base + count, resolve }) })
   let proposed = 0
-  const window = 4096
+  const window = 16384
   while (proposed < count) {
     const inFlight = proposed - (appliedCount.get(group)! - base)
-    const n = Math.min(count - proposed, window - inFlight, 512)
+    const n = Math.min(count - proposed, window - inFlight, 2048)
     if (n > 0) {
+      // throws ProposalDroppedError if this node lost leadership: reported as an error
       host.proposeBatch(group, Array.from({ length: n }, () => payload))
       proposed += n
+      await new Promise(resolve => setImmediate(resolve))
+    } else {
+      await new Promise<void>(resolve => { progressWaiters.push(resolve) })
     }
-    await new Promise(resolve => setImmediate(resolve))
   }
   await done
   emit('load-done', { group, entries: count, ms: performance.now() - start })
