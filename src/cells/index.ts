@@ -1,13 +1,31 @@
 // The cells layer's public API (SPEC §4): what the messaging and topology layers call.
 //
-//   const runtime = createCellRuntime({ dataDir, router?, bounds?, log? }); runtime.start()
+//   const runtime = createCellRuntime({ dataDir, router?, bounds?, log?, replyGate? }); runtime.start()
+//
+//   // bundles: build (esbuild) + sign, ship encoded, verify against the app owner
 //   const bundle = await buildBundle({ entry: 'counter.js', app: 'shop', cell: 'counter', limits, owner: ownerKey })
-//   const wire = encodeBundle(bundle); const again = decodeBundle(wire); await verifyBundle(again, ownerPublicKey)
+//   const bytes = encodeBundle(bundle); const received = decodeBundle(bytes); await verifyBundle(received, ownerPublicKey)
+//
+//   // lifecycle: stem → transformed → reverted → transformed …
+//   runtime.createStem('shop/counter#0')                        // a blank cell (optional: transform creates it)
 //   await runtime.transform('shop/counter#0', bundle, { owner, limits?, state?, version?, replace? })
-//   await runtime.ask('shop/counter#0', 'increment', [2], { deadline?, signal? })   // → JSON value
-//   runtime.tell('shop/counter', 'increment', [1])                                  // any replica
-//   await runtime.snapshot(address); runtime.addEventListener('cell:snapshot', e => e.detail.state/version)
-//   await runtime.revert(address); runtime.setRouter(meshRouter); await runtime.stop()
+//   await runtime.revert('shop/counter#0')
+//
+//   // messages: JSON-like arguments and results; `app/cell` picks a replica
+//   await runtime.ask('shop/counter#0', 'increment', [2], { deadline?, signal? })
+//   runtime.tell('shop/counter', 'increment', [1])
+//   await runtime.askJson(address, method, '[2]', options)    // JSON text in and out (routers)
+//
+//   // state: snapshots for warm clones, persisted copies for node restarts
+//   runtime.addEventListener('cell:snapshot', e => e.detail)    // { address, hash, state (JSON text), version }
+//   await runtime.snapshot(address); await runtime.loadState(address)
+//
+//   // supervision: 'cell:started' | 'cell:crashed' | 'cell:restarted' | 'cell:failed' | 'cell:reverted'
+//   //              'cell:log' | 'host:crashed' | 'host:restarted'  (see events.ts)
+//   runtime.cells(); runtime.cell(address); runtime.reservedMemory(); runtime.hostPids()
+//
+//   runtime.setRouter(meshRouter)   // asks from cells to addresses outside their cell host
+//   await runtime.stop()
 //
 // Cell code never runs in the node's process: each app's cells live in one cell host
 // (a child process) supervised by the runtime.

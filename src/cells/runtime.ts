@@ -33,6 +33,13 @@ export interface CellRuntimeInit {
   /** host deaths within hostRestartWindow after which the app's cells are marked failed (default 5) */
   maxHostRestarts?: number
   hostRestartWindow?: number
+  /**
+   * Durability hook (SPEC §4: with clones, a reply leaves only once the state it produced
+   * is held by a clone): results from a cell whose state version is newer than the last
+   * one this gate acknowledged wait for gate(address, version) (the state reached
+   * 'cell:snapshot' listeners before). A rejection fails the ask.
+   */
+  replyGate?: (address: string, version: number) => Promise<void>
   /** where stem.log goes (besides the 'cell:log' event), and what cell hosts write to stderr */
   log?: (address: string, text: string) => void
 }
@@ -82,6 +89,8 @@ interface CellRecord {
   limits?: CellLimits
   state: string | null
   version: number
+  /** newest version the reply gate acknowledged */
+  gatedVersion: number
   inflight: number
 }
 
@@ -126,7 +135,7 @@ export class CellRuntime extends TypedEventEmitter<CellRuntimeEvents> {
   private seq = 0
   private sweepTimer: NodeJS.Timeout | undefined
   private running = false
-  private readonly opts: Required<Omit<CellRuntimeInit, 'dataDir' | 'router' | 'bounds' | 'log'>> & Pick<CellRuntimeInit, 'log'>
+  private readonly opts: Required<Omit<CellRuntimeInit, 'dataDir' | 'router' | 'bounds' | 'log' | 'replyGate'>> & Pick<CellRuntimeInit, 'log' | 'replyGate'>
 
   constructor (init: CellRuntimeInit = {}) {
     super()
@@ -140,7 +149,8 @@ export class CellRuntime extends TypedEventEmitter<CellRuntimeEvents> {
       memoryHeadroom: init.memoryHeadroom ?? 3,
       maxHostRestarts: init.maxHostRestarts ?? 5,
       hostRestartWindow: init.hostRestartWindow ?? 60_000,
-      log: init.log
+      log: init.log,
+      replyGate: init.replyGate
     }
   }
 
@@ -205,7 +215,7 @@ export class CellRuntime extends TypedEventEmitter<CellRuntimeEvents> {
     const { app } = parseAddress(address)
     let record = this.cellsByAddress.get(address)
     if (record === undefined) {
-      record = { address, app, status: 'stem', state: null, version: 0, inflight: 0 }
+      record = { address, app, status: 'stem', state: null, version: 0, gatedVersion: 0, inflight: 0 }
       this.cellsByAddress.set(address, record)
     }
     return info(record)
@@ -228,7 +238,7 @@ export class CellRuntime extends TypedEventEmitter<CellRuntimeEvents> {
     await verifyBundle(bundle, options.owner)
     const limits = checkLimits(options.limits ?? bundle.limits)
     if (options.state !== undefined) checkStateText(options.state, this.bounds.maxMessageBytes)
-    const record = this.cellsByAddress.get(address) ?? { address, app, status: 'stem' as CellStatus, state: null, version: 0, inflight: 0 }
+    const record = this.cellsByAddress.get(address) ?? { address, app, status: 'stem' as CellStatus, state: null, version: 0, gatedVersion: 0, inflight: 0 }
     this.cellsByAddress.set(address, record)
     const replace = options.replace === true && record.status === 'transformed'
     if (record.status === 'transformed' && !replace) throw new Error(`cell ${address} is already transformed: revert it first or ask for replace`)
@@ -434,6 +444,17 @@ export class CellRuntime extends TypedEventEmitter<CellRuntimeEvents> {
     this.calls.delete(id)
     pending.record.inflight--
     pending.cleanup?.()
+    const record = pending.record
+    const gate = this.opts.replyGate
+    // errors leave the state as it was, so only results wait for the gate
+    if (ok && gate !== undefined && record.version > record.gatedVersion) {
+      const version = record.version
+      gate(record.address, version).then(() => {
+        record.gatedVersion = Math.max(record.gatedVersion, version)
+        pending.resolve(text)
+      }, (err: Error) => { pending.reject(new Error(`state of ${record.address} is not safe yet: ${err?.message ?? String(err)}`)) })
+      return
+    }
     if (ok) pending.resolve(text)
     else pending.reject(new Error(text))
   }

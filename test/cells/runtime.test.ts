@@ -90,6 +90,34 @@ describe('cells: runtime lifecycle and messaging', function () {
     await assert.rejects(runtime.transform('shop/other#0', await b.bundle('shop/other', COUNTER), { owner: b.owner.publicKey, state: '[1]' }), /JSON text of an object/)
   })
 
+  it('a reply gate holds results until the state they saw is acknowledged (durability hook)', async () => {
+    const gated: Array<{ version: number, release: () => void }> = []
+    const gatedRuntime = createCellRuntime({
+      replyGate: async (address, version) => {
+        const { promise, resolve } = Promise.withResolvers<void>()
+        gated.push({ version, release: resolve })
+        await promise
+      }
+    })
+    gatedRuntime.start()
+    try {
+      await gatedRuntime.transform('shop/counter#0', await b.bundle('shop/counter', COUNTER), { owner: b.owner.publicKey })
+      let answered = false
+      const first = gatedRuntime.ask('shop/counter#0', 'increment', [4]).then(v => { answered = true; return v })
+      await waitFor(() => gated.length === 1)
+      assert.equal(gated[0].version, 1)
+      assert.equal(answered, false)
+      gated[0].release()
+      assert.equal(await first, 4)
+      // nothing new to protect: answered without the gate
+      assert.equal(await gatedRuntime.ask('shop/counter#0', 'get'), 4)
+      await assert.rejects(gatedRuntime.ask('shop/counter#0', 'nope'), /unknown method/)
+      assert.equal(gated.length, 1)
+    } finally {
+      await gatedRuntime.stop()
+    }
+  })
+
   it('persists the last state to the data dir (atomic file) and loads it back', async () => {
     await runtime.transform('shop/counter#0', await b.bundle('shop/counter', COUNTER), { owner: b.owner.publicKey })
     await runtime.ask('shop/counter#0', 'increment', [9])

@@ -29,7 +29,9 @@ export class StemPool {
   /** A blank stem cell with this memory limit (MiB): a warm one if there is one, else made now. */
   take (memoryMiB: number): BlankStem {
     const warm = this.blanks.get(memoryMiB)?.pop()
-    void this.refill(memoryMiB)
+    // refill after the current transform has answered (a timer runs after this turn's
+    // setImmediate flush of the reply): new Isolate() itself is synchronous
+    setTimeout(() => { void this.refill(memoryMiB) }, 0)
     return warm ?? this.createSync(memoryMiB)
   }
 
