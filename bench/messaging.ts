@@ -100,13 +100,14 @@ async function rawEcho (a: BenchNode, b: BenchNode, count: number, size: number)
   return { perSecond: count / seconds, p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99) }
 }
 
-async function remoteAsk (a: BenchNode, b: BenchNode, count: number): Promise<{ perSecond: number, p50: number, p99: number }> {
-  for (let i = 0; i < 200; i++) await a.messaging.ask('bench/counter#0', 'get')
+/** Sequential asks from `from` (a remote node's messaging, or the cell's own runtime). */
+async function sequentialAsks (ask: () => Promise<string>, count: number): Promise<{ perSecond: number, p50: number, p99: number }> {
+  for (let i = 0; i < 200; i++) await ask()
   const latencies: number[] = []
   const start = performance.now()
   for (let i = 0; i < count; i++) {
     const t = performance.now()
-    await a.messaging.askJson('bench/counter#0', 'increment', '[1]')
+    await ask()
     latencies.push(performance.now() - t)
   }
   const seconds = (performance.now() - start) / 1000
@@ -119,6 +120,8 @@ async function rawTell (a: BenchNode, b: BenchNode, count: number, message: Uint
   let received = 0
   const { promise: all, resolve } = Promise.withResolvers<void>()
   await b.libp2p.handle(SINK, stream => {
+    // the raw reader never pauses: let a burst fit instead of aborting the stream
+    stream.maxReadBufferLength = 256 * 1024 * 1024
     readFrames(stream, 1 << 20, { onFrame: () => { if (++received === count) resolve() }, onOversized: () => {}, onClose: () => {} })
   })
   const stream: Stream = await a.libp2p.dialProtocol(b.libp2p.peerId, SINK)
@@ -127,7 +130,7 @@ async function rawTell (a: BenchNode, b: BenchNode, count: number, message: Uint
   for (let i = 0; i < count; i++) {
     if (!stream.send(framed)) await stream.onDrain()
   }
-  await all
+  await Promise.race([all, new Promise((_resolve, reject) => setTimeout(() => { reject(new Error(`raw tell: ${received} of ${count} arrived in 90 s`)) }, 90_000).unref())])
   const perSecond = count / ((performance.now() - start) / 1000)
   await stream.close()
   return perSecond
@@ -181,12 +184,15 @@ try {
   await b.runtime.transform('bench/counter#0', await bundle(owner, 'counter', COUNTER), { owner: owner.publicKey })
   directory.set('bench/counter#0', b.id)
 
-  const askCount = Number(process.env.ASKS ?? 3000)
+  const askCount = 3000
   const raw = await rawEcho(a, b, askCount, 64)
-  const ask = await remoteAsk(a, b, askCount)
+  const ask = await sequentialAsks(async () => await a.messaging.askJson('bench/counter#0', 'increment', '[1]'), askCount)
   console.log(`bench remote-ask: ${rate(ask.perSecond)} asks/s p50 ${ms(ask.p50)} ms p99 ${ms(ask.p99)} ms (raw libp2p echo ${rate(raw.perSecond)}/s p50 ${ms(raw.p50)} ms p99 ${ms(raw.p99)} ms, ratio ${(ask.perSecond / raw.perSecond).toFixed(2)})`)
+  // the same asks made on the cell's own node: what the cell host round trip costs by itself
+  const local = await sequentialAsks(async () => await b.runtime.askJson('bench/counter#0', 'increment', '[1]'), askCount)
+  console.log(`bench remote-ask-vs-local: ${rate(ask.perSecond)} asks/s p50 ${ms(ask.p50)} ms (same cell asked on its own node ${rate(local.perSecond)} asks/s p50 ${ms(local.p50)} ms, ratio ${(ask.perSecond / local.perSecond).toFixed(2)})`)
 
-  const tellCount = Number(process.env.TELLS ?? 200_000)
+  const tellCount = 50_000
   const rawRate = await rawTell(a, b, tellCount, new TextEncoder().encode('{"to":"bench/counter#0","method":"increment","args":"[1]"}'))
   const tellRate = await remoteTell(a, tellCount)
   console.log(`bench remote-tell: ${rate(tellRate)} msg/s (raw libp2p one write per message ${rate(rawRate)} msg/s, ratio ${(tellRate / rawRate).toFixed(2)})`)

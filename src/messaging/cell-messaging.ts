@@ -46,12 +46,14 @@ export interface CellMessagingComponents {
 
 export interface CellMessagingInit {
   mesh: string
-  /** a batch is flushed at the next turn of the event loop, or as soon as this many bytes are queued (default 64 KiB) */
+  /** a batch is flushed once the current synchronous run ends (microtask), or as soon as this many bytes are queued (default 64 KiB) */
   flushBytes?: number
   /** bound of each peer's outbound queue, bytes (default 4 MiB) */
   maxQueuedBytes?: number
   /** largest frame accepted or sent (default: twice the runtime's largest message + 64 KiB) */
   maxFrameBytes?: number
+  /** what one stream may buffer while its reading is paused: at least the muxer's largest stream window (default 16 MiB + one frame, yamux's default) */
+  maxReadBufferBytes?: number
   /** messages of one inbound stream running at once (default 256) */
   maxInflightPerStream?: number
   /** cell streams one peer may have open towards this node (default 4) */
@@ -157,6 +159,7 @@ export class CellMessaging extends TypedEventEmitter<CellMessagingEvents> {
       maxQueuedBytes: init.maxQueuedBytes ?? 4 * 1024 * 1024,
       maxFrameBytes: init.maxFrameBytes ?? components.runtime.bounds.maxMessageBytes * 2 + 64 * 1024,
       maxInflightPerStream: init.maxInflightPerStream ?? 256,
+      maxReadBufferBytes: init.maxReadBufferBytes ?? 16 * 1024 * 1024 + (init.maxFrameBytes ?? components.runtime.bounds.maxMessageBytes * 2 + 64 * 1024),
       maxStreamsPerPeer: init.maxStreamsPerPeer ?? 4,
       maxBadFrames: init.maxBadFrames ?? 16,
       askTimeout: init.askTimeout ?? 30_000
@@ -410,6 +413,7 @@ export class CellMessaging extends TypedEventEmitter<CellMessagingEvents> {
       maxFrameBytes: this.opts.maxFrameBytes,
       flushBytes: this.opts.flushBytes,
       maxQueuedBytes: this.opts.maxQueuedBytes,
+      maxReadBufferBytes: this.opts.maxReadBufferBytes,
       onEnvelope: (envelope, channel) => { this.receive(envelope, channel) },
       onReject: (reason, channel, verifier) => { this.rejected(reason, channel, verifier) },
       onClose: channel => { this.closed(channel) },

@@ -1,7 +1,7 @@
 // One cell-protocol stream to one peer, used both ways: asks, tells and transforms go out,
 // replies come back (and the other way round on a stream the peer opened). Outgoing
 // messages wait in a bounded queue and leave as batches: one signed frame per flush
-// (next turn of the event loop, or as soon as `flushBytes` are queued). When the stream
+// (once the current synchronous run ends, or as soon as `flushBytes` are queued). When the stream
 // asks for a drain, flushing stops until it drains: a slow link fills the queue, and a
 // full queue refuses more (the caller sees 'backpressure').
 import { CellBatch, CellEnvelope } from '../wire/proto/cell.js'
@@ -19,6 +19,8 @@ export interface ChannelInit {
   maxFrameBytes: number
   flushBytes: number
   maxQueuedBytes: number
+  /** what the stream may buffer while reading is paused: at least the muxer's largest window */
+  maxReadBufferBytes: number
   onEnvelope: (envelope: CellEnvelope, channel: CellChannel) => void
   /** a frame was rejected: reason from the frame verifier (already counted there: `verifier`), or 'oversized' / 'malformed-batch' */
   onReject: (reason: string, channel: CellChannel, verifier: boolean) => void
@@ -42,6 +44,10 @@ export class CellChannel {
   constructor (private readonly init: ChannelInit) {
     this.peer = init.peer
     this.stream = init.stream
+    // while paused, data already granted by the muxer's flow-control window keeps
+    // arriving into the stream's buffer; it must fit (yamux grows a stream's window up
+    // to 16 MiB by default) or the stream is aborted
+    init.stream.maxReadBufferLength = Math.max(init.stream.maxReadBufferLength, init.maxReadBufferBytes)
     this.reader = readFrames(init.stream, init.maxFrameBytes, {
       onFrame: frame => { this.receive(frame) },
       onOversized: () => { init.onReject('oversized', this, false) },
@@ -75,8 +81,10 @@ export class CellChannel {
     this.queued += envelope.byteLength
     if (this.queued >= this.init.flushBytes) this.flush()
     else if (!this.scheduled) {
+      // after the current synchronous run: a burst of sends is one batch, a lone ask
+      // leaves without waiting for the next turn of the event loop
       this.scheduled = true
-      setImmediate(() => { this.scheduled = false; this.flush() })
+      queueMicrotask(() => { this.scheduled = false; this.flush() })
     }
   }
 

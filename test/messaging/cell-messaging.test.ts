@@ -146,6 +146,19 @@ describe('messaging: asks and tells between cells on different nodes', function 
     await assert.rejects(alice.messaging.ask('shop/once#0', 'get', [], { messageId: 'xyz' }), /invalid messageId/)
   })
 
+  it('an ask past its deadline fails with timeout; an aborted one with aborted', async () => {
+    await bob.runtime.transform('shop/lazy#0', await b.bundle('shop/lazy', SLOW), { owner: b.owner.publicKey })
+    dirA.set('shop/lazy#0', bob.id)
+    await assert.rejects(alice.messaging.ask('shop/lazy#0', 'work', [300, ''], { deadline: Date.now() + 50 }), (err: Error) => code(err) === 'timeout' && /may or may not have run/.test(err.message))
+    const controller = new AbortController()
+    const asked = alice.messaging.ask('shop/lazy#0', 'work', [300, ''], { signal: controller.signal })
+    controller.abort()
+    await assert.rejects(asked, (err: Error) => code(err) === 'aborted')
+    // at most once each: whether they ran is not known to the caller, but never twice
+    const ran = await waitFor(async () => { const n = await alice.messaging.ask('shop/lazy#0', 'get') as number; return n >= 1 ? n : undefined }, { what: 'the first to run' })
+    assert.ok(ran <= 2)
+  })
+
   it('a slow receiver slows the sender: bounded queue, backpressure errors, nothing lost', async function () {
     this.timeout(120_000)
     await bob.runtime.transform('shop/slow#0', await b.bundle('shop/slow', SLOW, { mailbox: 8 }), { owner: b.owner.publicKey })

@@ -66,6 +66,8 @@ describe('messaging: code protocol and remote transform', function () {
     const atCarol = await carol.bundles.fetch(bundle.hash)
     assert.equal(atCarol.hash, bundle.hash)
     assert.equal(await carol.store.has(bundle.hash), true)
+    // a fetched bundle is announced in the background; wait for Carol's record deterministically
+    await carol.bundles.announce(bundle.hash)
     // the publisher drops its copy: Bob can only get it from Carol
     await alice.store.remove(bundle.hash)
     const fetched: Array<{ hash: string, from: string }> = []
