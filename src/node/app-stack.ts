@@ -57,14 +57,17 @@ export function createAppStack (mesh: Mesh, init: AppStackInit): AppStack {
   const files = dataFiles(init.dataDir)
   const name = mesh.config.name
   const signer = createFrameSigner(init.privateKey)
-  const runtime = createCellRuntime({ dataDir: init.dataDir })
+  // answers wait until a clone holds the state they produced (SPEC §4)
+  let clones: CloneService | undefined
+  const runtime = createCellRuntime({ dataDir: init.dataDir, replyGate: async (address, version) => { await clones?.gate(address, version) } })
   const store = createBundleStore(files.bundles)
   const bundles = createBundleExchange({ libp2p: mesh.libp2p, store, signer }, { mesh: name })
   // the leaders' announcements: messaging's directory, the clones' view of who is primary
   const table = new AppTable()
-  const clones = createCloneService({ libp2p: mesh.libp2p, runtime, bundles, signer, table }, { mesh: name })
+  const cloneService = createCloneService({ libp2p: mesh.libp2p, runtime, bundles, signer, table }, { mesh: name })
+  clones = cloneService
   let topology: TopologyService | undefined
-  const messaging = createCellMessaging({ libp2p: mesh.libp2p, runtime: clones.durableRuntime(), directory: table, signer, bundles }, { mesh: name })
+  const messaging = createCellMessaging({ libp2p: mesh.libp2p, runtime, directory: table, signer, bundles }, { mesh: name })
   const transport: Libp2pRaftTransport = createLibp2pRaftTransport({ libp2p: mesh.libp2p, signer }, { mesh: name })
   const raft = createRaftHost({ transport }, {
     self: mesh.peerId,
@@ -74,7 +77,7 @@ export function createAppStack (mesh: Mesh, init: AppStackInit): AppStack {
     { id: mesh.peerId, contributed: mesh.capacity.contributed(), alive: true },
     ...mesh.capacity.view.list().map(p => ({ id: p.id, contributed: p.capacity, alive: true }))
   ]
-  topology = createTopologyService({ self: mesh.peerId, raft, runtime, messaging, bundles, clones, table, pubsub: mesh.libp2p.services.pubsub, signer, nodes }, { mesh: name, groupsDir: files.groups })
+  topology = createTopologyService({ self: mesh.peerId, raft, runtime, messaging, bundles, clones: cloneService, table, pubsub: mesh.libp2p.services.pubsub, signer, nodes }, { mesh: name, groupsDir: files.groups })
   const gateway = init.gateway === undefined ? undefined : createGateway({ backend: createMessagingBackend(messaging, table) }, init.gateway)
   if (gateway !== undefined) {
     topology.addEventListener('app:changed', evt => {
@@ -96,13 +99,13 @@ export function createAppStack (mesh: Mesh, init: AppStackInit): AppStack {
     messaging,
     raft,
     topology: service,
-    clones,
+    clones: cloneService,
     gateway,
     async start () {
       runtime.start()
       await bundles.start()
       await messaging.start()
-      await clones.start()
+      await cloneService.start()
       await transport.start()
       raft.start()
       await service.start()
@@ -119,7 +122,7 @@ export function createAppStack (mesh: Mesh, init: AppStackInit): AppStack {
       await service.stop().catch(() => {})
       await raft.stop().catch(() => {})
       await transport.stop().catch(() => {})
-      await clones.stop().catch(() => {})
+      await cloneService.stop().catch(() => {})
       await messaging.stop().catch(() => {})
       await bundles.stop().catch(() => {})
       await runtime.stop().catch(() => {})

@@ -5,10 +5,9 @@
 // version is newer; on `promote` the clone becomes the primary: the cell is transformed
 // here from the held state (warm: the bundle is already here).
 //
-// Primary side: `durableRuntime()` wraps the cell runtime that messaging uses, so the
-// answer to a message leaves only after the state it produced is held by at least one
-// of the instance's clones (as the app table lists them). Without clones, answers leave
-// at once.
+// Primary side: `gate` is the cell runtime's replyGate, so the answer to a message
+// leaves only after the state it produced is held by at least one of the instance's
+// clones (as the app table lists them). Without clones, answers leave at once.
 import type { Libp2p, Stream, Connection } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { CellRuntime } from '../cells/runtime.js'
@@ -114,27 +113,11 @@ export class CloneService {
 
   // ---- the durability gate
 
-  /** The runtime messaging should use: asks answer once their state is held by a clone. */
-  durableRuntime (): CellRuntime {
-    const runtime = this.components.runtime
-    const askJson = async (address: string, method: string, argsJson: string, options?: Parameters<CellRuntime['askJson']>[3]): Promise<string> => {
-      const text = await runtime.askJson(address, method, argsJson, options)
-      await this.replicate(address)
-      return text
-    }
-    return new Proxy(runtime, {
-      get (target, property, receiver) {
-        if (property === 'askJson') return askJson
-        const value = Reflect.get(target, property, receiver) as unknown
-        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value
-      }
-    })
-  }
-
-  /** Sends the newest state of the local instances behind `address` to their clones; resolves when one clone of each holds it. */
-  async replicate (address: string): Promise<void> {
-    const instances = address.includes('#') ? [address] : [...this.latest.keys()].filter(a => a.startsWith(`${address}#`))
-    await Promise.all(instances.map(async a => { await this.replicateInstance(a) }))
+  /** For CellRuntimeInit.replyGate: resolves once a clone of `address` holds its state `version` (at once without clones). */
+  async gate (address: string, _version: number): Promise<void> {
+    // the runtime hands the state to 'cell:snapshot' listeners before it calls the gate,
+    // so the newest state noted here is at least `_version`
+    await this.replicateInstance(address)
   }
 
   private async replicateInstance (address: string): Promise<void> {

@@ -40,13 +40,16 @@ describe('warm clones: the clone protocol', function () {
   }
 
   before(async () => {
-    primary = await createTestNode(createStaticDirectory())
+    // the primary's runtime answers through its clone service's gate
+    let gate: CloneService | undefined
+    primary = await createTestNode(createStaticDirectory(), { runtime: { replyGate: async (address, version) => { await gate?.gate(address, version) } } })
     cloneNode = await createTestNode(createStaticDirectory())
     stranger = await createTestNode(createStaticDirectory())
     await connectAll([primary, cloneNode, stranger])
     table = new AppTable()
     clones = createCloneService({ libp2p: cloneNode.libp2p, runtime: cloneNode.runtime, bundles: cloneNode.bundles, signer: createFrameSigner(cloneNode.key), table }, { mesh: MESH })
     primaryClones = createCloneService({ libp2p: primary.libp2p, runtime: primary.runtime, bundles: primary.bundles, signer: createFrameSigner(primary.key), table }, { mesh: MESH })
+    gate = primaryClones
     await clones.start()
     await primaryClones.start()
     const ownerKey = await createEd25519Key()
@@ -67,10 +70,8 @@ describe('warm clones: the clone protocol', function () {
   it('an answer leaves only after the clone holds the state; promotion resumes from it', async () => {
     await primaryClones.hold(cloneNode.id, ADDRESS, bundleHash, owner, limits)
     assert.ok(clones.holds(ADDRESS))
-    const durable = primaryClones.durableRuntime()
-    // messaging asks through askJson
-    await durable.askJson(ADDRESS, 'increment', '[4]')
-    await durable.askJson(ADDRESS, 'increment', '[3]')
+    await primary.runtime.ask(ADDRESS, 'increment', [4])
+    await primary.runtime.ask(ADDRESS, 'increment', [3])
     // the clone already holds version 2 ({count: 7}): promote it and read the state back
     await primaryClones.promote(cloneNode.id, ADDRESS)
     assert.deepEqual(await cloneNode.runtime.ask(ADDRESS, 'get'), { count: 7 })
