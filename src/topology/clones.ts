@@ -86,11 +86,6 @@ export class CloneService {
     await this.components.libp2p.unhandle(this.protocol)
   }
 
-  /** clones held on this node */
-  heldClones (): string[] {
-    return [...this.held.keys()].sort()
-  }
-
   // ---- the leader's requests
 
   async hold (peer: string, address: string, bundle: string, owner: Uint8Array, limits: CellLimits): Promise<void> {
@@ -104,11 +99,6 @@ export class CloneService {
   /** whether this node holds a clone of `address` */
   holds (address: string): boolean {
     return this.held.has(address)
-  }
-
-  /** Drops a clone held here (the placement no longer wants it, or it was promoted). */
-  drop (address: string): void {
-    this.held.delete(address)
   }
 
   // ---- the durability gate

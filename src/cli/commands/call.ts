@@ -6,8 +6,7 @@ import { createHttpCaller } from '../../messaging/call-client.js'
 import { newMessageId } from '../../messaging/sdk.js'
 import { parseAddress } from '../../cells/address.js'
 import { readToken } from '../../node/data-dir.js'
-import { CliError, EXIT_USAGE, dataDirOf, type ClientOptions } from '../context.js'
-import { apiUrl } from '../context.js'
+import { CliError, EXIT_USAGE, apiUrl, dataDirOf, type ClientOptions } from '../context.js'
 
 function parseArg (text: string): unknown {
   try {
