@@ -121,6 +121,8 @@ const GROUP_ID = /^([a-z0-9][a-z0-9-]{0,62})~[0-9a-f]{8}$/i
 const REVERT_ANNOUNCEMENTS = 3
 /** a membership change proposed by a leader gets this long to commit before the next try */
 const CONF_CHANGE_RETRY_MS = 2000
+/** a proposal not applied after this long is proposed again */
+const PROPOSAL_RETRY_MS = 2000
 
 function revisionOf (state: AppState, cell: string): string {
   const spec = state.manifest.cells[cell]
@@ -337,6 +339,10 @@ export class TopologyService extends TypedEventEmitter<TopologyEvents> {
       if (!this.components.raft.hasGroup(group)) { finish(); reject(new Error(`this node left the group of app ${app}`)); return }
       try {
         this.components.raft.propose(group, encodeCommand(cmd))
+        // raft may drop a proposal (forwarded to a leader that just lost its role): propose
+        // it again if it has not been applied by then. Applying a command twice is harmless:
+        // the waiter takes the first result, and the second is a no-op or a refused replay.
+        retry = setTimeout(attempt, PROPOSAL_RETRY_MS)
       } catch {
         // no leader known yet: try again shortly
         retry = setTimeout(attempt, 100)
