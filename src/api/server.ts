@@ -5,6 +5,7 @@
 import Fastify, { type FastifyInstance } from 'fastify'
 import { timingSafeEqual } from 'node:crypto'
 import type { ContributeRequest, NodeControl } from './types.js'
+import '../util/public-route.js'
 
 export interface ApiServerInit {
   host: string
@@ -29,6 +30,7 @@ export function createApiServer (control: NodeControl, init: ApiServerInit): Api
   let url = ''
 
   app.addHook('onRequest', async (request, reply) => {
+    if (request.routeOptions.config?.public === true) return
     const given = Buffer.from(request.headers.authorization ?? '')
     if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
       await reply.code(401).send({ error: `missing or wrong API token (the token is in ${init.tokenPath ?? 'the node\'s data dir'})` })

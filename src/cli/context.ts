@@ -24,7 +24,7 @@ export function dataDirOf (options: { data?: string }): string {
 }
 
 /** --api / STEM_API (HOST:PORT or URL), else the URL the running node wrote to its data dir */
-export async function apiClient (options: ClientOptions): Promise<ApiClient> {
+export async function apiUrl (options: ClientOptions): Promise<string> {
   const dir = dataDirOf(options)
   const given = options.api ?? process.env.STEM_API
   let url: string
@@ -35,7 +35,11 @@ export async function apiClient (options: ClientOptions): Promise<ApiClient> {
     if (info == null) throw new CliError(`no running node found for data dir ${dir} (start one with \`stem start\`, or pass --data DIR / --api HOST:PORT)`)
     url = info.url
   }
-  return createApiClient(url, await readToken(dir))
+  return url
+}
+
+export async function apiClient (options: ClientOptions): Promise<ApiClient> {
+  return createApiClient(await apiUrl(options), await readToken(dataDirOf(options)))
 }
 
 export function printJson (value: unknown): void {

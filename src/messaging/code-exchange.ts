@@ -15,7 +15,7 @@ import type { Logger } from '../util/logger.js'
 import { MAX_BUNDLE_BYTES, encodeBundle } from '../cells/bundle.js'
 import type { CellBundle } from '../cells/bundle.js'
 import type { BundleStore } from './bundle-store.js'
-import { readFrames, writeFrame } from './framing.js'
+import { readOne, writeFrame } from './framing.js'
 
 const RAW_CODEC = 0x55
 const SHA2_256 = 0x12
@@ -215,33 +215,6 @@ export class BundleExchange extends TypedEventEmitter<BundleExchangeEvents> {
     }, (err: Error) => { reject(err.message.startsWith('frame of') ? 'oversized' : 'truncated') })
       .catch(err => { stream.abort(err as Error) })
   }
-}
-
-/** The first frame on `stream`; rejects on close before one, an oversized prefix, or the signal. */
-function readOne (stream: Stream, maxBytes: number, signal: AbortSignal): Promise<Uint8Array> {
-  const { promise, resolve, reject } = Promise.withResolvers<Uint8Array>()
-  let settled = false
-  const onAbort = (): void => { settled = true; reject(new Error('timed out')) }
-  signal.addEventListener('abort', onAbort, { once: true })
-  readFrames(stream, maxBytes, {
-    onFrame: frame => {
-      if (settled) return
-      settled = true
-      signal.removeEventListener('abort', onAbort)
-      resolve(frame)
-    },
-    onOversized: length => {
-      if (settled) return
-      settled = true
-      reject(new Error(`frame of ${length} bytes is over the ${maxBytes}-byte limit`))
-    },
-    onClose: () => {
-      if (settled) return
-      settled = true
-      reject(new Error('stream closed before a complete frame'))
-    }
-  })
-  return promise
 }
 
 function anySignal (signal: AbortSignal | undefined, timeoutMs: number): AbortSignal {

@@ -73,3 +73,30 @@ export function encodeFrame (frame: Uint8Array): Uint8Array {
 export function writeFrame (stream: Stream, frame: Uint8Array): boolean {
   return stream.send(encodeFrame(frame))
 }
+
+/** The first frame on `stream`; rejects on close before one, an oversized prefix, or the signal. */
+export function readOne (stream: Stream, maxBytes: number, signal: AbortSignal): Promise<Uint8Array> {
+  const { promise, resolve, reject } = Promise.withResolvers<Uint8Array>()
+  let settled = false
+  const onAbort = (): void => { settled = true; reject(new Error('timed out')) }
+  signal.addEventListener('abort', onAbort, { once: true })
+  readFrames(stream, maxBytes, {
+    onFrame: frame => {
+      if (settled) return
+      settled = true
+      signal.removeEventListener('abort', onAbort)
+      resolve(frame)
+    },
+    onOversized: length => {
+      if (settled) return
+      settled = true
+      reject(new Error(`frame of ${length} bytes is over the ${maxBytes}-byte limit`))
+    },
+    onClose: () => {
+      if (settled) return
+      settled = true
+      reject(new Error('stream closed before a complete frame'))
+    }
+  })
+  return promise
+}

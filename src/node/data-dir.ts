@@ -14,8 +14,14 @@ export function defaultDataDir (): string {
   return resolve(process.env.STEM_DATA ?? join(homedir(), '.stem'))
 }
 
-export const dataFiles = (dir: string): { identity: string, mesh: string, token: string, api: string, contribution: string, peers: string } => ({
+export const dataFiles = (dir: string): { identity: string, owner: string, mesh: string, token: string, api: string, contribution: string, peers: string, bundles: string, groups: string } => ({
   identity: join(dir, 'identity.key'),
+  /** the app owner key of this data dir's user (publish, scale, revert), separate from the node identity */
+  owner: join(dir, 'owner.key'),
+  /** bundles this node holds */
+  bundles: join(dir, 'bundles'),
+  /** the raft logs of the app groups this node is a member of */
+  groups: join(dir, 'groups'),
   mesh: join(dir, 'mesh.json'),
   token: join(dir, 'api-token'),
   api: join(dir, 'api.json'),

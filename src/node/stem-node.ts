@@ -1,6 +1,6 @@
 // The composition root: one Stem node = identity + mesh (libp2p, discovery, capacity
-// gossip) + control API, all rooted in one data dir. Later layers (raft, cells,
-// topology, gateway) are wired in here.
+// gossip) + the app layers (cells, messaging, raft, topology, gateway: app-stack.ts) +
+// control API with dashboard and metrics, all rooted in one data dir.
 import { LevelDatastore } from 'datastore-level'
 import { loadOrCreateKey } from '../wire/keys.js'
 import { createMesh, type Mesh } from '../mesh/mesh.js'
@@ -10,6 +10,12 @@ import { resourcesProblem, type Resources } from '../mesh/capacity.js'
 import { createApiServer, type ApiServer } from '../api/server.js'
 import type { NodeControl, PeerEntry } from '../api/types.js'
 import { createLogger } from '../util/logger.js'
+import { registerDashboard } from '../dashboard/index.js'
+import type { DashboardFeed } from '../dashboard/index.js'
+import { registerMetricsRoute } from '../metrics/index.js'
+import { createNodeFeed, createNodeMetrics } from './observability.js'
+import { createAppStack, type AppStack } from './app-stack.js'
+import { registerAppRoutes } from './app-routes.js'
 import {
   dataFiles, loadOrCreateToken, prepareDataDir, readApiInfo, readContribution, readMeshConfig, removeApiInfo,
   writeApiInfo, writeContribution, writeMeshConfig, type StoredMesh
@@ -24,7 +30,7 @@ export interface StemNodeOptions {
   invite?: string | Invite
   /** control API HOST:PORT (default 127.0.0.1:7070; port 0 picks one) */
   api?: string
-  /** HTTP gateway HOST:PORT, for the gateway layer (accepted, not served yet) */
+  /** HTTP gateway HOST:PORT (port 0 picks one); no gateway without it */
   gateway?: string
   cpu?: number
   memory?: number
@@ -40,6 +46,10 @@ export interface StemNode {
   peerId: () => string
   mesh: () => Mesh
   apiUrl: () => string
+  /** the app layers, once started */
+  apps: () => AppStack
+  /** the gateway's base URL, '' without a gateway */
+  gatewayUrl: () => string
   start: () => Promise<void>
   /** leaves the mesh gracefully and releases the data dir */
   stop: () => Promise<void>
@@ -72,6 +82,8 @@ export function createStemNode (options: StemNodeOptions): StemNode {
   let mesh: Mesh | undefined
   let api: ApiServer | undefined
   let datastore: LevelDatastore | undefined
+  let stack: AppStack | undefined
+  let feed: DashboardFeed | undefined
 
   /** the mesh this node belongs to: from the invite, the data dir, or a new one */
   const resolveMesh = async (invite: Invite | undefined): Promise<StoredMesh> => {
@@ -113,17 +125,20 @@ export function createStemNode (options: StemNodeOptions): StemNode {
   const entry = (id: string, addrs: string[], capacity: Resources, free: Resources, lastSeen: number, connected: boolean): PeerEntry =>
     ({ id, addrs, capacity, free, lastSeen, connected })
 
-  const control = (m: Mesh): NodeControl => ({
-    status: () => ({
-      id: m.peerId,
-      mesh: m.config.name,
-      addrs: m.addresses(),
-      capacity: m.capacity.contributed(),
-      free: m.capacity.free(),
-      cells: 0,
-      apps: [],
-      connections: [...m.connectedPeers()]
-    }),
+  const control = (m: Mesh, s: AppStack): NodeControl => ({
+    status: () => {
+      const local = s.runtime.cells().filter(c => c.status === 'transformed')
+      return {
+        id: m.peerId,
+        mesh: m.config.name,
+        addrs: m.addresses(),
+        capacity: m.capacity.contributed(),
+        free: m.capacity.free(),
+        cells: local.length,
+        apps: [...new Set([...s.topology.hostedApps(), ...local.map(c => c.app)])].sort(),
+        connections: [...m.connectedPeers()]
+      }
+    },
     peers: () => {
       const connected = m.connectedPeers()
       return {
@@ -142,9 +157,12 @@ export function createStemNode (options: StemNodeOptions): StemNode {
 
   const cleanup = async (): Promise<void> => {
     await api?.stop().catch(() => {})
+    await stack?.stop().catch(() => {})
     await mesh?.stop().catch(() => {})
     await datastore?.close().catch(() => {})
     api = undefined
+    stack = undefined
+    feed = undefined
     mesh = undefined
     datastore = undefined
   }
@@ -154,11 +172,13 @@ export function createStemNode (options: StemNodeOptions): StemNode {
     peerId: () => { if (mesh == null) throw new Error('node not started'); return mesh.peerId },
     mesh: () => { if (mesh == null) throw new Error('node not started'); return mesh },
     apiUrl: () => api?.url() ?? '',
+    apps: () => { if (stack == null) throw new Error('node not started'); return stack },
+    gatewayUrl: () => stack?.gateway?.address() ?? '',
     async start () {
       // decode the invite before touching the disk: a bad token writes nothing
       const invite = typeof options.invite === 'string' ? decodeInvite(options.invite) : options.invite
       const apiAddress = parseHostPort(options.api ?? DEFAULT_API, '--api address')
-      if (options.gateway != null) parseHostPort(options.gateway, '--gateway address')
+      const gatewayAddress = options.gateway != null ? parseHostPort(options.gateway, '--gateway address') : undefined
       await prepareDataDir(dir)
       const running = await readApiInfo(dir)
       if (running != null && running.pid !== process.pid && processAlive(running.pid)) {
@@ -192,7 +212,13 @@ export function createStemNode (options: StemNodeOptions): StemNode {
           const message = (err as Error).message
           throw new Error(`cannot listen on ${listen.join(', ')}: ${/EADDRINUSE|address already in use/i.test(message) ? 'address already in use (choose another with --listen)' : message}`)
         }
-        api = createApiServer(control(mesh), { ...apiAddress, token, tokenPath: files.token })
+        stack = createAppStack(mesh, { dataDir: dir, privateKey, gateway: gatewayAddress })
+        await stack.start()
+        api = createApiServer(control(mesh, stack), { ...apiAddress, token, tokenPath: files.token })
+        registerAppRoutes(api.app, stack.topology, stack.messaging)
+        feed = createNodeFeed(mesh, stack)
+        registerDashboard(api.app, { source: feed })
+        registerMetricsRoute(api.app, createNodeMetrics(mesh, stack))
         const url = await api.start()
         await writeApiInfo(dir, { url, pid: process.pid })
         log.info(`joined mesh "${meshConfig.name}" as ${mesh.peerId}`)

@@ -1,14 +1,22 @@
 // The command table. Each command lives in its own file and registers itself here;
-// later layers add theirs (publish, apps, cells, call, scale, revert, demo) to this list.
+// `demo` is still to come.
 import type { Command } from 'commander'
 import { registerStart } from './start.js'
 import { registerInvite } from './invite.js'
 import { registerContribute } from './contribute.js'
 import { registerPeers } from './peers.js'
+import { registerPublish } from './publish.js'
+import { registerApps } from './apps.js'
+import { registerCall } from './call.js'
+import { registerScale } from './scale.js'
 
 export const commands: Array<(program: Command) => void> = [
   registerStart,
   registerInvite,
   registerContribute,
-  registerPeers
+  registerPeers,
+  registerPublish,
+  registerApps,
+  registerCall,
+  registerScale
 ]

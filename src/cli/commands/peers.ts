@@ -2,15 +2,11 @@ import type { Command } from 'commander'
 import type { PeerEntry, PeersResponse, StatusResponse } from '../../api/types.js'
 import { formatBytes } from '../../util/size.js'
 import { apiClient, printJson, type ClientOptions } from '../context.js'
+import { table } from '../table.js'
 
 function row (p: PeerEntry, now: number): string[] {
   return [p.id, String(p.capacity.cpu), formatBytes(p.capacity.memory), String(p.capacity.cells),
     `${p.free.cpu}/${formatBytes(p.free.memory)}/${p.free.cells}`, p.connected ? 'yes' : 'no', `${Math.max(0, Math.round((now - p.lastSeen) / 1000))}s ago`]
-}
-
-function table (rows: string[][]): string {
-  const widths = rows[0].map((_, i) => Math.max(...rows.map(r => r[i].length)))
-  return rows.map(r => r.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd()).join('\n') + '\n'
 }
 
 export function registerPeers (program: Command): void {

@@ -68,6 +68,8 @@ async function runNode (flags: StartFlags, invite: Invite | undefined): Promise<
     `mesh: ${mesh.config.name}`,
     ...mesh.addresses().map(a => `listening: ${a}`),
     `api: ${node.apiUrl()}`,
+    ...(node.gatewayUrl() !== '' ? [`gateway: ${node.gatewayUrl()}`] : []),
+    `dashboard: ${node.apiUrl()}/dashboard`,
     `contributing: cpu ${c.cpu}, memory ${formatBytes(c.memory)}, cells ${c.cells}`
   ]
   process.stdout.write(out.join('\n') + '\n')

@@ -1,0 +1,34 @@
+// `stem apps` and `stem cells [APP]`: the apps of the mesh and where their instances run (SPEC §6).
+import type { Command } from 'commander'
+import type { AppCellsListing, AppListing } from '../../topology/app-table.js'
+import { apiClient, printJson, type ClientOptions } from '../context.js'
+import { table } from '../table.js'
+
+export function registerApps (program: Command): void {
+  program.command('apps')
+    .description('the apps of the mesh: owner, raft leader, term and members')
+    .option('--data <dir>', 'data directory of the running node')
+    .option('--api <host:port>', 'control API of the running node')
+    .option('--json', 'machine-readable output')
+    .action(async (flags: ClientOptions) => {
+      const apps = await (await apiClient(flags)).get<AppListing[]>('/v1/apps')
+      if (flags.json === true) { printJson(apps); return }
+      if (apps.length === 0) { process.stdout.write('no apps\n'); return }
+      process.stdout.write(table([['APP', 'OWNER', 'LEADER', 'TERM', 'MEMBERS'], ...apps.map(a => [a.app, a.owner, a.leader, String(a.term), a.members.join(',')])]))
+    })
+
+  program.command('cells')
+    .description('where each cell instance of the apps (or of APP) runs')
+    .argument('[app]', 'only this app')
+    .option('--data <dir>', 'data directory of the running node')
+    .option('--api <host:port>', 'control API of the running node')
+    .option('--json', 'machine-readable output')
+    .action(async (app: string | undefined, flags: ClientOptions) => {
+      const query = app === undefined ? '' : `?app=${encodeURIComponent(app)}`
+      const apps = await (await apiClient(flags)).get<AppCellsListing[]>(`/v1/cells${query}`)
+      if (flags.json === true) { printJson(apps); return }
+      const rows = apps.flatMap(a => a.cells.map(c => [c.address, c.node, c.state, c.clones.join(',') || '-']))
+      if (rows.length === 0) { process.stdout.write('no cells\n'); return }
+      process.stdout.write(table([['ADDRESS', 'NODE', 'STATE', 'CLONES'], ...rows]))
+    })
+}

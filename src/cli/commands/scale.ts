@@ -1,0 +1,47 @@
+// `stem scale APP/CELL N` and `stem revert APP[/CELL]`: owner-signed changes of a running app.
+import type { Command } from 'commander'
+import { apiClient, printJson, CliError, EXIT_USAGE, type ClientOptions } from '../context.js'
+import { signedByOwner, splitAppCell } from '../owner.js'
+
+function usage<T> (f: () => T): T {
+  try {
+    return f()
+  } catch (err) {
+    throw new CliError((err as Error).message, EXIT_USAGE)
+  }
+}
+
+export function registerScale (program: Command): void {
+  program.command('scale')
+    .description('change the number of replicas of a cell')
+    .argument('<address>', 'APP/CELL')
+    .argument('<replicas>', 'instances that serve messages (1 or more)')
+    .option('--data <dir>', 'data directory of the running node (and of the owner key)')
+    .option('--api <host:port>', 'control API of the running node')
+    .option('--json', 'machine-readable output')
+    .action(async (address: string, replicas: string, flags: ClientOptions) => {
+      const { app, cell } = usage(() => splitAppCell(address, true))
+      const n = Number(replicas)
+      if (!Number.isSafeInteger(n) || n < 1) throw new CliError(`invalid replicas "${replicas}": expected a whole number ≥ 1`, EXIT_USAGE)
+      const client = await apiClient(flags)
+      const signed = await signedByOwner(flags, { op: 'scale', app, at: Date.now(), cell: cell as string, replicas: n })
+      const result = await client.post<{ changed: boolean }>('/v1/owner', { signed })
+      if (flags.json === true) { printJson({ app, cell, replicas: n, changed: result.changed }); return }
+      process.stdout.write(`${app}/${cell as string}: ${n} replicas${result.changed ? '' : ' (unchanged)'}\n`)
+    })
+
+  program.command('revert')
+    .description('revert a cell (or the whole app, dissolving its group) to blank stem cells')
+    .argument('<address>', 'APP or APP/CELL')
+    .option('--data <dir>', 'data directory of the running node (and of the owner key)')
+    .option('--api <host:port>', 'control API of the running node')
+    .option('--json', 'machine-readable output')
+    .action(async (address: string, flags: ClientOptions) => {
+      const { app, cell } = usage(() => splitAppCell(address, false))
+      const client = await apiClient(flags)
+      const signed = await signedByOwner(flags, { op: 'revert', app, at: Date.now(), cell })
+      const result = await client.post<{ changed: boolean }>('/v1/owner', { signed })
+      if (flags.json === true) { printJson({ app, cell: cell ?? null, changed: result.changed }); return }
+      process.stdout.write(`reverted ${address}${result.changed ? '' : ' (already reverted)'}\n`)
+    })
+}

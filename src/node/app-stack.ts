@@ -1,0 +1,134 @@
+// The node's app layers, composed: the cell runtime (cell hosts as child processes), the
+// bundle store and code exchange, cell messaging (directory = the app table), the raft
+// host over /stem/<mesh>/raft/1, warm clones (/stem/<mesh>/clone/1: messaging answers
+// only once a clone holds the state), the topology service, and the gateway if asked for.
+import { createCellRuntime } from '../cells/index.js'
+import type { CellRuntime } from '../cells/index.js'
+import { createBundleStore, createBundleExchange, createCellMessaging } from '../messaging/index.js'
+import type { BundleExchange, CellMessaging } from '../messaging/index.js'
+import { createRaftHost } from '../raft/multi/raft-host.js'
+import type { RaftHost } from '../raft/multi/raft-host.js'
+import { createLibp2pRaftTransport } from '../raft/transport/libp2p-transport.js'
+import type { Libp2pRaftTransport } from '../raft/transport/libp2p-transport.js'
+import { createTopologyService } from '../topology/service.js'
+import { AppTable } from '../topology/app-table.js'
+import { createCloneService } from '../topology/clones.js'
+import type { CloneService } from '../topology/clones.js'
+import type { TopologyService } from '../topology/service.js'
+import type { AppAnnouncement } from '../topology/announcement.js'
+import type { NodeCapacity } from '../topology/types.js'
+import { createGateway } from '../gateway/index.js'
+import type { Gateway, GatewayRoute } from '../gateway/index.js'
+import { createFrameSigner } from '../wire/frame.js'
+import type { PrivateKey } from '../wire/keys.js'
+import type { Mesh } from '../mesh/mesh.js'
+import { createLogger } from '../util/logger.js'
+import { createMessagingBackend } from './gateway-backend.js'
+import { createFailureDetector } from './failure-detector.js'
+import { dataFiles } from './data-dir.js'
+
+export interface AppStackInit {
+  dataDir: string
+  privateKey: PrivateKey
+  gateway?: { host: string, port: number }
+}
+
+export interface AppStack {
+  readonly runtime: CellRuntime
+  readonly bundles: BundleExchange
+  readonly messaging: CellMessaging
+  readonly raft: RaftHost
+  readonly topology: TopologyService
+  readonly clones: CloneService
+  readonly gateway?: Gateway
+  start: () => Promise<void>
+  stop: () => Promise<void>
+}
+
+/** a route's deadline: the cell's CPU limit plus a margin for the mesh round trip */
+const ROUTE_MARGIN_MS = 5000
+
+function gatewayRoutes (a: AppAnnouncement): GatewayRoute[] {
+  const timeouts = new Map(a.cells.map(c => [c.name, c.timeout]))
+  return a.routes.map(r => ({ method: r.method, path: r.path, cell: r.cell, cellMethod: r.handler, timeoutMs: (timeouts.get(r.cell) ?? 1000) + ROUTE_MARGIN_MS }))
+}
+
+export function createAppStack (mesh: Mesh, init: AppStackInit): AppStack {
+  const log = createLogger('node')
+  const files = dataFiles(init.dataDir)
+  const name = mesh.config.name
+  const signer = createFrameSigner(init.privateKey)
+  // answers wait until a clone holds the state they produced (SPEC §4)
+  let clones: CloneService | undefined
+  const runtime = createCellRuntime({ dataDir: init.dataDir, replyGate: async (address, version) => { await clones?.gate(address, version) } })
+  const store = createBundleStore(files.bundles)
+  const bundles = createBundleExchange({ libp2p: mesh.libp2p, store, signer }, { mesh: name })
+  // the leaders' announcements: messaging's directory, the clones' view of who is primary
+  const table = new AppTable()
+  const cloneService = createCloneService({ libp2p: mesh.libp2p, runtime, bundles, signer, table }, { mesh: name })
+  clones = cloneService
+  let topology: TopologyService | undefined
+  const messaging = createCellMessaging({ libp2p: mesh.libp2p, runtime, directory: table, signer, bundles }, { mesh: name })
+  const transport: Libp2pRaftTransport = createLibp2pRaftTransport({ libp2p: mesh.libp2p, signer }, { mesh: name })
+  const raft = createRaftHost({ transport }, {
+    self: mesh.peerId,
+    onUnknownGroup: (group, from, message) => { topology?.onUnknownGroup(group, from, message) }
+  })
+  const failures = createFailureDetector(mesh.libp2p, { onDown: peer => { topology?.forgetPeer(peer) } })
+  const nodes = (): NodeCapacity[] => [
+    { id: mesh.peerId, contributed: mesh.capacity.contributed(), alive: true },
+    ...mesh.capacity.view.list().map(p => ({ id: p.id, contributed: p.capacity, alive: !failures.isDown(p.id) }))
+  ]
+  topology = createTopologyService({ self: mesh.peerId, raft, runtime, messaging, bundles, clones: cloneService, table, pubsub: mesh.libp2p.services.pubsub, signer, nodes }, { mesh: name, groupsDir: files.groups })
+  const gateway = init.gateway === undefined ? undefined : createGateway({ backend: createMessagingBackend(messaging, table) }, init.gateway)
+  if (gateway !== undefined) {
+    topology.addEventListener('app:changed', evt => {
+      try {
+        gateway.setRoutes(evt.detail.app, gatewayRoutes(evt.detail.announcement))
+      } catch (err) {
+        log.warn(`gateway routes of app ${evt.detail.app}: ${(err as Error).message}`)
+      }
+    })
+    topology.addEventListener('app:removed', evt => { gateway.removeApp(evt.detail.app) })
+  }
+  const service = topology
+  mesh.libp2p.addEventListener('peer:disconnect', evt => { service.forgetPeer(evt.detail.toString()) })
+  mesh.capacity.view.addEventListener('peer:lost', evt => { service.forgetPeer(evt.detail.id) })
+
+  return {
+    runtime,
+    bundles,
+    messaging,
+    raft,
+    topology: service,
+    clones: cloneService,
+    gateway,
+    async start () {
+      runtime.start()
+      await bundles.start()
+      await messaging.start()
+      await cloneService.start()
+      await transport.start()
+      raft.start()
+      await service.start()
+      if (gateway !== undefined) {
+        try {
+          await gateway.start()
+        } catch (err) {
+          throw new Error(`cannot start the gateway on ${init.gateway?.host ?? ''}:${init.gateway?.port ?? ''}: ${(err as Error).message}`)
+        }
+      }
+    },
+    async stop () {
+      failures.stop()
+      await gateway?.stop().catch(() => {})
+      await service.stop().catch(() => {})
+      await raft.stop().catch(() => {})
+      await transport.stop().catch(() => {})
+      await cloneService.stop().catch(() => {})
+      await messaging.stop().catch(() => {})
+      await bundles.stop().catch(() => {})
+      await runtime.stop().catch(() => {})
+    }
+  }
+}

@@ -1,0 +1,184 @@
+// The app state machine: what an app's Raft group agrees on. A pure reducer over the
+// commands of the group's log — every member applies the same commands in the same order
+// and reaches the same state. Owner checks happen here too (a command from another key is
+// refused, so a different owner can never take an app over), and owner requests carry the
+// owner's clock (`at`): one not newer than the last accepted is a replay and is refused.
+// Signatures are verified before a command is proposed (see owner-request.ts).
+import type { AppManifest } from './manifest.js'
+import type { Placement } from './placement-accounting.js'
+import { manifestHash } from './manifest-canonical.js'
+import { instanceAddress } from './types.js'
+
+export interface AppState {
+  app: string
+  /** peer id of the owner key */
+  owner: string
+  /** the owner's protobuf-encoded public key, base64 */
+  ownerKey: string
+  /** the manifest as published (bundle hashes set), with replicas changed by `scale` */
+  manifest: AppManifest
+  /** hash of the manifest as last published: the same again changes nothing */
+  publishedHash: string
+  /** owner clock of the last accepted owner request */
+  lastRequestAt: number
+  /** cells reverted by `stem revert app/cell` (placed again by the next publish) */
+  reverted: string[]
+  /** the whole app was reverted: its cells are being reverted and the group dissolves */
+  dissolving: boolean
+  placement: Placement
+  /** placement epoch per instance address: grows each time its primary changes */
+  epochs: Record<string, number>
+}
+
+interface OwnerFields { id: string, owner: string, ownerKey: string, at: number }
+
+export type AppCommand =
+  | OwnerFields & { kind: 'publish', manifest: AppManifest }
+  | OwnerFields & { kind: 'scale', cell: string, replicas: number }
+  | OwnerFields & { kind: 'revert', cell?: string }
+  /** the leader's placement decision */
+  | { id: string, kind: 'place', placement: Placement }
+  /** the leader saw the whole-app revert through: members drop the group */
+  | { id: string, kind: 'dissolve' }
+
+export interface ApplyResult {
+  ok: boolean
+  /** whether the state changed */
+  changed: boolean
+  error?: string
+}
+
+export interface Applied {
+  state: AppState | undefined
+  result: ApplyResult
+}
+
+const refuse = (state: AppState | undefined, error: string): Applied => ({ state, result: { ok: false, changed: false, error } })
+const done = (state: AppState | undefined, changed: boolean): Applied => ({ state, result: { ok: true, changed } })
+
+/** The cells that should run now: the manifest's, minus reverted ones, none while dissolving. */
+export function activeCells (state: AppState): string[] {
+  if (state.dissolving) return []
+  return Object.keys(state.manifest.cells).filter(c => !state.reverted.includes(c)).sort()
+}
+
+/** Drops placement entries of cells no longer active and instances beyond `replicas`. */
+function trimPlacement (state: AppState): Placement {
+  const out: Placement = {}
+  for (const cell of activeCells(state)) {
+    const placed = state.placement[cell]
+    if (placed !== undefined) out[cell] = placed.slice(0, state.manifest.cells[cell].replicas)
+  }
+  return out
+}
+
+function ownerProblem (state: AppState, cmd: OwnerFields): string | undefined {
+  if (cmd.owner !== state.owner) return `app ${state.app} belongs to owner ${state.owner}, not ${cmd.owner}`
+  if (cmd.at <= state.lastRequestAt) return `stale request for app ${state.app} (replayed, or the owner's clock went back)`
+  return undefined
+}
+
+export function applyCommand (state: AppState | undefined, cmd: AppCommand): Applied {
+  switch (cmd.kind) {
+    case 'publish': {
+      const hash = manifestHash(cmd.manifest)
+      if (state === undefined) {
+        return done({
+          app: cmd.manifest.app,
+          owner: cmd.owner,
+          ownerKey: cmd.ownerKey,
+          manifest: cmd.manifest,
+          publishedHash: hash,
+          lastRequestAt: cmd.at,
+          reverted: [],
+          dissolving: false,
+          placement: {},
+          epochs: {}
+        }, true)
+      }
+      if (cmd.manifest.app !== state.app) return refuse(state, `manifest is for app ${cmd.manifest.app}, not ${state.app}`)
+      const problem = ownerProblem(state, cmd)
+      if (problem !== undefined) return refuse(state, problem)
+      if (hash === state.publishedHash && state.reverted.length === 0 && !state.dissolving) {
+        return done({ ...state, lastRequestAt: cmd.at }, false)
+      }
+      const next: AppState = { ...state, manifest: cmd.manifest, publishedHash: hash, lastRequestAt: cmd.at, reverted: [], dissolving: false }
+      return done({ ...next, placement: trimPlacement(next) }, true)
+    }
+    case 'scale': {
+      if (state === undefined) return refuse(state, 'no such app')
+      const problem = ownerProblem(state, cmd)
+      if (problem !== undefined) return refuse(state, problem)
+      const spec = state.manifest.cells[cmd.cell]
+      if (spec === undefined) return refuse(state, `app ${state.app} has no cell ${cmd.cell}`)
+      if (!Number.isSafeInteger(cmd.replicas) || cmd.replicas < 1 || cmd.replicas > 1000) return refuse(state, `replicas must be a whole number from 1 to 1000, got ${cmd.replicas}`)
+      const changed = spec.replicas !== cmd.replicas
+      const manifest = { ...state.manifest, cells: { ...state.manifest.cells, [cmd.cell]: { ...spec, replicas: cmd.replicas } } }
+      const next: AppState = { ...state, manifest, lastRequestAt: cmd.at }
+      return done({ ...next, placement: trimPlacement(next) }, changed)
+    }
+    case 'revert': {
+      if (state === undefined) return refuse(state, 'no such app')
+      const problem = ownerProblem(state, cmd)
+      if (problem !== undefined) return refuse(state, problem)
+      if (cmd.cell === undefined) {
+        const next: AppState = { ...state, lastRequestAt: cmd.at, dissolving: true }
+        return done({ ...next, placement: {} }, !state.dissolving)
+      }
+      if (state.manifest.cells[cmd.cell] === undefined) return refuse(state, `app ${state.app} has no cell ${cmd.cell}`)
+      const changed = !state.reverted.includes(cmd.cell)
+      const next: AppState = { ...state, lastRequestAt: cmd.at, reverted: changed ? [...state.reverted, cmd.cell].sort() : state.reverted }
+      return done({ ...next, placement: trimPlacement(next) }, changed)
+    }
+    case 'place': {
+      if (state === undefined) return refuse(state, 'no such app')
+      const placement: Placement = {}
+      const epochs = { ...state.epochs }
+      let changed = false
+      for (const cell of activeCells(state)) {
+        const wanted = cmd.placement[cell]
+        if (wanted === undefined) continue
+        placement[cell] = wanted.slice(0, state.manifest.cells[cell].replicas).map((inst, i) => {
+          const before = state.placement[cell]?.[i]
+          const address = instanceAddress(state.app, cell, i)
+          if (before?.primary !== inst.primary) { epochs[address] = (epochs[address] ?? 0) + 1; changed = true }
+          if (JSON.stringify(before?.clones ?? []) !== JSON.stringify(inst.clones)) changed = true
+          return { primary: inst.primary, clones: [...inst.clones] }
+        })
+      }
+      return done({ ...state, placement, epochs }, changed)
+    }
+    case 'dissolve':
+      if (state === undefined) return done(state, false)
+      if (!state.dissolving) return refuse(state, `app ${state.app} is not being reverted`)
+      return done(undefined, true)
+  }
+}
+
+/** Log entry bytes of a command. */
+export function encodeCommand (cmd: AppCommand): Uint8Array {
+  return new TextEncoder().encode(JSON.stringify(cmd))
+}
+
+const KINDS = new Set(['publish', 'scale', 'revert', 'place', 'dissolve'])
+
+/** Decodes a log entry; throws a one-line error for bytes that are not a command. */
+export function decodeCommand (bytes: Uint8Array): AppCommand {
+  let value: unknown
+  try {
+    value = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes))
+  } catch {
+    throw new Error('invalid app command: not JSON text')
+  }
+  const cmd = value as Partial<AppCommand> | null
+  if (cmd === null || typeof cmd !== 'object' || Array.isArray(cmd)) throw new Error('invalid app command: not an object')
+  if (typeof cmd.kind !== 'string' || !KINDS.has(cmd.kind)) throw new Error(`invalid app command: unknown kind ${JSON.stringify(cmd.kind)}`)
+  if (typeof cmd.id !== 'string') throw new Error('invalid app command: no id')
+  if (cmd.kind === 'publish' || cmd.kind === 'scale' || cmd.kind === 'revert') {
+    const o = cmd as Partial<OwnerFields>
+    if (typeof o.owner !== 'string' || typeof o.ownerKey !== 'string' || typeof o.at !== 'number') throw new Error(`invalid app command: ${cmd.kind} without owner, ownerKey and at`)
+  }
+  if (cmd.kind === 'publish' && (typeof cmd.manifest !== 'object' || cmd.manifest === null || typeof cmd.manifest.cells !== 'object')) throw new Error('invalid app command: publish without a manifest')
+  if (cmd.kind === 'place' && (typeof cmd.placement !== 'object' || cmd.placement === null)) throw new Error('invalid app command: place without a placement')
+  return cmd as AppCommand
+}

@@ -1,0 +1,85 @@
+// What this node knows of every app of the mesh: the latest announcement of each app's
+// leader. It is the node's cell directory (address → node, round robin over replicas),
+// and the source of `stem apps`, `stem cells` and the gateway's routes.
+import type { CellDirectory, CellLocation } from '../messaging/directory.js'
+import { parseAddress } from '../cells/address.js'
+import { isNewer } from './announcement.js'
+import type { AppAnnouncement } from './announcement.js'
+
+export interface AppListing {
+  app: string
+  owner: string
+  leader: string
+  term: number
+  members: string[]
+}
+
+export interface CellListing {
+  address: string
+  node: string
+  state: string
+  clones: string[]
+}
+
+export interface AppCellsListing {
+  app: string
+  cells: CellListing[]
+}
+
+export class AppTable implements CellDirectory {
+  private readonly apps = new Map<string, AppAnnouncement>()
+  private readonly turns = new Map<string, number>()
+
+  /** Records an announcement if it supersedes the known one; returns whether it did. */
+  update (a: AppAnnouncement): boolean {
+    if (!isNewer(a, this.apps.get(a.app))) return false
+    if (a.reverted) this.apps.delete(a.app)
+    else this.apps.set(a.app, a)
+    return true
+  }
+
+  get (app: string): AppAnnouncement | undefined {
+    return this.apps.get(app)
+  }
+
+  names (): string[] {
+    return [...this.apps.keys()].sort()
+  }
+
+  resolve (address: string): CellLocation | undefined {
+    const { app, cell, replica } = parseAddress(address)
+    const a = this.apps.get(app)
+    if (a === undefined) return undefined
+    if (replica !== undefined) {
+      const inst = a.instances.find(i => i.address === address)
+      return inst === undefined || inst.node === '' ? undefined : { peer: inst.node, epoch: Number(inst.epoch) }
+    }
+    const prefix = `${app}/${cell}#`
+    const live = a.instances.filter(i => i.address.startsWith(prefix) && i.node !== '')
+    if (live.length === 0) return undefined
+    const turn = (this.turns.get(address) ?? 0) + 1
+    this.turns.set(address, turn)
+    const inst = live[turn % live.length]
+    return { peer: inst.node, epoch: Number(inst.epoch) }
+  }
+
+  /** replicas of `app/cell` that have a node */
+  replicas (app: string, cell: string): number {
+    const prefix = `${app}/${cell}#`
+    return this.apps.get(app)?.instances.filter(i => i.address.startsWith(prefix) && i.node !== '').length ?? 0
+  }
+
+  listApps (): AppListing[] {
+    return this.names().map(name => {
+      const a = this.apps.get(name) as AppAnnouncement
+      return { app: a.app, owner: a.owner, leader: a.leader, term: Number(a.term), members: [...a.members] }
+    })
+  }
+
+  listCells (app?: string): AppCellsListing[] {
+    return this.names().filter(n => app === undefined || n === app).map(name => {
+      const a = this.apps.get(name) as AppAnnouncement
+      return { app: name, cells: a.instances.map(i => ({ address: i.address, node: i.node, state: i.state, clones: [...i.clones] })) }
+    })
+  }
+}

@@ -1,0 +1,71 @@
+// Requests only an app's owner may make (publish, scale, revert), signed with the owner
+// key (`owner.key` in the data dir of the publishing user, separate from node identities).
+// The signature covers the exact JSON text of the request; the node that receives it
+// verifies it before anything is proposed, and the app state machine then checks that
+// the key is the app's owner and that the request is newer than the last one (no replay).
+import { decodePublicKey, encodePublicKey, peerIdOf, signBytes, verifyBytes } from '../wire/keys.js'
+import type { PrivateKey } from '../wire/keys.js'
+import type { AppManifest } from './manifest.js'
+
+export type OwnerRequest =
+  | { op: 'publish', app: string, at: number, manifest: AppManifest }
+  | { op: 'scale', app: string, at: number, cell: string, replicas: number }
+  | { op: 'revert', app: string, at: number, cell?: string }
+
+export interface SignedOwnerRequest {
+  /** JSON text of an OwnerRequest */
+  request: string
+  /** protobuf-encoded Ed25519 public key of the owner, base64 */
+  owner: string
+  /** Ed25519 signature of `request`'s UTF-8 bytes, base64 */
+  signature: string
+}
+
+export interface OpenedOwnerRequest {
+  request: OwnerRequest
+  /** peer id of the owner key */
+  owner: string
+  /** base64 of the protobuf-encoded owner key */
+  ownerKey: string
+}
+
+export const MAX_OWNER_REQUEST_CHARS = 256 * 1024
+
+export async function signOwnerRequest (key: PrivateKey, request: OwnerRequest): Promise<SignedOwnerRequest> {
+  const text = JSON.stringify(request)
+  const signature = await signBytes(key, new TextEncoder().encode(text))
+  return { request: text, owner: Buffer.from(encodePublicKey(key.publicKey)).toString('base64'), signature: Buffer.from(signature).toString('base64') }
+}
+
+/** Verifies and decodes a signed owner request; throws a one-line error naming what is wrong. */
+export async function openOwnerRequest (signed: unknown): Promise<OpenedOwnerRequest> {
+  const s = signed as Partial<SignedOwnerRequest> | null
+  if (s === null || typeof s !== 'object') throw new Error('invalid owner request: expected { request, owner, signature }')
+  if (typeof s.request !== 'string' || s.request.length > MAX_OWNER_REQUEST_CHARS) throw new Error(`invalid owner request: field request must be JSON text of at most ${MAX_OWNER_REQUEST_CHARS} characters`)
+  if (typeof s.owner !== 'string' || typeof s.signature !== 'string') throw new Error('invalid owner request: fields owner and signature must be base64 strings')
+  let key
+  try {
+    key = decodePublicKey(Buffer.from(s.owner, 'base64'))
+  } catch {
+    throw new Error('invalid owner request: owner is not an Ed25519 public key')
+  }
+  const ok = await verifyBytes(key, new TextEncoder().encode(s.request), Buffer.from(s.signature, 'base64')).catch(() => false)
+  if (!ok) throw new Error('invalid owner request: bad signature')
+  let request: OwnerRequest
+  try {
+    request = JSON.parse(s.request) as OwnerRequest
+  } catch {
+    throw new Error('invalid owner request: request is not JSON')
+  }
+  if (request === null || typeof request !== 'object' || typeof request.app !== 'string' || !Number.isSafeInteger(request.at)) throw new Error('invalid owner request: needs app and at')
+  if (request.op === 'publish') {
+    if (typeof request.manifest !== 'object' || request.manifest === null || request.manifest.app !== request.app) throw new Error('invalid owner request: publish needs the manifest of the app')
+  } else if (request.op === 'scale') {
+    if (typeof request.cell !== 'string' || !Number.isSafeInteger(request.replicas)) throw new Error('invalid owner request: scale needs cell and replicas')
+  } else if (request.op === 'revert') {
+    if (request.cell !== undefined && typeof request.cell !== 'string') throw new Error('invalid owner request: revert cell must be a string')
+  } else {
+    throw new Error(`invalid owner request: unknown op ${JSON.stringify((request as { op?: unknown }).op)}`)
+  }
+  return { request, owner: peerIdOf(key), ownerKey: Buffer.from(encodePublicKey(key)).toString('base64') }
+}

@@ -1,0 +1,103 @@
+import assert from 'node:assert/strict'
+import { activeCells, applyCommand, decodeCommand, encodeCommand } from '../../src/topology/app-state.js'
+import type { AppCommand, AppState } from '../../src/topology/app-state.js'
+import type { AppManifest } from '../../src/topology/manifest.js'
+
+const cell = (bundle: string, replicas = 1): AppManifest['cells'][string] => ({ code: './c.js', replicas, clones: 0, memory: 16 * 2 ** 20, timeout: 100, mailbox: 10, bundle })
+const manifest = (cells: AppManifest['cells']): AppManifest => ({ app: 'shop', cells, routes: [] })
+const alice = { owner: 'alice', ownerKey: 'a-key' }
+const bob = { owner: 'bob', ownerKey: 'b-key' }
+let ids = 0
+const id = (): string => `c${++ids}`
+
+function run (commands: AppCommand[], from?: AppState): { state: AppState | undefined, results: Array<ReturnType<typeof applyCommand>['result']> } {
+  let state = from
+  const results = []
+  for (const cmd of commands) {
+    const applied = applyCommand(state, cmd)
+    state = applied.state
+    results.push(applied.result)
+  }
+  return { state, results }
+}
+
+describe('app state machine', () => {
+  const first = manifest({ counter: cell('h1'), cart: cell('h2', 2) })
+  const publish = (m: AppManifest, at: number, who = alice): AppCommand => ({ id: id(), kind: 'publish', ...who, at, manifest: m })
+
+  it('a first publish creates the app; the same manifest again changes nothing', () => {
+    const { state, results } = run([publish(first, 1), publish(structuredClone(first), 2)])
+    assert.deepEqual(results.map(r => [r.ok, r.changed]), [[true, true], [true, false]])
+    assert.equal(state?.owner, 'alice')
+    assert.equal(state?.lastRequestAt, 2)
+    assert.deepEqual(activeCells(state as AppState), ['cart', 'counter'])
+  })
+
+  it('another owner cannot publish, scale or revert the app', () => {
+    const { state } = run([publish(first, 1)])
+    const { state: after, results } = run([
+      publish(manifest({ counter: cell('evil') }), 5, bob),
+      { id: id(), kind: 'scale', ...bob, at: 6, cell: 'cart', replicas: 5 },
+      { id: id(), kind: 'revert', ...bob, at: 7 }
+    ], state)
+    assert.ok(results.every(r => !r.ok && /belongs to owner alice/.test(r.error ?? '')))
+    assert.deepEqual(after, state)
+  })
+
+  it('refuses replayed or older owner requests', () => {
+    const { state } = run([publish(first, 10)])
+    const { results } = run([publish(manifest({ counter: cell('h9') }), 10), { id: id(), kind: 'revert', ...alice, at: 3 }], state)
+    assert.ok(results.every(r => !r.ok && /stale request/.test(r.error ?? '')))
+  })
+
+  it('placement bumps an instance epoch when its primary changes; scale and a changed manifest trim it', () => {
+    const { state } = run([
+      publish(first, 1),
+      { id: id(), kind: 'place', placement: { counter: [{ primary: 'n1', clones: [] }], cart: [{ primary: 'n1', clones: [] }, { primary: 'n2', clones: [] }] } },
+      { id: id(), kind: 'place', placement: { counter: [{ primary: 'n3', clones: [] }], cart: [{ primary: 'n1', clones: [] }, { primary: 'n2', clones: [] }] } }
+    ])
+    assert.deepEqual(state?.epochs, { 'shop/counter#0': 2, 'shop/cart#0': 1, 'shop/cart#1': 1 })
+    const scaled = run([{ id: id(), kind: 'scale', ...alice, at: 2, cell: 'cart', replicas: 1 }], state).state as AppState
+    assert.equal(scaled.manifest.cells.cart.replicas, 1)
+    assert.equal(scaled.placement.cart.length, 1)
+    const changed = run([publish(manifest({ counter: cell('h3') }), 3)], scaled)
+    assert.equal(changed.results[0].changed, true)
+    assert.deepEqual(Object.keys(changed.state?.placement ?? {}), ['counter'])
+    assert.equal(changed.state?.placement.counter[0].primary, 'n3', 'a code change keeps the placement')
+  })
+
+  it('scale refuses unknown cells and bad counts', () => {
+    const { state } = run([publish(first, 1)])
+    const { results } = run([
+      { id: id(), kind: 'scale', ...alice, at: 2, cell: 'nope', replicas: 2 },
+      { id: id(), kind: 'scale', ...alice, at: 3, cell: 'cart', replicas: 0 },
+      { id: id(), kind: 'scale', ...alice, at: 4, cell: 'cart', replicas: 1.5 }
+    ], state)
+    assert.deepEqual(results.map(r => r.ok), [false, false, false])
+  })
+
+  it('reverting a cell drops it until the next publish; reverting the app dissolves it', () => {
+    const { state } = run([publish(first, 1), { id: id(), kind: 'revert', ...alice, at: 2, cell: 'cart' }])
+    assert.deepEqual(activeCells(state as AppState), ['counter'])
+    const republished = run([publish(first, 3)], state).state as AppState
+    assert.deepEqual(activeCells(republished), ['cart', 'counter'])
+    const early = run([{ id: id(), kind: 'dissolve' }], republished)
+    assert.equal(early.results[0].ok, false, 'dissolve only after a revert')
+    const { state: gone, results } = run([{ id: id(), kind: 'revert', ...alice, at: 4 }, { id: id(), kind: 'dissolve' }], republished)
+    assert.deepEqual(results.map(r => r.ok), [true, true])
+    assert.equal(gone, undefined)
+  })
+
+  it('replaying the same log gives the same state', () => {
+    const log: AppCommand[] = [publish(first, 1), { id: id(), kind: 'place', placement: { counter: [{ primary: 'n1', clones: [] }], cart: [{ primary: 'n2', clones: [] }, { primary: null, clones: [] }] } }, { id: id(), kind: 'scale', ...alice, at: 2, cell: 'counter', replicas: 3 }]
+    const a = run(log.map(c => decodeCommand(encodeCommand(c)))).state
+    const b = run(log).state
+    assert.deepEqual(a, b)
+  })
+
+  it('decoding refuses malformed log entries with one-line errors', () => {
+    const bad = ['', 'null', '[]', '{"kind":"x","id":"1"}', '{"kind":"publish","id":"1"}', '{"kind":"place","id":"1"}', '{"kind":"scale","owner":"a","ownerKey":"k","at":1}']
+    for (const text of bad) assert.throws(() => decodeCommand(new TextEncoder().encode(text)), /^Error: invalid app command: /)
+    assert.throws(() => decodeCommand(new Uint8Array([0xff, 0xfe])), /not JSON/)
+  })
+})
