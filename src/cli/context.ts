@@ -2,7 +2,7 @@
 import { resolve } from 'node:path'
 import { createApiClient, type ApiClient } from '../api/client.js'
 import { defaultDataDir, readApiInfo, readToken } from '../node/data-dir.js'
-import { parseSize } from '../util/size.js'
+import { parseSize } from '../util/units.js'
 
 /** An error the CLI reports as one line, exiting with `exitCode`. */
 export class CliError extends Error {

@@ -8,7 +8,7 @@ import type { PeerId } from '@libp2p/interface'
 import { createFrameSigner, createFrameVerifier, type FrameVerifierOptions, type RejectReason } from '../wire/frame.js'
 import type { PrivateKey } from '../wire/keys.js'
 import { createLogger } from '../util/logger.js'
-import { formatBytes } from '../util/size.js'
+import { formatSize } from '../util/units.js'
 import { decodeAdvert, encodeAdvert, resourcesProblem, type CapacityAdvert, type Resources } from './capacity.js'
 import { CapacityView } from './capacity-view.js'
 import { meshProtocols } from './mesh-config.js'
@@ -177,7 +177,7 @@ export function createCapacityService (components: CapacityServiceComponents, in
     }
   }
 
-  const describe = (r: Resources): string => `cpu ${r.cpu}, memory ${formatBytes(r.memory)}, cells ${r.cells}`
+  const describe = (r: Resources): string => `cpu ${r.cpu}, memory ${formatSize(r.memory)}, cells ${r.cells}`
   view.addEventListener('peer:seen', evt => { log.info(`peer seen ${evt.detail.id} (${describe(evt.detail.capacity)})`) })
   view.addEventListener('peer:updated', evt => { log.debug(`peer updated ${evt.detail.id} (${describe(evt.detail.capacity)})`) })
   view.addEventListener('peer:lost', evt => { log.info(`peer lost ${evt.detail.id} (${evt.detail.reason})`) })

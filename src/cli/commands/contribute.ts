@@ -1,6 +1,6 @@
 import type { Command } from 'commander'
 import type { ContributeRequest, ContributeResponse } from '../../api/types.js'
-import { formatBytes } from '../../util/size.js'
+import { formatSize } from '../../util/units.js'
 import { apiClient, CliError, EXIT_USAGE, numberOption, printJson, sizeOption, type ClientOptions } from '../context.js'
 
 export function registerContribute (program: Command): void {
@@ -21,6 +21,6 @@ export function registerContribute (program: Command): void {
       const result = await (await apiClient(flags)).post<ContributeResponse>('/v1/contribute', change)
       if (flags.json === true) { printJson(result); return }
       const c = result.capacity
-      process.stdout.write(`contributing: cpu ${c.cpu}, memory ${formatBytes(c.memory)}, cells ${c.cells}\n`)
+      process.stdout.write(`contributing: cpu ${c.cpu}, memory ${formatSize(c.memory)}, cells ${c.cells}\n`)
     })
 }

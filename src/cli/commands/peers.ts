@@ -1,12 +1,12 @@
 import type { Command } from 'commander'
 import type { PeerEntry, PeersResponse, StatusResponse } from '../../api/types.js'
-import { formatBytes } from '../../util/size.js'
+import { formatSize } from '../../util/units.js'
 import { apiClient, printJson, type ClientOptions } from '../context.js'
 import { table } from '../table.js'
 
 function row (p: PeerEntry, now: number): string[] {
-  return [p.id, String(p.capacity.cpu), formatBytes(p.capacity.memory), String(p.capacity.cells),
-    `${p.free.cpu}/${formatBytes(p.free.memory)}/${p.free.cells}`, p.connected ? 'yes' : 'no', `${Math.max(0, Math.round((now - p.lastSeen) / 1000))}s ago`]
+  return [p.id, String(p.capacity.cpu), formatSize(p.capacity.memory), String(p.capacity.cells),
+    `${p.free.cpu}/${formatSize(p.free.memory)}/${p.free.cells}`, p.connected ? 'yes' : 'no', `${Math.max(0, Math.round((now - p.lastSeen) / 1000))}s ago`]
 }
 
 export function registerPeers (program: Command): void {
@@ -34,8 +34,8 @@ export function registerPeers (program: Command): void {
         `peer id: ${s.id}`,
         `mesh: ${s.mesh}`,
         ...s.addrs.map(a => `listening: ${a}`),
-        `contributing: cpu ${s.capacity.cpu}, memory ${formatBytes(s.capacity.memory)}, cells ${s.capacity.cells}`,
-        `free: cpu ${s.free.cpu}, memory ${formatBytes(s.free.memory)}, cells ${s.free.cells}`,
+        `contributing: cpu ${s.capacity.cpu}, memory ${formatSize(s.capacity.memory)}, cells ${s.capacity.cells}`,
+        `free: cpu ${s.free.cpu}, memory ${formatSize(s.free.memory)}, cells ${s.free.cells}`,
         `connections: ${s.connections.length}`,
         `cells: ${s.cells}, apps: ${s.apps.length}`
       ].join('\n') + '\n')

@@ -4,7 +4,7 @@ import type { Command } from 'commander'
 import { createStemNode, type StemNodeOptions } from '../../node/stem-node.js'
 import { decodeInvite, InviteError, type Invite } from '../../mesh/invite.js'
 import { setLogLevel } from '../../util/logger.js'
-import { formatBytes } from '../../util/size.js'
+import { formatSize } from '../../util/units.js'
 import { CliError, collect, dataDirOf, EXIT_USAGE, numberOption, sizeOption } from '../context.js'
 
 interface StartFlags {
@@ -70,7 +70,7 @@ async function runNode (flags: StartFlags, invite: Invite | undefined): Promise<
     `api: ${node.apiUrl()}`,
     ...(node.gatewayUrl() !== '' ? [`gateway: ${node.gatewayUrl()}`] : []),
     `dashboard: ${node.apiUrl()}/dashboard`,
-    `contributing: cpu ${c.cpu}, memory ${formatBytes(c.memory)}, cells ${c.cells}`
+    `contributing: cpu ${c.cpu}, memory ${formatSize(c.memory)}, cells ${c.cells}`
   ]
   process.stdout.write(out.join('\n') + '\n')
 
