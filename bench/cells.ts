@@ -9,6 +9,7 @@ import { signBundle } from '../src/cells/bundle.js'
 import type { CellBundle } from '../src/cells/bundle.js'
 import type { CellLimits } from '../src/cells/limits.js'
 import { createEd25519Key } from '../src/wire/keys.js'
+import { percentile } from './support/stats.js'
 
 const MIB = 1024 * 1024
 const owner = await createEd25519Key()
@@ -31,9 +32,6 @@ const DRIVER = `export default class Driver {
 const bundle = async (app: string, cell: string, code: string): Promise<CellBundle> =>
   signBundle({ app, cell, entry: `${cell}.js`, code, limits }, owner)
 
-function percentile (sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]
-}
 const ms = (v: number): string => `${v.toFixed(2)} ms`
 
 function rssOf (pid: number): number {

@@ -33,6 +33,7 @@ import { setLogLevel } from '../src/util/logger.js'
 import { createCellMessaging, createStaticDirectory, createBundleExchange, createBundleStore, MessagingError } from '../src/messaging/index.js'
 import type { CellMessaging, BundleExchange } from '../src/messaging/index.js'
 import { readFrames, encodeFrame } from '../src/messaging/framing.js'
+import { percentile } from './support/stats.js'
 
 setLogLevel('silent')
 const MESH = 'bench'
@@ -69,10 +70,6 @@ async function bundle (owner: PrivateKey, cell: string, code: string): Promise<C
 }
 
 const COUNTER = 'export default class Counter { count = 0; increment (by = 1) { this.count += by; return this.count } get () { return this.count } }'
-
-function percentile (sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]
-}
 
 const ms = (n: number): string => n.toFixed(3)
 const rate = (n: number): string => String(Math.round(n))

@@ -40,6 +40,7 @@ import { RaftCluster } from '../test/raft/support/raft-cluster.js'
 import { waitFor } from '../test/support/wait.js'
 import { netnsCall, netnsLayout, type NetnsLayout } from '../test/netns/netns-stem.js'
 import { DEFAULT_GROUP_RAFT_OPTIONS, DEFAULT_TICK_MS } from '../src/raft/multi/raft-host.js'
+import { percentile } from './support/stats.js'
 
 const MESSAGING_FIXTURE = join(dirname(fileURLToPath(import.meta.url)), '..', 'test', 'messaging', 'fixtures', 'node-process.js')
 const RTT_MS = 100
@@ -55,11 +56,6 @@ async function run (layout: NetnsLayout): Promise<void> {
 
 function impairmentLabel (layout: NetnsLayout, rtt: number, loss: number): string {
   return layout.impairment.startsWith('netem') ? `${rtt} ms RTT, ${loss}% loss` : `${loss}% loss, no latency (sch_netem missing)`
-}
-
-function percentile (xs: number[], p: number): number {
-  const sorted = [...xs].sort((a, b) => a - b)
-  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]
 }
 
 async function wanAsk (layout: NetnsLayout): Promise<void> {
@@ -175,22 +171,7 @@ async function failovers (c: RaftCluster, trials: number): Promise<number[]> {
   for (let t = 0; t < trials; t++) {
     const leader = await settled(c)
     const term = leader.roles.get('g')!.term
-    const committed = new Promise<number>((resolve, reject) => {
-      const timer = setTimeout(() => { off(); reject(new Error(`wan-failover: no commit by a new leader within 60 s (trial ${t + 1})`)) }, 60_000)
-      const off = c.onEvent((node, e) => {
-        if (node === leader || e.event !== 'applied' || typeof e.data !== 'string' || !e.data.startsWith('elected ')) return
-        if (Number(e.data.slice(8)) <= term) return
-        off()
-        clearTimeout(timer)
-        resolve(performance.now())
-      })
-    })
-    const killedAt = performance.now()
-    c.kill(leader)
-    out.push(await committed - killedAt)
-    leader.applied.set('g', [])
-    await c.spawnNode(leader)
-    c.introduceAll()
+    out.push(await c.timeFailover('g', leader, term, 60_000, `wan-failover trial ${t + 1}`))
   }
   return out
 }

@@ -17,15 +17,12 @@ import { RaftCluster } from '../test/raft/support/raft-cluster.js'
 import type { ClusterOptions, NodeEvent } from '../test/raft/support/raft-cluster.js'
 import { waitFor } from '../test/support/wait.js'
 import { DEFAULT_GROUP_RAFT_OPTIONS, DEFAULT_TICK_MS } from '../src/raft/multi/raft-host.js'
+import { percentile } from './support/stats.js'
 
 // the host's defaults
 const TICK_MS = DEFAULT_TICK_MS
 const RAFT = DEFAULT_GROUP_RAFT_OPTIONS
 const ELECTION_TICK = RAFT.electionTick ?? 10
-
-function percentile (sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]
-}
 
 async function withCluster<T> (options: Omit<ClusterOptions, 'root'>, fn: (c: RaftCluster) => Promise<T>): Promise<T> {
   const root = await mkdtemp(join(tmpdir(), 'stem-bench-raft-'))
@@ -47,22 +44,7 @@ async function failover (trials: number): Promise<void> {
       const term = leader.roles.get('g')!.term
       // everyone holds the leader's election entry: the group is settled
       await waitFor(() => c.nodes.every(n => n.alive && n.applied.get('g')?.includes(`elected ${term}`)), { what: 'settled group', timeout: 30_000 })
-      const committed = new Promise<number>((resolve, reject) => {
-        const timer = setTimeout(() => { off(); reject(new Error(`raft-failover: no commit by a new leader within 30 s (trial ${t + 1})`)) }, 30_000)
-        const off = c.onEvent((node, e) => {
-          if (node === leader || e.event !== 'applied' || typeof e.data !== 'string' || !e.data.startsWith('elected ')) return
-          if (Number(e.data.slice(8)) <= term) return
-          off()
-          clearTimeout(timer)
-          resolve(performance.now())
-        })
-      })
-      const killedAt = performance.now()
-      c.kill(leader)
-      out.push(await committed - killedAt)
-      leader.applied.set('g', [])
-      await c.spawnNode(leader)
-      c.introduceAll()
+      out.push(await c.timeFailover('g', leader, term, 30_000, `raft-failover trial ${t + 1}`))
     }
     return out
   })

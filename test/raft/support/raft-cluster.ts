@@ -156,6 +156,30 @@ export class RaftCluster {
     return leaders.length === 1 ? leaders[0] : undefined
   }
 
+  /**
+   * kill -9 of `leader`, then the time (ms) until another node applies a newer leader's
+   * election entry in `group` ("elected <term>" above `term`); the killed node is restarted after.
+   */
+  async timeFailover (group: string, leader: ClusterNode, term: number, timeoutMs: number, label: string): Promise<number> {
+    const committed = new Promise<number>((resolve, reject) => {
+      const timer = setTimeout(() => { off(); reject(new Error(`${label}: no commit by a new leader within ${timeoutMs} ms`)) }, timeoutMs)
+      const off = this.onEvent((node, e) => {
+        if (node === leader || e.event !== 'applied' || e.group !== group || typeof e.data !== 'string' || !e.data.startsWith('elected ')) return
+        if (Number(e.data.slice(8)) <= term) return
+        off()
+        clearTimeout(timer)
+        resolve(performance.now())
+      })
+    })
+    const killedAt = performance.now()
+    this.kill(leader)
+    const elapsed = await committed - killedAt
+    leader.applied.set(group, [])
+    await this.spawnNode(leader)
+    this.introduceAll()
+    return elapsed
+  }
+
   kill (node: ClusterNode): void {
     node.child?.kill('SIGKILL')
     node.alive = false
