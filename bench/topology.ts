@@ -57,23 +57,24 @@ function fmt (ms: number): string {
   return ms >= 1 ? `${ms.toFixed(1)} ms` : `${(ms * 1000).toFixed(0)} µs`
 }
 
-function line (name: string, figure: number, baselineName: string, baseline: number): void {
-  console.log(`bench ${name}: ${fmt(figure)} (${baselineName} ${fmt(baseline)}, ratio ${(figure / baseline).toFixed(2)})`)
+/** `name` is one token (SPEC §7 line format); `what` says what was measured. */
+function line (name: string, what: string, figure: number, baselineName: string, baseline: number): void {
+  console.log(`bench ${name}: ${fmt(figure)} for ${what} (${baselineName} ${fmt(baseline)}, ratio ${(figure / baseline).toFixed(2)})`)
 }
 
 const nodes = mesh(100)
 const desired = app(1000)
 const fresh = time(5, () => place({ desired, current: {}, nodes }))
 const naive = time(5, () => roundRobin(desired, nodes))
-line('placement of 1000 instances (+1000 clones) on 100 nodes', fresh, 'round-robin', naive)
+line('placement', '1000 instances (+1000 clones) on 100 nodes', fresh, 'round-robin', naive)
 
 const placed = place({ desired, current: {}, nodes }).placement
 const steady = time(9, () => place({ desired, current: placed, nodes }))
-line('placement round with nothing to change, same app', steady, 'fresh placement', fresh)
+line('placement-steady', 'a round with nothing to change, same app', steady, 'fresh placement', fresh)
 
 const failed = nodes.map((n, i) => i % 10 === 0 ? { ...n, alive: false } : n)
 const failover = time(5, () => place({ desired, current: placed, nodes: failed }))
-line('placement after 10 of 100 nodes died', failover, 'fresh placement', fresh)
+line('placement-failover', 'a round after 10 of 100 nodes died', failover, 'fresh placement', fresh)
 
 const manifest = `app: shop
 cells:
@@ -83,4 +84,4 @@ ${Array.from({ length: 50 }, (_, i) => `  - GET /api/cell${i}/:id -> cell${i}.ge
 `
 const parsed = time(51, () => parseManifest(manifest, 'shop.yaml'))
 const yamlOnly = time(51, () => parseDocument(manifest).toJS())
-line('manifest parse+validate (50 cells, 100 routes)', parsed, 'YAML parse only', yamlOnly)
+line('manifest-parse', 'parse + validate of 50 cells and 100 routes', parsed, 'YAML parse only', yamlOnly)
