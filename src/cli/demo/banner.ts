@@ -6,6 +6,8 @@ import type { DemoNode } from './cloud.js'
 import { DEMO_APP } from './start-cloud.js'
 
 export interface DemoGuide {
+  /** the node the URLs and commands talk to */
+  home: number
   dashboard: string
   gateway: string
   curl: string[]
@@ -24,6 +26,7 @@ export function demoGuide (nodes: DemoNode[], cells: CellListing[]): DemoGuide {
   const data = `--data ${quote(home.dataDir)}`
   const count = `${home.gateway}/${DEMO_APP}/count`
   return {
+    home: home.index,
     dashboard: home.dashboard,
     gateway: home.gateway,
     curl: [
@@ -50,14 +53,14 @@ export function formatBanner (guide: DemoGuide, cells: CellListing[]): string {
     '',
     `Stem demo: a friend cloud of ${guide.nodes.length} nodes on this machine, running examples/counter`,
     '',
-    ...guide.nodes.map(n => `  node ${n.node}  pid ${String(n.pid).padEnd(7)} ${n.peerId.slice(0, 12)}…${n.peerId.slice(-6)}  ${roles(n.peerId)}`),
+    ...guide.nodes.map(n => `  node ${n.node}  pid ${String(n.pid).padEnd(7)} ${n.peerId.slice(0, 12)}…${n.peerId.slice(-6)}  ${roles(n.peerId)}`.trimEnd()),
     '',
-    `Dashboard   ${guide.dashboard}`,
+    `Dashboard   ${guide.dashboard}   (node ${guide.home}; every node serves one)`,
     '',
-    'The counter through the HTTP gateway:',
+    `The counter through the HTTP gateway of node ${guide.home}:`,
     ...guide.curl.map(c => `  ${c}`),
     '',
-    'The CLI (from this directory):',
+    `The CLI (from this directory), talking to node ${guide.home}:`,
     ...guide.commands.map(c => `  ${c}`),
     ''
   ]

@@ -31,8 +31,8 @@ export interface DemoNode {
 
 const LINE = (name: string, text: string): string | undefined => new RegExp(`^${name}: (\\S+)$`, 'm').exec(text)?.[1]
 
-/** Spawns one node and resolves once it printed its API and gateway URLs. */
-export async function spawnDemoNode (index: number, baseDir: string, args: string[], signal: AbortSignal): Promise<DemoNode> {
+/** Spawns one node (handed to `track` at once) and resolves once it printed its API and gateway URLs. */
+export async function spawnDemoNode (index: number, baseDir: string, args: string[], track: (node: DemoNode) => void, signal: AbortSignal): Promise<DemoNode> {
   const dataDir = join(baseDir, `node-${index}`)
   await mkdir(dataDir, { recursive: true, mode: 0o700 })
   const log = join(dataDir, 'stem.log')
@@ -54,6 +54,8 @@ export async function spawnDemoNode (index: number, baseDir: string, args: strin
     running: () => alive,
     client: async () => createApiClient(node.api, await readToken(dataDir))
   }
+  // tracked from the start: a Ctrl-C during start-up stops it too
+  track(node)
   await new Promise<void>((resolve, reject) => {
     const check = (): void => {
       const api = LINE('api', stdout)

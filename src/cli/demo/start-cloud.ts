@@ -19,16 +19,16 @@ export interface DemoCloud {
   cells: CellListing[]
 }
 
-/** Starts the nodes one by one into `nodes` (so a caller can stop them on failure or Ctrl-C). */
+/** Starts the nodes, each added to `nodes` as soon as it is spawned (so a caller can stop them on failure or Ctrl-C). */
 export async function startCloud (baseDir: string, count: number, nodes: DemoNode[], progress: Progress, signal: AbortSignal): Promise<DemoCloud> {
   progress.step(`starting node 1 of ${count}`)
-  nodes.push(await spawnDemoNode(1, baseDir, ['start', '--mesh', 'demo'], signal))
+  const track = (n: DemoNode): void => { nodes.push(n) }
+  await spawnDemoNode(1, baseDir, ['start', '--mesh', 'demo'], track, signal)
   const { token } = await (await nodes[0].client()).get<{ token: string }>('/v1/invite', signal)
   // the joiners start side by side: each needs only the first node to join
   if (count > 1) progress.step(`starting node${count > 2 ? `s 2…${count}` : ' 2'} (joining with an invite from node 1)`)
-  const joining = Array.from({ length: count - 1 }, async (_, k) => spawnDemoNode(k + 2, baseDir, ['join', token], signal))
+  const joining = Array.from({ length: count - 1 }, async (_, k) => spawnDemoNode(k + 2, baseDir, ['join', token], track, signal))
   const settled = await Promise.allSettled(joining)
-  for (const s of settled) if (s.status === 'fulfilled') nodes.push(s.value)
   const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected')
   if (failed !== undefined) throw failed.reason
   nodes.sort((a, b) => a.index - b.index)
