@@ -24,6 +24,7 @@ import type { PrivateKey } from '../wire/keys.js'
 import type { Mesh } from '../mesh/mesh.js'
 import { createLogger } from '../util/logger.js'
 import { createMessagingBackend } from './gateway-backend.js'
+import { createFailureDetector } from './failure-detector.js'
 import { dataFiles } from './data-dir.js'
 
 export interface AppStackInit {
@@ -73,9 +74,10 @@ export function createAppStack (mesh: Mesh, init: AppStackInit): AppStack {
     self: mesh.peerId,
     onUnknownGroup: (group, from, message) => { topology?.onUnknownGroup(group, from, message) }
   })
+  const failures = createFailureDetector(mesh.libp2p, { onDown: peer => { topology?.forgetPeer(peer) } })
   const nodes = (): NodeCapacity[] => [
     { id: mesh.peerId, contributed: mesh.capacity.contributed(), alive: true },
-    ...mesh.capacity.view.list().map(p => ({ id: p.id, contributed: p.capacity, alive: true }))
+    ...mesh.capacity.view.list().map(p => ({ id: p.id, contributed: p.capacity, alive: !failures.isDown(p.id) }))
   ]
   topology = createTopologyService({ self: mesh.peerId, raft, runtime, messaging, bundles, clones: cloneService, table, pubsub: mesh.libp2p.services.pubsub, signer, nodes }, { mesh: name, groupsDir: files.groups })
   const gateway = init.gateway === undefined ? undefined : createGateway({ backend: createMessagingBackend(messaging, table) }, init.gateway)
@@ -118,6 +120,7 @@ export function createAppStack (mesh: Mesh, init: AppStackInit): AppStack {
       }
     },
     async stop () {
+      failures.stop()
       await gateway?.stop().catch(() => {})
       await service.stop().catch(() => {})
       await raft.stop().catch(() => {})

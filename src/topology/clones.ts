@@ -196,9 +196,7 @@ export class CloneService {
     if (request.hold != null) {
       const h = request.hold
       if (!INSTANCE.test(h.address) || h.bundle.byteLength !== 32) throw new Error('invalid hold request')
-      const app = h.address.slice(0, h.address.indexOf('/'))
-      const leader = this.components.table.get(app)?.leader
-      if (leader !== undefined && leader !== peer) throw new Error(`${peer} does not lead app ${app}`)
+      this.checkMember(peer, h.address)
       const bundle = Buffer.from(h.bundle).toString('hex')
       await this.components.bundles.fetch(bundle, { peers: [peer], signal: AbortSignal.timeout(this.init.timeout ?? 5000) })
       const previous = this.held.get(h.address)
@@ -219,9 +217,7 @@ export class CloneService {
       const address = request.promote.address
       const clone = this.held.get(address)
       if (clone === undefined) throw new Error(`no clone of ${address} here`)
-      const app = address.slice(0, address.indexOf('/'))
-      const leader = this.components.table.get(app)?.leader
-      if (leader !== undefined && leader !== peer) throw new Error(`${peer} does not lead app ${app}`)
+      this.checkMember(peer, address)
       const bundle = await this.components.bundles.fetch(clone.bundle, { peers: [peer] })
       await this.components.runtime.transform(address, bundle, { owner: clone.owner, limits: clone.limits, state: clone.state, version: clone.version < 0 ? undefined : clone.version, replace: true })
       this.held.delete(address)
@@ -229,6 +225,13 @@ export class CloneService {
       return clone.version
     }
     throw new Error('empty clone request')
+  }
+
+  /** Holds and promotions come from the app's leader; a member of its group is accepted too, as a new leader may not be announced yet. */
+  private checkMember (peer: string, address: string): void {
+    const app = address.slice(0, address.indexOf('/'))
+    const known = this.components.table.get(app)
+    if (known !== undefined && known.leader !== peer && !known.members.includes(peer)) throw new Error(`${peer} is not in the group of app ${app}`)
   }
 }
 

@@ -121,6 +121,8 @@ const GROUP_ID = /^([a-z0-9][a-z0-9-]{0,62})~[0-9a-f]{8}$/i
 const REVERT_ANNOUNCEMENTS = 3
 /** a membership change proposed by a leader gets this long to commit before the next try */
 const CONF_CHANGE_RETRY_MS = 2000
+/** a proposal not applied after this long is proposed again */
+const PROPOSAL_RETRY_MS = 2000
 
 function revisionOf (state: AppState, cell: string): string {
   const spec = state.manifest.cells[cell]
@@ -337,6 +339,10 @@ export class TopologyService extends TypedEventEmitter<TopologyEvents> {
       if (!this.components.raft.hasGroup(group)) { finish(); reject(new Error(`this node left the group of app ${app}`)); return }
       try {
         this.components.raft.propose(group, encodeCommand(cmd))
+        // raft may drop a proposal (forwarded to a leader that just lost its role): propose
+        // it again if it has not been applied by then. Applying a command twice is harmless:
+        // the waiter takes the first result, and the second is a no-op or a refused replay.
+        retry = setTimeout(attempt, PROPOSAL_RETRY_MS)
       } catch {
         // no leader known yet: try again shortly
         retry = setTimeout(attempt, 100)
@@ -364,7 +370,7 @@ export class TopologyService extends TypedEventEmitter<TopologyEvents> {
 
   /** Notes since when each group member has been missing from the capacity view. */
   private suspect (): void {
-    const live = new Set(this.components.nodes().map(n => n.id))
+    const live = new Set(this.components.nodes().filter(n => n.alive).map(n => n.id))
     const members = new Set<string>()
     for (const h of this.hosted.values()) {
       if (this.components.raft.hasGroup(h.group)) for (const m of this.components.raft.status(h.group).members) members.add(m)
@@ -452,7 +458,7 @@ export class TopologyService extends TypedEventEmitter<TopologyEvents> {
           // the leader holds the bundle before it asks others to fetch it from it
           await this.components.bundles.fetch(spec.bundle as string, { peers: this.components.raft.status(h.group).members.filter(m => m !== this.components.self), signal: AbortSignal.timeout(20_000) })
           if (step.role === 'clone') await this.components.clones.hold(step.node, step.address, spec.bundle as string, owner, limits)
-          else await this.startPrimary(step.address, step.node, spec.bundle as string, owner, limits)
+          else if (step.kind === 'update' || !(await this.promoteIfHeld(step.node, step.address))) await this.startPrimary(step.address, step.node, spec.bundle as string, owner, limits)
           mark(step.node, step.role, 'transformed')
           break
         case 'promote':
@@ -474,6 +480,20 @@ export class TopologyService extends TypedEventEmitter<TopologyEvents> {
     } catch (err) {
       if (step.kind !== 'stop') mark(step.node, step.kind === 'start' || step.kind === 'update' ? step.role : 'primary', 'failed')
       this.log.warn(`app ${h.app}: cannot ${step.kind} ${step.address} on ${step.node}: ${(err as Error).message}`)
+    }
+  }
+
+  /**
+   * A new primary starts from the clone its node holds, if any: a leader that took over
+   * from a dead one does not know which copies run, but the clone nodes do.
+   */
+  private async promoteIfHeld (node: string, address: string): Promise<boolean> {
+    try {
+      await this.components.clones.promote(node, address)
+      return true
+    } catch (err) {
+      if (/no clone of/.test((err as Error).message)) return false
+      throw err
     }
   }
 

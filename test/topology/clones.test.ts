@@ -79,9 +79,9 @@ describe('warm clones: the clone protocol', function () {
     await cloneNode.runtime.revert(ADDRESS)
   })
 
-  it('refuses holds from a node that does not lead the app, states from a non-primary, and unknown clones', async () => {
+  it('refuses holds from a node outside the app group, states from a non-primary, and unknown clones', async () => {
     const strangerClones = createCloneService({ libp2p: stranger.libp2p, runtime: stranger.runtime, bundles: stranger.bundles, signer: createFrameSigner(stranger.key), table }, { mesh: MESH })
-    await assert.rejects(strangerClones.hold(cloneNode.id, ADDRESS, bundleHash, owner, limits), /does not lead app shop/)
+    await assert.rejects(strangerClones.hold(cloneNode.id, ADDRESS, bundleHash, owner, limits), /is not in the group of app shop/)
     await assert.rejects(strangerClones.promote(cloneNode.id, 'shop/counter#5'), /no clone of shop\/counter#5/)
     await primaryClones.hold(cloneNode.id, ADDRESS, bundleHash, owner, limits)
     const fromStranger = createFrameSigner(stranger.key)
