@@ -39,7 +39,8 @@ export function demoGuide (nodes: DemoNode[], cells: CellListing[]): DemoGuide {
       `npx stem cells ${DEMO_APP} ${data}`,
       `npx stem call ${DEMO_APP}/counter increment 5 ${data}`
     ],
-    failover: primary !== undefined && primary !== home ? { node: primary.index, pid: primary.pid, kill: `kill -9 ${primary.pid}` } : undefined,
+    // with fewer than 3 nodes the app's Raft group has no majority without the killed node
+    failover: nodes.length >= 3 && primary !== undefined && primary !== home ? { node: primary.index, pid: primary.pid, kill: `kill -9 ${primary.pid}` } : undefined,
     nodes: nodes.map(n => ({ node: n.index, peerId: n.peerId, pid: n.pid, dataDir: n.dataDir, api: n.api, gateway: n.gateway, dashboard: n.dashboard, log: n.log }))
   }
 }

@@ -65,8 +65,9 @@ export async function smokeTour (cloud: DemoCloud, progress: Progress, signal: A
   check(acknowledged === start + 6 + nodes.length, `after increments from every node the count is ${acknowledged}, expected ${start + 6 + nodes.length}`)
   progress.done(`counter answers through the gateway and the CLI of every node (count ${acknowledged})`)
 
-  if (nodes.length < 2 || primary === undefined || cells[0].clones.length === 0) {
-    progress.done('failover skipped: it needs 2 nodes or more and a clone')
+  // the app's Raft group (min(3, nodes) members) must keep a majority without the killed node
+  if ((app?.members.length ?? 0) < 3 || primary === undefined || cells[0].clones.length === 0) {
+    progress.done('failover skipped: it needs 3 nodes or more (a Raft majority without the killed node) and a clone')
     return
   }
   progress.step(`kill -9 node ${primary.index} (pid ${primary.pid}), which runs the counter`)
