@@ -74,8 +74,8 @@ export function registerDemo (program: Command): void {
           }
           resolve(signal)
         }
-        process.on('SIGINT', onSignal)
-        process.on('SIGTERM', onSignal)
+        // SIGHUP too: the nodes run in their own process groups, so a closed terminal reaches only the demo
+        for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, onSignal)
       })
       const say = (line: string): void => { if (flags.json !== true) process.stdout.write(line + '\n') }
 
