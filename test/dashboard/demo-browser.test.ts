@@ -1,7 +1,7 @@
 // The dashboard of a real 3-node `stem demo` in a real browser (Debian's chromium, driven
 // by playwright-core; skipped when absent): 3 nodes and the counter app; after a kill -9
-// of the node running the counter, the lost node and the counter on another node appear
-// live, without a reload.
+// of the node running the counter, the lost node, the failover event and the counter on
+// another node appear live, without a reload.
 import { strict as assert } from 'node:assert'
 import { existsSync, mkdirSync } from 'node:fs'
 import { join } from 'node:path'
@@ -66,6 +66,10 @@ describe('dashboard of a real demo in a browser', function () {
       const text = await cell.textContent() ?? ''
       return !text.includes(victim.shortId) && text.includes('transformed')
     }, { timeout: 120_000, what: 'the page to show the counter running on another node' })
+    await page.locator('.event.kind-peer-lost').waitFor({ timeout: 30_000 })
+    await page.locator('.event.kind-failover').waitFor({ timeout: 30_000 })
+    assert.match(await page.locator('.event.kind-failover').first().textContent() ?? '', /counter\/counter#0 moved from lost node/)
+    assert.equal(await page.locator('g.node.lost').count(), 1, 'the lost node stays visible as a ghost')
     assert.equal(await page.evaluate(() => (globalThis as { stemMarker?: number }).stemMarker), 42, 'no reload happened')
     await page.screenshot({ path: join(artifacts, 'demo-dashboard-failover.png'), fullPage: true })
     assert.deepEqual(problems, [])
