@@ -26,7 +26,34 @@ export function createNodeFeed (mesh: Mesh, stack: AppStack): DashboardFeed {
     if (evt.detail.leader !== '') feed.record('leader', `app ${evt.detail.group.split('~')[0]}: leader ${evt.detail.leader.slice(-8)} in term ${evt.detail.term}`)
   })
   stack.runtime.addEventListener('cell:failed', evt => { feed.record('cell-failed', `cell ${evt.detail.address} failed`) })
+  recordMeshEvents(mesh, stack, feed)
   return feed
+}
+
+/** joins and losses of nodes, and instances that the leader moved off a lost node (failovers) */
+function recordMeshEvents (mesh: Mesh, stack: AppStack, feed: DashboardFeed): void {
+  const lost = new Set<string>()
+  const placed = new Map<string, string>()
+  mesh.capacity.view.addEventListener('peer:seen', evt => {
+    lost.delete(evt.detail.id)
+    feed.record('peer-joined', `node ${evt.detail.id} joined`)
+    feed.changed('nodes')
+  })
+  mesh.capacity.view.addEventListener('peer:lost', evt => {
+    lost.add(evt.detail.id)
+    feed.record('peer-lost', `node ${evt.detail.id} ${evt.detail.reason === 'left' ? 'left' : 'lost (missed heartbeats)'}`)
+    feed.changed('nodes')
+  })
+  stack.topology.addEventListener('app:changed', () => {
+    for (const cell of stack.topology.table.listCells().flatMap(a => a.cells)) {
+      if (cell.state !== 'transformed') continue
+      const before = placed.get(cell.address)
+      // the leader may move it before this node's capacity view expires the old node: a dropped connection counts too
+      const gone = before !== undefined && before !== mesh.peerId && (lost.has(before) || !mesh.connectedPeers().has(before))
+      if (before !== undefined && before !== cell.node && gone) feed.record('failover', `${cell.address} moved from lost node ${before} to ${cell.node}`)
+      placed.set(cell.address, cell.node)
+    }
+  })
 }
 
 export function createNodeMetrics (mesh: Mesh, stack: AppStack): StemMetrics {

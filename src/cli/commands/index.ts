@@ -1,5 +1,4 @@
-// The command table. Each command lives in its own file and registers itself here;
-// `demo` is still to come.
+// The command table. Each command lives in its own file and registers itself here.
 import type { Command } from 'commander'
 import { registerStart } from './start.js'
 import { registerInvite } from './invite.js'
@@ -9,6 +8,7 @@ import { registerPublish } from './publish.js'
 import { registerApps } from './apps.js'
 import { registerCall } from './call.js'
 import { registerScale } from './scale.js'
+import { registerDemo } from './demo.js'
 
 export const commands: Array<(program: Command) => void> = [
   registerStart,
@@ -18,5 +18,6 @@ export const commands: Array<(program: Command) => void> = [
   registerPublish,
   registerApps,
   registerCall,
-  registerScale
+  registerScale,
+  registerDemo
 ]
