@@ -1,12 +1,12 @@
 // The dashboard page in a real browser (Debian's chromium, driven by playwright-core):
 // it shows the mesh, then follows a node loss and a failover live, without a reload.
 import { strict as assert } from 'node:assert'
-import { existsSync, mkdirSync } from 'node:fs'
+import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Browser } from 'playwright-core'
+import { launchChromiumOrSkip } from '../support/chromium.js'
 import { peerA, peerB, peerC, startDashboard, type TestDashboard } from './helpers.js'
 
-const chromiumPath = '/usr/bin/chromium'
 const artifacts = join(process.cwd(), 'test', 'artifacts')
 
 describe('dashboard in a browser', function () {
@@ -14,17 +14,7 @@ describe('dashboard in a browser', function () {
   let dash: TestDashboard | undefined
 
   before(async function () {
-    if (!existsSync(chromiumPath)) {
-      console.log(`    (skipped: ${chromiumPath} is absent; apt-get install -y chromium)`)
-      this.skip()
-    }
-    const { chromium } = await import('playwright-core')
-    browser = await chromium.launch({
-      executablePath: chromiumPath,
-      headless: true,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-        '--disable-component-update', '--disable-sync'] // playwright gives it a new empty profile
-    })
+    browser = await launchChromiumOrSkip(this)
   })
 
   after(async () => {

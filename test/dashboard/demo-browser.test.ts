@@ -3,13 +3,13 @@
 // of the node running the counter, the lost node, the failover event and the counter on
 // another node appear live, without a reload.
 import { strict as assert } from 'node:assert'
-import { existsSync, mkdirSync } from 'node:fs'
+import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Browser } from 'playwright-core'
+import { launchChromiumOrSkip } from '../support/chromium.js'
 import { DemoProcess, groupAlive, parseBanner } from '../support/demo-process.js'
 import { waitFor } from '../support/wait.js'
 
-const chromiumPath = '/usr/bin/chromium'
 const artifacts = join(process.cwd(), 'test', 'artifacts')
 
 describe('dashboard of a real demo in a browser', function () {
@@ -18,16 +18,7 @@ describe('dashboard of a real demo in a browser', function () {
   let demo: DemoProcess | undefined
 
   before(async function () {
-    if (!existsSync(chromiumPath)) {
-      console.log(`    (skipped: ${chromiumPath} is absent; apt-get install -y chromium)`)
-      this.skip()
-    }
-    const { chromium } = await import('playwright-core')
-    browser = await chromium.launch({
-      executablePath: chromiumPath,
-      headless: true,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync']
-    })
+    browser = await launchChromiumOrSkip(this)
   })
 
   after(async () => {
