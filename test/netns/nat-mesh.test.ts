@@ -5,7 +5,7 @@ import type { PeersResponse, StatusResponse } from '../../src/api/types.js'
 import { waitFor } from '../support/wait.js'
 import { stopAll } from '../support/stem-process.js'
 import type { StemProcess } from '../support/stem-process.js'
-import { netnsCall, netnsLayout, spawnStemIn, stemIn, stemJsonIn, stopAllIn, type NetnsLayout } from './netns-stem.js'
+import { netnsCall, netnsLayout, spawnStemIn, stemIn, stemJsonIn, type NetnsLayout } from './netns-stem.js'
 
 describe('stem across NAT routers (network namespaces)', function () {
   this.timeout(600_000)
@@ -16,7 +16,7 @@ describe('stem across NAT routers (network namespaces)', function () {
     layout = l as NetnsLayout
     console.log(`netns: ${layout.prefix}, ${layout.pubs} public, ${layout.homes} home hosts, impairment: ${layout.impairment}`)
   })
-  after(async () => { await stopAllIn(); await stopAll() })
+  after(async () => { await stopAll() })
 
   it('home hosts join through NAT with one invite, see everyone, reach each other, and a partitioned home rejoins', async () => {
     const ns = (name: string): string => `${layout.prefix}-${name}`

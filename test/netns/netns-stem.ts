@@ -1,9 +1,9 @@
 // Real `stem` processes inside the network namespaces built by scripts/netns/run.sh: each
 // host namespace has its own loopback, so a node's control API and the CLI that talks to
 // it run in the same namespace.
-import { spawn, execFile } from 'node:child_process'
+import { execFile } from 'node:child_process'
 import { join } from 'node:path'
-import { repoRoot, StemProcess, tempDataDir, type CliResult } from '../support/stem-process.js'
+import { repoRoot, spawnStem, StemProcess, tempDataDir, type CliResult } from '../support/stem-process.js'
 
 const stemBin = join(repoRoot, 'bin', 'stem.js')
 /** the port every node listens on inside its own namespace */
@@ -24,20 +24,10 @@ export function netnsLayout (): NetnsLayout | string {
   return { prefix: e.STEM_NETNS_PREFIX, pubs: Number(e.STEM_NETNS_PUBS), homes: Number(e.STEM_NETNS_HOMES), impairment: e.STEM_NETNS_IMPAIRMENT ?? '', lib: e.STEM_NETNS_LIB }
 }
 
-const live = new Set<StemProcess>()
 
 /** `stem <command>` in namespace ns, listening on all its interfaces */
 export async function spawnStemIn (ns: string, command: string[]): Promise<StemProcess> {
-  const dataDir = await tempDataDir()
-  const child = spawn('ip', ['netns', 'exec', ns, process.execPath, '--no-node-snapshot', stemBin, ...command,
-    '--data', dataDir, '--listen', `/ip4/0.0.0.0/tcp/${STEM_PORT}`, '--api', '127.0.0.1:0'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, STEM_API: '' }
-  })
-  const p = new StemProcess(dataDir, child)
-  live.add(p)
-  void p.exited.then(() => live.delete(p))
-  return p
+  return spawnStem(command, await tempDataDir(), [], { listen: `/ip4/0.0.0.0/tcp/${STEM_PORT}`, prefix: ['ip', 'netns', 'exec', ns] })
 }
 
 /** the CLI, run to completion in namespace ns */
@@ -65,7 +55,3 @@ export async function netnsCall (layout: NetnsLayout, fn: string, ...args: strin
   })
 }
 
-export async function stopAllIn (): Promise<void> {
-  for (const p of live) p.signal('SIGKILL')
-  await Promise.all([...live].map(async p => p.exited))
-}

@@ -72,9 +72,18 @@ export async function tempDataDir (): Promise<string> {
   return dir
 }
 
+export interface SpawnStemOptions {
+  /** libp2p listen address (default an ephemeral loopback port) */
+  listen?: string
+  /** a command the node runs under, e.g. `['ip', 'netns', 'exec', ns]` */
+  prefix?: string[]
+}
+
 /** Spawns `stem <command> …` with a data dir and ephemeral listen/API ports. */
-export function spawnStem (command: string[], dataDir: string, extra: string[] = []): StemProcess {
-  const child = spawn(process.execPath, ['--no-node-snapshot', stemBin, ...command, '--data', dataDir, '--listen', '/ip4/127.0.0.1/tcp/0', '--api', '127.0.0.1:0', ...extra], {
+export function spawnStem (command: string[], dataDir: string, extra: string[] = [], options: SpawnStemOptions = {}): StemProcess {
+  const argv = [process.execPath, '--no-node-snapshot', stemBin, ...command, '--data', dataDir, '--listen', options.listen ?? '/ip4/127.0.0.1/tcp/0', '--api', '127.0.0.1:0', ...extra]
+  const [file, ...args] = [...(options.prefix ?? []), ...argv]
+  const child = spawn(file, args, {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, STEM_API: '' }
   })

@@ -330,12 +330,17 @@ export class CellActor {
     return undefined
   }
 
-  /** Dispose the isolate, fail the offending message, restart from the last snapshot (or mark failed). */
-  crash (reason: string, offending: Message | undefined): void {
+  /** Drops the isolate; answers still in flight from it belong to a dead generation. */
+  private disposeSandbox (): void {
     this.sandbox?.dispose()
     this.sandbox = undefined
     this.generation++
     this.answers = []
+  }
+
+  /** Dispose the isolate, fail the offending message, restart from the last snapshot (or mark failed). */
+  crash (reason: string, offending: Message | undefined): void {
+    this.disposeSandbox()
     if (this.running !== undefined) {
       clearTimeout(this.running.wallTimer)
       offending = offending ?? this.running.message
@@ -390,10 +395,7 @@ export class CellActor {
 
   /** Dispose the isolate and refuse everything queued with `why`. */
   stop (why: string): void {
-    this.sandbox?.dispose()
-    this.sandbox = undefined
-    this.generation++
-    this.answers = []
+    this.disposeSandbox()
     if (this.running !== undefined) {
       clearTimeout(this.running.wallTimer)
       this.running.message.reply(false, why)
