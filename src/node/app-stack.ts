@@ -12,6 +12,7 @@ import { createLibp2pRaftTransport } from '../raft/transport/libp2p-transport.js
 import type { Libp2pRaftTransport } from '../raft/transport/libp2p-transport.js'
 import { createTopologyService } from '../topology/service.js'
 import { AppTable } from '../topology/app-table.js'
+import { placementRefusal } from '../topology/placement-authority.js'
 import { createCloneService } from '../topology/clones.js'
 import type { CloneService } from '../topology/clones.js'
 import type { TopologyService } from '../topology/service.js'
@@ -68,7 +69,11 @@ export function createAppStack (mesh: Mesh, init: AppStackInit): AppStack {
   const cloneService = createCloneService({ libp2p: mesh.libp2p, runtime, bundles, signer, table }, { mesh: name })
   clones = cloneService
   let topology: TopologyService | undefined
-  const messaging = createCellMessaging({ libp2p: mesh.libp2p, runtime, directory: table, signer, bundles }, { mesh: name })
+  const messaging = createCellMessaging({ libp2p: mesh.libp2p, runtime, directory: table, signer, bundles }, {
+    mesh: name,
+    // only the app's group places its cells, with its owner's code
+    refuseTransform: (peer, request) => placementRefusal(table, peer, request.address, request.owner)
+  })
   const transport: Libp2pRaftTransport = createLibp2pRaftTransport({ libp2p: mesh.libp2p, signer }, { mesh: name })
   const raft = createRaftHost({ transport }, {
     self: mesh.peerId,

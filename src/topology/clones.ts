@@ -20,6 +20,7 @@ import { CloneAnswer, CloneRequest } from '../wire/proto/clone.js'
 import { createLogger } from '../util/logger.js'
 import type { Logger } from '../util/logger.js'
 import type { AppTable } from './app-table.js'
+import { placementRefusal } from './placement-authority.js'
 
 export interface CloneServiceComponents {
   libp2p: Pick<Libp2p, 'handle' | 'unhandle' | 'dialProtocol'>
@@ -196,7 +197,7 @@ export class CloneService {
     if (request.hold != null) {
       const h = request.hold
       if (!INSTANCE.test(h.address) || h.bundle.byteLength !== 32) throw new Error('invalid hold request')
-      this.checkMember(peer, h.address)
+      this.checkMember(peer, h.address, h.owner)
       const bundle = Buffer.from(h.bundle).toString('hex')
       await this.components.bundles.fetch(bundle, { peers: [peer], signal: AbortSignal.timeout(this.init.timeout ?? 5000) })
       const previous = this.held.get(h.address)
@@ -227,11 +228,10 @@ export class CloneService {
     throw new Error('empty clone request')
   }
 
-  /** Holds and promotions come from the app's leader; a member of its group is accepted too, as a new leader may not be announced yet. */
-  private checkMember (peer: string, address: string): void {
-    const app = address.slice(0, address.indexOf('/'))
-    const known = this.components.table.get(app)
-    if (known !== undefined && known.leader !== peer && !known.members.includes(peer)) throw new Error(`${peer} is not in the group of app ${app}`)
+  /** Holds and promotions come from the app's leader (or a member of its group: see placement-authority.ts). */
+  private checkMember (peer: string, address: string, owner?: Uint8Array): void {
+    const refusal = placementRefusal(this.components.table, peer, address, owner)
+    if (refusal !== undefined) throw new Error(refusal)
   }
 }
 

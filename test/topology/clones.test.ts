@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict'
 import { join } from 'node:path'
 import { buildBundle } from '../../src/cells/index.js'
-import { createEd25519Key, encodePublicKey } from '../../src/wire/keys.js'
+import { createEd25519Key, encodePublicKey, peerIdOf } from '../../src/wire/keys.js'
 import { createFrameSigner } from '../../src/wire/frame.js'
 import { readOne, writeFrame } from '../../src/messaging/framing.js'
 import { CloneAnswer, CloneRequest } from '../../src/wire/proto/clone.js'
@@ -30,10 +30,11 @@ describe('warm clones: the clone protocol', function () {
   let table: AppTable
   let bundleHash: string
   let owner: Uint8Array
+  let ownerId = ''
 
   const announce = (over: Partial<AppAnnouncement> = {}): void => {
     table.update({
-      app: 'shop', owner: 'o', leader: primary.id, term: 1n, version: BigInt(Date.now()) * 1000n, members: [primary.id],
+      app: 'shop', owner: ownerId, leader: primary.id, term: 1n, version: BigInt(Date.now()) * 1000n, members: [primary.id],
       instances: [{ address: ADDRESS, node: primary.id, epoch: 1n, state: 'transformed', clones: [cloneNode.id] }],
       cells: [{ name: 'counter', replicas: 1, timeout: 500 }], routes: [], reverted: false, ...over
     })
@@ -54,6 +55,7 @@ describe('warm clones: the clone protocol', function () {
     await primaryClones.start()
     const ownerKey = await createEd25519Key()
     owner = encodePublicKey(ownerKey.publicKey)
+    ownerId = peerIdOf(ownerKey.publicKey)
     const bundle = await buildBundle({ entry: join(repoRoot, 'examples', 'counter', 'counter.js'), app: 'shop', cell: 'counter', limits, owner: ownerKey })
     await primary.bundles.publish(bundle)
     bundleHash = bundle.hash
@@ -82,6 +84,8 @@ describe('warm clones: the clone protocol', function () {
   it('refuses holds from a node outside the app group, states from a non-primary, and unknown clones', async () => {
     const strangerClones = createCloneService({ libp2p: stranger.libp2p, runtime: stranger.runtime, bundles: stranger.bundles, signer: createFrameSigner(stranger.key), table }, { mesh: MESH })
     await assert.rejects(strangerClones.hold(cloneNode.id, ADDRESS, bundleHash, owner, limits), /is not in the group of app shop/)
+    // the leader cannot have a clone hold code the app's owner did not sign
+    await assert.rejects(primaryClones.hold(cloneNode.id, ADDRESS, bundleHash, encodePublicKey((await createEd25519Key()).publicKey), limits), /not by the owner of app shop/)
     await assert.rejects(strangerClones.promote(cloneNode.id, 'shop/counter#5'), /no clone of shop\/counter#5/)
     await primaryClones.hold(cloneNode.id, ADDRESS, bundleHash, owner, limits)
     const fromStranger = createFrameSigner(stranger.key)
