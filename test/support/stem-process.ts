@@ -97,6 +97,15 @@ export async function apiUrlOf (dataDir: string): Promise<string> {
   return (JSON.parse(await readFile(join(dataDir, 'api.json'), 'utf8')) as { url: string }).url
 }
 
+/** For afterEach: after a failed test, the last lines each live node wrote (the why is usually there). */
+export function printLogsIfFailed (this: Mocha.Context): void {
+  if (this.currentTest?.state !== 'failed') return
+  for (const p of live) {
+    const tail = (p.stdout + p.stderr).trimEnd().split('\n').slice(-40).join('\n')
+    process.stderr.write(`\n---- last output of the stem node in ${p.dataDir} ----\n${tail}\n`)
+  }
+}
+
 export async function stopAll (): Promise<void> {
   for (const p of live) p.signal('SIGKILL')
   await Promise.all([...live].map(async p => p.exited))
