@@ -12,7 +12,7 @@ import { repoRoot, spawnStem, stem, stemJson, printLogsIfFailed, stopAll, tempDa
 const manifest = join(repoRoot, 'examples', 'counter', 'app.yaml')
 
 describe('apps on a mesh of real stem processes', function () {
-  this.timeout(300_000)
+  this.timeout(600_000)
   afterEach(printLogsIfFailed)
   after(stopAll)
 
