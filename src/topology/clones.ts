@@ -161,6 +161,9 @@ export class CloneService {
     for (const inst of a.instances) {
       const clone = this.held.get(inst.address)
       if (clone !== undefined && inst.clones.includes(self)) clone.restored = false
+      // a peer no longer listed as clone may be listed again later, holding nothing then
+      const acked = this.ackedBy.get(inst.address)
+      if (acked !== undefined) for (const peer of acked.keys()) if (!inst.clones.includes(peer)) acked.delete(peer)
       if (inst.node === self && this.running) this.seed(inst.address, inst.clones)
     }
   }
@@ -179,9 +182,15 @@ export class CloneService {
       if ((this.ackedBy.get(address)?.get(peer) ?? -1) >= latest.version || this.seeding.has(key)) continue
       this.seeding.add(key)
       this.request(peer, { state: { address, state: latest.state, version: BigInt(latest.version) } })
-        .then(() => { this.acked(address, peer, latest.version) }, (err: Error) => { this.log.debug(`seeding the clone of ${address} on ${peer}: ${err.message}`) })
+        .then(() => { this.acked(address, peer, latest.version) }, (err: Error) => { this.unacked(address, peer, err) })
         .finally(() => { this.seeding.delete(key) })
     }
+  }
+
+  /** A clone refused a state: one that no longer holds the instance is seeded again on the next announcement. */
+  private unacked (address: string, peer: string, err: Error): void {
+    this.log.debug(`the clone of ${address} on ${peer} did not take a state: ${err.message}`)
+    if (/no clone of/.test(err.message)) this.ackedBy.get(address)?.delete(peer)
   }
 
   private acked (address: string, peer: string, version: number): void {
@@ -241,6 +250,7 @@ export class CloneService {
         this.acked(address, peer, version)
         resolve()
       }, (err: Error) => {
+        this.unacked(address, peer, err)
         failures.push(`${peer}: ${err.message}`)
         if (--pending === 0) reject(new Error(`no clone of ${address} took its state (${failures.join('; ')})`))
       })
