@@ -234,10 +234,8 @@ export function createStemNode (options: StemNodeOptions): StemNode {
         const started = Date.now()
         try {
           const outcome = await stack.leave(AbortSignal.timeout(options.leaveTimeout ?? 10_000))
-          const moved = Object.keys(outcome.handedOver).length
-          if (moved > 0 || outcome.stillHere.length + outcome.stillLeading.length > 0) {
-            log.info(`hand-over took ${Date.now() - started} ms: ${moved} leadership(s) handed over${outcome.stillHere.length > 0 ? `, ${outcome.stillHere.length} instance(s) left to failover` : ''}`)
-          }
+          const left = outcome.stillHere.length > 0 ? `, ${outcome.stillHere.length} instance(s) left to failover` : ''
+          log.info(`hand-over took ${Date.now() - started} ms: ${Object.keys(outcome.handedOver).length} leadership(s) handed over${left}`)
         } catch (err) {
           log.warn(`graceful hand-over failed: ${(err as Error).message}`)
         }
