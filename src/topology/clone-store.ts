@@ -4,8 +4,9 @@
 //
 // Writes are write-behind: the clone answers the primary once the state is in its memory
 // (that is what "held" means for the reply gate, README "Durability"), and the file
-// follows at once — at most one write per clone in flight, then the newest state, so a
-// burst of states costs one fsync per write time, not one per state.
+// follows — at once after a quiet spell, else at most one write per clone every
+// `minWriteIntervalMs`, always of the newest state, so a busy instance costs its clone a
+// few fsyncs per second, not one per message.
 import { mkdir, readdir, readFile, unlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import { writeFileAtomic } from '../util/atomic-file.js'
@@ -28,6 +29,8 @@ export interface StoredClone {
 export interface CloneStoreInit {
   /** largest state accepted from a file, characters (default 8 MiB) */
   maxStateBytes?: number
+  /** ms between two writes of one clone (default 100) */
+  minWriteIntervalMs?: number
 }
 
 /** what loadAll found: the clones, and one line per file it dropped */
@@ -46,10 +49,12 @@ export class CloneStore {
   /** saves per clone, so a remove can tell whether the clone was saved again meanwhile */
   private readonly saves = new Map<string, number>()
   private readonly maxStateBytes: number
+  private readonly minWriteIntervalMs: number
   private ready: Promise<unknown> | undefined
 
   constructor (readonly dir: string, init: CloneStoreInit = {}) {
     this.maxStateBytes = init.maxStateBytes ?? 8 * 1024 * 1024
+    this.minWriteIntervalMs = init.minWriteIntervalMs ?? 100
   }
 
   private file (address: string): string {
@@ -65,7 +70,9 @@ export class CloneStore {
     const run = (async () => {
       this.ready ??= mkdir(this.dir, { recursive: true })
       await this.ready
-      for (;;) {
+      for (let first = true; ; first = false) {
+        // states arriving during the pause are folded into one write
+        if (!first) await new Promise(resolve => setTimeout(resolve, this.minWriteIntervalMs))
         const next = this.queued.get(clone.address)
         if (next === undefined) break
         this.queued.delete(clone.address)

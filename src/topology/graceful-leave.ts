@@ -43,14 +43,16 @@ const POLL_MS = 50
 
 export async function leaveGracefully (c: GracefulLeaveComponents, signal: AbortSignal): Promise<LeaveOutcome> {
   const tried = new Map<string, number>()
-  /** groups without a member that stays: their leadership leaves with this node */
-  const nobody = new Set<string>()
   const handedOver: Record<string, string> = {}
   for (;;) {
     const stillLeading: string[] = []
+    const stays = new Set(c.others())
     for (const h of c.groups.all()) {
       if (h.dissolved || h.state === undefined || !c.raft.hasGroup(h.group)) continue
       const status = c.raft.status(h.group)
+      // no member that stays (not one leaving too, as when a whole mesh stops): the
+      // leadership leaves with this node, as it would if the node died
+      if (!status.members.some(m => stays.has(m))) continue
       const announced = c.table.get(h.app)?.leader
       if (status.role !== StateRole.Leader && status.leader !== '' && announced !== undefined && announced !== c.self) {
         if (handedOver[h.app] === undefined) c.logger.info(`app ${h.app}: leadership handed to ${announced}`)
@@ -59,18 +61,12 @@ export async function leaveGracefully (c: GracefulLeaveComponents, signal: Abort
       }
       if (status.role === StateRole.Leader && Date.now() - (tried.get(h.group) ?? 0) >= TRANSFER_RETRY_MS) {
         tried.set(h.group, Date.now())
-        // only to a member that stays (not one leaving too, as when a whole mesh stops)
-        const to = c.raft.transferLeadership(h.group, c.others())
-        if (to === '') nobody.add(h.group)
-        else {
-          nobody.delete(h.group)
-          c.logger.info(`app ${h.app}: handing leadership to ${to}`)
-        }
+        const to = c.raft.transferLeadership(h.group, [...stays])
+        if (to !== '') c.logger.info(`app ${h.app}: handing leadership to ${to}`)
       }
-      if (status.role === StateRole.Leader && nobody.has(h.group)) continue
       stillLeading.push(h.app)
     }
-    const stillHere = c.others().length === 0 ? [] : placedHere(c)
+    const stillHere = stays.size === 0 ? [] : placedHere(c)
     if ((stillLeading.length === 0 && stillHere.length === 0) || signal.aborted) {
       if (stillLeading.length > 0 || stillHere.length > 0) c.logger.warn(`left before the hand-over finished: still leading ${stillLeading.join(', ') || 'nothing'}; still here ${stillHere.join(', ') || 'nothing'}`)
       return { handedOver, stillLeading, stillHere }
