@@ -336,14 +336,17 @@ export class CloneService {
     }
     if (request.promote != null) {
       const address = request.promote.address
-      const clone = this.held.get(address)
-      if (clone === undefined) throw new Error(`no clone of ${address} here`)
+      const asked = this.held.get(address)
+      if (asked === undefined) throw new Error(`no clone of ${address} here`)
       this.checkMember(peer, address)
-      if (clone.restored && !this.assignedHere(address)) throw new Error(`the clone of ${address} was restored from disk and no announcement has confirmed it yet`)
-      const bundle = await this.components.bundles.fetch(clone.bundle, { peers: [peer] })
+      if (asked.restored && !this.assignedHere(address)) throw new Error(`the clone of ${address} was restored from disk and no announcement has confirmed it yet`)
+      const bundle = await this.components.bundles.fetch(asked.bundle, { peers: [peer] })
+      // the record as it is now, with every state received while the bundle was fetched;
       // from here on, states the old primary still sends are refused (no clone here), so
       // every state this clone acknowledged is in the state it is promoted with
-      if (this.held.get(address) !== clone) throw new Error(`the clone of ${address} changed while being promoted`)
+      const clone = this.held.get(address)
+      if (clone === undefined) throw new Error(`no clone of ${address} here`)
+      if (clone.bundle !== asked.bundle) throw new Error(`the clone of ${address} changed code while being promoted`)
       this.held.delete(address)
       try {
         await this.components.runtime.transform(address, bundle, { owner: clone.owner, limits: clone.limits, state: clone.state, version: clone.version < 0 ? undefined : clone.version, replace: true })
