@@ -220,7 +220,7 @@ export class AppController {
       }
       if (step.kind !== 'stop') logger.info(`app ${h.app}: ${step.kind} ${step.address} on ${step.node}`)
     } catch (err) {
-      const error = (err as Error).message.split('\n')[0]
+      const error = (err as Error).message.split('\n')[0].slice(0, 300)
       logger.warn(`app ${h.app}: cannot ${step.kind} ${step.address} on ${step.node}: ${error}`)
       if (step.kind === 'update' && step.role === 'primary' && before?.state === 'transformed' && before.role === 'primary' && state.previous[cell] !== undefined) {
         // the cell host keeps the previous code and state when the new code fails to load
