@@ -60,7 +60,6 @@ describe('owner requests through any node, and rollback of a failed rollout (rea
     const updated = await stemJson<Published>(['publish', v2, '--data', fourth.dataDir])
     assert.equal(updated.changed, true)
     assert.ok(updated.cells.every(c => c.state === 'transformed' && c.current))
-    console.log('t', Date.now())
     assert.notEqual(updated.cells[0].revision, published.cells[0].revision)
     assert.deepEqual(await call(fourth, 'counter/counter', 'double'), { count: 10 })
     // the same manifest again through the 4th node changes nothing
