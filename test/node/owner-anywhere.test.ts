@@ -85,6 +85,8 @@ describe('owner requests through any node, and rollback of a failed rollout (rea
     assert.deepEqual(await call(fourth, 'counter/counter#0', 'double'), { count: 20 }, 'the previous code serves')
     const after = (await stemJson<AppCellsListing[]>(['cells', 'counter', '--data', first.dataDir]))[0]
     assert.deepEqual(after.rollbacks.map(r => r.cell), ['counter'])
+    const listed = await stem(['cells', 'counter', '--data', fourth.dataDir])
+    assert.match(listed.stdout, /^counter\/counter: last rollout rolled back: .*boom on init/m)
     await waitFor(async () => {
       const cells = (await stemJson<AppCellsListing[]>(['cells', 'counter', '--data', fourth.dataDir]))[0]?.cells ?? []
       return cells.length === 1 && cells.every(c => c.state === 'transformed' && c.current && c.revision === updated.cells[0].revision)
