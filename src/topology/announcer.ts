@@ -11,6 +11,7 @@ import { createFrameVerifier } from '../wire/frame.js'
 import type { FrameSigner } from '../wire/frame.js'
 import type { Logger } from '../util/logger.js'
 import { activeCells } from './app-state.js'
+import { cellRevision } from './cell-revision.js'
 import type { AppState } from './app-state.js'
 import type { AppTable } from './app-table.js'
 import type { HostedApp } from './app-groups.js'
@@ -87,10 +88,11 @@ export class AppAnnouncer {
           node,
           epoch: BigInt(state.epochs[address] ?? 0),
           state: node === '' ? 'pending' : r?.role === 'primary' ? r.state : 'starting',
-          clones: placed?.clones ?? []
+          clones: placed?.clones ?? [],
+          revision: r?.role === 'primary' ? r.revision : undefined
         }
       })),
-      cells: cells.map(name => ({ name, replicas: state.manifest.cells[name].replicas, timeout: state.manifest.cells[name].timeout })),
+      cells: cells.map(name => ({ name, replicas: state.manifest.cells[name].replicas, timeout: state.manifest.cells[name].timeout, revision: cellRevision(state.manifest.cells[name]), rollback: state.rolledBack[name] === undefined ? undefined : { ...state.rolledBack[name], at: BigInt(state.rolledBack[name].at) } })),
       routes: state.manifest.routes.filter(r => cells.includes(r.cell)).map(r => ({ method: r.method, path: r.path, cell: r.cell, handler: r.handler })),
       reverted: state.dissolving
     }

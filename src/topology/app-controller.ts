@@ -4,6 +4,8 @@
 // bring the running copies to the placement — start, update, promote a clone, hand over,
 // stop — through messaging and the clone service. It also replaces group members that
 // have been missing from the capacity view long enough (suspicion before verdict).
+// An update whose new code fails leaves the instance on its old code (the cell host keeps
+// it): the controller then proposes a rollback of that cell to its previous revision.
 import type { RaftHost } from '../raft/multi/raft-host.js'
 import { ConfChangeType, StateRole } from '../raft/types.js'
 import type { CellRuntime } from '../cells/runtime.js'
@@ -11,6 +13,7 @@ import type { CellMessaging } from '../messaging/cell-messaging.js'
 import type { BundleExchange } from '../messaging/code-exchange.js'
 import type { Logger } from '../util/logger.js'
 import { activeCells } from './app-state.js'
+import { cellRevision } from './cell-revision.js'
 import type { AppState } from './app-state.js'
 import type { AppGroups, HostedApp, InstanceState } from './app-groups.js'
 import { copyKey, newId } from './app-groups.js'
@@ -50,11 +53,8 @@ const REVERT_ANNOUNCEMENTS = 3
 const CONF_CHANGE_RETRY_MS = 2000
 const INSTANCE = /^[^/]+\/([^#]+)#(\d+)$/
 
-/** what a copy must run: changes of any of these roll the instance out again */
-export function revisionOf (state: AppState, cell: string): string {
-  const spec = state.manifest.cells[cell]
-  return `${spec.bundle ?? ''}:${spec.memory}:${spec.timeout}:${spec.mailbox}`
-}
+/** an update of a primary that failed: the cell's revision to roll back */
+interface FailedUpdate { cell: string, revision: string, error: string }
 
 export class AppController {
   /** peer → since when it has been missing from the capacity view (suspicion before verdict) */
@@ -158,7 +158,7 @@ export class AppController {
       return
     }
     const revisions: Record<string, string> = {}
-    for (const cell of cells) revisions[cell] = revisionOf(state, cell)
+    for (const cell of cells) revisions[cell] = cellRevision(state.manifest.cells[cell])
     const actual: RunningCopy[] = []
     for (const r of h.running.values()) {
       const m = INSTANCE.exec(r.address)
@@ -168,18 +168,29 @@ export class AppController {
     if (steps.length > 0 || announcer.due(h)) announcer.announce(h, state)
     const waves = [...new Set(steps.map(s => s.wave))].sort((a, b) => a - b)
     for (const wave of waves) {
-      await Promise.all(steps.filter(s => s.wave === wave).map(async step => { await this.execute(h, state, step) }))
+      const failed = await Promise.all(steps.filter(s => s.wave === wave).map(async step => await this.execute(h, state, step)))
       announcer.announce(h, state)
+      const rollbacks = new Map<string, FailedUpdate>()
+      for (const f of failed) if (f !== undefined) rollbacks.set(f.cell, f)
+      if (rollbacks.size > 0) {
+        // the rollout of these cells stops here; the next round rolls their copies back
+        for (const f of rollbacks.values()) {
+          this.components.logger.warn(`app ${h.app}: rolling cell ${f.cell} back to its previous revision: ${f.error}`)
+          await groups.propose(h, { id: newId(), kind: 'rollback', cell: f.cell, revision: f.revision, error: f.error })
+        }
+        return
+      }
     }
   }
 
-  private async execute (h: HostedApp, state: AppState, step: ReconcileStep): Promise<void> {
+  private async execute (h: HostedApp, state: AppState, step: ReconcileStep): Promise<FailedUpdate | undefined> {
     const { clones, logger } = this.components
     const cell = INSTANCE.exec(step.address)?.[1] as string
     const spec = state.manifest.cells[cell]
     const owner = Buffer.from(state.ownerKey, 'base64')
     const limits = { memory: spec.memory, timeout: spec.timeout, mailbox: spec.mailbox }
-    const revision = revisionOf(state, cell)
+    const revision = cellRevision(spec)
+    const before = h.running.get(copyKey(step.address, step.node))
     const mark = (node: string, role: Role, s: InstanceState): void => { h.running.set(copyKey(step.address, node), { address: step.address, node, role, revision, state: s }) }
     try {
       switch (step.kind) {
@@ -209,9 +220,16 @@ export class AppController {
       }
       if (step.kind !== 'stop') logger.info(`app ${h.app}: ${step.kind} ${step.address} on ${step.node}`)
     } catch (err) {
+      const error = (err as Error).message.split('\n')[0].slice(0, 300)
+      logger.warn(`app ${h.app}: cannot ${step.kind} ${step.address} on ${step.node}: ${error}`)
+      if (step.kind === 'update' && step.role === 'primary' && before?.state === 'transformed' && before.role === 'primary' && state.previous[cell] !== undefined) {
+        // the cell host keeps the previous code and state when the new code fails to load
+        h.running.set(copyKey(step.address, step.node), before)
+        return { cell, revision, error }
+      }
       if (step.kind !== 'stop') mark(step.node, step.kind === 'start' || step.kind === 'update' ? step.role : 'primary', 'failed')
-      logger.warn(`app ${h.app}: cannot ${step.kind} ${step.address} on ${step.node}: ${(err as Error).message}`)
     }
+    return undefined
   }
 
   /**

@@ -4,7 +4,14 @@
 // refused, so a different owner can never take an app over), and owner requests carry the
 // owner's clock (`at`): one not newer than the last accepted is a replay and is refused.
 // Signatures are verified before a command is proposed (see owner-request.ts).
+//
+// Rollback of a failed rollout: a publish that changes a cell's revision keeps the cell's
+// previous revision; when the leader sees the new code fail on an instance (the instance
+// keeps serving the old code with its state), it proposes `rollback`, which restores the
+// previous revision of that cell and records why, for `stem publish` to report.
 import type { AppManifest } from './manifest.js'
+import { cellRevision, revisionFields } from './cell-revision.js'
+import type { RevisionFields } from './cell-revision.js'
 import type { Placement } from './placement-accounting.js'
 import { manifestHash } from './manifest-canonical.js'
 import { instanceAddress } from './types.js'
@@ -28,6 +35,19 @@ export interface AppState {
   placement: Placement
   /** placement epoch per instance address: grows each time its primary changes */
   epochs: Record<string, number>
+  /** cell → its revision before the last publish changed it (while that rollout may still fail) */
+  previous: Record<string, RevisionFields & { at: number }>
+  /** cell → the last rollout of it that failed and was rolled back */
+  rolledBack: Record<string, RolledBack>
+}
+
+export interface RolledBack {
+  /** the revision that failed */
+  revision: string
+  /** why, as the failing node said it */
+  error: string
+  /** owner clock of the publish that brought the failed revision */
+  at: number
 }
 
 interface OwnerFields { id: string, owner: string, ownerKey: string, at: number }
@@ -40,6 +60,8 @@ export type AppCommand =
   | { id: string, kind: 'place', placement: Placement }
   /** the leader saw the whole-app revert through: members drop the group */
   | { id: string, kind: 'dissolve' }
+  /** the leader saw revision `revision` of `cell` fail on an instance: back to the previous one */
+  | { id: string, kind: 'rollback', cell: string, revision: string, error: string }
 
 export interface ApplyResult {
   ok: boolean
@@ -93,7 +115,9 @@ export function applyCommand (state: AppState | undefined, cmd: AppCommand): App
           reverted: [],
           dissolving: false,
           placement: {},
-          epochs: {}
+          epochs: {},
+          previous: {},
+          rolledBack: {}
         }, true)
       }
       if (cmd.manifest.app !== state.app) return refuse(state, `manifest is for app ${cmd.manifest.app}, not ${state.app}`)
@@ -102,7 +126,13 @@ export function applyCommand (state: AppState | undefined, cmd: AppCommand): App
       if (hash === state.publishedHash && state.reverted.length === 0 && !state.dissolving) {
         return done({ ...state, lastRequestAt: cmd.at }, false)
       }
-      const next: AppState = { ...state, manifest: cmd.manifest, publishedHash: hash, lastRequestAt: cmd.at, reverted: [], dissolving: false }
+      // the cells whose revision this publish changes can roll back to the one running now
+      const previous: AppState['previous'] = {}
+      for (const [cell, spec] of Object.entries(cmd.manifest.cells)) {
+        const before = state.manifest.cells[cell]
+        if (before !== undefined && cellRevision(before) !== cellRevision(spec)) previous[cell] = { ...revisionFields(before), at: cmd.at }
+      }
+      const next: AppState = { ...state, manifest: cmd.manifest, publishedHash: hash, lastRequestAt: cmd.at, reverted: [], dissolving: false, previous, rolledBack: {} }
       return done({ ...next, placement: trimPlacement(next) }, true)
     }
     case 'scale': {
@@ -148,6 +178,26 @@ export function applyCommand (state: AppState | undefined, cmd: AppCommand): App
       }
       return done({ ...state, placement, epochs }, changed)
     }
+    case 'rollback': {
+      if (state === undefined) return refuse(state, 'no such app')
+      const spec = state.manifest.cells[cmd.cell]
+      // already rolled back, or published again since: nothing to undo
+      if (spec === undefined || cellRevision(spec) !== cmd.revision || state.dissolving) return done(state, false)
+      const before = state.previous[cmd.cell]
+      if (before === undefined) return refuse(state, `cell ${cmd.cell} of app ${state.app} has no previous revision to roll back to`)
+      const { at, ...fields } = before
+      const manifest = { ...state.manifest, cells: { ...state.manifest.cells, [cmd.cell]: { ...spec, ...fields } } }
+      const previous = { ...state.previous }
+      delete previous[cmd.cell]
+      return done({
+        ...state,
+        manifest,
+        // the manifest that runs now is not the one published: publishing that one again retries it
+        publishedHash: manifestHash(manifest),
+        previous,
+        rolledBack: { ...state.rolledBack, [cmd.cell]: { revision: cmd.revision, error: cmd.error, at } }
+      }, true)
+    }
     case 'dissolve':
       if (state === undefined) return done(state, false)
       if (!state.dissolving) return refuse(state, `app ${state.app} is not being reverted`)
@@ -160,7 +210,7 @@ export function encodeCommand (cmd: AppCommand): Uint8Array {
   return new TextEncoder().encode(JSON.stringify(cmd))
 }
 
-const KINDS = new Set(['publish', 'scale', 'revert', 'place', 'dissolve'])
+const KINDS = new Set(['publish', 'scale', 'revert', 'place', 'dissolve', 'rollback'])
 
 /** Decodes a log entry; throws a one-line error for bytes that are not a command. */
 export function decodeCommand (bytes: Uint8Array): AppCommand {
@@ -179,6 +229,7 @@ export function decodeCommand (bytes: Uint8Array): AppCommand {
     if (typeof o.owner !== 'string' || typeof o.ownerKey !== 'string' || typeof o.at !== 'number') throw new Error(`invalid app command: ${cmd.kind} without owner, ownerKey and at`)
   }
   if (cmd.kind === 'publish' && (typeof cmd.manifest !== 'object' || cmd.manifest === null || typeof cmd.manifest.cells !== 'object')) throw new Error('invalid app command: publish without a manifest')
+  if (cmd.kind === 'rollback' && (typeof cmd.cell !== 'string' || typeof cmd.revision !== 'string' || typeof cmd.error !== 'string')) throw new Error('invalid app command: rollback without cell, revision and error')
   if (cmd.kind === 'place' && (typeof cmd.placement !== 'object' || cmd.placement === null)) throw new Error('invalid app command: place without a placement')
   return cmd as AppCommand
 }

@@ -19,11 +19,26 @@ export interface CellListing {
   node: string
   state: string
   clones: string[]
+  /** the revision (bundle and limits) its primary runs, if its leader knows */
+  revision?: string
+  /** whether that is the revision the app's manifest asks for now */
+  current: boolean
+}
+
+/** a cell whose last rollout failed and was rolled back to the previous revision */
+export interface RollbackListing {
+  cell: string
+  /** the revision that failed */
+  revision: string
+  error: string
+  /** owner clock of the publish that brought it */
+  at: number
 }
 
 export interface AppCellsListing {
   app: string
   cells: CellListing[]
+  rollbacks: RollbackListing[]
 }
 
 export class AppTable implements CellDirectory {
@@ -79,7 +94,13 @@ export class AppTable implements CellDirectory {
   listCells (app?: string): AppCellsListing[] {
     return this.names().filter(n => app === undefined || n === app).map(name => {
       const a = this.apps.get(name) as AppAnnouncement
-      return { app: name, cells: a.instances.map(i => ({ address: i.address, node: i.node, state: i.state, clones: [...i.clones] })) }
+      const wanted = new Map(a.cells.map(c => [c.name, c.revision]))
+      const cellOf = (address: string): string => address.slice(address.indexOf('/') + 1, address.lastIndexOf('#'))
+      return {
+        app: name,
+        cells: a.instances.map(i => ({ address: i.address, node: i.node, state: i.state, clones: [...i.clones], revision: i.revision, current: i.revision !== undefined && i.revision === wanted.get(cellOf(i.address)) })),
+        rollbacks: a.cells.flatMap(c => c.rollback == null ? [] : [{ cell: c.name, revision: c.rollback.revision, error: c.rollback.error, at: Number(c.rollback.at) }])
+      }
     })
   }
 }

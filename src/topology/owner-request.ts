@@ -27,6 +27,8 @@ export interface OpenedOwnerRequest {
   owner: string
   /** base64 of the protobuf-encoded owner key */
   ownerKey: string
+  /** the verified request as signed (for forwarding it to the app's group) */
+  signed: SignedOwnerRequest
 }
 
 export const MAX_OWNER_REQUEST_CHARS = 256 * 1024
@@ -67,5 +69,5 @@ export async function openOwnerRequest (signed: unknown): Promise<OpenedOwnerReq
   } else {
     throw new Error(`invalid owner request: unknown op ${JSON.stringify((request as { op?: unknown }).op)}`)
   }
-  return { request, owner: peerIdOf(key), ownerKey: Buffer.from(encodePublicKey(key)).toString('base64') }
+  return { request, owner: peerIdOf(key), ownerKey: Buffer.from(encodePublicKey(key)).toString('base64'), signed: { request: s.request, owner: s.owner, signature: s.signature } }
 }

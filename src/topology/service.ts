@@ -6,8 +6,11 @@
 //
 // Publishing a new app: the node that receives the owner's signed request picks up to 3
 // members from the capacity view (itself included), bootstraps the group with them and
-// proposes the manifest.
+// proposes the manifest. A request for an existing app that this node does not govern is
+// forwarded to a member of the app's group (owner-forwarder.ts), which verifies it as its
+// own API would.
 import { TypedEventEmitter } from '@libp2p/interface'
+import type { Libp2p } from '@libp2p/interface'
 import type { GossipSub } from '@libp2p/gossipsub'
 import type { RaftHost } from '../raft/multi/raft-host.js'
 import type { Message } from '../raft/types.js'
@@ -26,6 +29,9 @@ import { AppAnnouncer } from './announcer.js'
 import { AppController } from './app-controller.js'
 import { AppGroups, newId } from './app-groups.js'
 import { openOwnerRequest } from './owner-request.js'
+import type { SignedOwnerRequest } from './owner-request.js'
+import { createOwnerForwarder, NotMemberError } from './owner-forwarder.js'
+import type { OwnerForwarder } from './owner-forwarder.js'
 import { pickGroupMembers } from './group-members.js'
 import { leaveGracefully } from './graceful-leave.js'
 import type { LeaveOutcome } from './graceful-leave.js'
@@ -33,6 +39,8 @@ import type { NodeCapacity } from './types.js'
 
 export interface TopologyServiceComponents {
   self: string
+  /** serves and sends forwarded owner requests (/stem/<mesh>/owner/1) */
+  libp2p: Pick<Libp2p, 'handle' | 'unhandle' | 'dialProtocol'>
   raft: RaftHost
   runtime: CellRuntime
   messaging: CellMessaging
@@ -82,6 +90,7 @@ export class TopologyService extends TypedEventEmitter<TopologyEvents> {
   private readonly groups: AppGroups
   private readonly announcer: AppAnnouncer
   private readonly controller: AppController
+  private readonly forwarder: OwnerForwarder
   /** leaving gracefully: this node no longer places work on itself */
   private leaving = false
   private running = false
@@ -104,6 +113,7 @@ export class TopologyService extends TypedEventEmitter<TopologyEvents> {
     // a leaving node that still leads places nothing on itself, and moves what runs here
     const nodes = (): NodeCapacity[] => this.leaving ? components.nodes().filter(n => n.id !== components.self) : components.nodes()
     this.controller = new AppController({ ...components, nodes, logger, groups: this.groups, announcer: this.announcer }, init)
+    this.forwarder = createOwnerForwarder({ libp2p: components.libp2p, signer: components.signer, logger, handle: async (signed, from, signal) => await this.handleForwarded(signed, from, signal) }, init)
   }
 
   async start (): Promise<void> {
@@ -112,11 +122,13 @@ export class TopologyService extends TypedEventEmitter<TopologyEvents> {
     await this.groups.start()
     this.announcer.start()
     this.controller.start()
+    await this.forwarder.start()
   }
 
   async stop (): Promise<void> {
     if (!this.running) return
     this.running = false
+    await this.forwarder.stop()
     this.controller.stop()
     this.announcer.stop()
     await this.groups.stop()
@@ -149,14 +161,20 @@ export class TopologyService extends TypedEventEmitter<TopologyEvents> {
     return this.groups.all().filter(h => h.state !== undefined && !h.dissolved).map(h => h.app).sort()
   }
 
-  /** Verifies an owner-signed publish with its bundles, creates the app's group if needed, and commits the manifest. */
-  async publish (signed: unknown, encodedBundles: Uint8Array[], signal?: AbortSignal): Promise<PublishResult> {
+  /**
+   * Verifies an owner-signed publish with its bundles, creates the app's group if needed, and
+   * commits the manifest — or forwards it to the app's group if this node is not a member.
+   * `forwardedBy`: the request came from that node (which holds its bundles), not from this node's API.
+   */
+  async publish (signed: unknown, encodedBundles: Uint8Array[], signal?: AbortSignal, forwardedBy?: string): Promise<PublishResult> {
     const opened = await openOwnerRequest(signed)
     const request = opened.request
     if (request.op !== 'publish') throw new Error(`expected a publish request, got ${request.op}`)
     const manifest = request.manifest
     const known = this.table.get(request.app)
     if (known !== undefined && known.owner !== opened.owner) throw new Error(`app ${request.app} already exists and belongs to owner ${known.owner}: choose another app name`)
+    let hosted = this.groups.ofApp(request.app)
+    if (hosted === undefined && forwardedBy !== undefined) throw new NotMemberError(`this node is not in the group of app ${request.app}`)
     const hashes = new Set<string>()
     for (const bytes of encodedBundles) {
       const bundle = decodeBundle(bytes)
@@ -168,13 +186,13 @@ export class TopologyService extends TypedEventEmitter<TopologyEvents> {
     }
     for (const [cell, spec] of Object.entries(manifest.cells)) {
       if (spec.bundle === undefined || !/^[0-9a-f]{64}$/.test(spec.bundle)) throw new Error(`cell ${cell} has no bundle hash`)
-      if (!hashes.has(spec.bundle) && !(await this.components.bundles.fetch(spec.bundle, { signal: AbortSignal.timeout(10_000) }).then(() => true, () => false))) {
+      if (!hashes.has(spec.bundle) && !(await this.components.bundles.fetch(spec.bundle, { peers: forwardedBy === undefined ? undefined : [forwardedBy], signal: AbortSignal.timeout(10_000) }).then(() => true, () => false))) {
         throw new Error(`bundle of cell ${cell} was not sent and is not in the mesh`)
       }
     }
-    let hosted = this.groups.ofApp(request.app)
     if (hosted === undefined) {
-      if (known !== undefined) throw new Error(`app ${request.app} is governed by nodes ${known.members.join(', ')}: publish through one of them`)
+      // the bundles are in this node's store now: the member fetches them from here
+      if (known !== undefined) return { app: request.app, ...(await this.forwarder.forward(request.app, membersOf(known), opened.signed, signal)) }
       const members = pickGroupMembers(this.components.nodes(), 3, [this.components.self])
       hosted = await this.groups.create(request.app, members)
       this.log.info(`app ${request.app}: formed raft group ${hosted.group} on ${members.join(', ')}`)
@@ -184,16 +202,17 @@ export class TopologyService extends TypedEventEmitter<TopologyEvents> {
     return { app: request.app, changed: result.changed }
   }
 
-  /** An owner-signed scale or revert. */
-  async ownerCommand (signed: unknown, signal?: AbortSignal): Promise<{ changed: boolean }> {
+  /** An owner-signed scale or revert (forwarded to the app's group if this node is not a member). */
+  async ownerCommand (signed: unknown, signal?: AbortSignal, forwardedBy?: string): Promise<{ changed: boolean }> {
     const opened = await openOwnerRequest(signed)
     const request = opened.request
     if (request.op === 'publish') throw new Error('publish requests go to /v1/publish')
     const known = this.table.get(request.app)
     const hosted = this.groups.ofApp(request.app)
     if (hosted === undefined) {
+      if (forwardedBy !== undefined) throw new NotMemberError(`this node is not in the group of app ${request.app}`)
       if (known === undefined) throw new Error(`no app named ${request.app}`)
-      throw new Error(`app ${request.app} is governed by nodes ${known.members.join(', ')}: send this through one of them`)
+      return await this.forwarder.forward(request.app, membersOf(known), opened.signed, signal)
     }
     const owner = { id: newId(), owner: opened.owner, ownerKey: opened.ownerKey, at: request.at }
     const cmd: AppCommand = request.op === 'scale'
@@ -203,6 +222,18 @@ export class TopologyService extends TypedEventEmitter<TopologyEvents> {
     if (!result.ok) throw new Error(result.error ?? 'refused')
     return { changed: result.changed }
   }
+
+  /** A member's side of a forwarded owner request: verified and carried out as if it came from this node's API. */
+  private async handleForwarded (signed: SignedOwnerRequest, from: string, signal: AbortSignal): Promise<{ changed: boolean }> {
+    const { request } = await openOwnerRequest(signed)
+    if (request.op === 'publish') return await this.publish(signed, [], signal, from)
+    return await this.ownerCommand(signed, signal, from)
+  }
+}
+
+/** the members of an app's group, its announced leader first */
+function membersOf (known: AppAnnouncement): string[] {
+  return [...new Set([known.leader, ...known.members])].filter(m => known.members.includes(m))
 }
 
 export function createTopologyService (components: TopologyServiceComponents, init: TopologyServiceInit): TopologyService {

@@ -27,8 +27,10 @@ export function registerApps (program: Command): void {
       const query = app === undefined ? '' : `?app=${encodeURIComponent(app)}`
       const apps = await (await apiClient(flags)).get<AppCellsListing[]>(`/v1/cells${query}`)
       if (flags.json === true) { printJson(apps); return }
-      const rows = apps.flatMap(a => a.cells.map(c => [c.address, c.node, c.state, c.clones.join(',') || '-']))
+      // an instance still on an older revision than the manifest's (a rollout under way) says so
+      const rows = apps.flatMap(a => a.cells.map(c => [c.address, c.node, c.state === 'transformed' && c.revision !== undefined && !c.current ? 'transformed (older revision)' : c.state, c.clones.join(',') || '-']))
       if (rows.length === 0) { process.stdout.write('no cells\n'); return }
       process.stdout.write(table([['ADDRESS', 'NODE', 'STATE', 'CLONES'], ...rows]))
+      for (const a of apps) for (const r of a.rollbacks ?? []) process.stdout.write(`${a.app}/${r.cell}: last rollout rolled back: ${r.error}\n`)
     })
 }

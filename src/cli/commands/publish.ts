@@ -1,9 +1,11 @@
 // `stem publish FILE.yaml`: validate, bundle (esbuild), sign with the owner key, publish
-// through the local node, then follow the placement until every instance is ready.
+// through the local node, then follow the rollout until every instance runs the published
+// revision — or fail with the cause if a cell's new code failed and was rolled back.
 import type { Command } from 'commander'
 import { buildBundle, encodeBundle } from '../../cells/index.js'
 import { loadManifest, resolveCellCode } from '../../topology/manifest.js'
 import type { AppCellsListing } from '../../topology/app-table.js'
+import { cellRevision } from '../../topology/cell-revision.js'
 import type { PublishResult } from '../../topology/service.js'
 import { apiClient, printJson, CliError, EXIT_USAGE, type ClientOptions } from '../context.js'
 import { ownerKey, signedByOwner } from '../owner.js'
@@ -39,7 +41,9 @@ export function registerPublish (program: Command): void {
         bundles.push(Buffer.from(encodeBundle(bundle)).toString('base64'))
       }
       const client = await apiClient(flags)
-      const signed = await signedByOwner(flags, { op: 'publish', app: manifest.app, at: Date.now(), manifest })
+      const at = Date.now()
+      const signed = await signedByOwner(flags, { op: 'publish', app: manifest.app, at, manifest })
+      const wanted = new Map(Object.entries(manifest.cells).map(([cell, spec]) => [cell, cellRevision(spec)]))
       progress(`publishing ${manifest.app}`)
       const deadline = Date.now() + seconds * 1000
       const result = await client.post<PublishResult>('/v1/publish', { signed, bundles }, AbortSignal.timeout(seconds * 1000))
@@ -50,8 +54,11 @@ export function registerPublish (program: Command): void {
           .find(a => a.app === manifest.app)
         const cells = listing?.cells ?? []
         const expected = Object.values(manifest.cells).reduce((n, c) => n + c.replicas, 0)
-        const ready = cells.filter(c => c.state === 'transformed').length
+        // an instance still on the previous revision is not ready yet, even if transformed
+        const ready = cells.filter(c => c.state === 'transformed' && c.revision === wanted.get(c.address.slice(c.address.indexOf('/') + 1, c.address.lastIndexOf('#')))).length
         const failed = cells.filter(c => c.state === 'failed')
+        const rolledBack = (listing?.rollbacks ?? []).find(r => r.at === at && r.revision === wanted.get(r.cell))
+        if (rolledBack !== undefined) throw new CliError(`${manifest.app}/${rolledBack.cell}: the new code failed and was rolled back, the previous revision keeps serving: ${rolledBack.error}`)
         const line = `placing ${manifest.app}: ${ready}/${expected} instances ready`
         if (line !== last) { progress(line); last = line }
         if (failed.length > 0) throw new CliError(`${failed.map(c => c.address).join(', ')} failed to start on ${failed.map(c => c.node).join(', ')} (see that node's log)`)
