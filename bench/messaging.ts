@@ -3,8 +3,9 @@
 // host processes):
 //   remote-ask        sequential asks between nodes vs a raw length-prefixed echo
 //   remote-tell       batched one-way messages vs raw libp2p with one write per message
-//   frame-sign-verify one signed frame carrying one ask, signed and verified, vs node:crypto
-//                     Ed25519 sign + verify of the same number of bytes (the floor per hop)
+//   frame-sign-verify one signed frame carrying one ask, signed and verified, vs a bare
+//                     Ed25519 sign + verify of the same number of bytes by the same
+//                     implementation (src/wire/ed25519.ts): the floor per hop
 //   remote-transform  "transform" sent → cell ready on a peer that fetches a 100 KB bundle,
 //                     vs the same transform with the bundle already on that node
 // Each figure is the mean of rounds that alternate Stem and its baseline, after a warm-up
@@ -27,7 +28,7 @@ import { DEFAULT_LIMITS } from '../src/cells/limits.js'
 import { createEd25519Key } from '../src/wire/keys.js'
 import type { PrivateKey } from '../src/wire/keys.js'
 import { createFrameSigner, createFrameVerifier } from '../src/wire/frame.js'
-import { generateKeyPairSync, sign as ed25519Sign, verify as ed25519Verify } from 'node:crypto'
+import { ed25519 } from '../src/wire/ed25519.js'
 import { encodeBatch, encodeEnvelope } from '../src/messaging/envelope-codec.js'
 import { setLogLevel } from '../src/util/logger.js'
 import { createCellMessaging, createStaticDirectory, createBundleExchange, createBundleStore, MessagingError } from '../src/messaging/index.js'
@@ -187,7 +188,8 @@ async function frameCrypto (key: PrivateKey, rounds: number, count: number): Pro
   const verifier = createFrameVerifier({ replayWindow: 1 << 16 })
   const payload = encodeBatch([encodeEnvelope({ ask: { id: new Uint8Array(16).fill(7), to: 'bench/counter#0', method: 'increment', args: '[1]', deadline: BigInt(Date.now()), from: '' } })])
   const sample = signer.sign('cell', payload)
-  const { privateKey, publicKey } = generateKeyPairSync('ed25519')
+  const rawSign = ed25519.signer(key.raw.subarray(0, 32), key.publicKey.raw)
+  const rawVerify = ed25519.verifier(key.publicKey.raw)
   const data = sample.subarray(0, sample.byteLength - 66)
   let frame = 0
   let raw = 0
@@ -199,7 +201,7 @@ async function frameCrypto (key: PrivateKey, rounds: number, count: number): Pro
     frame += (performance.now() - t) * 1000 / count / rounds
     t = performance.now()
     for (let i = 0; i < count; i++) {
-      if (!ed25519Verify(null, data, publicKey, ed25519Sign(null, data, privateKey))) throw new Error('frame-sign-verify: raw verify failed')
+      if (!rawVerify(data, rawSign(data))) throw new Error('frame-sign-verify: raw verify failed')
     }
     raw += (performance.now() - t) * 1000 / count / rounds
   }
@@ -248,7 +250,7 @@ try {
   console.log(`bench remote-tell: ${rate(tellRate)} msg/s (raw libp2p one write per message ${rate(rawRate)} msg/s, ratio ${(tellRate / rawRate).toFixed(2)})`)
 
   const crypto = await frameCrypto(owner, 3, 500)
-  console.log(`bench frame-sign-verify: ${crypto.frame.toFixed(1)} µs per frame signed and verified (raw ed25519 sign+verify ${crypto.raw.toFixed(1)} µs, ratio ${(crypto.frame / crypto.raw).toFixed(2)})`)
+  console.log(`bench frame-sign-verify: ${crypto.frame.toFixed(1)} µs per frame signed and verified (raw ${ed25519.name} ed25519 sign+verify ${crypto.raw.toFixed(1)} µs, ratio ${(crypto.frame / crypto.raw).toFixed(2)})`)
 
   const transform = await remoteTransform(a, b, owner, 5)
   console.log(`bench remote-transform: ${ms(transform.remote)} ms to a ready cell fetching a 100 KB bundle (local transform with the bundle held ${ms(transform.local)} ms, ratio ${(transform.remote / transform.local).toFixed(2)})`)
