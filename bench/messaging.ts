@@ -2,9 +2,12 @@
 // same run (TCP + Noise + Yamux on 127.0.0.1, two in-process nodes, cells in real cell
 // host processes):
 //   remote-ask        sequential asks between nodes vs a raw length-prefixed echo
+//   remote-ask-vs-floor the same asks vs that echo doing only what an ask cannot do
+//                     without: sign and verify each frame, ask the cell in its cell host
 //   remote-tell       batched one-way messages vs raw libp2p with one write per message
-//   frame-sign-verify one signed frame carrying one ask, signed and verified, vs node:crypto
-//                     Ed25519 sign + verify of the same number of bytes (the floor per hop)
+//   frame-sign-verify one signed frame carrying one ask, signed and verified, vs a bare
+//                     Ed25519 sign + verify of the same number of bytes by the same
+//                     implementation (src/wire/ed25519.ts): the floor per hop
 //   remote-transform  "transform" sent → cell ready on a peer that fetches a 100 KB bundle,
 //                     vs the same transform with the bundle already on that node
 // Each figure is the mean of rounds that alternate Stem and its baseline, after a warm-up
@@ -27,7 +30,8 @@ import { DEFAULT_LIMITS } from '../src/cells/limits.js'
 import { createEd25519Key } from '../src/wire/keys.js'
 import type { PrivateKey } from '../src/wire/keys.js'
 import { createFrameSigner, createFrameVerifier } from '../src/wire/frame.js'
-import { generateKeyPairSync, sign as ed25519Sign, verify as ed25519Verify } from 'node:crypto'
+import type { FrameSigner } from '../src/wire/frame.js'
+import { ed25519 } from '../src/wire/ed25519.js'
 import { encodeBatch, encodeEnvelope } from '../src/messaging/envelope-codec.js'
 import { setLogLevel } from '../src/util/logger.js'
 import { createCellMessaging, createStaticDirectory, createBundleExchange, createBundleStore, MessagingError } from '../src/messaging/index.js'
@@ -39,8 +43,9 @@ setLogLevel('silent')
 const MESH = 'bench'
 const ECHO = '/bench/echo/1'
 const SINK = '/bench/sink/1'
+const SIGNED_ECHO = '/bench/signed-echo/1'
 
-interface BenchNode { id: string, libp2p: Libp2p, runtime: CellRuntime, messaging: CellMessaging, bundles: BundleExchange, dir: string }
+interface BenchNode { id: string, libp2p: Libp2p, runtime: CellRuntime, messaging: CellMessaging, bundles: BundleExchange, signer: FrameSigner, dir: string }
 
 const directory = createStaticDirectory()
 
@@ -62,7 +67,7 @@ async function node (): Promise<BenchNode> {
   const messaging = createCellMessaging({ libp2p, runtime, directory, signer, bundles }, { mesh: MESH })
   await bundles.start()
   await messaging.start()
-  return { id: libp2p.peerId.toString(), libp2p, runtime, messaging, bundles, dir }
+  return { id: libp2p.peerId.toString(), libp2p, runtime, messaging, bundles, signer, dir }
 }
 
 async function bundle (owner: PrivateKey, cell: string, code: string): Promise<CellBundle> {
@@ -110,6 +115,44 @@ async function rawEcho (a: BenchNode, b: BenchNode, size: number): Promise<() =>
     const { promise, resolve } = Promise.withResolvers<void>()
     waiting = resolve
     stream.send(encodeFrame(payload))
+    await promise
+  }
+}
+
+/**
+ * What no remote ask can do without, and nothing else: a raw length-prefixed echo where
+ * each side signs its frame and verifies the other's (the same signer and verifier as
+ * Stem's frames), and B asks the cell on its node (its cell host) before echoing.
+ */
+async function signedCellEcho (a: BenchNode, b: BenchNode, size: number): Promise<() => Promise<void>> {
+  const kind = 'cell'
+  const verifyAtA = createFrameVerifier({ replayWindow: 1 << 16 })
+  const verifyAtB = createFrameVerifier({ replayWindow: 1 << 16 })
+  await b.libp2p.handle(SIGNED_ECHO, stream => {
+    readFrames(stream, 1 << 20, {
+      onFrame: f => {
+        if (!verifyAtB.verify(f, { remotePeer: a.id, expect: kind }).ok) throw new Error('signed echo: B rejected a frame')
+        b.runtime.askJson('bench/counter#0', 'increment', '[1]').then(text => { stream.send(encodeFrame(b.signer.sign(kind, new TextEncoder().encode(text)))) }, () => { stream.abort(new Error('ask failed')) })
+      },
+      onOversized: () => {},
+      onClose: () => {}
+    })
+  })
+  const stream = await a.libp2p.dialProtocol(b.libp2p.peerId, SIGNED_ECHO)
+  let waiting: (() => void) | undefined
+  readFrames(stream, 1 << 20, {
+    onFrame: f => {
+      if (!verifyAtA.verify(f, { remotePeer: b.id, expect: kind }).ok) throw new Error('signed echo: A rejected a frame')
+      waiting?.()
+    },
+    onOversized: () => {},
+    onClose: () => {}
+  })
+  const payload = new Uint8Array(size).fill(1)
+  return async () => {
+    const { promise, resolve } = Promise.withResolvers<void>()
+    waiting = resolve
+    stream.send(encodeFrame(a.signer.sign(kind, payload)))
     await promise
   }
 }
@@ -187,7 +230,8 @@ async function frameCrypto (key: PrivateKey, rounds: number, count: number): Pro
   const verifier = createFrameVerifier({ replayWindow: 1 << 16 })
   const payload = encodeBatch([encodeEnvelope({ ask: { id: new Uint8Array(16).fill(7), to: 'bench/counter#0', method: 'increment', args: '[1]', deadline: BigInt(Date.now()), from: '' } })])
   const sample = signer.sign('cell', payload)
-  const { privateKey, publicKey } = generateKeyPairSync('ed25519')
+  const rawSign = ed25519.signer(key.raw.subarray(0, 32), key.publicKey.raw)
+  const rawVerify = ed25519.verifier(key.publicKey.raw)
   const data = sample.subarray(0, sample.byteLength - 66)
   let frame = 0
   let raw = 0
@@ -199,7 +243,7 @@ async function frameCrypto (key: PrivateKey, rounds: number, count: number): Pro
     frame += (performance.now() - t) * 1000 / count / rounds
     t = performance.now()
     for (let i = 0; i < count; i++) {
-      if (!ed25519Verify(null, data, publicKey, ed25519Sign(null, data, privateKey))) throw new Error('frame-sign-verify: raw verify failed')
+      if (!rawVerify(data, rawSign(data))) throw new Error('frame-sign-verify: raw verify failed')
     }
     raw += (performance.now() - t) * 1000 / count / rounds
   }
@@ -219,19 +263,25 @@ try {
   const echo = await rawEcho(a, b, 64)
   const remoteAsk = async (): Promise<string> => await a.messaging.askJson('bench/counter#0', 'increment', '[1]')
   const localAsk = async (): Promise<string> => await b.runtime.askJson('bench/counter#0', 'increment', '[1]')
+  const floorAsk = await signedCellEcho(a, b, 64)
   const raws: Latency[] = []
   const asks: Latency[] = []
   const locals: Latency[] = []
+  const floors: Latency[] = []
   for (let r = 0; r < ROUNDS; r++) {
     raws.push(await sequential(echo, askCount, r === 0 ? 300 : 20))
     asks.push(await sequential(remoteAsk, askCount, r === 0 ? 300 : 20))
     locals.push(await sequential(localAsk, askCount, r === 0 ? 300 : 20))
+    floors.push(await sequential(floorAsk, askCount, r === 0 ? 300 : 20))
   }
   const raw = mean(raws)
   const ask = mean(asks)
   const local = mean(locals)
+  const floor = mean(floors)
   console.log(`bench remote-ask: ${rate(ask.perSecond)} asks/s p50 ${ms(ask.p50)} ms p99 ${ms(ask.p99)} ms (raw libp2p echo ${rate(raw.perSecond)}/s p50 ${ms(raw.p50)} ms p99 ${ms(raw.p99)} ms, ratio ${(ask.perSecond / raw.perSecond).toFixed(2)})`)
   // the same asks made on the cell's own node: what the cell host round trip costs by itself
+  // the same ask beside the parts it cannot do without (2 signatures, 2 verifications, the cell host round trip)
+  console.log(`bench remote-ask-vs-floor: ${rate(ask.perSecond)} asks/s p50 ${ms(ask.p50)} ms (raw libp2p echo signing and verifying each frame and asking the cell host ${rate(floor.perSecond)}/s p50 ${ms(floor.p50)} ms, ratio ${(ask.perSecond / floor.perSecond).toFixed(2)})`)
   console.log(`bench remote-ask-vs-local: ${rate(ask.perSecond)} asks/s p50 ${ms(ask.p50)} ms (same cell asked on its own node ${rate(local.perSecond)} asks/s p50 ${ms(local.p50)} ms, ratio ${(ask.perSecond / local.perSecond).toFixed(2)})`)
 
   const tellCount = 30_000
@@ -248,7 +298,7 @@ try {
   console.log(`bench remote-tell: ${rate(tellRate)} msg/s (raw libp2p one write per message ${rate(rawRate)} msg/s, ratio ${(tellRate / rawRate).toFixed(2)})`)
 
   const crypto = await frameCrypto(owner, 3, 500)
-  console.log(`bench frame-sign-verify: ${crypto.frame.toFixed(1)} µs per frame signed and verified (raw ed25519 sign+verify ${crypto.raw.toFixed(1)} µs, ratio ${(crypto.frame / crypto.raw).toFixed(2)})`)
+  console.log(`bench frame-sign-verify: ${crypto.frame.toFixed(1)} µs per frame signed and verified (raw ${ed25519.name} ed25519 sign+verify ${crypto.raw.toFixed(1)} µs, ratio ${(crypto.frame / crypto.raw).toFixed(2)})`)
 
   const transform = await remoteTransform(a, b, owner, 5)
   console.log(`bench remote-transform: ${ms(transform.remote)} ms to a ready cell fetching a 100 KB bundle (local transform with the bundle held ${ms(transform.local)} ms, ratio ${(transform.remote / transform.local).toFixed(2)})`)

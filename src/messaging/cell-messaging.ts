@@ -11,7 +11,7 @@
 // leave fast enough, the stream is paused, so the sender's stream fills and its queue
 // refuses more: backpressure end to end, with bounded memory on both sides.
 // Retried asks (same sender, same id) are answered from a bounded dedupe window.
-import { randomBytes } from 'node:crypto'
+import { randomFillSync } from 'node:crypto'
 import { TypedEventEmitter } from '@libp2p/interface'
 import type { Libp2p, Stream, Connection } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
@@ -669,8 +669,21 @@ export class CellMessaging extends TypedEventEmitter<CellMessagingEvents> {
   }
 }
 
+/** Random message ids are cut from a pool refilled 256 at a time (one call into the CSPRNG, not one per ask). */
+const ID_POOL = Buffer.alloc(16 * 256)
+let idPoolAt = ID_POOL.byteLength
+
+function randomMessageId (): Uint8Array<ArrayBuffer> {
+  if (idPoolAt === ID_POOL.byteLength) {
+    randomFillSync(ID_POOL)
+    idPoolAt = 0
+  }
+  idPoolAt += 16
+  return new Uint8Array(ID_POOL.subarray(idPoolAt - 16, idPoolAt))
+}
+
 function messageIdBytes (id: string | Uint8Array | undefined): Uint8Array<ArrayBuffer> {
-  if (id === undefined) return randomBytes(16)
+  if (id === undefined) return randomMessageId()
   if (typeof id === 'string') {
     if (!/^[0-9a-f]{32}$/i.test(id)) throw new Error(`invalid messageId ${JSON.stringify(id.slice(0, 80))}: expected 32 hex digits`)
     return Buffer.from(id, 'hex')

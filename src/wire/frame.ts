@@ -14,12 +14,11 @@
 // the sequence number — a forged frame cannot poison the window. Rejections are counted
 // by reason (`counts()`, a metrics hook) and logged at debug level.
 import { Frame } from './proto/frame.js'
-import { createSyncSigner, decodePublicKey, encodePublicKey, peerIdOf, toVerifyKey, verifySync } from './keys.js'
-import type { PrivateKey, PublicKey } from './keys.js'
+import { createSyncSigner, createSyncVerifier, decodePublicKey, encodePublicKey, peerIdOf } from './keys.js'
+import type { PrivateKey, PublicKey, VerifyFunction } from './keys.js'
 import { ReplayWindow } from './replay-window.js'
 import { ProtoWriter, bytesFieldSize, numberFieldSize, varintSize } from './proto-writer.js'
 import { createLogger } from '../util/logger.js'
-import type { KeyObject } from 'node:crypto'
 
 export { Frame }
 
@@ -165,7 +164,7 @@ export interface FrameVerifier {
 interface SenderState {
   peerId: string
   publicKey: PublicKey
-  verifyKey: KeyObject
+  verify: VerifyFunction
   window: ReplayWindow
 }
 
@@ -198,14 +197,14 @@ export function createFrameVerifier (options: FrameVerifierOptions = {}): FrameV
       return state
     }
     let publicKey: PublicKey
-    let verifyKey: KeyObject
+    let verify: VerifyFunction
     try {
       publicKey = decodePublicKey(encodedKey)
-      verifyKey = toVerifyKey(publicKey)
+      verify = createSyncVerifier(publicKey)
     } catch {
       return undefined
     }
-    state = { peerId: peerIdOf(publicKey), publicKey, verifyKey, window: new ReplayWindow(replaySize) }
+    state = { peerId: peerIdOf(publicKey), publicKey, verify, window: new ReplayWindow(replaySize) }
     senders.set(id, state)
     if (senders.size > maxSenders) senders.delete(senders.keys().next().value as string)
     return state
@@ -231,7 +230,7 @@ export function createFrameVerifier (options: FrameVerifierOptions = {}): FrameV
         const ts = frame.timestamp
         if (ts < BigInt(t) - windowMs) return reject('stale')
         if (ts > BigInt(t) + maxSkewMs) return reject('future')
-        // decoding the sender key only after the cheap checks: it costs a KeyObject
+        // decoding the sender key only after the cheap checks: it costs a key import
         const sender = senderState(frame.sender)
         if (sender == null) return reject('bad-sender-key')
         if (context.forwarded !== true && context.remotePeer != null && context.remotePeer.toString() !== sender.peerId) {
@@ -247,7 +246,7 @@ export function createFrameVerifier (options: FrameVerifierOptions = {}): FrameV
           Buffer.compare(Buffer.from(bytes.buffer, bytes.byteOffset, unsigned.byteLength), Buffer.from(unsigned.buffer, unsigned.byteOffset, unsigned.byteLength)) !== 0) {
           return reject('non-canonical')
         }
-        if (!verifySync(sender.verifyKey, unsigned, frame.signature)) return reject('bad-signature', ` (from ${sender.peerId})`)
+        if (!sender.verify(unsigned, frame.signature)) return reject('bad-signature', ` (from ${sender.peerId})`)
         sender.window.accept(frame.seq)
         return { ok: true, frame, sender: sender.peerId, senderKey: sender.publicKey, kind, payload }
       } catch (err) {

@@ -5,10 +5,11 @@ import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf, publicKe
 import { peerIdFromPublicKey } from '@libp2p/peer-id'
 import type { Ed25519PrivateKey, PrivateKey, PublicKey } from '@libp2p/interface'
 import { readFile } from 'node:fs/promises'
-import { createPrivateKey, createPublicKey, sign as nodeSign, verify as nodeVerify, type KeyObject } from 'node:crypto'
 import { writeFileAtomic } from '../util/atomic-file.js'
+import { ed25519 } from './ed25519.js'
+import type { SignFunction, VerifyFunction } from './ed25519.js'
 
-export type { PrivateKey, PublicKey }
+export type { PrivateKey, PublicKey, SignFunction, VerifyFunction }
 
 export async function createEd25519Key (): Promise<Ed25519PrivateKey> {
   return generateKeyPair('Ed25519')
@@ -59,32 +60,18 @@ export async function verifyBytes (key: PublicKey, data: Uint8Array, signature: 
 }
 
 /**
- * A synchronous signing function for hot paths (frames): builds node's KeyObject once
- * instead of per signature as `key.sign` does (about twice as fast).
+ * A synchronous signing function for hot paths (frames): the key is prepared once
+ * instead of per signature as `key.sign` does (see ed25519.ts for the implementation).
  */
-export function createSyncSigner (key: PrivateKey): (data: Uint8Array) => Uint8Array {
+export function createSyncSigner (key: PrivateKey): SignFunction {
   if (key.type !== 'Ed25519') throw new Error(`expected an Ed25519 key, got ${key.type}`)
-  const raw = key.raw
-  const keyObject = createPrivateKey({
-    key: { kty: 'OKP', crv: 'Ed25519', d: Buffer.from(raw.subarray(0, 32)).toString('base64url'), x: Buffer.from(key.publicKey.raw).toString('base64url') },
-    format: 'jwk'
-  })
-  return data => nodeSign(null, data, keyObject)
+  return ed25519.signer(key.raw.subarray(0, 32), key.publicKey.raw)
 }
 
-/** The KeyObject form of an Ed25519 public key, for `verifySync`. Throws on a non-Ed25519 key. */
-export function toVerifyKey (key: PublicKey): KeyObject {
+/** A synchronous verifier for hot paths (frames): false for a bad signature, never throws. Throws on a non-Ed25519 key. */
+export function createSyncVerifier (key: PublicKey): VerifyFunction {
   if (key.type !== 'Ed25519') throw new Error(`expected an Ed25519 public key, got ${key.type}`)
-  return createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: Buffer.from(key.raw).toString('base64url') }, format: 'jwk' })
-}
-
-/** false for a bad signature or malformed input; never throws. */
-export function verifySync (key: KeyObject, data: Uint8Array, signature: Uint8Array): boolean {
-  try {
-    return nodeVerify(null, data, key, signature)
-  } catch {
-    return false
-  }
+  return ed25519.verifier(key.raw)
 }
 
 /**

@@ -2,8 +2,12 @@
 // the caller computes the exact size first, then writes fields into one buffer, with
 // proto3's rule that default values (empty, zero) are left out.
 
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER)
+
 /** Size of an unsigned varint (numbers up to 2^53, or bigints up to 2^64). */
 export function varintSize (value: number | bigint): number {
+  // bigint arithmetic costs microseconds: sequence numbers and timestamps fit a number
+  if (typeof value === 'bigint' && value <= MAX_SAFE) value = Number(value)
   if (typeof value === 'bigint') {
     let size = 1
     while (value >= 128n) { value >>= 7n; size++ }
@@ -30,6 +34,7 @@ export class ProtoWriter {
   }
 
   varint (value: number | bigint): void {
+    if (typeof value === 'bigint' && value <= MAX_SAFE) value = Number(value)
     if (typeof value === 'bigint') {
       while (value >= 128n) { this.bytes[this.at++] = Number(value & 127n) | 128; value >>= 7n }
       this.bytes[this.at++] = Number(value)

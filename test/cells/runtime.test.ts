@@ -185,6 +185,23 @@ describe('cells: runtime lifecycle and messaging', function () {
     assert.deepEqual(seen.sort(), ['shop/caller#0->far/away#2.hello["x",2]', 'tell shop/caller#0->far/away.poke[1]'])
   })
 
+  it('asks and tells a synchronous message makes in its microtasks still leave (after its reply)', async () => {
+    const seen: string[] = []
+    runtime.setRouter({
+      ask: async (address, method) => { seen.push(`ask ${address}.${method}`); return '1' },
+      tell: (address, method) => { seen.push(`tell ${address}.${method}`) }
+    })
+    await runtime.transform('shop/later#0', await b.bundle('shop/later', `export default class L {
+      n = 0
+      go () { this.n++; Promise.resolve().then(() => { stem.tell('far/away', 'poke'); stem.ask('far/away', 'hello').then(v => { this.n += v }) }); return this.n }
+      get () { return this.n } }`), { owner: b.owner.publicKey })
+    assert.equal(await runtime.ask('shop/later#0', 'go'), 1)
+    await waitFor(() => seen.length === 2, { what: 'the microtasks\' tell and ask' })
+    assert.deepEqual(seen.sort(), ['ask far/away.hello', 'tell far/away.poke'])
+    // the answer to that ask reached the cell
+    await waitFor(async () => await runtime.ask('shop/later#0', 'get') === 2, { what: 'the answer delivered' })
+  })
+
   it('stem.log reaches the node tagged with the cell address; stem.self and stem.now work', async () => {
     const logs: string[] = []
     runtime.addEventListener('cell:log', e => { logs.push(`${e.detail.address}: ${e.detail.text}`) })

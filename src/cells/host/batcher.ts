@@ -1,26 +1,33 @@
-// Coalesces messages sent over an IPC channel: everything queued in one turn of the
-// event loop goes as one array, so a burst of messages costs one IPC round trip.
+// Coalesces messages sent over an IPC channel, Nagle-like but without a delay: the first
+// message of a turn of the event loop leaves at once (a lone ask waits for nothing, and
+// the other process starts on it while this one finishes its turn); the rest of that
+// turn's messages follow as one array, so a burst costs two IPC writes, not one each.
 export class Batcher<T> {
   private queue: T[] = []
   private scheduled = false
 
-  /** `prelude` is asked at flush time for items that go first (e.g. coalesced state). */
+  /** `prelude` is asked at send time for items that go first (e.g. coalesced state). */
   constructor (private readonly send: (batch: T[]) => void, private readonly prelude?: () => T[]) {}
 
   push (item: T): void {
     this.queue.push(item)
+    if (this.scheduled) return
+    this.flush()
     this.schedule()
   }
 
+  /** Send what is queued (and the prelude) at the end of this turn. */
   schedule (): void {
     if (!this.scheduled) {
       this.scheduled = true
-      setImmediate(() => { this.flush() })
+      setImmediate(() => {
+        this.scheduled = false
+        this.flush()
+      })
     }
   }
 
   flush (): void {
-    this.scheduled = false
     const first = this.prelude?.() ?? []
     if (this.queue.length === 0 && first.length === 0) return
     const batch = first.length > 0 ? [...first, ...this.queue] : this.queue

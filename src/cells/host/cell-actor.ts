@@ -23,6 +23,8 @@ export interface ActorHooks {
   fault: (actor: CellActor, kind: CellFault, reason: string) => void
   /** the actor has queued work: pump it soon (never re-entered from inside its own isolate) */
   schedule: (actor: CellActor) => void
+  /** call `flushDeferred` soon, but after the replies of this turn have left */
+  flushLater: (actor: CellActor) => void
 }
 
 /** The heap may pass isolated-vm's guideline limit by this factor before the host disposes the isolate. */
@@ -58,6 +60,8 @@ export class CellActor {
   entryMessages = 1
   /** this cell's asks awaiting an answer */
   outstandingAsks = 0
+  /** the microtasks at the end of the last entry may have made asks no entry collected yet */
+  private flushDue = false
 
   constructor (
     readonly address: string,
@@ -134,7 +138,9 @@ export class CellActor {
    * Deliver answers, then run queued messages (in batches: one entry into the isolate for
    * many messages) until the mailbox is empty, a message awaits, or `budget` runs out;
    * then one 'flush' entry collects what the microtasks of those entries produced (asks
-   * and finished messages after an await).
+   * and finished messages after an await). That entry waits for the next turn unless a
+   * message is awaiting (its result comes from it): the replies of synchronous messages,
+   * already known, leave without waiting for one more entry into the isolate.
    */
   pump (budget: number): number {
     let ran = 0
@@ -149,11 +155,23 @@ export class CellActor {
       ran += this.runBatch(this.queue.splice(0, size), this.sandbox)
       entered = true
     }
-    if (entered && this.sandbox !== undefined) this.flush(this.sandbox)
+    if (entered && this.sandbox !== undefined) {
+      if (this.running !== undefined) this.flush(this.sandbox)
+      else if (!this.flushDue) {
+        this.flushDue = true
+        this.hooks.flushLater(this)
+      }
+    }
     return ran
   }
 
+  /** The 'flush' entry `pump` left for later, unless another one came first. */
+  flushDeferred (): void {
+    if (this.flushDue && this.sandbox !== undefined) this.flush(this.sandbox)
+  }
+
   private flush (sandbox: Sandbox): void {
+    this.flushDue = false
     const running = this.running
     const entryStart = sandbox.cpuMs()
     const cpuStart = running?.cpuStart ?? entryStart

@@ -30,6 +30,8 @@ export class CellHost {
   private readonly pool = new StemPool(() => this.bounds)
   private readonly ready = new Set<CellActor>()
   private draining = false
+  /** actors whose 'flush' entry waits until the replies of this turn are sent (setImmediate after the outbox's) */
+  private readonly flushes = new Set<CellActor>()
   private readonly pendingAsks = new Map<number, PendingAsk>()
   private askSeq = 0
   /** see ToHost 'init' */
@@ -52,7 +54,8 @@ export class CellHost {
       },
       state: actor => { this.changedState.add(actor); this.wake() },
       fault: (actor, kind, reason) => { this.send({ t: 'event', address: actor.address, kind, reason }) },
-      schedule: actor => { this.schedule(actor) }
+      schedule: actor => { this.schedule(actor) },
+      flushLater: actor => { this.flushLater(actor) }
     }
     this.sweepTimer = setInterval(() => { this.sweepAsks() }, 200)
     this.sweepTimer.unref()
@@ -199,6 +202,17 @@ export class CellHost {
       this.draining = true
       queueMicrotask(() => { this.drain() })
     }
+  }
+
+  private flushLater (actor: CellActor): void {
+    if (this.flushes.size === 0) {
+      setImmediate(() => {
+        const actors = [...this.flushes]
+        this.flushes.clear()
+        for (const a of actors) a.flushDeferred()
+      })
+    }
+    this.flushes.add(actor)
   }
 
   private drain (): void {
