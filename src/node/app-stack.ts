@@ -31,6 +31,8 @@ export interface AppStackInit {
   dataDir: string
   privateKey: PrivateKey
   gateway?: { host: string, port: number }
+  /** called once per answered gateway request (metrics): the app ('' if no route matched) and the status code */
+  onGatewayResponse?: (app: string, status: number) => void
 }
 
 export interface AppStack {
@@ -38,6 +40,7 @@ export interface AppStack {
   readonly bundles: BundleExchange
   readonly messaging: CellMessaging
   readonly raft: RaftHost
+  readonly raftTransport: Libp2pRaftTransport
   readonly topology: TopologyService
   readonly clones: CloneService
   readonly gateway?: Gateway
@@ -80,7 +83,7 @@ export function createAppStack (mesh: Mesh, init: AppStackInit): AppStack {
     ...mesh.capacity.view.list().map(p => ({ id: p.id, contributed: p.capacity, alive: !failures.isDown(p.id) }))
   ]
   topology = createTopologyService({ self: mesh.peerId, raft, runtime, messaging, bundles, clones: cloneService, table, pubsub: mesh.libp2p.services.pubsub, signer, nodes }, { mesh: name, groupsDir: files.groups })
-  const gateway = init.gateway === undefined ? undefined : createGateway({ backend: createMessagingBackend(messaging, table) }, init.gateway)
+  const gateway = init.gateway === undefined ? undefined : createGateway({ backend: createMessagingBackend(messaging, table), onResponse: init.onGatewayResponse }, init.gateway)
   if (gateway !== undefined) {
     topology.addEventListener('app:changed', evt => {
       try {
@@ -100,6 +103,7 @@ export function createAppStack (mesh: Mesh, init: AppStackInit): AppStack {
     bundles,
     messaging,
     raft,
+    raftTransport: transport,
     topology: service,
     clones: cloneService,
     gateway,

@@ -19,6 +19,8 @@ export interface CellListing {
   node: string
   state: string
   clones: string[]
+  /** the clones that hold the instance already (bundle and latest state) */
+  clonesReady: string[]
 }
 
 export interface AppCellsListing {
@@ -79,7 +81,7 @@ export class AppTable implements CellDirectory {
   listCells (app?: string): AppCellsListing[] {
     return this.names().filter(n => app === undefined || n === app).map(name => {
       const a = this.apps.get(name) as AppAnnouncement
-      return { app: name, cells: a.instances.map(i => ({ address: i.address, node: i.node, state: i.state, clones: [...i.clones] })) }
+      return { app: name, cells: a.instances.map(i => ({ address: i.address, node: i.node, state: i.state, clones: [...i.clones], clonesReady: [...i.clonesReady] })) }
     })
   }
 }

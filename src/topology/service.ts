@@ -534,7 +534,8 @@ export class TopologyService extends TypedEventEmitter<TopologyEvents> {
           node,
           epoch: BigInt(state.epochs[address] ?? 0),
           state: node === '' ? 'pending' : r?.role === 'primary' ? r.state : 'starting',
-          clones: placed?.clones ?? []
+          clones: placed?.clones ?? [],
+          clonesReady: (placed?.clones ?? []).filter(c => h.running.get(copyKey(address, c))?.state === 'transformed')
         }
       })),
       cells: cells.map(name => ({ name, replicas: state.manifest.cells[name].replicas, timeout: state.manifest.cells[name].timeout })),

@@ -34,7 +34,7 @@ describe('warm clones: the clone protocol', function () {
   const announce = (over: Partial<AppAnnouncement> = {}): void => {
     table.update({
       app: 'shop', owner: 'o', leader: primary.id, term: 1n, version: BigInt(Date.now()) * 1000n, members: [primary.id],
-      instances: [{ address: ADDRESS, node: primary.id, epoch: 1n, state: 'transformed', clones: [cloneNode.id] }],
+      instances: [{ address: ADDRESS, node: primary.id, epoch: 1n, state: 'transformed', clones: [cloneNode.id], clonesReady: [cloneNode.id] }],
       cells: [{ name: 'counter', replicas: 1, timeout: 500 }], routes: [], reverted: false, ...over
     })
   }

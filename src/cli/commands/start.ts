@@ -1,6 +1,6 @@
 // `stem start` and `stem join TOKEN`: run a node in the foreground until SIGINT/SIGTERM,
 // then leave the mesh gracefully.
-import type { Command } from 'commander'
+import { Option, type Command } from 'commander'
 import { createStemNode, type StemNodeOptions } from '../../node/stem-node.js'
 import { decodeInvite, InviteError, type Invite } from '../../mesh/invite.js'
 import { setLogLevel } from '../../util/logger.js'
@@ -19,6 +19,7 @@ interface StartFlags {
   cells?: number
   mesh?: string
   verbose?: boolean
+  exitWithStdin?: boolean
 }
 
 function addStartFlags (command: Command): Command {
@@ -34,6 +35,9 @@ function addStartFlags (command: Command): Command {
     .option('--cells <n>', 'cell slots to contribute', numberOption('--cells', true))
     .option('--mesh <name>', 'name of a new mesh (default "home")')
     .option('--verbose', 'log details')
+    // for a parent that starts nodes (`stem demo`): the pipe on stdin closes when that
+    // parent dies, even by SIGKILL, and the node then leaves as on SIGTERM
+    .addOption(new Option('--exit-with-stdin', 'leave the mesh and exit when stdin closes').hideHelp())
 }
 
 function decodeOrExit (token: string): Invite {
@@ -84,6 +88,12 @@ async function runNode (flags: StartFlags, invite: Invite | undefined): Promise<
     }
     process.on('SIGINT', onSignal)
     process.on('SIGTERM', onSignal)
+    if (flags.exitWithStdin === true) {
+      // 'end' needs a flowing stream; what the parent writes is ignored
+      process.stdin.on('data', () => {})
+      process.stdin.once('end', () => { if (!stopping) onSignal('stdin closed (the parent is gone)') })
+      process.stdin.resume()
+    }
   })
 }
 
