@@ -60,10 +60,10 @@ export function encodeAdvert (advert: CapacityAdvert): Uint8Array {
     leaving: advert.leaving,
     interval: advert.interval,
     load: Object.entries(advert.load ?? {})
-      .filter(([key, rate]) => key !== '' && key.length <= MAX_LOAD_KEY && Number.isFinite(rate) && rate > 0)
-      .sort((a, b) => b[1] - a[1])
+      .map(([key, rate]) => ({ key, milli: Number.isFinite(rate) ? Math.min(0xffffffff, Math.round(rate * 1000)) : 0 }))
+      .filter(({ key, milli }) => key !== '' && key.length <= MAX_LOAD_KEY && milli > 0)
+      .sort((a, b) => b.milli - a.milli)
       .slice(0, MAX_LOAD)
-      .map(([key, rate]) => ({ key, milli: Math.min(0xffffffff, Math.round(rate * 1000)) }))
   })
 }
 
@@ -71,11 +71,11 @@ export function encodeAdvert (advert: CapacityAdvert): Uint8Array {
 export function decodeAdvert (bytes: Uint8Array): CapacityAdvert {
   const m = AdvertMessage.decode(bytes, { limits: { addrs: MAX_ADDRS, load: MAX_LOAD } })
   if (m.peer === '') throw new Error('advert has no peer id')
-  const load: Record<string, number> = {}
+  const load = new Map<string, number>()
   for (const { key, milli } of m.load) {
     if (key === '' || key.length > MAX_LOAD_KEY) throw new Error(`advert has a load key of ${key.length} characters (1 to ${MAX_LOAD_KEY})`)
-    if (Object.hasOwn(load, key)) throw new Error(`advert has the load key ${JSON.stringify(key.slice(0, 80))} twice`)
-    load[key] = milli / 1000
+    if (load.has(key)) throw new Error(`advert has the load key ${JSON.stringify(key.slice(0, 80))} twice`)
+    load.set(key, milli / 1000)
   }
   const advert: CapacityAdvert = {
     peer: m.peer,
@@ -85,7 +85,8 @@ export function decodeAdvert (bytes: Uint8Array): CapacityAdvert {
     version: m.version,
     leaving: m.leaving,
     interval: m.interval,
-    load
+    // own properties even for keys such as __proto__
+    load: Object.fromEntries(load)
   }
   if (advert.version === 0n) throw new Error('advert has no version')
   if (advert.interval === 0) throw new Error('advert has no heartbeat interval')

@@ -91,7 +91,11 @@ async function runNode (flags: StartFlags, invite: Invite | undefined): Promise<
     if (flags.exitWithStdin === true) {
       // 'end' needs a flowing stream; what the parent writes is ignored
       process.stdin.on('data', () => {})
-      process.stdin.once('end', () => { if (!stopping) onSignal('stdin closed (the parent is gone)') })
+      process.stdin.once('end', () => {
+        // the parent read our output: with it gone, writes fail with EPIPE, which must not end the leaving
+        for (const out of [process.stdout, process.stderr]) out.on('error', () => {})
+        if (!stopping) onSignal('stdin closed (the parent is gone)')
+      })
       process.stdin.resume()
     }
   })
