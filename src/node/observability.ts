@@ -125,6 +125,8 @@ export function feedNodeMetrics (metrics: StemMetrics, mesh: Mesh, stack: AppSta
     add(stack.bundles.counts().rejected)
     add(stack.raftTransport.verifier.counts())
     add(mesh.capacity.rejections())
+    add(stack.clones.rejections())
+    add(stack.topology.rejections())
     metrics.rejectedFrames.reset()
     for (const [reason, n] of Object.entries(rejected)) metrics.rejectedFrames.inc({ reason }, n)
   })

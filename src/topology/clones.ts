@@ -74,6 +74,11 @@ export class CloneService {
     })
   }
 
+  /** frames refused by this protocol's verifier, by reason (metrics) */
+  rejections (): Record<string, number> {
+    return this.verifier.counts()
+  }
+
   async start (): Promise<void> {
     if (this.running) return
     await this.components.libp2p.handle(this.protocol, (stream, connection) => { this.serve(stream, connection) }, { maxInboundStreams: 64 })

@@ -155,6 +155,11 @@ export class TopologyService extends TypedEventEmitter<TopologyEvents> {
     this.log = components.logger ?? createLogger('topology')
   }
 
+  /** frames refused by this protocol's verifier, by reason (metrics) */
+  rejections (): Record<string, number> {
+    return this.verifier.counts()
+  }
+
   async start (): Promise<void> {
     if (this.running) return
     this.running = true
