@@ -77,7 +77,7 @@ describe('publish progress, dashboard and metrics on real stem processes', funct
     const cells = await stemJson<AppCellsListing[]>(['cells', 'counter', '--data', first.dataDir])
     assert.deepEqual(Object.keys(cells[0].cells[0]).sort(), ['address', 'clones', 'node', 'state'], '`stem cells --json` has the fields of SPEC §6')
 
-    const again = await stemJson<Record<string, unknown>>(['publish', manifest, '--data', second.dataDir])
+    const again = await stemJson<Record<string, unknown>>(['publish', manifest, '--data', first.dataDir])
     assert.deepEqual(Object.keys(again).sort(), ['app', 'cells', 'changed'])
     assert.equal(again.changed, false)
     assert.deepEqual(again.cells, cells[0].cells)
