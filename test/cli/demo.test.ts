@@ -92,7 +92,7 @@ describe('stem demo', function () {
     assert.ok(existsSync(join(dir, 'node-1', 'stem.log')), '--data keeps the data dirs and logs')
   })
 
-  it('a SIGKILLed demo leaves no node behind: each node sees its stdin close and leaves', async () => {
+  it('a SIGKILLed demo, after its banner or during start-up, leaves no node behind: each node sees its stdin close and leaves', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'stem-demo-test-'))
     dirs.push(dir)
     const demo = new DemoProcess(['--nodes', '2', '--data', dir])
@@ -107,6 +107,16 @@ describe('stem demo', function () {
     assert.deepEqual(await processesMentioning(dir), [])
     // they left gracefully: a node removes its api.json as it stops
     for (const n of [1, 2]) assert.equal(existsSync(join(dir, `node-${n}`, 'api.json')), false, `node ${n} stopped gracefully`)
+
+    // killed while its nodes start: they stop once started
+    const early = await mkdtemp(join(tmpdir(), 'stem-demo-test-'))
+    dirs.push(early)
+    const starting = new DemoProcess(['--nodes', '2', '--data', early])
+    running.push(starting)
+    await waitFor(async () => (await processesMentioning(join(early, 'node-'))).length >= 1, { timeout: 60_000, what: 'a node to be started' })
+    starting.child.kill('SIGKILL')
+    await starting.exited
+    await waitFor(async () => (await processesMentioning(early)).length === 0, { timeout: 60_000, what: 'the nodes of the demo killed during start-up to exit' })
   })
 
   it('SIGTERM during start-up stops the nodes started so far; bad --nodes is a one-line error', async () => {

@@ -63,6 +63,8 @@ async function runNode (flags: StartFlags, invite: Invite | undefined): Promise<
     cells: flags.cells,
     mesh: flags.mesh
   }
+  // watched from the start: a parent that dies while the node starts stops it once started
+  const orphaned = flags.exitWithStdin === true ? stdinClosed() : undefined
   const node = createStemNode(options)
   await node.start()
   const mesh = node.mesh()
@@ -88,16 +90,25 @@ async function runNode (flags: StartFlags, invite: Invite | undefined): Promise<
     }
     process.on('SIGINT', onSignal)
     process.on('SIGTERM', onSignal)
-    if (flags.exitWithStdin === true) {
-      // 'end' needs a flowing stream; what the parent writes is ignored
-      process.stdin.on('data', () => {})
-      process.stdin.once('end', () => {
-        // the parent read our output: with it gone, writes fail with EPIPE, which must not end the leaving
-        for (const out of [process.stdout, process.stderr]) out.on('error', () => {})
-        if (!stopping) onSignal('stdin closed (the parent is gone)')
-      })
-      process.stdin.resume()
+    void orphaned?.then(() => { if (!stopping) onSignal('stdin closed (the parent is gone)') })
+  })
+}
+
+/**
+ * Resolves when stdin ends: the parent holding its other end is gone. From then on,
+ * output errors (EPIPE: that parent read our output) are ignored, so the node can leave.
+ */
+async function stdinClosed (): Promise<void> {
+  await new Promise<void>(resolve => {
+    const closed = (): void => {
+      for (const out of [process.stdout, process.stderr]) out.on('error', () => {})
+      resolve()
     }
+    // 'end' needs a flowing stream; what the parent writes is ignored
+    process.stdin.on('data', () => {})
+    process.stdin.once('end', closed)
+    process.stdin.once('error', closed)
+    process.stdin.resume()
   })
 }
 
