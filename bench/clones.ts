@@ -69,7 +69,7 @@ async function node (persist: boolean): Promise<BenchNode> {
 function announce (primary: string, clone: string, version: bigint): void {
   table.update({
     app: 'bench', owner: 'o', leader: primary, term: 1n, version, members: [primary],
-    instances: [{ address: ADDRESS, node: primary, epoch: 1n, state: 'transformed', clones: [clone] }],
+    instances: [{ address: ADDRESS, node: primary, epoch: 1n, state: 'transformed', clones: [clone], clonesReady: [] }],
     cells: [{ name: 'counter', replicas: 1, timeout: 500 }], routes: [], reverted: false
   })
 }

@@ -72,6 +72,8 @@ export interface CellInfo {
   version: number
   /** messages (asks and tells) sent by the node to the cell and not yet answered or finished */
   inflight: number
+  /** messages (asks and tells) delivered to the cell on this node so far */
+  messages: number
 }
 
 export interface CellSnapshot {
@@ -95,6 +97,8 @@ interface CellRecord {
   inflight: number
   /** tells sent to the host that it has not yet reported finished ('told') */
   tellsInflight: number
+  /** asks and tells delivered so far */
+  messages: number
 }
 
 interface PendingCall {
@@ -218,7 +222,7 @@ export class CellRuntime extends TypedEventEmitter<CellRuntimeEvents> {
     const { app } = parseAddress(address)
     let record = this.cellsByAddress.get(address)
     if (record === undefined) {
-      record = { address, app, status: 'stem', state: null, version: 0, gatedVersion: 0, inflight: 0, tellsInflight: 0 }
+      record = { address, app, status: 'stem', state: null, version: 0, gatedVersion: 0, inflight: 0, tellsInflight: 0, messages: 0 }
       this.cellsByAddress.set(address, record)
     }
     return info(record)
@@ -241,7 +245,7 @@ export class CellRuntime extends TypedEventEmitter<CellRuntimeEvents> {
     await verifyBundle(bundle, options.owner)
     const limits = checkLimits(options.limits ?? bundle.limits)
     if (options.state !== undefined) checkStateText(options.state, this.bounds.maxMessageBytes)
-    const record = this.cellsByAddress.get(address) ?? { address, app, status: 'stem' as CellStatus, state: null, version: 0, gatedVersion: 0, inflight: 0, tellsInflight: 0 }
+    const record = this.cellsByAddress.get(address) ?? { address, app, status: 'stem' as CellStatus, state: null, version: 0, gatedVersion: 0, inflight: 0, tellsInflight: 0, messages: 0 }
     this.cellsByAddress.set(address, record)
     const replace = options.replace === true && record.status === 'transformed'
     if (record.status === 'transformed' && !replace) throw new Error(`cell ${address} is already transformed: revert it first or ask for replace`)
@@ -315,6 +319,7 @@ export class CellRuntime extends TypedEventEmitter<CellRuntimeEvents> {
     }
     this.calls.set(id, pending)
     record.inflight++
+    record.messages++
     this.hostFor(record.app).process.send({ t: 'call', id, address: record.address, method, args: argsJson, tell: false })
     return promise
   }
@@ -323,6 +328,7 @@ export class CellRuntime extends TypedEventEmitter<CellRuntimeEvents> {
     const record = this.deliverable(address, method, argsJson)
     // counted until the host reports it finished: tells fill the mailbox bound like asks
     record.tellsInflight++
+    record.messages++
     this.hostFor(record.app).process.send({ t: 'call', id: 0, address: record.address, method, args: argsJson, tell: true })
   }
 
@@ -552,7 +558,7 @@ export class CellRuntime extends TypedEventEmitter<CellRuntimeEvents> {
 }
 
 function info (record: CellRecord): CellInfo {
-  return { address: record.address, app: record.app, status: record.status, hash: record.bundle?.hash, limits: record.limits, version: record.version, inflight: record.inflight + record.tellsInflight }
+  return { address: record.address, app: record.app, status: record.status, hash: record.bundle?.hash, limits: record.limits, version: record.version, inflight: record.inflight + record.tellsInflight, messages: record.messages }
 }
 
 function checkStateText (state: string, maxBytes: number): void {

@@ -16,6 +16,8 @@ export interface GatewayComponents {
   backend: GatewayBackend
   /** pino-compatible logger; requests are logged with their request id (`reqId`) */
   logger?: FastifyBaseLogger
+  /** called once per answered request (a metrics hook): the app whose route matched ('' if none) and the status code */
+  onResponse?: (app: string, status: number) => void
 }
 
 export interface GatewayInit {
@@ -122,6 +124,9 @@ class HttpGateway implements Gateway {
   private readonly defaultTimeoutMs: number
   private readonly retryAfter: string
   private readonly logger: FastifyBaseLogger | undefined
+  private readonly onResponse: GatewayComponents['onResponse']
+  /** the app each routed request went to, for onResponse */
+  private readonly appOf = new WeakMap<object, string>()
   /** built anew by each start(): a closed Fastify instance cannot listen again */
   private fastify: FastifyInstance | undefined
   /** one controller per request waiting on a cell, so stop() can abort them all */
@@ -138,6 +143,7 @@ class HttpGateway implements Gateway {
     this.defaultTimeoutMs = init.defaultTimeoutMs ?? 10_000
     this.retryAfter = String(init.retryAfterSeconds ?? 1)
     this.logger = components.logger
+    this.onResponse = components.onResponse
   }
 
   get inFlight (): number {
@@ -250,6 +256,13 @@ class HttpGateway implements Gateway {
       request.log.info({ url: request.url, reason }, 'refused path')
       void reply.code(400).send({ error: `invalid path: ${reason}` })
     })
+    const onResponse = this.onResponse
+    if (onResponse !== undefined) {
+      fastify.addHook('onResponse', (request, reply, done) => {
+        onResponse(this.appOf.get(request.raw) ?? '', reply.statusCode)
+        done()
+      })
+    }
     fastify.setErrorHandler((err: FastifyError, request, reply) => {
       let status = typeof err.statusCode === 'number' && err.statusCode >= 400 ? err.statusCode : 500
       let message = err.message
@@ -284,6 +297,7 @@ class HttpGateway implements Gateway {
     const match = this.table.match(request.method, path)
     if (match == null) return await reply.code(404).send({ error: `no route for ${request.method} ${path}` })
     const { app, route } = match.entry
+    this.appOf.set(request.raw, app)
     const release = this.limits.tryEnter(`${app}/${route.cell}`)
     if (release == null) {
       request.log.warn({ app, cell: route.cell }, 'overloaded: too many requests in flight')

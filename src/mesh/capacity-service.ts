@@ -54,6 +54,8 @@ export interface CapacityService {
   setContributed: (change: Partial<Resources>) => Resources
   /** what is still free (the cells layer calls this as it places cells) */
   setFree: (free: Resources) => void
+  /** recent rates to advertise from the next heartbeat on (CapacityAdvert.load); no advert of its own */
+  setLoad: (load: Record<string, number>) => void
   /** rejected adverts by reason */
   rejections: () => Partial<Record<AdvertRejectReason, number>>
   /** the advert this node would publish now */
@@ -86,6 +88,7 @@ export function createCapacityService (components: CapacityServiceComponents, in
   let version = BigInt(Date.now())
   let lastAddrs = ''
   let leaving = false
+  let load: Record<string, number> = {}
   let heartbeat: ReturnType<typeof setInterval> | undefined
   let expiry: ReturnType<typeof setInterval> | undefined
   let subscribeTimer: ReturnType<typeof setTimeout> | undefined
@@ -105,7 +108,7 @@ export function createCapacityService (components: CapacityServiceComponents, in
     const addrs = components.addresses().map(a => a.replace(/\/p2p\/[^/]+$/, ''))
     const joined = addrs.join(' ')
     if (joined !== lastAddrs) { lastAddrs = joined; version++ }
-    return { peer: self, addrs, contributed, free, version, leaving, interval }
+    return { peer: self, addrs, contributed, free, version, leaving, interval, load }
   }
 
   const publish = async (): Promise<void> => {
@@ -248,6 +251,9 @@ export function createCapacityService (components: CapacityServiceComponents, in
       version++
       publishSoon()
       return { ...contributed }
+    },
+    setLoad (next) {
+      load = { ...next }
     },
     setFree (next) {
       const invalid = resourcesProblem(next)

@@ -14,6 +14,8 @@ export interface PeerCapacity {
   version: bigint
   /** the peer's heartbeat interval (ms), as it advertised it */
   interval: number
+  /** its latest advertised rates by key, per second (see CapacityAdvert.load) */
+  load: Record<string, number>
 }
 
 export type LostReason = 'left' | 'expired'
@@ -73,7 +75,8 @@ export class CapacityView extends TypedEventEmitter<CapacityViewEvents> {
       free: advert.free,
       lastSeen: this.now(),
       version: advert.version,
-      interval: Math.min(MAX_INTERVAL, Math.max(MIN_INTERVAL, advert.interval))
+      interval: Math.min(MAX_INTERVAL, Math.max(MIN_INTERVAL, advert.interval)),
+      load: advert.load ?? {}
     }
     this.peers.set(advert.peer, entry)
     if (known == null) {

@@ -22,11 +22,19 @@ export interface CapacityAdvert {
   leaving: boolean
   /** ms between this node's heartbeats: receivers expire it after a few missed ones */
   interval: number
+  /**
+   * recent rates on the node by key, per second (the dashboard's message rate of each cell
+   * instance). They change without a new version: every heartbeat carries the latest.
+   */
+  load?: Record<string, number>
 }
 
 /** The largest values an advert may carry: a sanity bound, not a policy. */
 const MAX_CPU_MILLI = 1_000_000 * 1000
 const MAX_ADDRS = 32
+/** load entries an advert carries at most (the busiest), and the longest key */
+export const MAX_LOAD = 128
+const MAX_LOAD_KEY = 200
 
 export function resourcesProblem (r: Resources): string | undefined {
   if (!Number.isFinite(r.cpu) || r.cpu < 0 || r.cpu * 1000 > MAX_CPU_MILLI) return `cpu must be a number of cores ≥ 0, got ${r.cpu}`
@@ -50,14 +58,25 @@ export function encodeAdvert (advert: CapacityAdvert): Uint8Array {
     free: toWire(advert.free),
     version: advert.version,
     leaving: advert.leaving,
-    interval: advert.interval
+    interval: advert.interval,
+    load: Object.entries(advert.load ?? {})
+      .map(([key, rate]) => ({ key, milli: Number.isFinite(rate) ? Math.min(0xffffffff, Math.round(rate * 1000)) : 0 }))
+      .filter(({ key, milli }) => key !== '' && key.length <= MAX_LOAD_KEY && milli > 0)
+      .sort((a, b) => b.milli - a.milli)
+      .slice(0, MAX_LOAD)
   })
 }
 
 /** Throws a one-line error for anything that is not a well-formed advert. */
 export function decodeAdvert (bytes: Uint8Array): CapacityAdvert {
-  const m = AdvertMessage.decode(bytes, { limits: { addrs: MAX_ADDRS } })
+  const m = AdvertMessage.decode(bytes, { limits: { addrs: MAX_ADDRS, load: MAX_LOAD } })
   if (m.peer === '') throw new Error('advert has no peer id')
+  const load = new Map<string, number>()
+  for (const { key, milli } of m.load) {
+    if (key === '' || key.length > MAX_LOAD_KEY) throw new Error(`advert has a load key of ${key.length} characters (1 to ${MAX_LOAD_KEY})`)
+    if (load.has(key)) throw new Error(`advert has the load key ${JSON.stringify(key.slice(0, 80))} twice`)
+    load.set(key, milli / 1000)
+  }
   const advert: CapacityAdvert = {
     peer: m.peer,
     addrs: m.addrs.map(a => multiaddr(a).toString()),
@@ -65,7 +84,9 @@ export function decodeAdvert (bytes: Uint8Array): CapacityAdvert {
     free: fromWire(m.free),
     version: m.version,
     leaving: m.leaving,
-    interval: m.interval
+    interval: m.interval,
+    // own properties even for keys such as __proto__
+    load: Object.fromEntries(load)
   }
   if (advert.version === 0n) throw new Error('advert has no version')
   if (advert.interval === 0) throw new Error('advert has no heartbeat interval')

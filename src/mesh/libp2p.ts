@@ -7,7 +7,7 @@
 // through it; DCUtR then upgrades relayed connections to direct ones (TCP simultaneous
 // open through both NATs); UPnP/NAT-PMP maps a port where the home router offers it.
 // pnet protects relayed connections too: only mesh members can use a relay.
-import { createLibp2p, type Libp2p } from 'libp2p'
+import { createLibp2p, type Libp2p, type Libp2pOptions } from 'libp2p'
 import { tcp } from '@libp2p/tcp'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
@@ -47,6 +47,8 @@ export interface MeshLibp2pInit {
   datastore?: Datastore
   /** libp2p's component logger; the mesh passes one that notices refused connections */
   logger?: ComponentLogger
+  /** libp2p's own metrics (connections, streams, bytes per protocol, DHT, gossipsub) */
+  metrics?: Libp2pOptions['metrics']
   /**
    * ask the home router for a port mapping (UPnP IGD / NAT-PMP). Off unless asked: its
    * SSDP search is multicast on the host's real network.
@@ -61,6 +63,7 @@ export async function createMeshLibp2p (init: MeshLibp2pInit): Promise<MeshLibp2
     start: false,
     datastore: init.datastore,
     logger: init.logger,
+    metrics: init.metrics,
     // /p2p-circuit: hold a reservation on a relay, so the node is dialable behind NAT
     addresses: { listen: [...init.listen, '/p2p-circuit'] },
     transports: [tcp(), circuitRelayTransport({ reservationCompletionTimeout: 20_000 })],

@@ -6,7 +6,7 @@ import type { Datastore } from 'interface-datastore'
 import type { PeerId } from '@libp2p/interface'
 import { peerIdOf, type PrivateKey } from '../wire/keys.js'
 import { createLogger } from '../util/logger.js'
-import { createMeshLibp2p, type MeshLibp2p } from './libp2p.js'
+import { createMeshLibp2p, type MeshLibp2p, type MeshLibp2pInit } from './libp2p.js'
 import { createDiscovery, type Discovery } from './discovery.js'
 import { createCapacityService, type CapacityService } from './capacity-service.js'
 import { meshProtocols, type MeshConfig } from './mesh-config.js'
@@ -27,6 +27,8 @@ export interface MeshInit {
   /** capacity heartbeat interval, ms (default 2000) */
   capacityInterval?: number
   missedPeriods?: number
+  /** libp2p's own metrics, e.g. libp2pMetrics() of src/metrics */
+  metrics?: MeshLibp2pInit['metrics']
 }
 
 export interface Mesh {
@@ -61,7 +63,8 @@ export async function createMesh (init: MeshInit): Promise<Mesh> {
     mesh: init.mesh,
     listen: init.listen ?? ['/ip4/0.0.0.0/tcp/0'],
     datastore: init.datastore,
-    logger
+    logger,
+    metrics: init.metrics
   })
   const addresses = (): string[] => libp2p.getMultiaddrs().map(a => a.toString())
   const hangUp = async (peer: PeerId): Promise<void> => { await libp2p.hangUp(peer) }

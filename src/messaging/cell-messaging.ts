@@ -32,7 +32,7 @@ import type { DedupeResult, DedupeWindowOptions } from './dedupe.js'
 import type { CellDirectory } from './directory.js'
 import type { BundleExchange } from './code-exchange.js'
 import { MessagingError } from './errors.js'
-import type { CellMessagingEvents, CellMessagingCounters } from './events.js'
+import type { CellMessagingEvents, CellMessagingCounters, MessageKind } from './events.js'
 
 export interface CellMessagingComponents {
   libp2p: Libp2p
@@ -143,7 +143,7 @@ export class CellMessaging extends TypedEventEmitter<CellMessagingEvents> {
   private readonly pending = new Map<string, PendingAsk>()
   private readonly badFrames = new Map<string, number>()
   private readonly counters: Omit<CellMessagingCounters, 'rejected'> & { rejected: Record<string, number> } = {
-    messagesOut: 0, messagesIn: 0, framesOut: 0, framesIn: 0, dedupeHits: 0, rerouted: 0, backpressure: 0, tellsDropped: 0, streamsRefused: 0, peersClosed: 0, rejected: {}
+    messagesOut: 0, messagesIn: 0, messages: { in: noMessages(), out: noMessages() }, framesOut: 0, framesIn: 0, dedupeHits: 0, rerouted: 0, backpressure: 0, tellsDropped: 0, streamsRefused: 0, peersClosed: 0, rejected: {}
   }
 
   private readonly opts: Required<Omit<CellMessagingInit, 'dedupe' | 'refuseTransform'>>
@@ -209,7 +209,8 @@ export class CellMessaging extends TypedEventEmitter<CellMessagingEvents> {
     let framesOut = 0
     for (const link of this.links.values()) framesOut += link.channel?.frameCount ?? 0
     for (const channel of this.inbound.keys()) framesOut += channel.frameCount
-    return { ...this.counters, framesOut: this.counters.framesOut + framesOut, rejected }
+    const messages = { in: { ...this.counters.messages.in }, out: { ...this.counters.messages.out } }
+    return { ...this.counters, messages, framesOut: this.counters.framesOut + framesOut, rejected }
   }
 
   /** Bytes queued towards `peer` (waiting for the stream to open or to drain). */
@@ -242,12 +243,21 @@ export class CellMessaging extends TypedEventEmitter<CellMessagingEvents> {
       const id = messageIdBytes(options.messageId)
       const deadline = options.deadline ?? Date.now() + this.opts.askTimeout
       const target = this.resolve(address)
-      if (target === 'local') return this.components.runtime.askJson(address, method, argsJson, { deadline, signal: options.signal })
+      if (target === 'local') return this.timed(address, 'local', this.components.runtime.askJson(address, method, argsJson, { deadline, signal: options.signal }))
       const ask: CellAsk = { id, to: address, method, args: argsJson, deadline: BigInt(deadline), from: options.from ?? '' }
-      return this.request(target, address, ask, { ask }, deadline, options.signal)
+      return this.timed(address, 'remote', this.request(target, address, ask, { ask }, deadline, options.signal))
     } catch (err) {
       return Promise.reject(err)
     }
+  }
+
+  /** Reports the ask's duration ('ask:done') once it settles, only while someone listens (the node's metrics). */
+  private timed (address: string, scope: 'local' | 'remote', answer: Promise<string>): Promise<string> {
+    if (this.listenerCount('ask:done') === 0) return answer
+    const started = performance.now()
+    const done = (ok: boolean): void => { this.safeDispatchEvent('ask:done', { detail: { address, scope, ok, seconds: (performance.now() - started) / 1000 } }) }
+    answer.then(() => { done(true) }, () => { done(false) })
+    return answer
   }
 
   tellJson (address: string, method: string, argsJson: string, options: Pick<MessageOptions, 'from'> = {}): void {
@@ -257,7 +267,7 @@ export class CellMessaging extends TypedEventEmitter<CellMessagingEvents> {
       this.components.runtime.tellJson(address, method, argsJson)
       return
     }
-    this.sendTo(target, encodeEnvelope({ tell: { to: address, method, args: argsJson, from: options.from ?? '', hops: 0 } }))
+    this.sendTo(target, { tell: { to: address, method, args: argsJson, from: options.from ?? '', hops: 0 } })
   }
 
   /** Resolves when the queue towards the node of `address` (or peer id) has room again. */
@@ -314,7 +324,7 @@ export class CellMessaging extends TypedEventEmitter<CellMessagingEvents> {
     // a retry while the first try is still waiting: both get its answer
     if (existing !== undefined) return existing.promise
     if (signal?.aborted === true) return Promise.reject(new MessagingError('aborted', `ask to ${address} aborted`))
-    this.sendTo(peer, encodeEnvelope(envelope))
+    this.sendTo(peer, envelope)
     const { promise, resolve, reject } = Promise.withResolvers<string>()
     const delay = Math.max(0, deadline - Date.now())
     const pending: PendingAsk = {
@@ -342,8 +352,9 @@ export class CellMessaging extends TypedEventEmitter<CellMessagingEvents> {
     else pending.reject(outcome)
   }
 
-  /** Queue an encoded envelope for `peer`; throws 'backpressure' when its queue is full. */
-  private sendTo (peer: string, envelope: Uint8Array): void {
+  /** Queue an envelope for `peer`; throws 'backpressure' when its queue is full. */
+  private sendTo (peer: string, message: CellEnvelope): void {
+    const envelope = encodeEnvelope(message)
     if (envelope.byteLength > this.opts.maxFrameBytes - 1024) {
       throw new MessagingError('too-large', `message of ${envelope.byteLength} bytes is over the ${this.opts.maxFrameBytes - 1024}-byte limit`)
     }
@@ -363,6 +374,7 @@ export class CellMessaging extends TypedEventEmitter<CellMessagingEvents> {
       this.open(link)
     }
     this.counters.messagesOut++
+    this.counters.messages.out[kindOf(message)]++
   }
 
   private backpressure (peer: string): MessagingError {
@@ -485,6 +497,7 @@ export class CellMessaging extends TypedEventEmitter<CellMessagingEvents> {
 
   private receive (envelope: CellEnvelope, channel: CellChannel): void {
     this.counters.messagesIn++
+    this.counters.messages.in[kindOf(envelope)]++
     if (envelope.reply != null) { this.onReply(envelope.reply, channel); return }
     const state = this.inbound.get(channel)
     if (state === undefined) {
@@ -534,7 +547,7 @@ export class CellMessaging extends TypedEventEmitter<CellMessagingEvents> {
     pending.peer = next
     pending.channel = this.links.get(next)?.channel
     try {
-      this.sendTo(next, encodeEnvelope('to' in pending.envelope ? { ask: pending.envelope } : { transform: pending.envelope }))
+      this.sendTo(next, 'to' in pending.envelope ? { ask: pending.envelope } : { transform: pending.envelope })
     } catch (err) {
       this.settle(pending, err as Error)
     }
@@ -586,6 +599,7 @@ export class CellMessaging extends TypedEventEmitter<CellMessagingEvents> {
     const address = work.kind === 'ask' ? work.ask.to : work.transform.address
     const reply = (r: Omit<CellReply, 'id'>): void => {
       this.counters.messagesOut++
+      this.counters.messages.out.reply++
       channel.send(encodeEnvelope({ reply: { id, ...r } }))
     }
     if (work.kind === 'ask' && !this.holdsCell(address)) {
@@ -620,7 +634,7 @@ export class CellMessaging extends TypedEventEmitter<CellMessagingEvents> {
       return
     }
     try {
-      this.sendTo(location.peer, encodeEnvelope({ tell: { ...tell, hops: tell.hops + 1 } }))
+      this.sendTo(location.peer, { tell: { ...tell, hops: tell.hops + 1 } })
     } catch {
       this.counters.tellsDropped++
     }
@@ -680,6 +694,14 @@ function randomMessageId (): Uint8Array<ArrayBuffer> {
   }
   idPoolAt += 16
   return new Uint8Array(ID_POOL.subarray(idPoolAt - 16, idPoolAt))
+}
+
+function noMessages (): Record<MessageKind, number> {
+  return { ask: 0, tell: 0, reply: 0, transform: 0 }
+}
+
+function kindOf (envelope: CellEnvelope): MessageKind {
+  return envelope.ask != null ? 'ask' : envelope.tell != null ? 'tell' : envelope.reply != null ? 'reply' : 'transform'
 }
 
 function messageIdBytes (id: string | Uint8Array | undefined): Uint8Array<ArrayBuffer> {

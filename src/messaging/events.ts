@@ -6,12 +6,18 @@ export interface CellMessagingEvents {
   'peer:closed': CustomEvent<{ peer: string, reason: string }>
   /** an ask was re-sent once, to where the cell is now */
   'ask:rerouted': CustomEvent<{ address: string, from: string, to: string }>
+  /** an ask through askJson/ask settled (dispatched only while someone listens): its scope and duration */
+  'ask:done': CustomEvent<{ address: string, scope: 'local' | 'remote', ok: boolean, seconds: number }>
 }
+
+export type MessageKind = 'ask' | 'tell' | 'reply' | 'transform'
 
 export interface CellMessagingCounters {
   /** messages (asks, tells, replies, transforms) sent to / received from peers */
   messagesOut: number
   messagesIn: number
+  /** the same by direction and kind */
+  messages: { in: Record<MessageKind, number>, out: Record<MessageKind, number> }
   framesOut: number
   framesIn: number
   /** asks answered from the dedupe window instead of running again */

@@ -12,11 +12,13 @@ export type Resource = 'cpu' | 'memory' | 'cells'
 
 export interface StemMetrics {
   readonly registry: Registry
-  /** cell messages sent and received; kind: ask, tell, reply, … */
+  /** cell messages sent to and received from other nodes; kind: ask, tell, reply, transform */
   readonly messages: Counter<'direction' | 'kind'>
   /** time from an ask to its reply; scope: local (same node) or remote */
   readonly askLatency: Histogram<'scope'>
-  /** messages waiting in a cell's mailbox */
+  /** messages (asks and tells) delivered to each cell instance on this node; cell: `name#i` */
+  readonly cellMessages: Counter<'app' | 'cell'>
+  /** messages waiting in a cell's mailbox; cell: `name#i` */
   readonly mailboxDepth: Gauge<'app' | 'cell'>
   /** cell instances on this node by state (stem, transformed, reverted, failed) */
   readonly cellStates: Gauge<'state'>
@@ -53,7 +55,7 @@ export function createStemMetrics (init: StemMetricsInit = {}): StemMetrics {
 
   const metrics: StemMetrics = {
     registry,
-    messages: new Counter({ name: 'stem_messages_total', help: 'Cell messages by direction and kind', labelNames: ['direction', 'kind'], registers }),
+    messages: new Counter({ name: 'stem_messages_total', help: 'Cell messages sent to (out) and received from (in) other nodes, by kind', labelNames: ['direction', 'kind'], registers }),
     askLatency: new Histogram({
       name: 'stem_ask_duration_seconds',
       help: 'Time from an ask to its reply',
@@ -61,6 +63,7 @@ export function createStemMetrics (init: StemMetricsInit = {}): StemMetrics {
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10],
       registers
     }),
+    cellMessages: new Counter({ name: 'stem_cell_messages_total', help: 'Messages (asks and tells) delivered to each cell instance on this node', labelNames: ['app', 'cell'], registers }),
     mailboxDepth: new Gauge({ name: 'stem_mailbox_depth', help: 'Messages queued in a cell mailbox', labelNames: ['app', 'cell'], registers }),
     cellStates: new Gauge({ name: 'stem_cells', help: 'Cell instances on this node by state', labelNames: ['state'], registers }),
     raftTerm: new Gauge({ name: 'stem_raft_term', help: 'Current Raft term of each app group this node is in', labelNames: ['app'], registers }),

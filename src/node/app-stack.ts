@@ -34,6 +34,8 @@ export interface AppStackInit {
   dataDir: string
   privateKey: PrivateKey
   gateway?: { host: string, port: number }
+  /** called once per answered gateway request (metrics): the app ('' if no route matched) and the status code */
+  onGatewayResponse?: (app: string, status: number) => void
 }
 
 export interface AppStack {
@@ -41,6 +43,7 @@ export interface AppStack {
   readonly bundles: BundleExchange
   readonly messaging: CellMessaging
   readonly raft: RaftHost
+  readonly raftTransport: Libp2pRaftTransport
   readonly topology: TopologyService
   readonly clones: CloneService
   readonly gateway?: Gateway
@@ -93,7 +96,7 @@ export function createAppStack (mesh: Mesh, init: AppStackInit): AppStack {
     ...mesh.capacity.view.list().map(p => ({ id: p.id, contributed: p.capacity, alive: !failures.isDown(p.id) }))
   ]
   topology = createTopologyService({ self: mesh.peerId, libp2p: mesh.libp2p, raft, runtime, messaging, bundles, clones: cloneService, table, pubsub: mesh.libp2p.services.pubsub, signer, nodes }, { mesh: name, groupsDir: files.groups })
-  const gateway = init.gateway === undefined ? undefined : createGateway({ backend: createMessagingBackend(messaging, table) }, init.gateway)
+  const gateway = init.gateway === undefined ? undefined : createGateway({ backend: createMessagingBackend(messaging, table), onResponse: init.onGatewayResponse }, init.gateway)
   topology.addEventListener('app:changed', evt => { cloneService.onAnnouncement(evt.detail.announcement) })
   topology.addEventListener('app:removed', evt => { cloneService.dropApp(evt.detail.app) })
   if (gateway !== undefined) {
@@ -115,6 +118,7 @@ export function createAppStack (mesh: Mesh, init: AppStackInit): AppStack {
     bundles,
     messaging,
     raft,
+    raftTransport: transport,
     topology: service,
     clones: cloneService,
     gateway,

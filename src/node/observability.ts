@@ -2,15 +2,40 @@
 // and cells of the app table, this node's cells and raft groups.
 import { createDashboardFeed, createRateMeter } from '../dashboard/index.js'
 import type { DashboardFeed } from '../dashboard/index.js'
-import { createStemMetrics } from '../metrics/index.js'
 import type { StemMetrics } from '../metrics/index.js'
 import type { Mesh } from '../mesh/mesh.js'
 import type { AppStack } from './app-stack.js'
 
-export function createNodeFeed (mesh: Mesh, stack: AppStack): DashboardFeed {
-  // state changes reported by this node's cells: their rate of handled messages
+/** an app's Raft group id is `<app>~<suffix>` */
+const appOf = (group: string): string => group.split('~')[0]
+
+export interface NodeFeed extends DashboardFeed {
+  stop: () => void
+}
+
+/** how often the message counts of this node's cells are sampled for their rates */
+const SAMPLE_MS = 1000
+
+export function createNodeFeed (mesh: Mesh, stack: AppStack): NodeFeed {
+  // messages per second of this node's cells: the runtime's count of delivered messages,
+  // sampled; the capacity heartbeats carry them to the other nodes' dashboards, and theirs here
   const rates = createRateMeter()
-  stack.runtime.addEventListener('cell:snapshot', evt => { rates.mark(evt.detail.address) })
+  const counted = new Map<string, number>()
+  const sample = (): void => {
+    const load: Record<string, number> = {}
+    for (const cell of stack.runtime.cells()) {
+      const before = counted.get(cell.address) ?? 0
+      if (cell.messages > before) rates.mark(cell.address, cell.messages - before)
+      counted.set(cell.address, cell.messages)
+      const rate = rates.rate(cell.address)
+      if (rate > 0) load[cell.address] = rate
+    }
+    mesh.capacity.setLoad(load)
+  }
+  const rateOf = (address: string, node: string): number =>
+    node === mesh.peerId ? rates.rate(address) : mesh.capacity.view.get(node)?.load[address] ?? 0
+  const sampler = setInterval(sample, SAMPLE_MS)
+  sampler.unref()
   const feed = createDashboardFeed({
     self: () => ({ id: mesh.peerId, mesh: mesh.config.name, addrs: mesh.addresses() }),
     nodes: () => [
@@ -18,16 +43,16 @@ export function createNodeFeed (mesh: Mesh, stack: AppStack): DashboardFeed {
       ...mesh.capacity.view.list().map(p => ({ id: p.id, addrs: p.addrs, capacity: p.capacity, free: p.free, lastSeen: p.lastSeen, status: 'alive' as const }))
     ],
     apps: () => stack.topology.table.listApps(),
-    cells: () => stack.topology.table.listCells().flatMap(a => a.cells.map(c => ({ ...c, app: a.app, rate: rates.rate(c.address) })))
+    cells: () => stack.topology.table.listCells().flatMap(a => a.cells.map(c => ({ ...c, app: a.app, rate: rateOf(c.address, c.node) })))
   })
   stack.topology.addEventListener('app:changed', () => { feed.changed('apps', 'cells') })
   stack.topology.addEventListener('app:removed', evt => { feed.record('info', `app ${evt.detail.app} reverted`); feed.changed('apps', 'cells') })
   stack.raft.addEventListener('leader-change', evt => {
-    if (evt.detail.leader !== '') feed.record('leader', `app ${evt.detail.group.split('~')[0]}: leader ${evt.detail.leader.slice(-8)} in term ${evt.detail.term}`)
+    if (evt.detail.leader !== '') feed.record('leader', `app ${appOf(evt.detail.group)}: leader ${evt.detail.leader.slice(-8)} in term ${evt.detail.term}`)
   })
   stack.runtime.addEventListener('cell:failed', evt => { feed.record('cell-failed', `cell ${evt.detail.address} failed`) })
   recordMeshEvents(mesh, stack, feed)
-  return feed
+  return { ...feed, stop: () => { clearInterval(sampler) } }
 }
 
 /** joins and losses of nodes, and instances that the leader moved off a lost node (failovers) */
@@ -56,8 +81,13 @@ function recordMeshEvents (mesh: Mesh, stack: AppStack, feed: DashboardFeed): vo
   })
 }
 
-export function createNodeMetrics (mesh: Mesh, stack: AppStack): StemMetrics {
-  const metrics = createStemMetrics()
+/**
+ * Feeds a node's metrics from its live parts: state (capacity, cells, mailboxes, raft
+ * groups) and the components' own counters (messages, rejected frames) are read at each
+ * scrape; leader changes and ask durations are events. Gateway requests are counted by
+ * the gateway's onResponse hook (see stem-node.ts), libp2p's metrics by libp2p itself.
+ */
+export function feedNodeMetrics (metrics: StemMetrics, mesh: Mesh, stack: AppStack): void {
   metrics.addSource(() => {
     const contributed = mesh.capacity.contributed()
     const free = mesh.capacity.free()
@@ -66,15 +96,40 @@ export function createNodeMetrics (mesh: Mesh, stack: AppStack): StemMetrics {
       metrics.capacityFree.set({ resource }, free[resource])
     }
     metrics.cellStates.reset()
-    for (const cell of stack.runtime.cells()) metrics.cellStates.inc({ state: cell.status })
+    metrics.cellMessages.reset()
+    metrics.mailboxDepth.reset()
+    for (const cell of stack.runtime.cells()) {
+      metrics.cellStates.inc({ state: cell.status })
+      const labels = { app: cell.app, cell: cell.address.slice(cell.app.length + 1) }
+      metrics.cellMessages.inc(labels, cell.messages)
+      if (cell.status === 'transformed') metrics.mailboxDepth.set(labels, cell.inflight)
+    }
     metrics.raftTerm.reset()
     metrics.raftCommitIndex.reset()
     for (const group of stack.raft.groupIds()) {
       const status = stack.raft.status(group)
-      metrics.raftTerm.set({ app: group.split('~')[0] }, status.term)
-      metrics.raftCommitIndex.set({ app: group.split('~')[0] }, status.commit)
+      metrics.raftTerm.set({ app: appOf(group) }, status.term)
+      metrics.raftCommitIndex.set({ app: appOf(group) }, status.commit)
     }
+    // the components count; the counters mirror their totals
+    const counts = stack.messaging.counts()
+    metrics.messages.reset()
+    for (const direction of ['in', 'out'] as const) {
+      for (const [kind, n] of Object.entries(counts.messages[direction])) metrics.messages.inc({ direction, kind }, n)
+    }
+    const rejected: Record<string, number> = {}
+    const add = (counts: Partial<Record<string, number>>): void => {
+      for (const [reason, n] of Object.entries(counts)) if (n !== undefined && n > 0) rejected[reason] = (rejected[reason] ?? 0) + n
+    }
+    add(counts.rejected)
+    add(stack.bundles.counts().rejected)
+    add(stack.raftTransport.verifier.counts())
+    add(mesh.capacity.rejections())
+    add(stack.clones.rejections())
+    add(stack.topology.rejections())
+    metrics.rejectedFrames.reset()
+    for (const [reason, n] of Object.entries(rejected)) metrics.rejectedFrames.inc({ reason }, n)
   })
-  stack.raft.addEventListener('leader-change', evt => { metrics.raftLeaderChanges.inc({ app: evt.detail.group.split('~')[0] }) })
-  return metrics
+  stack.raft.addEventListener('leader-change', evt => { metrics.raftLeaderChanges.inc({ app: appOf(evt.detail.group) }) })
+  stack.messaging.addEventListener('ask:done', evt => { metrics.askLatency.observe({ scope: evt.detail.scope }, evt.detail.seconds) })
 }

@@ -11,9 +11,8 @@ import { createApiServer, type ApiServer } from '../api/server.js'
 import type { NodeControl, PeerEntry } from '../api/types.js'
 import { createLogger } from '../util/logger.js'
 import { registerDashboard } from '../dashboard/index.js'
-import type { DashboardFeed } from '../dashboard/index.js'
-import { registerMetricsRoute } from '../metrics/index.js'
-import { createNodeFeed, createNodeMetrics } from './observability.js'
+import { createStemMetrics, libp2pMetrics, registerMetricsRoute } from '../metrics/index.js'
+import { createNodeFeed, feedNodeMetrics, type NodeFeed } from './observability.js'
 import { createAppStack, type AppStack } from './app-stack.js'
 import { registerAppRoutes } from './app-routes.js'
 import {
@@ -85,7 +84,7 @@ export function createStemNode (options: StemNodeOptions): StemNode {
   let api: ApiServer | undefined
   let datastore: LevelDatastore | undefined
   let stack: AppStack | undefined
-  let feed: DashboardFeed | undefined
+  let feed: NodeFeed | undefined
 
   /** the mesh this node belongs to: from the invite, the data dir, or a new one */
   const resolveMesh = async (invite: Invite | undefined): Promise<StoredMesh> => {
@@ -158,6 +157,7 @@ export function createStemNode (options: StemNodeOptions): StemNode {
   })
 
   const cleanup = async (): Promise<void> => {
+    feed?.stop()
     await api?.stop().catch(() => {})
     await stack?.stop().catch(() => {})
     await mesh?.stop().catch(() => {})
@@ -198,8 +198,11 @@ export function createStemNode (options: StemNodeOptions): StemNode {
         throw new Error(`cannot open the peer store in ${files.peers}: ${(err as Error).message} (is another stem node using this data dir?)`)
       }
       const listen = options.listen ?? [DEFAULT_LISTEN]
+      // one registry per node: Stem's families, process metrics and libp2p's own (GET /metrics)
+      const metrics = createStemMetrics()
       try {
         mesh = await createMesh({
+          metrics: libp2pMetrics(metrics),
           privateKey,
           mesh: meshConfig,
           listen,
@@ -214,13 +217,19 @@ export function createStemNode (options: StemNodeOptions): StemNode {
           const message = (err as Error).message
           throw new Error(`cannot listen on ${listen.join(', ')}: ${/EADDRINUSE|address already in use/i.test(message) ? 'address already in use (choose another with --listen)' : message}`)
         }
-        stack = createAppStack(mesh, { dataDir: dir, privateKey, gateway: gatewayAddress })
+        stack = createAppStack(mesh, {
+          dataDir: dir,
+          privateKey,
+          gateway: gatewayAddress,
+          onGatewayResponse: (app, status) => { metrics.gatewayRequests.inc({ app: app === '' ? '-' : app, status: String(status) }) }
+        })
         await stack.start()
         api = createApiServer(control(mesh, stack), { ...apiAddress, token, tokenPath: files.token })
         registerAppRoutes(api.app, stack.topology, stack.messaging)
         feed = createNodeFeed(mesh, stack)
         registerDashboard(api.app, { source: feed })
-        registerMetricsRoute(api.app, createNodeMetrics(mesh, stack))
+        feedNodeMetrics(metrics, mesh, stack)
+        registerMetricsRoute(api.app, metrics)
         const url = await api.start()
         await writeApiInfo(dir, { url, pid: process.pid })
         log.info(`joined mesh "${meshConfig.name}" as ${mesh.peerId}`)

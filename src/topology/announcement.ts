@@ -35,6 +35,7 @@ export function decodeAppAnnouncement (bytes: Uint8Array): AppAnnouncement {
     if (m == null || m[1] !== a.app || !cells.has(m[2]) || Number(m[3]) >= (cells.get(m[2]) ?? 0) || instanceAddress(m[1], m[2], Number(m[3])) !== i.address) {
       throw new Error(`invalid app announcement: instance ${JSON.stringify(i.address.slice(0, 80))} is not one of the app's cells`)
     }
+    if (i.clonesReady.some(c => !i.clones.includes(c))) throw new Error(`invalid app announcement: instance ${i.address} has a ready clone that is not one of its clones`)
   }
   for (const r of a.routes) if (!cells.has(r.cell)) throw new Error(`invalid app announcement: route to unknown cell ${JSON.stringify(r.cell.slice(0, 80))}`)
   return a

@@ -60,6 +60,11 @@ export class AppAnnouncer {
     try { this.components.pubsub.unsubscribe(this.topic) } catch {}
   }
 
+  /** announcements refused by the verifier, by reason (metrics) */
+  rejections (): Record<string, number> {
+    return this.verifier.counts()
+  }
+
   /** whether the unchanged app is due to be announced again */
   due (h: HostedApp): boolean {
     return Date.now() - h.lastAnnounced >= (this.init.announceInterval ?? 2000)
@@ -89,6 +94,7 @@ export class AppAnnouncer {
           epoch: BigInt(state.epochs[address] ?? 0),
           state: node === '' ? 'pending' : r?.role === 'primary' ? r.state : 'starting',
           clones: placed?.clones ?? [],
+          clonesReady: (placed?.clones ?? []).filter(c => h.running.get(copyKey(address, c))?.state === 'transformed'),
           revision: r?.role === 'primary' ? r.revision : undefined
         }
       })),

@@ -19,6 +19,8 @@ export interface CellListing {
   node: string
   state: string
   clones: string[]
+  /** the clones that hold the instance already (bundle and latest state) */
+  clonesReady: string[]
   /** the revision (bundle and limits) its primary runs, if its leader knows */
   revision?: string
   /** whether that is the revision the app's manifest asks for now */
@@ -98,7 +100,7 @@ export class AppTable implements CellDirectory {
       const cellOf = (address: string): string => address.slice(address.indexOf('/') + 1, address.lastIndexOf('#'))
       return {
         app: name,
-        cells: a.instances.map(i => ({ address: i.address, node: i.node, state: i.state, clones: [...i.clones], revision: i.revision, current: i.revision !== undefined && i.revision === wanted.get(cellOf(i.address)) })),
+        cells: a.instances.map(i => ({ address: i.address, node: i.node, state: i.state, clones: [...i.clones], clonesReady: [...i.clonesReady], revision: i.revision, current: i.revision !== undefined && i.revision === wanted.get(cellOf(i.address)) })),
         rollbacks: a.cells.flatMap(c => c.rollback == null ? [] : [{ cell: c.name, revision: c.rollback.revision, error: c.rollback.error, at: Number(c.rollback.at) }])
       }
     })

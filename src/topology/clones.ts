@@ -98,6 +98,11 @@ export class CloneService {
     })
   }
 
+  /** frames refused by this protocol's verifier, by reason (metrics) */
+  rejections (): Record<string, number> {
+    return this.verifier.counts()
+  }
+
   async start (): Promise<void> {
     if (this.running) return
     await this.restore()

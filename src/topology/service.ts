@@ -116,6 +116,11 @@ export class TopologyService extends TypedEventEmitter<TopologyEvents> {
     this.forwarder = createOwnerForwarder({ libp2p: components.libp2p, signer: components.signer, logger, handle: async (signed, from, signal) => await this.handleForwarded(signed, from, signal) }, init)
   }
 
+  /** announcements refused by the leaders topic's verifier, by reason (metrics) */
+  rejections (): Record<string, number> {
+    return this.announcer.rejections()
+  }
+
   async start (): Promise<void> {
     if (this.running) return
     this.running = true

@@ -92,6 +92,33 @@ describe('stem demo', function () {
     assert.ok(existsSync(join(dir, 'node-1', 'stem.log')), '--data keeps the data dirs and logs')
   })
 
+  it('a SIGKILLed demo, after its banner or during start-up, leaves no node behind: each node sees its stdin close and leaves', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'stem-demo-test-'))
+    dirs.push(dir)
+    const demo = new DemoProcess(['--nodes', '2', '--data', dir])
+    running.push(demo)
+    const banner = parseBanner(await demo.banner())
+    assert.equal(banner.pids.length, 2)
+    for (const pid of banner.pids) assert.ok(groupAlive(pid), `node pid ${pid} runs`)
+    demo.child.kill('SIGKILL')
+    await demo.exited
+    // each node's process group (the node and its cell hosts) ends by itself
+    await waitFor(() => banner.pids.every(pid => !groupAlive(pid)), { timeout: 60_000, what: 'the nodes of the killed demo to exit' })
+    assert.deepEqual(await processesMentioning(dir), [])
+    // they left gracefully: a node removes its api.json as it stops
+    for (const n of [1, 2]) assert.equal(existsSync(join(dir, `node-${n}`, 'api.json')), false, `node ${n} stopped gracefully`)
+
+    // killed while its nodes start: they stop once started
+    const early = await mkdtemp(join(tmpdir(), 'stem-demo-test-'))
+    dirs.push(early)
+    const starting = new DemoProcess(['--nodes', '2', '--data', early])
+    running.push(starting)
+    await waitFor(async () => (await processesMentioning(join(early, 'node-'))).length >= 1, { timeout: 60_000, what: 'a node to be started' })
+    starting.child.kill('SIGKILL')
+    await starting.exited
+    await waitFor(async () => (await processesMentioning(early)).length === 0, { timeout: 60_000, what: 'the nodes of the demo killed during start-up to exit' })
+  })
+
   it('SIGTERM during start-up stops the nodes started so far; bad --nodes is a one-line error', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'stem-demo-test-'))
     dirs.push(dir)

@@ -73,6 +73,35 @@ describe('messaging: asks and tells between cells on different nodes', function 
     assert.equal(await alice.messaging.ask('shop/front#0', 'increment', [1]), 1)
   })
 
+  it('counts messages by direction and kind, and times asks while someone listens', async () => {
+    const sent = alice.messaging.counts().messages
+    const received = bob.messaging.counts().messages
+    const delivered = bob.runtime.cell('shop/counter#0')?.messages ?? 0
+    const done: Array<{ scope: string, ok: boolean, seconds: number }> = []
+    const listener = (evt: CustomEvent<{ scope: string, ok: boolean, seconds: number }>): void => { done.push(evt.detail) }
+    alice.messaging.addEventListener('ask:done', listener)
+    try {
+      await alice.messaging.ask('shop/counter#0', 'get')
+      alice.messaging.tell('shop/counter#0', 'increment', [0])
+      await alice.messaging.ask('shop/front#0', 'get')
+      await assert.rejects(alice.messaging.ask('shop/counter#0', 'nope'))
+    } finally {
+      alice.messaging.removeEventListener('ask:done', listener)
+    }
+    await alice.messaging.ask('shop/counter#0', 'get')
+    assert.deepEqual(done.map(d => [d.scope, d.ok]), [['remote', true], ['local', true], ['remote', false]], 'asks timed only while listened to')
+    assert.ok(done.every(d => d.seconds >= 0 && d.seconds < 60))
+    const after = alice.messaging.counts().messages
+    assert.equal(after.out.ask - sent.out.ask, 3, 'the local ask never left the node')
+    assert.equal(after.out.tell - sent.out.tell, 1)
+    assert.equal(after.in.reply - sent.in.reply, 3)
+    await waitFor(() => bob.messaging.counts().messages.in.tell - received.in.tell === 1, { what: 'the tell to arrive' })
+    assert.equal(bob.messaging.counts().messages.in.ask - received.in.ask, 3)
+    assert.equal(bob.messaging.counts().messages.out.reply - received.out.reply, 3)
+    // the runtime counts what reached the cell: 3 asks (one of them to an unknown method) and the tell
+    await waitFor(() => (bob.runtime.cell('shop/counter#0')?.messages ?? 0) - delivered === 4, { what: 'the cell to count 4 delivered messages' })
+  })
+
   it('batches many messages into few signed frames', async () => {
     const before = alice.messaging.counts().framesOut
     for (let i = 0; i < 500; i++) alice.messaging.tell('shop/counter#0', 'increment', [0])

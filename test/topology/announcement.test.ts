@@ -13,8 +13,8 @@ const announcement = (over: Partial<AppAnnouncement> = {}): AppAnnouncement => (
   version: 10n,
   members: ['n1', 'n2', 'n3'],
   instances: [
-    { address: 'shop/counter#0', node: 'n2', epoch: 1n, state: 'transformed', clones: [] },
-    { address: 'shop/counter#1', node: 'n3', epoch: 1n, state: 'transformed', clones: [] }
+    { address: 'shop/counter#0', node: 'n2', epoch: 1n, state: 'transformed', clones: [], clonesReady: [] },
+    { address: 'shop/counter#1', node: 'n3', epoch: 1n, state: 'transformed', clones: [], clonesReady: [] }
   ],
   cells: [{ name: 'counter', replicas: 2, timeout: 100 }],
   routes: [{ method: 'GET', path: '/count', cell: 'counter', handler: 'get' }],
@@ -30,8 +30,9 @@ describe('app announcements and the app table', () => {
     assert.throws(() => decodeAppAnnouncement(encodeAppAnnouncement(announcement()).subarray(0, 20)), /invalid app announcement/)
     assert.throws(() => decodeAppAnnouncement(encodeAppAnnouncement(announcement({ app: '../x' }))), /bad app name/)
     assert.throws(() => decodeAppAnnouncement(encodeAppAnnouncement(announcement({ leader: '' }))), /no leader/)
-    assert.throws(() => decodeAppAnnouncement(encodeAppAnnouncement(announcement({ instances: [{ address: 'other/counter#0', node: 'n1', epoch: 1n, state: 'transformed', clones: [] }] }))), /not one of the app's cells/)
-    assert.throws(() => decodeAppAnnouncement(encodeAppAnnouncement(announcement({ instances: [{ address: 'shop/counter#2', node: 'n1', epoch: 1n, state: 'transformed', clones: [] }] }))), /not one of the app's cells/)
+    assert.throws(() => decodeAppAnnouncement(encodeAppAnnouncement(announcement({ instances: [{ address: 'other/counter#0', node: 'n1', epoch: 1n, state: 'transformed', clones: [], clonesReady: [] }] }))), /not one of the app's cells/)
+    assert.throws(() => decodeAppAnnouncement(encodeAppAnnouncement(announcement({ instances: [{ address: 'shop/counter#2', node: 'n1', epoch: 1n, state: 'transformed', clones: [], clonesReady: [] }] }))), /not one of the app's cells/)
+    assert.throws(() => decodeAppAnnouncement(encodeAppAnnouncement(announcement({ instances: [{ address: 'shop/counter#0', node: 'n1', epoch: 1n, state: 'transformed', clones: ['n2'], clonesReady: ['n3'] }] }))), /ready clone that is not one of its clones/)
     assert.throws(() => decodeAppAnnouncement(encodeAppAnnouncement(announcement({ routes: [{ method: 'GET', path: '/', cell: 'ghost', handler: 'x' }] }))), /unknown cell/)
   })
 

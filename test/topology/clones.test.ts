@@ -38,7 +38,7 @@ describe('warm clones: the clone protocol', function () {
   const announce = (over: Partial<AppAnnouncement> = {}): void => {
     table.update({
       app: 'shop', owner: ownerId, leader: primary.id, term: 1n, version: BigInt(Date.now()) * 1000n, members: [primary.id],
-      instances: [{ address: ADDRESS, node: primary.id, epoch: 1n, state: 'transformed', clones: [cloneNode.id] }],
+      instances: [{ address: ADDRESS, node: primary.id, epoch: 1n, state: 'transformed', clones: [cloneNode.id], clonesReady: [cloneNode.id] }],
       cells: [{ name: 'counter', replicas: 1, timeout: 500 }], routes: [], reverted: false, ...over
     })
   }
@@ -162,7 +162,7 @@ describe('warm clones: the clone protocol', function () {
       stored = service()
       await stored.start()
       assert.ok(stored.holds(ADDRESS))
-      announce({ instances: [{ address: ADDRESS, node: primary.id, epoch: 1n, state: 'transformed', clones: [stranger.id] }] })
+      announce({ instances: [{ address: ADDRESS, node: primary.id, epoch: 1n, state: 'transformed', clones: [stranger.id], clonesReady: [] }] })
       stored.onAnnouncement(table.get('shop') as AppAnnouncement)
       primaryClones.onAnnouncement(table.get('shop') as AppAnnouncement)
       assert.ok(!stored.holds(ADDRESS))

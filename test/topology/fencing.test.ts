@@ -11,8 +11,8 @@ function announcement (over: Partial<AppAnnouncement> = {}): AppAnnouncement {
     version: 1n,
     members: ['A', 'B', 'L'],
     instances: [
-      { address: 'shop/counter#0', node: 'A', epoch: 1n, state: 'transformed', clones: ['B'] },
-      { address: 'shop/counter#1', node: 'B', epoch: 1n, state: 'starting', clones: ['A'] }
+      { address: 'shop/counter#0', node: 'A', epoch: 1n, state: 'transformed', clones: ['B'], clonesReady: [] },
+      { address: 'shop/counter#1', node: 'B', epoch: 1n, state: 'starting', clones: ['A'], clonesReady: [] }
     ],
     cells: [{ name: 'counter', replicas: 2, timeout: 1000 }],
     routes: [],

@@ -17,7 +17,7 @@ const SELF = 'A'
 function announcement (leader: string, version: bigint, node = 'B', clones = ['C']): AppAnnouncement {
   return {
     app: 'shop', owner: 'o', leader, term: version, version, members: ['A', 'B', 'C'],
-    instances: [{ address: 'shop/counter#0', node, epoch: 1n, state: 'transformed', clones }],
+    instances: [{ address: 'shop/counter#0', node, epoch: 1n, state: 'transformed', clones, clonesReady: [] }],
     cells: [{ name: 'counter', replicas: 1, timeout: 500 }], routes: [], reverted: false
   }
 }

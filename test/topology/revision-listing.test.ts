@@ -18,9 +18,9 @@ const announcement = (version: bigint, over: Partial<AppAnnouncement> = {}): App
   version,
   members: ['n1'],
   instances: [
-    { address: 'shop/counter#0', node: 'n1', epoch: 1n, state: 'transformed', clones: [], revision: v2 },
-    { address: 'shop/counter#1', node: 'n2', epoch: 1n, state: 'transformed', clones: [], revision: v1 },
-    { address: 'shop/counter#2', node: 'n3', epoch: 1n, state: 'starting', clones: [] }
+    { address: 'shop/counter#0', node: 'n1', epoch: 1n, state: 'transformed', clones: [], clonesReady: [], revision: v2 },
+    { address: 'shop/counter#1', node: 'n2', epoch: 1n, state: 'transformed', clones: [], clonesReady: [], revision: v1 },
+    { address: 'shop/counter#2', node: 'n3', epoch: 1n, state: 'starting', clones: [], clonesReady: [] }
   ],
   cells: [{ name: 'counter', replicas: 3, timeout: 100, revision: v2 }],
   routes: [],

@@ -3,6 +3,7 @@ import type { Command } from 'commander'
 import type { AppCellsListing, AppListing } from '../../topology/app-table.js'
 import { apiClient, printJson, type ClientOptions } from '../context.js'
 import { table } from '../table.js'
+import { specListing } from '../placement.js'
 
 export function registerApps (program: Command): void {
   program.command('apps')
@@ -26,7 +27,7 @@ export function registerApps (program: Command): void {
     .action(async (app: string | undefined, flags: ClientOptions) => {
       const query = app === undefined ? '' : `?app=${encodeURIComponent(app)}`
       const apps = await (await apiClient(flags)).get<AppCellsListing[]>(`/v1/cells${query}`)
-      if (flags.json === true) { printJson(apps); return }
+      if (flags.json === true) { printJson(apps.map(a => ({ app: a.app, cells: a.cells.map(specListing), ...(a.rollbacks.length > 0 ? { rollbacks: a.rollbacks } : {}) }))); return }
       // an instance still on an older revision than the manifest's (a rollout under way) says so
       const rows = apps.flatMap(a => a.cells.map(c => [c.address, c.node, c.state === 'transformed' && c.revision !== undefined && !c.current ? 'transformed (older revision)' : c.state, c.clones.join(',') || '-']))
       if (rows.length === 0) { process.stdout.write('no cells\n'); return }

@@ -1,6 +1,6 @@
 // `stem start` and `stem join TOKEN`: run a node in the foreground until SIGINT/SIGTERM,
 // then leave the mesh gracefully.
-import type { Command } from 'commander'
+import { Option, type Command } from 'commander'
 import { createStemNode, type StemNodeOptions } from '../../node/stem-node.js'
 import { decodeInvite, InviteError, type Invite } from '../../mesh/invite.js'
 import { setLogLevel } from '../../util/logger.js'
@@ -19,6 +19,7 @@ interface StartFlags {
   cells?: number
   mesh?: string
   verbose?: boolean
+  exitWithStdin?: boolean
 }
 
 function addStartFlags (command: Command): Command {
@@ -34,6 +35,9 @@ function addStartFlags (command: Command): Command {
     .option('--cells <n>', 'cell slots to contribute', numberOption('--cells', true))
     .option('--mesh <name>', 'name of a new mesh (default "home")')
     .option('--verbose', 'log details')
+    // for a parent that starts nodes (`stem demo`): the pipe on stdin closes when that
+    // parent dies, even by SIGKILL, and the node then leaves as on SIGTERM
+    .addOption(new Option('--exit-with-stdin', 'leave the mesh and exit when stdin closes').hideHelp())
 }
 
 function decodeOrExit (token: string): Invite {
@@ -59,6 +63,8 @@ async function runNode (flags: StartFlags, invite: Invite | undefined): Promise<
     cells: flags.cells,
     mesh: flags.mesh
   }
+  // watched from the start: a parent that dies while the node starts stops it once started
+  const orphaned = flags.exitWithStdin === true ? stdinClosed() : undefined
   const node = createStemNode(options)
   await node.start()
   const mesh = node.mesh()
@@ -84,6 +90,25 @@ async function runNode (flags: StartFlags, invite: Invite | undefined): Promise<
     }
     process.on('SIGINT', onSignal)
     process.on('SIGTERM', onSignal)
+    void orphaned?.then(() => { if (!stopping) onSignal('stdin closed (the parent is gone)') })
+  })
+}
+
+/**
+ * Resolves when stdin ends: the parent holding its other end is gone. From then on,
+ * output errors (EPIPE: that parent read our output) are ignored, so the node can leave.
+ */
+async function stdinClosed (): Promise<void> {
+  await new Promise<void>(resolve => {
+    const closed = (): void => {
+      for (const out of [process.stdout, process.stderr]) out.on('error', () => {})
+      resolve()
+    }
+    // 'end' needs a flowing stream; what the parent writes is ignored
+    process.stdin.on('data', () => {})
+    process.stdin.once('end', closed)
+    process.stdin.once('error', closed)
+    process.stdin.resume()
   })
 }
 

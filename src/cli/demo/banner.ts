@@ -1,7 +1,7 @@
 // What the demo prints once its cloud runs: where to look, what to type. Every URL and
 // command in it works as printed (test/cli/demo.test.ts runs them).
 import { dirname, join } from 'node:path'
-import type { CellListing } from '../../topology/app-table.js'
+import type { SpecCellListing } from '../placement.js'
 import type { DemoNode } from './cloud.js'
 import { DEMO_APP } from './start-cloud.js'
 
@@ -20,7 +20,7 @@ export interface DemoGuide {
 const quote = (text: string): string => /^[\w@%+=:,./-]+$/.test(text) ? text : `'${text.replace(/'/g, "'\\''")}'`
 
 /** The guide: URLs and commands against a node that does not run the counter, so they keep working after the failover. */
-export function demoGuide (nodes: DemoNode[], cells: CellListing[]): DemoGuide {
+export function demoGuide (nodes: DemoNode[], cells: SpecCellListing[]): DemoGuide {
   const primary = nodes.find(n => n.peerId === cells[0]?.node)
   const home = nodes.find(n => n !== primary) ?? nodes[0]
   const data = `--data ${quote(home.dataDir)}`
@@ -45,7 +45,7 @@ export function demoGuide (nodes: DemoNode[], cells: CellListing[]): DemoGuide {
   }
 }
 
-export function formatBanner (guide: DemoGuide, cells: CellListing[]): string {
+export function formatBanner (guide: DemoGuide, cells: SpecCellListing[]): string {
   const roles = (peerId: string): string => [
     ...cells.filter(c => c.node === peerId).map(c => `runs ${c.address}`),
     ...cells.filter(c => c.clones.includes(peerId)).map(c => `holds a clone of ${c.address}`)

@@ -3,8 +3,9 @@
 // published through `stem publish` (the real CLI) and placed.
 import { join } from 'node:path'
 import type { PeersResponse } from '../../api/types.js'
-import type { AppCellsListing, CellListing } from '../../topology/app-table.js'
+import { loadManifest } from '../../topology/manifest.js'
 import type { Progress } from '../progress.js'
+import { followPlacement, placementGoal, type SpecCellListing } from '../placement.js'
 import { REPO_ROOT, spawnDemoNode, type DemoNode } from './cloud.js'
 import { poll, runStem } from './steps.js'
 
@@ -16,7 +17,7 @@ const START_TIMEOUT = 90_000
 export interface DemoCloud {
   nodes: DemoNode[]
   /** the counter's instances after the publish */
-  cells: CellListing[]
+  cells: SpecCellListing[]
 }
 
 /** Starts the nodes, each added to `nodes` as soon as it is spawned (so a caller can stop them on failure or Ctrl-C). */
@@ -42,21 +43,17 @@ export async function startCloud (baseDir: string, count: number, nodes: DemoNod
   }
   progress.done(`${count} nodes up, one mesh ("demo")`)
 
-  // publish with the real CLI, and show the placement while it runs
-  progress.step(`publishing examples/counter/app.yaml through node 1`)
+  // publish with the real CLI, and show its placement as `stem publish` does
+  progress.step('publishing examples/counter/app.yaml through node 1')
+  const goal = placementGoal(await loadManifest(DEMO_MANIFEST, signal))
+  const following = new AbortController()
   const publishing = runStem(['publish', DEMO_MANIFEST, '--data', nodes[0].dataDir, '--json'], signal)
-  let finished = false
-  void publishing.finally(() => { finished = true })
-  const client = await nodes[0].client()
-  while (!finished) {
-    const listing = (await client.get<AppCellsListing[]>(`/v1/cells?app=${DEMO_APP}`, signal).catch(() => []))[0]
-    const cells = listing?.cells ?? []
-    if (cells.length > 0) progress.step(`placing ${DEMO_APP}: ${cells.filter(c => c.state === 'transformed').length}/${cells.length} instances ready, ${cells.reduce((n, c) => n + c.clones.length, 0)} clones`)
-    await Promise.race([publishing, new Promise(resolve => setTimeout(resolve, 250))])
-  }
+    .finally(() => { following.abort() })
+  await followPlacement(await nodes[0].client(), goal, progress, { timeout: START_TIMEOUT, signal: AbortSignal.any([signal, following.signal]) })
+    .catch(err => { if (!following.signal.aborted) throw err })
   const published = await publishing
   if (published.code !== 0) throw new Error(`stem publish failed: ${published.stderr.trim().split('\n').pop() ?? `exit ${published.code}`}`)
-  const result = JSON.parse(published.stdout) as { changed: boolean, cells: CellListing[] }
+  const result = JSON.parse(published.stdout) as { changed: boolean, cells: SpecCellListing[] }
   progress.done(`${result.changed ? 'published' : 'already published (unchanged)'}: ${DEMO_APP}, ${result.cells.map(c => `${c.address} on node ${nodeOf(nodes, c.node)?.index ?? '?'}`).join(', ')}`)
   return { nodes, cells: result.cells }
 }
