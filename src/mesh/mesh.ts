@@ -27,6 +27,8 @@ export interface MeshInit {
   /** capacity heartbeat interval, ms (default 2000) */
   capacityInterval?: number
   missedPeriods?: number
+  /** ask the home router for a port mapping (UPnP IGD / NAT-PMP); off by default */
+  upnp?: boolean
 }
 
 export interface Mesh {
@@ -61,7 +63,8 @@ export async function createMesh (init: MeshInit): Promise<Mesh> {
     mesh: init.mesh,
     listen: init.listen ?? ['/ip4/0.0.0.0/tcp/0'],
     datastore: init.datastore,
-    logger
+    logger,
+    upnp: init.upnp
   })
   const addresses = (): string[] => libp2p.getMultiaddrs().map(a => a.toString())
   const hangUp = async (peer: PeerId): Promise<void> => { await libp2p.hangUp(peer) }

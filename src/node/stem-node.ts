@@ -39,6 +39,8 @@ export interface StemNodeOptions {
   mesh?: string
   /** capacity heartbeat interval, ms (default 2000) */
   capacityInterval?: number
+  /** ask the home router for a port mapping (UPnP IGD / NAT-PMP); off by default */
+  upnp?: boolean
 }
 
 export interface StemNode {
@@ -204,7 +206,8 @@ export function createStemNode (options: StemNodeOptions): StemNode {
           bootstrap: meshConfig.bootstrap,
           datastore,
           contributed,
-          capacityInterval: options.capacityInterval
+          capacityInterval: options.capacityInterval,
+          upnp: options.upnp
         })
         try {
           await mesh.start()

@@ -7,7 +7,7 @@ import { setLogLevel } from '../../util/logger.js'
 import { formatSize } from '../../util/units.js'
 import { CliError, collect, dataDirOf, EXIT_USAGE, numberOption, sizeOption } from '../context.js'
 
-interface StartFlags {
+export interface StartFlags {
   data?: string
   listen?: string[]
   bootstrap?: string[]
@@ -18,10 +18,12 @@ interface StartFlags {
   memory?: number
   cells?: number
   mesh?: string
+  upnp?: boolean
   verbose?: boolean
 }
 
-function addStartFlags (command: Command): Command {
+/** the flags `stem start` and `stem join` share */
+export function addStartFlags (command: Command): Command {
   return command
     .option('--data <dir>', 'data directory (default $STEM_DATA or ~/.stem)')
     .option('--listen <multiaddr>', 'listen address, repeatable (default /ip4/0.0.0.0/tcp/4017)', collect)
@@ -33,6 +35,7 @@ function addStartFlags (command: Command): Command {
     .option('--memory <size>', 'memory to contribute, e.g. 2GiB', sizeOption('--memory'))
     .option('--cells <n>', 'cell slots to contribute', numberOption('--cells', true))
     .option('--mesh <name>', 'name of a new mesh (default "home")')
+    .option('--upnp', 'ask the home router for a port mapping (UPnP IGD / NAT-PMP)')
     .option('--verbose', 'log details')
 }
 
@@ -45,9 +48,9 @@ function decodeOrExit (token: string): Invite {
   }
 }
 
-async function runNode (flags: StartFlags, invite: Invite | undefined): Promise<void> {
-  if (flags.verbose === true) setLogLevel('debug')
-  const options: StemNodeOptions = {
+/** what the parsed flags ask of the node */
+export function nodeOptionsOf (flags: StartFlags, invite: Invite | undefined): StemNodeOptions {
+  return {
     dataDir: dataDirOf(flags),
     listen: flags.listen,
     bootstrap: flags.bootstrap,
@@ -57,9 +60,14 @@ async function runNode (flags: StartFlags, invite: Invite | undefined): Promise<
     cpu: flags.cpu,
     memory: flags.memory,
     cells: flags.cells,
-    mesh: flags.mesh
+    mesh: flags.mesh,
+    upnp: flags.upnp === true
   }
-  const node = createStemNode(options)
+}
+
+async function runNode (flags: StartFlags, invite: Invite | undefined): Promise<void> {
+  if (flags.verbose === true) setLogLevel('debug')
+  const node = createStemNode(nodeOptionsOf(flags, invite))
   await node.start()
   const mesh = node.mesh()
   const c = mesh.capacity.contributed()
@@ -70,7 +78,8 @@ async function runNode (flags: StartFlags, invite: Invite | undefined): Promise<
     `api: ${node.apiUrl()}`,
     ...(node.gatewayUrl() !== '' ? [`gateway: ${node.gatewayUrl()}`] : []),
     `dashboard: ${node.apiUrl()}/dashboard`,
-    `contributing: cpu ${c.cpu}, memory ${formatSize(c.memory)}, cells ${c.cells}`
+    `contributing: cpu ${c.cpu}, memory ${formatSize(c.memory)}, cells ${c.cells}`,
+    ...(flags.upnp === true ? ['upnp: asking the home router for a port mapping'] : [])
   ]
   process.stdout.write(out.join('\n') + '\n')
 
