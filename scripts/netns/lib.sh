@@ -114,6 +114,24 @@ netns_heal () {
   case "$1" in *-home*) ip -n "$1" route replace default via 192.168.77.1 ;; esac
 }
 
+# netns_blackhole NS / netns_unblackhole NS: the host's uplink silently drops everything
+# (its links stay up, so nothing tells either side: only timeouts notice). A home host's
+# router drops what it would forward; a public host drops on its own interface.
+netns_blackhole () {
+  case "$1" in
+    *-home*) ip netns exec "${1/-home/-nat}" iptables -I FORWARD 1 -j DROP ;;
+    *) ip netns exec "$1" iptables -I INPUT 1 -i eth0 -j DROP
+       ip netns exec "$1" iptables -I OUTPUT 1 -o eth0 -j DROP ;;
+  esac
+}
+netns_unblackhole () {
+  case "$1" in
+    *-home*) ip netns exec "${1/-home/-nat}" iptables -D FORWARD -j DROP ;;
+    *) ip netns exec "$1" iptables -D INPUT -i eth0 -j DROP
+       ip netns exec "$1" iptables -D OUTPUT -o eth0 -j DROP ;;
+  esac
+}
+
 # netns_down PREFIX: remove every namespace of this prefix (processes inside get killed)
 netns_down () {
   local p=${1:-$NETNS_PREFIX} ns pid

@@ -55,3 +55,23 @@ export async function netnsCall (layout: NetnsLayout, fn: string, ...args: strin
   })
 }
 
+
+export interface HttpResult { status: number, body: string }
+
+// a fetch run by a Node process inside the namespace; status 0 is a network error
+const fetchScript = `const [method, url, body] = process.argv.slice(1)
+fetch(url, { method, body: body || undefined, headers: body ? { 'content-type': 'application/json' } : {}, signal: AbortSignal.timeout(60000) })
+  .then(async r => { process.stdout.write(r.status + '\\n' + await r.text()) })
+  .catch(e => { process.stdout.write('0\\n' + e.message) })`
+
+/** one HTTP request from namespace ns (e.g. a browser on a public host calling a gateway) */
+export async function httpIn (ns: string, method: string, url: string, body?: unknown): Promise<HttpResult> {
+  return new Promise((resolve, reject) => {
+    const args = ['netns', 'exec', ns, process.execPath, '-e', fetchScript, method, url, ...(body !== undefined ? [JSON.stringify(body)] : [])]
+    execFile('ip', args, { timeout: 90_000 }, (err, stdout, stderr) => {
+      if (err != null) { reject(new Error(`${method} ${url} in ${ns}: ${stderr.trim() || err.message}`)); return }
+      const nl = stdout.indexOf('\n')
+      resolve({ status: Number(stdout.slice(0, nl)), body: stdout.slice(nl + 1) })
+    })
+  })
+}
