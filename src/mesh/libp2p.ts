@@ -24,6 +24,7 @@ import type { ComponentLogger, PrivateKey } from '@libp2p/interface'
 import type { Identify } from '@libp2p/identify'
 import type { Datastore } from 'interface-datastore'
 import { meshProtocols, toSwarmKey, type MeshConfig } from './mesh-config.js'
+import { publicListenAddresses } from './public-addresses.js'
 
 export type MeshServices = {
   identify: Identify
@@ -62,7 +63,8 @@ export async function createMeshLibp2p (init: MeshLibp2pInit): Promise<MeshLibp2
     datastore: init.datastore,
     logger: init.logger,
     // /p2p-circuit: hold a reservation on a relay, so the node is dialable behind NAT
-    addresses: { listen: [...init.listen, '/p2p-circuit'] },
+    // public listen addresses are announced before AutoNAT confirms them (public-addresses.ts)
+    addresses: { listen: [...init.listen, '/p2p-circuit'], appendAnnounce: publicListenAddresses(init.listen) },
     transports: [tcp(), circuitRelayTransport({ reservationCompletionTimeout: 20_000 })],
     connectionProtector: preSharedKey({ psk: toSwarmKey(init.mesh.key) }),
     connectionEncrypters: [noise()],
