@@ -1,7 +1,8 @@
 // A machine with a public IP on its own interface (a cloud VM): libp2p counts a public
 // listen address as unverified until AutoNAT has had other peers dial it back, and leaves
-// it out of the node's addresses until then, so the first node of a mesh would hand out
-// invites and identify records without any address a friend can dial. Stem announces the
+// it out of the node's addresses until then (for ever without AutoNAT, see libp2p.ts), so
+// the first node of a mesh would hand out invites and identify records without any
+// address a friend can dial. Stem announces the
 // public addresses it listens on from the start; one that turns out to be firewalled
 // costs a failed dial, after which the relay still works.
 import { networkInterfaces, type NetworkInterfaceInfo } from 'node:os'

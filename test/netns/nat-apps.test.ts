@@ -10,7 +10,7 @@ import type { PeersResponse } from '../../src/api/types.js'
 import type { AppCellsListing } from '../../src/topology/app-table.js'
 import { waitFor } from '../support/wait.js'
 import { repoRoot, stopAll, type StemProcess } from '../support/stem-process.js'
-import { httpIn, netnsCall, netnsLayout, spawnStemIn, stemIn, stemJsonIn, type NetnsLayout } from './netns-stem.js'
+import { httpIn, netnsCall, netnsLayout, pubAddress, spawnStemIn, stemIn, stemJsonIn, type NetnsLayout } from './netns-stem.js'
 
 const manifest = join(repoRoot, 'examples', 'counter', 'app.yaml')
 type CellListing = AppCellsListing['cells'][number]
@@ -24,13 +24,18 @@ describe('apps on home hosts behind NAT (network namespaces)', function () {
     layout = l as NetnsLayout
     if (layout.pubs < 2 || layout.homes < 3) { console.log('netns: skipped: needs 2 public and 3 home hosts'); this.skip() }
   })
+  const nodes = new Map<string, StemProcess>()
+  afterEach(function () {
+    // a failure on CI is only diagnosable from the nodes' own logs
+    if (this.currentTest?.state !== 'failed') return
+    for (const [host, p] of nodes) console.log(`--- ${host} (${p.running ? 'running' : `exited ${p.exitCode}`}) stderr:\n${p.stderr.split('\n').slice(-40).join('\n')}`)
+  })
   after(async () => { await stopAll() })
 
   it('cells on NAT\'d homes serve the gateway and `stem call`; a home losing its uplink fails over to its clone with no acknowledged increment lost', async () => {
     const ns = (host: string): string => `${layout.prefix}-${host}`
     const homes = Array.from({ length: layout.homes }, (_, i) => `home${i + 1}`)
     const hosts = ['pub1', 'pub2', ...homes]
-    const nodes = new Map<string, StemProcess>()
     // public hosts relay and serve the gateway but take no cells; home3 also asks its router
     // for a UPnP mapping (there is none: the node must work the same without one)
     nodes.set('pub1', await (await spawnStemIn(ns('pub1'), ['start', '--cells', '0', '--gateway', '0.0.0.0:0'])).ready())
@@ -70,7 +75,7 @@ describe('apps on home hosts behind NAT (network namespaces)', function () {
     // the gateway of pub1, called from pub2 (a client on the internet)
     const port = /^gateway: http:\/\/[^\s]+:(\d+)$/m.exec(nodes.get('pub1')!.stdout)?.[1]
     assert.ok(port !== undefined, 'stem start prints the gateway URL')
-    const gateway = `http://10.77.0.11:${port}/counter/count`
+    const gateway = `http://${pubAddress(layout, 1)}:${port}/counter/count`
     let acked = 0
     let failed = 0
     const viaGateway = async (): Promise<number | undefined> => {

@@ -15,13 +15,20 @@ export interface NetnsLayout {
   homes: number
   impairment: string
   lib: string
+  /** the internet's /16 prefix, e.g. "7.77" */
+  inet: string
 }
 
 /** the namespace layout from scripts/netns/run.sh, or why there is none */
 export function netnsLayout (): NetnsLayout | string {
   const e = process.env
-  if (e.STEM_NETNS_PREFIX == null || e.STEM_NETNS_LIB == null) return 'not inside scripts/netns/run.sh (STEM_NETNS_PREFIX unset)'
-  return { prefix: e.STEM_NETNS_PREFIX, pubs: Number(e.STEM_NETNS_PUBS), homes: Number(e.STEM_NETNS_HOMES), impairment: e.STEM_NETNS_IMPAIRMENT ?? '', lib: e.STEM_NETNS_LIB }
+  if (e.STEM_NETNS_PREFIX == null || e.STEM_NETNS_LIB == null || e.STEM_NETNS_INET == null) return 'not inside scripts/netns/run.sh (STEM_NETNS_PREFIX unset)'
+  return { prefix: e.STEM_NETNS_PREFIX, pubs: Number(e.STEM_NETNS_PUBS), homes: Number(e.STEM_NETNS_HOMES), impairment: e.STEM_NETNS_IMPAIRMENT ?? '', lib: e.STEM_NETNS_LIB, inet: e.STEM_NETNS_INET }
+}
+
+/** the internet address of public host N (pubN) */
+export function pubAddress (layout: NetnsLayout, n: number): string {
+  return `${layout.inet}.0.${10 + n}`
 }
 
 
