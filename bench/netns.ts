@@ -38,7 +38,7 @@ import { join, resolve, dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { RaftCluster } from '../test/raft/support/raft-cluster.js'
 import { waitFor } from '../test/support/wait.js'
-import { netnsCall, netnsLayout, type NetnsLayout } from '../test/netns/netns-stem.js'
+import { netnsCall, netnsLayout, pubAddress, type NetnsLayout } from '../test/netns/netns-stem.js'
 import { DEFAULT_GROUP_RAFT_OPTIONS, DEFAULT_TICK_MS } from '../src/raft/multi/raft-host.js'
 import { percentile } from './support/stats.js'
 
@@ -87,7 +87,10 @@ async function wanAsk (layout: NetnsLayout): Promise<void> {
     await messaging.start()
     local = { libp2p, runtime, messaging }
     const remoteId = peerIdFromString(info.id)
-    await libp2p.peerStore.merge(remoteId, { multiaddrs: info.addrs.filter(a => a.includes('/10.77.')).map(a => multiaddr(a)) })
+    // it listens on 0.0.0.0 in pub1: every address it lists has the port of its internet one
+    const port = /\/tcp\/(\d+)/.exec(info.addrs[0] ?? '')?.[1]
+    if (port === undefined) throw new Error(`messaging fixture lists no TCP address: ${first}`)
+    await libp2p.peerStore.merge(remoteId, { multiaddrs: [multiaddr(`/ip4/${pubAddress(layout, 1)}/tcp/${port}`)] })
     await libp2p.dial(remoteId, { signal: AbortSignal.timeout(30_000) })
     for (let i = 0; i < 20; i++) await messaging.ask('shop/remote#0', 'get', [])
     const asks: number[] = []

@@ -5,14 +5,19 @@
 #   <prefix>-natN   NAT routers: WAN 10.77.0.(20+N)/16, LAN 192.168.77.1/24, MASQUERADE
 #   <prefix>-homeN  home hosts behind natN: 192.168.77.(10+N)/24, default route via .1
 #
-# Every address lives only inside these namespaces. WAN latency/loss: `tc netem` on each
+# Every address lives only inside these namespaces: no route leads out of them. The
+# internet's /16 is STEM_NETNS_INET (default 10.77). libp2p counts 10/8 (and even the
+# documentation ranges) as private and behaves differently for public addresses
+# (announcing, address sorting, DCUtR): STEM_NETNS_INET=7.77 gives the public hosts
+# public-looking addresses, as on the real internet. WAN latency/loss: `tc netem` on each
 # bridge port when the kernel has sch_netem (delay RTT/2 each way per port, so host-to-host
 # RTT is the configured figure); without it, loss falls back to an iptables `statistic`
 # DROP on every host's INPUT and latency cannot be emulated (netns_impairment says which).
 #
 # Requires root, iproute2 and iptables (installed by netns_require when missing).
 
-NETNS_INET_NET=10.77.0.0/16
+NETNS_INET=${STEM_NETNS_INET:-10.77}
+NETNS_INET_NET=$NETNS_INET.0.0/16
 NETNS_HOME_NET=192.168.77.0/24
 
 netns_require () {
@@ -45,10 +50,10 @@ netns_up () {
   ip -n "$p-inet" link add br0 type bridge
   ip -n "$p-inet" link set br0 up
   for i in $(seq 1 "$pubs"); do
-    _netns_host "$p-pub$i" "10.77.0.$((10 + i))/16" "p$i"
+    _netns_host "$p-pub$i" "$NETNS_INET.0.$((10 + i))/16" "p$i"
   done
   for i in $(seq 1 "$homes"); do
-    _netns_host "$p-nat$i" "10.77.0.$((20 + i))/16" "n$i"
+    _netns_host "$p-nat$i" "$NETNS_INET.0.$((20 + i))/16" "n$i"
     ip netns exec "$p-nat$i" sysctl -qw net.ipv4.ip_forward=1
     ip netns add "$p-home$i"
     ip -n "$p-home$i" link set lo up
@@ -112,6 +117,24 @@ netns_partition () { ip -n "$1" link set eth0 down; }
 netns_heal () {
   ip -n "$1" link set eth0 up
   case "$1" in *-home*) ip -n "$1" route replace default via 192.168.77.1 ;; esac
+}
+
+# netns_blackhole NS / netns_unblackhole NS: the host's uplink silently drops everything
+# (its links stay up, so nothing tells either side: only timeouts notice). A home host's
+# router drops what it would forward; a public host drops on its own interface.
+netns_blackhole () {
+  case "$1" in
+    *-home*) ip netns exec "${1/-home/-nat}" iptables -I FORWARD 1 -j DROP ;;
+    *) ip netns exec "$1" iptables -I INPUT 1 -i eth0 -j DROP
+       ip netns exec "$1" iptables -I OUTPUT 1 -o eth0 -j DROP ;;
+  esac
+}
+netns_unblackhole () {
+  case "$1" in
+    *-home*) ip netns exec "${1/-home/-nat}" iptables -D FORWARD -j DROP ;;
+    *) ip netns exec "$1" iptables -D INPUT -i eth0 -j DROP
+       ip netns exec "$1" iptables -D OUTPUT -o eth0 -j DROP ;;
+  esac
 }
 
 # netns_down PREFIX: remove every namespace of this prefix (processes inside get killed)

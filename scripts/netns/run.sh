@@ -5,7 +5,8 @@
 #   scripts/netns/run.sh [--pubs N] [--homes N] [--rtt MS] [--loss PCT] -- COMMAND...
 #
 # COMMAND sees STEM_NETNS_PREFIX, STEM_NETNS_PUBS, STEM_NETNS_HOMES, STEM_NETNS_IMPAIRMENT
-# (netem | loss-only …) and runs a process in a host with `ip netns exec $PREFIX-home1 …`.
+# (netem | loss-only …) and STEM_NETNS_INET (the internet's /16: public host N is
+# $STEM_NETNS_INET.0.(10+N)), and runs a process in a host with `ip netns exec $PREFIX-home1 …`.
 # Where the machine cannot build namespaces it prints `netns: skipped: <reason>` and exits 0.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -33,5 +34,5 @@ netns_up "$prefix" "$pubs" "$homes" "$rtt" "$loss"
 
 export STEM_NETNS_PREFIX=$prefix STEM_NETNS_PUBS=$pubs STEM_NETNS_HOMES=$homes
 export STEM_NETNS_RTT=$rtt STEM_NETNS_LOSS=$loss STEM_NETNS_IMPAIRMENT="$(netns_impairment)"
-export STEM_NETNS_LIB="$here/lib.sh"
+export STEM_NETNS_LIB="$here/lib.sh" STEM_NETNS_INET=$NETNS_INET
 "$@"

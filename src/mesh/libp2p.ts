@@ -1,12 +1,15 @@
 // The libp2p node of one mesh member: TCP, pnet (the mesh key), Noise, Yamux, identify,
 // ping, a private Kademlia DHT on the mesh's own protocol id, gossipsub. Settings are
 // tuned for small friend meshes (tens of nodes, often many on one host in tests).
-// Home servers behind NAT: AutoNAT tells a node whether its addresses are dialable from
-// outside; every member serves circuit relay v2 (with limits) and listens on
-// /p2p-circuit, so a NAT'd node reserves a slot on a reachable member and is dialable
-// through it; DCUtR then upgrades relayed connections to direct ones (TCP simultaneous
-// open through both NATs); UPnP/NAT-PMP maps a port where the home router offers it.
-// pnet protects relayed connections too: only mesh members can use a relay.
+// Home servers behind NAT: every member serves circuit relay v2 (with limits) and listens
+// on /p2p-circuit, so a NAT'd node reserves a slot on a reachable member and is dialable
+// through it; DCUtR upgrades a relayed connection to a direct one where the other side has
+// a public address; UPnP/NAT-PMP maps a port where the home router offers it. pnet
+// protects relayed connections too: only mesh members can use a relay.
+// No AutoNAT: public listen addresses are announced from the start (public-addresses.ts),
+// and @libp2p/autonat 3's dial-back server closes the connection it dialled even when
+// openConnection handed it the requester's existing one: every AutoNAT request then cut a
+// live member connection (seen on the namespace internet as "peer … is down" churn).
 import { createLibp2p, type Libp2p, type Libp2pOptions } from 'libp2p'
 import { tcp } from '@libp2p/tcp'
 import { noise } from '@chainsafe/libp2p-noise'
@@ -16,7 +19,6 @@ import { ping, type Ping } from '@libp2p/ping'
 import { kadDHT, passthroughMapper, type KadDHT } from '@libp2p/kad-dht'
 import { gossipsub, type GossipSub } from '@libp2p/gossipsub'
 import { preSharedKey } from '@libp2p/pnet'
-import { autoNAT } from '@libp2p/autonat'
 import { circuitRelayServer, circuitRelayTransport, type CircuitRelayService } from '@libp2p/circuit-relay-v2'
 import { dcutr } from '@libp2p/dcutr'
 import { uPnPNAT } from '@libp2p/upnp-nat'
@@ -24,6 +26,7 @@ import type { ComponentLogger, PrivateKey } from '@libp2p/interface'
 import type { Identify } from '@libp2p/identify'
 import type { Datastore } from 'interface-datastore'
 import { meshProtocols, toSwarmKey, type MeshConfig } from './mesh-config.js'
+import { publicListenAddresses } from './public-addresses.js'
 
 export type MeshServices = {
   identify: Identify
@@ -31,7 +34,6 @@ export type MeshServices = {
   dht: KadDHT
   pubsub: GossipSub
   relay: CircuitRelayService
-  autonat: unknown
   dcutr: unknown
   upnp?: unknown
 }
@@ -65,7 +67,8 @@ export async function createMeshLibp2p (init: MeshLibp2pInit): Promise<MeshLibp2
     logger: init.logger,
     metrics: init.metrics,
     // /p2p-circuit: hold a reservation on a relay, so the node is dialable behind NAT
-    addresses: { listen: [...init.listen, '/p2p-circuit'] },
+    // public listen addresses are announced without waiting for peers to confirm them
+    addresses: { listen: [...init.listen, '/p2p-circuit'], appendAnnounce: publicListenAddresses(init.listen) },
     transports: [tcp(), circuitRelayTransport({ reservationCompletionTimeout: 20_000 })],
     connectionProtector: preSharedKey({ psk: toSwarmKey(init.mesh.key) }),
     connectionEncrypters: [noise()],
@@ -85,7 +88,6 @@ export async function createMeshLibp2p (init: MeshLibp2pInit): Promise<MeshLibp2
     services: {
       identify: identify(),
       ping: ping(),
-      autonat: autoNAT(),
       // relayed connections carry Stem's own protocols between NAT'd members whose hole
       // punch failed, so they are not "limited" (libp2p refuses protocols on limited
       // connections); the relay is bounded by reservations and concurrent hop streams
@@ -95,7 +97,8 @@ export async function createMeshLibp2p (init: MeshLibp2pInit): Promise<MeshLibp2
         maxOutboundHopStreams: 64
       }),
       dcutr: dcutr(),
-      ...(init.upnp === true ? { upnp: uPnPNAT() } : {}),
+      // a mapping the router granted is announced as is (there is no AutoNAT to confirm it)
+      ...(init.upnp === true ? { upnp: uPnPNAT({ autoConfirmAddress: true }) } : {}),
       dht: kadDHT({
         protocol: protocols.kad,
         // a friend mesh is private and every member is a server (dialable) by design

@@ -29,6 +29,8 @@ export interface MeshInit {
   missedPeriods?: number
   /** libp2p's own metrics, e.g. libp2pMetrics() of src/metrics */
   metrics?: MeshLibp2pInit['metrics']
+  /** ask the home router for a port mapping (UPnP IGD / NAT-PMP); off by default */
+  upnp?: boolean
 }
 
 export interface Mesh {
@@ -64,7 +66,8 @@ export async function createMesh (init: MeshInit): Promise<Mesh> {
     listen: init.listen ?? ['/ip4/0.0.0.0/tcp/0'],
     datastore: init.datastore,
     logger,
-    metrics: init.metrics
+    metrics: init.metrics,
+    upnp: init.upnp
   })
   const addresses = (): string[] => libp2p.getMultiaddrs().map(a => a.toString())
   const hangUp = async (peer: PeerId): Promise<void> => { await libp2p.hangUp(peer) }

@@ -40,6 +40,8 @@ export interface StemNodeOptions {
   capacityInterval?: number
   /** ms a graceful stop may spend handing leaderships and instances to other nodes (default 10 s) */
   leaveTimeout?: number
+  /** ask the home router for a port mapping (UPnP IGD / NAT-PMP); off by default */
+  upnp?: boolean
 }
 
 export interface StemNode {
@@ -209,7 +211,8 @@ export function createStemNode (options: StemNodeOptions): StemNode {
           bootstrap: meshConfig.bootstrap,
           datastore,
           contributed,
-          capacityInterval: options.capacityInterval
+          capacityInterval: options.capacityInterval,
+          upnp: options.upnp
         })
         try {
           await mesh.start()

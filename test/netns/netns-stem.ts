@@ -15,13 +15,20 @@ export interface NetnsLayout {
   homes: number
   impairment: string
   lib: string
+  /** the internet's /16 prefix, e.g. "7.77" */
+  inet: string
 }
 
 /** the namespace layout from scripts/netns/run.sh, or why there is none */
 export function netnsLayout (): NetnsLayout | string {
   const e = process.env
-  if (e.STEM_NETNS_PREFIX == null || e.STEM_NETNS_LIB == null) return 'not inside scripts/netns/run.sh (STEM_NETNS_PREFIX unset)'
-  return { prefix: e.STEM_NETNS_PREFIX, pubs: Number(e.STEM_NETNS_PUBS), homes: Number(e.STEM_NETNS_HOMES), impairment: e.STEM_NETNS_IMPAIRMENT ?? '', lib: e.STEM_NETNS_LIB }
+  if (e.STEM_NETNS_PREFIX == null || e.STEM_NETNS_LIB == null || e.STEM_NETNS_INET == null) return 'not inside scripts/netns/run.sh (STEM_NETNS_PREFIX unset)'
+  return { prefix: e.STEM_NETNS_PREFIX, pubs: Number(e.STEM_NETNS_PUBS), homes: Number(e.STEM_NETNS_HOMES), impairment: e.STEM_NETNS_IMPAIRMENT ?? '', lib: e.STEM_NETNS_LIB, inet: e.STEM_NETNS_INET }
+}
+
+/** the internet address of public host N (pubN) */
+export function pubAddress (layout: NetnsLayout, n: number): string {
+  return `${layout.inet}.0.${10 + n}`
 }
 
 
@@ -55,3 +62,23 @@ export async function netnsCall (layout: NetnsLayout, fn: string, ...args: strin
   })
 }
 
+
+export interface HttpResult { status: number, body: string }
+
+// a fetch run by a Node process inside the namespace; status 0 is a network error
+const fetchScript = `const [method, url, body] = process.argv.slice(1)
+fetch(url, { method, body: body || undefined, headers: body ? { 'content-type': 'application/json' } : {}, signal: AbortSignal.timeout(60000) })
+  .then(async r => { process.stdout.write(r.status + '\\n' + await r.text()) })
+  .catch(e => { process.stdout.write('0\\n' + e.message) })`
+
+/** one HTTP request from namespace ns (e.g. a browser on a public host calling a gateway) */
+export async function httpIn (ns: string, method: string, url: string, body?: unknown): Promise<HttpResult> {
+  return new Promise((resolve, reject) => {
+    const args = ['netns', 'exec', ns, process.execPath, '-e', fetchScript, method, url, ...(body !== undefined ? [JSON.stringify(body)] : [])]
+    execFile('ip', args, { timeout: 90_000 }, (err, stdout, stderr) => {
+      if (err != null) { reject(new Error(`${method} ${url} in ${ns}: ${stderr.trim() || err.message}`)); return }
+      const nl = stdout.indexOf('\n')
+      resolve({ status: Number(stdout.slice(0, nl)), body: stdout.slice(nl + 1) })
+    })
+  })
+}

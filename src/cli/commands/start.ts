@@ -7,7 +7,7 @@ import { setLogLevel } from '../../util/logger.js'
 import { formatSize } from '../../util/units.js'
 import { CliError, collect, dataDirOf, EXIT_USAGE, numberOption, sizeOption } from '../context.js'
 
-interface StartFlags {
+export interface StartFlags {
   data?: string
   listen?: string[]
   bootstrap?: string[]
@@ -18,11 +18,13 @@ interface StartFlags {
   memory?: number
   cells?: number
   mesh?: string
+  upnp?: boolean
   verbose?: boolean
   exitWithStdin?: boolean
 }
 
-function addStartFlags (command: Command): Command {
+/** the flags `stem start` and `stem join` share */
+export function addStartFlags (command: Command): Command {
   return command
     .option('--data <dir>', 'data directory (default $STEM_DATA or ~/.stem)')
     .option('--listen <multiaddr>', 'listen address, repeatable (default /ip4/0.0.0.0/tcp/4017)', collect)
@@ -34,6 +36,7 @@ function addStartFlags (command: Command): Command {
     .option('--memory <size>', 'memory to contribute, e.g. 2GiB', sizeOption('--memory'))
     .option('--cells <n>', 'cell slots to contribute', numberOption('--cells', true))
     .option('--mesh <name>', 'name of a new mesh (default "home")')
+    .option('--upnp', 'ask the home router for a port mapping (UPnP IGD / NAT-PMP)')
     .option('--verbose', 'log details')
     // for a parent that starts nodes (`stem demo`): the pipe on stdin closes when that
     // parent dies, even by SIGKILL, and the node then leaves as on SIGTERM
@@ -49,9 +52,9 @@ function decodeOrExit (token: string): Invite {
   }
 }
 
-async function runNode (flags: StartFlags, invite: Invite | undefined): Promise<void> {
-  if (flags.verbose === true) setLogLevel('debug')
-  const options: StemNodeOptions = {
+/** what the parsed flags ask of the node */
+export function nodeOptionsOf (flags: StartFlags, invite: Invite | undefined): StemNodeOptions {
+  return {
     dataDir: dataDirOf(flags),
     listen: flags.listen,
     bootstrap: flags.bootstrap,
@@ -61,11 +64,16 @@ async function runNode (flags: StartFlags, invite: Invite | undefined): Promise<
     cpu: flags.cpu,
     memory: flags.memory,
     cells: flags.cells,
-    mesh: flags.mesh
+    mesh: flags.mesh,
+    upnp: flags.upnp === true
   }
+}
+
+async function runNode (flags: StartFlags, invite: Invite | undefined): Promise<void> {
+  if (flags.verbose === true) setLogLevel('debug')
   // watched from the start: a parent that dies while the node starts stops it once started
   const orphaned = flags.exitWithStdin === true ? stdinClosed() : undefined
-  const node = createStemNode(options)
+  const node = createStemNode(nodeOptionsOf(flags, invite))
   await node.start()
   const mesh = node.mesh()
   const c = mesh.capacity.contributed()
@@ -76,7 +84,8 @@ async function runNode (flags: StartFlags, invite: Invite | undefined): Promise<
     `api: ${node.apiUrl()}`,
     ...(node.gatewayUrl() !== '' ? [`gateway: ${node.gatewayUrl()}`] : []),
     `dashboard: ${node.apiUrl()}/dashboard`,
-    `contributing: cpu ${c.cpu}, memory ${formatSize(c.memory)}, cells ${c.cells}`
+    `contributing: cpu ${c.cpu}, memory ${formatSize(c.memory)}, cells ${c.cells}`,
+    ...(flags.upnp === true ? ['upnp: asking the home router for a port mapping'] : [])
   ]
   process.stdout.write(out.join('\n') + '\n')
 
