@@ -112,9 +112,12 @@ describe('gateway on a mesh of real stem processes', function () {
     const tallyDir = await tempDataDir()
     await copyFile(join(counterDir, 'counter.js'), join(tallyDir, 'counter.js'))
     await writeFile(join(tallyDir, 'tally.yaml'), 'app: tally\ncells:\n  counter:\n    code: ./counter.js\n    clones: 1\nroutes:\n  - GET /count -> counter.get\n  - POST /count -> counter.increment\n')
-    const published = await Promise.all([join(counterDir, 'app.yaml'), join(tallyDir, 'tally.yaml')].map(async file =>
-      await stemJson<{ cells: AppCellsListing['cells'] }>(['publish', file, '--data', gatewayNode.dataDir])))
-    for (const p of published) assert.notEqual(p.cells[0].node, gatewayNode.peerId(), 'the gateway node contributes no cell slots')
+    // one after the other: two publishes at once have left a cell `failed` (2 runs in 12 on a
+    // loaded machine), a topology matter outside what this test is about
+    for (const file of [join(counterDir, 'app.yaml'), join(tallyDir, 'tally.yaml')]) {
+      const published = await stemJson<{ cells: AppCellsListing['cells'] }>(['publish', file, '--data', gatewayNode.dataDir])
+      assert.notEqual(published.cells[0].node, gatewayNode.peerId(), 'the gateway node contributes no cell slots')
+    }
     await waitFor(async () => routeLines(await routesOf(gateway), 'counter').length === 2, { timeout: 30_000, what: 'the counter routes on the gateway' })
     assert.deepEqual(routeLines(await routesOf(gateway), 'counter'), ['GET /counter/count -> counter.get', 'POST /counter/count -> counter.increment'])
     assert.deepEqual(await waitFor(async () => {
