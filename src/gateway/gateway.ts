@@ -10,6 +10,7 @@ import { InFlightLimits } from './in-flight-limits.js'
 import { invokeCell, type InvokeOutcome, type RetryPolicy } from './invoke.js'
 import { checkRequestPath, pathOf } from './request-path.js'
 import { RouteTable } from './route-table.js'
+import { TurnBatch } from './turn-batch.js'
 import { MAX_ROUTE_TIMEOUT_MS, ROUTE_METHODS, type GatewayRoute } from './routes.js'
 
 export interface GatewayComponents {
@@ -118,6 +119,7 @@ class StopRequested extends Error {
 class HttpGateway implements Gateway {
   private readonly backend: GatewayBackend
   private readonly table = new RouteTable()
+  private readonly turn = new TurnBatch()
   private readonly balancer = new ReplicaBalancer()
   private readonly limits: InFlightLimits
   private readonly retry: RetryPolicy
@@ -312,6 +314,7 @@ class HttpGateway implements Gateway {
     this.busySockets.add(socket)
     let outcome: InvokeOutcome
     try {
+      await this.turn.wait()
       outcome = await invokeCell(this.backend, this.balancer, {
         app,
         cell: route.cell,
