@@ -55,10 +55,14 @@ export function placementStatus (goal: PlacementGoal, cells: CellListing[]): Pla
   return { line: `placing ${goal.app}: ${parts.join('; ')}`, ready, failed: cells.filter(c => c.state === 'failed') }
 }
 
+const FAILED_GRACE_MS = 5000
+
 export interface FollowOptions {
   /** ms to wait for the placement */
   timeout: number
   signal?: AbortSignal
+  /** ms an instance may stay failed (the leader retrying) before the publish fails (default 5 s) */
+  failedGrace?: number
   /** ms between polls (default 250) */
   interval?: number
 }
@@ -66,6 +70,7 @@ export interface FollowOptions {
 /** Polls the node's view of the app, showing its placement as a progress step, until it is ready; throws a one-line CliError if an instance failed or on timeout. */
 export async function followPlacement (client: ApiClient, goal: PlacementGoal, progress: Progress, options: FollowOptions): Promise<CellListing[]> {
   const deadline = Date.now() + options.timeout
+  const failingSince = new Map<string, number>()
   for (;;) {
     options.signal?.throwIfAborted()
     const listing = await client.get<AppCellsListing[]>(`/v1/cells?app=${encodeURIComponent(goal.app)}`, options.signal).catch(() => [])
@@ -78,9 +83,17 @@ export async function followPlacement (client: ApiClient, goal: PlacementGoal, p
       progress.clear()
       throw new CliError(`${goal.app}/${rolledBack.cell}: the new code failed and was rolled back, the previous revision keeps serving: ${rolledBack.error}`)
     }
-    if (status.failed.length > 0) {
+    // the leader retries a failed start (a node busy or briefly unreachable): only a
+    // failure that lasts is the publish's failure
+    const now = Date.now()
+    for (const c of cells) {
+      if (c.state === 'transformed') failingSince.delete(c.address)
+      else if (c.state === 'failed' && !failingSince.has(c.address)) failingSince.set(c.address, now)
+    }
+    const lasting = cells.filter(c => c.state === 'failed' && now - (failingSince.get(c.address) ?? now) >= (options.failedGrace ?? FAILED_GRACE_MS))
+    if (lasting.length > 0) {
       progress.clear()
-      throw new CliError(`${status.failed.map(c => c.address).join(', ')} failed to start on ${status.failed.map(c => c.node).join(', ')} (see that node's log)`)
+      throw new CliError(`${lasting.map(c => c.address).join(', ')} failed to start on ${lasting.map(c => c.node).join(', ')} (see the log of the app's leader, \`stem apps\`)`)
     }
     if (status.ready) return cells
     if (Date.now() > deadline) {

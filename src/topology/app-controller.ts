@@ -51,6 +51,9 @@ export interface AppControllerInit {
 const REVERT_ANNOUNCEMENTS = 3
 /** a membership change proposed by a leader gets this long to commit before the next try */
 const CONF_CHANGE_RETRY_MS = 2000
+/** a failed start is retried after this long, doubling per failure in a row, up to RETRY_MAX_MS */
+const RETRY_FIRST_MS = 250
+const RETRY_MAX_MS = 10_000
 const INSTANCE = /^[^/]+\/([^#]+)#(\d+)$/
 
 /** an update of a primary that failed: the cell's revision to roll back */
@@ -167,8 +170,11 @@ export class AppController {
     const steps = planReconcile({ app: state.app, placement: state.placement, revisions }, actual)
     if (steps.length > 0 || announcer.due(h)) announcer.announce(h, state)
     const waves = [...new Set(steps.map(s => s.wave))].sort((a, b) => a - b)
+    const now = Date.now()
+    const backingOff = (step: ReconcileStep): boolean => (h.running.get(copyKey(step.address, step.node))?.retryAt ?? 0) > now
     for (const wave of waves) {
-      const failed = await Promise.all(steps.filter(s => s.wave === wave).map(async step => await this.execute(h, state, step)))
+      const due = steps.filter(s => s.wave === wave && !backingOff(s))
+      const failed = await Promise.all(due.map(async step => await this.execute(h, state, step)))
       announcer.announce(h, state)
       const rollbacks = new Map<string, FailedUpdate>()
       for (const f of failed) if (f !== undefined) rollbacks.set(f.cell, f)
@@ -180,6 +186,8 @@ export class AppController {
         }
         return
       }
+      // a later wave must not overtake a step of this one that waits for its retry
+      if (due.length < steps.filter(s => s.wave === wave).length) return
     }
   }
 
@@ -227,7 +235,13 @@ export class AppController {
         h.running.set(copyKey(step.address, step.node), before)
         return { cell, revision, error }
       }
-      if (step.kind !== 'stop') mark(step.node, step.kind === 'start' || step.kind === 'update' ? step.role : 'primary', 'failed')
+      if (step.kind !== 'stop') {
+        // tried again next round at first, then less and less often (a cell whose code
+        // always fails must not be transformed four times a second)
+        const failures = (before?.state === 'failed' ? before.failures ?? 0 : 0) + 1
+        const role = step.kind === 'start' || step.kind === 'update' ? step.role : 'primary'
+        h.running.set(copyKey(step.address, step.node), { address: step.address, node: step.node, role, revision, state: 'failed', failures, retryAt: Date.now() + Math.min(RETRY_MAX_MS, RETRY_FIRST_MS * 2 ** (failures - 1)) })
+      }
     }
     return undefined
   }

@@ -27,6 +27,9 @@ export interface RunningCopyState {
   role: Role
   revision: string
   state: InstanceState
+  /** failed attempts in a row, and when the next may start (backoff) */
+  failures?: number
+  retryAt?: number
 }
 
 export const copyKey = (address: string, node: string): string => `${address} ${node}`
