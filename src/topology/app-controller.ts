@@ -2,7 +2,9 @@
 // node leads, each round compares the desired state (manifest + committed placement) with
 // what runs, commits a new placement when capacity changed, and executes the steps that
 // bring the running copies to the placement — start, update, promote a clone, hand over,
-// stop — through messaging and the clone service. It also replaces group members that
+// stop — through messaging and the clone service. Placement leaves out the room other
+// apps' leaders reserved, and copies start on a node only once this app's reservations
+// there are effective (reservation-sync.ts). It also replaces group members that
 // have been missing from the capacity view long enough (suspicion before verdict).
 import type { RaftHost } from '../raft/multi/raft-host.js'
 import { ConfChangeType, StateRole } from '../raft/types.js'
@@ -16,6 +18,8 @@ import type { AppGroups, HostedApp, InstanceState } from './app-groups.js'
 import { copyKey, newId } from './app-groups.js'
 import type { AppAnnouncer } from './announcer.js'
 import type { CloneService } from './clones.js'
+import type { ReservationSync } from './reservation-sync.js'
+import { itemsKey } from './reservation-sync.js'
 import { pickGroupMembers } from './group-members.js'
 import { place } from './placement.js'
 import type { DesiredApp, Placement } from './placement-accounting.js'
@@ -32,6 +36,7 @@ export interface AppControllerComponents {
   clones: CloneService
   groups: AppGroups
   announcer: AppAnnouncer
+  reservations: ReservationSync
   /** the live nodes of the capacity view, this node included */
   nodes: () => NodeCapacity[]
   logger: Logger
@@ -136,12 +141,15 @@ export class AppController {
   }
 
   private async reconcile (h: HostedApp): Promise<void> {
-    const { groups, announcer } = this.components
+    const { groups, announcer, reservations } = this.components
     const state = h.state
     if (state === undefined) return
     this.replaceDeadMembers(h)
+    const term = this.components.raft.status(h.group).term
     if (state.dissolving) {
       if (announcer.due(h)) {
+        // the room goes back first: once nodes see the app reverted they ignore its reservations
+        reservations.announce(state.app, term, state.reservations)
         announcer.announce(h, state)
         if (++h.revertAnnouncements >= REVERT_ANNOUNCEMENTS) await groups.propose(h, { id: newId(), kind: 'dissolve' })
       }
@@ -152,11 +160,18 @@ export class AppController {
     for (const cell of cells) desired.cells[cell] = { replicas: state.manifest.cells[cell].replicas, clones: state.manifest.cells[cell].clones, memory: state.manifest.cells[cell].memory }
     const current: Placement = {}
     for (const cell of cells) current[cell] = state.placement[cell] ?? []
-    const result = place({ desired, current, nodes: this.components.nodes(), rebalance: { maxMoves: 0 } })
-    if (JSON.stringify(result.placement) !== JSON.stringify(current) || cells.some(c => state.placement[c] === undefined)) {
-      await groups.propose(h, { id: newId(), kind: 'place', placement: result.placement })
+    const result = place({ desired, current, nodes: this.components.nodes(), reservedByOthers: reservations.reservedByOthers(state.app), rebalance: { maxMoves: 0 } })
+    const items = reservations.plan(state.app, state.reservations, desired, result.placement)
+    if (JSON.stringify(result.placement) !== JSON.stringify(current) || cells.some(c => state.placement[c] === undefined) || itemsKey(items) !== itemsKey(state.reservations)) {
+      const placed = await groups.propose(h, { id: newId(), kind: 'place', placement: result.placement, reservations: items })
+      // announced at once: new items must reach the other leaders while their `since` is fresh
+      if (placed.ok && h.state !== undefined) {
+        announcer.announce(h, h.state)
+        reservations.announce(h.state.app, term, h.state.reservations)
+      }
       return
     }
+    reservations.announce(state.app, term, state.reservations)
     const revisions: Record<string, string> = {}
     for (const cell of cells) revisions[cell] = revisionOf(state, cell)
     const actual: RunningCopy[] = []
@@ -164,7 +179,11 @@ export class AppController {
       const m = INSTANCE.exec(r.address)
       if (m !== null && r.state !== 'failed') actual.push({ cell: m[1], index: Number(m[2]), role: r.role, node: r.node, revision: r.revision })
     }
-    const steps = planReconcile({ app: state.app, placement: state.placement, revisions }, actual)
+    // copies start only where this app's reservations are effective; a deferred instance keeps its old copies too
+    const ready = reservations.readyNodes(state.app)
+    const planned = planReconcile({ app: state.app, placement: state.placement, revisions }, actual)
+    const deferred = new Set(planned.filter(s => s.kind !== 'stop' && !ready.has(s.node)).map(s => s.address))
+    const steps = planned.filter(s => s.kind === 'stop' ? !deferred.has(s.address) : ready.has(s.node))
     if (steps.length > 0 || announcer.due(h)) announcer.announce(h, state)
     const waves = [...new Set(steps.map(s => s.wave))].sort((a, b) => a - b)
     for (const wave of waves) {
