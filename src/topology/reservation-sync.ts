@@ -87,6 +87,8 @@ export class ReservationSync {
   readonly ttlMs: number
   private readonly waiting = new Map<string, { a: ReservationAnnouncement, sender: string }>()
   private readonly announced = new Map<string, Announced>()
+  /** ids of this node's apps' items already logged as rejected */
+  private readonly lost = new Set<string>()
   private readonly now: () => number
 
   constructor (private readonly components: ReservationSyncComponents, init: ReservationSyncInit = {}) {
@@ -132,9 +134,15 @@ export class ReservationSync {
     return planReservations(items, appUsage(desired, placement, rule), this.ledger.heldIds(app, now), now, freshWithin, this.components.newId)
   }
 
-  /** Nodes on which the app's cells may start now. */
+  /** Nodes on which the app's cells may start now (as its leader). */
   readyNodes (app: string): Set<PeerId> {
-    return readyNodes(this.ledger.statusOf(app, this.components.nodes(), this.now()))
+    const statuses = this.ledger.statusOf(app, this.components.nodes(), this.now())
+    for (const s of statuses) {
+      if (s.state !== 'rejected' || this.lost.has(s.item.id)) continue
+      this.lost.add(s.item.id)
+      this.components.logger.info(`app ${app}: reservation ${s.item.id} (${s.item.cells} cells) on node ${s.item.node} lost to other apps: placing around it`)
+    }
+    return readyNodes(statuses)
   }
 
   /**

@@ -71,8 +71,16 @@ function sampleCells (nodes: StemProcess[]): { stop: () => Promise<Map<string, n
   }
 }
 
-async function cellsOf (node: StemProcess, app: string): Promise<AppCellsListing['cells']> {
-  return (await stemJson<AppCellsListing[]>(['cells', app, '--data', node.dataDir]))[0]?.cells ?? []
+/** Every app's instances, as one node lists them. */
+async function cellsByApp (node: StemProcess): Promise<Map<string, AppCellsListing['cells']>> {
+  return new Map((await stemJson<AppCellsListing[]>(['cells', '--data', node.dataDir])).map(a => [a.app, a.cells]))
+}
+
+/** Running instances per node. */
+function perNode (apps: Map<string, AppCellsListing['cells']>): number[] {
+  const counts = new Map<string, number>()
+  for (const cells of apps.values()) for (const c of cells) if (c.state === 'transformed') counts.set(c.node, (counts.get(c.node) ?? 0) + 1)
+  return [...counts.values()].sort()
 }
 
 describe('reservations between app leaders, with real stem processes', function () {
@@ -119,19 +127,13 @@ describe('reservations between app leaders, with real stem processes', function 
     const [alpha, beta] = await publishBoth(nodes, 4, 2, 90)
     assert.equal(alpha.code, 0, alpha.stderr)
     assert.equal(beta.code, 0, beta.stderr)
-    const perNode = new Map<string, number>()
-    for (const [app, replicas] of [['alpha', 4], ['beta', 2]] as const) {
-      const cells = await waitFor(async () => {
-        const list = await cellsOf(nodes[2], app)
-        return list.length === replicas && list.every(c => c.state === 'transformed') && list
-      }, { timeout: 60_000, what: `every instance of ${app} to run` })
-      for (const c of cells) perNode.set(c.node, (perNode.get(c.node) ?? 0) + 1)
-    }
-    assert.deepEqual([...perNode.values()].sort(), [2, 2, 2], 'the two apps fill the mesh exactly')
-    for (const n of nodes) {
-      const status = await stemJson<StatusResponse>(['status', '--data', n.dataDir])
-      assert.equal(status.cells, perNode.get(n.peerId()) ?? 0)
-    }
+    // the third node, which published neither, sees both apps fully placed
+    const apps = await waitFor(async () => {
+      const listed = await cellsByApp(nodes[2])
+      const full = (app: string, replicas: number): boolean => listed.get(app)?.length === replicas && (listed.get(app) ?? []).every(c => c.state === 'transformed')
+      return full('alpha', 4) && full('beta', 2) && listed
+    }, { timeout: 60_000, what: 'every instance of both apps to run' })
+    assert.deepEqual(perNode(apps), [2, 2, 2], 'the two apps fill the mesh exactly')
     // the cells serve
     const r = await stem(['call', 'beta/counter#1', 'increment', '3', '--data', nodes[0].dataDir])
     assert.equal(r.code, 0, r.stderr)
@@ -149,16 +151,13 @@ describe('reservations between app leaders, with real stem processes', function 
     assert.match(failed[0].r.stderr, /not every instance was ready/)
     const loser = failed[0].app
     const winner = loser === 'alpha' ? 'beta' : 'alpha'
-    const loserCells = await cellsOf(nodes[2], loser)
+    const apps = await cellsByApp(nodes[2])
+    const loserCells = apps.get(loser) ?? []
     const pending = loserCells.filter(c => c.state === 'pending')
     assert.equal(pending.length, 1, `one instance of ${loser} is pending: ${JSON.stringify(loserCells)}`)
     assert.equal(pending[0].node, '')
-    assert.ok((await cellsOf(nodes[2], winner)).every(c => c.state === 'transformed'))
-    const perNode = new Map<string, number>()
-    for (const app of ['alpha', 'beta']) {
-      for (const c of await cellsOf(nodes[2], app)) if (c.state === 'transformed') perNode.set(c.node, (perNode.get(c.node) ?? 0) + 1)
-    }
-    assert.deepEqual([...perNode.values()].sort(), [2, 2, 2], 'the mesh is full, not oversubscribed')
+    assert.ok((apps.get(winner) ?? []).every(c => c.state === 'transformed'))
+    assert.deepEqual(perNode(apps), [2, 2, 2], 'the mesh is full, not oversubscribed')
     assertWithinContribution(await sampler.stop(), nodes)
   })
 })
