@@ -45,10 +45,13 @@ export interface CellRuntimeInit {
   /**
    * The node's last guard on what it contributes: called before each transform with the
    * cell and every other cell that runs or is being transformed here; throwing refuses the
-   * transform with that error.
+   * transform (its error: NO_ROOM, the address, this error's message).
    */
   admit?: (request: AdmissionRequest) => void
 }
+
+/** how the error of a transform refused by `admit` begins (the leader that asked recognises it) */
+export const NO_ROOM = 'no room on this node for'
 
 /** a cell and its memory limit, bytes */
 export interface AdmittedCell {
@@ -270,7 +273,11 @@ export class CellRuntime extends TypedEventEmitter<CellRuntimeEvents> {
     const state = replace ? null : options.state ?? null
     const version = options.version ?? record.version
     const admitted: AdmittedCell = { address, app, memory: limits.memory }
-    this.opts.admit?.({ cell: admitted, running: this.admittedCells(address) })
+    try {
+      this.opts.admit?.({ cell: admitted, running: this.admittedCells(address) })
+    } catch (err) {
+      throw new Error(`${NO_ROOM} ${address}: ${(err as Error).message}`)
+    }
     this.transforming.set(address, admitted)
     let answer
     try {

@@ -27,6 +27,6 @@ export function contributionProblem (request: AdmissionRequest, contributed: Res
 export function createContributionGuard (contributed: () => Resources, rule: AccountingRule = defaultAccounting): (request: AdmissionRequest) => void {
   return request => {
     const problem = contributionProblem(request, contributed(), rule)
-    if (problem !== undefined) throw new Error(`cannot run ${request.cell.address} here: ${problem}`)
+    if (problem !== undefined) throw new Error(problem)
   }
 }

@@ -9,6 +9,7 @@
 import type { RaftHost } from '../raft/multi/raft-host.js'
 import { ConfChangeType, StateRole } from '../raft/types.js'
 import type { CellRuntime } from '../cells/runtime.js'
+import { NO_ROOM } from '../cells/runtime.js'
 import type { CellMessaging } from '../messaging/cell-messaging.js'
 import type { BundleExchange } from '../messaging/code-exchange.js'
 import type { Logger } from '../util/logger.js'
@@ -22,10 +23,11 @@ import type { ReservationSync } from './reservation-sync.js'
 import { itemsKey } from './reservation-sync.js'
 import { pickGroupMembers } from './group-members.js'
 import { place } from './placement.js'
+import { cellCost, defaultAccounting } from './placement-accounting.js'
 import type { DesiredApp, Placement } from './placement-accounting.js'
 import { planReconcile } from './reconcile.js'
 import type { ReconcileStep, Role, RunningCopy } from './reconcile.js'
-import type { NodeCapacity } from './types.js'
+import type { Amount, NodeCapacity, PeerId } from './types.js'
 
 export interface AppControllerComponents {
   self: string
@@ -160,7 +162,8 @@ export class AppController {
     for (const cell of cells) desired.cells[cell] = { replicas: state.manifest.cells[cell].replicas, clones: state.manifest.cells[cell].clones, memory: state.manifest.cells[cell].memory }
     const current: Placement = {}
     for (const cell of cells) current[cell] = state.placement[cell] ?? []
-    const result = place({ desired, current, nodes: this.components.nodes(), reservedByOthers: reservations.reservedByOthers(state.app), rebalance: { maxMoves: 0 } })
+    const reservedByOthers = reservations.reservedByOthers(state.app, this.runningUsage(h, desired))
+    const result = place({ desired, current, nodes: this.components.nodes(), reservedByOthers, rebalance: { maxMoves: 0 } })
     const items = reservations.plan(state.app, state.reservations, desired, result.placement)
     if (JSON.stringify(result.placement) !== JSON.stringify(current) || cells.some(c => state.placement[c] === undefined) || itemsKey(items) !== itemsKey(state.reservations)) {
       const placed = await groups.propose(h, { id: newId(), kind: 'place', placement: result.placement, reservations: items })
@@ -228,9 +231,28 @@ export class AppController {
       }
       if (step.kind !== 'stop') logger.info(`app ${h.app}: ${step.kind} ${step.address} on ${step.node}`)
     } catch (err) {
-      if (step.kind !== 'stop') mark(step.node, step.kind === 'start' || step.kind === 'update' ? step.role : 'primary', 'failed')
-      logger.warn(`app ${h.app}: cannot ${step.kind} ${step.address} on ${step.node}: ${(err as Error).message}`)
+      const message = (err as Error).message
+      if (message.includes(NO_ROOM)) {
+        // not a failure of the copy: the node is full; the next placement goes around it
+        h.running.delete(copyKey(step.address, step.node))
+        this.components.reservations.noteRefusal(h.app, step.node)
+      } else if (step.kind !== 'stop') mark(step.node, step.kind === 'start' || step.kind === 'update' ? step.role : 'primary', 'failed')
+      logger.warn(`app ${h.app}: cannot ${step.kind} ${step.address} on ${step.node}: ${message}`)
     }
+  }
+
+  /** Memory and cells the copies this leader knows to run hold on each node (placement-accounting's rule). */
+  private runningUsage (h: HostedApp, desired: DesiredApp): Map<PeerId, Amount> {
+    const usage = new Map<PeerId, Amount>()
+    for (const r of h.running.values()) {
+      const spec = desired.cells[INSTANCE.exec(r.address)?.[1] ?? '']
+      if (r.state !== 'transformed' || spec === undefined) continue
+      const u = usage.get(r.node) ?? { memory: defaultAccounting.hostFootprint, cells: 0 }
+      u.memory += cellCost(defaultAccounting, spec.memory)
+      u.cells += 1
+      usage.set(r.node, u)
+    }
+    return usage
   }
 
   /**

@@ -12,6 +12,10 @@
 //  - starts, promotes or updates copies on a node only once every item it holds there is
 //    effective (admitted and settled). A rejected item means another app won the room: the
 //    next placement no longer fits there, re-places elsewhere and the item shrinks or goes.
+// Ledgers agree only if announcements reach every leader within the settle time. When they
+// did not (gossip cut, an overloaded machine) and a node refuses a copy for lack of room,
+// the leader counts that node as full beyond what the app runs there, for one ttl: the
+// copy is re-placed elsewhere or reported pending, and the app's item there shrinks.
 // New room thus costs `settleMs` (2.5 s by default) before cells start on it; copies on
 // room already held (failover to a clone, updates) start at once.
 import type { Logger } from '../util/logger.js'
@@ -80,6 +84,24 @@ export function readyNodes (statuses: Array<{ item: ReservationItem, state: stri
   return ready
 }
 
+/**
+ * Adds to `reserved` what makes each node in `full` hold no more of the app than `held`
+ * (what it runs there): the room a node refused is not offered again.
+ */
+export function withRefusals (reserved: ReadonlyMap<PeerId, Amount>, nodes: NodeCapacity[], full: ReadonlySet<PeerId>, held: ReadonlyMap<PeerId, Amount>): Map<PeerId, Amount> {
+  const out = new Map(reserved)
+  for (const n of nodes) {
+    if (!full.has(n.id)) continue
+    const r = out.get(n.id) ?? { memory: 0, cells: 0 }
+    const h = held.get(n.id) ?? { memory: 0, cells: 0 }
+    out.set(n.id, {
+      memory: Math.max(r.memory, n.contributed.memory - h.memory, 0),
+      cells: Math.max(r.cells, n.contributed.cells - h.cells, 0)
+    })
+  }
+  return out
+}
+
 interface Announced { term: number, version: number, at: number, key: string }
 
 export class ReservationSync {
@@ -89,6 +111,8 @@ export class ReservationSync {
   private readonly announced = new Map<string, Announced>()
   /** ids of this node's apps' items already logged as rejected */
   private readonly lost = new Set<string>()
+  /** app → node that refused one of its copies for lack of room → until when it counts as full */
+  private readonly refusals = new Map<string, Map<PeerId, number>>()
   private readonly now: () => number
 
   constructor (private readonly components: ReservationSyncComponents, init: ReservationSyncInit = {}) {
@@ -121,9 +145,28 @@ export class ReservationSync {
     this.receive(w.a, w.sender)
   }
 
-  /** Memory and cells other apps' admitted items hold, per node: placement's `reservedByOthers`. */
-  reservedByOthers (app: string): Map<PeerId, Amount> {
-    return this.ledger.reservedByOthers(app, this.components.nodes(), this.now())
+  /**
+   * Memory and cells other apps' admitted items hold, per node: placement's
+   * `reservedByOthers`; a node that lately refused a copy of the app for lack of room
+   * offers it no more than `held`, what the app runs there.
+   */
+  reservedByOthers (app: string, held: ReadonlyMap<PeerId, Amount> = new Map()): Map<PeerId, Amount> {
+    const now = this.now()
+    const nodes = this.components.nodes()
+    const reserved = this.ledger.reservedByOthers(app, nodes, now)
+    const refused = this.refusals.get(app)
+    if (refused === undefined) return reserved
+    for (const [node, until] of refused) if (until <= now) refused.delete(node)
+    if (refused.size === 0) this.refusals.delete(app)
+    return withRefusals(reserved, nodes, new Set(refused.keys()), held)
+  }
+
+  /** A node refused to start a copy of the app for lack of room (its ledger disagreed with ours). */
+  noteRefusal (app: string, node: PeerId): void {
+    const refused = this.refusals.get(app) ?? new Map<PeerId, number>()
+    if (!refused.has(node)) this.components.logger.info(`app ${app}: node ${node} has no room left for it: placing around it`)
+    refused.set(node, this.now() + this.ttlMs)
+    this.refusals.set(app, refused)
   }
 
   /** The items the leader of `app` should hold for this placement. */

@@ -40,7 +40,7 @@ describe('node: the contribution guard', function () {
       const results = await Promise.allSettled([0, 1].map(async i => await runtime.transform(`shop/counter#${i}`, bundle, { owner: b.owner.publicKey })))
       const refused = results.filter(r => r.status === 'rejected')
       assert.equal(refused.length, 1, 'two transforms at once on one contributed cell: one is refused')
-      assert.match(String((refused[0] as PromiseRejectedResult).reason), /cannot run shop\/counter#\d here: this node contributes 1 cell and already runs or starts 1/)
+      assert.match(String((refused[0] as PromiseRejectedResult).reason), /no room on this node for shop\/counter#\d: this node contributes 1 cell and already runs or starts 1/)
       assert.equal(runtime.cells().filter(c => c.status === 'transformed').length, 1)
       const running = runtime.cells().find(c => c.status === 'transformed')?.address as string
       const other = running === 'shop/counter#0' ? 'shop/counter#1' : 'shop/counter#0'

@@ -4,7 +4,7 @@ import type { AppAnnouncement } from '../../src/topology/announcement.js'
 import { AppTable } from '../../src/topology/app-table.js'
 import { applyCommand, decodeCommand, encodeCommand } from '../../src/topology/app-state.js'
 import type { AppState } from '../../src/topology/app-state.js'
-import { itemsKey, planReservations, readyNodes, ReservationSync, signerVerdict } from '../../src/topology/reservation-sync.js'
+import { itemsKey, planReservations, readyNodes, ReservationSync, signerVerdict, withRefusals } from '../../src/topology/reservation-sync.js'
 import type { ReservationAnnouncement, ReservationItem } from '../../src/topology/reservations.js'
 import type { NodeCapacity } from '../../src/topology/types.js'
 import { LeadersMessage } from '../../src/wire/proto/apps.js'
@@ -69,6 +69,17 @@ describe('topology/reservation-sync', () => {
     assert.deepEqual([...readyNodes([s('n1', 'effective'), s('n2', 'effective'), s('n2', 'settling'), s('n3', 'rejected')])], ['n1'])
   })
 
+  it('a node that refused a copy for lack of room offers the app no more than it runs there', () => {
+    const nodes = [node('n1', 4), node('n2', 4)]
+    const reserved = new Map([['n1', { memory: 100 * MiB, cells: 1 }]])
+    const out = withRefusals(reserved, nodes, new Set(['n1']), new Map([['n1', { memory: 72 * MiB, cells: 1 }]]))
+    assert.deepEqual(out.get('n1'), { memory: (1024 - 72) * MiB, cells: 3 })
+    assert.equal(out.get('n2'), undefined, 'other nodes are untouched')
+    // nothing runs there: the whole node is out of reach; never below what others reserved
+    assert.deepEqual(withRefusals(reserved, nodes, new Set(['n1', 'n2']), new Map()).get('n2'), { memory: 1024 * MiB, cells: 4 })
+    assert.deepEqual(withRefusals(new Map([['n1', { memory: 1024 * MiB, cells: 4 }]]), nodes, new Set(['n1']), new Map([['n1', { memory: 72 * MiB, cells: 1 }]])).get('n1'), { memory: 1024 * MiB, cells: 4 })
+  })
+
   describe('the ledger of one node, fed by announcements', () => {
     let now = T0
     let table: AppTable
@@ -128,6 +139,14 @@ describe('topology/reservation-sync', () => {
       assert.deepEqual(s.ledger.statusOf('beta', full, now).map(x => x.state), ['rejected'])
       assert.equal(s.reservedByOthers('beta').get('n1')?.cells, 1, 'beta sees alpha holding the node')
       assert.equal(s.reservedByOthers('alpha').size, 0, 'a rejected item holds nothing')
+      // if the node refuses beta anyway (ledgers that disagreed), beta's leader places around it for one ttl
+      s.noteRefusal('beta', 'n1')
+      assert.equal(s.reservedByOthers('beta', new Map()).get('n1')?.cells, 1)
+      now += s.ttlMs
+      s.receive({ app: 'beta', term: 1, version: 2, ttlMs: 10_000, items: [] }, 'n2')
+      assert.equal(s.reservedByOthers('beta', new Map()).get('n1')?.cells, 1, 'alpha still holds it')
+      s.announce('alpha', 1, [])
+      assert.equal(s.reservedByOthers('beta', new Map()).size, 0, 'the refusal lapsed after one ttl')
     })
   })
 
