@@ -18,6 +18,7 @@ import type { AppState } from './app-state.js'
 import type { AppGroups, HostedApp, InstanceState } from './app-groups.js'
 import { copyKey, newId } from './app-groups.js'
 import type { AppAnnouncer } from './announcer.js'
+import type { AppTable } from './app-table.js'
 import type { CloneService } from './clones.js'
 import type { ReservationSync } from './reservation-sync.js'
 import { itemsKey } from './reservation-sync.js'
@@ -39,6 +40,7 @@ export interface AppControllerComponents {
   groups: AppGroups
   announcer: AppAnnouncer
   reservations: ReservationSync
+  table: AppTable
   /** the live nodes of the capacity view, this node included */
   nodes: () => NodeCapacity[]
   logger: Logger
@@ -174,6 +176,9 @@ export class AppController {
       }
       return
     }
+    // a new leader names itself before its reservations: nodes count them only from the app's leader
+    const known = this.components.table.get(state.app)
+    if (known?.leader !== this.components.self || Number(known.term) !== term) announcer.announce(h, state)
     reservations.announce(state.app, term, state.reservations)
     const revisions: Record<string, string> = {}
     for (const cell of cells) revisions[cell] = revisionOf(state, cell)
