@@ -54,7 +54,7 @@ function sampleCells (nodes: StemProcess[]): { stop: () => Promise<Map<string, n
     })))
     while (running) {
       await Promise.all(apis.map(async a => {
-        const res = await fetch(`${a.url}/v1/status`, { headers: { authorization: `Bearer ${a.token}` } }).catch(() => undefined)
+        const res = await fetch(`${a.url}/v1/status`, { headers: { authorization: `Bearer ${a.token}` }, signal: AbortSignal.timeout(5000) }).catch(() => undefined)
         if (res?.ok !== true) return
         const status = await res.json() as StatusResponse
         most.set(a.id, Math.max(most.get(a.id) ?? 0, status.cells))
