@@ -23,7 +23,8 @@ function manifest (app: string, replicas: number): string {
     `    replicas: ${replicas}`,
     '    clones: 0',
     '    memory: 16MiB',
-    '    timeout: 100ms',
+    // generous: loading a cell counts against this limit, and a loaded machine is slow
+    '    timeout: 1s',
     '    mailbox: 1000',
     ''
   ].join('\n')
