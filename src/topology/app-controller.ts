@@ -3,8 +3,8 @@
 // what runs, commits a new placement when capacity changed, and executes the steps that
 // bring the running copies to the placement — start, update, promote a clone, hand over,
 // stop — through messaging and the clone service. Placement leaves out the room other
-// apps' leaders reserved, and copies start on a node only once this app's reservations
-// there are effective (reservation-sync.ts). It also replaces group members that
+// apps' leaders reserved, and cells are transformed on a node only once this app's
+// reservations there are effective (reservation-sync.ts). It also replaces group members that
 // have been missing from the capacity view long enough (suspicion before verdict).
 import type { RaftHost } from '../raft/multi/raft-host.js'
 import { ConfChangeType, StateRole } from '../raft/types.js'
@@ -187,11 +187,14 @@ export class AppController {
       const m = INSTANCE.exec(r.address)
       if (m !== null && r.state !== 'failed') actual.push({ cell: m[1], index: Number(m[2]), role: r.role, node: r.node, revision: r.revision })
     }
-    // copies start only where this app's reservations are effective; a deferred instance keeps its old copies too
+    // a cell is transformed on a node only once this app's reservations there are effective
+    // (a deferred instance keeps its old copies too); a warm clone runs no isolate until it
+    // is promoted, so it is held at once and replies keep waiting for a clone
     const ready = reservations.readyNodes(state.app)
     const planned = planReconcile({ app: state.app, placement: state.placement, revisions }, actual)
-    const deferred = new Set(planned.filter(s => s.kind !== 'stop' && !ready.has(s.node)).map(s => s.address))
-    const steps = planned.filter(s => s.kind === 'stop' ? !deferred.has(s.address) : ready.has(s.node))
+    const transforms = (s: ReconcileStep): boolean => s.kind !== 'stop' && !((s.kind === 'start' || s.kind === 'update') && s.role === 'clone')
+    const deferred = new Set(planned.filter(s => transforms(s) && !ready.has(s.node)).map(s => s.address))
+    const steps = planned.filter(s => s.kind === 'stop' ? !deferred.has(s.address) : !transforms(s) || ready.has(s.node))
     if (steps.length > 0 || announcer.due(h)) announcer.announce(h, state)
     const waves = [...new Set(steps.map(s => s.wave))].sort((a, b) => a - b)
     for (const wave of waves) {

@@ -9,14 +9,15 @@
 //    with the placement (the `place` command), so a new leader announces the same ids and
 //    `since`;
 //  - announces them at once after each commit and every ttl/3;
-//  - starts, promotes or updates copies on a node only once every item it holds there is
-//    effective (admitted and settled). A rejected item means another app won the room: the
+//  - starts, promotes or updates primaries on a node only once every item it holds there
+//    is effective (admitted and settled); warm clones run no isolate until promoted and
+//    are held at once. A rejected item means another app won the room: the
 //    next placement no longer fits there, re-places elsewhere and the item shrinks or goes.
 // Ledgers agree only if announcements reach every leader within the settle time. When they
 // did not (gossip cut, an overloaded machine) and a node refuses a copy for lack of room,
 // the leader counts that node as full beyond what the app runs there, for one ttl: the
 // copy is re-placed elsewhere or reported pending, and the app's item there shrinks.
-// New room thus costs `settleMs` (2.5 s by default) before cells start on it; copies on
+// New room thus costs `settleMs` (2.5 s by default) before cells start on it; cells on
 // room already held (failover to a clone, updates) start at once.
 import type { Logger } from '../util/logger.js'
 import type { AppAnnouncement } from './announcement.js'
