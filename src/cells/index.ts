@@ -29,8 +29,8 @@
 //
 // Cell code never runs in the node's process: each app's cells live in one cell host
 // (a child process) supervised by the runtime.
-export { createCellRuntime, CellRuntime } from './runtime.js'
-export type { CellRuntimeInit, TransformOptions, AskOptions, CellInfo, CellSnapshot } from './runtime.js'
+export { createCellRuntime, CellRuntime, NO_ROOM } from './runtime.js'
+export type { CellRuntimeInit, AdmissionRequest, AdmittedCell, TransformOptions, AskOptions, CellInfo, CellSnapshot } from './runtime.js'
 export type { CellRouter, RouteOptions } from './router.js'
 export type { CellRuntimeEvents, CellStatus, CellEventDetail, CellSnapshotDetail, CellHostEventDetail } from './events.js'
 export { signBundle, encodeBundle, decodeBundle, verifyBundle, MAX_BUNDLE_BYTES } from './bundle.js'

@@ -42,6 +42,28 @@ export interface CellRuntimeInit {
   replyGate?: (address: string, version: number) => Promise<void>
   /** where stem.log goes (besides the 'cell:log' event), and what cell hosts write to stderr */
   log?: (address: string, text: string) => void
+  /**
+   * The node's last guard on what it contributes: called before each transform with the
+   * cell and every other cell that runs or is being transformed here; throwing refuses the
+   * transform (its error: NO_ROOM, the address, this error's message).
+   */
+  admit?: (request: AdmissionRequest) => void
+}
+
+/** how the error of a transform refused by `admit` begins (the leader that asked recognises it) */
+export const NO_ROOM = 'no room on this node for'
+
+/** a cell and its memory limit, bytes */
+export interface AdmittedCell {
+  address: string
+  app: string
+  memory: number
+}
+
+export interface AdmissionRequest {
+  cell: AdmittedCell
+  /** the other cells that run here or are being transformed (a replaced cell is not among them) */
+  running: AdmittedCell[]
 }
 
 export interface TransformOptions {
@@ -139,10 +161,12 @@ export class CellRuntime extends TypedEventEmitter<CellRuntimeEvents> {
   private readonly requests = new Map<number, PendingRequest>()
   private readonly store: CellStateStore | undefined
   private readonly roundRobin = new Map<string, number>()
+  /** transforms under way (admitted, not yet transformed) */
+  private readonly transforming = new Map<string, AdmittedCell>()
   private seq = 0
   private sweepTimer: NodeJS.Timeout | undefined
   private running = false
-  private readonly opts: Required<Omit<CellRuntimeInit, 'dataDir' | 'router' | 'bounds' | 'log' | 'replyGate'>> & Pick<CellRuntimeInit, 'log' | 'replyGate'>
+  private readonly opts: Required<Omit<CellRuntimeInit, 'dataDir' | 'router' | 'bounds' | 'log' | 'replyGate' | 'admit'>> & Pick<CellRuntimeInit, 'log' | 'replyGate' | 'admit'>
 
   constructor (init: CellRuntimeInit = {}) {
     super()
@@ -157,7 +181,8 @@ export class CellRuntime extends TypedEventEmitter<CellRuntimeEvents> {
       maxHostRestarts: init.maxHostRestarts ?? 5,
       hostRestartWindow: init.hostRestartWindow ?? 60_000,
       log: init.log,
-      replyGate: init.replyGate
+      replyGate: init.replyGate,
+      admit: init.admit
     }
   }
 
@@ -251,7 +276,19 @@ export class CellRuntime extends TypedEventEmitter<CellRuntimeEvents> {
     if (record.status === 'transformed' && !replace) throw new Error(`cell ${address} is already transformed: revert it first or ask for replace`)
     const state = replace ? null : options.state ?? null
     const version = options.version ?? record.version
-    const answer = await this.request(app, req => ({ t: 'transform', req, address, hash: bundle.hash, code: bundle.code, limits, state, version, replace }))
+    const admitted: AdmittedCell = { address, app, memory: limits.memory }
+    try {
+      this.opts.admit?.({ cell: admitted, running: this.admittedCells(address) })
+    } catch (err) {
+      throw new Error(`${NO_ROOM} ${address}: ${(err as Error).message}`)
+    }
+    this.transforming.set(address, admitted)
+    let answer
+    try {
+      answer = await this.request(app, req => ({ t: 'transform', req, address, hash: bundle.hash, code: bundle.code, limits, state, version, replace }))
+    } finally {
+      this.transforming.delete(address)
+    }
     if (!answer.ok) throw new Error(answer.text)
     record.status = 'transformed'
     record.bundle = bundle
@@ -259,6 +296,16 @@ export class CellRuntime extends TypedEventEmitter<CellRuntimeEvents> {
     this.noteState(record, answer.text, answer.version)
     this.dispatchEvent(new CustomEvent('cell:started', { detail: { address, hash: bundle.hash } }))
     return info(record)
+  }
+
+  /** cells that run here or are being transformed, but the one at `except` */
+  private admittedCells (except: string): AdmittedCell[] {
+    const cells = new Map<string, AdmittedCell>()
+    for (const r of this.cellsByAddress.values()) {
+      if (r.status === 'transformed' && r.address !== except) cells.set(r.address, { address: r.address, app: r.app, memory: r.limits?.memory ?? 0 })
+    }
+    for (const [address, cell] of this.transforming) if (address !== except) cells.set(address, cell)
+    return [...cells.values()]
   }
 
   /** Back to a blank stem cell: the isolate is disposed, queued messages get an error, the state is dropped. */

@@ -28,6 +28,7 @@ import type { Mesh } from '../mesh/mesh.js'
 import { createLogger } from '../util/logger.js'
 import { createMessagingBackend } from './gateway-backend.js'
 import { createFailureDetector } from './failure-detector.js'
+import { createContributionGuard } from './contribution-guard.js'
 import { dataFiles } from './data-dir.js'
 
 export interface AppStackInit {
@@ -72,7 +73,11 @@ export function createAppStack (mesh: Mesh, init: AppStackInit): AppStack {
   const signer = createFrameSigner(init.privateKey)
   // answers wait until a clone holds the state they produced (SPEC §4)
   let clones: CloneService | undefined
-  const runtime = createCellRuntime({ dataDir: init.dataDir, replyGate: async (address, version) => { await clones?.gate(address, version) } })
+  const runtime = createCellRuntime({
+    dataDir: init.dataDir,
+    replyGate: async (address, version) => { await clones?.gate(address, version) },
+    admit: createContributionGuard(() => mesh.capacity.contributed())
+  })
   const store = createBundleStore(files.bundles)
   const bundles = createBundleExchange({ libp2p: mesh.libp2p, store, signer }, { mesh: name })
   // the leaders' announcements: messaging's directory, the clones' view of who is primary

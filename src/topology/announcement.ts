@@ -1,7 +1,10 @@
-// Wire form of app announcements (payload `leaders` of a Frame, see apps.proto). Decoding
-// refuses oversized, malformed or inconsistent announcements with a one-line reason.
+// Wire form of the leaders' messages (payload `leaders` of a Frame, see apps.proto): app
+// announcements and reservation announcements, one per LeadersMessage. Decoding refuses
+// oversized, malformed or inconsistent messages with a one-line reason.
 import { LeadersMessage } from '../wire/proto/apps.js'
 import type { AppAnnouncement } from '../wire/proto/apps.js'
+import { decodeAnnouncement, encodeAnnouncement } from './reservations-codec.js'
+import type { ReservationAnnouncement } from './reservations.js'
 import { instanceAddress } from './types.js'
 
 export type { AppAnnouncement }
@@ -9,8 +12,31 @@ export type { AppAnnouncement }
 export const MAX_ANNOUNCEMENT_BYTES = 256 * 1024
 const NAME = /^[a-z0-9][a-z0-9-]{0,62}$/i
 
+export type LeadersPayload =
+  | { kind: 'app', app: AppAnnouncement }
+  | { kind: 'reservations', reservations: ReservationAnnouncement }
+
 export function encodeAppAnnouncement (app: AppAnnouncement): Uint8Array {
   return LeadersMessage.encode({ app })
+}
+
+export function encodeReservationMessage (reservations: ReservationAnnouncement): Uint8Array {
+  return LeadersMessage.encode({ reservations: encodeAnnouncement(reservations) as Uint8Array<ArrayBuffer> })
+}
+
+/** Decodes a LeadersMessage: exactly one app announcement or one reservation announcement. */
+export function decodeLeadersMessage (bytes: Uint8Array): LeadersPayload {
+  if (bytes.byteLength > MAX_ANNOUNCEMENT_BYTES) throw new Error(`invalid leaders message: ${bytes.byteLength} bytes (at most ${MAX_ANNOUNCEMENT_BYTES})`)
+  let message: LeadersMessage
+  try {
+    message = LeadersMessage.decode(bytes)
+  } catch (err) {
+    throw new Error(`invalid leaders message: ${(err as Error).message.split('\n')[0]}`)
+  }
+  if (message.app != null && message.reservations != null) throw new Error('invalid leaders message: both an app and reservations')
+  if (message.reservations != null) return { kind: 'reservations', reservations: decodeAnnouncement(message.reservations) }
+  if (message.app == null) throw new Error('invalid leaders message: neither an app nor reservations')
+  return { kind: 'app', app: checkAppAnnouncement(message.app) }
 }
 
 export function decodeAppAnnouncement (bytes: Uint8Array): AppAnnouncement {
@@ -21,8 +47,11 @@ export function decodeAppAnnouncement (bytes: Uint8Array): AppAnnouncement {
   } catch (err) {
     throw new Error(`invalid app announcement: ${(err as Error).message}`)
   }
-  const a = message.app
-  if (a == null) throw new Error('invalid app announcement: no app')
+  if (message.app == null) throw new Error('invalid app announcement: no app')
+  return checkAppAnnouncement(message.app)
+}
+
+function checkAppAnnouncement (a: AppAnnouncement): AppAnnouncement {
   if (!NAME.test(a.app)) throw new Error(`invalid app announcement: bad app name ${JSON.stringify(a.app.slice(0, 80))}`)
   if (a.leader === '' || a.owner === '') throw new Error('invalid app announcement: no leader or owner')
   const cells = new Map<string, number>()

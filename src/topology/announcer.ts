@@ -2,7 +2,8 @@
 // state (owner, leader, term, members, where each instance and clone runs, routes) as a
 // signed frame, on every change and every `announceInterval` ms. Every node keeps the
 // newest announcement of each app in its AppTable and reverts the local cells an
-// announcement no longer places on it (fencing.ts).
+// announcement no longer places on it (fencing.ts). The same topic carries the leaders'
+// reservation announcements (reservation-sync.ts), handed to `reservations` once verified.
 import type { Message as PubSubMessage } from '@libp2p/gossipsub'
 import type { GossipSub } from '@libp2p/gossipsub'
 import type { RaftHost } from '../raft/multi/raft-host.js'
@@ -16,8 +17,9 @@ import type { AppState } from './app-state.js'
 import type { AppTable } from './app-table.js'
 import type { HostedApp } from './app-groups.js'
 import { copyKey } from './app-groups.js'
-import { decodeAppAnnouncement, encodeAppAnnouncement, MAX_ANNOUNCEMENT_BYTES } from './announcement.js'
-import type { AppAnnouncement } from './announcement.js'
+import { decodeLeadersMessage, encodeAppAnnouncement, encodeReservationMessage, MAX_ANNOUNCEMENT_BYTES } from './announcement.js'
+import type { AppAnnouncement, LeadersPayload } from './announcement.js'
+import type { ReservationAnnouncement } from './reservations.js'
 import { unwantedInstances } from './fencing.js'
 import { instanceAddress } from './types.js'
 
@@ -31,6 +33,8 @@ export interface AppAnnouncerComponents {
   logger: Logger
   /** an announcement changed the table */
   learned: (a: AppAnnouncement) => void
+  /** a reservation announcement in a frame signed by `sender` (not yet checked against the app's leader) */
+  reservations: (a: ReservationAnnouncement, sender: string) => void
 }
 
 export interface AppAnnouncerInit {
@@ -107,18 +111,28 @@ export class AppAnnouncer {
     this.components.pubsub.publish(this.topic, frame).catch(err => { this.components.logger.debug(`announcing app ${h.app} failed: ${(err as Error).message}`) })
   }
 
+  /** Publishes this node's reservation announcement (as an app's leader). */
+  announceReservations (a: ReservationAnnouncement): void {
+    const frame = this.components.signer.sign('leaders', encodeReservationMessage(a))
+    this.components.pubsub.publish(this.topic, frame).catch(err => { this.components.logger.debug(`announcing reservations of app ${a.app} failed: ${(err as Error).message}`) })
+  }
+
   private receive (data: Uint8Array): void {
     const verified = this.verifier.verify(data, { forwarded: true, expect: 'leaders' })
     if (!verified.ok) return
-    let announcement: AppAnnouncement
+    let message: LeadersPayload
     try {
-      announcement = decodeAppAnnouncement(verified.payload)
+      message = decodeLeadersMessage(verified.payload)
     } catch (err) {
-      this.components.logger.debug(`dropped an announcement from ${verified.sender}: ${(err as Error).message}`)
+      this.components.logger.debug(`dropped a leaders message from ${verified.sender}: ${(err as Error).message}`)
       return
     }
-    if (announcement.leader !== verified.sender) return
-    this.learn(announcement)
+    if (message.kind === 'reservations') {
+      this.components.reservations(message.reservations, verified.sender)
+      return
+    }
+    if (message.app.leader !== verified.sender) return
+    this.learn(message.app)
   }
 
   /** Applies an announcement (ours or a leader's) to the table and to this node's cells. */

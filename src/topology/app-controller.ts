@@ -2,13 +2,16 @@
 // node leads, each round compares the desired state (manifest + committed placement) with
 // what runs, commits a new placement when capacity changed, and executes the steps that
 // bring the running copies to the placement — start, update, promote a clone, hand over,
-// stop — through messaging and the clone service. It also replaces group members that
+// stop — through messaging and the clone service. Placement leaves out the room other
+// apps' leaders reserved, and cells are transformed on a node only once this app's
+// reservations there are effective (reservation-sync.ts). It also replaces group members that
 // have been missing from the capacity view long enough (suspicion before verdict).
 // An update whose new code fails leaves the instance on its old code (the cell host keeps
 // it): the controller then proposes a rollback of that cell to its previous revision.
 import type { RaftHost } from '../raft/multi/raft-host.js'
 import { ConfChangeType, StateRole } from '../raft/types.js'
 import type { CellRuntime } from '../cells/runtime.js'
+import { NO_ROOM } from '../cells/runtime.js'
 import type { CellMessaging } from '../messaging/cell-messaging.js'
 import type { BundleExchange } from '../messaging/code-exchange.js'
 import type { Logger } from '../util/logger.js'
@@ -18,13 +21,17 @@ import type { AppState } from './app-state.js'
 import type { AppGroups, HostedApp, InstanceState } from './app-groups.js'
 import { copyKey, newId } from './app-groups.js'
 import type { AppAnnouncer } from './announcer.js'
+import type { AppTable } from './app-table.js'
 import type { CloneService } from './clones.js'
+import type { ReservationSync } from './reservation-sync.js'
+import { itemsKey } from './reservation-sync.js'
 import { pickGroupMembers } from './group-members.js'
 import { place } from './placement.js'
+import { cellCost, defaultAccounting } from './placement-accounting.js'
 import type { DesiredApp, Placement } from './placement-accounting.js'
 import { planReconcile } from './reconcile.js'
 import type { ReconcileStep, Role, RunningCopy } from './reconcile.js'
-import type { NodeCapacity } from './types.js'
+import type { Amount, NodeCapacity, PeerId } from './types.js'
 
 export interface AppControllerComponents {
   self: string
@@ -35,6 +42,8 @@ export interface AppControllerComponents {
   clones: CloneService
   groups: AppGroups
   announcer: AppAnnouncer
+  reservations: ReservationSync
+  table: AppTable
   /** the live nodes of the capacity view, this node included */
   nodes: () => NodeCapacity[]
   logger: Logger
@@ -139,12 +148,15 @@ export class AppController {
   }
 
   private async reconcile (h: HostedApp): Promise<void> {
-    const { groups, announcer } = this.components
+    const { groups, announcer, reservations } = this.components
     const state = h.state
     if (state === undefined) return
     this.replaceDeadMembers(h)
+    const term = this.components.raft.status(h.group).term
     if (state.dissolving) {
       if (announcer.due(h)) {
+        // the room goes back first: once nodes see the app reverted they ignore its reservations
+        reservations.announce(state.app, term, state.reservations)
         announcer.announce(h, state)
         if (++h.revertAnnouncements >= REVERT_ANNOUNCEMENTS) await groups.propose(h, { id: newId(), kind: 'dissolve' })
       }
@@ -155,11 +167,22 @@ export class AppController {
     for (const cell of cells) desired.cells[cell] = { replicas: state.manifest.cells[cell].replicas, clones: state.manifest.cells[cell].clones, memory: state.manifest.cells[cell].memory }
     const current: Placement = {}
     for (const cell of cells) current[cell] = state.placement[cell] ?? []
-    const result = place({ desired, current, nodes: this.components.nodes(), rebalance: { maxMoves: 0 } })
-    if (JSON.stringify(result.placement) !== JSON.stringify(current) || cells.some(c => state.placement[c] === undefined)) {
-      await groups.propose(h, { id: newId(), kind: 'place', placement: result.placement })
+    const reservedByOthers = reservations.reservedByOthers(state.app, this.runningUsage(h, desired))
+    const result = place({ desired, current, nodes: this.components.nodes(), reservedByOthers, rebalance: { maxMoves: 0 } })
+    const items = reservations.plan(state.app, state.reservations, desired, result.placement)
+    if (JSON.stringify(result.placement) !== JSON.stringify(current) || cells.some(c => state.placement[c] === undefined) || itemsKey(items) !== itemsKey(state.reservations)) {
+      const placed = await groups.propose(h, { id: newId(), kind: 'place', placement: result.placement, reservations: items })
+      // announced at once: new items must reach the other leaders while their `since` is fresh
+      if (placed.ok && h.state !== undefined) {
+        announcer.announce(h, h.state)
+        reservations.announce(h.state.app, term, h.state.reservations)
+      }
       return
     }
+    // a new leader names itself before its reservations: nodes count them only from the app's leader
+    const known = this.components.table.get(state.app)
+    if (known?.leader !== this.components.self || Number(known.term) !== term) announcer.announce(h, state)
+    reservations.announce(state.app, term, state.reservations)
     const revisions: Record<string, string> = {}
     for (const cell of cells) revisions[cell] = cellRevision(state.manifest.cells[cell])
     const actual: RunningCopy[] = []
@@ -167,7 +190,14 @@ export class AppController {
       const m = INSTANCE.exec(r.address)
       if (m !== null && r.state !== 'failed') actual.push({ cell: m[1], index: Number(m[2]), role: r.role, node: r.node, revision: r.revision })
     }
-    const steps = planReconcile({ app: state.app, placement: state.placement, revisions }, actual)
+    // a cell is transformed on a node only once this app's reservations there are effective
+    // (a deferred instance keeps its old copies too); a warm clone runs no isolate until it
+    // is promoted, so it is held at once and replies keep waiting for a clone
+    const ready = reservations.readyNodes(state.app)
+    const planned = planReconcile({ app: state.app, placement: state.placement, revisions }, actual)
+    const transforms = (s: ReconcileStep): boolean => s.kind !== 'stop' && !((s.kind === 'start' || s.kind === 'update') && s.role === 'clone')
+    const deferred = new Set(planned.filter(s => transforms(s) && !ready.has(s.node)).map(s => s.address))
+    const steps = planned.filter(s => s.kind === 'stop' ? !deferred.has(s.address) : !transforms(s) || ready.has(s.node))
     if (steps.length > 0 || announcer.due(h)) announcer.announce(h, state)
     const waves = [...new Set(steps.map(s => s.wave))].sort((a, b) => a - b)
     const now = Date.now()
@@ -230,6 +260,12 @@ export class AppController {
     } catch (err) {
       const error = (err as Error).message.split('\n')[0].slice(0, 300)
       logger.warn(`app ${h.app}: cannot ${step.kind} ${step.address} on ${step.node}: ${error}`)
+      if (error.includes(NO_ROOM)) {
+        // not a failure of the copy: the node is full; the next placement goes around it
+        h.running.delete(copyKey(step.address, step.node))
+        this.components.reservations.noteRefusal(h.app, step.node)
+        return undefined
+      }
       if (step.kind === 'update' && step.role === 'primary' && before?.state === 'transformed' && before.role === 'primary' && state.previous[cell] !== undefined) {
         // the cell host keeps the previous code and state when the new code fails to load
         h.running.set(copyKey(step.address, step.node), before)
@@ -244,6 +280,20 @@ export class AppController {
       }
     }
     return undefined
+  }
+
+  /** Memory and cells the copies this leader knows to run hold on each node (placement-accounting's rule). */
+  private runningUsage (h: HostedApp, desired: DesiredApp): Map<PeerId, Amount> {
+    const usage = new Map<PeerId, Amount>()
+    for (const r of h.running.values()) {
+      const spec = desired.cells[INSTANCE.exec(r.address)?.[1] ?? '']
+      if (r.state !== 'transformed' || spec === undefined) continue
+      const u = usage.get(r.node) ?? { memory: defaultAccounting.hostFootprint, cells: 0 }
+      u.memory += cellCost(defaultAccounting, spec.memory)
+      u.cells += 1
+      usage.set(r.node, u)
+    }
+    return usage
   }
 
   /**

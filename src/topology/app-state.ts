@@ -13,6 +13,7 @@ import type { AppManifest } from './manifest.js'
 import { cellRevision, revisionFields } from './cell-revision.js'
 import type { RevisionFields } from './cell-revision.js'
 import type { Placement } from './placement-accounting.js'
+import type { ReservationItem } from './reservations.js'
 import { manifestHash } from './manifest-canonical.js'
 import { instanceAddress } from './types.js'
 
@@ -39,6 +40,12 @@ export interface AppState {
   previous: Record<string, RevisionFields & { at: number }>
   /** cell → the last rollout of it that failed and was rolled back */
   rolledBack: Record<string, RolledBack>
+  /**
+   * the app's reservation items (reservations.ts), committed with the placement they hold
+   * room for: a new leader announces them with the same ids and `since`, keeping their
+   * place in every node's queue
+   */
+  reservations: ReservationItem[]
 }
 
 export interface RolledBack {
@@ -56,8 +63,8 @@ export type AppCommand =
   | OwnerFields & { kind: 'publish', manifest: AppManifest }
   | OwnerFields & { kind: 'scale', cell: string, replicas: number }
   | OwnerFields & { kind: 'revert', cell?: string }
-  /** the leader's placement decision */
-  | { id: string, kind: 'place', placement: Placement }
+  /** the leader's placement decision, and the reservations that hold room for it (absent: unchanged) */
+  | { id: string, kind: 'place', placement: Placement, reservations?: ReservationItem[] }
   /** the leader saw the whole-app revert through: members drop the group */
   | { id: string, kind: 'dissolve' }
   /** the leader saw revision `revision` of `cell` fail on an instance: back to the previous one */
@@ -117,7 +124,8 @@ export function applyCommand (state: AppState | undefined, cmd: AppCommand): App
           placement: {},
           epochs: {},
           previous: {},
-          rolledBack: {}
+          rolledBack: {},
+          reservations: []
         }, true)
       }
       if (cmd.manifest.app !== state.app) return refuse(state, `manifest is for app ${cmd.manifest.app}, not ${state.app}`)
@@ -153,7 +161,7 @@ export function applyCommand (state: AppState | undefined, cmd: AppCommand): App
       if (problem !== undefined) return refuse(state, problem)
       if (cmd.cell === undefined) {
         const next: AppState = { ...state, lastRequestAt: cmd.at, dissolving: true }
-        return done({ ...next, placement: {} }, !state.dissolving)
+        return done({ ...next, placement: {}, reservations: [] }, !state.dissolving)
       }
       if (state.manifest.cells[cmd.cell] === undefined) return refuse(state, `app ${state.app} has no cell ${cmd.cell}`)
       const changed = !state.reverted.includes(cmd.cell)
@@ -176,7 +184,9 @@ export function applyCommand (state: AppState | undefined, cmd: AppCommand): App
           return { primary: inst.primary, clones: [...inst.clones] }
         })
       }
-      return done({ ...state, placement, epochs }, changed)
+      const reservations = cmd.reservations ?? state.reservations
+      if (JSON.stringify(reservations) !== JSON.stringify(state.reservations)) changed = true
+      return done({ ...state, placement, epochs, reservations: reservations.map(r => ({ ...r })) }, changed)
     }
     case 'rollback': {
       if (state === undefined) return refuse(state, 'no such app')
@@ -231,5 +241,12 @@ export function decodeCommand (bytes: Uint8Array): AppCommand {
   if (cmd.kind === 'publish' && (typeof cmd.manifest !== 'object' || cmd.manifest === null || typeof cmd.manifest.cells !== 'object')) throw new Error('invalid app command: publish without a manifest')
   if (cmd.kind === 'rollback' && (typeof cmd.cell !== 'string' || typeof cmd.revision !== 'string' || typeof cmd.error !== 'string')) throw new Error('invalid app command: rollback without cell, revision and error')
   if (cmd.kind === 'place' && (typeof cmd.placement !== 'object' || cmd.placement === null)) throw new Error('invalid app command: place without a placement')
+  if (cmd.kind === 'place' && cmd.reservations !== undefined && !(Array.isArray(cmd.reservations) && cmd.reservations.every(isReservationItem))) throw new Error('invalid app command: place with malformed reservations')
   return cmd as AppCommand
+}
+
+function isReservationItem (v: unknown): v is ReservationItem {
+  const i = v as Partial<ReservationItem> | null
+  return i !== null && typeof i === 'object' && typeof i.id === 'string' && typeof i.node === 'string' &&
+    Number.isSafeInteger(i.memory) && Number.isSafeInteger(i.cells) && Number.isSafeInteger(i.since)
 }

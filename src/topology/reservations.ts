@@ -148,6 +148,13 @@ export class ReservationLedger {
     return { accepted: true }
   }
 
+  /** Ids of the items held for `app`, or undefined if none of its announcements is live. */
+  heldIds (app: string, now: number): Set<string> | undefined {
+    const entry = this.apps.get(app)
+    if (entry === undefined || entry.expiresAt <= now) return undefined
+    return new Set(entry.items.keys())
+  }
+
   /** Forgets apps whose last announcement lapsed. */
   expire (now: number): void {
     for (const [app, entry] of this.apps) if (entry.expiresAt <= now) this.apps.delete(app)

@@ -1,7 +1,8 @@
 // The topology service of one node (SPEC §2 "group"): the composition of the app groups
 // this node is a member of (app-groups.ts), the leader's controller that places and runs
 // their cells (app-controller.ts), and the announcements on `stem/<mesh>/leaders` that
-// tell every node where each app runs (announcer.ts). Its own job: the owner's signed
+// tell every node where each app runs (announcer.ts), with the leaders' reservations that
+// keep apps from oversubscribing a node (reservation-sync.ts). Its own job: the owner's signed
 // requests — publish, scale, revert.
 //
 // Publishing a new app: the node that receives the owner's signed request picks up to 3
@@ -28,6 +29,8 @@ import type { AppAnnouncement } from './announcement.js'
 import { AppAnnouncer } from './announcer.js'
 import { AppController } from './app-controller.js'
 import { AppGroups, newId } from './app-groups.js'
+import { ReservationSync } from './reservation-sync.js'
+import type { ReservationSyncInit } from './reservation-sync.js'
 import { openOwnerRequest } from './owner-request.js'
 import type { SignedOwnerRequest } from './owner-request.js'
 import { createOwnerForwarder, NotMemberError } from './owner-forwarder.js'
@@ -56,7 +59,7 @@ export interface TopologyServiceComponents {
   logger?: Logger
 }
 
-export interface TopologyServiceInit {
+export interface TopologyServiceInit extends ReservationSyncInit {
   mesh: string
   /** one directory per hosted group: <groupsDir>/<group> */
   groupsDir: string
@@ -101,18 +104,27 @@ export class TopologyService extends TypedEventEmitter<TopologyEvents> {
     this.log = components.logger ?? createLogger('topology')
     const logger = this.log
     this.groups = new AppGroups({ raft: components.raft, logger }, init)
+    const reservations = new ReservationSync({
+      table: components.table,
+      nodes: components.nodes,
+      publish: a => { this.announcer.announceReservations(a) },
+      logger,
+      newId: () => newId(8)
+    }, init)
     this.announcer = new AppAnnouncer({
       ...components,
       logger,
       learned: a => {
+        reservations.learned(a)
         if (a.reverted) this.safeDispatchEvent('app:removed', { detail: { app: a.app } })
         else this.safeDispatchEvent('app:changed', { detail: { app: a.app, announcement: a } })
-      }
+      },
+      reservations: (a, sender) => { reservations.receive(a, sender) }
     }, init)
     this.topic = this.announcer.topic
     // a leaving node that still leads places nothing on itself, and moves what runs here
     const nodes = (): NodeCapacity[] => this.leaving ? components.nodes().filter(n => n.id !== components.self) : components.nodes()
-    this.controller = new AppController({ ...components, nodes, logger, groups: this.groups, announcer: this.announcer }, init)
+    this.controller = new AppController({ ...components, nodes, logger, groups: this.groups, announcer: this.announcer, reservations }, init)
     this.forwarder = createOwnerForwarder({ libp2p: components.libp2p, signer: components.signer, logger, handle: async (signed, from, signal) => await this.handleForwarded(signed, from, signal) }, init)
   }
 
