@@ -41,8 +41,13 @@ export interface BundleInit {
   created?: number
 }
 
-export function sha256Hex (bytes: Uint8Array): string {
-  return createHash('sha256').update(bytes).digest('hex')
+/**
+ * A bundle's content id: the sha256 of its cell's name and its code. The name is part of
+ * it so that two cells (or two apps) with the very same code still have bundles of their
+ * own: each is signed for its own app and cell, and nodes keep bundles by this id.
+ */
+export function bundleContentId (app: string, cell: string, code: Uint8Array): Uint8Array<ArrayBuffer> {
+  return new Uint8Array(createHash('sha256').update(`${app}/${cell}\n`).update(code).digest())
 }
 
 /** Sign code and its metadata with the owner key. */
@@ -51,7 +56,7 @@ export async function signBundle (init: BundleInit, owner: PrivateKey): Promise<
   checkName(init.cell, 'cell')
   const limits = checkLimits(init.limits)
   const codeBytes = new TextEncoder().encode(init.code)
-  const hash = createHash('sha256').update(codeBytes).digest()
+  const hash = bundleContentId(init.app, init.cell, codeBytes)
   const created = init.created ?? Date.now()
   const body = BundleBody.encode({
     app: init.app,
@@ -112,7 +117,7 @@ function bundleFromBody (body: Uint8Array, owner: Uint8Array, signature: Uint8Ar
   if (inner.limits == null) throw new Error('malformed bundle: missing limits')
   if (inner.hash.byteLength !== 32) throw new Error('malformed bundle: hash is not a sha256')
   const hash = Buffer.from(inner.hash).toString('hex')
-  if (sha256Hex(inner.code) !== hash) throw new Error(`bundle ${inner.app}/${inner.cell}: code does not match its hash`)
+  if (Buffer.from(bundleContentId(inner.app, inner.cell, inner.code)).toString('hex') !== hash) throw new Error(`bundle ${inner.app}/${inner.cell}: code does not match its hash`)
   let code: string
   try {
     code = new TextDecoder('utf-8', { fatal: true }).decode(inner.code)

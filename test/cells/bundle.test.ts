@@ -22,10 +22,14 @@ describe('cells: bundles', () => {
   const build = async (source: string, file = 'counter.js'): Promise<ReturnType<typeof buildBundle>> =>
     buildBundle({ entry: dir.write(file, source), app: 'shop', cell: 'counter', limits: DEFAULT_LIMITS, owner })
 
-  it('builds one ESM module, content-addressed by the sha256 of its code, signed by the owner', async () => {
+  it('builds one ESM module, content-addressed by the sha256 of its cell name and code, signed by the owner', async () => {
     const bundle = await build(COUNTER)
     assert.match(bundle.code, /export\s*\{[^}]*default/)
-    assert.equal(bundle.hash, createHash('sha256').update(bundle.code).digest('hex'))
+    assert.equal(bundle.hash, createHash('sha256').update(`shop/counter\n${bundle.code}`).digest('hex'))
+    // the same code for another cell is another bundle
+    const other = await buildBundle({ entry: dir.write('counter.js', COUNTER), app: 'tally', cell: 'counter', limits: DEFAULT_LIMITS, owner })
+    assert.equal(other.code, bundle.code)
+    assert.notEqual(other.hash, bundle.hash)
     assert.deepEqual(bundle.limits, DEFAULT_LIMITS)
     await verifyBundle(bundle, owner.publicKey)
     const decoded = decodeBundle(encodeBundle(bundle))
@@ -80,7 +84,7 @@ describe('cells: bundles', () => {
     const bundle = await build(COUNTER)
     const body = BundleBody.decode(bundle.body)
     body.code = new TextEncoder().encode(bundle.code.replace('this.count += by', 'this.count -= by'))
-    body.hash = createHash('sha256').update(body.code).digest()
+    body.hash = createHash('sha256').update('shop/counter\n').update(body.code).digest()
     const tampered = BundleMessage.encode({ body: BundleBody.encode(body), owner: bundle.owner as Uint8Array<ArrayBuffer>, signature: bundle.signature as Uint8Array<ArrayBuffer> })
     const decoded = decodeBundle(tampered)
     await assert.rejects(verifyBundle(decoded, owner.publicKey), { message: 'bundle shop/counter: bad signature' })
