@@ -24,6 +24,9 @@ export interface EntryResult {
 type CompiledModule = ivm.Module & { cachedData?: ivm.ExternalCopy<ArrayBuffer>, cachedDataRejected?: boolean }
 
 /** Compiled-code cache shared by all cells of a host running the same bundle. */
+/** the least time budget for loading a cell, ms (its own `timeout` if larger) */
+export const LOAD_BUDGET_MS = 1000
+
 export class CodeCache {
   private readonly data = new Map<string, ivm.ExternalCopy<ArrayBuffer>>()
 
@@ -65,19 +68,23 @@ export class Sandbox {
     this.context = blank.context
     this.control = blank.control
     blank.logTarget.log = hooks.log
+    // loading (compiling, the module's top level, the constructor) gets at least
+    // LOAD_BUDGET_MS: a message budget of 100 ms is met by loading on an idle machine, not
+    // on a busy one, and a cell that fails to load fails its whole publish
+    const budget = Math.max(limits.timeout, LOAD_BUDGET_MS)
     try {
-      this.enter(limits.timeout, 'bind', address)
+      this.enter(budget, 'bind', address)
       const module = cache.compile(this.isolate, hash, code, `${address}.js`)
       module.instantiateSync(this.context, specifier => {
         throw new Error(`cells cannot import '${specifier}': a bundle must be one self-contained module`)
       })
-      module.evaluateSync({ timeout: limits.timeout })
-      const installed = this.enter(limits.timeout, 'install', module.namespace.derefInto() as unknown as ivm.Transferable, state)
+      module.evaluateSync({ timeout: budget })
+      const installed = this.enter(budget, 'install', module.namespace.derefInto() as unknown as ivm.Transferable, state)
       this.initialState = installed.result
       this.fromInstall = installed
     } catch (err) {
       this.dispose()
-      throw new Error(`cannot load ${address}: ${faultReason(err, limits)}`)
+      throw new Error(`cannot load ${address}: ${faultReason(err, { ...limits, timeout: budget })}`)
     }
   }
 
