@@ -1,0 +1,126 @@
+// Announcements on `stem/<mesh>/leaders`: each app's leader publishes the app's public
+// state (owner, leader, term, members, where each instance and clone runs, routes) as a
+// signed frame, on every change and every `announceInterval` ms. Every node keeps the
+// newest announcement of each app in its AppTable and reverts the local cells an
+// announcement no longer places on it (fencing.ts).
+import type { Message as PubSubMessage } from '@libp2p/gossipsub'
+import type { GossipSub } from '@libp2p/gossipsub'
+import type { RaftHost } from '../raft/multi/raft-host.js'
+import type { CellRuntime } from '../cells/runtime.js'
+import { createFrameVerifier } from '../wire/frame.js'
+import type { FrameSigner } from '../wire/frame.js'
+import type { Logger } from '../util/logger.js'
+import { activeCells } from './app-state.js'
+import type { AppState } from './app-state.js'
+import type { AppTable } from './app-table.js'
+import type { HostedApp } from './app-groups.js'
+import { copyKey } from './app-groups.js'
+import { decodeAppAnnouncement, encodeAppAnnouncement, MAX_ANNOUNCEMENT_BYTES } from './announcement.js'
+import type { AppAnnouncement } from './announcement.js'
+import { unwantedInstances } from './fencing.js'
+import { instanceAddress } from './types.js'
+
+export interface AppAnnouncerComponents {
+  self: string
+  raft: RaftHost
+  runtime: CellRuntime
+  table: AppTable
+  pubsub: GossipSub
+  signer: FrameSigner
+  logger: Logger
+  /** an announcement changed the table */
+  learned: (a: AppAnnouncement) => void
+}
+
+export interface AppAnnouncerInit {
+  mesh: string
+  /** ms between repeated announcements of an unchanged app (default 2000) */
+  announceInterval?: number
+}
+
+export class AppAnnouncer {
+  readonly topic: string
+  private readonly verifier = createFrameVerifier({ maxBytes: MAX_ANNOUNCEMENT_BYTES + 1024, name: 'leaders' })
+  private readonly onMessage = (evt: CustomEvent<PubSubMessage>): void => {
+    if (evt.detail.topic === this.topic) this.receive(evt.detail.data)
+  }
+
+  constructor (private readonly components: AppAnnouncerComponents, private readonly init: AppAnnouncerInit) {
+    this.topic = `stem/${init.mesh}/leaders`
+  }
+
+  start (): void {
+    this.components.pubsub.subscribe(this.topic)
+    this.components.pubsub.addEventListener('message', this.onMessage)
+  }
+
+  stop (): void {
+    this.components.pubsub.removeEventListener('message', this.onMessage)
+    try { this.components.pubsub.unsubscribe(this.topic) } catch {}
+  }
+
+  /** whether the unchanged app is due to be announced again */
+  due (h: HostedApp): boolean {
+    return Date.now() - h.lastAnnounced >= (this.init.announceInterval ?? 2000)
+  }
+
+  /** Announces the app as this node, its leader, sees it now. */
+  announce (h: HostedApp, state: AppState): void {
+    const status = this.components.raft.status(h.group)
+    h.lastAnnounced = Date.now()
+    h.version++
+    const cells = activeCells(state)
+    const announcement: AppAnnouncement = {
+      app: state.app,
+      owner: state.owner,
+      leader: this.components.self,
+      term: BigInt(status.term),
+      version: h.version,
+      members: [...status.members].sort(),
+      instances: cells.flatMap(cell => Array.from({ length: state.manifest.cells[cell].replicas }, (_, i) => {
+        const address = instanceAddress(state.app, cell, i)
+        const placed = state.placement[cell]?.[i]
+        const node = placed?.primary ?? ''
+        const r = h.running.get(copyKey(address, node))
+        return {
+          address,
+          node,
+          epoch: BigInt(state.epochs[address] ?? 0),
+          state: node === '' ? 'pending' : r?.role === 'primary' ? r.state : 'starting',
+          clones: placed?.clones ?? []
+        }
+      })),
+      cells: cells.map(name => ({ name, replicas: state.manifest.cells[name].replicas, timeout: state.manifest.cells[name].timeout })),
+      routes: state.manifest.routes.filter(r => cells.includes(r.cell)).map(r => ({ method: r.method, path: r.path, cell: r.cell, handler: r.handler })),
+      reverted: state.dissolving
+    }
+    this.learn(announcement)
+    const frame = this.components.signer.sign('leaders', encodeAppAnnouncement(announcement))
+    this.components.pubsub.publish(this.topic, frame).catch(err => { this.components.logger.debug(`announcing app ${h.app} failed: ${(err as Error).message}`) })
+  }
+
+  private receive (data: Uint8Array): void {
+    const verified = this.verifier.verify(data, { forwarded: true, expect: 'leaders' })
+    if (!verified.ok) return
+    let announcement: AppAnnouncement
+    try {
+      announcement = decodeAppAnnouncement(verified.payload)
+    } catch (err) {
+      this.components.logger.debug(`dropped an announcement from ${verified.sender}: ${(err as Error).message}`)
+      return
+    }
+    if (announcement.leader !== verified.sender) return
+    this.learn(announcement)
+  }
+
+  /** Applies an announcement (ours or a leader's) to the table and to this node's cells. */
+  private learn (a: AppAnnouncement): void {
+    if (!this.components.table.update(a)) return
+    this.components.learned(a)
+    const local = this.components.runtime.cells().filter(c => c.status === 'transformed').map(c => c.address)
+    for (const address of unwantedInstances(a, local, this.components.self)) {
+      this.components.logger.info(`reverting ${address}: app ${a.app} no longer places it here`)
+      this.components.runtime.revert(address).catch(err => { this.components.logger.debug(`revert of ${address}: ${(err as Error).message}`) })
+    }
+  }
+}

@@ -1,0 +1,239 @@
+// The leader's controller (a loop like a Kubernetes controller): for every app group this
+// node leads, each round compares the desired state (manifest + committed placement) with
+// what runs, commits a new placement when capacity changed, and executes the steps that
+// bring the running copies to the placement — start, update, promote a clone, hand over,
+// stop — through messaging and the clone service. It also replaces group members that
+// have been missing from the capacity view long enough (suspicion before verdict).
+import type { RaftHost } from '../raft/multi/raft-host.js'
+import { ConfChangeType, StateRole } from '../raft/types.js'
+import type { CellRuntime } from '../cells/runtime.js'
+import type { CellMessaging } from '../messaging/cell-messaging.js'
+import type { BundleExchange } from '../messaging/code-exchange.js'
+import type { Logger } from '../util/logger.js'
+import { activeCells } from './app-state.js'
+import type { AppState } from './app-state.js'
+import type { AppGroups, HostedApp, InstanceState } from './app-groups.js'
+import { copyKey, newId } from './app-groups.js'
+import type { AppAnnouncer } from './announcer.js'
+import type { CloneService } from './clones.js'
+import { pickGroupMembers } from './group-members.js'
+import { place } from './placement.js'
+import type { DesiredApp, Placement } from './placement-accounting.js'
+import { planReconcile } from './reconcile.js'
+import type { ReconcileStep, Role, RunningCopy } from './reconcile.js'
+import type { NodeCapacity } from './types.js'
+
+export interface AppControllerComponents {
+  self: string
+  raft: RaftHost
+  runtime: CellRuntime
+  messaging: CellMessaging
+  bundles: BundleExchange
+  clones: CloneService
+  groups: AppGroups
+  announcer: AppAnnouncer
+  /** the live nodes of the capacity view, this node included */
+  nodes: () => NodeCapacity[]
+  logger: Logger
+}
+
+export interface AppControllerInit {
+  /** ms between controller rounds (default 250) */
+  controlInterval?: number
+  /** ms a group member must be missing from the capacity view before the leader replaces it (default 10 s) */
+  memberSuspicionMs?: number
+}
+
+/** a whole-app revert is announced this many times before the group dissolves */
+const REVERT_ANNOUNCEMENTS = 3
+/** a membership change proposed by a leader gets this long to commit before the next try */
+const CONF_CHANGE_RETRY_MS = 2000
+const INSTANCE = /^[^/]+\/([^#]+)#(\d+)$/
+
+/** what a copy must run: changes of any of these roll the instance out again */
+export function revisionOf (state: AppState, cell: string): string {
+  const spec = state.manifest.cells[cell]
+  return `${spec.bundle ?? ''}:${spec.memory}:${spec.timeout}:${spec.mailbox}`
+}
+
+export class AppController {
+  /** peer → since when it has been missing from the capacity view (suspicion before verdict) */
+  private readonly missingSince = new Map<string, number>()
+  private startedAt = 0
+  private timer?: NodeJS.Timeout
+
+  constructor (private readonly components: AppControllerComponents, private readonly init: AppControllerInit) {}
+
+  start (): void {
+    this.startedAt = Date.now()
+    this.timer = setInterval(() => { this.round() }, this.init.controlInterval ?? 250)
+  }
+
+  stop (): void {
+    clearInterval(this.timer)
+  }
+
+  /**
+   * A node went away (connection closed, capacity advert expired or left): as leader, this
+   * node no longer counts on the copies it started there, so the next round starts them
+   * again (where the placement still wants them) or places them elsewhere.
+   */
+  forgetPeer (peer: string): void {
+    for (const h of this.components.groups.all()) {
+      for (const [key, r] of h.running) if (r.node === peer) h.running.delete(key)
+    }
+  }
+
+  private round (): void {
+    this.suspect()
+    for (const h of this.components.groups.all()) {
+      if (h.busy || h.dissolved || !this.components.raft.hasGroup(h.group)) continue
+      if (this.components.raft.status(h.group).role !== StateRole.Leader) {
+        h.running.clear()
+        continue
+      }
+      h.busy = true
+      this.reconcile(h).catch(err => { this.components.logger.warn(`app ${h.app}: ${(err as Error).message}`) }).finally(() => { h.busy = false })
+    }
+  }
+
+  /** Notes since when each group member has been missing from the capacity view. */
+  private suspect (): void {
+    const live = new Set(this.components.nodes().filter(n => n.alive).map(n => n.id))
+    const members = new Set<string>()
+    for (const h of this.components.groups.all()) {
+      if (this.components.raft.hasGroup(h.group)) for (const m of this.components.raft.status(h.group).members) members.add(m)
+    }
+    const now = Date.now()
+    for (const peer of [...this.missingSince.keys()]) if (live.has(peer) || !members.has(peer)) this.missingSince.delete(peer)
+    for (const peer of members) if (!live.has(peer) && !this.missingSince.has(peer)) this.missingSince.set(peer, now)
+  }
+
+  /**
+   * The leader replaces a member that has been missing long enough: first removes it (the
+   * live members keep their quorum), then adds the best live node not in the group, one
+   * membership change at a time. A node that just started waits the same time before
+   * judging, as its capacity view is still filling.
+   */
+  private replaceDeadMembers (h: HostedApp): void {
+    const verdictAfter = this.init.memberSuspicionMs ?? 10_000
+    const now = Date.now()
+    if (now - this.startedAt < verdictAfter || now - h.lastConfChange < CONF_CHANGE_RETRY_MS) return
+    const status = this.components.raft.status(h.group)
+    const dead = status.members.find(m => m !== this.components.self && now - (this.missingSince.get(m) ?? now) >= verdictAfter)
+    const live = status.members.filter(m => !this.missingSince.has(m))
+    const add = dead === undefined ? pickGroupMembers(this.components.nodes(), 3, live).find(m => !status.members.includes(m)) : undefined
+    const change = dead !== undefined ? { type: ConfChangeType.RemoveNode, node: dead } : add !== undefined ? { type: ConfChangeType.AddNode, node: add } : undefined
+    if (change === undefined) return
+    h.lastConfChange = now
+    try {
+      this.components.raft.proposeConfChange(h.group, change)
+      this.components.logger.info(`app ${h.app}: ${change.type === ConfChangeType.RemoveNode ? 'removing lost member' : 'adding member'} ${change.node}`)
+    } catch (err) {
+      // another change is still pending: try again next round
+      this.components.logger.debug(`app ${h.app}: membership change deferred: ${(err as Error).message}`)
+    }
+  }
+
+  private async reconcile (h: HostedApp): Promise<void> {
+    const { groups, announcer } = this.components
+    const state = h.state
+    if (state === undefined) return
+    this.replaceDeadMembers(h)
+    if (state.dissolving) {
+      if (announcer.due(h)) {
+        announcer.announce(h, state)
+        if (++h.revertAnnouncements >= REVERT_ANNOUNCEMENTS) await groups.propose(h, { id: newId(), kind: 'dissolve' })
+      }
+      return
+    }
+    const cells = activeCells(state)
+    const desired: DesiredApp = { app: state.app, cells: {} }
+    for (const cell of cells) desired.cells[cell] = { replicas: state.manifest.cells[cell].replicas, clones: state.manifest.cells[cell].clones, memory: state.manifest.cells[cell].memory }
+    const current: Placement = {}
+    for (const cell of cells) current[cell] = state.placement[cell] ?? []
+    const result = place({ desired, current, nodes: this.components.nodes(), rebalance: { maxMoves: 0 } })
+    if (JSON.stringify(result.placement) !== JSON.stringify(current) || cells.some(c => state.placement[c] === undefined)) {
+      await groups.propose(h, { id: newId(), kind: 'place', placement: result.placement })
+      return
+    }
+    const revisions: Record<string, string> = {}
+    for (const cell of cells) revisions[cell] = revisionOf(state, cell)
+    const actual: RunningCopy[] = []
+    for (const r of h.running.values()) {
+      const m = INSTANCE.exec(r.address)
+      if (m !== null && r.state !== 'failed') actual.push({ cell: m[1], index: Number(m[2]), role: r.role, node: r.node, revision: r.revision })
+    }
+    const steps = planReconcile({ app: state.app, placement: state.placement, revisions }, actual)
+    if (steps.length > 0 || announcer.due(h)) announcer.announce(h, state)
+    const waves = [...new Set(steps.map(s => s.wave))].sort((a, b) => a - b)
+    for (const wave of waves) {
+      await Promise.all(steps.filter(s => s.wave === wave).map(async step => { await this.execute(h, state, step) }))
+      announcer.announce(h, state)
+    }
+  }
+
+  private async execute (h: HostedApp, state: AppState, step: ReconcileStep): Promise<void> {
+    const { clones, logger } = this.components
+    const cell = INSTANCE.exec(step.address)?.[1] as string
+    const spec = state.manifest.cells[cell]
+    const owner = Buffer.from(state.ownerKey, 'base64')
+    const limits = { memory: spec.memory, timeout: spec.timeout, mailbox: spec.mailbox }
+    const revision = revisionOf(state, cell)
+    const mark = (node: string, role: Role, s: InstanceState): void => { h.running.set(copyKey(step.address, node), { address: step.address, node, role, revision, state: s }) }
+    try {
+      switch (step.kind) {
+        case 'start':
+        case 'update':
+          mark(step.node, step.role, 'starting')
+          // the leader holds the bundle before it asks others to fetch it from it
+          await this.components.bundles.fetch(spec.bundle as string, { peers: this.components.raft.status(h.group).members.filter(m => m !== this.components.self), signal: AbortSignal.timeout(20_000) })
+          if (step.role === 'clone') await clones.hold(step.node, step.address, spec.bundle as string, owner, limits)
+          else if (step.kind === 'update' || !(await this.promoteIfHeld(step.node, step.address))) await this.startPrimary(step.address, step.node, spec.bundle as string, owner, limits)
+          mark(step.node, step.role, 'transformed')
+          break
+        case 'promote':
+          await clones.promote(step.node, step.address)
+          mark(step.node, 'primary', 'transformed')
+          break
+        case 'handover':
+          // the new primary's clone holds every acknowledged state: it takes over, and the
+          // old primary reverts itself once the announcement shows the new one running
+          await clones.promote(step.node, step.address)
+          h.running.delete(copyKey(step.address, step.from))
+          mark(step.node, 'primary', 'transformed')
+          break
+        case 'stop':
+          h.running.delete(copyKey(step.address, step.node))
+          break
+      }
+      if (step.kind !== 'stop') logger.info(`app ${h.app}: ${step.kind} ${step.address} on ${step.node}`)
+    } catch (err) {
+      if (step.kind !== 'stop') mark(step.node, step.kind === 'start' || step.kind === 'update' ? step.role : 'primary', 'failed')
+      logger.warn(`app ${h.app}: cannot ${step.kind} ${step.address} on ${step.node}: ${(err as Error).message}`)
+    }
+  }
+
+  /**
+   * A new primary starts from the clone its node holds, if any: a leader that took over
+   * from a dead one does not know which copies run, but the clone nodes do.
+   */
+  private async promoteIfHeld (node: string, address: string): Promise<boolean> {
+    try {
+      await this.components.clones.promote(node, address)
+      return true
+    } catch (err) {
+      if (/no clone of/.test((err as Error).message)) return false
+      throw err
+    }
+  }
+
+  private async startPrimary (address: string, node: string, bundleHash: string, owner: Uint8Array, limits: { memory: number, timeout: number, mailbox: number }): Promise<void> {
+    if (node === this.components.self) {
+      const bundle = await this.components.bundles.fetch(bundleHash, { signal: AbortSignal.timeout(20_000) })
+      await this.components.runtime.transform(address, bundle, { owner, limits, replace: true })
+    } else {
+      await this.components.messaging.transformRemote(node, { address, bundle: bundleHash, owner, limits, replace: true }, { deadline: Date.now() + 30_000 })
+    }
+  }
+}

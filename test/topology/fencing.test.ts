@@ -1,0 +1,45 @@
+import assert from 'node:assert/strict'
+import { unwantedInstances } from '../../src/topology/fencing.js'
+import type { AppAnnouncement } from '../../src/topology/announcement.js'
+
+function announcement (over: Partial<AppAnnouncement> = {}): AppAnnouncement {
+  return {
+    app: 'shop',
+    owner: 'owner',
+    leader: 'L',
+    term: 1n,
+    version: 1n,
+    members: ['A', 'B', 'L'],
+    instances: [
+      { address: 'shop/counter#0', node: 'A', epoch: 1n, state: 'transformed', clones: ['B'] },
+      { address: 'shop/counter#1', node: 'B', epoch: 1n, state: 'starting', clones: ['A'] }
+    ],
+    cells: [{ name: 'counter', replicas: 2, timeout: 1000 }],
+    routes: [],
+    reverted: false,
+    ...over
+  }
+}
+
+describe('fencing: which local instances an announcement no longer wants', () => {
+  it('keeps instances placed here and other apps\' cells', () => {
+    assert.deepEqual(unwantedInstances(announcement(), ['shop/counter#0', 'other/counter#0'], 'A'), [])
+  })
+
+  it('reverts an instance another node now runs (a returning node does not serve stale state)', () => {
+    assert.deepEqual(unwantedInstances(announcement(), ['shop/counter#0'], 'C'), ['shop/counter#0'])
+  })
+
+  it('keeps an instance whose new primary has not started yet (its clone may be here)', () => {
+    assert.deepEqual(unwantedInstances(announcement(), ['shop/counter#1'], 'C'), [])
+  })
+
+  it('reverts instances beyond replicas, of removed cells, and of a reverted app', () => {
+    assert.deepEqual(unwantedInstances(announcement(), ['shop/counter#2', 'shop/gone#0'], 'A'), ['shop/counter#2', 'shop/gone#0'])
+    assert.deepEqual(unwantedInstances(announcement({ reverted: true }), ['shop/counter#0'], 'A'), ['shop/counter#0'])
+  })
+
+  it('ignores addresses that are not instances', () => {
+    assert.deepEqual(unwantedInstances(announcement(), ['shop/counter', 'shop'], 'A'), [])
+  })
+})
