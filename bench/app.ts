@@ -157,6 +157,10 @@ try {
   await startMesh()
   await benchPublish()
   await benchFailover()
+} catch (err) {
+  // what the nodes said is the only clue to a failed run
+  for (const n of nodes) process.stderr.write(`--- ${n.dataDir}\n${n.stderr.split('\n').filter(l => /cannot|fail|error/i.test(l)).slice(-15).join('\n')}\n`)
+  throw err
 } finally {
   await stopAll()
 }

@@ -29,6 +29,7 @@
 // Exit code 1 on any loss, double primary or fault the mesh did not recover from.
 import '../src/shim.js'
 import { parseArgs } from 'node:util'
+import { appendFile, mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { setTimeout as delay } from 'node:timers/promises'
 import { createApiClient, type ApiClient } from '../src/api/client.js'
@@ -48,7 +49,9 @@ const { values: flags } = parseArgs({
     duration: { type: 'string', default: '120' },
     seed: { type: 'string' },
     nodes: { type: 'string', default: '5' },
-    clients: { type: 'string', default: '2' }
+    clients: { type: 'string', default: '2' },
+    /** write each node's log (stderr of all its incarnations) into this directory */
+    logs: { type: 'string' }
   }
 })
 const durationS = Number(flags.duration)
@@ -197,7 +200,14 @@ async function sampler (): Promise<void> {
 
 // ---- faults
 
+async function keepLog (m: Member): Promise<void> {
+  if (flags.logs === undefined) return
+  await mkdir(flags.logs, { recursive: true })
+  await appendFile(join(flags.logs, `${m.name}.log`), m.proc.stderr)
+}
+
 async function restart (m: Member): Promise<void> {
+  await keepLog(m)
   const fresh = await connect(m.name, spawnStem(['start'], m.dir))
   Object.assign(m, fresh)
 }
@@ -289,6 +299,7 @@ try {
   stopping = true
   sampling = false
   for (const m of members) if (m.health === 'stalled') m.proc.signal('SIGCONT')
+  for (const m of members) await keepLog(m).catch(() => {})
   await stopAll()
 }
 process.exit(exitCode)
