@@ -122,7 +122,9 @@ export class AppController {
     const status = this.components.raft.status(h.group)
     const dead = status.members.find(m => m !== this.components.self && now - (this.missingSince.get(m) ?? now) >= verdictAfter)
     const live = status.members.filter(m => !this.missingSince.has(m))
-    const add = dead === undefined ? pickGroupMembers(this.components.nodes(), 3, live).find(m => !status.members.includes(m)) : undefined
+    // a seat is free only once the lost member is out: adding beside a suspected member
+    // would make a group of 4 with one down, whose quorum of 3 needs the newcomer caught up
+    const add = dead === undefined && status.members.length < 3 ? pickGroupMembers(this.components.nodes(), 3, live).find(m => !status.members.includes(m)) : undefined
     const change = dead !== undefined ? { type: ConfChangeType.RemoveNode, node: dead } : add !== undefined ? { type: ConfChangeType.AddNode, node: add } : undefined
     if (change === undefined) return
     h.lastConfChange = now
