@@ -253,6 +253,9 @@ export class CellRuntime extends TypedEventEmitter<CellRuntimeEvents> {
     record.bundle = bundle
     record.limits = limits
     this.noteState(record, answer.text, answer.version)
+    // a state handed in (a promoted clone's) already passed the reply gate where it was
+    // produced: answers that do not change it need not wait for the new clones
+    if (state !== null) record.gatedVersion = Math.max(record.gatedVersion, record.version)
     this.dispatchEvent(new CustomEvent('cell:started', { detail: { address, hash: bundle.hash } }))
     return info(record)
   }
