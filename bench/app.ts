@@ -11,6 +11,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as delay } from 'node:timers/promises'
+import { createApiClient, type ApiClient } from '../src/api/client.js'
 import { createHttpCaller } from '../src/messaging/call-client.js'
 import { readToken } from '../src/node/data-dir.js'
 import type { AppCellsListing } from '../src/topology/app-table.js'
@@ -28,8 +29,13 @@ async function cli (args: string[]): Promise<string> {
   return r.stdout
 }
 
+/** the node's control API, in process (a CLI process per poll costs seconds on a loaded machine) */
+async function apiOf (node: StemProcess): Promise<ApiClient> {
+  return createApiClient(await apiUrlOf(node.dataDir), await readToken(node.dataDir))
+}
+
 async function cellsOf (node: StemProcess, app: string): Promise<AppCellsListing['cells']> {
-  const listing = JSON.parse(await cli(['cells', app, '--data', node.dataDir, '--json'])) as AppCellsListing[]
+  const listing = await (await apiOf(node)).get<AppCellsListing[]>(`/v1/cells?app=${app}`, AbortSignal.timeout(5000))
   return listing[0]?.cells ?? []
 }
 
@@ -41,7 +47,7 @@ async function startMesh (): Promise<void> {
   const invite = (await cli(['invite', '--data', nodes[0].dataDir])).trim()
   nodes.push(...await Promise.all(Array.from({ length: NODES - 1 }, async () => spawnStem(['join', invite], await tempDataDir()).ready())))
   for (const n of nodes) {
-    await waitFor(async () => (JSON.parse(await cli(['peers', '--data', n.dataDir, '--json'])) as { peers: unknown[] }).peers.length === NODES - 1, { timeout: 90_000, what: 'every node to see every other' })
+    await waitFor(async () => (await (await apiOf(n)).get<{ peers: unknown[] }>('/v1/peers')).peers.length === NODES - 1, { timeout: 90_000, what: 'every node to see every other' })
   }
 }
 
@@ -117,7 +123,7 @@ async function benchFailover (): Promise<void> {
     const cell = await waitFor(settled, { timeout: 90_000, what: 'the counter and a clone to run on live nodes' })
     const victim = nodes.find(n => n.peerId() === cell.node) as StemProcess
     const asker = running().find(n => n !== victim) as StemProcess
-    count = (JSON.parse(await cli(['call', 'counter/counter', 'increment', '1', '--data', asker.dataDir])) as { count: number }).count
+    count = (await waitFor(async () => await createHttpCaller({ url: await apiUrlOf(asker.dataDir), token: await readToken(asker.dataDir) }).ask('counter/counter', 'increment', [1]) as { count: number }, { timeout: 30_000, what: 'an increment before the kill' })).count
     const watchers = running().filter(n => n !== victim).map(node => ({ node, offset: node.stderr.length }))
     const killed = Date.now()
     victim.signal('SIGKILL')
@@ -126,6 +132,10 @@ async function benchFailover (): Promise<void> {
     answers.push(answered - killed)
     const detected = await waitFor(() => detectedAt(watchers, victim.peerId()), { timeout: 30_000, what: 'a failure verdict in the logs' })
     detections.push(detected - killed)
+    process.stderr.write(`cell-failover trial ${t + 1}: first answer ${answered - killed} ms, failure verdict ${detected - killed} ms\n`)
+    // BENCH_LOGS=1: what the live nodes logged during the failover, to see where the time goes
+    if (process.env.BENCH_LOGS === '1') for (const w of watchers) process.stderr.write(w.node.stderr.slice(w.offset).split('\n').filter(l => l !== '').map(l => `  ${w.node.peerId().slice(-6)} ${l}\n`).join(''))
+    process.stderr.write(`  killed at ${new Date(killed).toISOString()} (${victim.peerId().slice(-6)}), answered at ${new Date(answered).toISOString()}\n`)
     // the victim comes back from its data dir; the next trial waits for the app to settle
     const restarted = await spawnStem(['start'], victim.dataDir).ready()
     nodes[nodes.indexOf(victim)] = restarted
@@ -136,13 +146,13 @@ async function benchFailover (): Promise<void> {
   console.log(`bench cell-failover: p50 ${p50} ms, p99 ${p99} ms from kill -9 of the primary's host to the first answer, ${FAILOVER_TRIALS} trials (failure detection alone p50 ${d50} ms, ratio ${(p50 / d50).toFixed(2)})`)
 }
 
-/** asks `get` every 20 ms through `via` until the instance answers; checks the acknowledged count survived */
+/** asks `get` (each with 1 s to answer) every 20 ms through `via` until the instance answers; checks the acknowledged count survived */
 async function firstAnswer (via: StemProcess, expected: number): Promise<number> {
   const caller = createHttpCaller({ url: await apiUrlOf(via.dataDir), token: await readToken(via.dataDir) })
   const deadline = Date.now() + 60_000
   for (;;) {
     try {
-      const { count } = await caller.ask('counter/counter', 'get', [], { deadline: Date.now() + 500 }) as { count: number }
+      const { count } = await caller.ask('counter/counter', 'get', [], { deadline: Date.now() + 1000 }) as { count: number }
       if (count !== expected) throw new Error(`the counter answered ${count} after failover, ${expected} was acknowledged`)
       return Date.now()
     } catch (err) {
@@ -153,10 +163,13 @@ async function firstAnswer (via: StemProcess, expected: number): Promise<number>
   }
 }
 
+// `node dist/bench/app.js [publish] [cell-failover]`: only those (default both)
+const only = process.argv.slice(2)
+const wanted = (name: string): boolean => only.length === 0 || only.includes(name)
 try {
   await startMesh()
-  await benchPublish()
-  await benchFailover()
+  if (wanted('publish')) await benchPublish()
+  if (wanted('cell-failover')) await benchFailover()
 } catch (err) {
   // what the nodes said is the only clue to a failed run
   for (const n of nodes) process.stderr.write(`--- ${n.dataDir}\n${n.stderr.split('\n').filter(l => /cannot|fail|error/i.test(l)).slice(-15).join('\n')}\n`)
