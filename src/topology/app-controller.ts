@@ -16,7 +16,7 @@ import type { AppGroups, HostedApp, InstanceState } from './app-groups.js'
 import { copyKey, newId } from './app-groups.js'
 import type { AppAnnouncer } from './announcer.js'
 import type { CloneService } from './clones.js'
-import { pickGroupMembers } from './group-members.js'
+import { nextMemberChange } from './group-members.js'
 import { place } from './placement.js'
 import type { DesiredApp, Placement } from './placement-accounting.js'
 import { planReconcile } from './reconcile.js'
@@ -120,12 +120,8 @@ export class AppController {
     const now = Date.now()
     if (now - this.startedAt < verdictAfter || now - h.lastConfChange < CONF_CHANGE_RETRY_MS) return
     const status = this.components.raft.status(h.group)
-    const dead = status.members.find(m => m !== this.components.self && now - (this.missingSince.get(m) ?? now) >= verdictAfter)
-    const live = status.members.filter(m => !this.missingSince.has(m))
-    // a seat is free only once the lost member is out: adding beside a suspected member
-    // would make a group of 4 with one down, whose quorum of 3 needs the newcomer caught up
-    const add = dead === undefined && status.members.length < 3 ? pickGroupMembers(this.components.nodes(), 3, live).find(m => !status.members.includes(m)) : undefined
-    const change = dead !== undefined ? { type: ConfChangeType.RemoveNode, node: dead } : add !== undefined ? { type: ConfChangeType.AddNode, node: add } : undefined
+    const next = nextMemberChange({ members: status.members, self: this.components.self, missingSince: this.missingSince, nodes: this.components.nodes(), now, verdictAfterMs: verdictAfter })
+    const change = next === undefined ? undefined : 'remove' in next ? { type: ConfChangeType.RemoveNode, node: next.remove } : { type: ConfChangeType.AddNode, node: next.add }
     if (change === undefined) return
     h.lastConfChange = now
     try {
