@@ -74,7 +74,8 @@ export class AppController {
   }
 
   /**
-   * A node went away (connection closed, capacity advert expired or left): as leader, this
+   * A node went away (judged down, capacity advert expired or left) or connected again
+   * (it may have restarted blank): as leader, this
    * node no longer counts on the copies it started there, so the next round starts them
    * again (where the placement still wants them) or places them elsewhere.
    */
