@@ -92,6 +92,7 @@ export function createAppStack (mesh: Mesh, init: AppStackInit): AppStack {
     topology.addEventListener('app:removed', evt => { gateway.removeApp(evt.detail.app) })
   }
   const service = topology
+  topology.addEventListener('app:removed', evt => { cloneService.forgetApp(evt.detail.app) })
   // A peer that connects again may have restarted blank: the leader starts its copies
   // again (harmless for a copy still running: a hold keeps the held state, a replace keeps
   // the cell's). Not at the disconnect: the next round would then restart the copies on

@@ -96,6 +96,12 @@ export class CloneService {
     await this.request(peer, { promote: { address } })
   }
 
+  /** The app is gone: its clones here are dropped, and its cell host if it ran only for them. */
+  forgetApp (app: string): void {
+    for (const address of [...this.held.keys()]) if (address.startsWith(`${app}/`)) this.held.delete(address)
+    this.components.runtime.release(app)
+  }
+
   /** whether this node holds a clone of `address` */
   holds (address: string): boolean {
     return this.held.has(address)
@@ -202,6 +208,8 @@ export class CloneService {
       const previous = this.held.get(h.address)
       const limits = h.memory > 0n ? { memory: Number(h.memory), timeout: h.timeout, mailbox: h.mailbox } : undefined
       this.held.set(h.address, { bundle, owner: h.owner, limits, state: previous?.state, version: previous?.version ?? -1 })
+      // warm: the app's cell host runs before the promotion needs it
+      this.components.runtime.prepare(h.address.slice(0, h.address.indexOf('/')))
       return previous?.version ?? 0
     }
     if (request.state != null) {
