@@ -10,7 +10,7 @@ import type { CellRuntime } from '../cells/runtime.js'
 import type { CellMessaging } from '../messaging/cell-messaging.js'
 import type { BundleExchange } from '../messaging/code-exchange.js'
 import type { Logger } from '../util/logger.js'
-import { activeCells } from './app-state.js'
+import { activeCells, placementBase } from './app-state.js'
 import type { AppState } from './app-state.js'
 import type { AppGroups, HostedApp, InstanceState } from './app-groups.js'
 import { copyKey, newId } from './app-groups.js'
@@ -153,7 +153,7 @@ export class AppController {
     for (const cell of cells) current[cell] = state.placement[cell] ?? []
     const result = place({ desired, current, nodes: this.components.nodes(), rebalance: { maxMoves: 0 } })
     if (JSON.stringify(result.placement) !== JSON.stringify(current) || cells.some(c => state.placement[c] === undefined)) {
-      await groups.propose(h, { id: newId(), kind: 'place', placement: result.placement })
+      await groups.propose(h, { id: newId(), kind: 'place', placement: result.placement, base: placementBase(state) })
       return
     }
     const revisions: Record<string, string> = {}
@@ -188,7 +188,12 @@ export class AppController {
           // the leader holds the bundle before it asks others to fetch it from it
           await this.components.bundles.fetch(spec.bundle as string, { peers: this.components.raft.status(h.group).members.filter(m => m !== this.components.self), signal: AbortSignal.timeout(20_000) })
           if (step.role === 'clone') await clones.hold(step.node, step.address, spec.bundle as string, owner, limits)
-          else if (step.kind === 'update' || !(await this.promoteIfHeld(step.node, step.address))) await this.startPrimary(step.address, step.node, spec.bundle as string, owner, limits)
+          else if (step.kind === 'update' || !(await this.promoteIfHeld(step.node, step.address))) {
+            // without a clone there, a cell not running there starts blank: say so (with
+            // clones, that loses state unless the instance is new)
+            if (step.kind === 'start' && spec.clones > 0) logger.info(`app ${h.app}: ${step.address} has no clone on ${step.node}: starting it there as primary (blank unless it runs there)`)
+            await this.startPrimary(step.address, step.node, spec.bundle as string, owner, limits)
+          }
           mark(step.node, step.role, 'transformed')
           break
         case 'promote':
@@ -206,7 +211,7 @@ export class AppController {
           h.running.delete(copyKey(step.address, step.node))
           break
       }
-      if (step.kind !== 'stop') logger.info(`app ${h.app}: ${step.kind} ${step.address} on ${step.node}`)
+      if (step.kind !== 'stop') logger.info(`app ${h.app}: ${step.kind} ${step.address} on ${step.node}${step.kind === 'start' || step.kind === 'update' ? ` as ${step.role}` : ''} (term ${this.components.raft.status(h.group).term})`)
     } catch (err) {
       if (step.kind !== 'stop') mark(step.node, step.kind === 'start' || step.kind === 'update' ? step.role : 'primary', 'failed')
       logger.warn(`app ${h.app}: cannot ${step.kind} ${step.address} on ${step.node}: ${(err as Error).message}`)

@@ -4,6 +4,7 @@
 // refused, so a different owner can never take an app over), and owner requests carry the
 // owner's clock (`at`): one not newer than the last accepted is a replay and is refused.
 // Signatures are verified before a command is proposed (see owner-request.ts).
+import { createHash } from 'node:crypto'
 import type { AppManifest } from './manifest.js'
 import type { Placement } from './placement-accounting.js'
 import { manifestHash } from './manifest-canonical.js'
@@ -36,8 +37,13 @@ export type AppCommand =
   | OwnerFields & { kind: 'publish', manifest: AppManifest }
   | OwnerFields & { kind: 'scale', cell: string, replicas: number }
   | OwnerFields & { kind: 'revert', cell?: string }
-  /** the leader's placement decision */
-  | { id: string, kind: 'place', placement: Placement }
+  /**
+   * the leader's placement decision, computed from the placement with fingerprint `base`
+   * (placementBase): refused if the placement changed since — a deposed leader's proposal,
+   * forwarded or retried, cannot bring back a placement made from a stale view (a primary
+   * on a node without the instance's state)
+   */
+  | { id: string, kind: 'place', placement: Placement, base?: string }
   /** the leader saw the whole-app revert through: members drop the group */
   | { id: string, kind: 'dissolve' }
 
@@ -60,6 +66,13 @@ const done = (state: AppState | undefined, changed: boolean): Applied => ({ stat
 export function activeCells (state: AppState): string[] {
   if (state.dissolving) return []
   return Object.keys(state.manifest.cells).filter(c => !state.reverted.includes(c)).sort()
+}
+
+/** The fingerprint of the placement of the active cells, the `base` of a place command. */
+export function placementBase (state: AppState): string {
+  const current: Placement = {}
+  for (const cell of activeCells(state)) current[cell] = state.placement[cell] ?? []
+  return createHash('sha256').update(JSON.stringify(current)).digest('hex')
 }
 
 /** Drops placement entries of cells no longer active and instances beyond `replicas`. */
@@ -132,6 +145,7 @@ export function applyCommand (state: AppState | undefined, cmd: AppCommand): App
     }
     case 'place': {
       if (state === undefined) return refuse(state, 'no such app')
+      if (cmd.base !== undefined && cmd.base !== placementBase(state)) return refuse(state, 'stale placement: made from a placement that has changed since')
       const placement: Placement = {}
       const epochs = { ...state.epochs }
       let changed = false
@@ -180,5 +194,6 @@ export function decodeCommand (bytes: Uint8Array): AppCommand {
   }
   if (cmd.kind === 'publish' && (typeof cmd.manifest !== 'object' || cmd.manifest === null || typeof cmd.manifest.cells !== 'object')) throw new Error('invalid app command: publish without a manifest')
   if (cmd.kind === 'place' && (typeof cmd.placement !== 'object' || cmd.placement === null)) throw new Error('invalid app command: place without a placement')
+  if (cmd.kind === 'place' && cmd.base !== undefined && typeof cmd.base !== 'string') throw new Error('invalid app command: place with a base that is not a string')
   return cmd as AppCommand
 }
