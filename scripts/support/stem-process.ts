@@ -98,6 +98,11 @@ export async function apiUrlOf (dataDir: string): Promise<string> {
   return (JSON.parse(await readFile(join(dataDir, 'api.json'), 'utf8')) as { url: string }).url
 }
 
+/** the processes spawned here that have not exited */
+export function liveStems (): StemProcess[] {
+  return [...live]
+}
+
 export async function stopAll (): Promise<void> {
   for (const p of live) p.signal('SIGKILL')
   await Promise.all([...live].map(async p => p.exited))

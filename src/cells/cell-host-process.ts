@@ -16,6 +16,8 @@ export const CELL_HOST_FLAGS = ['--no-node-snapshot', '--no-expose-wasm']
 export interface CellHostProcessInit {
   app: string
   bounds: RuntimeBounds
+  /** see ToHost 'init' */
+  localAsks: boolean
   /** ms between heartbeats */
   heartbeatInterval: number
   /** ms without an answer after which the host is killed (grows with the longest cell timeout) */
@@ -75,7 +77,7 @@ export class CellHostProcess {
     })
     this.heartbeat = setInterval(() => { this.check() }, init.heartbeatInterval)
     this.heartbeat.unref()
-    this.outbox.push({ t: 'init', app: init.app, bounds: init.bounds })
+    this.outbox.push({ t: 'init', app: init.app, bounds: init.bounds, localAsks: init.localAsks })
   }
 
   get pid (): number | undefined {

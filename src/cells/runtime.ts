@@ -387,6 +387,7 @@ export class CellRuntime extends TypedEventEmitter<CellRuntimeEvents> {
     const process: CellHostProcess = new CellHostProcess({
       app,
       bounds: this.bounds,
+      localAsks: this.opts.replyGate === undefined,
       heartbeatInterval: this.opts.heartbeatInterval,
       heartbeatTimeout: () => this.opts.heartbeatTimeout + this.appCells(app).reduce((max, r) => Math.max(max, r.limits?.timeout ?? 0), 0),
       rssLimit: () => this.hostRssLimit(app),

@@ -42,6 +42,12 @@ export interface CapacityService {
   start: () => Promise<void>
   /** publishes a signed 'leaving' advert, then stops */
   stop: () => Promise<void>
+  /**
+   * Graceful leave, first step: publishes a signed 'leaving' advert and stops the
+   * heartbeat, while gossip and connections stay up, so peers stop placing work here
+   * and move what runs here elsewhere before the node stops.
+   */
+  announceLeaving: () => Promise<void>
   contributed: () => Resources
   free: () => Resources
   /** change what this node contributes; published at once. Throws on invalid values. */
@@ -220,6 +226,13 @@ export function createCapacityService (components: CapacityServiceComponents, in
       components.pubsub.removeEventListener('subscription-change', onSubscriptionChange)
       components.pubsub.unsubscribe(topic)
       components.pubsub.topicValidators.delete(topic)
+    },
+    async announceLeaving () {
+      if (!running || leaving) return
+      clearInterval(heartbeat)
+      leaving = true
+      version++
+      await publish()
     },
     setContributed (change) {
       const next = { ...contributed, ...Object.fromEntries(Object.entries(change).filter(([, v]) => v != null)) }

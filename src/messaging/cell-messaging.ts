@@ -64,8 +64,8 @@ export interface CellMessagingInit {
   /** default ask deadline, ms from now (default 30 s) */
   askTimeout?: number
   dedupe?: DedupeWindowOptions
-  /** who may transform cells here (default: any peer of the mesh; the topology layer narrows it to group leaders) */
-  authorizeTransform?: (peer: string, request: RemoteTransformRequest) => boolean
+  /** why `peer` may not transform this cell here, or undefined if it may (default: any peer of the mesh may; the node narrows it to the app's group) */
+  refuseTransform?: (peer: string, request: RemoteTransformRequest) => string | undefined
 }
 
 export interface MessageOptions {
@@ -146,7 +146,7 @@ export class CellMessaging extends TypedEventEmitter<CellMessagingEvents> {
     messagesOut: 0, messagesIn: 0, framesOut: 0, framesIn: 0, dedupeHits: 0, rerouted: 0, backpressure: 0, tellsDropped: 0, streamsRefused: 0, peersClosed: 0, rejected: {}
   }
 
-  private readonly opts: Required<Omit<CellMessagingInit, 'dedupe' | 'authorizeTransform'>>
+  private readonly opts: Required<Omit<CellMessagingInit, 'dedupe' | 'refuseTransform'>>
   private running = false
 
   constructor (private readonly components: CellMessagingComponents, private readonly init: CellMessagingInit) {
@@ -637,7 +637,8 @@ export class CellMessaging extends TypedEventEmitter<CellMessagingEvents> {
       version: Number(t.version),
       replace: t.replace
     }
-    if (this.init.authorizeTransform !== undefined && !this.init.authorizeTransform(peer, request)) throw new Error(`node ${peer} may not transform cells on this node`)
+    const refusal = this.init.refuseTransform?.(peer, request)
+    if (refusal !== undefined) throw new Error(`node ${peer} may not transform ${request.address} here: ${refusal}`)
     const bundles = this.components.bundles
     if (bundles === undefined) throw new Error(`node ${this.self} cannot fetch bundles`)
     const signal = AbortSignal.timeout(Math.max(1, Number(t.deadline) - Date.now()))

@@ -12,9 +12,12 @@ import { createLibp2pRaftTransport } from '../raft/transport/libp2p-transport.js
 import type { Libp2pRaftTransport } from '../raft/transport/libp2p-transport.js'
 import { createTopologyService } from '../topology/service.js'
 import { AppTable } from '../topology/app-table.js'
+import { placementRefusal } from '../topology/placement-authority.js'
 import { createCloneService } from '../topology/clones.js'
+import { CloneStore } from '../topology/clone-store.js'
 import type { CloneService } from '../topology/clones.js'
 import type { TopologyService } from '../topology/service.js'
+import type { LeaveOutcome } from '../topology/graceful-leave.js'
 import type { AppAnnouncement } from '../topology/announcement.js'
 import type { NodeCapacity } from '../topology/types.js'
 import { createGateway } from '../gateway/index.js'
@@ -42,6 +45,12 @@ export interface AppStack {
   readonly clones: CloneService
   readonly gateway?: Gateway
   start: () => Promise<void>
+  /**
+   * Graceful leave, before stop: says 'leaving' in a capacity advert (peers stop placing
+   * work here), hands leaderships over and waits until this node's instances run
+   * elsewhere, up to `signal`.
+   */
+  leave: (signal: AbortSignal) => Promise<LeaveOutcome>
   stop: () => Promise<void>
 }
 
@@ -65,10 +74,14 @@ export function createAppStack (mesh: Mesh, init: AppStackInit): AppStack {
   const bundles = createBundleExchange({ libp2p: mesh.libp2p, store, signer }, { mesh: name })
   // the leaders' announcements: messaging's directory, the clones' view of who is primary
   const table = new AppTable()
-  const cloneService = createCloneService({ libp2p: mesh.libp2p, runtime, bundles, signer, table }, { mesh: name })
+  const cloneService = createCloneService({ libp2p: mesh.libp2p, runtime, bundles, signer, table, store: new CloneStore(files.clones) }, { mesh: name })
   clones = cloneService
   let topology: TopologyService | undefined
-  const messaging = createCellMessaging({ libp2p: mesh.libp2p, runtime, directory: table, signer, bundles }, { mesh: name })
+  const messaging = createCellMessaging({ libp2p: mesh.libp2p, runtime, directory: table, signer, bundles }, {
+    mesh: name,
+    // only the app's group places its cells, with its owner's code
+    refuseTransform: (peer, request) => placementRefusal(table, peer, request.address, request.owner)
+  })
   const transport: Libp2pRaftTransport = createLibp2pRaftTransport({ libp2p: mesh.libp2p, signer }, { mesh: name })
   const raft = createRaftHost({ transport }, {
     self: mesh.peerId,
@@ -81,6 +94,8 @@ export function createAppStack (mesh: Mesh, init: AppStackInit): AppStack {
   ]
   topology = createTopologyService({ self: mesh.peerId, raft, runtime, messaging, bundles, clones: cloneService, table, pubsub: mesh.libp2p.services.pubsub, signer, nodes }, { mesh: name, groupsDir: files.groups })
   const gateway = init.gateway === undefined ? undefined : createGateway({ backend: createMessagingBackend(messaging, table) }, init.gateway)
+  topology.addEventListener('app:changed', evt => { cloneService.onAnnouncement(evt.detail.announcement) })
+  topology.addEventListener('app:removed', evt => { cloneService.dropApp(evt.detail.app) })
   if (gateway !== undefined) {
     topology.addEventListener('app:changed', evt => {
       try {
@@ -92,7 +107,6 @@ export function createAppStack (mesh: Mesh, init: AppStackInit): AppStack {
     topology.addEventListener('app:removed', evt => { gateway.removeApp(evt.detail.app) })
   }
   const service = topology
-  topology.addEventListener('app:removed', evt => { cloneService.forgetApp(evt.detail.app) })
   // A peer that connects again may have restarted blank: the leader starts its copies
   // again (harmless for a copy still running: a hold keeps the held state, a replace keeps
   // the cell's). Not at the disconnect: the next round would then restart the copies on
@@ -123,6 +137,10 @@ export function createAppStack (mesh: Mesh, init: AppStackInit): AppStack {
           throw new Error(`cannot start the gateway on ${init.gateway?.host ?? ''}:${init.gateway?.port ?? ''}: ${(err as Error).message}`)
         }
       }
+    },
+    async leave (signal) {
+      await mesh.capacity.announceLeaving()
+      return await service.leave(signal)
     },
     async stop () {
       failures.stop()

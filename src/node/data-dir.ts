@@ -2,6 +2,7 @@
 //   identity.key  Ed25519 key (0600)            mesh.json   mesh name, key, bootstrap (0600)
 //   api-token     control API bearer token (0600) api.json    URL of the running API
 //   contribution.json  what `stem contribute` set   peers/      persistent peer store (LevelDB)
+//   bundles/  code bundles held   groups/  app raft logs   cells/  cell states   clones/  held warm clones
 import { mkdir, readFile, rm, access, constants } from 'node:fs/promises'
 import { homedir } from 'node:os'
 import { join, resolve } from 'node:path'
@@ -14,7 +15,7 @@ export function defaultDataDir (): string {
   return resolve(process.env.STEM_DATA ?? join(homedir(), '.stem'))
 }
 
-export const dataFiles = (dir: string): { identity: string, owner: string, mesh: string, token: string, api: string, contribution: string, peers: string, bundles: string, groups: string } => ({
+export const dataFiles = (dir: string): { identity: string, owner: string, mesh: string, token: string, api: string, contribution: string, peers: string, bundles: string, groups: string, clones: string } => ({
   identity: join(dir, 'identity.key'),
   /** the app owner key of this data dir's user (publish, scale, revert), separate from the node identity */
   owner: join(dir, 'owner.key'),
@@ -22,6 +23,8 @@ export const dataFiles = (dir: string): { identity: string, owner: string, mesh:
   bundles: join(dir, 'bundles'),
   /** the raft logs of the app groups this node is a member of */
   groups: join(dir, 'groups'),
+  /** the warm clones this node holds for other nodes' instances (restored on restart) */
+  clones: join(dir, 'clones'),
   mesh: join(dir, 'mesh.json'),
   token: join(dir, 'api-token'),
   api: join(dir, 'api.json'),

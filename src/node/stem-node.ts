@@ -39,6 +39,8 @@ export interface StemNodeOptions {
   mesh?: string
   /** capacity heartbeat interval, ms (default 2000) */
   capacityInterval?: number
+  /** ms a graceful stop may spend handing leaderships and instances to other nodes (default 10 s) */
+  leaveTimeout?: number
 }
 
 export interface StemNode {
@@ -51,7 +53,7 @@ export interface StemNode {
   /** the gateway's base URL, '' without a gateway */
   gatewayUrl: () => string
   start: () => Promise<void>
-  /** leaves the mesh gracefully and releases the data dir */
+  /** leaves the mesh gracefully (hands leaderships and instances to other nodes first) and releases the data dir */
   stop: () => Promise<void>
 }
 
@@ -228,6 +230,16 @@ export function createStemNode (options: StemNodeOptions): StemNode {
       }
     },
     async stop () {
+      if (stack !== undefined) {
+        const started = Date.now()
+        try {
+          const outcome = await stack.leave(AbortSignal.timeout(options.leaveTimeout ?? 10_000))
+          const left = outcome.stillHere.length > 0 ? `, ${outcome.stillHere.length} instance(s) left to failover` : ''
+          log.info(`hand-over took ${Date.now() - started} ms: ${Object.keys(outcome.handedOver).length} leadership(s) handed over${left}`)
+        } catch (err) {
+          log.warn(`graceful hand-over failed: ${(err as Error).message}`)
+        }
+      }
       await removeApiInfo(dir).catch(() => {})
       await cleanup()
     }

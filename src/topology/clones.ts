@@ -3,11 +3,16 @@
 // Clone side: on the leader's `hold`, the node fetches the instance's bundle and keeps a
 // clone record; each `state` from the instance's primary replaces the held state if its
 // version is newer; on `promote` the clone becomes the primary: the cell is transformed
-// here from the held state (warm: the bundle is already here).
+// here from the held state (warm: the bundle is already here). With a CloneStore the
+// records are also written to disk (write-behind: "held" means in this node's memory,
+// README "Durability") and restored on restart; announcements that no longer assign a
+// clone here drop it (fencing.ts unwantedClones).
 //
 // Primary side: `gate` is the cell runtime's replyGate, so the answer to a message
 // leaves only after the state it produced is held by at least one of the instance's
-// clones (as the app table lists them). Without clones, answers leave at once.
+// clones (as the app table lists them). Without clones, answers leave at once. A clone
+// newly assigned to a local instance is sent the instance's latest state as soon as an
+// announcement lists it, so it does not wait for the next message to hold anything.
 import type { Libp2p, Stream, Connection } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { CellRuntime } from '../cells/runtime.js'
@@ -20,6 +25,10 @@ import { CloneAnswer, CloneRequest } from '../wire/proto/clone.js'
 import { createLogger } from '../util/logger.js'
 import type { Logger } from '../util/logger.js'
 import type { AppTable } from './app-table.js'
+import { placementRefusal } from './placement-authority.js'
+import type { AppAnnouncement } from './announcement.js'
+import type { CloneStore } from './clone-store.js'
+import { unwantedClones } from './fencing.js'
 
 export interface CloneServiceComponents {
   libp2p: Pick<Libp2p, 'handle' | 'unhandle' | 'dialProtocol'>
@@ -27,6 +36,8 @@ export interface CloneServiceComponents {
   bundles: BundleExchange
   signer: FrameSigner
   table: AppTable
+  /** where held clones are persisted; in memory only without it */
+  store?: CloneStore
   logger?: Logger
 }
 
@@ -36,6 +47,10 @@ export interface CloneServiceInit {
   timeout?: number
   /** largest state sent or accepted, bytes (default 8 MiB) */
   maxFrameBytes?: number
+  /** ms a fresh hold is kept although announcements do not list it yet (default 10 s) */
+  holdGraceMs?: number
+  /** ms after start when clones restored from disk whose app was never announced are dropped (default 60 s) */
+  restoreGraceMs?: number
 }
 
 interface HeldClone {
@@ -44,6 +59,9 @@ interface HeldClone {
   limits?: CellLimits
   state?: string
   version: number
+  heldAt: number
+  /** restored from disk, not yet listed by an announcement */
+  restored: boolean
 }
 
 const INSTANCE = /^[a-z0-9][a-z0-9-]{0,62}\/[A-Za-z0-9_-]+#\d+$/i
@@ -56,8 +74,13 @@ export class CloneService {
   /** primary side: the newest state of each local instance, and the version its clones hold */
   private readonly latest = new Map<string, { state: string, version: number }>()
   private readonly replicated = new Map<string, number>()
+  /** primary side: the version each clone peer acknowledged, by instance */
+  private readonly ackedBy = new Map<string, Map<string, number>>()
   private readonly inflight = new Map<string, Promise<void>>()
+  /** `address peer` of the seeding pushes under way */
+  private readonly seeding = new Set<string>()
   private readonly maxFrameBytes: number
+  private restoreTimer?: NodeJS.Timeout
   private running = false
 
   constructor (private readonly components: CloneServiceComponents, private readonly init: CloneServiceInit) {
@@ -71,11 +94,13 @@ export class CloneService {
     components.runtime.addEventListener('cell:reverted', evt => {
       this.latest.delete(evt.detail.address)
       this.replicated.delete(evt.detail.address)
+      this.ackedBy.delete(evt.detail.address)
     })
   }
 
   async start (): Promise<void> {
     if (this.running) return
+    await this.restore()
     await this.components.libp2p.handle(this.protocol, (stream, connection) => { this.serve(stream, connection) }, { maxInboundStreams: 64 })
     this.running = true
   }
@@ -83,7 +108,100 @@ export class CloneService {
   async stop (): Promise<void> {
     if (!this.running) return
     this.running = false
+    clearTimeout(this.restoreTimer)
     await this.components.libp2p.unhandle(this.protocol)
+    await this.components.store?.flush()
+  }
+
+  /** The clones this node held when it stopped, back from disk until announcements confirm or drop them. */
+  private async restore (): Promise<void> {
+    const store = this.components.store
+    if (store === undefined) return
+    const { clones, dropped } = await store.loadAll()
+    for (const line of dropped) this.log.warn(line)
+    const now = Date.now()
+    for (const c of clones) {
+      if (this.held.has(c.address)) continue
+      this.held.set(c.address, { bundle: c.bundle, owner: c.owner, limits: c.limits, state: c.state, version: c.version, heldAt: now, restored: true })
+    }
+    if (clones.length > 0) this.log.info(`restored ${clones.length} clone(s) from ${store.dir}; announcements decide which are still wanted`)
+    this.restoreTimer = setTimeout(() => {
+      for (const [address, clone] of this.held) {
+        const app = address.slice(0, address.indexOf('/'))
+        if (clone.restored && this.components.table.get(app) === undefined) this.drop(address, `app ${app} was not announced since the restart`)
+      }
+    }, this.init.restoreGraceMs ?? 60_000)
+    this.restoreTimer.unref()
+  }
+
+  private persist (address: string, clone: HeldClone): void {
+    this.components.store?.save({ address, bundle: clone.bundle, owner: clone.owner, limits: clone.limits, state: clone.state, version: clone.version }).catch((err: Error) => {
+      this.log.warn(`cannot write the clone of ${address} to disk: ${err.message}`)
+    })
+  }
+
+  private drop (address: string, why: string): void {
+    if (!this.held.delete(address)) return
+    this.log.info(`dropped the clone of ${address}: ${why}`)
+    // the app's cell host, started warm at the hold, goes with its last clone (if no cell of the app runs here)
+    const app = address.slice(0, address.indexOf('/'))
+    if (![...this.held.keys()].some(a => a.startsWith(`${app}/`))) this.components.runtime.release(app)
+    this.components.store?.remove(address).catch((err: Error) => { this.log.warn(`cannot remove the clone file of ${address}: ${err.message}`) })
+  }
+
+  // ---- announcements
+
+  /**
+   * An announcement of `a.app` was learned: clone side, drop the clones it no longer assigns
+   * here and confirm restored ones it lists; primary side, send the latest state of local
+   * instances to clones that have not acknowledged it (clones the leader just placed).
+   */
+  onAnnouncement (a: AppAnnouncement): void {
+    const self = this.components.signer.peerId
+    const held = [...this.held].map(([address, c]) => ({ address, heldAt: c.heldAt, restored: c.restored }))
+    for (const address of unwantedClones(a, held, self, Date.now(), this.init.holdGraceMs ?? 10_000)) {
+      this.drop(address, a.reverted ? `app ${a.app} was reverted` : `app ${a.app} no longer places it here`)
+    }
+    for (const inst of a.instances) {
+      const clone = this.held.get(inst.address)
+      if (clone !== undefined && inst.clones.includes(self)) clone.restored = false
+      // a peer no longer listed as clone may be listed again later, holding nothing then
+      const acked = this.ackedBy.get(inst.address)
+      if (acked !== undefined) for (const peer of acked.keys()) if (!inst.clones.includes(peer)) acked.delete(peer)
+      if (inst.node === self && this.running) this.seed(inst.address, inst.clones)
+    }
+  }
+
+  /** The app was reverted: its clones held here go. */
+  dropApp (app: string): void {
+    for (const address of [...this.held.keys()]) if (address.startsWith(`${app}/`)) this.drop(address, `app ${app} was reverted`)
+  }
+
+  /** Pushes the latest state of local instance `address` to each of `clones` that lacks it. */
+  private seed (address: string, clones: string[]): void {
+    const latest = this.latest.get(address)
+    if (latest === undefined || this.components.runtime.cell(address)?.status !== 'transformed') return
+    for (const peer of clones) {
+      const key = `${address} ${peer}`
+      if ((this.ackedBy.get(address)?.get(peer) ?? -1) >= latest.version || this.seeding.has(key)) continue
+      this.seeding.add(key)
+      this.request(peer, { state: { address, state: latest.state, version: BigInt(latest.version) } })
+        .then(() => { this.acked(address, peer, latest.version) }, (err: Error) => { this.unacked(address, peer, err) })
+        .finally(() => { this.seeding.delete(key) })
+    }
+  }
+
+  /** A clone refused a state: one that no longer holds the instance is seeded again on the next announcement. */
+  private unacked (address: string, peer: string, err: Error): void {
+    this.log.debug(`the clone of ${address} on ${peer} did not take a state: ${err.message}`)
+    if (/no clone of/.test(err.message)) this.ackedBy.get(address)?.delete(peer)
+  }
+
+  private acked (address: string, peer: string, version: number): void {
+    let peers = this.ackedBy.get(address)
+    if (peers === undefined) { peers = new Map(); this.ackedBy.set(address, peers) }
+    if (version > (peers.get(peer) ?? -1)) peers.set(peer, version)
+    if (version > (this.replicated.get(address) ?? -1)) this.replicated.set(address, version)
   }
 
   // ---- the leader's requests
@@ -94,12 +212,6 @@ export class CloneService {
 
   async promote (peer: string, address: string): Promise<void> {
     await this.request(peer, { promote: { address } })
-  }
-
-  /** The app is gone: its clones here are dropped, and its cell host if it ran only for them. */
-  forgetApp (app: string): void {
-    for (const address of [...this.held.keys()]) if (address.startsWith(`${app}/`)) this.held.delete(address)
-    this.components.runtime.release(app)
   }
 
   /** whether this node holds a clone of `address` */
@@ -139,9 +251,10 @@ export class CloneService {
     let pending = clones.length
     for (const peer of clones) {
       this.request(peer, { state: { address, state, version: BigInt(version) } }).then(() => {
-        if (version > (this.replicated.get(address) ?? -1)) this.replicated.set(address, version)
+        this.acked(address, peer, version)
         resolve()
       }, (err: Error) => {
+        this.unacked(address, peer, err)
         failures.push(`${peer}: ${err.message}`)
         if (--pending === 0) reject(new Error(`no clone of ${address} took its state (${failures.join('; ')})`))
       })
@@ -202,12 +315,14 @@ export class CloneService {
     if (request.hold != null) {
       const h = request.hold
       if (!INSTANCE.test(h.address) || h.bundle.byteLength !== 32) throw new Error('invalid hold request')
-      this.checkMember(peer, h.address)
+      this.checkMember(peer, h.address, h.owner)
       const bundle = Buffer.from(h.bundle).toString('hex')
       await this.components.bundles.fetch(bundle, { peers: [peer], signal: AbortSignal.timeout(this.init.timeout ?? 5000) })
       const previous = this.held.get(h.address)
       const limits = h.memory > 0n ? { memory: Number(h.memory), timeout: h.timeout, mailbox: h.mailbox } : undefined
-      this.held.set(h.address, { bundle, owner: h.owner, limits, state: previous?.state, version: previous?.version ?? -1 })
+      const clone: HeldClone = { bundle, owner: h.owner, limits, state: previous?.state, version: previous?.version ?? -1, heldAt: Date.now(), restored: false }
+      this.held.set(h.address, clone)
+      this.persist(h.address, clone)
       // warm: the app's cell host runs before the promotion needs it
       this.components.runtime.prepare(h.address.slice(0, h.address.indexOf('/')))
       return previous?.version ?? 0
@@ -218,28 +333,52 @@ export class CloneService {
       if (clone === undefined) throw new Error(`no clone of ${s.address} here`)
       const primary = this.components.table.resolve(s.address)?.peer
       if (primary !== undefined && primary !== peer) throw new Error(`${peer} is not the primary of ${s.address}`)
-      if (Number(s.version) > clone.version) { clone.state = s.state; clone.version = Number(s.version) }
+      if (Number(s.version) > clone.version) {
+        clone.state = s.state
+        clone.version = Number(s.version)
+        this.persist(s.address, clone)
+      }
       return clone.version
     }
     if (request.promote != null) {
       const address = request.promote.address
+      const asked = this.held.get(address)
+      if (asked === undefined) throw new Error(`no clone of ${address} here`)
+      this.checkMember(peer, address)
+      if (asked.restored && !this.assignedHere(address)) throw new Error(`the clone of ${address} was restored from disk and no announcement has confirmed it yet`)
+      const bundle = await this.components.bundles.fetch(asked.bundle, { peers: [peer] })
+      // the record as it is now, with every state received while the bundle was fetched;
+      // from here on, states the old primary still sends are refused (no clone here), so
+      // every state this clone acknowledged is in the state it is promoted with
       const clone = this.held.get(address)
       if (clone === undefined) throw new Error(`no clone of ${address} here`)
-      this.checkMember(peer, address)
-      const bundle = await this.components.bundles.fetch(clone.bundle, { peers: [peer] })
-      await this.components.runtime.transform(address, bundle, { owner: clone.owner, limits: clone.limits, state: clone.state, version: clone.version < 0 ? undefined : clone.version, replace: true })
+      if (clone.bundle !== asked.bundle) throw new Error(`the clone of ${address} changed code while being promoted`)
       this.held.delete(address)
+      try {
+        await this.components.runtime.transform(address, bundle, { owner: clone.owner, limits: clone.limits, state: clone.state, version: clone.version < 0 ? undefined : clone.version, replace: true })
+      } catch (err) {
+        if (!this.held.has(address)) this.held.set(address, clone)
+        throw err
+      }
+      this.components.store?.remove(address).catch((err: Error) => { this.log.warn(`cannot remove the clone file of ${address}: ${err.message}`) })
       this.log.info(`promoted the clone of ${address} (${clone.version < 0 ? 'no state received yet' : `state version ${clone.version}`})`)
       return clone.version
     }
     throw new Error('empty clone request')
   }
 
-  /** Holds and promotions come from the app's leader; a member of its group is accepted too, as a new leader may not be announced yet. */
-  private checkMember (peer: string, address: string): void {
+  /** whether the latest announcement of the instance's app places it or its clone on this node */
+  private assignedHere (address: string): boolean {
+    const self = this.components.signer.peerId
     const app = address.slice(0, address.indexOf('/'))
-    const known = this.components.table.get(app)
-    if (known !== undefined && known.leader !== peer && !known.members.includes(peer)) throw new Error(`${peer} is not in the group of app ${app}`)
+    const inst = this.components.table.get(app)?.instances.find(i => i.address === address)
+    return inst !== undefined && (inst.node === self || inst.clones.includes(self))
+  }
+
+  /** Holds and promotions come from the app's leader (or a member of its group: see placement-authority.ts). */
+  private checkMember (peer: string, address: string, owner?: Uint8Array): void {
+    const refusal = placementRefusal(this.components.table, peer, address, owner)
+    if (refusal !== undefined) throw new Error(refusal)
   }
 }
 

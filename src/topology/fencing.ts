@@ -20,3 +20,30 @@ export function unwantedInstances (a: AppAnnouncement, local: string[], self: st
     return inst !== undefined && inst.node !== '' && inst.node !== self && inst.state === 'transformed'
   })
 }
+
+/** a clone record as the rule below needs it */
+export interface HeldCloneInfo {
+  address: string
+  /** ms (local clock) when the leader's hold arrived; restored from disk: when restored */
+  heldAt: number
+  /** restored from disk after a restart, and no announcement has listed it since */
+  restored: boolean
+}
+
+/**
+ * The clones among `held` that `a` no longer assigns to `self`: its app reverted, its
+ * instance gone, or neither its clone nor (about to be promoted) its primary placed here.
+ * A clone the leader's `hold` created less than `graceMs` ago is kept, as that hold may
+ * overtake the announcement that lists it; a clone restored from disk is not — the
+ * newest announcement decides whether it is still wanted.
+ */
+export function unwantedClones (a: AppAnnouncement, held: HeldCloneInfo[], self: string, now: number, graceMs: number): string[] {
+  const prefix = `${a.app}/`
+  return held.filter(c => {
+    if (!c.address.startsWith(prefix)) return false
+    if (a.reverted) return true
+    const inst = a.instances.find(i => i.address === c.address)
+    if (inst !== undefined && (inst.clones.includes(self) || inst.node === self)) return false
+    return c.restored || now - c.heldAt >= graceMs
+  }).map(c => c.address)
+}

@@ -27,6 +27,8 @@ import { AppController } from './app-controller.js'
 import { AppGroups, newId } from './app-groups.js'
 import { openOwnerRequest } from './owner-request.js'
 import { pickGroupMembers } from './group-members.js'
+import { leaveGracefully } from './graceful-leave.js'
+import type { LeaveOutcome } from './graceful-leave.js'
 import type { NodeCapacity } from './types.js'
 
 export interface TopologyServiceComponents {
@@ -80,6 +82,8 @@ export class TopologyService extends TypedEventEmitter<TopologyEvents> {
   private readonly groups: AppGroups
   private readonly announcer: AppAnnouncer
   private readonly controller: AppController
+  /** leaving gracefully: this node no longer places work on itself */
+  private leaving = false
   private running = false
 
   constructor (private readonly components: TopologyServiceComponents, init: TopologyServiceInit) {
@@ -97,7 +101,9 @@ export class TopologyService extends TypedEventEmitter<TopologyEvents> {
       }
     }, init)
     this.topic = this.announcer.topic
-    this.controller = new AppController({ ...components, logger, groups: this.groups, announcer: this.announcer }, init)
+    // a leaving node that still leads places nothing on itself, and moves what runs here
+    const nodes = (): NodeCapacity[] => this.leaving ? components.nodes().filter(n => n.id !== components.self) : components.nodes()
+    this.controller = new AppController({ ...components, nodes, logger, groups: this.groups, announcer: this.announcer }, init)
   }
 
   async start (): Promise<void> {
@@ -114,6 +120,18 @@ export class TopologyService extends TypedEventEmitter<TopologyEvents> {
     this.controller.stop()
     this.announcer.stop()
     await this.groups.stop()
+  }
+
+  /**
+   * Graceful leave (graceful-leave.ts): hands this node's leaderships to other members and
+   * waits until its instances run elsewhere, up to `signal`. Call after the node's capacity
+   * advert said it is leaving, and before stop().
+   */
+  async leave (signal: AbortSignal): Promise<LeaveOutcome> {
+    this.leaving = true
+    const { self, raft, runtime, table } = this.components
+    const others = (): string[] => this.components.nodes().filter(n => n.alive && n.id !== self).map(n => n.id)
+    return await leaveGracefully({ self, raft, runtime, table, groups: this.groups, others, logger: this.log }, signal)
   }
 
   /** For RaftHost.onUnknownGroup: a raft message for a group this node does not host yet. */

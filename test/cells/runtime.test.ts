@@ -128,6 +128,33 @@ describe('cells: runtime lifecycle and messaging', function () {
     }
   })
 
+  it('with a reply gate, an ask between two cells of one host waits for the gate of the cell asked', async () => {
+    const gated: Array<{ address: string, version: number, release: () => void }> = []
+    const gatedRuntime = createCellRuntime({
+      replyGate: async (address, version) => {
+        const { promise, resolve } = Promise.withResolvers<void>()
+        gated.push({ address, version, release: resolve })
+        await promise
+      }
+    })
+    gatedRuntime.start()
+    try {
+      await gatedRuntime.transform('shop/counter#0', await b.bundle('shop/counter', COUNTER), { owner: b.owner.publicKey })
+      await gatedRuntime.transform('shop/front#0', await b.bundle('shop/front', `export default class Front {
+        async add (n) { return await stem.ask('shop/counter#0', 'increment', n) } }`), { owner: b.owner.publicKey })
+      let answered = false
+      const sum = gatedRuntime.ask('shop/front#0', 'add', [3]).then(v => { answered = true; return v })
+      // the counter's new state must reach its clone before the front cell sees the answer
+      await waitFor(() => gated.length === 1, { what: 'the counter\'s answer to wait for the gate' })
+      assert.equal(gated[0].address, 'shop/counter#0')
+      assert.equal(answered, false)
+      gated[0].release()
+      assert.equal(await sum, 3)
+    } finally {
+      await gatedRuntime.stop()
+    }
+  })
+
   it('persists the last state to the data dir (atomic file) and loads it back', async () => {
     await runtime.transform('shop/counter#0', await b.bundle('shop/counter', COUNTER), { owner: b.owner.publicKey })
     await runtime.ask('shop/counter#0', 'increment', [9])

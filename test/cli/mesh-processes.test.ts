@@ -4,7 +4,7 @@ import { createServer, type Server } from 'node:net'
 import { join } from 'node:path'
 import type { PeersResponse, StatusResponse, ContributeResponse } from '../../src/api/types.js'
 import { waitFor } from '../support/wait.js'
-import { apiUrlOf, spawnStem, stem, stemJson, stopAll, tempDataDir, type StemProcess } from '../support/stem-process.js'
+import { apiUrlOf, spawnStem, stem, stemJson, printLogsIfFailed, stopAll, tempDataDir, type StemProcess } from '../support/stem-process.js'
 
 const peersOf = async (p: StemProcess): Promise<PeersResponse> => stemJson<PeersResponse>(['peers', '--data', p.dataDir])
 const inviteOf = async (p: StemProcess): Promise<string> => {
@@ -15,6 +15,7 @@ const inviteOf = async (p: StemProcess): Promise<string> => {
 
 describe('mesh with real stem processes', function () {
   this.timeout(240_000)
+  afterEach(printLogsIfFailed)
   after(stopAll)
 
   it('5 nodes join through one invite, discover each other, gossip capacity, leave and expire; a restart rejoins', async () => {

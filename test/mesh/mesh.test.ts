@@ -56,6 +56,22 @@ describe('mesh (in-process libp2p nodes over TCP)', function () {
     await waitFor(() => lost.includes(`${rest[2].peerId} expired`), { timeout: 60_000, what: 'the vanished node to expire' })
   })
 
+  it('announceLeaving: peers drop the node at once while it stays connected, and its later adverts do not bring it back', async () => {
+    const mesh = { name: 'home', key: generateMeshKey() }
+    const a = await node(mesh, [], 200)
+    const b = await node(mesh, [a.addresses()[0]], 200)
+    await waitFor(() => b.capacity.view.get(a.peerId) != null && a.capacity.view.get(b.peerId) != null, { timeout: 60_000, what: 'the two nodes to see each other' })
+    await a.capacity.announceLeaving()
+    await waitFor(() => b.capacity.view.get(a.peerId) == null, { what: 'the leaving node to be dropped' })
+    assert.ok(a.connectedPeers().has(b.peerId), 'still connected: gossip and streams go on during the hand-over')
+    a.capacity.setContributed({ cells: 7 }) // a change published while leaving says leaving too
+    // let several of b's heartbeats reach a: gossip flows both ways, a stays gone at b
+    const since = Date.now()
+    await waitFor(() => (a.capacity.view.get(b.peerId)?.lastSeen ?? 0) > since + 600, { what: 'a to keep hearing b' })
+    assert.equal(b.capacity.view.get(a.peerId), undefined)
+    assert.equal(a.capacity.currentAdvert().leaving, true)
+  })
+
   it('a node with another mesh key cannot connect; the refusing node logs it once and keeps running', async () => {
     const mesh = { name: 'home', key: generateMeshKey() }
     const lines: string[] = []

@@ -93,6 +93,19 @@ describe('messaging: code protocol and remote transform', function () {
     await assert.rejects(alice.messaging.transformRemote(carol.id, { address: 'shop/counter#1', bundle: 'nothex', owner: bundle.owner }), /invalid bundle id/)
   })
 
+  it('a node refuses a remote transform its refuseTransform hook refuses, naming why', async function () {
+    this.timeout(60_000)
+    const guarded = await createTestNode(createStaticDirectory(), { messaging: { refuseTransform: (peer, request) => peer === bob.id ? undefined : `only ${bob.id} places ${request.address}` } })
+    try {
+      await connectAll([alice, guarded])
+      await alice.bundles.publish(bundle)
+      await assert.rejects(alice.messaging.transformRemote(guarded.id, { address: 'shop/counter#3', bundle: bundle.hash, owner: bundle.owner }), new RegExp(`may not transform shop/counter#3 here: only ${bob.id} places`))
+      assert.equal(guarded.runtime.cell('shop/counter#3')?.status ?? 'none', 'none')
+    } finally {
+      await guarded.stop()
+    }
+  })
+
   it('the bundle store verifies on write, writes atomically and drops a corrupted file', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'stem-store-'))
     try {

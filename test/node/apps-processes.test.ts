@@ -7,12 +7,13 @@ import { join } from 'node:path'
 import type { StatusResponse } from '../../src/api/types.js'
 import type { AppCellsListing, AppListing } from '../../src/topology/app-table.js'
 import { waitFor } from '../support/wait.js'
-import { repoRoot, spawnStem, stem, stemJson, stopAll, tempDataDir, type StemProcess } from '../support/stem-process.js'
+import { repoRoot, spawnStem, stem, stemJson, printLogsIfFailed, stopAll, tempDataDir, type StemProcess } from '../support/stem-process.js'
 
 const manifest = join(repoRoot, 'examples', 'counter', 'app.yaml')
 
 describe('apps on a mesh of real stem processes', function () {
-  this.timeout(300_000)
+  this.timeout(600_000)
+  afterEach(printLogsIfFailed)
   after(stopAll)
 
   it('publish → apps/cells everywhere → call from every node and the gateway → unchanged republish → other owner refused → scale → kill -9 recovery → revert', async () => {

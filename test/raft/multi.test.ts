@@ -357,6 +357,29 @@ describe('raft multi-group host: quiescence', function () {
     // the cut-off leader does not stay a quiet "leader": it wakes, loses check-quorum and steps down
     await waitFor(() => led.every(l => victim.status(l).role !== StateRole.Leader), { what: 'isolated old leader steps down' })
   })
+
+  it('hands leadership of quiet groups to another member on request (graceful leave)', async () => {
+    await waitFor(() => allQuiet(hosts), { what: 'all groups quiet', timeout: 60_000 })
+    const leaving = leaderHost('q0')!
+    const led = groups.filter(g => leaving.status(g).role === StateRole.Leader)
+    const term = new Map(led.map(g => [g, leaving.status(g).term]))
+    // followers cannot hand over what they do not lead
+    const follower = hosts.find(h => h !== leaving)!
+    assert.equal(follower.transferLeadership('q0'), '')
+    assert.throws(() => leaving.transferLeadership('no-such-group'), /not hosted/)
+    const chosen = new Map(led.map(g => [g, leaving.transferLeadership(g)]))
+    for (const to of chosen.values()) assert.ok(NODES.includes(to) && to !== leaving.self)
+    const rest = hosts.filter(h => h !== leaving)
+    await waitFor(() => led.every(g => leaderHost(g, rest)?.self === chosen.get(g)), { what: 'the chosen members to lead every group the leaving node led', timeout: 30_000 })
+    for (const g of led) {
+      assert.notEqual(leaving.status(g).role, StateRole.Leader)
+      assert.ok(leaderHost(g)!.status(g).term > term.get(g)!)
+    }
+    // the groups still commit under their new leaders
+    const g = led[0]
+    await proposeUntilApplied(() => leaderHost(g)!.propose(g, enc.encode('after transfer')),
+      () => NODES.every(n => applied.get(`${n}/${g}`)!.includes('after transfer')), 'commit after the transfer')
+  })
 })
 
 describe('raft multi-group host: durability before acknowledgement', function () {

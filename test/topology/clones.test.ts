@@ -2,14 +2,17 @@
 // state streaming, promotion, and refusal of bad, forged and out-of-place requests.
 import assert from 'node:assert/strict'
 import { join } from 'node:path'
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
 import { buildBundle } from '../../src/cells/index.js'
-import { createEd25519Key, encodePublicKey } from '../../src/wire/keys.js'
+import { createEd25519Key, encodePublicKey, peerIdOf } from '../../src/wire/keys.js'
 import { createFrameSigner } from '../../src/wire/frame.js'
 import { readOne, writeFrame } from '../../src/messaging/framing.js'
 import { CloneAnswer, CloneRequest } from '../../src/wire/proto/clone.js'
 import { Frame } from '../../src/wire/proto/frame.js'
 import { AppTable } from '../../src/topology/app-table.js'
 import { createCloneService } from '../../src/topology/clones.js'
+import { CloneStore, decodeStoredClone } from '../../src/topology/clone-store.js'
 import type { CloneService } from '../../src/topology/clones.js'
 import type { AppAnnouncement } from '../../src/topology/announcement.js'
 import { createStaticDirectory } from '../../src/messaging/directory.js'
@@ -30,10 +33,11 @@ describe('warm clones: the clone protocol', function () {
   let table: AppTable
   let bundleHash: string
   let owner: Uint8Array
+  let ownerId = ''
 
   const announce = (over: Partial<AppAnnouncement> = {}): void => {
     table.update({
-      app: 'shop', owner: 'o', leader: primary.id, term: 1n, version: BigInt(Date.now()) * 1000n, members: [primary.id],
+      app: 'shop', owner: ownerId, leader: primary.id, term: 1n, version: BigInt(Date.now()) * 1000n, members: [primary.id],
       instances: [{ address: ADDRESS, node: primary.id, epoch: 1n, state: 'transformed', clones: [cloneNode.id] }],
       cells: [{ name: 'counter', replicas: 1, timeout: 500 }], routes: [], reverted: false, ...over
     })
@@ -54,6 +58,7 @@ describe('warm clones: the clone protocol', function () {
     await primaryClones.start()
     const ownerKey = await createEd25519Key()
     owner = encodePublicKey(ownerKey.publicKey)
+    ownerId = peerIdOf(ownerKey.publicKey)
     const bundle = await buildBundle({ entry: join(repoRoot, 'examples', 'counter', 'counter.js'), app: 'shop', cell: 'counter', limits, owner: ownerKey })
     await primary.bundles.publish(bundle)
     bundleHash = bundle.hash
@@ -86,7 +91,7 @@ describe('warm clones: the clone protocol', function () {
   it('a clone held for an app that is then removed is dropped, with its idle cell host', async () => {
     await primaryClones.hold(cloneNode.id, ADDRESS, bundleHash, owner, limits)
     assert.ok(cloneNode.runtime.hostPids().has('shop'))
-    clones.forgetApp('shop')
+    clones.dropApp('shop')
     assert.equal(clones.holds(ADDRESS), false)
     assert.equal(cloneNode.runtime.hostPids().has('shop'), false)
   })
@@ -94,6 +99,8 @@ describe('warm clones: the clone protocol', function () {
   it('refuses holds from a node outside the app group, states from a non-primary, and unknown clones', async () => {
     const strangerClones = createCloneService({ libp2p: stranger.libp2p, runtime: stranger.runtime, bundles: stranger.bundles, signer: createFrameSigner(stranger.key), table }, { mesh: MESH })
     await assert.rejects(strangerClones.hold(cloneNode.id, ADDRESS, bundleHash, owner, limits), /is not in the group of app shop/)
+    // the leader cannot have a clone hold code the app's owner did not sign
+    await assert.rejects(primaryClones.hold(cloneNode.id, ADDRESS, bundleHash, encodePublicKey((await createEd25519Key()).publicKey), limits), /not by the owner of app shop/)
     await assert.rejects(strangerClones.promote(cloneNode.id, 'shop/counter#5'), /no clone of shop\/counter#5/)
     await primaryClones.hold(cloneNode.id, ADDRESS, bundleHash, owner, limits)
     const fromStranger = createFrameSigner(stranger.key)
@@ -126,5 +133,70 @@ describe('warm clones: the clone protocol', function () {
     // still serving the primary
     await primaryClones.hold(cloneNode.id, ADDRESS, bundleHash, owner, limits)
     assert.ok(clones.holds(ADDRESS))
+  })
+
+  it('persists held clones: a restarted clone node is promoted with the state it held if still listed; stale and corrupt ones are dropped; new clones are seeded', async () => {
+    await clones.stop()
+    const dir = await mkdtemp(join(tmpdir(), 'stem-clone-restart-'))
+    const storeDir = join(dir, 'clones')
+    const file = join(storeDir, `${encodeURIComponent(ADDRESS)}.json`)
+    const service = (): CloneService => createCloneService({ libp2p: cloneNode.libp2p, runtime: cloneNode.runtime, bundles: cloneNode.bundles, signer: createFrameSigner(cloneNode.key), table, store: new CloneStore(storeDir) }, { mesh: MESH })
+    let stored = service()
+    try {
+      await stored.start()
+      announce()
+      await primaryClones.hold(cloneNode.id, ADDRESS, bundleHash, owner, limits)
+      const acked = await primary.runtime.ask(ADDRESS, 'increment', [5]) as { count: number }
+      await stored.stop() // the write-behind is flushed on stop
+      const onDisk = (await new CloneStore(storeDir).loadAll()).clones
+      assert.equal(onDisk.length, 1)
+      assert.deepEqual(JSON.parse(onDisk[0].state ?? ''), acked)
+
+      // restart: restored, but promoted only once an announcement lists it here
+      await writeFile(join(storeDir, 'shop%2Fother%230.json'), '{"format":1,"address":')
+      stored = service()
+      await stored.start()
+      assert.ok(stored.holds(ADDRESS))
+      assert.ok(!stored.holds('shop/other#0'))
+      assert.ok(!(await readdir(storeDir)).includes('shop%2Fother%230.json'), 'the corrupt file was deleted')
+      announce({ instances: [] })
+      await assert.rejects(primaryClones.promote(cloneNode.id, ADDRESS), /restored from disk and no announcement has confirmed it/)
+      announce()
+      stored.onAnnouncement(table.get('shop') as AppAnnouncement)
+      await primaryClones.promote(cloneNode.id, ADDRESS)
+      assert.deepEqual(await cloneNode.runtime.ask(ADDRESS, 'get'), acked, 'promoted with the state it held before the restart')
+      await waitFor(async () => !(await readdir(storeDir)).includes(`${encodeURIComponent(ADDRESS)}.json`), { what: 'the promoted clone\'s file to go' })
+      await cloneNode.runtime.revert(ADDRESS)
+
+      // a clone the newest announcement places elsewhere is dropped after a restart
+      await primaryClones.hold(cloneNode.id, ADDRESS, bundleHash, owner, limits)
+      await stored.stop()
+      stored = service()
+      await stored.start()
+      assert.ok(stored.holds(ADDRESS))
+      announce({ instances: [{ address: ADDRESS, node: primary.id, epoch: 1n, state: 'transformed', clones: [stranger.id] }] })
+      stored.onAnnouncement(table.get('shop') as AppAnnouncement)
+      primaryClones.onAnnouncement(table.get('shop') as AppAnnouncement)
+      assert.ok(!stored.holds(ADDRESS))
+      await waitFor(async () => !(await readdir(storeDir)).includes(`${encodeURIComponent(ADDRESS)}.json`), { what: 'the stale clone\'s file to go' })
+      await assert.rejects(primaryClones.promote(cloneNode.id, ADDRESS), /no clone of shop\/counter#0 here/)
+
+      // a new clone gets the primary's latest state as soon as an announcement lists it
+      announce()
+      await primaryClones.hold(cloneNode.id, ADDRESS, bundleHash, owner, limits)
+      primaryClones.onAnnouncement(table.get('shop') as AppAnnouncement)
+      const latest = await primary.runtime.ask(ADDRESS, 'get')
+      await waitFor(async () => {
+        const c = decodeStoredClone(await readFile(file, 'utf8').catch(() => '{}'))
+        return c.state !== undefined && JSON.stringify(JSON.parse(c.state)) === JSON.stringify(latest)
+      }, { what: 'the seeded state on the new clone\'s disk' })
+      await primaryClones.promote(cloneNode.id, ADDRESS)
+      assert.deepEqual(await cloneNode.runtime.ask(ADDRESS, 'get'), latest)
+      await cloneNode.runtime.revert(ADDRESS)
+    } finally {
+      await stored.stop()
+      await rm(dir, { recursive: true, force: true })
+      await clones.start()
+    }
   })
 })

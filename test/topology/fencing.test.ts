@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { unwantedInstances } from '../../src/topology/fencing.js'
+import { unwantedClones, unwantedInstances } from '../../src/topology/fencing.js'
 import type { AppAnnouncement } from '../../src/topology/announcement.js'
 
 function announcement (over: Partial<AppAnnouncement> = {}): AppAnnouncement {
@@ -41,5 +41,28 @@ describe('fencing: which local instances an announcement no longer wants', () =>
 
   it('ignores addresses that are not instances', () => {
     assert.deepEqual(unwantedInstances(announcement(), ['shop/counter', 'shop'], 'A'), [])
+  })
+})
+
+describe('fencing: which held clones an announcement no longer wants', () => {
+  const now = 100_000
+  const held = (address: string, over: { heldAt?: number, restored?: boolean } = {}): { address: string, heldAt: number, restored: boolean } =>
+    ({ address, heldAt: over.heldAt ?? 0, restored: over.restored ?? false })
+
+  it('keeps clones listed here, and the instance about to be promoted here', () => {
+    // B is the clone of #0 and the primary of #1
+    assert.deepEqual(unwantedClones(announcement(), [held('shop/counter#0'), held('shop/counter#1')], 'B', now, 10_000), [])
+  })
+
+  it('drops clones placed elsewhere now, of gone instances, of a reverted app; leaves other apps alone', () => {
+    const mine = [held('shop/counter#0'), held('shop/counter#7'), held('other/x#0')]
+    assert.deepEqual(unwantedClones(announcement(), mine, 'C', now, 10_000), ['shop/counter#0', 'shop/counter#7'])
+    assert.deepEqual(unwantedClones(announcement({ reverted: true }), [held('shop/counter#0', { heldAt: now })], 'B', now, 10_000), ['shop/counter#0'])
+  })
+
+  it('keeps a fresh hold the announcement does not list yet, but not a clone restored from disk', () => {
+    assert.deepEqual(unwantedClones(announcement(), [held('shop/counter#0', { heldAt: now - 500 })], 'C', now, 10_000), [])
+    assert.deepEqual(unwantedClones(announcement(), [held('shop/counter#0', { heldAt: now - 500, restored: true })], 'C', now, 10_000), ['shop/counter#0'])
+    assert.deepEqual(unwantedClones(announcement(), [held('shop/counter#0', { heldAt: now - 10_000 })], 'C', now, 10_000), ['shop/counter#0'])
   })
 })

@@ -32,6 +32,8 @@ export class CellHost {
   private draining = false
   private readonly pendingAsks = new Map<number, PendingAsk>()
   private askSeq = 0
+  /** see ToHost 'init' */
+  private localAsks = true
   private readonly sweepTimer: NodeJS.Timeout
   private readonly hooks: ActorHooks
 
@@ -58,7 +60,7 @@ export class CellHost {
 
   handle (message: ToHost): void {
     switch (message.t) {
-      case 'init': this.bounds = message.bounds; return
+      case 'init': this.bounds = message.bounds; this.localAsks = message.localAsks; return
       case 'ping': this.send({ t: 'pong', n: message.n, rss: process.memoryUsage.rss() }); return
       case 'call': this.nodeCall(message.id, message.address, message.method, message.args, message.tell); return
       case 'answer': this.answer(message.askId, message.ok, message.text); return
@@ -131,7 +133,7 @@ export class CellHost {
     this.send({ t: 'done', req, ok: true, text: actor.state, version: actor.version })
   }
 
-  /** A cell's stem.ask/tell: local cells directly, anything else through the node's router. */
+  /** A cell's stem.ask/tell: local cells directly (unless replies are gated), anything else through the node's router. */
   private outgoing (from: CellActor, cellAskId: number, address: string, method: string, argsJson: string, tell: boolean): string | undefined {
     if (argsJson.length > this.bounds.maxMessageBytes) return `arguments are too large: ${argsJson.length} characters of JSON, limit ${this.bounds.maxMessageBytes}`
     // the isolate enforces these bounds itself; these checks hold if it was tampered with
@@ -140,7 +142,7 @@ export class CellHost {
     } else if (from.outstandingAsks >= this.bounds.maxPendingAsks) {
       return `too many pending asks from ${from.address} (limit ${this.bounds.maxPendingAsks})`
     }
-    const target = this.resolveLocal(address)
+    const target = this.localAsks ? this.resolveLocal(address) : undefined
     const generation = from.generation
     if (target !== undefined) {
       if (target.queued >= target.limits.mailbox) {

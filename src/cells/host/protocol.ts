@@ -3,7 +3,12 @@
 import type { CellLimits, RuntimeBounds } from '../limits.js'
 
 export type ToHost =
-  | { t: 'init', app: string, bounds: RuntimeBounds }
+  /**
+   * `localAsks`: asks between this host's own cells may be answered inside the process.
+   * False when the node gates replies on clones (SPEC §4): an answer must then wait
+   * until the state it produced is held by a clone, which only the node knows.
+   */
+  | { t: 'init', app: string, bounds: RuntimeBounds, localAsks: boolean }
   | { t: 'transform', req: number, address: string, hash: string, code: string, limits: CellLimits, state: string | null, version: number, replace: boolean }
   | { t: 'revert', req: number, address: string }
   | { t: 'snapshot', req: number, address: string }

@@ -229,6 +229,31 @@ export class RaftHost extends TypedEventEmitter<RaftHostEvents> {
     this.markDirty(g)
   }
 
+  /**
+   * Leader only: hands leadership to `to` — one member, or the best of several — by default
+   * to any voter: the one whose log matches the leader's furthest (alive ones first), so it
+   * can take over at once. Returns the transferee, or '' when this node does not lead the
+   * group or none of the candidates is another voter.
+   * The transfer completes when `to` wins its election (a 'leader-change' event); it is
+   * abandoned after an election timeout, after which the caller may try another member.
+   * A quiet group is woken first: a quiesced leader does not tick, so it could neither
+   * time the transfer out nor send the catch-up the transferee may need.
+   */
+  transferLeadership (id: GroupId, to?: NodeId | NodeId[]): NodeId | '' {
+    const g = this.mustGet(id)
+    const st = g.node.status()
+    if (st.role !== StateRole.Leader) return ''
+    const candidates = to === undefined ? st.voters : typeof to === 'string' ? [to] : to
+    const target = candidates
+      .filter(v => v !== this.self && st.voters.includes(v))
+      .sort((a, b) => Number(this.liveness.isAlive(b)) - Number(this.liveness.isAlive(a)) || (st.progress?.[b]?.match ?? 0) - (st.progress?.[a]?.match ?? 0) || (a < b ? -1 : 1))[0]
+    if (target === undefined) return ''
+    this.wake(g)
+    g.node.transferLeader(target)
+    this.markDirty(g)
+    return target
+  }
+
   // ---- driving the cores ----
 
   private mustGet (id: GroupId): HostedGroup {

@@ -1,0 +1,144 @@
+// Clone benchmarks: what persisting held clones on disk costs the hot path. Three
+// in-process nodes (TCP + Noise + Yamux on 127.0.0.1, cells in real cell host processes):
+// a primary running a counter whose answers wait for a clone to hold each state (the
+// reply gate), a clone node that writes what it holds to disk (write-behind, fsync), and
+// one that keeps it in memory only. Rounds alternate between the two clones.
+//   clone-gated-ask        sequential increments, clone persisting vs memory-only clone
+//   clone-fsync-per-state  one atomic write + fsync of the same state file on the same disk
+//                          (what "held" = "on the clone's disk" would add to every answer)
+//                          vs the gated ask itself
+import '../src/shim.js'
+import { createLibp2p } from 'libp2p'
+import type { Libp2p } from '@libp2p/interface'
+import { tcp } from '@libp2p/tcp'
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { identify } from '@libp2p/identify'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { createCellRuntime } from '../src/cells/runtime.js'
+import type { CellRuntime } from '../src/cells/runtime.js'
+import { signBundle } from '../src/cells/bundle.js'
+import { DEFAULT_LIMITS } from '../src/cells/limits.js'
+import { createEd25519Key, encodePublicKey } from '../src/wire/keys.js'
+import { createFrameSigner } from '../src/wire/frame.js'
+import { setLogLevel } from '../src/util/logger.js'
+import { writeFileAtomic } from '../src/util/atomic-file.js'
+import { createBundleExchange, createBundleStore } from '../src/messaging/index.js'
+import type { BundleExchange } from '../src/messaging/index.js'
+import { AppTable } from '../src/topology/app-table.js'
+import { createCloneService } from '../src/topology/clones.js'
+import type { CloneService } from '../src/topology/clones.js'
+import { CloneStore } from '../src/topology/clone-store.js'
+import { percentile } from './support/stats.js'
+
+setLogLevel('silent')
+const MESH = 'bench'
+const ADDRESS = 'bench/counter#0'
+const COUNTER = 'export default class Counter { count = 0; items = []; increment (by = 1) { this.count += by; this.items.push(this.count); if (this.items.length > 100) this.items.shift(); return this.count } }'
+const ROUNDS = 10
+const ASKS = 100
+
+interface BenchNode { id: string, libp2p: Libp2p, runtime: CellRuntime, bundles: BundleExchange, clones: CloneService, dir: string }
+
+const table = new AppTable()
+let gate: CloneService | undefined
+
+async function node (persist: boolean): Promise<BenchNode> {
+  const key = await createEd25519Key()
+  const dir = mkdtempSync(join(tmpdir(), 'stem-bench-clones-'))
+  const libp2p = await createLibp2p({
+    privateKey: key,
+    addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    services: { identify: identify() }
+  })
+  const runtime = createCellRuntime({ dataDir: join(dir, 'data'), replyGate: async (address, version) => { await gate?.gate(address, version) } })
+  runtime.start()
+  const signer = createFrameSigner(key)
+  const bundles = createBundleExchange({ libp2p, store: createBundleStore(join(dir, 'bundles')), signer }, { mesh: MESH })
+  await bundles.start()
+  const clones = createCloneService({ libp2p, runtime, bundles, signer, table, store: persist ? new CloneStore(join(dir, 'clones')) : undefined }, { mesh: MESH })
+  await clones.start()
+  return { id: libp2p.peerId.toString(), libp2p, runtime, bundles, clones, dir }
+}
+
+function announce (primary: string, clone: string, version: bigint): void {
+  table.update({
+    app: 'bench', owner: 'o', leader: primary, term: 1n, version, members: [primary],
+    instances: [{ address: ADDRESS, node: primary, epoch: 1n, state: 'transformed', clones: [clone] }],
+    cells: [{ name: 'counter', replicas: 1, timeout: 500 }], routes: [], reverted: false
+  })
+}
+
+interface Latency { perSecond: number, p50: number }
+
+async function sequential (once: () => Promise<unknown>, count: number): Promise<Latency> {
+  const latencies: number[] = []
+  const start = performance.now()
+  for (let i = 0; i < count; i++) {
+    const t = performance.now()
+    await once()
+    latencies.push(performance.now() - t)
+  }
+  return { perSecond: count / ((performance.now() - start) / 1000), p50: percentile(latencies, 0.5) }
+}
+
+const mean = (xs: Latency[]): Latency => ({ perSecond: xs.reduce((s, x) => s + x.perSecond, 0) / xs.length, p50: xs.reduce((s, x) => s + x.p50, 0) / xs.length })
+
+async function main (): Promise<void> {
+  const primary = await node(false)
+  const onDisk = await node(true)
+  const inMemory = await node(false)
+  const nodes = [primary, onDisk, inMemory]
+  try {
+    for (const n of [onDisk, inMemory]) await primary.libp2p.dial(n.libp2p.getMultiaddrs()[0])
+    gate = primary.clones
+    const owner = await createEd25519Key()
+    const bundle = await signBundle({ app: 'bench', cell: 'counter', entry: 'counter.js', code: COUNTER, limits: { ...DEFAULT_LIMITS, mailbox: 10_000 } }, owner)
+    const ownerKey = encodePublicKey(owner.publicKey)
+    await primary.bundles.publish(bundle)
+    await primary.runtime.transform(ADDRESS, bundle, { owner: ownerKey, limits: bundle.limits })
+    let version = 1n
+    for (const n of [onDisk, inMemory]) await primary.clones.hold(n.id, ADDRESS, bundle.hash, ownerKey, bundle.limits)
+    const ask = async (): Promise<unknown> => await primary.runtime.ask(ADDRESS, 'increment', [1])
+    const persisted: Latency[] = []
+    const memory: Latency[] = []
+    // warm-up of both
+    for (const clone of [onDisk, inMemory]) { announce(primary.id, clone.id, version++); await sequential(ask, 50) }
+    for (let r = 0; r < ROUNDS; r++) {
+      announce(primary.id, onDisk.id, version++)
+      persisted.push(await sequential(ask, ASKS))
+      announce(primary.id, inMemory.id, version++)
+      memory.push(await sequential(ask, ASKS))
+    }
+    const disk = mean(persisted)
+    const mem = mean(memory)
+    console.log(`bench clone-gated-ask: ${Math.round(disk.perSecond)} asks/s p50 ${disk.p50.toFixed(3)} ms with the clone writing what it holds to disk (clone in memory only ${Math.round(mem.perSecond)} asks/s p50 ${mem.p50.toFixed(3)} ms, ratio ${(disk.perSecond / mem.perSecond).toFixed(2)})`)
+
+    // the alternative: the clone answers only after an fsync of each state
+    const state = JSON.stringify((await primary.runtime.snapshot(ADDRESS)).state)
+    const file = join(onDisk.dir, 'fsync-probe.json')
+    const writes: number[] = []
+    for (let i = 0; i < 100; i++) {
+      const t = performance.now()
+      await writeFileAtomic(file, state)
+      writes.push(performance.now() - t)
+    }
+    const fsync = percentile(writes, 0.5)
+    console.log(`bench clone-fsync-per-state: ${fsync.toFixed(3)} ms p50 per atomic write + fsync of one state (clone-gated ask p50 ${disk.p50.toFixed(3)} ms, ratio ${(fsync / disk.p50).toFixed(2)})`)
+  } finally {
+    for (const n of nodes) {
+      await n.clones.stop()
+      await n.runtime.stop()
+      await n.bundles.stop()
+      await n.libp2p.stop()
+      rmSync(n.dir, { recursive: true, force: true })
+    }
+  }
+}
+
+await main()

@@ -1,0 +1,94 @@
+// The graceful-leave loop against stand-ins for the raft host, the groups and the cell
+// runtime (the real thing runs in test/node/graceful-leave.test.ts): what it waits for,
+// whom it hands leadership to, and that it never waits past its deadline.
+import assert from 'node:assert/strict'
+import { leaveGracefully } from '../../src/topology/graceful-leave.js'
+import type { GracefulLeaveComponents } from '../../src/topology/graceful-leave.js'
+import { AppTable } from '../../src/topology/app-table.js'
+import type { AppAnnouncement } from '../../src/topology/announcement.js'
+import { StateRole } from '../../src/raft/types.js'
+import type { RaftHost } from '../../src/raft/multi/raft-host.js'
+import type { AppGroups, HostedApp } from '../../src/topology/app-groups.js'
+import type { CellRuntime } from '../../src/cells/runtime.js'
+import { createLogger } from '../../src/util/logger.js'
+
+const SELF = 'A'
+
+function announcement (leader: string, version: bigint, node = 'B', clones = ['C']): AppAnnouncement {
+  return {
+    app: 'shop', owner: 'o', leader, term: version, version, members: ['A', 'B', 'C'],
+    instances: [{ address: 'shop/counter#0', node, epoch: 1n, state: 'transformed', clones }],
+    cells: [{ name: 'counter', replicas: 1, timeout: 500 }], routes: [], reverted: false
+  }
+}
+
+interface World {
+  role: StateRole
+  leader: string
+  members: string[]
+  transfers: Array<string[] | string | undefined>
+  local: string[]
+  others: string[]
+  table: AppTable
+}
+
+function components (w: World): GracefulLeaveComponents {
+  const raft = {
+    hasGroup: () => true,
+    status: () => ({ group: 'shop~00000000', leader: w.leader, role: w.role, term: 1, commit: 1, applied: 1, members: w.members, quiesced: false }),
+    transferLeadership: (_group: string, to?: string[] | string) => { w.transfers.push(to); return Array.isArray(to) ? (to[0] ?? '') : (to ?? '') }
+  } as unknown as RaftHost
+  const hosted = { group: 'shop~00000000', app: 'shop', state: {}, dissolved: false } as unknown as HostedApp
+  const groups = { all: () => [hosted] } as unknown as AppGroups
+  const runtime = { cells: () => w.local.map(address => ({ address, status: 'transformed' })) } as unknown as CellRuntime
+  return { self: SELF, raft, groups, table: w.table, runtime, others: () => w.others, logger: createLogger('test') }
+}
+
+function world (over: Partial<World> = {}): World {
+  return { role: StateRole.Leader, leader: SELF, members: ['A', 'B', 'C'], transfers: [], local: [], others: ['B', 'C'], table: new AppTable(), ...over }
+}
+
+describe('graceful leave: the hand-over loop', () => {
+  it('hands leadership to a member that stays and returns once it leads and has announced the app', async () => {
+    const w = world()
+    w.table.update(announcement(SELF, 1n))
+    const leaving = leaveGracefully(components(w), AbortSignal.timeout(20_000))
+    await new Promise(resolve => setTimeout(resolve, 150))
+    assert.deepEqual(w.transfers, [['B', 'C']], 'one transfer, to the members that stay')
+    w.role = StateRole.Follower
+    w.leader = 'B'
+    await new Promise(resolve => setTimeout(resolve, 150))
+    w.table.update(announcement('B', 2n))
+    const outcome = await leaving
+    assert.deepEqual(outcome, { handedOver: { shop: 'B' }, stillLeading: [], stillHere: [] })
+  })
+
+  it('waits until its cells reverted and no announcement places an instance or clone here', async () => {
+    const w = world({ role: StateRole.Follower, leader: 'B', local: ['shop/counter#0'] })
+    w.table.update(announcement('B', 1n, SELF, ['C']))
+    let done = false
+    const leaving = leaveGracefully(components(w), AbortSignal.timeout(20_000)).finally(() => { done = true })
+    await new Promise(resolve => setTimeout(resolve, 150))
+    w.table.update(announcement('B', 2n, 'C', [SELF]))
+    w.local = []
+    await new Promise(resolve => setTimeout(resolve, 150))
+    assert.equal(done, false, 'still listed as a clone')
+    w.table.update(announcement('B', 3n, 'C', ['B']))
+    assert.deepEqual((await leaving).stillHere, [])
+  })
+
+  it('does not wait when no member stays (the whole mesh stopping)', async () => {
+    const w = world({ others: [], local: ['shop/counter#0'] })
+    w.table.update(announcement(SELF, 1n, SELF))
+    const outcome = await leaveGracefully(components(w), AbortSignal.timeout(20_000))
+    assert.deepEqual(outcome, { handedOver: {}, stillLeading: [], stillHere: [] })
+    assert.deepEqual(w.transfers, [])
+  })
+
+  it('stops at its deadline and reports what did not move', async () => {
+    const w = world({ local: ['shop/counter#0'] })
+    w.table.update(announcement(SELF, 1n, SELF))
+    const outcome = await leaveGracefully(components(w), AbortSignal.timeout(300))
+    assert.deepEqual(outcome, { handedOver: {}, stillLeading: ['shop'], stillHere: ['shop/counter#0'] })
+  })
+})
