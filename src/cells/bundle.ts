@@ -1,5 +1,8 @@
-// Bundles: a cell's code as one ESM module, content-addressed (sha256 of the code),
-// carrying its manifest metadata and signed by the app owner (SPEC §2).
+// Bundles: a cell's code as one ESM module, content-addressed, carrying its manifest
+// metadata and signed by the app owner (SPEC §2). The address is the sha256 of the code
+// *with* the owner key, app and cell it was built for: the same code in two cells, two
+// apps or two owners' apps makes two bundles, so a node's store (keyed by address) never
+// hands one cell another cell's bundle, nor one owner's app another owner's.
 // The wire form is bundle.proto's Bundle; the signature covers the encoded body as sent.
 import { createHash } from 'node:crypto'
 import { Bundle as BundleMessage, BundleBody } from '../wire/proto/bundle.js'
@@ -20,7 +23,7 @@ export interface CellBundle {
   entry: string
   /** the ESM module */
   code: string
-  /** hex sha256 of the UTF-8 code: the bundle's content address */
+  /** hex bundleAddress of the code, owner, app and cell: the bundle's content address */
   hash: string
   limits: CellLimits
   created: number
@@ -41,13 +44,14 @@ export interface BundleInit {
   created?: number
 }
 
-/**
- * A bundle's content id: the sha256 of its cell's name and its code. The name is part of
- * it so that two cells (or two apps) with the very same code still have bundles of their
- * own: each is signed for its own app and cell, and nodes keep bundles by this id.
- */
-export function bundleContentId (app: string, cell: string, code: Uint8Array): Uint8Array<ArrayBuffer> {
-  return new Uint8Array(createHash('sha256').update(`${app}/${cell}\n`).update(code).digest())
+/** The content address of `code` built for `app/cell` of `owner` (protobuf-encoded public key). */
+export function bundleAddress (owner: Uint8Array, app: string, cell: string, code: Uint8Array): Uint8Array<ArrayBuffer> {
+  const text = (s: string): Uint8Array => new TextEncoder().encode(s)
+  const length = (n: number): Uint8Array => { const b = Buffer.alloc(4); b.writeUInt32BE(n); return b }
+  const hash = createHash('sha256').update(text('stem-bundle/1'))
+  // length-prefixed, so no two (owner, app, cell, code) tuples hash the same bytes
+  for (const part of [owner, text(app), text(cell), code]) hash.update(length(part.byteLength)).update(part)
+  return new Uint8Array(hash.digest())
 }
 
 /** Sign code and its metadata with the owner key. */
@@ -56,7 +60,8 @@ export async function signBundle (init: BundleInit, owner: PrivateKey): Promise<
   checkName(init.cell, 'cell')
   const limits = checkLimits(init.limits)
   const codeBytes = new TextEncoder().encode(init.code)
-  const hash = bundleContentId(init.app, init.cell, codeBytes)
+  const ownerKey = encodePublicKey(owner.publicKey)
+  const hash = bundleAddress(ownerKey, init.app, init.cell, codeBytes)
   const created = init.created ?? Date.now()
   const body = BundleBody.encode({
     app: init.app,
@@ -75,7 +80,7 @@ export async function signBundle (init: BundleInit, owner: PrivateKey): Promise<
     hash: Buffer.from(hash).toString('hex'),
     limits,
     created,
-    owner: encodePublicKey(owner.publicKey),
+    owner: ownerKey,
     signature: await signBytes(owner, body),
     body
   }
@@ -117,7 +122,7 @@ function bundleFromBody (body: Uint8Array, owner: Uint8Array, signature: Uint8Ar
   if (inner.limits == null) throw new Error('malformed bundle: missing limits')
   if (inner.hash.byteLength !== 32) throw new Error('malformed bundle: hash is not a sha256')
   const hash = Buffer.from(inner.hash).toString('hex')
-  if (Buffer.from(bundleContentId(inner.app, inner.cell, inner.code)).toString('hex') !== hash) throw new Error(`bundle ${inner.app}/${inner.cell}: code does not match its hash`)
+  if (Buffer.from(bundleAddress(owner, inner.app, inner.cell, inner.code)).toString('hex') !== hash) throw new Error(`bundle ${inner.app}/${inner.cell}: code does not match its hash`)
   let code: string
   try {
     code = new TextDecoder('utf-8', { fatal: true }).decode(inner.code)

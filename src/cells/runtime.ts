@@ -242,6 +242,21 @@ export class CellRuntime extends TypedEventEmitter<CellRuntimeEvents> {
     return [...this.cellsByAddress.values()].map(info)
   }
 
+  /**
+   * Starts the app's cell host ahead of its first transform (a warm clone: its promotion
+   * then only builds the isolate, not a process). It stays until `release` or a revert
+   * leaves the app without cells.
+   */
+  prepare (app: string): void {
+    this.assertRunning()
+    this.hostFor(app)
+  }
+
+  /** Stops the app's cell host if it has no transformed cell (nothing to do otherwise). */
+  release (app: string): void {
+    if (this.running) this.stopIdleHost(app)
+  }
+
   /** A blank stem cell at this address, ready to be transformed. */
   createStem (address: string): CellInfo {
     const { app } = parseAddress(address)
@@ -294,6 +309,9 @@ export class CellRuntime extends TypedEventEmitter<CellRuntimeEvents> {
     record.bundle = bundle
     record.limits = limits
     this.noteState(record, answer.text, answer.version)
+    // a state handed in (a promoted clone's) already passed the reply gate where it was
+    // produced: answers that do not change it need not wait for the new clones
+    if (state !== null) record.gatedVersion = Math.max(record.gatedVersion, record.version)
     this.dispatchEvent(new CustomEvent('cell:started', { detail: { address, hash: bundle.hash } }))
     return info(record)
   }

@@ -115,7 +115,11 @@ export function createAppStack (mesh: Mesh, init: AppStackInit): AppStack {
     topology.addEventListener('app:removed', evt => { gateway.removeApp(evt.detail.app) })
   }
   const service = topology
-  mesh.libp2p.addEventListener('peer:disconnect', evt => { service.forgetPeer(evt.detail.toString()) })
+  // A peer that connects again may have restarted blank: the leader starts its copies
+  // again (harmless for a copy still running: a hold keeps the held state, a replace keeps
+  // the cell's). Not at the disconnect: the next round would then restart the copies on
+  // the suspected node and wait for the dial to fail before the verdict moves them.
+  mesh.libp2p.addEventListener('peer:connect', evt => { service.forgetPeer(evt.detail.toString()) })
   mesh.capacity.view.addEventListener('peer:lost', evt => { service.forgetPeer(evt.detail.id) })
 
   return {

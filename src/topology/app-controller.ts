@@ -15,7 +15,7 @@ import { NO_ROOM } from '../cells/runtime.js'
 import type { CellMessaging } from '../messaging/cell-messaging.js'
 import type { BundleExchange } from '../messaging/code-exchange.js'
 import type { Logger } from '../util/logger.js'
-import { activeCells } from './app-state.js'
+import { activeCells, placementBase } from './app-state.js'
 import { cellRevision } from './cell-revision.js'
 import type { AppState } from './app-state.js'
 import type { AppGroups, HostedApp, InstanceState } from './app-groups.js'
@@ -25,7 +25,7 @@ import type { AppTable } from './app-table.js'
 import type { CloneService } from './clones.js'
 import type { ReservationSync } from './reservation-sync.js'
 import { itemsKey } from './reservation-sync.js'
-import { pickGroupMembers } from './group-members.js'
+import { nextMemberChange } from './group-members.js'
 import { place } from './placement.js'
 import { cellCost, defaultAccounting } from './placement-accounting.js'
 import type { DesiredApp, Placement } from './placement-accounting.js'
@@ -86,7 +86,8 @@ export class AppController {
   }
 
   /**
-   * A node went away (connection closed, capacity advert expired or left): as leader, this
+   * A node went away (judged down, capacity advert expired or left) or connected again
+   * (it may have restarted blank): as leader, this
    * node no longer counts on the copies it started there, so the next round starts them
    * again (where the placement still wants them) or places them elsewhere.
    */
@@ -132,10 +133,8 @@ export class AppController {
     const now = Date.now()
     if (now - this.startedAt < verdictAfter || now - h.lastConfChange < CONF_CHANGE_RETRY_MS) return
     const status = this.components.raft.status(h.group)
-    const dead = status.members.find(m => m !== this.components.self && now - (this.missingSince.get(m) ?? now) >= verdictAfter)
-    const live = status.members.filter(m => !this.missingSince.has(m))
-    const add = dead === undefined ? pickGroupMembers(this.components.nodes(), 3, live).find(m => !status.members.includes(m)) : undefined
-    const change = dead !== undefined ? { type: ConfChangeType.RemoveNode, node: dead } : add !== undefined ? { type: ConfChangeType.AddNode, node: add } : undefined
+    const next = nextMemberChange({ members: status.members, self: this.components.self, missingSince: this.missingSince, nodes: this.components.nodes(), now, verdictAfterMs: verdictAfter })
+    const change = next === undefined ? undefined : 'remove' in next ? { type: ConfChangeType.RemoveNode, node: next.remove } : { type: ConfChangeType.AddNode, node: next.add }
     if (change === undefined) return
     h.lastConfChange = now
     try {
@@ -171,7 +170,7 @@ export class AppController {
     const result = place({ desired, current, nodes: this.components.nodes(), reservedByOthers, rebalance: { maxMoves: 0 } })
     const items = reservations.plan(state.app, state.reservations, desired, result.placement)
     if (JSON.stringify(result.placement) !== JSON.stringify(current) || cells.some(c => state.placement[c] === undefined) || itemsKey(items) !== itemsKey(state.reservations)) {
-      const placed = await groups.propose(h, { id: newId(), kind: 'place', placement: result.placement, reservations: items })
+      const placed = await groups.propose(h, { id: newId(), kind: 'place', placement: result.placement, base: placementBase(state), reservations: items })
       // announced at once: new items must reach the other leaders while their `since` is fresh
       if (placed.ok && h.state !== undefined) {
         announcer.announce(h, h.state)
@@ -238,7 +237,12 @@ export class AppController {
           // the leader holds the bundle before it asks others to fetch it from it
           await this.components.bundles.fetch(spec.bundle as string, { peers: this.components.raft.status(h.group).members.filter(m => m !== this.components.self), signal: AbortSignal.timeout(20_000) })
           if (step.role === 'clone') await clones.hold(step.node, step.address, spec.bundle as string, owner, limits)
-          else if (step.kind === 'update' || !(await this.promoteIfHeld(step.node, step.address))) await this.startPrimary(step.address, step.node, spec.bundle as string, owner, limits)
+          else if (step.kind === 'update' || !(await this.promoteIfHeld(step.node, step.address))) {
+            // without a clone there, a cell not running there starts blank: say so (with
+            // clones, that loses state unless the instance is new)
+            if (step.kind === 'start' && spec.clones > 0) logger.info(`app ${h.app}: ${step.address} has no clone on ${step.node}: starting it there as primary (blank unless it runs there)`)
+            await this.startPrimary(step.address, step.node, spec.bundle as string, owner, limits)
+          }
           mark(step.node, step.role, 'transformed')
           break
         case 'promote':
@@ -256,7 +260,7 @@ export class AppController {
           h.running.delete(copyKey(step.address, step.node))
           break
       }
-      if (step.kind !== 'stop') logger.info(`app ${h.app}: ${step.kind} ${step.address} on ${step.node}`)
+      if (step.kind !== 'stop') logger.info(`app ${h.app}: ${step.kind} ${step.address} on ${step.node}${step.kind === 'start' || step.kind === 'update' ? ` as ${step.role}` : ''} (term ${this.components.raft.status(h.group).term})`)
     } catch (err) {
       const error = (err as Error).message.split('\n')[0].slice(0, 300)
       logger.warn(`app ${h.app}: cannot ${step.kind} ${step.address} on ${step.node}: ${error}`)

@@ -9,6 +9,7 @@
 // previous revision; when the leader sees the new code fail on an instance (the instance
 // keeps serving the old code with its state), it proposes `rollback`, which restores the
 // previous revision of that cell and records why, for `stem publish` to report.
+import { createHash } from 'node:crypto'
 import type { AppManifest } from './manifest.js'
 import { cellRevision, revisionFields } from './cell-revision.js'
 import type { RevisionFields } from './cell-revision.js'
@@ -63,8 +64,14 @@ export type AppCommand =
   | OwnerFields & { kind: 'publish', manifest: AppManifest }
   | OwnerFields & { kind: 'scale', cell: string, replicas: number }
   | OwnerFields & { kind: 'revert', cell?: string }
-  /** the leader's placement decision, and the reservations that hold room for it (absent: unchanged) */
-  | { id: string, kind: 'place', placement: Placement, reservations?: ReservationItem[] }
+  /**
+   * the leader's placement decision, computed from the placement with fingerprint `base`
+   * (placementBase): refused if the placement changed since — a deposed leader's proposal,
+   * forwarded or retried, cannot bring back a placement made from a stale view (a primary
+   * on a node without the instance's state); `reservations`: the items that hold room for
+   * it (absent: unchanged)
+   */
+  | { id: string, kind: 'place', placement: Placement, base?: string, reservations?: ReservationItem[] }
   /** the leader saw the whole-app revert through: members drop the group */
   | { id: string, kind: 'dissolve' }
   /** the leader saw revision `revision` of `cell` fail on an instance: back to the previous one */
@@ -89,6 +96,13 @@ const done = (state: AppState | undefined, changed: boolean): Applied => ({ stat
 export function activeCells (state: AppState): string[] {
   if (state.dissolving) return []
   return Object.keys(state.manifest.cells).filter(c => !state.reverted.includes(c)).sort()
+}
+
+/** The fingerprint of the placement of the active cells, the `base` of a place command. */
+export function placementBase (state: AppState): string {
+  const current: Placement = {}
+  for (const cell of activeCells(state)) current[cell] = state.placement[cell] ?? []
+  return createHash('sha256').update(JSON.stringify(current)).digest('hex')
 }
 
 /** Drops placement entries of cells no longer active and instances beyond `replicas`. */
@@ -170,6 +184,7 @@ export function applyCommand (state: AppState | undefined, cmd: AppCommand): App
     }
     case 'place': {
       if (state === undefined) return refuse(state, 'no such app')
+      if (cmd.base !== undefined && cmd.base !== placementBase(state)) return refuse(state, 'stale placement: made from a placement that has changed since')
       const placement: Placement = {}
       const epochs = { ...state.epochs }
       let changed = false
@@ -242,6 +257,7 @@ export function decodeCommand (bytes: Uint8Array): AppCommand {
   if (cmd.kind === 'rollback' && (typeof cmd.cell !== 'string' || typeof cmd.revision !== 'string' || typeof cmd.error !== 'string')) throw new Error('invalid app command: rollback without cell, revision and error')
   if (cmd.kind === 'place' && (typeof cmd.placement !== 'object' || cmd.placement === null)) throw new Error('invalid app command: place without a placement')
   if (cmd.kind === 'place' && cmd.reservations !== undefined && !(Array.isArray(cmd.reservations) && cmd.reservations.every(isReservationItem))) throw new Error('invalid app command: place with malformed reservations')
+  if (cmd.kind === 'place' && cmd.base !== undefined && typeof cmd.base !== 'string') throw new Error('invalid app command: place with a base that is not a string')
   return cmd as AppCommand
 }
 

@@ -148,6 +148,9 @@ export class CloneService {
   private drop (address: string, why: string): void {
     if (!this.held.delete(address)) return
     this.log.info(`dropped the clone of ${address}: ${why}`)
+    // the app's cell host, started warm at the hold, goes with its last clone (if no cell of the app runs here)
+    const app = address.slice(0, address.indexOf('/'))
+    if (![...this.held.keys()].some(a => a.startsWith(`${app}/`))) this.components.runtime.release(app)
     this.components.store?.remove(address).catch((err: Error) => { this.log.warn(`cannot remove the clone file of ${address}: ${err.message}`) })
   }
 
@@ -325,6 +328,8 @@ export class CloneService {
       const clone: HeldClone = { bundle, owner: h.owner, limits, state: previous?.state, version: previous?.version ?? -1, heldAt: Date.now(), restored: false }
       this.held.set(h.address, clone)
       this.persist(h.address, clone)
+      // warm: the app's cell host runs before the promotion needs it
+      this.components.runtime.prepare(h.address.slice(0, h.address.indexOf('/')))
       return previous?.version ?? 0
     }
     if (request.state != null) {

@@ -23,3 +23,35 @@ export function pickGroupMembers (nodes: NodeCapacity[], n = 3, current: PeerId[
   }
   return chosen.sort()
 }
+
+export type MemberChange = { remove: PeerId } | { add: PeerId }
+
+export interface MemberChangeInput {
+  members: PeerId[]
+  /** the leader deciding: never removes itself */
+  self: PeerId
+  /** member → since when (ms) it has been missing from the live nodes */
+  missingSince: ReadonlyMap<PeerId, number>
+  nodes: NodeCapacity[]
+  now: number
+  /** ms a member must be missing before it is removed */
+  verdictAfterMs: number
+  /** group size (default 3) */
+  n?: number
+}
+
+/**
+ * The one membership change a group's leader makes next, if any: remove a member missing
+ * for long enough; else, only while the group has a free seat, add the best live node.
+ * Never an add beside a suspected member: a group of 4 with one down needs 3 for its
+ * quorum, so one more fault (or a newcomer still catching up) stalls it.
+ */
+export function nextMemberChange (input: MemberChangeInput): MemberChange | undefined {
+  const n = input.n ?? 3
+  const dead = input.members.find(m => m !== input.self && input.now - (input.missingSince.get(m) ?? input.now) >= input.verdictAfterMs)
+  if (dead !== undefined) return { remove: dead }
+  if (input.members.length >= n) return undefined
+  const live = input.members.filter(m => !input.missingSince.has(m))
+  const add = pickGroupMembers(input.nodes, n, live).find(m => !input.members.includes(m))
+  return add !== undefined ? { add } : undefined
+}

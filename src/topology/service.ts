@@ -168,7 +168,7 @@ export class TopologyService extends TypedEventEmitter<TopologyEvents> {
     this.groups.joinOnFirstMessage(group, from, message)
   }
 
-  /** A node went away: the leader's controller stops counting on the copies it started there. */
+  /** A node went away or came back (maybe restarted blank): the leader's controller stops counting on the copies it started there. */
   forgetPeer (peer: string): void {
     this.controller.forgetPeer(peer)
   }

@@ -1,7 +1,6 @@
 import { describe, it, before, after } from 'mocha'
 import assert from 'node:assert/strict'
-import { createHash } from 'node:crypto'
-import { decodeBundle, encodeBundle, verifyBundle, signBundle, MAX_BUNDLE_BYTES } from '../../src/cells/bundle.js'
+import { bundleAddress, decodeBundle, encodeBundle, verifyBundle, signBundle, MAX_BUNDLE_BYTES } from '../../src/cells/bundle.js'
 import { buildBundle } from '../../src/cells/bundle-build.js'
 import { Bundle as BundleMessage, BundleBody } from '../../src/wire/proto/bundle.js'
 import { DEFAULT_LIMITS } from '../../src/cells/limits.js'
@@ -22,10 +21,10 @@ describe('cells: bundles', () => {
   const build = async (source: string, file = 'counter.js'): Promise<ReturnType<typeof buildBundle>> =>
     buildBundle({ entry: dir.write(file, source), app: 'shop', cell: 'counter', limits: DEFAULT_LIMITS, owner })
 
-  it('builds one ESM module, content-addressed by the sha256 of its cell name and code, signed by the owner', async () => {
+  it('builds one ESM module, content-addressed by the sha256 of its code, owner, app and cell, signed by the owner', async () => {
     const bundle = await build(COUNTER)
     assert.match(bundle.code, /export\s*\{[^}]*default/)
-    assert.equal(bundle.hash, createHash('sha256').update(`shop/counter\n${bundle.code}`).digest('hex'))
+    assert.equal(bundle.hash, Buffer.from(bundleAddress(bundle.owner, 'shop', 'counter', new TextEncoder().encode(bundle.code))).toString('hex'))
     // the same code for another cell is another bundle
     const other = await buildBundle({ entry: dir.write('counter.js', COUNTER), app: 'tally', cell: 'counter', limits: DEFAULT_LIMITS, owner })
     assert.equal(other.code, bundle.code)
@@ -84,10 +83,32 @@ describe('cells: bundles', () => {
     const bundle = await build(COUNTER)
     const body = BundleBody.decode(bundle.body)
     body.code = new TextEncoder().encode(bundle.code.replace('this.count += by', 'this.count -= by'))
-    body.hash = createHash('sha256').update('shop/counter\n').update(body.code).digest()
+    body.hash = bundleAddress(bundle.owner, body.app, body.cell, body.code)
     const tampered = BundleMessage.encode({ body: BundleBody.encode(body), owner: bundle.owner as Uint8Array<ArrayBuffer>, signature: bundle.signature as Uint8Array<ArrayBuffer> })
     const decoded = decodeBundle(tampered)
     await assert.rejects(verifyBundle(decoded, owner.publicKey), { message: 'bundle shop/counter: bad signature' })
+  })
+
+  it('gives the same code built for two cells, two apps or two owners different addresses', async () => {
+    const other = await createEd25519Key()
+    const init = { app: 'shop', cell: 'counter', entry: 'counter.js', code: COUNTER, limits: DEFAULT_LIMITS }
+    const hashes = await Promise.all([
+      signBundle(init, owner),
+      signBundle({ ...init, cell: 'counter2' }, owner),
+      signBundle({ ...init, app: 'shop2' }, owner),
+      signBundle(init, other)
+    ].map(async b => (await b).hash))
+    assert.equal(new Set(hashes).size, 4)
+    // and the address is stable: the same code for the same cell of the same owner
+    assert.equal((await signBundle({ ...init, created: 1 }, owner)).hash, hashes[0])
+  })
+
+  it('refuses a bundle that claims the address of the same code built for another cell', async () => {
+    const bundle = await build(COUNTER)
+    const body = BundleBody.decode(bundle.body)
+    body.cell = 'other'
+    const moved = BundleMessage.encode({ body: BundleBody.encode(body), owner: bundle.owner as Uint8Array<ArrayBuffer>, signature: bundle.signature as Uint8Array<ArrayBuffer> })
+    assert.throws(() => decodeBundle(moved), /code does not match its hash/)
   })
 
   it('refuses a bundle forged by another key, even if self-consistent', async () => {

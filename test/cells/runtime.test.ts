@@ -113,6 +113,16 @@ describe('cells: runtime lifecycle and messaging', function () {
       assert.equal(await gatedRuntime.ask('shop/counter#0', 'get'), 4)
       await assert.rejects(gatedRuntime.ask('shop/counter#0', 'nope'), /unknown method/)
       assert.equal(gated.length, 1)
+      // a promoted clone's state passed the gate where it was produced: reads answer at
+      // once (the new clones may not be there yet); the next change waits for the gate
+      await gatedRuntime.transform('shop/promoted#0', await b.bundle('shop/promoted', COUNTER), { owner: b.owner.publicKey, state: '{"count":30}', version: 5 })
+      assert.equal(await gatedRuntime.ask('shop/promoted#0', 'get'), 30)
+      assert.equal(gated.length, 1)
+      const change = gatedRuntime.ask('shop/promoted#0', 'increment', [1])
+      await waitFor(() => gated.length === 2)
+      assert.equal(gated[1].version, 6)
+      gated[1].release()
+      assert.equal(await change, 31)
     } finally {
       await gatedRuntime.stop()
     }

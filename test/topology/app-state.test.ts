@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { activeCells, applyCommand, decodeCommand, encodeCommand } from '../../src/topology/app-state.js'
+import { activeCells, applyCommand, decodeCommand, encodeCommand, placementBase } from '../../src/topology/app-state.js'
 import type { AppCommand, AppState } from '../../src/topology/app-state.js'
 import type { AppManifest } from '../../src/topology/manifest.js'
 
@@ -48,6 +48,20 @@ describe('app state machine', () => {
     const { state } = run([publish(first, 10)])
     const { results } = run([publish(manifest({ counter: cell('h9') }), 10), { id: id(), kind: 'revert', ...alice, at: 3 }], state)
     assert.ok(results.every(r => !r.ok && /stale request/.test(r.error ?? '')))
+  })
+
+  it('refuses a placement made from a placement that has changed since (a deposed leader\'s stale proposal)', () => {
+    const { state } = run([publish(first, 1), { id: id(), kind: 'place', placement: { counter: [{ primary: 'n1', clones: ['n2'] }], cart: [{ primary: 'n1', clones: [] }, { primary: 'n2', clones: [] }] } }])
+    const base = placementBase(state as AppState)
+    // the real leader promotes the clone; a deposed one, from the old view, moves the primary elsewhere
+    const fresh = { id: id(), kind: 'place' as const, base, placement: { counter: [{ primary: 'n2', clones: ['n3'] }], cart: [{ primary: 'n1', clones: [] }, { primary: 'n2', clones: [] }] } }
+    const stale = { id: id(), kind: 'place' as const, base, placement: { counter: [{ primary: 'n4', clones: ['n3'] }], cart: [{ primary: 'n1', clones: [] }, { primary: 'n2', clones: [] }] } }
+    const { state: after, results } = run([fresh, stale], state)
+    assert.deepEqual(results.map(r => r.ok), [true, false])
+    assert.match(results[1].error ?? '', /stale placement/)
+    assert.deepEqual(after?.placement.counter, [{ primary: 'n2', clones: ['n3'] }])
+    assert.notEqual(placementBase(after as AppState), base)
+    assert.throws(() => decodeCommand(new TextEncoder().encode(JSON.stringify({ id: 'x', kind: 'place', placement: {}, base: 7 }))), /base that is not a string/)
   })
 
   it('placement bumps an instance epoch when its primary changes; scale and a changed manifest trim it', () => {

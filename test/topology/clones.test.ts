@@ -75,13 +75,25 @@ describe('warm clones: the clone protocol', function () {
   it('an answer leaves only after the clone holds the state; promotion resumes from it', async () => {
     await primaryClones.hold(cloneNode.id, ADDRESS, bundleHash, owner, limits)
     assert.ok(clones.holds(ADDRESS))
+    // warm: the clone node's cell host for the app runs before any promotion
+    const warmHost = cloneNode.runtime.hostPids().get('shop')
+    assert.ok(warmHost !== undefined, 'the hold starts the app\'s cell host')
     await primary.runtime.ask(ADDRESS, 'increment', [4])
     await primary.runtime.ask(ADDRESS, 'increment', [3])
     // the clone already holds version 2 ({count: 7}): promote it and read the state back
     await primaryClones.promote(cloneNode.id, ADDRESS)
     assert.deepEqual(await cloneNode.runtime.ask(ADDRESS, 'get'), { count: 7 })
+    assert.equal(cloneNode.runtime.hostPids().get('shop'), warmHost, 'the promotion used the warm cell host')
     assert.equal(clones.holds(ADDRESS), false)
     await cloneNode.runtime.revert(ADDRESS)
+  })
+
+  it('a clone held for an app that is then removed is dropped, with its idle cell host', async () => {
+    await primaryClones.hold(cloneNode.id, ADDRESS, bundleHash, owner, limits)
+    assert.ok(cloneNode.runtime.hostPids().has('shop'))
+    clones.dropApp('shop')
+    assert.equal(clones.holds(ADDRESS), false)
+    assert.equal(cloneNode.runtime.hostPids().has('shop'), false)
   })
 
   it('refuses holds from a node outside the app group, states from a non-primary, and unknown clones', async () => {

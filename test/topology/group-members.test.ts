@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { pickGroupMembers } from '../../src/topology/group-members.js'
+import { nextMemberChange, pickGroupMembers } from '../../src/topology/group-members.js'
 import type { NodeCapacity } from '../../src/topology/types.js'
 
 const GiB = 2 ** 30
@@ -34,5 +34,29 @@ describe('topology/group-members', () => {
     assert.deepEqual(pickGroupMembers(nodes), ['w', 'x', 'y'])
     assert.deepEqual(pickGroupMembers([...nodes].reverse()), ['w', 'x', 'y'])
     assert.deepEqual(pickGroupMembers(nodes, 5), ['w', 'x', 'y', 'z'])
+  })
+
+  describe('nextMemberChange', () => {
+    const nodes = [node('a', 1), node('b', 1), node('c', 1, undefined, false), node('d', 16), node('e', 2)]
+    const base = { members: ['a', 'b', 'c'], self: 'a', nodes, verdictAfterMs: 10_000 }
+
+    it('adds nothing beside a suspected member: a group of 4 with one down would need 3 for its quorum', () => {
+      assert.equal(nextMemberChange({ ...base, missingSince: new Map([['c', 1000]]), now: 1500 }), undefined)
+      assert.equal(nextMemberChange({ ...base, missingSince: new Map([['c', 1000]]), now: 10_999 }), undefined)
+    })
+
+    it('removes a member missing for the verdict time, then fills the free seat with the best live node', () => {
+      assert.deepEqual(nextMemberChange({ ...base, missingSince: new Map([['c', 1000]]), now: 11_000 }), { remove: 'c' })
+      assert.deepEqual(nextMemberChange({ ...base, members: ['a', 'b'], missingSince: new Map(), now: 11_000 }), { add: 'd' })
+    })
+
+    it('never removes the leader itself, and leaves a full healthy group alone', () => {
+      assert.equal(nextMemberChange({ ...base, missingSince: new Map([['a', 0]]), now: 60_000 }), undefined)
+      assert.equal(nextMemberChange({ ...base, members: ['a', 'b', 'd'], missingSince: new Map(), now: 60_000 }), undefined)
+    })
+
+    it('grows a small group when a node joins a small mesh', () => {
+      assert.deepEqual(nextMemberChange({ ...base, members: ['a'], nodes: [node('a', 1), node('b', 1)], missingSince: new Map(), now: 0 }), { add: 'b' })
+    })
   })
 })
