@@ -8,12 +8,7 @@
 //                          (what "held" = "on the clone's disk" would add to every answer)
 //                          vs the gated ask itself
 import '../src/shim.js'
-import { createLibp2p } from 'libp2p'
 import type { Libp2p } from '@libp2p/interface'
-import { tcp } from '@libp2p/tcp'
-import { noise } from '@chainsafe/libp2p-noise'
-import { yamux } from '@chainsafe/libp2p-yamux'
-import { identify } from '@libp2p/identify'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -32,6 +27,7 @@ import { createCloneService } from '../src/topology/clones.js'
 import type { CloneService } from '../src/topology/clones.js'
 import { CloneStore } from '../src/topology/clone-store.js'
 import { percentile } from './support/stats.js'
+import { createPlainLibp2p } from './support/plain-libp2p.js'
 
 setLogLevel('silent')
 const MESH = 'bench'
@@ -48,14 +44,7 @@ let gate: CloneService | undefined
 async function node (persist: boolean): Promise<BenchNode> {
   const key = await createEd25519Key()
   const dir = mkdtempSync(join(tmpdir(), 'stem-bench-clones-'))
-  const libp2p = await createLibp2p({
-    privateKey: key,
-    addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
-    transports: [tcp()],
-    connectionEncrypters: [noise()],
-    streamMuxers: [yamux()],
-    services: { identify: identify() }
-  })
+  const libp2p = await createPlainLibp2p(key)
   const runtime = createCellRuntime({ dataDir: join(dir, 'data'), replyGate: async (address, version) => { await gate?.gate(address, version) } })
   runtime.start()
   const signer = createFrameSigner(key)

@@ -13,12 +13,7 @@
 // Each figure is the mean of rounds that alternate Stem and its baseline, after a warm-up
 // of both (the machine's load varies from one second to the next).
 import '../src/shim.js'
-import { createLibp2p } from 'libp2p'
 import type { Libp2p, Stream } from '@libp2p/interface'
-import { tcp } from '@libp2p/tcp'
-import { noise } from '@chainsafe/libp2p-noise'
-import { yamux } from '@chainsafe/libp2p-yamux'
-import { identify } from '@libp2p/identify'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -38,6 +33,7 @@ import { createCellMessaging, createStaticDirectory, createBundleExchange, creat
 import type { CellMessaging, BundleExchange } from '../src/messaging/index.js'
 import { readFrames, encodeFrame } from '../src/messaging/framing.js'
 import { percentile } from './support/stats.js'
+import { createPlainLibp2p } from './support/plain-libp2p.js'
 
 setLogLevel('silent')
 const MESH = 'bench'
@@ -52,14 +48,7 @@ const directory = createStaticDirectory()
 async function node (): Promise<BenchNode> {
   const key = await createEd25519Key()
   const dir = mkdtempSync(join(tmpdir(), 'stem-bench-'))
-  const libp2p = await createLibp2p({
-    privateKey: key,
-    addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
-    transports: [tcp()],
-    connectionEncrypters: [noise()],
-    streamMuxers: [yamux()],
-    services: { identify: identify() }
-  })
+  const libp2p = await createPlainLibp2p(key)
   const runtime = createCellRuntime({ dataDir: join(dir, 'data') })
   runtime.start()
   const signer = createFrameSigner(key)
