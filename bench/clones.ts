@@ -26,7 +26,8 @@ import { AppTable } from '../src/topology/app-table.js'
 import { createCloneService } from '../src/topology/clones.js'
 import type { CloneService } from '../src/topology/clones.js'
 import { CloneStore } from '../src/topology/clone-store.js'
-import { percentile } from './support/stats.js'
+import { meanLatency, percentile, timeSequential } from './support/stats.js'
+import type { Latency } from './support/stats.js'
 import { createPlainLibp2p } from './support/plain-libp2p.js'
 
 setLogLevel('silent')
@@ -63,21 +64,6 @@ function announce (primary: string, clone: string, version: bigint): void {
   })
 }
 
-interface Latency { perSecond: number, p50: number }
-
-async function sequential (once: () => Promise<unknown>, count: number): Promise<Latency> {
-  const latencies: number[] = []
-  const start = performance.now()
-  for (let i = 0; i < count; i++) {
-    const t = performance.now()
-    await once()
-    latencies.push(performance.now() - t)
-  }
-  return { perSecond: count / ((performance.now() - start) / 1000), p50: percentile(latencies, 0.5) }
-}
-
-const mean = (xs: Latency[]): Latency => ({ perSecond: xs.reduce((s, x) => s + x.perSecond, 0) / xs.length, p50: xs.reduce((s, x) => s + x.p50, 0) / xs.length })
-
 async function main (): Promise<void> {
   const primary = await node(false)
   const onDisk = await node(true)
@@ -97,15 +83,15 @@ async function main (): Promise<void> {
     const persisted: Latency[] = []
     const memory: Latency[] = []
     // warm-up of both
-    for (const clone of [onDisk, inMemory]) { announce(primary.id, clone.id, version++); await sequential(ask, 50) }
+    for (const clone of [onDisk, inMemory]) { announce(primary.id, clone.id, version++); await timeSequential(ask, 50) }
     for (let r = 0; r < ROUNDS; r++) {
       announce(primary.id, onDisk.id, version++)
-      persisted.push(await sequential(ask, ASKS))
+      persisted.push(await timeSequential(ask, ASKS))
       announce(primary.id, inMemory.id, version++)
-      memory.push(await sequential(ask, ASKS))
+      memory.push(await timeSequential(ask, ASKS))
     }
-    const disk = mean(persisted)
-    const mem = mean(memory)
+    const disk = meanLatency(persisted)
+    const mem = meanLatency(memory)
     console.log(`bench clone-gated-ask: ${Math.round(disk.perSecond)} asks/s p50 ${disk.p50.toFixed(3)} ms with the clone writing what it holds to disk (clone in memory only ${Math.round(mem.perSecond)} asks/s p50 ${mem.p50.toFixed(3)} ms, ratio ${(disk.perSecond / mem.perSecond).toFixed(2)})`)
 
     // the alternative: the clone answers only after an fsync of each state

@@ -32,7 +32,8 @@ import { setLogLevel } from '../src/util/logger.js'
 import { createCellMessaging, createStaticDirectory, createBundleExchange, createBundleStore, MessagingError } from '../src/messaging/index.js'
 import type { CellMessaging, BundleExchange } from '../src/messaging/index.js'
 import { readFrames, encodeFrame } from '../src/messaging/framing.js'
-import { percentile } from './support/stats.js'
+import { meanLatency, timeSequential } from './support/stats.js'
+import type { Latency } from './support/stats.js'
 import { createPlainLibp2p } from './support/plain-libp2p.js'
 
 setLogLevel('silent')
@@ -67,29 +68,6 @@ const COUNTER = 'export default class Counter { count = 0; increment (by = 1) { 
 
 const ms = (n: number): string => n.toFixed(3)
 const rate = (n: number): string => String(Math.round(n))
-
-interface Latency { perSecond: number, p50: number, p99: number }
-
-/** Times `count` sequential calls of `once` (after `warmup` untimed ones). */
-async function sequential (once: () => Promise<unknown>, count: number, warmup: number): Promise<Latency> {
-  for (let i = 0; i < warmup; i++) await once()
-  const latencies: number[] = []
-  const start = performance.now()
-  for (let i = 0; i < count; i++) {
-    const t = performance.now()
-    await once()
-    latencies.push(performance.now() - t)
-  }
-  const seconds = (performance.now() - start) / 1000
-  latencies.sort((x, y) => x - y)
-  return { perSecond: count / seconds, p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99) }
-}
-
-/** Mean of several rounds (the machine's load varies between them). */
-function mean (rounds: Latency[]): Latency {
-  const avg = (f: (r: Latency) => number): number => rounds.reduce((sum, r) => sum + f(r), 0) / rounds.length
-  return { perSecond: avg(r => r.perSecond), p50: avg(r => r.p50), p99: avg(r => r.p99) }
-}
 
 /** Raw libp2p: B echoes each length-prefixed frame; A sends one and waits for it. */
 async function rawEcho (a: BenchNode, b: BenchNode, size: number): Promise<() => Promise<void>> {
@@ -258,15 +236,15 @@ try {
   const locals: Latency[] = []
   const floors: Latency[] = []
   for (let r = 0; r < ROUNDS; r++) {
-    raws.push(await sequential(echo, askCount, r === 0 ? 300 : 20))
-    asks.push(await sequential(remoteAsk, askCount, r === 0 ? 300 : 20))
-    locals.push(await sequential(localAsk, askCount, r === 0 ? 300 : 20))
-    floors.push(await sequential(floorAsk, askCount, r === 0 ? 300 : 20))
+    raws.push(await timeSequential(echo, askCount, r === 0 ? 300 : 20))
+    asks.push(await timeSequential(remoteAsk, askCount, r === 0 ? 300 : 20))
+    locals.push(await timeSequential(localAsk, askCount, r === 0 ? 300 : 20))
+    floors.push(await timeSequential(floorAsk, askCount, r === 0 ? 300 : 20))
   }
-  const raw = mean(raws)
-  const ask = mean(asks)
-  const local = mean(locals)
-  const floor = mean(floors)
+  const raw = meanLatency(raws)
+  const ask = meanLatency(asks)
+  const local = meanLatency(locals)
+  const floor = meanLatency(floors)
   console.log(`bench remote-ask: ${rate(ask.perSecond)} asks/s p50 ${ms(ask.p50)} ms p99 ${ms(ask.p99)} ms (raw libp2p echo ${rate(raw.perSecond)}/s p50 ${ms(raw.p50)} ms p99 ${ms(raw.p99)} ms, ratio ${(ask.perSecond / raw.perSecond).toFixed(2)})`)
   // the same asks made on the cell's own node: what the cell host round trip costs by itself
   // the same ask beside the parts it cannot do without (2 signatures, 2 verifications, the cell host round trip)

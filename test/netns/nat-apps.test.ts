@@ -10,7 +10,7 @@ import type { PeersResponse } from '../../src/api/types.js'
 import type { AppCellsListing } from '../../src/topology/app-table.js'
 import { waitFor } from '../support/wait.js'
 import { repoRoot, stopAll, type StemProcess } from '../support/stem-process.js'
-import { httpIn, netnsCall, netnsLayout, pubAddress, spawnStemIn, stemIn, stemJsonIn, type NetnsLayout } from './netns-stem.js'
+import { httpIn, netnsCall, netnsLayoutOrSkip, pubAddress, spawnStemIn, stemIn, stemJsonIn, type NetnsLayout } from './netns-stem.js'
 
 const manifest = join(repoRoot, 'examples', 'counter', 'app.yaml')
 type CellListing = AppCellsListing['cells'][number]
@@ -19,10 +19,7 @@ describe('apps on home hosts behind NAT (network namespaces)', function () {
   this.timeout(600_000)
   let layout: NetnsLayout
   before(function () {
-    const l = netnsLayout()
-    if (typeof l === 'string') { console.log(`netns: skipped: ${l}`); this.skip() }
-    layout = l as NetnsLayout
-    if (layout.pubs < 2 || layout.homes < 3) { console.log('netns: skipped: needs 2 public and 3 home hosts'); this.skip() }
+    layout = netnsLayoutOrSkip(this, { pubs: 2, homes: 3 })
   })
   const nodes = new Map<string, StemProcess>()
   afterEach(function () {

@@ -5,15 +5,13 @@ import type { PeersResponse, StatusResponse } from '../../src/api/types.js'
 import { waitFor } from '../support/wait.js'
 import { stopAll } from '../support/stem-process.js'
 import type { StemProcess } from '../support/stem-process.js'
-import { netnsCall, netnsLayout, spawnStemIn, stemIn, stemJsonIn, type NetnsLayout } from './netns-stem.js'
+import { netnsCall, netnsLayoutOrSkip, spawnStemIn, stemIn, stemJsonIn, type NetnsLayout } from './netns-stem.js'
 
 describe('stem across NAT routers (network namespaces)', function () {
   this.timeout(600_000)
   let layout: NetnsLayout
   before(function () {
-    const l = netnsLayout()
-    if (typeof l === 'string') { console.log(`netns: skipped: ${l}`); this.skip() }
-    layout = l as NetnsLayout
+    layout = netnsLayoutOrSkip(this)
     console.log(`netns: ${layout.prefix}, ${layout.pubs} public, ${layout.homes} home hosts, impairment: ${layout.impairment}`)
   })
   after(async () => { await stopAll() })

@@ -26,6 +26,14 @@ export function netnsLayout (): NetnsLayout | string {
   return { prefix: e.STEM_NETNS_PREFIX, pubs: Number(e.STEM_NETNS_PUBS), homes: Number(e.STEM_NETNS_HOMES), impairment: e.STEM_NETNS_IMPAIRMENT ?? '', lib: e.STEM_NETNS_LIB, inet: e.STEM_NETNS_INET }
 }
 
+/** For a `before` hook: the layout, or the test skipped with the reason printed (not inside run.sh, or too few hosts). */
+export function netnsLayoutOrSkip (ctx: Mocha.Context, needs: { pubs?: number, homes?: number } = {}): NetnsLayout {
+  const l = netnsLayout()
+  const reason = typeof l === 'string' ? l : l.pubs < (needs.pubs ?? 0) || l.homes < (needs.homes ?? 0) ? `needs ${needs.pubs ?? 0} public and ${needs.homes ?? 0} home hosts` : undefined
+  if (reason !== undefined) { console.log(`netns: skipped: ${reason}`); ctx.skip() }
+  return l as NetnsLayout
+}
+
 /** the internet address of public host N (pubN) */
 export function pubAddress (layout: NetnsLayout, n: number): string {
   return `${layout.inet}.0.${10 + n}`

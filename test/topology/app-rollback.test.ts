@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict'
 import { applyCommand, decodeCommand, encodeCommand } from '../../src/topology/app-state.js'
 import type { AppCommand, AppState } from '../../src/topology/app-state.js'
+import { applyAll } from './support/apply-all.js'
 import { cellRevision } from '../../src/topology/cell-revision.js'
 import { manifestHash } from '../../src/topology/manifest-canonical.js'
 import type { AppManifest } from '../../src/topology/manifest.js'
@@ -16,14 +17,9 @@ const id = (): string => `r${++ids}`
 const publish = (m: AppManifest, at: number): AppCommand => ({ id: id(), kind: 'publish', ...alice, at, manifest: m })
 const rollback = (cell: string, revision: string, error = 'Error: boom'): AppCommand => ({ id: id(), kind: 'rollback', cell, revision, error })
 
-function run (commands: AppCommand[], from?: AppState): { state: AppState, results: Array<ReturnType<typeof applyCommand>['result']> } {
-  let state = from
-  const results = []
-  for (const cmd of commands) {
-    const applied = applyCommand(state, cmd)
-    state = applied.state
-    results.push(applied.result)
-  }
+/** applyAll for commands that leave an app in place */
+function run (commands: AppCommand[], from?: AppState): { state: AppState, results: ReturnType<typeof applyAll>['results'] } {
+  const { state, results } = applyAll(commands, from)
   return { state: state as AppState, results }
 }
 

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { activeCells, applyCommand, decodeCommand, encodeCommand, placementBase } from '../../src/topology/app-state.js'
+import { applyAll } from './support/apply-all.js'
 import type { AppCommand, AppState } from '../../src/topology/app-state.js'
 import type { AppManifest } from '../../src/topology/manifest.js'
 
@@ -10,16 +11,7 @@ const bob = { owner: 'bob', ownerKey: 'b-key' }
 let ids = 0
 const id = (): string => `c${++ids}`
 
-function run (commands: AppCommand[], from?: AppState): { state: AppState | undefined, results: Array<ReturnType<typeof applyCommand>['result']> } {
-  let state = from
-  const results = []
-  for (const cmd of commands) {
-    const applied = applyCommand(state, cmd)
-    state = applied.state
-    results.push(applied.result)
-  }
-  return { state, results }
-}
+const run = applyAll
 
 describe('app state machine', () => {
   const first = manifest({ counter: cell('h1'), cart: cell('h2', 2) })
