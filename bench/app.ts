@@ -6,7 +6,6 @@
 //                  the instance on its new node (asks sent every 20 ms through a live node),
 //                  beside the failure detection alone: the first `peer … is down` verdict a
 //                  live node logs (its log lines carry their time; one machine, one clock).
-import '../src/shim.js'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'

@@ -1,6 +1,5 @@
 // Cells benchmarks (issue #4): transform latency, local asks/s between two cells, and
 // memory per idle transformed cell, each beside a raw baseline measured in the same run.
-import '../src/shim.js'
 import ivm from 'isolated-vm'
 import { readFileSync } from 'node:fs'
 import { setTimeout as delay } from 'node:timers/promises'

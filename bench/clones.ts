@@ -7,7 +7,6 @@
 //   clone-fsync-per-state  one atomic write + fsync of the same state file on the same disk
 //                          (what "held" = "on the clone's disk" would add to every answer)
 //                          vs the gated ask itself
-import '../src/shim.js'
 import type { Libp2p } from '@libp2p/interface'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'

@@ -1,4 +1,3 @@
-import '../src/shim.js'
 // bench dashboard-push: snapshots of a 100-node, 300-cell mesh delivered to 50 open pages
 // per second by the SSE stream (serialised once, written to every page), beside the same 50
 // pages polling GET /dashboard/state for it. Server and pages share this process, so both

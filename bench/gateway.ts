@@ -1,4 +1,3 @@
-import '../src/shim.js'
 // bench gateway: what a user of the HTTP gateway gets. A 3-node mesh on loopback: the
 // gateway node runs in this process (a StemNode contributing no cell slots, so the cell is
 // always one mesh hop away) and two `stem` processes host the examples/counter app

@@ -6,13 +6,12 @@
 //   capacity-convergence  a contribution change on one node; time until all others see it
 // Baseline, measured in the same run: a raw libp2p dial + identify between two plain
 // nodes (TCP, Noise, Yamux, identify; no pnet, no DHT, no gossip).
-import '../src/shim.js'
 import { fork } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { createLibp2p } from 'libp2p'
 import { tcp } from '@libp2p/tcp'
-import { noise } from '@chainsafe/libp2p-noise'
-import { yamux } from '@chainsafe/libp2p-yamux'
+import { noise } from '@libp2p/noise'
+import { yamux } from '@libp2p/yamux'
 import { identify } from '@libp2p/identify'
 import { createMesh, type Mesh } from '../src/mesh/mesh.js'
 import { generateMeshKey, type MeshConfig } from '../src/mesh/mesh-config.js'

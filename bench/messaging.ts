@@ -12,7 +12,6 @@
 //                     vs the same transform with the bundle already on that node
 // Each figure is the mean of rounds that alternate Stem and its baseline, after a warm-up
 // of both (the machine's load varies from one second to the next).
-import '../src/shim.js'
 import type { Libp2p, Stream } from '@libp2p/interface'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'

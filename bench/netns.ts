@@ -1,4 +1,3 @@
-import '../src/shim.js'
 // WAN benchmarks on real network namespaces (scripts/netns/run.sh builds them; this file
 // re-runs itself inside run.sh when started outside, and is skipped with the reason where
 // the machine cannot build namespaces). The bench process itself runs in public host 2;
@@ -22,8 +21,8 @@ import { createInterface } from 'node:readline'
 import { createLibp2p } from 'libp2p'
 import type { Libp2p } from '@libp2p/interface'
 import { tcp } from '@libp2p/tcp'
-import { noise } from '@chainsafe/libp2p-noise'
-import { yamux } from '@chainsafe/libp2p-yamux'
+import { noise } from '@libp2p/noise'
+import { yamux } from '@libp2p/yamux'
 import { identify } from '@libp2p/identify'
 import { ping, type Ping } from '@libp2p/ping'
 import { peerIdFromString } from '@libp2p/peer-id'

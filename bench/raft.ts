@@ -1,4 +1,3 @@
-import '../src/shim.js'
 // Raft benchmarks, all over real libp2p on loopback with one process per node and real
 // fsync'd disk storage:
 //   raft-failover     kill -9 the leader of a 3-node group; time until a new leader has

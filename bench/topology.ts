@@ -1,6 +1,5 @@
 // Topology benchmarks: the cost of a placement round on a large mesh, of a no-op round
 // (what a leader pays on every capacity change), and of manifest validation.
-import '../src/shim.js'
 import { parseDocument } from 'yaml'
 import { parseManifest } from '../src/topology/manifest.js'
 import { place } from '../src/topology/placement.js'

@@ -2,7 +2,6 @@
 // that crashes or hangs cannot take the others down). Each bench prints its own
 // `bench <name>: <figure> (<baseline figure>, ratio <r>)` lines; this runner passes them
 // through and reports a bench that failed as such.
-import '../src/shim.js'
 import { spawn } from 'node:child_process'
 import { readdirSync } from 'node:fs'
 import { dirname, join } from 'node:path'

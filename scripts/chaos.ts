@@ -27,7 +27,6 @@
 //   recovery         per fault: from the fault to the first successful increment that
 //                    was sent after it
 // Exit code 1 on any loss, double primary or fault the mesh did not recover from.
-import '../src/shim.js'
 import { parseArgs } from 'node:util'
 import { appendFile, mkdir } from 'node:fs/promises'
 import { join } from 'node:path'

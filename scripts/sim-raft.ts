@@ -2,7 +2,6 @@
 // over seeds S … S+N-1. A failing seed is printed with its violations and replays exactly
 // with `--from <seed> --seeds 1` (add --trace to see what happened). The last line is
 // always `seeds: N, violations: V`; the exit code is non-zero when V > 0.
-import '../src/shim.js'
 import { Command, InvalidArgumentError } from 'commander'
 import { runSeed } from '../src/raft/sim/simulation.js'
 

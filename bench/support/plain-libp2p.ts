@@ -3,8 +3,8 @@
 import { createLibp2p } from 'libp2p'
 import type { Libp2p, PrivateKey } from '@libp2p/interface'
 import { tcp } from '@libp2p/tcp'
-import { noise } from '@chainsafe/libp2p-noise'
-import { yamux } from '@chainsafe/libp2p-yamux'
+import { noise } from '@libp2p/noise'
+import { yamux } from '@libp2p/yamux'
 import { identify } from '@libp2p/identify'
 
 export async function createPlainLibp2p (privateKey: PrivateKey): Promise<Libp2p<{ identify: ReturnType<ReturnType<typeof identify>> }>> {

@@ -10,8 +10,11 @@ import type { FromHost, ToHost } from './host/protocol.js'
 import type { RuntimeBounds } from './limits.js'
 
 const HOST_ENTRY = fileURLToPath(new URL('./host/main.js', import.meta.url))
-/** V8 flags of every cell host: isolated-vm needs no snapshot; WebAssembly memory escapes isolate limits */
-export const CELL_HOST_FLAGS = ['--no-node-snapshot', '--no-expose-wasm']
+/**
+ * Node flags of every cell host: isolated-vm needs no snapshot. (Node 24's V8 dropped
+ * --no-expose-wasm; the isolate bootstrap deletes WebAssembly from every cell's global.)
+ */
+export const CELL_HOST_FLAGS = ['--no-node-snapshot']
 
 export interface CellHostProcessInit {
   app: string

@@ -12,8 +12,8 @@
 // live member connection (seen on the namespace internet as "peer … is down" churn).
 import { createLibp2p, type Libp2p, type Libp2pOptions } from 'libp2p'
 import { tcp } from '@libp2p/tcp'
-import { noise } from '@chainsafe/libp2p-noise'
-import { yamux } from '@chainsafe/libp2p-yamux'
+import { noise } from '@libp2p/noise'
+import { yamux } from '@libp2p/yamux'
 import { identify } from '@libp2p/identify'
 import { ping, type Ping } from '@libp2p/ping'
 import { kadDHT, passthroughMapper, type KadDHT } from '@libp2p/kad-dht'

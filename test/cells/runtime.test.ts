@@ -45,12 +45,12 @@ describe('cells: runtime lifecycle and messaging', function () {
     assert.deepEqual(events.map(e => e.type), ['cell:started', 'cell:reverted', 'cell:started'])
   })
 
-  it('runs cells in a child process started with --no-node-snapshot --no-expose-wasm, never in the node', async () => {
+  it('runs cells in a child process started with --no-node-snapshot, never in the node', async () => {
     await runtime.transform('shop/counter#0', await b.bundle('shop/counter', COUNTER), { owner: b.owner.publicKey })
     const pid = runtime.hostPids().get('shop') as number
     assert.notEqual(pid, process.pid)
     const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')
-    assert.ok(argv.includes('--no-node-snapshot') && argv.includes('--no-expose-wasm'), argv.join(' '))
+    assert.ok(argv.includes('--no-node-snapshot'), argv.join(' '))
     assert.ok(argv.some(a => a.endsWith(join('cells', 'host', 'main.js'))), argv.join(' '))
   })
 

@@ -1,4 +1,3 @@
-import '../../src/shim.js'
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { CellBatch, CellEnvelope, ReplyStatus } from '../../src/wire/proto/cell.js'

@@ -1,7 +1,6 @@
-// Entry point of a cell host process, forked by the node with --no-node-snapshot and
-// --no-expose-wasm and an IPC channel (serialization 'advanced').
+// Entry point of a cell host process, forked by the node with --no-node-snapshot and an
+// IPC channel (serialization 'advanced').
 // It exits by itself when its node is gone: IPC disconnect, or its parent pid changes.
-import '../../shim.js'
 import { CellHost } from './cell-host.js'
 import { Batcher } from './batcher.js'
 import type { FromHost, ToHost } from './protocol.js'

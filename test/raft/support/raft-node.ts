@@ -6,7 +6,6 @@
 //           {"cmd":"status","brief"?} | {"cmd":"load","group","count","size"}
 //   stdout: {"event":"ready","id","addrs","ms"} | {"event":"leader",...GroupStatus} |
 //           {"event":"applied","group","index","data"} | {"event":"status",...} | {"event":"load-done",...}
-import '../../../src/shim.js'
 import { createInterface } from 'node:readline'
 import { join } from 'node:path'
 import { loadOrCreateKey } from '../../../src/wire/keys.js'
