@@ -208,7 +208,10 @@ describe('cells: security suite (hostile cells are contained)', function () {
     assert.equal(await runtime.ask('good/counter#0', 'get'), victimCount)
     await waitFor(async () => await runtime.ask(address, 'ok').catch(() => undefined) === 'alive', { what: 'bomb cell restarted' })
     runtime.removeEventListener('host:crashed', onCrash)
-    assert.deepEqual(crashed, ['bomb1: was killed by SIGABRT (V8: out of memory)'])
+    // either V8 aborts the host (out of memory) or the node's RSS watchdog kills it first:
+    // which comes first is a race between the two, and both leave the node serving
+    assert.equal(crashed.length, 1, crashed.join('; '))
+    assert.match(crashed[0], /^bomb1: (was killed by SIGABRT \(V8: out of memory\)|passed its memory limit: RSS \d+ MiB > \d+ MiB)$/)
     assert.notEqual(runtime.hostPids().get('bomb1'), pid)
   })
 
