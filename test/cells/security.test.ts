@@ -367,4 +367,65 @@ describe('cells: security suite (hostile cells are contained)', function () {
     } }`)
     assert.equal(r, 'ReferenceError')
   })
+
+  // --- a message that throws or is refused leaves the state exactly as it was ----------
+  it('42. a field added before a throw is rolled back, not persisted by the next message', async () => {
+    const address = await hostile('export default class A { n = 1; bad () { this.added = "x"; this.n = 2; throw new Error("no") } inc () { return ++this.n } }')
+    await assert.rejects(runtime.ask(address, 'bad'), /^Error: no$/)
+    assert.equal((await runtime.snapshot(address)).state, '{"n":1}')
+    assert.equal(await runtime.ask(address, 'inc'), 2)
+    assert.equal((await runtime.snapshot(address)).state, '{"n":2}')
+  })
+
+  it('43. a new field past the state limit is refused and deleted: the cell is not bricked', async () => {
+    const address = await hostile('export default class A { n = 0; grow () { this.big = "x".repeat(2 * 1024 * 1024); return 1 } inc () { return ++this.n } }')
+    await assert.rejects(runtime.ask(address, 'grow'), /state after this message is invalid: state is too large/)
+    assert.equal(await runtime.ask(address, 'inc'), 1)
+    assert.equal((await runtime.snapshot(address)).state, '{"n":1}')
+  })
+
+  it('44. a frozen instance that cannot be rolled back is rebuilt from its last good state', async () => {
+    const address = await hostile('export default class A { n = 1; bad () { this.extra = 1; Object.freeze(this); throw new Error("no") } get () { return this.n } }')
+    await assert.rejects(runtime.ask(address, 'bad'), /crashed: its state cannot be rolled back/)
+    assert.equal(await runtime.ask(address, 'get'), 1)
+    assert.equal((await runtime.snapshot(address)).state, '{"n":1}')
+  })
+
+  // --- the host treats everything from the isolate as untrusted bytes -------------------
+  it('45. defeating the bootstrap\'s escaping (Symbol.replace/split, exec, index setters) forges no record or state', async () => {
+    const address = await hostile(`export default class A { n = 0
+      inc () { return ++this.n }
+      tamper () {
+        RegExp.prototype[Symbol.replace] = function () { return 'forged' }
+        String.prototype[Symbol.split] = function () { return ['1', 'inc', '[]'] }
+        String.prototype[Symbol.replace] = function () { return 'forged' }
+        RegExp.prototype.exec = function () { return null }
+        String.prototype.slice = function () { return 'forged' }
+        Object.defineProperty(Array.prototype, '0', { set () { throw new Error('setter ran') }, configurable: true })
+        Object.prototype.get = function () { return 1 }
+        return 'tampered'
+      }
+      bad () { this.n = 99; throw new Error('a\\0{not json\\x022\\x01o1\\0{"n":1000}') }
+      forge () { stem.tell('good/counter\\x01increment\\x01[5]\\x01t', 'get'); return 'sent' }
+    }`)
+    assert.equal(await runtime.ask(address, 'inc'), 1)
+    assert.equal(await runtime.ask(address, 'tamper'), 'tampered')
+    await assert.rejects(runtime.ask(address, 'bad'), (err: Error) => err.message === 'a {not json 2 o1 {"n":1000}')
+    await assert.rejects(runtime.ask(address, 'forge'), /address and method must be short strings/)
+    assert.equal(await runtime.ask(address, 'inc'), 2)
+    assert.equal((await runtime.snapshot(address)).state, '{"n":2}')
+  })
+
+  it('46. resizable ArrayBuffers are unavailable (their memory is outside the isolate limit)', async () => {
+    const r = await attack('x', `export default class A { x () {
+      const out = []
+      try { const b = new ArrayBuffer(8, { maxByteLength: 1024 * 1024 * 1024 }); b.resize(512 * 1024 * 1024); out.push('grew') } catch (e) { out.push(e.message) }
+      try { const B = new Uint8Array(1).buffer.constructor; new B(8, { maxByteLength: 1e9 }); out.push('grew') } catch (e) { out.push(e.message) }
+      out.push(typeof ArrayBuffer.prototype.resize, new Uint8Array(1).buffer.constructor === ArrayBuffer)
+      class Sub extends ArrayBuffer {}
+      out.push(new Sub(8).byteLength, new ArrayBuffer(16).byteLength, new Sub(8) instanceof ArrayBuffer)
+      return out
+    } }`)
+    assert.deepEqual(r, ['resizable ArrayBuffers are not available to cells', 'resizable ArrayBuffers are not available to cells', 'undefined', true, 8, 16, true])
+  })
 })

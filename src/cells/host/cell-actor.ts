@@ -3,7 +3,9 @@
 // Asks a cell makes, answers to them and finished async messages cross the isolate
 // boundary in batches (packed strings, see isolate-bootstrap.ts), not one call each.
 import { Sandbox, faultReason } from './sandbox.js'
-import type { CodeCache, EntryResult } from './sandbox.js'
+import type { CodeCache } from './sandbox.js'
+import { Malformed, cleanText, parseOutcome, parseOutgoing, MAX_ERROR_TEXT } from './boundary.js'
+import type { EntryResult } from './boundary.js'
 import type { StemPool } from './stem-pool.js'
 import type { CellLimits, RuntimeBounds } from '../limits.js'
 import type { CellFault } from './protocol.js'
@@ -32,8 +34,8 @@ const HEAP_FACTOR = 1.5
 /** Heap statistics cost ~2.5 µs: read them after every entry that ran ≥ 1 ms, else every 32nd entry. */
 const HEAP_CHECK_EVERY = 32
 const HEAP_CHECK_CPU_MS = 1
-/** Separators of the packed records; answer texts are cleaned of them (host-side regex, not the cell's). */
-const CONTROL = /[\x00-\x1f]/g
+/** Separators of the packed records: a result carrying one is refused (valid JSON has none). */
+const CONTROL = /[\x00-\x1f]/
 /** Messages run in one entry into the isolate, at most. */
 const MAX_BATCH = 64
 
@@ -86,7 +88,7 @@ export class CellActor {
     const previous = this.generation
     const generation = ++this.generation
     try {
-      return new Sandbox(this.address, hash, code, limits, state, this.cache, this.pool, {
+      return new Sandbox(this.address, hash, code, limits, this.bounds.maxMessageBytes, state, this.cache, this.pool, {
         log: text => { if (generation === this.generation) this.hooks.log(this, text) }
       })
     } catch (err) {
@@ -129,8 +131,7 @@ export class CellActor {
   queueAnswer (generation: number, askId: number, ok: boolean, text: string): void {
     if (generation !== this.generation || this.sandbox === undefined) return
     if (ok && CONTROL.test(text)) { ok = false; text = 'malformed result' }
-    CONTROL.lastIndex = 0
-    this.answers.push(`${askId}\x01${ok ? 'o' : 'e'}\x01${ok ? text : text.replace(CONTROL, ' ')}`)
+    this.answers.push(`${askId}\x01${ok ? 'o' : 'e'}\x01${ok ? text : cleanText(text, MAX_ERROR_TEXT)}`)
     if (this.answers.length === 1) this.hooks.schedule(this)
   }
 
@@ -289,15 +290,13 @@ export class CellActor {
     const generation = this.generation
     if (entry.out !== '') {
       for (const record of entry.out.split('\x02')) {
-        const f = record.split('\x01')
-        const askId = Number(f[0])
-        if (f.length !== 5 || !Number.isSafeInteger(askId) || (f[4] !== 't' && f[4] !== 'a')) {
-          this.crash('sent a malformed message', current)
+        const m = parseOutgoing(record, this.bounds.maxMessageBytes)
+        if (m instanceof Malformed) {
+          this.crash(m.reason, current)
           return
         }
-        const tell = f[4] === 't'
-        const refused = this.hooks.ask(this, askId, f[1], f[2], f[3], tell)
-        if (refused !== undefined && !tell) this.queueAnswer(generation, askId, false, refused)
+        const refused = this.hooks.ask(this, m.askId, m.address, m.method, m.argsJson, m.tell)
+        if (refused !== undefined && !m.tell) this.queueAnswer(generation, m.askId, false, refused)
       }
     }
     if (entry.finished !== '') {
@@ -315,18 +314,21 @@ export class CellActor {
 
   /** Reply to a finished message and take its state; false if the answer was malformed (the cell crashed). */
   private complete (message: Message, text: string): boolean {
-    const cut = text.lastIndexOf('\0')
-    if (cut < 0 || (text[0] !== 'o' && text[0] !== 'e')) {
-      this.crash('returned a malformed answer', message)
+    const outcome = parseOutcome(text, this.state, this.bounds.maxMessageBytes)
+    if (outcome instanceof Malformed) {
+      this.crash(outcome.reason, message)
       return false
     }
-    const state = text.slice(cut + 1)
-    if (state !== this.state) {
-      this.state = state
+    if (!outcome.ok) {
+      message.reply(false, outcome.error)
+      return true
+    }
+    if (outcome.state !== this.state) {
+      this.state = outcome.state
       this.version++
       this.hooks.state(this)
     }
-    message.reply(text[0] === 'o', text.slice(1, cut))
+    message.reply(true, outcome.value)
     return true
   }
 

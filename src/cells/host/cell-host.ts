@@ -8,6 +8,8 @@ import { StemPool } from './stem-pool.js'
 import { DEFAULT_BOUNDS } from '../limits.js'
 import type { RuntimeBounds } from '../limits.js'
 import type { FromHost, ToHost } from './protocol.js'
+import { cleanText, MAX_LOG_TEXT } from './boundary.js'
+import { parseAddress } from '../address.js'
 
 /** Messages one cell runs before others get a turn (and before the event loop does). */
 const PUMP_BUDGET = 256
@@ -50,7 +52,7 @@ export class CellHost {
       log: (actor, text) => {
         const cap = MAX_LOGS_PER_MESSAGE * actor.entryMessages
         if (++actor.logsThisMessage > cap) return
-        this.send({ t: 'log', address: actor.address, text })
+        this.send({ t: 'log', address: actor.address, text: cleanText(text, MAX_LOG_TEXT) })
       },
       state: actor => { this.changedState.add(actor); this.wake() },
       fault: (actor, kind, reason) => { this.send({ t: 'event', address: actor.address, kind, reason }) },
@@ -139,6 +141,7 @@ export class CellHost {
   /** A cell's stem.ask/tell: local cells directly (unless replies are gated), anything else through the node's router. */
   private outgoing (from: CellActor, cellAskId: number, address: string, method: string, argsJson: string, tell: boolean): string | undefined {
     if (argsJson.length > this.bounds.maxMessageBytes) return `arguments are too large: ${argsJson.length} characters of JSON, limit ${this.bounds.maxMessageBytes}`
+    try { parseAddress(address) } catch (err) { return (err as Error).message }
     // the isolate enforces these bounds itself; these checks hold if it was tampered with
     if (tell) {
       if (++from.tellsThisMessage > this.bounds.maxPendingAsks * from.entryMessages) return `too many tells from ${from.address} in one message (limit ${this.bounds.maxPendingAsks})`

@@ -1,10 +1,17 @@
 // The JavaScript that runs first in every cell isolate, before the cell's module.
-// It receives the host callbacks as closure arguments ($0…$3), so cell code can never
-// reach them: the only thing it leaves on globalThis is the frozen `stem` object.
+// It receives the host callback and bounds as closure arguments ($0…$3), so cell code can
+// never reach them: the only thing it leaves on globalThis is the frozen `stem` object.
 // Everything crosses the isolate boundary as primitive strings/numbers: no host object,
 // Reference or promise is ever handed to cell code (isolated-vm's known pitfalls).
-// It captures the intrinsics it needs before cell code runs, so a cell that tampers
-// with its own globals only breaks itself; the host trusts nothing it returns anyway.
+// It captures every intrinsic it needs before cell code runs and calls them with
+// Reflect.apply, never through a prototype a cell can change: no method call on a string,
+// array or RegExp (String#split/replace look up Symbol.split/replace, RegExp methods look
+// up `exec`, writing an array index runs setters on Array.prototype), and descriptors have
+// a null prototype. A cell that tampers with its own globals only breaks itself; the host
+// validates everything it returns anyway (boundary.ts). It runs in strict mode, so error
+// CallSites of its frames give no function or receiver.
+// Resizable ArrayBuffers are hidden like WebAssembly: their memory is reserved outside the
+// isolate's limit, so `new ArrayBuffer(n, { maxByteLength })` is refused.
 //
 // control(op, …) is returned to the host (as a Reference):
 //   'bind'    (address)                   → makes the blank stem cell this cell: sets up `stem`
@@ -26,61 +33,97 @@
 // JSON.stringify escapes control characters and error texts have them replaced, so the
 // separators \0-\x03 never occur inside a field.
 export const BOOTSTRAP_SOURCE = String.raw`
-const hostLog = $0, maxBytes = $1, maxPending = $2
+'use strict'
+const hostLog = $0, maxBytes = $1, maxPending = $2, maxDepth = $3
 let self = ''
-const { keys, getPrototypeOf, getOwnPropertyDescriptor, defineProperty, freeze, create } = Object
+const { keys, getPrototypeOf, getOwnPropertyDescriptor, defineProperty, freeze, hasOwn } = Object
 const ObjectProto = Object.prototype, isArray = Array.isArray, stringify = JSON.stringify, parse = JSON.parse
-const isFinite = Number.isFinite, apply = Reflect.apply, then = Promise.prototype.then
-const SafeError = Error, SafeMap = Map, mapGet = Map.prototype.get, mapSet = Map.prototype.set, mapDelete = Map.prototype.delete
-const SafePromise = Promise, SafeString = String, fnToString = Function.prototype.toString
-const split = String.prototype.split, replace = String.prototype.replace, CONTROL = /[\x00-\x1f]/g
-const maxOut = 4 * maxBytes, dateNow = Date.now
-const clean = text => apply(replace, text, [CONTROL, ' '])
+const isFinite = Number.isFinite, apply = Reflect.apply, construct = Reflect.construct, deleteProperty = Reflect.deleteProperty
+const SafePromise = Promise, PromiseProto = Promise.prototype, then = PromiseProto.then, promiseReject = Promise.reject
+const SafeError = Error, SafeRangeError = RangeError, SafeTypeError = TypeError, SafeString = String
+const SafeMap = Map, mapGet = Map.prototype.get, mapSet = Map.prototype.set, mapDelete = Map.prototype.delete
+const SafeSet = Set, setHas = Set.prototype.has, setAdd = Set.prototype.add, setDelete = Set.prototype.delete
+const indexOf = String.prototype.indexOf, slice = String.prototype.slice, charCodeAt = String.prototype.charCodeAt
+const fnToString = Function.prototype.toString, regExec = RegExp.prototype.exec, dateNow = Date.now
+// private RegExp objects used only through the captured exec (reads own lastIndex and internal flags only)
+const CONTROL = /[\x00-\x1f]/, CLASS = /^class\b/
+const maxOut = 4 * maxBytes
+const matches = (re, text) => apply(regExec, re, [text]) !== null
+const cut = (text, from, to) => apply(slice, text, [from, to])
+const find = (text, sep, from) => apply(indexOf, text, [sep, from])
+
+function clean (text) {
+  let out = '', from = 0
+  for (let i = 0; i < text.length; i++) {
+    if (apply(charCodeAt, text, [i]) < 32) { out += cut(text, from, i) + ' '; from = i + 1 }
+  }
+  return from === 0 ? text : out + cut(text, from, text.length)
+}
 
 delete globalThis.SharedArrayBuffer
 delete globalThis.Atomics
 delete globalThis.WebAssembly
 
-function check (v, what, path, seen) {
+const RealArrayBuffer = ArrayBuffer, ArrayBufferProto = ArrayBuffer.prototype
+function FixedArrayBuffer (length, options) {
+  if (new.target === undefined) throw new SafeTypeError("Constructor ArrayBuffer requires 'new'")
+  if (options !== undefined && options !== null && options.maxByteLength !== undefined) throw new SafeRangeError('resizable ArrayBuffers are not available to cells')
+  return construct(RealArrayBuffer, [length], new.target === FixedArrayBuffer ? RealArrayBuffer : new.target)
+}
+defineProperty(FixedArrayBuffer, 'prototype', { __proto__: null, value: ArrayBufferProto, writable: false })
+defineProperty(FixedArrayBuffer, 'name', { __proto__: null, value: 'ArrayBuffer' })
+defineProperty(FixedArrayBuffer, 'isView', { __proto__: null, value: RealArrayBuffer.isView, writable: true, configurable: true })
+defineProperty(ArrayBufferProto, 'constructor', { __proto__: null, value: FixedArrayBuffer, writable: true, configurable: true })
+defineProperty(globalThis, 'ArrayBuffer', { __proto__: null, value: FixedArrayBuffer, writable: true, configurable: true })
+deleteProperty(ArrayBufferProto, 'resize')
+
+function check (v, what, path, seen, depth) {
   if (v === null || typeof v === 'string' || typeof v === 'boolean') return
   if (typeof v === 'number') { if (!isFinite(v)) throw new SafeError(what + ' is not JSON-like: ' + v + ' at ' + path); return }
   if (typeof v !== 'object') throw new SafeError(what + ' is not JSON-like: ' + typeof v + ' at ' + path)
-  if (seen.indexOf(v) !== -1) throw new SafeError(what + ' is not JSON-like: cyclic reference at ' + path)
-  if (seen.length > 1000) throw new SafeError(what + ' is nested too deeply at ' + path)
-  seen.push(v)
+  if (apply(setHas, seen, [v])) throw new SafeError(what + ' is not JSON-like: cyclic reference at ' + path)
+  if (depth > maxDepth) throw new SafeError(what + ' is nested too deeply: more than ' + maxDepth + ' levels at ' + path)
+  apply(setAdd, seen, [v])
   if (isArray(v)) {
-    for (let i = 0; i < v.length; i++) check(v[i], what, path + '[' + i + ']', seen)
+    for (let i = 0; i < v.length; i++) check(v[i], what, path + '[' + i + ']', seen, depth + 1)
   } else {
     const proto = getPrototypeOf(v)
     if (proto !== ObjectProto && proto !== null) throw new SafeError(what + ' is not JSON-like: class instance at ' + path)
     const ks = keys(v)
     for (let i = 0; i < ks.length; i++) {
       const d = getOwnPropertyDescriptor(v, ks[i])
-      if (d.get !== undefined || d.set !== undefined) throw new SafeError(what + ' is not JSON-like: accessor property at ' + path + '.' + ks[i])
-      check(d.value, what, path + '.' + ks[i], seen)
+      if (!hasOwn(d, 'value')) throw new SafeError(what + ' is not JSON-like: accessor property at ' + path + '.' + ks[i])
+      check(d.value, what, path + '.' + ks[i], seen, depth + 1)
     }
   }
-  seen.pop()
+  apply(setDelete, seen, [v])
 }
 
 function encode (v, what) {
   if (v === undefined) return 'null'
-  check(v, what, '$', [])
+  if (v !== null && typeof v === 'object') check(v, what, '$', new SafeSet(), 1)
+  else check(v, what, '$', null, 1)
   const text = stringify(v)
+  if (typeof text !== 'string') throw new SafeError(what + ' is not JSON-like')
   if (text.length > maxBytes) throw new SafeError(what + ' is too large: ' + text.length + ' characters of JSON, limit ' + maxBytes)
   return text
 }
 
 function errorText (err) {
   try {
-    if (err !== null && typeof err === 'object' && typeof err.message === 'string') return clean(err.message.slice(0, 2000)) || 'error'
-    return clean(SafeString(err).slice(0, 2000))
+    if (err !== null && typeof err === 'object') {
+      const message = err.message
+      if (typeof message === 'string') return clean(cut(message, 0, 2000)) || 'error'
+    }
+    return clean(cut(SafeString(err), 0, 2000))
   } catch { return 'error' }
 }
 
 let instance, Cls, askSeq = 0, lastState = '{}', pendingCount = 0, tells = 0, logs = 0
 const MAX_LOGS = 100
 let out = '', finished = ''
+/** why the instance could not be rolled back: the host must rebuild the isolate */
+let broken = ''
 const pending = new SafeMap()
 
 function trailer (result) {
@@ -91,23 +134,33 @@ function trailer (result) {
 }
 
 function snapshot () {
-  const state = create(null)
+  const state = { __proto__: null }
   const ks = keys(instance)
   for (let i = 0; i < ks.length; i++) state[ks[i]] = instance[ks[i]]
   return encode(state, 'state')
 }
 
-function restore (stateJson) {
+// sets the fields of stateJson; exact: also deletes the fields it does not have (a rollback
+// to the last good state; loading keeps the fields a new version of the class added)
+function restore (stateJson, exact) {
   const state = parse(stateJson)
+  const fields = exact ? keys(instance) : []
+  for (let i = 0; i < fields.length; i++) {
+    if (!hasOwn(state, fields[i]) && !deleteProperty(instance, fields[i])) throw new SafeError('field ' + fields[i] + ' cannot be deleted')
+  }
   const ks = keys(state)
-  for (let i = 0; i < ks.length; i++) defineProperty(instance, ks[i], { value: state[ks[i]], writable: true, enumerable: true, configurable: true })
+  for (let i = 0; i < ks.length; i++) defineProperty(instance, ks[i], { __proto__: null, value: state[ks[i]], writable: true, enumerable: true, configurable: true })
+}
+
+function rollback () {
+  try { restore(lastState, true) } catch (err) { broken = 'its state cannot be rolled back: ' + errorText(err) }
 }
 
 function isMessage (name) {
   if (typeof name !== 'string' || name === 'constructor' || name[0] === '_' || name[0] === '#') return false
   for (let p = getPrototypeOf(instance); p !== null && p !== ObjectProto; p = getPrototypeOf(p)) {
     const d = getOwnPropertyDescriptor(p, name)
-    if (d !== undefined) return typeof d.value === 'function'
+    if (d !== undefined) return hasOwn(d, 'value') && typeof d.value === 'function'
   }
   return false
 }
@@ -118,12 +171,12 @@ function finish (ok, value) {
     state = snapshot()
   } catch (err) {
     // the message left a state that cannot be stored: refuse it and roll back
-    try { restore(lastState) } catch {}
+    rollback()
     return 'e' + 'state after this message is invalid: ' + errorText(err) + '\0' + lastState
   }
   if (!ok) {
     // no half-applied change: a failed message leaves the last good state
-    if (state !== lastState) { try { restore(lastState) } catch {} }
+    if (state !== lastState) rollback()
     return 'e' + value + '\0' + lastState
   }
   lastState = state
@@ -137,25 +190,25 @@ function settle (id, ok, v) {
 }
 
 function call (id, method, argsJson) {
-  if (!isMessage(method)) return finish(false, 'unknown method ' + stringify(SafeString(method).slice(0, 100)) + ' on ' + self)
+  if (!isMessage(method)) return finish(false, 'unknown method ' + stringify(cut(SafeString(method), 0, 100)) + ' on ' + self)
   let r
   try {
     const args = parse(argsJson)
     if (!isArray(args)) return finish(false, 'arguments must be a JSON array')
     r = apply(instance[method], instance, args)
+    if (r !== null && typeof r === 'object' && getPrototypeOf(r) === PromiseProto) {
+      apply(then, r, [v => { settle(id, true, v) }, e => { settle(id, false, e) }])
+      return 'p'
+    }
   } catch (err) {
     return finish(false, errorText(err))
-  }
-  if (r !== null && (typeof r === 'object' || typeof r === 'function') && r instanceof SafePromise) {
-    apply(then, r, [v => { settle(id, true, v) }, e => { settle(id, false, e) }])
-    return 'p'
   }
   try { return finish(true, encode(r, 'result')) } catch (err) { return finish(false, errorText(err)) }
 }
 
 function outgoing (address, method, args, tell) {
   const what = 'stem.' + (tell ? 'tell' : 'ask')
-  if (typeof address !== 'string' || typeof method !== 'string' || address.length > 200 || method.length > 200 || clean(address + method) !== address + method) {
+  if (typeof address !== 'string' || typeof method !== 'string' || address.length > 200 || method.length > 200 || matches(CONTROL, address) || matches(CONTROL, method)) {
     throw new SafeError(what + '(address, method, ...args): address and method must be short strings')
   }
   if (tell) {
@@ -174,53 +227,60 @@ function outgoing (address, method, args, tell) {
 function bind (address) {
   if (self !== '') throw new SafeError('stem cell is already bound to ' + self)
   self = address
-  defineProperty(globalThis, 'stem', { value: freeze({ self, ask, tell, log, now }), writable: false, enumerable: false, configurable: false })
+  defineProperty(globalThis, 'stem', { __proto__: null, value: freeze({ __proto__: null, self, ask, tell, log, now }), writable: false, enumerable: false, configurable: false })
   return trailer('')
 }
 
-const { ask, tell, log, now } = {
-  ask (address, method, ...args) {
-    let id
-    try { id = outgoing(address, method, args, false) } catch (err) { return SafePromise.reject(err) }
-    pendingCount++
-    return new SafePromise((resolve, reject) => { apply(mapSet, pending, [id, { resolve, reject }]) })
-  },
-  tell (address, method, ...args) { outgoing(address, method, args, true) },
-  log (...args) {
-    if (++logs > MAX_LOGS) return
-    let text = ''
-    for (let i = 0; i < args.length; i++) {
-      let part
-      try { part = typeof args[i] === 'string' ? args[i] : stringify(args[i]) } catch { part = '[unprintable]' }
-      text += (i > 0 ? ' ' : '') + SafeString(part)
-      if (text.length > 8192) break
-    }
-    hostLog(logs === MAX_LOGS ? text.slice(0, 8192) + ' (further logs of this message dropped)' : text.slice(0, 8192))
-  },
-  now () { return dateNow() }
+function ask (address, method, ...args) {
+  let id
+  try { id = outgoing(address, method, args, false) } catch (err) { return apply(promiseReject, SafePromise, [err]) }
+  pendingCount++
+  return new SafePromise((resolve, reject) => { apply(mapSet, pending, [id, { __proto__: null, resolve, reject }]) })
 }
+function tell (address, method, ...args) { outgoing(address, method, args, true) }
+function log (...args) {
+  if (++logs > MAX_LOGS) return
+  let text = ''
+  for (let i = 0; i < args.length; i++) {
+    let part
+    try { part = typeof args[i] === 'string' ? args[i] : stringify(args[i]) } catch { part = '[unprintable]' }
+    text += (i > 0 ? ' ' : '') + SafeString(part)
+    if (text.length > 8192) break
+  }
+  text = cut(text, 0, 8192)
+  hostLog(logs === MAX_LOGS ? text + ' (further logs of this message dropped)' : text)
+}
+function now () { return dateNow() }
 
+// one record of packed answers: 'askId\x01o|e\x01text'
 function settleAsk (record) {
-  const f = apply(split, record, ['\x01'])
-  const id = +f[0]
+  const a = find(record, '\x01', 0)
+  const id = +cut(record, 0, a)
   const p = apply(mapGet, pending, [id])
   if (p === undefined) return
   apply(mapDelete, pending, [id])
   pendingCount--
-  if (f[1] === 'o') p.resolve(parse(f[2])); else p.reject(new SafeError(f[2]))
+  const text = cut(record, a + 3, record.length)
+  if (cut(record, a + 1, a + 2) !== 'o') { p.reject(new SafeError(text)); return }
+  let value
+  try { value = parse(text) } catch { p.reject(new SafeError('malformed result')); return }
+  p.resolve(value)
 }
 
-return function control (op, a, b, c) {
+function entry (op, a, b) {
   if (op === 'calls') {
-    const records = apply(split, a, ['\x02'])
     const start = dateNow()
     let results = ''
-    for (let i = 0; i < records.length; i++) {
-      const f = apply(split, records[i], ['\x01'])
+    for (let from = 0; from < a.length;) {
+      let end = find(a, '\x02', from)
+      if (end === -1) end = a.length
+      const f1 = find(a, '\x01', from), f2 = find(a, '\x01', f1 + 1)
+      const id = cut(a, from, f1)
       tells = 0
       logs = 0
-      const r = call(+f[0], f[1], f[2])
-      results += (i === 0 ? '' : '\x02') + f[0] + '\x01' + r
+      const r = call(+id, cut(a, f1 + 1, f2), cut(a, f2 + 1, end))
+      results += (from === 0 ? '' : '\x02') + id + '\x01' + r
+      from = end + 1
       if (r === 'p' || dateNow() - start >= b) break
     }
     return trailer(results)
@@ -228,19 +288,30 @@ return function control (op, a, b, c) {
   if (op === 'flush') return trailer('')
   if (op === 'bind') return bind(a)
   if (op === 'resolve') {
-    const records = apply(split, a, ['\x02'])
-    for (let i = 0; i < records.length; i++) settleAsk(records[i])
+    for (let from = 0; from < a.length;) {
+      let end = find(a, '\x02', from)
+      if (end === -1) end = a.length
+      settleAsk(cut(a, from, end))
+      from = end + 1
+    }
     return trailer('')
   }
   if (op === 'install') {
     Cls = a.default
-    if (typeof Cls !== 'function' || !/^class\b/.test(apply(fnToString, Cls, []))) throw new SafeError('the module of ' + self + ' must export a class as default')
+    if (typeof Cls !== 'function' || !matches(CLASS, apply(fnToString, Cls, []))) throw new SafeError('the module of ' + self + ' must export a class as default')
     tells = 0
     logs = 0
     instance = new Cls()
-    if (b !== null) restore(b)
+    if (b !== null) restore(b, false)
     lastState = snapshot()
     return trailer(lastState)
   }
+  throw new SafeError('unknown operation')
+}
+
+return function control (op, a, b) {
+  const text = entry(op, a, b)
+  if (broken !== '') throw new SafeError(broken)
+  return text
 }
 `

@@ -6,18 +6,11 @@ import ivm from 'isolated-vm'
 import { isolateMemoryMiB } from '../limits.js'
 import type { CellLimits } from '../limits.js'
 import type { Control, StemPool } from './stem-pool.js'
+import { Malformed, splitEntry, stateError } from './boundary.js'
+import type { EntryResult } from './boundary.js'
 
 export interface SandboxHooks {
   log: (text: string) => void
-}
-
-/** What one entry into the isolate produced (see isolate-bootstrap.ts for the packing). */
-export interface EntryResult {
-  result: string
-  /** packed outgoing asks/tells, '' if none */
-  out: string
-  /** packed finished async messages, '' if none */
-  finished: string
 }
 
 // compileModule sets these at run time; isolated-vm's typings omit them on Module
@@ -60,9 +53,9 @@ export class Sandbox {
 
   /**
    * Turn a blank stem cell from the pool into `code`, with `state` (JSON text) restored
-   * into its instance. Throws an Error with a one-line reason if the module fails to load.
+   * into its instance; its initial state must be a JSON object of at most `maxBytes`. Throws an Error with a one-line reason if the module fails to load.
    */
-  constructor (address: string, hash: string, code: string, limits: CellLimits, state: string | null, cache: CodeCache, pool: StemPool, hooks: SandboxHooks) {
+  constructor (address: string, hash: string, code: string, limits: CellLimits, maxBytes: number, state: string | null, cache: CodeCache, pool: StemPool, hooks: SandboxHooks) {
     const blank = pool.take(isolateMemoryMiB(limits.memory))
     this.isolate = blank.isolate
     this.context = blank.context
@@ -80,6 +73,8 @@ export class Sandbox {
       })
       module.evaluateSync({ timeout: budget })
       const installed = this.enter(budget, 'install', module.namespace.derefInto() as unknown as ivm.Transferable, state)
+      const invalid = stateError(installed.result, maxBytes)
+      if (invalid !== undefined) throw new Error(invalid)
       this.initialState = installed.result
       this.fromInstall = installed
     } catch (err) {
@@ -96,11 +91,9 @@ export class Sandbox {
     } catch (err) {
       throw new SandboxFault((err as Error)?.message ?? String(err))
     }
-    if (typeof text !== 'string') throw new SandboxFault('returned a malformed answer')
-    const second = text.lastIndexOf('\x03')
-    const first = second > 0 ? text.lastIndexOf('\x03', second - 1) : -1
-    if (first < 0) throw new SandboxFault('returned a malformed answer')
-    return { result: text.slice(0, first), out: text.slice(first + 1, second), finished: text.slice(second + 1) }
+    const entry = splitEntry(text)
+    if (entry instanceof Malformed) throw new SandboxFault(entry.reason)
+    return entry
   }
 
   /** CPU time the isolate has used, ms */

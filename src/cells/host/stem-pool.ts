@@ -5,6 +5,7 @@
 import ivm from 'isolated-vm'
 import { BOOTSTRAP_SOURCE } from './isolate-bootstrap.js'
 import type { RuntimeBounds } from '../limits.js'
+import { MAX_JSON_DEPTH } from '../../util/bounded-json.js'
 
 export type Control = ivm.Reference<(op: string, a?: ivm.Transferable, b?: ivm.Transferable, c?: ivm.Transferable) => string>
 
@@ -61,9 +62,9 @@ export class StemPool {
     }
   }
 
-  private bootstrapArgs (logTarget: BlankStem['logTarget']): [ivm.Callback, number, number] {
-    const log = new ivm.Callback((text: string) => { logTarget.log?.(text) }, { sync: true })
-    return [log, this.bounds().maxMessageBytes, this.bounds().maxPendingAsks]
+  private bootstrapArgs (logTarget: BlankStem['logTarget']): [ivm.Callback, number, number, number] {
+    const log = new ivm.Callback((text: unknown) => { if (typeof text === 'string') logTarget.log?.(text) }, { sync: true })
+    return [log, this.bounds().maxMessageBytes, this.bounds().maxPendingAsks, MAX_JSON_DEPTH]
   }
 
   private async refill (memoryMiB: number): Promise<void> {
