@@ -6,6 +6,7 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import { timingSafeEqual } from 'node:crypto'
 import type { ContributeRequest, NodeControl } from './types.js'
 import '../util/public-route.js'
+import { useBoundedJsonBodies } from '../util/bounded-json-body.js'
 
 export interface ApiServerInit {
   host: string
@@ -26,6 +27,7 @@ export interface ApiServer {
 
 export function createApiServer (control: NodeControl, init: ApiServerInit): ApiServer {
   const app = Fastify({ logger: false, bodyLimit: 64 * 1024 })
+  useBoundedJsonBodies(app)
   const expected = Buffer.from(`Bearer ${init.token}`)
   let url = ''
 

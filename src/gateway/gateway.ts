@@ -12,6 +12,7 @@ import { checkRequestPath, pathOf } from './request-path.js'
 import { RouteTable } from './route-table.js'
 import { TurnBatch } from './turn-batch.js'
 import { MAX_ROUTE_TIMEOUT_MS, ROUTE_METHODS, type GatewayRoute } from './routes.js'
+import { useBoundedJsonBodies } from '../util/bounded-json-body.js'
 
 export interface GatewayComponents {
   backend: GatewayBackend
@@ -244,8 +245,9 @@ class HttpGateway implements Gateway {
         void (reply as FastifyReply).code(400).header('x-request-id', request.id).send({ error: message })
       }
     })
-    // only JSON bodies reach cells
+    // only JSON bodies reach cells, and only within the nesting bound
     fastify.removeContentTypeParser('text/plain')
+    useBoundedJsonBodies(fastify)
 
     // a callback hook, not an async one: it runs on every request
     fastify.addHook('onRequest', (request, reply, done) => {

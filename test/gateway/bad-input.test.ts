@@ -74,6 +74,19 @@ describe('gateway: bad input', () => {
       assert.equal(backend.asks.length, 0)
     })
 
+    it('refuses a deeply nested body (100,000 and 5,000 levels) with 400 naming the limit, before the cell', async () => {
+      await startGateway({ bodyLimit: 1024 * 1024 })
+      for (const depth of [100_000, 5_000]) {
+        const body = '['.repeat(depth) + ']'.repeat(depth)
+        const res = await getJson(`${base}/shop/count`, { method: 'POST', headers: { 'content-type': 'application/json' }, body })
+        assert.equal(res.status, 400, String(depth))
+        assert.equal(res.json.error, 'JSON body is nested too deeply: more than 1000 levels')
+      }
+      const within = '{"a":'.repeat(900) + '1' + '}'.repeat(900)
+      assert.equal((await getJson(`${base}/shop/count`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: within })).status, 200)
+      assert.equal(backend.asks.length, 1)
+    })
+
     it('refuses a body over the limit with 413, whether declared or streamed', async () => {
       const big = JSON.stringify({ pad: 'x'.repeat(2000) })
       const declared = await postJson(`${base}/shop/count`, JSON.parse(big))

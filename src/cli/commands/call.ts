@@ -5,10 +5,14 @@ import type { Command } from 'commander'
 import { createHttpCaller } from '../../messaging/call-client.js'
 import { newMessageId } from '../../messaging/sdk.js'
 import { parseAddress } from '../../cells/address.js'
+import { jsonBoundsError } from '../../util/bounded-json.js'
 import { readToken } from '../../node/data-dir.js'
 import { CliError, EXIT_USAGE, apiUrl, dataDirOf, type ClientOptions } from '../context.js'
 
-function parseArg (text: string): unknown {
+/** JSON if it parses (within the nesting bound: deeper is a usage error), else the text itself. */
+function parseArg (text: string, i: number): unknown {
+  const tooDeep = jsonBoundsError(text, `argument ${i + 1}`)
+  if (tooDeep !== undefined) throw new CliError(tooDeep, EXIT_USAGE)
   try {
     return JSON.parse(text)
   } catch {
@@ -31,8 +35,9 @@ export function registerCall (program: Command): void {
       } catch (err) {
         throw new CliError((err as Error).message, EXIT_USAGE)
       }
+      const values = args.map((a, i) => parseArg(a, i))
       const caller = createHttpCaller({ url: await apiUrl(flags), token: await readToken(dataDirOf(flags)) })
-      const result = await caller.ask(address, method, args.map(parseArg), { messageId: newMessageId() })
+      const result = await caller.ask(address, method, values, { messageId: newMessageId() })
       process.stdout.write(JSON.stringify(result) + '\n')
     })
 }
