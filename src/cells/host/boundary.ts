@@ -48,20 +48,27 @@ export function splitEntry (text: unknown): EntryResult | Malformed {
   return { result: text.slice(0, first), out: text.slice(first + 1, second), finished: text.slice(second + 1) }
 }
 
-/** One packed outgoing record 'askId\x01address\x01method\x01argsJson\x01t|a'. */
+/** One packed outgoing record 'askId\x01address\x01method\x01argsJson\x01t|a' (found with indexOf: this runs per ask). */
 export function parseOutgoing (record: string, maxBytes: number): Outgoing | Malformed {
-  const f = record.split('\x01')
-  if (f.length !== 5) return new Malformed('sent a malformed message: wrong number of fields')
-  const askId = Number(f[0])
+  const a = record.indexOf('\x01')
+  const b = a < 0 ? -1 : record.indexOf('\x01', a + 1)
+  const c = b < 0 ? -1 : record.indexOf('\x01', b + 1)
+  const d = record.length - 2
+  if (c < 0 || d <= c || record.charCodeAt(d) !== 1) return new Malformed('sent a malformed message: wrong number of fields')
+  const askId = Number(record.slice(0, a))
   if (!Number.isSafeInteger(askId) || askId <= 0) return new Malformed('sent a malformed message: bad ask id')
-  if (f[4] !== 't' && f[4] !== 'a') return new Malformed('sent a malformed message: neither ask nor tell')
-  const [, address, method, argsJson] = f
+  const kind = record[d + 1]
+  if (kind !== 't' && kind !== 'a') return new Malformed('sent a malformed message: neither ask nor tell')
+  const address = record.slice(a + 1, b)
+  const method = record.slice(b + 1, c)
   if (address.length === 0 || address.length > 200 || CONTROL.test(address)) return new Malformed('sent a malformed message: bad address')
   if (method.length === 0 || method.length > 200 || CONTROL.test(method)) return new Malformed('sent a malformed message: bad method name')
+  // valid JSON has no control character: the arguments hold no further separator
+  const argsJson = record.slice(c + 1, d)
   const args = checkJson(argsJson, 'arguments', maxBytes)
   if (args instanceof Malformed) return args
   if (!Array.isArray(args)) return new Malformed('sent a malformed message: arguments are not an array')
-  return { askId, address, method, argsJson, tell: f[4] === 't' }
+  return { askId, address, method, argsJson, tell: kind === 't' }
 }
 
 /**

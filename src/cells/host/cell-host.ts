@@ -141,7 +141,6 @@ export class CellHost {
   /** A cell's stem.ask/tell: local cells directly (unless replies are gated), anything else through the node's router. */
   private outgoing (from: CellActor, cellAskId: number, address: string, method: string, argsJson: string, tell: boolean): string | undefined {
     if (argsJson.length > this.bounds.maxMessageBytes) return `arguments are too large: ${argsJson.length} characters of JSON, limit ${this.bounds.maxMessageBytes}`
-    try { parseAddress(address) } catch (err) { return (err as Error).message }
     // the isolate enforces these bounds itself; these checks hold if it was tampered with
     if (tell) {
       if (++from.tellsThisMessage > this.bounds.maxPendingAsks * from.entryMessages) return `too many tells from ${from.address} in one message (limit ${this.bounds.maxPendingAsks})`
@@ -165,6 +164,7 @@ export class CellHost {
       target.deliver({ method, args: argsJson, reply: (ok, text) => { this.answer(askId, ok, text) } })
       return undefined
     }
+    try { parseAddress(address) } catch (err) { return (err as Error).message }
     const askId = ++this.askSeq
     if (!tell) {
       from.outstandingAsks++

@@ -42,7 +42,6 @@ const isFinite = Number.isFinite, apply = Reflect.apply, construct = Reflect.con
 const SafePromise = Promise, PromiseProto = Promise.prototype, then = PromiseProto.then, promiseReject = Promise.reject
 const SafeError = Error, SafeRangeError = RangeError, SafeTypeError = TypeError, SafeString = String
 const SafeMap = Map, mapGet = Map.prototype.get, mapSet = Map.prototype.set, mapDelete = Map.prototype.delete
-const SafeSet = Set, setHas = Set.prototype.has, setAdd = Set.prototype.add, setDelete = Set.prototype.delete
 const indexOf = String.prototype.indexOf, slice = String.prototype.slice, charCodeAt = String.prototype.charCodeAt
 const fnToString = Function.prototype.toString, regExec = RegExp.prototype.exec, dateNow = Date.now
 // private RegExp objects used only through the captured exec (reads own lastIndex and internal flags only)
@@ -77,32 +76,31 @@ defineProperty(ArrayBufferProto, 'constructor', { __proto__: null, value: FixedA
 defineProperty(globalThis, 'ArrayBuffer', { __proto__: null, value: FixedArrayBuffer, writable: true, configurable: true })
 deleteProperty(ArrayBufferProto, 'resize')
 
-function check (v, what, path, seen, depth) {
+// up: the chain of enclosing objects ({ v, up } links: no Set or array, whose methods a cell could change)
+function check (v, what, path, up, depth) {
   if (v === null || typeof v === 'string' || typeof v === 'boolean') return
   if (typeof v === 'number') { if (!isFinite(v)) throw new SafeError(what + ' is not JSON-like: ' + v + ' at ' + path); return }
   if (typeof v !== 'object') throw new SafeError(what + ' is not JSON-like: ' + typeof v + ' at ' + path)
-  if (apply(setHas, seen, [v])) throw new SafeError(what + ' is not JSON-like: cyclic reference at ' + path)
+  for (let p = up; p !== null; p = p.up) if (p.v === v) throw new SafeError(what + ' is not JSON-like: cyclic reference at ' + path)
   if (depth > maxDepth) throw new SafeError(what + ' is nested too deeply: more than ' + maxDepth + ' levels at ' + path)
-  apply(setAdd, seen, [v])
+  const chain = { __proto__: null, v, up }
   if (isArray(v)) {
-    for (let i = 0; i < v.length; i++) check(v[i], what, path + '[' + i + ']', seen, depth + 1)
-  } else {
-    const proto = getPrototypeOf(v)
-    if (proto !== ObjectProto && proto !== null) throw new SafeError(what + ' is not JSON-like: class instance at ' + path)
-    const ks = keys(v)
-    for (let i = 0; i < ks.length; i++) {
-      const d = getOwnPropertyDescriptor(v, ks[i])
-      if (!hasOwn(d, 'value')) throw new SafeError(what + ' is not JSON-like: accessor property at ' + path + '.' + ks[i])
-      check(d.value, what, path + '.' + ks[i], seen, depth + 1)
-    }
+    for (let i = 0; i < v.length; i++) check(v[i], what, path + '[' + i + ']', chain, depth + 1)
+    return
   }
-  apply(setDelete, seen, [v])
+  const proto = getPrototypeOf(v)
+  if (proto !== ObjectProto && proto !== null) throw new SafeError(what + ' is not JSON-like: class instance at ' + path)
+  const ks = keys(v)
+  for (let i = 0; i < ks.length; i++) {
+    const d = getOwnPropertyDescriptor(v, ks[i])
+    if (!hasOwn(d, 'value')) throw new SafeError(what + ' is not JSON-like: accessor property at ' + path + '.' + ks[i])
+    check(d.value, what, path + '.' + ks[i], chain, depth + 1)
+  }
 }
 
 function encode (v, what) {
   if (v === undefined) return 'null'
-  if (v !== null && typeof v === 'object') check(v, what, '$', new SafeSet(), 1)
-  else check(v, what, '$', null, 1)
+  check(v, what, '$', null, 1)
   const text = stringify(v)
   if (typeof text !== 'string') throw new SafeError(what + ' is not JSON-like')
   if (text.length > maxBytes) throw new SafeError(what + ' is too large: ' + text.length + ' characters of JSON, limit ' + maxBytes)
