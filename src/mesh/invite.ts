@@ -51,7 +51,7 @@ export function decodeInvite (token: string): Invite {
   if (Number(version) !== INVITE_VERSION) throw new InviteError(`unsupported invite token version ${version} (this stem reads version ${INVITE_VERSION})`)
   const encoded = text.slice(INVITE_PREFIX.length + version.length)
   const bad = /[^1-9A-HJ-NP-Za-km-z]/.exec(encoded)
-  if (bad != null) throw new InviteError(`invite token contains "${bad[0]}" at position ${INVITE_PREFIX.length + version.length + bad.index + 1}, which is not base58`)
+  if (bad != null) throw new InviteError(`invite token contains ${JSON.stringify(bad[0])} at position ${INVITE_PREFIX.length + version.length + bad.index + 1}, which is not base58`)
   const bytes = uint8ArrayFromString(encoded, 'base58btc')
   if (bytes.length <= CHECKSUM_LENGTH) throw new InviteError('invite token is truncated')
   const body = bytes.subarray(0, bytes.length - CHECKSUM_LENGTH)

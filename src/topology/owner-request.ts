@@ -6,6 +6,7 @@
 import { decodePublicKey, encodePublicKey, peerIdOf, signBytes, verifyBytes } from '../wire/keys.js'
 import type { PrivateKey } from '../wire/keys.js'
 import type { AppManifest } from './manifest.js'
+import { parseBoundedJson } from '../util/bounded-json.js'
 
 export type OwnerRequest =
   | { op: 'publish', app: string, at: number, manifest: AppManifest }
@@ -55,9 +56,9 @@ export async function openOwnerRequest (signed: unknown): Promise<OpenedOwnerReq
   if (!ok) throw new Error('invalid owner request: bad signature')
   let request: OwnerRequest
   try {
-    request = JSON.parse(s.request) as OwnerRequest
-  } catch {
-    throw new Error('invalid owner request: request is not JSON')
+    request = parseBoundedJson(s.request, 'request') as OwnerRequest
+  } catch (err) {
+    throw new Error(`invalid owner request: ${(err as Error).message}`)
   }
   if (request === null || typeof request !== 'object' || typeof request.app !== 'string' || !Number.isSafeInteger(request.at)) throw new Error('invalid owner request: needs app and at')
   if (request.op === 'publish') {

@@ -159,6 +159,8 @@ export interface FrameVerifier {
   counts: () => Record<RejectReason, number>
   /** total rejections so far */
   rejected: () => number
+  /** rejections that came from an unexpected exception while checking (a decoder bug: tests and fuzzing expect 0) */
+  unexpected: () => number
 }
 
 interface SenderState {
@@ -178,6 +180,7 @@ export function createFrameVerifier (options: FrameVerifierOptions = {}): FrameV
   const log = createLogger(options.name ?? 'frames')
   const counts = Object.fromEntries(REJECT_REASONS.map(r => [r, 0])) as Record<RejectReason, number>
   let total = 0
+  let unexpected = 0
   // keyed by the encoded sender key (as a latin1 string); Map order = least recently seen first
   const senders = new Map<string, SenderState>()
 
@@ -213,6 +216,7 @@ export function createFrameVerifier (options: FrameVerifierOptions = {}): FrameV
   return {
     counts: () => ({ ...counts }),
     rejected: () => total,
+    unexpected: () => unexpected,
     verify (bytes, context = {}) {
       try {
         if (bytes.byteLength > maxBytes) return reject('oversized', ` (${bytes.byteLength} > ${maxBytes} bytes)`)
@@ -240,10 +244,12 @@ export function createFrameVerifier (options: FrameVerifierOptions = {}): FrameV
         if (replay !== 'ok') return reject(replay, ` (seq ${frame.seq} from ${sender.peerId})`)
         const payload = frame[kind] as Uint8Array
         const unsigned = encodeUnsigned(frame.sender, { seq: frame.seq, timestamp: frame.timestamp, kind, payload })
-        // the received bytes must be exactly the canonical encoding: extra (unknown) fields
-        // or duplicated ones would otherwise ride along unsigned
-        if (bytes.byteLength !== unsigned.byteLength + 2 + SIGNATURE_LENGTH ||
-          Buffer.compare(Buffer.from(bytes.buffer, bytes.byteOffset, unsigned.byteLength), Buffer.from(unsigned.buffer, unsigned.byteOffset, unsigned.byteLength)) !== 0) {
+        // the received bytes must be exactly the canonical encoding, every byte of it: extra
+        // (unknown) fields, duplicated ones, or another tag or length in front of the
+        // signature (the decoder reads field 15 whatever its wire type) ride along unsigned
+        const end = unsigned.byteLength
+        if (bytes.byteLength !== end + 2 + SIGNATURE_LENGTH || bytes[end] !== SIGNATURE_TAG || bytes[end + 1] !== SIGNATURE_LENGTH ||
+          Buffer.compare(Buffer.from(bytes.buffer, bytes.byteOffset, end), Buffer.from(unsigned.buffer, unsigned.byteOffset, end)) !== 0) {
           return reject('non-canonical')
         }
         if (!sender.verify(unsigned, frame.signature)) return reject('bad-signature', ` (from ${sender.peerId})`)
@@ -251,6 +257,7 @@ export function createFrameVerifier (options: FrameVerifierOptions = {}): FrameV
         return { ok: true, frame, sender: sender.peerId, senderKey: sender.publicKey, kind, payload }
       } catch (err) {
         // a decoder bug must not reach the caller's loop
+        unexpected++
         log.debug(`frame verification failed unexpectedly: ${(err as Error).message}`)
         return reject('malformed')
       }
