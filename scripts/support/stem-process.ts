@@ -78,6 +78,8 @@ export interface SpawnStemOptions {
   listen?: string
   /** a command the node runs under, e.g. `['ip', 'netns', 'exec', ns]` */
   prefix?: string[]
+  /** written to the node's stdin, which then closes (default: no stdin) */
+  stdin?: string
 }
 
 /** Spawns `stem <command> …` with a data dir and ephemeral listen/API ports. */
@@ -85,9 +87,10 @@ export function spawnStem (command: string[], dataDir: string, extra: string[] =
   const argv = [process.execPath, '--no-node-snapshot', stemBin, ...command, '--data', dataDir, '--listen', options.listen ?? '/ip4/127.0.0.1/tcp/0', '--api', '127.0.0.1:0', ...extra]
   const [file, ...args] = [...(options.prefix ?? []), ...argv]
   const child = spawn(file, args, {
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: [options.stdin !== undefined ? 'pipe' : 'ignore', 'pipe', 'pipe'],
     env: { ...process.env, STEM_API: '' }
   })
+  if (options.stdin !== undefined) child.stdin?.end(options.stdin)
   const p = new StemProcess(dataDir, child)
   live.add(p)
   void p.exited.then(() => live.delete(p))

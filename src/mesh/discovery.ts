@@ -43,6 +43,20 @@ const WALK_TIMEOUT_MS = 5_000
 /** how long the larger id waits for the smaller one to dial */
 const YIELD_MS = 2_000
 
+/**
+ * Errors of a dial that reached the peer but failed in its handshake: with a private
+ * network (pnet) key that differs from the peer's, the encrypted handshake is garbage to
+ * the other end, which resets the connection; a peer id other than the address names
+ * means the address now belongs to another node. Both usually mean a wrong or stale invite.
+ */
+const REFUSED_BY_PEER = new Set(['EncryptionFailedError', 'InvalidCryptoExchangeError', 'UnexpectedPeerError', 'InvalidMessageError', 'MuxerUnavailableError'])
+
+/** Why dialling bootstrap `addr` failed, for the log: the peer refused us, or it could not be reached. */
+export function dialFailure (addr: string, err: Error): string {
+  if (REFUSED_BY_PEER.has(err.name)) return `bootstrap ${addr}: peer refused the connection: usually a wrong or stale invite (another mesh key, or the address now belongs to another node; ${err.name}: ${err.message})`
+  return `bootstrap ${addr} unreachable (${err.message})`
+}
+
 export function createDiscovery ({ libp2p }: DiscoveryComponents, init: DiscoveryInit): Discovery {
   const log = createLogger('discovery')
   const maxPeers = init.maxPeers ?? 64
@@ -143,7 +157,7 @@ export function createDiscovery ({ libp2p }: DiscoveryComponents, init: Discover
           log.debug(`bootstrap ${addr.toString()} unreachable, but the node is connected to the mesh`)
           return
         }
-        log.warn(`bootstrap ${addr.toString()} unreachable (${(err as Error).message}); retrying in ${Math.round(delayMs / 1000)}s`)
+        log.warn(`${dialFailure(addr.toString(), err as Error)}; retrying in ${Math.round(delayMs / 1000)}s`)
         await new Promise(resolve => { const t = setTimeout(resolve, delayMs); controller.signal.addEventListener('abort', () => { clearTimeout(t); resolve(undefined) }, { once: true }) })
         delayMs = Math.min(MAX_BACKOFF_MS, delayMs * 2)
       }

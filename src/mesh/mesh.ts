@@ -46,6 +46,8 @@ export interface Mesh {
   addresses: () => string[]
   /** peer ids with an open direct connection */
   connectedPeers: () => Set<string>
+  /** resolves once the node has an open connection to a peer; rejects when `signal` aborts */
+  connected: (signal: AbortSignal) => Promise<void>
   /** a token that joins this mesh through this node */
   invite: () => string
 }
@@ -90,6 +92,23 @@ export async function createMesh (init: MeshInit): Promise<Mesh> {
     protocols: meshProtocols(init.mesh.name),
     addresses,
     connectedPeers: () => new Set(libp2p.getConnections().filter(c => c.status === 'open').map(c => c.remotePeer.toString())),
+    async connected (signal) {
+      if (libp2p.getConnections().some(c => c.status === 'open')) return
+      await new Promise<void>((resolve, reject) => {
+        const done = (): void => {
+          libp2p.removeEventListener('connection:open', done)
+          signal.removeEventListener('abort', aborted)
+          resolve()
+        }
+        const aborted = (): void => {
+          libp2p.removeEventListener('connection:open', done)
+          reject(signal.reason)
+        }
+        if (signal.aborted) { aborted(); return }
+        libp2p.addEventListener('connection:open', done)
+        signal.addEventListener('abort', aborted, { once: true })
+      })
+    },
     invite: () => encodeInvite({ mesh: init.mesh.name, key: init.mesh.key, bootstrap: libp2p.getMultiaddrs() }),
     async start () {
       await libp2p.start()

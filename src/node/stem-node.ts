@@ -85,6 +85,8 @@ export function createStemNode (options: StemNodeOptions): StemNode {
   let mesh: Mesh | undefined
   let api: ApiServer | undefined
   let datastore: LevelDatastore | undefined
+  /** waiting to log "joined mesh" until a bootstrap peer is reached */
+  let joining: AbortController | undefined
   let stack: AppStack | undefined
   let feed: NodeFeed | undefined
 
@@ -159,6 +161,7 @@ export function createStemNode (options: StemNodeOptions): StemNode {
   })
 
   const cleanup = async (): Promise<void> => {
+    joining?.abort()
     feed?.stop()
     await api?.stop().catch(() => {})
     await stack?.stop().catch(() => {})
@@ -235,7 +238,15 @@ export function createStemNode (options: StemNodeOptions): StemNode {
         registerMetricsRoute(api.app, metrics)
         const url = await api.start()
         await writeApiInfo(dir, { url, pid: process.pid })
-        log.info(`joined mesh "${meshConfig.name}" as ${mesh.peerId}`)
+        // a node joining through bootstrap addresses has joined only once it reaches one
+        const joined = `joined mesh "${meshConfig.name}" as ${mesh.peerId}`
+        if (meshConfig.bootstrap.length === 0 || mesh.connectedPeers().size > 0) {
+          log.info(joined)
+        } else {
+          log.info(`started as ${mesh.peerId}; joining mesh "${meshConfig.name}" through ${meshConfig.bootstrap.length} bootstrap address(es)…`)
+          joining = new AbortController()
+          mesh.connected(joining.signal).then(() => { log.info(joined) }, () => {})
+        }
       } catch (err) {
         await cleanup()
         throw err

@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict'
-import { access } from 'node:fs/promises'
+import { access, readFile, writeFile } from 'node:fs/promises'
 import { createServer, type Server } from 'node:net'
 import { join } from 'node:path'
 import type { PeersResponse, StatusResponse, ContributeResponse } from '../../src/api/types.js'
 import { waitFor } from '../support/wait.js'
+import { decodeInvite, encodeInvite } from '../../src/mesh/invite.js'
+import { generateMeshKey } from '../../src/mesh/mesh-config.js'
 import { apiUrlOf, spawnStem, stem, stemJson, printLogsIfFailed, stopAll, tempDataDir, type StemProcess } from '../support/stem-process.js'
 
 const peersOf = async (p: StemProcess): Promise<PeersResponse> => stemJson<PeersResponse>(['peers', '--data', p.dataDir])
@@ -82,6 +84,34 @@ describe('mesh with real stem processes', function () {
     }
   })
 
+  it('joins with the token from a file or stdin (never in argv); a wrong mesh key says the peer refused it and does not claim to have joined', async () => {
+    const first = await spawnStem(['start'], await tempDataDir()).ready()
+    const token = await inviteOf(first)
+    const dir = await tempDataDir()
+    const file = join(dir, 'invite.txt')
+    await writeFile(file, `${token}\n`, { mode: 0o600 })
+    const fromFile = await spawnStem(['join', '--invite-file', file], join(dir, 'node')).ready()
+    const fromStdin = await spawnStem(['join', '-'], await tempDataDir(), [], { stdin: `${token}\n` }).ready()
+    for (const p of [fromFile, fromStdin]) {
+      await waitFor(async () => (await peersOf(p)).peers.some(e => e.id === first.peerId()), { timeout: 60_000, what: 'the joiner to see the first node' })
+      assert.ok(!(await readFile(`/proc/${p.child.pid as number}/cmdline`, 'utf8')).includes(token.slice(5)), 'the token is not in argv')
+      assert.match(p.stdout, /^mesh: home$/m)
+    }
+    const none = await stem(['join', '--data', await tempDataDir()])
+    assert.equal(none.code, 2)
+    assert.match(none.stderr, /^stem: stem join needs an invite token/)
+    const missing = await stem(['join', '--invite-file', join(dir, 'nope'), '--data', await tempDataDir()])
+    assert.equal(missing.code, 2)
+    assert.match(missing.stderr, /^stem: cannot read the invite file .*nope: ENOENT/)
+
+    // an invite with another mesh key: the first node refuses the handshake
+    const wrong = spawnStem(['join', '-'], await tempDataDir(), [], { stdin: encodeInvite({ ...decodeInvite(token), key: generateMeshKey() }) })
+    await wrong.ready()
+    await waitFor(() => /bootstrap \S+: peer refused the connection: usually a wrong or stale invite/.test(wrong.stderr), { timeout: 60_000, what: 'the refusal to be explained' })
+    assert.match(wrong.stdout, /^mesh: home \(not joined yet/m)
+    assert.doesNotMatch(wrong.stdout + wrong.stderr, /joined mesh/)
+  })
+
   it('refuses malformed, truncated and foreign invite tokens with one line and exit 2, writing nothing', async () => {
     const first = await spawnStem(['start'], await tempDataDir()).ready()
     const token = await inviteOf(first)
@@ -128,6 +158,9 @@ describe('mesh with real stem processes', function () {
     await lonely.ready()
     await waitFor(() => (lonely.stderr.match(/bootstrap .* unreachable .*retrying in \d+s/g) ?? []).length >= 2, { timeout: 60_000, what: 'retries to be reported' })
     assert.ok(lonely.running)
+    // …and does not claim to have joined
+    assert.match(lonely.stdout, /^mesh: home \(not joined yet: no bootstrap peer reached/m)
+    assert.doesNotMatch(lonely.stdout + lonely.stderr, /joined mesh/)
 
     // the control API refuses requests without the token
     const response = await fetch(`${await apiUrlOf(blocked.dataDir)}/v1/status`)

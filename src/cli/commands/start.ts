@@ -1,5 +1,6 @@
 // `stem start` and `stem join TOKEN`: run a node in the foreground until SIGINT/SIGTERM,
 // then leave the mesh gracefully.
+import { readFile } from 'node:fs/promises'
 import { Option, type Command } from 'commander'
 import { createStemNode, type StemNodeOptions } from '../../node/stem-node.js'
 import { decodeInvite, InviteError, type Invite } from '../../mesh/invite.js'
@@ -12,6 +13,7 @@ export interface StartFlags {
   listen?: string[]
   bootstrap?: string[]
   invite?: string
+  inviteFile?: string
   api?: string
   gateway?: string
   cpu?: number
@@ -29,7 +31,8 @@ export function addStartFlags (command: Command): Command {
     .option('--data <dir>', 'data directory (default $STEM_DATA or ~/.stem)')
     .option('--listen <multiaddr>', 'listen address, repeatable (default /ip4/0.0.0.0/tcp/4017)', collect)
     .option('--bootstrap <multiaddr>', 'a peer to join through, repeatable', collect)
-    .option('--invite <token>', 'join the mesh of this invite token')
+    .option('--invite <token>', 'join the mesh of this invite token (visible in ps: prefer --invite-file)')
+    .option('--invite-file <file>', 'join the mesh of the invite token in this file (- for stdin)')
     .option('--api <host:port>', 'control API address (default 127.0.0.1:7070)')
     .option('--gateway <host:port>', 'HTTP gateway address')
     .option('--cpu <n>', 'cores to contribute', numberOption('--cpu', false))
@@ -69,6 +72,9 @@ export function nodeOptionsOf (flags: StartFlags, invite: Invite | undefined): S
   }
 }
 
+/** how long `stem join` (or a start with bootstrap addresses) waits to reach the mesh before printing that it has not yet */
+const JOIN_WAIT_MS = 15_000
+
 async function runNode (flags: StartFlags, invite: Invite | undefined): Promise<void> {
   if (flags.verbose === true) setLogLevel('debug')
   // watched from the start: a parent that dies while the node starts stops it once started
@@ -76,10 +82,32 @@ async function runNode (flags: StartFlags, invite: Invite | undefined): Promise<
   const node = createStemNode(nodeOptionsOf(flags, invite))
   await node.start()
   const mesh = node.mesh()
+  const stopping = new AbortController()
+  const stopped = new Promise<void>(resolve => {
+    const onSignal = (signal: string): void => {
+      if (stopping.signal.aborted) { process.stderr.write(`${signal} again: exiting at once\n`); process.exit(1) }
+      stopping.abort()
+      process.stderr.write(`${signal}: leaving the mesh…\n`)
+      node.stop().catch(err => { process.stderr.write(`stem: stopping failed: ${(err as Error).message}\n`) }).finally(resolve)
+    }
+    process.on('SIGINT', onSignal)
+    process.on('SIGTERM', onSignal)
+    void orphaned?.then(() => { if (!stopping.signal.aborted) onSignal('stdin closed (the parent is gone)') })
+  })
+  // a join has joined only once it reaches a peer: it must not look joined when it has not
+  let meshLine = `mesh: ${mesh.config.name}`
+  if (invite !== undefined || (flags.bootstrap?.length ?? 0) > 0) {
+    const reached = await mesh.connected(AbortSignal.any([AbortSignal.timeout(JOIN_WAIT_MS), stopping.signal])).then(() => true, () => false)
+    if (stopping.signal.aborted) { await stopped; return }
+    if (!reached) {
+      meshLine += ' (not joined yet: no bootstrap peer reached; still trying, see the log for why)'
+      process.stderr.write(`stem: could not reach the mesh "${mesh.config.name}" within ${JOIN_WAIT_MS / 1000} s; still trying\n`)
+    }
+  }
   const c = mesh.capacity.contributed()
   const out = [
     `peer id: ${mesh.peerId}`,
-    `mesh: ${mesh.config.name}`,
+    meshLine,
     ...mesh.addresses().map(a => `listening: ${a}`),
     `api: ${node.apiUrl()}`,
     ...(node.gatewayUrl() !== '' ? [`gateway: ${node.gatewayUrl()}`] : []),
@@ -88,19 +116,7 @@ async function runNode (flags: StartFlags, invite: Invite | undefined): Promise<
     ...(flags.upnp === true ? ['upnp: asking the home router for a port mapping'] : [])
   ]
   process.stdout.write(out.join('\n') + '\n')
-
-  await new Promise<void>(resolve => {
-    let stopping = false
-    const onSignal = (signal: string): void => {
-      if (stopping) { process.stderr.write(`${signal} again: exiting at once\n`); process.exit(1) }
-      stopping = true
-      process.stderr.write(`${signal}: leaving the mesh…\n`)
-      node.stop().catch(err => { process.stderr.write(`stem: stopping failed: ${(err as Error).message}\n`) }).finally(resolve)
-    }
-    process.on('SIGINT', onSignal)
-    process.on('SIGTERM', onSignal)
-    void orphaned?.then(() => { if (!stopping) onSignal('stdin closed (the parent is gone)') })
-  })
+  await stopped
 }
 
 /**
@@ -121,15 +137,49 @@ async function stdinClosed (): Promise<void> {
   })
 }
 
+/**
+ * The invite token from the command line, a file or stdin ('-'). A token in argv is
+ * visible to every local user (`ps`) and kept in shell history; a file or stdin is not.
+ */
+export async function inviteTokenOf (argument: string | undefined, flags: StartFlags): Promise<string | undefined> {
+  const given = [argument, flags.invite, flags.inviteFile].filter(v => v != null)
+  if (given.length > 1) throw new CliError('give the invite token once: as TOKEN, -, --invite or --invite-file', EXIT_USAGE)
+  const source = argument === '-' ? '-' : flags.inviteFile
+  if (source == null) return argument ?? flags.invite
+  if (source === '-') {
+    if (flags.exitWithStdin === true) throw new CliError('--exit-with-stdin cannot be used with an invite read from stdin', EXIT_USAGE)
+    return await readStdin()
+  }
+  try {
+    return await readFile(source, 'utf8')
+  } catch (err) {
+    throw new CliError(`cannot read the invite file ${source}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, EXIT_USAGE)
+  }
+}
+
+async function readStdin (): Promise<string> {
+  let text = ''
+  for await (const chunk of process.stdin) {
+    text += String(chunk)
+    if (text.length > MAX_INVITE_INPUT) throw new CliError(`the invite token on stdin is longer than ${MAX_INVITE_INPUT} characters`, EXIT_USAGE)
+  }
+  return text
+}
+
+/** more than any invite token (decodeInvite refuses long ones with its own message) */
+const MAX_INVITE_INPUT = 64 * 1024
+
 export function registerStart (program: Command): void {
   addStartFlags(program.command('start').description('run a node in the foreground'))
     .action(async (flags: StartFlags) => {
-      const invite = flags.invite != null ? decodeOrExit(flags.invite) : undefined
-      await runNode(flags, invite)
+      const token = await inviteTokenOf(undefined, flags)
+      await runNode(flags, token != null ? decodeOrExit(token) : undefined)
     })
 
-  addStartFlags(program.command('join').argument('<token>', 'invite token from `stem invite`').description('join a friend\'s mesh with an invite token, then run the node'))
-    .action(async (token: string, flags: StartFlags) => {
+  addStartFlags(program.command('join').argument('[token]', 'invite token from `stem invite`, or - to read it from stdin (or use --invite-file)').description('join a friend\'s mesh with an invite token, then run the node'))
+    .action(async (argument: string | undefined, flags: StartFlags) => {
+      const token = await inviteTokenOf(argument, flags)
+      if (token == null) throw new CliError('stem join needs an invite token: stem join TOKEN, stem join - (stdin) or stem join --invite-file FILE', EXIT_USAGE)
       await runNode(flags, decodeOrExit(token))
     })
 }
