@@ -42,6 +42,17 @@ export const DEFAULT_BOUNDS: RuntimeBounds = {
 
 const MIB = 1024 * 1024
 
+/**
+ * The largest arguments (JSON characters) a cell with this memory limit is delivered: a
+ * value takes several times its JSON text on the isolate heap (two-byte strings, object
+ * headers, the text and the parsed value at once) beside the cell's own state, so a
+ * message past 1/32 of the memory limit could end the cell on its memory limit (a 16 MiB
+ * cell takes 512 KiB). Such a message is refused before delivery instead.
+ */
+export function maxArgsChars (limits: CellLimits, bounds: RuntimeBounds): number {
+  return Math.min(bounds.maxMessageBytes, Math.floor(limits.memory / 32))
+}
+
 /** isolated-vm's memoryLimit in MiB for a byte limit (isolated-vm refuses < 8). */
 export function isolateMemoryMiB (bytes: number): number {
   return Math.max(8, Math.ceil(bytes / MIB))

@@ -83,6 +83,8 @@ export interface AskOptions {
   /** ms since the epoch; default now + the message wall-clock bound + heartbeat timeout */
   deadline?: number
   signal?: AbortSignal
+  /** the sending cell's address, when a cell sent it (a crash caused by another app's message does not count against the cell) */
+  from?: string
 }
 
 export interface CellInfo {
@@ -96,6 +98,13 @@ export interface CellInfo {
   inflight: number
   /** messages (asks and tells) delivered to the cell on this node so far */
   messages: number
+  /** why and when (ms since the epoch) the cell failed, while it is `failed` */
+  failure?: CellFailure
+}
+
+export interface CellFailure {
+  reason: string
+  at: number
 }
 
 export interface CellSnapshot {
@@ -121,6 +130,7 @@ interface CellRecord {
   tellsInflight: number
   /** asks and tells delivered so far */
   messages: number
+  failure?: CellFailure
 }
 
 interface PendingCall {
@@ -150,8 +160,8 @@ export class CellRuntime extends TypedEventEmitter<CellRuntimeEvents> {
   readonly bounds: RuntimeBounds
   /** routes to this runtime's own cells: the default router, and the messaging layer's local fallback */
   readonly localRouter: CellRouter = {
-    ask: (address, method, argsJson, options) => this.askJson(address, method, argsJson, { deadline: options.deadline, signal: options.signal }),
-    tell: (address, method, argsJson) => { this.tellJson(address, method, argsJson) }
+    ask: (address, method, argsJson, options) => this.askJson(address, method, argsJson, { deadline: options.deadline, signal: options.signal, from: options.from }),
+    tell: (address, method, argsJson, options) => { this.tellJson(address, method, argsJson, options.from) }
   }
 
   private router: CellRouter
@@ -289,7 +299,8 @@ export class CellRuntime extends TypedEventEmitter<CellRuntimeEvents> {
     this.cellsByAddress.set(address, record)
     const replace = options.replace === true && record.status === 'transformed'
     if (record.status === 'transformed' && !replace) throw new Error(`cell ${address} is already transformed: revert it first or ask for replace`)
-    const state = replace ? null : options.state ?? null
+    // a failed cell transformed again (stem restart, a republish) starts from its last good state
+    const state = replace ? null : options.state ?? (record.status === 'failed' ? record.state : null)
     const version = options.version ?? record.version
     const admitted: AdmittedCell = { address, app, memory: limits.memory }
     try {
@@ -306,6 +317,7 @@ export class CellRuntime extends TypedEventEmitter<CellRuntimeEvents> {
     }
     if (!answer.ok) throw new Error(answer.text)
     record.status = 'transformed'
+    record.failure = undefined
     record.bundle = bundle
     record.limits = limits
     this.noteState(record, answer.text, answer.version)
@@ -314,6 +326,22 @@ export class CellRuntime extends TypedEventEmitter<CellRuntimeEvents> {
     if (state !== null) record.gatedVersion = Math.max(record.gatedVersion, record.version)
     this.dispatchEvent(new CustomEvent('cell:started', { detail: { address, hash: bundle.hash } }))
     return info(record)
+  }
+
+  /**
+   * A failed cell back to serving, from its last good state (`stem restart`); a cell that
+   * has not failed is left as it is. Resolves with its info.
+   */
+  async restart (address: string): Promise<CellInfo> {
+    const record = this.cellsByAddress.get(address)
+    if (record === undefined) throw new Error(`no cell ${address} on this node`)
+    if (record.status !== 'failed') return info(record)
+    const bundle = record.bundle as CellBundle
+    const failure = record.failure
+    const restarted = await this.transform(address, bundle, { owner: bundle.owner, limits: record.limits })
+    this.opts.log?.(address, `restarted from its last good state (version ${restarted.version}) after it failed${failure !== undefined ? `: ${failure.reason}` : ''}`)
+    this.dispatchEvent(new CustomEvent('cell:restarted', { detail: { address, hash: bundle.hash, reason: 'restarted after it failed' } }))
+    return restarted
   }
 
   /** cells that run here or are being transformed, but the one at `except` */
@@ -385,16 +413,17 @@ export class CellRuntime extends TypedEventEmitter<CellRuntimeEvents> {
     this.calls.set(id, pending)
     record.inflight++
     record.messages++
-    this.hostFor(record.app).process.send({ t: 'call', id, address: record.address, method, args: argsJson, tell: false })
+    this.hostFor(record.app).process.send({ t: 'call', id, address: record.address, method, args: argsJson, tell: false, from: options.from })
     return promise
   }
 
-  tellJson (address: string, method: string, argsJson: string): void {
+  /** `from`: the sending cell's address, if a cell sent it */
+  tellJson (address: string, method: string, argsJson: string, from?: string): void {
     const record = this.deliverable(address, method, argsJson)
     // counted until the host reports it finished: tells fill the mailbox bound like asks
     record.tellsInflight++
     record.messages++
-    this.hostFor(record.app).process.send({ t: 'call', id: 0, address: record.address, method, args: argsJson, tell: true })
+    this.hostFor(record.app).process.send({ t: 'call', id: 0, address: record.address, method, args: argsJson, tell: true, from })
   }
 
   private deliverable (address: string, method: string, argsJson: string): CellRecord {
@@ -423,7 +452,7 @@ export class CellRuntime extends TypedEventEmitter<CellRuntimeEvents> {
     }
     if (record.status === 'stem') throw new Error(`cell ${address} is a blank stem cell: transform it first`)
     if (record.status === 'reverted') throw new Error(`cell ${address} is reverted: transform it first`)
-    if (record.status === 'failed') throw new Error(`cell ${address} has failed: transform it again`)
+    if (record.status === 'failed') throw new Error(`cell ${address} has failed: ${record.failure?.reason ?? 'see the node log'} (stem restart ${address.split('#')[0]} restarts it from its last good state)`)
     return record
   }
 
@@ -490,7 +519,7 @@ export class CellRuntime extends TypedEventEmitter<CellRuntimeEvents> {
       case 'event': {
         const record = this.cellsByAddress.get(message.address)
         if (record?.app !== app) return
-        if (message.kind === 'failed') record.status = 'failed'
+        if (message.kind === 'failed') this.markFailed(record, message.reason)
         this.dispatchEvent(new CustomEvent(`cell:${message.kind}`, { detail: { address: message.address, hash: record.bundle?.hash, reason: message.reason } }))
         return
       }
@@ -570,8 +599,9 @@ export class CellRuntime extends TypedEventEmitter<CellRuntimeEvents> {
     if (host.deaths.length >= this.opts.maxHostRestarts) {
       this.hosts.delete(app)
       for (const record of cells) {
-        record.status = 'failed'
-        this.dispatchEvent(new CustomEvent('cell:failed', { detail: { address: record.address, hash: record.bundle?.hash, reason: `its cell host died ${host.deaths.length} times within ${this.opts.hostRestartWindow / 1000} s; last: ${reason}` } }))
+        const why = `its cell host died ${host.deaths.length} times within ${this.opts.hostRestartWindow / 1000} s; last: ${reason}`
+        this.markFailed(record, why)
+        this.dispatchEvent(new CustomEvent('cell:failed', { detail: { address: record.address, hash: record.bundle?.hash, reason: why } }))
       }
       return
     }
@@ -586,11 +616,16 @@ export class CellRuntime extends TypedEventEmitter<CellRuntimeEvents> {
             this.noteState(record, answer.text, answer.version)
             this.dispatchEvent(new CustomEvent('cell:restarted', { detail: { address: record.address, hash: bundle.hash, reason } }))
           } else {
-            record.status = 'failed'
+            this.markFailed(record, `cannot restart: ${answer.text}`)
             this.dispatchEvent(new CustomEvent('cell:failed', { detail: { address: record.address, hash: bundle.hash, reason: `cannot restart: ${answer.text}` } }))
           }
         }, () => {})
     }
+  }
+
+  private markFailed (record: CellRecord, reason: string): void {
+    record.status = 'failed'
+    record.failure = { reason, at: Date.now() }
   }
 
   private failPending (app: string | undefined, why: string): void {
@@ -623,7 +658,7 @@ export class CellRuntime extends TypedEventEmitter<CellRuntimeEvents> {
 }
 
 function info (record: CellRecord): CellInfo {
-  return { address: record.address, app: record.app, status: record.status, hash: record.bundle?.hash, limits: record.limits, version: record.version, inflight: record.inflight + record.tellsInflight, messages: record.messages }
+  return { address: record.address, app: record.app, status: record.status, hash: record.bundle?.hash, limits: record.limits, version: record.version, inflight: record.inflight + record.tellsInflight, messages: record.messages, ...(record.failure !== undefined ? { failure: { ...record.failure } } : {}) }
 }
 
 function checkStateText (state: string, maxBytes: number): void {

@@ -243,7 +243,7 @@ export class CellMessaging extends TypedEventEmitter<CellMessagingEvents> {
       const id = messageIdBytes(options.messageId)
       const deadline = options.deadline ?? Date.now() + this.opts.askTimeout
       const target = this.resolve(address)
-      if (target === 'local') return this.timed(address, 'local', this.components.runtime.askJson(address, method, argsJson, { deadline, signal: options.signal }))
+      if (target === 'local') return this.timed(address, 'local', this.components.runtime.askJson(address, method, argsJson, { deadline, signal: options.signal, from: options.from }))
       const ask: CellAsk = { id, to: address, method, args: argsJson, deadline: BigInt(deadline), from: options.from ?? '' }
       return this.timed(address, 'remote', this.request(target, address, ask, { ask }, deadline, options.signal))
     } catch (err) {
@@ -264,7 +264,7 @@ export class CellMessaging extends TypedEventEmitter<CellMessagingEvents> {
     this.assertRunning()
     const target = this.resolve(address)
     if (target === 'local') {
-      this.components.runtime.tellJson(address, method, argsJson)
+      this.components.runtime.tellJson(address, method, argsJson, options.from)
       return
     }
     this.sendTo(target, { tell: { to: address, method, args: argsJson, from: options.from ?? '', hops: 0 } })
@@ -540,7 +540,7 @@ export class CellMessaging extends TypedEventEmitter<CellMessagingEvents> {
     this.safeDispatchEvent('ask:rerouted', { detail: { address: pending.address, from: pending.peer, to: next } })
     if (next === this.self && 'to' in pending.envelope) {
       const ask = pending.envelope
-      this.components.runtime.askJson(ask.to, ask.method, ask.args, { deadline: Number(ask.deadline) })
+      this.components.runtime.askJson(ask.to, ask.method, ask.args, { deadline: Number(ask.deadline), from: fromOf(ask.from) })
         .then(text => { this.settle(pending, text) }, (err: Error) => { this.settle(pending, new MessagingError('remote', err.message)) })
       return
     }
@@ -589,7 +589,7 @@ export class CellMessaging extends TypedEventEmitter<CellMessagingEvents> {
       // a real tell (no reply, no promise): the runtime counts it against the cell's
       // mailbox until the host reports it done, which is what mailboxFull checks
       try {
-        runtime.tellJson(tell.to, tell.method, tell.args)
+        runtime.tellJson(tell.to, tell.method, tell.args, fromOf(tell.from))
       } catch {
         this.counters.tellsDropped++
       }
@@ -613,7 +613,7 @@ export class CellMessaging extends TypedEventEmitter<CellMessagingEvents> {
     if (this.dedupe.begin(key, result => { this.counters.dedupeHits++; answer(result) }) === 'wait') return true
     state.inflight++
     const run = work.kind === 'ask'
-      ? runtime.askJson(address, work.ask.method, work.ask.args, { deadline: Number(work.ask.deadline) })
+      ? runtime.askJson(address, work.ask.method, work.ask.args, { deadline: Number(work.ask.deadline), from: fromOf(work.ask.from) })
       : this.transformHere(channel.peer, work.transform)
     run.then(text => ({ ok: true, text }), (err: Error) => ({ ok: false, text: err?.message ?? String(err) }))
       .then(result => {
@@ -716,4 +716,9 @@ function messageIdBytes (id: string | Uint8Array | undefined): Uint8Array<ArrayB
 
 export function createCellMessaging (components: CellMessagingComponents, init: CellMessagingInit): CellMessaging {
   return new CellMessaging(components, init)
+}
+
+/** the sending cell's address of a message from the wire ('' when no cell sent it) */
+function fromOf (from: string): string | undefined {
+  return from === '' ? undefined : from
 }

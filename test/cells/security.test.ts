@@ -428,4 +428,50 @@ describe('cells: security suite (hostile cells are contained)', function () {
     } }`)
     assert.deepEqual(r, ['resizable ArrayBuffers are not available to cells', 'resizable ArrayBuffers are not available to cells', 'undefined', true, 8, 16, true])
   })
+
+  // --- one app cannot disable another -------------------------------------------------
+  it('47. a message that cannot fit the target\'s memory is refused before delivery, with a clear error to the sender', async () => {
+    const target = await hostile('export default class T { n = 0; take (x) { this.n++; return x.length } inc () { return ++this.n } }', 'small', { memory: 16 * MIB, timeout: 1000 })
+    const r = await attack('x', `export default class A { async x () {
+      const big = 'y'.repeat(0.9 * 1024 * 1024)
+      const out = []
+      for (let i = 0; i < 5; i++) out.push(await stem.ask('${target}', 'take', big).then(() => 'delivered', e => e.message))
+      return out
+    } }`, 'bigsender', { timeout: 5000 })
+    assert.equal((r as string[]).length, 5)
+    for (const message of r as string[]) assert.match(message, new RegExp(`^arguments of \\d+ characters of JSON cannot fit the memory of ${target} \\(16 MiB\\): it takes at most 524288$`))
+    assert.equal(runtime.cell(target)?.status, 'transformed')
+    assert.equal(await runtime.ask(target, 'inc'), 1)
+    assert.equal((await runtime.snapshot(target)).state, '{"n":1}')
+  })
+
+  it('48. crashes caused by another app\'s messages do not count toward the target\'s failure budget', async () => {
+    const target = await hostile('export default class T { n = 3; loop () { for (;;) {} } get () { return this.n } }', 'victim', { timeout: 50 })
+    const r = await attack('x', `export default class A { async x () {
+      const out = []
+      for (let i = 0; i < 7; i++) out.push(await stem.ask('${target}', 'loop').then(() => 'ran', e => /crashed/.test(e.message) ? 'crashed' : e.message))
+      return out
+    } }`, 'attacker', { timeout: 5000 })
+    assert.deepEqual(r, Array(7).fill('crashed'))
+    assert.equal(runtime.cell(target)?.status, 'transformed')
+    assert.equal(await runtime.ask(target, 'get'), 3)
+  })
+
+  it('49. a failed cell shows why and when, and restarts from its last good state', async () => {
+    const address = await hostile('export default class A { n = 0; inc () { return ++this.n } loop () { for (;;) {} } }', 'evil', { timeout: 50 })
+    assert.equal(await runtime.ask(address, 'inc'), 1)
+    assert.equal(await runtime.ask(address, 'inc'), 2)
+    const before = Date.now()
+    for (let i = 0; i < 5; i++) await assert.rejects(runtime.ask(address, 'loop'), /crashed|has failed/)
+    await waitFor(() => runtime.cell(address)?.status === 'failed', { what: 'the cell to fail' })
+    const failure = runtime.cell(address)?.failure
+    assert.match(failure?.reason ?? '', /^crashed 5 times within 60 s; last: exceeded its CPU time limit of 50 ms$/)
+    assert.ok((failure?.at ?? 0) >= before && (failure?.at ?? 0) <= Date.now())
+    await assert.rejects(runtime.ask(address, 'inc'), /has failed: crashed 5 times .*stem restart evil\/a\d+ restarts it from its last good state/)
+    const info = await runtime.restart(address)
+    assert.equal(info.status, 'transformed')
+    assert.equal(info.failure, undefined)
+    assert.equal((await runtime.snapshot(address)).state, '{"n":2}')
+    assert.equal(await runtime.ask(address, 'inc'), 3)
+  })
 })

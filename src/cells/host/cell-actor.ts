@@ -7,6 +7,7 @@ import type { CodeCache } from './sandbox.js'
 import { Malformed, cleanText, parseOutcome, parseOutgoing, MAX_ERROR_TEXT } from './boundary.js'
 import type { EntryResult } from './boundary.js'
 import type { StemPool } from './stem-pool.js'
+import { maxArgsChars } from '../limits.js'
 import type { CellLimits, RuntimeBounds } from '../limits.js'
 import type { CellFault } from './protocol.js'
 
@@ -15,6 +16,8 @@ export interface Message {
   args: string
   /** called once with the outcome; ok → JSON text of the result, else the error message */
   reply: (ok: boolean, text: string) => void
+  /** sent by a cell of another app: a crash it causes does not count toward this cell's failure budget */
+  foreign?: boolean
 }
 
 export interface ActorHooks {
@@ -117,6 +120,11 @@ export class CellActor {
   deliver (message: Message): void {
     if (this.failed || this.sandbox === undefined) { message.reply(false, `cell ${this.address} has failed`); return }
     if (this.queued >= this.limits.mailbox) { message.reply(false, `mailbox of ${this.address} is full (${this.limits.mailbox} messages)`); return }
+    const fits = maxArgsChars(this.limits, this.bounds)
+    if (message.args.length > fits) {
+      message.reply(false, `arguments of ${message.args.length} characters of JSON cannot fit the memory of ${this.address} (${Math.round(this.limits.memory / 1048576)} MiB): it takes at most ${fits}`)
+      return
+    }
     this.queue.push(message)
     if (this.running === undefined) this.hooks.schedule(this)
   }
@@ -151,7 +159,7 @@ export class CellActor {
       if (this.running !== undefined) break
       if (this.idleWork.length > 0) { (this.idleWork.shift() as () => void)(); continue }
       if (this.queue.length === 0 || ran >= budget || this.sandbox === undefined) break
-      const size = this.singleSteps > 0 ? 1 : Math.min(MAX_BATCH, budget - ran)
+      const size = this.singleSteps > 0 ? 1 : this.batchSize(Math.min(MAX_BATCH, budget - ran))
       if (this.singleSteps > 0) this.singleSteps--
       ran += this.runBatch(this.queue.splice(0, size), this.sandbox)
       entered = true
@@ -164,6 +172,19 @@ export class CellActor {
       }
     }
     return ran
+  }
+
+  /** How many queued messages (at most `max`) go into one entry: their arguments together fit the cell's memory bound. */
+  private batchSize (max: number): number {
+    const fits = maxArgsChars(this.limits, this.bounds)
+    let chars = 0
+    let n = 0
+    while (n < max && n < this.queue.length) {
+      chars += this.queue[n].args.length
+      if (n > 0 && chars > fits) break
+      n++
+    }
+    return n
   }
 
   /** The 'flush' entry `pump` left for later, unless another one came first. */
@@ -370,7 +391,8 @@ export class CellActor {
     offending?.reply(false, `cell ${this.address} crashed: ${reason}`)
     this.hooks.fault(this, 'crashed', reason)
     const now = Date.now()
-    this.crashes.push(now)
+    // another app's message must not be able to use up this cell's failure budget
+    if (offending?.foreign !== true) this.crashes.push(now)
     while (this.crashes.length > 0 && this.crashes[0] < now - this.bounds.crashWindow) this.crashes.shift()
     if (this.crashes.length >= this.bounds.maxCrashes) {
       this.fail(`crashed ${this.crashes.length} times within ${this.bounds.crashWindow / 1000} s; last: ${reason}`)

@@ -38,6 +38,7 @@ export class CellHost {
   private askSeq = 0
   /** see ToHost 'init' */
   private localAsks = true
+  private app = ''
   private readonly sweepTimer: NodeJS.Timeout
   private readonly hooks: ActorHooks
 
@@ -65,9 +66,9 @@ export class CellHost {
 
   handle (message: ToHost): void {
     switch (message.t) {
-      case 'init': this.bounds = message.bounds; this.localAsks = message.localAsks; return
+      case 'init': this.bounds = message.bounds; this.localAsks = message.localAsks; this.app = message.app; return
       case 'ping': this.send({ t: 'pong', n: message.n, rss: process.memoryUsage.rss() }); return
-      case 'call': this.nodeCall(message.id, message.address, message.method, message.args, message.tell); return
+      case 'call': this.nodeCall(message.id, message.address, message.method, message.args, message.tell, message.from); return
       case 'answer': this.answer(message.askId, message.ok, message.text); return
       case 'transform': this.transform(message); return
       case 'revert': this.revert(message.req, message.address); return
@@ -90,7 +91,7 @@ export class CellHost {
     return out
   }
 
-  private nodeCall (id: number, address: string, method: string, args: string, tell: boolean): void {
+  private nodeCall (id: number, address: string, method: string, args: string, tell: boolean, from: string | undefined): void {
     const reply = tell
       ? () => { this.told.set(address, (this.told.get(address) ?? 0) + 1); this.wake() }
       : (ok: boolean, text: string) => { this.send({ t: 'reply', id, ok, text }) }
@@ -98,7 +99,7 @@ export class CellHost {
     if (actor === undefined) { reply(false, `no cell ${address} on this node`); return }
     // control characters separate the records packed into the isolate; valid JSON has none
     if (CONTROL.test(method) || CONTROL.test(args)) { reply(false, `invalid method name or arguments for ${address}`); return }
-    actor.deliver({ method, args, reply })
+    actor.deliver({ method, args, reply, foreign: from !== undefined && !from.startsWith(`${this.app}/`) })
   }
 
   private transform (m: Extract<ToHost, { t: 'transform' }>): void {

@@ -12,8 +12,8 @@ export type ToHost =
   | { t: 'transform', req: number, address: string, hash: string, code: string, limits: CellLimits, state: string | null, version: number, replace: boolean }
   | { t: 'revert', req: number, address: string }
   | { t: 'snapshot', req: number, address: string }
-  /** deliver a message; tell: no reply wanted */
-  | { t: 'call', id: number, address: string, method: string, args: string, tell: boolean }
+  /** deliver a message; tell: no reply wanted; from: the sending cell's address, if a cell sent it */
+  | { t: 'call', id: number, address: string, method: string, args: string, tell: boolean, from?: string }
   /** the answer to a cell's outgoing ask that the node routed */
   | { t: 'answer', askId: number, ok: boolean, text: string }
   | { t: 'ping', n: number }
