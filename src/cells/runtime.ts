@@ -337,9 +337,7 @@ export class CellRuntime extends TypedEventEmitter<CellRuntimeEvents> {
     if (record === undefined) throw new Error(`no cell ${address} on this node`)
     if (record.status !== 'failed') return info(record)
     const bundle = record.bundle as CellBundle
-    const failure = record.failure
     const restarted = await this.transform(address, bundle, { owner: bundle.owner, limits: record.limits })
-    this.opts.log?.(address, `restarted from its last good state (version ${restarted.version}) after it failed${failure !== undefined ? `: ${failure.reason}` : ''}`)
     this.dispatchEvent(new CustomEvent('cell:restarted', { detail: { address, hash: bundle.hash, reason: 'restarted after it failed' } }))
     return restarted
   }

@@ -23,10 +23,10 @@ export function placementGoal (manifest: AppManifest, at?: number): PlacementGoa
 }
 
 /** an instance with the fields SPEC §6 gives `stem cells` (and `stem publish --json`), plus the revision it runs when known */
-export type SpecCellListing = Pick<CellListing, 'address' | 'node' | 'state' | 'clones' | 'revision'> & { current?: boolean }
+export type SpecCellListing = Pick<CellListing, 'address' | 'node' | 'state' | 'clones' | 'revision' | 'reason' | 'since'> & { current?: boolean }
 
 export function specListing (c: CellListing): SpecCellListing {
-  return { address: c.address, node: c.node, state: c.state, clones: c.clones, ...(c.revision !== undefined ? { revision: c.revision, current: c.current } : {}) }
+  return { address: c.address, node: c.node, state: c.state, clones: c.clones, ...(c.revision !== undefined ? { revision: c.revision, current: c.current } : {}), ...(c.reason !== undefined ? { reason: c.reason, since: c.since } : {}) }
 }
 
 export interface PlacementStatus {

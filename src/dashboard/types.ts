@@ -58,6 +58,9 @@ export interface CellInfo {
   clones: string[]
   /** messages per second handled recently */
   rate: number
+  /** why and since when (ms since the epoch) a `failed` instance is not serving */
+  reason?: string
+  since?: number
 }
 
 /**

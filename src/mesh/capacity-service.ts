@@ -9,7 +9,7 @@ import { createFrameSigner, createFrameVerifier, type FrameVerifierOptions, type
 import type { PrivateKey } from '../wire/keys.js'
 import { createLogger } from '../util/logger.js'
 import { formatSize } from '../util/units.js'
-import { decodeAdvert, encodeAdvert, resourcesProblem, type CapacityAdvert, type Resources } from './capacity.js'
+import { decodeAdvert, encodeAdvert, resourcesProblem, type CapacityAdvert, type InstanceCondition, type Resources } from './capacity.js'
 import { CapacityView } from './capacity-view.js'
 import { meshProtocols } from './mesh-config.js'
 
@@ -56,6 +56,8 @@ export interface CapacityService {
   setFree: (free: Resources) => void
   /** recent rates to advertise from the next heartbeat on (CapacityAdvert.load); no advert of its own */
   setLoad: (load: Record<string, number>) => void
+  /** the instances here that are not serving (CapacityAdvert.conditions): a change is advertised at once */
+  setConditions: (conditions: Record<string, InstanceCondition>) => void
   /** rejected adverts by reason */
   rejections: () => Partial<Record<AdvertRejectReason, number>>
   /** the advert this node would publish now */
@@ -89,6 +91,7 @@ export function createCapacityService (components: CapacityServiceComponents, in
   let lastAddrs = ''
   let leaving = false
   let load: Record<string, number> = {}
+  let conditions: Record<string, InstanceCondition> = {}
   let heartbeat: ReturnType<typeof setInterval> | undefined
   let expiry: ReturnType<typeof setInterval> | undefined
   let subscribeTimer: ReturnType<typeof setTimeout> | undefined
@@ -108,7 +111,7 @@ export function createCapacityService (components: CapacityServiceComponents, in
     const addrs = components.addresses().map(a => a.replace(/\/p2p\/[^/]+$/, ''))
     const joined = addrs.join(' ')
     if (joined !== lastAddrs) { lastAddrs = joined; version++ }
-    return { peer: self, addrs, contributed, free, version, leaving, interval, load }
+    return { peer: self, addrs, contributed, free, version, leaving, interval, load, conditions }
   }
 
   const publish = async (): Promise<void> => {
@@ -254,6 +257,12 @@ export function createCapacityService (components: CapacityServiceComponents, in
     },
     setLoad (next) {
       load = { ...next }
+    },
+    setConditions (next) {
+      if (JSON.stringify(next) === JSON.stringify(conditions)) return
+      conditions = { ...next }
+      version++
+      publishSoon()
     },
     setFree (next) {
       const invalid = resourcesProblem(next)

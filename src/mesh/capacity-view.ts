@@ -2,7 +2,7 @@
 // dropped when the peer says it is leaving or misses `missedPeriods` heartbeats.
 // Pure logic (clock injected): the capacity service feeds it verified adverts.
 import { TypedEventEmitter } from '@libp2p/interface'
-import type { CapacityAdvert, Resources } from './capacity.js'
+import type { CapacityAdvert, InstanceCondition, Resources } from './capacity.js'
 
 export interface PeerCapacity {
   id: string
@@ -16,6 +16,8 @@ export interface PeerCapacity {
   interval: number
   /** its latest advertised rates by key, per second (see CapacityAdvert.load) */
   load: Record<string, number>
+  /** its instances that are not serving, by address (see CapacityAdvert.conditions) */
+  conditions: Record<string, InstanceCondition>
 }
 
 export type LostReason = 'left' | 'expired'
@@ -76,7 +78,8 @@ export class CapacityView extends TypedEventEmitter<CapacityViewEvents> {
       lastSeen: this.now(),
       version: advert.version,
       interval: Math.min(MAX_INTERVAL, Math.max(MIN_INTERVAL, advert.interval)),
-      load: advert.load ?? {}
+      load: advert.load ?? {},
+      conditions: advert.conditions ?? {}
     }
     this.peers.set(advert.peer, entry)
     if (known == null) {

@@ -27,6 +27,15 @@ export interface CapacityAdvert {
    * instance). They change without a new version: every heartbeat carries the latest.
    */
   load?: Record<string, number>
+  /** cell instances on the node that are not serving, by address (`stem cells` shows them) */
+  conditions?: Record<string, InstanceCondition>
+}
+
+export interface InstanceCondition {
+  state: 'failed'
+  reason: string
+  /** ms since the epoch */
+  since: number
 }
 
 /** The largest values an advert may carry: a sanity bound, not a policy. */
@@ -35,6 +44,9 @@ const MAX_ADDRS = 32
 /** load entries an advert carries at most (the busiest), and the longest key */
 export const MAX_LOAD = 128
 const MAX_LOAD_KEY = 200
+/** conditions an advert carries at most, and the longest reason */
+export const MAX_CONDITIONS = 128
+const MAX_REASON = 500
 
 export function resourcesProblem (r: Resources): string | undefined {
   if (!Number.isFinite(r.cpu) || r.cpu < 0 || r.cpu * 1000 > MAX_CPU_MILLI) return `cpu must be a number of cores ≥ 0, got ${r.cpu}`
@@ -63,13 +75,17 @@ export function encodeAdvert (advert: CapacityAdvert): Uint8Array {
       .map(([key, rate]) => ({ key, milli: Number.isFinite(rate) ? Math.min(0xffffffff, Math.round(rate * 1000)) : 0 }))
       .filter(({ key, milli }) => key !== '' && key.length <= MAX_LOAD_KEY && milli > 0)
       .sort((a, b) => b.milli - a.milli)
-      .slice(0, MAX_LOAD)
+      .slice(0, MAX_LOAD),
+    conditions: Object.entries(advert.conditions ?? {})
+      .filter(([address]) => address !== '' && address.length <= MAX_LOAD_KEY)
+      .slice(0, MAX_CONDITIONS)
+      .map(([address, c]) => ({ address, state: c.state, reason: c.reason.slice(0, MAX_REASON), since: c.since }))
   })
 }
 
 /** Throws a one-line error for anything that is not a well-formed advert. */
 export function decodeAdvert (bytes: Uint8Array): CapacityAdvert {
-  const m = AdvertMessage.decode(bytes, { limits: { addrs: MAX_ADDRS, load: MAX_LOAD } })
+  const m = AdvertMessage.decode(bytes, { limits: { addrs: MAX_ADDRS, load: MAX_LOAD, conditions: MAX_CONDITIONS } })
   if (m.peer === '') throw new Error('advert has no peer id')
   const load = new Map<string, number>()
   for (const { key, milli } of m.load) {
@@ -86,9 +102,23 @@ export function decodeAdvert (bytes: Uint8Array): CapacityAdvert {
     leaving: m.leaving,
     interval: m.interval,
     // own properties even for keys such as __proto__
-    load: Object.fromEntries(load)
+    load: Object.fromEntries(load),
+    conditions: decodeConditions(m.conditions)
   }
   if (advert.version === 0n) throw new Error('advert has no version')
   if (advert.interval === 0) throw new Error('advert has no heartbeat interval')
   return advert
+}
+
+function decodeConditions (list: Array<{ address: string, state: string, reason: string, since: number }>): Record<string, InstanceCondition> {
+  const out = new Map<string, InstanceCondition>()
+  for (const { address, state, reason, since } of list) {
+    if (address === '' || address.length > MAX_LOAD_KEY) throw new Error(`advert has a condition address of ${address.length} characters (1 to ${MAX_LOAD_KEY})`)
+    if (out.has(address)) throw new Error(`advert has a condition of ${JSON.stringify(address.slice(0, 80))} twice`)
+    if (state !== 'failed') throw new Error(`advert has a condition ${JSON.stringify(state.slice(0, 20))} (only failed)`)
+    if (reason.length > MAX_REASON) throw new Error(`advert has a condition reason of ${reason.length} characters (at most ${MAX_REASON})`)
+    if (!Number.isSafeInteger(since)) throw new Error('advert has a condition time out of range')
+    out.set(address, { state, reason, since })
+  }
+  return Object.fromEntries(out)
 }

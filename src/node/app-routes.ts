@@ -4,6 +4,7 @@ import type { FastifyInstance } from 'fastify'
 import { callHandler } from '../messaging/call-client.js'
 import type { CellCaller } from '../messaging/sdk.js'
 import type { TopologyService } from '../topology/service.js'
+import type { AppCellsListing } from '../topology/app-table.js'
 
 /** POST /v1/publish body: the owner-signed request and the encoded bundles (base64) */
 export interface PublishBody {
@@ -15,7 +16,8 @@ const MAX_BUNDLES = 64
 /** the manifest and its bundles, base64 */
 const MAX_PUBLISH_BYTES = 64 * 1024 * 1024
 
-export function registerAppRoutes (app: FastifyInstance, topology: TopologyService, caller: CellCaller): void {
+/** `overlay`: the listing with each instance's condition (failed, why, since when) from the node that runs it */
+export function registerAppRoutes (app: FastifyInstance, topology: TopologyService, caller: CellCaller, overlay: (apps: AppCellsListing[]) => AppCellsListing[] = apps => apps): void {
   app.post<{ Body: PublishBody }>('/v1/publish', { bodyLimit: MAX_PUBLISH_BYTES }, async (request, reply) => {
     const body = request.body
     if (body === null || typeof body !== 'object' || !Array.isArray(body.bundles) || body.bundles.length > MAX_BUNDLES || !body.bundles.every(b => typeof b === 'string')) {
@@ -41,7 +43,7 @@ export function registerAppRoutes (app: FastifyInstance, topology: TopologyServi
   app.get<{ Querystring: { app?: string } }>('/v1/cells', async (request, reply) => {
     const name = request.query.app
     if (name !== undefined && topology.table.get(name) === undefined) return await reply.code(404).send({ error: `no app named ${name}` })
-    return topology.table.listCells(name)
+    return overlay(topology.table.listCells(name))
   })
 
   app.post('/v1/call', { bodyLimit: 1024 * 1024 }, async (request, reply) => {

@@ -5,6 +5,7 @@ import type { DashboardFeed } from '../dashboard/index.js'
 import type { StemMetrics } from '../metrics/index.js'
 import type { Mesh } from '../mesh/mesh.js'
 import type { AppStack } from './app-stack.js'
+import type { CellConditions } from './cell-conditions.js'
 
 /** an app's Raft group id is `<app>~<suffix>` */
 const appOf = (group: string): string => group.split('~')[0]
@@ -16,7 +17,7 @@ export interface NodeFeed extends DashboardFeed {
 /** how often the message counts of this node's cells are sampled for their rates */
 const SAMPLE_MS = 1000
 
-export function createNodeFeed (mesh: Mesh, stack: AppStack): NodeFeed {
+export function createNodeFeed (mesh: Mesh, stack: AppStack, conditions: CellConditions): NodeFeed {
   // messages per second of this node's cells: the runtime's count of delivered messages,
   // sampled; the capacity heartbeats carry them to the other nodes' dashboards, and theirs here
   const rates = createRateMeter()
@@ -43,14 +44,16 @@ export function createNodeFeed (mesh: Mesh, stack: AppStack): NodeFeed {
       ...mesh.capacity.view.list().map(p => ({ id: p.id, addrs: p.addrs, capacity: p.capacity, free: p.free, lastSeen: p.lastSeen, status: 'alive' as const }))
     ],
     apps: () => stack.topology.table.listApps(),
-    cells: () => stack.topology.table.listCells().flatMap(a => a.cells.map(c => ({ ...c, app: a.app, rate: rateOf(c.address, c.node) })))
+    cells: () => conditions.overlay(stack.topology.table.listCells()).flatMap(a => a.cells.map(c => ({ ...c, app: a.app, rate: rateOf(c.address, c.node) })))
   })
   stack.topology.addEventListener('app:changed', () => { feed.changed('apps', 'cells') })
   stack.topology.addEventListener('app:removed', evt => { feed.record('info', `app ${evt.detail.app} reverted`); feed.changed('apps', 'cells') })
   stack.raft.addEventListener('leader-change', evt => {
     if (evt.detail.leader !== '') feed.record('leader', `app ${appOf(evt.detail.group)}: leader ${evt.detail.leader.slice(-8)} in term ${evt.detail.term}`)
   })
-  stack.runtime.addEventListener('cell:failed', evt => { feed.record('cell-failed', `cell ${evt.detail.address} failed`) })
+  stack.runtime.addEventListener('cell:failed', evt => { feed.record('cell-failed', `cell ${evt.detail.address} failed: ${evt.detail.reason ?? 'see the node log'}`); feed.changed('cells') })
+  // another node's failed or recovered instance arrives with its capacity advert
+  mesh.capacity.view.addEventListener('peer:updated', () => { feed.changed('cells') })
   recordMeshEvents(mesh, stack, feed)
   return { ...feed, stop: () => { clearInterval(sampler) } }
 }

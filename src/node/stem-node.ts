@@ -15,6 +15,7 @@ import { createStemMetrics, libp2pMetrics, registerMetricsRoute } from '../metri
 import { createNodeFeed, feedNodeMetrics, type NodeFeed } from './observability.js'
 import { createAppStack, type AppStack } from './app-stack.js'
 import { registerAppRoutes } from './app-routes.js'
+import { watchCellConditions } from './cell-conditions.js'
 import {
   dataFiles, loadOrCreateToken, prepareDataDir, readApiInfo, readContribution, readMeshConfig, removeApiInfo,
   writeApiInfo, writeContribution, writeMeshConfig, type StoredMesh
@@ -231,8 +232,9 @@ export function createStemNode (options: StemNodeOptions): StemNode {
         })
         await stack.start()
         api = createApiServer(control(mesh, stack), { ...apiAddress, token, tokenPath: files.token })
-        registerAppRoutes(api.app, stack.topology, stack.messaging)
-        feed = createNodeFeed(mesh, stack)
+        const conditions = watchCellConditions(mesh, stack.runtime, log)
+        registerAppRoutes(api.app, stack.topology, stack.messaging, conditions.overlay)
+        feed = createNodeFeed(mesh, stack, conditions)
         registerDashboard(api.app, { source: feed })
         feedNodeMetrics(metrics, mesh, stack)
         registerMetricsRoute(api.app, metrics)

@@ -25,6 +25,9 @@ export interface CellListing {
   revision?: string
   /** whether that is the revision the app's manifest asks for now */
   current: boolean
+  /** why and since when (ms since the epoch) a `failed` instance is not serving, as its node advertises it */
+  reason?: string
+  since?: number
 }
 
 /** a cell whose last rollout failed and was rolled back to the previous revision */

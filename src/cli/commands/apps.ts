@@ -1,6 +1,6 @@
 // `stem apps` and `stem cells [APP]`: the apps of the mesh and where their instances run (SPEC §6).
 import type { Command } from 'commander'
-import type { AppCellsListing, AppListing } from '../../topology/app-table.js'
+import type { AppCellsListing, AppListing, CellListing } from '../../topology/app-table.js'
 import { apiClient, printJson, type ClientOptions } from '../context.js'
 import { table } from '../table.js'
 import { specListing } from '../placement.js'
@@ -28,10 +28,15 @@ export function registerApps (program: Command): void {
       const query = app === undefined ? '' : `?app=${encodeURIComponent(app)}`
       const apps = await (await apiClient(flags)).get<AppCellsListing[]>(`/v1/cells${query}`)
       if (flags.json === true) { printJson(apps.map(a => ({ app: a.app, cells: a.cells.map(specListing), ...(a.rollbacks.length > 0 ? { rollbacks: a.rollbacks } : {}) }))); return }
-      // an instance still on an older revision than the manifest's (a rollout under way) says so
-      const rows = apps.flatMap(a => a.cells.map(c => [c.address, c.node, c.state === 'transformed' && c.revision !== undefined && !c.current ? 'transformed (older revision)' : c.state, c.clones.join(',') || '-']))
+      const rows = apps.flatMap(a => a.cells.map(c => [c.address, c.node, stateText(c), c.clones.join(',') || '-']))
       if (rows.length === 0) { process.stdout.write('no cells\n'); return }
       process.stdout.write(table([['ADDRESS', 'NODE', 'STATE', 'CLONES'], ...rows]))
       for (const a of apps) for (const r of a.rollbacks ?? []) process.stdout.write(`${a.app}/${r.cell}: last rollout rolled back: ${r.error}\n`)
     })
+}
+
+/** an instance still on an older revision than the manifest's (a rollout under way) says so; a failed one says why and since when */
+function stateText (c: CellListing): string {
+  if (c.state === 'failed' && c.reason !== undefined) return `failed since ${new Date(c.since ?? 0).toISOString()}: ${c.reason}`
+  return c.state === 'transformed' && c.revision !== undefined && !c.current ? 'transformed (older revision)' : c.state
 }

@@ -37,7 +37,7 @@ export function CellsPanel (props: { cells: CellInfo[] }) {
           <tr key={c.address} data-cell={c.address}>
             <td class="mono"><Swatch app={c.app} />{c.address}</td>
             <td class="mono">{shortId(c.node)}</td>
-            <td><span class={`state state-${c.state}`}>{c.state}</span></td>
+            <td><span class={`state state-${c.state}`} title={c.reason !== undefined ? `since ${new Date(c.since ?? 0).toLocaleString()}: ${c.reason}` : undefined}>{c.state}</span>{c.reason !== undefined ? <span class="reason"> {c.reason}</span> : null}</td>
             <td class="mono">{c.clones.length === 0 ? <span class="muted">none</span> : c.clones.map(p => <span key={p} class="chip">{shortId(p)}</span>)}</td>
             <td class="num rate"><span class="bar" style={{ width: `${Math.round((c.rate / top) * 40)}px` }} />{rate(c.rate)}</td>
           </tr>
