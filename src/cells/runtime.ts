@@ -442,6 +442,9 @@ export class CellRuntime extends TypedEventEmitter<CellRuntimeEvents> {
         const n = (this.roundRobin.get(address) ?? 0) + 1
         this.roundRobin.set(address, n)
         record = replicas[n % replicas.length]
+      } else {
+        // none serving: a failed one says why
+        record = [...this.cellsByAddress.values()].find(r => r.status === 'failed' && r.address.startsWith(`${address}#`))
       }
     }
     if (record === undefined) {

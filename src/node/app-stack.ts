@@ -100,7 +100,9 @@ export function createAppStack (mesh: Mesh, init: AppStackInit): AppStack {
     { id: mesh.peerId, contributed: mesh.capacity.contributed(), alive: true },
     ...mesh.capacity.view.list().map(p => ({ id: p.id, contributed: p.capacity, alive: !failures.isDown(p.id) }))
   ]
-  topology = createTopologyService({ self: mesh.peerId, libp2p: mesh.libp2p, raft, runtime, messaging, bundles, clones: cloneService, table, pubsub: mesh.libp2p.services.pubsub, signer, nodes }, { mesh: name, groupsDir: files.groups })
+  const failed = (address: string, node: string): boolean =>
+    node === mesh.peerId ? runtime.cell(address)?.status === 'failed' : mesh.capacity.view.get(node)?.conditions[address] !== undefined
+  topology = createTopologyService({ self: mesh.peerId, libp2p: mesh.libp2p, raft, runtime, messaging, bundles, clones: cloneService, table, pubsub: mesh.libp2p.services.pubsub, signer, nodes, failed }, { mesh: name, groupsDir: files.groups })
   const gateway = init.gateway === undefined ? undefined : createGateway({ backend: createMessagingBackend(messaging, table), onResponse: init.onGatewayResponse }, init.gateway)
   topology.addEventListener('app:changed', evt => { cloneService.onAnnouncement(evt.detail.announcement) })
   topology.addEventListener('app:removed', evt => { cloneService.dropApp(evt.detail.app) })

@@ -12,6 +12,8 @@ export type OwnerRequest =
   | { op: 'publish', app: string, at: number, manifest: AppManifest }
   | { op: 'scale', app: string, at: number, cell: string, replicas: number }
   | { op: 'revert', app: string, at: number, cell?: string }
+  /** restart the app's (or the cell's) failed instances from their last good state */
+  | { op: 'restart', app: string, at: number, cell?: string }
 
 export interface SignedOwnerRequest {
   /** JSON text of an OwnerRequest */
@@ -65,8 +67,8 @@ export async function openOwnerRequest (signed: unknown): Promise<OpenedOwnerReq
     if (typeof request.manifest !== 'object' || request.manifest === null || request.manifest.app !== request.app) throw new Error('invalid owner request: publish needs the manifest of the app')
   } else if (request.op === 'scale') {
     if (typeof request.cell !== 'string' || !Number.isSafeInteger(request.replicas)) throw new Error('invalid owner request: scale needs cell and replicas')
-  } else if (request.op === 'revert') {
-    if (request.cell !== undefined && typeof request.cell !== 'string') throw new Error('invalid owner request: revert cell must be a string')
+  } else if (request.op === 'revert' || request.op === 'restart') {
+    if (request.cell !== undefined && typeof request.cell !== 'string') throw new Error(`invalid owner request: ${request.op} cell must be a string`)
   } else {
     throw new Error(`invalid owner request: unknown op ${JSON.stringify((request as { op?: unknown }).op)}`)
   }

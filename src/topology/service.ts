@@ -38,7 +38,9 @@ import type { OwnerForwarder } from './owner-forwarder.js'
 import { pickGroupMembers } from './group-members.js'
 import { leaveGracefully } from './graceful-leave.js'
 import type { LeaveOutcome } from './graceful-leave.js'
+import { instanceAddress } from './types.js'
 import type { NodeCapacity } from './types.js'
+import type { HostedApp } from './app-groups.js'
 
 export interface TopologyServiceComponents {
   self: string
@@ -56,6 +58,8 @@ export interface TopologyServiceComponents {
   signer: FrameSigner
   /** the live nodes of the capacity view, this node included */
   nodes: () => NodeCapacity[]
+  /** whether the instance at `address` on `node` is advertised failed (see CapacityAdvert.conditions) */
+  failed?: (address: string, node: string) => boolean
   logger?: Logger
 }
 
@@ -216,6 +220,8 @@ export class TopologyService extends TypedEventEmitter<TopologyEvents> {
     }
     const result = await this.groups.propose(hosted, { id: newId(), kind: 'publish', owner: opened.owner, ownerKey: opened.ownerKey, at: request.at, manifest }, signal)
     if (!result.ok) throw new Error(result.error ?? 'refused')
+    // a republish brings failed instances back, from their last good state
+    await this.restartFailed(hosted).catch((err: Error) => { this.log.warn(`app ${request.app}: cannot restart its failed instances: ${err.message}`) })
     return { app: request.app, changed: result.changed }
   }
 
@@ -231,6 +237,10 @@ export class TopologyService extends TypedEventEmitter<TopologyEvents> {
       if (known === undefined) throw new Error(`no app named ${request.app}`)
       return await this.forwarder.forward(request.app, membersOf(known), opened.signed, signal)
     }
+    if (request.op === 'restart') {
+      if (hosted.state === undefined || hosted.state.owner !== opened.owner) throw new Error(`app ${request.app} belongs to another owner`)
+      return { changed: (await this.restartFailed(hosted, request.cell)).length > 0 }
+    }
     const owner = { id: newId(), owner: opened.owner, ownerKey: opened.ownerKey, at: request.at }
     const cmd: AppCommand = request.op === 'scale'
       ? { ...owner, kind: 'scale', cell: request.cell, replicas: request.replicas }
@@ -238,6 +248,33 @@ export class TopologyService extends TypedEventEmitter<TopologyEvents> {
     const result = await this.groups.propose(hosted, cmd, signal)
     if (!result.ok) throw new Error(result.error ?? 'refused')
     return { changed: result.changed }
+  }
+
+  /**
+   * Restarts the failed instances of the app (or of one cell) from their last good state,
+   * on the nodes that run them (as their nodes advertise them); returns their addresses.
+   */
+  private async restartFailed (hosted: HostedApp, cell?: string): Promise<string[]> {
+    const state = hosted.state
+    const failed = this.components.failed
+    if (state === undefined || failed === undefined) return []
+    if (cell !== undefined && state.manifest.cells[cell] === undefined) throw new Error(`app ${state.app} has no cell ${cell}`)
+    const restarted: string[] = []
+    for (const [name, instances] of Object.entries(state.placement)) {
+      if (cell !== undefined && name !== cell) continue
+      const spec = state.manifest.cells[name]
+      if (spec?.bundle === undefined) continue
+      const limits = { memory: spec.memory, timeout: spec.timeout, mailbox: spec.mailbox }
+      for (const [i, instance] of instances.entries()) {
+        const address = instanceAddress(state.app, name, i)
+        if (instance.primary === null || !failed(address, instance.primary)) continue
+        if (instance.primary === this.components.self) await this.components.runtime.restart(address)
+        else await this.components.messaging.transformRemote(instance.primary, { address, bundle: spec.bundle, owner: Buffer.from(state.ownerKey, 'base64'), limits, replace: true }, { deadline: Date.now() + 30_000 })
+        this.log.info(`app ${state.app}: restarted ${address} on ${instance.primary} from its last good state`)
+        restarted.push(address)
+      }
+    }
+    return restarted
   }
 
   /** A member's side of a forwarded owner request: verified and carried out as if it came from this node's API. */

@@ -1,4 +1,4 @@
-// `stem scale APP/CELL N` and `stem revert APP[/CELL]`: owner-signed changes of a running app.
+// `stem scale APP/CELL N`, `stem restart APP[/CELL]` and `stem revert APP[/CELL]`: owner-signed changes of a running app.
 import type { Command } from 'commander'
 import { apiClient, printJson, CliError, EXIT_USAGE, type ClientOptions } from '../context.js'
 import { signedByOwner, splitAppCell } from '../owner.js'
@@ -28,6 +28,21 @@ export function registerScale (program: Command): void {
       const result = await client.post<{ changed: boolean }>('/v1/owner', { signed })
       if (flags.json === true) { printJson({ app, cell, replicas: n, changed: result.changed }); return }
       process.stdout.write(`${app}/${cell as string}: ${n} replicas${result.changed ? '' : ' (unchanged)'}\n`)
+    })
+
+  program.command('restart')
+    .description('restart the failed instances of an app (or of one cell) from their last good state')
+    .argument('<address>', 'APP or APP/CELL')
+    .option('--data <dir>', 'data directory of the running node (and of the owner key)')
+    .option('--api <host:port>', 'control API of the running node')
+    .option('--json', 'machine-readable output')
+    .action(async (address: string, flags: ClientOptions) => {
+      const { app, cell } = usage(() => splitAppCell(address, false))
+      const client = await apiClient(flags)
+      const signed = await signedByOwner(flags, { op: 'restart', app, at: Date.now(), cell })
+      const result = await client.post<{ changed: boolean }>('/v1/owner', { signed })
+      if (flags.json === true) { printJson({ app, cell: cell ?? null, changed: result.changed }); return }
+      process.stdout.write(result.changed ? `restarted the failed instances of ${address} from their last good state\n` : `no failed instance of ${address}\n`)
     })
 
   program.command('revert')
