@@ -76,14 +76,15 @@ defineProperty(ArrayBufferProto, 'constructor', { __proto__: null, value: FixedA
 defineProperty(globalThis, 'ArrayBuffer', { __proto__: null, value: FixedArrayBuffer, writable: true, configurable: true })
 deleteProperty(ArrayBufferProto, 'resize')
 
-// up: the chain of enclosing objects ({ v, up } links: no Set or array, whose methods a cell could change)
+// up: the chain of enclosing objects ({ v, up } links read as own properties: no Set or array,
+// whose methods a cell could change; a null prototype would make each link a slow dictionary)
 function check (v, what, path, up, depth) {
   if (v === null || typeof v === 'string' || typeof v === 'boolean') return
   if (typeof v === 'number') { if (!isFinite(v)) throw new SafeError(what + ' is not JSON-like: ' + v + ' at ' + path); return }
   if (typeof v !== 'object') throw new SafeError(what + ' is not JSON-like: ' + typeof v + ' at ' + path)
   for (let p = up; p !== null; p = p.up) if (p.v === v) throw new SafeError(what + ' is not JSON-like: cyclic reference at ' + path)
   if (depth > maxDepth) throw new SafeError(what + ' is nested too deeply: more than ' + maxDepth + ' levels at ' + path)
-  const chain = { __proto__: null, v, up }
+  const chain = { v, up }
   if (isArray(v)) {
     for (let i = 0; i < v.length; i++) check(v[i], what, path + '[' + i + ']', chain, depth + 1)
     return
@@ -233,7 +234,7 @@ function ask (address, method, ...args) {
   let id
   try { id = outgoing(address, method, args, false) } catch (err) { return apply(promiseReject, SafePromise, [err]) }
   pendingCount++
-  return new SafePromise((resolve, reject) => { apply(mapSet, pending, [id, { __proto__: null, resolve, reject }]) })
+  return new SafePromise((resolve, reject) => { apply(mapSet, pending, [id, { resolve, reject }]) })
 }
 function tell (address, method, ...args) { outgoing(address, method, args, true) }
 function log (...args) {
