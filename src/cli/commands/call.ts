@@ -6,7 +6,7 @@ import { createHttpCaller } from '../../messaging/call-client.js'
 import { newMessageId } from '../../messaging/sdk.js'
 import { parseAddress } from '../../cells/address.js'
 import { readToken } from '../../node/data-dir.js'
-import { CliError, EXIT_USAGE, apiUrl, dataDirOf, type ClientOptions } from '../context.js'
+import { CliError, EXIT_USAGE, apiUrl, dataDirOf, example, type ClientOptions } from '../context.js'
 
 function parseArg (text: string): unknown {
   try {
@@ -19,6 +19,7 @@ function parseArg (text: string): unknown {
 export function registerCall (program: Command): void {
   program.command('call')
     .description('ask a cell: each argument is JSON (else a string); prints the result as JSON')
+    .addHelpText('after', example('stem call counter/counter increment 5'))
     .argument('<address>', 'APP/CELL or APP/CELL#i')
     .argument('<method>', 'the cell method')
     .argument('[args...]', 'arguments')

@@ -5,7 +5,7 @@ import type { Command } from 'commander'
 import { buildBundle, encodeBundle } from '../../cells/index.js'
 import { loadManifest, resolveCellCode } from '../../topology/manifest.js'
 import type { PublishResult } from '../../topology/service.js'
-import { apiClient, printJson, CliError, EXIT_USAGE, type ClientOptions } from '../context.js'
+import { apiClient, printJson, CliError, EXIT_USAGE, example, type ClientOptions } from '../context.js'
 import { ownerKey, signedByOwner } from '../owner.js'
 import { createProgress, type Progress } from '../progress.js'
 import { followPlacement, placementGoal, specListing } from '../placement.js'
@@ -15,6 +15,7 @@ interface PublishFlags extends ClientOptions { timeout?: string }
 export function registerPublish (program: Command): void {
   program.command('publish')
     .description('bundle, sign and publish an app manifest; waits until every instance runs and every clone holds its copy')
+    .addHelpText('after', example('stem publish examples/counter/app.yaml'))
     .argument('<file>', 'the app manifest (YAML)')
     .option('--data <dir>', 'data directory of the running node (and of the owner key)')
     .option('--api <host:port>', 'control API of the running node')
