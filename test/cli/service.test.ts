@@ -1,0 +1,112 @@
+// `stem service install/status/uninstall` through bin/stem.js, always with the hidden
+// --unit-dir (a temp dir; systemctl is never run, nothing is enabled), and the written
+// unit checked by `systemd-analyze verify`.
+import assert from 'node:assert/strict'
+import { execFile } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { stem, type CliResult } from '../support/stem-process.js'
+
+async function systemdAnalyze (args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
+  return await new Promise(resolve => {
+    execFile('systemd-analyze', args, { env: { ...process.env, ...env }, timeout: 60_000 }, (err, stdout, stderr) => {
+      const code = err == null ? 0 : typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : null
+      resolve({ code, stdout, stderr })
+    })
+  })
+}
+
+const haveSystemdAnalyze = ['/usr/bin/systemd-analyze', '/bin/systemd-analyze'].some(p => existsSync(p))
+
+describe('cli: stem service', function () {
+  this.timeout(180_000)
+  let dir: string
+  let units: string
+  let data: string
+
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'stem-service-'))
+    units = join(dir, 'units')
+    data = join(dir, 'my data')
+    await mkdir(data)
+  })
+  afterEach(async () => { await rm(dir, { recursive: true, force: true }) })
+
+  it('install writes a unit running `stem start` with the data dir and flags; status shows it; uninstall removes it', async () => {
+    const install = await stem(['service', 'install', '--unit-dir', units, '--data', data, '--cpu', '2', '--memory', '2GiB', '--upnp'])
+    assert.equal(install.code, 0, install.stderr)
+    assert.equal(install.stdout, `wrote ${join(units, 'stem.service')}\nsystemctl not run (--unit-dir)\n`)
+    const unit = await readFile(join(units, 'stem.service'), 'utf8')
+    assert.match(unit, /^ExecStart=\/\S+\/node --no-node-snapshot \/\S+\/bin\/stem\.js start --data "\/\S+\/my data" --cpu 2 --memory 2GiB --upnp$/m)
+    assert.match(unit, /^WantedBy=multi-user\.target$/m)
+
+    const status = await stem(['service', 'status', '--unit-dir', units, '--json'])
+    assert.equal(status.code, 0, status.stderr)
+    const s = JSON.parse(status.stdout) as { unit: string, execStart: string, active: string }
+    assert.equal(s.unit, join(units, 'stem.service'))
+    assert.match(s.execStart, /start --data "\/\S+\/my data" --cpu 2/)
+
+    const uninstall = await stem(['service', 'uninstall', '--unit-dir', units])
+    assert.equal(uninstall.code, 0, uninstall.stderr)
+    assert.ok(!existsSync(join(units, 'stem.service')))
+  })
+
+  it('install again replaces the unit with the new flags', async () => {
+    assert.equal((await stem(['service', 'install', '--unit-dir', units, '--data', data, '--cpu', '2'])).code, 0)
+    assert.equal((await stem(['service', 'install', '--unit-dir', units, '--data', data, '--cells', '7'])).code, 0)
+    const unit = await readFile(join(units, 'stem.service'), 'utf8')
+    assert.match(unit, /--cells 7$/m)
+    assert.doesNotMatch(unit, /--cpu/)
+  })
+
+  it('refuses bad input with one line and writes nothing', async () => {
+    const cases: Array<{ args: string[], code: number, error: RegExp }> = [
+      { args: ['--data', join(dir, 'missing')], code: 2, error: /^stem: data dir \S+missing does not exist \(run `stem join TOKEN --data/ },
+      { args: ['--data', data, '--bogus'], code: 2, error: /^error: unknown option '--bogus'/ },
+      { args: ['--data', data, '--invite', 'stem1x'], code: 2, error: /^error: unknown option '--invite'/ },
+      { args: ['--data', data, '--memory', 'lots'], code: 2, error: /^stem: --memory: "lots" is not a size/ },
+      { args: ['--data', data, '--mesh', 'a\nb'], code: 1, error: /^stem: a line break cannot go into a unit file/ }
+    ]
+    await writeFile(join(dir, 'file'), '')
+    cases.push({ args: ['--data', join(dir, 'file')], code: 2, error: /^stem: data dir \S+file is not a directory/ })
+    // independent cases, run side by side (each is a process start-up)
+    const results = await Promise.all(cases.map(async c => await stem(['service', 'install', '--unit-dir', units, ...c.args])))
+    for (const [i, c] of cases.entries()) {
+      const r = results[i]
+      assert.equal(r.code, c.code, `${c.args.join(' ')}: ${r.stderr}`)
+      assert.match(r.stderr, c.error)
+      assert.equal(r.stderr.trimEnd().split('\n').length, 1, r.stderr)
+      assert.ok(!existsSync(join(units, 'stem.service')), `${c.args.join(' ')} wrote a unit`)
+    }
+    for (const sub of ['status', 'uninstall']) {
+      const r = await stem(['service', sub, '--unit-dir', units])
+      assert.equal(r.code, 1)
+      assert.equal(r.stderr, `stem: no stem service installed: ${join(units, 'stem.service')} does not exist\n`)
+    }
+  })
+
+  it('systemd-analyze verify accepts the system and the user unit without a warning', async function () {
+    if (!haveSystemdAnalyze) this.skip() // systemd-analyze is not installed (Debian: apt-get install systemd); .ci/run installs it
+    for (const user of [false, true]) {
+      const out = join(dir, user ? 'user-units' : 'units')
+      const r = await stem(['service', 'install', '--unit-dir', out, '--data', data, '--listen', '/ip4/0.0.0.0/tcp/4017', '--memory', '1GiB', ...(user ? ['--user'] : [])])
+      assert.equal(r.code, 0, r.stderr)
+      // a user manager needs a runtime dir; a private one keeps it off the real session
+      const runtime = join(dir, `run-${String(user)}`)
+      await mkdir(runtime, { mode: 0o700 })
+      const v = await systemdAnalyze([...(user ? ['--user'] : []), 'verify', join(out, 'stem.service')], { XDG_RUNTIME_DIR: runtime })
+      assert.equal(v.code, 0, v.stderr)
+      assert.equal(v.stderr, '', `systemd-analyze ${user ? '--user ' : ''}verify warned`)
+    }
+  })
+
+  it('systemd-analyze verify (the check above) does reject a unit whose program is missing', async function () {
+    if (!haveSystemdAnalyze) this.skip() // systemd-analyze is not installed
+    await mkdir(units)
+    await writeFile(join(units, 'stem.service'), '[Service]\nExecStart=/nonexistent/node start\n[Install]\nWantedBy=multi-user.target\n')
+    const v = await systemdAnalyze(['verify', join(units, 'stem.service')])
+    assert.notEqual(v.code, 0)
+  })
+})
