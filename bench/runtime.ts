@@ -5,6 +5,7 @@
 //   remote-ask      bench/messaging.js remote-ask     (needs isolated-vm: Node 24 only)
 //   cell-transform  bench/cells.js cell-transform     (needs isolated-vm: Node 24 only)
 //   cell-local-ask  bench/cells.js cell-local-ask     (needs isolated-vm: Node 24 only)
+//   cell-density    bench/cells.js cell-density       (needs isolated-vm: Node 24 only)
 //   raft-commit     bench/raft.js commit              (libp2p + Raft + fsync: both, twice)
 //   libp2p-echo     this file with --echo: raw libp2p round trips (TCP, Noise, Yamux): both, twice
 // The older Node gets a Promise.withResolvers polyfill (libp2p needs it); a sub-bench it
@@ -86,7 +87,7 @@ async function compare (): Promise<number> {
   // better figure of each Node kept: the load of a shared machine varies from run to run
   const runs: Array<{ script: string, args: string[], lines: string[], twice?: boolean }> = [
     { script: 'messaging.js', args: ['remote-ask'], lines: ['remote-ask'] },
-    { script: 'cells.js', args: ['cell-transform', 'cell-local-ask'], lines: ['cell-transform', 'cell-local-ask'] },
+    { script: 'cells.js', args: ['cell-transform', 'cell-local-ask', 'cell-density'], lines: ['cell-transform', 'cell-local-ask', 'cell-density'] },
     { script: 'raft.js', args: ['commit'], lines: ['raft-commit'], twice: true },
     { script: 'runtime.js', args: ['--echo'], lines: ['libp2p-echo'], twice: true }
   ]

@@ -2,22 +2,17 @@
 // from any directory), and on a Node older than 24: re-run on the bundled Node 24 when
 // `npm install` brought it, else one line naming the version found and needed, exit 1.
 import assert from 'node:assert/strict'
-import { execFile, execFileSync } from 'node:child_process'
+import { execFileSync } from 'node:child_process'
 import { copyFile, mkdir, mkdtemp, readFile, rm, symlink, writeFile, chmod } from 'node:fs/promises'
 import { existsSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
-import { repoRoot, type CliResult } from '../support/stem-process.js'
+import { repoRoot, runToEnd, type CliResult } from '../support/stem-process.js'
 
 const SYSTEM_NODE = '/usr/bin/node'
 
 async function run (file: string, args: string[], options: { cwd: string, path: string[] }): Promise<CliResult> {
-  return await new Promise(resolve => {
-    execFile(file, args, { cwd: options.cwd, env: { ...process.env, PATH: [...options.path, '/usr/bin', '/bin'].join(':') }, timeout: 60_000 }, (err, stdout, stderr) => {
-      const code = err == null ? 0 : typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : null
-      resolve({ code, stdout, stderr })
-    })
-  })
+  return await runToEnd(file, args, { cwd: options.cwd, env: { ...process.env, PATH: [...options.path, '/usr/bin', '/bin'].join(':') } })
 }
 
 /** a `node` on PATH that is Node 24 but reports `version`, as an old Node would */

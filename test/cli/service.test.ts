@@ -2,20 +2,14 @@
 // --unit-dir (a temp dir; systemctl is never run, nothing is enabled), and the written
 // unit checked by `systemd-analyze verify`.
 import assert from 'node:assert/strict'
-import { execFile } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { stem, type CliResult } from '../support/stem-process.js'
+import { runToEnd, stem, type CliResult } from '../support/stem-process.js'
 
 async function systemdAnalyze (args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
-  return await new Promise(resolve => {
-    execFile('systemd-analyze', args, { env: { ...process.env, ...env }, timeout: 60_000 }, (err, stdout, stderr) => {
-      const code = err == null ? 0 : typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : null
-      resolve({ code, stdout, stderr })
-    })
-  })
+  return await runToEnd('systemd-analyze', args, { env: { ...process.env, ...env } })
 }
 
 const haveSystemdAnalyze = ['/usr/bin/systemd-analyze', '/bin/systemd-analyze'].some(p => existsSync(p))
