@@ -9,6 +9,7 @@ import { registerApps } from './apps.js'
 import { registerCall } from './call.js'
 import { registerScale } from './scale.js'
 import { registerDemo } from './demo.js'
+import { registerLogs } from './logs.js'
 
 export const commands: Array<(program: Command) => void> = [
   registerStart,
@@ -19,5 +20,6 @@ export const commands: Array<(program: Command) => void> = [
   registerApps,
   registerCall,
   registerScale,
-  registerDemo
+  registerDemo,
+  registerLogs
 ]
