@@ -18,9 +18,30 @@ export interface AskOptions {
   deadline: number
 }
 
+/** A result that sets the HTTP status and headers (a cell's `stem.response(status, body, headers)`). */
+export class CellResponse {
+  constructor (readonly status: number, readonly headers: Record<string, string>, readonly body: unknown) {}
+}
+
+/** What an error a cell's method threw says besides its message (`err.cellError`, see cells/reply-meta.ts). */
+export interface CellFailure {
+  cell: string
+  method: string
+  /** `stem.error(status, …)`: the HTTP status to answer with (400–599) */
+  status?: number
+}
+
+export function cellFailureOf (err: unknown): CellFailure | undefined {
+  const info = (err as { cellError?: Partial<CellFailure> } | null)?.cellError
+  if (info === undefined || info === null || typeof info.cell !== 'string' || typeof info.method !== 'string') return undefined
+  const status = typeof info.status === 'number' && Number.isInteger(info.status) && info.status >= 400 && info.status <= 599 ? info.status : undefined
+  return { cell: info.cell, method: info.method, ...(status !== undefined ? { status } : {}) }
+}
+
 export interface GatewayBackend {
-  /** Resolves with the cell method's result, or rejects with the cell's error. Rejects with an
-   * error whose `code` is one of {@link BackendErrorCode} for failures that are not the cell's own. */
+  /** Resolves with the cell method's result (a CellResponse when the cell set status and
+   * headers), or rejects with the cell's error (with `cellError`, see cellFailureOf). Rejects
+   * with an error whose `code` is one of {@link BackendErrorCode} for failures that are not the cell's own. */
   ask: (target: CellTarget, method: string, args: unknown[], options: AskOptions) => Promise<unknown>
   /** the number of replicas currently serving `app/cell` (0 when not placed) */
   replicas: (app: string, cell: string) => number

@@ -59,6 +59,10 @@ export function createNodeLogs (mesh: Mesh, runtime: CellRuntime, init: { dataDi
     logs.append({ address: evt.detail.address, revision: revisionOf(evt.detail.address), kind, text: evt.detail.reason ?? kind })
   }
   runtime.addEventListener('cell:log', evt => { logs.append({ address: evt.detail.address, revision: revisionOf(evt.detail.address), kind: 'log', text: evt.detail.text }) })
+  runtime.addEventListener('cell:error', evt => {
+    const { address, method, message, stack } = evt.detail
+    logs.append({ address, revision: revisionOf(address), kind: 'error', text: message, method, ...(stack !== undefined ? { stack } : {}) })
+  })
   runtime.addEventListener('cell:crashed', fault('crashed'))
   runtime.addEventListener('cell:restarted', fault('restarted'))
   runtime.addEventListener('cell:failed', fault('failed'))

@@ -45,7 +45,16 @@ async function publish (file: string, flags: PublishFlags, seconds: number, prog
   const bundles: string[] = []
   for (const [cell, spec] of Object.entries(manifest.cells)) {
     progress.step(`bundling ${manifest.app}/${cell} from ${spec.code}`)
-    const bundle = await buildBundle({ entry: resolveCellCode(file, spec), app: manifest.app, cell, limits: { memory: spec.memory, timeout: spec.timeout, mailbox: spec.mailbox }, owner: key })
+    let bundle
+    try {
+      bundle = await buildBundle({ entry: resolveCellCode(file, spec), app: manifest.app, cell, limits: { memory: spec.memory, timeout: spec.timeout, mailbox: spec.mailbox }, owner: key })
+    } catch (err) {
+      // file:line:column on the error's line, the source line and a caret below it
+      progress.clear()
+      process.stderr.write(`stem: cannot bundle ${manifest.app}/${cell}: ${(err as Error).message}\n`)
+      process.exitCode = 1
+      return
+    }
     spec.bundle = bundle.hash
     bundles.push(Buffer.from(encodeBundle(bundle)).toString('base64'))
   }
