@@ -37,6 +37,12 @@ const refuseBuiltins: Plugin = {
   }
 }
 
+/** relative to the working directory when under it, else absolute */
+function shownPath (file: string): string {
+  const rel = relative(process.cwd(), file)
+  return rel.startsWith('..') ? file : rel
+}
+
 interface BuildMessage {
   text: string
   location?: { file: string, line: number, column: number, lineText: string } | null
@@ -75,7 +81,7 @@ export async function bundleCode (entry: string): Promise<string> {
     if (errors == null || errors.length === 0) throw new Error(`cannot bundle ${entry}: ${(err as Error).message}`)
     const first = errors[0]
     // esbuild names files relative to absWorkingDir; the user's shell is elsewhere
-    const location = first.location != null ? { ...first.location, file: relative(process.cwd(), resolve(dirname(path), first.location.file)) } : first.location
+    const location = first.location != null ? { ...first.location, file: shownPath(resolve(dirname(path), first.location.file)) } : first.location
     throw new Error(formatBuildError({ text: first.text, location }))
   }
   return result.outputFiles[0].text
