@@ -1,6 +1,7 @@
 // What the gateway needs from the layers below it: a way to ask a cell anywhere in the
 // mesh, and how many replicas a cell has. The node wires this to messaging/topology; unit
 // tests use an in-process double.
+import { splitReply } from '../cells/reply-meta.js'
 
 export interface CellTarget {
   app: string
@@ -21,6 +22,13 @@ export interface AskOptions {
 /** A result that sets the HTTP status and headers (a cell's `stem.response(status, body, headers)`). */
 export class CellResponse {
   constructor (readonly status: number, readonly headers: Record<string, string>, readonly body: unknown) {}
+}
+
+/** The value of an answered ask's reply text (cells/reply-meta.ts): its JSON, or a CellResponse when the cell set status and headers. */
+export function replyValue (text: string): unknown {
+  const { head, trailer } = splitReply(text)
+  const body: unknown = JSON.parse(head)
+  return trailer?.response !== undefined ? new CellResponse(trailer.response.status, trailer.response.headers, body) : body
 }
 
 /** What an error a cell's method threw says besides its message (`err.cellError`, see cells/reply-meta.ts). */
