@@ -5,6 +5,7 @@
 //   /// <reference types="stem/cell" />               // or the globals alone
 //
 // Values crossing a cell's boundary (arguments, results, state) are JSON-like: see Json.
+// Node code that asks cells uses the SDK instead: `import { connect } from 'stem/sdk'`.
 
 /** What may cross a cell's boundary: plain objects, arrays, strings, finite numbers, booleans, null. */
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json }

@@ -74,7 +74,7 @@ describe('examples', function () {
     assert.doesNotMatch(code, /interface HttpRequest/, 'TypeScript is compiled away')
   })
 
-  it('the TypeScript examples type-check with tsc --noEmit against the stem/cell types', function () {
+  it('the TypeScript examples type-check with tsc --noEmit against the stem/cell types; misuse of stem and the SDK does not', function () {
     this.timeout(60_000)
     const tsc = join(process.cwd(), 'node_modules', 'typescript', 'bin', 'tsc')
     const run = spawnSync(process.execPath, [tsc, '-p', join(examplesDir, 'tsconfig.json')], { encoding: 'utf8' })
@@ -83,11 +83,22 @@ describe('examples', function () {
     const dir = mkdtempSync(join(examplesDir, '.typecheck-'))
     try {
       writeFileSync(join(dir, 'bad.ts'), "import type { HttpRequest } from 'stem/cell'\nexport default class Bad { m (r: HttpRequest) { const n: number = stem.ask<string>('a/b', 'c'); stem.nope(); return [r, n] } }\n")
+      // Node code asking a cell through the SDK (stem/sdk): methods become typed asks
+      writeFileSync(join(dir, 'client.ts'), [
+        "import { connect } from 'stem/sdk'",
+        'class Counter { count = 0; increment (by: number) { this.count += by; return this.count } }',
+        "const counter = connect('http://127.0.0.1:7070').cell<Counter>('counter/counter')",
+        'export async function ok (): Promise<number> { return await counter.increment(5) }',
+        "export async function wrong (): Promise<string> { return await counter.increment('five') }",
+        ''
+      ].join('\n'))
       writeFileSync(join(dir, 'tsconfig.json'), JSON.stringify({ extends: '../tsconfig.json', include: ['*.ts'] }))
       const bad = spawnSync(process.execPath, [tsc, '-p', join(dir, 'tsconfig.json')], { encoding: 'utf8' })
       assert.equal(bad.status, 2, bad.stdout)
-      assert.match(bad.stdout, /Type 'Promise<string>' is not assignable to type 'number'/)
-      assert.match(bad.stdout, /Property 'nope' does not exist on type 'Stem'/)
+      assert.match(bad.stdout, /bad\.ts.*Type 'Promise<string>' is not assignable to type 'number'/)
+      assert.match(bad.stdout, /bad\.ts.*Property 'nope' does not exist on type 'Stem'/)
+      assert.match(bad.stdout, /client\.ts\(5,.*Argument of type 'string' is not assignable to parameter of type 'number'/)
+      assert.doesNotMatch(bad.stdout, /client\.ts\([1-4],/, 'the correct SDK use type-checks')
     } finally {
       rmSync(dir, { recursive: true, force: true })
     }
