@@ -15,6 +15,8 @@ import { createStemMetrics, libp2pMetrics, registerMetricsRoute } from '../metri
 import { createNodeFeed, feedNodeMetrics, type NodeFeed } from './observability.js'
 import { createAppStack, type AppStack } from './app-stack.js'
 import { registerAppRoutes } from './app-routes.js'
+import { createNodeLogs, type NodeLogs } from './node-logs.js'
+import { createFrameSigner } from '../wire/frame.js'
 import {
   dataFiles, loadOrCreateToken, prepareDataDir, readApiInfo, readContribution, readMeshConfig, removeApiInfo,
   writeApiInfo, writeContribution, writeMeshConfig, type StoredMesh
@@ -87,6 +89,7 @@ export function createStemNode (options: StemNodeOptions): StemNode {
   let datastore: LevelDatastore | undefined
   let stack: AppStack | undefined
   let feed: NodeFeed | undefined
+  let cellLogs: NodeLogs | undefined
 
   /** the mesh this node belongs to: from the invite, the data dir, or a new one */
   const resolveMesh = async (invite: Invite | undefined): Promise<StoredMesh> => {
@@ -162,10 +165,12 @@ export function createStemNode (options: StemNodeOptions): StemNode {
     feed?.stop()
     await api?.stop().catch(() => {})
     await stack?.stop().catch(() => {})
+    await cellLogs?.stop().catch(() => {})
     await mesh?.stop().catch(() => {})
     await datastore?.close().catch(() => {})
     api = undefined
     stack = undefined
+    cellLogs = undefined
     feed = undefined
     mesh = undefined
     datastore = undefined
@@ -226,11 +231,14 @@ export function createStemNode (options: StemNodeOptions): StemNode {
           gateway: gatewayAddress,
           onGatewayResponse: (app, status) => { metrics.gatewayRequests.inc({ app: app === '' ? '-' : app, status: String(status) }) }
         })
+        cellLogs = createNodeLogs(mesh, stack.runtime, { dataDir: dir, signer: createFrameSigner(privateKey) })
+        await cellLogs.start()
         await stack.start()
         api = createApiServer(control(mesh, stack), { ...apiAddress, token, tokenPath: files.token })
         registerAppRoutes(api.app, stack.topology, stack.messaging)
+        cellLogs.registerRoutes(api.app)
         feed = createNodeFeed(mesh, stack)
-        registerDashboard(api.app, { source: feed })
+        registerDashboard(api.app, { source: feed, logs: cellLogs.recent })
         feedNodeMetrics(metrics, mesh, stack)
         registerMetricsRoute(api.app, metrics)
         const url = await api.start()

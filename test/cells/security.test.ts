@@ -342,9 +342,9 @@ describe('cells: security suite (hostile cells are contained)', function () {
 
   it('39. bundling code that imports fs or child_process fails with a clear error', async () => {
     await assert.rejects(bundleCode(tmp.write('reader.js', "import { readFileSync } from 'fs'\nexport default class R { r () { return readFileSync('/etc/passwd', 'utf8') } }")),
-      { message: "reader.js imports node built-in 'fs': cells cannot use Node APIs" })
+      /reader\.js:1:\d+: reader\.js imports node built-in 'fs': cells cannot use Node APIs\n/)
     await assert.rejects(bundleCode(tmp.write('spawner.js', "import { execSync } from 'child_process'\nexport default class S { s () { return execSync('id') } }")),
-      { message: "spawner.js imports node built-in 'child_process': cells cannot use Node APIs" })
+      /spawner\.js:1:\d+: spawner\.js imports node built-in 'child_process': cells cannot use Node APIs\n/)
   })
 
   it('41. a looping message hidden in a batch fails alone; the messages around it are answered once, in order', async () => {

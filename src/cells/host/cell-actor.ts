@@ -7,6 +7,8 @@ import type { CodeCache, EntryResult } from './sandbox.js'
 import type { StemPool } from './stem-pool.js'
 import type { CellLimits, RuntimeBounds } from '../limits.js'
 import type { CellFault } from './protocol.js'
+import { headersProblem, splitReply, statusProblem, withTrailer, isErrorStatus } from '../reply-meta.js'
+import { mapStack } from './source-map.js'
 
 export interface Message {
   method: string
@@ -19,6 +21,8 @@ export interface ActorHooks {
   /** a cell's outgoing ask/tell (askId is the cell's own); refusal message or undefined */
   ask: (actor: CellActor, askId: number, address: string, method: string, argsJson: string, tell: boolean) => string | undefined
   log: (actor: CellActor, text: string) => void
+  /** a message failed with an error its method threw (not a crash): for the node's log */
+  error: (actor: CellActor, method: string, message: string, status: number | undefined, stack: string) => void
   state: (actor: CellActor) => void
   fault: (actor: CellActor, kind: CellFault, reason: string) => void
   /** the actor has queued work: pump it soon (never re-entered from inside its own isolate) */
@@ -128,9 +132,11 @@ export class CellActor {
   /** An answer to one of this cell's asks, from the isolate generation that asked. */
   queueAnswer (generation: number, askId: number, ok: boolean, text: string): void {
     if (generation !== this.generation || this.sandbox === undefined) return
-    if (ok && CONTROL.test(text)) { ok = false; text = 'malformed result' }
+    const { head, trailer } = splitReply(text)
+    if (ok && CONTROL.test(head)) { ok = false; text = 'malformed result' }
     CONTROL.lastIndex = 0
-    this.answers.push(`${askId}\x01${ok ? 'o' : 'e'}\x01${ok ? text : text.replace(CONTROL, ' ')}`)
+    const status = ok ? undefined : trailer?.error?.status
+    this.answers.push(ok ? `${askId}\x01o\x01${head}` : `${askId}\x01e\x01${(trailer === undefined ? text : head).replace(CONTROL, ' ')}${status !== undefined ? `\x01${status}` : ''}`)
     if (this.answers.length === 1) this.hooks.schedule(this)
   }
 
@@ -326,8 +332,37 @@ export class CellActor {
       this.version++
       this.hooks.state(this)
     }
-    message.reply(text[0] === 'o', text.slice(1, cut))
+    if (text[0] === 'o') this.replyResult(message, text.slice(1, cut))
+    else this.replyError(message, text.slice(1, cut))
     return true
+  }
+
+  /** A result, with the status and headers of a `stem.response` checked again (the isolate is not trusted). */
+  private replyResult (message: Message, text: string): void {
+    const { head, trailer } = splitReply(text)
+    const response = trailer?.response
+    if (response === undefined) { message.reply(true, head); return }
+    const problem = statusProblem(response.status) ?? headersProblem(response.headers)
+    if (problem !== undefined) { this.replyError(message, `invalid stem.response from ${this.address}.${message.method}: ${problem}`); return }
+    message.reply(true, withTrailer(head, { response }))
+  }
+
+  /** An error, tagged with this cell and the method, its stack mapped to the original sources. */
+  private replyError (message: Message, text: string): void {
+    const cut = text.indexOf('\n')
+    const head = cut < 0 ? text : text.slice(0, cut)
+    let status: number | undefined
+    let raw = ''
+    if (cut >= 0) {
+      try {
+        const e = (JSON.parse(text.slice(cut + 1)) as { error?: { status?: unknown, stack?: unknown } }).error
+        if (isErrorStatus(e?.status)) status = e.status
+        if (typeof e?.stack === 'string') raw = e.stack
+      } catch {}
+    }
+    const stack = raw === '' ? '' : mapStack(raw, `${this.address}.js`, this.hash, this.code)
+    this.hooks.error(this, message.method, head, status, stack)
+    message.reply(false, withTrailer(head, { error: { cell: this.address, method: message.method, ...(status !== undefined ? { status } : {}), ...(stack !== '' ? { stack } : {}) } }))
   }
 
   /** Checks CPU and heap after an entry into the isolate; crashes the cell if one is exceeded. */

@@ -22,9 +22,13 @@
 //   result + '\x03' + outgoing asks + '\x03' + finished async messages
 // outgoing asks: records 'id\x01address\x01method\x01argsJson\x01t|a' joined by '\x02'
 // finished:      records 'id\x01text' joined by '\x02' (text as for 'call')
-// answers:       records 'askId\x01o|e\x01text' joined by '\x02'
+// answers:       records 'askId\x01o|e\x01text[\x01status]' joined by '\x02'
 // JSON.stringify escapes control characters and error texts have them replaced, so the
 // separators \0-\x03 never occur inside a field.
+// A result or error text may end with '\n' + a JSON trailer (see cells/reply-meta.ts): on
+// errors { error: { status?, stack? } } (status: from stem.error), on results
+// { response: { status, headers } } (stem.response); the host validates it and adds the
+// cell and method. Answers to the cell's asks carry an error's status as a 4th field.
 export const BOOTSTRAP_SOURCE = String.raw`
 const hostLog = $0, maxBytes = $1, maxPending = $2
 let self = ''
@@ -33,6 +37,10 @@ const ObjectProto = Object.prototype, isArray = Array.isArray, stringify = JSON.
 const isFinite = Number.isFinite, apply = Reflect.apply, then = Promise.prototype.then
 const SafeError = Error, SafeMap = Map, mapGet = Map.prototype.get, mapSet = Map.prototype.set, mapDelete = Map.prototype.delete
 const SafePromise = Promise, SafeString = String, fnToString = Function.prototype.toString
+const SafeWeakMap = WeakMap, wmGet = WeakMap.prototype.get, wmSet = WeakMap.prototype.set, wmHas = WeakMap.prototype.has
+const isInteger = Number.isInteger, regexTest = RegExp.prototype.test, HEADER_NAME = /^[!#$%&'*+.^_\x60|~0-9A-Za-z-]{1,100}$/
+// errors made by stem.error (or answers to asks that carried a status) → status; stem.response objects → [status, headers, body]
+const statuses = new SafeWeakMap(), responses = new SafeWeakMap()
 const split = String.prototype.split, replace = String.prototype.replace, CONTROL = /[\x00-\x1f]/g
 const maxOut = 4 * maxBytes, dateNow = Date.now
 const clean = text => apply(replace, text, [CONTROL, ' '])
@@ -76,6 +84,28 @@ function errorText (err) {
     if (err !== null && typeof err === 'object' && typeof err.message === 'string') return clean(err.message.slice(0, 2000)) || 'error'
     return clean(SafeString(err).slice(0, 2000))
   } catch { return 'error' }
+}
+
+// an error's reply text: its message, then a trailer with its status and stack
+function errorRecord (err) {
+  const message = errorText(err)
+  let status, stack
+  try {
+    if (err !== null && typeof err === 'object') {
+      status = apply(wmGet, statuses, [err])
+      if (typeof err.stack === 'string') stack = err.stack.slice(0, 8000)
+    }
+  } catch {}
+  if (status === undefined && stack === undefined) return message
+  return message + '\n' + stringify({ error: { status, stack } })
+}
+
+// a result's reply text: its JSON, or a stem.response's body with a trailer of status and headers
+function resultRecord (v) {
+  let r
+  try { r = v !== null && typeof v === 'object' ? apply(wmGet, responses, [v]) : undefined } catch { r = undefined }
+  if (r === undefined) return encode(v, 'result')
+  return encode(r[2], 'response body') + '\n' + stringify({ response: { status: r[0], headers: r[1] } })
 }
 
 let instance, Cls, askSeq = 0, lastState = '{}', pendingCount = 0, tells = 0, logs = 0
@@ -132,7 +162,7 @@ function finish (ok, value) {
 
 function settle (id, ok, v) {
   let text
-  if (ok) { try { text = finish(true, encode(v, 'result')) } catch (err) { text = finish(false, errorText(err)) } } else text = finish(false, errorText(v))
+  if (ok) { try { text = finish(true, resultRecord(v)) } catch (err) { text = finish(false, errorRecord(err)) } } else text = finish(false, errorRecord(v))
   finished += (finished === '' ? '' : '\x02') + id + '\x01' + text
 }
 
@@ -144,13 +174,13 @@ function call (id, method, argsJson) {
     if (!isArray(args)) return finish(false, 'arguments must be a JSON array')
     r = apply(instance[method], instance, args)
   } catch (err) {
-    return finish(false, errorText(err))
+    return finish(false, errorRecord(err))
   }
   if (r !== null && (typeof r === 'object' || typeof r === 'function') && r instanceof SafePromise) {
     apply(then, r, [v => { settle(id, true, v) }, e => { settle(id, false, e) }])
     return 'p'
   }
-  try { return finish(true, encode(r, 'result')) } catch (err) { return finish(false, errorText(err)) }
+  try { return finish(true, resultRecord(r)) } catch (err) { return finish(false, errorRecord(err)) }
 }
 
 function outgoing (address, method, args, tell) {
@@ -174,11 +204,11 @@ function outgoing (address, method, args, tell) {
 function bind (address) {
   if (self !== '') throw new SafeError('stem cell is already bound to ' + self)
   self = address
-  defineProperty(globalThis, 'stem', { value: freeze({ self, ask, tell, log, now }), writable: false, enumerable: false, configurable: false })
+  defineProperty(globalThis, 'stem', { value: freeze({ self, ask, tell, log, now, error, response }), writable: false, enumerable: false, configurable: false })
   return trailer('')
 }
 
-const { ask, tell, log, now } = {
+const { ask, tell, log, now, error, response } = {
   ask (address, method, ...args) {
     let id
     try { id = outgoing(address, method, args, false) } catch (err) { return SafePromise.reject(err) }
@@ -197,7 +227,33 @@ const { ask, tell, log, now } = {
     }
     hostLog(logs === MAX_LOGS ? text.slice(0, 8192) + ' (further logs of this message dropped)' : text.slice(0, 8192))
   },
-  now () { return dateNow() }
+  now () { return dateNow() },
+  error (status, message) {
+    if (typeof status !== 'number' || !isInteger(status) || status < 400 || status > 599) throw new SafeError('stem.error(status, message): status must be a whole number 400–599, got ' + clean(SafeString(status).slice(0, 40)))
+    if (typeof message !== 'string') throw new SafeError('stem.error(status, message): message must be a string')
+    const err = new SafeError(message)
+    apply(wmSet, statuses, [err, status])
+    return err
+  },
+  response (status, body, headers) {
+    if (typeof status !== 'number' || !isInteger(status) || status < 200 || status > 599) throw new SafeError('stem.response(status, body, headers): status must be a whole number 200–599, got ' + clean(SafeString(status).slice(0, 40)))
+    const copy = create(null)
+    if (headers !== undefined) {
+      if (headers === null || typeof headers !== 'object' || isArray(headers)) throw new SafeError('stem.response(status, body, headers): headers must be an object of name: string value')
+      const ks = keys(headers)
+      if (ks.length > 50) throw new SafeError('stem.response: at most 50 headers')
+      for (let i = 0; i < ks.length; i++) {
+        const value = headers[ks[i]]
+        if (!apply(regexTest, HEADER_NAME, [ks[i]])) throw new SafeError('stem.response: ' + stringify(clean(ks[i].slice(0, 40))) + ' is not a valid HTTP header name')
+        if (typeof value !== 'string' || value.length > 4096 || clean(value) !== value) throw new SafeError('stem.response: header ' + ks[i] + ' must be a string of at most 4096 characters without control characters')
+        copy[ks[i]] = value
+      }
+    }
+    check(body === undefined ? null : body, 'response body', '$', [])
+    const r = freeze(create(null))
+    apply(wmSet, responses, [r, [status, copy, body === undefined ? null : body]])
+    return r
+  }
 }
 
 function settleAsk (record) {
@@ -207,7 +263,15 @@ function settleAsk (record) {
   if (p === undefined) return
   apply(mapDelete, pending, [id])
   pendingCount--
-  if (f[1] === 'o') p.resolve(parse(f[2])); else p.reject(new SafeError(f[2]))
+  if (f[1] === 'o') { p.resolve(parse(f[2])); return }
+  const err = new SafeError(f[2])
+  if (f[3] !== undefined && f[3] !== '') {
+    const status = +f[3]
+    defineProperty(err, 'code', { value: status, writable: true, enumerable: false, configurable: true })
+    // a rethrown error keeps its status: an HTTP route answers with it
+    apply(wmSet, statuses, [err, status])
+  }
+  p.reject(err)
 }
 
 return function control (op, a, b, c) {

@@ -1,10 +1,12 @@
 // `stem call APP/CELL METHOD [ARG]…`: ask a cell through the local node (POST /v1/call).
 // Each argument is parsed as JSON, else taken as a string; the result is printed as JSON;
-// a cell error exits 1 with its message.
+// a cell error exits 1 with its message, the cell and method, and the stack in the cell's
+// sources below it.
 import type { Command } from 'commander'
 import { createHttpCaller } from '../../messaging/call-client.js'
 import { newMessageId } from '../../messaging/sdk.js'
 import { parseAddress } from '../../cells/address.js'
+import type { CellErrorInfo } from '../../cells/reply-meta.js'
 import { readToken } from '../../node/data-dir.js'
 import { CliError, EXIT_USAGE, apiUrl, dataDirOf, example, type ClientOptions } from '../context.js'
 
@@ -33,7 +35,20 @@ export function registerCall (program: Command): void {
         throw new CliError((err as Error).message, EXIT_USAGE)
       }
       const caller = createHttpCaller({ url: await apiUrl(flags), token: await readToken(dataDirOf(flags)) })
-      const result = await caller.ask(address, method, args.map(parseArg), { messageId: newMessageId() })
+      let result
+      try {
+        result = await caller.ask(address, method, args.map(parseArg), { messageId: newMessageId() })
+      } catch (err) {
+        // an error the cell threw: where, and its stack in the cell's sources, below the one-line error
+        const cell = (err as { cellError?: CellErrorInfo }).cellError
+        if (cell !== undefined) {
+          const where = `${cell.cell}.${cell.method}${cell.status !== undefined ? `, status ${cell.status}` : ''}`
+          process.stderr.write(`stem: ${(err as Error).message} (${where})\n${cell.stack !== undefined ? cell.stack.split('\n').map(l => `    ${l}\n`).join('') : ''}`)
+          process.exitCode = 1
+          return
+        }
+        throw err
+      }
       process.stdout.write(JSON.stringify(result) + '\n')
     })
 }

@@ -10,6 +10,7 @@ import { registerCall } from './call.js'
 import { registerScale } from './scale.js'
 import { registerDemo } from './demo.js'
 import { registerService } from './service.js'
+import { registerLogs } from './logs.js'
 
 export const commands: Array<(program: Command) => void> = [
   registerStart,
@@ -21,5 +22,6 @@ export const commands: Array<(program: Command) => void> = [
   registerCall,
   registerScale,
   registerDemo,
-  registerService
+  registerService,
+  registerLogs
 ]
