@@ -18,18 +18,18 @@ function listedFlags (help: string): string[] {
   return [...options.matchAll(/^ {2}(?:-\w, )?(--[\w-]+)/gm)].map(m => m[1])
 }
 
-/** `stem … --help` of every command path, a few processes at a time */
+/** `stem … --help` of every command path, two processes at a time (one per core) */
 async function helpsOf (paths: string[][]): Promise<Map<string, CliResult>> {
   const helps = new Map<string, CliResult>()
   const queue = [...paths]
-  await Promise.all(Array.from({ length: 4 }, async () => {
+  await Promise.all(Array.from({ length: 2 }, async () => {
     for (let path = queue.shift(); path !== undefined; path = queue.shift()) helps.set(path.join(' '), await stem([...path, '--help']))
   }))
   return helps
 }
 
 describe('cli: --version and --help', function () {
-  this.timeout(180_000)
+  this.timeout(240_000)
   const program = createProgram()
   const paths = [[], ...commandPaths(program)]
   let helps: Map<string, CliResult>

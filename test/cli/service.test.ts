@@ -15,7 +15,7 @@ async function systemdAnalyze (args: string[], env: NodeJS.ProcessEnv = {}): Pro
 const haveSystemdAnalyze = ['/usr/bin/systemd-analyze', '/bin/systemd-analyze'].some(p => existsSync(p))
 
 describe('cli: stem service', function () {
-  this.timeout(180_000)
+  this.timeout(240_000)
   let dir: string
   let units: string
   let data: string
@@ -65,10 +65,8 @@ describe('cli: stem service', function () {
     ]
     await writeFile(join(dir, 'file'), '')
     cases.push({ args: ['--data', join(dir, 'file')], code: 2, error: /^stem: data dir \S+file is not a directory/ })
-    // independent cases, run side by side (each is a process start-up)
-    const results = await Promise.all(cases.map(async c => await stem(['service', 'install', '--unit-dir', units, ...c.args])))
-    for (const [i, c] of cases.entries()) {
-      const r = results[i]
+    for (const c of cases) {
+      const r = await stem(['service', 'install', '--unit-dir', units, ...c.args])
       assert.equal(r.code, c.code, `${c.args.join(' ')}: ${r.stderr}`)
       assert.match(r.stderr, c.error)
       assert.equal(r.stderr.trimEnd().split('\n').length, 1, r.stderr)
@@ -79,6 +77,60 @@ describe('cli: stem service', function () {
       assert.equal(r.code, 1)
       assert.equal(r.stderr, `stem: no stem service installed: ${join(units, 'stem.service')} does not exist\n`)
     }
+  })
+
+  describe('with systemctl (a fake one on PATH that logs its arguments; the unit in a temp XDG_CONFIG_HOME)', () => {
+    let env: NodeJS.ProcessEnv
+    let log: string
+    let unit: string
+
+    beforeEach(async () => {
+      const bin = join(dir, 'fake-bin')
+      await mkdir(bin)
+      log = join(dir, 'systemctl.log')
+      await writeFile(join(bin, 'systemctl'), `#!/bin/sh
+echo "$*" >> "$FAKE_SYSTEMCTL_LOG"
+case "$*" in *"$FAKE_SYSTEMCTL_FAIL"*) if [ -n "$FAKE_SYSTEMCTL_FAIL" ]; then echo "Failed to connect to bus: No medium found" >&2; exit 1; fi ;; esac
+case "$*" in *is-active*) echo active ;; *is-enabled*) echo enabled ;; esac
+`, { mode: 0o755 })
+      env = { PATH: `${bin}:${process.env.PATH ?? ''}`, XDG_CONFIG_HOME: join(dir, 'config'), FAKE_SYSTEMCTL_LOG: log, FAKE_SYSTEMCTL_FAIL: '' }
+      unit = join(dir, 'config', 'systemd', 'user', 'stem.service')
+    })
+    const calls = async (): Promise<string[]> => existsSync(log) ? (await readFile(log, 'utf8')).trimEnd().split('\n') : []
+
+    it('install --user reloads, enables and (re)starts the unit; status asks its state; uninstall disables it before removing it', async () => {
+      const install = await stem(['service', 'install', '--user', '--data', data, '--cells', '3'], env)
+      assert.equal(install.code, 0, install.stderr)
+      assert.match(install.stdout, /^wrote \S+\/config\/systemd\/user\/stem\.service\nenabled and started stem\.service/)
+      assert.match(install.stdout, /loginctl enable-linger/)
+      assert.match(await readFile(unit, 'utf8'), /^WantedBy=default\.target$/m)
+      assert.deepEqual(await calls(), ['--user daemon-reload', '--user enable stem.service', '--user restart stem.service'])
+
+      const status = await stem(['service', 'status', '--user', '--json'], env)
+      assert.equal(status.code, 0, status.stderr)
+      const st = JSON.parse(status.stdout) as { unit: string, execStart: string, active: string, enabled: string }
+      assert.equal(st.unit, unit)
+      assert.match(st.execStart, / start --data "[^"]+\/my data" --cells 3$/)
+      assert.equal(st.active, 'active')
+      assert.equal(st.enabled, 'enabled')
+
+      const uninstall = await stem(['service', 'uninstall', '--user'], env)
+      assert.equal(uninstall.code, 0, uninstall.stderr)
+      assert.ok(!existsSync(unit))
+      assert.deepEqual((await calls()).slice(5), ['--user disable --now stem.service', '--user daemon-reload'])
+    })
+
+    it('a failing systemctl is one line naming the command, and uninstall then keeps the unit', async () => {
+      assert.equal((await stem(['service', 'install', '--user', '--data', data], env)).code, 0)
+      const r = await stem(['service', 'uninstall', '--user'], { ...env, FAKE_SYSTEMCTL_FAIL: 'disable' })
+      assert.equal(r.code, 1)
+      assert.equal(r.stderr, 'stem: systemctl --user disable --now stem.service failed: Failed to connect to bus: No medium found\n')
+      assert.ok(existsSync(unit), 'the unit was removed although it could not be disabled')
+
+      const install = await stem(['service', 'install', '--user', '--data', data], { ...env, FAKE_SYSTEMCTL_FAIL: 'daemon-reload' })
+      assert.equal(install.code, 1)
+      assert.equal(install.stderr, 'stem: systemctl --user daemon-reload failed: Failed to connect to bus: No medium found\n')
+    })
   })
 
   it('systemd-analyze verify accepts the system and the user unit without a warning', async function () {
