@@ -132,11 +132,17 @@ export class CellActor {
   /** An answer to one of this cell's asks, from the isolate generation that asked. */
   queueAnswer (generation: number, askId: number, ok: boolean, text: string): void {
     if (generation !== this.generation || this.sandbox === undefined) return
+    // a result reaches the cell as its JSON alone; an error as its message and status (a 4th field)
     const { head, trailer } = splitReply(text)
-    if (ok && CONTROL.test(head)) { ok = false; text = 'malformed result' }
+    const malformed = ok && CONTROL.test(head)
     CONTROL.lastIndex = 0
-    const status = ok ? undefined : trailer?.error?.status
-    this.answers.push(ok ? `${askId}\x01o\x01${head}` : `${askId}\x01e\x01${(trailer === undefined ? text : head).replace(CONTROL, ' ')}${status !== undefined ? `\x01${status}` : ''}`)
+    if (ok && !malformed) {
+      this.answers.push(`${askId}\x01o\x01${head}`)
+    } else {
+      const status = malformed ? undefined : trailer?.error?.status
+      const message = malformed ? 'malformed result' : trailer === undefined ? text : head
+      this.answers.push(`${askId}\x01e\x01${message.replace(CONTROL, ' ')}${status !== undefined ? `\x01${status}` : ''}`)
+    }
     if (this.answers.length === 1) this.hooks.schedule(this)
   }
 
