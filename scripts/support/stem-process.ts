@@ -13,14 +13,19 @@ const stemBin = join(repoRoot, 'bin', 'stem.js')
 
 export interface CliResult { code: number | null, stdout: string, stderr: string }
 
-/** Runs the real CLI to completion. */
-export async function stem (args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
+/** Runs a program to completion (killed after 60 s): its exit code, null if it was killed. */
+export async function runToEnd (file: string, args: string[], options: { env?: NodeJS.ProcessEnv, cwd?: string } = {}): Promise<CliResult> {
   return new Promise(resolve => {
-    execFile(process.execPath, ['--no-node-snapshot', stemBin, ...args], { env: { ...process.env, ...env }, timeout: 60_000 }, (err, stdout, stderr) => {
+    execFile(file, args, { env: options.env ?? process.env, cwd: options.cwd, timeout: 60_000 }, (err, stdout, stderr) => {
       const code = err == null ? 0 : typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : null
       resolve({ code, stdout, stderr })
     })
   })
+}
+
+/** Runs the real CLI to completion. */
+export async function stem (args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
+  return await runToEnd(process.execPath, ['--no-node-snapshot', stemBin, ...args], { env: { ...process.env, ...env } })
 }
 
 /** `stem <command> --json` parsed, failing with its stderr if it did not succeed. */

@@ -1,10 +1,12 @@
 // Build a bundle from a .js/.ts entry with esbuild: one ESM module with npm imports
-// inlined. Node built-ins are refused with an error naming the importing file, since
-// cells have no Node API (SPEC §4).
+// inlined and an inline source map (sources relative to the entry's directory, without
+// their contents), so a cell error's stack names the original file:line. Node built-ins
+// are refused with an error naming the importing file, since cells have no Node API
+// (SPEC §4). A build error names file:line:column and shows the source line.
 import { build } from 'esbuild'
 import type { Plugin } from 'esbuild'
 import { builtinModules } from 'node:module'
-import { basename, relative } from 'node:path'
+import { basename, dirname, relative, resolve } from 'node:path'
 import { signBundle } from './bundle.js'
 import type { CellBundle } from './bundle.js'
 import type { CellLimits } from './limits.js'
@@ -35,12 +37,35 @@ const refuseBuiltins: Plugin = {
   }
 }
 
-/** Compile the entry to one ESM module. Throws a one-line error on a build failure. */
+/** relative to the working directory when under it, else absolute */
+function shownPath (file: string): string {
+  const rel = relative(process.cwd(), file)
+  return rel.startsWith('..') ? file : rel
+}
+
+interface BuildMessage {
+  text: string
+  location?: { file: string, line: number, column: number, lineText: string } | null
+}
+
+/** `file:line:column: text`, then the source line and a caret under the column */
+export function formatBuildError (error: BuildMessage): string {
+  const at = error.location
+  if (at == null) return error.text
+  const gutter = `    ${at.line} | `
+  return `${at.file}:${at.line}:${at.column + 1}: ${error.text}\n${gutter}${at.lineText}\n${' '.repeat(gutter.length + at.column)}^`
+}
+
+/** Compile the entry to one ESM module. Throws an error naming file:line:column (then the source line) on a build failure. */
 export async function bundleCode (entry: string): Promise<string> {
   let result
+  const path = resolve(entry)
   try {
     result = await build({
-      entryPoints: [entry],
+      entryPoints: [path],
+      absWorkingDir: dirname(path),
+      sourcemap: 'inline',
+      sourcesContent: false,
       bundle: true,
       write: false,
       format: 'esm',
@@ -52,8 +77,12 @@ export async function bundleCode (entry: string): Promise<string> {
       plugins: [refuseBuiltins]
     })
   } catch (err) {
-    const errors = (err as { errors?: Array<{ text: string }> }).errors
-    throw new Error(errors != null && errors.length > 0 ? errors[0].text : `cannot bundle ${entry}: ${(err as Error).message}`)
+    const errors = (err as { errors?: BuildMessage[] }).errors
+    if (errors == null || errors.length === 0) throw new Error(`cannot bundle ${entry}: ${(err as Error).message}`)
+    const first = errors[0]
+    // esbuild names files relative to absWorkingDir; the user's shell is elsewhere
+    const location = first.location != null ? { ...first.location, file: shownPath(resolve(dirname(path), first.location.file)) } : first.location
+    throw new Error(formatBuildError({ text: first.text, location }))
   }
   return result.outputFiles[0].text
 }

@@ -24,6 +24,14 @@ export interface CellSnapshotDetail {
   version: number
 }
 
+export interface CellErrorDetail {
+  address: string
+  method: string
+  message: string
+  /** `at …` lines in the original sources */
+  stack?: string
+}
+
 export interface CellHostEventDetail {
   app: string
   pid?: number
@@ -43,6 +51,8 @@ export interface CellRuntimeEvents {
   /** the state changed (the hook for streaming state to warm clones) */
   'cell:snapshot': CustomEvent<CellSnapshotDetail>
   'cell:log': CustomEvent<{ address: string, text: string }>
+  /** a message failed with an error its method threw (not one with an HTTP status below 500: an answer the cell chose) */
+  'cell:error': CustomEvent<CellErrorDetail>
   /** a cell host died or was killed */
   'host:crashed': CustomEvent<CellHostEventDetail>
   'host:restarted': CustomEvent<CellHostEventDetail>

@@ -21,7 +21,9 @@
 //   await runtime.snapshot(address); await runtime.loadState(address)
 //
 //   // supervision: 'cell:started' | 'cell:crashed' | 'cell:restarted' | 'cell:failed' | 'cell:reverted'
-//   //              'cell:log' | 'host:crashed' | 'host:restarted'  (see events.ts)
+//   //              'cell:log' | 'cell:error' | 'host:crashed' | 'host:restarted'  (see events.ts)
+//   // errors a method threw reject with a CellError { message, cellError: { cell, method, status?, stack? } };
+//   // reply texts may carry a trailer (stem.response's status and headers): see reply-meta.ts
 //   runtime.cells(); runtime.cell(address); runtime.reservedMemory(); runtime.hostPids()
 //
 //   runtime.setRouter(meshRouter)   // asks from cells to addresses outside their cell host
@@ -32,7 +34,9 @@
 export { createCellRuntime, CellRuntime, NO_ROOM } from './runtime.js'
 export type { CellRuntimeInit, AdmissionRequest, AdmittedCell, TransformOptions, AskOptions, CellInfo, CellSnapshot } from './runtime.js'
 export type { CellRouter, RouteOptions } from './router.js'
-export type { CellRuntimeEvents, CellStatus, CellEventDetail, CellSnapshotDetail, CellHostEventDetail } from './events.js'
+export type { CellRuntimeEvents, CellStatus, CellEventDetail, CellErrorDetail, CellSnapshotDetail, CellHostEventDetail } from './events.js'
+export { CellError, splitReply, errorFromReply, replyOfError } from './reply-meta.js'
+export type { CellErrorInfo, ResponseMeta, ReplyTrailer } from './reply-meta.js'
 export { signBundle, encodeBundle, decodeBundle, verifyBundle, MAX_BUNDLE_BYTES } from './bundle.js'
 export type { CellBundle, BundleInit } from './bundle.js'
 export { buildBundle, bundleCode } from './bundle-build.js'

@@ -15,6 +15,7 @@ import type { JsonValue } from './json.js'
 import type { CellRouter, RouteOptions } from './router.js'
 import type { CellRuntimeEvents, CellStatus } from './events.js'
 import type { FromHost } from './host/protocol.js'
+import { errorFromReply, replyOfError, splitReply } from './reply-meta.js'
 
 export interface CellRuntimeInit {
   /** node data dir: each cell's last state is persisted under <dataDir>/cells */
@@ -381,7 +382,7 @@ export class CellRuntime extends TypedEventEmitter<CellRuntimeEvents> {
   /** Ask a cell: arguments and result are JSON-like values. */
   async ask (address: string, method: string, args: unknown[] = [], options: AskOptions = {}): Promise<JsonValue> {
     const argsJson = toJsonText(args, 'arguments', this.bounds.maxMessageBytes)
-    return JSON.parse(await this.askJson(address, method, argsJson, options)) as JsonValue
+    return JSON.parse(splitReply(await this.askJson(address, method, argsJson, options)).head) as JsonValue
   }
 
   /** Fire and forget. Throws at once if the cell cannot take it (unknown, reverted, mailbox full). */
@@ -528,6 +529,9 @@ export class CellRuntime extends TypedEventEmitter<CellRuntimeEvents> {
       case 'log':
         this.opts.log?.(message.address, message.text)
         this.dispatchEvent(new CustomEvent('cell:log', { detail: { address: message.address, text: message.text } }))
+        return
+      case 'error':
+        this.dispatchEvent(new CustomEvent('cell:error', { detail: { address: message.address, method: message.method, message: message.text, ...(message.stack !== '' ? { stack: message.stack } : {}) } }))
     }
   }
 
@@ -544,10 +548,10 @@ export class CellRuntime extends TypedEventEmitter<CellRuntimeEvents> {
     try {
       routed = this.router.ask(m.address, m.method, m.args, options)
     } catch (err) {
-      answer(false, (err as Error).message)
+      answer(false, replyOfError(err))
       return
     }
-    routed.then(text => { answer(true, text) }, (err: Error) => { answer(false, err?.message ?? String(err)) })
+    routed.then(text => { answer(true, text) }, (err: Error) => { answer(false, replyOfError(err)) })
   }
 
   private settleCall (id: number, ok: boolean, text: string): void {
@@ -568,7 +572,7 @@ export class CellRuntime extends TypedEventEmitter<CellRuntimeEvents> {
       return
     }
     if (ok) pending.resolve(text)
-    else pending.reject(new Error(text))
+    else pending.reject(errorFromReply(text))
   }
 
   private noteState (record: CellRecord, state: string, version: number): void {

@@ -66,3 +66,8 @@ export function numberOption (flag: string, integer: boolean): (value: string) =
 export function collect (value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value]
 }
+
+/** the one example each command's --help ends with: `.addHelpText('after', example('stem …'))` */
+export function example (line: string): string {
+  return `\nExample:\n  ${line}\n`
+}

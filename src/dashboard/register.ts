@@ -13,7 +13,7 @@ import { createLogger } from '../util/logger.js'
 import { publicRouteConfig } from '../util/public-route.js'
 import { dashboardHtml, loadDashboardAssets, type DashboardAssets } from './assets.js'
 import { createSseHub, formatSse } from './sse-hub.js'
-import { snapshotParts, type DashboardEvent, type DashboardSnapshot, type DashboardSource, type SnapshotPart, type StreamMessages } from './types.js'
+import { snapshotParts, type DashboardEvent, type DashboardLogLine, type DashboardSnapshot, type DashboardSource, type SnapshotPart, type StreamMessages } from './types.js'
 
 export interface DashboardOptions {
   source: DashboardSource
@@ -31,6 +31,8 @@ export interface DashboardOptions {
   maxBufferedBytes?: number
   /** events sent in a snapshot; default 100 */
   maxEvents?: number
+  /** the recent log lines of a cell (`app/cell` or `app/cell#i`): GET /dashboard/logs?cell=ADDRESS */
+  logs?: (address: string) => Promise<DashboardLogLine[]>
   /** redirect GET / to the dashboard; default true */
   mountRoot?: boolean
   /** where the built app.js/app.css are; default dist/dashboard */
@@ -175,6 +177,20 @@ export function registerDashboard (fastify: FastifyInstance, options: DashboardO
       reply.raw.end(JSON.stringify({ error: 'too many dashboard streams open' }))
     }
   })
+
+  const logs = options.logs
+  if (logs !== undefined) {
+    fastify.get<{ Querystring: { cell?: string } }>('/dashboard/logs', route, async (request, reply) => {
+      if (!allowed(request, reply)) return reply
+      const address = request.query.cell
+      if (typeof address !== 'string' || address === '') return await reply.code(400).send({ error: 'name a cell: /dashboard/logs?cell=app/cell#i' })
+      try {
+        return await common(reply).send(await logs(address))
+      } catch (err) {
+        return await reply.code(400).send({ error: (err as Error).message.split('\n')[0] })
+      }
+    })
+  }
 
   // Streams never finish on their own: end them before the server waits for open requests.
   fastify.addHook('preClose', (done) => {

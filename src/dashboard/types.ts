@@ -75,6 +75,18 @@ export interface MeshEvent {
   text: string
 }
 
+/** one line of a cell's log (GET /dashboard/logs?cell=ADDRESS) */
+export interface DashboardLogLine {
+  /** ms since the epoch */
+  at: number
+  /** peer id of the node the cell ran on */
+  node: string
+  address: string
+  /** 'log' | 'error' | 'crashed' | 'restarted' | 'failed' */
+  kind: string
+  text: string
+}
+
 export interface DashboardSnapshot {
   self: SelfInfo
   nodes: NodeInfo[]

@@ -1,6 +1,7 @@
 // What the gateway needs from the layers below it: a way to ask a cell anywhere in the
 // mesh, and how many replicas a cell has. The node wires this to messaging/topology; unit
 // tests use an in-process double.
+import { splitReply } from '../cells/reply-meta.js'
 
 export interface CellTarget {
   app: string
@@ -18,9 +19,37 @@ export interface AskOptions {
   deadline: number
 }
 
+/** A result that sets the HTTP status and headers (a cell's `stem.response(status, body, headers)`). */
+export class CellResponse {
+  constructor (readonly status: number, readonly headers: Record<string, string>, readonly body: unknown) {}
+}
+
+/** The value of an answered ask's reply text (cells/reply-meta.ts): its JSON, or a CellResponse when the cell set status and headers. */
+export function replyValue (text: string): unknown {
+  const { head, trailer } = splitReply(text)
+  const body: unknown = JSON.parse(head)
+  return trailer?.response !== undefined ? new CellResponse(trailer.response.status, trailer.response.headers, body) : body
+}
+
+/** What an error a cell's method threw says besides its message (`err.cellError`, see cells/reply-meta.ts). */
+export interface CellFailure {
+  cell: string
+  method: string
+  /** `stem.error(status, …)`: the HTTP status to answer with (400–599) */
+  status?: number
+}
+
+export function cellFailureOf (err: unknown): CellFailure | undefined {
+  const info = (err as { cellError?: Partial<CellFailure> } | null)?.cellError
+  if (info === undefined || info === null || typeof info.cell !== 'string' || typeof info.method !== 'string') return undefined
+  const status = typeof info.status === 'number' && Number.isInteger(info.status) && info.status >= 400 && info.status <= 599 ? info.status : undefined
+  return { cell: info.cell, method: info.method, ...(status !== undefined ? { status } : {}) }
+}
+
 export interface GatewayBackend {
-  /** Resolves with the cell method's result, or rejects with the cell's error. Rejects with an
-   * error whose `code` is one of {@link BackendErrorCode} for failures that are not the cell's own. */
+  /** Resolves with the cell method's result (a CellResponse when the cell set status and
+   * headers), or rejects with the cell's error (with `cellError`, see cellFailureOf). Rejects
+   * with an error whose `code` is one of {@link BackendErrorCode} for failures that are not the cell's own. */
   ask: (target: CellTarget, method: string, args: unknown[], options: AskOptions) => Promise<unknown>
   /** the number of replicas currently serving `app/cell` (0 when not placed) */
   replicas: (app: string, cell: string) => number

@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
-import type { GatewayBackend } from './backend.js'
+import { CellResponse, type GatewayBackend } from './backend.js'
 import { ReplicaBalancer } from './balancer.js'
 import { InFlightLimits } from './in-flight-limits.js'
 import { invokeCell, type InvokeOutcome, type RetryPolicy } from './invoke.js'
@@ -336,18 +336,23 @@ class HttpGateway implements Gateway {
     const target = `${app}/${route.cell}.${route.cellMethod}`
     switch (outcome.kind) {
       case 'ok': {
+        const response = outcome.value instanceof CellResponse ? outcome.value : undefined
         let json: string
         try {
-          json = JSON.stringify(outcome.value ?? null)
+          json = JSON.stringify((response !== undefined ? response.body : outcome.value) ?? null)
         } catch (err) {
           request.log.warn({ target, err: (err as Error).message }, 'cell result is not JSON')
           return await reply.code(500).send({ error: `result of ${target} is not JSON: ${(err as Error).message}` })
         }
-        return await reply.code(200).type('application/json; charset=utf-8').send(json)
+        if (response !== undefined) void reply.headers(response.headers)
+        return await reply.code(response?.status ?? 200).type('application/json; charset=utf-8').send(json)
       }
-      case 'cell-error':
+      case 'cell-error': {
+        // the message and where it came from, never the stack: no internals to HTTP clients
+        const failure = outcome.failure
         request.log.info({ target, err: outcome.message }, 'cell error')
-        return await reply.code(500).send({ error: outcome.message })
+        return await reply.code(failure?.status ?? 500).send({ error: outcome.message, ...(failure !== undefined ? { cell: failure.cell, method: failure.method } : {}) })
+      }
       case 'timeout':
         request.log.warn({ target, timeoutMs: route.timeoutMs ?? this.defaultTimeoutMs }, 'cell timed out')
         return await reply.code(504).send({ error: `${target} did not answer within ${route.timeoutMs ?? this.defaultTimeoutMs} ms` })

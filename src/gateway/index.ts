@@ -12,4 +12,4 @@
 //   from the cell's `timeout` limit plus a margin for the mesh round trip.
 export { createGateway, type Gateway, type GatewayComponents, type GatewayInit, type PublicRoute } from './gateway.js'
 export { validateRoutes, validateAppName, describeRoute, ROUTE_METHODS, MAX_ROUTE_TIMEOUT_MS, type GatewayRoute, type RouteMethod } from './routes.js'
-export { BackendError, BackendErrorCode, classifyBackendError, type AskOptions, type CellTarget, type GatewayBackend, type BackendFailure } from './backend.js'
+export { BackendError, BackendErrorCode, CellResponse, cellFailureOf, replyValue, classifyBackendError, type CellFailure, type AskOptions, type CellTarget, type GatewayBackend, type BackendFailure } from './backend.js'

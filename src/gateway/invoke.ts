@@ -2,7 +2,7 @@
 // ask is aborted and the gateway answers even if the backend ignores the abort), and
 // retries a CELL_UNAVAILABLE failure where that is safe, with the same message id.
 import { setTimeout as delay } from 'node:timers/promises'
-import { classifyBackendError, errorMessage, type GatewayBackend } from './backend.js'
+import { cellFailureOf, classifyBackendError, errorMessage, type CellFailure, type GatewayBackend } from './backend.js'
 import type { ReplicaBalancer } from './balancer.js'
 
 export interface InvokeRequest {
@@ -29,7 +29,7 @@ export interface RetryPolicy {
 
 export type InvokeOutcome =
   | { kind: 'ok', value: unknown }
-  | { kind: 'cell-error', message: string }
+  | { kind: 'cell-error', message: string, failure?: CellFailure }
   | { kind: 'timeout' }
   | { kind: 'unavailable', message: string, attempts: number }
   | { kind: 'overloaded', message: string }
@@ -99,7 +99,7 @@ async function attemptOnce (backend: GatewayBackend, balancer: ReplicaBalancer, 
     switch (classifyBackendError(err)) {
       case 'unavailable': return { kind: 'unavailable-at', message: errorMessage(err), instance }
       case 'overloaded': return { kind: 'overloaded', message: errorMessage(err) }
-      default: return { kind: 'cell-error', message: errorMessage(err) }
+      default: return { kind: 'cell-error', message: errorMessage(err), failure: cellFailureOf(err) }
     }
   } finally {
     done()

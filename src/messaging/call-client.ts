@@ -2,10 +2,12 @@
 //
 //   POST <url>/v1/call   Authorization: Bearer <token>
 //   { "address": "shop/counter", "method": "increment", "args": [5], "messageId": "<32 hex>" }
-//   200 { "result": <JSON> }  |  4xx/5xx { "error": "<one line>", "code"?: "<MessagingErrorCode>" }
+//   200 { "result": <JSON> }  |  4xx/5xx { "error": "<one line>", "code"?: "<MessagingErrorCode>",
+//        "cell"?, "method"?, "status"?, "stack"? }   (an error the cell's method threw: where, and its stack)
 import type { CellCaller, CallOptions } from './sdk.js'
 import { MessagingError } from './errors.js'
 import type { MessagingErrorCode } from './errors.js'
+import type { CellErrorInfo } from '../cells/reply-meta.js'
 
 export interface HttpCallerOptions {
   /** e.g. http://127.0.0.1:7070 */
@@ -24,7 +26,17 @@ export interface CallRequest {
   deadline?: number
 }
 
-export type CallResponse = { result: unknown } | { error: string, code?: string }
+export type CallResponse = { result: unknown } | { error: string, code?: string, cell?: string, method?: string, status?: number, stack?: string }
+
+function cellErrorOf (answer: { cell?: unknown, method?: unknown, status?: unknown, stack?: unknown }): CellErrorInfo | undefined {
+  if (typeof answer.cell !== 'string' || typeof answer.method !== 'string') return undefined
+  return {
+    cell: answer.cell,
+    method: answer.method,
+    ...(typeof answer.status === 'number' ? { status: answer.status } : {}),
+    ...(typeof answer.stack === 'string' ? { stack: answer.stack } : {})
+  }
+}
 
 export function createHttpCaller (options: HttpCallerOptions): CellCaller {
   const base = options.url.replace(/\/+$/, '')
@@ -49,7 +61,7 @@ export function createHttpCaller (options: HttpCallerOptions): CellCaller {
       } catch {
         throw new MessagingError('remote', `${base}/v1/call answered ${response.status} without JSON`)
       }
-      if ('error' in answer) throw new MessagingError((answer.code as MessagingErrorCode | undefined) ?? 'remote', String(answer.error))
+      if ('error' in answer) throw new MessagingError((answer.code as MessagingErrorCode | undefined) ?? 'remote', String(answer.error), cellErrorOf(answer))
       if (!response.ok || !('result' in answer)) throw new MessagingError('remote', `${base}/v1/call answered ${response.status}`)
       return answer.result
     }
@@ -74,6 +86,8 @@ export async function callHandler (caller: CellCaller, body: unknown): Promise<{
   } catch (err) {
     const code = err instanceof MessagingError ? err.code : undefined
     const status = code === 'unknown-address' || code === 'not-here' ? 404 : code === 'backpressure' || code === 'busy' ? 503 : code === 'timeout' ? 504 : /^invalid /.test((err as Error).message) ? 400 : 500
-    return { status, body: { error: (err as Error).message, ...(code !== undefined ? { code } : {}) } }
+    // the control API is the owner's own (local, with a token): the stack is shown
+    const cell = (err as { cellError?: CellErrorInfo }).cellError
+    return { status, body: { error: (err as Error).message, ...(code !== undefined ? { code } : {}), ...(cell !== undefined ? cell : {}) } }
   }
 }

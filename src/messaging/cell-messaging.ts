@@ -31,7 +31,8 @@ import { DedupeWindow } from './dedupe.js'
 import type { DedupeResult, DedupeWindowOptions } from './dedupe.js'
 import type { CellDirectory } from './directory.js'
 import type { BundleExchange } from './code-exchange.js'
-import { MessagingError } from './errors.js'
+import { MessagingError, remoteError } from './errors.js'
+import { replyOfError, splitReply } from '../cells/reply-meta.js'
 import type { CellMessagingEvents, CellMessagingCounters, MessageKind } from './events.js'
 
 export interface CellMessagingComponents {
@@ -226,7 +227,7 @@ export class CellMessaging extends TypedEventEmitter<CellMessagingEvents> {
 
   /** Ask a cell on any node: arguments and result are JSON-like values. */
   async ask (address: string, method: string, args: unknown[] = [], options: MessageOptions = {}): Promise<unknown> {
-    return JSON.parse(await this.askJson(address, method, JSON.stringify(args), options))
+    return JSON.parse(splitReply(await this.askJson(address, method, JSON.stringify(args), options)).head)
   }
 
   /**
@@ -523,7 +524,7 @@ export class CellMessaging extends TypedEventEmitter<CellMessagingEvents> {
       case ReplyStatus.OK: this.settle(pending, reply.text); return
       case ReplyStatus.BUSY: this.settle(pending, new MessagingError('busy', reply.text)); return
       case ReplyStatus.NOT_HERE: this.reroute(pending, reply.hint); return
-      default: this.settle(pending, new MessagingError('remote', reply.text))
+      default: this.settle(pending, remoteError(reply.text))
     }
   }
 
@@ -541,7 +542,7 @@ export class CellMessaging extends TypedEventEmitter<CellMessagingEvents> {
     if (next === this.self && 'to' in pending.envelope) {
       const ask = pending.envelope
       this.components.runtime.askJson(ask.to, ask.method, ask.args, { deadline: Number(ask.deadline), from: fromOf(ask.from) })
-        .then(text => { this.settle(pending, text) }, (err: Error) => { this.settle(pending, new MessagingError('remote', err.message)) })
+        .then(text => { this.settle(pending, text) }, (err: Error) => { this.settle(pending, remoteError(replyOfError(err))) })
       return
     }
     pending.peer = next
@@ -615,7 +616,7 @@ export class CellMessaging extends TypedEventEmitter<CellMessagingEvents> {
     const run = work.kind === 'ask'
       ? runtime.askJson(address, work.ask.method, work.ask.args, { deadline: Number(work.ask.deadline), from: fromOf(work.ask.from) })
       : this.transformHere(channel.peer, work.transform)
-    run.then(text => ({ ok: true, text }), (err: Error) => ({ ok: false, text: err?.message ?? String(err) }))
+    run.then(text => ({ ok: true, text }), (err: Error) => ({ ok: false, text: replyOfError(err) }))
       .then(result => {
         // a full mailbox (lost race) did not run the ask: answer busy and do not record it
         const ran = result.ok || !MAILBOX_FULL.test(result.text)

@@ -1,4 +1,6 @@
 // Errors the messaging layer hands to callers: one line, with a code to branch on.
+import { splitReply, type CellErrorInfo } from '../cells/reply-meta.js'
+
 export type MessagingErrorCode =
   | 'backpressure' // the bounded outbound queue to that node is full: slow down or wait (whenWritable)
   | 'unknown-address' // the directory knows no node for the address and no local cell has it
@@ -13,10 +15,19 @@ export type MessagingErrorCode =
 
 export class MessagingError extends Error {
   readonly code: MessagingErrorCode
+  /** 'remote': the error a cell's method threw (its address, method, HTTP status and stack), when known */
+  readonly cellError?: CellErrorInfo
 
-  constructor (code: MessagingErrorCode, message: string) {
+  constructor (code: MessagingErrorCode, message: string, cellError?: CellErrorInfo) {
     super(message)
     this.name = 'MessagingError'
     this.code = code
+    if (cellError !== undefined) this.cellError = cellError
   }
+}
+
+/** A failed reply's text (see cells/reply-meta.ts) as a 'remote' MessagingError. */
+export function remoteError (text: string): MessagingError {
+  const { head, trailer } = splitReply(text)
+  return new MessagingError('remote', head, trailer?.error)
 }

@@ -1,6 +1,6 @@
 // The typed client SDK: methods are messages.
 //
-//   import { connect } from 'stem/messaging'
+//   import { connect } from 'stem/sdk'    (package.json exports; declarations: types/sdk.tsconfig.json)
 //   const counter = connect(messagingOrNode).cell<Counter>('shop/counter')
 //   await counter.increment(5)           // an ask: Promise of the method's result
 //

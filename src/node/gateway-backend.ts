@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto'
 import type { CellMessaging } from '../messaging/cell-messaging.js'
 import { MessagingError } from '../messaging/errors.js'
 import type { AppTable } from '../topology/app-table.js'
-import { BackendError, BackendErrorCode } from '../gateway/backend.js'
+import { BackendError, BackendErrorCode, replyValue } from '../gateway/backend.js'
 import type { GatewayBackend } from '../gateway/backend.js'
 
 const UNAVAILABLE = new Set(['unknown-address', 'not-here', 'unreachable', 'stopped', 'timeout'])
@@ -24,7 +24,7 @@ export function createMessagingBackend (messaging: CellMessaging, table: AppTabl
     async ask (target, method, args, options) {
       const address = target.instance === undefined ? `${target.app}/${target.cell}` : `${target.app}/${target.cell}#${target.instance}`
       try {
-        return await messaging.ask(address, method, args, { messageId: messageIdOf(options.messageId), deadline: options.deadline, signal: options.signal })
+        return replyValue(await messaging.askJson(address, method, JSON.stringify(args), { messageId: messageIdOf(options.messageId), deadline: options.deadline, signal: options.signal }))
       } catch (err) {
         if (err instanceof MessagingError && UNAVAILABLE.has(err.code)) throw new BackendError(BackendErrorCode.unavailable, err.message)
         if (err instanceof MessagingError && OVERLOADED.has(err.code)) throw new BackendError(BackendErrorCode.overloaded, err.message)

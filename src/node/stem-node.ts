@@ -16,6 +16,8 @@ import { createNodeFeed, feedNodeMetrics, type NodeFeed } from './observability.
 import { createAppStack, type AppStack } from './app-stack.js'
 import { registerAppRoutes } from './app-routes.js'
 import { watchCellConditions } from './cell-conditions.js'
+import { createNodeLogs, type NodeLogs } from './node-logs.js'
+import { createFrameSigner } from '../wire/frame.js'
 import {
   dataFiles, loadOrCreateToken, prepareDataDir, readApiInfo, readContribution, readMeshConfig, removeApiInfo,
   writeApiInfo, writeContribution, writeMeshConfig, type StoredMesh
@@ -90,6 +92,7 @@ export function createStemNode (options: StemNodeOptions): StemNode {
   let joining: AbortController | undefined
   let stack: AppStack | undefined
   let feed: NodeFeed | undefined
+  let cellLogs: NodeLogs | undefined
 
   /** the mesh this node belongs to: from the invite, the data dir, or a new one */
   const resolveMesh = async (invite: Invite | undefined): Promise<StoredMesh> => {
@@ -166,10 +169,12 @@ export function createStemNode (options: StemNodeOptions): StemNode {
     feed?.stop()
     await api?.stop().catch(() => {})
     await stack?.stop().catch(() => {})
+    await cellLogs?.stop().catch(() => {})
     await mesh?.stop().catch(() => {})
     await datastore?.close().catch(() => {})
     api = undefined
     stack = undefined
+    cellLogs = undefined
     feed = undefined
     mesh = undefined
     datastore = undefined
@@ -230,12 +235,15 @@ export function createStemNode (options: StemNodeOptions): StemNode {
           gateway: gatewayAddress,
           onGatewayResponse: (app, status) => { metrics.gatewayRequests.inc({ app: app === '' ? '-' : app, status: String(status) }) }
         })
+        cellLogs = createNodeLogs(mesh, stack.runtime, { dataDir: dir, signer: createFrameSigner(privateKey) })
+        await cellLogs.start()
         await stack.start()
         api = createApiServer(control(mesh, stack), { ...apiAddress, token, tokenPath: files.token })
         const conditions = watchCellConditions(mesh, stack.runtime, log)
         registerAppRoutes(api.app, stack.topology, stack.messaging, conditions.overlay)
+        cellLogs.registerRoutes(api.app)
         feed = createNodeFeed(mesh, stack, conditions)
-        registerDashboard(api.app, { source: feed })
+        registerDashboard(api.app, { source: feed, logs: cellLogs.recent })
         feedNodeMetrics(metrics, mesh, stack)
         registerMetricsRoute(api.app, metrics)
         const url = await api.start()

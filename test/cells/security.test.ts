@@ -342,9 +342,9 @@ describe('cells: security suite (hostile cells are contained)', function () {
 
   it('39. bundling code that imports fs or child_process fails with a clear error', async () => {
     await assert.rejects(bundleCode(tmp.write('reader.js', "import { readFileSync } from 'fs'\nexport default class R { r () { return readFileSync('/etc/passwd', 'utf8') } }")),
-      { message: "reader.js imports node built-in 'fs': cells cannot use Node APIs" })
+      /reader\.js:1:\d+: reader\.js imports node built-in 'fs': cells cannot use Node APIs\n/)
     await assert.rejects(bundleCode(tmp.write('spawner.js', "import { execSync } from 'child_process'\nexport default class S { s () { return execSync('id') } }")),
-      { message: "spawner.js imports node built-in 'child_process': cells cannot use Node APIs" })
+      /spawner\.js:1:\d+: spawner\.js imports node built-in 'child_process': cells cannot use Node APIs\n/)
   })
 
   it('41. a looping message hidden in a batch fails alone; the messages around it are answered once, in order', async () => {
@@ -371,7 +371,7 @@ describe('cells: security suite (hostile cells are contained)', function () {
   // --- a message that throws or is refused leaves the state exactly as it was ----------
   it('42. a field added before a throw is rolled back, not persisted by the next message', async () => {
     const address = await hostile('export default class A { n = 1; bad () { this.added = "x"; this.n = 2; throw new Error("no") } inc () { return ++this.n } }')
-    await assert.rejects(runtime.ask(address, 'bad'), /^Error: no$/)
+    await assert.rejects(runtime.ask(address, 'bad'), (err: Error) => err.message === 'no')
     assert.equal((await runtime.snapshot(address)).state, '{"n":1}')
     assert.equal(await runtime.ask(address, 'inc'), 2)
     assert.equal((await runtime.snapshot(address)).state, '{"n":2}')

@@ -2,11 +2,12 @@
 // runs for real: cells transformed in a cell runtime (isolates in a cell host process),
 // reached over HTTP through the real gateway with each manifest's own routes.
 import { strict as assert } from 'node:assert'
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs'
+import { spawnSync } from 'node:child_process'
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { buildBundle, createCellRuntime, type CellBundle, type CellRuntime } from '../../src/cells/index.js'
-import { createGateway, type Gateway } from '../../src/gateway/index.js'
+import { createGateway, replyValue, type Gateway } from '../../src/gateway/index.js'
 import { loadManifest, resolveCellCode, type AppManifest } from '../../src/topology/manifest.js'
 import { createEd25519Key, type PrivateKey } from '../../src/wire/keys.js'
 
@@ -73,6 +74,36 @@ describe('examples', function () {
     assert.doesNotMatch(code, /interface HttpRequest/, 'TypeScript is compiled away')
   })
 
+  it('the TypeScript examples type-check with tsc --noEmit against the stem/cell types; misuse of stem and the SDK does not', function () {
+    this.timeout(60_000)
+    const tsc = join(process.cwd(), 'node_modules', 'typescript', 'bin', 'tsc')
+    const run = spawnSync(process.execPath, [tsc, '-p', join(examplesDir, 'tsconfig.json')], { encoding: 'utf8' })
+    assert.equal(run.status, 0, run.stdout + run.stderr)
+    // and the check can fail: a misuse of the stem object is an error
+    const dir = mkdtempSync(join(examplesDir, '.typecheck-'))
+    try {
+      writeFileSync(join(dir, 'bad.ts'), "import type { HttpRequest } from 'stem/cell'\nexport default class Bad { m (r: HttpRequest) { const n: number = stem.ask<string>('a/b', 'c'); stem.nope(); return [r, n] } }\n")
+      // Node code asking a cell through the SDK (stem/sdk): methods become typed asks
+      writeFileSync(join(dir, 'client.ts'), [
+        "import { connect } from 'stem/sdk'",
+        'class Counter { count = 0; increment (by: number) { this.count += by; return this.count } }',
+        "const counter = connect('http://127.0.0.1:7070').cell<Counter>('counter/counter')",
+        'export async function ok (): Promise<number> { return await counter.increment(5) }',
+        "export async function wrong (): Promise<string> { return await counter.increment('five') }",
+        ''
+      ].join('\n'))
+      writeFileSync(join(dir, 'tsconfig.json'), JSON.stringify({ extends: '../tsconfig.json', include: ['*.ts'] }))
+      const bad = spawnSync(process.execPath, [tsc, '-p', join(dir, 'tsconfig.json')], { encoding: 'utf8' })
+      assert.equal(bad.status, 2, bad.stdout)
+      assert.match(bad.stdout, /bad\.ts.*Type 'Promise<string>' is not assignable to type 'number'/)
+      assert.match(bad.stdout, /bad\.ts.*Property 'nope' does not exist on type 'Stem'/)
+      assert.match(bad.stdout, /client\.ts\(5,.*Argument of type 'string' is not assignable to parameter of type 'number'/)
+      assert.doesNotMatch(bad.stdout, /client\.ts\([1-4],/, 'the correct SDK use type-checks')
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
   describe('running in a cell runtime behind the gateway', function () {
     let runtime: CellRuntime
     let gateway: Gateway
@@ -87,7 +118,7 @@ describe('examples', function () {
       const replicas = new Map<string, number>()
       gateway = createGateway({
         backend: {
-          ask: async (target, method, args, options) => await runtime.ask(`${target.app}/${target.cell}#${target.instance ?? 0}`, method, args as never, { deadline: options.deadline, signal: options.signal }),
+          ask: async (target, method, args, options) => replyValue(await runtime.askJson(`${target.app}/${target.cell}#${target.instance ?? 0}`, method, JSON.stringify(args), { deadline: options.deadline, signal: options.signal })),
           replicas: (app, cell) => replicas.get(`${app}/${cell}`) ?? 0
         }
       })
@@ -112,31 +143,32 @@ describe('examples', function () {
       rmSync(dataDir, { recursive: true, force: true })
     })
 
-    const http = async (method: string, path: string, body?: unknown): Promise<{ status: number, json: any }> => {
+    const http = async (method: string, path: string, body?: unknown): Promise<{ status: number, json: any, location: string | null }> => {
       const res = await fetch(base + path, {
         method,
         headers: body !== undefined ? { 'content-type': 'application/json' } : {},
         body: body !== undefined ? JSON.stringify(body) : undefined,
         signal: AbortSignal.timeout(30_000)
       })
-      return { status: res.status, json: await res.json() }
+      return { status: res.status, json: await res.json(), location: res.headers.get('location') }
     }
 
     it('counter: GET and POST /count', async () => {
-      assert.deepEqual(await http('GET', '/counter/count'), { status: 200, json: { count: 0 } })
-      assert.deepEqual(await http('POST', '/counter/count', { by: 5 }), { status: 200, json: { count: 5 } })
-      assert.deepEqual(await http('POST', '/counter/count'), { status: 200, json: { count: 6 } })
+      assert.deepEqual(await http('GET', '/counter/count'), { status: 200, json: { count: 0 }, location: null })
+      assert.deepEqual(await http('POST', '/counter/count', { by: 5 }), { status: 200, json: { count: 5 }, location: null })
+      assert.deepEqual(await http('POST', '/counter/count'), { status: 200, json: { count: 6 }, location: null })
       assert.equal(await runtime.ask('counter/counter#0', 'increment', [10]).then(r => (r as { count: number }).count), 16)
       const bad = await http('POST', '/counter/count', { by: 'lots' })
       assert.equal(bad.status, 500)
       assert.match(bad.json.error, /by must be a whole number/)
-      assert.deepEqual(await http('GET', '/counter/count'), { status: 200, json: { count: 16 } })
+      assert.deepEqual((await http('GET', '/counter/count')).json, { count: 16 })
     })
 
     it('pipeline: an order goes through pricing and inventory', async () => {
       const before = (await http('GET', '/pipeline/stock')).json
       const placed = await http('POST', '/pipeline/orders', { items: [{ sku: 'apple', qty: 3 }, { sku: 'pear', qty: 1 }] })
-      assert.equal(placed.status, 200)
+      assert.equal(placed.status, 201)
+      assert.equal(placed.location, `/pipeline/orders/${placed.json.id as string}`)
       assert.equal(placed.json.total, 3 * 50 + 75)
       assert.deepEqual(placed.json.items.map((l: { sku: string, amount: number }) => [l.sku, l.amount]), [['apple', 150], ['pear', 75]])
       const stock = (await http('GET', '/pipeline/stock')).json
@@ -151,7 +183,8 @@ describe('examples', function () {
       assert.deepEqual((await http('GET', '/pipeline/stock')).json, stock)
       const unknown = await http('POST', '/pipeline/orders', { items: [{ sku: 'durian', qty: 1 }] })
       assert.match(unknown.json.error, /unknown sku "durian"/)
-      assert.equal((await http('GET', '/pipeline/orders/99')).status, 500)
+      assert.deepEqual(await http('GET', '/pipeline/orders/99'), { status: 404, json: { error: 'no order 99', cell: 'pipeline/order#0', method: 'get' }, location: null })
+      assert.equal((await http('POST', '/pipeline/orders', { items: [] })).status, 400)
 
       await http('POST', '/pipeline/stock', { sku: 'fig', qty: 2 })
       const figs = await http('POST', '/pipeline/orders', { items: [{ sku: 'fig', qty: 2 }] })
@@ -160,7 +193,8 @@ describe('examples', function () {
     })
 
     it('greeter-ts: TypeScript with an npm package', async () => {
-      assert.deepEqual(await http('GET', '/greeter/hello/Ada%20Lovelace'), { status: 200, json: { message: 'Hello, Ada Lovelace!', slug: 'ada-lovelace', times: 1 } })
+      assert.deepEqual((await http('GET', '/greeter/hello/Ada%20Lovelace')).json, { message: 'Hello, Ada Lovelace!', slug: 'ada-lovelace', times: 1 })
+      assert.equal((await http('GET', '/greeter/hello/%20')).status, 400)
       assert.equal((await http('GET', '/greeter/hello/Ada%20Lovelace?lang=fr')).json.message, 'Bonjour, Ada Lovelace!')
       assert.deepEqual((await http('GET', '/greeter/stats')).json, { 'ada-lovelace': 2 })
     })

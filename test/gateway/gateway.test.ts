@@ -1,7 +1,7 @@
 // The gateway over real HTTP against a real Fastify server, with cells played by an
 // in-process backend double.
 import assert from 'node:assert/strict'
-import { createGateway, type Gateway, type GatewayInit } from '../../src/gateway/index.js'
+import { CellResponse, createGateway, type Gateway, type GatewayInit } from '../../src/gateway/index.js'
 import { waitFor } from '../support/wait.js'
 import { FakeBackend, gate, getJson, postJson, rawRequest, recordingLogger, type LogLine } from './helpers.js'
 
@@ -67,6 +67,32 @@ describe('gateway: routes to cells over HTTP', () => {
     const res = await getJson(`${base}/shop/count`)
     assert.equal(res.status, 500)
     assert.deepEqual(res.json, { error: 'counter exploded' })
+  })
+
+  it('answers a cell error with the status of stem.error, its message, cell and method, never the stack', async () => {
+    backend.cell('shop', 'items', 'get', () => {
+      throw Object.assign(new Error('no order 99'), { cellError: { cell: 'shop/items#0', method: 'get', status: 404, stack: 'at Items.get (items.ts:3:11)' } })
+    })
+    const res = await getJson(`${base}/shop/items/99`)
+    assert.equal(res.status, 404)
+    assert.deepEqual(res.json, { error: 'no order 99', cell: 'shop/items#0', method: 'get' })
+    // without a status: 500, still with cell and method; an out-of-range status is not used
+    backend.cell('shop', 'items', 'get', () => {
+      throw Object.assign(new Error('boom'), { cellError: { cell: 'shop/items#0', method: 'get', status: 200, stack: 'at x (items.ts:1:1)' } })
+    })
+    const plain = await getJson(`${base}/shop/items/1`)
+    assert.equal(plain.status, 500)
+    assert.deepEqual(plain.json, { error: 'boom', cell: 'shop/items#0', method: 'get' })
+  })
+
+  it('answers a stem.response with its status, headers and body', async () => {
+    backend.cell('shop', 'counter', 'increment', () => new CellResponse(201, { location: '/shop/count/1', 'x-made-by': 'cell' }, { id: 1 }))
+    const res = await postJson(`${base}/shop/count`, { by: 1 })
+    assert.equal(res.status, 201)
+    assert.equal(res.headers.get('location'), '/shop/count/1')
+    assert.equal(res.headers.get('x-made-by'), 'cell')
+    assert.match(res.headers.get('content-type') ?? '', /^application\/json/)
+    assert.deepEqual(res.json, { id: 1 })
   })
 
   it('answers a result that is not JSON with 500', async () => {

@@ -73,17 +73,24 @@ export function parseOutgoing (record: string, maxBytes: number): Outgoing | Mal
 
 /**
  * A message's result record: 'o' + result JSON + '\0' + state JSON, or 'e' + error + '\0' + state.
- * `lastState` is the state the host holds: an unchanged state is not checked again, and an
- * error never changes it (whatever state the isolate reports with it).
+ * A result or error may end with '\n' + a JSON trailer (cells/reply-meta.ts: status,
+ * headers, stack), checked here as JSON too. `lastState` is the state the host holds: an
+ * unchanged state is not checked again, and an error never changes it (whatever state the
+ * isolate reports with it).
  */
 export function parseOutcome (text: string, lastState: string, maxBytes: number): Outcome | Malformed {
   const cut = text.lastIndexOf('\0')
   if (cut < 0) return new Malformed('returned a malformed answer: no state')
-  if (text[0] === 'e') return { ok: false, error: cleanText(text.slice(1, cut), MAX_ERROR_TEXT) }
-  if (text[0] !== 'o') return new Malformed('returned a malformed answer: neither result nor error')
+  if (text[0] !== 'o' && text[0] !== 'e') return new Malformed('returned a malformed answer: neither result nor error')
   const value = text.slice(1, cut)
-  const checked = checkJson(value, 'result', maxBytes)
+  const nl = value.indexOf('\n')
+  const head = nl < 0 ? value : value.slice(0, nl)
+  const trailer = nl < 0 ? undefined : checkJson(value.slice(nl + 1), 'reply trailer', maxBytes)
+  const trailerOk = trailer !== undefined && !(trailer instanceof Malformed) && trailer !== null && typeof trailer === 'object'
+  if (text[0] === 'e') return { ok: false, error: cleanText(head, MAX_ERROR_TEXT) + (trailerOk ? value.slice(nl) : '') }
+  const checked = checkJson(head, 'result', maxBytes)
   if (checked instanceof Malformed) return checked
+  if (nl >= 0 && !trailerOk) return new Malformed('returned a malformed reply trailer')
   const state = text.slice(cut + 1)
   if (state !== lastState) {
     const reason = stateError(state, maxBytes)

@@ -10,6 +10,8 @@ import type { StemPool } from './stem-pool.js'
 import { maxArgsChars } from '../limits.js'
 import type { CellLimits, RuntimeBounds } from '../limits.js'
 import type { CellFault } from './protocol.js'
+import { headersProblem, splitReply, statusProblem, withTrailer, isErrorStatus } from '../reply-meta.js'
+import { mapStack } from './source-map.js'
 
 export interface Message {
   method: string
@@ -24,6 +26,8 @@ export interface ActorHooks {
   /** a cell's outgoing ask/tell (askId is the cell's own); refusal message or undefined */
   ask: (actor: CellActor, askId: number, address: string, method: string, argsJson: string, tell: boolean) => string | undefined
   log: (actor: CellActor, text: string) => void
+  /** a message failed with an error its method threw (not a crash): for the node's log */
+  error: (actor: CellActor, method: string, message: string, status: number | undefined, stack: string) => void
   state: (actor: CellActor) => void
   fault: (actor: CellActor, kind: CellFault, reason: string) => void
   /** the actor has queued work: pump it soon (never re-entered from inside its own isolate) */
@@ -138,8 +142,16 @@ export class CellActor {
   /** An answer to one of this cell's asks, from the isolate generation that asked. */
   queueAnswer (generation: number, askId: number, ok: boolean, text: string): void {
     if (generation !== this.generation || this.sandbox === undefined) return
-    if (ok && CONTROL.test(text)) { ok = false; text = 'malformed result' }
-    this.answers.push(`${askId}\x01${ok ? 'o' : 'e'}\x01${ok ? text : cleanText(text, MAX_ERROR_TEXT)}`)
+    // a result reaches the cell as its JSON alone; an error as its message and status (a 4th field)
+    const { head, trailer } = splitReply(text)
+    const malformed = ok && CONTROL.test(head)
+    if (ok && !malformed) {
+      this.answers.push(`${askId}\x01o\x01${head}`)
+    } else {
+      const status = malformed ? undefined : trailer?.error?.status
+      const message = malformed ? 'malformed result' : trailer === undefined ? text : head
+      this.answers.push(`${askId}\x01e\x01${cleanText(message, MAX_ERROR_TEXT)}${status !== undefined ? `\x01${status}` : ''}`)
+    }
     if (this.answers.length === 1) this.hooks.schedule(this)
   }
 
@@ -341,7 +353,7 @@ export class CellActor {
       return false
     }
     if (!outcome.ok) {
-      message.reply(false, outcome.error)
+      this.replyError(message, outcome.error)
       return true
     }
     if (outcome.state !== this.state) {
@@ -349,8 +361,36 @@ export class CellActor {
       this.version++
       this.hooks.state(this)
     }
-    message.reply(true, outcome.value)
+    this.replyResult(message, outcome.value)
     return true
+  }
+
+  /** A result, with the status and headers of a `stem.response` checked again (the isolate is not trusted). */
+  private replyResult (message: Message, text: string): void {
+    const { head, trailer } = splitReply(text)
+    const response = trailer?.response
+    if (response === undefined) { message.reply(true, head); return }
+    const problem = statusProblem(response.status) ?? headersProblem(response.headers)
+    if (problem !== undefined) { this.replyError(message, `invalid stem.response from ${this.address}.${message.method}: ${problem}`); return }
+    message.reply(true, withTrailer(head, { response }))
+  }
+
+  /** An error, tagged with this cell and the method, its stack mapped to the original sources. */
+  private replyError (message: Message, text: string): void {
+    const cut = text.indexOf('\n')
+    const head = cut < 0 ? text : text.slice(0, cut)
+    let status: number | undefined
+    let raw = ''
+    if (cut >= 0) {
+      try {
+        const e = (JSON.parse(text.slice(cut + 1)) as { error?: { status?: unknown, stack?: unknown } }).error
+        if (isErrorStatus(e?.status)) status = e.status
+        if (typeof e?.stack === 'string') raw = e.stack
+      } catch {}
+    }
+    const stack = raw === '' ? '' : mapStack(raw, `${this.address}.js`, this.hash, this.code)
+    this.hooks.error(this, message.method, head, status, stack)
+    message.reply(false, withTrailer(head, { error: { cell: this.address, method: message.method, ...(status !== undefined ? { status } : {}), ...(stack !== '' ? { stack } : {}) } }))
   }
 
   /** Checks CPU and heap after an entry into the isolate; crashes the cell if one is exceeded. */

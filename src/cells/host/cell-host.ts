@@ -57,6 +57,10 @@ export class CellHost {
       },
       state: actor => { this.changedState.add(actor); this.wake() },
       fault: (actor, kind, reason) => { this.send({ t: 'event', address: actor.address, kind, reason }) },
+      error: (actor, method, message, status, stack) => {
+        // an HTTP status below 500 is an answer the cell chose, not a fault
+        if (status === undefined || status >= 500) this.send({ t: 'error', address: actor.address, method, text: message, stack })
+      },
       schedule: actor => { this.schedule(actor) },
       flushLater: actor => { this.flushLater(actor) }
     }

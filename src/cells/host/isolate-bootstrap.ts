@@ -29,9 +29,13 @@
 //   result + '\x03' + outgoing asks + '\x03' + finished async messages
 // outgoing asks: records 'id\x01address\x01method\x01argsJson\x01t|a' joined by '\x02'
 // finished:      records 'id\x01text' joined by '\x02' (text as for 'call')
-// answers:       records 'askId\x01o|e\x01text' joined by '\x02'
+// answers:       records 'askId\x01o|e\x01text[\x01status]' joined by '\x02'
 // JSON.stringify escapes control characters and error texts have them replaced, so the
 // separators \0-\x03 never occur inside a field.
+// A result or error text may end with '\n' + a JSON trailer (see cells/reply-meta.ts): on
+// errors { error: { status?, stack? } } (status: from stem.error), on results
+// { response: { status, headers } } (stem.response); the host validates it and adds the
+// cell and method. Answers to the cell's asks carry an error's status as a 4th field.
 export const BOOTSTRAP_SOURCE = String.raw`
 'use strict'
 const hostLog = $0, maxBytes = $1, maxPending = $2, maxDepth = $3
@@ -42,10 +46,13 @@ const isFinite = Number.isFinite, apply = Reflect.apply, construct = Reflect.con
 const SafePromise = Promise, PromiseProto = Promise.prototype, then = PromiseProto.then, promiseReject = Promise.reject
 const SafeError = Error, SafeRangeError = RangeError, SafeTypeError = TypeError, SafeString = String
 const SafeMap = Map, mapGet = Map.prototype.get, mapSet = Map.prototype.set, mapDelete = Map.prototype.delete
+const SafeWeakMap = WeakMap, wmGet = WeakMap.prototype.get, wmSet = WeakMap.prototype.set
 const indexOf = String.prototype.indexOf, slice = String.prototype.slice, charCodeAt = String.prototype.charCodeAt
-const fnToString = Function.prototype.toString, regExec = RegExp.prototype.exec, dateNow = Date.now
+const fnToString = Function.prototype.toString, regExec = RegExp.prototype.exec, dateNow = Date.now, isInteger = Number.isInteger
 // private RegExp objects used only through the captured exec (reads own lastIndex and internal flags only)
-const CONTROL = /[\x00-\x1f]/, CLASS = /^class\b/
+const CONTROL = /[\x00-\x1f]/, CLASS = /^class\b/, HEADER_NAME = /^[!#$%&'*+.^_\x60|~0-9A-Za-z-]{1,100}$/
+// errors made by stem.error (or answers to asks that carried a status) → status; stem.response objects → [status, headers, body]
+const statuses = new SafeWeakMap(), responses = new SafeWeakMap()
 const maxOut = 4 * maxBytes
 const matches = (re, text) => apply(regExec, re, [text]) !== null
 const cut = (text, from, to) => apply(slice, text, [from, to])
@@ -118,6 +125,29 @@ function errorText (err) {
   } catch { return 'error' }
 }
 
+// an error's reply text: its message, then a trailer with its status and stack
+function errorRecord (err) {
+  const message = errorText(err)
+  let status, stack
+  try {
+    if (err !== null && typeof err === 'object') {
+      status = apply(wmGet, statuses, [err])
+      const raw = err.stack
+      if (typeof raw === 'string') stack = cut(raw, 0, 8000)
+    }
+  } catch {}
+  if (status === undefined && stack === undefined) return message
+  return message + '\n' + stringify({ error: { status, stack } })
+}
+
+// a result's reply text: its JSON, or a stem.response's body with a trailer of status and headers
+function resultRecord (v) {
+  let r
+  try { r = v !== null && typeof v === 'object' ? apply(wmGet, responses, [v]) : undefined } catch { r = undefined }
+  if (r === undefined) return encode(v, 'result')
+  return encode(r[2], 'response body') + '\n' + stringify({ response: { status: r[0], headers: r[1] } })
+}
+
 let instance, Cls, askSeq = 0, lastState = '{}', pendingCount = 0, tells = 0, logs = 0
 const MAX_LOGS = 100
 let out = '', finished = ''
@@ -184,7 +214,7 @@ function finish (ok, value) {
 
 function settle (id, ok, v) {
   let text
-  if (ok) { try { text = finish(true, encode(v, 'result')) } catch (err) { text = finish(false, errorText(err)) } } else text = finish(false, errorText(v))
+  if (ok) { try { text = finish(true, resultRecord(v)) } catch (err) { text = finish(false, errorRecord(err)) } } else text = finish(false, errorRecord(v))
   finished += (finished === '' ? '' : '\x02') + id + '\x01' + text
 }
 
@@ -200,9 +230,9 @@ function call (id, method, argsJson) {
       return 'p'
     }
   } catch (err) {
-    return finish(false, errorText(err))
+    return finish(false, errorRecord(err))
   }
-  try { return finish(true, encode(r, 'result')) } catch (err) { return finish(false, errorText(err)) }
+  try { return finish(true, resultRecord(r)) } catch (err) { return finish(false, errorRecord(err)) }
 }
 
 function outgoing (address, method, args, tell) {
@@ -226,7 +256,7 @@ function outgoing (address, method, args, tell) {
 function bind (address) {
   if (self !== '') throw new SafeError('stem cell is already bound to ' + self)
   self = address
-  defineProperty(globalThis, 'stem', { __proto__: null, value: freeze({ __proto__: null, self, ask, tell, log, now }), writable: false, enumerable: false, configurable: false })
+  defineProperty(globalThis, 'stem', { __proto__: null, value: freeze({ __proto__: null, self, ask, tell, log, now, error, response }), writable: false, enumerable: false, configurable: false })
   return trailer('')
 }
 
@@ -250,6 +280,32 @@ function log (...args) {
   hostLog(logs === MAX_LOGS ? text + ' (further logs of this message dropped)' : text)
 }
 function now () { return dateNow() }
+function error (status, message) {
+  if (typeof status !== 'number' || !isInteger(status) || status < 400 || status > 599) throw new SafeError('stem.error(status, message): status must be a whole number 400–599, got ' + clean(cut(SafeString(status), 0, 40)))
+  if (typeof message !== 'string') throw new SafeError('stem.error(status, message): message must be a string')
+  const err = new SafeError(message)
+  apply(wmSet, statuses, [err, status])
+  return err
+}
+function response (status, body, headers) {
+  if (typeof status !== 'number' || !isInteger(status) || status < 200 || status > 599) throw new SafeError('stem.response(status, body, headers): status must be a whole number 200–599, got ' + clean(cut(SafeString(status), 0, 40)))
+  const copy = { __proto__: null }
+  if (headers !== undefined) {
+    if (headers === null || typeof headers !== 'object' || isArray(headers)) throw new SafeError('stem.response(status, body, headers): headers must be an object of name: string value')
+    const ks = keys(headers)
+    if (ks.length > 50) throw new SafeError('stem.response: at most 50 headers')
+    for (let i = 0; i < ks.length; i++) {
+      const value = headers[ks[i]]
+      if (!matches(HEADER_NAME, ks[i])) throw new SafeError('stem.response: ' + stringify(clean(cut(ks[i], 0, 40))) + ' is not a valid HTTP header name')
+      if (typeof value !== 'string' || value.length > 4096 || matches(CONTROL, value)) throw new SafeError('stem.response: header ' + ks[i] + ' must be a string of at most 4096 characters without control characters')
+      copy[ks[i]] = value
+    }
+  }
+  check(body === undefined ? null : body, 'response body', '$', null, 1)
+  const r = freeze({ __proto__: null })
+  apply(wmSet, responses, [r, [status, copy, body === undefined ? null : body]])
+  return r
+}
 
 // one record of packed answers: 'askId\x01o|e\x01text'
 function settleAsk (record) {
@@ -260,10 +316,22 @@ function settleAsk (record) {
   apply(mapDelete, pending, [id])
   pendingCount--
   const text = cut(record, a + 3, record.length)
-  if (cut(record, a + 1, a + 2) !== 'o') { p.reject(new SafeError(text)); return }
-  let value
-  try { value = parse(text) } catch { p.reject(new SafeError('malformed result')); return }
-  p.resolve(value)
+  if (cut(record, a + 1, a + 2) === 'o') {
+    let value
+    try { value = parse(text) } catch { p.reject(new SafeError('malformed result')); return }
+    p.resolve(value)
+    return
+  }
+  // an error: its message, then its status as a 4th field, if it carried one
+  const s = find(text, '\x01', 0)
+  const err = new SafeError(s === -1 ? text : cut(text, 0, s))
+  if (s !== -1 && s + 1 < text.length) {
+    const status = +cut(text, s + 1, text.length)
+    defineProperty(err, 'code', { __proto__: null, value: status, writable: true, enumerable: false, configurable: true })
+    // a rethrown error keeps its status: an HTTP route answers with it
+    apply(wmSet, statuses, [err, status])
+  }
+  p.reject(err)
 }
 
 function entry (op, a, b) {

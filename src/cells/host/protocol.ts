@@ -34,4 +34,6 @@ export type FromHost =
   /** a cell's ask/tell to an address outside this host */
   | { t: 'ask', askId: number, from: string, address: string, method: string, args: string, tell: boolean }
   | { t: 'log', address: string, text: string }
+  /** a message failed with an error its method threw; stack mapped to the original sources ('' if unknown) */
+  | { t: 'error', address: string, method: string, text: string, stack: string }
   | { t: 'pong', n: number, rss: number }

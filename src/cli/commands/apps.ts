@@ -1,13 +1,14 @@
 // `stem apps` and `stem cells [APP]`: the apps of the mesh and where their instances run (SPEC §6).
 import type { Command } from 'commander'
 import type { AppCellsListing, AppListing, CellListing } from '../../topology/app-table.js'
-import { apiClient, printJson, type ClientOptions } from '../context.js'
+import { apiClient, printJson, example, type ClientOptions } from '../context.js'
 import { table } from '../table.js'
 import { specListing } from '../placement.js'
 
 export function registerApps (program: Command): void {
   program.command('apps')
     .description('the apps of the mesh: owner, raft leader, term and members')
+    .addHelpText('after', example('stem apps --json'))
     .option('--data <dir>', 'data directory of the running node')
     .option('--api <host:port>', 'control API of the running node')
     .option('--json', 'machine-readable output')
@@ -20,6 +21,7 @@ export function registerApps (program: Command): void {
 
   program.command('cells')
     .description('where each cell instance of the apps (or of APP) runs')
+    .addHelpText('after', example('stem cells counter'))
     .argument('[app]', 'only this app')
     .option('--data <dir>', 'data directory of the running node')
     .option('--api <host:port>', 'control API of the running node')

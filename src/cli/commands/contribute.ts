@@ -1,11 +1,12 @@
 import type { Command } from 'commander'
 import type { ContributeRequest, ContributeResponse } from '../../api/types.js'
 import { formatSize } from '../../util/units.js'
-import { apiClient, CliError, EXIT_USAGE, numberOption, printJson, sizeOption, type ClientOptions } from '../context.js'
+import { apiClient, CliError, EXIT_USAGE, numberOption, printJson, sizeOption, example, type ClientOptions } from '../context.js'
 
 export function registerContribute (program: Command): void {
   program.command('contribute')
     .description('change what the running node contributes, live')
+    .addHelpText('after', example('stem contribute --memory 1GiB --cells 30'))
     .option('--cpu <n>', 'cores', numberOption('--cpu', false))
     .option('--memory <size>', 'memory, e.g. 1GiB', sizeOption('--memory'))
     .option('--cells <n>', 'cell slots', numberOption('--cells', true))

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import type { Command } from 'commander'
 import type { AppCellsListing } from '../../topology/app-table.js'
-import { CliError, EXIT_USAGE, printJson } from '../context.js'
+import { CliError, EXIT_USAGE, printJson, example } from '../context.js'
 import { createProgress } from '../progress.js'
 import { stopDemoNodes, type DemoNode } from '../demo/cloud.js'
 import { DEMO_APP, nodeOf, startCloud } from '../demo/start-cloud.js'
@@ -44,6 +44,7 @@ function watchPlacement (nodes: DemoNode[], firstNode: string, signal: AbortSign
 export function registerDemo (program: Command): void {
   program.command('demo')
     .description('a local friend cloud of N nodes with the counter example; prints what to try')
+    .addHelpText('after', example('stem demo --nodes 5'))
     .option('--nodes <n>', 'how many nodes', '3')
     .option('--smoke', 'run the tour unattended (publish, calls, kill -9 failover) and exit 0 on success')
     .option('--data <dir>', 'keep the nodes\' data dirs under DIR (default: a temp dir, removed on exit)')

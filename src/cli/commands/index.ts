@@ -9,6 +9,8 @@ import { registerApps } from './apps.js'
 import { registerCall } from './call.js'
 import { registerScale } from './scale.js'
 import { registerDemo } from './demo.js'
+import { registerService } from './service.js'
+import { registerLogs } from './logs.js'
 
 export const commands: Array<(program: Command) => void> = [
   registerStart,
@@ -19,5 +21,7 @@ export const commands: Array<(program: Command) => void> = [
   registerApps,
   registerCall,
   registerScale,
-  registerDemo
+  registerDemo,
+  registerService,
+  registerLogs
 ]

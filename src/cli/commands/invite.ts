@@ -1,10 +1,11 @@
 import type { Command } from 'commander'
 import type { InviteResponse } from '../../api/types.js'
-import { apiClient, printJson, type ClientOptions } from '../context.js'
+import { apiClient, printJson, example, type ClientOptions } from '../context.js'
 
 export function registerInvite (program: Command): void {
   program.command('invite')
     .description('print a one-line invite token for this node\'s mesh')
+    .addHelpText('after', example('stem invite'))
     .option('--data <dir>', 'data directory of the running node')
     .option('--api <host:port>', 'control API of the running node')
     .option('--json', 'machine-readable output')

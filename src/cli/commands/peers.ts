@@ -1,7 +1,7 @@
 import type { Command } from 'commander'
 import type { PeerEntry, PeersResponse, StatusResponse } from '../../api/types.js'
 import { formatSize } from '../../util/units.js'
-import { apiClient, printJson, type ClientOptions } from '../context.js'
+import { apiClient, printJson, example, type ClientOptions } from '../context.js'
 import { table } from '../table.js'
 
 function row (p: PeerEntry, now: number): string[] {
@@ -12,6 +12,7 @@ function row (p: PeerEntry, now: number): string[] {
 export function registerPeers (program: Command): void {
   program.command('peers')
     .description('the capacity view: every peer of the mesh and what it offers')
+    .addHelpText('after', example('stem peers --json'))
     .option('--data <dir>', 'data directory of the running node')
     .option('--api <host:port>', 'control API of the running node')
     .option('--json', 'machine-readable output')
@@ -24,6 +25,7 @@ export function registerPeers (program: Command): void {
 
   program.command('status')
     .description('this node\'s summary')
+    .addHelpText('after', example('stem status'))
     .option('--data <dir>', 'data directory of the running node')
     .option('--api <host:port>', 'control API of the running node')
     .option('--json', 'machine-readable output')

@@ -3,9 +3,11 @@
 // revision — or fail with the cause if a cell's new code failed and was rolled back.
 import type { Command } from 'commander'
 import { buildBundle, encodeBundle } from '../../cells/index.js'
+import { classMethods } from '../../cells/class-methods.js'
+import { routeMethodProblems, type CellClass } from '../../topology/route-methods.js'
 import { loadManifest, resolveCellCode } from '../../topology/manifest.js'
 import type { PublishResult } from '../../topology/service.js'
-import { apiClient, printJson, CliError, EXIT_USAGE, type ClientOptions } from '../context.js'
+import { apiClient, printJson, CliError, EXIT_USAGE, example, type ClientOptions } from '../context.js'
 import { ownerKey, signedByOwner } from '../owner.js'
 import { createProgress, type Progress } from '../progress.js'
 import { followPlacement, placementGoal, specListing } from '../placement.js'
@@ -15,6 +17,7 @@ interface PublishFlags extends ClientOptions { timeout?: string }
 export function registerPublish (program: Command): void {
   program.command('publish')
     .description('bundle, sign and publish an app manifest; waits until every instance runs and every clone holds its copy')
+    .addHelpText('after', example('stem publish examples/counter/app.yaml'))
     .argument('<file>', 'the app manifest (YAML)')
     .option('--data <dir>', 'data directory of the running node (and of the owner key)')
     .option('--api <host:port>', 'control API of the running node')
@@ -43,12 +46,31 @@ async function publish (file: string, flags: PublishFlags, seconds: number, prog
   }
   const key = await ownerKey(flags)
   const bundles: string[] = []
+  const classes: Record<string, CellClass> = {}
   for (const [cell, spec] of Object.entries(manifest.cells)) {
     progress.step(`bundling ${manifest.app}/${cell} from ${spec.code}`)
-    const bundle = await buildBundle({ entry: resolveCellCode(file, spec), app: manifest.app, cell, limits: { memory: spec.memory, timeout: spec.timeout, mailbox: spec.mailbox }, owner: key })
+    let bundle
+    try {
+      bundle = await buildBundle({ entry: resolveCellCode(file, spec), app: manifest.app, cell, limits: { memory: spec.memory, timeout: spec.timeout, mailbox: spec.mailbox }, owner: key })
+    } catch (err) {
+      // file:line:column on the error's line, the source line and a caret below it
+      progress.clear()
+      process.stderr.write(`stem: cannot bundle ${manifest.app}/${cell}: ${(err as Error).message}\n`)
+      process.exitCode = 1
+      return
+    }
     spec.bundle = bundle.hash
     bundles.push(Buffer.from(encodeBundle(bundle)).toString('base64'))
+    if (manifest.routes.some(r => r.cell === cell)) {
+      try {
+        classes[cell] = { ...await classMethods(bundle.code, spec), code: spec.code }
+      } catch (err) {
+        throw new CliError(`${manifest.app}/${cell} (${spec.code}): ${(err as Error).message}`)
+      }
+    }
   }
+  const problems = routeMethodProblems(manifest, classes)
+  if (problems.length > 0) throw new CliError(`${file}: ${problems[0]}${problems.length > 1 ? ` (and ${problems.length - 1} more route${problems.length > 2 ? 's' : ''})` : ''}`, EXIT_USAGE)
   const client = await apiClient(flags)
   const at = Date.now()
   const signed = await signedByOwner(flags, { op: 'publish', app: manifest.app, at, manifest })

@@ -1,6 +1,6 @@
 // `stem scale APP/CELL N`, `stem restart APP[/CELL]` and `stem revert APP[/CELL]`: owner-signed changes of a running app.
 import type { Command } from 'commander'
-import { apiClient, printJson, CliError, EXIT_USAGE, type ClientOptions } from '../context.js'
+import { apiClient, printJson, CliError, EXIT_USAGE, example, type ClientOptions } from '../context.js'
 import { signedByOwner, splitAppCell } from '../owner.js'
 
 function usage<T> (f: () => T): T {
@@ -14,6 +14,7 @@ function usage<T> (f: () => T): T {
 export function registerScale (program: Command): void {
   program.command('scale')
     .description('change the number of replicas of a cell')
+    .addHelpText('after', example('stem scale counter/counter 3'))
     .argument('<address>', 'APP/CELL')
     .argument('<replicas>', 'instances that serve messages (1 or more)')
     .option('--data <dir>', 'data directory of the running node (and of the owner key)')
@@ -47,6 +48,7 @@ export function registerScale (program: Command): void {
 
   program.command('revert')
     .description('revert a cell (or the whole app, dissolving its group) to blank stem cells')
+    .addHelpText('after', example('stem revert counter/counter'))
     .argument('<address>', 'APP or APP/CELL')
     .option('--data <dir>', 'data directory of the running node (and of the owner key)')
     .option('--api <host:port>', 'control API of the running node')

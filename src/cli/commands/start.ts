@@ -6,7 +6,7 @@ import { createStemNode, type StemNodeOptions } from '../../node/stem-node.js'
 import { decodeInvite, InviteError, type Invite } from '../../mesh/invite.js'
 import { setLogLevel } from '../../util/logger.js'
 import { formatSize } from '../../util/units.js'
-import { CliError, collect, dataDirOf, EXIT_USAGE, numberOption, sizeOption } from '../context.js'
+import { CliError, collect, dataDirOf, example, EXIT_USAGE, numberOption, sizeOption } from '../context.js'
 
 export interface StartFlags {
   data?: string
@@ -25,25 +25,51 @@ export interface StartFlags {
   exitWithStdin?: boolean
 }
 
-/** the flags `stem start` and `stem join` share */
-export function addStartFlags (command: Command): Command {
-  return command
+/**
+ * The node's flags, as each command that runs a node takes them: `join` has its token as
+ * an argument and joins an existing mesh (no --invite, no --mesh); `service` writes them
+ * into a unit that runs `stem start` (no --invite: join once first, the mesh is then in
+ * the data dir).
+ */
+export type StartFlagsOf = 'start' | 'join' | 'service'
+
+export function addStartFlags (command: Command, of: StartFlagsOf = 'start'): Command {
+  command
     .option('--data <dir>', 'data directory (default $STEM_DATA or ~/.stem)')
     .option('--listen <multiaddr>', 'listen address, repeatable (default /ip4/0.0.0.0/tcp/4017)', collect)
     .option('--bootstrap <multiaddr>', 'a peer to join through, repeatable', collect)
-    .option('--invite <token>', 'join the mesh of this invite token (visible in ps: prefer --invite-file)')
-    .option('--invite-file <file>', 'join the mesh of the invite token in this file (- for stdin)')
+  if (of === 'start') command.option('--invite <token>', 'join the mesh of this invite token (visible in ps: prefer --invite-file)')
+  if (of !== 'service') command.option('--invite-file <file>', 'join the mesh of the invite token in this file (- for stdin)')
+  command
     .option('--api <host:port>', 'control API address (default 127.0.0.1:7070)')
     .option('--gateway <host:port>', 'HTTP gateway address')
     .option('--cpu <n>', 'cores to contribute', numberOption('--cpu', false))
     .option('--memory <size>', 'memory to contribute, e.g. 2GiB', sizeOption('--memory'))
     .option('--cells <n>', 'cell slots to contribute', numberOption('--cells', true))
-    .option('--mesh <name>', 'name of a new mesh (default "home")')
+  if (of !== 'join') command.option('--mesh <name>', 'name of a new mesh (default "home")')
+  command
     .option('--upnp', 'ask the home router for a port mapping (UPnP IGD / NAT-PMP)')
     .option('--verbose', 'log details')
-    // for a parent that starts nodes (`stem demo`): the pipe on stdin closes when that
-    // parent dies, even by SIGKILL, and the node then leaves as on SIGTERM
-    .addOption(new Option('--exit-with-stdin', 'leave the mesh and exit when stdin closes').hideHelp())
+  // for a parent that starts nodes (`stem demo`): the pipe on stdin closes when that
+  // parent dies, even by SIGKILL, and the node then leaves as on SIGTERM
+  if (of !== 'service') command.addOption(new Option('--exit-with-stdin', 'leave the mesh and exit when stdin closes').hideHelp())
+  return command
+}
+
+/** The `stem start` arguments that give a node these flags (what a service unit runs); --data is the caller's. */
+export function startArgsOf (flags: Omit<StartFlags, 'data' | 'invite' | 'exitWithStdin'>): string[] {
+  const args: string[] = []
+  for (const ma of flags.listen ?? []) args.push('--listen', ma)
+  for (const ma of flags.bootstrap ?? []) args.push('--bootstrap', ma)
+  if (flags.api != null) args.push('--api', flags.api)
+  if (flags.gateway != null) args.push('--gateway', flags.gateway)
+  if (flags.cpu != null) args.push('--cpu', String(flags.cpu))
+  if (flags.memory != null) args.push('--memory', formatSize(flags.memory))
+  if (flags.cells != null) args.push('--cells', String(flags.cells))
+  if (flags.mesh != null) args.push('--mesh', flags.mesh)
+  if (flags.upnp === true) args.push('--upnp')
+  if (flags.verbose === true) args.push('--verbose')
+  return args
 }
 
 function decodeOrExit (token: string): Invite {
@@ -170,13 +196,15 @@ async function readStdin (): Promise<string> {
 const MAX_INVITE_INPUT = 64 * 1024
 
 export function registerStart (program: Command): void {
-  addStartFlags(program.command('start').description('run a node in the foreground'))
+  addStartFlags(program.command('start').description('run a node in the foreground')
+    .addHelpText('after', example('stem start --cpu 2 --memory 2GiB --cells 50 --upnp')))
     .action(async (flags: StartFlags) => {
       const token = await inviteTokenOf(undefined, flags)
       await runNode(flags, token != null ? decodeOrExit(token) : undefined)
     })
 
-  addStartFlags(program.command('join').argument('[token]', 'invite token from `stem invite`, or - to read it from stdin (or use --invite-file)').description('join a friend\'s mesh with an invite token, then run the node'))
+  addStartFlags(program.command('join').argument('[token]', 'invite token from `stem invite`, or - to read it from stdin (or use --invite-file)').description('join a friend\'s mesh with an invite token, then run the node')
+    .addHelpText('after', example('stem join --invite-file invite.txt --cpu 1 --memory 1GiB --cells 10')), 'join')
     .action(async (argument: string | undefined, flags: StartFlags) => {
       const token = await inviteTokenOf(argument, flags)
       if (token == null) throw new CliError('stem join needs an invite token: stem join TOKEN, stem join - (stdin) or stem join --invite-file FILE', EXIT_USAGE)

@@ -8,6 +8,7 @@ import type { DashboardSnapshot, MeshEvent, StreamMessages } from '../types.js'
 import { shortId } from './format.js'
 import { Legend, MeshGraph } from './graph.js'
 import { AppsPanel, CellsPanel, EventsPanel } from './panels.js'
+import { CellLogPanel } from './cell-logs.js'
 import { applyEvent, applyPatch, applySnapshot, visibleNodes, type ViewState } from './store.js'
 import './style.css'
 
@@ -35,6 +36,7 @@ function useMesh (): ViewState {
 
 function App () {
   const state = useMesh()
+  const [selected, setSelected] = useState<string | undefined>(undefined)
   const snap = state.snap
   if (snap == null) return <p class="boot">{state.connection === 'connecting' ? 'Connecting to the node…' : 'Reconnecting…'}</p>
   const nodes = visibleNodes(state)
@@ -65,7 +67,8 @@ function App () {
         </section>
         <section class="card wide">
           <h2>Cells</h2>
-          <CellsPanel cells={snap.cells} />
+          <CellsPanel cells={snap.cells} selected={selected} onSelect={setSelected} />
+          {selected !== undefined ? <CellLogPanel address={selected} query={query} /> : null}
         </section>
       </main>
     </div>

@@ -25,7 +25,8 @@ export function AppsPanel (props: { apps: AppInfo[] }) {
   )
 }
 
-export function CellsPanel (props: { cells: CellInfo[] }) {
+/** click a row to show that cell's log below the table */
+export function CellsPanel (props: { cells: CellInfo[], selected?: string, onSelect?: (address: string) => void }) {
   if (props.cells.length === 0) return <p class="empty">No cells placed.</p>
   const top = Math.max(1, ...props.cells.map(c => c.rate))
   const sorted = [...props.cells].sort((a, b) => a.address.localeCompare(b.address))
@@ -34,7 +35,7 @@ export function CellsPanel (props: { cells: CellInfo[] }) {
       <thead><tr><th>address</th><th>node</th><th>state</th><th>clones</th><th class="num">msg/s</th></tr></thead>
       <tbody>
         {sorted.map(c => (
-          <tr key={c.address} data-cell={c.address}>
+          <tr key={c.address} data-cell={c.address} class={c.address === props.selected ? 'selected' : undefined} onClick={() => { props.onSelect?.(c.address) }}>
             <td class="mono"><Swatch app={c.app} />{c.address}</td>
             <td class="mono">{shortId(c.node)}</td>
             <td><span class={`state state-${c.state}`} title={c.reason !== undefined ? `since ${new Date(c.since ?? 0).toLocaleString()}: ${c.reason}` : undefined}>{c.state}</span>{c.reason !== undefined ? <span class="reason"> {c.reason}</span> : null}</td>

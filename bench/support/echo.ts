@@ -1,0 +1,23 @@
+// Raw libp2p: `b` echoes each length-prefixed frame; `a` sends one and waits for it back.
+// The baseline of remote asks (bench/messaging.ts) and the runtime comparison (bench/runtime.ts).
+import type { Libp2p } from '@libp2p/interface'
+import { readFrames, encodeFrame } from '../../src/messaging/framing.js'
+
+const ECHO = '/bench/echo/1'
+
+/** One round trip of `size` bytes per call of the returned function. */
+export async function rawEcho (a: Libp2p, b: Libp2p, size: number): Promise<() => Promise<void>> {
+  await b.handle(ECHO, stream => {
+    readFrames(stream, 1 << 20, { onFrame: f => { stream.send(encodeFrame(f)) }, onOversized: () => {}, onClose: () => {} })
+  })
+  const stream = await a.dialProtocol(b.peerId, ECHO)
+  let waiting: (() => void) | undefined
+  readFrames(stream, 1 << 20, { onFrame: () => { waiting?.() }, onOversized: () => {}, onClose: () => {} })
+  const payload = new Uint8Array(size).fill(1)
+  return async () => {
+    const { promise, resolve } = Promise.withResolvers<void>()
+    waiting = resolve
+    stream.send(encodeFrame(payload))
+    await promise
+  }
+}
