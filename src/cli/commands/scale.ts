@@ -34,6 +34,7 @@ export function registerScale (program: Command): void {
   program.command('restart')
     .description('restart the failed instances of an app (or of one cell) from their last good state')
     .argument('<address>', 'APP or APP/CELL')
+    .addHelpText('after', example('stem restart counter'))
     .option('--data <dir>', 'data directory of the running node (and of the owner key)')
     .option('--api <host:port>', 'control API of the running node')
     .option('--json', 'machine-readable output')
