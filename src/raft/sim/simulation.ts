@@ -129,15 +129,15 @@ export function runSeed (seed: number, opts: SeedOptions = {}): SeedResult {
       }
     },
     persisted: (node: SimNode, rd: Ready) => {
-      if (rd.entries.length > 0) {
-        checker.onPersist(node.id, rd.entries, i => {
-          try {
-            return node.storage.term(i)
-          } catch {
-            return undefined
-          }
-        })
+      const storageTerm = (i: number): number | undefined => {
+        try {
+          return node.storage.term(i)
+        } catch {
+          return undefined
+        }
       }
+      if (rd.snapshot !== undefined) checker.onPersistSnapshot(node.id, rd.snapshot.metadata.index, node.storage.lastIndex(), i => node.storage.term(i))
+      if (rd.entries.length > 0) checker.onPersist(node.id, rd.entries, storageTerm)
     },
     send: (node: SimNode, m: Message) => {
       const delivered = net.send(m, tick)
