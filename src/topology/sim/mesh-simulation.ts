@@ -118,6 +118,8 @@ export function runMeshSeed (seed: number, opts: MeshSeedOptions = {}): MeshSeed
   const restartAt = new Map<string, number>()
   const stallEnds = new Map<string, number>()
   let members: string[] = []
+  let lastPlacement = ''
+  let lastPlacementIndex = 0
   let ownerClock = 0
   let opSeq = 0
   let sent = 0
@@ -148,6 +150,12 @@ export function runMeshSeed (seed: number, opts: MeshSeedOptions = {}): MeshSeed
         const { state } = applyCommand(n.state, decodeCommand(e.data))
         n.state = state
         if (state === undefined) continue
+        const placed = JSON.stringify({ placement: state.placement, epochs: state.epochs })
+        if (placed !== lastPlacement && e.index > lastPlacementIndex) {
+          lastPlacement = placed
+          lastPlacementIndex = e.index
+          trace?.(`t${now()} committed at ${e.index}: ${placed}`)
+        }
         checker.onPlacement(state.placement, () => CONTRIBUTED.cells)
         for (const [address, epoch] of Object.entries(state.epochs)) {
           if (Number(address.split('#')[1]) >= state.manifest.cells[CELL].replicas) checker.forget(address, epoch)
