@@ -7,7 +7,7 @@ describe('sim: whole-mesh simulation', () => {
   it('finds no violation in 40 seeds of crashes and 40 of stalls, with network faults', () => {
     const failures: string[] = []
     let acknowledged = 0
-    for (const without of [['partition', 'stall'], ['partition', 'crash']] as const) {
+    for (const without of [['partition', 'stall', 'mesh-restart'], ['partition', 'crash', 'mesh-restart']] as const) {
       for (let seed = 1; seed <= 40; seed++) {
         const r = runMeshSeed(seed, { without: [...without] })
         acknowledged += r.acknowledged

@@ -40,7 +40,7 @@ export interface MeshSeedResult {
 export interface MeshSeedOptions {
   trace?: (line: string) => void
   /** leave out kinds of faults (to tell which ones a violation needs) */
-  without?: Array<'crash' | 'partition' | 'stall' | 'loss' | 'scale'>
+  without?: Array<'crash' | 'mesh-restart' | 'partition' | 'stall' | 'loss' | 'scale'>
 }
 
 const TICK_MS = 50
@@ -102,12 +102,13 @@ export function runMeshSeed (seed: number, opts: MeshSeedOptions = {}): MeshSeed
   const off = new Set(opts.without ?? [])
   if (off.has('loss')) Object.assign(faults, { loss: 0, duplicate: 0, longDelay: 0 })
   const pCrash = off.has('crash') ? 0 : pick([0, 0.004, 0.01])
+  const pMeshRestart = off.has('mesh-restart') ? 0 : pick([0, 0.0005])
   const pPartition = off.has('partition') ? 0 : pick([0, 0.005, 0.015])
   const pStall = off.has('stall') ? 0 : pick([0, 0.004, 0.01])
   const pAdd = pick([0.1, 0.3])
   const pScale = off.has('scale') ? 0 : pick([0, 0.005])
   const chaosTicks = 300 + Math.floor(rand() * 400)
-  trace?.(`seed ${seed}: ${size} nodes, faults ${JSON.stringify(faults)}, crash ${pCrash} partition ${pPartition} stall ${pStall} add ${pAdd} scale ${pScale}, ${chaosTicks * TICK_MS} ms of faults`)
+  trace?.(`seed ${seed}: ${size} nodes, faults ${JSON.stringify(faults)}, crash ${pCrash} mesh restart ${pMeshRestart} partition ${pPartition} stall ${pStall} add ${pAdd} scale ${pScale}, ${chaosTicks * TICK_MS} ms of faults`)
 
   const net = new MeshNetwork<Body>(rand, 4 * ELECTION_TICK)
   net.faults = faults
@@ -373,6 +374,14 @@ export function runMeshSeed (seed: number, opts: MeshSeedOptions = {}): MeshSeed
         crash(n)
         restartAt.set(n.id, tick + 1 + Math.floor(rand() * 6 * ELECTION_TICK))
       }
+      if (chance(pMeshRestart) && restartAt.size === 0) {
+        // a whole-mesh restart (a power cut): every node down, back within 3 s
+        trace?.(`t${now()} whole-mesh restart`)
+        for (const n of nodes.values()) {
+          crash(n)
+          restartAt.set(n.id, tick + 1 + Math.floor(rand() * 60))
+        }
+      }
       if (chance(pStall) && stallEnds.size === 0) {
         const n = pick([...nodes.values()].filter(x => x.alive))
         net.stalled.add(n.id)
@@ -406,7 +415,10 @@ export function runMeshSeed (seed: number, opts: MeshSeedOptions = {}): MeshSeed
 
   // ---- publish: the node the owner talks to forms the group and proposes the manifest ----
   members = pickGroupMembers(view(nodes.get(ids[0])!).map(n => ({ ...n, alive: true })), 3, [ids[0]])
-  for (const n of nodes.values()) startMember(n)
+  for (const n of nodes.values()) {
+    startMember(n)
+    drain(n) // the bootstrap is on disk before anything else happens
+  }
   trace?.(`group ${GROUP} on ${members.join(',')}`)
   while (tick < chaosTicks) step(true)
 
