@@ -3,24 +3,26 @@
 // `--seed <seed> --trace`. The last line is always `seeds: N, violations: V`; the exit code
 // is non-zero when V > 0.
 import { Command, InvalidArgumentError } from 'commander'
-import { runMeshSeed } from '../src/topology/sim/mesh-simulation.js'
-import type { MeshSeedOptions } from '../src/topology/sim/mesh-simulation.js'
+import { FAULT_KINDS, runMeshSeed } from '../src/topology/sim/mesh-simulation.js'
+import type { FaultKind } from '../src/topology/sim/mesh-simulation.js'
+import { seedCount } from './support/seed-args.js'
 
-function count (v: string): number {
-  const n = Number(v)
-  if (!Number.isSafeInteger(n) || n < 0) throw new InvalidArgumentError(`${v} is not a non-negative integer`)
-  return n
+function faultKinds (v: string): FaultKind[] {
+  const kinds = v.split(',').map(x => x.trim()).filter(x => x !== '')
+  const unknown = kinds.filter(k => !(FAULT_KINDS as readonly string[]).includes(k))
+  if (unknown.length > 0) throw new InvalidArgumentError(`unknown fault kind ${unknown.join(', ')} (known: ${FAULT_KINDS.join(', ')})`)
+  return kinds as FaultKind[]
 }
 
 const program = new Command('sim-mesh')
-  .option('--seeds <n>', 'number of seeds to run', count, 100)
-  .option('--from <seed>', 'first seed', count, 1)
-  .option('--seed <seed>', 'run this one seed (same as --from S --seeds 1)', count)
+  .option('--seeds <n>', 'number of seeds to run', seedCount, 100)
+  .option('--from <seed>', 'first seed', seedCount, 1)
+  .option('--seed <seed>', 'run this one seed (same as --from S --seeds 1)', seedCount)
   .option('--trace', 'print every notable event (for replaying one seed)', false)
-  .option('--without <faults>', 'leave out kinds of faults: comma-separated crash, mesh-restart, partition, stall, loss, scale', v => v.split(',').map(x => x.trim()).filter(x => x !== ''))
+  .option('--without <faults>', `leave out kinds of faults, comma-separated: ${FAULT_KINDS.join(', ')}`, faultKinds)
   .option('--quiet', 'no progress lines', false)
   .parse()
-const opts = program.opts<{ seeds: number, from: number, seed?: number, trace: boolean, quiet: boolean, without?: MeshSeedOptions['without'] }>()
+const opts = program.opts<{ seeds: number, from: number, seed?: number, trace: boolean, quiet: boolean, without?: FaultKind[] }>()
 const from = opts.seed ?? opts.from
 const seeds = opts.seed === undefined ? opts.seeds : 1
 

@@ -10,6 +10,7 @@ import type { Placement } from '../placement-accounting.js'
 
 interface Ack {
   op: string
+  epoch: number
   sentAt: number
   ackedAt: number
 }
@@ -49,12 +50,13 @@ export class MeshChecker {
     for (const a of list) {
       if (a.ackedAt < sentAt && !have.has(a.op)) this.fail(`lost: ${a.op} on ${address} (acknowledged at ${a.ackedAt} ms) is missing from what ${node} answered to ${op} in epoch ${epoch}`)
     }
-    list.push({ op, sentAt, ackedAt: now })
+    list.push({ op, epoch, sentAt, ackedAt: now })
     this.acks.set(address, list)
   }
 
+  /** A node starts `address` blank as its primary in `epoch` (a start in an epoch already superseded cannot lose anything by itself: its answers are checked above). */
   onBlankStart (address: string, epoch: number, node: string): void {
-    const acked = this.acks.get(address)?.length ?? 0
+    const acked = this.acks.get(address)?.filter(a => a.epoch <= epoch).length ?? 0
     if (acked > 0) this.fail(`blank start: ${node} started ${address} blank in epoch ${epoch} although ${acked} add(s) were acknowledged`)
   }
 

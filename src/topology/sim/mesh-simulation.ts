@@ -1,6 +1,7 @@
 // A deterministic simulation of a whole mesh: 3–7 nodes on a virtual clock, a simulated
-// network (loss, duplication, delay, reordering, symmetric and one-way partitions, stalls
-// like SIGSTOP), node crashes and restarts from their Raft logs. Everything is drawn from
+// network (loss, duplication, delay, reordering, symmetric, asymmetric and bridge
+// partitions, stalls like SIGSTOP), node crashes and restarts from their Raft logs, and
+// whole-mesh restarts. Everything is drawn from
 // one seeded PRNG, so a seed replays exactly.
 //
 // What runs is the real control plane's decision code: the Raft core (one group for the
@@ -23,8 +24,8 @@ import type { DesiredApp, Placement } from '../placement-accounting.js'
 import { pickGroupMembers } from '../group-members.js'
 import { instanceAddress } from '../types.js'
 import type { NodeCapacity } from '../types.js'
-import { MeshNetwork, CALM } from './mesh-network.js'
-import type { Envelope, MeshFaults } from './mesh-network.js'
+import { NO_FAULTS, SimNetwork, partitionAtRandom } from '../../raft/sim/network.js'
+import type { NetworkFaults } from '../../raft/sim/network.js'
 import { MeshChecker } from './mesh-checker.js'
 
 export interface MeshSeedResult {
@@ -37,10 +38,13 @@ export interface MeshSeedResult {
   sent: number
 }
 
+export const FAULT_KINDS = ['crash', 'mesh-restart', 'partition', 'stall', 'loss', 'scale'] as const
+export type FaultKind = typeof FAULT_KINDS[number]
+
 export interface MeshSeedOptions {
   trace?: (line: string) => void
   /** leave out kinds of faults (to tell which ones a violation needs) */
-  without?: Array<'crash' | 'mesh-restart' | 'partition' | 'stall' | 'loss' | 'scale'>
+  without?: FaultKind[]
 }
 
 const TICK_MS = 50
@@ -64,6 +68,12 @@ type Body =
   | { kind: 'replicated', address: string, epoch: number, version: number, ok: boolean }
   | { kind: 'add', op: string, address: string, sentAt: number }
   | { kind: 'added', op: string, ok: boolean }
+
+interface Envelope {
+  from: string
+  to: string
+  body: Body
+}
 
 interface Copy {
   role: 'primary' | 'clone'
@@ -98,7 +108,7 @@ export function runMeshSeed (seed: number, opts: MeshSeedOptions = {}): MeshSeed
   const trace = opts.trace
   const size = 3 + Math.floor(rand() * 3)
   const ids = Array.from({ length: size }, (_, i) => `n${i + 1}`)
-  const faults: MeshFaults = { loss: pick([0, 0.02, 0.1]), duplicate: pick([0, 0.02, 0.05]), maxDelay: pick([0, 1, 2]), longDelay: pick([0, 0.01, 0.03]) }
+  const faults: NetworkFaults = { loss: pick([0, 0.02, 0.1]), duplicate: pick([0, 0.02, 0.05]), maxDelay: pick([0, 1, 2]), longDelay: pick([0, 0.01, 0.03]) }
   const off = new Set(opts.without ?? [])
   if (off.has('loss')) Object.assign(faults, { loss: 0, duplicate: 0, longDelay: 0 })
   const pCrash = off.has('crash') ? 0 : pick([0, 0.004, 0.01])
@@ -110,8 +120,7 @@ export function runMeshSeed (seed: number, opts: MeshSeedOptions = {}): MeshSeed
   const chaosTicks = 300 + Math.floor(rand() * 400)
   trace?.(`seed ${seed}: ${size} nodes, faults ${JSON.stringify(faults)}, crash ${pCrash} mesh restart ${pMeshRestart} partition ${pPartition} stall ${pStall} add ${pAdd} scale ${pScale}, ${chaosTicks * TICK_MS} ms of faults`)
 
-  const net = new MeshNetwork<Body>(rand, 4 * ELECTION_TICK)
-  net.faults = faults
+  const net = new SimNetwork<Envelope>(rand, faults, 4 * ELECTION_TICK)
   const checker = new MeshChecker()
   const nodes = new Map(ids.map(id => [id, new MeshNode(id)]))
   let tick = 0
@@ -281,7 +290,7 @@ export function runMeshSeed (seed: number, opts: MeshSeedOptions = {}): MeshSeed
     pushState(n, b.address, c, ledger, version)
   }
 
-  const deliver = (e: Envelope<Body>): void => {
+  const deliver = (e: Envelope): void => {
     if (e.to === 'client') return
     const n = nodes.get(e.to)
     if (n === undefined || !n.alive) return
@@ -333,18 +342,8 @@ export function runMeshSeed (seed: number, opts: MeshSeedOptions = {}): MeshSeed
   }
 
   const partition = (): void => {
-    net.heal()
-    const kind = pick(['heal', 'split', 'isolate', 'one-way'])
-    const shuffled = [...ids].sort(() => rand() - 0.5)
-    if (kind === 'split') {
-      const cut = 1 + Math.floor(rand() * (ids.length - 1))
-      net.split(shuffled.slice(0, cut), shuffled.slice(cut))
-    } else if (kind === 'isolate') {
-      net.split(shuffled.slice(0, 1), shuffled.slice(1))
-    } else if (kind === 'one-way') {
-      for (const y of shuffled.slice(1)) net.block(shuffled[0], y)
-    }
-    trace?.(`t${now()} partition ${kind} ${shuffled.join(',')}`)
+    const what = partitionAtRandom(net, ids, rand)
+    trace?.(`t${now()} ${what}`)
   }
 
   // the owner retries the publish until it is applied (a proposal can be dropped)
@@ -424,7 +423,7 @@ export function runMeshSeed (seed: number, opts: MeshSeedOptions = {}): MeshSeed
 
   // ---- heal: every node back, no faults; the app must converge and keep every acknowledged add ----
   net.heal()
-  net.faults = CALM
+  net.faults = NO_FAULTS
   for (const [id] of stallEnds) stallEnds.set(id, tick)
   for (const [id] of restartAt) restartAt.set(id, tick)
   trace?.(`t${now()} healed`)
