@@ -77,6 +77,7 @@ interface Envelope {
 
 interface Copy {
   role: 'primary' | 'clone'
+  /** the epoch of the primary the data comes from (the newest epoch seen is in knownEpoch) */
   epoch: number
   ledger: string[]
   /** -1: a clone that has not received any state yet */
@@ -106,7 +107,7 @@ export function runMeshSeed (seed: number, opts: MeshSeedOptions = {}): MeshSeed
   const pick = <T>(xs: T[]): T => xs[Math.floor(rand() * xs.length)]
   const chance = (p: number): boolean => rand() < p
   const trace = opts.trace
-  const size = 3 + Math.floor(rand() * 3)
+  const size = 3 + Math.floor(rand() * 5)
   const ids = Array.from({ length: size }, (_, i) => `n${i + 1}`)
   const faults: NetworkFaults = { loss: pick([0, 0.02, 0.1]), duplicate: pick([0, 0.02, 0.05]), maxDelay: pick([0, 1, 2]), longDelay: pick([0, 0.01, 0.03]) }
   const off = new Set(opts.without ?? [])
@@ -127,6 +128,7 @@ export function runMeshSeed (seed: number, opts: MeshSeedOptions = {}): MeshSeed
   const now = (): number => tick * TICK_MS
   const restartAt = new Map<string, number>()
   const stallEnds = new Map<string, number>()
+  let lastRestart = -Infinity
   let members: string[] = []
   let lastPlacement = ''
   let lastPlacementIndex = 0
@@ -230,15 +232,18 @@ export function runMeshSeed (seed: number, opts: MeshSeedOptions = {}): MeshSeed
         if (c.role !== 'primary' || c.epoch !== b.epoch) trace?.(`t${now()} ${n.id} is primary of ${b.address} in epoch ${b.epoch} (ledger of ${c.ledger.length})`)
         Object.assign(c, { role: 'primary', epoch: b.epoch, clones: b.clones })
       }
-      // brings clones (new ones, or ones that missed writes) to the primary's ledger
+      // brings clones (new ones, or ones that missed writes) to the primary's ledger; a
+      // write waiting for a clone is sent again, also to a clone assigned meanwhile
       const p = n.copies.get(b.address)!
-      if (p.pending === undefined) {
+      if (p.pending !== undefined) pushState(n, b.address, p, p.pending.ledger, p.pending.version)
+      else {
         p.version = ++p.sent
         pushState(n, b.address, p, p.ledger, p.version)
       }
     } else if (b.clones.includes(n.id)) {
       if (c === undefined) n.copies.set(b.address, { role: 'clone', epoch: b.epoch, ledger: [], version: -1, sent: -1, clones: [] })
-      else Object.assign(c, { role: 'clone', epoch: b.epoch, clones: [], pending: undefined })
+      // a copy keeps the epoch its data comes from: a write of the new epoch is newer than any of an older one
+      else Object.assign(c, { role: 'clone', clones: [], pending: undefined })
     } else if (c !== undefined) {
       trace?.(`t${now()} ${n.id} drops its copy of ${b.address} (epoch ${b.epoch} places it elsewhere)`)
       n.copies.delete(b.address)
@@ -250,10 +255,10 @@ export function runMeshSeed (seed: number, opts: MeshSeedOptions = {}): MeshSeed
     if (ok) {
       n.knownEpoch.set(b.address, b.epoch)
       const c = n.copies.get(b.address)
-      // stored only if newer; acknowledged only if stored (an older write arriving late is refused)
+      // stored only if newer; acknowledged only if held (an older write arriving late is refused)
       if (c?.role === 'primary' && c.epoch >= b.epoch) ok = false
-      else if (c === undefined || c.epoch < b.epoch || b.version > c.version) n.copies.set(b.address, { role: 'clone', epoch: b.epoch, ledger: b.ledger, version: b.version, sent: b.version, clones: [] })
-      else ok = false
+      else if (c === undefined || c.epoch < b.epoch || (c.epoch === b.epoch && b.version > c.version)) n.copies.set(b.address, { role: 'clone', epoch: b.epoch, ledger: b.ledger, version: b.version, sent: b.version, clones: [] })
+      else ok = c.epoch === b.epoch && c.version === b.version
     }
     send(n.id, from, { kind: 'replicated', address: b.address, epoch: b.epoch, version: b.version, ok })
   }
@@ -320,6 +325,7 @@ export function runMeshSeed (seed: number, opts: MeshSeedOptions = {}): MeshSeed
   }
   const restart = (n: MeshNode): void => {
     trace?.(`t${now()} restart ${n.id}`)
+    lastRestart = tick
     n.alive = true
     startMember(n)
     drain(n)
@@ -367,8 +373,9 @@ export function runMeshSeed (seed: number, opts: MeshSeedOptions = {}): MeshSeed
       }
     }
     if (faulty) {
-      // at most one node down at a time: acknowledged state survives the loss of any one node
-      if (chance(pCrash) && restartAt.size === 0) {
+      // one node down at a time, and back long enough for the others to see it (two
+      // failures overlapping in a leader's view are another fault: stalls with crashes)
+      if (chance(pCrash) && restartAt.size === 0 && tick - lastRestart > 2 * SUSPECT_MS / TICK_MS) {
         const n = pick([...nodes.values()].filter(x => x.alive))
         crash(n)
         restartAt.set(n.id, tick + 1 + Math.floor(rand() * 6 * ELECTION_TICK))
@@ -453,7 +460,10 @@ export function runMeshSeed (seed: number, opts: MeshSeedOptions = {}): MeshSeed
       const address = instanceAddress(APP, CELL, i)
       const epoch = state.epochs[address] ?? 0
       const p = inst.primary === null ? undefined : nodes.get(inst.primary)!.copies.get(address)
-      return p?.role === 'primary' && p.epoch === epoch && inst.clones.every(c => nodes.get(c)!.copies.get(address)?.version === p.version)
+      return p?.role === 'primary' && p.epoch === epoch && inst.clones.every(c => {
+        const copy = nodes.get(c)!.copies.get(address)
+        return copy?.epoch === p.epoch && copy.version === p.version
+      })
     })
   }
 
