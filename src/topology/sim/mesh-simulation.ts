@@ -388,8 +388,9 @@ export function runMeshSeed (seed: number, opts: MeshSeedOptions = {}): MeshSeed
           restartAt.set(n.id, tick + 1 + Math.floor(rand() * 60))
         }
       }
-      if (chance(pStall) && stallEnds.size === 0) {
-        const n = pick([...nodes.values()].filter(x => x.alive))
+      const up = [...nodes.values()].filter(x => x.alive)
+      if (chance(pStall) && stallEnds.size === 0 && up.length > 0) {
+        const n = pick(up)
         net.stalled.add(n.id)
         stallEnds.set(n.id, tick + 1 + Math.floor(rand() * 4 * ELECTION_TICK))
         trace?.(`t${now()} stall ${n.id}`)
