@@ -8,12 +8,8 @@
 // have been missing from the capacity view long enough (suspicion before verdict).
 // An update whose new code fails leaves the instance on its old code (the cell host keeps
 // it): the controller then proposes a rollback of that cell to its previous revision.
-import type { RaftHost } from '../raft/multi/raft-host.js'
 import { ConfChangeType, StateRole } from '../raft/types.js'
-import type { CellRuntime } from '../cells/runtime.js'
 import { NO_ROOM } from '../cells/runtime.js'
-import type { CellMessaging } from '../messaging/cell-messaging.js'
-import type { BundleExchange } from '../messaging/code-exchange.js'
 import type { Logger } from '../util/logger.js'
 import { activeCells, placementBase } from './app-state.js'
 import { cellRevision } from './cell-revision.js'
@@ -32,20 +28,21 @@ import type { DesiredApp, Placement } from './placement-accounting.js'
 import { planReconcile } from './reconcile.js'
 import type { ReconcileStep, Role, RunningCopy } from './reconcile.js'
 import type { Amount, NodeCapacity, PeerId } from './types.js'
+import type { BundlePort, CapacityPort, CellRuntimePort, MessagingPort, RaftPort } from './ports.js'
 
 export interface AppControllerComponents {
   self: string
-  raft: RaftHost
-  runtime: CellRuntime
-  messaging: CellMessaging
-  bundles: BundleExchange
+  raft: RaftPort
+  runtime: CellRuntimePort
+  messaging: MessagingPort
+  bundles: BundlePort
   clones: CloneService
   groups: AppGroups
   announcer: AppAnnouncer
   reservations: ReservationSync
   table: AppTable
   /** the live nodes of the capacity view, this node included */
-  nodes: () => NodeCapacity[]
+  nodes: CapacityPort
   logger: Logger
 }
 

@@ -15,9 +15,7 @@
 // announcement lists it, so it does not wait for the next message to hold anything.
 import type { Libp2p, Stream, Connection } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
-import type { CellRuntime } from '../cells/runtime.js'
 import type { CellLimits } from '../cells/limits.js'
-import type { BundleExchange } from '../messaging/code-exchange.js'
 import { readOne, writeFrame } from '../messaging/framing.js'
 import { createFrameVerifier } from '../wire/frame.js'
 import type { FrameSigner } from '../wire/frame.js'
@@ -29,11 +27,12 @@ import { placementRefusal } from './placement-authority.js'
 import type { AppAnnouncement } from './announcement.js'
 import type { CloneStore } from './clone-store.js'
 import { unwantedClones } from './fencing.js'
+import type { BundlePort, CellRuntimePort } from './ports.js'
 
 export interface CloneServiceComponents {
   libp2p: Pick<Libp2p, 'handle' | 'unhandle' | 'dialProtocol'>
-  runtime: CellRuntime
-  bundles: BundleExchange
+  runtime: CellRuntimePort
+  bundles: BundlePort
   signer: FrameSigner
   table: AppTable
   /** where held clones are persisted; in memory only without it */
