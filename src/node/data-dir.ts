@@ -15,7 +15,7 @@ export function defaultDataDir (): string {
   return resolve(process.env.STEM_DATA ?? join(homedir(), '.stem'))
 }
 
-export const dataFiles = (dir: string): { identity: string, owner: string, mesh: string, token: string, api: string, contribution: string, peers: string, bundles: string, groups: string, clones: string } => ({
+export const dataFiles = (dir: string): { identity: string, owner: string, mesh: string, token: string, api: string, contribution: string, peers: string, bundles: string, groups: string, clones: string, cells: string } => ({
   identity: join(dir, 'identity.key'),
   /** the app owner key of this data dir's user (publish, scale, revert), separate from the node identity */
   owner: join(dir, 'owner.key'),
@@ -25,6 +25,8 @@ export const dataFiles = (dir: string): { identity: string, owner: string, mesh:
   groups: join(dir, 'groups'),
   /** the warm clones this node holds for other nodes' instances (restored on restart) */
   clones: join(dir, 'clones'),
+  /** the states of the primaries this node runs (restored on restart) */
+  cells: join(dir, 'cells'),
   mesh: join(dir, 'mesh.json'),
   token: join(dir, 'api-token'),
   api: join(dir, 'api.json'),

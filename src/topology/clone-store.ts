@@ -1,14 +1,15 @@
-// The clones a node holds, on its disk (<dataDir>/clones/<address>.json, atomic write +
-// fsync), so that a node restarted while it was an instance's clone can still be promoted
-// with the state it held.
+// The copies of instances a node holds, on its disk (atomic write + fsync): the clones it
+// holds for other nodes' instances (<dataDir>/clones/<address>.json) and the states of its
+// own primaries (<dataDir>/cells/<address>.json), so that a restarted node still holds them.
 //
-// Writes are write-behind: the clone answers the primary once the state is in its memory
-// (that is what "held" means for the reply gate, README "Durability"), and the file
-// follows — at once after a quiet spell, else at most one write per clone every
-// `minWriteIntervalMs`, always of the newest state, so a busy instance costs its clone a
-// few fsyncs per second, not one per message.
-import { mkdir, readdir, readFile, unlink } from 'node:fs/promises'
-import { join } from 'node:path'
+// Writes are coalesced: at most one write per file in flight, always of the newest record,
+// so the states of concurrent messages share one fsync (group commit). `save` settles once
+// the record (or a newer one) is on disk. With `minWriteIntervalMs` > 0 (write-behind, for
+// `durability: memory`) a write follows the previous one of the same file only after that
+// pause, so a busy instance costs a few fsyncs per second; `save(…, { now: true })` skips
+// the pause (`durability: disk`: the reply waits for it).
+import { mkdir, readdir, readFile, rename, unlink } from 'node:fs/promises'
+import { basename, join } from 'node:path'
 import { writeFileAtomic } from '../util/atomic-file.js'
 import type { CellLimits } from '../cells/limits.js'
 
@@ -24,6 +25,8 @@ export interface StoredClone {
   state?: string
   /** version of `state`; -1 before the primary sent one */
   version: number
+  /** placement epoch the state was produced in (a newer epoch wins over a higher version) */
+  epoch?: number
 }
 
 export interface CloneStoreInit {
@@ -33,11 +36,14 @@ export interface CloneStoreInit {
   minWriteIntervalMs?: number
 }
 
-/** what loadAll found: the clones, and one line per file it dropped */
+/** what loadAll found: the clones, and one line per file it could not use (named) */
 export interface LoadedClones {
   clones: StoredClone[]
   dropped: string[]
 }
+
+/** a file written by a newer stem: left in place, never rewritten or deleted */
+export class NewerFormatError extends Error {}
 
 const INSTANCE = /^[a-z0-9][a-z0-9-]{0,62}\/[A-Za-z0-9_-]+#\d+$/i
 const FILE_FORMAT = 1
@@ -48,6 +54,8 @@ export class CloneStore {
   private readonly writing = new Map<string, Promise<void>>()
   /** saves per clone, so a remove can tell whether the clone was saved again meanwhile */
   private readonly saves = new Map<string, number>()
+  /** records whose next write must not wait for the write-behind pause */
+  private readonly urgent = new Set<string>()
   private readonly maxStateBytes: number
   private readonly minWriteIntervalMs: number
   private ready: Promise<unknown> | undefined
@@ -61,8 +69,9 @@ export class CloneStore {
     return join(this.dir, `${encodeURIComponent(address)}.json`)
   }
 
-  /** Queues the clone for writing; settles once it (or a newer record of it) is on disk. */
-  async save (clone: StoredClone): Promise<void> {
+  /** Queues the record for writing; settles once it (or a newer record of it) is on disk. */
+  async save (clone: StoredClone, options: { now?: boolean } = {}): Promise<void> {
+    if (options.now === true) this.urgent.add(clone.address)
     this.queued.set(clone.address, clone)
     this.saves.set(clone.address, (this.saves.get(clone.address) ?? 0) + 1)
     const inFlight = this.writing.get(clone.address)
@@ -72,7 +81,8 @@ export class CloneStore {
       await this.ready
       for (let first = true; ; first = false) {
         // states arriving during the pause are folded into one write
-        if (!first) await new Promise(resolve => setTimeout(resolve, this.minWriteIntervalMs))
+        if (!first && this.minWriteIntervalMs > 0 && !this.urgent.has(clone.address)) await new Promise(resolve => setTimeout(resolve, this.minWriteIntervalMs))
+        this.urgent.delete(clone.address)
         const next = this.queued.get(clone.address)
         if (next === undefined) break
         this.queued.delete(clone.address)
@@ -116,8 +126,13 @@ export class CloneStore {
         if (this.file(clone.address) !== path) throw new Error(`it holds ${clone.address}, another instance than its name says`)
         out.clones.push(clone)
       } catch (err) {
-        out.dropped.push(`clone file ${path} is corrupt and was deleted: ${(err as Error).message}`)
-        await unlink(path).catch(() => {})
+        if (err instanceof NewerFormatError) {
+          out.dropped.push(`${path} was written by a newer version of stem (${err.message}): left in place, not used`)
+          continue
+        }
+        // kept beside, for a person to look at: nothing is deleted that might be needed
+        await rename(path, `${path}.corrupt`).catch(() => {})
+        out.dropped.push(`${path} is damaged (${(err as Error).message}): moved to ${basename(path)}.corrupt, not used`)
       }
     }
     return out
@@ -137,7 +152,8 @@ export function encodeStoredClone (c: StoredClone): string {
     owner: Buffer.from(c.owner).toString('base64'),
     limits: c.limits,
     state: c.state,
-    version: c.version
+    version: c.version,
+    epoch: c.epoch
   })
 }
 
@@ -150,8 +166,9 @@ export function decodeStoredClone (text: string, maxStateBytes = 8 * 1024 * 1024
     throw new Error('not JSON (truncated?)')
   }
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new Error('not a JSON object')
+  if (typeof raw.format === 'number' && raw.format > FILE_FORMAT) throw new NewerFormatError(`format ${raw.format}, this one reads ${FILE_FORMAT}`)
   if (raw.format !== FILE_FORMAT) throw new Error(`unknown format ${String(raw.format)} (expected ${FILE_FORMAT})`)
-  const { address, bundle, owner, limits, state, version } = raw
+  const { address, bundle, owner, limits, state, version, epoch } = raw
   if (typeof address !== 'string' || !INSTANCE.test(address)) throw new Error('address is not app/cell#i')
   if (typeof bundle !== 'string' || !/^[0-9a-f]{64}$/.test(bundle)) throw new Error('bundle is not a sha256 hex id')
   if (typeof owner !== 'string' || !/^[A-Za-z0-9+/]+={0,2}$/.test(owner)) throw new Error('owner is not base64')
@@ -163,7 +180,10 @@ export function decodeStoredClone (text: string, maxStateBytes = 8 * 1024 * 1024
     try { JSON.parse(state) } catch { throw new Error('state is not JSON text') }
   }
   if ((state === undefined) !== (version === -1)) throw new Error('state and version disagree')
-  return { address, bundle, owner: ownerBytes, limits: limits === undefined ? undefined : checkLimits(limits), state, version }
+  if (epoch !== undefined && (typeof epoch !== 'number' || !Number.isSafeInteger(epoch) || epoch < 0)) throw new Error('epoch is not an integer ≥ 0')
+  const out: StoredClone = { address, bundle, owner: ownerBytes, limits: limits === undefined ? undefined : checkLimits(limits), state, version }
+  if (epoch !== undefined) out.epoch = epoch
+  return out
 }
 
 function checkLimits (raw: unknown): CellLimits {

@@ -60,7 +60,7 @@ describe('clone store: held clones on disk', () => {
     assert.deepEqual((await store.loadAll()).clones.map(c => c.version), [4])
   })
 
-  it('corrupt, truncated, forged, oversized and half-written files: a clear reason, deleted, no crash; good ones kept', async () => {
+  it('corrupt, truncated, forged, oversized and half-written files: a clear line naming the file, moved aside (.corrupt), no crash; newer-format files left in place; good ones kept', async () => {
     const store = new CloneStore(dir, { maxStateBytes: 1000 })
     await store.save(clone({ address: 'shop/good#0' }))
     const good = encodeStoredClone(clone())
@@ -85,14 +85,18 @@ describe('clone store: held clones on disk', () => {
     assert.deepEqual(clones.map(c => c.address), ['shop/good#0'])
     assert.equal(dropped.length, Object.keys(bad).length)
     for (const line of dropped) {
-      assert.match(line, /^clone file .+ is corrupt and was deleted: \S/)
+      if (line.includes('format%23')) assert.match(line, /^\S+shop%2Fformat%230\.json was written by a newer version of stem \(format 9, this one reads 1\): left in place/)
+      else assert.match(line, /^\S+\.json is damaged \(.+\): moved to \S+\.json\.corrupt, not used$/)
       assert.ok(!line.includes('\n'))
     }
     assert.match(dropped.find(l => l.includes('forged')) ?? '', /holds shop\/counter#0, another instance/)
     assert.match(dropped.find(l => l.includes('truncated')) ?? '', /not JSON/)
     assert.match(dropped.find(l => l.includes('big')) ?? '', /at most 1000 characters/)
     assert.match(dropped.find(l => l.includes('mismatch')) ?? '', /state and version disagree/)
-    assert.deepEqual((await readdir(dir)).sort(), ['README', 'shop%2Fgood%230.json'])
+    const expected = ['README', 'shop%2Fformat%230.json', 'shop%2Fgood%230.json', ...Object.keys(bad).filter(n => !n.includes('format')).map(n => `${n}.corrupt`)]
+    assert.deepEqual((await readdir(dir)).sort(), expected.sort())
+    // moved-aside files are not read again
+    assert.equal((await new CloneStore(dir, { maxStateBytes: 1000 }).loadAll()).dropped.length, 1)
     assert.equal(await readFile(join(dir, 'README'), 'utf8'), 'not a clone file: left alone')
   })
 
