@@ -1,7 +1,7 @@
 // Clone benchmarks: what persisting held clones on disk costs the hot path. Three
 // in-process nodes (TCP + Noise + Yamux on 127.0.0.1, cells in real cell host processes):
 // a primary running a counter whose answers wait for a clone to hold each state (the
-// reply gate), a clone node that writes what it holds to disk (write-behind, fsync), and
+// reply gate; `durability: memory`), a clone node that writes what it holds to disk (write-behind, fsync), and
 // one that keeps it in memory only. Rounds alternate between the two clones.
 //   clone-gated-ask        sequential increments, clone persisting vs memory-only clone
 //   clone-fsync-per-state  one atomic write + fsync of the same state file on the same disk
@@ -59,7 +59,7 @@ function announce (primary: string, clone: string, version: bigint): void {
   table.update({
     app: 'bench', owner: 'o', leader: primary, term: 1n, version, members: [primary],
     instances: [{ address: ADDRESS, node: primary, epoch: 1n, state: 'transformed', clones: [clone], clonesReady: [] }],
-    cells: [{ name: 'counter', replicas: 1, timeout: 500 }], routes: [], reverted: false
+    cells: [{ name: 'counter', replicas: 1, timeout: 500, durability: 'memory' }], routes: [], reverted: false
   })
 }
 

@@ -80,6 +80,8 @@ export class CloneStore {
       this.ready ??= mkdir(this.dir, { recursive: true })
       await this.ready
       for (let first = true; ; first = false) {
+        // nothing new since the last write: done (the next save writes at once)
+        if (!this.queued.has(clone.address)) break
         // states arriving during the pause are folded into one write
         if (!first && this.minWriteIntervalMs > 0 && !this.urgent.has(clone.address)) await new Promise(resolve => setTimeout(resolve, this.minWriteIntervalMs))
         this.urgent.delete(clone.address)

@@ -163,7 +163,6 @@ export class CloneService {
       const { clones, dropped } = await store.loadAll()
       for (const line of dropped) this.log.warn(line)
       for (const c of clones) {
-        if (c.state === undefined) continue
         const before = this.held.get(c.address)
         if (before !== undefined && !newer(c.epoch ?? 0, c.version, before.epoch, before.version)) continue
         if (before === undefined) restored++
