@@ -188,7 +188,9 @@ export function applyCommand (state: AppState | undefined, cmd: AppCommand): App
       }
       if (state.manifest.cells[cmd.cell] === undefined) return refuse(state, `app ${state.app} has no cell ${cmd.cell}`)
       const changed = !state.reverted.includes(cmd.cell)
-      const next: AppState = { ...state, lastRequestAt: cmd.at, reverted: changed ? [...state.reverted, cmd.cell].sort() : state.reverted }
+      // the reverted cell's copies are meant to go: published again, its instances start new
+      const holders = Object.fromEntries(Object.entries(state.holders ?? {}).filter(([address]) => !address.startsWith(`${state.app}/${cmd.cell}#`)))
+      const next: AppState = { ...state, lastRequestAt: cmd.at, reverted: changed ? [...state.reverted, cmd.cell].sort() : state.reverted, holders }
       return done({ ...next, placement: trimPlacement(next) }, changed)
     }
     case 'place': {

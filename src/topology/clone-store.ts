@@ -40,6 +40,8 @@ export interface CloneStoreInit {
 export interface LoadedClones {
   clones: StoredClone[]
   dropped: string[]
+  /** instances whose file was damaged (moved aside): a copy existed and is gone */
+  damaged: string[]
 }
 
 /** a file written by a newer stem: left in place, never rewritten or deleted */
@@ -107,7 +109,7 @@ export class CloneStore {
 
   /** Every stored clone. A file that cannot be read as one is deleted and reported in `dropped`. */
   async loadAll (): Promise<LoadedClones> {
-    const out: LoadedClones = { clones: [], dropped: [] }
+    const out: LoadedClones = { clones: [], dropped: [], damaged: [] }
     let names: string[]
     try {
       names = await readdir(this.dir)
@@ -135,6 +137,8 @@ export class CloneStore {
         // kept beside, for a person to look at: nothing is deleted that might be needed
         await rename(path, `${path}.corrupt`).catch(() => {})
         out.dropped.push(`${path} is damaged (${(err as Error).message}): moved to ${basename(path)}.corrupt, not used`)
+        const address = addressOfFile(name)
+        if (address !== undefined) out.damaged.push(address)
       }
     }
     return out
@@ -143,6 +147,16 @@ export class CloneStore {
   /** Waits for every queued write. */
   async flush (): Promise<void> {
     while (this.writing.size > 0) await Promise.allSettled([...this.writing.values()])
+  }
+}
+
+/** the instance a file name stands for, if it is one */
+function addressOfFile (name: string): string | undefined {
+  try {
+    const address = decodeURIComponent(name.slice(0, -'.json'.length))
+    return INSTANCE.test(address) ? address : undefined
+  } catch {
+    return undefined
   }
 }
 

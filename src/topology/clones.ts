@@ -87,6 +87,8 @@ export interface CopyReport {
   epoch: number
   /** a transformed primary there */
   running: boolean
+  /** the node's copy was damaged on disk (moved aside): not usable, but the state existed */
+  damaged?: boolean
 }
 
 const INSTANCE = /^[a-z0-9][a-z0-9-]{0,62}\/[A-Za-z0-9_-]+#\d+$/i
@@ -104,6 +106,8 @@ export class CloneService {
   private readonly inflight = new Map<string, Promise<void>>()
   /** `address peer` of the seeding pushes under way */
   private readonly seeding = new Set<string>()
+  /** instances whose copy on this disk was damaged (reported by the inventory: not blank) */
+  private readonly damaged = new Set<string>()
   /** primary side: the write of each local instance's newest state to this node's disk */
   private readonly primaryWrites = new Map<string, Promise<void>>()
   private readonly maxFrameBytes: number
@@ -117,6 +121,7 @@ export class CloneService {
     this.verifier = createFrameVerifier({ maxBytes: this.maxFrameBytes + 4096, name: 'clone' })
     components.runtime.addEventListener('cell:snapshot', evt => {
       this.latest.set(evt.detail.address, { state: evt.detail.state, version: evt.detail.version })
+      this.damaged.delete(evt.detail.address)
       this.persistPrimary(evt.detail.address, evt.detail.state, evt.detail.version)
     })
     components.runtime.addEventListener('cell:reverted', evt => {
@@ -160,8 +165,9 @@ export class CloneService {
     let restored = 0
     for (const store of [this.components.store, this.components.primaries]) {
       if (store === undefined) continue
-      const { clones, dropped } = await store.loadAll()
+      const { clones, dropped, damaged } = await store.loadAll()
       for (const line of dropped) this.log.warn(line)
+      for (const address of damaged) this.damaged.add(address)
       for (const c of clones) {
         const before = this.held.get(c.address)
         if (before !== undefined && !newer(c.epoch ?? 0, c.version, before.epoch, before.version)) continue
@@ -237,6 +243,9 @@ export class CloneService {
     for (const address of unwantedClones(a, held, self, Date.now(), this.init.holdGraceMs ?? 10_000)) {
       this.drop(address, a.reverted ? `app ${a.app} was reverted` : `app ${a.app} no longer places it here`)
     }
+    // a damaged copy of an instance the app no longer has (its cell reverted) is forgotten:
+    // published again, the instance starts new
+    for (const address of this.damaged) if (address.startsWith(`${a.app}/`) && (a.reverted || !a.instances.some(i => i.address === address))) this.damaged.delete(address)
     for (const inst of a.instances) {
       const clone = this.held.get(inst.address)
       if (clone !== undefined && inst.clones.includes(self)) clone.restored = false
@@ -255,6 +264,7 @@ export class CloneService {
   /** What this node holds of `app`'s instances: running primaries and held copies (the newest of each). */
   inventory (app: string): CopyReport[] {
     const out = new Map<string, CopyReport>()
+    for (const address of this.damaged) if (address.startsWith(`${app}/`)) out.set(address, { address, version: -1, epoch: 0, running: false, damaged: true })
     for (const [address, c] of this.held) {
       if (address.startsWith(`${app}/`) && c.state !== undefined) out.set(address, { address, version: c.version, epoch: c.epoch, running: false })
     }
@@ -268,7 +278,7 @@ export class CloneService {
   /** The leader asks `peer` for its inventory of `app`. */
   async inventoryOf (peer: string, app: string, signal?: AbortSignal): Promise<CopyReport[]> {
     const answer = await this.request(peer, { inventory: { app } }, signal)
-    return answer.copies.filter(c => c.address.startsWith(`${app}/`) && INSTANCE.test(c.address)).map(c => ({ address: c.address, version: Number(c.version), epoch: Number(c.epoch), running: c.running }))
+    return answer.copies.filter(c => c.address.startsWith(`${app}/`) && INSTANCE.test(c.address)).map(c => ({ address: c.address, version: c.damaged ? -1 : Number(c.version), epoch: Number(c.epoch), running: c.running, damaged: c.damaged }))
   }
 
   /** The leader fetches the state of the copy of `address` that `peer` holds. */
@@ -419,7 +429,7 @@ export class CloneService {
   private async handle (peer: string, request: CloneRequest): Promise<CloneAnswer> {
     if (request.inventory != null) {
       if (!/^[a-z0-9][a-z0-9-]{0,62}$/i.test(request.inventory.app)) throw new Error('invalid inventory request')
-      return { ...emptyAnswer(0), copies: this.inventory(request.inventory.app).map(c => ({ address: c.address, version: BigInt(c.version), epoch: BigInt(c.epoch), running: c.running })) }
+      return { ...emptyAnswer(0), copies: this.inventory(request.inventory.app).map(c => ({ address: c.address, version: BigInt(Math.max(0, c.version)), epoch: BigInt(c.epoch), running: c.running, damaged: c.damaged === true })) }
     }
     if (request.fetch != null) {
       const address = request.fetch.address
@@ -464,6 +474,7 @@ export class CloneService {
         clone.version = Number(s.version)
         clone.epoch = Math.max(epoch, clone.epoch)
         clone.fromDisk = false
+        this.damaged.delete(s.address)
         // disk: acknowledged once fsynced here; memory: once held here, the file follows
         const write = this.persist(s.address, clone, this.durabilityOf(s.address) === 'disk')
         if (this.durabilityOf(s.address) === 'disk') await write

@@ -32,6 +32,11 @@ export interface PrimaryRecoveryInit {
   inventoryTimeoutMs?: number
 }
 
+function lostWhy (missing: string[], copies: Copy[]): string {
+  const damaged = copies.filter(c => c.damaged === true).map(c => c.node)
+  return [missing.length > 0 ? `${missing.join(', ')} did not answer` : '', damaged.length > 0 ? `the copy on ${damaged.join(', ')} is damaged on disk` : ''].filter(x => x !== '').join('; ')
+}
+
 export type RecoveryOutcome = 'started' | 'recovering' | 'lost'
 
 export class PrimaryRecovery {
@@ -54,7 +59,7 @@ export class PrimaryRecovery {
       try {
         const inventory = await clones.inventoryOf(node, h.app, AbortSignal.timeout(timeout))
         answered.add(node)
-        for (const c of inventory) if (c.address === address) copies.push({ node, version: c.version, epoch: c.epoch, running: c.running })
+        for (const c of inventory) if (c.address === address) copies.push({ node, version: c.version, epoch: c.epoch, running: c.running, damaged: c.damaged })
       } catch (err) {
         logger.debug(`app ${h.app}: no inventory from ${node}: ${(err as Error).message}`)
       }
@@ -76,7 +81,7 @@ export class PrimaryRecovery {
         say('recovering', `${address} is recovering: waiting up to ${Math.round(waitBoundMs / 1000)} s for ${plan.missing.join(', ')}, which may hold its newest copy`)
         return 'recovering'
       case 'lost':
-        say('lost', `${address} is lost: no copy of its state was found (nodes that held one: ${plan.missing.join(', ')} did not answer); it is not served until one comes back`, true)
+        say('lost', `${address} is lost: no usable copy of its state was found (${lostWhy(plan.missing, copies)}); it is not served until a copy comes back`, true)
         return 'lost'
       case 'running':
         break

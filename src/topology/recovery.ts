@@ -13,7 +13,7 @@
 //     starts from the newest copy found; with no copy at all it says `lost` (and keeps
 //     asking: a holder that comes back brings its copy);
 //   - no copy anywhere and every holder answered: the instance never had a state (new),
-//     it starts blank.
+//     it starts blank — unless a node reported its copy damaged on disk: then it is `lost`.
 import type { Role } from './reconcile.js'
 
 /** a node placed for an instance in some epoch (app-state.ts keeps the recent ones) */
@@ -30,6 +30,8 @@ export interface Copy {
   epoch: number
   /** a transformed primary there */
   running: boolean
+  /** the copy was damaged on that node's disk: not usable, but proof the instance had a state */
+  damaged?: boolean
 }
 
 export interface RecoveryInput {
@@ -63,6 +65,7 @@ export type RecoveryPlan =
 export function newestCopy (copies: Copy[]): Copy | undefined {
   let best: Copy | undefined
   for (const c of copies) {
+    if (c.damaged === true) continue
     if (best === undefined || c.epoch > best.epoch || (c.epoch === best.epoch && (c.version > best.version || (c.version === best.version && c.running && !best.running)))) best = c
   }
   return best
@@ -74,7 +77,7 @@ export function planRecovery (input: RecoveryInput): RecoveryPlan {
   const missing = [...new Set(input.holders.map(h => h.node))].filter(n => !input.answered.has(n)).sort()
   const covered = uncovered(input.holders, input.answered, newest?.epoch ?? -1).length === 0
   if (!covered && input.waitedMs < input.waitBoundMs) return { kind: 'wait', missing }
-  if (newest === undefined) return missing.length === 0 ? { kind: 'blank' } : { kind: 'lost', missing }
+  if (newest === undefined) return missing.length === 0 && !input.copies.some(c => c.damaged === true) ? { kind: 'blank' } : { kind: 'lost', missing }
   return newest.node === input.target ? { kind: 'promote', copy: newest, missing } : { kind: 'copy', copy: newest, missing }
 }
 

@@ -4,10 +4,11 @@
 // restart every acknowledged add is in the count, and the count never exceeds the adds
 // attempted (nothing applied twice, nothing invented).
 import assert from 'node:assert/strict'
+import { readdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { AppCellsListing } from '../../src/topology/app-table.js'
 import { waitFor } from '../support/wait.js'
-import { repoRoot, stemJson, printLogsIfFailed, stopAll } from '../support/stem-process.js'
+import { repoRoot, stem, stemJson, printLogsIfFailed, stopAll } from '../support/stem-process.js'
 import { gatewayOf, restartNode, startMesh, stopNodes, type MeshNode } from '../../scripts/support/stem-mesh.js'
 
 const manifest = join(repoRoot, 'examples', 'counter', 'app.yaml')
@@ -47,8 +48,8 @@ describe('durable by default: restarts with real stem processes', function () {
   afterEach(printLogsIfFailed)
   afterEach(stopAll)
 
-  it('one node: a graceful restart and a kill -9 restart keep every acknowledged add', async () => {
-    const [node] = await startMesh(1, ['--mesh', 'one'])
+  it('one node: a graceful restart and a kill -9 restart keep every acknowledged add; start flags are remembered; a damaged state file is named and its instance shown lost; a newer data dir is refused', async () => {
+    const [node] = await startMesh(1, ['--mesh', 'one', '--cpu', '3', '--cells', '7'])
     await stemJson(['publish', manifest, '--data', node.dataDir])
     const adds = new Adds()
     await adds.add(gatewayOf(node.process), 5)
@@ -62,6 +63,29 @@ describe('durable by default: restarts with real stem processes', function () {
     await stopNodes([node], 'SIGKILL')
     await restartNode(node)
     assert.equal(await adds.check(gatewayOf(node.process), 'a kill -9 restart'), 8)
+    // --cpu/--cells of the first start hold after restarts without them
+    const status = await stemJson<{ capacity: { cpu: number, cells: number } }>(['status', '--data', node.dataDir])
+    assert.deepEqual([status.capacity.cpu, status.capacity.cells], [3, 7])
+
+    // a truncated state file: one line naming it, moved aside, the node starts anyway
+    await stopNodes([node], 'SIGKILL')
+    const file = join(node.dataDir, 'cells', `${encodeURIComponent('counter/counter#0')}.json`)
+    const text = await readFile(file, 'utf8')
+    await writeFile(file, text.slice(0, text.length - 10))
+    await restartNode(node)
+    await waitFor(() => node.process.stdout.includes(`${file} is damaged (not JSON (truncated?)): moved to`) || node.process.stderr.includes(`${file} is damaged (not JSON (truncated?)): moved to`), { what: 'the line naming the damaged file' })
+    assert.ok((await readdir(join(node.dataDir, 'cells'))).includes(`${encodeURIComponent('counter/counter#0')}.json.corrupt`))
+    // its only copy is gone: shown lost and said so, never served blank
+    await waitFor(async () => (await stemJson<AppCellsListing[]>(['cells', 'counter', '--data', node.dataDir]))[0]?.cells[0]?.state === 'lost', { timeout: 60_000, what: 'the counter to be shown lost' })
+    assert.match(node.process.stdout + node.process.stderr, /counter\/counter#0 is lost: no usable copy of its state was found \(the copy on \S+ is damaged on disk\)/)
+    assert.notEqual((await fetch(`${gatewayOf(node.process)}/counter/count`)).status, 200)
+
+    // a data dir from a newer version: refused with one line naming the file
+    await stopNodes([node], 'SIGINT')
+    await writeFile(join(node.dataDir, 'stem-data.json'), '{"format":99}\n')
+    const refused = await stem(['start', '--data', node.dataDir, '--listen', node.listen, '--api', '127.0.0.1:0'])
+    assert.equal(refused.code, 1)
+    assert.match(refused.stderr.trim(), /stem-data\.json: this data dir was written by a newer version of stem \(format 99; this one reads format 1\)/)
   })
 
   it('three nodes: graceful whole-mesh restart, kill -9 of all three, then only two of three back', async () => {

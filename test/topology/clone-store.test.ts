@@ -33,7 +33,7 @@ describe('clone store: held clones on disk', () => {
   })
 
   it('an empty or missing directory restores nothing', async () => {
-    assert.deepEqual(await new CloneStore(join(dir, 'none')).loadAll(), { clones: [], dropped: [] })
+    assert.deepEqual(await new CloneStore(join(dir, 'none')).loadAll(), { clones: [], dropped: [], damaged: [] })
   })
 
   it('coalesces a burst of states into few writes, the newest last', async () => {

@@ -36,6 +36,12 @@ describe('recovery: where an instance without a running primary starts from', ()
     assert.deepEqual(plan({ holders, answered: new Set(['A']), waitedMs: 10_000 }), { kind: 'lost', missing: ['P'] })
   })
 
+  it('a copy damaged on disk is not used, and makes "no copy" lost rather than blank', () => {
+    const damaged: Copy = { node: 'A', version: -1, epoch: 0, running: false, damaged: true }
+    assert.deepEqual(plan({ holders: [primary('A')], answered: new Set(['A']), copies: [damaged] }), { kind: 'lost', missing: [] })
+    assert.deepEqual(plan({ holders: [primary('A'), clone('B')], answered: new Set(['A', 'B']), copies: [damaged, copy('B', 3)] }), { kind: 'copy', copy: copy('B', 3), missing: [] })
+  })
+
   it('a missing primary whose clones all answered is covered: no wait (failover after the leader died)', () => {
     const holders = [primary('P'), clone('C')]
     assert.deepEqual(plan({ target: 'C', holders, answered: new Set(['C']), copies: [copy('C', 7)] }), { kind: 'promote', copy: copy('C', 7), missing: ['P'] })
