@@ -67,7 +67,8 @@ export class CloneStore {
     this.minWriteIntervalMs = init.minWriteIntervalMs ?? 100
   }
 
-  private file (address: string): string {
+  /** the file of an instance's record */
+  fileOf (address: string): string {
     return join(this.dir, `${encodeURIComponent(address)}.json`)
   }
 
@@ -90,7 +91,7 @@ export class CloneStore {
         const next = this.queued.get(clone.address)
         if (next === undefined) break
         this.queued.delete(clone.address)
-        await writeFileAtomic(this.file(clone.address), encodeStoredClone(next))
+        await writeFileAtomic(this.fileOf(clone.address), encodeStoredClone(next))
       }
     })().finally(() => { this.writing.delete(clone.address) })
     this.writing.set(clone.address, run)
@@ -104,7 +105,7 @@ export class CloneStore {
     await this.writing.get(address)?.catch(() => {})
     if (this.saves.get(address) !== saves) return // saved again meanwhile: the new record stays
     this.saves.delete(address)
-    await unlink(this.file(address)).catch((err: NodeJS.ErrnoException) => { if (err.code !== 'ENOENT') throw err })
+    await unlink(this.fileOf(address)).catch((err: NodeJS.ErrnoException) => { if (err.code !== 'ENOENT') throw err })
   }
 
   /** Every stored clone. A file that cannot be read as one is deleted and reported in `dropped`. */
@@ -127,7 +128,7 @@ export class CloneStore {
       if (!name.endsWith('.json')) continue
       try {
         const clone = decodeStoredClone(await readFile(path, 'utf8'), this.maxStateBytes)
-        if (this.file(clone.address) !== path) throw new Error(`it holds ${clone.address}, another instance than its name says`)
+        if (this.fileOf(clone.address) !== path) throw new Error(`it holds ${clone.address}, another instance than its name says`)
         out.clones.push(clone)
       } catch (err) {
         if (err instanceof NewerFormatError) {

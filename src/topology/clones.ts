@@ -76,6 +76,8 @@ interface HeldClone {
   restored: boolean
   /** the state came from disk and no primary has sent one since: the first that does replaces it */
   fromDisk: boolean
+  /** the file it was restored from */
+  file?: string
 }
 
 export type Durability = 'disk' | 'memory'
@@ -172,7 +174,7 @@ export class CloneService {
         const before = this.held.get(c.address)
         if (before !== undefined && !newer(c.epoch ?? 0, c.version, before.epoch, before.version)) continue
         if (before === undefined) restored++
-        this.held.set(c.address, { bundle: c.bundle, owner: c.owner, limits: c.limits, state: c.state, version: c.version, epoch: c.epoch ?? 0, heldAt: now, restored: true, fromDisk: true })
+        this.held.set(c.address, { bundle: c.bundle, owner: c.owner, limits: c.limits, state: c.state, version: c.version, epoch: c.epoch ?? 0, heldAt: now, restored: true, fromDisk: true, file: store.fileOf(c.address) })
       }
     }
     if (restored > 0) this.log.info(`restored ${restored} instance state(s) from disk; each app's leader decides where they start`)
@@ -180,14 +182,10 @@ export class CloneService {
       for (const [address, clone] of this.held) {
         const app = address.slice(0, address.indexOf('/'))
         // kept: the app's group may only be down; a person may want it
-        if (clone.restored && this.components.table.get(app) === undefined) this.log.warn(`${this.fileOf(address)}: a copy of ${address} (version ${clone.version}) for app ${app}, which no announcement has named since the restart: kept, not served`)
+        if (clone.restored && this.components.table.get(app) === undefined) this.log.warn(`${clone.file ?? address}: a copy of ${address} (version ${clone.version}) for app ${app}, which no announcement has named since the restart: kept, not served`)
       }
     }, this.init.restoreGraceMs ?? 60_000)
     this.restoreTimer.unref()
-  }
-
-  private fileOf (address: string): string {
-    return `${this.components.store?.dir ?? 'clones'}/${encodeURIComponent(address)}.json`
   }
 
   private async persist (address: string, clone: HeldClone, now = false): Promise<void> {
