@@ -9,54 +9,24 @@
 // asking one after another and 64 clients asking at once.
 //   durable-ask      1 client: disk vs memory
 //   durable-ask-64   64 concurrent clients: disk vs memory (goal: ratio ≥ 0.5)
-import type { Libp2p } from '@libp2p/interface'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { createCellRuntime } from '../src/cells/runtime.js'
-import type { CellRuntime } from '../src/cells/runtime.js'
 import { signBundle } from '../src/cells/bundle.js'
 import { DEFAULT_LIMITS } from '../src/cells/limits.js'
 import { createEd25519Key, encodePublicKey, peerIdOf } from '../src/wire/keys.js'
-import { createFrameSigner } from '../src/wire/frame.js'
 import { setLogLevel } from '../src/util/logger.js'
-import { createBundleExchange, createBundleStore } from '../src/messaging/index.js'
-import type { BundleExchange } from '../src/messaging/index.js'
 import { AppTable } from '../src/topology/app-table.js'
-import { createCloneService } from '../src/topology/clones.js'
 import type { CloneService, Durability } from '../src/topology/clones.js'
-import { CloneStore } from '../src/topology/clone-store.js'
 import { meanLatency, timeSequential } from './support/stats.js'
 import type { Latency } from './support/stats.js'
-import { createPlainLibp2p } from './support/plain-libp2p.js'
+import { ADDRESS, COUNTER, createBenchNode, MESH, stopBenchNodes } from './support/clone-nodes.js'
 
 setLogLevel('silent')
-const MESH = 'bench'
-const ADDRESS = 'bench/counter#0'
-const COUNTER = 'export default class Counter { count = 0; items = []; increment (by = 1) { this.count += by; this.items.push(this.count); if (this.items.length > 100) this.items.shift(); return this.count } }'
 const ROUNDS = 4
 const ASKS = 100
 const CLIENTS = 64
 const CONCURRENT_ASKS = 1000
 
-interface BenchNode { id: string, libp2p: Libp2p, runtime: CellRuntime, bundles: BundleExchange, clones: CloneService, dir: string }
-
 const table = new AppTable()
 let gate: CloneService | undefined
-
-async function node (): Promise<BenchNode> {
-  const key = await createEd25519Key()
-  const dir = mkdtempSync(join(tmpdir(), 'stem-bench-durable-'))
-  const libp2p = await createPlainLibp2p(key)
-  const runtime = createCellRuntime({ replyGate: async (address, version) => { await gate?.gate(address, version) } })
-  runtime.start()
-  const signer = createFrameSigner(key)
-  const bundles = createBundleExchange({ libp2p, store: createBundleStore(join(dir, 'bundles')), signer }, { mesh: MESH })
-  await bundles.start()
-  const clones = createCloneService({ libp2p, runtime, bundles, signer, table, store: new CloneStore(join(dir, 'clones')), primaries: new CloneStore(join(dir, 'cells')) }, { mesh: MESH })
-  await clones.start()
-  return { id: libp2p.peerId.toString(), libp2p, runtime, bundles, clones, dir }
-}
 
 let version = 1n
 let ownerId = ''
@@ -82,6 +52,7 @@ const line = (name: string, disk: number, memory: number, unit: string): string 
   `bench ${name}: ${Math.round(disk)} ${unit} with durability disk (memory ${Math.round(memory)} ${unit}, ratio ${(disk / memory).toFixed(2)})`
 
 async function main (): Promise<void> {
+  const node = async (): ReturnType<typeof createBenchNode> => await createBenchNode({ mesh: MESH, table, gate: () => gate, clones: true, primaries: true })
   const primary = await node()
   const clone = await node()
   const nodes = [primary, clone]
@@ -113,13 +84,7 @@ async function main (): Promise<void> {
     console.log(`${line('durable-ask', disk.perSecond, memory.perSecond, 'asks/s')}, p50 ${disk.p50.toFixed(3)} ms vs ${memory.p50.toFixed(3)} ms`)
     console.log(line('durable-ask-64', mean(parallel.disk), mean(parallel.memory), 'asks/s'))
   } finally {
-    for (const n of nodes) {
-      await n.clones.stop()
-      await n.runtime.stop()
-      await n.bundles.stop()
-      await n.libp2p.stop()
-      rmSync(n.dir, { recursive: true, force: true })
-    }
+    await stopBenchNodes(nodes)
   }
 }
 
