@@ -466,8 +466,9 @@ export class CloneService {
       if (primary !== undefined && primary !== peer) throw new Error(`${peer} is not the primary of ${s.address}`)
       const epoch = Number(s.epoch)
       // a copy from disk is replaced by the first state of the primary the leader started
-      // (from the newest copy it found); after that, only newer states count
-      if (clone.fromDisk || newer(epoch, Number(s.version), clone.epoch, clone.version)) {
+      // (from the newest copy it found); after that, only newer states of that primary
+      // count (its epoch, read from its own table, may lag: the version orders its states)
+      if (clone.fromDisk || Number(s.version) > clone.version) {
         clone.state = s.state
         clone.version = Number(s.version)
         clone.epoch = Math.max(epoch, clone.epoch)
