@@ -114,6 +114,31 @@ describe('warm clones: the clone protocol', function () {
     await cloneNode.runtime.revert(ADDRESS)
   })
 
+  it('inventory and fetch: which copies a node holds and the state of one; only the app\'s group may fetch; malformed requests are refused', async () => {
+    await primaryClones.hold(cloneNode.id, ADDRESS, bundleHash, owner, limits)
+    const acked = await primary.runtime.ask(ADDRESS, 'increment', [2]) as { count: number }
+    const ofClone = await primaryClones.inventoryOf(cloneNode.id, 'shop')
+    const ofPrimary = await clones.inventoryOf(primary.id, 'shop')
+    assert.deepEqual(ofClone.map(c => [c.address, c.running]), [[ADDRESS, false]])
+    assert.deepEqual(ofPrimary.map(c => [c.address, c.running]), [[ADDRESS, true]])
+    assert.equal(ofClone[0].version, ofPrimary[0].version, 'the clone holds what the primary answered with')
+    assert.deepEqual(await clones.inventoryOf(primary.id, 'other'), [])
+    const fetched = await primaryClones.fetchCopy(cloneNode.id, ADDRESS)
+    assert.equal((JSON.parse(fetched.state) as { count: number }).count, acked.count)
+    assert.equal(fetched.version, ofClone[0].version)
+    const strangerClones = createCloneService({ libp2p: stranger.libp2p, runtime: stranger.runtime, bundles: stranger.bundles, signer: createFrameSigner(stranger.key), table }, { mesh: MESH })
+    await assert.rejects(strangerClones.fetchCopy(cloneNode.id, ADDRESS), /is not in the group of app shop/)
+    await assert.rejects(primaryClones.fetchCopy(cloneNode.id, 'shop/counter#9'), /no copy of shop\/counter#9 here/)
+    for (const request of [{ inventory: { app: '../etc' } }, { fetch: { address: 'not an address' } }]) {
+      const stream = await stranger.libp2p.dialProtocol(cloneNode.libp2p.peerId, clones.protocol)
+      writeFrame(stream, createFrameSigner(stranger.key).sign('cell', CloneRequest.encode(request)))
+      const answer = CloneAnswer.decode(Frame.decode(await readOne(stream, 4096, AbortSignal.timeout(10_000))).cell as Uint8Array)
+      assert.equal(answer.ok, false)
+      assert.match(answer.error, /^invalid (inventory|fetch) request$/)
+    }
+    clones.dropApp('shop')
+  })
+
   it('drops garbage, forged and oversized frames and keeps serving', async () => {
     const cases: Uint8Array[] = [
       new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8]),
