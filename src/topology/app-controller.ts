@@ -86,6 +86,7 @@ export class AppController {
       self: components.self,
       clones: components.clones,
       logger: components.logger,
+      alive: peer => components.nodes().some(n => n.id === peer && n.alive),
       startPrimary: async (address, node, code, from) => { await this.startPrimary(address, node, code.bundle, code.owner, code.limits, from) }
     }, { waitBoundMs: init.recoveryWaitMs })
   }

@@ -15,6 +15,8 @@ export interface PrimaryRecoveryComponents {
   self: string
   clones: Pick<CloneService, 'inventoryOf' | 'fetchCopy' | 'promote'>
   logger: Logger
+  /** whether the capacity view counts `peer` alive (one that is not gets a short inventory timeout) */
+  alive: (peer: string) => boolean
   /** transforms the instance on `node` (blank, or from `from`) */
   startPrimary: (address: string, node: string, code: PrimaryCode, from?: { state: string, version: number }) => Promise<void>
 }
@@ -28,7 +30,7 @@ export interface PrimaryCode {
 export interface PrimaryRecoveryInit {
   /** ms to wait for a node that may hold a newer copy (default 20 s) */
   waitBoundMs?: number
-  /** ms for one node's inventory (default 3 s) */
+  /** ms for one node's inventory (default 3 s; 500 ms for a node the capacity view does not count alive) */
   inventoryTimeoutMs?: number
 }
 
@@ -57,7 +59,8 @@ export class PrimaryRecovery {
     const timeout = this.init.inventoryTimeoutMs ?? 3000
     await Promise.all(asked.map(async node => {
       try {
-        const inventory = await clones.inventoryOf(node, h.app, AbortSignal.timeout(timeout))
+        // a dead node must not hold up a failover; one just restarted may not be in the view yet
+        const inventory = await clones.inventoryOf(node, h.app, AbortSignal.timeout(this.components.alive(node) ? timeout : Math.min(timeout, 500)))
         answered.add(node)
         for (const c of inventory) if (c.address === address) copies.push({ node, version: c.version, epoch: c.epoch, running: c.running, damaged: c.damaged })
       } catch (err) {
