@@ -249,12 +249,15 @@ export class AppController {
         case 'start':
         case 'update':
           mark(step.node, step.role, 'starting')
-          // the leader holds the bundle before it asks others to fetch it from it
-          await this.components.bundles.fetch(spec.bundle as string, { peers: this.components.raft.status(h.group).members.filter(m => m !== this.components.self), signal: AbortSignal.timeout(20_000) })
-          if (step.role === 'clone') await clones.hold(step.node, step.address, spec.bundle as string, owner, limits)
-          else if (step.kind === 'update') await this.startPrimary(step.address, step.node, spec.bundle as string, owner, limits)
-          else {
-            const outcome = await this.recovery.start(h, state, step.address, step.node, { bundle: spec.bundle as string, owner, limits })
+          if (step.role === 'clone') {
+            await this.fetchBundle(h, spec.bundle as string)
+            await clones.hold(step.node, step.address, spec.bundle as string, owner, limits)
+          } else if (step.kind === 'update') {
+            await this.fetchBundle(h, spec.bundle as string)
+            await this.startPrimary(step.address, step.node, spec.bundle as string, owner, limits)
+          } else {
+            // recovery decides first: while the only copies (and maybe the bundle) are away, it waits
+            const outcome = await this.recovery.start(h, state, step.address, step.node, { bundle: spec.bundle as string, owner, limits, prepare: async () => { await this.fetchBundle(h, spec.bundle as string) } })
             if (outcome !== 'started') {
               // not started yet: asked again next round (lost: less often)
               h.running.set(copyKey(step.address, step.node), { address: step.address, node: step.node, role: 'primary', revision, state: outcome, retryAt: Date.now() + (outcome === 'lost' ? RECOVERY_LOST_RETRY_MS : RECOVERY_RETRY_MS) })
@@ -316,6 +319,11 @@ export class AppController {
       usage.set(r.node, u)
     }
     return usage
+  }
+
+  /** The leader holds the bundle before it asks others to fetch it from it. */
+  private async fetchBundle (h: HostedApp, bundle: string): Promise<void> {
+    await this.components.bundles.fetch(bundle, { peers: this.components.raft.status(h.group).members.filter(m => m !== this.components.self), signal: AbortSignal.timeout(20_000) })
   }
 
   private async startPrimary (address: string, node: string, bundleHash: string, owner: Uint8Array, limits: { memory: number, timeout: number, mailbox: number }, from?: { state: string, version: number }): Promise<void> {

@@ -25,6 +25,8 @@ export interface PrimaryCode {
   bundle: string
   owner: Uint8Array
   limits: CellLimits
+  /** makes the bundle available from the leader, before a blank start or a start from a fetched copy */
+  prepare?: () => Promise<void>
 }
 
 export interface PrimaryRecoveryInit {
@@ -89,13 +91,16 @@ export class PrimaryRecovery {
       case 'running':
         break
       case 'blank':
+        await code.prepare?.()
         await this.components.startPrimary(address, target, code)
         break
       case 'promote':
+        // the holder kept the bundle of its copy in its own store
         await clones.promote(target, address)
         say('started', `${address} recovered on ${target} from its own copy (state version ${plan.copy.version}, epoch ${plan.copy.epoch}${missingNote(plan.missing)})`)
         break
       case 'copy': {
+        await code.prepare?.()
         const fetched = await clones.fetchCopy(plan.copy.node, address)
         await this.components.startPrimary(address, target, code, { state: fetched.state, version: fetched.version })
         say('started', `${address} recovered on ${target} from the copy on ${plan.copy.node} (state version ${fetched.version}, epoch ${fetched.epoch}${missingNote(plan.missing)})`)

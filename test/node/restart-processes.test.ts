@@ -4,7 +4,8 @@
 // restart every acknowledged add is in the count, and the count never exceeds the adds
 // attempted (nothing applied twice, nothing invented).
 import assert from 'node:assert/strict'
-import { readdir, readFile, writeFile } from 'node:fs/promises'
+import { copyFile, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { AppCellsListing } from '../../src/topology/app-table.js'
 import { waitFor } from '../support/wait.js'
@@ -119,5 +120,46 @@ describe('durable by default: restarts with real stem processes', function () {
     for (const n of back) await restartNode(n)
     await adds.check(gatewayOf(back[1].process), `kill -9 of every node, with ${ids[down]} (${cells.node === ids[down] ? 'the primary' : 'the clone'}) not coming back`)
     await adds.add(gatewayOf(back[0].process), 3)
+  })
+
+  it('clones: 0 and its node down: recovering, then lost — never served blank — and back with its state when the node returns', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'stem-alone-'))
+    await copyFile(join(repoRoot, 'examples', 'counter', 'counter.js'), join(dir, 'counter.js'))
+    await writeFile(join(dir, 'app.yaml'), (await readFile(manifest, 'utf8')).replace('clones: 1', 'clones: 0'))
+    try {
+      const nodes = await startMesh(3)
+      await stemJson(['publish', join(dir, 'app.yaml'), '--data', nodes[0].dataDir])
+      const adds = new Adds()
+      await adds.add(gatewayOf(nodes[1].process), 6)
+      const ids = nodes.map(n => n.process.peerId())
+      const cell = (await stemJson<AppCellsListing[]>(['cells', 'counter', '--data', nodes[0].dataDir]))[0].cells[0]
+      const holder = ids.indexOf(cell.node)
+      await stopNodes(nodes, 'SIGKILL')
+      // the two others come back, each told where the other one is
+      const back = nodes.filter((_, i) => i !== holder)
+      for (const [i, n] of back.entries()) {
+        const other = back[1 - i]
+        await restartNode(n, i === 0 ? [] : ['--bootstrap', `${other.listen}/p2p/${other.process.peerId()}`])
+      }
+      const states = new Set<string>()
+      const state = async (): Promise<string | undefined> => (await stemJson<AppCellsListing[]>(['cells', 'counter', '--data', back[0].dataDir]))[0]?.cells[0]?.state
+      const served = async (): Promise<void> => {
+        const res = await fetch(`${gatewayOf(back[0].process)}/counter/count`, { signal: AbortSignal.timeout(5000) }).catch(() => undefined)
+        if (res?.status === 200) assert.fail(`served while its only copy is away: ${await res.text()}`)
+      }
+      await waitFor(async () => {
+        const s = await state()
+        if (s !== undefined) states.add(s)
+        await served()
+        return s === 'lost'
+      }, { timeout: 120_000, what: 'the counter to be shown lost' })
+      assert.ok(states.has('recovering'), `shown recovering before lost (seen: ${[...states].join(', ')})`)
+      assert.ok(back.some(n => /counter\/counter#0 is lost: no usable copy of its state was found \(\S+ did not answer\)/.test(n.process.stdout + n.process.stderr)), 'the leader says it is lost')
+      // the node holding the copy returns: the instance comes back with every acknowledged add
+      await restartNode(nodes[holder], ['--bootstrap', `${back[0].listen}/p2p/${back[0].process.peerId()}`])
+      assert.equal(await adds.check(gatewayOf(back[0].process), 'the node holding the only copy came back'), 6)
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
   })
 })
