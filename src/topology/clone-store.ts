@@ -42,6 +42,17 @@ export interface LoadedClones {
   dropped: string[]
   /** instances whose file was damaged (moved aside): a copy existed and is gone */
   damaged: string[]
+  /** states written by an earlier Stem's cell runtime (no owner, no limits): the caller completes them from the bundle */
+  legacy: LegacyState[]
+}
+
+/** <dataDir>/cells/<address>.json as the cell runtime wrote it before this format */
+export interface LegacyState {
+  address: string
+  bundle: string
+  state: string
+  version: number
+  file: string
 }
 
 /** a file written by a newer stem: left in place, never rewritten or deleted */
@@ -110,7 +121,7 @@ export class CloneStore {
 
   /** Every stored clone. A file that cannot be read as one is deleted and reported in `dropped`. */
   async loadAll (): Promise<LoadedClones> {
-    const out: LoadedClones = { clones: [], dropped: [], damaged: [] }
+    const out: LoadedClones = { clones: [], dropped: [], damaged: [], legacy: [] }
     let names: string[]
     try {
       names = await readdir(this.dir)
@@ -127,7 +138,10 @@ export class CloneStore {
       }
       if (!name.endsWith('.json')) continue
       try {
-        const clone = decodeStoredClone(await readFile(path, 'utf8'), this.maxStateBytes)
+        const text = await readFile(path, 'utf8')
+        const legacy = legacyState(text, path)
+        if (legacy !== undefined && this.fileOf(legacy.address) === path) { out.legacy.push(legacy); continue }
+        const clone = decodeStoredClone(text, this.maxStateBytes)
         if (this.fileOf(clone.address) !== path) throw new Error(`it holds ${clone.address}, another instance than its name says`)
         out.clones.push(clone)
       } catch (err) {
@@ -149,6 +163,17 @@ export class CloneStore {
   async flush (): Promise<void> {
     while (this.writing.size > 0) await Promise.allSettled([...this.writing.values()])
   }
+}
+
+/** The record if `text` is a state file of an earlier Stem ({address, hash, version, state}, no format). */
+function legacyState (text: string, file: string): LegacyState | undefined {
+  let raw: Record<string, unknown>
+  try { raw = JSON.parse(text) as Record<string, unknown> } catch { return undefined }
+  if (raw === null || typeof raw !== 'object' || 'format' in raw) return undefined
+  const { address, hash, version, state } = raw
+  if (typeof address !== 'string' || !INSTANCE.test(address) || typeof hash !== 'string' || !/^[0-9a-f]{64}$/.test(hash) || typeof version !== 'number' || !Number.isSafeInteger(version) || version < 0 || typeof state !== 'string') return undefined
+  try { JSON.parse(state) } catch { return undefined }
+  return { address, bundle: hash, state, version, file }
 }
 
 /** the instance a file name stands for, if it is one */

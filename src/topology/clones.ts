@@ -35,7 +35,7 @@ import type { Logger } from '../util/logger.js'
 import type { AppTable } from './app-table.js'
 import { placementRefusal } from './placement-authority.js'
 import type { AppAnnouncement } from './announcement.js'
-import type { CloneStore } from './clone-store.js'
+import type { CloneStore, LegacyState, StoredClone } from './clone-store.js'
 import { unwantedClones } from './fencing.js'
 
 export interface CloneServiceComponents {
@@ -167,9 +167,10 @@ export class CloneService {
     let restored = 0
     for (const store of [this.components.store, this.components.primaries]) {
       if (store === undefined) continue
-      const { clones, dropped, damaged } = await store.loadAll()
+      const { clones, dropped, damaged, legacy } = await store.loadAll()
       for (const line of dropped) this.log.warn(line)
       for (const address of damaged) this.damaged.add(address)
+      clones.push(...await this.completeLegacy(legacy))
       for (const c of clones) {
         const before = this.held.get(c.address)
         if (before !== undefined && !newer(c.epoch ?? 0, c.version, before.epoch, before.version)) continue
@@ -186,6 +187,20 @@ export class CloneService {
       }
     }, this.init.restoreGraceMs ?? 60_000)
     this.restoreTimer.unref()
+  }
+
+  /** States of an earlier Stem's files get their owner and limits from their bundle (in the local store). */
+  private async completeLegacy (legacy: LegacyState[]): Promise<StoredClone[]> {
+    const out: StoredClone[] = []
+    for (const l of legacy) {
+      try {
+        const bundle = await this.components.bundles.fetch(l.bundle, { peers: [], signal: AbortSignal.timeout(1000) })
+        out.push({ address: l.address, bundle: l.bundle, owner: bundle.owner, limits: bundle.limits, state: l.state, version: l.version, epoch: 0 })
+      } catch (err) {
+        this.log.warn(`${l.file}: a state of ${l.address} written by an earlier stem, whose bundle ${l.bundle} is not on this node (${(err as Error).message.split('\n')[0]}): left in place, not used`)
+      }
+    }
+    return out
   }
 
   private async persist (address: string, clone: HeldClone, now = false): Promise<void> {

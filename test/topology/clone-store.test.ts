@@ -33,7 +33,7 @@ describe('clone store: held clones on disk', () => {
   })
 
   it('an empty or missing directory restores nothing', async () => {
-    assert.deepEqual(await new CloneStore(join(dir, 'none')).loadAll(), { clones: [], dropped: [], damaged: [] })
+    assert.deepEqual(await new CloneStore(join(dir, 'none')).loadAll(), { clones: [], dropped: [], damaged: [], legacy: [] })
   })
 
   it('coalesces a burst of states into few writes, the newest last', async () => {
@@ -98,6 +98,15 @@ describe('clone store: held clones on disk', () => {
     // moved-aside files are not read again
     assert.equal((await new CloneStore(dir, { maxStateBytes: 1000 }).loadAll()).dropped.length, 1)
     assert.equal(await readFile(join(dir, 'README'), 'utf8'), 'not a clone file: left alone')
+  })
+
+  it('tells a state file of an earlier stem (address, hash, version, state; no format) from a damaged one', async () => {
+    const legacy = { address: 'shop/counter#0', hash: 'ab'.repeat(32), version: 7, state: '{"count":7}' }
+    await writeFile(join(dir, 'shop%2Fcounter%230.json'), JSON.stringify(legacy))
+    await writeFile(join(dir, 'shop%2Fother%230.json'), JSON.stringify({ ...legacy, address: 'shop/other#0', state: 'not json' }))
+    const loaded = await new CloneStore(dir).loadAll()
+    assert.deepEqual(loaded.legacy, [{ address: 'shop/counter#0', bundle: legacy.hash, state: legacy.state, version: 7, file: join(dir, 'shop%2Fcounter%230.json') }])
+    assert.deepEqual(loaded.damaged, ['shop/other#0'])
   })
 
   it('decodes what it encodes and refuses what it cannot', () => {

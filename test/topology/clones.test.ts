@@ -139,6 +139,23 @@ describe('warm clones: the clone protocol', function () {
     clones.dropApp('shop')
   })
 
+  it('restores a state file of an earlier stem (no owner, no limits) with its bundle\'s, as a copy the leader can find', async () => {
+    await primaryClones.hold(cloneNode.id, ADDRESS, bundleHash, owner, limits) // the clone node holds the bundle
+    clones.dropApp('shop')
+    await clones.stop()
+    const dir = await mkdtemp(join(tmpdir(), 'stem-legacy-'))
+    await writeFile(join(dir, `${encodeURIComponent(ADDRESS)}.json`), JSON.stringify({ address: ADDRESS, hash: bundleHash, version: 41, state: '{"count":41}' }))
+    const service = createCloneService({ libp2p: cloneNode.libp2p, runtime: cloneNode.runtime, bundles: cloneNode.bundles, signer: createFrameSigner(cloneNode.key), table, primaries: new CloneStore(dir) }, { mesh: MESH })
+    try {
+      await service.start()
+      assert.deepEqual(service.inventory('shop').map(c => [c.address, c.version, c.running]), [[ADDRESS, 41, false]])
+    } finally {
+      await service.stop()
+      await rm(dir, { recursive: true, force: true })
+      await clones.start()
+    }
+  })
+
   it('drops garbage, forged and oversized frames and keeps serving', async () => {
     const cases: Uint8Array[] = [
       new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8]),
