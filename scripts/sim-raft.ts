@@ -2,18 +2,13 @@
 // over seeds S … S+N-1. A failing seed is printed with its violations and replays exactly
 // with `--from <seed> --seeds 1` (add --trace to see what happened). The last line is
 // always `seeds: N, violations: V`; the exit code is non-zero when V > 0.
-import { Command, InvalidArgumentError } from 'commander'
+import { Command } from 'commander'
+import { seedCount } from './support/seed-args.js'
 import { runSeed } from '../src/raft/sim/simulation.js'
 
-function count (v: string): number {
-  const n = Number(v)
-  if (!Number.isSafeInteger(n) || n < 0) throw new InvalidArgumentError(`${v} is not a non-negative integer`)
-  return n
-}
-
 const program = new Command('sim-raft')
-  .option('--seeds <n>', 'number of seeds to run', count, 1000)
-  .option('--from <seed>', 'first seed', count, 1)
+  .option('--seeds <n>', 'number of seeds to run', seedCount, 1000)
+  .option('--from <seed>', 'first seed', seedCount, 1)
   .option('--trace', 'print every notable event (for replaying one seed)', false)
   .option('--quiet', 'no progress lines', false)
   .parse()

@@ -6,8 +6,6 @@
 // reservation announcements (reservation-sync.ts), handed to `reservations` once verified.
 import type { Message as PubSubMessage } from '@libp2p/gossipsub'
 import type { GossipSub } from '@libp2p/gossipsub'
-import type { RaftHost } from '../raft/multi/raft-host.js'
-import type { CellRuntime } from '../cells/runtime.js'
 import { createFrameVerifier } from '../wire/frame.js'
 import type { FrameSigner } from '../wire/frame.js'
 import type { Logger } from '../util/logger.js'
@@ -22,11 +20,12 @@ import type { AppAnnouncement, LeadersPayload } from './announcement.js'
 import type { ReservationAnnouncement } from './reservations.js'
 import { unwantedInstances } from './fencing.js'
 import { instanceAddress } from './types.js'
+import type { CellRuntimePort, RaftPort } from './ports.js'
 
 export interface AppAnnouncerComponents {
   self: string
-  raft: RaftHost
-  runtime: CellRuntime
+  raft: RaftPort
+  runtime: CellRuntimePort
   table: AppTable
   pubsub: GossipSub
   signer: FrameSigner
@@ -102,7 +101,7 @@ export class AppAnnouncer {
           revision: r?.role === 'primary' ? r.revision : undefined
         }
       })),
-      cells: cells.map(name => ({ name, replicas: state.manifest.cells[name].replicas, timeout: state.manifest.cells[name].timeout, revision: cellRevision(state.manifest.cells[name]), rollback: state.rolledBack[name] === undefined ? undefined : { ...state.rolledBack[name], at: BigInt(state.rolledBack[name].at) } })),
+      cells: cells.map(name => ({ name, replicas: state.manifest.cells[name].replicas, timeout: state.manifest.cells[name].timeout, durability: state.manifest.cells[name].durability ?? 'disk', revision: cellRevision(state.manifest.cells[name]), rollback: state.rolledBack[name] === undefined ? undefined : { ...state.rolledBack[name], at: BigInt(state.rolledBack[name].at) } })),
       routes: state.manifest.routes.filter(r => cells.includes(r.cell)).map(r => ({ method: r.method, path: r.path, cell: r.cell, handler: r.handler })),
       reverted: state.dissolving
     }

@@ -10,15 +10,16 @@ import { randomBytes } from 'node:crypto'
 import { mkdir, readdir, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { DiskLogStorage } from '../raft/storage/disk-log-storage.js'
-import type { RaftHost } from '../raft/multi/raft-host.js'
 import { EntryType } from '../raft/types.js'
 import type { Entry, Message } from '../raft/types.js'
 import type { Logger } from '../util/logger.js'
 import { applyCommand, decodeCommand, encodeCommand } from './app-state.js'
 import type { AppCommand, AppState, ApplyResult } from './app-state.js'
 import type { Role } from './reconcile.js'
+import type { RaftPort } from './ports.js'
 
-export type InstanceState = 'starting' | 'transformed' | 'failed'
+/** recovering: waiting for the nodes that may hold its newest copy; lost: every copy is gone (recovery.ts) */
+export type InstanceState = 'starting' | 'transformed' | 'failed' | 'recovering' | 'lost'
 
 /** one copy the leader started (its view of what runs) */
 export interface RunningCopyState {
@@ -53,7 +54,7 @@ export interface HostedApp {
 }
 
 export interface AppGroupsComponents {
-  raft: RaftHost
+  raft: RaftPort
   logger: Logger
 }
 

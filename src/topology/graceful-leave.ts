@@ -10,19 +10,18 @@
 //     announcement shows the new primary running (fencing.ts);
 // all bounded by the caller's signal: what did not move in time is reported, and then
 // the usual failover (promote a clone when the node is gone) takes care of it.
-import type { RaftHost } from '../raft/multi/raft-host.js'
 import { StateRole } from '../raft/types.js'
-import type { CellRuntime } from '../cells/runtime.js'
 import type { Logger } from '../util/logger.js'
 import type { AppGroups } from './app-groups.js'
 import type { AppTable } from './app-table.js'
+import type { CellRuntimePort, RaftPort } from './ports.js'
 
 export interface GracefulLeaveComponents {
   self: string
-  raft: RaftHost
+  raft: RaftPort
   groups: AppGroups
   table: AppTable
-  runtime: CellRuntime
+  runtime: CellRuntimePort
   /** live nodes other than this one that could take its work */
   others: () => string[]
   logger: Logger

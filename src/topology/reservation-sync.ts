@@ -27,17 +27,18 @@ import type { AccountingRule, DesiredApp, Placement } from './placement-accounti
 import { planClaims, ReservationLedger } from './reservations.js'
 import type { LedgerOptions, ReservationAnnouncement, ReservationItem } from './reservations.js'
 import type { Amount, NodeCapacity, PeerId } from './types.js'
+import type { CapacityPort, ClockPort } from './ports.js'
 
 export interface ReservationSyncComponents {
   table: AppTable
   /** the nodes of the capacity view, this node included */
-  nodes: () => NodeCapacity[]
+  nodes: CapacityPort
   /** signs and publishes an announcement on the leaders topic */
   publish: (a: ReservationAnnouncement) => void
   logger: Logger
   /** a fresh item id */
   newId: () => string
-  now?: () => number
+  now?: ClockPort['now']
 }
 
 export interface ReservationSyncInit {

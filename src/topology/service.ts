@@ -13,12 +13,8 @@
 import { TypedEventEmitter } from '@libp2p/interface'
 import type { Libp2p } from '@libp2p/interface'
 import type { GossipSub } from '@libp2p/gossipsub'
-import type { RaftHost } from '../raft/multi/raft-host.js'
 import type { Message } from '../raft/types.js'
-import type { CellRuntime } from '../cells/runtime.js'
 import { decodeBundle } from '../cells/bundle.js'
-import type { CellMessaging } from '../messaging/cell-messaging.js'
-import type { BundleExchange } from '../messaging/code-exchange.js'
 import type { FrameSigner } from '../wire/frame.js'
 import { createLogger } from '../util/logger.js'
 import type { Logger } from '../util/logger.js'
@@ -41,15 +37,16 @@ import type { LeaveOutcome } from './graceful-leave.js'
 import { instanceAddress } from './types.js'
 import type { NodeCapacity } from './types.js'
 import type { HostedApp } from './app-groups.js'
+import type { BundlePort, CapacityPort, CellRuntimePort, MessagingPort, RaftPort } from './ports.js'
 
 export interface TopologyServiceComponents {
   self: string
   /** serves and sends forwarded owner requests (/stem/<mesh>/owner/1) */
   libp2p: Pick<Libp2p, 'handle' | 'unhandle' | 'dialProtocol'>
-  raft: RaftHost
-  runtime: CellRuntime
-  messaging: CellMessaging
-  bundles: BundleExchange
+  raft: RaftPort
+  runtime: CellRuntimePort
+  messaging: MessagingPort
+  bundles: BundlePort
   clones: CloneService
   /** where this node keeps the apps' announcements (also messaging's directory) */
   table: AppTable
@@ -57,7 +54,7 @@ export interface TopologyServiceComponents {
   /** signs this node's announcements */
   signer: FrameSigner
   /** the live nodes of the capacity view, this node included */
-  nodes: () => NodeCapacity[]
+  nodes: CapacityPort
   /** whether the instance at `address` on `node` is advertised failed (see CapacityAdvert.conditions) */
   failed?: (address: string, node: string) => boolean
   logger?: Logger

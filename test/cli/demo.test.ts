@@ -2,7 +2,7 @@
 // must work as printed; the printed kill -9 shows a failover; Ctrl-C leaves no process.
 // `stem demo --smoke` exits 0 after its unattended tour.
 import assert from 'node:assert/strict'
-import { execFile } from 'node:child_process'
+import { execFile, spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -117,6 +117,29 @@ describe('stem demo', function () {
     starting.child.kill('SIGKILL')
     await starting.exited
     await waitFor(async () => (await processesMentioning(early)).length === 0, { timeout: 60_000, what: 'the nodes of the demo killed during start-up to exit' })
+  })
+
+  it('a demo node whose parent is gone (its output pipe broken before stdin ends) leaves gracefully instead of dying of EPIPE', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'stem-demo-test-'))
+    dirs.push(dir)
+    const child = spawn(process.execPath, ['--no-node-snapshot', stemBin, 'start', '--data', dir, '--listen', '/ip4/127.0.0.1/tcp/0', '--api', '127.0.0.1:0', '--exit-with-stdin'], {
+      stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, STEM_API: '', STEM_DATA: '' }
+    })
+    const exited = new Promise<number | null>(resolve => { child.on('exit', code => { resolve(code) }) })
+    let stdout = ''
+    child.stdout.on('data', (d: Buffer) => { stdout += d.toString() })
+    try {
+      await waitFor(() => /^api: http/m.test(stdout) && existsSync(join(dir, 'api.json')), { timeout: 60_000, what: 'the node to start' })
+      // the parent died: nobody reads the node's output any more, but its stdin has not ended yet
+      child.stdout.destroy()
+      child.stderr.destroy()
+      // the node's next line of output (here: the one a SIGTERM prints) meets a broken pipe
+      child.kill('SIGTERM')
+      assert.equal(await exited, 0, 'the node exits normally')
+      assert.equal(existsSync(join(dir, 'api.json')), false, 'the node stopped gracefully')
+    } finally {
+      child.kill('SIGKILL')
+    }
   })
 
   it('SIGTERM during start-up stops the nodes started so far; bad --nodes is a one-line error', async () => {

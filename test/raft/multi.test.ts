@@ -313,6 +313,13 @@ describe('raft multi-group host: quiescence', function () {
 
   const groups = Array.from({ length: 20 }, (_, i) => `q${i}`)
   const allQuiet = (among: RaftHost[]): boolean => among.every(h => groups.every(g => h.status(g).quiesced))
+  /** every message sent so far is delivered and handled: a follower that went quiet answers its leader's last heartbeat only once that is persisted */
+  const settled = async (): Promise<void> => {
+    await waitFor(async () => {
+      await Promise.all(hosts.map(async h => { await h.settled() }))
+      return net.inFlight === 0 && hosts.every(h => !h.busy)
+    }, { what: 'raft hosts and network settled' })
+  }
   const leaderHost = (g: string, among = hosts): RaftHost | undefined => among.find(h => h.status(g).role === StateRole.Leader)
 
   it('idle groups stop ticking and heartbeating on every node; a proposal wakes its group', async () => {
@@ -322,6 +329,7 @@ describe('raft multi-group host: quiescence', function () {
     // proves nothing either way, so it is measured again.
     let sentWhileQuiet: number[][] | undefined
     await waitFor(async () => {
+      await settled()
       const before = hosts.map(h => h.stats.messagesSent)
       const wakesBefore = hosts.map(h => h.stats.wakes)
       const beaconsBefore = hosts.map(h => h.stats.livenessBeacons)

@@ -2,6 +2,9 @@
 // `npm run sim:raft`).
 import assert from 'node:assert/strict'
 import { runSeed } from '../../src/raft/sim/simulation.js'
+import { SafetyChecker } from '../../src/raft/sim/safety-checker.js'
+import { EntryType } from '../../src/raft/types.js'
+import type { Entry } from '../../src/raft/types.js'
 
 describe('sim: deterministic Raft simulation', () => {
   it('finds no safety, liveness or linearizability violation in 300 seeds', () => {
@@ -28,5 +31,28 @@ describe('sim: deterministic Raft simulation', () => {
     assert.deepEqual(a, b)
     assert.deepEqual(lines1, lines2)
     assert.ok(lines1.length > 5)
+  })
+})
+
+describe('sim: safety checker', () => {
+  const entry = (index: number, term: number): Entry => ({ index, term, type: EntryType.Normal, data: new Uint8Array([index, term]) })
+
+  it('flags a snapshot install that keeps a suffix conflicting with the snapshot', () => {
+    const checker = new SafetyChecker()
+    const log = [0, 1, 1, 1, 1, 1] // term at index i
+    checker.onPersist('n1', [1, 2, 3, 4, 5].map(i => entry(i, 1)), i => log[i])
+    // a snapshot at 3/2 whose storage kept 4/1 and 5/1 (logged after term 1 at 3)
+    log[3] = 2
+    checker.onPersistSnapshot('n1', 3, 5, i => log[i])
+    assert.match(checker.violations.join('\n'), /log matching: after installing a snapshot at 3, n1 keeps 4\/1 after term 2/)
+  })
+
+  it('accepts a snapshot install that drops the suffix, or keeps a matching one', () => {
+    const checker = new SafetyChecker()
+    const log = [0, 1, 1, 1, 1, 1]
+    checker.onPersist('n1', [1, 2, 3, 4, 5].map(i => entry(i, 1)), i => log[i])
+    checker.onPersistSnapshot('n1', 3, 5, i => log[i])
+    checker.onPersistSnapshot('n1', 5, 5, i => log[i])
+    assert.deepEqual(checker.violations, [])
   })
 })

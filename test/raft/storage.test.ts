@@ -3,6 +3,7 @@ import { mkdtemp, rm, readdir, appendFile, readFile, writeFile, stat } from 'nod
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { DiskLogStorage, WalCorruptError } from '../../src/raft/storage/disk-log-storage.js'
+import { RECORD_HEADER_BYTES, RecordType, SECTOR_BYTES, encodeRecord, scanRecords } from '../../src/raft/storage/wal-record.js'
 import { CompactedError, EntryType } from '../../src/raft/types.js'
 import type { Entry } from '../../src/raft/types.js'
 
@@ -121,14 +122,11 @@ describe('raft disk log storage', () => {
     await s.sync()
     const [seg] = await segments(dir)
     const sizeBefore = (await stat(join(dir, seg))).size
-    // a record cut off mid-write: a header announcing 100 bytes, then only 10 of them
-    const header = Buffer.alloc(9)
-    header.writeUInt32LE(100, 0)
-    header.writeUInt32LE(12345, 4)
-    header[8] = 2
-    await appendFile(join(dir, seg), Buffer.concat([header, Buffer.alloc(10, 7)]))
+    // a record cut off mid-write: its whole header, then only 10 of its 100 payload bytes
+    const record = encodeRecord(RecordType.Entry, new Uint8Array(100).fill(7))
+    await appendFile(join(dir, seg), record.subarray(0, RECORD_HEADER_BYTES + 10))
     s = await reopen(s)
-    assert.equal(s.stats.tornBytesTruncated, 19)
+    assert.equal(s.stats.tornBytesTruncated, RECORD_HEADER_BYTES + 10)
     assert.equal(s.lastIndex(), 2)
     assert.equal((await stat(join(dir, seg))).size, sizeBefore)
     s.append([ent(3, 1)])
@@ -137,7 +135,7 @@ describe('raft disk log storage', () => {
     assert.deepEqual(texts(s.entries(1, 4)), ['1:1:e1', '2:1:e2', '3:1:e3'])
   })
 
-  it('truncates garbage and short headers at the end', async () => {
+  it('truncates short headers and unwritten (zero) bytes at the end', async () => {
     let s = await openStorage()
     s.append([ent(1, 1)])
     await s.sync()
@@ -146,26 +144,50 @@ describe('raft disk log storage', () => {
     s = await reopen(s)
     assert.equal(s.lastIndex(), 1)
     assert.equal(s.stats.tornBytesTruncated, 5)
-    await appendFile(join(dir, seg), Buffer.from('this is not a wal record but random text that fits its length'))
+    // the file grew but the data never reached the disk: it reads back as zeros
+    await appendFile(join(dir, seg), Buffer.alloc(700))
     s = await reopen(s)
     assert.equal(s.lastIndex(), 1)
+    assert.equal(s.stats.tornBytesTruncated, 700)
   })
 
-  it('truncates a last record whose checksum fails (torn sector)', async () => {
+  it('truncates a last record with an unwritten sector (torn write)', async () => {
     let s = await openStorage()
     s.append([ent(1, 1)])
     await s.sync()
-    s.append([ent(2, 1, 'last')])
+    s.append([ent(2, 1, 'x'.repeat(1500))])
     await s.sync()
     const [seg] = await segments(dir)
     const path = join(dir, seg)
     const buf = await readFile(path)
-    buf[buf.length - 1] ^= 0xff
+    // the last full sector inside the record was not written
+    const sector = Math.floor((buf.length - 1) / SECTOR_BYTES) * SECTOR_BYTES - SECTOR_BYTES
+    buf.fill(0, sector, sector + SECTOR_BYTES)
     await writeFile(path, buf)
     s = await reopen(s)
-    assert.equal(s.lastIndex(), 1, 'the damaged last entry is not used')
-    assert.ok(s.stats.tornBytesTruncated > 0)
+    assert.equal(s.lastIndex(), 1, 'the torn last entry is not used')
+    assert.ok(s.stats.tornBytesTruncated > 1500)
   })
+
+  const lastRecordAt = (buf: Uint8Array): number => scanRecords(buf).records.at(-1)!.offset
+  for (const [what, at] of [['payload', (buf: Uint8Array) => buf.length - 1], ['length', lastRecordAt]] as const) {
+    it(`refuses a bit flip in the ${what} of the last, synced record (not a torn write) with a clear error`, async () => {
+      let s = await openStorage()
+      s.append([ent(1, 1)])
+      await s.sync()
+      s.append([ent(2, 1, 'last')])
+      await s.sync()
+      await s.close()
+      const [seg] = await segments(dir)
+      const path = join(dir, seg)
+      const buf = await readFile(path)
+      buf[at(buf)] ^= 0x04
+      await writeFile(path, buf)
+      await assert.rejects(DiskLogStorage.open(dir), (err: Error) => err instanceof WalCorruptError && /bit flip/.test(err.message) && err.message.includes(seg))
+      assert.deepEqual(await readFile(path), buf, 'the damaged file is left as it was for inspection')
+      s = undefined as unknown as DiskLogStorage
+    })
+  }
 
   it('refuses a log damaged in the middle with a clear error', async () => {
     let s = await openStorage()

@@ -104,7 +104,7 @@ const JOIN_WAIT_MS = 15_000
 async function runNode (flags: StartFlags, invite: Invite | undefined): Promise<void> {
   if (flags.verbose === true) setLogLevel('debug')
   // watched from the start: a parent that dies while the node starts stops it once started
-  const orphaned = flags.exitWithStdin === true ? stdinClosed() : undefined
+  const orphaned = flags.exitWithStdin === true ? parentGone() : undefined
   const node = createStemNode(nodeOptionsOf(flags, invite))
   await node.start()
   const mesh = node.mesh()
@@ -143,22 +143,23 @@ async function runNode (flags: StartFlags, invite: Invite | undefined): Promise<
   ]
   process.stdout.write(out.join('\n') + '\n')
   await stopped
+  // a stdin still being read (--exit-with-stdin, stopped by a signal) would keep the process alive
+  if (orphaned !== undefined) process.stdin.destroy()
 }
 
 /**
- * Resolves when stdin ends: the parent holding its other end is gone. From then on,
- * output errors (EPIPE: that parent read our output) are ignored, so the node can leave.
+ * Resolves when the parent is gone: stdin ends, or writing our output fails (EPIPE: the
+ * parent that read it died; that write can come before stdin's end is seen, and an
+ * unhandled EPIPE would end the node at once, without leaving). Output errors are ignored
+ * from the start, so the node can leave.
  */
-async function stdinClosed (): Promise<void> {
+async function parentGone (): Promise<void> {
   await new Promise<void>(resolve => {
-    const closed = (): void => {
-      for (const out of [process.stdout, process.stderr]) out.on('error', () => {})
-      resolve()
-    }
+    for (const out of [process.stdout, process.stderr]) out.on('error', () => { resolve() })
     // 'end' needs a flowing stream; what the parent writes is ignored
     process.stdin.on('data', () => {})
-    process.stdin.once('end', closed)
-    process.stdin.once('error', closed)
+    process.stdin.once('end', resolve)
+    process.stdin.once('error', () => { resolve() })
     process.stdin.resume()
   })
 }

@@ -122,6 +122,16 @@ export class RaftHost extends TypedEventEmitter<RaftHostEvents> {
     await this.idle
   }
 
+  /** a Ready round is under way or scheduled: something received has not been handled (answered) yet */
+  get busy (): boolean {
+    return this.scheduled || this.processing
+  }
+
+  /** Resolves once not busy. */
+  async settled (): Promise<void> {
+    while (this.busy) await this.idle
+  }
+
   /** Hosts a group; with `bootstrap` on a fresh storage, it starts with those members. */
   addGroup (id: GroupId, init: GroupInit): void {
     if (this.groups.has(id)) throw new Error(`raft group ${id} is already hosted`)

@@ -1,7 +1,15 @@
-// The simulation's network: every message gets a delivery tick (delay), and may be lost,
+// The simulations' network: every message gets a delivery tick (delay), and may be lost,
 // duplicated or blocked by a partition. Messages due in the same tick are delivered in a
-// random order, so delays and shuffling together reorder traffic.
-import type { Message, NodeId } from '../types.js'
+// random order, so delays and shuffling together reorder traffic. A stalled node (SIGSTOP)
+// receives nothing while stalled: what reaches it waits, as in its socket buffers, and is
+// delivered when it resumes.
+import type { NodeId } from '../types.js'
+
+/** what the network needs of a message */
+export interface Routed {
+  from: NodeId
+  to: NodeId
+}
 
 export interface NetworkFaults {
   /** probability that a message is lost */
@@ -16,10 +24,13 @@ export interface NetworkFaults {
 
 export const NO_FAULTS: NetworkFaults = { loss: 0, duplicate: 0, maxDelay: 1, longDelay: 0 }
 
-export class SimNetwork {
-  private readonly buckets = new Map<number, Message[]>()
+export class SimNetwork<M extends Routed> {
+  private readonly buckets = new Map<number, M[]>()
   /** directed links that drop everything: `${from}>${to}` */
   private readonly blocked = new Set<string>()
+  /** messages held for stalled nodes until they resume */
+  private readonly held = new Map<NodeId, M[]>()
+  readonly stalled = new Set<NodeId>()
   faults: NetworkFaults
 
   constructor (private readonly rand: () => number, faults: NetworkFaults, private readonly longDelayTicks: number) {
@@ -49,14 +60,14 @@ export class SimNetwork {
   }
 
   /** Queues a message sent at tick `now`; false when it was dropped at once. */
-  send (m: Message, now: number): boolean {
+  send (m: M, now: number): boolean {
     if (this.isBlocked(m.from, m.to) || this.rand() < this.faults.loss) return false
     this.enqueue(m, now)
     if (this.rand() < this.faults.duplicate) this.enqueue(m, now)
     return true
   }
 
-  private enqueue (m: Message, now: number): void {
+  private enqueue (m: M, now: number): void {
     const f = this.faults
     const delay = this.rand() < f.longDelay
       ? Math.floor(this.rand() * this.longDelayTicks)
@@ -67,8 +78,8 @@ export class SimNetwork {
     bucket.push(m)
   }
 
-  /** Takes the messages due at `now`, shuffled; a partition formed meanwhile still drops them. */
-  takeDue (now: number): Message[] {
+  /** Takes the messages due at `now`, shuffled; a partition formed meanwhile still drops them, and those for stalled nodes wait. */
+  takeDue (now: number): M[] {
     const bucket = this.buckets.get(now)
     if (bucket === undefined) return []
     this.buckets.delete(now)
@@ -78,7 +89,21 @@ export class SimNetwork {
       bucket[i] = bucket[j]
       bucket[j] = t
     }
-    return bucket.filter(m => !this.isBlocked(m.from, m.to))
+    const due: M[] = []
+    for (const m of bucket) {
+      if (this.isBlocked(m.from, m.to)) continue
+      if (this.stalled.has(m.to)) this.held.set(m.to, [...(this.held.get(m.to) ?? []), m])
+      else due.push(m)
+    }
+    return due
+  }
+
+  /** Ends a stall: the messages that waited for the node, in the order they arrived. */
+  resume (node: NodeId): M[] {
+    this.stalled.delete(node)
+    const held = this.held.get(node) ?? []
+    this.held.delete(node)
+    return held
   }
 
   /** Drops everything in flight older than `now` that was never collected. */
@@ -87,4 +112,36 @@ export class SimNetwork {
       if (due < now) this.buckets.delete(due)
     }
   }
+}
+
+export const PARTITION_KINDS = ['heal', 'split', 'isolate', 'asymmetric', 'bridge'] as const
+export type PartitionKind = typeof PARTITION_KINDS[number]
+
+/**
+ * Replaces the partition by a random one of `kinds`: split in two, one node isolated, one
+ * node cut off in one direction (asymmetric), or two sides joined only through a bridge
+ * node. Returns a description for the trace.
+ */
+export function partitionAtRandom (net: SimNetwork<Routed>, ids: NodeId[], rand: () => number, kinds: readonly PartitionKind[] = PARTITION_KINDS): string {
+  net.heal()
+  const kind = kinds[Math.floor(rand() * kinds.length)]
+  const shuffled = [...ids].sort(() => rand() - 0.5)
+  if (kind === 'split') {
+    const cut = 1 + Math.floor(rand() * (ids.length - 1))
+    net.split(shuffled.slice(0, cut), shuffled.slice(cut))
+  } else if (kind === 'isolate') {
+    net.split(shuffled.slice(0, 1), shuffled.slice(1))
+  } else if (kind === 'asymmetric') {
+    const x = shuffled[0]
+    const inbound = rand() < 0.5
+    for (const y of shuffled.slice(1)) {
+      if (inbound) net.block(y, x)
+      else net.block(x, y)
+    }
+  } else if (kind === 'bridge') {
+    const rest = shuffled.slice(1)
+    const cut = 1 + Math.floor(rand() * Math.max(1, rest.length - 1))
+    net.split(rest.slice(0, cut), rest.slice(cut))
+  }
+  return `partition ${kind} ${shuffled.join(',')}`
 }

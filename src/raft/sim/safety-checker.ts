@@ -67,6 +67,23 @@ export class SafetyChecker {
   }
 
   /**
+   * A node persisted a snapshot at `snapIndex`: whatever log it kept past the snapshot must
+   * still chain onto it as it did where those entries were first logged (a kept suffix that
+   * conflicts with the snapshot would make the node vote as if it held stale entries).
+   */
+  onPersistSnapshot (id: NodeId, snapIndex: number, lastIndex: number, termAt: (index: number) => number): void {
+    for (let i = snapIndex + 1; i <= lastIndex; i++) {
+      const t = termAt(i)
+      const seen = this.logged.get(i)?.get(t)
+      const before = termAt(i - 1)
+      if (seen !== undefined && seen.prevTerm !== before) {
+        this.fail(`log matching: after installing a snapshot at ${snapIndex}, ${id} keeps ${i}/${t} after term ${before}; it was logged after term ${seen.prevTerm}`)
+        return
+      }
+    }
+  }
+
+  /**
    * A node applied a committed entry while at `term` (the entry was committed in that
    * term or earlier, so leaders of later terms must hold it).
    */

@@ -11,7 +11,7 @@ import { InvalidMessageError } from '../core/raw-node.js'
 import { ProposalDroppedError } from '../core/raft.js'
 import { SimNode } from './sim-node.js'
 import type { NodeOptions, SimNodeHooks } from './sim-node.js'
-import { SimNetwork, NO_FAULTS } from './network.js'
+import { SimNetwork, NO_FAULTS, partitionAtRandom } from './network.js'
 import type { NetworkFaults } from './network.js'
 import { SafetyChecker } from './safety-checker.js'
 import { checkOperations, kvModel } from './linearizability.js'
@@ -93,7 +93,7 @@ export function runSeed (seed: number, opts: SeedOptions = {}): SeedResult {
   const livenessTicks = opts.livenessTicks ?? 60 * ELECTION_TICK
   trace?.(`seed ${seed}: ${size} nodes, ${founders} founders, ${JSON.stringify(options)}, faults ${JSON.stringify(faults)}, storm ${storm} async ${asyncReady} crash ${pCrash} partition ${pPartition} conf ${pConf} transfer ${pTransfer} compact ${pCompact}`)
 
-  const net = new SimNetwork(rand, faults, 4 * ELECTION_TICK)
+  const net = new SimNetwork<Message>(rand, faults, 4 * ELECTION_TICK)
   const checker = new SafetyChecker()
   const nodes = new Map<NodeId, SimNode>()
   ids.forEach((id, i) => nodes.set(id, new SimNode(id, i < founders ? ids.slice(0, founders) : undefined, options, createRand(seed * 7919 + i + 1))))
@@ -129,15 +129,15 @@ export function runSeed (seed: number, opts: SeedOptions = {}): SeedResult {
       }
     },
     persisted: (node: SimNode, rd: Ready) => {
-      if (rd.entries.length > 0) {
-        checker.onPersist(node.id, rd.entries, i => {
-          try {
-            return node.storage.term(i)
-          } catch {
-            return undefined
-          }
-        })
+      const storageTerm = (i: number): number | undefined => {
+        try {
+          return node.storage.term(i)
+        } catch {
+          return undefined
+        }
       }
+      if (rd.snapshot !== undefined) checker.onPersistSnapshot(node.id, rd.snapshot.metadata.index, node.storage.lastIndex(), i => node.storage.term(i))
+      if (rd.entries.length > 0) checker.onPersist(node.id, rd.entries, storageTerm)
     },
     send: (node: SimNode, m: Message) => {
       const delivered = net.send(m, tick)
@@ -234,27 +234,8 @@ export function runSeed (seed: number, opts: SeedOptions = {}): SeedResult {
   }
 
   const partition = (): void => {
-    net.heal()
-    const kind = pick(['heal', 'split', 'isolate', 'asymmetric', 'bridge'])
-    const shuffled = [...ids].sort(() => rand() - 0.5)
-    if (kind === 'split') {
-      const cut = 1 + Math.floor(rand() * (ids.length - 1))
-      net.split(shuffled.slice(0, cut), shuffled.slice(cut))
-    } else if (kind === 'isolate') {
-      net.split(shuffled.slice(0, 1), shuffled.slice(1))
-    } else if (kind === 'asymmetric') {
-      const x = shuffled[0]
-      const inbound = chance(0.5)
-      for (const y of shuffled.slice(1)) {
-        if (inbound) net.block(y, x)
-        else net.block(x, y)
-      }
-    } else if (kind === 'bridge') {
-      const rest = shuffled.slice(1)
-      const cut = 1 + Math.floor(rand() * Math.max(1, rest.length - 1))
-      net.split(rest.slice(0, cut), rest.slice(cut))
-    }
-    trace?.(`t${tick} partition ${kind} ${shuffled.join(',')}`)
+    const what = partitionAtRandom(net, ids, rand)
+    trace?.(`t${tick} ${what}`)
   }
 
   const changeMembership = (): void => {

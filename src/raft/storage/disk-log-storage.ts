@@ -7,8 +7,10 @@
 //
 // Recovery replays the segments in order; a later entry record at or below the last
 // index truncates the log there first (a follower dropping a conflicting suffix). A
-// damaged record at the very end of the last segment is a torn write and is truncated;
-// damage followed by valid records, or in an older segment, is refused with an error.
+// damaged record at the very end of the last segment is a torn write and is truncated when
+// it looks like one (cut short, or with unwritten zero sectors); a complete last record
+// that fails its checksum is a bit flip in synced data, and damage followed by valid
+// records, or in an older segment, is too: those are refused with an error.
 import { open, readdir, readFile, unlink, mkdir } from 'node:fs/promises'
 import type { FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -17,7 +19,7 @@ import { writeFileAtomic, fsyncDir } from '../../util/atomic-file.js'
 import { CompactedError } from '../types.js'
 import type { ConfState, Entry, HardState, LogStorage, Snapshot } from '../types.js'
 import { limitSize } from '../core/entry-size.js'
-import { RecordType, encodeRecord, encodeRecords, scanRecords, validRecordFollows } from './wal-record.js'
+import { RecordType, encodeRecord, encodeRecords, isTornTail, scanRecords, validRecordFollows } from './wal-record.js'
 import type { PendingRecord, WalRecord } from './wal-record.js'
 import {
   confFromProto, confToProto, emptySnapshot, entryFromProto, entryToProto,
@@ -346,6 +348,7 @@ export class DiskLogStorage implements LogStorage {
         const where = `${path}: ${scan.damage} at offset ${scan.validBytes}`
         if (i < names.length - 1) throw new WalCorruptError(`raft log damaged in a sealed segment: ${where}`)
         if (validRecordFollows(buf, scan.validBytes)) throw new WalCorruptError(`raft log damaged in the middle (valid records follow): ${where}`)
+        if (!isTornTail(buf, scan.validBytes)) throw new WalCorruptError(`raft log damaged in its last record, which is complete (a bit flip in synced data, not a torn write): ${where}`)
         tornAt = scan.validBytes
         this.stats.tornBytesTruncated = buf.length - scan.validBytes
       }

@@ -1,10 +1,15 @@
 // Framing of write-ahead-log records: [u32 payload length][u32 crc32(type ‖ payload)]
-// [u8 type][payload], little-endian. A scan stops at the first record that is short or
-// fails its checksum and says where, so the caller can tell a torn tail (cut off by a
-// crash mid-write: truncate it) from damage in the middle (valid records follow: refuse).
+// [u8 type][u32 crc32 of the 9 bytes before], little-endian. A scan stops at the first record
+// that is short or fails a checksum and says where, so the caller can tell a torn tail (cut
+// off by a crash mid-write: truncate it) from damage in the middle (valid records follow:
+// refuse). `tailDamage` tells a torn write from a bit flip in a complete last record.
 import { crc32 } from 'node:zlib'
 
-export const RECORD_HEADER_BYTES = 9
+export const RECORD_HEADER_BYTES = 13
+/** bytes of the header covered by the header's own checksum */
+const HEADER_CHECKED_BYTES = 9
+/** the unit a disk writes atomically: a torn write leaves whole sectors unwritten (zeros) */
+export const SECTOR_BYTES = 512
 /** larger declared lengths are treated as damage, never allocated */
 export const MAX_RECORD_BYTES = 64 * 1024 * 1024
 
@@ -47,6 +52,7 @@ export function encodeRecords (records: PendingRecord[]): Uint8Array {
     view.setUint32(offset, payload.length, true)
     view.setUint32(offset + 4, checksum(type, payload), true)
     out[offset + 8] = type
+    view.setUint32(offset + HEADER_CHECKED_BYTES, crc32(out.subarray(offset, offset + HEADER_CHECKED_BYTES)), true)
     out.set(payload, offset + RECORD_HEADER_BYTES)
     offset += RECORD_HEADER_BYTES + payload.length
   }
@@ -68,13 +74,14 @@ export interface ScanResult {
 /** Parses one record at `offset`: the record, or why it is not a valid one. */
 function readRecordAt (buf: Uint8Array, view: DataView, offset: number): WalRecord | string {
   if (buf.length - offset < RECORD_HEADER_BYTES) return `short header (${buf.length - offset} of ${RECORD_HEADER_BYTES} bytes)`
+  if (crc32(buf.subarray(offset, offset + HEADER_CHECKED_BYTES)) !== view.getUint32(offset + HEADER_CHECKED_BYTES, true)) return 'header checksum mismatch'
   const length = view.getUint32(offset, true)
   if (length > MAX_RECORD_BYTES) return `record length ${length} over the ${MAX_RECORD_BYTES} byte limit`
   const end = offset + RECORD_HEADER_BYTES + length
   if (end > buf.length) return `short record (${buf.length - offset - RECORD_HEADER_BYTES} of ${length} payload bytes)`
   const type = buf[offset + 8]
   const payload = buf.subarray(offset + RECORD_HEADER_BYTES, end)
-  if (checksum(type, payload) !== view.getUint32(offset + 4, true)) return 'checksum mismatch'
+  if (checksum(type, payload) !== view.getUint32(offset + 4, true)) return 'payload checksum mismatch'
   return { type, payload, offset }
 }
 
@@ -106,4 +113,29 @@ export function validRecordFollows (buf: Uint8Array, from: number, maxCheckedByt
     if (typeof readRecordAt(buf, view, offset) !== 'string') return true
   }
   return false
+}
+
+/**
+ * Whether damage at `from` with nothing valid after it is a torn write. A crash during a
+ * write leaves the file short (the last record runs past its end) or some sectors of the
+ * write unwritten, which read back as zeros (segments are only appended to). Damage in a
+ * record that is all there and whose every sector holds data is a bit flip in data that
+ * was already synced: false then. A flip in a record with an all-zero sector
+ * of its own is taken for a torn write (payloads rarely hold 512 aligned zero bytes).
+ */
+export function isTornTail (buf: Uint8Array, from: number): boolean {
+  if (buf.length - from < RECORD_HEADER_BYTES) return true
+  const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength)
+  const headerIntact = crc32(buf.subarray(from, from + HEADER_CHECKED_BYTES)) === view.getUint32(from + HEADER_CHECKED_BYTES, true)
+  const end = headerIntact ? from + RECORD_HEADER_BYTES + view.getUint32(from, true) : buf.length
+  if (end > buf.length) return true
+  for (let sector = from - (from % SECTOR_BYTES); sector < end; sector += SECTOR_BYTES) {
+    if (allZero(buf, Math.max(sector, from), Math.min(sector + SECTOR_BYTES, end))) return true
+  }
+  return false
+}
+
+function allZero (buf: Uint8Array, lo: number, hi: number): boolean {
+  for (let i = lo; i < hi; i++) if (buf[i] !== 0) return false
+  return true
 }

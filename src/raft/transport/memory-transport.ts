@@ -9,6 +9,8 @@ export class MemoryNetwork {
   private readonly cut = new Set<string>()
   /** payloads delivered, per `from->to` link */
   readonly delivered = new Map<string, number>()
+  /** payloads sent and not yet delivered (or dropped) */
+  inFlight = 0
 
   transport (self: NodeId): RaftTransport {
     return {
@@ -39,7 +41,9 @@ export class MemoryNetwork {
       return false
     }
     const copy = payload.slice()
+    this.inFlight++
     setImmediate(() => {
+      this.inFlight--
       if (this.cut.has(link)) return
       this.delivered.set(link, (this.delivered.get(link) ?? 0) + 1)
       this.receivers.get(to)?.onBatch(from, copy)

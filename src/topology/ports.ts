@@ -1,0 +1,45 @@
+// The narrow ports through which the topology uses the rest of a node: exactly the calls it
+// makes of the Raft host, the cell runtime, messaging, the bundle exchange, the capacity
+// view and the clock. node/ hands it the real parts (which satisfy these as they are); a
+// deterministic simulation can hand it stand-ins, so the same control-plane code runs in both.
+import type { ConfChange, NodeId } from '../raft/types.js'
+import type { GroupId, GroupInit, GroupStatus } from '../raft/multi/types.js'
+import type { CellInfo, CellRuntime } from '../cells/runtime.js'
+import type { CellBundle } from '../cells/bundle.js'
+import type { MessageOptions, RemoteTransformRequest } from '../messaging/cell-messaging.js'
+import type { FetchOptions } from '../messaging/code-exchange.js'
+import type { NodeCapacity } from './types.js'
+
+/** the node's multi-group Raft host (src/raft/multi/raft-host.ts) */
+export interface RaftPort {
+  addGroup: (id: GroupId, init: GroupInit) => void
+  removeGroup: (id: GroupId) => Promise<void>
+  hasGroup: (id: GroupId) => boolean
+  status: (id: GroupId) => GroupStatus
+  propose: (id: GroupId, data: Uint8Array) => void
+  proposeConfChange: (id: GroupId, cc: ConfChange) => void
+  /** hands leadership to `to` (or the best of them); the chosen member, or '' if none */
+  transferLeadership: (id: GroupId, to?: NodeId | NodeId[]) => NodeId | ''
+}
+
+/** this node's cells (src/cells/runtime.ts), with its `cell:snapshot` and `cell:reverted` events */
+export type CellRuntimePort = Pick<CellRuntime, 'cell' | 'cells' | 'bundleOf' | 'prepare' | 'release' | 'transform' | 'restart' | 'revert' | 'addEventListener'>
+
+/** cells on other nodes (src/messaging/cell-messaging.ts) */
+export interface MessagingPort {
+  transformRemote: (peer: string, request: RemoteTransformRequest, options?: Omit<MessageOptions, 'from'>) => Promise<CellInfo>
+}
+
+/** content-addressed bundles (src/messaging/code-exchange.ts) */
+export interface BundlePort {
+  publish: (bundle: CellBundle | Uint8Array, options?: { signal?: AbortSignal }) => Promise<CellBundle>
+  fetch: (hash: string, options?: FetchOptions) => Promise<CellBundle>
+}
+
+/** the live nodes of the capacity view, this node included (src/mesh/capacity-view.ts) */
+export type CapacityPort = () => NodeCapacity[]
+
+/** wall-clock time in ms since the epoch */
+export interface ClockPort {
+  now: () => number
+}

@@ -1,0 +1,476 @@
+// A deterministic simulation of a whole mesh: 3–7 nodes on a virtual clock, a simulated
+// network (loss, duplication, delay, reordering, symmetric, asymmetric and bridge
+// partitions, stalls like SIGSTOP), node crashes and restarts from their Raft logs, and
+// whole-mesh restarts. Everything is drawn from
+// one seeded PRNG, so a seed replays exactly.
+//
+// What runs is the real control plane's decision code: the Raft core (one group for the
+// app, on the members pickGroupMembers chooses), the app state machine (applyCommand:
+// publish, scale, placements with their epochs and stale-base refusal) and placement
+// (place). A client publishes the app, scales it, and sends adds to a ledger cell; the
+// cells are deterministic stand-ins: a primary acknowledges an add only once one of its
+// clones holds the new ledger, and a copy follows the newest epoch it has seen (fencing).
+// After the faults heal, the app must converge to its manifest and keep every
+// acknowledged add (mesh-checker.ts).
+import { EntryType, StateRole } from '../../raft/types.js'
+import type { Message } from '../../raft/types.js'
+import { MemoryLogStorage, RawNode, createRand, decodeConfChange } from '../../raft/core/index.js'
+import { ProposalDroppedError } from '../../raft/core/raft.js'
+import { activeCells, applyCommand, decodeCommand, encodeCommand, placementBase } from '../app-state.js'
+import type { AppCommand, AppState } from '../app-state.js'
+import type { AppManifest } from '../manifest.js'
+import { place } from '../placement.js'
+import type { DesiredApp, Placement } from '../placement-accounting.js'
+import { pickGroupMembers } from '../group-members.js'
+import { instanceAddress } from '../types.js'
+import type { NodeCapacity } from '../types.js'
+import { NO_FAULTS, SimNetwork, partitionAtRandom } from '../../raft/sim/network.js'
+import type { NetworkFaults } from '../../raft/sim/network.js'
+import { MeshChecker } from './mesh-checker.js'
+
+export interface MeshSeedResult {
+  seed: number
+  violations: string[]
+  nodes: number
+  /** virtual ms simulated */
+  virtualMs: number
+  acknowledged: number
+  sent: number
+}
+
+export const FAULT_KINDS = ['crash', 'mesh-restart', 'partition', 'stall', 'loss', 'scale'] as const
+export type FaultKind = typeof FAULT_KINDS[number]
+
+export interface MeshSeedOptions {
+  trace?: (line: string) => void
+  /** leave out kinds of faults (to tell which ones a violation needs) */
+  without?: FaultKind[]
+}
+
+const TICK_MS = 50
+const ELECTION_TICK = 10
+const CONTROL_EVERY = 5 // ticks: a controller round every 250 ms
+const ADVERT_EVERY = 5
+const SUSPECT_MS = 1500 // a node not heard from for this long is out of the capacity view
+const ADD_TIMEOUT_MS = 1000
+const CONVERGE_MS = 30_000
+const APP = 'ledger'
+const CELL = 'book'
+const GROUP = `${APP}~00000001`
+const OWNER = 'owner'
+const CONTRIBUTED = { cpu: 4, memory: 4 * 2 ** 30, cells: 3 }
+
+type Body =
+  | { kind: 'raft', m: Message }
+  | { kind: 'advert' }
+  | { kind: 'assign', address: string, epoch: number, primary: string, clones: string[] }
+  | { kind: 'replicate', address: string, epoch: number, version: number, ledger: string[] }
+  | { kind: 'replicated', address: string, epoch: number, version: number, ok: boolean }
+  | { kind: 'add', op: string, address: string, sentAt: number }
+  | { kind: 'added', op: string, ok: boolean }
+
+interface Envelope {
+  from: string
+  to: string
+  body: Body
+}
+
+interface Copy {
+  role: 'primary' | 'clone'
+  /** the epoch of the primary the data comes from (the newest epoch seen is in knownEpoch) */
+  epoch: number
+  ledger: string[]
+  /** -1: a clone that has not received any state yet */
+  version: number
+  /** a primary's last version sent to its clones: versions never repeat */
+  sent: number
+  clones: string[]
+  pending?: { op: string, sentAt: number, ledger: string[], version: number, deadline: number }
+}
+
+class MeshNode {
+  /** the Raft log on disk: survives crashes */
+  storage: MemoryLogStorage | undefined
+  raw: RawNode | undefined
+  state: AppState | undefined
+  alive = true
+  readonly lastHeard = new Map<string, number>()
+  /** cell copies with the newest epoch seen of each instance: on disk (durability `disk`), they survive a crash */
+  readonly copies = new Map<string, Copy>()
+  readonly knownEpoch = new Map<string, number>()
+
+  constructor (readonly id: string) {}
+}
+
+export function runMeshSeed (seed: number, opts: MeshSeedOptions = {}): MeshSeedResult {
+  const rand = createRand(seed)
+  const pick = <T>(xs: T[]): T => xs[Math.floor(rand() * xs.length)]
+  const chance = (p: number): boolean => rand() < p
+  const trace = opts.trace
+  const size = 3 + Math.floor(rand() * 5)
+  const ids = Array.from({ length: size }, (_, i) => `n${i + 1}`)
+  const faults: NetworkFaults = { loss: pick([0, 0.02, 0.1]), duplicate: pick([0, 0.02, 0.05]), maxDelay: pick([0, 1, 2]), longDelay: pick([0, 0.01, 0.03]) }
+  const off = new Set(opts.without ?? [])
+  if (off.has('loss')) Object.assign(faults, { loss: 0, duplicate: 0, longDelay: 0 })
+  const pCrash = off.has('crash') ? 0 : pick([0, 0.004, 0.01])
+  const pMeshRestart = off.has('mesh-restart') ? 0 : pick([0, 0.0005])
+  const pPartition = off.has('partition') ? 0 : pick([0, 0.005, 0.015])
+  const pStall = off.has('stall') ? 0 : pick([0, 0.004, 0.01])
+  const pAdd = pick([0.1, 0.3])
+  const pScale = off.has('scale') ? 0 : pick([0, 0.005])
+  const chaosTicks = 300 + Math.floor(rand() * 400)
+  trace?.(`seed ${seed}: ${size} nodes, faults ${JSON.stringify(faults)}, crash ${pCrash} mesh restart ${pMeshRestart} partition ${pPartition} stall ${pStall} add ${pAdd} scale ${pScale}, ${chaosTicks * TICK_MS} ms of faults`)
+
+  const net = new SimNetwork<Envelope>(rand, faults, 4 * ELECTION_TICK)
+  const checker = new MeshChecker()
+  const nodes = new Map(ids.map(id => [id, new MeshNode(id)]))
+  let tick = 0
+  const now = (): number => tick * TICK_MS
+  const restartAt = new Map<string, number>()
+  const stallEnds = new Map<string, number>()
+  let lastRestart = -Infinity
+  let members: string[] = []
+  let lastPlacement = ''
+  let lastPlacementIndex = 0
+  let ownerClock = 0
+  let opSeq = 0
+  let sent = 0
+
+  const send = (from: string, to: string, body: Body): void => { net.send({ from, to, body }, tick) }
+
+  // ---- Raft members: persist, send, apply, advance (the Ready contract) ----
+  const startMember = (n: MeshNode): void => {
+    if (!members.includes(n.id)) return
+    const fresh = n.storage === undefined
+    n.storage ??= new MemoryLogStorage()
+    n.state = undefined
+    n.raw = new RawNode({ id: n.id, storage: n.storage, rand: createRand(seed * 7919 + ids.indexOf(n.id) + tick), peers: fresh ? members : undefined, electionTick: ELECTION_TICK, heartbeatTick: 1, preVote: true, checkQuorum: true, applied: 0 })
+  }
+  const drain = (n: MeshNode): void => {
+    const raw = n.raw
+    if (raw === undefined || n.storage === undefined) return
+    for (let guard = 0; raw.hasReady(); guard++) {
+      if (guard > 10_000) throw new Error(`sim: ${n.id} never runs out of Ready`)
+      const rd = raw.ready()
+      if (rd.snapshot !== undefined) n.storage.applySnapshot(rd.snapshot)
+      n.storage.append(rd.entries)
+      if (rd.hardState !== undefined) n.storage.setHardState(rd.hardState)
+      for (const m of rd.messages) send(n.id, m.to, { kind: 'raft', m })
+      for (const e of rd.committedEntries) {
+        if (e.type === EntryType.ConfChange) raw.applyConfChange(decodeConfChange(e.data))
+        if (e.type !== EntryType.Normal || e.data.length === 0) continue
+        const { state } = applyCommand(n.state, decodeCommand(e.data))
+        n.state = state
+        if (state === undefined) continue
+        const placed = JSON.stringify({ placement: state.placement, epochs: state.epochs })
+        if (placed !== lastPlacement && e.index > lastPlacementIndex) {
+          lastPlacement = placed
+          lastPlacementIndex = e.index
+          trace?.(`t${now()} committed at ${e.index}: ${placed}`)
+        }
+        checker.onPlacement(state.placement, () => CONTRIBUTED.cells)
+        for (const [address, epoch] of Object.entries(state.epochs)) {
+          if (Number(address.split('#')[1]) >= state.manifest.cells[CELL].replicas) checker.forget(address, epoch)
+        }
+      }
+      raw.advance()
+    }
+  }
+  const propose = (n: MeshNode, cmd: AppCommand): void => {
+    try {
+      n.raw?.propose(encodeCommand(cmd))
+      drain(n)
+    } catch (err) {
+      if (!(err instanceof ProposalDroppedError)) throw err
+    }
+  }
+  const isLeader = (n: MeshNode): boolean => n.alive && !net.stalled.has(n.id) && n.raw?.status().role === StateRole.Leader
+  const leader = (): MeshNode | undefined => [...nodes.values()].filter(isLeader).sort((a, b) => b.raw!.status().term - a.raw!.status().term)[0]
+
+  // ---- the capacity view: adverts heard recently ----
+  const view = (n: MeshNode): NodeCapacity[] => ids.map(id => ({ id, contributed: CONTRIBUTED, alive: id === n.id || now() - (n.lastHeard.get(id) ?? -Infinity) <= SUSPECT_MS }))
+
+  // ---- the leader's controller round: the real placement, proposed with its base ----
+  const controlRound = (n: MeshNode): void => {
+    const state = n.state
+    if (state === undefined) return
+    const cells = activeCells(state)
+    const desired: DesiredApp = { app: state.app, cells: {} }
+    for (const cell of cells) desired.cells[cell] = { replicas: state.manifest.cells[cell].replicas, clones: state.manifest.cells[cell].clones, memory: state.manifest.cells[cell].memory }
+    const current: Placement = {}
+    for (const cell of cells) current[cell] = state.placement[cell] ?? []
+    const result = place({ desired, current, nodes: view(n), rebalance: { maxMoves: 0 } })
+    if (JSON.stringify(result.placement) !== JSON.stringify(current) || cells.some(c => state.placement[c] === undefined)) {
+      propose(n, { id: `place-${n.id}-${tick}`, kind: 'place', placement: result.placement, base: placementBase(state) })
+      return
+    }
+    // announce the committed placement to the nodes it names (the leader's announcement)
+    for (const cell of cells) {
+      state.placement[cell].forEach((inst, i) => {
+        const address = instanceAddress(state.app, cell, i)
+        const epoch = state.epochs[address] ?? 0
+        if (inst.primary === null) return
+        for (const to of ids) send(n.id, to, { kind: 'assign', address, epoch, primary: inst.primary, clones: inst.clones })
+      })
+    }
+  }
+
+  // ---- the stand-in cells ----
+  const pushState = (n: MeshNode, address: string, c: Copy, ledger: string[], version: number): void => {
+    for (const to of c.clones) send(n.id, to, { kind: 'replicate', address, epoch: c.epoch, version, ledger })
+  }
+  const onAssign = (n: MeshNode, b: Extract<Body, { kind: 'assign' }>): void => {
+    if (b.epoch < (n.knownEpoch.get(b.address) ?? 0)) return
+    n.knownEpoch.set(b.address, b.epoch)
+    const c = n.copies.get(b.address)
+    if (b.primary === n.id) {
+      if (c === undefined || c.version < 0) {
+        checker.onBlankStart(b.address, b.epoch, n.id)
+        trace?.(`t${now()} ${n.id} starts ${b.address} blank as primary in epoch ${b.epoch}`)
+        n.copies.set(b.address, { role: 'primary', epoch: b.epoch, ledger: [], version: 0, sent: 0, clones: b.clones })
+      } else {
+        if (c.role !== 'primary' || c.epoch !== b.epoch) trace?.(`t${now()} ${n.id} is primary of ${b.address} in epoch ${b.epoch} (ledger of ${c.ledger.length})`)
+        Object.assign(c, { role: 'primary', epoch: b.epoch, clones: b.clones })
+      }
+      // brings clones (new ones, or ones that missed writes) to the primary's ledger; a
+      // write waiting for a clone is sent again, also to a clone assigned meanwhile
+      const p = n.copies.get(b.address)!
+      if (p.pending !== undefined) pushState(n, b.address, p, p.pending.ledger, p.pending.version)
+      else {
+        p.version = ++p.sent
+        pushState(n, b.address, p, p.ledger, p.version)
+      }
+    } else if (b.clones.includes(n.id)) {
+      if (c === undefined) n.copies.set(b.address, { role: 'clone', epoch: b.epoch, ledger: [], version: -1, sent: -1, clones: [] })
+      // a copy keeps the epoch its data comes from: a write of the new epoch is newer than any of an older one
+      else Object.assign(c, { role: 'clone', clones: [], pending: undefined })
+    } else if (c !== undefined) {
+      trace?.(`t${now()} ${n.id} drops its copy of ${b.address} (epoch ${b.epoch} places it elsewhere)`)
+      n.copies.delete(b.address)
+    }
+  }
+  const onReplicate = (n: MeshNode, from: string, b: Extract<Body, { kind: 'replicate' }>): void => {
+    const known = n.knownEpoch.get(b.address) ?? 0
+    let ok = b.epoch >= known
+    if (ok) {
+      n.knownEpoch.set(b.address, b.epoch)
+      const c = n.copies.get(b.address)
+      // stored only if newer; acknowledged only if held (an older write arriving late is refused)
+      if (c?.role === 'primary' && c.epoch >= b.epoch) ok = false
+      else if (c === undefined || c.epoch < b.epoch || (c.epoch === b.epoch && b.version > c.version)) n.copies.set(b.address, { role: 'clone', epoch: b.epoch, ledger: b.ledger, version: b.version, sent: b.version, clones: [] })
+      else ok = c.epoch === b.epoch && c.version === b.version
+    }
+    send(n.id, from, { kind: 'replicated', address: b.address, epoch: b.epoch, version: b.version, ok })
+  }
+  const onReplicated = (n: MeshNode, b: Extract<Body, { kind: 'replicated' }>): void => {
+    const c = n.copies.get(b.address)
+    const p = c?.pending
+    if (c === undefined || p === undefined || c.role !== 'primary' || c.epoch !== b.epoch || p.version !== b.version) return
+    if (!b.ok) {
+      c.pending = undefined
+      return
+    }
+    c.ledger = p.ledger
+    c.version = p.version
+    c.pending = undefined
+    checker.onAck(b.address, c.epoch, n.id, p.op, c.ledger, p.sentAt, now())
+    send(n.id, 'client', { kind: 'added', op: p.op, ok: true })
+  }
+  const onAdd = (n: MeshNode, from: string, b: Extract<Body, { kind: 'add' }>): void => {
+    const c = n.copies.get(b.address)
+    if (c === undefined || c.role !== 'primary' || (c.pending !== undefined && c.pending.deadline > now())) {
+      send(n.id, from, { kind: 'added', op: b.op, ok: false })
+      return
+    }
+    const ledger = [...c.ledger, b.op]
+    const version = ++c.sent
+    if (c.clones.length === 0) {
+      c.ledger = ledger
+      c.version = version
+      checker.onAck(b.address, c.epoch, n.id, b.op, ledger, b.sentAt, now())
+      send(n.id, from, { kind: 'added', op: b.op, ok: true })
+      return
+    }
+    c.pending = { op: b.op, sentAt: b.sentAt, ledger, version, deadline: now() + ADD_TIMEOUT_MS }
+    pushState(n, b.address, c, ledger, version)
+  }
+
+  const deliver = (e: Envelope): void => {
+    if (e.to === 'client') return
+    const n = nodes.get(e.to)
+    if (n === undefined || !n.alive) return
+    n.lastHeard.set(e.from, now())
+    const b = e.body
+    switch (b.kind) {
+      case 'raft':
+        if (n.raw === undefined) return
+        n.raw.step(b.m)
+        drain(n)
+        return
+      case 'advert': return
+      case 'assign': onAssign(n, b); return
+      case 'replicate': onReplicate(n, e.from, b); return
+      case 'replicated': onReplicated(n, b); return
+      case 'add': onAdd(n, e.from, b)
+    }
+  }
+
+  const crash = (n: MeshNode): void => {
+    trace?.(`t${now()} crash ${n.id}`)
+    n.alive = false
+    n.raw = undefined
+    n.state = undefined
+    for (const c of n.copies.values()) c.pending = undefined
+    n.lastHeard.clear()
+  }
+  const restart = (n: MeshNode): void => {
+    trace?.(`t${now()} restart ${n.id}`)
+    lastRestart = tick
+    n.alive = true
+    startMember(n)
+    drain(n)
+  }
+
+  const manifest = (replicas: number): AppManifest => ({ app: APP, routes: [], cells: { [CELL]: { code: './book.js', replicas, clones: 1, memory: 32 * 2 ** 20, timeout: 1000, mailbox: 100, bundle: 'b'.repeat(64) } } })
+
+  const clientAdd = (): void => {
+    const l = leader()
+    // the client's directory: the newest placement it learned (any live member's state)
+    const known = [...nodes.values()].filter(n => n.alive && n.state !== undefined).sort((a, b) => b.raw!.status().commit - a.raw!.status().commit)[0]?.state ?? l?.state
+    const placed = known?.placement[CELL]
+    if (placed === undefined || placed.length === 0) return
+    const index = Math.floor(rand() * placed.length)
+    const primary = placed[index].primary
+    if (primary === null) return
+    const op = `op${++opSeq}`
+    sent++
+    send('client', primary, { kind: 'add', op, address: instanceAddress(APP, CELL, index), sentAt: now() })
+  }
+
+  const partition = (): void => {
+    const what = partitionAtRandom(net, ids, rand)
+    trace?.(`t${now()} ${what}`)
+  }
+
+  // the owner retries the publish until it is applied (a proposal can be dropped)
+  const replicas = 1 + Math.floor(rand() * 2)
+  const published = (): boolean => [...nodes.values()].some(n => n.state !== undefined)
+  const publish = (): void => {
+    const l = leader()
+    if (l === undefined || tick % ELECTION_TICK !== 0) return
+    trace?.(`t${now()} the owner publishes through ${l.id}`)
+    propose(l, { id: `publish-${tick}`, kind: 'publish', owner: OWNER, ownerKey: OWNER, at: ++ownerClock, manifest: manifest(replicas) })
+  }
+
+  const step = (faulty: boolean): void => {
+    if (!published()) publish()
+    for (const [id, at] of restartAt) if (at <= tick) { restartAt.delete(id); restart(nodes.get(id)!) }
+    for (const [id, at] of stallEnds) {
+      if (at <= tick) {
+        stallEnds.delete(id)
+        trace?.(`t${now()} resume ${id}`)
+        for (const e of net.resume(id)) deliver(e)
+      }
+    }
+    if (faulty) {
+      // one node down at a time, and back long enough for the others to see it (two
+      // failures overlapping in a leader's view are another fault: stalls with crashes)
+      if (chance(pCrash) && restartAt.size === 0 && tick - lastRestart > 2 * SUSPECT_MS / TICK_MS) {
+        const n = pick([...nodes.values()].filter(x => x.alive))
+        crash(n)
+        restartAt.set(n.id, tick + 1 + Math.floor(rand() * 6 * ELECTION_TICK))
+      }
+      if (chance(pMeshRestart) && restartAt.size === 0) {
+        // a whole-mesh restart (a power cut): every node down, back within 3 s
+        trace?.(`t${now()} whole-mesh restart`)
+        for (const n of nodes.values()) {
+          crash(n)
+          restartAt.set(n.id, tick + 1 + Math.floor(rand() * 60))
+        }
+      }
+      const up = [...nodes.values()].filter(x => x.alive)
+      if (chance(pStall) && stallEnds.size === 0 && up.length > 0) {
+        const n = pick(up)
+        net.stalled.add(n.id)
+        stallEnds.set(n.id, tick + 1 + Math.floor(rand() * 4 * ELECTION_TICK))
+        trace?.(`t${now()} stall ${n.id}`)
+      }
+      if (chance(pPartition)) partition()
+      if (chance(pAdd) && published()) clientAdd()
+      if (chance(pScale)) {
+        const l = leader()
+        if (l !== undefined) propose(l, { id: `scale-${tick}`, kind: 'scale', owner: OWNER, ownerKey: OWNER, at: ++ownerClock, cell: CELL, replicas: 1 + Math.floor(rand() * 2) })
+      }
+    }
+    for (const n of nodes.values()) {
+      if (!n.alive || net.stalled.has(n.id)) continue
+      if (tick % ADVERT_EVERY === 0) for (const to of ids) if (to !== n.id) send(n.id, to, { kind: 'advert' })
+      if (n.raw !== undefined) {
+        n.raw.tick()
+        drain(n)
+      }
+      for (const c of n.copies.values()) if (c.pending !== undefined && c.pending.deadline <= now()) c.pending = undefined
+      if (tick % CONTROL_EVERY === 0 && isLeader(n)) controlRound(n)
+    }
+    // answers sent while delivering are due this tick too
+    for (let rounds = 0, due = net.takeDue(tick); due.length > 0; due = net.takeDue(tick)) {
+      if (++rounds > 10_000) throw new Error(`sim: message storm at ${now()} ms`)
+      for (const e of due) deliver(e)
+    }
+    tick++
+  }
+
+  // ---- publish: the node the owner talks to forms the group and proposes the manifest ----
+  members = pickGroupMembers(view(nodes.get(ids[0])!).map(n => ({ ...n, alive: true })), 3, [ids[0]])
+  for (const n of nodes.values()) {
+    startMember(n)
+    drain(n) // the bootstrap is on disk before anything else happens
+  }
+  trace?.(`group ${GROUP} on ${members.join(',')}`)
+  while (tick < chaosTicks) step(true)
+
+  // ---- heal: every node back, no faults; the app must converge and keep every acknowledged add ----
+  net.heal()
+  net.faults = NO_FAULTS
+  for (const [id] of stallEnds) stallEnds.set(id, tick)
+  for (const [id] of restartAt) restartAt.set(id, tick)
+  trace?.(`t${now()} healed`)
+  const deadline = tick + CONVERGE_MS / TICK_MS
+  let converged = false
+  while (tick < deadline && !converged) {
+    step(false)
+    converged = convergedNow()
+  }
+  if (!converged) checker.violations.push(`convergence: the app did not converge within ${CONVERGE_MS} ms after healing (${describe()})`)
+  else {
+    const state = leader()!.state!
+    for (const address of checker.addresses()) {
+      const inst = state.placement[CELL]?.[Number(address.split('#')[1])]
+      checker.checkFinal(address, inst?.primary == null ? undefined : nodes.get(inst.primary)!.copies.get(address)?.ledger)
+    }
+  }
+  return { seed, violations: checker.violations, nodes: size, virtualMs: now(), acknowledged: checker.acknowledged, sent }
+
+  function convergedNow (): boolean {
+    const l = leader()
+    const state = l?.state
+    if (state === undefined) return false
+    const placed = state.placement[CELL]
+    if (placed === undefined || placed.length !== state.manifest.cells[CELL].replicas) return false
+    return placed.every((inst, i) => {
+      const address = instanceAddress(APP, CELL, i)
+      const epoch = state.epochs[address] ?? 0
+      const p = inst.primary === null ? undefined : nodes.get(inst.primary)!.copies.get(address)
+      return p?.role === 'primary' && p.epoch === epoch && inst.clones.every(c => {
+        const copy = nodes.get(c)!.copies.get(address)
+        return copy?.epoch === p.epoch && copy.version === p.version
+      })
+    })
+  }
+
+  function describe (): string {
+    const l = leader()
+    const raft = [...nodes.values()].filter(n => n.raw !== undefined).map(n => { const st = n.raw!.status(); return `${n.id}:${st.role}/t${st.term}/c${st.commit}/l${st.lastIndex}` }).join(' ')
+    return `raft ${raft}, leader ${l?.id ?? 'none'}, placement ${JSON.stringify(l?.state?.placement ?? null)}, epochs ${JSON.stringify(l?.state?.epochs ?? null)}, copies ${[...nodes.values()].map(n => `${n.id}:${[...n.copies].map(([a, c]) => `${a}/${c.role}/e${c.epoch}/v${c.version}`).join(';')}`).join(' ')}`
+  }
+}
