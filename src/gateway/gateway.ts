@@ -46,7 +46,8 @@ export interface GatewayInit {
   idleTimeoutMs?: number
   /** how often the server looks for connections past the header/request deadlines (ms); default 1 s */
   connectionsCheckingIntervalMs?: number
-  /** retries of a CELL_UNAVAILABLE failure (where safe); default 4, backing off from 50 ms */
+  /** at most this many retries of a CELL_UNAVAILABLE failure (where safe); by default the gateway
+   * retries until the route's deadline (a failover takes a moment), backing off from 50 ms to 400 ms */
   maxRetries?: number
   /** the Retry-After (s) sent with a 503; default 1 */
   retryAfterSeconds?: number
@@ -142,7 +143,7 @@ class HttpGateway implements Gateway {
   constructor (components: GatewayComponents, private readonly init: GatewayInit) {
     this.backend = components.backend
     this.limits = new InFlightLimits(init.maxInFlight ?? 1024, init.maxInFlightPerCell ?? 256)
-    this.retry = { maxRetries: init.maxRetries ?? 4, backoffMs: 50, maxBackoffMs: 1000 }
+    this.retry = { maxRetries: init.maxRetries ?? Infinity, backoffMs: 50, maxBackoffMs: 400 }
     this.defaultTimeoutMs = init.defaultTimeoutMs ?? 10_000
     this.retryAfter = String(init.retryAfterSeconds ?? 1)
     this.logger = components.logger

@@ -1,6 +1,8 @@
 // One HTTP request's ask to a cell: picks a replica, enforces the route's deadline (the
 // ask is aborted and the gateway answers even if the backend ignores the abort), and
-// retries a CELL_UNAVAILABLE failure where that is safe, with the same message id.
+// retries a CELL_UNAVAILABLE failure where that is safe, with the same message id, until
+// the deadline: during a failover the instance is away for about a second, and a request
+// that waits for its new primary beats a 503.
 import { setTimeout as delay } from 'node:timers/promises'
 import { cellFailureOf, classifyBackendError, errorMessage, type CellFailure, type GatewayBackend } from './backend.js'
 import type { ReplicaBalancer } from './balancer.js'
@@ -20,7 +22,7 @@ export interface InvokeRequest {
 }
 
 export interface RetryPolicy {
-  /** retries after the first attempt */
+  /** retries after the first attempt (Infinity: until the deadline) */
   maxRetries: number
   /** first back-off (ms), doubled per retry */
   backoffMs: number

@@ -8,6 +8,8 @@ import type { CellCaller, CallOptions } from './sdk.js'
 import { MessagingError } from './errors.js'
 import type { MessagingErrorCode } from './errors.js'
 import type { CellErrorInfo } from '../cells/reply-meta.js'
+import { askUntilDeadline } from './ask-retry.js'
+import { newMessageId } from './sdk.js'
 
 export interface HttpCallerOptions {
   /** e.g. http://127.0.0.1:7070 */
@@ -81,7 +83,8 @@ export async function callHandler (caller: CellCaller, body: unknown): Promise<{
   if (request.messageId !== undefined && (typeof request.messageId !== 'string' || !/^[0-9a-f]{32}$/i.test(request.messageId))) return { status: 400, body: { error: 'field messageId must be 32 hex digits' } }
   if (request.deadline !== undefined && !Number.isSafeInteger(request.deadline)) return { status: 400, body: { error: 'field deadline must be ms since the epoch' } }
   try {
-    const result = await caller.ask(request.address, request.method, request.args ?? [], { messageId: request.messageId, deadline: request.deadline })
+    // waits out a failover within the deadline (the same message id on every retry)
+    const result = await askUntilDeadline(caller, request.address, request.method, request.args ?? [], { messageId: request.messageId ?? newMessageId(), deadline: request.deadline })
     return { status: 200, body: { result } }
   } catch (err) {
     const code = err instanceof MessagingError ? err.code : undefined

@@ -43,6 +43,8 @@ export interface CellMessagingComponents {
   signer: FrameSigner
   /** fetches bundles for remote transforms; without it, transform requests are refused */
   bundles?: BundleExchange
+  /** whether the node judged `peer` down: asks to it fail at once ('unreachable') rather than wait on a dial to a stalled node */
+  peerDown?: (peer: string) => boolean
   logger?: Logger
 }
 
@@ -245,6 +247,7 @@ export class CellMessaging extends TypedEventEmitter<CellMessagingEvents> {
       const deadline = options.deadline ?? Date.now() + this.opts.askTimeout
       const target = this.resolve(address)
       if (target === 'local') return this.timed(address, 'local', this.components.runtime.askJson(address, method, argsJson, { deadline, signal: options.signal, from: options.from }))
+      if (this.components.peerDown?.(target) === true) throw new MessagingError('unreachable', `cannot reach node ${target}: it is judged down (the cell is failing over: retry)`)
       const ask: CellAsk = { id, to: address, method, args: argsJson, deadline: BigInt(deadline), from: options.from ?? '' }
       return this.timed(address, 'remote', this.request(target, address, ask, { ask }, deadline, options.signal))
     } catch (err) {

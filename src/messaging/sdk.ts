@@ -7,10 +7,13 @@
 // `connect` takes anything that can ask (the node's CellMessaging, a CellRuntime) or an
 // API URL and token (HTTP: see call-client.ts). Every call gets a fresh message id;
 // `withMessageId(id)` pins one, so a retry after a lost answer runs once on the cell.
+// A call made while its cell fails over waits for the new primary within its deadline
+// (ask-retry.ts).
 import { randomBytes } from 'node:crypto'
 import { parseAddress } from '../cells/address.js'
 import { createHttpCaller } from './call-client.js'
 import type { HttpCallerOptions } from './call-client.js'
+import { askUntilDeadline } from './ask-retry.js'
 
 export interface CallOptions {
   /** 32 hex digits; the receiver runs a retried ask with the same id once */
@@ -47,7 +50,7 @@ export function connect (target: ConnectTarget): StemConnection {
     ? createHttpCaller({ url: target })
     : 'ask' in target ? target : createHttpCaller(target)
   const call = async (address: string, method: string, args: unknown[] = [], options: CallOptions = {}): Promise<unknown> =>
-    await caller.ask(address, method, args, { ...options, messageId: options.messageId ?? newMessageId() })
+    await askUntilDeadline(caller, address, method, args, { ...options, messageId: options.messageId ?? newMessageId() })
   const proxy = <T>(address: string, options: CallOptions): CellClient<T> => new Proxy({}, {
     get (_target, property) {
       if (property === '$address') return address

@@ -28,6 +28,7 @@ import type { Mesh } from '../mesh/mesh.js'
 import { createLogger } from '../util/logger.js'
 import { createMessagingBackend } from './gateway-backend.js'
 import { createFailureDetector } from './failure-detector.js'
+import type { FailureDetector } from './failure-detector.js'
 import { createContributionGuard } from './contribution-guard.js'
 import { dataFiles } from './data-dir.js'
 
@@ -85,7 +86,8 @@ export function createAppStack (mesh: Mesh, init: AppStackInit): AppStack {
   const cloneService = createCloneService({ libp2p: mesh.libp2p, runtime, bundles, signer, table, store: new CloneStore(files.clones), primaries: new CloneStore(files.cells) }, { mesh: name })
   clones = cloneService
   let topology: TopologyService | undefined
-  const messaging = createCellMessaging({ libp2p: mesh.libp2p, runtime, directory: table, signer, bundles }, {
+  let failures: FailureDetector | undefined
+  const messaging = createCellMessaging({ libp2p: mesh.libp2p, runtime, directory: table, signer, bundles, peerDown: peer => failures?.isDown(peer) === true }, {
     mesh: name,
     // only the app's group places its cells, with its owner's code
     refuseTransform: (peer, request) => placementRefusal(table, peer, request.address, request.owner)
@@ -95,10 +97,10 @@ export function createAppStack (mesh: Mesh, init: AppStackInit): AppStack {
     self: mesh.peerId,
     onUnknownGroup: (group, from, message) => { topology?.onUnknownGroup(group, from, message) }
   })
-  const failures = createFailureDetector(mesh.libp2p, { onDown: peer => { topology?.forgetPeer(peer) } })
+  failures = createFailureDetector(mesh.libp2p, { onDown: peer => { topology?.forgetPeer(peer) } })
   const nodes = (): NodeCapacity[] => [
     { id: mesh.peerId, contributed: mesh.capacity.contributed(), alive: true },
-    ...mesh.capacity.view.list().map(p => ({ id: p.id, contributed: p.capacity, alive: !failures.isDown(p.id) }))
+    ...mesh.capacity.view.list().map(p => ({ id: p.id, contributed: p.capacity, alive: failures?.isDown(p.id) !== true }))
   ]
   const failed = (address: string, node: string): boolean =>
     node === mesh.peerId ? runtime.cell(address)?.status === 'failed' : mesh.capacity.view.get(node)?.conditions[address] !== undefined
@@ -154,7 +156,7 @@ export function createAppStack (mesh: Mesh, init: AppStackInit): AppStack {
       return await service.leave(signal)
     },
     async stop () {
-      failures.stop()
+      failures?.stop()
       await gateway?.stop().catch(() => {})
       await service.stop().catch(() => {})
       await raft.stop().catch(() => {})

@@ -234,7 +234,20 @@ describe('gateway: bad input', () => {
       }
     })
 
-    it('answers 503 with Retry-After once a GET\'s retries run out, without hanging', async () => {
+    it('waits for a cell that is away longer than a second (a failover) within the route\'s deadline, not 503', async () => {
+      const back = Date.now() + 1500
+      backend.cell('shop', 'counter', 'get', () => {
+        if (Date.now() < back) throw new BackendError(BackendErrorCode.unavailable, 'cell is moving')
+        return 'moved'
+      })
+      const res = await getJson(`${base}/shop/count`)
+      assert.equal(res.status, 200)
+      assert.equal(res.json, 'moved')
+      assert.equal(new Set(backend.asks.map(a => a.options.messageId)).size, 1, 'one message id across retries')
+    })
+
+    it('answers 503 with Retry-After once a GET\'s retries (maxRetries) run out, without hanging', async () => {
+      await startGateway({ maxRetries: 4 })
       backend.cell('shop', 'counter', 'get', () => { throw new BackendError(BackendErrorCode.unavailable, 'no host') })
       const res = await getJson(`${base}/shop/count`)
       assert.equal(res.status, 503)
