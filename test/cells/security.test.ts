@@ -224,7 +224,8 @@ describe('cells: security suite (hostile cells are contained)', function () {
   })
 
   it('23. a state that grows past the limits is refused and rolled back', async () => {
-    const address = await hostile('export default class A { big = ""; grow () { this.big = "x".repeat(2 * 1024 * 1024); return 1 } size () { return this.big.length } }')
+    // a generous CPU budget: this attack is about size, and copying 2 MiB is slow on a loaded machine
+    const address = await hostile('export default class A { big = ""; grow () { this.big = "x".repeat(2 * 1024 * 1024); return 1 } size () { return this.big.length } }', undefined, { timeout: 2000 })
     await assert.rejects(runtime.ask(address, 'grow'), /state after this message is invalid: state is too large/)
     assert.equal(await runtime.ask(address, 'size'), 0)
   })
@@ -275,7 +276,8 @@ describe('cells: security suite (hostile cells are contained)', function () {
   })
 
   it('29. a huge result is refused', async () => {
-    await assert.rejects(attack('x', 'export default class A { x () { return "x".repeat(3 * 1024 * 1024) } }'), /result is too large/)
+    // a generous CPU budget: this attack is about size, and copying 3 MiB is slow on a loaded machine
+    await assert.rejects(attack('x', 'export default class A { x () { return "x".repeat(3 * 1024 * 1024) } }', undefined, { timeout: 2000 }), /result is too large/)
   })
 
   it('30. a cyclic result is refused', async () => {
