@@ -4,11 +4,12 @@
 //   contribution.json  what `stem contribute` set   peers/      persistent peer store (LevelDB)
 //   bundles/  code bundles held   groups/  app raft logs   cells/  cell states   clones/  held warm clones
 //   stem-data.json  the dir's format: a dir from a newer Stem is refused
-import { mkdir, readFile, rm, access, constants } from 'node:fs/promises'
+import { mkdir, readFile, readdir, rm, access, constants } from 'node:fs/promises'
 import { homedir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { writeFileAtomic } from '../util/atomic-file.js'
+import { upgradeLegacyWal } from '../raft/storage/wal-upgrade.js'
 import { MESH_KEY_LENGTH, meshNameProblem, type MeshConfig } from '../mesh/mesh-config.js'
 import { resourcesProblem, type Resources } from '../mesh/capacity.js'
 
@@ -37,23 +38,36 @@ export const dataFiles = (dir: string): { identity: string, owner: string, mesh:
   format: join(dir, 'stem-data.json')
 })
 
-/** the layout of data dirs this version writes (stem-data.json); a newer one is refused */
-export const DATA_FORMAT = 1
+/**
+ * the layout of data dirs this version writes (stem-data.json); a newer one is refused.
+ * 2: raft log records carry a header checksum (format 1 and unmarked dirs are upgraded).
+ */
+export const DATA_FORMAT = 2
 
 /**
  * Checks the data dir's format marker (`stem-data.json`), writing it on first use: a dir
  * written by a newer Stem is refused with one line naming the file, before anything in it
- * is read or changed.
+ * is read or changed. A dir of an older format (or from before the marker) is upgraded
+ * first: its app groups' raft logs are reframed (src/raft/storage/wal-upgrade.ts). The
+ * marker is written last, so an upgrade cut short runs again. Returns one line per file
+ * upgraded with bytes left out, for the node's log.
  */
-export async function checkDataFormat (dir: string): Promise<void> {
-  const path = dataFiles(dir).format
-  const raw = await readJson(path) as { format?: unknown } | undefined
-  if (raw == null) {
-    await writeFileAtomic(path, JSON.stringify({ format: DATA_FORMAT }) + '\n')
-    return
+export async function checkDataFormat (dir: string): Promise<string[]> {
+  const files = dataFiles(dir)
+  const raw = await readJson(files.format) as { format?: unknown } | undefined
+  if (raw != null) {
+    if (typeof raw !== 'object' || typeof raw.format !== 'number' || !Number.isSafeInteger(raw.format) || raw.format < 1) throw new Error(`${files.format} is corrupt (expected {"format": N})`)
+    if (raw.format > DATA_FORMAT) throw new Error(`${files.format}: this data dir was written by a newer version of stem (format ${raw.format}; this one reads format ${DATA_FORMAT}): upgrade stem, or use another --data`)
+    if (raw.format === DATA_FORMAT) return []
   }
-  if (typeof raw !== 'object' || typeof raw.format !== 'number' || !Number.isSafeInteger(raw.format) || raw.format < 1) throw new Error(`${path} is corrupt (expected {"format": N})`)
-  if (raw.format > DATA_FORMAT) throw new Error(`${path}: this data dir was written by a newer version of stem (format ${raw.format}; this one reads format ${DATA_FORMAT}): upgrade stem, or use another --data`)
+  const lines: string[] = []
+  const groups = await readdir(files.groups, { withFileTypes: true }).catch(() => [])
+  for (const group of groups.filter(g => g.isDirectory())) {
+    const report = await upgradeLegacyWal(join(files.groups, group.name))
+    for (const t of report.truncated) lines.push(`${t.file}: ${t.droppedBytes} bytes at its end did not upgrade to data format ${DATA_FORMAT} (a torn write, or damage); the original is kept as ${t.file}.format1`)
+  }
+  await writeFileAtomic(files.format, JSON.stringify({ format: DATA_FORMAT }) + '\n')
+  return lines
 }
 
 /** Creates the dir (0700) if needed and checks it is writable; one-line error otherwise. */

@@ -195,7 +195,7 @@ export function createStemNode (options: StemNodeOptions): StemNode {
       const apiAddress = parseHostPort(options.api ?? DEFAULT_API, '--api address')
       const gatewayAddress = options.gateway != null ? parseHostPort(options.gateway, '--gateway address') : undefined
       await prepareDataDir(dir)
-      await checkDataFormat(dir)
+      for (const line of await checkDataFormat(dir)) log.warn(line)
       const running = await readApiInfo(dir)
       if (running != null && running.pid !== process.pid && processAlive(running.pid)) {
         throw new Error(`data dir ${dir} is in use by another running stem node (pid ${running.pid}, API ${running.url})`)

@@ -139,3 +139,28 @@ function allZero (buf: Uint8Array, lo: number, hi: number): boolean {
   for (let i = lo; i < hi; i++) if (buf[i] !== 0) return false
   return true
 }
+
+/** the record header of WAL format 1 (before the header checksum): length, checksum, type */
+const LEGACY_HEADER_BYTES = 9
+
+/**
+ * Reframes a file of format-1 records ([u32 length][u32 crc32(type ‖ payload)][u8 type]
+ * [payload]) into today's framing. Scanning stops at the first record that is short or
+ * fails its checksum (a torn tail, or damage): `droppedBytes` says how much was left out.
+ */
+export function reframeLegacyRecords (buf: Uint8Array): { bytes: Uint8Array, records: number, droppedBytes: number } {
+  const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength)
+  const records: PendingRecord[] = []
+  let offset = 0
+  while (buf.length - offset >= LEGACY_HEADER_BYTES) {
+    const length = view.getUint32(offset, true)
+    const end = offset + LEGACY_HEADER_BYTES + length
+    if (length > MAX_RECORD_BYTES || end > buf.length) break
+    const type = buf[offset + 8]
+    const payload = buf.subarray(offset + LEGACY_HEADER_BYTES, end)
+    if (checksum(type, payload) !== view.getUint32(offset + 4, true)) break
+    records.push({ type, payload })
+    offset = end
+  }
+  return { bytes: encodeRecords(records), records: records.length, droppedBytes: buf.length - offset }
+}
