@@ -8,6 +8,7 @@ import { copyFile, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/pro
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { AppCellsListing } from '../../src/topology/app-table.js'
+import { DATA_FORMAT } from '../../src/node/data-dir.js'
 import { waitFor } from '../support/wait.js'
 import { repoRoot, stem, stemJson, printLogsIfFailed, stopAll } from '../support/stem-process.js'
 import { gatewayOf, restartNode, startMesh, stopNodes, type MeshNode } from '../../scripts/support/stem-mesh.js'
@@ -86,7 +87,7 @@ describe('durable by default: restarts with real stem processes', function () {
     await writeFile(join(node.dataDir, 'stem-data.json'), '{"format":99}\n')
     const refused = await stem(['start', '--data', node.dataDir, '--listen', node.listen, '--api', '127.0.0.1:0'])
     assert.equal(refused.code, 1)
-    assert.match(refused.stderr.trim(), /stem-data\.json: this data dir was written by a newer version of stem \(format 99; this one reads format 1\)/)
+    assert.match(refused.stderr.trim(), new RegExp(`stem-data\\.json: this data dir was written by a newer version of stem \\(format 99; this one reads format ${DATA_FORMAT}\\)`))
   })
 
   it('three nodes: graceful whole-mesh restart, kill -9 of all three, then only two of three back', async () => {
