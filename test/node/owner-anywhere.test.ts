@@ -80,7 +80,7 @@ describe('owner requests through any node, and rollback of a failed rollout (rea
 
     // a rollout whose code throws on init fails clearly and rolls back; the state is kept
     // (its manifest asks for 1 replica again: the first instance's update fails)
-    const broken = await counterVariant('broken', 'export default class Counter {\n  count = 0\n  constructor () { throw new Error(\'boom on init\') }\n  get () { return { count: this.count } }\n}\n')
+    const broken = await counterVariant('broken', 'export default class Counter {\n  count = 0\n  constructor () { throw new Error(\'boom on init\') }\n  get () { return { count: this.count } }\n  increment () { return this.get() }\n}\n')
     const failed = await stem(['publish', broken, '--data', fourth.dataDir])
     assert.notEqual(failed.code, 0)
     assert.match(failed.stderr.trim(), /^[^\n]*counter\/counter: the new code failed and was rolled back[^\n]*boom on init[^\n]*$/)
