@@ -70,13 +70,13 @@ describe('owner requests through any node, and rollback of a failed rollout (rea
     assert.equal(again.code, 0, again.stderr)
     assert.match(again.stdout, /unchanged/)
 
-    // scale through the 4th node
+    // scale through the 4th node: it returns once both replicas run (not while one is starting)
     const scaled = await stem(['scale', 'counter/counter', '2', '--data', fourth.dataDir])
     assert.equal(scaled.code, 0, scaled.stderr)
-    await waitFor(async () => {
-      const cells = (await stemJson<AppCellsListing[]>(['cells', 'counter', '--data', fourth.dataDir]))[0]?.cells ?? []
-      return cells.length === 2 && cells.every(c => c.state === 'transformed' && c.current)
-    }, { timeout: 60_000, what: 'the second replica to run' })
+    assert.match(scaled.stdout, /^placing counter: counter [012]\/2 running\n(.*\n)*counter\/counter: 2 replicas running\n$/)
+    const scaledCells = (await stemJson<AppCellsListing[]>(['cells', 'counter', '--data', fourth.dataDir]))[0]?.cells ?? []
+    assert.equal(scaledCells.length, 2)
+    assert.ok(scaledCells.every(c => c.state === 'transformed' && c.current), JSON.stringify(scaledCells))
 
     // a rollout whose code throws on init fails clearly and rolls back; the state is kept
     // (its manifest asks for 1 replica again: the first instance's update fails)
