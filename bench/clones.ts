@@ -1,69 +1,41 @@
 // Clone benchmarks: what persisting held clones on disk costs the hot path. Three
 // in-process nodes (TCP + Noise + Yamux on 127.0.0.1, cells in real cell host processes):
 // a primary running a counter whose answers wait for a clone to hold each state (the
-// reply gate), a clone node that writes what it holds to disk (write-behind, fsync), and
+// reply gate; `durability: memory`), a clone node that writes what it holds to disk (write-behind, fsync), and
 // one that keeps it in memory only. Rounds alternate between the two clones.
 //   clone-gated-ask        sequential increments, clone persisting vs memory-only clone
 //   clone-fsync-per-state  one atomic write + fsync of the same state file on the same disk
 //                          (what "held" = "on the clone's disk" would add to every answer)
 //                          vs the gated ask itself
-import type { Libp2p } from '@libp2p/interface'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { createCellRuntime } from '../src/cells/runtime.js'
-import type { CellRuntime } from '../src/cells/runtime.js'
 import { signBundle } from '../src/cells/bundle.js'
 import { DEFAULT_LIMITS } from '../src/cells/limits.js'
 import { createEd25519Key, encodePublicKey } from '../src/wire/keys.js'
-import { createFrameSigner } from '../src/wire/frame.js'
 import { setLogLevel } from '../src/util/logger.js'
 import { writeFileAtomic } from '../src/util/atomic-file.js'
-import { createBundleExchange, createBundleStore } from '../src/messaging/index.js'
-import type { BundleExchange } from '../src/messaging/index.js'
 import { AppTable } from '../src/topology/app-table.js'
-import { createCloneService } from '../src/topology/clones.js'
 import type { CloneService } from '../src/topology/clones.js'
-import { CloneStore } from '../src/topology/clone-store.js'
 import { meanLatency, percentile, timeSequential } from './support/stats.js'
 import type { Latency } from './support/stats.js'
-import { createPlainLibp2p } from './support/plain-libp2p.js'
+import { ADDRESS, COUNTER, createBenchNode, MESH, stopBenchNodes } from './support/clone-nodes.js'
 
 setLogLevel('silent')
-const MESH = 'bench'
-const ADDRESS = 'bench/counter#0'
-const COUNTER = 'export default class Counter { count = 0; items = []; increment (by = 1) { this.count += by; this.items.push(this.count); if (this.items.length > 100) this.items.shift(); return this.count } }'
 const ROUNDS = 10
 const ASKS = 100
 
-interface BenchNode { id: string, libp2p: Libp2p, runtime: CellRuntime, bundles: BundleExchange, clones: CloneService, dir: string }
-
 const table = new AppTable()
 let gate: CloneService | undefined
-
-async function node (persist: boolean): Promise<BenchNode> {
-  const key = await createEd25519Key()
-  const dir = mkdtempSync(join(tmpdir(), 'stem-bench-clones-'))
-  const libp2p = await createPlainLibp2p(key)
-  const runtime = createCellRuntime({ dataDir: join(dir, 'data'), replyGate: async (address, version) => { await gate?.gate(address, version) } })
-  runtime.start()
-  const signer = createFrameSigner(key)
-  const bundles = createBundleExchange({ libp2p, store: createBundleStore(join(dir, 'bundles')), signer }, { mesh: MESH })
-  await bundles.start()
-  const clones = createCloneService({ libp2p, runtime, bundles, signer, table, store: persist ? new CloneStore(join(dir, 'clones')) : undefined }, { mesh: MESH })
-  await clones.start()
-  return { id: libp2p.peerId.toString(), libp2p, runtime, bundles, clones, dir }
-}
 
 function announce (primary: string, clone: string, version: bigint): void {
   table.update({
     app: 'bench', owner: 'o', leader: primary, term: 1n, version, members: [primary],
     instances: [{ address: ADDRESS, node: primary, epoch: 1n, state: 'transformed', clones: [clone], clonesReady: [] }],
-    cells: [{ name: 'counter', replicas: 1, timeout: 500 }], routes: [], reverted: false
+    cells: [{ name: 'counter', replicas: 1, timeout: 500, durability: 'memory' }], routes: [], reverted: false
   })
 }
 
 async function main (): Promise<void> {
+  const node = async (persist: boolean): ReturnType<typeof createBenchNode> => await createBenchNode({ mesh: MESH, table, gate: () => gate, clones: persist, runtimeData: true })
   const primary = await node(false)
   const onDisk = await node(true)
   const inMemory = await node(false)
@@ -105,13 +77,7 @@ async function main (): Promise<void> {
     const fsync = percentile(writes, 0.5)
     console.log(`bench clone-fsync-per-state: ${fsync.toFixed(3)} ms p50 per atomic write + fsync of one state (clone-gated ask p50 ${disk.p50.toFixed(3)} ms, ratio ${(fsync / disk.p50).toFixed(2)})`)
   } finally {
-    for (const n of nodes) {
-      await n.clones.stop()
-      await n.runtime.stop()
-      await n.bundles.stop()
-      await n.libp2p.stop()
-      rmSync(n.dir, { recursive: true, force: true })
-    }
+    await stopBenchNodes(nodes)
   }
 }
 

@@ -269,6 +269,11 @@ export class CellRuntime extends TypedEventEmitter<CellRuntimeEvents> {
     return info(record)
   }
 
+  /** The bundle a transformed (or failed) cell runs. */
+  bundleOf (address: string): CellBundle | undefined {
+    return this.cellsByAddress.get(address)?.bundle
+  }
+
   /** Last persisted state of a cell (node restart), if any. */
   async loadState (address: string): Promise<CellSnapshot | undefined> {
     const stored = await this.store?.load(address)

@@ -62,7 +62,7 @@ export interface CellInfo {
 
 /**
  * Known kinds (the page colours them): 'peer-joined', 'peer-lost', 'leader', 'failover',
- * 'rollout', 'cell-failed', 'info'. Other kinds are shown plainly.
+ * 'rollout', 'cell-failed', 'cell-lost', 'info'. Other kinds are shown plainly.
  */
 export interface MeshEvent {
   /** ms since the epoch */

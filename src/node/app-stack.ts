@@ -73,8 +73,8 @@ export function createAppStack (mesh: Mesh, init: AppStackInit): AppStack {
   const signer = createFrameSigner(init.privateKey)
   // answers wait until a clone holds the state they produced (SPEC §4)
   let clones: CloneService | undefined
+  // the states of this node's primaries are persisted by the clone service (<data>/cells)
   const runtime = createCellRuntime({
-    dataDir: init.dataDir,
     replyGate: async (address, version) => { await clones?.gate(address, version) },
     admit: createContributionGuard(() => mesh.capacity.contributed())
   })
@@ -82,7 +82,7 @@ export function createAppStack (mesh: Mesh, init: AppStackInit): AppStack {
   const bundles = createBundleExchange({ libp2p: mesh.libp2p, store, signer }, { mesh: name })
   // the leaders' announcements: messaging's directory, the clones' view of who is primary
   const table = new AppTable()
-  const cloneService = createCloneService({ libp2p: mesh.libp2p, runtime, bundles, signer, table, store: new CloneStore(files.clones) }, { mesh: name })
+  const cloneService = createCloneService({ libp2p: mesh.libp2p, runtime, bundles, signer, table, store: new CloneStore(files.clones), primaries: new CloneStore(files.cells) }, { mesh: name })
   clones = cloneService
   let topology: TopologyService | undefined
   const messaging = createCellMessaging({ libp2p: mesh.libp2p, runtime, directory: table, signer, bundles }, {

@@ -3,6 +3,7 @@
 //   api-token     control API bearer token (0600) api.json    URL of the running API
 //   contribution.json  what `stem contribute` set   peers/      persistent peer store (LevelDB)
 //   bundles/  code bundles held   groups/  app raft logs   cells/  cell states   clones/  held warm clones
+//   stem-data.json  the dir's format: a dir from a newer Stem is refused
 import { mkdir, readFile, rm, access, constants } from 'node:fs/promises'
 import { homedir } from 'node:os'
 import { join, resolve } from 'node:path'
@@ -15,7 +16,7 @@ export function defaultDataDir (): string {
   return resolve(process.env.STEM_DATA ?? join(homedir(), '.stem'))
 }
 
-export const dataFiles = (dir: string): { identity: string, owner: string, mesh: string, token: string, api: string, contribution: string, peers: string, bundles: string, groups: string, clones: string } => ({
+export const dataFiles = (dir: string): { identity: string, owner: string, mesh: string, token: string, api: string, contribution: string, peers: string, bundles: string, groups: string, clones: string, cells: string, format: string } => ({
   identity: join(dir, 'identity.key'),
   /** the app owner key of this data dir's user (publish, scale, revert), separate from the node identity */
   owner: join(dir, 'owner.key'),
@@ -25,12 +26,35 @@ export const dataFiles = (dir: string): { identity: string, owner: string, mesh:
   groups: join(dir, 'groups'),
   /** the warm clones this node holds for other nodes' instances (restored on restart) */
   clones: join(dir, 'clones'),
+  /** the states of the primaries this node runs (restored on restart) */
+  cells: join(dir, 'cells'),
   mesh: join(dir, 'mesh.json'),
   token: join(dir, 'api-token'),
   api: join(dir, 'api.json'),
   contribution: join(dir, 'contribution.json'),
-  peers: join(dir, 'peers')
+  peers: join(dir, 'peers'),
+  /** the data dir's format (DATA_FORMAT) */
+  format: join(dir, 'stem-data.json')
 })
+
+/** the layout of data dirs this version writes (stem-data.json); a newer one is refused */
+export const DATA_FORMAT = 1
+
+/**
+ * Checks the data dir's format marker (`stem-data.json`), writing it on first use: a dir
+ * written by a newer Stem is refused with one line naming the file, before anything in it
+ * is read or changed.
+ */
+export async function checkDataFormat (dir: string): Promise<void> {
+  const path = dataFiles(dir).format
+  const raw = await readJson(path) as { format?: unknown } | undefined
+  if (raw == null) {
+    await writeFileAtomic(path, JSON.stringify({ format: DATA_FORMAT }) + '\n')
+    return
+  }
+  if (typeof raw !== 'object' || typeof raw.format !== 'number' || !Number.isSafeInteger(raw.format) || raw.format < 1) throw new Error(`${path} is corrupt (expected {"format": N})`)
+  if (raw.format > DATA_FORMAT) throw new Error(`${path}: this data dir was written by a newer version of stem (format ${raw.format}; this one reads format ${DATA_FORMAT}): upgrade stem, or use another --data`)
+}
 
 /** Creates the dir (0700) if needed and checks it is writable; one-line error otherwise. */
 export async function prepareDataDir (dir: string): Promise<void> {

@@ -69,8 +69,15 @@ function recordMeshEvents (mesh: Mesh, stack: AppStack, feed: DashboardFeed): vo
     feed.record('peer-lost', `node ${evt.detail.id} ${evt.detail.reason === 'left' ? 'left' : 'lost (missed heartbeats)'}`)
     feed.changed('nodes')
   })
+  const states = new Map<string, string>()
   stack.topology.addEventListener('app:changed', () => {
     for (const cell of stack.topology.table.listCells().flatMap(a => a.cells)) {
+      // recovery (README "Durability"): an instance waiting for its copies, or without any
+      if (states.get(cell.address) !== cell.state) {
+        if (cell.state === 'lost') feed.record('cell-lost', `${cell.address} is lost: no copy of its state was found; it is not served until a node holding one comes back`)
+        if (cell.state === 'recovering') feed.record('info', `${cell.address} is recovering: its leader waits for the nodes that may hold its newest copy`)
+        states.set(cell.address, cell.state)
+      }
       if (cell.state !== 'transformed') continue
       const before = placed.get(cell.address)
       // the leader may move it before this node's capacity view expires the old node: a dropped connection counts too

@@ -18,7 +18,7 @@ import { registerAppRoutes } from './app-routes.js'
 import { createNodeLogs, type NodeLogs } from './node-logs.js'
 import { createFrameSigner } from '../wire/frame.js'
 import {
-  dataFiles, loadOrCreateToken, prepareDataDir, readApiInfo, readContribution, readMeshConfig, removeApiInfo,
+  checkDataFormat, dataFiles, loadOrCreateToken, prepareDataDir, readApiInfo, readContribution, readMeshConfig, removeApiInfo,
   writeApiInfo, writeContribution, writeMeshConfig, type StoredMesh
 } from './data-dir.js'
 
@@ -125,6 +125,8 @@ export function createStemNode (options: StemNodeOptions): StemNode {
     }
     const problem = resourcesProblem(r)
     if (problem != null) throw new Error(problem)
+    // flags of start/join are remembered like `stem contribute`'s (README: across restarts)
+    if (options.cpu !== undefined || options.memory !== undefined || options.cells !== undefined) await writeContribution(dir, r)
     return r
   }
 
@@ -189,6 +191,7 @@ export function createStemNode (options: StemNodeOptions): StemNode {
       const apiAddress = parseHostPort(options.api ?? DEFAULT_API, '--api address')
       const gatewayAddress = options.gateway != null ? parseHostPort(options.gateway, '--gateway address') : undefined
       await prepareDataDir(dir)
+      await checkDataFormat(dir)
       const running = await readApiInfo(dir)
       if (running != null && running.pid !== process.pid && processAlive(running.pid)) {
         throw new Error(`data dir ${dir} is in use by another running stem node (pid ${running.pid}, API ${running.url})`)

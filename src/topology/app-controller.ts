@@ -26,6 +26,7 @@ import { place } from './placement.js'
 import { cellCost, defaultAccounting } from './placement-accounting.js'
 import type { DesiredApp, Placement } from './placement-accounting.js'
 import { planReconcile } from './reconcile.js'
+import { PrimaryRecovery } from './primary-recovery.js'
 import type { ReconcileStep, Role, RunningCopy } from './reconcile.js'
 import type { Amount, NodeCapacity, PeerId } from './types.js'
 import type { BundlePort, CapacityPort, CellRuntimePort, MessagingPort, RaftPort } from './ports.js'
@@ -51,6 +52,8 @@ export interface AppControllerInit {
   controlInterval?: number
   /** ms a group member must be missing from the capacity view before the leader replaces it (default 10 s) */
   memberSuspicionMs?: number
+  /** ms the leader waits for a node that may hold a newer copy of an instance before starting it from what it found (default 20 s) */
+  recoveryWaitMs?: number
 }
 
 /** a whole-app revert is announced this many times before the group dissolves */
@@ -61,6 +64,9 @@ const CONF_CHANGE_RETRY_MS = 2000
 const RETRY_FIRST_MS = 250
 const RETRY_MAX_MS = 10_000
 const INSTANCE = /^[^/]+\/([^#]+)#(\d+)$/
+/** an instance waiting for its copies is looked at again after this long; a lost one after RECOVERY_LOST_RETRY_MS */
+const RECOVERY_RETRY_MS = 1000
+const RECOVERY_LOST_RETRY_MS = 5000
 
 /** an update of a primary that failed: the cell's revision to roll back */
 interface FailedUpdate { cell: string, revision: string, error: string }
@@ -70,8 +76,17 @@ export class AppController {
   private readonly missingSince = new Map<string, number>()
   private startedAt = 0
   private timer?: NodeJS.Timeout
+  private readonly recovery: PrimaryRecovery
 
-  constructor (private readonly components: AppControllerComponents, private readonly init: AppControllerInit) {}
+  constructor (private readonly components: AppControllerComponents, private readonly init: AppControllerInit) {
+    this.recovery = new PrimaryRecovery({
+      self: components.self,
+      clones: components.clones,
+      logger: components.logger,
+      alive: peer => components.nodes().some(n => n.id === peer && n.alive),
+      startPrimary: async (address, node, code, from) => { await this.startPrimary(address, node, code.bundle, code.owner, code.limits, from) }
+    }, { waitBoundMs: init.recoveryWaitMs })
+  }
 
   start (): void {
     this.startedAt = Date.now()
@@ -184,7 +199,7 @@ export class AppController {
     const actual: RunningCopy[] = []
     for (const r of h.running.values()) {
       const m = INSTANCE.exec(r.address)
-      if (m !== null && r.state !== 'failed') actual.push({ cell: m[1], index: Number(m[2]), role: r.role, node: r.node, revision: r.revision })
+      if (m !== null && (r.state === 'starting' || r.state === 'transformed')) actual.push({ cell: m[1], index: Number(m[2]), role: r.role, node: r.node, revision: r.revision })
     }
     // a cell is transformed on a node only once this app's reservations there are effective
     // (a deferred instance keeps its old copies too); a warm clone runs no isolate until it
@@ -231,14 +246,20 @@ export class AppController {
         case 'start':
         case 'update':
           mark(step.node, step.role, 'starting')
-          // the leader holds the bundle before it asks others to fetch it from it
-          await this.components.bundles.fetch(spec.bundle as string, { peers: this.components.raft.status(h.group).members.filter(m => m !== this.components.self), signal: AbortSignal.timeout(20_000) })
-          if (step.role === 'clone') await clones.hold(step.node, step.address, spec.bundle as string, owner, limits)
-          else if (step.kind === 'update' || !(await this.promoteIfHeld(step.node, step.address))) {
-            // without a clone there, a cell not running there starts blank: say so (with
-            // clones, that loses state unless the instance is new)
-            if (step.kind === 'start' && spec.clones > 0) logger.info(`app ${h.app}: ${step.address} has no clone on ${step.node}: starting it there as primary (blank unless it runs there)`)
+          if (step.role === 'clone') {
+            await this.fetchBundle(h, spec.bundle as string)
+            await clones.hold(step.node, step.address, spec.bundle as string, owner, limits)
+          } else if (step.kind === 'update') {
+            await this.fetchBundle(h, spec.bundle as string)
             await this.startPrimary(step.address, step.node, spec.bundle as string, owner, limits)
+          } else {
+            // recovery decides first: while the only copies (and maybe the bundle) are away, it waits
+            const outcome = await this.recovery.start(h, state, step.address, step.node, { bundle: spec.bundle as string, owner, limits, prepare: async () => { await this.fetchBundle(h, spec.bundle as string) } })
+            if (outcome !== 'started') {
+              // not started yet: asked again next round (lost: less often)
+              h.running.set(copyKey(step.address, step.node), { address: step.address, node: step.node, role: 'primary', revision, state: outcome, retryAt: Date.now() + (outcome === 'lost' ? RECOVERY_LOST_RETRY_MS : RECOVERY_RETRY_MS) })
+              return undefined
+            }
           }
           mark(step.node, step.role, 'transformed')
           break
@@ -297,26 +318,17 @@ export class AppController {
     return usage
   }
 
-  /**
-   * A new primary starts from the clone its node holds, if any: a leader that took over
-   * from a dead one does not know which copies run, but the clone nodes do.
-   */
-  private async promoteIfHeld (node: string, address: string): Promise<boolean> {
-    try {
-      await this.components.clones.promote(node, address)
-      return true
-    } catch (err) {
-      if (/no clone of/.test((err as Error).message)) return false
-      throw err
-    }
+  /** The leader holds the bundle before it asks others to fetch it from it. */
+  private async fetchBundle (h: HostedApp, bundle: string): Promise<void> {
+    await this.components.bundles.fetch(bundle, { peers: this.components.raft.status(h.group).members.filter(m => m !== this.components.self), signal: AbortSignal.timeout(20_000) })
   }
 
-  private async startPrimary (address: string, node: string, bundleHash: string, owner: Uint8Array, limits: { memory: number, timeout: number, mailbox: number }): Promise<void> {
+  private async startPrimary (address: string, node: string, bundleHash: string, owner: Uint8Array, limits: { memory: number, timeout: number, mailbox: number }, from?: { state: string, version: number }): Promise<void> {
     if (node === this.components.self) {
       const bundle = await this.components.bundles.fetch(bundleHash, { signal: AbortSignal.timeout(20_000) })
-      await this.components.runtime.transform(address, bundle, { owner, limits, replace: true })
+      await this.components.runtime.transform(address, bundle, { owner, limits, replace: true, state: from?.state, version: from?.version })
     } else {
-      await this.components.messaging.transformRemote(node, { address, bundle: bundleHash, owner, limits, replace: true }, { deadline: Date.now() + 30_000 })
+      await this.components.messaging.transformRemote(node, { address, bundle: bundleHash, owner, limits, replace: true, state: from?.state, version: from?.version }, { deadline: Date.now() + 30_000 })
     }
   }
 }

@@ -18,7 +18,8 @@ import type { AppCommand, AppState, ApplyResult } from './app-state.js'
 import type { Role } from './reconcile.js'
 import type { RaftPort } from './ports.js'
 
-export type InstanceState = 'starting' | 'transformed' | 'failed'
+/** recovering: waiting for the nodes that may hold its newest copy; lost: every copy is gone (recovery.ts) */
+export type InstanceState = 'starting' | 'transformed' | 'failed' | 'recovering' | 'lost'
 
 /** one copy the leader started (its view of what runs) */
 export interface RunningCopyState {

@@ -17,6 +17,10 @@ import type { Placement } from './placement-accounting.js'
 import type { ReservationItem } from './reservations.js'
 import { manifestHash } from './manifest-canonical.js'
 import { instanceAddress } from './types.js'
+import type { Holder } from './recovery.js'
+
+/** epochs of holders kept per instance (older copies are superseded by newer epochs' ones) */
+const HOLDER_EPOCHS = 4
 
 export interface AppState {
   app: string
@@ -37,6 +41,11 @@ export interface AppState {
   placement: Placement
   /** placement epoch per instance address: grows each time its primary changes */
   epochs: Record<string, number>
+  /**
+   * per instance address, the nodes placed as its primary or clones in its last few epochs:
+   * the nodes that may hold a copy of its state, which recovery asks before starting it
+   */
+  holders?: Record<string, Holder[]>
   /** cell → its revision before the last publish changed it (while that rollout may still fail) */
   previous: Record<string, RevisionFields & { at: number }>
   /** cell → the last rollout of it that failed and was rolled back */
@@ -179,7 +188,9 @@ export function applyCommand (state: AppState | undefined, cmd: AppCommand): App
       }
       if (state.manifest.cells[cmd.cell] === undefined) return refuse(state, `app ${state.app} has no cell ${cmd.cell}`)
       const changed = !state.reverted.includes(cmd.cell)
-      const next: AppState = { ...state, lastRequestAt: cmd.at, reverted: changed ? [...state.reverted, cmd.cell].sort() : state.reverted }
+      // the reverted cell's copies are meant to go: published again, its instances start new
+      const holders = Object.fromEntries(Object.entries(state.holders ?? {}).filter(([address]) => !address.startsWith(`${state.app}/${cmd.cell}#`)))
+      const next: AppState = { ...state, lastRequestAt: cmd.at, reverted: changed ? [...state.reverted, cmd.cell].sort() : state.reverted, holders }
       return done({ ...next, placement: trimPlacement(next) }, changed)
     }
     case 'place': {
@@ -187,6 +198,7 @@ export function applyCommand (state: AppState | undefined, cmd: AppCommand): App
       if (cmd.base !== undefined && cmd.base !== placementBase(state)) return refuse(state, 'stale placement: made from a placement that has changed since')
       const placement: Placement = {}
       const epochs = { ...state.epochs }
+      const holders = { ...state.holders }
       let changed = false
       for (const cell of activeCells(state)) {
         const wanted = cmd.placement[cell]
@@ -196,12 +208,13 @@ export function applyCommand (state: AppState | undefined, cmd: AppCommand): App
           const address = instanceAddress(state.app, cell, i)
           if (before?.primary !== inst.primary) { epochs[address] = (epochs[address] ?? 0) + 1; changed = true }
           if (JSON.stringify(before?.clones ?? []) !== JSON.stringify(inst.clones)) changed = true
+          holders[address] = withHolders(holders[address] ?? [], epochs[address] ?? 0, inst.primary, inst.clones)
           return { primary: inst.primary, clones: [...inst.clones] }
         })
       }
       const reservations = cmd.reservations ?? state.reservations
       if (JSON.stringify(reservations) !== JSON.stringify(state.reservations)) changed = true
-      return done({ ...state, placement, epochs, reservations: reservations.map(r => ({ ...r })) }, changed)
+      return done({ ...state, placement, epochs, holders, reservations: reservations.map(r => ({ ...r })) }, changed)
     }
     case 'rollback': {
       if (state === undefined) return refuse(state, 'no such app')
@@ -228,6 +241,18 @@ export function applyCommand (state: AppState | undefined, cmd: AppCommand): App
       if (!state.dissolving) return refuse(state, `app ${state.app} is not being reverted`)
       return done(undefined, true)
   }
+}
+
+/** `holders` with this epoch's primary and clones added, keeping the last HOLDER_EPOCHS epochs. */
+function withHolders (holders: Holder[], epoch: number, primary: string | null, clones: string[]): Holder[] {
+  const next = [...holders]
+  const add = (node: string, role: Holder['role']): void => {
+    if (!next.some(h => h.node === node && h.epoch === epoch && h.role === role)) next.push({ node, epoch, role })
+  }
+  if (primary !== null) add(primary, 'primary')
+  for (const c of clones) add(c, 'clone')
+  const kept = [...new Set(next.map(h => h.epoch))].sort((a, b) => b - a).slice(0, HOLDER_EPOCHS)
+  return next.filter(h => kept.includes(h.epoch))
 }
 
 /** Log entry bytes of a command. */

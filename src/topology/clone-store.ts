@@ -1,14 +1,15 @@
-// The clones a node holds, on its disk (<dataDir>/clones/<address>.json, atomic write +
-// fsync), so that a node restarted while it was an instance's clone can still be promoted
-// with the state it held.
+// The copies of instances a node holds, on its disk (atomic write + fsync): the clones it
+// holds for other nodes' instances (<dataDir>/clones/<address>.json) and the states of its
+// own primaries (<dataDir>/cells/<address>.json), so that a restarted node still holds them.
 //
-// Writes are write-behind: the clone answers the primary once the state is in its memory
-// (that is what "held" means for the reply gate, README "Durability"), and the file
-// follows — at once after a quiet spell, else at most one write per clone every
-// `minWriteIntervalMs`, always of the newest state, so a busy instance costs its clone a
-// few fsyncs per second, not one per message.
-import { mkdir, readdir, readFile, unlink } from 'node:fs/promises'
-import { join } from 'node:path'
+// Writes are coalesced: at most one write per file in flight, always of the newest record,
+// so the states of concurrent messages share one fsync (group commit). `save` settles once
+// the record (or a newer one) is on disk. With `minWriteIntervalMs` > 0 (write-behind, for
+// `durability: memory`) a write follows the previous one of the same file only after that
+// pause, so a busy instance costs a few fsyncs per second; `save(…, { now: true })` skips
+// the pause (`durability: disk`: the reply waits for it).
+import { mkdir, readdir, readFile, rename, unlink } from 'node:fs/promises'
+import { basename, join } from 'node:path'
 import { writeFileAtomic } from '../util/atomic-file.js'
 import type { CellLimits } from '../cells/limits.js'
 
@@ -24,6 +25,8 @@ export interface StoredClone {
   state?: string
   /** version of `state`; -1 before the primary sent one */
   version: number
+  /** placement epoch the state was produced in (a newer epoch wins over a higher version) */
+  epoch?: number
 }
 
 export interface CloneStoreInit {
@@ -33,11 +36,27 @@ export interface CloneStoreInit {
   minWriteIntervalMs?: number
 }
 
-/** what loadAll found: the clones, and one line per file it dropped */
+/** what loadAll found: the clones, and one line per file it could not use (named) */
 export interface LoadedClones {
   clones: StoredClone[]
   dropped: string[]
+  /** instances whose file was damaged (moved aside): a copy existed and is gone */
+  damaged: string[]
+  /** states written by an earlier Stem's cell runtime (no owner, no limits): the caller completes them from the bundle */
+  legacy: LegacyState[]
 }
+
+/** <dataDir>/cells/<address>.json as the cell runtime wrote it before this format */
+export interface LegacyState {
+  address: string
+  bundle: string
+  state: string
+  version: number
+  file: string
+}
+
+/** a file written by a newer stem: left in place, never rewritten or deleted */
+export class NewerFormatError extends Error {}
 
 const INSTANCE = /^[a-z0-9][a-z0-9-]{0,62}\/[A-Za-z0-9_-]+#\d+$/i
 const FILE_FORMAT = 1
@@ -48,6 +67,8 @@ export class CloneStore {
   private readonly writing = new Map<string, Promise<void>>()
   /** saves per clone, so a remove can tell whether the clone was saved again meanwhile */
   private readonly saves = new Map<string, number>()
+  /** records whose next write must not wait for the write-behind pause */
+  private readonly urgent = new Set<string>()
   private readonly maxStateBytes: number
   private readonly minWriteIntervalMs: number
   private ready: Promise<unknown> | undefined
@@ -57,12 +78,14 @@ export class CloneStore {
     this.minWriteIntervalMs = init.minWriteIntervalMs ?? 100
   }
 
-  private file (address: string): string {
+  /** the file of an instance's record */
+  fileOf (address: string): string {
     return join(this.dir, `${encodeURIComponent(address)}.json`)
   }
 
-  /** Queues the clone for writing; settles once it (or a newer record of it) is on disk. */
-  async save (clone: StoredClone): Promise<void> {
+  /** Queues the record for writing; settles once it (or a newer record of it) is on disk. */
+  async save (clone: StoredClone, options: { now?: boolean } = {}): Promise<void> {
+    if (options.now === true) this.urgent.add(clone.address)
     this.queued.set(clone.address, clone)
     this.saves.set(clone.address, (this.saves.get(clone.address) ?? 0) + 1)
     const inFlight = this.writing.get(clone.address)
@@ -71,12 +94,15 @@ export class CloneStore {
       this.ready ??= mkdir(this.dir, { recursive: true })
       await this.ready
       for (let first = true; ; first = false) {
+        // nothing new since the last write: done (the next save writes at once)
+        if (!this.queued.has(clone.address)) break
         // states arriving during the pause are folded into one write
-        if (!first) await new Promise(resolve => setTimeout(resolve, this.minWriteIntervalMs))
+        if (!first && this.minWriteIntervalMs > 0 && !this.urgent.has(clone.address)) await new Promise(resolve => setTimeout(resolve, this.minWriteIntervalMs))
+        this.urgent.delete(clone.address)
         const next = this.queued.get(clone.address)
         if (next === undefined) break
         this.queued.delete(clone.address)
-        await writeFileAtomic(this.file(clone.address), encodeStoredClone(next))
+        await writeFileAtomic(this.fileOf(clone.address), encodeStoredClone(next))
       }
     })().finally(() => { this.writing.delete(clone.address) })
     this.writing.set(clone.address, run)
@@ -90,12 +116,12 @@ export class CloneStore {
     await this.writing.get(address)?.catch(() => {})
     if (this.saves.get(address) !== saves) return // saved again meanwhile: the new record stays
     this.saves.delete(address)
-    await unlink(this.file(address)).catch((err: NodeJS.ErrnoException) => { if (err.code !== 'ENOENT') throw err })
+    await unlink(this.fileOf(address)).catch((err: NodeJS.ErrnoException) => { if (err.code !== 'ENOENT') throw err })
   }
 
   /** Every stored clone. A file that cannot be read as one is deleted and reported in `dropped`. */
   async loadAll (): Promise<LoadedClones> {
-    const out: LoadedClones = { clones: [], dropped: [] }
+    const out: LoadedClones = { clones: [], dropped: [], damaged: [], legacy: [] }
     let names: string[]
     try {
       names = await readdir(this.dir)
@@ -112,12 +138,22 @@ export class CloneStore {
       }
       if (!name.endsWith('.json')) continue
       try {
-        const clone = decodeStoredClone(await readFile(path, 'utf8'), this.maxStateBytes)
-        if (this.file(clone.address) !== path) throw new Error(`it holds ${clone.address}, another instance than its name says`)
+        const text = await readFile(path, 'utf8')
+        const legacy = legacyState(text, path)
+        if (legacy !== undefined && this.fileOf(legacy.address) === path) { out.legacy.push(legacy); continue }
+        const clone = decodeStoredClone(text, this.maxStateBytes)
+        if (this.fileOf(clone.address) !== path) throw new Error(`it holds ${clone.address}, another instance than its name says`)
         out.clones.push(clone)
       } catch (err) {
-        out.dropped.push(`clone file ${path} is corrupt and was deleted: ${(err as Error).message}`)
-        await unlink(path).catch(() => {})
+        if (err instanceof NewerFormatError) {
+          out.dropped.push(`${path} was written by a newer version of stem (${err.message}): left in place, not used`)
+          continue
+        }
+        // kept beside, for a person to look at: nothing is deleted that might be needed
+        await rename(path, `${path}.corrupt`).catch(() => {})
+        out.dropped.push(`${path} is damaged (${(err as Error).message}): moved to ${basename(path)}.corrupt, not used`)
+        const address = addressOfFile(name)
+        if (address !== undefined) out.damaged.push(address)
       }
     }
     return out
@@ -129,6 +165,27 @@ export class CloneStore {
   }
 }
 
+/** The record if `text` is a state file of an earlier Stem ({address, hash, version, state}, no format). */
+function legacyState (text: string, file: string): LegacyState | undefined {
+  let raw: Record<string, unknown>
+  try { raw = JSON.parse(text) as Record<string, unknown> } catch { return undefined }
+  if (raw === null || typeof raw !== 'object' || 'format' in raw) return undefined
+  const { address, hash, version, state } = raw
+  if (typeof address !== 'string' || !INSTANCE.test(address) || typeof hash !== 'string' || !/^[0-9a-f]{64}$/.test(hash) || typeof version !== 'number' || !Number.isSafeInteger(version) || version < 0 || typeof state !== 'string') return undefined
+  try { JSON.parse(state) } catch { return undefined }
+  return { address, bundle: hash, state, version, file }
+}
+
+/** the instance a file name stands for, if it is one */
+function addressOfFile (name: string): string | undefined {
+  try {
+    const address = decodeURIComponent(name.slice(0, -'.json'.length))
+    return INSTANCE.test(address) ? address : undefined
+  } catch {
+    return undefined
+  }
+}
+
 export function encodeStoredClone (c: StoredClone): string {
   return JSON.stringify({
     format: FILE_FORMAT,
@@ -137,7 +194,8 @@ export function encodeStoredClone (c: StoredClone): string {
     owner: Buffer.from(c.owner).toString('base64'),
     limits: c.limits,
     state: c.state,
-    version: c.version
+    version: c.version,
+    epoch: c.epoch
   })
 }
 
@@ -150,8 +208,9 @@ export function decodeStoredClone (text: string, maxStateBytes = 8 * 1024 * 1024
     throw new Error('not JSON (truncated?)')
   }
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new Error('not a JSON object')
+  if (typeof raw.format === 'number' && raw.format > FILE_FORMAT) throw new NewerFormatError(`format ${raw.format}, this one reads ${FILE_FORMAT}`)
   if (raw.format !== FILE_FORMAT) throw new Error(`unknown format ${String(raw.format)} (expected ${FILE_FORMAT})`)
-  const { address, bundle, owner, limits, state, version } = raw
+  const { address, bundle, owner, limits, state, version, epoch } = raw
   if (typeof address !== 'string' || !INSTANCE.test(address)) throw new Error('address is not app/cell#i')
   if (typeof bundle !== 'string' || !/^[0-9a-f]{64}$/.test(bundle)) throw new Error('bundle is not a sha256 hex id')
   if (typeof owner !== 'string' || !/^[A-Za-z0-9+/]+={0,2}$/.test(owner)) throw new Error('owner is not base64')
@@ -163,7 +222,10 @@ export function decodeStoredClone (text: string, maxStateBytes = 8 * 1024 * 1024
     try { JSON.parse(state) } catch { throw new Error('state is not JSON text') }
   }
   if ((state === undefined) !== (version === -1)) throw new Error('state and version disagree')
-  return { address, bundle, owner: ownerBytes, limits: limits === undefined ? undefined : checkLimits(limits), state, version }
+  if (epoch !== undefined && (typeof epoch !== 'number' || !Number.isSafeInteger(epoch) || epoch < 0)) throw new Error('epoch is not an integer ≥ 0')
+  const out: StoredClone = { address, bundle, owner: ownerBytes, limits: limits === undefined ? undefined : checkLimits(limits), state, version }
+  if (epoch !== undefined) out.epoch = epoch
+  return out
 }
 
 function checkLimits (raw: unknown): CellLimits {

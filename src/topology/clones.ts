@@ -10,9 +10,17 @@
 //
 // Primary side: `gate` is the cell runtime's replyGate, so the answer to a message
 // leaves only after the state it produced is held by at least one of the instance's
-// clones (as the app table lists them). Without clones, answers leave at once. A clone
+// clones (as the app table lists them) and, with `durability: disk` (the default), is
+// fsynced on this node's disk (<dataDir>/cells, the `primaries` store) and on that clone's.
+// With `durability: memory` the files follow behind. A clone
 // newly assigned to a local instance is sent the instance's latest state as soon as an
 // announcement lists it, so it does not wait for the next message to hold anything.
+//
+// Restart (README "Durability"): the copies on disk — clones and this node's primaries —
+// come back as held copies flagged `restored`. They are not run: the app's leader asks
+// every node that may hold a copy for its inventory (instance, epoch, version) and starts
+// the instance from the newest one (a promotion here, or a fetch of its state). A restored
+// copy stays until an announcement shows its instance running elsewhere or gone.
 import type { Libp2p, Stream, Connection } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { CellLimits } from '../cells/limits.js'
@@ -25,7 +33,7 @@ import type { Logger } from '../util/logger.js'
 import type { AppTable } from './app-table.js'
 import { placementRefusal } from './placement-authority.js'
 import type { AppAnnouncement } from './announcement.js'
-import type { CloneStore } from './clone-store.js'
+import type { CloneStore, LegacyState, StoredClone } from './clone-store.js'
 import { unwantedClones } from './fencing.js'
 import type { BundlePort, CellRuntimePort } from './ports.js'
 
@@ -37,6 +45,8 @@ export interface CloneServiceComponents {
   table: AppTable
   /** where held clones are persisted; in memory only without it */
   store?: CloneStore
+  /** where the states of this node's primaries are persisted (<dataDir>/cells) */
+  primaries?: CloneStore
   logger?: Logger
 }
 
@@ -48,7 +58,7 @@ export interface CloneServiceInit {
   maxFrameBytes?: number
   /** ms a fresh hold is kept although announcements do not list it yet (default 10 s) */
   holdGraceMs?: number
-  /** ms after start when clones restored from disk whose app was never announced are dropped (default 60 s) */
+  /** ms after start when clones restored from disk whose app was never announced are reported (kept; default 60 s) */
   restoreGraceMs?: number
 }
 
@@ -58,9 +68,28 @@ interface HeldClone {
   limits?: CellLimits
   state?: string
   version: number
+  /** placement epoch of `state` (a newer epoch wins over a higher version) */
+  epoch: number
   heldAt: number
   /** restored from disk, not yet listed by an announcement */
   restored: boolean
+  /** the state came from disk and no primary has sent one since: the first that does replaces it */
+  fromDisk: boolean
+  /** the file it was restored from */
+  file?: string
+}
+
+export type Durability = 'disk' | 'memory'
+
+/** one copy of an instance a node holds, as its inventory reports it */
+export interface CopyReport {
+  address: string
+  version: number
+  epoch: number
+  /** a transformed primary there */
+  running: boolean
+  /** the node's copy was damaged on disk (moved aside): not usable, but the state existed */
+  damaged?: boolean
 }
 
 const INSTANCE = /^[a-z0-9][a-z0-9-]{0,62}\/[A-Za-z0-9_-]+#\d+$/i
@@ -78,6 +107,10 @@ export class CloneService {
   private readonly inflight = new Map<string, Promise<void>>()
   /** `address peer` of the seeding pushes under way */
   private readonly seeding = new Set<string>()
+  /** instances whose copy on this disk was damaged (reported by the inventory: not blank) */
+  private readonly damaged = new Set<string>()
+  /** primary side: the write of each local instance's newest state to this node's disk */
+  private readonly primaryWrites = new Map<string, Promise<void>>()
   private readonly maxFrameBytes: number
   private restoreTimer?: NodeJS.Timeout
   private running = false
@@ -89,11 +122,17 @@ export class CloneService {
     this.verifier = createFrameVerifier({ maxBytes: this.maxFrameBytes + 4096, name: 'clone' })
     components.runtime.addEventListener('cell:snapshot', evt => {
       this.latest.set(evt.detail.address, { state: evt.detail.state, version: evt.detail.version })
+      this.damaged.delete(evt.detail.address)
+      this.persistPrimary(evt.detail.address, evt.detail.state, evt.detail.version)
     })
     components.runtime.addEventListener('cell:reverted', evt => {
-      this.latest.delete(evt.detail.address)
-      this.replicated.delete(evt.detail.address)
-      this.ackedBy.delete(evt.detail.address)
+      const address = evt.detail.address
+      this.latest.delete(address)
+      this.replicated.delete(address)
+      this.ackedBy.delete(address)
+      this.primaryWrites.delete(address)
+      // a clone of it held here (a handover that keeps this node as clone) now holds its state
+      if (!this.held.has(address)) this.components.primaries?.remove(address).catch((err: Error) => { this.log.warn(`cannot remove the state file of ${address}: ${err.message}`) })
     })
   }
 
@@ -117,36 +156,86 @@ export class CloneService {
     await this.components.store?.flush()
   }
 
-  /** The clones this node held when it stopped, back from disk until announcements confirm or drop them. */
+  /**
+   * The copies this node held when it stopped (its clones and its primaries' states), back
+   * from disk as restored copies: the newest of each instance, by (epoch, version). The
+   * app's leader decides which one an instance starts from; announcements drop the rest.
+   */
   private async restore (): Promise<void> {
-    const store = this.components.store
-    if (store === undefined) return
-    const { clones, dropped } = await store.loadAll()
-    for (const line of dropped) this.log.warn(line)
     const now = Date.now()
-    for (const c of clones) {
-      if (this.held.has(c.address)) continue
-      this.held.set(c.address, { bundle: c.bundle, owner: c.owner, limits: c.limits, state: c.state, version: c.version, heldAt: now, restored: true })
+    let restored = 0
+    for (const store of [this.components.store, this.components.primaries]) {
+      if (store === undefined) continue
+      const { clones, dropped, damaged, legacy } = await store.loadAll()
+      for (const line of dropped) this.log.warn(line)
+      for (const address of damaged) this.damaged.add(address)
+      clones.push(...await this.completeLegacy(legacy))
+      for (const c of clones) {
+        const before = this.held.get(c.address)
+        if (before !== undefined && !newer(c.epoch ?? 0, c.version, before.epoch, before.version)) continue
+        if (before === undefined) restored++
+        this.held.set(c.address, { bundle: c.bundle, owner: c.owner, limits: c.limits, state: c.state, version: c.version, epoch: c.epoch ?? 0, heldAt: now, restored: true, fromDisk: true, file: store.fileOf(c.address) })
+      }
     }
-    if (clones.length > 0) this.log.info(`restored ${clones.length} clone(s) from ${store.dir}; announcements decide which are still wanted`)
+    if (restored > 0) this.log.info(`restored ${restored} instance state(s) from disk; each app's leader decides where they start`)
     this.restoreTimer = setTimeout(() => {
       for (const [address, clone] of this.held) {
         const app = address.slice(0, address.indexOf('/'))
-        if (clone.restored && this.components.table.get(app) === undefined) this.drop(address, `app ${app} was not announced since the restart`)
+        // kept: the app's group may only be down; a person may want it
+        if (clone.restored && this.components.table.get(app) === undefined) this.log.warn(`${clone.file ?? address}: a copy of ${address} (version ${clone.version}) for app ${app}, which no announcement has named since the restart: kept, not served`)
       }
     }, this.init.restoreGraceMs ?? 60_000)
     this.restoreTimer.unref()
   }
 
-  private persist (address: string, clone: HeldClone): void {
-    this.components.store?.save({ address, bundle: clone.bundle, owner: clone.owner, limits: clone.limits, state: clone.state, version: clone.version }).catch((err: Error) => {
+  /** States of an earlier Stem's files get their owner and limits from their bundle (in the local store). */
+  private async completeLegacy (legacy: LegacyState[]): Promise<StoredClone[]> {
+    const out: StoredClone[] = []
+    for (const l of legacy) {
+      try {
+        const bundle = await this.components.bundles.fetch(l.bundle, { peers: [], signal: AbortSignal.timeout(1000) })
+        out.push({ address: l.address, bundle: l.bundle, owner: bundle.owner, limits: bundle.limits, state: l.state, version: l.version, epoch: 0 })
+      } catch (err) {
+        this.log.warn(`${l.file}: a state of ${l.address} written by an earlier stem, whose bundle ${l.bundle} is not on this node (${(err as Error).message.split('\n')[0]}): left in place, not used`)
+      }
+    }
+    return out
+  }
+
+  private async persist (address: string, clone: HeldClone, now = false): Promise<void> {
+    await this.components.store?.save({ address, bundle: clone.bundle, owner: clone.owner, limits: clone.limits, state: clone.state, version: clone.version, epoch: clone.epoch }, { now }).catch((err: Error) => {
       this.log.warn(`cannot write the clone of ${address} to disk: ${err.message}`)
+      throw err
     })
+  }
+
+  /** Writes a local primary's new state to <dataDir>/cells (see gate for who waits for it). */
+  private persistPrimary (address: string, state: string, version: number): void {
+    const store = this.components.primaries
+    const bundle = this.components.runtime.bundleOf(address)
+    if (store === undefined || bundle === undefined) return
+    const write = store.save({ address, bundle: bundle.hash, owner: bundle.owner, limits: this.components.runtime.cell(address)?.limits, state, version, epoch: this.epochOf(address) }, { now: this.durabilityOf(address) === 'disk' })
+    write.catch((err: Error) => { this.log.warn(`cannot write the state of ${address} to disk: ${err.message}`) })
+    this.primaryWrites.set(address, write)
+  }
+
+  /** the placement epoch of an instance, as the latest announcement says */
+  private epochOf (address: string): number {
+    const app = address.slice(0, address.indexOf('/'))
+    return Number(this.components.table.get(app)?.instances.find(i => i.address === address)?.epoch ?? 0n)
+  }
+
+  /** the cell's durability level, as its app's announcement says (disk if unknown) */
+  durabilityOf (address: string): Durability {
+    const app = address.slice(0, address.indexOf('/'))
+    const cell = address.slice(address.indexOf('/') + 1, address.lastIndexOf('#'))
+    return this.components.table.get(app)?.cells.find(c => c.name === cell)?.durability === 'memory' ? 'memory' : 'disk'
   }
 
   private drop (address: string, why: string): void {
     if (!this.held.delete(address)) return
     this.log.info(`dropped the clone of ${address}: ${why}`)
+    if (this.components.runtime.cell(address)?.status !== 'transformed') this.components.primaries?.remove(address).catch(() => {})
     // the app's cell host, started warm at the hold, goes with its last clone (if no cell of the app runs here)
     const app = address.slice(0, address.indexOf('/'))
     if (![...this.held.keys()].some(a => a.startsWith(`${app}/`))) this.components.runtime.release(app)
@@ -166,6 +255,9 @@ export class CloneService {
     for (const address of unwantedClones(a, held, self, Date.now(), this.init.holdGraceMs ?? 10_000)) {
       this.drop(address, a.reverted ? `app ${a.app} was reverted` : `app ${a.app} no longer places it here`)
     }
+    // a damaged copy of an instance the app no longer has (its cell reverted) is forgotten:
+    // published again, the instance starts new
+    for (const address of this.damaged) if (address.startsWith(`${a.app}/`) && (a.reverted || !a.instances.some(i => i.address === address))) this.damaged.delete(address)
     for (const inst of a.instances) {
       const clone = this.held.get(inst.address)
       if (clone !== undefined && inst.clones.includes(self)) clone.restored = false
@@ -181,6 +273,32 @@ export class CloneService {
     for (const address of [...this.held.keys()]) if (address.startsWith(`${app}/`)) this.drop(address, `app ${app} was reverted`)
   }
 
+  /** What this node holds of `app`'s instances: running primaries and held copies (the newest of each). */
+  inventory (app: string): CopyReport[] {
+    const out = new Map<string, CopyReport>()
+    for (const address of this.damaged) if (address.startsWith(`${app}/`)) out.set(address, { address, version: -1, epoch: 0, running: false, damaged: true })
+    for (const [address, c] of this.held) {
+      if (address.startsWith(`${app}/`) && c.state !== undefined) out.set(address, { address, version: c.version, epoch: c.epoch, running: false })
+    }
+    for (const cell of this.components.runtime.cells()) {
+      if (cell.app !== app || cell.status !== 'transformed' || !INSTANCE.test(cell.address)) continue
+      out.set(cell.address, { address: cell.address, version: cell.version, epoch: this.epochOf(cell.address), running: true })
+    }
+    return [...out.values()].sort((a, b) => a.address < b.address ? -1 : 1)
+  }
+
+  /** The leader asks `peer` for its inventory of `app`. */
+  async inventoryOf (peer: string, app: string, signal?: AbortSignal): Promise<CopyReport[]> {
+    const answer = await this.request(peer, { inventory: { app } }, signal)
+    return answer.copies.filter(c => c.address.startsWith(`${app}/`) && INSTANCE.test(c.address)).map(c => ({ address: c.address, version: c.damaged ? -1 : Number(c.version), epoch: Number(c.epoch), running: c.running, damaged: c.damaged }))
+  }
+
+  /** The leader fetches the state of the copy of `address` that `peer` holds. */
+  async fetchCopy (peer: string, address: string): Promise<{ state: string, version: number, epoch: number }> {
+    const answer = await this.request(peer, { fetch: { address } })
+    return { state: answer.state, version: Number(answer.version), epoch: Number(answer.epoch) }
+  }
+
   /** Pushes the latest state of local instance `address` to each of `clones` that lacks it. */
   private seed (address: string, clones: string[]): void {
     const latest = this.latest.get(address)
@@ -189,7 +307,7 @@ export class CloneService {
       const key = `${address} ${peer}`
       if ((this.ackedBy.get(address)?.get(peer) ?? -1) >= latest.version || this.seeding.has(key)) continue
       this.seeding.add(key)
-      this.request(peer, { state: { address, state: latest.state, version: BigInt(latest.version) } })
+      this.request(peer, { state: { address, state: latest.state, version: BigInt(latest.version), epoch: BigInt(this.epochOf(address)) } })
         .then(() => { this.acked(address, peer, latest.version) }, (err: Error) => { this.unacked(address, peer, err) })
         .finally(() => { this.seeding.delete(key) })
     }
@@ -225,11 +343,16 @@ export class CloneService {
 
   // ---- the durability gate
 
-  /** For CellRuntimeInit.replyGate: resolves once a clone of `address` holds its state `version` (at once without clones). */
+  /**
+   * For CellRuntimeInit.replyGate: resolves once a clone of `address` holds its state
+   * `version` (none needed without clones) and, with `durability: disk`, that state is
+   * fsynced here (the clone acknowledges only once it is fsynced there too).
+   */
   async gate (address: string, _version: number): Promise<void> {
     // the runtime hands the state to 'cell:snapshot' listeners before it calls the gate,
-    // so the newest state noted here is at least `_version`
-    await this.replicateInstance(address)
+    // so the newest state noted here (and the write under way) is at least `_version`
+    const write = this.durabilityOf(address) === 'disk' ? this.primaryWrites.get(address) : undefined
+    await Promise.all([write, this.replicateInstance(address)])
   }
 
   private async replicateInstance (address: string): Promise<void> {
@@ -254,7 +377,7 @@ export class CloneService {
     const { promise, resolve, reject } = Promise.withResolvers<void>()
     let pending = clones.length
     for (const peer of clones) {
-      this.request(peer, { state: { address, state, version: BigInt(version) } }).then(() => {
+      this.request(peer, { state: { address, state, version: BigInt(version), epoch: BigInt(this.epochOf(address)) } }).then(() => {
         this.acked(address, peer, version)
         resolve()
       }, (err: Error) => {
@@ -273,13 +396,14 @@ export class CloneService {
 
   // ---- the wire
 
-  private async request (peer: string, request: CloneRequest): Promise<CloneAnswer> {
+  private async request (peer: string, request: CloneRequest, outer?: AbortSignal): Promise<CloneAnswer> {
     const self = this.components.signer.peerId
-    if (peer === self) return { ok: true, error: '', version: BigInt(await this.handle(self, request)) }
-    const signal = AbortSignal.timeout(this.init.timeout ?? 5000)
+    if (peer === self) return await this.handle(self, request)
+    const timeout = AbortSignal.timeout(this.init.timeout ?? 5000)
+    const signal = outer === undefined ? timeout : AbortSignal.any([timeout, outer])
     const stream = await this.components.libp2p.dialProtocol(peerIdFromString(peer), this.protocol, { signal })
     try {
-      const answer = readOne(stream, 4096, signal)
+      const answer = readOne(stream, this.maxFrameBytes + 4096, signal)
       writeFrame(stream, this.components.signer.sign('cell', CloneRequest.encode(request)))
       const verified = this.verifier.verify(await answer, { remotePeer: peer, expect: 'cell' })
       if (!verified.ok) throw new Error(`rejected answer: ${verified.reason}`)
@@ -306,16 +430,33 @@ export class CloneService {
         return
       }
       try {
-        const version = await this.handle(peer, request)
-        answer({ ok: true, error: '', version: BigInt(version) })
+        answer(await this.handle(peer, request))
       } catch (err) {
-        answer({ ok: false, error: (err as Error).message.split('\n')[0].slice(0, 300), version: 0n })
+        answer({ ...emptyAnswer(0), ok: false, error: (err as Error).message.split('\n')[0].slice(0, 300) })
       }
       await stream.close({ signal: AbortSignal.timeout(1000) }).catch(() => { stream.abort(new Error('clone answer sent')) })
     }, () => { stream.abort(new Error('bad clone request: truncated or oversized')) })
   }
 
-  private async handle (peer: string, request: CloneRequest): Promise<number> {
+  private async handle (peer: string, request: CloneRequest): Promise<CloneAnswer> {
+    if (request.inventory != null) {
+      if (!/^[a-z0-9][a-z0-9-]{0,62}$/i.test(request.inventory.app)) throw new Error('invalid inventory request')
+      return { ...emptyAnswer(0), copies: this.inventory(request.inventory.app).map(c => ({ address: c.address, version: BigInt(Math.max(0, c.version)), epoch: BigInt(c.epoch), running: c.running, damaged: c.damaged === true })) }
+    }
+    if (request.fetch != null) {
+      const address = request.fetch.address
+      if (!INSTANCE.test(address)) throw new Error('invalid fetch request')
+      this.checkMember(peer, address)
+      const running = this.components.runtime.cell(address)?.status === 'transformed' ? this.latest.get(address) : undefined
+      if (running !== undefined) return { ...emptyAnswer(running.version), state: running.state, epoch: BigInt(this.epochOf(address)) }
+      const held = this.held.get(address)
+      if (held?.state === undefined) throw new Error(`no copy of ${address} here`)
+      return { ...emptyAnswer(held.version), state: held.state, epoch: BigInt(held.epoch) }
+    }
+    return emptyAnswer(await this.handleClone(peer, request))
+  }
+
+  private async handleClone (peer: string, request: CloneRequest): Promise<number> {
     if (request.hold != null) {
       const h = request.hold
       if (!INSTANCE.test(h.address) || h.bundle.byteLength !== 32) throw new Error('invalid hold request')
@@ -324,9 +465,9 @@ export class CloneService {
       await this.components.bundles.fetch(bundle, { peers: [peer], signal: AbortSignal.timeout(this.init.timeout ?? 5000) })
       const previous = this.held.get(h.address)
       const limits = h.memory > 0n ? { memory: Number(h.memory), timeout: h.timeout, mailbox: h.mailbox } : undefined
-      const clone: HeldClone = { bundle, owner: h.owner, limits, state: previous?.state, version: previous?.version ?? -1, heldAt: Date.now(), restored: false }
+      const clone: HeldClone = { bundle, owner: h.owner, limits, state: previous?.state, version: previous?.version ?? -1, epoch: previous?.epoch ?? 0, heldAt: Date.now(), restored: false, fromDisk: previous?.fromDisk ?? false }
       this.held.set(h.address, clone)
-      this.persist(h.address, clone)
+      await this.persist(h.address, clone, this.durabilityOf(h.address) === 'disk')
       // warm: the app's cell host runs before the promotion needs it
       this.components.runtime.prepare(h.address.slice(0, h.address.indexOf('/')))
       return previous?.version ?? 0
@@ -337,10 +478,20 @@ export class CloneService {
       if (clone === undefined) throw new Error(`no clone of ${s.address} here`)
       const primary = this.components.table.resolve(s.address)?.peer
       if (primary !== undefined && primary !== peer) throw new Error(`${peer} is not the primary of ${s.address}`)
-      if (Number(s.version) > clone.version) {
+      const epoch = Number(s.epoch)
+      // a copy from disk is replaced by the first state of the primary the leader started
+      // (from the newest copy it found); after that, only newer states of that primary
+      // count (its epoch, read from its own table, may lag: the version orders its states)
+      if (clone.fromDisk || Number(s.version) > clone.version) {
         clone.state = s.state
         clone.version = Number(s.version)
-        this.persist(s.address, clone)
+        clone.epoch = Math.max(epoch, clone.epoch)
+        clone.fromDisk = false
+        this.damaged.delete(s.address)
+        // disk: acknowledged once fsynced here; memory: once held here, the file follows
+        const write = this.persist(s.address, clone, this.durabilityOf(s.address) === 'disk')
+        if (this.durabilityOf(s.address) === 'disk') await write
+        else write.catch(() => {})
       }
       return clone.version
     }
@@ -384,6 +535,15 @@ export class CloneService {
     const refusal = placementRefusal(this.components.table, peer, address, owner)
     if (refusal !== undefined) throw new Error(refusal)
   }
+}
+
+/** whether (epoch, version) a is newer than b */
+function newer (epochA: number, versionA: number, epochB: number, versionB: number): boolean {
+  return epochA !== epochB ? epochA > epochB : versionA > versionB
+}
+
+function emptyAnswer (version: number): CloneAnswer {
+  return { ok: true, error: '', version: BigInt(version), copies: [], state: '', epoch: 0n }
 }
 
 export function createCloneService (components: CloneServiceComponents, init: CloneServiceInit): CloneService {

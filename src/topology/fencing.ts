@@ -34,16 +34,23 @@ export interface HeldCloneInfo {
  * The clones among `held` that `a` no longer assigns to `self`: its app reverted, its
  * instance gone, or neither its clone nor (about to be promoted) its primary placed here.
  * A clone the leader's `hold` created less than `graceMs` ago is kept, as that hold may
- * overtake the announcement that lists it; a clone restored from disk is not — the
- * newest announcement decides whether it is still wanted.
+ * overtake the announcement that lists it. A copy restored from disk may be the newest
+ * copy of its instance, which the leader is still looking for (recovery.ts): it goes only
+ * once its instance runs (transformed) on another node, or is gone.
  */
 export function unwantedClones (a: AppAnnouncement, held: HeldCloneInfo[], self: string, now: number, graceMs: number): string[] {
   const prefix = `${a.app}/`
+  const replicas = new Map(a.cells.map(c => [c.name, c.replicas]))
   return held.filter(c => {
     if (!c.address.startsWith(prefix)) return false
     if (a.reverted) return true
     const inst = a.instances.find(i => i.address === c.address)
     if (inst !== undefined && (inst.clones.includes(self) || inst.node === self)) return false
-    return c.restored || now - c.heldAt >= graceMs
+    if (c.restored) {
+      const m = INSTANCE.exec(c.address)
+      const gone = m === null || (replicas.get(m[1]) ?? 0) <= Number(m[2])
+      return gone || (inst !== undefined && inst.node !== '' && inst.state === 'transformed')
+    }
+    return now - c.heldAt >= graceMs
   }).map(c => c.address)
 }

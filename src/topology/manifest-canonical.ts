@@ -15,6 +15,8 @@ function canonicalCell (spec: CellSpec): Record<string, unknown> {
   if (spec.bundle !== undefined) out.bundle = spec.bundle
   out.clones = spec.clones
   out.code = spec.code
+  // the default is left out: manifests published before the field existed keep their hash
+  if (spec.durability !== undefined && spec.durability !== 'disk') out.durability = spec.durability
   if (spec.links !== undefined) out.links = [...new Set(spec.links)].sort()
   out.mailbox = spec.mailbox
   out.memory = spec.memory

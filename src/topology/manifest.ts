@@ -7,9 +7,12 @@
 //   cells.<name>        same naming rule; 1..256 cells
 //     code              relative path of a .js or .ts module, resolved against the manifest's directory
 //     replicas [1]      integer 0..1000 — serving instances
-//     clones [0]        integer 0..7 — warm standbys per instance, on other nodes. Default 0:
-//                       a clone costs as much memory as its primary and (SPEC §4) makes every
-//                       reply wait until the clone holds the new state, so durability is opted into.
+//     clones [1]        integer 0..7 — warm standbys per instance, on other nodes (none where the
+//                       mesh has no other node with room: the instance then runs alone). Every
+//                       reply waits until a clone holds the new state (SPEC §4).
+//     durability [disk] disk | memory — disk: a reply leaves once the state it produced is
+//                       fsynced on the primary and on one clone; memory: once one clone holds
+//                       it in memory, the disks follow (README "Durability").
 //     memory [32MiB]    isolate memory limit, 8MiB..2GiB
 //     timeout [1s]      CPU time per message, 1ms..60s
 //     mailbox [1000]    queued messages per instance, 1..1000000
@@ -28,12 +31,15 @@ import { formatDuration, formatSize, parseDuration, parseSize } from '../util/un
 
 export const httpMethods = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'] as const
 export type HttpMethod = typeof httpMethods[number]
+export type Durability = 'disk' | 'memory'
 
 export interface CellSpec {
   /** module path as written in the manifest, relative to the manifest file */
   code: string
   replicas: number
   clones: number
+  /** disk (default) | memory: what a reply waits for (README "Durability") */
+  durability?: Durability
   /** isolate memory limit, bytes */
   memory: number
   /** CPU time per message, ms */
@@ -75,7 +81,7 @@ export const manifestLimits = {
   maxPathLength: 1024
 } as const
 
-export const cellDefaults = { replicas: 1, clones: 0, memory: 32 * 2 ** 20, timeout: 1000, mailbox: 1000 } as const
+export const cellDefaults = { replicas: 1, clones: 1, durability: 'disk', memory: 32 * 2 ** 20, timeout: 1000, mailbox: 1000 } as const
 
 export interface ManifestIssue {
   /** dotted field path (`cells.counter.memory`, `routes[1]`) or `line:col` for YAML syntax */
@@ -107,7 +113,7 @@ const handlerPattern = /^[A-Za-z_$][A-Za-z0-9_$]*$/
 const literalSegment = /^[A-Za-z0-9._~-]+$/
 const paramSegment = /^:[A-Za-z_][A-Za-z0-9_]*$/
 const routePattern = /^(\S+)\s+(\S+)\s+->\s+(\S+)$/
-const cellFields = new Set(['code', 'replicas', 'clones', 'memory', 'timeout', 'mailbox', 'links'])
+const cellFields = new Set(['code', 'replicas', 'clones', 'durability', 'memory', 'timeout', 'mailbox', 'links'])
 const topFields = new Set(['app', 'cells', 'routes'])
 
 function isPlainObject (v: unknown): v is Record<string, unknown> {
@@ -193,6 +199,7 @@ function checkCell (c: Checker, name: string, v: unknown, app: string, cellNames
     code: checkCode(c, `${prefix}.code`, v.code),
     replicas: c.integer(`${prefix}.replicas`, v.replicas, 0, L.maxReplicas, cellDefaults.replicas),
     clones: c.integer(`${prefix}.clones`, v.clones, 0, L.maxClones, cellDefaults.clones),
+    durability: checkDurability(c, `${prefix}.durability`, v.durability),
     memory: c.unit(`${prefix}.memory`, v.memory, parseSize, formatSize, L.minMemory, L.maxMemory, cellDefaults.memory),
     timeout: c.unit(`${prefix}.timeout`, v.timeout, parseDuration, formatDuration, L.minTimeout, L.maxTimeout, cellDefaults.timeout),
     mailbox: c.integer(`${prefix}.mailbox`, v.mailbox, 1, L.maxMailbox, cellDefaults.mailbox)
@@ -200,6 +207,13 @@ function checkCell (c: Checker, name: string, v: unknown, app: string, cellNames
   const links = checkLinks(c, `${prefix}.links`, v.links, app, cellNames)
   if (links !== undefined) spec.links = links
   return spec
+}
+
+function checkDurability (c: Checker, field: string, v: unknown): Durability {
+  if (v === undefined) return cellDefaults.durability
+  if (v === 'disk' || v === 'memory') return v
+  c.add(field, `${show(v)} is not a durability level (expected disk or memory)`)
+  return cellDefaults.durability
 }
 
 /** Parses one `METHOD PATH -> cell.method` line; reasons go to the checker. */

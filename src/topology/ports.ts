@@ -23,7 +23,7 @@ export interface RaftPort {
 }
 
 /** this node's cells (src/cells/runtime.ts), with its `cell:snapshot` and `cell:reverted` events */
-export type CellRuntimePort = Pick<CellRuntime, 'cell' | 'cells' | 'prepare' | 'release' | 'transform' | 'revert' | 'addEventListener'>
+export type CellRuntimePort = Pick<CellRuntime, 'cell' | 'cells' | 'bundleOf' | 'prepare' | 'release' | 'transform' | 'revert' | 'addEventListener'>
 
 /** cells on other nodes (src/messaging/cell-messaging.ts) */
 export interface MessagingPort {

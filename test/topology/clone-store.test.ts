@@ -33,7 +33,7 @@ describe('clone store: held clones on disk', () => {
   })
 
   it('an empty or missing directory restores nothing', async () => {
-    assert.deepEqual(await new CloneStore(join(dir, 'none')).loadAll(), { clones: [], dropped: [] })
+    assert.deepEqual(await new CloneStore(join(dir, 'none')).loadAll(), { clones: [], dropped: [], damaged: [], legacy: [] })
   })
 
   it('coalesces a burst of states into few writes, the newest last', async () => {
@@ -60,7 +60,7 @@ describe('clone store: held clones on disk', () => {
     assert.deepEqual((await store.loadAll()).clones.map(c => c.version), [4])
   })
 
-  it('corrupt, truncated, forged, oversized and half-written files: a clear reason, deleted, no crash; good ones kept', async () => {
+  it('corrupt, truncated, forged, oversized and half-written files: a clear line naming the file, moved aside (.corrupt), no crash; newer-format files left in place; good ones kept', async () => {
     const store = new CloneStore(dir, { maxStateBytes: 1000 })
     await store.save(clone({ address: 'shop/good#0' }))
     const good = encodeStoredClone(clone())
@@ -85,15 +85,28 @@ describe('clone store: held clones on disk', () => {
     assert.deepEqual(clones.map(c => c.address), ['shop/good#0'])
     assert.equal(dropped.length, Object.keys(bad).length)
     for (const line of dropped) {
-      assert.match(line, /^clone file .+ is corrupt and was deleted: \S/)
+      if (line.includes('format%23')) assert.match(line, /^\S+shop%2Fformat%230\.json was written by a newer version of stem \(format 9, this one reads 1\): left in place/)
+      else assert.match(line, /^\S+\.json is damaged \(.+\): moved to \S+\.json\.corrupt, not used$/)
       assert.ok(!line.includes('\n'))
     }
     assert.match(dropped.find(l => l.includes('forged')) ?? '', /holds shop\/counter#0, another instance/)
     assert.match(dropped.find(l => l.includes('truncated')) ?? '', /not JSON/)
     assert.match(dropped.find(l => l.includes('big')) ?? '', /at most 1000 characters/)
     assert.match(dropped.find(l => l.includes('mismatch')) ?? '', /state and version disagree/)
-    assert.deepEqual((await readdir(dir)).sort(), ['README', 'shop%2Fgood%230.json'])
+    const expected = ['README', 'shop%2Fformat%230.json', 'shop%2Fgood%230.json', ...Object.keys(bad).filter(n => !n.includes('format')).map(n => `${n}.corrupt`)]
+    assert.deepEqual((await readdir(dir)).sort(), expected.sort())
+    // moved-aside files are not read again
+    assert.equal((await new CloneStore(dir, { maxStateBytes: 1000 }).loadAll()).dropped.length, 1)
     assert.equal(await readFile(join(dir, 'README'), 'utf8'), 'not a clone file: left alone')
+  })
+
+  it('tells a state file of an earlier stem (address, hash, version, state; no format) from a damaged one', async () => {
+    const legacy = { address: 'shop/counter#0', hash: 'ab'.repeat(32), version: 7, state: '{"count":7}' }
+    await writeFile(join(dir, 'shop%2Fcounter%230.json'), JSON.stringify(legacy))
+    await writeFile(join(dir, 'shop%2Fother%230.json'), JSON.stringify({ ...legacy, address: 'shop/other#0', state: 'not json' }))
+    const loaded = await new CloneStore(dir).loadAll()
+    assert.deepEqual(loaded.legacy, [{ address: 'shop/counter#0', bundle: legacy.hash, state: legacy.state, version: 7, file: join(dir, 'shop%2Fcounter%230.json') }])
+    assert.deepEqual(loaded.damaged, ['shop/other#0'])
   })
 
   it('decodes what it encodes and refuses what it cannot', () => {

@@ -105,13 +105,55 @@ describe('warm clones: the clone protocol', function () {
     await primaryClones.hold(cloneNode.id, ADDRESS, bundleHash, owner, limits)
     const fromStranger = createFrameSigner(stranger.key)
     const stream = await stranger.libp2p.dialProtocol(cloneNode.libp2p.peerId, clones.protocol)
-    writeFrame(stream, fromStranger.sign('cell', CloneRequest.encode({ state: { address: ADDRESS, state: '{"count":999}', version: 99n } })))
+    writeFrame(stream, fromStranger.sign('cell', CloneRequest.encode({ state: { address: ADDRESS, state: '{"count":999}', version: 99n, epoch: 0n } })))
     const answer = CloneAnswer.decode(Frame.decode(await readOne(stream, 4096, AbortSignal.timeout(10_000))).cell as Uint8Array)
     assert.equal(answer.ok, false)
     assert.match(answer.error, /is not the primary of shop\/counter#0/)
     await primaryClones.promote(cloneNode.id, ADDRESS)
     assert.notDeepEqual(await cloneNode.runtime.ask(ADDRESS, 'get'), { count: 999 }, 'a state from a node that is not the primary was refused')
     await cloneNode.runtime.revert(ADDRESS)
+  })
+
+  it('inventory and fetch: which copies a node holds and the state of one; only the app\'s group may fetch; malformed requests are refused', async () => {
+    await primaryClones.hold(cloneNode.id, ADDRESS, bundleHash, owner, limits)
+    const acked = await primary.runtime.ask(ADDRESS, 'increment', [2]) as { count: number }
+    const ofClone = await primaryClones.inventoryOf(cloneNode.id, 'shop')
+    const ofPrimary = await clones.inventoryOf(primary.id, 'shop')
+    assert.deepEqual(ofClone.map(c => [c.address, c.running]), [[ADDRESS, false]])
+    assert.deepEqual(ofPrimary.map(c => [c.address, c.running]), [[ADDRESS, true]])
+    assert.equal(ofClone[0].version, ofPrimary[0].version, 'the clone holds what the primary answered with')
+    assert.deepEqual(await clones.inventoryOf(primary.id, 'other'), [])
+    const fetched = await primaryClones.fetchCopy(cloneNode.id, ADDRESS)
+    assert.equal((JSON.parse(fetched.state) as { count: number }).count, acked.count)
+    assert.equal(fetched.version, ofClone[0].version)
+    const strangerClones = createCloneService({ libp2p: stranger.libp2p, runtime: stranger.runtime, bundles: stranger.bundles, signer: createFrameSigner(stranger.key), table }, { mesh: MESH })
+    await assert.rejects(strangerClones.fetchCopy(cloneNode.id, ADDRESS), /is not in the group of app shop/)
+    await assert.rejects(primaryClones.fetchCopy(cloneNode.id, 'shop/counter#9'), /no copy of shop\/counter#9 here/)
+    for (const request of [{ inventory: { app: '../etc' } }, { fetch: { address: 'not an address' } }]) {
+      const stream = await stranger.libp2p.dialProtocol(cloneNode.libp2p.peerId, clones.protocol)
+      writeFrame(stream, createFrameSigner(stranger.key).sign('cell', CloneRequest.encode(request)))
+      const answer = CloneAnswer.decode(Frame.decode(await readOne(stream, 4096, AbortSignal.timeout(10_000))).cell as Uint8Array)
+      assert.equal(answer.ok, false)
+      assert.match(answer.error, /^invalid (inventory|fetch) request$/)
+    }
+    clones.dropApp('shop')
+  })
+
+  it('restores a state file of an earlier stem (no owner, no limits) with its bundle\'s, as a copy the leader can find', async () => {
+    await primaryClones.hold(cloneNode.id, ADDRESS, bundleHash, owner, limits) // the clone node holds the bundle
+    clones.dropApp('shop')
+    await clones.stop()
+    const dir = await mkdtemp(join(tmpdir(), 'stem-legacy-'))
+    await writeFile(join(dir, `${encodeURIComponent(ADDRESS)}.json`), JSON.stringify({ address: ADDRESS, hash: bundleHash, version: 41, state: '{"count":41}' }))
+    const service = createCloneService({ libp2p: cloneNode.libp2p, runtime: cloneNode.runtime, bundles: cloneNode.bundles, signer: createFrameSigner(cloneNode.key), table, primaries: new CloneStore(dir) }, { mesh: MESH })
+    try {
+      await service.start()
+      assert.deepEqual(service.inventory('shop').map(c => [c.address, c.version, c.running]), [[ADDRESS, 41, false]])
+    } finally {
+      await service.stop()
+      await rm(dir, { recursive: true, force: true })
+      await clones.start()
+    }
   })
 
   it('drops garbage, forged and oversized frames and keeps serving', async () => {
@@ -158,7 +200,7 @@ describe('warm clones: the clone protocol', function () {
       await stored.start()
       assert.ok(stored.holds(ADDRESS))
       assert.ok(!stored.holds('shop/other#0'))
-      assert.ok(!(await readdir(storeDir)).includes('shop%2Fother%230.json'), 'the corrupt file was deleted')
+      assert.ok((await readdir(storeDir)).includes('shop%2Fother%230.json.corrupt'), 'the corrupt file was moved aside')
       announce({ instances: [] })
       await assert.rejects(primaryClones.promote(cloneNode.id, ADDRESS), /restored from disk and no announcement has confirmed it/)
       announce()

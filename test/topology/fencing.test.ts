@@ -60,9 +60,19 @@ describe('fencing: which held clones an announcement no longer wants', () => {
     assert.deepEqual(unwantedClones(announcement({ reverted: true }), [held('shop/counter#0', { heldAt: now })], 'B', now, 10_000), ['shop/counter#0'])
   })
 
-  it('keeps a fresh hold the announcement does not list yet, but not a clone restored from disk', () => {
+  it('keeps a fresh hold the announcement does not list yet; drops a stale one', () => {
     assert.deepEqual(unwantedClones(announcement(), [held('shop/counter#0', { heldAt: now - 500 })], 'C', now, 10_000), [])
-    assert.deepEqual(unwantedClones(announcement(), [held('shop/counter#0', { heldAt: now - 500, restored: true })], 'C', now, 10_000), ['shop/counter#0'])
     assert.deepEqual(unwantedClones(announcement(), [held('shop/counter#0', { heldAt: now - 10_000 })], 'C', now, 10_000), ['shop/counter#0'])
+  })
+
+  it('keeps a copy restored from disk while its instance does not run elsewhere (the leader may start it from it), however old', () => {
+    const restored = (address: string): ReturnType<typeof held> => held(address, { heldAt: 0, restored: true })
+    // #1 is only starting on B: C's copy may be the newest one
+    assert.deepEqual(unwantedClones(announcement(), [restored('shop/counter#1')], 'C', now, 10_000), [])
+    // #0 runs on A: the leader chose; C's copy goes
+    assert.deepEqual(unwantedClones(announcement(), [restored('shop/counter#0')], 'C', now, 10_000), ['shop/counter#0'])
+    // recovering (no node yet): kept; an instance scaled away: dropped
+    const waiting = announcement({ instances: [{ address: 'shop/counter#0', node: '', epoch: 1n, state: 'recovering', clones: [], clonesReady: [] }] })
+    assert.deepEqual(unwantedClones(waiting, [restored('shop/counter#0'), restored('shop/counter#5')], 'C', now, 10_000), ['shop/counter#5'])
   })
 })

@@ -39,6 +39,10 @@ app: shop
     assert.match(manifestHash(parse(base)), /^[0-9a-f]{64}$/)
   })
 
+  it('hashes the default durability like no durability (manifests published before the field keep their hash)', () => {
+    assert.equal(manifestHash(parse(base.replace('    clones: 1\n', '    clones: 1\n    durability: disk\n'))), manifestHash(parse(base)))
+  })
+
   it('hashes any real change differently', () => {
     const h = manifestHash(parse(base))
     for (const changed of [
@@ -46,7 +50,8 @@ app: shop
       base.replace('replicas: 2', 'replicas: 3'),
       base.replace('GET /count', 'GET /counts'),
       base.replace('./cart.ts', './cart2.ts'),
-      base.replace('    clones: 1\n', '')
+      base.replace('    clones: 1\n', '    clones: 2\n'),
+      base.replace('    clones: 1\n', '    clones: 1\n    durability: memory\n')
     ]) assert.notEqual(manifestHash(parse(changed)), h)
     const m = parse(base)
     assert.notEqual(manifestHash(withBundles(m, { counter: 'a'.repeat(64), cart: 'b'.repeat(64) })),

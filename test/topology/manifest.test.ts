@@ -49,7 +49,7 @@ describe('topology/manifest', () => {
     const m = parseManifest(shop, 'shop.yaml')
     assert.deepEqual(m, {
       app: 'shop',
-      cells: { counter: { code: './counter.js', replicas: 1, clones: 1, memory: 32 * 2 ** 20, timeout: 500, mailbox: 1000 } },
+      cells: { counter: { code: './counter.js', replicas: 1, clones: 1, durability: 'disk', memory: 32 * 2 ** 20, timeout: 500, mailbox: 1000 } },
       routes: [
         { method: 'GET', path: '/count', cell: 'counter', handler: 'get' },
         { method: 'POST', path: '/count', cell: 'counter', handler: 'increment' }
@@ -57,10 +57,16 @@ describe('topology/manifest', () => {
     })
   })
 
-  it('fills defaults: replicas 1, clones 0, memory 32MiB, timeout 1s, mailbox 1000, no routes', () => {
+  it('fills defaults: replicas 1, clones 1, durability disk, memory 32MiB, timeout 1s, mailbox 1000, no routes', () => {
     const m = parseManifest('app: a\ncells:\n  c:\n    code: c.ts\n', 'a.yaml')
-    assert.deepEqual(m.cells.c, { code: 'c.ts', replicas: 1, clones: 0, memory: 32 * 2 ** 20, timeout: 1000, mailbox: 1000 })
+    assert.deepEqual(m.cells.c, { code: 'c.ts', replicas: 1, clones: 1, durability: 'disk', memory: 32 * 2 ** 20, timeout: 1000, mailbox: 1000 })
     assert.deepEqual(m.routes, [])
+  })
+
+  it('takes durability disk or memory, and refuses anything else with the field', () => {
+    assert.equal(parseManifest(withCell('durability: memory'), 'shop.yaml').cells.counter.durability, 'memory')
+    assert.equal(refusal(withCell('durability: ssd')), 'shop.yaml: cells.counter.durability: "ssd" is not a durability level (expected disk or memory)')
+    assert.equal(refusal(withCell('durability: [disk]')), 'shop.yaml: cells.counter.durability: a list is not a durability level (expected disk or memory)')
   })
 
   it('names file, field and reason of a bad size', () => {

@@ -1,0 +1,114 @@
+// The leader starting a primary it does not see running (a new instance, a failover the
+// leader learned of by taking over, a restart of nodes or of the whole mesh): it asks the
+// nodes that may hold a copy for their inventory first and follows recovery.ts's plan —
+// promote the copy on the target, hand it another node's newest copy, start it blank only
+// when no copy can exist, or wait (`recovering`) / report `lost`.
+import type { CellLimits } from '../cells/limits.js'
+import type { Logger } from '../util/logger.js'
+import type { AppState } from './app-state.js'
+import type { HostedApp } from './app-groups.js'
+import type { CloneService } from './clones.js'
+import { planRecovery } from './recovery.js'
+import type { Copy, Holder } from './recovery.js'
+
+export interface PrimaryRecoveryComponents {
+  self: string
+  clones: Pick<CloneService, 'inventoryOf' | 'fetchCopy' | 'promote'>
+  logger: Logger
+  /** whether the capacity view counts `peer` alive (one that is not gets a short inventory timeout) */
+  alive: (peer: string) => boolean
+  /** transforms the instance on `node` (blank, or from `from`) */
+  startPrimary: (address: string, node: string, code: PrimaryCode, from?: { state: string, version: number }) => Promise<void>
+}
+
+export interface PrimaryCode {
+  bundle: string
+  owner: Uint8Array
+  limits: CellLimits
+  /** makes the bundle available from the leader, before a blank start or a start from a fetched copy */
+  prepare?: () => Promise<void>
+}
+
+export interface PrimaryRecoveryInit {
+  /** ms to wait for a node that may hold a newer copy (default 20 s) */
+  waitBoundMs?: number
+  /** ms for one node's inventory (default 3 s; 500 ms for a node the capacity view does not count alive) */
+  inventoryTimeoutMs?: number
+}
+
+function lostWhy (missing: string[], copies: Copy[]): string {
+  const damaged = copies.filter(c => c.damaged === true).map(c => c.node)
+  return [missing.length > 0 ? `${missing.join(', ')} did not answer` : '', damaged.length > 0 ? `the copy on ${damaged.join(', ')} is damaged on disk` : ''].filter(x => x !== '').join('; ')
+}
+
+export type RecoveryOutcome = 'started' | 'recovering' | 'lost'
+
+export class PrimaryRecovery {
+  /** `group address` → since when the leader has been looking for its copies */
+  private readonly since = new Map<string, number>()
+  /** `group address` → the last outcome logged (one line per change, not per round) */
+  private readonly reported = new Map<string, string>()
+
+  constructor (private readonly components: PrimaryRecoveryComponents, private readonly init: PrimaryRecoveryInit = {}) {}
+
+  async start (h: HostedApp, state: AppState, address: string, target: string, code: PrimaryCode): Promise<RecoveryOutcome> {
+    const { clones, logger } = this.components
+    const key = `${h.group} ${address}`
+    const holders: Holder[] = state.holders?.[address] ?? []
+    const asked = [...new Set([target, ...holders.map(x => x.node)])]
+    const answered = new Set<string>()
+    const copies: Copy[] = []
+    const timeout = this.init.inventoryTimeoutMs ?? 3000
+    await Promise.all(asked.map(async node => {
+      try {
+        // a dead node must not hold up a failover; one just restarted may not be in the view yet
+        const inventory = await clones.inventoryOf(node, h.app, AbortSignal.timeout(this.components.alive(node) ? timeout : Math.min(timeout, 500)))
+        answered.add(node)
+        for (const c of inventory) if (c.address === address) copies.push({ node, version: c.version, epoch: c.epoch, running: c.running, damaged: c.damaged })
+      } catch (err) {
+        logger.debug(`app ${h.app}: no inventory from ${node}: ${(err as Error).message}`)
+      }
+    }))
+    const now = Date.now()
+    const since = this.since.get(key) ?? now
+    this.since.set(key, since)
+    const waitBoundMs = this.init.waitBoundMs ?? 20_000
+    const plan = planRecovery({ target, holders, answered, copies, waitedMs: now - since, waitBoundMs })
+    const say = (outcome: string, line: string, warn = false): void => {
+      if (this.reported.get(key) === outcome) return
+      this.reported.set(key, outcome)
+      if (warn) logger.warn(`app ${h.app}: ${line}`)
+      else logger.info(`app ${h.app}: ${line}`)
+    }
+    const missingNote = (missing: string[]): string => missing.length === 0 ? '' : `; ${missing.join(', ')} did not answer`
+    switch (plan.kind) {
+      case 'wait':
+        say('recovering', `${address} is recovering: waiting up to ${Math.round(waitBoundMs / 1000)} s for ${plan.missing.join(', ')}, which may hold its newest copy`)
+        return 'recovering'
+      case 'lost':
+        say('lost', `${address} is lost: no usable copy of its state was found (${lostWhy(plan.missing, copies)}); it is not served until a copy comes back`, true)
+        return 'lost'
+      case 'running':
+        break
+      case 'blank':
+        await code.prepare?.()
+        await this.components.startPrimary(address, target, code)
+        break
+      case 'promote':
+        // the holder kept the bundle of its copy in its own store
+        await clones.promote(target, address)
+        say('started', `${address} recovered on ${target} from its own copy (state version ${plan.copy.version}, epoch ${plan.copy.epoch}${missingNote(plan.missing)})`)
+        break
+      case 'copy': {
+        await code.prepare?.()
+        const fetched = await clones.fetchCopy(plan.copy.node, address)
+        await this.components.startPrimary(address, target, code, { state: fetched.state, version: fetched.version })
+        say('started', `${address} recovered on ${target} from the copy on ${plan.copy.node} (state version ${fetched.version}, epoch ${fetched.epoch}${missingNote(plan.missing)})`)
+        break
+      }
+    }
+    this.since.delete(key)
+    this.reported.delete(key)
+    return 'started'
+  }
+}

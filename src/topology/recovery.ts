@@ -1,0 +1,94 @@
+// Recovery (README "Durability"): where an instance whose primary the leader does not see
+// running starts from. A pure decision over the inventories of the nodes that may hold a
+// copy — every node placed as the instance's primary or clone in its recent epochs (the
+// app state's `holders`) — so a leader never starts an instance blank while a copy may
+// exist:
+//
+//   - the newest copy that answered, by (epoch, version), is the one to start from: on the
+//     target node itself (a promotion), else fetched and handed to it;
+//   - a holder that did not answer may hold a newer copy, unless what answered covers it:
+//     each epoch from the newest answered copy's on is covered when its primary answered
+//     or every one of its clones did (a reply left only once one clone held its state);
+//   - while something is not covered, the leader waits (`recovering`) up to a bound, then
+//     starts from the newest copy found; with no copy at all it says `lost` (and keeps
+//     asking: a holder that comes back brings its copy);
+//   - no copy anywhere and every holder answered: the instance never had a state (new),
+//     it starts blank — unless a node reported its copy damaged on disk: then it is `lost`.
+import type { Role } from './reconcile.js'
+
+/** a node placed for an instance in some epoch (app-state.ts keeps the recent ones) */
+export interface Holder {
+  node: string
+  epoch: number
+  role: Role
+}
+
+/** one node's copy of the instance, as its inventory reported it */
+export interface Copy {
+  node: string
+  version: number
+  epoch: number
+  /** a transformed primary there */
+  running: boolean
+  /** the copy was damaged on that node's disk: not usable, but proof the instance had a state */
+  damaged?: boolean
+}
+
+export interface RecoveryInput {
+  /** where the placement wants the primary */
+  target: string
+  holders: Holder[]
+  /** nodes whose inventory answered (with or without a copy of the instance) */
+  answered: Set<string>
+  copies: Copy[]
+  /** ms since the leader first found this instance without a running primary */
+  waitedMs: number
+  /** the bound on that wait */
+  waitBoundMs: number
+}
+
+export type RecoveryPlan =
+  /** a primary already runs on the target: adopt it */
+  | { kind: 'running' }
+  /** the target holds the newest copy: promote it there */
+  | { kind: 'promote', copy: Copy, missing: string[] }
+  /** the newest copy is on another node: fetch its state and start the target from it */
+  | { kind: 'copy', copy: Copy, missing: string[] }
+  /** no copy anywhere, and every node that held one answered: a new instance */
+  | { kind: 'blank' }
+  /** a holder that may have a newer copy did not answer yet */
+  | { kind: 'wait', missing: string[] }
+  /** the wait is over and no copy was found */
+  | { kind: 'lost', missing: string[] }
+
+/** (epoch, version) order, newest first; a running primary wins a tie */
+export function newestCopy (copies: Copy[]): Copy | undefined {
+  let best: Copy | undefined
+  for (const c of copies) {
+    if (c.damaged === true) continue
+    if (best === undefined || c.epoch > best.epoch || (c.epoch === best.epoch && (c.version > best.version || (c.version === best.version && c.running && !best.running)))) best = c
+  }
+  return best
+}
+
+export function planRecovery (input: RecoveryInput): RecoveryPlan {
+  const newest = newestCopy(input.copies)
+  if (newest?.running === true && newest.node === input.target) return { kind: 'running' }
+  const missing = [...new Set(input.holders.map(h => h.node))].filter(n => !input.answered.has(n)).sort()
+  const covered = uncovered(input.holders, input.answered, newest?.epoch ?? -1).length === 0
+  if (!covered && input.waitedMs < input.waitBoundMs) return { kind: 'wait', missing }
+  if (newest === undefined) return missing.length === 0 && !input.copies.some(c => c.damaged === true) ? { kind: 'blank' } : { kind: 'lost', missing }
+  return newest.node === input.target ? { kind: 'promote', copy: newest, missing } : { kind: 'copy', copy: newest, missing }
+}
+
+/** the epochs from `from` on whose state may be on a holder that did not answer only */
+function uncovered (holders: Holder[], answered: Set<string>, from: number): number[] {
+  const epochs = [...new Set(holders.map(h => h.epoch))].filter(e => e >= from)
+  return epochs.filter(e => {
+    const of = holders.filter(h => h.epoch === e)
+    const primaries = of.filter(h => h.role === 'primary')
+    const clones = of.filter(h => h.role === 'clone')
+    if (primaries.some(h => answered.has(h.node))) return false
+    return clones.length === 0 || clones.some(h => !answered.has(h.node))
+  })
+}

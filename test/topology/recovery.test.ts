@@ -1,0 +1,68 @@
+// recovery.ts: where an instance starts from when its leader does not see its primary
+// running — never blank while a node that may hold a newer copy is missing.
+import assert from 'node:assert/strict'
+import { newestCopy, planRecovery } from '../../src/topology/recovery.js'
+import type { Copy, Holder, RecoveryInput } from '../../src/topology/recovery.js'
+
+const copy = (node: string, version: number, epoch = 1, running = false): Copy => ({ node, version, epoch, running })
+const primary = (node: string, epoch = 1): Holder => ({ node, epoch, role: 'primary' })
+const clone = (node: string, epoch = 1): Holder => ({ node, epoch, role: 'clone' })
+
+function plan (over: Partial<RecoveryInput>): ReturnType<typeof planRecovery> {
+  return planRecovery({ target: 'A', holders: [], answered: new Set(), copies: [], waitedMs: 0, waitBoundMs: 10_000, ...over })
+}
+
+describe('recovery: where an instance without a running primary starts from', () => {
+  it('a new instance (no holder, or every holder answered with nothing) starts blank', () => {
+    assert.deepEqual(plan({ answered: new Set(['A']) }), { kind: 'blank' })
+    assert.deepEqual(plan({ holders: [primary('A'), clone('B')], answered: new Set(['A', 'B']) }), { kind: 'blank' })
+  })
+
+  it('whole-mesh restart: every holder answers, the newest copy wins wherever it is', () => {
+    const holders = [primary('A'), clone('B')]
+    assert.deepEqual(plan({ holders, answered: new Set(['A', 'B']), copies: [copy('A', 10), copy('B', 9)] }), { kind: 'promote', copy: copy('A', 10), missing: [] })
+    assert.deepEqual(plan({ holders, answered: new Set(['A', 'B']), copies: [copy('A', 9), copy('B', 10)] }), { kind: 'copy', copy: copy('B', 10), missing: [] })
+    // a newer epoch wins over a higher version (a stale copy from before a failover)
+    assert.deepEqual(plan({ holders: [...holders, primary('B', 2)], answered: new Set(['A', 'B']), copies: [copy('A', 50, 1), copy('B', 12, 2)] }).kind, 'copy')
+  })
+
+  it('a primary already running on the target is adopted', () => {
+    assert.deepEqual(plan({ holders: [primary('A')], answered: new Set(['A']), copies: [copy('A', 3, 1, true)] }), { kind: 'running' })
+  })
+
+  it('never blank while the only holder is missing: waits (recovering), then says lost', () => {
+    const holders = [primary('P')]
+    assert.deepEqual(plan({ holders, answered: new Set(['A']), waitedMs: 500 }), { kind: 'wait', missing: ['P'] })
+    assert.deepEqual(plan({ holders, answered: new Set(['A']), waitedMs: 10_000 }), { kind: 'lost', missing: ['P'] })
+  })
+
+  it('a copy damaged on disk is not used, and makes "no copy" lost rather than blank', () => {
+    const damaged: Copy = { node: 'A', version: -1, epoch: 0, running: false, damaged: true }
+    assert.deepEqual(plan({ holders: [primary('A')], answered: new Set(['A']), copies: [damaged] }), { kind: 'lost', missing: [] })
+    assert.deepEqual(plan({ holders: [primary('A'), clone('B')], answered: new Set(['A', 'B']), copies: [damaged, copy('B', 3)] }), { kind: 'copy', copy: copy('B', 3), missing: [] })
+  })
+
+  it('a missing primary whose clones all answered is covered: no wait (failover after the leader died)', () => {
+    const holders = [primary('P'), clone('C')]
+    assert.deepEqual(plan({ target: 'C', holders, answered: new Set(['C']), copies: [copy('C', 7)] }), { kind: 'promote', copy: copy('C', 7), missing: ['P'] })
+  })
+
+  it('a missing clone of an epoch whose primary is also missing may hold the newest copy: wait, then start from the best found', () => {
+    const holders = [primary('P'), clone('C1'), clone('C2')]
+    const input = { target: 'C1', holders, answered: new Set(['C1']), copies: [copy('C1', 4)] }
+    assert.deepEqual(plan({ ...input, waitedMs: 1000 }), { kind: 'wait', missing: ['C2', 'P'] })
+    assert.deepEqual(plan({ ...input, waitedMs: 20_000 }), { kind: 'promote', copy: copy('C1', 4), missing: ['C2', 'P'] })
+  })
+
+  it('older epochs are superseded by a copy of a newer one', () => {
+    // P held epoch 1 and is gone; epoch 2's primary B answered with its copy
+    const holders = [primary('P', 1), clone('B', 1), primary('B', 2), clone('C', 2)]
+    assert.deepEqual(plan({ target: 'C', holders, answered: new Set(['B', 'C']), copies: [copy('B', 20, 2), copy('C', 19, 2)] }), { kind: 'copy', copy: copy('B', 20, 2), missing: ['P'] })
+  })
+
+  it('newestCopy: epoch, then version, then a running primary', () => {
+    assert.equal(newestCopy([]), undefined)
+    assert.deepEqual(newestCopy([copy('A', 5, 1), copy('B', 5, 1, true), copy('C', 4, 1)]), copy('B', 5, 1, true))
+    assert.deepEqual(newestCopy([copy('A', 99, 1), copy('B', 1, 3)]), copy('B', 1, 3))
+  })
+})
