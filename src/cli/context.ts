@@ -1,8 +1,9 @@
 // Shared plumbing of the commands: errors with exit codes, the data dir, the API client.
+import { totalmem } from 'node:os'
 import { resolve } from 'node:path'
 import { createApiClient, type ApiClient } from '../api/client.js'
 import { defaultDataDir, readApiInfo, readToken } from '../node/data-dir.js'
-import { parseSize } from '../util/units.js'
+import { formatSize, parseSize } from '../util/units.js'
 
 /** An error the CLI reports as one line, exiting with `exitCode`. */
 export class CliError extends Error {
@@ -51,6 +52,12 @@ export function sizeOption (flag: string): (value: string) => number {
   return value => {
     try { return parseSize(value) } catch (err) { throw new CliError(`${flag}: ${(err as Error).message}`, EXIT_USAGE) }
   }
+}
+
+/** --memory above this machine's memory would promise cells memory that is not there: refused unless --force */
+export function checkMemory (flags: { memory?: number, force?: boolean }, machine = totalmem()): void {
+  if (flags.memory === undefined || flags.memory <= machine || flags.force === true) return
+  throw new CliError(`--memory ${formatSize(flags.memory)} is more than this machine's memory (${(machine / 2 ** 30).toFixed(1)}GiB); pass --force to contribute it anyway`, EXIT_USAGE)
 }
 
 export function numberOption (flag: string, integer: boolean): (value: string) => number {

@@ -22,6 +22,11 @@ export function placementGoal (manifest: AppManifest, at?: number): PlacementGoa
   return { app: manifest.app, at, cells: Object.fromEntries(Object.entries(manifest.cells).map(([name, c]) => [name, { replicas: c.replicas, clones: c.clones, revision: c.bundle === undefined ? undefined : cellRevision(c) }])) }
 }
 
+/** The goal of `stem scale APP/CELL N` at owner clock `at`: N instances of that cell running, whatever their revision (clones: those placed hold their copy). */
+export function scaleGoal (app: string, cell: string, replicas: number, at: number): PlacementGoal {
+  return { app, at, cells: { [cell]: { replicas, clones: 0 } } }
+}
+
 /** an instance with the fields SPEC §6 gives `stem cells` (and `stem publish --json`), plus the revision it runs when known */
 export type SpecCellListing = Pick<CellListing, 'address' | 'node' | 'state' | 'clones' | 'revision' | 'reason' | 'since'> & { current?: boolean }
 
@@ -65,6 +70,8 @@ export interface FollowOptions {
   failedGrace?: number
   /** ms between polls (default 250) */
   interval?: number
+  /** what was done to the app, for the timeout error (default `published`) */
+  action?: string
 }
 
 /** Polls the node's view of the app, showing its placement as a progress step, until it is ready; throws a one-line CliError if an instance failed or on timeout. */
@@ -98,7 +105,7 @@ export async function followPlacement (client: ApiClient, goal: PlacementGoal, p
     if (status.ready) return cells
     if (Date.now() > deadline) {
       progress.clear()
-      throw new CliError(`${goal.app} was published but not placed after ${Math.round(options.timeout / 1000)} s (${status.line.slice('placing '.length)}); see \`stem cells ${goal.app}\``)
+      throw new CliError(`${goal.app} was ${options.action ?? 'published'} but not placed after ${Math.round(options.timeout / 1000)} s (${status.line.slice('placing '.length)}); see \`stem cells ${goal.app}\``)
     }
     await delay(options.interval ?? 250, undefined, { signal: options.signal })
   }

@@ -1,7 +1,7 @@
 // Following a published app until it is placed: the rules `stem publish` and the demo share.
 import assert from 'node:assert/strict'
 import type { ApiClient } from '../../src/api/client.js'
-import { followPlacement, placementStatus } from '../../src/cli/placement.js'
+import { followPlacement, placementStatus, scaleGoal } from '../../src/cli/placement.js'
 import type { PlacementGoal } from '../../src/cli/placement.js'
 import type { Progress } from '../../src/cli/progress.js'
 import type { AppCellsListing, CellListing } from '../../src/topology/app-table.js'
@@ -30,6 +30,20 @@ describe('cli: following a publish until it is placed', () => {
     assert.equal(placementStatus(goal, [instance({ clonesReady: [] })]).ready, false, 'clone not ready')
     assert.equal(placementStatus(goal, [instance({ state: 'starting' })]).ready, false)
     assert.match(placementStatus(goal, [instance({ clonesReady: [] })]).line, /counter 1\/1 running, clones 0\/1 ready/)
+  })
+
+  it('stem scale waits until the new replicas run, whatever their revision, and says "scaled" when it gives up', async () => {
+    const scale = scaleGoal('shop', 'counter', 2, 9)
+    const second = instance({ address: 'shop/counter#1', node: 'C', clones: [], clonesReady: [], revision: 'r1' })
+    assert.equal(placementStatus(scale, [instance({})]).ready, false, 'the second replica is not there yet')
+    assert.equal(placementStatus(scale, [instance({}), { ...second, state: 'starting' }]).ready, false, 'the second replica is starting')
+    assert.equal(placementStatus(scale, [instance({}), second]).ready, true)
+    assert.equal(placementStatus(scale, [instance({ clonesReady: [] }), second]).ready, false, 'a placed clone without its copy')
+    assert.equal(placementStatus(scale, [instance({}), second]).line, 'placing shop: counter 2/2 running')
+    const cells = await followPlacement(scripted([[instance({})], [instance({}), { ...second, state: 'starting' }], [instance({}), second]]), scale, quiet, { timeout: 10_000, interval: 1 })
+    assert.equal(cells.length, 2)
+    await assert.rejects(followPlacement(scripted([[instance({}), { ...second, state: 'starting' }]]), scale, quiet, { timeout: 20, interval: 1, action: 'scaled' }),
+      /^CliError: shop was scaled but not placed after 0 s \(shop: counter 1\/2 running\)/)
   })
 
   it('waits through a failure the leader retries', async () => {

@@ -61,6 +61,8 @@ describe('cli: stem service', function () {
       { args: ['--data', data, '--bogus'], code: 2, error: /^error: unknown option '--bogus'/ },
       { args: ['--data', data, '--invite', 'stem1x'], code: 2, error: /^error: unknown option '--invite'/ },
       { args: ['--data', data, '--memory', 'lots'], code: 2, error: /^stem: --memory: "lots" is not a size/ },
+      { args: ['--data', data, '--memory', '2GB'], code: 2, error: /^stem: --memory: "2GB" is in decimal units: use binary units \(MiB, GiB\), e\.g\. 2GiB\n/ },
+      { args: ['--data', data, '--memory', '100TiB'], code: 2, error: /^stem: --memory 100TiB is more than this machine's memory .*--force/ },
       { args: ['--data', data, '--mesh', 'a\nb'], code: 1, error: /^stem: a line break cannot go into a unit file/ }
     ]
     await writeFile(join(dir, 'file'), '')

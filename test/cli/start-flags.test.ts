@@ -1,8 +1,9 @@
 // `stem start` / `stem join` flag parsing into node options (no node is started).
 import assert from 'node:assert/strict'
 import { Command, CommanderError } from 'commander'
-import { addStartFlags, nodeOptionsOf, type StartFlags } from '../../src/cli/commands/start.js'
-import { CliError } from '../../src/cli/context.js'
+import { addStartFlags, nodeOptionsOf, startArgsOf, type StartFlags } from '../../src/cli/commands/start.js'
+import { checkMemory, CliError } from '../../src/cli/context.js'
+import { stem, tempDataDir } from '../support/stem-process.js'
 
 function parse (args: string[]): ReturnType<typeof nodeOptionsOf> {
   const command = addStartFlags(new Command('start'))
@@ -38,6 +39,32 @@ describe('cli: stem start flags', () => {
       mesh: 'friends',
       upnp: false
     })
+  })
+
+  it('--memory takes binary units only: a decimal one is refused naming the flag and the binary unit', () => {
+    for (const [bad, binary] of [['2GB', '2GiB'], ['500MB', '500MiB']]) {
+      assert.throws(() => parse(['--memory', bad]), (err: unknown) => err instanceof CliError && err.exitCode === 2 &&
+        err.message === `--memory: "${bad}" is in decimal units: use binary units (MiB, GiB), e.g. ${binary}`, bad)
+    }
+  })
+
+  it('refuses --memory above the machine\'s memory unless --force, which a service unit keeps', () => {
+    const machine = 8 * 2 ** 30
+    assert.throws(() => { checkMemory({ memory: 16 * 2 ** 30 }, machine) }, (err: unknown) => err instanceof CliError && err.exitCode === 2 &&
+      err.message === '--memory 16GiB is more than this machine\'s memory (8.0GiB); pass --force to contribute it anyway')
+    checkMemory({ memory: 16 * 2 ** 30, force: true }, machine)
+    checkMemory({ memory: machine }, machine)
+    checkMemory({}, machine)
+    assert.deepEqual(startArgsOf({ memory: 2 ** 40, force: true }), ['--memory', '1TiB', '--force'])
+  })
+
+  it('stem start --memory 100TiB exits 2 with one line before starting anything', async function () {
+    this.timeout(60_000)
+    const dir = await tempDataDir()
+    const r = await stem(['start', '--memory', '100TiB', '--data', dir, '--api', '127.0.0.1:0', '--listen', '/ip4/127.0.0.1/tcp/0'])
+    assert.equal(r.code, 2, r.stderr)
+    assert.match(r.stderr, /^stem: --memory 100TiB is more than this machine's memory \(\d+\.\dGiB\); pass --force to contribute it anyway\n$/)
+    assert.equal(r.stdout, '')
   })
 
   it('refuses a negative or fractional --cells with a message naming the flag', () => {

@@ -4,7 +4,7 @@
 // (state kept), scale, publish code that throws on init (the publish fails naming the
 // cell and the cause; the previous code keeps serving with its count), then revert.
 import assert from 'node:assert/strict'
-import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises'
+import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { AppCellsListing, AppListing } from '../../src/topology/app-table.js'
 import { waitFor } from '../support/wait.js'
@@ -46,8 +46,9 @@ describe('owner requests through any node, and rollback of a failed rollout (rea
     }, { timeout: 60_000, what: 'the 4th node to learn of the app' })
     assert.equal(apps[0].members.length, 3)
     assert.ok(!apps[0].members.includes(fourthId))
-    // the owner uses the same key on the 4th node's machine
-    await copyFile(join(first.dataDir, 'owner.key'), join(fourth.dataDir, 'owner.key'))
+    // the owner carries the key to the 4th node's machine as an exported key file
+    const keyFile = join(await tempDataDir(), 'owner.key')
+    assert.equal((await stem(['owner', 'export', keyFile, '--data', first.dataDir])).code, 0)
     const call = async (node: StemProcess, ...args: string[]): Promise<unknown> => {
       const r = await stem(['call', ...args, '--data', node.dataDir])
       assert.equal(r.code, 0, r.stderr)
@@ -57,27 +58,29 @@ describe('owner requests through any node, and rollback of a failed rollout (rea
 
     // an update through the 4th node: the new code runs with the old state
     const v2 = await counterVariant('v2', (await readFile(join(repoRoot, 'examples', 'counter', 'counter.js'), 'utf8')).replace('  get () {', '  double () {\n    this.count *= 2\n    return { count: this.count }\n  }\n\n  get () {'))
-    const updated = await stemJson<Published>(['publish', v2, '--data', fourth.dataDir])
+    const updated = await stemJson<Published>(['publish', v2, '--owner-key', keyFile, '--data', fourth.dataDir])
     assert.equal(updated.changed, true)
     assert.ok(updated.cells.every(c => c.state === 'transformed' && c.current))
     assert.notEqual(updated.cells[0].revision, published.cells[0].revision)
     assert.deepEqual(await call(fourth, 'counter/counter', 'double'), { count: 10 })
-    // the same manifest again through the 4th node changes nothing
+    // then imports it there; the same manifest again through the 4th node changes nothing
+    const imported = await stem(['owner', 'import', keyFile, '--data', fourth.dataDir])
+    assert.equal(imported.code, 0, imported.stderr)
     const again = await stem(['publish', v2, '--data', fourth.dataDir])
     assert.equal(again.code, 0, again.stderr)
     assert.match(again.stdout, /unchanged/)
 
-    // scale through the 4th node
+    // scale through the 4th node: it returns once both replicas run (not while one is starting)
     const scaled = await stem(['scale', 'counter/counter', '2', '--data', fourth.dataDir])
     assert.equal(scaled.code, 0, scaled.stderr)
-    await waitFor(async () => {
-      const cells = (await stemJson<AppCellsListing[]>(['cells', 'counter', '--data', fourth.dataDir]))[0]?.cells ?? []
-      return cells.length === 2 && cells.every(c => c.state === 'transformed' && c.current)
-    }, { timeout: 60_000, what: 'the second replica to run' })
+    assert.match(scaled.stdout, /^placing counter: counter [012]\/2 running\n(.*\n)*counter\/counter: 2 replicas running\n$/)
+    const scaledCells = (await stemJson<AppCellsListing[]>(['cells', 'counter', '--data', fourth.dataDir]))[0]?.cells ?? []
+    assert.equal(scaledCells.length, 2)
+    assert.ok(scaledCells.every(c => c.state === 'transformed' && c.current), JSON.stringify(scaledCells))
 
     // a rollout whose code throws on init fails clearly and rolls back; the state is kept
     // (its manifest asks for 1 replica again: the first instance's update fails)
-    const broken = await counterVariant('broken', 'export default class Counter {\n  count = 0\n  constructor () { throw new Error(\'boom on init\') }\n  get () { return { count: this.count } }\n}\n')
+    const broken = await counterVariant('broken', 'export default class Counter {\n  count = 0\n  constructor () { throw new Error(\'boom on init\') }\n  get () { return { count: this.count } }\n  increment () { return this.get() }\n}\n')
     const failed = await stem(['publish', broken, '--data', fourth.dataDir])
     assert.notEqual(failed.code, 0)
     assert.match(failed.stderr.trim(), /^[^\n]*counter\/counter: the new code failed and was rolled back[^\n]*boom on init[^\n]*$/)

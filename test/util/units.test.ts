@@ -2,12 +2,11 @@ import assert from 'node:assert/strict'
 import { formatDuration, formatSize, parseDuration, parseSize } from '../../src/util/units.js'
 
 describe('util/units', () => {
-  it('parses binary and decimal sizes', () => {
+  it('parses binary sizes', () => {
     assert.equal(parseSize('32MiB'), 32 * 2 ** 20)
     assert.equal(parseSize('1GiB'), 2 ** 30)
     assert.equal(parseSize('2GiB'), 2 ** 31)
-    assert.equal(parseSize('512KB'), 512_000)
-    assert.equal(parseSize('512kB'), 512_000)
+    assert.equal(parseSize('512KiB'), 512 * 1024)
     assert.equal(parseSize('1.5KiB'), 1536)
     assert.equal(parseSize('7B'), 7)
     assert.equal(parseSize('1TiB'), 2 ** 40)
@@ -19,6 +18,12 @@ describe('util/units', () => {
     }
     assert.throws(() => parseSize(32 as unknown as string), /32 is not a size/)
     assert.throws(() => parseSize('99999999999TiB'), /too large/)
+  })
+
+  it('refuses decimal units, naming the binary unit to use', () => {
+    for (const [bad, binary] of [['2GB', '2GiB'], ['512KB', '512KiB'], ['512kB', '512KiB'], ['1.5MB', '1.5MiB'], ['1TB', '1TiB']]) {
+      assert.throws(() => parseSize(bad), (err: Error) => err.message === `"${bad}" is in decimal units: use binary units (MiB, GiB), e.g. ${binary}`, bad)
+    }
   })
 
   it('parses durations to milliseconds', () => {

@@ -1,7 +1,7 @@
 import type { Command } from 'commander'
 import type { ContributeRequest, ContributeResponse } from '../../api/types.js'
 import { formatSize } from '../../util/units.js'
-import { apiClient, CliError, EXIT_USAGE, numberOption, printJson, sizeOption, example, type ClientOptions } from '../context.js'
+import { apiClient, checkMemory, CliError, EXIT_USAGE, numberOption, printJson, sizeOption, example, type ClientOptions } from '../context.js'
 
 export function registerContribute (program: Command): void {
   program.command('contribute')
@@ -10,10 +10,13 @@ export function registerContribute (program: Command): void {
     .option('--cpu <n>', 'cores', numberOption('--cpu', false))
     .option('--memory <size>', 'memory, e.g. 1GiB', sizeOption('--memory'))
     .option('--cells <n>', 'cell slots', numberOption('--cells', true))
+    .option('--force', 'contribute --memory even if it is more than this machine has')
     .option('--data <dir>', 'data directory of the running node')
     .option('--api <host:port>', 'control API of the running node')
     .option('--json', 'machine-readable output')
-    .action(async (flags: ClientOptions & ContributeRequest) => {
+    .action(async (flags: ClientOptions & ContributeRequest & { force?: boolean }) => {
+      // checked against this machine: the node the CLI drives runs here (its API is on loopback)
+      checkMemory(flags)
       const change: ContributeRequest = {}
       if (flags.cpu != null) change.cpu = flags.cpu
       if (flags.memory != null) change.memory = flags.memory

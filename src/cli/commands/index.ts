@@ -11,6 +11,7 @@ import { registerScale } from './scale.js'
 import { registerDemo } from './demo.js'
 import { registerService } from './service.js'
 import { registerLogs } from './logs.js'
+import { registerOwner } from './owner.js'
 
 export const commands: Array<(program: Command) => void> = [
   registerStart,
@@ -23,5 +24,6 @@ export const commands: Array<(program: Command) => void> = [
   registerScale,
   registerDemo,
   registerService,
-  registerLogs
+  registerLogs,
+  registerOwner
 ]

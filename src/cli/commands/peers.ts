@@ -4,14 +4,21 @@ import { formatSize } from '../../util/units.js'
 import { apiClient, printJson, example, type ClientOptions } from '../context.js'
 import { table } from '../table.js'
 
-function row (p: PeerEntry, now: number): string[] {
-  return [p.id, String(p.capacity.cpu), formatSize(p.capacity.memory), String(p.capacity.cells),
-    `${p.free.cpu}/${formatSize(p.free.memory)}/${p.free.cells}`, p.connected ? 'yes' : 'no', `${Math.max(0, Math.round((now - p.lastSeen) / 1000))}s ago`]
+function row (p: PeerEntry, now: number, self: boolean): string[] {
+  return [self ? '*' : '', p.id, String(p.capacity.cpu), formatSize(p.capacity.memory), String(p.capacity.cells),
+    `${p.free.cpu}/${formatSize(p.free.memory)}/${p.free.cells}`,
+    self ? '-' : p.connected ? 'yes' : 'no', self ? '-' : `${Math.max(0, Math.round((now - p.lastSeen) / 1000))}s ago`]
+}
+
+/** the table `stem peers` prints: this node first, marked `*`, then its peers */
+export function peersTable (view: PeersResponse, now: number): string {
+  return table([['', 'PEER', 'CPU', 'MEMORY', 'CELLS', 'FREE cpu/mem/cells', 'CONNECTED', 'SEEN'],
+    row(view.self, now, true), ...view.peers.map(p => row(p, now, false))]) + '* this node\n'
 }
 
 export function registerPeers (program: Command): void {
   program.command('peers')
-    .description('the capacity view: every peer of the mesh and what it offers')
+    .description('the capacity view: this node (marked *) and every peer of the mesh, and what each offers')
     .addHelpText('after', example('stem peers --json'))
     .option('--data <dir>', 'data directory of the running node')
     .option('--api <host:port>', 'control API of the running node')
@@ -19,8 +26,7 @@ export function registerPeers (program: Command): void {
     .action(async (flags: ClientOptions) => {
       const view = await (await apiClient(flags)).get<PeersResponse>('/v1/peers')
       if (flags.json === true) { printJson(view); return }
-      const now = Date.now()
-      process.stdout.write(table([['PEER', 'CPU', 'MEMORY', 'CELLS', 'FREE cpu/mem/cells', 'CONNECTED', 'SEEN'], ...view.peers.map(p => row(p, now))]))
+      process.stdout.write(peersTable(view, Date.now()))
     })
 
   program.command('status')

@@ -12,7 +12,7 @@ import { ownerKey, signedByOwner } from '../owner.js'
 import { createProgress, type Progress } from '../progress.js'
 import { followPlacement, placementGoal, specListing } from '../placement.js'
 
-interface PublishFlags extends ClientOptions { timeout?: string }
+interface PublishFlags extends ClientOptions { timeout?: string, ownerKey?: string }
 
 export function registerPublish (program: Command): void {
   program.command('publish')
@@ -21,6 +21,7 @@ export function registerPublish (program: Command): void {
     .argument('<file>', 'the app manifest (YAML)')
     .option('--data <dir>', 'data directory of the running node (and of the owner key)')
     .option('--api <host:port>', 'control API of the running node')
+    .option('--owner-key <file>', 'sign with the owner key in FILE (from `stem owner export`) instead of the data dir\'s owner.key')
     .option('--timeout <seconds>', 'how long to wait for the placement', '120')
     .option('--json', 'machine-readable output')
     .action(async (file: string, flags: PublishFlags) => {

@@ -1,7 +1,10 @@
 // `stem scale APP/CELL N`, `stem restart APP[/CELL]` and `stem revert APP[/CELL]`: owner-signed changes of a running app.
+// Scale then follows the placement, as publish does, until N instances run.
 import type { Command } from 'commander'
 import { apiClient, printJson, CliError, EXIT_USAGE, example, type ClientOptions } from '../context.js'
 import { signedByOwner, splitAppCell } from '../owner.js'
+import { followPlacement, scaleGoal } from '../placement.js'
+import { createProgress } from '../progress.js'
 
 function usage<T> (f: () => T): T {
   try {
@@ -19,16 +22,23 @@ export function registerScale (program: Command): void {
     .argument('<replicas>', 'instances that serve messages (1 or more)')
     .option('--data <dir>', 'data directory of the running node (and of the owner key)')
     .option('--api <host:port>', 'control API of the running node')
+    .option('--timeout <seconds>', 'how long to wait until the replicas run', '120')
     .option('--json', 'machine-readable output')
-    .action(async (address: string, replicas: string, flags: ClientOptions) => {
+    .action(async (address: string, replicas: string, flags: ClientOptions & { timeout: string }) => {
       const { app, cell } = usage(() => splitAppCell(address, true))
       const n = Number(replicas)
       if (!Number.isSafeInteger(n) || n < 1) throw new CliError(`invalid replicas "${replicas}": expected a whole number ≥ 1`, EXIT_USAGE)
+      const seconds = Number(flags.timeout)
+      if (!Number.isFinite(seconds) || seconds <= 0) throw new CliError(`--timeout: expected a number of seconds > 0, got "${flags.timeout}"`, EXIT_USAGE)
       const client = await apiClient(flags)
-      const signed = await signedByOwner(flags, { op: 'scale', app, at: Date.now(), cell: cell as string, replicas: n })
-      const result = await client.post<{ changed: boolean }>('/v1/owner', { signed })
+      const at = Date.now()
+      const signed = await signedByOwner(flags, { op: 'scale', app, at, cell: cell as string, replicas: n })
+      const started = Date.now()
+      const result = await client.post<{ changed: boolean }>('/v1/owner', { signed }, AbortSignal.timeout(seconds * 1000))
+      const progress = createProgress({ json: flags.json })
+      await followPlacement(client, scaleGoal(app, cell as string, n, at), progress, { timeout: Math.max(1, seconds * 1000 - (Date.now() - started)), action: 'scaled' })
       if (flags.json === true) { printJson({ app, cell, replicas: n, changed: result.changed }); return }
-      process.stdout.write(`${app}/${cell as string}: ${n} replicas${result.changed ? '' : ' (unchanged)'}\n`)
+      progress.done(`${app}/${cell as string}: ${n} replicas running${result.changed ? '' : ' (unchanged)'}`)
     })
 
   program.command('restart')

@@ -6,7 +6,7 @@ import { mkdir, readFile, realpath, rm, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Option, type Command } from 'commander'
 import { writeFileAtomic } from '../../util/atomic-file.js'
-import { CliError, dataDirOf, example, EXIT_USAGE, printJson } from '../context.js'
+import { checkMemory, CliError, dataDirOf, example, EXIT_USAGE, printJson } from '../context.js'
 import { STEM_BIN } from '../demo/cloud.js'
 import { defaultUnitDir, execStartOf, systemdUnit, UNIT_NAME } from '../service/unit.js'
 import { systemctl, systemctlOrFail } from '../service/systemctl.js'
@@ -47,6 +47,7 @@ async function existingDataDir (dir: string): Promise<{ uid: number, gid: number
 }
 
 async function install (flags: StartFlags & UnitFlags): Promise<void> {
+  checkMemory(flags)
   const user = flags.user === true
   const dataDir = dataDirOf(flags)
   const owner = await existingDataDir(dataDir)

@@ -6,7 +6,7 @@ import { createStemNode, type StemNodeOptions } from '../../node/stem-node.js'
 import { decodeInvite, InviteError, type Invite } from '../../mesh/invite.js'
 import { setLogLevel } from '../../util/logger.js'
 import { formatSize } from '../../util/units.js'
-import { CliError, collect, dataDirOf, example, EXIT_USAGE, numberOption, sizeOption } from '../context.js'
+import { checkMemory, CliError, collect, dataDirOf, example, EXIT_USAGE, numberOption, sizeOption } from '../context.js'
 
 export interface StartFlags {
   data?: string
@@ -18,6 +18,7 @@ export interface StartFlags {
   gateway?: string
   cpu?: number
   memory?: number
+  force?: boolean
   cells?: number
   mesh?: string
   upnp?: boolean
@@ -46,6 +47,7 @@ export function addStartFlags (command: Command, of: StartFlagsOf = 'start'): Co
     .option('--cpu <n>', 'cores to contribute', numberOption('--cpu', false))
     .option('--memory <size>', 'memory to contribute, e.g. 2GiB', sizeOption('--memory'))
     .option('--cells <n>', 'cell slots to contribute', numberOption('--cells', true))
+    .option('--force', 'contribute --memory even if it is more than this machine has')
   if (of !== 'join') command.option('--mesh <name>', 'name of a new mesh (default "home")')
   command
     .option('--upnp', 'ask the home router for a port mapping (UPnP IGD / NAT-PMP)')
@@ -66,6 +68,7 @@ export function startArgsOf (flags: Omit<StartFlags, 'data' | 'invite' | 'exitWi
   if (flags.cpu != null) args.push('--cpu', String(flags.cpu))
   if (flags.memory != null) args.push('--memory', formatSize(flags.memory))
   if (flags.cells != null) args.push('--cells', String(flags.cells))
+  if (flags.force === true) args.push('--force')
   if (flags.mesh != null) args.push('--mesh', flags.mesh)
   if (flags.upnp === true) args.push('--upnp')
   if (flags.verbose === true) args.push('--verbose')
@@ -102,6 +105,7 @@ export function nodeOptionsOf (flags: StartFlags, invite: Invite | undefined): S
 const JOIN_WAIT_MS = 15_000
 
 async function runNode (flags: StartFlags, invite: Invite | undefined): Promise<void> {
+  checkMemory(flags)
   if (flags.verbose === true) setLogLevel('debug')
   // watched from the start: a parent that dies while the node starts stops it once started
   const orphaned = flags.exitWithStdin === true ? parentGone() : undefined

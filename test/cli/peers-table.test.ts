@@ -1,0 +1,27 @@
+// `stem peers` as a table: this node first and marked, then its peers.
+import assert from 'node:assert/strict'
+import { peersTable } from '../../src/cli/commands/peers.js'
+import type { PeerEntry } from '../../src/api/types.js'
+
+function entry (id: string, lastSeen: number, connected: boolean): PeerEntry {
+  return { id, addrs: [], capacity: { cpu: 2, memory: 2 ** 30, cells: 20 }, free: { cpu: 1, memory: 2 ** 29, cells: 18 }, lastSeen, connected }
+}
+
+describe('cli: stem peers table', () => {
+  it('lists the local node first, marked *, then every peer', () => {
+    const now = 1_000_000
+    const text = peersTable({ self: entry('SELF', now, false), peers: [entry('PEER-A', now - 3000, true), entry('PEER-B', now - 12_000, false)] }, now)
+    const lines = text.trimEnd().split('\n')
+    assert.equal(lines.length, 5)
+    assert.match(lines[0], /^ {3}PEER\s+CPU\s+MEMORY\s+CELLS\s+FREE cpu\/mem\/cells\s+CONNECTED\s+SEEN$/)
+    assert.match(lines[1], /^\* {2}SELF\s+2\s+1GiB\s+20\s+1\/512MiB\/18\s+-\s+-$/)
+    assert.match(lines[2], /^ {3}PEER-A\s.*\syes\s+3s ago$/)
+    assert.match(lines[3], /^ {3}PEER-B\s.*\sno\s+12s ago$/)
+    assert.equal(lines[4], '* this node')
+  })
+
+  it('a node without peers lists itself', () => {
+    const text = peersTable({ self: entry('SELF', 0, false), peers: [] }, 0)
+    assert.match(text.split('\n')[1], /^\* {2}SELF\s/)
+  })
+})
