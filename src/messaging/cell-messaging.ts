@@ -673,8 +673,9 @@ export class CellMessaging extends TypedEventEmitter<CellMessagingEvents> {
     const status = runtime.cell(address)?.status
     if (status !== undefined) return status === 'transformed' || status === 'failed'
     if (address.includes('#')) return false
+    // as the runtime resolves app/cell: a serving replica, or else a failed one (which says why)
     const prefix = `${address}#`
-    return runtime.cells().some(c => c.address.startsWith(prefix) && c.status === 'transformed')
+    return runtime.cells().some(c => c.address.startsWith(prefix) && (c.status === 'transformed' || c.status === 'failed'))
   }
 
   private mailboxFull (address: string): boolean {
