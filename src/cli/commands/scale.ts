@@ -49,12 +49,8 @@ export function registerScale (program: Command): void {
     .option('--api <host:port>', 'control API of the running node')
     .option('--json', 'machine-readable output')
     .action(async (address: string, flags: ClientOptions) => {
-      const { app, cell } = usage(() => splitAppCell(address, false))
-      const client = await apiClient(flags)
-      const signed = await signedByOwner(flags, { op: 'restart', app, at: Date.now(), cell })
-      const result = await client.post<{ changed: boolean }>('/v1/owner', { signed })
-      if (flags.json === true) { printJson({ app, cell: cell ?? null, changed: result.changed }); return }
-      process.stdout.write(result.changed ? `restarted the failed instances of ${address} from their last good state\n` : `no failed instance of ${address}\n`)
+      const changed = await ownerRequest('restart', address, flags)
+      if (changed !== undefined) process.stdout.write(changed ? `restarted the failed instances of ${address} from their last good state\n` : `no failed instance of ${address}\n`)
     })
 
   program.command('revert')
@@ -65,11 +61,17 @@ export function registerScale (program: Command): void {
     .option('--api <host:port>', 'control API of the running node')
     .option('--json', 'machine-readable output')
     .action(async (address: string, flags: ClientOptions) => {
-      const { app, cell } = usage(() => splitAppCell(address, false))
-      const client = await apiClient(flags)
-      const signed = await signedByOwner(flags, { op: 'revert', app, at: Date.now(), cell })
-      const result = await client.post<{ changed: boolean }>('/v1/owner', { signed })
-      if (flags.json === true) { printJson({ app, cell: cell ?? null, changed: result.changed }); return }
-      process.stdout.write(`reverted ${address}${result.changed ? '' : ' (already reverted)'}\n`)
+      const changed = await ownerRequest('revert', address, flags)
+      if (changed !== undefined) process.stdout.write(`reverted ${address}${changed ? '' : ' (already reverted)'}\n`)
     })
+}
+
+/** An owner-signed restart or revert of APP[/CELL]: whether it changed anything, or undefined once printed as JSON. */
+async function ownerRequest (op: 'restart' | 'revert', address: string, flags: ClientOptions): Promise<boolean | undefined> {
+  const { app, cell } = usage(() => splitAppCell(address, false))
+  const client = await apiClient(flags)
+  const signed = await signedByOwner(flags, { op, app, at: Date.now(), cell })
+  const result = await client.post<{ changed: boolean }>('/v1/owner', { signed })
+  if (flags.json === true) { printJson({ app, cell: cell ?? null, changed: result.changed }); return undefined }
+  return result.changed
 }
