@@ -49,7 +49,10 @@ describe('stem demo', function () {
     const [peers, apps, cells, call] = banner.commands
     const p = await runPrinted(peers, true)
     assert.equal(p.code, 0, p.stderr)
-    assert.equal(p.stdout.trim().split('\n').length, 3, `header + the 2 other nodes:\n${p.stdout}`)
+    const lines = p.stdout.trim().split('\n')
+    assert.equal(lines.length, 5, `header + this node + the 2 other nodes + the footnote:\n${p.stdout}`)
+    assert.match(lines[1], /^\* /, 'this node first, marked')
+    assert.equal(lines[4], '* this node')
     const a = await runPrinted(apps, false)
     assert.equal(a.code, 0, a.stderr)
     assert.match(a.stdout, /^counter\s/m)
