@@ -1,11 +1,15 @@
 // Node side of one cell host: the child process holding one app's isolates (SPEC §4).
-// Spawns it, batches messages to it, watches its heartbeat and RSS, and kills it when
-// it stops answering or grows past its memory limit.
-import { fork } from 'node:child_process'
+// Spawns it, batches messages to it over its link (host/link.ts: a socket pair carrying
+// length-prefixed frames, one write per batch), watches its heartbeat and RSS, and kills
+// it when it stops answering, grows past its memory limit or sends a bad frame.
+import { spawn } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
+import type { Socket } from 'node:net'
 import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { Batcher } from './host/batcher.js'
+import { encodeFrames, FrameDecoder, LinkError, maxFrameBytes } from './host/link.js'
+import { fromHostError } from './host/protocol-check.js'
 import type { FromHost, ToHost } from './host/protocol.js'
 import type { RuntimeBounds } from './limits.js'
 
@@ -15,6 +19,8 @@ const HOST_ENTRY = fileURLToPath(new URL('./host/main.js', import.meta.url))
  * --no-expose-wasm; the isolate bootstrap deletes WebAssembly from every cell's global.)
  */
 export const CELL_HOST_FLAGS = ['--no-node-snapshot']
+/** the link's fd in the host (after stdin, stdout, stderr) */
+const LINK_FD = 3
 
 export interface CellHostProcessInit {
   app: string
@@ -41,6 +47,8 @@ const PAGE_SIZE = 4096
 
 export class CellHostProcess {
   readonly child: ChildProcess
+  private readonly link: Socket
+  private readonly frameLimit: number
   private readonly outbox: Batcher<ToHost>
   private readyToSend = false
   private early: ToHost[] = []
@@ -53,10 +61,9 @@ export class CellHostProcess {
   rss = 0
 
   constructor (private readonly init: CellHostProcessInit) {
-    this.child = fork(HOST_ENTRY, [], {
-      execArgv: CELL_HOST_FLAGS,
-      serialization: 'advanced',
-      stdio: ['ignore', 'inherit', 'pipe', 'ipc']
+    this.frameLimit = maxFrameBytes(init.bounds.maxMessageBytes)
+    this.child = spawn(process.execPath, [...CELL_HOST_FLAGS, HOST_ENTRY, String(this.frameLimit)], {
+      stdio: ['ignore', 'inherit', 'pipe', 'pipe']
     })
     this.child.stderr?.setEncoding('utf8')
     this.child.stderr?.on('data', (text: string) => {
@@ -68,7 +75,24 @@ export class CellHostProcess {
       if (!this.readyToSend) { this.early.push(...batch); return }
       this.transmit(batch)
     })
-    this.child.on('message', (batch: FromHost[]) => { this.receive(batch) })
+    this.link = this.child.stdio[LINK_FD] as Socket
+    const decoder = new FrameDecoder<FromHost>(this.frameLimit, batch => { this.receive(batch) })
+    this.link.on('data', (chunk: Buffer) => {
+      try {
+        decoder.push(chunk)
+      } catch (err) {
+        this.badLink(err)
+      }
+    })
+    this.link.on('end', () => {
+      try {
+        decoder.end()
+      } catch (err) {
+        this.badLink(err)
+      }
+    })
+    // a broken link: the host is dying (its exit reports why), or it hangs and fails its heartbeat
+    this.link.on('error', () => {})
     this.child.on('error', err => { this.kill(`cell host process error: ${err.message}`) })
     // 'close', not 'exit': stderr is fully read by then (it may explain the crash)
     this.child.on('close', (code, signal) => {
@@ -97,15 +121,30 @@ export class CellHostProcess {
   }
 
   private transmit (batch: ToHost[]): void {
-    if (!this.child.connected) return
-    // A failed send means the channel is gone: the host is dying (its exit reports why)
-    // or exits on 'disconnect' by itself; a host that hangs instead fails its heartbeat.
-    this.child.send(batch, () => {})
+    if (this.link.destroyed || this.exited) return
+    let frames: Buffer[]
+    try {
+      frames = encodeFrames(batch, this.frameLimit)
+    } catch (err) {
+      // cannot happen within the runtime's bounds (maxFrameBytes); the host cannot go on without it
+      this.kill(`could not be sent a message: ${(err as Error).message}`)
+      return
+    }
+    for (const frame of frames) this.link.write(frame)
+  }
+
+  /** A frame that cannot be read: the link's framing is lost, so the host goes (the runtime restarts it). */
+  private badLink (err: unknown): void {
+    if (!(err instanceof LinkError)) throw err
+    this.link.destroy()
+    this.kill(`broke its link: ${err.message}`)
   }
 
   private receive (batch: FromHost[]): void {
-    if (!Array.isArray(batch)) return
+    if (this.exited || this.killReason !== undefined) return
     for (const message of batch) {
+      const wrong = fromHostError(message)
+      if (wrong !== undefined) { this.badLink(new LinkError(wrong)); return }
       if (message.t === 'ready') {
         this.readyToSend = true
         this.lastPong = Date.now()
