@@ -24,6 +24,8 @@ const LINK_FD = 3
 
 export interface CellHostProcessInit {
   app: string
+  /** the host's entry script (default: host/main.js) */
+  entry?: string
   bounds: RuntimeBounds
   /** see ToHost 'init' */
   localAsks: boolean
@@ -62,7 +64,7 @@ export class CellHostProcess {
 
   constructor (private readonly init: CellHostProcessInit) {
     this.frameLimit = maxFrameBytes(init.bounds.maxMessageBytes)
-    this.child = spawn(process.execPath, [...CELL_HOST_FLAGS, HOST_ENTRY, String(this.frameLimit)], {
+    this.child = spawn(process.execPath, [...CELL_HOST_FLAGS, init.entry ?? HOST_ENTRY, String(this.frameLimit)], {
       stdio: ['ignore', 'inherit', 'pipe', 'pipe']
     })
     this.child.stderr?.setEncoding('utf8')

@@ -1,5 +1,8 @@
 // Persists each cell's last state snapshot in the node's data dir (atomic write + fsync).
-// Writes are coalesced per cell: at most one in flight, then the latest state.
+// Write-behind: no reply waits for these files (the node's durability levels are the clone
+// service's, topology/clones.ts), so a write starts only after a pause, behind the reply
+// that produced the state, and the states of that pause share it: at most one write per
+// cell in flight, always of the latest state.
 import { mkdir, readFile, unlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import { writeFileAtomic } from '../util/atomic-file.js'
@@ -19,7 +22,8 @@ export class CellStateStore {
   private readonly writing = new Map<string, Promise<void>>()
   private ready: Promise<unknown> | undefined
 
-  constructor (dataDir: string) {
+  /** `writeDelayMs`: the pause before each write (default 100) */
+  constructor (dataDir: string, private readonly writeDelayMs = 100) {
     this.dir = join(dataDir, 'cells')
   }
 
@@ -35,7 +39,8 @@ export class CellStateStore {
     const run = (async () => {
       this.ready ??= mkdir(this.dir, { recursive: true })
       await this.ready
-      for (;;) {
+      while (this.latest.has(entry.address)) {
+        await new Promise(resolve => setTimeout(resolve, this.writeDelayMs))
         const next = this.latest.get(entry.address)
         if (next === undefined) break
         this.latest.delete(entry.address)
@@ -60,8 +65,9 @@ export class CellStateStore {
   }
 
   async remove (address: string): Promise<void> {
-    await this.writing.get(address)
+    // a queued write is dropped; one already writing finishes before the file goes
     this.latest.delete(address)
+    await this.writing.get(address)
     await unlink(this.file(address)).catch(() => {})
   }
 

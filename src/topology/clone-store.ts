@@ -5,9 +5,10 @@
 // Writes are coalesced: at most one write per file in flight, always of the newest record,
 // so the states of concurrent messages share one fsync (group commit). `save` settles once
 // the record (or a newer one) is on disk. With `minWriteIntervalMs` > 0 (write-behind, for
-// `durability: memory`) a write follows the previous one of the same file only after that
-// pause, so a busy instance costs a few fsyncs per second; `save(…, { now: true })` skips
-// the pause (`durability: disk`: the reply waits for it).
+// `durability: memory`) each write starts only after that pause, behind the reply that
+// produced the state, so a busy instance costs a few fsyncs per second and no reply
+// shares its turn with the write; `save(…, { now: true })` skips the pause (`durability:
+// disk`: the reply waits for the fsync).
 import { mkdir, readdir, readFile, rename, unlink } from 'node:fs/promises'
 import { basename, join } from 'node:path'
 import { writeFileAtomic } from '../util/atomic-file.js'
@@ -93,11 +94,11 @@ export class CloneStore {
     const run = (async () => {
       this.ready ??= mkdir(this.dir, { recursive: true })
       await this.ready
-      for (let first = true; ; first = false) {
-        // nothing new since the last write: done (the next save writes at once)
+      for (;;) {
+        // nothing new since the last write: done
         if (!this.queued.has(clone.address)) break
         // states arriving during the pause are folded into one write
-        if (!first && this.minWriteIntervalMs > 0 && !this.urgent.has(clone.address)) await new Promise(resolve => setTimeout(resolve, this.minWriteIntervalMs))
+        if (this.minWriteIntervalMs > 0 && !this.urgent.has(clone.address)) await new Promise(resolve => setTimeout(resolve, this.minWriteIntervalMs))
         this.urgent.delete(clone.address)
         const next = this.queued.get(clone.address)
         if (next === undefined) break
