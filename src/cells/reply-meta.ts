@@ -1,5 +1,5 @@
 // What a reply says besides its result or error message, carried inside the reply text
-// itself so every layer that moves reply texts (cell host IPC, the runtime, the dedupe
+// itself so every layer that moves reply texts (cell host link, the runtime, the dedupe
 // window, the cell protocol between nodes) keeps it without a field of its own:
 //
 //   reply text = head + '\n' + JSON trailer   (or just head)

@@ -232,7 +232,7 @@ export class CellHost {
         if (actor.hasWork()) this.ready.add(actor)
       }
       if (performance.now() > deadline) {
-        // let the event loop breathe (heartbeats, IPC) before continuing
+        // let the event loop breathe (heartbeats, the link) before continuing
         setImmediate(() => { this.drain() })
         return
       }

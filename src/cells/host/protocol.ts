@@ -1,5 +1,6 @@
-// Messages between the node and a cell host over the child-process IPC channel
-// (serialization 'advanced'). Each side batches: one IPC message carries an array of these.
+// Messages between the node and a cell host over their link (link.ts: length-prefixed
+// JSON frames on a socket pair). Each side batches: one frame carries an array of these;
+// the node checks each message from a host (protocol-check.ts).
 import type { CellLimits, RuntimeBounds } from '../limits.js'
 
 export type ToHost =
