@@ -90,7 +90,8 @@ export class CellHostProcess {
       try {
         decoder.end()
       } catch (err) {
-        this.badLink(err)
+        // a host that died while writing is reported by its exit, not as a cut frame
+        if (this.child.exitCode === null && this.child.signalCode === null) this.badLink(err)
       }
     })
     // a broken link: the host is dying (its exit reports why), or it hangs and fails its heartbeat

@@ -46,6 +46,15 @@ describe('clone store: held clones on disk', () => {
     assert.equal(clones[0].state, '{"count":49}')
   })
 
+  it('write-behind (durability memory): a write starts only after its pause, never in the turn of the reply; a `now` save (disk) does not wait', async () => {
+    const store = new CloneStore(dir, { minWriteIntervalMs: 5000 })
+    void store.save(clone())
+    // written at once, and on disk when this resolves: the write-behind one has not started
+    await store.save(clone({ address: 'shop/counter#1' }), { now: true })
+    assert.deepEqual(await readdir(dir), [`${encodeURIComponent('shop/counter#1')}.json`])
+    void store.remove('shop/counter#0')
+  })
+
   it('removes a clone (after its write in flight) and keeps one saved again meanwhile', async () => {
     const store = new CloneStore(dir)
     void store.save(clone())
