@@ -56,6 +56,20 @@ async function echo (a: Libp2p, b: Libp2p): Promise<(messages: number) => Promis
   }
 }
 
+/** MESSAGES echoes over a connected pair take 2 socket writes each, plus at most `slack` in all. */
+async function assertWritesPerEcho (a: Libp2p, b: Libp2p, slack: number): Promise<void> {
+  const echoes = await echo(a, b)
+  await echoes(10) // the stream is open and negotiated
+  const writes = countSocketWrites(() => [portOf(a), portOf(b)])
+  try {
+    await echoes(MESSAGES)
+  } finally {
+    writes.restore()
+  }
+  assert.ok(writes.count() <= 2 * MESSAGES + slack, `${writes.count()} socket writes for ${MESSAGES} echoes`)
+  assert.ok(writes.count() >= 2 * MESSAGES, `${writes.count()} socket writes for ${MESSAGES} echoes: not counting the connection's socket`)
+}
+
 async function plainNode (): Promise<Libp2p> {
   return await createLibp2p({
     privateKey: await generateKeyPair('Ed25519'),
@@ -76,17 +90,8 @@ describe('socket writes per message on libp2p (patched yamux and noise)', functi
     const b = await plainNode()
     started.push(a, b)
     await a.dial(b.getMultiaddrs()[0])
-    const echoes = await echo(a, b)
-    await echoes(10) // the connection and the stream are set up
-    const writes = countSocketWrites(() => [portOf(a), portOf(b)])
-    try {
-      await echoes(MESSAGES)
-    } finally {
-      writes.restore()
-    }
     // 2 per echo, plus room for a window update or a keep-alive ping; unpatched: 8 per echo
-    assert.ok(writes.count() <= 2 * MESSAGES + 10, `${writes.count()} socket writes for ${MESSAGES} echoes`)
-    assert.ok(writes.count() >= 2 * MESSAGES, `${writes.count()} socket writes for ${MESSAGES} echoes: not counting the connection's socket`)
+    await assertWritesPerEcho(a, b, 10)
   })
 
   it("the mesh's own stack (pnet, noise, yamux): one write per message each way", async () => {
@@ -100,17 +105,8 @@ describe('socket writes per message on libp2p (patched yamux and noise)', functi
     const a = await node()
     const b = await node()
     await a.dial(b.getMultiaddrs().find(m => !m.toString().includes('p2p-circuit')) ?? b.getMultiaddrs()[0])
-    const echoes = await echo(a, b)
-    await echoes(10)
-    const writes = countSocketWrites(() => [portOf(a), portOf(b)])
-    try {
-      await echoes(MESSAGES)
-    } finally {
-      writes.restore()
-    }
     // 2 per echo, plus room for the services' own traffic (identify, DHT, gossipsub); unpatched: 4 per echo
-    assert.ok(writes.count() <= 2 * MESSAGES + 60, `${writes.count()} socket writes for ${MESSAGES} echoes`)
-    assert.ok(writes.count() >= 2 * MESSAGES, `${writes.count()} socket writes for ${MESSAGES} echoes: not counting the connection's socket`)
+    await assertWritesPerEcho(a, b, 60)
   })
 
   it('a bulk transfer still gets its window updates: 16 MiB in 64 KiB writes arrive whole', async () => {
