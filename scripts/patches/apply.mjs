@@ -11,7 +11,7 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 /** Each edit: `from` must occur exactly once in the file, unless `to` already does. */
-export const patches = [
+const patches = [
   {
     name: 'yamux-window-update-at-half',
     file: 'node_modules/@libp2p/yamux/dist/src/stream.js',
@@ -49,7 +49,7 @@ export const patches = [
 const count = (text, part) => text.split(part).length - 1
 
 /** Applies every patch under `root`; returns one line per patch; throws naming what changed shape. */
-export function applyPatches (root) {
+function applyPatches (root) {
   const lines = []
   for (const patch of patches) {
     const path = join(root, patch.file)
@@ -69,13 +69,11 @@ export function applyPatches (root) {
   return lines
 }
 
-if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) {
-  const at = process.argv.indexOf('--root')
-  const root = at > 0 ? process.argv[at + 1] : join(dirname(fileURLToPath(import.meta.url)), '..', '..')
-  try {
-    for (const line of applyPatches(root)) console.log(line)
-  } catch (err) {
-    console.error(`scripts/patches/apply.mjs: ${err.message}`)
-    process.exit(1)
-  }
+const at = process.argv.indexOf('--root')
+const root = at > 0 ? process.argv[at + 1] : join(dirname(fileURLToPath(import.meta.url)), '..', '..')
+try {
+  for (const line of applyPatches(root)) console.log(line)
+} catch (err) {
+  console.error(`scripts/patches/apply.mjs: ${err.message}`)
+  process.exit(1)
 }
