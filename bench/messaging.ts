@@ -235,7 +235,7 @@ try {
   const floor = meanLatency(floors)
   console.log(`bench remote-ask: ${rate(ask.perSecond)} asks/s p50 ${ms(ask.p50)} ms p99 ${ms(ask.p99)} ms (raw libp2p echo ${rate(raw.perSecond)}/s p50 ${ms(raw.p50)} ms p99 ${ms(raw.p99)} ms, ratio ${(ask.perSecond / raw.perSecond).toFixed(2)})`)
   // the same asks made on the cell's own node: what the cell host round trip costs by itself
-  // the same ask beside the parts it cannot do without (2 signatures, 2 verifications, the cell host round trip)
+  // the same ask beside the parts it cannot do without (2 signatures, 2 verifications, the cell host round trip, the isolate entry)
   console.log(`bench remote-ask-vs-floor: ${rate(ask.perSecond)} asks/s p50 ${ms(ask.p50)} ms (raw libp2p echo signing and verifying each frame and asking the cell host a read-only method ${rate(floor.perSecond)}/s p50 ${ms(floor.p50)} ms, ratio ${(ask.perSecond / floor.perSecond).toFixed(2)})`)
   console.log(`bench remote-ask-vs-local: ${rate(ask.perSecond)} asks/s p50 ${ms(ask.p50)} ms (same cell asked on its own node ${rate(local.perSecond)} asks/s p50 ${ms(local.p50)} ms, ratio ${(ask.perSecond / local.perSecond).toFixed(2)})`)
 
