@@ -4,6 +4,10 @@
 //   remote-ask        sequential asks between nodes vs a raw length-prefixed echo
 //   remote-ask-vs-floor the same asks vs that echo doing only what an ask cannot do
 //                     without: sign and verify each frame, ask the cell in its cell host
+//                     a method that changes no state (the cell-host round trip and the
+//                     isolate entry, no state write)
+//   remote-ask-concurrency asks/s with 1, 8, 64 and 256 in flight vs the raw echo with
+//                     as many in flight on its one stream
 //   remote-tell       batched one-way messages vs raw libp2p with one write per message
 //   frame-sign-verify one signed frame carrying one ask, signed and verified, vs a bare
 //                     Ed25519 sign + verify of the same number of bytes by the same
@@ -31,7 +35,7 @@ import { setLogLevel } from '../src/util/logger.js'
 import { createCellMessaging, createStaticDirectory, createBundleExchange, createBundleStore, MessagingError } from '../src/messaging/index.js'
 import type { CellMessaging, BundleExchange } from '../src/messaging/index.js'
 import { readFrames, encodeFrame } from '../src/messaging/framing.js'
-import { meanLatency, timeSequential } from './support/stats.js'
+import { meanLatency, timeInFlight, timeSequential } from './support/stats.js'
 import type { Latency } from './support/stats.js'
 import { createPlainLibp2p } from './support/plain-libp2p.js'
 import { rawEcho } from './support/echo.js'
@@ -71,7 +75,9 @@ const rate = (n: number): string => String(Math.round(n))
 /**
  * What no remote ask can do without, and nothing else: a raw length-prefixed echo where
  * each side signs its frame and verifies the other's (the same signer and verifier as
- * Stem's frames), and B asks the cell on its node (its cell host) before echoing.
+ * Stem's frames), and B asks the cell on its node (its cell host) before echoing. The
+ * method asked (`get`) enters the isolate and changes no state: no state write, which an
+ * ask can keep off its reply's path.
  */
 async function signedCellEcho (a: BenchNode, b: BenchNode, size: number): Promise<() => Promise<void>> {
   const kind = 'cell'
@@ -81,7 +87,7 @@ async function signedCellEcho (a: BenchNode, b: BenchNode, size: number): Promis
     readFrames(stream, 1 << 20, {
       onFrame: f => {
         if (!verifyAtB.verify(f, { remotePeer: a.id, expect: kind }).ok) throw new Error('signed echo: B rejected a frame')
-        b.runtime.askJson('bench/counter#0', 'increment', '[1]').then(text => { stream.send(encodeFrame(b.signer.sign(kind, new TextEncoder().encode(text)))) }, () => { stream.abort(new Error('ask failed')) })
+        b.runtime.askJson('bench/counter#0', 'get', '[]').then(text => { stream.send(encodeFrame(b.signer.sign(kind, new TextEncoder().encode(text)))) }, () => { stream.abort(new Error('ask failed')) })
       },
       onOversized: () => {},
       onClose: () => {}
@@ -229,12 +235,26 @@ try {
   const floor = meanLatency(floors)
   console.log(`bench remote-ask: ${rate(ask.perSecond)} asks/s p50 ${ms(ask.p50)} ms p99 ${ms(ask.p99)} ms (raw libp2p echo ${rate(raw.perSecond)}/s p50 ${ms(raw.p50)} ms p99 ${ms(raw.p99)} ms, ratio ${(ask.perSecond / raw.perSecond).toFixed(2)})`)
   // the same asks made on the cell's own node: what the cell host round trip costs by itself
-  // the same ask beside the parts it cannot do without (2 signatures, 2 verifications, the cell host round trip)
-  console.log(`bench remote-ask-vs-floor: ${rate(ask.perSecond)} asks/s p50 ${ms(ask.p50)} ms (raw libp2p echo signing and verifying each frame and asking the cell host ${rate(floor.perSecond)}/s p50 ${ms(floor.p50)} ms, ratio ${(ask.perSecond / floor.perSecond).toFixed(2)})`)
+  // the same ask beside the parts it cannot do without (2 signatures, 2 verifications, the cell host round trip, the isolate entry)
+  console.log(`bench remote-ask-vs-floor: ${rate(ask.perSecond)} asks/s p50 ${ms(ask.p50)} ms (raw libp2p echo signing and verifying each frame and asking the cell host a read-only method ${rate(floor.perSecond)}/s p50 ${ms(floor.p50)} ms, ratio ${(ask.perSecond / floor.perSecond).toFixed(2)})`)
   console.log(`bench remote-ask-vs-local: ${rate(ask.perSecond)} asks/s p50 ${ms(ask.p50)} ms (same cell asked on its own node ${rate(local.perSecond)} asks/s p50 ${ms(local.p50)} ms, ratio ${(ask.perSecond / local.perSecond).toFixed(2)})`)
 
   // `node dist/bench/messaging.js remote-ask`: the asks alone (bench/runtime.ts)
   if (!process.argv.includes('remote-ask')) {
+    // asks and raw echoes with as many in flight, alternating, after a warm-up of both
+    for (const inFlight of [1, 8, 64, 256]) {
+      const count = Math.max(1000, inFlight * 40)
+      await timeInFlight(remoteAsk, inFlight, count / 4)
+      await timeInFlight(echo, inFlight, count / 4)
+      let askRate = 0
+      let echoRate = 0
+      for (let r = 0; r < ROUNDS; r++) {
+        askRate += await timeInFlight(remoteAsk, inFlight, count) / ROUNDS
+        echoRate += await timeInFlight(echo, inFlight, count) / ROUNDS
+      }
+      console.log(`bench remote-ask-concurrency: ${rate(askRate)} asks/s with ${inFlight} in flight (raw libp2p echo ${rate(echoRate)} msg/s with ${inFlight} in flight, ratio ${(askRate / echoRate).toFixed(2)})`)
+    }
+
     const tellCount = 30_000
     const rawRound = await rawTell(a, b, new TextEncoder().encode('{"to":"bench/counter#0","method":"increment","args":"[1]"}'))
     // warm-up of both paths

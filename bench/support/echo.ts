@@ -5,18 +5,21 @@ import { readFrames, encodeFrame } from '../../src/messaging/framing.js'
 
 const ECHO = '/bench/echo/1'
 
-/** One round trip of `size` bytes per call of the returned function. */
+/**
+ * One round trip of `size` bytes per call of the returned function. Calls may overlap:
+ * echoes come back in order on the one stream, each answers the oldest call waiting.
+ */
 export async function rawEcho (a: Libp2p, b: Libp2p, size: number): Promise<() => Promise<void>> {
   await b.handle(ECHO, stream => {
     readFrames(stream, 1 << 20, { onFrame: f => { stream.send(encodeFrame(f)) }, onOversized: () => {}, onClose: () => {} })
   })
   const stream = await a.dialProtocol(b.peerId, ECHO)
-  let waiting: (() => void) | undefined
-  readFrames(stream, 1 << 20, { onFrame: () => { waiting?.() }, onOversized: () => {}, onClose: () => {} })
+  const waiting: Array<() => void> = []
+  readFrames(stream, 1 << 20, { onFrame: () => { waiting.shift()?.() }, onOversized: () => {}, onClose: () => {} })
   const payload = new Uint8Array(size).fill(1)
   return async () => {
     const { promise, resolve } = Promise.withResolvers<void>()
-    waiting = resolve
+    waiting.push(resolve)
     stream.send(encodeFrame(payload))
     await promise
   }

@@ -23,6 +23,20 @@ export async function timeSequential (once: () => Promise<unknown>, count: numbe
   return { perSecond: count / seconds, p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99) }
 }
 
+/** Calls per second of `count` calls of `once`, `inFlight` of them at a time. */
+export async function timeInFlight (once: () => Promise<unknown>, inFlight: number, count: number): Promise<number> {
+  let started = 0
+  const worker = async (): Promise<void> => {
+    while (started < count) {
+      started++
+      await once()
+    }
+  }
+  const start = performance.now()
+  await Promise.all(Array.from({ length: inFlight }, worker))
+  return count / ((performance.now() - start) / 1000)
+}
+
 /** Mean of several rounds (the machine's load varies between them). */
 export function meanLatency (rounds: Latency[]): Latency {
   const avg = (f: (r: Latency) => number): number => rounds.reduce((sum, r) => sum + f(r), 0) / rounds.length
