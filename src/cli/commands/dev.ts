@@ -45,7 +45,7 @@ export function registerDev (program: Command): void {
       const client = await apiClient(flags)
       const stop = new AbortController()
       const roots = watchRoots([file, ...Object.values(manifest.cells).map(spec => resolveCellCode(file, spec))])
-      const progress = createProgress()
+      const progress = createProgress({ plain: true })
 
       const publishOnce = async (): Promise<void> => {
         const started = performance.now()

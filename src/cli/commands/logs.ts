@@ -16,6 +16,8 @@ interface LogsOptions extends ClientOptions {
 }
 
 const FOLLOW_MS = 1000
+/** at most this long for one ask of the logs */
+const ASK_MS = 30_000
 
 /** `APP` or `APP/CELL` or `APP/CELL#i` → the query's app and cell */
 export function parseLogTarget (target: string): { app: string, cell?: string } {
@@ -79,7 +81,8 @@ export async function printLogs (client: ApiClient, options: PrintLogsOptions): 
   const warned = new Set<string>()
   while (options.signal?.aborted !== true) {
     const query = new URLSearchParams({ app, ...(cell !== undefined ? { cell } : {}), since: String(since) })
-    const answer = await client.get<GatheredLogs>(`/v1/logs?${query.toString()}`, options.signal)
+    // the client's own 30 s bound applies only without a signal: keep one with it
+    const answer = await client.get<GatheredLogs>(`/v1/logs?${query.toString()}`, options.signal !== undefined ? AbortSignal.any([options.signal, AbortSignal.timeout(ASK_MS)]) : undefined)
     for (const missing of answer.missing) {
       if (!warned.has(missing)) process.stderr.write(`stem: no logs from node ${missing}\n`)
       warned.add(missing)
