@@ -10,10 +10,11 @@ export interface Progress {
 
 const FRAMES = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏']
 
-export function createProgress (options: { json?: boolean, out?: NodeJS.WriteStream } = {}): Progress {
+/** `plain`: lines even on a terminal (`stem dev`, whose streamed log lines a spinner would overwrite) */
+export function createProgress (options: { json?: boolean, plain?: boolean, out?: NodeJS.WriteStream } = {}): Progress {
   const out = options.out ?? process.stdout
   if (options.json === true) return { step: () => {}, done: () => {}, clear: () => {} }
-  if (out.isTTY !== true) {
+  if (out.isTTY !== true || options.plain === true) {
     let last = ''
     return {
       step: text => { if (text !== last) { out.write(text + '\n'); last = text } },

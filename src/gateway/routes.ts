@@ -26,6 +26,8 @@ const APP_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/i
 const STATIC_SEGMENT = /^[A-Za-z0-9._~!$&'+,=@-]+$/
 const PARAM_SEGMENT = /^:[A-Za-z_][A-Za-z0-9_]{0,63}$/
 const IDENTIFIER = /^[A-Za-z_$][A-Za-z0-9_$]{0,127}$/
+/** a manifest's cell names (`order-api`: a-z, 0-9 and '-') and identifiers */
+const CELL_NAME = /^[A-Za-z_$][A-Za-z0-9_$-]{0,127}$/
 /** the longest a route may wait for its cell: longer work belongs in a job, not an HTTP request */
 export const MAX_ROUTE_TIMEOUT_MS = 10 * 60_000
 
@@ -81,8 +83,8 @@ function checkRoute (route: GatewayRoute, where: string): void {
     throw new Error(`${where}: method must be one of ${ROUTE_METHODS.join(', ')}`)
   }
   checkPath(route.path, where)
-  if (typeof route.cell !== 'string' || !IDENTIFIER.test(route.cell)) {
-    throw new Error(`${where}: cell must be a cell name (letters, digits, _ and $)`)
+  if (typeof route.cell !== 'string' || !CELL_NAME.test(route.cell)) {
+    throw new Error(`${where}: cell must be a cell name (letters, digits, -, _ and $)`)
   }
   if (typeof route.cellMethod !== 'string' || !IDENTIFIER.test(route.cellMethod)) {
     throw new Error(`${where}: cell method must be a method name (letters, digits, _ and $)`)

@@ -107,6 +107,8 @@ export class BundleExchange extends TypedEventEmitter<BundleExchangeEvents> {
 
   /** Announce a held bundle as a DHT provider record. A mesh of one node has no one to tell: not an error. */
   async announce (hash: string, options: { signal?: AbortSignal } = {}): Promise<void> {
+    // with no one connected, the DHT's provide would wait out its whole deadline
+    if (this.components.libp2p.getConnections().length === 0) return
     try {
       await this.components.libp2p.contentRouting.provide(bundleCid(hash), { signal: options.signal })
     } catch (err) {

@@ -31,6 +31,11 @@ describe('gateway/routes: validateRoutes', () => {
     assert.throws(() => { validateRoutes('shop', [r('GET', '/a/:x/b/:y'), r('GET', '/a/:p/b/:q')]) }, /clashes/)
   })
 
+  it('takes every cell name a manifest allows (a fault: `my-app` was refused, so its routes were never installed)', () => {
+    validateRoutes('my-app', [r('GET', '/hello/:name', { cell: 'my-app' }), r('GET', '/x', { cell: 'a1-b2-c3' })])
+    assert.throws(() => { validateRoutes('shop', [r('GET', '/x', { cell: '-x' })]) }, /cell must be a cell name/)
+  })
+
   it('refuses bad app names', () => {
     for (const app of ['', '_stem', 'a/b', 'shop!', '-x', 'x'.repeat(64), '..']) {
       assert.throws(() => { validateRoutes(app, []) }, /invalid app name/, app)

@@ -82,6 +82,18 @@ describe('messaging: code protocol and remote transform', function () {
     assert.equal(await bob.store.has(bundle.hash), true)
   })
 
+  it('a node with no peers publishes a bundle at once (a fault: the DHT announce waited out its whole deadline, 5 s per stem publish on a one-node mesh)', async function () {
+    const lone = await createTestNode(createStaticDirectory())
+    try {
+      const other = await b.bundle('shop/lone', COUNTER)
+      // no signal: before the fix the announce to nobody never ended, and this timed out
+      this.timeout(20_000)
+      assert.equal((await lone.bundles.publish(other)).hash, other.hash)
+    } finally {
+      await lone.stop()
+    }
+  })
+
   it('refuses a remote transform with a bundle signed by someone else, or one nobody holds', async function () {
     this.timeout(60_000)
     const stranger = await createEd25519Key()

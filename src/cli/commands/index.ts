@@ -12,6 +12,8 @@ import { registerDemo } from './demo.js'
 import { registerService } from './service.js'
 import { registerLogs } from './logs.js'
 import { registerOwner } from './owner.js'
+import { registerNew } from './new.js'
+import { registerDev } from './dev.js'
 
 export const commands: Array<(program: Command) => void> = [
   registerStart,
@@ -25,5 +27,7 @@ export const commands: Array<(program: Command) => void> = [
   registerDemo,
   registerService,
   registerLogs,
-  registerOwner
+  registerOwner,
+  registerNew,
+  registerDev
 ]

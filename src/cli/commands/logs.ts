@@ -6,6 +6,8 @@ import type { Command } from 'commander'
 import type { CellLogLine } from '../../node/cell-logs.js'
 import type { GatheredLogs } from '../../node/log-exchange.js'
 import { parseDuration } from '../../util/units.js'
+import { setTimeout as delay } from 'node:timers/promises'
+import type { ApiClient } from '../../api/client.js'
 import { CliError, EXIT_USAGE, apiClient, example, type ClientOptions } from '../context.js'
 
 interface LogsOptions extends ClientOptions {
@@ -14,6 +16,8 @@ interface LogsOptions extends ClientOptions {
 }
 
 const FOLLOW_MS = 1000
+/** at most this long for one ask of the logs */
+const ASK_MS = 30_000
 
 /** `APP` or `APP/CELL` or `APP/CELL#i` → the query's app and cell */
 export function parseLogTarget (target: string): { app: string, cell?: string } {
@@ -53,26 +57,44 @@ export function registerLogs (program: Command): void {
           throw new CliError(`--since: ${(err as Error).message}`, EXIT_USAGE)
         }
       }
-      const client = await apiClient(flags)
-      // lines shown at the newest timestamp: they come again on the next ask (since is inclusive)
-      let shown = new Set<string>()
-      const warned = new Set<string>()
-      for (;;) {
-        const query = new URLSearchParams({ app, ...(cell !== undefined ? { cell } : {}), since: String(since) })
-        const answer = await client.get<GatheredLogs>(`/v1/logs?${query.toString()}`)
-        for (const missing of answer.missing) {
-          if (!warned.has(missing)) process.stderr.write(`stem: no logs from node ${missing}\n`)
-          warned.add(missing)
-        }
-        for (const line of answer.lines) {
-          const key = `${line.node}:${line.seq}`
-          if (line.ts < since || shown.has(key)) continue
-          if (line.ts > since) { since = line.ts; shown = new Set() }
-          shown.add(key)
-          process.stdout.write((flags.json === true ? JSON.stringify(line) : formatCliLogLine(line)) + '\n')
-        }
-        if (flags.follow !== true) return
-        await new Promise(resolve => setTimeout(resolve, FOLLOW_MS))
-      }
+      await printLogs(await apiClient(flags), { app, cell, since, json: flags.json, follow: flags.follow })
     })
+}
+
+export interface PrintLogsOptions {
+  app: string
+  cell?: string
+  /** ms since the epoch: lines from then on */
+  since: number
+  json?: boolean
+  /** keep asking every second for new lines (until `signal` aborts) */
+  follow?: boolean
+  signal?: AbortSignal
+}
+
+/** Prints the app's log lines, merged from every node, once or following (`stem logs`, `stem dev`). */
+export async function printLogs (client: ApiClient, options: PrintLogsOptions): Promise<void> {
+  const { app, cell } = options
+  let since = options.since
+  // lines shown at the newest timestamp: they come again on the next ask (since is inclusive)
+  let shown = new Set<string>()
+  const warned = new Set<string>()
+  while (options.signal?.aborted !== true) {
+    const query = new URLSearchParams({ app, ...(cell !== undefined ? { cell } : {}), since: String(since) })
+    // the client's own 30 s bound applies only without a signal: keep one with it
+    const answer = await client.get<GatheredLogs>(`/v1/logs?${query.toString()}`, options.signal !== undefined ? AbortSignal.any([options.signal, AbortSignal.timeout(ASK_MS)]) : undefined)
+    for (const missing of answer.missing) {
+      if (!warned.has(missing)) process.stderr.write(`stem: no logs from node ${missing}\n`)
+      warned.add(missing)
+    }
+    for (const line of answer.lines) {
+      const key = `${line.node}:${line.seq}`
+      if (line.ts < since || shown.has(key)) continue
+      if (line.ts > since) { since = line.ts; shown = new Set() }
+      shown.add(key)
+      process.stdout.write((options.json === true ? JSON.stringify(line) : formatCliLogLine(line)) + '\n')
+    }
+    if (options.follow !== true) return
+    await delay(FOLLOW_MS, undefined, { signal: options.signal }).catch(() => {})
+  }
 }

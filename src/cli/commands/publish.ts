@@ -11,8 +11,9 @@ import { apiClient, printJson, CliError, EXIT_USAGE, example, type ClientOptions
 import { ownerKey, signedByOwner } from '../owner.js'
 import { createProgress, type Progress } from '../progress.js'
 import { followPlacement, placementGoal, specListing } from '../placement.js'
+import type { CellListing } from '../../topology/app-table.js'
 
-interface PublishFlags extends ClientOptions { timeout?: string, ownerKey?: string }
+export interface PublishFlags extends ClientOptions { timeout?: string, ownerKey?: string }
 
 export function registerPublish (program: Command): void {
   program.command('publish')
@@ -29,16 +30,36 @@ export function registerPublish (program: Command): void {
       if (!Number.isFinite(seconds) || seconds <= 0) throw new CliError(`--timeout: expected a number of seconds > 0, got "${flags.timeout}"`, EXIT_USAGE)
       // a spinner on a terminal, plain lines in a pipe, nothing with --json
       const progress = createProgress({ json: flags.json })
+      let outcome: PublishOutcome
       try {
-        await publish(file, flags, seconds, progress)
+        outcome = await publishApp(file, flags, seconds, progress)
       } catch (err) {
         progress.clear()
-        throw err
+        if (!(err instanceof BundleError)) throw err
+        // several lines: file:line:column, the source line and a caret below it
+        process.stderr.write(`stem: ${err.message}\n`)
+        process.exitCode = 1
+        return
       }
+      if (flags.json === true) { printJson({ app: outcome.app, changed: outcome.changed, cells: outcome.cells.map(specListing) }); return }
+      progress.done(`${outcome.changed ? 'published' : 'unchanged'}: ${outcome.app}`)
+      for (const c of outcome.cells) process.stdout.write(`  ${c.address} on ${c.node} (${c.state})${c.clones.length > 0 ? `, clones on ${c.clones.join(', ')}` : ''}\n`)
     })
 }
 
-async function publish (file: string, flags: PublishFlags, seconds: number, progress: Progress): Promise<void> {
+/** A cell that did not bundle: the message is esbuild's, file:line:column, the source line and a caret. */
+export class BundleError extends Error {
+  override name = 'BundleError'
+}
+
+export interface PublishOutcome { app: string, changed: boolean, cells: CellListing[] }
+
+/**
+ * Bundles, checks, signs and publishes the manifest in `file`, then waits until every
+ * instance runs the published revision (`stem publish`, and `stem dev` on each save).
+ * A cell that does not bundle throws a BundleError, bad input a CliError.
+ */
+export async function publishApp (file: string, flags: PublishFlags, seconds: number, progress: Progress, signal?: AbortSignal): Promise<PublishOutcome> {
   let manifest
   try {
     manifest = await loadManifest(file)
@@ -54,11 +75,7 @@ async function publish (file: string, flags: PublishFlags, seconds: number, prog
     try {
       bundle = await buildBundle({ entry: resolveCellCode(file, spec), app: manifest.app, cell, limits: { memory: spec.memory, timeout: spec.timeout, mailbox: spec.mailbox }, owner: key })
     } catch (err) {
-      // file:line:column on the error's line, the source line and a caret below it
-      progress.clear()
-      process.stderr.write(`stem: cannot bundle ${manifest.app}/${cell}: ${(err as Error).message}\n`)
-      process.exitCode = 1
-      return
+      throw new BundleError(`cannot bundle ${manifest.app}/${cell}: ${(err as Error).message}`)
     }
     spec.bundle = bundle.hash
     bundles.push(Buffer.from(encodeBundle(bundle)).toString('base64'))
@@ -77,9 +94,8 @@ async function publish (file: string, flags: PublishFlags, seconds: number, prog
   const signed = await signedByOwner(flags, { op: 'publish', app: manifest.app, at, manifest })
   progress.step(`publishing ${manifest.app}`)
   const started = Date.now()
-  const result = await client.post<PublishResult>('/v1/publish', { signed, bundles }, AbortSignal.timeout(seconds * 1000))
-  const cells = await followPlacement(client, placementGoal(manifest, at), progress, { timeout: Math.max(1, seconds * 1000 - (Date.now() - started)) })
-  if (flags.json === true) { printJson({ app: result.app, changed: result.changed, cells: cells.map(specListing) }); return }
-  progress.done(`${result.changed ? 'published' : 'unchanged'}: ${result.app}`)
-  for (const c of cells) process.stdout.write(`  ${c.address} on ${c.node} (${c.state})${c.clones.length > 0 ? `, clones on ${c.clones.join(', ')}` : ''}\n`)
+  const timeout = AbortSignal.timeout(seconds * 1000)
+  const result = await client.post<PublishResult>('/v1/publish', { signed, bundles }, signal !== undefined ? AbortSignal.any([signal, timeout]) : timeout)
+  const cells = await followPlacement(client, placementGoal(manifest, at), progress, { timeout: Math.max(1, seconds * 1000 - (Date.now() - started)), signal })
+  return { app: result.app, changed: result.changed, cells }
 }
