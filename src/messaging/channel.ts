@@ -114,8 +114,8 @@ export class CellChannel {
     this.init.onClose(this)
   }
 
-  private flush (): void {
-    const wasFull = this.queued >= this.init.maxQueuedBytes / 2
+  /** `wasCongested`: a drain that ends with an empty queue must still wake the writers waiting on it */
+  private flush (wasCongested = this.congested): void {
     while (this.queue.length > 0 && !this.draining && this.open) {
       let bytes = 0
       let n = 0
@@ -139,11 +139,11 @@ export class CellChannel {
         this.draining = true
         this.stream.onDrain().then(() => {
           this.draining = false
-          this.flush()
+          this.flush(true)
         }, () => { this.close() })
       }
     }
-    if (wasFull && !this.congested) this.init.onWritable(this)
+    if (wasCongested && !this.congested) this.init.onWritable(this)
   }
 
   private receive (bytes: Uint8Array): void {
