@@ -14,6 +14,8 @@ export type ToHost =
   | { t: 'snapshot', req: number, address: string }
   /** deliver a message; tell: no reply wanted; from: the sending cell's address, if a cell sent it */
   | { t: 'call', id: number, address: string, method: string, args: string, tell: boolean, from?: string }
+  /** fire a due reminder (cells/reminders.ts): answered with a 'reply' like a call; `method` is its method, for error reports */
+  | { t: 'fire', id: number, address: string, reminder: string, method: string }
   /** the answer to a cell's outgoing ask that the node routed */
   | { t: 'answer', askId: number, ok: boolean, text: string }
   | { t: 'ping', n: number }
