@@ -158,7 +158,8 @@ function resultRecord (v) {
 }
 
 const REMINDERS = '${REMINDERS_FIELD}', MAX_REMINDERS = ${MAX_REMINDERS}, MIN_DELAY = ${MIN_REMINDER_DELAY_MS}, EPOCH_FROM = ${EPOCH_WHEN_FROM}, MAX_TIME = 8.64e15
-// id → { due, method, args (JSON text) }; remindersJson: the table as the state field holds it ('' when empty)
+// id → { due, method, args (JSON text) }; remindersJson: the table as the state field holds it
+// ('' when empty, null when it changed since: built at the next snapshot, once per message)
 let table = { __proto__: null }, reminderCount = 0, remindersJson = ''
 let instance, Cls, askSeq = 0, lastState = '{}', pendingCount = 0, tells = 0, logs = 0
 const MAX_LOGS = 100
@@ -182,21 +183,26 @@ function snapshot () {
     state[ks[i]] = instance[ks[i]]
   }
   const fields = encode(state, 'state')
+  if (remindersJson === null) remindersJson = remindersText()
   if (remindersJson === '') return fields
   const text = (fields === '{}' ? '{' : cut(fields, 0, fields.length - 1) + ',') + stringify(REMINDERS) + ':' + remindersJson + '}'
   if (text.length > maxBytes) throw new SafeError('state is too large with its ' + reminderCount + ' reminders: ' + text.length + ' characters of JSON, limit ' + maxBytes)
   return text
 }
 
-function remindersChanged () {
+function remindersChanged (delta) {
+  reminderCount += delta
+  remindersJson = null
+}
+
+function remindersText () {
   let text = ''
   const ids = keys(table)
   for (let i = 0; i < ids.length; i++) {
     const r = table[ids[i]]
     text += (i === 0 ? '' : ',') + '{"id":' + stringify(ids[i]) + ',"due":' + stringify(r.due) + ',"method":' + stringify(r.method) + ',"args":' + stringify(r.args) + '}'
   }
-  remindersJson = ids.length === 0 ? '' : '[' + text + ']'
-  reminderCount = ids.length
+  return ids.length === 0 ? '' : '[' + text + ']'
 }
 
 // the table of a saved state; entries that are not well-formed are left out, with a log line
@@ -214,7 +220,8 @@ function loadReminders (raw) {
     }
   } else dropped = 1
   if (dropped > 0) hostLog('dropped ' + dropped + ' malformed reminder(s) from the saved state of ' + self)
-  remindersChanged()
+  reminderCount = n
+  remindersJson = null
 }
 
 // sets the fields of stateJson; exact: also deletes the fields it does not have (a rollback
@@ -230,7 +237,7 @@ function restore (stateJson, exact) {
     if (ks[i] !== REMINDERS) defineProperty(instance, ks[i], { __proto__: null, value: state[ks[i]], writable: true, enumerable: true, configurable: true })
   }
   if (hasOwn(state, REMINDERS)) loadReminders(state[REMINDERS])
-  else if (reminderCount > 0) { table = { __proto__: null }; remindersChanged() }
+  else if (reminderCount > 0) { table = { __proto__: null }; reminderCount = 0; remindersJson = '' }
 }
 
 function rollback () {
@@ -284,7 +291,7 @@ function fire (id, reminderId) {
   if (!hasOwn(table, reminderId)) return finish(true, 'null')
   const r = table[reminderId]
   deleteProperty(table, reminderId)
-  remindersChanged()
+  remindersChanged(-1)
   let args
   try {
     lastState = snapshot()
@@ -372,13 +379,13 @@ function schedule (when, method, ...args) {
   do id = 'r' + apply(numToString, at, [36]) + apply(numToString, floor(apply(random, undefined, []) * 2176782336), [36])
   while (hasOwn(table, id))
   table[id] = { __proto__: null, due, method, args: argsJson }
-  remindersChanged()
+  remindersChanged(1)
   return id
 }
 function cancel (id) {
   if (typeof id !== 'string' || !hasOwn(table, id)) return false
   deleteProperty(table, id)
-  remindersChanged()
+  remindersChanged(-1)
   return true
 }
 // the pending reminders, by due time: fresh copies ({ id, due, method, args })
