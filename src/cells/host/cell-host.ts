@@ -239,7 +239,10 @@ export class CellHost {
       for (const actor of [...this.ready]) {
         this.ready.delete(actor)
         actor.pump(PUMP_BUDGET)
+        // back of the line: the next pass (or the next turn) starts with the others
         if (actor.hasWork()) this.ready.add(actor)
+        // checked after each cell, not after a pass: many busy cells must not hold the event loop for seconds
+        if (performance.now() > deadline) break
       }
       if (performance.now() > deadline) {
         // let the event loop breathe (heartbeats, IPC) before continuing

@@ -158,7 +158,7 @@ function resultRecord (v) {
 }
 
 const REMINDERS = '${REMINDERS_FIELD}', MAX_REMINDERS = ${MAX_REMINDERS}, MIN_DELAY = ${MIN_REMINDER_DELAY_MS}, EPOCH_FROM = ${EPOCH_WHEN_FROM}, MAX_TIME = 8.64e15
-// id → { due, method, args (JSON text) }; remindersJson: the table as the state field holds it
+// id → { due, method, args (JSON text), json (its entry in the state field) }; remindersJson: the table as the state field holds it
 // ('' when empty, null when it changed since: built at the next snapshot, once per message)
 let table = { __proto__: null }, reminderCount = 0, remindersJson = ''
 let instance, Cls, askSeq = 0, lastState = '{}', pendingCount = 0, tells = 0, logs = 0
@@ -195,12 +195,16 @@ function remindersChanged (delta) {
   remindersJson = null
 }
 
+// an entry of the table, with its text in the state field (made once, not per snapshot)
+function reminder (id, due, method, args) {
+  return { __proto__: null, due, method, args, json: '{"id":' + stringify(id) + ',"due":' + stringify(due) + ',"method":' + stringify(method) + ',"args":' + stringify(args) + '}' }
+}
+
 function remindersText () {
   let text = ''
   const ids = keys(table)
   for (let i = 0; i < ids.length; i++) {
-    const r = table[ids[i]]
-    text += (i === 0 ? '' : ',') + '{"id":' + stringify(ids[i]) + ',"due":' + stringify(r.due) + ',"method":' + stringify(r.method) + ',"args":' + stringify(r.args) + '}'
+    text += (i === 0 ? '' : ',') + table[ids[i]].json
   }
   return ids.length === 0 ? '' : '[' + text + ']'
 }
@@ -215,7 +219,7 @@ function loadReminders (raw) {
       if (r === null || typeof r !== 'object' || typeof r.id !== 'string' || !matches(REMINDER_ID, r.id) || hasOwn(table, r.id) ||
         typeof r.due !== 'number' || !isInteger(r.due) || r.due < 0 || r.due > MAX_TIME || typeof r.method !== 'string' || r.method.length === 0 ||
         r.method.length > 200 || matches(CONTROL, r.method) || typeof r.args !== 'string' || matches(CONTROL, r.args) || n >= MAX_REMINDERS) { dropped++; continue }
-      table[r.id] = { __proto__: null, due: r.due, method: r.method, args: r.args }
+      table[r.id] = reminder(r.id, r.due, r.method, r.args)
       n++
     }
   } else dropped = 1
@@ -378,7 +382,7 @@ function schedule (when, method, ...args) {
   let id
   do id = 'r' + apply(numToString, at, [36]) + apply(numToString, floor(apply(random, undefined, []) * 2176782336), [36])
   while (hasOwn(table, id))
-  table[id] = { __proto__: null, due, method, args: argsJson }
+  table[id] = reminder(id, due, method, argsJson)
   remindersChanged(1)
   return id
 }
