@@ -16,6 +16,8 @@ export const MIN_REMINDER_DELAY_MS = 10
 export const EPOCH_WHEN_FROM = 1e12
 /** a reminder whose firing failed without its cell consuming it (crash, host restart, full mailbox) is fired again after this */
 export const REMINDER_RETRY_MS = 1000
+/** firings of one reminder that failed that way, after which it is dropped unrun (a reminder whose method always crashes its cell must not fail the cell) */
+export const MAX_REMINDER_ATTEMPTS = 3
 
 const ID = /^[A-Za-z0-9_-]{1,64}$/
 const CONTROL = /[\x00-\x1f]/
@@ -95,6 +97,8 @@ function byDue (a: Reminder, b: Reminder): number {
 export class ReminderQueue {
   private pending: Reminder[] = []
   private readonly firing = new Set<string>()
+  /** failed firings, by reminder id */
+  private readonly failures = new Map<string, number>()
   private retryAt = 0
 
   get size (): number {
@@ -132,13 +136,24 @@ export class ReminderQueue {
   /** A firing settled; if its reminder is still pending (the cell did not consume it), retry after a pause. */
   settled (id: string, now: number): void {
     this.firing.delete(id)
-    if (this.has(id)) this.retryAt = Math.max(this.retryAt, now + REMINDER_RETRY_MS)
+    if (this.has(id)) {
+      this.failures.set(id, (this.failures.get(id) ?? 0) + 1)
+      this.retryAt = Math.max(this.retryAt, now + REMINDER_RETRY_MS)
+    } else {
+      this.failures.delete(id)
+    }
+  }
+
+  /** whether the reminder failed MAX_REMINDER_ATTEMPTS times: it is to be dropped, not run */
+  exhausted (id: string): boolean {
+    return (this.failures.get(id) ?? 0) >= MAX_REMINDER_ATTEMPTS
   }
 
   /** Forget everything (the cell was reverted or failed). */
   clear (): void {
     this.pending = []
     this.firing.clear()
+    this.failures.clear()
     this.retryAt = 0
   }
 }

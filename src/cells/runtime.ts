@@ -16,7 +16,7 @@ import type { CellRouter, RouteOptions } from './router.js'
 import type { CellRuntimeEvents, CellStatus } from './events.js'
 import type { FromHost } from './host/protocol.js'
 import { errorFromReply, replyOfError, splitReply } from './reply-meta.js'
-import { ReminderQueue, remindersOfState, REMINDER_RETRY_MS } from './reminders.js'
+import { ReminderQueue, remindersOfState, REMINDER_RETRY_MS, MAX_REMINDER_ATTEMPTS } from './reminders.js'
 import type { Reminder } from './reminders.js'
 
 export interface CellRuntimeInit {
@@ -638,10 +638,13 @@ export class CellRuntime extends TypedEventEmitter<CellRuntimeEvents> {
   /**
    * One firing, answered like an ask (and gated like one: the state without the reminder
    * reaches the clones before it settles). A firing that fails before the cell took the
-   * reminder out of its state (crash, host restart, full mailbox) is retried after a pause;
-   * the cell runs a reminder id once (it is gone from its table after the first run).
+   * reminder out of its state (crash, host restart, full mailbox) is retried after a pause,
+   * and after MAX_REMINDER_ATTEMPTS such failures dropped unrun (a poison reminder must not
+   * fail its cell); the cell runs a reminder id once (it is gone from its table after).
    */
   private fire (record: CellRecord, reminder: Reminder): void {
+    const drop = record.reminders.exhausted(reminder.id)
+    if (drop) this.opts.log?.(record.address, `reminder ${reminder.id} (${reminder.method}) did not fire in ${MAX_REMINDER_ATTEMPTS} attempts: dropped`)
     const id = ++this.seq
     const { promise, resolve, reject } = Promise.withResolvers<string>()
     this.calls.set(id, { app: record.app, record, deadline: Date.now() + this.bounds.messageWallTime + this.opts.heartbeatTimeout, resolve, reject })
@@ -655,7 +658,7 @@ export class CellRuntime extends TypedEventEmitter<CellRuntimeEvents> {
       if (record.reminders.has(reminder.id)) this.opts.log?.(record.address, `reminder ${reminder.id} (${reminder.method}) did not fire: ${err.message.split('\n')[0]}; tried again in ${REMINDER_RETRY_MS} ms`)
       settled()
     })
-    this.hostFor(record.app).process.send({ t: 'fire', id, address: record.address, reminder: reminder.id, method: reminder.method })
+    this.hostFor(record.app).process.send({ t: 'fire', id, address: record.address, reminder: reminder.id, method: reminder.method, drop })
   }
 
   /** A cell host died: fail what it had in flight, then restart its cells from their last state (or mark them failed). */

@@ -2,7 +2,7 @@
 // comes from an isolate or a disk), firing order, what is in flight, retry pause.
 import { describe, it } from 'mocha'
 import assert from 'node:assert/strict'
-import { checkReminders, remindersOfState, ReminderQueue, MAX_REMINDERS, REMINDER_RETRY_MS, REMINDERS_FIELD } from '../../src/cells/reminders.js'
+import { checkReminders, remindersOfState, ReminderQueue, MAX_REMINDERS, MAX_REMINDER_ATTEMPTS, REMINDER_RETRY_MS, REMINDERS_FIELD } from '../../src/cells/reminders.js'
 import type { Reminder } from '../../src/cells/reminders.js'
 
 const r = (id: string, due: number, method = 'ring', args = '[]'): Reminder => ({ id, due, method, args })
@@ -91,6 +91,25 @@ describe('cells: reminder queue (pure)', () => {
     assert.equal(q.nextAt(), 60 + REMINDER_RETRY_MS)
     assert.deepEqual(q.take(61, 10), [])
     assert.deepEqual(q.take(60 + REMINDER_RETRY_MS, 10).map(x => x.id), ['b'])
+  })
+
+  it('a reminder whose firings keep failing is exhausted after MAX_REMINDER_ATTEMPTS; one that fires resets nothing else', () => {
+    const q = new ReminderQueue()
+    q.replace([r('a', 10), r('b', 10)])
+    let now = 10
+    for (let i = 0; i < MAX_REMINDER_ATTEMPTS; i++) {
+      assert.equal(q.exhausted('a'), false)
+      assert.ok(q.take(now, 1).some(x => x.id === 'a') || q.take(now, 2).some(x => x.id === 'a'))
+      q.settled('a', now)
+      q.settled('b', now)
+      now += REMINDER_RETRY_MS
+    }
+    assert.equal(q.exhausted('a'), true)
+    // b fired (gone from the state): its failures are forgotten
+    q.replace([r('a', 10)])
+    q.take(now, 10)
+    q.settled('b', now)
+    assert.equal(q.exhausted('b'), false)
   })
 
   it('a cancelled reminder (gone from the new state) is never taken', () => {

@@ -21,6 +21,8 @@ export default class Alarm {
   ring (...args) { this.fired.push(args); return args.length }
   boom (meta) { this.fired.push(['boom', meta.reminder]); throw new Error('boom failed') }
   setHuge (n) { return stem.schedule(1000, 'ring', 'x'.repeat(n)) }
+  spin () { for (;;) {} }
+  setSpin (when) { return stem.schedule(when, 'spin') }
   setBoom (when) { return stem.schedule(when, 'boom') }
   many (n) { for (let i = 0; i < n; i++) stem.schedule(60000 + i, 'ring', i); return stem.reminders().length }
   get () { return this.fired }
@@ -118,6 +120,28 @@ describe('cells: durable reminders', function () {
     await waitFor(() => errors.length > 0, { timeout: 10_000, what: 'the reminder to fail' })
     assert.deepEqual(errors, ['boom failed'])
     assert.deepEqual(await runtime.ask('app/alarm#0', 'list'), [])
+    assert.deepEqual(await runtime.ask('app/alarm#0', 'get'), [])
+  })
+
+  it('a reminder whose method crashes its cell is retried, then dropped unrun: the cell does not fail', async function () {
+    this.timeout(60_000)
+    await runtime.transform('app/alarm#0', await b.bundle('app/alarm', ALARM, { timeout: 50 }), { owner: b.owner.publicKey })
+    await runtime.ask('app/alarm#0', 'setSpin', [20])
+    await waitFor(() => logs.some(l => /did not fire in 3 attempts: dropped/.test(l)), { timeout: 30_000, what: 'the poison reminder to be dropped' })
+    await waitFor(async () => (await runtime.ask('app/alarm#0', 'list') as unknown[]).length === 0, { timeout: 10_000, what: 'the reminder to leave the state' })
+    assert.equal(runtime.cell('app/alarm#0')?.status, 'transformed')
+    assert.equal(logs.filter(l => /did not fire: cell app\/alarm#0 crashed: exceeded its CPU time limit/.test(l)).length, 3, logs.join('\n'))
+    // and the cell still fires the next one
+    await runtime.ask('app/alarm#0', 'set', [20, 'after'])
+    await waitFor(async () => (await runtime.ask('app/alarm#0', 'get') as unknown[]).length > 0, { timeout: 10_000, what: 'the next reminder' })
+  })
+
+  it('a firing cannot be forged from outside: a method name with a control character is refused', async () => {
+    const state = JSON.stringify({ fired: [], 'stem:reminders': [{ id: 'rlater', due: Date.now() + 60_000, method: 'ring', args: '["x"]' }] })
+    await alarm(state)
+    await assert.rejects(runtime.ask('app/alarm#0', '\x04rlater'), /invalid method name/)
+    await assert.rejects(runtime.ask('app/alarm#0', '\x05rlater'), /invalid method name/)
+    assert.deepEqual((await runtime.ask('app/alarm#0', 'list') as Array<{ id: string }>).map(r => r.id), ['rlater'])
     assert.deepEqual(await runtime.ask('app/alarm#0', 'get'), [])
   })
 

@@ -22,6 +22,8 @@ export interface Message {
   foreign?: boolean
   /** the id of the reminder this message fires (`method` is then its method, for reports) */
   reminder?: string
+  /** take that reminder out of the state without running it */
+  dropReminder?: boolean
 }
 
 export interface ActorHooks {
@@ -238,7 +240,7 @@ export class CellActor {
     for (const message of batch) {
       const id = ++this.messageSeq
       ids.push(id)
-      const method = message.reminder !== undefined ? `\x04${message.reminder}` : message.method
+      const method = message.reminder === undefined ? message.method : `${message.dropReminder === true ? '\x05' : '\x04'}${message.reminder}`
       packed += (packed === '' ? '' : '\x02') + `${id}\x01${method}\x01${message.args}`
     }
     const cpuStart = sandbox.cpuMs()

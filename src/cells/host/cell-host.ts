@@ -74,7 +74,7 @@ export class CellHost {
       case 'init': this.bounds = message.bounds; this.localAsks = message.localAsks; this.app = message.app; return
       case 'ping': this.send({ t: 'pong', n: message.n, rss: process.memoryUsage.rss() }); return
       case 'call': this.nodeCall(message.id, message.address, message.method, message.args, message.tell, message.from); return
-      case 'fire': this.fire(message.id, message.address, message.reminder, message.method); return
+      case 'fire': this.fire(message.id, message.address, message.reminder, message.method, message.drop); return
       case 'answer': this.answer(message.askId, message.ok, message.text); return
       case 'transform': this.transform(message); return
       case 'revert': this.revert(message.req, message.address); return
@@ -108,12 +108,12 @@ export class CellHost {
     actor.deliver({ method, args, reply, foreign: from !== undefined && !from.startsWith(`${this.app}/`) })
   }
 
-  private fire (id: number, address: string, reminder: string, method: string): void {
+  private fire (id: number, address: string, reminder: string, method: string, drop: boolean): void {
     const reply = (ok: boolean, text: string): void => { this.send({ t: 'reply', id, ok, text }) }
     const actor = this.cells.get(address)
     if (actor === undefined) { reply(false, `no cell ${address} on this node`); return }
     if (!REMINDER_ID.test(reminder) || CONTROL.test(method)) { reply(false, `invalid reminder for ${address}`); return }
-    actor.deliver({ method, args: '[]', reply, reminder })
+    actor.deliver({ method, args: '[]', reply, reminder, dropReminder: drop })
   }
 
   private transform (m: Extract<ToHost, { t: 'transform' }>): void {

@@ -24,7 +24,8 @@
 //   messages: records 'id\x01method\x01argsJson' joined by '\x02'; results: 'id\x01result'
 //            a method '\x04' + reminder id fires that reminder (cells/reminders.ts): its method
 //            runs with its arguments and { reminder, due }; a reminder no longer pending
-//            (fired or cancelled) does nothing (a retried firing runs once)
+//            (fired or cancelled) does nothing (a retried firing runs once); '\x05' + id
+//            takes that reminder out unrun (its firings kept failing)
 //   'resolve' (packed answers)            → settles pending stem.ask calls
 //   'flush'   ()                          → only the trailers: what the microtasks run at the
 //                                            end of the previous entry produced
@@ -284,6 +285,7 @@ function settle (id, ok, v) {
 
 function call (id, method, argsJson) {
   if (method[0] === '\x04') return fire(id, cut(method, 1, method.length))
+  if (method[0] === '\x05') return dropReminder(cut(method, 1, method.length))
   let args
   try { args = parse(argsJson) } catch (err) { return finish(false, errorRecord(err)) }
   return invoke(id, method, args)
@@ -306,6 +308,15 @@ function fire (id, reminderId) {
   if (!isArray(args)) return finish(false, 'arguments of reminder ' + reminderId + ' are not a JSON array')
   defineProperty(args, args.length, { __proto__: null, value: { reminder: reminderId, due: r.due }, writable: true, enumerable: true, configurable: true })
   return invoke(id, r.method, args)
+}
+
+// a reminder whose firings kept failing: out of the table, unrun
+function dropReminder (reminderId) {
+  if (hasOwn(table, reminderId)) {
+    deleteProperty(table, reminderId)
+    remindersChanged(-1)
+  }
+  return finish(true, 'null')
 }
 
 function invoke (id, method, args) {
