@@ -53,6 +53,16 @@ export function remindersOfState (state: string): ParsedReminders {
   return checkReminders((parsed as Record<string, unknown>)[REMINDERS_FIELD])
 }
 
+/**
+ * The end of a state text from its last `"stem:reminders":` on, '' without one: the
+ * isolate writes the field last, so two states with the same tail hold the same reminders
+ * (a name inside a nested value ends in more closing brackets than the field's tail).
+ */
+export function remindersTail (state: string): string {
+  const at = state.lastIndexOf(`"${REMINDERS_FIELD}":`)
+  return at < 0 ? '' : state.slice(at)
+}
+
 /** Checks a persisted reminder table; keeps the well-formed entries (the first MAX_REMINDERS by due time). */
 export function checkReminders (raw: unknown): ParsedReminders {
   if (!Array.isArray(raw)) return { reminders: [], problems: [`${REMINDERS_FIELD} is not an array`] }

@@ -16,7 +16,7 @@ import type { CellRouter, RouteOptions } from './router.js'
 import type { CellRuntimeEvents, CellStatus } from './events.js'
 import type { FromHost } from './host/protocol.js'
 import { errorFromReply, replyOfError, splitReply } from './reply-meta.js'
-import { ReminderQueue, remindersOfState, REMINDER_RETRY_MS, MAX_REMINDER_ATTEMPTS } from './reminders.js'
+import { ReminderQueue, remindersOfState, remindersTail, REMINDER_RETRY_MS, MAX_REMINDER_ATTEMPTS } from './reminders.js'
 import type { Reminder } from './reminders.js'
 
 export interface CellRuntimeInit {
@@ -136,6 +136,8 @@ interface CellRecord {
   failure?: CellFailure
   /** the pending reminders of its state, fired here while it is transformed (a clone is not) */
   reminders: ReminderQueue
+  /** the end of the last state from its reminders field on ('' without one): unchanged, it is not parsed again */
+  remindersTail: string
   reminderTimer?: NodeJS.Timeout
 }
 
@@ -604,6 +606,9 @@ export class CellRuntime extends TypedEventEmitter<CellRuntimeEvents> {
 
   /** The reminders of a cell's new state: fire what is due, wait for the next one. */
   private noteReminders (record: CellRecord, state: string): void {
+    const tail = remindersTail(state)
+    if (tail === record.remindersTail) return
+    record.remindersTail = tail
     const { reminders, problems } = remindersOfState(state)
     for (const problem of problems) this.opts.log?.(record.address, `reminder not used: ${problem}`)
     record.reminders.replace(reminders)
@@ -624,6 +629,7 @@ export class CellRuntime extends TypedEventEmitter<CellRuntimeEvents> {
     clearTimeout(record.reminderTimer)
     record.reminderTimer = undefined
     record.reminders.clear()
+    record.remindersTail = ''
   }
 
   /** Fires the due reminders (at most half the mailbox at once, and at least one: other senders keep room). */
@@ -738,7 +744,7 @@ export class CellRuntime extends TypedEventEmitter<CellRuntimeEvents> {
 }
 
 function blankRecord (address: string, app: string): CellRecord {
-  return { address, app, status: 'stem', state: null, version: 0, gatedVersion: 0, inflight: 0, tellsInflight: 0, messages: 0, reminders: new ReminderQueue() }
+  return { address, app, status: 'stem', state: null, version: 0, gatedVersion: 0, inflight: 0, tellsInflight: 0, messages: 0, reminders: new ReminderQueue(), remindersTail: '' }
 }
 
 function info (record: CellRecord): CellInfo {

@@ -2,7 +2,7 @@
 // comes from an isolate or a disk), firing order, what is in flight, retry pause.
 import { describe, it } from 'mocha'
 import assert from 'node:assert/strict'
-import { checkReminders, remindersOfState, ReminderQueue, MAX_REMINDERS, MAX_REMINDER_ATTEMPTS, REMINDER_RETRY_MS, REMINDERS_FIELD } from '../../src/cells/reminders.js'
+import { checkReminders, remindersOfState, remindersTail, ReminderQueue, MAX_REMINDERS, MAX_REMINDER_ATTEMPTS, REMINDER_RETRY_MS, REMINDERS_FIELD } from '../../src/cells/reminders.js'
 import type { Reminder } from '../../src/cells/reminders.js'
 
 const r = (id: string, due: number, method = 'ring', args = '[]'): Reminder => ({ id, due, method, args })
@@ -13,6 +13,15 @@ describe('cells: reminder queue (pure)', () => {
     assert.deepEqual(remindersOfState('{"n":1}'), { reminders: [], problems: [] })
     // not JSON at all, but without the field name it is not looked at
     assert.deepEqual(remindersOfState('{"n":'), { reminders: [], problems: [] })
+  })
+
+  it('the tail of a state changes with its reminders, not with its other fields', () => {
+    const table = [r('a', 1)]
+    assert.equal(remindersTail(state(table, { n: 1 })), remindersTail(state(table, { n: 2, more: 'x' })))
+    assert.notEqual(remindersTail(state(table)), remindersTail(state([r('a', 2)])))
+    assert.equal(remindersTail('{"n":1}'), '')
+    // a nested value holding the name has a different tail from the field's
+    assert.notEqual(remindersTail(JSON.stringify({ x: { [REMINDERS_FIELD]: table } })), remindersTail(state(table, {})))
   })
 
   it('orders by due time, then id', () => {
