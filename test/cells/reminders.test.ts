@@ -6,6 +6,9 @@ import assert from 'node:assert/strict'
 import { createCellRuntime } from '../../src/cells/runtime.js'
 import type { CellRuntime } from '../../src/cells/runtime.js'
 import { remindersOfState } from '../../src/cells/reminders.js'
+import { CellHost } from '../../src/cells/host/cell-host.js'
+import type { FromHost } from '../../src/cells/host/protocol.js'
+import { DEFAULT_BOUNDS } from '../../src/cells/limits.js'
 import { waitFor } from '../support/wait.js'
 import { createBundler } from './helpers.js'
 import type { Bundler } from './helpers.js'
@@ -165,5 +168,42 @@ describe('cells: durable reminders', function () {
     await runtime.transform('app/forger#0', await b.bundle('app/forger', `export default class F { forge () { this['stem:reminders'] = [{ id: 'x', due: 1, method: 'forge', args: '[]' }] } }`), { owner: b.owner.publicKey })
     await assert.rejects(runtime.ask('app/forger#0', 'forge'), /field stem:reminders is reserved/)
     assert.equal(runtime.cell('app/forger#0')?.version, 0)
+  })
+})
+
+describe('cells: a retried firing runs its reminder once (the cell host, in process)', function () {
+  it('two firings of one reminder id: the first runs its method, the second does nothing', async () => {
+    const b = await createBundler()
+    const sent: FromHost[] = []
+    const host = new CellHost(message => { sent.push(message) }, () => {})
+    try {
+      host.handle({ t: 'init', app: 'app', bounds: DEFAULT_BOUNDS, localAsks: true })
+      const bundle = await b.bundle('app/alarm', ALARM)
+      const due = Date.now() - 5
+      const state = JSON.stringify({ fired: [], 'stem:reminders': [{ id: 'rtwice', due, method: 'ring', args: '["x"]' }] })
+      host.handle({ t: 'transform', req: 1, address: 'app/alarm#0', hash: bundle.hash, code: bundle.code, limits: bundle.limits, state, version: 3, replace: false })
+      assert.deepEqual(sent.find(m => m.t === 'done'), { t: 'done', req: 1, ok: true, text: state, version: 3 })
+      host.handle({ t: 'fire', id: 10, address: 'app/alarm#0', reminder: 'rtwice', method: 'ring', drop: false })
+      host.handle({ t: 'fire', id: 11, address: 'app/alarm#0', reminder: 'rtwice', method: 'ring', drop: false })
+      await waitFor(() => sent.filter(m => m.t === 'reply').length === 2, { timeout: 10_000, what: 'both firings to be answered' })
+      const replies = sent.filter(m => m.t === 'reply')
+      assert.deepEqual(replies, [{ t: 'reply', id: 10, ok: true, text: '2' }, { t: 'reply', id: 11, ok: true, text: 'null' }])
+      const after = host.takeChangedState()
+      assert.equal(after.length, 1)
+      const s = after[0] as Extract<FromHost, { t: 'state' }>
+      assert.deepEqual(JSON.parse(s.state), { fired: [['x', { reminder: 'rtwice', due }]] })
+      assert.equal(s.version, 4)
+      // a firing of an id the cell does not hold, or malformed, is refused or a no-op
+      host.handle({ t: 'fire', id: 12, address: 'app/alarm#0', reminder: 'bad id', method: 'ring', drop: false })
+      host.handle({ t: 'fire', id: 13, address: 'app/other#0', reminder: 'rtwice', method: 'ring', drop: false })
+      await waitFor(() => sent.filter(m => m.t === 'reply').length === 4, { timeout: 10_000, what: 'the refusals' })
+      assert.deepEqual(sent.filter(m => m.t === 'reply').slice(2), [
+        { t: 'reply', id: 12, ok: false, text: 'invalid reminder for app/alarm#0' },
+        { t: 'reply', id: 13, ok: false, text: 'no cell app/other#0 on this node' }
+      ])
+    } finally {
+      host.stop()
+      b.dir.remove()
+    }
   })
 })
