@@ -52,6 +52,34 @@ export interface Stem {
   error: (status: number, message: string) => Error
   /** `return stem.response(201, order, { location: '/orders/1' })`: status 200–599, the body (JSON-like), headers. */
   response: <Body>(status: number, body: Body, headers?: Record<string, string>) => StemResponse<Body>
+  /**
+   * A durable reminder: calls `method(...args, meta: ReminderMeta)` on this instance at
+   * `when`: a delay in ms (below 10^12), or a time in ms since the epoch. At least 10 ms
+   * ahead; at most 1,000 pending per instance (else it throws). Kept with the state, so it
+   * survives failover and restarts, and rolled back with it if the message throws. Returns its id.
+   */
+  schedule: (when: number, method: string, ...args: unknown[]) => string
+  /** Cancels a pending reminder; true if it was pending. */
+  cancel: (id: string) => boolean
+  /** The pending reminders, soonest first. */
+  reminders: () => PendingReminder[]
+}
+
+/** The last argument of a method called by a reminder. */
+export interface ReminderMeta {
+  /** the reminder's id (as `stem.schedule` returned it) */
+  reminder: string
+  /** when it was due, ms since the epoch (`stem.now() - due`: how late it fired) */
+  due: number
+}
+
+/** A pending reminder, as `stem.reminders()` lists it. */
+export interface PendingReminder {
+  id: string
+  /** ms since the epoch */
+  due: number
+  method: string
+  args: Json[]
 }
 
 declare global {

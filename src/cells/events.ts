@@ -14,7 +14,7 @@ export interface CellEventDetail {
 export interface CellSnapshotDetail {
   address: string
   hash: string
-  /** JSON text of the cell's own fields after the message */
+  /** JSON text of the cell's own fields after the message, and its pending reminders (field `stem:reminders`, see reminders.ts) */
   state: string
   /**
    * Increases with every change. Changes made while messages are batched arrive as the

@@ -26,6 +26,9 @@
 //   // reply texts may carry a trailer (stem.response's status and headers): see reply-meta.ts
 //   runtime.cells(); runtime.cell(address); runtime.reservedMemory(); runtime.hostPids()
 //
+//   // reminders (stem.schedule): kept in the state text (reminders.ts), fired by the runtime
+//   // while the cell is transformed here; nothing to call
+//
 //   runtime.setRouter(meshRouter)   // asks from cells to addresses outside their cell host
 //   await runtime.stop()
 //

@@ -16,6 +16,8 @@ import type { CellRouter, RouteOptions } from './router.js'
 import type { CellRuntimeEvents, CellStatus } from './events.js'
 import type { FromHost } from './host/protocol.js'
 import { errorFromReply, replyOfError, splitReply } from './reply-meta.js'
+import { ReminderQueue, remindersOfState, remindersTail, REMINDER_RETRY_MS, MAX_REMINDER_ATTEMPTS } from './reminders.js'
+import type { Reminder } from './reminders.js'
 
 export interface CellRuntimeInit {
   /** node data dir: each cell's last state is persisted under <dataDir>/cells */
@@ -132,6 +134,11 @@ interface CellRecord {
   /** asks and tells delivered so far */
   messages: number
   failure?: CellFailure
+  /** the pending reminders of its state, fired here while it is transformed (a clone is not) */
+  reminders: ReminderQueue
+  /** the end of the last state from its reminders field on ('' without one): unchanged, it is not parsed again */
+  remindersTail: string
+  reminderTimer?: NodeJS.Timeout
 }
 
 interface PendingCall {
@@ -156,6 +163,8 @@ interface AppHost {
 }
 
 const MIB = 1024 * 1024
+/** longest single timer for a reminder (setTimeout takes at most 2^31-1 ms): a later one is waited for in steps */
+const MAX_REMINDER_TIMER_MS = 3_600_000
 
 export class CellRuntime extends TypedEventEmitter<CellRuntimeEvents> {
   readonly bounds: RuntimeBounds
@@ -209,6 +218,7 @@ export class CellRuntime extends TypedEventEmitter<CellRuntimeEvents> {
     if (!this.running) return
     this.running = false
     clearInterval(this.sweepTimer)
+    for (const record of this.cellsByAddress.values()) clearTimeout(record.reminderTimer)
     const exits = [...this.hosts.values()].map(async host => {
       const exited = new Promise<void>(resolve => { host.process.child.once('close', () => { resolve() }) })
       this.hosts.delete(host.app)
@@ -273,7 +283,7 @@ export class CellRuntime extends TypedEventEmitter<CellRuntimeEvents> {
     const { app } = parseAddress(address)
     let record = this.cellsByAddress.get(address)
     if (record === undefined) {
-      record = { address, app, status: 'stem', state: null, version: 0, gatedVersion: 0, inflight: 0, tellsInflight: 0, messages: 0 }
+      record = blankRecord(address, app)
       this.cellsByAddress.set(address, record)
     }
     return info(record)
@@ -301,7 +311,7 @@ export class CellRuntime extends TypedEventEmitter<CellRuntimeEvents> {
     await verifyBundle(bundle, options.owner)
     const limits = checkLimits(options.limits ?? bundle.limits)
     if (options.state !== undefined) checkStateText(options.state, this.bounds.maxMessageBytes)
-    const record = this.cellsByAddress.get(address) ?? { address, app, status: 'stem' as CellStatus, state: null, version: 0, gatedVersion: 0, inflight: 0, tellsInflight: 0, messages: 0 }
+    const record = this.cellsByAddress.get(address) ?? blankRecord(address, app)
     this.cellsByAddress.set(address, record)
     const replace = options.replace === true && record.status === 'transformed'
     if (record.status === 'transformed' && !replace) throw new Error(`cell ${address} is already transformed: revert it first or ask for replace`)
@@ -369,6 +379,7 @@ export class CellRuntime extends TypedEventEmitter<CellRuntimeEvents> {
     }
     const hash = record.bundle?.hash
     record.status = 'reverted'
+    this.stopReminders(record)
     record.state = null
     record.bundle = undefined
     await this.store?.remove(address)
@@ -590,6 +601,70 @@ export class CellRuntime extends TypedEventEmitter<CellRuntimeEvents> {
       })
     }
     this.dispatchEvent(new CustomEvent('cell:snapshot', { detail: { address: record.address, hash, state, version } }))
+    this.noteReminders(record, state)
+  }
+
+  /** The reminders of a cell's new state: fire what is due, wait for the next one. */
+  private noteReminders (record: CellRecord, state: string): void {
+    const tail = remindersTail(state)
+    if (tail === record.remindersTail) return
+    record.remindersTail = tail
+    const { reminders, problems } = remindersOfState(state)
+    for (const problem of problems) this.opts.log?.(record.address, `reminder not used: ${problem}`)
+    record.reminders.replace(reminders)
+    this.armReminders(record)
+  }
+
+  private armReminders (record: CellRecord): void {
+    clearTimeout(record.reminderTimer)
+    record.reminderTimer = undefined
+    if (!this.running || record.status !== 'transformed') return
+    const next = record.reminders.nextAt()
+    if (next === undefined) return
+    record.reminderTimer = setTimeout(() => { this.fireDue(record) }, Math.min(Math.max(0, next - Date.now()), MAX_REMINDER_TIMER_MS))
+    record.reminderTimer.unref()
+  }
+
+  private stopReminders (record: CellRecord): void {
+    clearTimeout(record.reminderTimer)
+    record.reminderTimer = undefined
+    record.reminders.clear()
+    record.remindersTail = ''
+  }
+
+  /** Fires the due reminders (at most half the mailbox at once, and at least one: other senders keep room). */
+  private fireDue (record: CellRecord): void {
+    record.reminderTimer = undefined
+    if (!this.running || record.status !== 'transformed') return
+    const room = Math.max(1, Math.floor((record.limits?.mailbox ?? 1) / 2) - record.inflight - record.tellsInflight)
+    for (const reminder of record.reminders.take(Date.now(), room)) this.fire(record, reminder)
+    this.armReminders(record)
+  }
+
+  /**
+   * One firing, answered like an ask (and gated like one: the state without the reminder
+   * reaches the clones before it settles). A firing that fails before the cell took the
+   * reminder out of its state (crash, host restart, full mailbox) is retried after a pause,
+   * and after MAX_REMINDER_ATTEMPTS such failures dropped unrun (a poison reminder must not
+   * fail its cell); the cell runs a reminder id once (it is gone from its table after).
+   */
+  private fire (record: CellRecord, reminder: Reminder): void {
+    const drop = record.reminders.exhausted(reminder.id)
+    if (drop) this.opts.log?.(record.address, `reminder ${reminder.id} (${reminder.method}) did not fire in ${MAX_REMINDER_ATTEMPTS} attempts: dropped`)
+    const id = ++this.seq
+    const { promise, resolve, reject } = Promise.withResolvers<string>()
+    this.calls.set(id, { app: record.app, record, deadline: Date.now() + this.bounds.messageWallTime + this.opts.heartbeatTimeout, resolve, reject })
+    record.inflight++
+    record.messages++
+    const settled = (): void => {
+      record.reminders.settled(reminder.id, Date.now())
+      this.armReminders(record)
+    }
+    promise.then(settled, (err: Error) => {
+      if (record.reminders.has(reminder.id)) this.opts.log?.(record.address, `reminder ${reminder.id} (${reminder.method}) did not fire: ${err.message.split('\n')[0]}; tried again in ${REMINDER_RETRY_MS} ms`)
+      settled()
+    })
+    this.hostFor(record.app).process.send({ t: 'fire', id, address: record.address, reminder: reminder.id, method: reminder.method, drop })
   }
 
   /** A cell host died: fail what it had in flight, then restart its cells from their last state (or mark them failed). */
@@ -634,6 +709,7 @@ export class CellRuntime extends TypedEventEmitter<CellRuntimeEvents> {
   }
 
   private markFailed (record: CellRecord, reason: string): void {
+    this.stopReminders(record)
     record.status = 'failed'
     record.failure = { reason, at: Date.now() }
   }
@@ -665,6 +741,10 @@ export class CellRuntime extends TypedEventEmitter<CellRuntimeEvents> {
   private assertRunning (): void {
     if (!this.running) throw new Error('cell runtime is not running')
   }
+}
+
+function blankRecord (address: string, app: string): CellRecord {
+  return { address, app, status: 'stem', state: null, version: 0, gatedVersion: 0, inflight: 0, tellsInflight: 0, messages: 0, reminders: new ReminderQueue(), remindersTail: '' }
 }
 
 function info (record: CellRecord): CellInfo {

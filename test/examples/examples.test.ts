@@ -10,6 +10,7 @@ import { buildBundle, createCellRuntime, type CellBundle, type CellRuntime } fro
 import { createGateway, replyValue, type Gateway } from '../../src/gateway/index.js'
 import { loadManifest, resolveCellCode, type AppManifest } from '../../src/topology/manifest.js'
 import { createEd25519Key, type PrivateKey } from '../../src/wire/keys.js'
+import { waitFor } from '../support/wait.js'
 
 const examplesDir = join(process.cwd(), 'examples')
 const exampleNames = readdirSync(examplesDir, { withFileTypes: true }).filter(d => d.isDirectory()).map(d => d.name).sort()
@@ -190,6 +191,26 @@ describe('examples', function () {
       const figs = await http('POST', '/pipeline/orders', { items: [{ sku: 'fig', qty: 2 }] })
       assert.equal(figs.json.total, 420)
       assert.equal((await http('GET', '/pipeline/stock')).json.fig, 0)
+    })
+
+    it('carts: a cart expires with its reminder after being idle; a change re-arms it', async () => {
+      const ann = await http('POST', '/carts/cart/ann/items', { sku: 'fig', qty: 2 })
+      assert.equal(ann.status, 200)
+      assert.deepEqual(ann.json.items, { fig: 2 })
+      assert.ok(ann.json.expiresAt >= Date.now() + 29 * 60 * 1000)
+      const bob = await http('POST', '/carts/cart/bob/items?idle=300', { sku: 'pear' })
+      assert.deepEqual(bob.json.items, { pear: 1 })
+      // a change cancels the previous reminder: one pending per cart
+      await http('POST', '/carts/cart/bob/items?idle=300', { sku: 'pear' })
+      assert.deepEqual((await http('GET', '/carts/stats')).json, { carts: 2, expired: 0, reminders: 2 })
+      await waitFor(async () => (await http('GET', '/carts/cart/bob')).status === 404, { what: "bob's cart to expire" })
+      assert.deepEqual((await http('GET', '/carts/stats')).json, { carts: 1, expired: 1, reminders: 1 })
+      assert.deepEqual((await http('GET', '/carts/cart/ann')).json.items, { fig: 2 })
+      assert.equal((await http('POST', '/carts/cart/ann/items?idle=5', { sku: 'fig' })).status, 400)
+      assert.equal((await http('POST', '/carts/cart/ann/items', { qty: 1 })).status, 400)
+      const proto = await http('POST', '/carts/cart/__proto__/items', { sku: 'fig' })
+      assert.equal(proto.status, 400, JSON.stringify(proto.json))
+      assert.equal((await http('GET', '/carts/cart/zed')).status, 404)
     })
 
     it('greeter-ts: TypeScript with an npm package', async () => {

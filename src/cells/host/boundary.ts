@@ -24,8 +24,8 @@ export interface Outgoing {
   tell: boolean
 }
 
-/** A message's outcome: its result and the state after it, or its error (the state is then unchanged). */
-export type Outcome = { ok: true, value: string, state: string } | { ok: false, error: string }
+/** A message's outcome: its result and the state after it, or its error (the state is then unchanged, but for a reminder's firing). */
+export type Outcome = { ok: true, value: string, state: string } | { ok: false, error: string, state?: string }
 
 /** Longest error text or log line passed on (the bootstrap cuts messages at 2000 and logs at 8192). */
 export const MAX_ERROR_TEXT = 4096
@@ -76,9 +76,10 @@ export function parseOutgoing (record: string, maxBytes: number): Outgoing | Mal
  * A result or error may end with '\n' + a JSON trailer (cells/reply-meta.ts: status,
  * headers, stack), checked here as JSON too. `lastState` is the state the host holds: an
  * unchanged state is not checked again, and an error never changes it (whatever state the
- * isolate reports with it).
+ * isolate reports with it), but with `stateOnError`: a reminder's firing, which is consumed
+ * (its reminder gone from the state) even when its method throws.
  */
-export function parseOutcome (text: string, lastState: string, maxBytes: number): Outcome | Malformed {
+export function parseOutcome (text: string, lastState: string, maxBytes: number, stateOnError = false): Outcome | Malformed {
   const cut = text.lastIndexOf('\0')
   if (cut < 0) return new Malformed('returned a malformed answer: no state')
   if (text[0] !== 'o' && text[0] !== 'e') return new Malformed('returned a malformed answer: neither result nor error')
@@ -87,11 +88,16 @@ export function parseOutcome (text: string, lastState: string, maxBytes: number)
   const head = nl < 0 ? value : value.slice(0, nl)
   const trailer = nl < 0 ? undefined : checkJson(value.slice(nl + 1), 'reply trailer', maxBytes)
   const trailerOk = trailer !== undefined && !(trailer instanceof Malformed) && trailer !== null && typeof trailer === 'object'
-  if (text[0] === 'e') return { ok: false, error: cleanText(head, MAX_ERROR_TEXT) + (trailerOk ? value.slice(nl) : '') }
+  const state = text.slice(cut + 1)
+  if (text[0] === 'e') {
+    const error = cleanText(head, MAX_ERROR_TEXT) + (trailerOk ? value.slice(nl) : '')
+    if (!stateOnError || state === lastState) return { ok: false, error }
+    const reason = stateError(state, maxBytes)
+    return reason !== undefined ? new Malformed(reason) : { ok: false, error, state }
+  }
   const checked = checkJson(head, 'result', maxBytes)
   if (checked instanceof Malformed) return checked
   if (nl >= 0 && !trailerOk) return new Malformed('returned a malformed reply trailer')
-  const state = text.slice(cut + 1)
   if (state !== lastState) {
     const reason = stateError(state, maxBytes)
     if (reason !== undefined) return new Malformed(reason)

@@ -20,6 +20,10 @@ export interface Message {
   reply: (ok: boolean, text: string) => void
   /** sent by a cell of another app: a crash it causes does not count toward this cell's failure budget */
   foreign?: boolean
+  /** the id of the reminder this message fires (`method` is then its method, for reports) */
+  reminder?: string
+  /** take that reminder out of the state without running it */
+  dropReminder?: boolean
 }
 
 export interface ActorHooks {
@@ -236,7 +240,8 @@ export class CellActor {
     for (const message of batch) {
       const id = ++this.messageSeq
       ids.push(id)
-      packed += (packed === '' ? '' : '\x02') + `${id}\x01${message.method}\x01${message.args}`
+      const method = message.reminder === undefined ? message.method : `${message.dropReminder === true ? '\x05' : '\x04'}${message.reminder}`
+      packed += (packed === '' ? '' : '\x02') + `${id}\x01${method}\x01${message.args}`
     }
     const cpuStart = sandbox.cpuMs()
     this.logsThisMessage = 0
@@ -347,19 +352,20 @@ export class CellActor {
 
   /** Reply to a finished message and take its state; false if the answer was malformed (the cell crashed). */
   private complete (message: Message, text: string): boolean {
-    const outcome = parseOutcome(text, this.state, this.bounds.maxMessageBytes)
+    // a reminder's firing is consumed even when its method throws: that state is kept
+    const outcome = parseOutcome(text, this.state, this.bounds.maxMessageBytes, message.reminder !== undefined)
     if (outcome instanceof Malformed) {
       this.crash(outcome.reason, message)
       return false
     }
-    if (!outcome.ok) {
-      this.replyError(message, outcome.error)
-      return true
-    }
-    if (outcome.state !== this.state) {
+    if (outcome.state !== undefined && outcome.state !== this.state) {
       this.state = outcome.state
       this.version++
       this.hooks.state(this)
+    }
+    if (!outcome.ok) {
+      this.replyError(message, outcome.error)
+      return true
     }
     this.replyResult(message, outcome.value)
     return true

@@ -14,6 +14,7 @@ import { parseAddress } from '../address.js'
 /** Messages one cell runs before others get a turn (and before the event loop does). */
 const PUMP_BUDGET = 256
 const CONTROL = /[\x00-\x1f]/
+const REMINDER_ID = /^[A-Za-z0-9_-]{1,64}$/
 /** Logs one message may write (the isolate drops the rest itself; this holds if it was tampered with). */
 const MAX_LOGS_PER_MESSAGE = 100
 
@@ -73,6 +74,7 @@ export class CellHost {
       case 'init': this.bounds = message.bounds; this.localAsks = message.localAsks; this.app = message.app; return
       case 'ping': this.send({ t: 'pong', n: message.n, rss: process.memoryUsage.rss() }); return
       case 'call': this.nodeCall(message.id, message.address, message.method, message.args, message.tell, message.from); return
+      case 'fire': this.fire(message.id, message.address, message.reminder, message.method, message.drop); return
       case 'answer': this.answer(message.askId, message.ok, message.text); return
       case 'transform': this.transform(message); return
       case 'revert': this.revert(message.req, message.address); return
@@ -104,6 +106,14 @@ export class CellHost {
     // control characters separate the records packed into the isolate; valid JSON has none
     if (CONTROL.test(method) || CONTROL.test(args)) { reply(false, `invalid method name or arguments for ${address}`); return }
     actor.deliver({ method, args, reply, foreign: from !== undefined && !from.startsWith(`${this.app}/`) })
+  }
+
+  private fire (id: number, address: string, reminder: string, method: string, drop: boolean): void {
+    const reply = (ok: boolean, text: string): void => { this.send({ t: 'reply', id, ok, text }) }
+    const actor = this.cells.get(address)
+    if (actor === undefined) { reply(false, `no cell ${address} on this node`); return }
+    if (!REMINDER_ID.test(reminder) || CONTROL.test(method)) { reply(false, `invalid reminder for ${address}`); return }
+    actor.deliver({ method, args: '[]', reply, reminder, dropReminder: drop })
   }
 
   private transform (m: Extract<ToHost, { t: 'transform' }>): void {
@@ -229,7 +239,10 @@ export class CellHost {
       for (const actor of [...this.ready]) {
         this.ready.delete(actor)
         actor.pump(PUMP_BUDGET)
+        // back of the line: the next pass (or the next turn) starts with the others
         if (actor.hasWork()) this.ready.add(actor)
+        // checked after each cell, not after a pass: many busy cells must not hold the event loop for seconds
+        if (performance.now() > deadline) break
       }
       if (performance.now() > deadline) {
         // let the event loop breathe (heartbeats, the link) before continuing

@@ -22,6 +22,10 @@
 //                                            also stops once softMs have passed; the host re-queues
 //                                            the messages it did not run.
 //   messages: records 'id\x01method\x01argsJson' joined by '\x02'; results: 'id\x01result'
+//            a method '\x04' + reminder id fires that reminder (cells/reminders.ts): its method
+//            runs with its arguments and { reminder, due }; a reminder no longer pending
+//            (fired or cancelled) does nothing (a retried firing runs once); '\x05' + id
+//            takes that reminder out unrun (its firings kept failing)
 //   'resolve' (packed answers)            → settles pending stem.ask calls
 //   'flush'   ()                          → only the trailers: what the microtasks run at the
 //                                            end of the previous entry produced
@@ -36,6 +40,11 @@
 // errors { error: { status?, stack? } } (status: from stem.error), on results
 // { response: { status, headers } } (stem.response); the host validates it and adds the
 // cell and method. Answers to the cell's asks carry an error's status as a 4th field.
+import { REMINDERS_FIELD, MAX_REMINDERS, MIN_REMINDER_DELAY_MS, EPOCH_WHEN_FROM } from '../reminders.js'
+
+// Pending reminders live in a table here and in the state text under the reserved field
+// REMINDERS_FIELD (last, only when there are some), so every rollback, snapshot and restore
+// of the state carries them.
 export const BOOTSTRAP_SOURCE = String.raw`
 'use strict'
 const hostLog = $0, maxBytes = $1, maxPending = $2, maxDepth = $3
@@ -49,8 +58,9 @@ const SafeMap = Map, mapGet = Map.prototype.get, mapSet = Map.prototype.set, map
 const SafeWeakMap = WeakMap, wmGet = WeakMap.prototype.get, wmSet = WeakMap.prototype.set
 const indexOf = String.prototype.indexOf, slice = String.prototype.slice, charCodeAt = String.prototype.charCodeAt
 const fnToString = Function.prototype.toString, regExec = RegExp.prototype.exec, dateNow = Date.now, isInteger = Number.isInteger
+const random = Math.random, floor = Math.floor, ceil = Math.ceil, numToString = Number.prototype.toString
 // private RegExp objects used only through the captured exec (reads own lastIndex and internal flags only)
-const CONTROL = /[\x00-\x1f]/, CLASS = /^class\b/, HEADER_NAME = /^[!#$%&'*+.^_\x60|~0-9A-Za-z-]{1,100}$/
+const CONTROL = /[\x00-\x1f]/, CLASS = /^class\b/, REMINDER_ID = /^[A-Za-z0-9_-]{1,64}$/, HEADER_NAME = /^[!#$%&'*+.^_\x60|~0-9A-Za-z-]{1,100}$/
 // errors made by stem.error (or answers to asks that carried a status) → status; stem.response objects → [status, headers, body]
 const statuses = new SafeWeakMap(), responses = new SafeWeakMap()
 const maxOut = 4 * maxBytes
@@ -148,6 +158,10 @@ function resultRecord (v) {
   return encode(r[2], 'response body') + '\n' + stringify({ response: { status: r[0], headers: r[1] } })
 }
 
+const REMINDERS = '${REMINDERS_FIELD}', MAX_REMINDERS = ${MAX_REMINDERS}, MIN_DELAY = ${MIN_REMINDER_DELAY_MS}, EPOCH_FROM = ${EPOCH_WHEN_FROM}, MAX_TIME = 8.64e15
+// id → { due, method, args (JSON text), json (its entry in the state field) }; remindersJson: the table as the state field holds it
+// ('' when empty, null when it changed since: built at the next snapshot, once per message)
+let table = { __proto__: null }, reminderCount = 0, remindersJson = ''
 let instance, Cls, askSeq = 0, lastState = '{}', pendingCount = 0, tells = 0, logs = 0
 const MAX_LOGS = 100
 let out = '', finished = ''
@@ -165,8 +179,54 @@ function trailer (result) {
 function snapshot () {
   const state = { __proto__: null }
   const ks = keys(instance)
-  for (let i = 0; i < ks.length; i++) state[ks[i]] = instance[ks[i]]
-  return encode(state, 'state')
+  for (let i = 0; i < ks.length; i++) {
+    if (ks[i] === REMINDERS) throw new SafeError('field ' + REMINDERS + ' is reserved for the reminders of the cell')
+    state[ks[i]] = instance[ks[i]]
+  }
+  const fields = encode(state, 'state')
+  if (remindersJson === null) remindersJson = remindersText()
+  if (remindersJson === '') return fields
+  const text = (fields === '{}' ? '{' : cut(fields, 0, fields.length - 1) + ',') + stringify(REMINDERS) + ':' + remindersJson + '}'
+  if (text.length > maxBytes) throw new SafeError('state is too large with its ' + reminderCount + ' reminders: ' + text.length + ' characters of JSON, limit ' + maxBytes)
+  return text
+}
+
+function remindersChanged (delta) {
+  reminderCount += delta
+  remindersJson = null
+}
+
+// an entry of the table, with its text in the state field (made once, not per snapshot)
+function reminder (id, due, method, args) {
+  return { __proto__: null, due, method, args, json: '{"id":' + stringify(id) + ',"due":' + stringify(due) + ',"method":' + stringify(method) + ',"args":' + stringify(args) + '}' }
+}
+
+function remindersText () {
+  let text = ''
+  const ids = keys(table)
+  for (let i = 0; i < ids.length; i++) {
+    text += (i === 0 ? '' : ',') + table[ids[i]].json
+  }
+  return ids.length === 0 ? '' : '[' + text + ']'
+}
+
+// the table of a saved state; entries that are not well-formed are left out, with a log line
+function loadReminders (raw) {
+  table = { __proto__: null }
+  let dropped = 0, n = 0
+  if (isArray(raw)) {
+    for (let i = 0; i < raw.length; i++) {
+      const r = raw[i]
+      if (r === null || typeof r !== 'object' || typeof r.id !== 'string' || !matches(REMINDER_ID, r.id) || hasOwn(table, r.id) ||
+        typeof r.due !== 'number' || !isInteger(r.due) || r.due < 0 || r.due > MAX_TIME || typeof r.method !== 'string' || r.method.length === 0 ||
+        r.method.length > 200 || matches(CONTROL, r.method) || typeof r.args !== 'string' || matches(CONTROL, r.args) || n >= MAX_REMINDERS) { dropped++; continue }
+      table[r.id] = reminder(r.id, r.due, r.method, r.args)
+      n++
+    }
+  } else dropped = 1
+  if (dropped > 0) hostLog('dropped ' + dropped + ' malformed reminder(s) from the saved state of ' + self)
+  reminderCount = n
+  remindersJson = null
 }
 
 // sets the fields of stateJson; exact: also deletes the fields it does not have (a rollback
@@ -178,7 +238,11 @@ function restore (stateJson, exact) {
     if (!hasOwn(state, fields[i]) && !deleteProperty(instance, fields[i])) throw new SafeError('field ' + fields[i] + ' cannot be deleted')
   }
   const ks = keys(state)
-  for (let i = 0; i < ks.length; i++) defineProperty(instance, ks[i], { __proto__: null, value: state[ks[i]], writable: true, enumerable: true, configurable: true })
+  for (let i = 0; i < ks.length; i++) {
+    if (ks[i] !== REMINDERS) defineProperty(instance, ks[i], { __proto__: null, value: state[ks[i]], writable: true, enumerable: true, configurable: true })
+  }
+  if (hasOwn(state, REMINDERS)) loadReminders(state[REMINDERS])
+  else if (reminderCount > 0) { table = { __proto__: null }; reminderCount = 0; remindersJson = '' }
 }
 
 function rollback () {
@@ -187,7 +251,8 @@ function rollback () {
 
 function isMessage (name) {
   if (typeof name !== 'string' || name === 'constructor' || name[0] === '_' || name[0] === '#') return false
-  for (let p = getPrototypeOf(instance); p !== null && p !== ObjectProto; p = getPrototypeOf(p)) {
+  // while the constructor runs (stem.schedule in it), the instance is not assigned yet
+  for (let p = instance === undefined ? Cls.prototype : getPrototypeOf(instance); p !== null && p !== ObjectProto; p = getPrototypeOf(p)) {
     const d = getOwnPropertyDescriptor(p, name)
     if (d !== undefined) return hasOwn(d, 'value') && typeof d.value === 'function'
   }
@@ -219,10 +284,45 @@ function settle (id, ok, v) {
 }
 
 function call (id, method, argsJson) {
+  if (method[0] === '\x04') return fire(id, cut(method, 1, method.length))
+  if (method[0] === '\x05') return dropReminder(cut(method, 1, method.length))
+  let args
+  try { args = parse(argsJson) } catch (err) { return finish(false, errorRecord(err)) }
+  return invoke(id, method, args)
+}
+
+// a due reminder: taken out of the table first, so that its firing is consumed whatever its
+// method does (a throw rolls back to the state without it), then its method runs
+function fire (id, reminderId) {
+  if (!hasOwn(table, reminderId)) return finish(true, 'null')
+  const r = table[reminderId]
+  deleteProperty(table, reminderId)
+  remindersChanged(-1)
+  let args
+  try {
+    lastState = snapshot()
+    args = parse(r.args)
+  } catch (err) {
+    return finish(false, errorRecord(err))
+  }
+  if (!isArray(args)) return finish(false, 'arguments of reminder ' + reminderId + ' are not a JSON array')
+  defineProperty(args, args.length, { __proto__: null, value: { reminder: reminderId, due: r.due }, writable: true, enumerable: true, configurable: true })
+  return invoke(id, r.method, args)
+}
+
+// a reminder whose firings kept failing: out of the table, unrun
+function dropReminder (reminderId) {
+  if (hasOwn(table, reminderId)) {
+    deleteProperty(table, reminderId)
+    remindersChanged(-1)
+  }
+  return finish(true, 'null')
+}
+
+function invoke (id, method, args) {
   if (!isMessage(method)) return finish(false, 'unknown method ' + stringify(cut(SafeString(method), 0, 100)) + ' on ' + self)
   let r
   try {
-    const args = parse(argsJson)
     if (!isArray(args)) return finish(false, 'arguments must be a JSON array')
     r = apply(instance[method], instance, args)
     if (r !== null && typeof r === 'object' && getPrototypeOf(r) === PromiseProto) {
@@ -256,7 +356,7 @@ function outgoing (address, method, args, tell) {
 function bind (address) {
   if (self !== '') throw new SafeError('stem cell is already bound to ' + self)
   self = address
-  defineProperty(globalThis, 'stem', { __proto__: null, value: freeze({ __proto__: null, self, ask, tell, log, now, error, response }), writable: false, enumerable: false, configurable: false })
+  defineProperty(globalThis, 'stem', { __proto__: null, value: freeze({ __proto__: null, self, ask, tell, log, now, error, response, schedule, cancel, reminders }), writable: false, enumerable: false, configurable: false })
   return trailer('')
 }
 
@@ -280,6 +380,41 @@ function log (...args) {
   hostLog(logs === MAX_LOGS ? text + ' (further logs of this message dropped)' : text)
 }
 function now () { return dateNow() }
+
+function schedule (when, method, ...args) {
+  if (typeof when !== 'number' || !isFinite(when)) throw new SafeError('stem.schedule(when, method, ...args): when must be a number: a delay in ms (below ' + EPOCH_FROM + ') or a time in ms since the epoch')
+  const at = dateNow()
+  const due = ceil(when < EPOCH_FROM ? at + when : when)
+  if (due - at < MIN_DELAY) throw new SafeError('stem.schedule: a reminder must be due at least ' + MIN_DELAY + ' ms ahead, got ' + (when < EPOCH_FROM ? 'a delay of ' + when + ' ms' : 'a time ' + (at - due) + ' ms in the past'))
+  if (due > MAX_TIME) throw new SafeError('stem.schedule: ' + when + ' is past the last time a Date can hold')
+  if (!isMessage(method)) throw new SafeError('stem.schedule: ' + stringify(cut(SafeString(method), 0, 100)) + ' is not a method of ' + self)
+  if (reminderCount >= MAX_REMINDERS) throw new SafeError('too many pending reminders on ' + self + ' (limit ' + MAX_REMINDERS + '): cancel some or let them fire first')
+  const argsJson = encode(args, 'reminder arguments')
+  let id
+  do id = 'r' + apply(numToString, at, [36]) + apply(numToString, floor(apply(random, undefined, []) * 2176782336), [36])
+  while (hasOwn(table, id))
+  table[id] = reminder(id, due, method, argsJson)
+  remindersChanged(1)
+  return id
+}
+function cancel (id) {
+  if (typeof id !== 'string' || !hasOwn(table, id)) return false
+  deleteProperty(table, id)
+  remindersChanged(-1)
+  return true
+}
+// the pending reminders, by due time: fresh copies ({ id, due, method, args })
+function reminders () {
+  const ids = keys(table), list = []
+  for (let i = 0; i < ids.length; i++) {
+    const r = table[ids[i]]
+    const item = { id: ids[i], due: r.due, method: r.method, args: parse(r.args) }
+    let j = i
+    while (j > 0 && (list[j - 1].due > item.due || (list[j - 1].due === item.due && list[j - 1].id > item.id))) { list[j] = list[j - 1]; j-- }
+    list[j] = item
+  }
+  return list
+}
 function error (status, message) {
   if (typeof status !== 'number' || !isInteger(status) || status < 400 || status > 599) throw new SafeError('stem.error(status, message): status must be a whole number 400–599, got ' + clean(cut(SafeString(status), 0, 40)))
   if (typeof message !== 'string') throw new SafeError('stem.error(status, message): message must be a string')

@@ -15,6 +15,11 @@ export type ToHost =
   | { t: 'snapshot', req: number, address: string }
   /** deliver a message; tell: no reply wanted; from: the sending cell's address, if a cell sent it */
   | { t: 'call', id: number, address: string, method: string, args: string, tell: boolean, from?: string }
+  /**
+   * fire a due reminder (cells/reminders.ts): answered with a 'reply' like a call; `method`
+   * is its method, for error reports; drop: take it out of the state without running it
+   */
+  | { t: 'fire', id: number, address: string, reminder: string, method: string, drop: boolean }
   /** the answer to a cell's outgoing ask that the node routed */
   | { t: 'answer', askId: number, ok: boolean, text: string }
   | { t: 'ping', n: number }
