@@ -99,6 +99,30 @@ export class DiskLogStorage implements LogStorage {
     return storage
   }
 
+  /**
+   * Best effort, for a damaged log: the members it last names in the records readable
+   * before the damage (snapshot file, then the segments in order). Never throws.
+   */
+  static async salvageMembers (dir: string): Promise<string[]> {
+    let conf: ConfState = { voters: [], learners: [] }
+    const take = (record: WalRecord): void => {
+      if (record.type === RecordType.State) conf = confFromProto(pb.WalState.decode(record.payload).conf)
+      else if (record.type === RecordType.ConfState) conf = confFromProto(pb.ConfState.decode(record.payload))
+      else if (record.type === RecordType.Snapshot) conf = snapshotFromProto(pb.Snapshot.decode(record.payload)).metadata.conf
+    }
+    try {
+      const names = (await readdir(dir)).filter(n => SEGMENT_NAME.test(n)).sort()
+      for (const name of [SNAPSHOT_FILE, ...names]) {
+        const scan = scanRecords(await readFile(join(dir, name)).catch(() => new Uint8Array(0)))
+        for (const record of scan.records) take(record)
+        if (scan.damage != null && name !== SNAPSHOT_FILE) break
+      }
+    } catch {
+      // whatever was read before the damage stands
+    }
+    return [...new Set([...conf.voters, ...conf.learners])]
+  }
+
   // ---- LogStorage (read-only view used by the core) ----
 
   initialState (): { hardState: HardState, confState: ConfState } {
