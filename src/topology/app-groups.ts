@@ -84,7 +84,7 @@ export interface AppGroupsInit {
   snapshotBytes?: number
   /** entries kept before the snapshot point, for members slightly behind (default 100) */
   snapshotKeepEntries?: number
-  /** size of a group's WAL segment files: compacted segments are deleted whole (default 1 MiB) */
+  /** size of a group's WAL segment files: compacted segments are deleted whole (default 256 KiB) */
   walSegmentBytes?: number
 }
 
@@ -168,7 +168,7 @@ export class AppGroups {
     if (existing !== undefined) return await existing
     const app = (GROUP_ID.exec(group) as RegExpExecArray)[1]
     const opening = (async () => {
-      const storage = await DiskLogStorage.open(join(this.init.groupsDir, group), { segmentBytes: this.init.walSegmentBytes ?? 1024 * 1024 })
+      const storage = await DiskLogStorage.open(join(this.init.groupsDir, group), { segmentBytes: this.init.walSegmentBytes ?? 256 * 1024 })
       const h: HostedApp = { group, app, storage, running: new Map(), busy: false, version: BigInt(Date.now()), lastAnnounced: 0, revertAnnouncements: 0, dissolved: false, lastConfChange: 0, applied: 0, sinceSnapshot: { entries: 0, bytes: 0 }, compacting: false }
       const snap = storage.snapshot()
       if (snap.metadata.index > 0) {
