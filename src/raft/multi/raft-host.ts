@@ -618,7 +618,8 @@ export class RaftHost extends TypedEventEmitter<RaftHostEvents> {
         }
         continue
       }
-      if (!g.members.has(from) && !g.joining.has(from) && g.members.size > 0) {
+      // a rejoining member hears anyone: the members it read from its damaged log may be out of date
+      if (!g.members.has(from) && !g.joining.has(from) && g.members.size > 0 && g.rejoining === undefined) {
         this.reject(group, from, `${from} is not a member of group ${group}`)
         continue
       }
