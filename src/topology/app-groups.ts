@@ -109,7 +109,6 @@ export class AppGroups {
 
   /** Opens every group whose log is on disk; a damaged one is moved aside and rejoined from its members. */
   async start (): Promise<void> {
-    this.running = true
     await mkdir(this.init.groupsDir, { recursive: true })
     for (const name of await readdir(this.init.groupsDir)) {
       if (!GROUP_ID.test(name)) continue
@@ -120,6 +119,8 @@ export class AppGroups {
         await this.rejoinDamaged(name, err)
       }
     }
+    // only now: a raft message for a group on disk must not open it (or its damaged log) first
+    this.running = true
   }
 
   /** Moves a damaged group's directory aside and rejoins the group as an empty member. */

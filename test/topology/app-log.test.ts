@@ -8,6 +8,7 @@ import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promise
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { RaftHost } from '../../src/raft/multi/raft-host.js'
+import { DiskLogStorage } from '../../src/raft/storage/disk-log-storage.js'
 import { MemoryNetwork } from '../../src/raft/transport/memory-transport.js'
 import { ConfChangeType, StateRole } from '../../src/raft/types.js'
 import { AppGroups, newId } from '../../src/topology/app-groups.js'
@@ -197,6 +198,22 @@ describe('app group logs: snapshots, compaction, damaged groups', function () {
     // and takes part in what follows
     await ownerOp('shop', at => ({ id: newId(), kind: 'scale', ...owner, at, cell: 'c1', replicas: 3 }))
     await waitFor(() => hosted('n3', 'shop')?.state?.manifest.cells.c1.replicas === 3, { what: 'n3 applies a later change' })
+    await sameStateEverywhere('shop')
+  })
+
+  it('a group whose app snapshot does not decode is treated as damaged too: moved aside and rejoined', async () => {
+    await publishAndScale('shop', 60)
+    await sameStateEverywhere('shop')
+    const group = hosted('n2', 'shop')!.group
+    await stopMember('n2')
+    // a snapshot record that is sound on disk but holds no app state (a forged or foreign snapshot)
+    const storage = await DiskLogStorage.open(join(dir, 'n2', group))
+    await storage.createSnapshot(storage.lastIndex(), { voters: NODES, learners: [] }, new TextEncoder().encode('{"format":"stem/app-state","version":1,"state":{"app":"shop"}}'))
+    await storage.close()
+    const n2 = await startMember('n2')
+    const errors = n2.lines.filter(l => l.startsWith('error'))
+    assert.equal(errors.length, 1, n2.lines.join('\n'))
+    assert.match(errors[0], /is damaged and was moved aside to .*: app snapshot of shop: owner is not a string; rejoining it from its members \(n1, n2, n3\)/)
     await sameStateEverywhere('shop')
   })
 })
