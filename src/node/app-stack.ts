@@ -97,6 +97,8 @@ export function createAppStack (mesh: Mesh, init: AppStackInit): AppStack {
     self: mesh.peerId,
     onUnknownGroup: (group, from, message) => { topology?.onUnknownGroup(group, from, message) }
   })
+  raft.addEventListener('group-error', evt => { log.error(`raft group ${evt.detail.group} stopped on this node: ${evt.detail.error.message}`) })
+  raft.addEventListener('group-rejoined', evt => { log.info(`raft group ${evt.detail.group} caught up after its log was lost: this node votes in it again`) })
   failures = createFailureDetector(mesh.libp2p, { onDown: peer => { topology?.forgetPeer(peer) } })
   const nodes = (): NodeCapacity[] => [
     { id: mesh.peerId, contributed: mesh.capacity.contributed(), alive: true },

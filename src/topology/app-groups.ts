@@ -6,15 +6,24 @@
 // a dissolved group cannot bring it back, nor block a new group for the same app name.
 // Members other than the publisher create the group when its first raft message reaches
 // them (RaftHost.onUnknownGroup) and receive the log from the leader.
+//
+// The log stays bounded: once the entries applied since the last snapshot pass a count or
+// a size, the app state is saved as the group's snapshot (app-snapshot.ts) and the log
+// before it dropped but a short tail; a restart reads the snapshot and replays the tail,
+// and a member too far behind receives the snapshot. A group whose log on disk is damaged
+// is moved aside (<dir>.damaged-<time>) with one error line, and the node rejoins it from
+// its other members as an empty member (GroupInit.rejoin); the node's other groups start
+// as usual.
 import { randomBytes } from 'node:crypto'
-import { mkdir, readdir, rm } from 'node:fs/promises'
+import { mkdir, readdir, rename, rm } from 'node:fs/promises'
 import { join } from 'node:path'
-import { DiskLogStorage } from '../raft/storage/disk-log-storage.js'
+import { DiskLogStorage, WalCorruptError } from '../raft/storage/disk-log-storage.js'
 import { EntryType } from '../raft/types.js'
-import type { Entry, Message } from '../raft/types.js'
+import type { Entry, Message, Snapshot } from '../raft/types.js'
 import type { Logger } from '../util/logger.js'
 import { applyCommand, decodeCommand, encodeCommand } from './app-state.js'
 import type { AppCommand, AppState, ApplyResult } from './app-state.js'
+import { decodeAppSnapshot, encodeAppSnapshot } from './app-snapshot.js'
 import type { Role } from './reconcile.js'
 import type { RaftPort } from './ports.js'
 
@@ -51,6 +60,12 @@ export interface HostedApp {
   dissolved: boolean
   /** when the leader last proposed a membership change */
   lastConfChange: number
+  /** log index `state` is as of */
+  applied: number
+  /** entries and their bytes applied since the last snapshot */
+  sinceSnapshot: { entries: number, bytes: number }
+  /** a snapshot is being taken */
+  compacting: boolean
 }
 
 export interface AppGroupsComponents {
@@ -63,6 +78,14 @@ export interface AppGroupsInit {
   groupsDir: string
   /** ms a proposal may wait for its group (default 15 s) */
   proposalTimeout?: number
+  /** snapshot the app state once this many entries were applied since the last snapshot (default 1000)… */
+  snapshotEntries?: number
+  /** …or this many bytes of entries (default 1 MiB) */
+  snapshotBytes?: number
+  /** entries kept before the snapshot point, for members slightly behind (default 100) */
+  snapshotKeepEntries?: number
+  /** size of a group's WAL segment files: compacted segments are deleted whole (default 256 KiB) */
+  walSegmentBytes?: number
 }
 
 export const GROUP_ID = /^([a-z0-9][a-z0-9-]{0,62})~[0-9a-f]{8}$/i
@@ -84,13 +107,30 @@ export class AppGroups {
 
   constructor (private readonly components: AppGroupsComponents, private readonly init: AppGroupsInit) {}
 
-  /** Opens every group whose log is on disk. */
+  /** Opens every group whose log is on disk; a damaged one is moved aside and rejoined from its members. */
   async start (): Promise<void> {
-    this.running = true
     await mkdir(this.init.groupsDir, { recursive: true })
     for (const name of await readdir(this.init.groupsDir)) {
-      if (GROUP_ID.test(name)) await this.open(name)
+      if (!GROUP_ID.test(name)) continue
+      try {
+        await this.open(name)
+      } catch (err) {
+        if (!(err instanceof WalCorruptError)) throw err
+        await this.rejoinDamaged(name, err)
+      }
     }
+    // only now: a raft message for a group on disk must not open it (or its damaged log) first
+    this.running = true
+  }
+
+  /** Moves a damaged group's directory aside and rejoins the group as an empty member. */
+  private async rejoinDamaged (group: string, err: Error): Promise<void> {
+    const dir = join(this.init.groupsDir, group)
+    const members = await DiskLogStorage.salvageMembers(dir)
+    const aside = `${dir}.damaged-${new Date().toISOString().replace(/[:.]/g, '-')}`
+    await rename(dir, aside)
+    this.components.logger.error(`raft group ${group} is damaged and was moved aside to ${aside}: ${err.message.replace(/\s+/g, ' ')}; rejoining it from its members (${members.length === 0 ? 'none known: waiting for the leader' : members.join(', ')})`)
+    await this.open(group, undefined, members)
   }
 
   async stop (): Promise<void> {
@@ -124,14 +164,30 @@ export class AppGroups {
     return await this.open(`${app}~${newId(4)}`, members)
   }
 
-  private async open (group: string, bootstrap?: string[]): Promise<HostedApp> {
+  private async open (group: string, bootstrap?: string[], rejoin?: string[]): Promise<HostedApp> {
     const existing = this.hosted.get(group) ?? this.opening.get(group)
     if (existing !== undefined) return await existing
     const app = (GROUP_ID.exec(group) as RegExpExecArray)[1]
     const opening = (async () => {
-      const storage = await DiskLogStorage.open(join(this.init.groupsDir, group))
-      const h: HostedApp = { group, app, storage, running: new Map(), busy: false, version: BigInt(Date.now()), lastAnnounced: 0, revertAnnouncements: 0, dissolved: false, lastConfChange: 0 }
-      this.components.raft.addGroup(group, { storage, bootstrap, apply: entries => { this.apply(h, entries) } })
+      const storage = await DiskLogStorage.open(join(this.init.groupsDir, group), { segmentBytes: this.init.walSegmentBytes ?? 256 * 1024 })
+      const h: HostedApp = { group, app, storage, running: new Map(), busy: false, version: BigInt(Date.now()), lastAnnounced: 0, revertAnnouncements: 0, dissolved: false, lastConfChange: 0, applied: 0, sinceSnapshot: { entries: 0, bytes: 0 }, compacting: false }
+      const snap = storage.snapshot()
+      if (snap.metadata.index > 0) {
+        try {
+          h.state = decodeAppSnapshot(snap.data, app)
+        } catch (err) {
+          await storage.close()
+          throw new WalCorruptError((err as Error).message)
+        }
+        h.applied = snap.metadata.index
+      }
+      this.components.raft.addGroup(group, {
+        storage,
+        bootstrap,
+        rejoin,
+        apply: entries => { this.apply(h, entries) },
+        applySnapshot: snapshot => { this.restore(h, snapshot) }
+      })
       this.hosted.set(group, h)
       return h
     })()
@@ -161,6 +217,41 @@ export class AppGroups {
       if (result.changed) h.lastAnnounced = 0
       if (cmd.kind === 'dissolve' && result.ok && state === undefined) this.dissolve(h)
     }
+    if (entries.length === 0) return
+    h.applied = entries[entries.length - 1].index
+    h.sinceSnapshot.entries += entries.length
+    for (const e of entries) h.sinceSnapshot.bytes += e.data.byteLength
+    if (h.sinceSnapshot.entries >= (this.init.snapshotEntries ?? 1000) || h.sinceSnapshot.bytes >= (this.init.snapshotBytes ?? 1024 * 1024)) this.scheduleSnapshot(h)
+  }
+
+  /** The leader sent a snapshot (this member was too far behind): the app state is the snapshot's. */
+  private restore (h: HostedApp, snap: Snapshot): void {
+    // a bad snapshot throws: the raft host then fails this group alone
+    h.state = decodeAppSnapshot(snap.data, h.app)
+    h.applied = snap.metadata.index
+    h.sinceSnapshot = { entries: 0, bytes: 0 }
+    h.lastAnnounced = 0
+    this.components.logger.info(`app ${h.app}: restored its state from the group's snapshot at index ${snap.metadata.index}`)
+  }
+
+  /**
+   * Takes a snapshot once the host has recorded everything applied so far (apply runs inside
+   * its Ready round, before it updates its applied index): the data must be the state as of
+   * status().applied, so it is captured and handed over in one synchronous step.
+   */
+  private scheduleSnapshot (h: HostedApp): void {
+    if (h.compacting || h.dissolved) return
+    h.compacting = true
+    const attempt = (): void => {
+      if (!this.running || h.dissolved || !this.components.raft.hasGroup(h.group)) { h.compacting = false; return }
+      if (this.components.raft.status(h.group).applied !== h.applied) { setImmediate(attempt); return }
+      const data = encodeAppSnapshot(h.state)
+      h.sinceSnapshot = { entries: 0, bytes: 0 }
+      this.components.raft.snapshotAndCompact(h.group, data, this.init.snapshotKeepEntries ?? 100)
+        .catch((err: Error) => { this.components.logger.warn(`app ${h.app}: cannot snapshot its raft log: ${err.message}`) })
+        .finally(() => { h.compacting = false })
+    }
+    setImmediate(attempt)
   }
 
   private dissolve (h: HostedApp): void {

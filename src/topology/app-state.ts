@@ -286,7 +286,7 @@ export function decodeCommand (bytes: Uint8Array): AppCommand {
   return cmd as AppCommand
 }
 
-function isReservationItem (v: unknown): v is ReservationItem {
+export function isReservationItem (v: unknown): v is ReservationItem {
   const i = v as Partial<ReservationItem> | null
   return i !== null && typeof i === 'object' && typeof i.id === 'string' && typeof i.node === 'string' &&
     Number.isSafeInteger(i.memory) && Number.isSafeInteger(i.cells) && Number.isSafeInteger(i.since)

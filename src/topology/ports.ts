@@ -18,6 +18,8 @@ export interface RaftPort {
   status: (id: GroupId) => GroupStatus
   propose: (id: GroupId, data: Uint8Array) => void
   proposeConfChange: (id: GroupId, cc: ConfChange) => void
+  /** saves `data`, the state as of status(id).applied, as the group's snapshot and drops the log before it but `keepEntries` */
+  snapshotAndCompact: (id: GroupId, data: Uint8Array, keepEntries?: number) => Promise<unknown>
   /** hands leadership to `to` (or the best of them); the chosen member, or '' if none */
   transferLeadership: (id: GroupId, to?: NodeId | NodeId[]) => NodeId | ''
 }

@@ -1,7 +1,7 @@
 // ReadIndex, leadership transfer, membership changes and snapshots in the pure core.
 import assert from 'node:assert/strict'
 import { ConfChangeType, MessageType, StateRole } from '../../src/raft/types.js'
-import { ProposalDroppedError } from '../../src/raft/core/index.js'
+import { LOG_LOST, ProposalDroppedError, makeMessage } from '../../src/raft/core/index.js'
 import { TestNet } from './core-harness.js'
 
 const ctx = (s: string): Uint8Array => new TextEncoder().encode(s)
@@ -234,5 +234,33 @@ describe('raft core: snapshots', () => {
     net.settle()
     assert.equal(b.storage.snapshot().metadata.index, 0)
     assert.equal(b.raw.status().commit, before.commit)
+  })
+})
+
+describe('raft core: a member that lost its log (LOG_LOST)', () => {
+  it('the leader believes a lost-log rejection below the known match and probes from there; a plain stale rejection changes nothing', () => {
+    const net = new TestNet(['a', 'b', 'c'])
+    net.campaign('a')
+    for (let i = 0; i < 5; i++) net.propose('a', `e${i}`)
+    const leader = net.get('a').raw
+    const before = leader.status().progress!.c
+    assert.ok(before.match >= 5)
+    const term = leader.status().term
+    const reject = (context: Uint8Array): void => {
+      leader.step(makeMessage({ type: MessageType.AppResp, from: 'c', to: 'a', term, index: before.match, reject: true, rejectHint: 0, context }))
+    }
+    net.filter = m => m.to !== 'c'
+    reject(new Uint8Array(0))
+    net.settle()
+    assert.equal(leader.status().progress!.c.match, before.match, 'a stale rejection is ignored')
+    reject(LOG_LOST)
+    net.settle()
+    assert.equal(leader.status().progress!.c.match, 0)
+    // the leader sends c its log from the start again
+    const resend = net.get('a').sent.filter(m => m.to === 'c' && m.type === MessageType.App).at(-1)
+    assert.equal(resend?.index, 0)
+    net.heal()
+    net.tickAll(3)
+    assert.equal(leader.status().progress!.c.match, leader.status().lastIndex, 'c holds the whole log again')
   })
 })

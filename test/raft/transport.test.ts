@@ -9,6 +9,9 @@ import { createFrameSigner, signFrame } from '../../src/wire/frame.js'
 import { createLibp2pRaftTransport } from '../../src/raft/transport/libp2p-transport.js'
 import type { Libp2pRaftTransport } from '../../src/raft/transport/libp2p-transport.js'
 import { waitFor } from '../support/wait.js'
+import { RaftHost } from '../../src/raft/multi/raft-host.js'
+import { DiskLogStorage } from '../../src/raft/storage/disk-log-storage.js'
+import { ConfChangeType, StateRole } from '../../src/raft/types.js'
 import { createTestLibp2p, introduce } from './support/libp2p-node.js'
 import { RaftCluster } from './support/raft-cluster.js'
 import { proposeUntilApplied } from './support/propose.js'
@@ -42,6 +45,55 @@ describe('raft libp2p transport', function () {
       await introduce(a, b.peerId.toString(), b.getMultiaddrs().map(m => m.toString()))
       return { a, b, ta, tb, received, unreachable }
     }
+
+    it('carries a snapshot larger than the frame limit in pieces from one raft host to another', async () => {
+      const ka = await createEd25519Key()
+      const kb = await createEd25519Key()
+      const a = await createTestLibp2p(ka)
+      const b = await createTestLibp2p(kb)
+      nodes.push(a, b)
+      const ta = createLibp2pRaftTransport({ libp2p: a, signer: createFrameSigner(ka) }, { mesh: 'm', maxFrameBytes: 64 * 1024 })
+      const tb = createLibp2pRaftTransport({ libp2p: b, signer: createFrameSigner(kb) }, { mesh: 'm', maxFrameBytes: 64 * 1024 })
+      transports.push(ta, tb)
+      await ta.start()
+      await tb.start()
+      await introduce(a, b.peerId.toString(), b.getMultiaddrs().map(m => m.toString()))
+      const [ida, idb] = [a.peerId.toString(), b.peerId.toString()]
+      const dir = await mkdtemp(join(tmpdir(), 'stem-raft-pieces-'))
+      const ha = new RaftHost({ transport: ta }, { self: ida, tickMs: 25 })
+      const hb = new RaftHost({ transport: tb }, {
+        self: idb,
+        tickMs: 25,
+        onUnknownGroup: (group) => {
+          void DiskLogStorage.open(join(dir, 'b')).then(storage => { storages.push(storage); hb.addGroup(group, { storage, applySnapshot: snap => { installed.push(snap.data) } }) })
+        }
+      })
+      const storages: DiskLogStorage[] = []
+      const installed: Uint8Array[] = []
+      try {
+        const sa = await DiskLogStorage.open(join(dir, 'a'))
+        storages.push(sa)
+        ha.addGroup('g', { storage: sa, bootstrap: [ida] })
+        ha.start()
+        hb.start()
+        await waitFor(() => ha.status('g').role === StateRole.Leader, { what: 'a leads its group' })
+        await proposeUntilApplied(() => ha.propose('g', new TextEncoder().encode('x')), () => ha.status('g').applied >= 2, 'an entry applied')
+        // 300 KB of state: more than four frames' worth
+        const data = new Uint8Array(300_000).map((_, i) => (i * 31) & 0xff)
+        await ha.snapshotAndCompact('g', data)
+        await proposeUntilApplied(() => ha.proposeConfChange('g', { type: ConfChangeType.AddLearner, node: idb }), () => installed.length > 0, 'b receives the snapshot', 60_000)
+        assert.deepEqual(installed[0], data)
+        assert.ok(ha.stats.snapshotPiecesSent >= 10, `${ha.stats.snapshotPiecesSent} pieces sent`)
+        assert.ok(hb.stats.snapshotsReassembled >= 1)
+        assert.equal(tb.stats.framesRejected, 0, 'no frame passed the limit')
+        assert.equal(hb.stats.rejectedMessages, 0)
+      } finally {
+        await ha.stop()
+        await hb.stop()
+        for (const st of storages) await st.close()
+        await rm(dir, { recursive: true, force: true })
+      }
+    })
 
     it('delivers payloads in order on one reused stream, with the authenticated sender', async () => {
       const { a, b, ta, tb, received } = await pair()

@@ -4,7 +4,7 @@ import type { RawNodeConfig } from './raw-node.js'
 
 export { RawNode, InvalidMessageError } from './raw-node.js'
 export type { RawNodeConfig, Status, ProgressStatus } from './raw-node.js'
-export { ProposalDroppedError } from './raft.js'
+export { LOG_LOST, ProposalDroppedError } from './raft.js'
 export type { RaftConfig } from './raft.js'
 export { MemoryLogStorage } from './memory-storage.js'
 export { ProgressState } from './progress.js'

@@ -88,6 +88,13 @@ export class Progress {
     }
   }
 
+  /** The member lost its log after `lastIndex`: probe it from there (commit never goes back). */
+  lostLog (lastIndex: number): void {
+    this.match = lastIndex
+    this.resetState(ProgressState.Probe)
+    this.next = lastIndex + 1
+  }
+
   becomeReplicate (): void {
     this.resetState(ProgressState.Replicate)
     this.next = this.match + 1

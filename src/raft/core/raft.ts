@@ -40,6 +40,12 @@ export class ProposalDroppedError extends Error {
 }
 
 export const CAMPAIGN_TRANSFER = new TextEncoder().encode('CampaignTransfer')
+/**
+ * Context of an append rejection from a member that lost its log (its storage was damaged
+ * and set aside): unlike a stale rejection, it is believed even below the member's known
+ * match, so the leader probes it from its real last index again (and sends a snapshot).
+ */
+export const LOG_LOST = new TextEncoder().encode('LogLost')
 const EMPTY = new Uint8Array(0)
 
 enum CampaignType { PreElection, Election, Transfer }
@@ -482,6 +488,11 @@ export class Raft {
 
   private handleAppendResponse (m: Message, pr: Progress): void {
     pr.recentActive = true
+    if (m.reject && m.rejectHint < pr.match && sameBytes(m.context, LOG_LOST)) {
+      pr.lostLog(m.rejectHint)
+      this.sendAppend(m.from)
+      return
+    }
     if (m.reject) {
       // fast back-off: the follower hints an index and its term there; skip every entry
       // of ours whose term is above that term in one step

@@ -5,6 +5,7 @@ import * as pb from '../../wire/proto/raft.js'
 import { MessageType } from '../types.js'
 import type { Message, NodeId } from '../types.js'
 import { entryFromProto, entryToProto, snapshotFromProto, snapshotToProto } from '../storage/proto-convert.js'
+import type { SnapshotPiece } from './snapshot-chunks.js'
 
 export type GroupId = string
 
@@ -14,7 +15,8 @@ export const BATCH_LIMITS = {
   heartbeats: 100_000,
   heartbeatResponses: 100_000,
   entriesPerMessage: 100_000,
-  messagesPerGroup: 10_000
+  messagesPerGroup: 10_000,
+  snapshotChunks: 1024
 }
 
 const EMPTY = new Uint8Array(0)
@@ -64,6 +66,7 @@ export class BatchBuilder {
   private readonly groups = new Map<GroupId, pb.Message[]>()
   private readonly heartbeats: pb.GroupHeartbeat[] = []
   private readonly heartbeatResponses: pb.GroupHeartbeat[] = []
+  private readonly chunks: pb.SnapshotChunk[] = []
   /** raft messages added (coalesced or not) */
   messages = 0
   coalesced = 0
@@ -95,6 +98,14 @@ export class BatchBuilder {
     list.push(messageToProto(m))
   }
 
+  /** A piece of a snapshot too large for one frame; `last`: the snapshot is complete with it (its delivery is reported). */
+  addSnapshotPiece (group: GroupId, piece: SnapshotPiece, last: boolean): void {
+    this.messages++
+    this.approxBytes += group.length + piece.data.length + 128
+    this.chunks.push({ group, message: messageToProto(piece.message), offset: piece.offset, total: piece.total, data: piece.data as Bytes })
+    if (last) this.snapshots.push(group)
+  }
+
   /** The leader's heartbeat that also tells the follower to stop ticking the group. */
   addQuiesce (group: GroupId, term: number, commit: number): void {
     this.messages++
@@ -111,7 +122,8 @@ export class BatchBuilder {
     return pb.RaftBatch.encode({
       groups: [...this.groups].map(([group, messages]) => ({ group, messages })),
       heartbeats: this.heartbeats,
-      heartbeatResponses: this.heartbeatResponses
+      heartbeatResponses: this.heartbeatResponses,
+      snapshotChunks: this.chunks
     })
   }
 }
@@ -121,6 +133,8 @@ export interface ReceivedMessage {
   message: Message
   /** a heartbeat asking the follower to quiesce the group */
   quiesce: boolean
+  /** a piece of a snapshot (`message` is then its Snap message without data) */
+  piece?: SnapshotPiece
 }
 
 /**
@@ -136,7 +150,9 @@ export function decodeBatch (bytes: Uint8Array, from: NodeId, self: NodeId): Rec
         groups: BATCH_LIMITS.groups,
         heartbeats: BATCH_LIMITS.heartbeats,
         heartbeatResponses: BATCH_LIMITS.heartbeatResponses,
-        groups$: { messages: BATCH_LIMITS.messagesPerGroup, messages$: { entries: BATCH_LIMITS.entriesPerMessage } }
+        groups$: { messages: BATCH_LIMITS.messagesPerGroup, messages$: { entries: BATCH_LIMITS.entriesPerMessage } },
+        snapshotChunks: BATCH_LIMITS.snapshotChunks,
+        snapshotChunks$: { message: { entries: 0 } }
       }
     })
   } catch (err) {
@@ -146,6 +162,11 @@ export function decodeBatch (bytes: Uint8Array, from: NodeId, self: NodeId): Rec
   try {
     for (const g of batch.groups) {
       for (const m of g.messages) out.push({ group: g.group, message: messageFromProto(m, from, self), quiesce: false })
+    }
+    for (const c of batch.snapshotChunks) {
+      if (c.message?.snapshot === undefined) throw new Error('snapshot piece without its message')
+      const message = messageFromProto(c.message, from, self)
+      out.push({ group: c.group, message, quiesce: false, piece: { message, offset: c.offset, total: c.total, data: c.data } })
     }
   } catch (err) {
     throw new Error(`malformed raft batch: ${(err as Error).message}`)

@@ -13,15 +13,25 @@
 // falls silent wakes every quiet group it belongs to, and one the transport reports
 // unreachable wakes the groups it leads — they then elect a new leader after one election
 // timeout.
+//
+// Snapshots larger than a chunk (well under the transport's frame limit) travel in pieces
+// and are put together by the receiver (snapshot-chunks.ts).
+//
+// A group whose log was lost (its storage damaged and set aside, GroupInit.rejoin) runs as
+// an empty member: it neither votes nor campaigns, since it may have acknowledged entries
+// and votes it no longer remembers, and it tells the members it knows that its log is
+// lost (LOG_LOST) until the leader has brought it up to the leader's log as of first
+// contact (a snapshot and the tail); then it is a normal member again.
 import { TypedEventEmitter } from '@libp2p/interface'
 import { randomBytes } from 'node:crypto'
 import { ConfChangeType, EntryType, MessageType, StateRole } from '../types.js'
-import type { ConfChange, Entry, NodeId, Ready, Snapshot, SoftState } from '../types.js'
-import { createRawNode, createRand, decodeConfChange } from '../core/index.js'
+import type { ConfChange, Entry, Message, NodeId, Ready, Snapshot, SoftState } from '../types.js'
+import { LOG_LOST, createRawNode, createRand, decodeConfChange, makeMessage } from '../core/index.js'
 import type { RawNode } from '../core/index.js'
 import type { RaftTransport } from '../transport/types.js'
 import { BatchBuilder, decodeBatch } from './raft-batch.js'
 import { PeerLiveness } from './peer-liveness.js'
+import { SnapshotAssembler, splitSnapshot } from './snapshot-chunks.js'
 import { DEFAULT_GROUP_RAFT_OPTIONS, DEFAULT_TICK_MS } from './types.js'
 import type {
   GroupId, GroupInit, GroupRaftOptions, GroupStatus, GroupStorage, RaftHostComponents, RaftHostEvents,
@@ -62,6 +72,11 @@ interface HostedGroup {
   quiesced: boolean
   /** leader: ticks since the group last did anything but heartbeats */
   idleTicks: number
+  /**
+   * rejoining with a lost log: the leader's last index at first contact (0 before), which
+   * this member must hold before it may vote again, and ticks until it next says its log is lost
+   */
+  rejoining?: { target: number, pokeIn: number }
 }
 
 export class RaftHost extends TypedEventEmitter<RaftHostEvents> {
@@ -69,7 +84,8 @@ export class RaftHost extends TypedEventEmitter<RaftHostEvents> {
   readonly stats: RaftHostStats = {
     framesSent: 0, framesReceived: 0, bytesSent: 0, bytesReceived: 0, messagesSent: 0, messagesReceived: 0,
     heartbeatsCoalesced: 0, sendsDropped: 0, malformedBatches: 0, rejectedMessages: 0, unknownGroupMessages: 0,
-    readyRounds: 0, readiesProcessed: 0, quiesces: 0, wakes: 0, livenessBeacons: 0
+    readyRounds: 0, readiesProcessed: 0, quiesces: 0, wakes: 0, livenessBeacons: 0,
+    snapshotPiecesSent: 0, snapshotPiecesReceived: 0, snapshotsReassembled: 0
   }
 
   private readonly transport: RaftTransport
@@ -79,6 +95,8 @@ export class RaftHost extends TypedEventEmitter<RaftHostEvents> {
   private readonly onUnknownGroup?: RaftHostInit['onUnknownGroup']
   private readonly quiesceAfterTicks: number
   private readonly maxBatchBytes: number
+  private readonly snapshotChunkBytes: number
+  private readonly assembler: SnapshotAssembler
   private readonly liveness: PeerLiveness
   private peersStale = true
   private readonly groups = new Map<GroupId, HostedGroup>()
@@ -98,7 +116,11 @@ export class RaftHost extends TypedEventEmitter<RaftHostEvents> {
     const electionTick = this.raftOptions.electionTick ?? 10
     this.quiesceAfterTicks = init.quiesceAfterTicks ?? electionTick
     this.liveness = new PeerLiveness(init.livenessIntervalMs ?? electionTick * this.tickMs / 2, init.livenessTimeoutMs ?? electionTick * this.tickMs * 2)
-    this.maxBatchBytes = init.maxBatchBytes ?? 4 * 1024 * 1024
+    // a batch, and a snapshot piece with room for a batch's other messages, fit one frame
+    const frame = components.transport.maxPayloadBytes ?? Infinity
+    this.maxBatchBytes = Math.min(init.maxBatchBytes ?? 4 * 1024 * 1024, Math.floor(frame / 2))
+    this.snapshotChunkBytes = Math.max(1, Math.min(init.snapshotChunkBytes ?? 1024 * 1024, Math.floor(this.maxBatchBytes / 2)))
+    this.assembler = new SnapshotAssembler(init.maxSnapshotBytes ?? 256 * 1024 * 1024)
     this.clock = components.clock ?? systemClock
     this.onUnknownGroup = init.onUnknownGroup
   }
@@ -145,12 +167,14 @@ export class RaftHost extends TypedEventEmitter<RaftHostEvents> {
       rand: seedFromCrypto()
     })
     const st = node.status()
+    const members = new Set([...st.voters, ...st.learners])
+    const rejoin = init.rejoin !== undefined && members.size === 0 && init.storage.lastIndex() === 0
     const group: HostedGroup = {
       id,
       node,
       storage: init.storage,
       init,
-      members: new Set([...st.voters, ...st.learners]),
+      members: rejoin ? new Set((init.rejoin ?? []).filter(m => m !== this.self)) : members,
       joining: new Set(addedNodes(unappliedEntries(init.storage, applied))),
       soft: { leader: st.lead, role: st.role },
       term: st.term,
@@ -158,7 +182,8 @@ export class RaftHost extends TypedEventEmitter<RaftHostEvents> {
       applied,
       removed: false,
       quiesced: false,
-      idleTicks: 0
+      idleTicks: 0,
+      rejoining: rejoin ? { target: 0, pokeIn: 0 } : undefined
     }
     this.groups.set(id, group)
     this.peersStale = true
@@ -172,6 +197,7 @@ export class RaftHost extends TypedEventEmitter<RaftHostEvents> {
     group.removed = true
     this.groups.delete(id)
     this.dirty.delete(group)
+    this.assembler.dropGroup(id)
     this.peersStale = true
     await this.idle
   }
@@ -186,7 +212,7 @@ export class RaftHost extends TypedEventEmitter<RaftHostEvents> {
 
   status (id: GroupId): GroupStatus {
     const g = this.mustGet(id)
-    return { group: id, leader: g.soft.leader, role: g.soft.role, term: g.term, commit: g.commit, applied: g.applied, members: [...g.members], quiesced: g.quiesced }
+    return { group: id, leader: g.soft.leader, role: g.soft.role, term: g.term, commit: g.commit, applied: g.applied, members: [...g.members], quiesced: g.quiesced, rejoining: g.rejoining !== undefined }
   }
 
   /** Proposes a command; throws (ProposalDroppedError) when this node cannot take it, e.g. no leader is known. */
@@ -274,7 +300,13 @@ export class RaftHost extends TypedEventEmitter<RaftHostEvents> {
 
   private tick (): void {
     const quiescing: HostedGroup[] = []
+    const lost = new Map<NodeId, BatchBuilder[]>()
     for (const g of this.groups.values()) {
+      if (g.rejoining !== undefined) {
+        // not ticked: a member that lost its log must not campaign
+        if (--g.rejoining.pokeIn <= 0) this.sayLogLost(g, lost)
+        continue
+      }
       if (g.quiesced) continue
       if (this.quiesceAfterTicks > 0 && g.soft.role === StateRole.Leader && ++g.idleTicks >= this.quiesceAfterTicks) {
         g.idleTicks = 0
@@ -288,9 +320,24 @@ export class RaftHost extends TypedEventEmitter<RaftHostEvents> {
       g.node.tick()
       this.dirty.add(g)
     }
+    this.sendBatches(lost)
     this.sendQuiesceAndBeacons(quiescing)
     this.checkLiveness()
     this.schedule()
+  }
+
+  /**
+   * Tells the members a rejoining group knows that its log ends at its last index: the
+   * leader probes it from there (LOG_LOST); a message of an older term still wakes the
+   * leader's quiet group, whose heartbeats then teach this member the term.
+   */
+  private sayLogLost (g: HostedGroup, out: Map<NodeId, BatchBuilder[]>): void {
+    g.rejoining!.pokeIn = this.raftOptions.electionTick ?? 10
+    const term = Math.max(1, g.node.status().term)
+    for (const m of g.members) {
+      if (m === this.self) continue
+      this.builderFor(out, m).add(g.id, makeMessage({ type: MessageType.AppResp, from: this.self, to: m, term, reject: true, rejectHint: g.storage.lastIndex(), context: LOG_LOST }))
+    }
   }
 
   /**
@@ -427,7 +474,15 @@ export class RaftHost extends TypedEventEmitter<RaftHostEvents> {
   private send (round: Array<{ g: HostedGroup, rd: Ready }>): void {
     const perPeer = new Map<NodeId, BatchBuilder[]>()
     for (const { g, rd } of round) {
-      for (const m of rd.messages) this.builderFor(perPeer, m.to).add(g.id, m)
+      for (const m of rd.messages) {
+        if (m.snapshot === undefined || m.snapshot.data.length <= this.snapshotChunkBytes) {
+          this.builderFor(perPeer, m.to).add(g.id, m)
+          continue
+        }
+        const pieces = splitSnapshot(m, this.snapshotChunkBytes)
+        pieces.forEach((piece, i) => { this.builderFor(perPeer, m.to).addSnapshotPiece(g.id, piece, i === pieces.length - 1) })
+        this.stats.snapshotPiecesSent += pieces.length
+      }
     }
     this.sendBatches(perPeer)
   }
@@ -465,11 +520,11 @@ export class RaftHost extends TypedEventEmitter<RaftHostEvents> {
           dropped = true
         }
         // queued counts as sent: if the stream breaks later, the follower's progress is
-        // probed again and the snapshot resent
+        // probed again and the snapshot resent (a snapshot in pieces: every piece queued)
         for (const group of b.snapshots) {
           const g = this.groups.get(group)
           if (g === undefined) continue
-          g.node.reportSnapshot(peer, ok)
+          g.node.reportSnapshot(peer, ok && !dropped)
           this.dirty.add(g)
         }
       }
@@ -502,6 +557,10 @@ export class RaftHost extends TypedEventEmitter<RaftHostEvents> {
       g.soft = { ...rd.softState }
       this.safeDispatchEvent('leader-change', { detail: this.status(g.id) })
     }
+    if (g.rejoining !== undefined && g.rejoining.target > 0 && g.applied >= g.rejoining.target) {
+      g.rejoining = undefined
+      this.safeDispatchEvent('group-rejoined', { detail: this.status(g.id) })
+    }
   }
 
   private applyConfChange (g: HostedGroup, e: Entry): void {
@@ -528,6 +587,7 @@ export class RaftHost extends TypedEventEmitter<RaftHostEvents> {
     g.removed = true
     this.groups.delete(g.id)
     this.dirty.delete(g)
+    this.assembler.dropGroup(g.id)
     this.safeDispatchEvent('group-error', { detail: { group: g.id, error } })
   }
 
@@ -545,7 +605,8 @@ export class RaftHost extends TypedEventEmitter<RaftHostEvents> {
       this.safeDispatchEvent('reject', { detail: { group: '', from, reason: (err as Error).message } })
       return
     }
-    for (const { group, message, quiesce } of received) {
+    for (const { group, message: received1, quiesce, piece } of received) {
+      let message = received1
       this.stats.messagesReceived++
       const g = this.groups.get(group)
       if (g === undefined) {
@@ -557,10 +618,25 @@ export class RaftHost extends TypedEventEmitter<RaftHostEvents> {
         }
         continue
       }
-      if (!g.members.has(from) && !g.joining.has(from) && g.members.size > 0) {
+      // a rejoining member hears anyone: the members it read from its damaged log may be out of date
+      if (!g.members.has(from) && !g.joining.has(from) && g.members.size > 0 && g.rejoining === undefined) {
         this.reject(group, from, `${from} is not a member of group ${group}`)
         continue
       }
+      if (piece !== undefined) {
+        this.stats.snapshotPiecesReceived++
+        let whole: Message | undefined
+        try {
+          whole = this.assembler.add(from, group, piece)
+        } catch (err) {
+          this.reject(group, from, (err as Error).message)
+          continue
+        }
+        if (whole === undefined) continue
+        this.stats.snapshotsReassembled++
+        message = whole
+      }
+      if (g.rejoining !== undefined && !this.rejoiningMayStep(g, message)) continue
       // heartbeats keep a quiet group quiet; anything else is activity
       if (message.type !== MessageType.Heartbeat && message.type !== MessageType.HeartbeatResp) this.wake(g)
       try {
@@ -575,7 +651,21 @@ export class RaftHost extends TypedEventEmitter<RaftHostEvents> {
     this.schedule()
   }
 
+  /**
+   * A rejoining member answers no vote (it may have voted in this term before its log was
+   * lost) and goes quiet on nobody's word; the leader's log as of its first message to this
+   * member is what it must hold before it is a voter like the others again.
+   */
+  private rejoiningMayStep (g: HostedGroup, m: Message): boolean {
+    if (m.type === MessageType.Vote || m.type === MessageType.PreVote) return false
+    if (g.rejoining!.target === 0 && (m.type === MessageType.App || m.type === MessageType.Heartbeat || m.type === MessageType.Snap)) {
+      g.rejoining!.target = Math.max(m.commit, m.index + m.entries.length, m.snapshot?.metadata.index ?? 0)
+    }
+    return true
+  }
+
   private quiesceOnLeadersWord (g: HostedGroup, from: NodeId, term: number): void {
+    if (g.rejoining !== undefined) return
     const st = g.node.status()
     if (st.role !== StateRole.Follower || st.lead !== from || st.term !== term) return
     g.quiesced = true

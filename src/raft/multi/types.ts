@@ -45,6 +45,12 @@ export interface GroupInit {
   apply?: (entries: Entry[]) => void | Promise<void>
   /** a snapshot to restore the state machine from (follower catching up) */
   applySnapshot?: (snap: Snapshot) => void | Promise<void>
+  /**
+   * this member's log was lost (damaged and set aside): on an empty storage, rejoin the
+   * group through these members (the ones it had), as an empty member that neither votes
+   * nor campaigns until the leader has brought it up to date
+   */
+  rejoin?: NodeId[]
 }
 
 export interface GroupStatus {
@@ -57,6 +63,8 @@ export interface GroupStatus {
   members: NodeId[]
   /** not ticking: idle, with everything replicated */
   quiesced: boolean
+  /** rejoining after losing its log: not voting until caught up (GroupInit.rejoin) */
+  rejoining: boolean
 }
 
 export interface RaftHostStats {
@@ -84,6 +92,11 @@ export interface RaftHostStats {
   wakes: number
   /** empty batches sent to show this node is alive */
   livenessBeacons: number
+  /** pieces of snapshots too large for one frame, sent and received */
+  snapshotPiecesSent: number
+  snapshotPiecesReceived: number
+  /** snapshots put together from their pieces */
+  snapshotsReassembled: number
 }
 
 export interface RaftHostEvents {
@@ -91,6 +104,8 @@ export interface RaftHostEvents {
   'leader-change': CustomEvent<GroupStatus>
   /** a group failed (its storage could not be written, or its state machine could not apply an entry) and was removed */
   'group-error': CustomEvent<{ group: GroupId, error: Error }>
+  /** a group that rejoined with a lost log caught up with its leader and votes again */
+  'group-rejoined': CustomEvent<GroupStatus>
   /** a message was rejected (reason in detail) */
   'reject': CustomEvent<{ group: GroupId, from: NodeId, reason: string }>
 }
@@ -118,8 +133,12 @@ export interface RaftHostInit {
   livenessIntervalMs?: number
   /** a peer silent this long is presumed down: wake the quiet groups it belongs to (default two election timeouts) */
   livenessTimeoutMs?: number
-  /** start a new batch (frame) for a peer once one holds about this many bytes (default 4 MiB; keep under the transport's frame limit) */
+  /** start a new batch (frame) for a peer once one holds about this many bytes (default 4 MiB, at most half the transport's payload limit) */
   maxBatchBytes?: number
+  /** a snapshot larger than this travels in pieces of this size (default 1 MiB, at most half a batch) */
+  snapshotChunkBytes?: number
+  /** largest snapshot accepted in pieces, and most bytes of partial snapshots held at once (default 256 MiB) */
+  maxSnapshotBytes?: number
   /** a message arrived for a group this node does not host (yet): the topology layer may create it */
   onUnknownGroup?: (group: GroupId, from: NodeId, message: Message) => void
 }

@@ -16,7 +16,8 @@ import type { FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
 import * as pb from '../../wire/proto/raft.js'
 import { writeFileAtomic, fsyncDir } from '../../util/atomic-file.js'
-import { CompactedError } from '../types.js'
+import { CompactedError, ConfChangeType, EntryType } from '../types.js'
+import { decodeConfChange } from '../core/conf-change-codec.js'
 import type { ConfState, Entry, HardState, LogStorage, Snapshot } from '../types.js'
 import { limitSize } from '../core/entry-size.js'
 import { RecordType, encodeRecord, encodeRecords, isTornTail, scanRecords, validRecordFollows } from './wal-record.js'
@@ -97,6 +98,43 @@ export class DiskLogStorage implements LogStorage {
     const storage = new DiskLogStorage(dir, init)
     await storage.recover()
     return storage
+  }
+
+  /**
+   * Best effort, for a damaged log: the members it last names in the records readable
+   * before the damage (snapshot file, then the segments in order). Never throws.
+   */
+  static async salvageMembers (dir: string): Promise<string[]> {
+    const members = new Set<string>()
+    const setConf = (conf: ConfState): void => {
+      if (conf.voters.length + conf.learners.length === 0) return
+      members.clear()
+      for (const m of [...conf.voters, ...conf.learners]) members.add(m)
+    }
+    const take = (record: WalRecord): void => {
+      if (record.type === RecordType.State) setConf(confFromProto(pb.WalState.decode(record.payload).conf))
+      else if (record.type === RecordType.ConfState) setConf(confFromProto(pb.ConfState.decode(record.payload)))
+      else if (record.type === RecordType.Snapshot) setConf(snapshotFromProto(pb.Snapshot.decode(record.payload)).metadata.conf)
+      else if (record.type === RecordType.Entry) {
+        // membership changes in the log, applied or not (a new member's log starts with them)
+        const e = entryFromProto(pb.Entry.decode(record.payload))
+        if (e.type !== EntryType.ConfChange) return
+        const cc = decodeConfChange(e.data)
+        if (cc.type === ConfChangeType.RemoveNode) members.delete(cc.node)
+        else members.add(cc.node)
+      }
+    }
+    try {
+      const names = (await readdir(dir)).filter(n => SEGMENT_NAME.test(n)).sort()
+      for (const name of [SNAPSHOT_FILE, ...names]) {
+        const scan = scanRecords(await readFile(join(dir, name)).catch(() => new Uint8Array(0)))
+        for (const record of scan.records) take(record)
+        if (scan.damage != null && name !== SNAPSHOT_FILE) break
+      }
+    } catch {
+      // whatever was read before the damage stands
+    }
+    return [...members]
   }
 
   // ---- LogStorage (read-only view used by the core) ----

@@ -75,6 +75,8 @@ export class Libp2pRaftTransport implements RaftTransport {
   private readonly maxQueuedFrames: number
   private readonly maxQueuedBytes: number
   private readonly maxFrameBytes: number
+  /** the frame limit less room for the frame's own fields and signature */
+  readonly maxPayloadBytes: number
   private readonly minBackoffMs: number
   private readonly maxBackoffMs: number
   private readonly timeoutMs: number
@@ -91,6 +93,7 @@ export class Libp2pRaftTransport implements RaftTransport {
     this.maxQueuedFrames = init.maxQueuedFrames ?? 1024
     this.maxQueuedBytes = init.maxQueuedBytes ?? 64 * 1024 * 1024
     this.maxFrameBytes = init.maxFrameBytes ?? 16 * 1024 * 1024
+    this.maxPayloadBytes = this.maxFrameBytes - 256
     this.minBackoffMs = init.minBackoffMs ?? 50
     this.maxBackoffMs = init.maxBackoffMs ?? 2000
     this.timeoutMs = init.timeoutMs ?? 5000
@@ -133,7 +136,7 @@ export class Libp2pRaftTransport implements RaftTransport {
     }
     if ((out.stream === undefined && Date.now() < out.retryAt) ||
       out.queue.length >= this.maxQueuedFrames || out.queuedBytes + payload.length > this.maxQueuedBytes ||
-      payload.length + 256 > this.maxFrameBytes) {
+      payload.length > this.maxPayloadBytes) {
       this.stats.framesDropped++
       return false
     }

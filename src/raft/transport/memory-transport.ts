@@ -12,8 +12,12 @@ export class MemoryNetwork {
   /** payloads sent and not yet delivered (or dropped) */
   inFlight = 0
 
+  /** `maxPayloadBytes`: larger payloads are dropped, as a real transport's frame limit does */
+  constructor (private readonly maxPayloadBytes?: number) {}
+
   transport (self: NodeId): RaftTransport {
     return {
+      maxPayloadBytes: this.maxPayloadBytes,
       send: (to, payload) => this.send(self, to, payload),
       setReceiver: (receiver) => { this.receivers.set(self, receiver) }
     }
@@ -36,7 +40,7 @@ export class MemoryNetwork {
 
   private send (from: NodeId, to: NodeId, payload: Uint8Array): boolean {
     const link = `${from}->${to}`
-    if (this.cut.has(link) || !this.receivers.has(to)) {
+    if (this.cut.has(link) || !this.receivers.has(to) || payload.length > (this.maxPayloadBytes ?? Infinity)) {
       setImmediate(() => this.receivers.get(from)?.onUnreachable(to))
       return false
     }

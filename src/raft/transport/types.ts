@@ -15,4 +15,6 @@ export interface RaftTransport {
   /** queues `payload` for `to`; false when it was dropped (queue full, peer unknown) */
   send: (to: NodeId, payload: Uint8Array) => boolean
   setReceiver: (receiver: RaftReceiver) => void
+  /** the largest payload one send carries (its frame limit); larger ones are dropped */
+  readonly maxPayloadBytes?: number
 }
