@@ -105,7 +105,7 @@ describe('warm clones: the clone protocol', function () {
     await primaryClones.hold(cloneNode.id, ADDRESS, bundleHash, owner, limits)
     const fromStranger = createFrameSigner(stranger.key)
     const stream = await stranger.libp2p.dialProtocol(cloneNode.libp2p.peerId, clones.protocol)
-    writeFrame(stream, fromStranger.sign('cell', CloneRequest.encode({ state: { address: ADDRESS, state: '{"count":999}', version: 99n, epoch: 0n } })))
+    writeFrame(stream, fromStranger.sign('cell', CloneRequest.encode({ state: { address: ADDRESS, state: '{"count":999}', version: 99n, epoch: 0n, replies: '' } })))
     const answer = CloneAnswer.decode(Frame.decode(await readOne(stream, 4096, AbortSignal.timeout(10_000))).cell as Uint8Array)
     assert.equal(answer.ok, false)
     assert.match(answer.error, /is not the primary of shop\/counter#0/)
