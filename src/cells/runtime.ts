@@ -188,7 +188,7 @@ export class CellRuntime extends TypedEventEmitter<CellRuntimeEvents> {
   /** transforms under way (admitted, not yet transformed) */
   private readonly transforming = new Map<string, AdmittedCell>()
   private seq = 0
-  /** asks answered from a cell's reply window instead of running again */
+  /** asks with a message key answered by the run under way or from the reply window, instead of running again */
   dedupeHits = 0
   /** cells whose state came from their host and whose 'cell:snapshot' is due (see noteState) */
   private readonly snapshotsDue = new Set<CellRecord>()
@@ -465,7 +465,7 @@ export class CellRuntime extends TypedEventEmitter<CellRuntimeEvents> {
   /** The answer of an ask with `key` that ran (its recorded result) or runs (its promise), if any. */
   private answered (record: CellRecord, key: string): Promise<string> | undefined {
     const running = record.keyed.get(key)
-    if (running !== undefined) return running
+    if (running !== undefined) { this.dedupeHits++; return running }
     const recorded = record.replies.get(key)
     if (recorded === undefined) return undefined
     this.dedupeHits++
