@@ -1,9 +1,10 @@
 // What the reply window costs (issue 14, exactly-once retries): each state a primary sends
-// to its clone and fsyncs carries the instance's reply window (up to 512 recorded results).
-// Two in-process nodes as in `bench durable-ask` (a counter with one clone, durability
+// to its clone and fsyncs carries the instance's reply window (up to 256 recorded results).
+// Two in-process nodes as in `bench durable-ask` (counters with one clone each, durability
 // disk, real cell host, TCP + Noise + Yamux, fsync on both), 64 clients at once; rounds
-// alternate between asks with a message key (what the gateway, the SDK and cell messaging
-// send: the window fills to its bound and travels with every state) and asks without one.
+// alternate between asks with a message key to one instance (what the gateway, the SDK
+// and cell messaging send: its window fills to its bound and travels with every state)
+// and asks without one to another instance (its window stays empty).
 //   reply-window-64   asks/s with message keys (without: the baseline)
 import { signBundle } from '../src/cells/bundle.js'
 import { DEFAULT_LIMITS } from '../src/cells/limits.js'
@@ -21,6 +22,8 @@ const ASKS = 1000
 const table = new AppTable()
 let gate: CloneService | undefined
 let keys = 0
+/** the instance asked without message keys */
+const PLAIN = ADDRESS.replace(/#\d+$/, '#1')
 
 /** `total` asks from `clients` clients at once; rate in asks/s */
 async function concurrent (ask: () => Promise<unknown>, clients: number, total: number): Promise<number> {
@@ -44,15 +47,17 @@ async function main (): Promise<void> {
     await primary.bundles.publish(bundle)
     table.update({
       app: 'bench', owner: peerIdOf(owner.publicKey), leader: primary.id, term: 1n, version: 1n, members: [primary.id],
-      instances: [{ address: ADDRESS, node: primary.id, epoch: 1n, state: 'transformed', clones: [clone.id], clonesReady: [] }],
+      instances: [ADDRESS, PLAIN].map(address => ({ address, node: primary.id, epoch: 1n, state: 'transformed', clones: [clone.id], clonesReady: [] })),
       cells: [{ name: 'counter', replicas: 1, timeout: 500, durability: 'disk' }], routes: [], reverted: false
     })
     const ownerKey = encodePublicKey(owner.publicKey)
-    await primary.runtime.transform(ADDRESS, bundle, { owner: ownerKey, limits: bundle.limits })
-    await primary.clones.hold(clone.id, ADDRESS, bundle.hash, ownerKey, bundle.limits)
+    for (const address of [ADDRESS, PLAIN]) {
+      await primary.runtime.transform(address, bundle, { owner: ownerKey, limits: bundle.limits })
+      await primary.clones.hold(clone.id, address, bundle.hash, ownerKey, bundle.limits)
+    }
     const keyed = async (): Promise<unknown> => await primary.runtime.ask(ADDRESS, 'increment', [1], { messageKey: `${primary.id}/${(keys++).toString(16).padStart(32, '0')}` })
-    const plain = async (): Promise<unknown> => await primary.runtime.ask(ADDRESS, 'increment', [1])
-    // the window at its bound of 512 entries before the rounds
+    const plain = async (): Promise<unknown> => await primary.runtime.ask(PLAIN, 'increment', [1])
+    // the window at its bound of 256 entries before the rounds
     await concurrent(keyed, CLIENTS, 600)
     await concurrent(plain, CLIENTS, 200)
     const rates = { keyed: [] as number[], plain: [] as number[] }
@@ -63,7 +68,7 @@ async function main (): Promise<void> {
     const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length
     const k = mean(rates.keyed)
     const p = mean(rates.plain)
-    console.log(`bench reply-window-64: ${Math.round(k)} asks/s with message keys, the window of 512 results travelling with each state (without keys ${Math.round(p)} asks/s, ratio ${(k / p).toFixed(2)})`)
+    console.log(`bench reply-window-64: ${Math.round(k)} asks/s with message keys, the window of 256 results travelling with each state (without keys ${Math.round(p)} asks/s, ratio ${(k / p).toFixed(2)})`)
   } finally {
     await stopBenchNodes([primary, clone])
   }

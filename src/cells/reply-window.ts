@@ -9,10 +9,13 @@
 // Bounded by count, age and size: the oldest entries go first. A result longer than
 // MAX_RESULT_CHARS is kept as "ran" without its text: a retry of it is told so, never run.
 //
-// Encoded as JSON text: [[key, at, text | null], …], oldest first.
+// Encoded as JSON text: [[digest, at, text | null], …], oldest first, where digest is the
+// first 128 bits of sha256(key), base64url: short (the window goes with every state) and
+// without the senders' peer ids.
+import { createHash } from 'node:crypto'
 
 export interface ReplyWindowBounds {
-  /** entries kept (default 512) */
+  /** entries kept (default 256) */
   maxEntries: number
   /** ms an entry is kept after its answer (default 10 min) */
   maxAgeMs: number
@@ -20,11 +23,16 @@ export interface ReplyWindowBounds {
   maxChars: number
 }
 
-export const REPLY_WINDOW_BOUNDS: ReplyWindowBounds = { maxEntries: 512, maxAgeMs: 10 * 60_000, maxChars: 1024 * 1024 }
+export const REPLY_WINDOW_BOUNDS: ReplyWindowBounds = { maxEntries: 256, maxAgeMs: 10 * 60_000, maxChars: 1024 * 1024 }
 /** results longer than this are recorded as ran, without their text */
 export const MAX_RESULT_CHARS = 64 * 1024
-const MAX_KEY_CHARS = 200
-const KEY = /^[\x21-\x7e]{1,200}$/
+const DIGEST = /^[A-Za-z0-9_-]{22}$/
+const DIGEST_CHARS = 22
+
+/** the digest a key is kept under */
+function digestOf (key: string): string {
+  return createHash('sha256').update(key).digest('base64url').slice(0, DIGEST_CHARS)
+}
 
 interface Entry {
   at: number
@@ -45,15 +53,19 @@ export class ReplyWindow {
   /** The recorded result of `key` (text, or null if too long to keep), or undefined if none is held. */
   get (key: string, now = Date.now()): string | null | undefined {
     this.prune(now)
-    return this.entries.get(key)?.text
+    return this.entries.get(digestOf(key))?.text
   }
 
   /** Records the result `text` of the ask `key`, answered at `now` (null: it ran, its text is not kept). */
   record (key: string, text: string | null, now = Date.now()): void {
-    if (!KEY.test(key)) return
-    this.delete(key)
+    this.restore(digestOf(key), text, now)
+  }
+
+  /** An entry under its digest (decodeReplyWindow's way in). */
+  restore (digest: string, text: string | null, now: number): void {
+    this.delete(digest)
     const kept = text !== null && text.length <= MAX_RESULT_CHARS ? text : null
-    this.entries.set(key, { at: now, text: kept })
+    this.entries.set(digest, { at: now, text: kept })
     this.chars += kept?.length ?? 0
     this.prune(now)
     while (this.entries.size > this.bounds.maxEntries || this.chars > this.bounds.maxChars) this.delete(this.entries.keys().next().value as string)
@@ -85,7 +97,7 @@ export class ReplyWindow {
 /** the most characters an encoded window within `bounds` can take (what decode accepts) */
 export function maxEncodedChars (bounds: ReplyWindowBounds = REPLY_WINDOW_BOUNDS): number {
   // each entry: its key, its time, its text escaped (up to 6 characters each), brackets and commas
-  return bounds.maxEntries * (MAX_KEY_CHARS + 40) + bounds.maxChars * 6
+  return bounds.maxEntries * (DIGEST_CHARS + 40) + bounds.maxChars * 6
 }
 
 /**
@@ -107,15 +119,15 @@ export function decodeReplyWindow (text: string, now = Date.now(), bounds: Reply
   let chars = 0
   for (const [i, item] of raw.entries()) {
     if (!Array.isArray(item) || item.length !== 3) throw new Error(`reply window entry ${i} is not [key, time, text]`)
-    const [key, at, result] = item as [unknown, unknown, unknown]
-    if (typeof key !== 'string' || !KEY.test(key)) throw new Error(`reply window entry ${i}: key is not 1–${MAX_KEY_CHARS} printable characters`)
+    const [digest, at, result] = item as [unknown, unknown, unknown]
+    if (typeof digest !== 'string' || !DIGEST.test(digest)) throw new Error(`reply window entry ${i}: key is not a ${DIGEST_CHARS}-character digest`)
     if (typeof at !== 'number' || !Number.isSafeInteger(at) || at < last) throw new Error(`reply window entry ${i}: time is not a whole number of ms in order`)
     if (result !== null && (typeof result !== 'string' || result.length > MAX_RESULT_CHARS)) throw new Error(`reply window entry ${i}: result is not text of at most ${MAX_RESULT_CHARS} characters`)
     const kept = result as string | null
     chars += kept?.length ?? 0
     if (chars > bounds.maxChars) throw new Error(`reply window results exceed ${bounds.maxChars} characters`)
     last = at
-    window.record(key, kept, at)
+    window.restore(digest, kept, at)
   }
   window.prune(now)
   return window

@@ -4,6 +4,9 @@ import assert from 'node:assert/strict'
 import { decodeReplyWindow, maxEncodedChars, MAX_RESULT_CHARS, ReplyWindow } from '../../src/cells/reply-window.js'
 
 const KEY = '12D3KooWExample/00112233445566778899aabbccddeeff'
+/** digests as the codec writes them (22 base64url characters) */
+const D = 'A'.repeat(22)
+const D2 = 'b'.repeat(21) + '_'
 
 describe('cells: the reply window', () => {
   it('records results by key and round-trips through its codec', () => {
@@ -32,7 +35,7 @@ describe('cells: the reply window', () => {
     assert.equal(big.get('a/1', 2), undefined, 'the older entry goes once the characters pass the bound')
     assert.equal(big.get('a/2', 2), '123456')
     // decoding drops what is past the age
-    assert.equal(decodeReplyWindow(JSON.stringify([['k/1', 0, '1'], ['k/2', 5000, '2']]), 5500, bounds).size, 1)
+    assert.equal(decodeReplyWindow(JSON.stringify([[D, 0, '1'], [D2, 5000, '2']]), 5500, bounds).size, 1)
   })
 
   it('keeps a result too long to keep as "ran" (null), never as a result to run again', () => {
@@ -44,22 +47,28 @@ describe('cells: the reply window', () => {
 
   it('refuses malformed, truncated, oversized and forged windows with one line', () => {
     const now = 10_000
-    const good = JSON.stringify([[KEY, 1, '5'], ['p/2', 2, null]])
+    const good = JSON.stringify([[D, 1, '5'], [D2, 2, null]])
+    assert.equal(decodeReplyWindow(good, now).size, 2)
+    // the keys themselves (sender peer ids) are not in what travels
+    const w = new ReplyWindow()
+    w.record(KEY, '5', now)
+    assert.ok(!w.encode(now).includes('12D3KooW'))
     const cases: Array<[string, RegExp]> = [
       [good.slice(0, good.length - 3), /not JSON \(truncated\?\)/],
       ['{"a":1}', /not a JSON array/],
       ['[1]', /entry 0 is not \[key, time, text\]/],
-      ['[["k",1]]', /entry 0 is not \[key, time, text\]/],
-      ['[["",1,"1"]]', /entry 0: key is not/],
-      ['[["a b",1,"1"]]', /entry 0: key is not/],
-      [JSON.stringify([['k'.repeat(201), 1, '1']]), /entry 0: key is not/],
-      ['[["k",1.5,"1"]]', /entry 0: time is not/],
-      ['[["k",-1,"1"]]', /entry 0: time is not/],
-      ['[["k",5,"1"],["j",4,"1"]]', /entry 1: time is not a whole number of ms in order/],
-      ['[["k",1,5]]', /entry 0: result is not text/],
-      [JSON.stringify([['k', 1, 'x'.repeat(MAX_RESULT_CHARS + 1)]]), /entry 0: result is not text of at most/],
-      [JSON.stringify(Array.from({ length: 513 }, (_, i) => [`k/${i}`, 1, '1'])), /513 entries, at most 512/],
-      [JSON.stringify(Array.from({ length: 20 }, (_, i) => [`k/${i}`, 1, 'x'.repeat(60_000)])), /results exceed/],
+      [`[["${D}",1]]`, /entry 0 is not \[key, time, text\]/],
+      ['[["",1,"1"]]', /entry 0: key is not a 22-character digest/],
+      [`[["${D.slice(1)} ",1,"1"]]`, /entry 0: key is not/],
+      [JSON.stringify([[D + 'A', 1, '1']]), /entry 0: key is not/],
+      ['[["k/00112233445566778899aabbccddeeff",1,"1"]]', /entry 0: key is not/],
+      [`[["${D}",1.5,"1"]]`, /entry 0: time is not/],
+      [`[["${D}",-1,"1"]]`, /entry 0: time is not/],
+      [`[["${D}",5,"1"],["${D2}",4,"1"]]`, /entry 1: time is not a whole number of ms in order/],
+      [`[["${D}",1,5]]`, /entry 0: result is not text/],
+      [JSON.stringify([[D, 1, 'x'.repeat(MAX_RESULT_CHARS + 1)]]), /entry 0: result is not text of at most/],
+      [JSON.stringify(Array.from({ length: 257 }, () => [D, 1, '1'])), /257 entries, at most 256/],
+      [JSON.stringify(Array.from({ length: 20 }, () => [D, 1, 'x'.repeat(60_000)])), /results exceed/],
       [' '.repeat(maxEncodedChars() + 1), /too large/]
     ]
     for (const [text, reason] of cases) {

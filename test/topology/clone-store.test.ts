@@ -34,7 +34,7 @@ describe('clone store: held clones on disk', () => {
 
   it('keeps the reply window in the same file as its state; a file of format 1 (no window) loads as it was', async () => {
     const store = new CloneStore(dir)
-    const replies = JSON.stringify([['peer/00112233445566778899aabbccddeeff', Date.now(), '7']])
+    const replies = JSON.stringify([['AAAAAAAAAAAAAAAAAAAAAA', Date.now(), '7']])
     await store.save(clone({ state: '{"count":7}', version: 7, replies }))
     const old = JSON.parse(encodeStoredClone(clone({ address: 'shop/counter#1', state: '{"count":3}', version: 3 }))) as Record<string, unknown>
     await writeFile(join(dir, 'shop%2Fcounter%231.json'), JSON.stringify({ ...old, format: 1 }))
