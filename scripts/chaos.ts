@@ -240,8 +240,9 @@ async function wholeMesh (kind: 'restart-mesh' | 'power-cut'): Promise<void> {
   faults.push(fault)
   for (const m of members) m.health = 'down'
   for (const m of members) m.proc.signal(kind === 'power-cut' ? 'SIGKILL' : 'SIGINT')
-  await Promise.all(members.map(async m => await m.proc.exited))
   say(`${kind === 'power-cut' ? 'power cut: kill -9 of' : 'SIGINT to'} every node`)
+  await Promise.all(members.map(async m => await m.proc.exited))
+  say('every node exited')
   await delay(int(500, 2000))
   await Promise.all(members.map(async m => { await restart(m) }))
   say('restarted every node from its data dir')
