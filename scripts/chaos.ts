@@ -7,7 +7,14 @@
 //   a stall: SIGSTOP of the primary's host or of any node for longer than the capacity
 //     expiry, then SIGCONT. On loopback without root this is the partition we can make:
 //     the stalled node's TCP connections stay open but it answers nothing, so only
-//     timeouts can tell — and it wakes up believing it is still in charge.
+//     timeouts can tell — and it wakes up believing it is still in charge;
+//   a whole-mesh restart (SIGINT to every node, then `stem start` on each) and a power cut
+//     (kill -9 of every node at once, then `stem start` on each): every acknowledged
+//     increment must come back from the disks (issue #14). Each node keeps its loopback
+//     port, so the bootstrap addresses in the joiners' mesh.json stay true.
+//
+// `--kinds a,b` limits the faults to those kinds (kill-primary, kill-leader, kill-any,
+// stall-primary, stall-any, restart-mesh, power-cut; default all).
 //
 // Figures (last line, exactly): `acked: N, lost: L, double-primaries: D, recovery p50/p99: X ms/Y ms`
 //   acked            increments answered with a result
@@ -41,6 +48,7 @@ import { createRand } from '../src/raft/core/rand.js'
 import type { AppCellsListing, AppListing } from '../src/topology/app-table.js'
 import { percentile } from '../bench/support/stats.js'
 import { repoRoot, spawnStem, stem, stopAll, tempDataDir, type StemProcess } from './support/stem-process.js'
+import { freePort } from './support/stem-mesh.js'
 import { waitFor } from './support/wait.js'
 
 const { values: flags } = parseArgs({
@@ -50,7 +58,8 @@ const { values: flags } = parseArgs({
     nodes: { type: 'string', default: '5' },
     clients: { type: 'string', default: '2' },
     /** write each node's log (stderr of all its incarnations) into this directory */
-    logs: { type: 'string' }
+    logs: { type: 'string' },
+    kinds: { type: 'string' }
   }
 })
 const durationS = Number(flags.duration)
@@ -60,6 +69,11 @@ const clientCount = Number(flags.clients)
 for (const [name, v, min] of [['--duration', durationS, 1], ['--seed', seed, 0], ['--nodes', nodeCount, 3], ['--clients', clientCount, 1]] as const) {
   if (!Number.isSafeInteger(v) || v < min) { console.error(`chaos: ${name}: expected a whole number ≥ ${min}`); process.exit(2) }
 }
+
+const KINDS = ['kill-primary', 'kill-leader', 'kill-any', 'stall-primary', 'stall-any', 'restart-mesh', 'power-cut'] as const
+type FaultKind = typeof KINDS[number]
+const kinds = (flags.kinds?.split(',') ?? KINDS) as FaultKind[]
+for (const k of kinds) if (!KINDS.includes(k)) { console.error(`chaos: --kinds: unknown fault kind ${JSON.stringify(k)} (expected some of ${KINDS.join(', ')})`); process.exit(2) }
 
 const APP = 'counter'
 const ADDRESS = 'counter/counter#0'
@@ -75,6 +89,8 @@ const say = (line: string): void => { console.log(`[${((Date.now() - t0) / 1000)
 interface Member {
   name: string
   dir: string
+  /** its fixed loopback listen address (a whole-mesh restart needs the same addresses) */
+  listen: string
   proc: StemProcess
   id: string
   api: ApiClient
@@ -82,11 +98,16 @@ interface Member {
   health: 'up' | 'down' | 'stalled'
 }
 
-async function connect (name: string, proc: StemProcess): Promise<Member> {
+async function connect (name: string, listen: string, proc: StemProcess): Promise<Member> {
   await proc.ready()
   const url = /^api: (\S+)$/m.exec(proc.stdout)?.[1] as string
   const token = await readToken(proc.dataDir)
-  return { name, dir: proc.dataDir, proc, id: proc.peerId(), api: createApiClient(url, token), caller: createHttpCaller({ url, token }), health: 'up' }
+  return { name, dir: proc.dataDir, listen, proc, id: proc.peerId(), api: createApiClient(url, token), caller: createHttpCaller({ url, token }), health: 'up' }
+}
+
+async function spawnMember (name: string, command: string[]): Promise<Member> {
+  const listen = `/ip4/127.0.0.1/tcp/${await freePort()}`
+  return await connect(name, listen, spawnStem(command, await tempDataDir(), [], { listen }))
 }
 
 const members: Member[] = []
@@ -94,12 +115,12 @@ const up = (): Member[] => members.filter(m => m.health === 'up')
 const byId = (id: string): Member | undefined => members.find(m => m.id === id)
 
 async function startMesh (): Promise<void> {
-  const first = await connect('n0', spawnStem(['start'], await tempDataDir()))
+  const first = await spawnMember('n0', ['start'])
   members.push(first)
   const invite = await stem(['invite', '--data', first.dir])
   if (invite.code !== 0) throw new Error(`stem invite: ${invite.stderr.trim()}`)
   members.push(...await Promise.all(Array.from({ length: nodeCount - 1 }, async (_, i) =>
-    connect(`n${i + 1}`, spawnStem(['join', invite.stdout.trim()], await tempDataDir())))))
+    spawnMember(`n${i + 1}`, ['join', invite.stdout.trim()]))))
   await waitFor(async () => {
     for (const m of members) if ((await m.api.get<{ peers: unknown[] }>('/v1/peers')).peers.length < nodeCount - 1) return false
     return true
@@ -145,6 +166,8 @@ async function client (): Promise<void> {
   let last = 0
   while (!stopping) {
     const targets = up()
+    // every node down (a whole-mesh fault): nothing to send to
+    if (targets.length === 0) { await delay(50); continue }
     const m = pick(targets)
     const sent = Date.now()
     const floor = maxAcked
@@ -207,14 +230,33 @@ async function keepLog (m: Member): Promise<void> {
 
 async function restart (m: Member): Promise<void> {
   await keepLog(m)
-  const fresh = await connect(m.name, spawnStem(['start'], m.dir))
+  const fresh = await connect(m.name, m.listen, spawnStem(['start'], m.dir, [], { listen: m.listen }))
   Object.assign(m, fresh)
 }
 
+/** SIGINT (graceful) or SIGKILL (a power cut) to every node at once, then `stem start` on each. */
+async function wholeMesh (kind: 'restart-mesh' | 'power-cut'): Promise<void> {
+  const fault: Fault = { kind, node: 'all', at: Date.now() }
+  faults.push(fault)
+  for (const m of members) m.health = 'down'
+  for (const m of members) m.proc.signal(kind === 'power-cut' ? 'SIGKILL' : 'SIGINT')
+  say(`${kind === 'power-cut' ? 'power cut: kill -9 of' : 'SIGINT to'} every node`)
+  await Promise.all(members.map(async m => await m.proc.exited))
+  say('every node exited')
+  await delay(int(500, 2000))
+  await Promise.all(members.map(async m => { await restart(m) }))
+  say('restarted every node from its data dir')
+  await waitFor(async () => await settled(), { timeout: 120_000, what: 'the app to settle after the fault' }).catch(() => {
+    say('the app did not settle within 120 s')
+  })
+  await waitFor(() => fault.recovered !== undefined, { timeout: 60_000, what: 'recovery' }).catch(() => {})
+  if (fault.recovered !== undefined) say(`recovered ${fault.recovered - fault.at} ms after the fault`)
+}
+
 async function injectFault (): Promise<void> {
-  const where = await whereabouts()
-  const kinds = ['kill-primary', 'kill-leader', 'kill-any', 'stall-primary', 'stall-any'] as const
   const kind = pick(kinds)
+  if (kind === 'restart-mesh' || kind === 'power-cut') { await wholeMesh(kind); return }
+  const where = await whereabouts()
   const targetId = kind.endsWith('primary') ? where.primary : kind === 'kill-leader' ? where.leader : undefined
   const target = (targetId !== undefined ? byId(targetId) : undefined) ?? pick(up())
   if (target.health !== 'up') return
@@ -253,7 +295,7 @@ async function injectFault (): Promise<void> {
 
 let exitCode = 0
 try {
-  say(`seed ${seed}, ${nodeCount} nodes, ${clientCount} clients, ${durationS} s of faults; faults: kill -9 + restart from the same data dir, SIGSTOP/SIGCONT stall`)
+  say(`seed ${seed}, ${nodeCount} nodes, ${clientCount} clients, ${durationS} s of faults; faults: ${kinds.join(', ')}`)
   await startMesh()
   say(`mesh of ${nodeCount} up: ${members.map(m => `${m.name}=${m.id.slice(-6)}`).join(' ')}`)
   const published = await stem(['publish', manifest, '--data', members[0].dir, '--json'])
@@ -286,8 +328,8 @@ try {
   const duplicates = Math.max(0, final - acked - unknown)
   const recoveries = faults.filter(f => f.recovered !== undefined).map(f => (f.recovered as number) - f.at)
   const unrecovered = faults.length - recoveries.length
-  const kinds = [...new Set(faults.map(f => f.kind))]
-  console.log(`faults: ${faults.length} (${kinds.map(k => `${k}: ${faults.filter(f => f.kind === k).length}`).join(', ')}), unrecovered: ${unrecovered}; increments with no answer: ${unknown}, applied twice: ${duplicates}; final count ${final}; answers out of order: ${regressions}; rounds with the instance transformed on two nodes: ${overlapRounds}`)
+  const seen = [...new Set(faults.map(f => f.kind))]
+  console.log(`faults: ${faults.length} (${seen.map(k => `${k}: ${faults.filter(f => f.kind === k).length}`).join(', ')}), unrecovered: ${unrecovered}; increments with no answer: ${unknown}, applied twice: ${duplicates}; final count ${final}; answers out of order: ${regressions}; rounds with the instance transformed on two nodes: ${overlapRounds}`)
   const fmt = (xs: number[], p: number): string => xs.length === 0 ? '-' : `${percentile(xs, p)} ms`
   console.log(`acked: ${acked}, lost: ${lost}, double-primaries: ${staleAnswers}, recovery p50/p99: ${fmt(recoveries, 0.5)}/${fmt(recoveries, 0.99)}`)
   if (lost > 0 || staleAnswers > 0 || unrecovered > 0 || acked === 0) exitCode = 1

@@ -22,6 +22,8 @@ export interface CellSnapshotDetail {
    * before the replies to the messages that produced it.
    */
   version: number
+  /** the reply window (reply-window.ts) with the results of the asks that produced it: it travels with the state */
+  replies: string
 }
 
 export interface CellErrorDetail {

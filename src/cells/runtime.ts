@@ -18,6 +18,7 @@ import type { FromHost } from './host/protocol.js'
 import { errorFromReply, replyOfError, splitReply } from './reply-meta.js'
 import { ReminderQueue, remindersOfState, remindersTail, REMINDER_RETRY_MS, MAX_REMINDER_ATTEMPTS } from './reminders.js'
 import type { Reminder } from './reminders.js'
+import { decodeReplyWindow, ReplyWindow } from './reply-window.js'
 
 export interface CellRuntimeInit {
   /** node data dir: each cell's last state is persisted under <dataDir>/cells */
@@ -78,6 +79,8 @@ export interface TransformOptions {
   state?: string
   /** version of that state */
   version?: number
+  /** the reply window that came with that state (CellSnapshotDetail.replies); a bad one is refused */
+  replies?: string
   /** upgrade a transformed cell: new code, same state; the old code keeps running if the new one fails to load */
   replace?: boolean
 }
@@ -88,6 +91,11 @@ export interface AskOptions {
   signal?: AbortSignal
   /** the sending cell's address, when a cell sent it (a crash caused by another app's message does not count against the cell) */
   from?: string
+  /**
+   * sender + message id: an ask with a key the cell's reply window holds is answered with
+   * the recorded result, one with a key under way waits for it: it runs once
+   */
+  messageKey?: string
 }
 
 export interface CellInfo {
@@ -139,6 +147,10 @@ interface CellRecord {
   /** the end of the last state from its reminders field on ('' without one): unchanged, it is not parsed again */
   remindersTail: string
   reminderTimer?: NodeJS.Timeout
+  /** recorded results of answered asks, by AskOptions.messageKey */
+  replies: ReplyWindow
+  /** asks with a messageKey under way */
+  keyed: Map<string, Promise<string>>
 }
 
 interface PendingCall {
@@ -148,6 +160,7 @@ interface PendingCall {
   resolve: (text: string) => void
   reject: (err: Error) => void
   cleanup?: () => void
+  messageKey?: string
 }
 
 interface PendingRequest {
@@ -184,6 +197,10 @@ export class CellRuntime extends TypedEventEmitter<CellRuntimeEvents> {
   /** transforms under way (admitted, not yet transformed) */
   private readonly transforming = new Map<string, AdmittedCell>()
   private seq = 0
+  /** asks with a message key answered by the run under way or from the reply window, instead of running again */
+  dedupeHits = 0
+  /** cells whose state came from their host and whose 'cell:snapshot' is due (see noteState) */
+  private readonly snapshotsDue = new Set<CellRecord>()
   private sweepTimer: NodeJS.Timeout | undefined
   private running = false
   private readonly opts: Required<Omit<CellRuntimeInit, 'dataDir' | 'router' | 'bounds' | 'log' | 'replyGate' | 'admit'>> & Pick<CellRuntimeInit, 'log' | 'replyGate' | 'admit'>
@@ -311,6 +328,12 @@ export class CellRuntime extends TypedEventEmitter<CellRuntimeEvents> {
     await verifyBundle(bundle, options.owner)
     const limits = checkLimits(options.limits ?? bundle.limits)
     if (options.state !== undefined) checkStateText(options.state, this.bounds.maxMessageBytes)
+    let replies: ReplyWindow | undefined
+    try {
+      replies = options.replies === undefined ? undefined : decodeReplyWindow(options.replies)
+    } catch (err) {
+      throw new Error(`cannot transform ${address}: ${(err as Error).message}`)
+    }
     const record = this.cellsByAddress.get(address) ?? blankRecord(address, app)
     this.cellsByAddress.set(address, record)
     const replace = options.replace === true && record.status === 'transformed'
@@ -336,6 +359,7 @@ export class CellRuntime extends TypedEventEmitter<CellRuntimeEvents> {
     record.failure = undefined
     record.bundle = bundle
     record.limits = limits
+    if (replies !== undefined) record.replies = replies
     this.noteState(record, answer.text, answer.version)
     // a state handed in (a promoted clone's) already passed the reply gate where it was
     // produced: answers that do not change it need not wait for the new clones
@@ -382,6 +406,7 @@ export class CellRuntime extends TypedEventEmitter<CellRuntimeEvents> {
     this.stopReminders(record)
     record.state = null
     record.bundle = undefined
+    record.replies = new ReplyWindow()
     await this.store?.remove(address)
     this.dispatchEvent(new CustomEvent('cell:reverted', { detail: { address, hash } }))
     this.stopIdleHost(record.app)
@@ -408,17 +433,28 @@ export class CellRuntime extends TypedEventEmitter<CellRuntimeEvents> {
 
   /** ask with the arguments (an array) and the result as JSON text: what routers use. */
   askJson (address: string, method: string, argsJson: string, options: AskOptions = {}): Promise<string> {
+    const key = options.messageKey
+    if (key !== undefined) {
+      const record = this.cellsByAddress.get(address)
+      const answered = record?.status === 'transformed' ? this.answered(record, key) : undefined
+      if (answered !== undefined) return answered
+    }
     let record: CellRecord
     try {
       record = this.deliverable(address, method, argsJson)
     } catch (err) {
       return Promise.reject(err)
     }
+    if (key !== undefined && record.address !== address) {
+      // app/cell resolved to a replica: its window decides
+      const answered = this.answered(record, key)
+      if (answered !== undefined) return answered
+    }
     if (options.signal?.aborted === true) return Promise.reject(new Error(`ask to ${address} aborted`))
     const id = ++this.seq
     const deadline = options.deadline ?? Date.now() + this.bounds.messageWallTime + this.opts.heartbeatTimeout
     const { promise, resolve, reject } = Promise.withResolvers<string>()
-    const pending: PendingCall = { app: record.app, record, deadline, resolve, reject }
+    const pending: PendingCall = { app: record.app, record, deadline, resolve, reject, messageKey: key }
     if (options.signal !== undefined) {
       const signal = options.signal
       const onAbort = (): void => { this.settleCall(id, false, `ask to ${address} aborted`) }
@@ -428,8 +464,24 @@ export class CellRuntime extends TypedEventEmitter<CellRuntimeEvents> {
     this.calls.set(id, pending)
     record.inflight++
     record.messages++
+    if (key !== undefined) {
+      const keyed = record.keyed
+      keyed.set(key, promise)
+      promise.then(() => { keyed.delete(key) }, () => { keyed.delete(key) })
+    }
     this.hostFor(record.app).process.send({ t: 'call', id, address: record.address, method, args: argsJson, tell: false, from: options.from })
     return promise
+  }
+
+  /** The answer of an ask with `key` that ran (its recorded result) or runs (its promise), if any. */
+  private answered (record: CellRecord, key: string): Promise<string> | undefined {
+    const running = record.keyed.get(key)
+    if (running !== undefined) { this.dedupeHits++; return running }
+    const recorded = record.replies.get(key)
+    if (recorded === undefined) return undefined
+    this.dedupeHits++
+    if (recorded === null) return Promise.reject(new Error(`the ask to ${record.address} with this message id already ran; its result was too long to keep for retries`))
+    return Promise.resolve(recorded)
   }
 
   /** `from`: the sending cell's address, if a cell sent it */
@@ -531,7 +583,7 @@ export class CellRuntime extends TypedEventEmitter<CellRuntimeEvents> {
       }
       case 'state': {
         const record = this.cellsByAddress.get(message.address)
-        if (record?.app === app && record.status === 'transformed') this.noteState(record, message.state, message.version)
+        if (record?.app === app && record.status === 'transformed') this.noteState(record, message.state, message.version, true)
         return
       }
       case 'event': {
@@ -578,20 +630,32 @@ export class CellRuntime extends TypedEventEmitter<CellRuntimeEvents> {
     pending.cleanup?.()
     const record = pending.record
     const gate = this.opts.replyGate
+    // errors leave the state as it was (a retry may run again): only results are recorded
+    if (ok && pending.messageKey !== undefined && record.status === 'transformed') record.replies.record(pending.messageKey, text)
     // errors leave the state as it was, so only results wait for the gate
     if (ok && gate !== undefined && record.version > record.gatedVersion) {
       const version = record.version
-      gate(record.address, version).then(() => {
-        record.gatedVersion = Math.max(record.gatedVersion, version)
-        pending.resolve(text)
-      }, (err: Error) => { pending.reject(new Error(`state of ${record.address} is not safe yet: ${err?.message ?? String(err)}`)) })
+      const wait = (): void => {
+        gate(record.address, version).then(() => {
+          record.gatedVersion = Math.max(record.gatedVersion, version)
+          pending.resolve(text)
+        }, (err: Error) => { pending.reject(new Error(`state of ${record.address} is not safe yet: ${err?.message ?? String(err)}`)) })
+      }
+      // the gate waits for the snapshot, which is dispatched once this batch's replies are recorded
+      if (this.snapshotsDue.has(record)) queueMicrotask(wait)
+      else wait()
       return
     }
     if (ok) pending.resolve(text)
     else pending.reject(errorFromReply(text))
   }
 
-  private noteState (record: CellRecord, state: string, version: number): void {
+  /**
+   * A new state of the cell. From its host (`fromHost`), the 'cell:snapshot' waits for the
+   * end of the IPC batch: the replies to the messages that produced the state follow it in
+   * the same batch, and their results go into the reply window the snapshot carries.
+   */
+  private noteState (record: CellRecord, state: string, version: number, fromHost = false): void {
     record.state = state
     record.version = version
     const hash = record.bundle?.hash ?? ''
@@ -600,8 +664,22 @@ export class CellRuntime extends TypedEventEmitter<CellRuntimeEvents> {
         this.opts.log?.(record.address, `cannot persist state: ${err.message}`)
       })
     }
-    this.dispatchEvent(new CustomEvent('cell:snapshot', { detail: { address: record.address, hash, state, version } }))
     this.noteReminders(record, state)
+    if (!fromHost) {
+      this.snapshotsDue.delete(record)
+      this.dispatchSnapshot(record)
+      return
+    }
+    if (this.snapshotsDue.has(record)) return
+    this.snapshotsDue.add(record)
+    queueMicrotask(() => {
+      if (this.snapshotsDue.delete(record) && record.status === 'transformed') this.dispatchSnapshot(record)
+    })
+  }
+
+  private dispatchSnapshot (record: CellRecord): void {
+    if (record.state === null) return
+    this.dispatchEvent(new CustomEvent('cell:snapshot', { detail: { address: record.address, hash: record.bundle?.hash ?? '', state: record.state, version: record.version, replies: record.replies.encode() } }))
   }
 
   /** The reminders of a cell's new state: fire what is due, wait for the next one. */
@@ -744,7 +822,7 @@ export class CellRuntime extends TypedEventEmitter<CellRuntimeEvents> {
 }
 
 function blankRecord (address: string, app: string): CellRecord {
-  return { address, app, status: 'stem', state: null, version: 0, gatedVersion: 0, inflight: 0, tellsInflight: 0, messages: 0, reminders: new ReminderQueue(), remindersTail: '' }
+  return { address, app, status: 'stem', state: null, version: 0, gatedVersion: 0, inflight: 0, tellsInflight: 0, messages: 0, reminders: new ReminderQueue(), remindersTail: '', replies: new ReplyWindow(), keyed: new Map() }
 }
 
 function info (record: CellRecord): CellInfo {

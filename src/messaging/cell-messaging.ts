@@ -10,7 +10,9 @@
 // a time; while that many are running, a cell's mailbox is full, or the replies cannot
 // leave fast enough, the stream is paused, so the sender's stream fills and its queue
 // refuses more: backpressure end to end, with bounded memory on both sides.
-// Retried asks (same sender, same id) are answered from a bounded dedupe window.
+// Retried asks (same sender, same id) are answered from a bounded dedupe window; the cell
+// runtime keeps each instance's own reply window by the same key (sender/id), which travels
+// with the instance's state, so a retry that reaches a new primary runs once too.
 import { randomFillSync } from 'node:crypto'
 import { TypedEventEmitter } from '@libp2p/interface'
 import type { Libp2p, Stream, Connection } from '@libp2p/interface'
@@ -91,6 +93,8 @@ export interface RemoteTransformRequest {
   limits?: CellLimits
   state?: string
   version?: number
+  /** the reply window that came with `state` */
+  replies?: string
   replace?: boolean
 }
 
@@ -213,7 +217,7 @@ export class CellMessaging extends TypedEventEmitter<CellMessagingEvents> {
     for (const link of this.links.values()) framesOut += link.channel?.frameCount ?? 0
     for (const channel of this.inbound.keys()) framesOut += channel.frameCount
     const messages = { in: { ...this.counters.messages.in }, out: { ...this.counters.messages.out } }
-    return { ...this.counters, messages, framesOut: this.counters.framesOut + framesOut, rejected }
+    return { ...this.counters, messages, framesOut: this.counters.framesOut + framesOut, dedupeHits: this.counters.dedupeHits + this.components.runtime.dedupeHits, rejected }
   }
 
   /** Bytes queued towards `peer` (waiting for the stream to open or to drain). */
@@ -246,7 +250,9 @@ export class CellMessaging extends TypedEventEmitter<CellMessagingEvents> {
       const id = messageIdBytes(options.messageId)
       const deadline = options.deadline ?? Date.now() + this.opts.askTimeout
       const target = this.resolve(address)
-      if (target === 'local') return this.timed(address, 'local', this.components.runtime.askJson(address, method, argsJson, { deadline, signal: options.signal, from: options.from }))
+      // the key a retry has in common with its first try, wherever the instance is by then
+      const messageKey = `${this.self}/${Buffer.from(id).toString('hex')}`
+      if (target === 'local') return this.timed(address, 'local', this.components.runtime.askJson(address, method, argsJson, { deadline, signal: options.signal, from: options.from, messageKey }))
       if (this.components.peerDown?.(target) === true) throw new MessagingError('unreachable', `cannot reach node ${target}: it is judged down (the cell is failing over: retry)`)
       const ask: CellAsk = { id, to: address, method, args: argsJson, deadline: BigInt(deadline), from: options.from ?? '' }
       return this.timed(address, 'remote', this.request(target, address, ask, { ask }, deadline, options.signal))
@@ -304,6 +310,7 @@ export class CellMessaging extends TypedEventEmitter<CellMessagingEvents> {
       timeout: request.limits?.timeout ?? 0,
       mailbox: request.limits?.mailbox ?? 0,
       state: request.state,
+      replies: request.replies,
       version: BigInt(request.version ?? 0),
       replace: request.replace ?? false,
       deadline: BigInt(deadline)
@@ -617,7 +624,7 @@ export class CellMessaging extends TypedEventEmitter<CellMessagingEvents> {
     if (this.dedupe.begin(key, result => { this.counters.dedupeHits++; answer(result) }) === 'wait') return true
     state.inflight++
     const run = work.kind === 'ask'
-      ? runtime.askJson(address, work.ask.method, work.ask.args, { deadline: Number(work.ask.deadline), from: fromOf(work.ask.from) })
+      ? runtime.askJson(address, work.ask.method, work.ask.args, { deadline: Number(work.ask.deadline), from: fromOf(work.ask.from), messageKey: key })
       : this.transformHere(channel.peer, work.transform)
     run.then(text => ({ ok: true, text }), (err: Error) => ({ ok: false, text: replyOfError(err) }))
       .then(result => {
@@ -652,6 +659,7 @@ export class CellMessaging extends TypedEventEmitter<CellMessagingEvents> {
       owner: t.owner,
       limits: t.memory > 0n ? { memory: Number(t.memory), timeout: t.timeout, mailbox: t.mailbox } : undefined,
       state: t.state,
+      replies: t.replies,
       version: Number(t.version),
       replace: t.replace
     }
@@ -662,7 +670,7 @@ export class CellMessaging extends TypedEventEmitter<CellMessagingEvents> {
     const signal = AbortSignal.timeout(Math.max(1, Number(t.deadline) - Date.now()))
     const bundle = await bundles.fetch(hash, { signal, peers: [peer] })
     const info = await this.components.runtime.transform(request.address, bundle, {
-      owner: request.owner, limits: request.limits, state: request.state, version: request.version, replace: request.replace
+      owner: request.owner, limits: request.limits, state: request.state, version: request.version, replies: request.replies, replace: request.replace
     })
     return JSON.stringify(info)
   }

@@ -41,8 +41,10 @@ export const dataFiles = (dir: string): { identity: string, owner: string, mesh:
 /**
  * the layout of data dirs this version writes (stem-data.json); a newer one is refused.
  * 2: raft log records carry a header checksum (format 1 and unmarked dirs are upgraded).
+ * 3: state files (cells/, clones/) carry the state's reply window; older ones load as they
+ *    are, with an empty window, and get one on their next write (nothing to rewrite).
  */
-export const DATA_FORMAT = 2
+export const DATA_FORMAT = 3
 
 /**
  * Checks the data dir's format marker (`stem-data.json`), writing it on first use: a dir
@@ -61,7 +63,8 @@ export async function checkDataFormat (dir: string): Promise<string[]> {
     if (raw.format === DATA_FORMAT) return []
   }
   const lines: string[] = []
-  const groups = await readdir(files.groups, { withFileTypes: true }).catch(() => [])
+  // only logs written before format 2 are reframed (a format-2 log is never read as format 1)
+  const groups = (raw?.format as number | undefined ?? 0) >= 2 ? [] : await readdir(files.groups, { withFileTypes: true }).catch(() => [])
   for (const group of groups.filter(g => g.isDirectory())) {
     const report = await upgradeLegacyWal(join(files.groups, group.name))
     for (const t of report.truncated) lines.push(`${t.file}: ${t.droppedBytes} bytes at its end did not upgrade to data format ${DATA_FORMAT} (a torn write, or damage); the original is kept as ${t.file}.format1`)

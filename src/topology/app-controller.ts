@@ -323,12 +323,12 @@ export class AppController {
     await this.components.bundles.fetch(bundle, { peers: this.components.raft.status(h.group).members.filter(m => m !== this.components.self), signal: AbortSignal.timeout(20_000) })
   }
 
-  private async startPrimary (address: string, node: string, bundleHash: string, owner: Uint8Array, limits: { memory: number, timeout: number, mailbox: number }, from?: { state: string, version: number }): Promise<void> {
+  private async startPrimary (address: string, node: string, bundleHash: string, owner: Uint8Array, limits: { memory: number, timeout: number, mailbox: number }, from?: { state: string, version: number, replies?: string }): Promise<void> {
     if (node === this.components.self) {
       const bundle = await this.components.bundles.fetch(bundleHash, { signal: AbortSignal.timeout(20_000) })
-      await this.components.runtime.transform(address, bundle, { owner, limits, replace: true, state: from?.state, version: from?.version })
+      await this.components.runtime.transform(address, bundle, { owner, limits, replace: true, state: from?.state, version: from?.version, replies: from?.replies })
     } else {
-      await this.components.messaging.transformRemote(node, { address, bundle: bundleHash, owner, limits, replace: true, state: from?.state, version: from?.version }, { deadline: Date.now() + 30_000 })
+      await this.components.messaging.transformRemote(node, { address, bundle: bundleHash, owner, limits, replace: true, state: from?.state, version: from?.version, replies: from?.replies }, { deadline: Date.now() + 30_000 })
     }
   }
 }

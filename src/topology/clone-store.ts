@@ -13,6 +13,7 @@ import { mkdir, readdir, readFile, rename, unlink } from 'node:fs/promises'
 import { basename, join } from 'node:path'
 import { writeFileAtomic } from '../util/atomic-file.js'
 import type { CellLimits } from '../cells/limits.js'
+import { decodeReplyWindow } from '../cells/reply-window.js'
 
 export interface StoredClone {
   /** app/cell#i */
@@ -28,6 +29,8 @@ export interface StoredClone {
   version: number
   /** placement epoch the state was produced in (a newer epoch wins over a higher version) */
   epoch?: number
+  /** the reply window of `state` (src/cells/reply-window.ts), written in the same file: retries stay exactly-once after a restart */
+  replies?: string
 }
 
 export interface CloneStoreInit {
@@ -60,7 +63,8 @@ export interface LegacyState {
 export class NewerFormatError extends Error {}
 
 const INSTANCE = /^[a-z0-9][a-z0-9-]{0,62}\/[A-Za-z0-9_-]+#\d+$/i
-const FILE_FORMAT = 1
+/** 2: files carry the state's reply window (`replies`); format 1 files load with an empty one */
+const FILE_FORMAT = 2
 const MAX_OWNER_BYTES = 256
 
 export class CloneStore {
@@ -196,7 +200,8 @@ export function encodeStoredClone (c: StoredClone): string {
     limits: c.limits,
     state: c.state,
     version: c.version,
-    epoch: c.epoch
+    epoch: c.epoch,
+    replies: c.replies
   })
 }
 
@@ -210,8 +215,8 @@ export function decodeStoredClone (text: string, maxStateBytes = 8 * 1024 * 1024
   }
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new Error('not a JSON object')
   if (typeof raw.format === 'number' && raw.format > FILE_FORMAT) throw new NewerFormatError(`format ${raw.format}, this one reads ${FILE_FORMAT}`)
-  if (raw.format !== FILE_FORMAT) throw new Error(`unknown format ${String(raw.format)} (expected ${FILE_FORMAT})`)
-  const { address, bundle, owner, limits, state, version, epoch } = raw
+  if (raw.format !== FILE_FORMAT && raw.format !== 1) throw new Error(`unknown format ${String(raw.format)} (expected 1 to ${FILE_FORMAT})`)
+  const { address, bundle, owner, limits, state, version, epoch, replies } = raw
   if (typeof address !== 'string' || !INSTANCE.test(address)) throw new Error('address is not app/cell#i')
   if (typeof bundle !== 'string' || !/^[0-9a-f]{64}$/.test(bundle)) throw new Error('bundle is not a sha256 hex id')
   if (typeof owner !== 'string' || !/^[A-Za-z0-9+/]+={0,2}$/.test(owner)) throw new Error('owner is not base64')
@@ -224,8 +229,13 @@ export function decodeStoredClone (text: string, maxStateBytes = 8 * 1024 * 1024
   }
   if ((state === undefined) !== (version === -1)) throw new Error('state and version disagree')
   if (epoch !== undefined && (typeof epoch !== 'number' || !Number.isSafeInteger(epoch) || epoch < 0)) throw new Error('epoch is not an integer ≥ 0')
+  if (replies !== undefined) {
+    if (typeof replies !== 'string' || state === undefined) throw new Error('replies is not text beside a state')
+    decodeReplyWindow(replies)
+  }
   const out: StoredClone = { address, bundle, owner: ownerBytes, limits: limits === undefined ? undefined : checkLimits(limits), state, version }
   if (epoch !== undefined) out.epoch = epoch
+  if (replies !== undefined) out.replies = replies
   return out
 }
 

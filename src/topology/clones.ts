@@ -24,10 +24,12 @@
 import type { Libp2p, Stream, Connection } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { CellLimits } from '../cells/limits.js'
+import { decodeReplyWindow } from '../cells/reply-window.js'
 import { readOne, writeFrame } from '../messaging/framing.js'
 import { createFrameVerifier } from '../wire/frame.js'
 import type { FrameSigner } from '../wire/frame.js'
 import { CloneAnswer, CloneRequest } from '../wire/proto/clone.js'
+import type { CloneState } from '../wire/proto/clone.js'
 import { createLogger } from '../util/logger.js'
 import type { Logger } from '../util/logger.js'
 import type { AppTable } from './app-table.js'
@@ -70,6 +72,8 @@ interface HeldClone {
   version: number
   /** placement epoch of `state` (a newer epoch wins over a higher version) */
   epoch: number
+  /** the reply window that came with `state` */
+  replies?: string
   heldAt: number
   /** restored from disk, not yet listed by an announcement */
   restored: boolean
@@ -80,6 +84,13 @@ interface HeldClone {
 }
 
 export type Durability = 'disk' | 'memory'
+
+/** a local primary's newest state, with the reply window that belongs to it */
+interface InstanceState {
+  state: string
+  version: number
+  replies: string
+}
 
 /** one copy of an instance a node holds, as its inventory reports it */
 export interface CopyReport {
@@ -100,7 +111,7 @@ export class CloneService {
   private readonly verifier
   private readonly held = new Map<string, HeldClone>()
   /** primary side: the newest state of each local instance, and the version its clones hold */
-  private readonly latest = new Map<string, { state: string, version: number }>()
+  private readonly latest = new Map<string, InstanceState>()
   private readonly replicated = new Map<string, number>()
   /** primary side: the version each clone peer acknowledged, by instance */
   private readonly ackedBy = new Map<string, Map<string, number>>()
@@ -121,9 +132,10 @@ export class CloneService {
     this.maxFrameBytes = init.maxFrameBytes ?? 8 * 1024 * 1024
     this.verifier = createFrameVerifier({ maxBytes: this.maxFrameBytes + 4096, name: 'clone' })
     components.runtime.addEventListener('cell:snapshot', evt => {
-      this.latest.set(evt.detail.address, { state: evt.detail.state, version: evt.detail.version })
-      this.damaged.delete(evt.detail.address)
-      this.persistPrimary(evt.detail.address, evt.detail.state, evt.detail.version)
+      const { address, state, version, replies } = evt.detail
+      this.latest.set(address, { state, version, replies })
+      this.damaged.delete(address)
+      this.persistPrimary(address, { state, version, replies })
     })
     components.runtime.addEventListener('cell:reverted', evt => {
       const address = evt.detail.address
@@ -174,7 +186,7 @@ export class CloneService {
         const before = this.held.get(c.address)
         if (before !== undefined && !newer(c.epoch ?? 0, c.version, before.epoch, before.version)) continue
         if (before === undefined) restored++
-        this.held.set(c.address, { bundle: c.bundle, owner: c.owner, limits: c.limits, state: c.state, version: c.version, epoch: c.epoch ?? 0, heldAt: now, restored: true, fromDisk: true, file: store.fileOf(c.address) })
+        this.held.set(c.address, { bundle: c.bundle, owner: c.owner, limits: c.limits, state: c.state, version: c.version, epoch: c.epoch ?? 0, replies: c.replies, heldAt: now, restored: true, fromDisk: true, file: store.fileOf(c.address) })
       }
     }
     if (restored > 0) this.log.info(`restored ${restored} instance state(s) from disk; each app's leader decides where they start`)
@@ -203,18 +215,18 @@ export class CloneService {
   }
 
   private async persist (address: string, clone: HeldClone, now = false): Promise<void> {
-    await this.components.store?.save({ address, bundle: clone.bundle, owner: clone.owner, limits: clone.limits, state: clone.state, version: clone.version, epoch: clone.epoch }, { now }).catch((err: Error) => {
+    await this.components.store?.save({ address, bundle: clone.bundle, owner: clone.owner, limits: clone.limits, state: clone.state, version: clone.version, epoch: clone.epoch, replies: clone.replies }, { now }).catch((err: Error) => {
       this.log.warn(`cannot write the clone of ${address} to disk: ${err.message}`)
       throw err
     })
   }
 
-  /** Writes a local primary's new state to <dataDir>/cells (see gate for who waits for it). */
-  private persistPrimary (address: string, state: string, version: number): void {
+  /** Writes a local primary's new state (and its reply window, in the same file) to <dataDir>/cells (see gate for who waits for it). */
+  private persistPrimary (address: string, { state, version, replies }: InstanceState): void {
     const store = this.components.primaries
     const bundle = this.components.runtime.bundleOf(address)
     if (store === undefined || bundle === undefined) return
-    const write = store.save({ address, bundle: bundle.hash, owner: bundle.owner, limits: this.components.runtime.cell(address)?.limits, state, version, epoch: this.epochOf(address) }, { now: this.durabilityOf(address) === 'disk' })
+    const write = store.save({ address, bundle: bundle.hash, owner: bundle.owner, limits: this.components.runtime.cell(address)?.limits, state, version, epoch: this.epochOf(address), replies }, { now: this.durabilityOf(address) === 'disk' })
     write.catch((err: Error) => { this.log.warn(`cannot write the state of ${address} to disk: ${err.message}`) })
     this.primaryWrites.set(address, write)
   }
@@ -294,9 +306,9 @@ export class CloneService {
   }
 
   /** The leader fetches the state of the copy of `address` that `peer` holds. */
-  async fetchCopy (peer: string, address: string): Promise<{ state: string, version: number, epoch: number }> {
+  async fetchCopy (peer: string, address: string): Promise<{ state: string, version: number, epoch: number, replies?: string }> {
     const answer = await this.request(peer, { fetch: { address } })
-    return { state: answer.state, version: Number(answer.version), epoch: Number(answer.epoch) }
+    return { state: answer.state, version: Number(answer.version), epoch: Number(answer.epoch), ...(answer.replies !== '' ? { replies: answer.replies } : {}) }
   }
 
   /** Pushes the latest state of local instance `address` to each of `clones` that lacks it. */
@@ -307,7 +319,7 @@ export class CloneService {
       const key = `${address} ${peer}`
       if ((this.ackedBy.get(address)?.get(peer) ?? -1) >= latest.version || this.seeding.has(key)) continue
       this.seeding.add(key)
-      this.request(peer, { state: { address, state: latest.state, version: BigInt(latest.version), epoch: BigInt(this.epochOf(address)) } })
+      this.request(peer, { state: this.stateRequest(address, latest) })
         .then(() => { this.acked(address, peer, latest.version) }, (err: Error) => { this.unacked(address, peer, err) })
         .finally(() => { this.seeding.delete(key) })
     }
@@ -362,7 +374,7 @@ export class CloneService {
       if (latest === undefined || clones.length === 0 || (this.replicated.get(address) ?? -1) >= latest.version) return
       const running = this.inflight.get(address)
       if (running !== undefined) { await running.catch(() => {}); continue }
-      const push = this.push(address, clones, latest.state, latest.version)
+      const push = this.push(address, clones, latest)
       this.inflight.set(address, push)
       try {
         await push
@@ -372,12 +384,18 @@ export class CloneService {
     }
   }
 
-  private async push (address: string, clones: string[], state: string, version: number): Promise<void> {
+  /** the push of a state to a clone: the reply window goes in the same request as the state it belongs to */
+  private stateRequest (address: string, latest: InstanceState): CloneState {
+    return { address, state: latest.state, version: BigInt(latest.version), epoch: BigInt(this.epochOf(address)), replies: latest.replies }
+  }
+
+  private async push (address: string, clones: string[], latest: InstanceState): Promise<void> {
+    const version = latest.version
     const failures: string[] = []
     const { promise, resolve, reject } = Promise.withResolvers<void>()
     let pending = clones.length
     for (const peer of clones) {
-      this.request(peer, { state: { address, state, version: BigInt(version), epoch: BigInt(this.epochOf(address)) } }).then(() => {
+      this.request(peer, { state: this.stateRequest(address, latest) }).then(() => {
         this.acked(address, peer, version)
         resolve()
       }, (err: Error) => {
@@ -448,10 +466,10 @@ export class CloneService {
       if (!INSTANCE.test(address)) throw new Error('invalid fetch request')
       this.checkMember(peer, address)
       const running = this.components.runtime.cell(address)?.status === 'transformed' ? this.latest.get(address) : undefined
-      if (running !== undefined) return { ...emptyAnswer(running.version), state: running.state, epoch: BigInt(this.epochOf(address)) }
+      if (running !== undefined) return { ...emptyAnswer(running.version), state: running.state, epoch: BigInt(this.epochOf(address)), replies: running.replies }
       const held = this.held.get(address)
       if (held?.state === undefined) throw new Error(`no copy of ${address} here`)
-      return { ...emptyAnswer(held.version), state: held.state, epoch: BigInt(held.epoch) }
+      return { ...emptyAnswer(held.version), state: held.state, epoch: BigInt(held.epoch), replies: held.replies ?? '' }
     }
     return emptyAnswer(await this.handleClone(peer, request))
   }
@@ -483,6 +501,9 @@ export class CloneService {
       // (from the newest copy it found); after that, only newer states of that primary
       // count (its epoch, read from its own table, may lag: the version orders its states)
       if (clone.fromDisk || Number(s.version) > clone.version) {
+        const problem = replyWindowProblem(s.replies)
+        if (problem !== undefined) throw new Error(`the state of ${s.address} came with a bad reply window: ${problem}`)
+        clone.replies = s.replies === '' ? undefined : s.replies
         clone.state = s.state
         clone.version = Number(s.version)
         clone.epoch = Math.max(epoch, clone.epoch)
@@ -510,7 +531,7 @@ export class CloneService {
       if (clone.bundle !== asked.bundle) throw new Error(`the clone of ${address} changed code while being promoted`)
       this.held.delete(address)
       try {
-        await this.components.runtime.transform(address, bundle, { owner: clone.owner, limits: clone.limits, state: clone.state, version: clone.version < 0 ? undefined : clone.version, replace: true })
+        await this.components.runtime.transform(address, bundle, { owner: clone.owner, limits: clone.limits, state: clone.state, version: clone.version < 0 ? undefined : clone.version, replies: clone.replies, replace: true })
       } catch (err) {
         if (!this.held.has(address)) this.held.set(address, clone)
         throw err
@@ -543,7 +564,18 @@ function newer (epochA: number, versionA: number, epochB: number, versionB: numb
 }
 
 function emptyAnswer (version: number): CloneAnswer {
-  return { ok: true, error: '', version: BigInt(version), copies: [], state: '', epoch: 0n }
+  return { ok: true, error: '', version: BigInt(version), copies: [], state: '', epoch: 0n, replies: '' }
+}
+
+/** why a reply window received with a state cannot be used ('' is none), or undefined */
+function replyWindowProblem (replies: string): string | undefined {
+  if (replies === '') return undefined
+  try {
+    decodeReplyWindow(replies)
+    return undefined
+  } catch (err) {
+    return (err as Error).message
+  }
 }
 
 export function createCloneService (components: CloneServiceComponents, init: CloneServiceInit): CloneService {

@@ -18,7 +18,7 @@ export interface PrimaryRecoveryComponents {
   /** whether the capacity view counts `peer` alive (one that is not gets a short inventory timeout) */
   alive: (peer: string) => boolean
   /** transforms the instance on `node` (blank, or from `from`) */
-  startPrimary: (address: string, node: string, code: PrimaryCode, from?: { state: string, version: number }) => Promise<void>
+  startPrimary: (address: string, node: string, code: PrimaryCode, from?: { state: string, version: number, replies?: string }) => Promise<void>
 }
 
 export interface PrimaryCode {
@@ -102,7 +102,7 @@ export class PrimaryRecovery {
       case 'copy': {
         await code.prepare?.()
         const fetched = await clones.fetchCopy(plan.copy.node, address)
-        await this.components.startPrimary(address, target, code, { state: fetched.state, version: fetched.version })
+        await this.components.startPrimary(address, target, code, { state: fetched.state, version: fetched.version, replies: fetched.replies })
         say('started', `${address} recovered on ${target} from the copy on ${plan.copy.node} (state version ${fetched.version}, epoch ${fetched.epoch}${missingNote(plan.missing)})`)
         break
       }

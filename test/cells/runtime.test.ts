@@ -90,6 +90,37 @@ describe('cells: runtime lifecycle and messaging', function () {
     await assert.rejects(runtime.transform('shop/other#0', await b.bundle('shop/other', COUNTER), { owner: b.owner.publicKey, state: '[1]' }), /JSON text of an object/)
   })
 
+  it('an ask with a message key runs once: the snapshot of the state it produced carries its result, and a cell transformed from that snapshot answers the retry with it', async () => {
+    const snapshots: Array<{ state: string, version: number, replies: string }> = []
+    const gatedRuntime = createCellRuntime({ replyGate: async () => {} })
+    gatedRuntime.addEventListener('cell:snapshot', e => { snapshots.push(e.detail) })
+    gatedRuntime.start()
+    try {
+      const counter = await b.bundle('shop/counter', COUNTER)
+      await gatedRuntime.transform('shop/counter#0', counter, { owner: b.owner.publicKey })
+      const key = 'peer-a/00112233445566778899aabbccddeeff'
+      // concurrent and later retries get the one result
+      assert.deepEqual(await Promise.all([
+        gatedRuntime.ask('shop/counter#0', 'increment', [3], { messageKey: key }),
+        gatedRuntime.ask('shop/counter#0', 'increment', [3], { messageKey: key })
+      ]), [3, 3])
+      assert.equal(await gatedRuntime.ask('shop/counter#0', 'increment', [3], { messageKey: key }), 3)
+      assert.equal(await gatedRuntime.ask('shop/counter#0', 'increment', [3], { messageKey: 'peer-b/00112233445566778899aabbccddeeff' }), 6)
+      assert.ok(gatedRuntime.dedupeHits >= 2)
+      // the first snapshot with the state the keyed ask produced already holds its result
+      const first = snapshots.find(s => s.state === '{"count":3}')
+      assert.deepEqual((JSON.parse(first?.replies ?? '[]') as unknown[][]).map(e => e[2]), ['3'])
+      // a promotion: another cell from that snapshot answers the retry without running it
+      const last = snapshots[snapshots.length - 1]
+      await gatedRuntime.transform('shop/counter#1', await b.bundle('shop/counter', COUNTER), { owner: b.owner.publicKey, state: last.state, version: last.version, replies: last.replies })
+      assert.equal(await gatedRuntime.ask('shop/counter#1', 'increment', [3], { messageKey: key }), 3)
+      assert.equal(await gatedRuntime.ask('shop/counter#1', 'get'), 6)
+      await assert.rejects(gatedRuntime.transform('shop/counter#2', counter, { owner: b.owner.publicKey, state: last.state, replies: '[["k",1' }), /cannot transform shop\/counter#2: reply window is not JSON/)
+    } finally {
+      await gatedRuntime.stop()
+    }
+  })
+
   it('a reply gate holds results until the state they saw is acknowledged (durability hook)', async () => {
     const gated: Array<{ version: number, release: () => void }> = []
     const gatedRuntime = createCellRuntime({

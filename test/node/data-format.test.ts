@@ -102,3 +102,25 @@ describe('node: upgrading a data dir of format 1 (raft log records without a hea
     assert.deepEqual(scan.records.map(r => new TextDecoder().decode(r.payload)), ['whole'])
   })
 })
+
+describe('node: upgrading a data dir of format 2 (state files without a reply window)', () => {
+  let dir = ''
+  beforeEach(async () => { dir = await mkdtemp(join(tmpdir(), 'stem-upgrade2-')) })
+  afterEach(async () => { await rm(dir, { recursive: true, force: true }) })
+
+  it('marks it format 3 without reading its raft logs as format 1 (a torn tail stays for the log to judge)', async () => {
+    const group = join(dir, 'groups', 'app-y')
+    const storage = await DiskLogStorage.open(group)
+    storage.append([{ index: 1, term: 1, type: EntryType.Normal, data: new TextEncoder().encode('add 1') }])
+    await storage.sync()
+    await storage.close()
+    const [name] = (await readdir(group)).filter(n => n.endsWith('.log'))
+    const torn = Buffer.concat([await readFile(join(group, name)), Buffer.from([1, 2, 3])])
+    await writeFile(join(group, name), torn)
+    await writeFile(join(dir, 'stem-data.json'), '{"format":2}\n')
+    assert.deepEqual(await checkDataFormat(dir), [])
+    assert.deepEqual(JSON.parse(await readFile(join(dir, 'stem-data.json'), 'utf8')), { format: DATA_FORMAT })
+    assert.deepEqual(await readFile(join(group, name)), torn)
+    assert.deepEqual((await readdir(group)).filter(n => n.endsWith('.format1')), [])
+  })
+})

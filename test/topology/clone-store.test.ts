@@ -32,6 +32,17 @@ describe('clone store: held clones on disk', () => {
     assert.deepEqual(restored.clones, [clone(), clone({ address: 'shop/counter#1', state: undefined, version: -1, limits: undefined })])
   })
 
+  it('keeps the reply window in the same file as its state; a file of format 1 (no window) loads as it was', async () => {
+    const store = new CloneStore(dir)
+    const replies = JSON.stringify([['AAAAAAAAAAAAAAAAAAAAAA', Date.now(), '7']])
+    await store.save(clone({ state: '{"count":7}', version: 7, replies }))
+    const old = JSON.parse(encodeStoredClone(clone({ address: 'shop/counter#1', state: '{"count":3}', version: 3 }))) as Record<string, unknown>
+    await writeFile(join(dir, 'shop%2Fcounter%231.json'), JSON.stringify({ ...old, format: 1 }))
+    const { clones, dropped } = await new CloneStore(dir).loadAll()
+    assert.deepEqual(dropped, [])
+    assert.deepEqual(clones.map(c => [c.address, c.version, c.replies]), [['shop/counter#0', 7, replies], ['shop/counter#1', 3, undefined]])
+  })
+
   it('an empty or missing directory restores nothing', async () => {
     assert.deepEqual(await new CloneStore(join(dir, 'none')).loadAll(), { clones: [], dropped: [], damaged: [], legacy: [] })
   })
@@ -77,7 +88,7 @@ describe('clone store: held clones on disk', () => {
       'shop%2Ftruncated%230.json': good.slice(0, good.length - 7),
       'shop%2Fgarbage%230.json': '\u0000\u0001binary',
       'shop%2Farray%230.json': '[]',
-      'shop%2Fformat%230.json': good.replace('"format":1', '"format":9'),
+      'shop%2Fformat%230.json': good.replace('"format":2', '"format":9'),
       'shop%2Fforged%230.json': good, // holds shop/counter#0 under another instance's name
       'shop%2Fversion%230.json': encodeStoredClone(clone({ address: 'shop/version#0', version: 1.5 })),
       'shop%2Fstate%230.json': encodeStoredClone(clone({ address: 'shop/state#0', state: 'not json' })),
@@ -85,7 +96,8 @@ describe('clone store: held clones on disk', () => {
       'shop%2Fbundle%230.json': encodeStoredClone(clone({ address: 'shop/bundle#0', bundle: 'zz' })),
       'shop%2Flimits%230.json': encodeStoredClone(clone({ address: 'shop/limits#0', limits: { memory: -1, timeout: 1, mailbox: 1 } })),
       'shop%2Fowner%230.json': encodeStoredClone(clone({ address: 'shop/owner#0', owner: new Uint8Array(0) })),
-      'shop%2Fmismatch%230.json': encodeStoredClone(clone({ address: 'shop/mismatch#0', state: undefined }))
+      'shop%2Fmismatch%230.json': encodeStoredClone(clone({ address: 'shop/mismatch#0', state: undefined })),
+      'shop%2Freplies%230.json': encodeStoredClone(clone({ address: 'shop/replies#0', replies: '[["k",1,"1"],["j",0' }))
     }
     for (const [name, text] of Object.entries(bad)) await writeFile(join(dir, name), text)
     await writeFile(join(dir, '.shop%2Fgood%230.json.0123456789ab.tmp'), 'half a write')
@@ -94,7 +106,7 @@ describe('clone store: held clones on disk', () => {
     assert.deepEqual(clones.map(c => c.address), ['shop/good#0'])
     assert.equal(dropped.length, Object.keys(bad).length)
     for (const line of dropped) {
-      if (line.includes('format%23')) assert.match(line, /^\S+shop%2Fformat%230\.json was written by a newer version of stem \(format 9, this one reads 1\): left in place/)
+      if (line.includes('format%23')) assert.match(line, /^\S+shop%2Fformat%230\.json was written by a newer version of stem \(format 9, this one reads 2\): left in place/)
       else assert.match(line, /^\S+\.json is damaged \(.+\): moved to \S+\.json\.corrupt, not used$/)
       assert.ok(!line.includes('\n'))
     }
@@ -102,6 +114,7 @@ describe('clone store: held clones on disk', () => {
     assert.match(dropped.find(l => l.includes('truncated')) ?? '', /not JSON/)
     assert.match(dropped.find(l => l.includes('big')) ?? '', /at most 1000 characters/)
     assert.match(dropped.find(l => l.includes('mismatch')) ?? '', /state and version disagree/)
+    assert.match(dropped.find(l => l.includes('replies')) ?? '', /reply window is not JSON \(truncated\?\)/)
     const expected = ['README', 'shop%2Fformat%230.json', 'shop%2Fgood%230.json', ...Object.keys(bad).filter(n => !n.includes('format')).map(n => `${n}.corrupt`)]
     assert.deepEqual((await readdir(dir)).sort(), expected.sort())
     // moved-aside files are not read again

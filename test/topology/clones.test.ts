@@ -13,6 +13,7 @@ import { Frame } from '../../src/wire/proto/frame.js'
 import { AppTable } from '../../src/topology/app-table.js'
 import { createCloneService } from '../../src/topology/clones.js'
 import { CloneStore, decodeStoredClone } from '../../src/topology/clone-store.js'
+import { decodeReplyWindow } from '../../src/cells/reply-window.js'
 import type { CloneService } from '../../src/topology/clones.js'
 import type { AppAnnouncement } from '../../src/topology/announcement.js'
 import { createStaticDirectory } from '../../src/messaging/directory.js'
@@ -105,7 +106,7 @@ describe('warm clones: the clone protocol', function () {
     await primaryClones.hold(cloneNode.id, ADDRESS, bundleHash, owner, limits)
     const fromStranger = createFrameSigner(stranger.key)
     const stream = await stranger.libp2p.dialProtocol(cloneNode.libp2p.peerId, clones.protocol)
-    writeFrame(stream, fromStranger.sign('cell', CloneRequest.encode({ state: { address: ADDRESS, state: '{"count":999}', version: 99n, epoch: 0n } })))
+    writeFrame(stream, fromStranger.sign('cell', CloneRequest.encode({ state: { address: ADDRESS, state: '{"count":999}', version: 99n, epoch: 0n, replies: '' } })))
     const answer = CloneAnswer.decode(Frame.decode(await readOne(stream, 4096, AbortSignal.timeout(10_000))).cell as Uint8Array)
     assert.equal(answer.ok, false)
     assert.match(answer.error, /is not the primary of shop\/counter#0/)
@@ -116,7 +117,8 @@ describe('warm clones: the clone protocol', function () {
 
   it('inventory and fetch: which copies a node holds and the state of one; only the app\'s group may fetch; malformed requests are refused', async () => {
     await primaryClones.hold(cloneNode.id, ADDRESS, bundleHash, owner, limits)
-    const acked = await primary.runtime.ask(ADDRESS, 'increment', [2]) as { count: number }
+    const key = `${primary.id}/00112233445566778899aabbccddeeff`
+    const acked = await primary.runtime.ask(ADDRESS, 'increment', [2], { messageKey: key }) as { count: number }
     const ofClone = await primaryClones.inventoryOf(cloneNode.id, 'shop')
     const ofPrimary = await clones.inventoryOf(primary.id, 'shop')
     assert.deepEqual(ofClone.map(c => [c.address, c.running]), [[ADDRESS, false]])
@@ -126,6 +128,8 @@ describe('warm clones: the clone protocol', function () {
     const fetched = await primaryClones.fetchCopy(cloneNode.id, ADDRESS)
     assert.equal((JSON.parse(fetched.state) as { count: number }).count, acked.count)
     assert.equal(fetched.version, ofClone[0].version)
+    // the reply window came with the state it belongs to
+    assert.deepEqual(JSON.parse(decodeReplyWindow(fetched.replies ?? '').get(key) ?? 'null'), acked)
     const strangerClones = createCloneService({ libp2p: stranger.libp2p, runtime: stranger.runtime, bundles: stranger.bundles, signer: createFrameSigner(stranger.key), table }, { mesh: MESH })
     await assert.rejects(strangerClones.fetchCopy(cloneNode.id, ADDRESS), /is not in the group of app shop/)
     await assert.rejects(primaryClones.fetchCopy(cloneNode.id, 'shop/counter#9'), /no copy of shop\/counter#9 here/)
