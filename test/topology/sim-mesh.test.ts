@@ -18,6 +18,16 @@ describe('sim: whole-mesh simulation', () => {
     assert.ok(acknowledged > 1000, `${acknowledged} adds acknowledged: the seeds did real work`)
   })
 
+  it('recovers from the newest copy after a whole-mesh restart, waiting for the holders that are not back yet', () => {
+    // seeds that placed an instance before its holders were back, and started it blank or from an older copy
+    for (const seed of [362, 946]) {
+      const lines: string[] = []
+      const r = runMeshSeed(seed, { without: ['partition', 'crash', 'stall'], trace: l => lines.push(l) })
+      assert.deepEqual(r.violations, [], `seed ${seed}`)
+      assert.ok(lines.some(l => / recovery of \S+ \(epoch \d+\) on n\d: wait for /.test(l)), `seed ${seed}: the leader waits for a missing holder`)
+    }
+  })
+
   it('replays a seed exactly, with a readable trace', () => {
     const lines1: string[] = []
     const lines2: string[] = []

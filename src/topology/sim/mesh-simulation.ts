@@ -6,9 +6,11 @@
 //
 // What runs is the real control plane's decision code: the Raft core (one group for the
 // app, on the members pickGroupMembers chooses), the app state machine (applyCommand:
-// publish, scale, placements with their epochs and stale-base refusal) and placement
-// (place). A client publishes the app, scales it, and sends adds to a ledger cell; the
-// cells are deterministic stand-ins: a primary acknowledges an add only once one of its
+// publish, scale, placements with their epochs and stale-base refusal), placement
+// (place) and the recovery decision before starting a primary the leader does not see
+// running (planRecovery: newest copy of the holders, wait for missing ones). A client
+// publishes the app, scales it, and sends adds to a ledger cell; the cells are
+// deterministic stand-ins: a primary acknowledges an add only once one of its
 // clones holds the new ledger, and a copy follows the newest epoch it has seen (fencing).
 // After the faults heal, the app must converge to its manifest and keep every
 // acknowledged add (mesh-checker.ts).
@@ -20,6 +22,8 @@ import { activeCells, applyCommand, decodeCommand, encodeCommand, placementBase 
 import type { AppCommand, AppState } from '../app-state.js'
 import type { AppManifest } from '../manifest.js'
 import { place } from '../placement.js'
+import { planRecovery } from '../recovery.js'
+import type { Copy as HeldCopy } from '../recovery.js'
 import type { DesiredApp, Placement } from '../placement-accounting.js'
 import { pickGroupMembers } from '../group-members.js'
 import { instanceAddress } from '../types.js'
@@ -54,6 +58,7 @@ const ADVERT_EVERY = 5
 const SUSPECT_MS = 1500 // a node not heard from for this long is out of the capacity view
 const ADD_TIMEOUT_MS = 1000
 const CONVERGE_MS = 30_000
+const RECOVERY_WAIT_MS = 20_000 // primary-recovery.ts's default bound on waiting for a holder
 const APP = 'ledger'
 const CELL = 'book'
 const GROUP = `${APP}~00000001`
@@ -63,7 +68,8 @@ const CONTRIBUTED = { cpu: 4, memory: 4 * 2 ** 30, cells: 3 }
 type Body =
   | { kind: 'raft', m: Message }
   | { kind: 'advert' }
-  | { kind: 'assign', address: string, epoch: number, primary: string, clones: string[] }
+  /** `from`: the newest copy found elsewhere, which the new primary starts from (recovery's `copy` plan) */
+  | { kind: 'assign', address: string, epoch: number, primary: string, clones: string[], from?: { epoch: number, version: number, ledger: string[] } }
   | { kind: 'replicate', address: string, epoch: number, version: number, ledger: string[] }
   | { kind: 'replicated', address: string, epoch: number, version: number, ok: boolean }
   | { kind: 'add', op: string, address: string, sentAt: number }
@@ -98,6 +104,10 @@ class MeshNode {
   /** cell copies with the newest epoch seen of each instance: on disk (durability `disk`), they survive a crash */
   readonly copies = new Map<string, Copy>()
   readonly knownEpoch = new Map<string, number>()
+  /** as leader: since when (virtual ms) it has been looking for the copies of an instance without a running primary */
+  readonly recoverySince = new Map<string, number>()
+  /** as leader: the last recovery outcome traced per instance (one line per change) */
+  readonly recoveryTraced = new Map<string, string>()
 
   constructor (readonly id: string) {}
 }
@@ -210,9 +220,47 @@ export function runMeshSeed (seed: number, opts: MeshSeedOptions = {}): MeshSeed
         const address = instanceAddress(state.app, cell, i)
         const epoch = state.epochs[address] ?? 0
         if (inst.primary === null) return
-        for (const to of ids) send(n.id, to, { kind: 'assign', address, epoch, primary: inst.primary, clones: inst.clones })
+        const from = recover(n, state, address, epoch, inst.primary)
+        if (from === false) return
+        for (const to of ids) send(n.id, to, { kind: 'assign', address, epoch, primary: inst.primary, clones: inst.clones, from: to === inst.primary ? from : undefined })
       })
     }
+  }
+
+  // ---- recovery (primary-recovery.ts) before starting a primary the leader does not see
+  // running: the real decision (planRecovery) over the inventories of the instance's holders.
+  // Stand-in inventory: a node answers when it is up, not stalled and reachable both ways.
+  // Returns false to hold the announcement back (`recovering` / `lost`), else the copy to
+  // hand the new primary (undefined: promote its own copy, or start blank) ----
+  const recover = (leaderNode: MeshNode, state: AppState, address: string, epoch: number, target: string): Extract<Body, { kind: 'assign' }>['from'] | false => {
+    const own = nodes.get(target)!.copies.get(address)
+    const sees = (id: string): boolean => id === leaderNode.id || (nodes.get(id)!.alive && !net.stalled.has(id) && !net.isBlocked(leaderNode.id, id) && !net.isBlocked(id, leaderNode.id))
+    if (sees(target) && own?.role === 'primary' && own.epoch === epoch) {
+      leaderNode.recoverySince.delete(address)
+      leaderNode.recoveryTraced.delete(address)
+      return undefined
+    }
+    const holders = state.holders?.[address] ?? []
+    const answered = new Set<string>()
+    const copies: HeldCopy[] = []
+    for (const id of new Set([target, ...holders.map(h => h.node)])) {
+      if (!sees(id)) continue
+      answered.add(id)
+      const c = nodes.get(id)!.copies.get(address)
+      if (c !== undefined && c.version >= 0) copies.push({ node: id, version: c.version, epoch: c.epoch, running: c.role === 'primary' })
+    }
+    const since = leaderNode.recoverySince.get(address) ?? now()
+    leaderNode.recoverySince.set(address, since)
+    const plan = planRecovery({ target, holders, answered, copies, waitedMs: now() - since, waitBoundMs: RECOVERY_WAIT_MS })
+    const outcome = plan.kind === 'wait' || plan.kind === 'lost' ? `${plan.kind} for ${plan.missing.join(',')}` : plan.kind
+    if (leaderNode.recoveryTraced.get(address) !== outcome) {
+      leaderNode.recoveryTraced.set(address, outcome)
+      trace?.(`t${now()} ${leaderNode.id} recovery of ${address} (epoch ${epoch}) on ${target}: ${outcome}${plan.kind === 'copy' || plan.kind === 'promote' ? ` from ${plan.copy.node} e${plan.copy.epoch}/v${plan.copy.version}` : ''}`)
+    }
+    if (plan.kind === 'wait' || plan.kind === 'lost') return false
+    if (plan.kind !== 'copy') return undefined
+    const held = nodes.get(plan.copy.node)!.copies.get(address)!
+    return { epoch: held.epoch, version: held.version, ledger: held.ledger }
   }
 
   // ---- the stand-in cells ----
@@ -222,6 +270,13 @@ export function runMeshSeed (seed: number, opts: MeshSeedOptions = {}): MeshSeed
   const onAssign = (n: MeshNode, b: Extract<Body, { kind: 'assign' }>): void => {
     if (b.epoch < (n.knownEpoch.get(b.address) ?? 0)) return
     n.knownEpoch.set(b.address, b.epoch)
+    const f = b.from
+    const older = (c: Copy | undefined): boolean => c === undefined || c.version < 0 || (f !== undefined && (c.epoch < f.epoch || (c.epoch === f.epoch && c.version < f.version)))
+    if (b.primary === n.id && f !== undefined && older(n.copies.get(b.address))) {
+      // started from the newest copy the leader found on another node
+      trace?.(`t${now()} ${n.id} starts ${b.address} as primary in epoch ${b.epoch} from a copy (e${f.epoch}/v${f.version}, ledger of ${f.ledger.length})`)
+      n.copies.set(b.address, { role: 'clone', epoch: f.epoch, ledger: f.ledger, version: f.version, sent: f.version, clones: [] })
+    }
     const c = n.copies.get(b.address)
     if (b.primary === n.id) {
       if (c === undefined || c.version < 0) {
