@@ -220,9 +220,11 @@ export function runMeshSeed (seed: number, opts: MeshSeedOptions = {}): MeshSeed
         const address = instanceAddress(state.app, cell, i)
         const epoch = state.epochs[address] ?? 0
         if (inst.primary === null) return
-        const from = recover(n, state, address, epoch, inst.primary)
-        if (from === false) return
-        for (const to of ids) send(n.id, to, { kind: 'assign', address, epoch, primary: inst.primary, clones: inst.clones, from: to === inst.primary ? from : undefined })
+        const start = recover(n, state, address, epoch, inst.primary)
+        if (start === 'hold') return
+        // as app-controller.ts: the primary starts first, the announcement follows once it runs
+        const to = start === 'running' ? ids : [inst.primary]
+        for (const id of to) send(n.id, id, { kind: 'assign', address, epoch, primary: inst.primary, clones: inst.clones, from: start === 'running' ? undefined : start.from })
       })
     }
   }
@@ -230,15 +232,15 @@ export function runMeshSeed (seed: number, opts: MeshSeedOptions = {}): MeshSeed
   // ---- recovery (primary-recovery.ts) before starting a primary the leader does not see
   // running: the real decision (planRecovery) over the inventories of the instance's holders.
   // Stand-in inventory: a node answers when it is up, not stalled and reachable both ways.
-  // Returns false to hold the announcement back (`recovering` / `lost`), else the copy to
-  // hand the new primary (undefined: promote its own copy, or start blank) ----
-  const recover = (leaderNode: MeshNode, state: AppState, address: string, epoch: number, target: string): Extract<Body, { kind: 'assign' }>['from'] | false => {
+  // Returns 'running' when the primary runs, 'hold' while `recovering` / `lost`, else how the
+  // target starts: from another node's copy, or (no `from`) from its own copy or blank ----
+  const recover = (leaderNode: MeshNode, state: AppState, address: string, epoch: number, target: string): 'running' | 'hold' | { from?: Extract<Body, { kind: 'assign' }>['from'] } => {
     const own = nodes.get(target)!.copies.get(address)
     const sees = (id: string): boolean => id === leaderNode.id || (nodes.get(id)!.alive && !net.stalled.has(id) && !net.isBlocked(leaderNode.id, id) && !net.isBlocked(id, leaderNode.id))
     if (sees(target) && own?.role === 'primary' && own.epoch === epoch) {
       leaderNode.recoverySince.delete(address)
       leaderNode.recoveryTraced.delete(address)
-      return undefined
+      return 'running'
     }
     const holders = state.holders?.[address] ?? []
     const answered = new Set<string>()
@@ -257,10 +259,10 @@ export function runMeshSeed (seed: number, opts: MeshSeedOptions = {}): MeshSeed
       leaderNode.recoveryTraced.set(address, outcome)
       trace?.(`t${now()} ${leaderNode.id} recovery of ${address} (epoch ${epoch}) on ${target}: ${outcome}${plan.kind === 'copy' || plan.kind === 'promote' ? ` from ${plan.copy.node} e${plan.copy.epoch}/v${plan.copy.version}` : ''}`)
     }
-    if (plan.kind === 'wait' || plan.kind === 'lost') return false
-    if (plan.kind !== 'copy') return undefined
+    if (plan.kind === 'wait' || plan.kind === 'lost') return 'hold'
+    if (plan.kind !== 'copy') return {}
     const held = nodes.get(plan.copy.node)!.copies.get(address)!
-    return { epoch: held.epoch, version: held.version, ledger: held.ledger }
+    return { from: { epoch: held.epoch, version: held.version, ledger: held.ledger } }
   }
 
   // ---- the stand-in cells ----
