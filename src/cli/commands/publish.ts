@@ -2,13 +2,9 @@
 // through the local node, then follow the rollout until every instance runs the published
 // revision — or fail with the cause if a cell's new code failed and was rolled back.
 import type { Command } from 'commander'
-import { buildBundle, encodeBundle } from '../../cells/index.js'
-import { classMethods } from '../../cells/class-methods.js'
-import { routeMethodProblems, type CellClass } from '../../topology/route-methods.js'
-import { loadManifest, resolveCellCode } from '../../topology/manifest.js'
+import type { CellClass } from '../../topology/route-methods.js'
 import type { PublishResult } from '../../topology/service.js'
 import { apiClient, printJson, CliError, EXIT_USAGE, example, type ClientOptions } from '../context.js'
-import { ownerKey, signedByOwner } from '../owner.js'
 import { createProgress, type Progress } from '../progress.js'
 import { followPlacement, placementGoal, specListing } from '../placement.js'
 
@@ -39,6 +35,9 @@ export function registerPublish (program: Command): void {
 }
 
 async function publish (file: string, flags: PublishFlags, seconds: number, progress: Progress): Promise<void> {
+  // loaded on use: esbuild and the key code would slow every other command's start-up
+  const [{ buildBundle, encodeBundle }, { classMethods }, { routeMethodProblems }, { loadManifest, resolveCellCode }, { ownerKey, signedByOwner }] = await Promise.all([
+    import('../../cells/index.js'), import('../../cells/class-methods.js'), import('../../topology/route-methods.js'), import('../../topology/manifest.js'), import('../owner.js')])
   let manifest
   try {
     manifest = await loadManifest(file)

@@ -2,8 +2,8 @@
 // then leave the mesh gracefully.
 import { readFile } from 'node:fs/promises'
 import { Option, type Command } from 'commander'
-import { createStemNode, type StemNodeOptions } from '../../node/stem-node.js'
-import { decodeInvite, InviteError, type Invite } from '../../mesh/invite.js'
+import type { StemNodeOptions } from '../../node/stem-node.js'
+import type { Invite } from '../../mesh/invite.js'
 import { setLogLevel } from '../../util/logger.js'
 import { formatSize } from '../../util/units.js'
 import { checkMemory, CliError, collect, dataDirOf, example, EXIT_USAGE, numberOption, sizeOption } from '../context.js'
@@ -75,7 +75,8 @@ export function startArgsOf (flags: Omit<StartFlags, 'data' | 'invite' | 'exitWi
   return args
 }
 
-function decodeOrExit (token: string): Invite {
+async function decodeOrExit (token: string): Promise<Invite> {
+  const { decodeInvite, InviteError } = await import('../../mesh/invite.js')
   try {
     return decodeInvite(token)
   } catch (err) {
@@ -109,6 +110,8 @@ async function runNode (flags: StartFlags, invite: Invite | undefined): Promise<
   if (flags.verbose === true) setLogLevel('debug')
   // watched from the start: a parent that dies while the node starts stops it once started
   const orphaned = flags.exitWithStdin === true ? parentGone() : undefined
+  // loaded here, not at the top: the node (libp2p, isolated-vm, esbuild) is what makes a CLI call slow
+  const { createStemNode } = await import('../../node/stem-node.js')
   const node = createStemNode(nodeOptionsOf(flags, invite))
   await node.start()
   const mesh = node.mesh()
@@ -205,7 +208,7 @@ export function registerStart (program: Command): void {
     .addHelpText('after', example('stem start --cpu 2 --memory 2GiB --cells 50 --upnp')))
     .action(async (flags: StartFlags) => {
       const token = await inviteTokenOf(undefined, flags)
-      await runNode(flags, token != null ? decodeOrExit(token) : undefined)
+      await runNode(flags, token != null ? await decodeOrExit(token) : undefined)
     })
 
   addStartFlags(program.command('join').argument('[token]', 'invite token from `stem invite`, or - to read it from stdin (or use --invite-file)').description('join a friend\'s mesh with an invite token, then run the node')
@@ -213,6 +216,6 @@ export function registerStart (program: Command): void {
     .action(async (argument: string | undefined, flags: StartFlags) => {
       const token = await inviteTokenOf(argument, flags)
       if (token == null) throw new CliError('stem join needs an invite token: stem join TOKEN, stem join - (stdin) or stem join --invite-file FILE', EXIT_USAGE)
-      await runNode(flags, decodeOrExit(token))
+      await runNode(flags, await decodeOrExit(token))
     })
 }
