@@ -3,6 +3,7 @@ import type { Command } from 'commander'
 import type { AppCellsListing, AppListing, CellListing } from '../../topology/app-table.js'
 import { apiClient, printJson, example, type ClientOptions } from '../context.js'
 import { table } from '../table.js'
+import { shortPeerId } from '../../util/peer-id-text.js'
 import { specListing } from '../placement.js'
 
 export function registerApps (program: Command): void {
@@ -16,7 +17,7 @@ export function registerApps (program: Command): void {
       const apps = await (await apiClient(flags)).get<AppListing[]>('/v1/apps')
       if (flags.json === true) { printJson(apps); return }
       if (apps.length === 0) { process.stdout.write('no apps\n'); return }
-      process.stdout.write(table([['APP', 'OWNER', 'LEADER', 'TERM', 'MEMBERS'], ...apps.map(a => [a.app, a.owner, a.leader, String(a.term), a.members.join(',')])]))
+      process.stdout.write(table([['APP', 'OWNER', 'LEADER', 'TERM', 'MEMBERS'], ...apps.map(a => [a.app, shortPeerId(a.owner), shortPeerId(a.leader), String(a.term), a.members.map(shortPeerId).join(',')])]))
     })
 
   program.command('cells')
@@ -30,7 +31,7 @@ export function registerApps (program: Command): void {
       const query = app === undefined ? '' : `?app=${encodeURIComponent(app)}`
       const apps = await (await apiClient(flags)).get<AppCellsListing[]>(`/v1/cells${query}`)
       if (flags.json === true) { printJson(apps.map(a => ({ app: a.app, cells: a.cells.map(specListing), ...(a.rollbacks.length > 0 ? { rollbacks: a.rollbacks } : {}) }))); return }
-      const rows = apps.flatMap(a => a.cells.map(c => [c.address, c.node, stateText(c), c.clones.join(',') || '-']))
+      const rows = apps.flatMap(a => a.cells.map(c => [c.address, shortPeerId(c.node), stateText(c), c.clones.map(shortPeerId).join(',') || '-']))
       if (rows.length === 0) { process.stdout.write('no cells\n'); return }
       process.stdout.write(table([['ADDRESS', 'NODE', 'STATE', 'CLONES'], ...rows]))
       for (const a of apps) for (const r of a.rollbacks ?? []) process.stdout.write(`${a.app}/${r.cell}: last rollout rolled back: ${r.error}\n`)

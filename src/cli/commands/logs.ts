@@ -6,6 +6,7 @@ import type { Command } from 'commander'
 import type { CellLogLine } from '../../node/cell-logs.js'
 import type { GatheredLogs } from '../../node/log-exchange.js'
 import { parseDuration } from '../../util/units.js'
+import { shortPeerId } from '../../util/peer-id-text.js'
 import { CliError, EXIT_USAGE, apiClient, example, type ClientOptions } from '../context.js'
 
 interface LogsOptions extends ClientOptions {
@@ -28,8 +29,7 @@ export function parseLogTarget (target: string): { app: string, cell?: string } 
 
 /** one line as printed: time, node (short), address, revision (short), kind, text; an error's stack below it */
 export function formatCliLogLine (l: CellLogLine): string {
-  const node = l.node.length > 12 ? `${l.node.slice(0, 4)}…${l.node.slice(-6)}` : l.node
-  const head = `${new Date(l.ts).toISOString()} ${node} ${l.address} rev ${l.revision.slice(0, 8) || '-'} ${l.kind}${l.method !== undefined ? ` in ${l.method}` : ''}: ${l.text}`
+  const head = `${new Date(l.ts).toISOString()} ${shortPeerId(l.node)} ${l.address} rev ${l.revision.slice(0, 8) || '-'} ${l.kind}${l.method !== undefined ? ` in ${l.method}` : ''}: ${l.text}`
   return l.stack !== undefined ? `${head}\n${l.stack.split('\n').map(s => `    ${s.trim()}`).join('\n')}` : head
 }
 

@@ -6,6 +6,7 @@ import type { CellClass } from '../../topology/route-methods.js'
 import type { PublishResult } from '../../topology/service.js'
 import { apiClient, printJson, CliError, EXIT_USAGE, example, type ClientOptions } from '../context.js'
 import { createProgress, type Progress } from '../progress.js'
+import { shortPeerId } from '../../util/peer-id-text.js'
 import { followPlacement, placementGoal, specListing } from '../placement.js'
 
 interface PublishFlags extends ClientOptions { timeout?: string, ownerKey?: string }
@@ -80,5 +81,5 @@ async function publish (file: string, flags: PublishFlags, seconds: number, prog
   const cells = await followPlacement(client, placementGoal(manifest, at), progress, { timeout: Math.max(1, seconds * 1000 - (Date.now() - started)) })
   if (flags.json === true) { printJson({ app: result.app, changed: result.changed, cells: cells.map(specListing) }); return }
   progress.done(`${result.changed ? 'published' : 'unchanged'}: ${result.app}`)
-  for (const c of cells) process.stdout.write(`  ${c.address} on ${c.node} (${c.state})${c.clones.length > 0 ? `, clones on ${c.clones.join(', ')}` : ''}\n`)
+  for (const c of cells) process.stdout.write(`  ${c.address} on ${shortPeerId(c.node)} (${c.state})${c.clones.length > 0 ? `, clones on ${c.clones.map(shortPeerId).join(', ')}` : ''}\n`)
 }
