@@ -150,8 +150,10 @@ async function runNode (flags: StartFlags, invite: Invite | undefined): Promise<
   ]
   process.stdout.write(out.join('\n') + '\n')
   await stopped
-  // a stdin still being read (--exit-with-stdin, stopped by a signal) would keep the process alive
-  if (orphaned !== undefined) process.stdin.destroy()
+  // The node has stopped: its state is on disk, its sockets and cell hosts closed. libp2p
+  // leaves timers behind (gossipsub's heartbeat, the address manager's debounce) that
+  // would hold the process a second or more, and a demo's Ctrl-C waits for every node.
+  process.exit()
 }
 
 /**
