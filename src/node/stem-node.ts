@@ -16,6 +16,7 @@ import { createNodeFeed, feedNodeMetrics, type NodeFeed } from './observability.
 import { createAppStack, type AppStack } from './app-stack.js'
 import { registerAppRoutes } from './app-routes.js'
 import { watchCellConditions } from './cell-conditions.js'
+import { trackFreeCapacity } from './free-capacity.js'
 import { createNodeLogs, type NodeLogs } from './node-logs.js'
 import { createFrameSigner } from '../wire/frame.js'
 import {
@@ -92,6 +93,7 @@ export function createStemNode (options: StemNodeOptions): StemNode {
   let joining: AbortController | undefined
   let stack: AppStack | undefined
   let feed: NodeFeed | undefined
+  let stopFreeCapacity: (() => void) | undefined
   let cellLogs: NodeLogs | undefined
 
   /** the mesh this node belongs to: from the invite, the data dir, or a new one */
@@ -169,6 +171,8 @@ export function createStemNode (options: StemNodeOptions): StemNode {
   const cleanup = async (): Promise<void> => {
     joining?.abort()
     feed?.stop()
+    stopFreeCapacity?.()
+    stopFreeCapacity = undefined
     await api?.stop().catch(() => {})
     await stack?.stop().catch(() => {})
     await cellLogs?.stop().catch(() => {})
@@ -243,6 +247,7 @@ export function createStemNode (options: StemNodeOptions): StemNode {
         await stack.start()
         api = createApiServer(control(mesh, stack), { ...apiAddress, token, tokenPath: files.token })
         const conditions = watchCellConditions(mesh, stack.runtime, log)
+        stopFreeCapacity = trackFreeCapacity(mesh, stack.runtime, stack.clones)
         registerAppRoutes(api.app, stack.topology, stack.messaging, conditions.overlay)
         cellLogs.registerRoutes(api.app)
         feed = createNodeFeed(mesh, stack, conditions)
