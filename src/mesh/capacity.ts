@@ -29,6 +29,8 @@ export interface CapacityAdvert {
   load?: Record<string, number>
   /** cell instances on the node that are not serving, by address (`stem cells` shows them) */
   conditions?: Record<string, InstanceCondition>
+  /** a name people read for the node (`stem start --name`), shown beside its short peer id */
+  name?: string
 }
 
 export interface InstanceCondition {
@@ -47,6 +49,13 @@ const MAX_LOAD_KEY = 200
 /** conditions an advert carries at most, and the longest reason */
 export const MAX_CONDITIONS = 128
 const MAX_REASON = 500
+
+/** a node name: what `stem start --name` accepts and an advert may carry */
+const NODE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$/
+
+export function nodeNameProblem (name: string): string | undefined {
+  return NODE_NAME.test(name) ? undefined : `invalid node name ${JSON.stringify(name.slice(0, 40))}: 1 to 32 letters, digits, '.', '_' or '-', starting with a letter or digit`
+}
 
 export function resourcesProblem (r: Resources): string | undefined {
   if (!Number.isFinite(r.cpu) || r.cpu < 0 || r.cpu * 1000 > MAX_CPU_MILLI) return `cpu must be a number of cores ≥ 0, got ${r.cpu}`
@@ -79,7 +88,8 @@ export function encodeAdvert (advert: CapacityAdvert): Uint8Array {
     conditions: Object.entries(advert.conditions ?? {})
       .filter(([address]) => address !== '' && address.length <= MAX_LOAD_KEY)
       .slice(0, MAX_CONDITIONS)
-      .map(([address, c]) => ({ address, state: c.state, reason: c.reason.slice(0, MAX_REASON), since: c.since }))
+      .map(([address, c]) => ({ address, state: c.state, reason: c.reason.slice(0, MAX_REASON), since: c.since })),
+    name: advert.name ?? ''
   })
 }
 
@@ -103,7 +113,12 @@ export function decodeAdvert (bytes: Uint8Array): CapacityAdvert {
     interval: m.interval,
     // own properties even for keys such as __proto__
     load: Object.fromEntries(load),
-    conditions: decodeConditions(m.conditions)
+    conditions: decodeConditions(m.conditions),
+    ...(m.name !== '' ? { name: m.name } : {})
+  }
+  if (advert.name !== undefined) {
+    const problem = nodeNameProblem(advert.name)
+    if (problem !== undefined) throw new Error(`advert has an ${problem}`)
   }
   if (advert.version === 0n) throw new Error('advert has no version')
   if (advert.interval === 0) throw new Error('advert has no heartbeat interval')

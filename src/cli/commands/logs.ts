@@ -7,6 +7,7 @@ import type { CellLogLine } from '../../node/cell-logs.js'
 import type { GatheredLogs } from '../../node/log-exchange.js'
 import { parseDuration } from '../../util/units.js'
 import { shortPeerId } from '../../util/peer-id-text.js'
+import { nodeLabels } from '../node-labels.js'
 import { CliError, EXIT_USAGE, apiClient, example, type ClientOptions } from '../context.js'
 
 interface LogsOptions extends ClientOptions {
@@ -27,9 +28,9 @@ export function parseLogTarget (target: string): { app: string, cell?: string } 
   return { app, cell }
 }
 
-/** one line as printed: time, node (short), address, revision (short), kind, text; an error's stack below it */
-export function formatCliLogLine (l: CellLogLine): string {
-  const head = `${new Date(l.ts).toISOString()} ${shortPeerId(l.node)} ${l.address} rev ${l.revision.slice(0, 8) || '-'} ${l.kind}${l.method !== undefined ? ` in ${l.method}` : ''}: ${l.text}`
+/** one line as printed: time, node (name and short id), address, revision (short), kind, text; an error's stack below it */
+export function formatCliLogLine (l: CellLogLine, label: (id: string) => string = shortPeerId): string {
+  const head = `${new Date(l.ts).toISOString()} ${label(l.node)} ${l.address} rev ${l.revision.slice(0, 8) || '-'} ${l.kind}${l.method !== undefined ? ` in ${l.method}` : ''}: ${l.text}`
   return l.stack !== undefined ? `${head}\n${l.stack.split('\n').map(s => `    ${s.trim()}`).join('\n')}` : head
 }
 
@@ -54,6 +55,7 @@ export function registerLogs (program: Command): void {
         }
       }
       const client = await apiClient(flags)
+      const label = flags.json === true ? shortPeerId : await nodeLabels(client)
       // lines shown at the newest timestamp: they come again on the next ask (since is inclusive)
       let shown = new Set<string>()
       const warned = new Set<string>()
@@ -69,7 +71,7 @@ export function registerLogs (program: Command): void {
           if (line.ts < since || shown.has(key)) continue
           if (line.ts > since) { since = line.ts; shown = new Set() }
           shown.add(key)
-          process.stdout.write((flags.json === true ? JSON.stringify(line) : formatCliLogLine(line)) + '\n')
+          process.stdout.write((flags.json === true ? JSON.stringify(line) : formatCliLogLine(line, label)) + '\n')
         }
         if (flags.follow !== true) return
         await new Promise(resolve => setTimeout(resolve, FOLLOW_MS))

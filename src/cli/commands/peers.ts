@@ -4,9 +4,10 @@ import { formatSize } from '../../util/units.js'
 import { shortPeerId } from '../../util/peer-id-text.js'
 import { apiClient, printJson, example, type ClientOptions } from '../context.js'
 import { table } from '../table.js'
+import { nodeLabel } from '../node-labels.js'
 
 function row (p: PeerEntry, now: number, self: boolean): string[] {
-  return [self ? '*' : '', shortPeerId(p.id), String(p.capacity.cpu), formatSize(p.capacity.memory), String(p.capacity.cells),
+  return [self ? '*' : '', nodeLabel(p), String(p.capacity.cpu), formatSize(p.capacity.memory), String(p.capacity.cells),
     `${p.free.cpu}/${formatSize(p.free.memory)}/${p.free.cells}`,
     self ? '-' : p.connected ? 'yes' : 'no', self ? '-' : `${Math.max(0, Math.round((now - p.lastSeen) / 1000))}s ago`]
 }
@@ -41,6 +42,7 @@ export function registerPeers (program: Command): void {
       if (flags.json === true) { printJson(s); return }
       process.stdout.write([
         `peer id: ${shortPeerId(s.id)}`,
+        ...(s.name !== undefined ? [`name: ${s.name}`] : []),
         `mesh: ${s.mesh}`,
         ...s.addrs.map(a => `listening: ${a}`),
         `contributing: cpu ${s.capacity.cpu}, memory ${formatSize(s.capacity.memory)}, cells ${s.capacity.cells}`,

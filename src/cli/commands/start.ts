@@ -4,6 +4,7 @@ import { readFile } from 'node:fs/promises'
 import { Option, type Command } from 'commander'
 import type { StemNodeOptions } from '../../node/stem-node.js'
 import type { Invite } from '../../mesh/invite.js'
+import { nodeNameProblem } from '../../mesh/capacity.js'
 import { setLogLevel } from '../../util/logger.js'
 import { formatSize } from '../../util/units.js'
 import { checkMemory, CliError, collect, dataDirOf, example, EXIT_USAGE, numberOption, sizeOption } from '../context.js'
@@ -21,9 +22,16 @@ export interface StartFlags {
   force?: boolean
   cells?: number
   mesh?: string
+  name?: string
   upnp?: boolean
   verbose?: boolean
   exitWithStdin?: boolean
+}
+
+function nameOption (value: string): string {
+  const problem = nodeNameProblem(value)
+  if (problem !== undefined) throw new CliError(`--name: ${problem}`, EXIT_USAGE)
+  return value
 }
 
 /**
@@ -49,6 +57,7 @@ export function addStartFlags (command: Command, of: StartFlagsOf = 'start'): Co
     .option('--cells <n>', 'cell slots to contribute', numberOption('--cells', true))
     .option('--force', 'contribute --memory even if it is more than this machine has')
   if (of !== 'join') command.option('--mesh <name>', 'name of a new mesh (default "home")')
+  command.option('--name <name>', 'a name people read for this node (e.g. node-1), shown by stem status, stem peers, the logs and the dashboard', nameOption)
   command
     .option('--upnp', 'ask the home router for a port mapping (UPnP IGD / NAT-PMP)')
     .option('--verbose', 'log details')
@@ -70,6 +79,7 @@ export function startArgsOf (flags: Omit<StartFlags, 'data' | 'invite' | 'exitWi
   if (flags.cells != null) args.push('--cells', String(flags.cells))
   if (flags.force === true) args.push('--force')
   if (flags.mesh != null) args.push('--mesh', flags.mesh)
+  if (flags.name != null) args.push('--name', flags.name)
   if (flags.upnp === true) args.push('--upnp')
   if (flags.verbose === true) args.push('--verbose')
   return args
@@ -98,6 +108,7 @@ export function nodeOptionsOf (flags: StartFlags, invite: Invite | undefined): S
     memory: flags.memory,
     cells: flags.cells,
     mesh: flags.mesh,
+    name: flags.name,
     upnp: flags.upnp === true
   }
 }
@@ -140,6 +151,7 @@ async function runNode (flags: StartFlags, invite: Invite | undefined): Promise<
   const c = mesh.capacity.contributed()
   const out = [
     `peer id: ${mesh.peerId}`,
+    ...(flags.name != null ? [`name: ${flags.name}`] : []),
     meshLine,
     ...mesh.addresses().map(a => `listening: ${a}`),
     `api: ${node.apiUrl()}`,

@@ -38,7 +38,7 @@ export async function spawnDemoNode (index: number, baseDir: string, args: strin
   const log = join(dataDir, 'stem.log')
   const logStream = createWriteStream(log, { flags: 'a' })
   const child = spawn(process.execPath, ['--no-node-snapshot', STEM_BIN, ...args,
-    '--data', dataDir, '--listen', '/ip4/127.0.0.1/tcp/0', '--api', '127.0.0.1:0', '--gateway', '127.0.0.1:0', '--exit-with-stdin'], {
+    '--name', `node-${index}`, '--data', dataDir, '--listen', '/ip4/127.0.0.1/tcp/0', '--api', '127.0.0.1:0', '--gateway', '127.0.0.1:0', '--exit-with-stdin'], {
     detached: true,
     // a pipe only this process writes to: when the demo dies, even by SIGKILL, the node
     // sees its stdin end and leaves (--exit-with-stdin), so no node outlives the demo
