@@ -4,9 +4,9 @@ import type { ApiClient } from '../api/client.js'
 import type { PeersResponse } from '../api/types.js'
 import { shortPeerId } from '../util/peer-id-text.js'
 
-/** `node-1 12D3…zRadrU`, or the short id alone for a node without a name */
+/** `node-1(12D3…zRadrU)`, or the short id alone for a node without a name; no spaces, so table columns stay one word */
 export function nodeLabel (node: { id: string, name?: string }): string {
-  return node.name !== undefined ? `${node.name} ${shortPeerId(node.id)}` : shortPeerId(node.id)
+  return node.name !== undefined ? `${node.name}(${shortPeerId(node.id)})` : shortPeerId(node.id)
 }
 
 /** peer id → label, from the node's capacity view (ids it does not know: their short id) */

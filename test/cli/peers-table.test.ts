@@ -31,7 +31,7 @@ describe('cli: stem peers table', () => {
     const text = peersTable({ self: entry('12D3KooWAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAbcdef', 0, false), peers: [named] }, 0)
     const lines = text.split('\n')
     assert.match(lines[1], /^\* {2}12D3…Abcdef\s/)
-    assert.match(lines[2], /^ {3}node-2 12D3…zRadrU\s/)
+    assert.match(lines[2], /^ {3}node-2\(12D3…zRadrU\)\s/)
     assert.equal(text.includes(id), false, 'no full id in the table')
   })
 })
