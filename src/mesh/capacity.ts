@@ -1,15 +1,10 @@
 // What a node contributes and what is still free, and the advert that gossips it.
 import { multiaddr } from '@multiformats/multiaddr'
 import { CapacityAdvert as AdvertMessage } from '../wire/proto/capacity.js'
+import { nodeNameProblem, type Resources } from './resources.js'
 
-export interface Resources {
-  /** cores (fractions allowed, kept to thousandths on the wire) */
-  cpu: number
-  /** bytes */
-  memory: number
-  /** cell slots */
-  cells: number
-}
+export { nodeNameProblem, resourcesProblem, type Resources } from './resources.js'
+
 
 export interface CapacityAdvert {
   /** peer id of the advertised node; must equal the frame's signer */
@@ -41,7 +36,6 @@ export interface InstanceCondition {
 }
 
 /** The largest values an advert may carry: a sanity bound, not a policy. */
-const MAX_CPU_MILLI = 1_000_000 * 1000
 const MAX_ADDRS = 32
 /** load entries an advert carries at most (the busiest), and the longest key */
 export const MAX_LOAD = 128
@@ -49,20 +43,6 @@ const MAX_LOAD_KEY = 200
 /** conditions an advert carries at most, and the longest reason */
 export const MAX_CONDITIONS = 128
 const MAX_REASON = 500
-
-/** a node name: what `stem start --name` accepts and an advert may carry */
-const NODE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$/
-
-export function nodeNameProblem (name: string): string | undefined {
-  return NODE_NAME.test(name) ? undefined : `invalid node name ${JSON.stringify(name.slice(0, 40))}: 1 to 32 letters, digits, '.', '_' or '-', starting with a letter or digit`
-}
-
-export function resourcesProblem (r: Resources): string | undefined {
-  if (!Number.isFinite(r.cpu) || r.cpu < 0 || r.cpu * 1000 > MAX_CPU_MILLI) return `cpu must be a number of cores ≥ 0, got ${r.cpu}`
-  if (!Number.isSafeInteger(r.memory) || r.memory < 0) return `memory must be a whole number of bytes ≥ 0, got ${r.memory}`
-  if (!Number.isSafeInteger(r.cells) || r.cells < 0 || r.cells > 0xffffffff) return `cells must be a whole number ≥ 0, got ${r.cells}`
-  return undefined
-}
 
 const toWire = (r: Resources): { cpu: number, memory: number, cells: number } => ({ cpu: Math.round(r.cpu * 1000), memory: r.memory, cells: r.cells })
 const fromWire = (r: { cpu: number, memory: number, cells: number } | undefined): Resources => {
