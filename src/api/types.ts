@@ -13,6 +13,8 @@ export interface PeerEntry {
   lastSeen: number
   /** whether this node has an open direct connection to it (extra field) */
   connected: boolean
+  /** the name it was given (`stem start --name`), if any (extra field) */
+  name?: string
 }
 
 export interface PeersResponse {
@@ -31,6 +33,8 @@ export interface StatusResponse {
   apps: string[]
   /** ids of directly connected peers (extra field) */
   connections: string[]
+  /** this node's name (`stem start --name`), if any (extra field) */
+  name?: string
 }
 
 export interface InviteResponse {

@@ -15,6 +15,8 @@ export interface SelfInfo {
   id: string
   mesh: string
   addrs: string[]
+  /** its name (`stem start --name`), if any */
+  name?: string
 }
 
 /** one node of the capacity view (`stem peers`), this node included */
@@ -27,6 +29,8 @@ export interface NodeInfo {
   free: Resources
   /** ms since the epoch of its last advert (for this node: now) */
   lastSeen: number
+  /** its name (`stem start --name`), if any */
+  name?: string
   /** true for the node serving this dashboard */
   self?: boolean
   /** 'lost' nodes may be kept for a while so the page can show where they were */

@@ -25,6 +25,8 @@ export interface CapacityServiceComponents {
 export interface CapacityServiceInit {
   mesh: string
   contributed: Resources
+  /** a name people read for this node, advertised with its capacity */
+  name?: string
   /** heartbeat interval in ms (default 2000) */
   interval?: number
   /** a peer is dropped after this many missed heartbeats (default 3) */
@@ -39,6 +41,8 @@ export type AdvertRejectReason = RejectReason | 'malformed-advert' | 'peer-misma
 export interface CapacityService {
   readonly view: CapacityView
   readonly topic: string
+  /** this node's name, as it advertises it */
+  readonly name?: string
   start: () => Promise<void>
   /** publishes a signed 'leaving' advert, then stops */
   stop: () => Promise<void>
@@ -111,7 +115,7 @@ export function createCapacityService (components: CapacityServiceComponents, in
     const addrs = components.addresses().map(a => a.replace(/\/p2p\/[^/]+$/, ''))
     const joined = addrs.join(' ')
     if (joined !== lastAddrs) { lastAddrs = joined; version++ }
-    return { peer: self, addrs, contributed, free, version, leaving, interval, load, conditions }
+    return { peer: self, addrs, contributed, free, version, leaving, interval, load, conditions, ...(init.name !== undefined ? { name: init.name } : {}) }
   }
 
   const publish = async (): Promise<void> => {
@@ -197,6 +201,7 @@ export function createCapacityService (components: CapacityServiceComponents, in
   return {
     view,
     topic,
+    name: init.name,
     currentAdvert,
     receive,
     contributed: () => ({ ...contributed }),

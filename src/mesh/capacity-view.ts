@@ -18,6 +18,8 @@ export interface PeerCapacity {
   load: Record<string, number>
   /** its instances that are not serving, by address (see CapacityAdvert.conditions) */
   conditions: Record<string, InstanceCondition>
+  /** the name it advertised, if any */
+  name?: string
 }
 
 export type LostReason = 'left' | 'expired'
@@ -79,7 +81,8 @@ export class CapacityView extends TypedEventEmitter<CapacityViewEvents> {
       version: advert.version,
       interval: Math.min(MAX_INTERVAL, Math.max(MIN_INTERVAL, advert.interval)),
       load: advert.load ?? {},
-      conditions: advert.conditions ?? {}
+      conditions: advert.conditions ?? {},
+      ...(advert.name !== undefined ? { name: advert.name } : {})
     }
     this.peers.set(advert.peer, entry)
     if (known == null) {

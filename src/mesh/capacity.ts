@@ -1,15 +1,10 @@
 // What a node contributes and what is still free, and the advert that gossips it.
 import { multiaddr } from '@multiformats/multiaddr'
 import { CapacityAdvert as AdvertMessage } from '../wire/proto/capacity.js'
+import { nodeNameProblem, type Resources } from './resources.js'
 
-export interface Resources {
-  /** cores (fractions allowed, kept to thousandths on the wire) */
-  cpu: number
-  /** bytes */
-  memory: number
-  /** cell slots */
-  cells: number
-}
+export { nodeNameProblem, resourcesProblem, type Resources } from './resources.js'
+
 
 export interface CapacityAdvert {
   /** peer id of the advertised node; must equal the frame's signer */
@@ -29,6 +24,8 @@ export interface CapacityAdvert {
   load?: Record<string, number>
   /** cell instances on the node that are not serving, by address (`stem cells` shows them) */
   conditions?: Record<string, InstanceCondition>
+  /** a name people read for the node (`stem start --name`), shown beside its short peer id */
+  name?: string
 }
 
 export interface InstanceCondition {
@@ -39,7 +36,6 @@ export interface InstanceCondition {
 }
 
 /** The largest values an advert may carry: a sanity bound, not a policy. */
-const MAX_CPU_MILLI = 1_000_000 * 1000
 const MAX_ADDRS = 32
 /** load entries an advert carries at most (the busiest), and the longest key */
 export const MAX_LOAD = 128
@@ -47,13 +43,6 @@ const MAX_LOAD_KEY = 200
 /** conditions an advert carries at most, and the longest reason */
 export const MAX_CONDITIONS = 128
 const MAX_REASON = 500
-
-export function resourcesProblem (r: Resources): string | undefined {
-  if (!Number.isFinite(r.cpu) || r.cpu < 0 || r.cpu * 1000 > MAX_CPU_MILLI) return `cpu must be a number of cores ≥ 0, got ${r.cpu}`
-  if (!Number.isSafeInteger(r.memory) || r.memory < 0) return `memory must be a whole number of bytes ≥ 0, got ${r.memory}`
-  if (!Number.isSafeInteger(r.cells) || r.cells < 0 || r.cells > 0xffffffff) return `cells must be a whole number ≥ 0, got ${r.cells}`
-  return undefined
-}
 
 const toWire = (r: Resources): { cpu: number, memory: number, cells: number } => ({ cpu: Math.round(r.cpu * 1000), memory: r.memory, cells: r.cells })
 const fromWire = (r: { cpu: number, memory: number, cells: number } | undefined): Resources => {
@@ -79,7 +68,8 @@ export function encodeAdvert (advert: CapacityAdvert): Uint8Array {
     conditions: Object.entries(advert.conditions ?? {})
       .filter(([address]) => address !== '' && address.length <= MAX_LOAD_KEY)
       .slice(0, MAX_CONDITIONS)
-      .map(([address, c]) => ({ address, state: c.state, reason: c.reason.slice(0, MAX_REASON), since: c.since }))
+      .map(([address, c]) => ({ address, state: c.state, reason: c.reason.slice(0, MAX_REASON), since: c.since })),
+    name: advert.name ?? ''
   })
 }
 
@@ -103,7 +93,12 @@ export function decodeAdvert (bytes: Uint8Array): CapacityAdvert {
     interval: m.interval,
     // own properties even for keys such as __proto__
     load: Object.fromEntries(load),
-    conditions: decodeConditions(m.conditions)
+    conditions: decodeConditions(m.conditions),
+    ...(m.name !== '' ? { name: m.name } : {})
+  }
+  if (advert.name !== undefined) {
+    const problem = nodeNameProblem(advert.name)
+    if (problem !== undefined) throw new Error(`advert has an ${problem}`)
   }
   if (advert.version === 0n) throw new Error('advert has no version')
   if (advert.interval === 0) throw new Error('advert has no heartbeat interval')

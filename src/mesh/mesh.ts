@@ -24,6 +24,8 @@ export interface MeshInit {
   /** persistent peer store; in-memory if absent */
   datastore?: Datastore
   contributed: Resources
+  /** a name people read for this node, advertised with its capacity */
+  name?: string
   /** capacity heartbeat interval, ms (default 2000) */
   capacityInterval?: number
   missedPeriods?: number
@@ -76,6 +78,7 @@ export async function createMesh (init: MeshInit): Promise<Mesh> {
   const capacity = createCapacityService({ pubsub: libp2p.services.pubsub, privateKey: init.privateKey, addresses, hangUp }, {
     mesh: init.mesh.name,
     contributed: init.contributed,
+    name: init.name,
     interval: init.capacityInterval,
     missedPeriods: init.missedPeriods
   })

@@ -5,7 +5,7 @@
 // plus one cell-host footprint per app.
 import type { AdmissionRequest } from '../cells/index.js'
 import type { Resources } from '../mesh/capacity.js'
-import { cellCost, defaultAccounting } from '../topology/placement-accounting.js'
+import { cellsUsage, defaultAccounting } from '../topology/placement-accounting.js'
 import type { AccountingRule } from '../topology/placement-accounting.js'
 import { formatSize } from '../util/units.js'
 
@@ -15,8 +15,7 @@ export function contributionProblem (request: AdmissionRequest, contributed: Res
   if (cells.length > contributed.cells) {
     return `this node contributes ${contributed.cells} cell${contributed.cells === 1 ? '' : 's'} and already runs or starts ${request.running.length}`
   }
-  const apps = new Set(cells.map(c => c.app))
-  const memory = cells.reduce((sum, c) => sum + cellCost(rule, c.memory), 0) + apps.size * rule.hostFootprint
+  const { memory } = cellsUsage(cells, rule)
   if (memory > contributed.memory) {
     return `its cells would need ${formatSize(memory)} (memory limits × ${rule.memoryHeadroom} plus ${formatSize(rule.hostFootprint)} per app) of the ${formatSize(contributed.memory)} this node contributes`
   }

@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto'
 import { writeFileAtomic } from '../util/atomic-file.js'
 import { upgradeLegacyWal } from '../raft/storage/wal-upgrade.js'
 import { MESH_KEY_LENGTH, meshNameProblem, type MeshConfig } from '../mesh/mesh-config.js'
-import { resourcesProblem, type Resources } from '../mesh/capacity.js'
+import { resourcesProblem, type Resources } from '../mesh/resources.js'
 
 export function defaultDataDir (): string {
   return resolve(process.env.STEM_DATA ?? join(homedir(), '.stem'))

@@ -6,7 +6,7 @@ import { loadOrCreateKey } from '../wire/keys.js'
 import { createMesh, type Mesh } from '../mesh/mesh.js'
 import { decodeInvite, type Invite } from '../mesh/invite.js'
 import { generateMeshKey, meshNameProblem } from '../mesh/mesh-config.js'
-import { resourcesProblem, type Resources } from '../mesh/capacity.js'
+import { nodeNameProblem, resourcesProblem, type Resources } from '../mesh/capacity.js'
 import { createApiServer, type ApiServer } from '../api/server.js'
 import type { NodeControl, PeerEntry } from '../api/types.js'
 import { createLogger } from '../util/logger.js'
@@ -16,6 +16,7 @@ import { createNodeFeed, feedNodeMetrics, type NodeFeed } from './observability.
 import { createAppStack, type AppStack } from './app-stack.js'
 import { registerAppRoutes } from './app-routes.js'
 import { watchCellConditions } from './cell-conditions.js'
+import { trackFreeCapacity } from './free-capacity.js'
 import { createNodeLogs, type NodeLogs } from './node-logs.js'
 import { createFrameSigner } from '../wire/frame.js'
 import {
@@ -39,6 +40,8 @@ export interface StemNodeOptions {
   cells?: number
   /** mesh name when creating a new mesh (default "home") */
   mesh?: string
+  /** a name people read for this node (`--name`, e.g. "node-1"), advertised to its peers */
+  name?: string
   /** capacity heartbeat interval, ms (default 2000) */
   capacityInterval?: number
   /** ms a graceful stop may spend handing leaderships and instances to other nodes (default 10 s) */
@@ -92,6 +95,7 @@ export function createStemNode (options: StemNodeOptions): StemNode {
   let joining: AbortController | undefined
   let stack: AppStack | undefined
   let feed: NodeFeed | undefined
+  let stopFreeCapacity: (() => void) | undefined
   let cellLogs: NodeLogs | undefined
 
   /** the mesh this node belongs to: from the invite, the data dir, or a new one */
@@ -133,8 +137,8 @@ export function createStemNode (options: StemNodeOptions): StemNode {
     return r
   }
 
-  const entry = (id: string, addrs: string[], capacity: Resources, free: Resources, lastSeen: number, connected: boolean): PeerEntry =>
-    ({ id, addrs, capacity, free, lastSeen, connected })
+  const entry = (id: string, addrs: string[], capacity: Resources, free: Resources, lastSeen: number, connected: boolean, name: string | undefined): PeerEntry =>
+    ({ id, addrs, capacity, free, lastSeen, connected, ...(name !== undefined ? { name } : {}) })
 
   const control = (m: Mesh, s: AppStack): NodeControl => ({
     status: () => {
@@ -147,14 +151,15 @@ export function createStemNode (options: StemNodeOptions): StemNode {
         free: m.capacity.free(),
         cells: local.length,
         apps: [...new Set([...s.topology.hostedApps(), ...local.map(c => c.app)])].sort(),
-        connections: [...m.connectedPeers()]
+        connections: [...m.connectedPeers()],
+        ...(options.name !== undefined ? { name: options.name } : {})
       }
     },
     peers: () => {
       const connected = m.connectedPeers()
       return {
-        self: entry(m.peerId, m.addresses(), m.capacity.contributed(), m.capacity.free(), Date.now(), false),
-        peers: m.capacity.view.list().map(p => entry(p.id, p.addrs, p.capacity, p.free, p.lastSeen, connected.has(p.id)))
+        self: entry(m.peerId, m.addresses(), m.capacity.contributed(), m.capacity.free(), Date.now(), false, options.name),
+        peers: m.capacity.view.list().map(p => entry(p.id, p.addrs, p.capacity, p.free, p.lastSeen, connected.has(p.id), p.name))
       }
     },
     invite: () => ({ token: m.invite() }),
@@ -169,6 +174,8 @@ export function createStemNode (options: StemNodeOptions): StemNode {
   const cleanup = async (): Promise<void> => {
     joining?.abort()
     feed?.stop()
+    stopFreeCapacity?.()
+    stopFreeCapacity = undefined
     await api?.stop().catch(() => {})
     await stack?.stop().catch(() => {})
     await cellLogs?.stop().catch(() => {})
@@ -193,6 +200,8 @@ export function createStemNode (options: StemNodeOptions): StemNode {
       // decode the invite before touching the disk: a bad token writes nothing
       const invite = typeof options.invite === 'string' ? decodeInvite(options.invite) : options.invite
       const apiAddress = parseHostPort(options.api ?? DEFAULT_API, '--api address')
+      const nameProblem = options.name !== undefined ? nodeNameProblem(options.name) : undefined
+      if (nameProblem !== undefined) throw new Error(`--name: ${nameProblem}`)
       const gatewayAddress = options.gateway != null ? parseHostPort(options.gateway, '--gateway address') : undefined
       await prepareDataDir(dir)
       for (const line of await checkDataFormat(dir)) log.warn(line)
@@ -223,6 +232,7 @@ export function createStemNode (options: StemNodeOptions): StemNode {
           bootstrap: meshConfig.bootstrap,
           datastore,
           contributed,
+          name: options.name,
           capacityInterval: options.capacityInterval,
           upnp: options.upnp
         })
@@ -243,6 +253,7 @@ export function createStemNode (options: StemNodeOptions): StemNode {
         await stack.start()
         api = createApiServer(control(mesh, stack), { ...apiAddress, token, tokenPath: files.token })
         const conditions = watchCellConditions(mesh, stack.runtime, log)
+        stopFreeCapacity = trackFreeCapacity(mesh, stack.runtime, stack.clones)
         registerAppRoutes(api.app, stack.topology, stack.messaging, conditions.overlay)
         cellLogs.registerRoutes(api.app)
         feed = createNodeFeed(mesh, stack, conditions)
@@ -252,7 +263,7 @@ export function createStemNode (options: StemNodeOptions): StemNode {
         const url = await api.start()
         await writeApiInfo(dir, { url, pid: process.pid })
         // a node joining through bootstrap addresses has joined only once it reaches one
-        const joined = `joined mesh "${meshConfig.name}" as ${mesh.peerId}`
+        const joined = `joined mesh "${meshConfig.name}" as ${mesh.peerId}${options.name !== undefined ? ` (${options.name})` : ''}`
         if (meshConfig.bootstrap.length === 0 || mesh.connectedPeers().size > 0) {
           log.info(joined)
         } else {

@@ -348,6 +348,11 @@ export class CloneService {
     await this.request(peer, { promote: { address } })
   }
 
+  /** the clones held here with their memory limits (they count against this node's capacity like running cells) */
+  heldCells (): Array<{ address: string, app: string, memory: number }> {
+    return [...this.held].map(([address, c]) => ({ address, app: address.slice(0, address.indexOf('/')), memory: c.limits?.memory ?? 0 }))
+  }
+
   /** whether this node holds a clone of `address` */
   holds (address: string): boolean {
     return this.held.has(address)

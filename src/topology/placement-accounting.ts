@@ -39,6 +39,12 @@ export function cellCost (rule: AccountingRule, memoryLimit: number): number {
   return Math.ceil(memoryLimit * rule.memoryHeadroom)
 }
 
+/** Memory and cells that `cells` (of any apps) hold on one node: each its cost and a slot, plus one host footprint per app. */
+export function cellsUsage (cells: Array<{ app: string, memory: number }>, rule: AccountingRule = defaultAccounting): Amount {
+  const apps = new Set(cells.map(c => c.app))
+  return { memory: cells.reduce((sum, c) => sum + cellCost(rule, c.memory), 0) + apps.size * rule.hostFootprint, cells: cells.length }
+}
+
 /** Memory and cells the app's placement holds on each node (nodes without any are absent). */
 export function appUsage (desired: DesiredApp, placement: Placement, rule: AccountingRule = defaultAccounting): Map<PeerId, Amount> {
   const usage = new Map<PeerId, Amount>()

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict'
 import { execFile, spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { waitFor } from '../support/wait.js'
@@ -93,6 +93,29 @@ describe('stem demo', function () {
     assert.match(demo.stdout, /failover: the counter runs on node \d with all \d+ acknowledged increments/)
     assert.deepEqual(await processesMentioning(dir), [])
     assert.ok(existsSync(join(dir, 'node-1', 'stem.log')), '--data keeps the data dirs and logs')
+  })
+
+  it('Ctrl-C returns soon after the nodes\' hand-over: nodes leave, cell hosts are stopped by their node, not killed', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'stem-demo-test-'))
+    dirs.push(dir)
+    const demo = new DemoProcess(['--data', dir])
+    running.push(demo)
+    const banner = parseBanner(await demo.banner())
+    const interrupted = Date.now()
+    demo.child.kill('SIGINT')
+    // a generous deadline: the nodes used to linger on libp2p's timers for seconds after their hand-over
+    await waitFor(() => demo.exitCode !== undefined, { timeout: 30_000, what: 'the demo to exit after Ctrl-C', interval: 20 })
+    const exited = Date.now()
+    assert.equal(demo.exitCode, 0, demo.stderr)
+    const logs = await Promise.all(banner.pids.map(async (_, i) => await readFile(join(dir, `node-${i + 1}`, 'stem.log'), 'utf8')))
+    const handOvers = logs.map(text => /^(\S+) INFO\s+node: hand-over took/m.exec(text)?.[1])
+    assert.ok(handOvers.every(t => t !== undefined), 'every node logged its hand-over')
+    const lastHandOver = Math.max(...handOvers.map(t => Date.parse(t as string)))
+    process.stdout.write(`      Ctrl-C: hand-over done ${lastHandOver - interrupted} ms after SIGINT, demo exited ${exited - lastHandOver} ms after the hand-over\n`)
+    assert.ok(exited - lastHandOver < 3000, `the demo exited ${exited - lastHandOver} ms after the last hand-over (allowed 3000)`)
+    // the node stops its cell hosts itself: a SIGTERM to the host under the hand-over reads as a crash
+    for (const text of logs) assert.doesNotMatch(text, /cell host of app \S+ \(pid \d+\) was killed by SIGTERM/)
+    assert.deepEqual(await processesMentioning(dir), [])
   })
 
   it('a SIGKILLed demo, after its banner or during start-up, leaves no node behind: each node sees its stdin close and leaves', async () => {

@@ -24,4 +24,14 @@ describe('cli: stem peers table', () => {
     const text = peersTable({ self: entry('SELF', 0, false), peers: [] }, 0)
     assert.match(text.split('\n')[1], /^\* {2}SELF\s/)
   })
+
+  it('shows peer ids short (first 4 … last 6) and a node\'s name before its id', () => {
+    const id = '12D3KooWJ8ZsR7yQ4hPbN9xXGmVq2LdKt5uEwA6cF1oYzRadrU'
+    const named = { ...entry(id, 0, true), name: 'node-2' }
+    const text = peersTable({ self: entry('12D3KooWAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAbcdef', 0, false), peers: [named] }, 0)
+    const lines = text.split('\n')
+    assert.match(lines[1], /^\* {2}12D3…Abcdef\s/)
+    assert.match(lines[2], /^ {3}node-2\(12D3…zRadrU\)\s/)
+    assert.equal(text.includes(id), false, 'no full id in the table')
+  })
 })

@@ -25,7 +25,7 @@ describe('cli: stem start flags', () => {
 
   it('passes the other flags through: listen and bootstrap repeat, sizes and counts are parsed, --cells 0 is allowed', () => {
     const o = parse(['--data', '/tmp/x', '--listen', '/ip4/0.0.0.0/tcp/1', '--listen', '/ip4/0.0.0.0/tcp/2', '--bootstrap', '/ip4/1.2.3.4/tcp/4017',
-      '--api', '127.0.0.1:0', '--gateway', '0.0.0.0:8080', '--cpu', '1.5', '--memory', '512MiB', '--cells', '0', '--mesh', 'friends'])
+      '--api', '127.0.0.1:0', '--gateway', '0.0.0.0:8080', '--cpu', '1.5', '--memory', '512MiB', '--cells', '0', '--mesh', 'friends', '--name', 'node-1'])
     assert.deepEqual(o, {
       dataDir: '/tmp/x',
       listen: ['/ip4/0.0.0.0/tcp/1', '/ip4/0.0.0.0/tcp/2'],
@@ -37,6 +37,7 @@ describe('cli: stem start flags', () => {
       memory: 512 * 2 ** 20,
       cells: 0,
       mesh: 'friends',
+      name: 'node-1',
       upnp: false
     })
   })
@@ -65,6 +66,13 @@ describe('cli: stem start flags', () => {
     assert.equal(r.code, 2, r.stderr)
     assert.match(r.stderr, /^stem: --memory 100TiB is more than this machine's memory \(\d+\.\dGiB\); pass --force to contribute it anyway\n$/)
     assert.equal(r.stdout, '')
+  })
+
+  it('refuses a --name that is not 1 to 32 letters, digits, ., _ or -, naming the flag', () => {
+    for (const bad of ['a b', '-x', 'x'.repeat(33), '']) {
+      assert.throws(() => parse(['--name', bad]), (err: unknown) => err instanceof CliError && err.exitCode === 2 && /^--name: invalid node name /.test(err.message), bad)
+    }
+    assert.equal(parse(['--name', 'node-7']).name, 'node-7')
   })
 
   it('refuses a negative or fractional --cells with a message naming the flag', () => {

@@ -3,6 +3,8 @@ import type { Command } from 'commander'
 import type { AppCellsListing, AppListing, CellListing } from '../../topology/app-table.js'
 import { apiClient, printJson, example, type ClientOptions } from '../context.js'
 import { table } from '../table.js'
+import { nodeLabels } from '../node-labels.js'
+import { shortPeerId } from '../../util/peer-id-text.js'
 import { specListing } from '../placement.js'
 
 export function registerApps (program: Command): void {
@@ -13,10 +15,12 @@ export function registerApps (program: Command): void {
     .option('--api <host:port>', 'control API of the running node')
     .option('--json', 'machine-readable output')
     .action(async (flags: ClientOptions) => {
-      const apps = await (await apiClient(flags)).get<AppListing[]>('/v1/apps')
+      const client = await apiClient(flags)
+      const apps = await client.get<AppListing[]>('/v1/apps')
       if (flags.json === true) { printJson(apps); return }
       if (apps.length === 0) { process.stdout.write('no apps\n'); return }
-      process.stdout.write(table([['APP', 'OWNER', 'LEADER', 'TERM', 'MEMBERS'], ...apps.map(a => [a.app, a.owner, a.leader, String(a.term), a.members.join(',')])]))
+      const label = await nodeLabels(client)
+      process.stdout.write(table([['APP', 'OWNER', 'LEADER', 'TERM', 'MEMBERS'], ...apps.map(a => [a.app, shortPeerId(a.owner), a.leader === '' ? '-' : label(a.leader), String(a.term), a.members.map(label).join(',')])]))
     })
 
   program.command('cells')
@@ -28,9 +32,11 @@ export function registerApps (program: Command): void {
     .option('--json', 'machine-readable output')
     .action(async (app: string | undefined, flags: ClientOptions) => {
       const query = app === undefined ? '' : `?app=${encodeURIComponent(app)}`
-      const apps = await (await apiClient(flags)).get<AppCellsListing[]>(`/v1/cells${query}`)
+      const client = await apiClient(flags)
+      const apps = await client.get<AppCellsListing[]>(`/v1/cells${query}`)
       if (flags.json === true) { printJson(apps.map(a => ({ app: a.app, cells: a.cells.map(specListing), ...(a.rollbacks.length > 0 ? { rollbacks: a.rollbacks } : {}) }))); return }
-      const rows = apps.flatMap(a => a.cells.map(c => [c.address, c.node, stateText(c), c.clones.join(',') || '-']))
+      const label = await nodeLabels(client)
+      const rows = apps.flatMap(a => a.cells.map(c => [c.address, label(c.node), stateText(c), c.clones.map(label).join(',') || '-']))
       if (rows.length === 0) { process.stdout.write('no cells\n'); return }
       process.stdout.write(table([['ADDRESS', 'NODE', 'STATE', 'CLONES'], ...rows]))
       for (const a of apps) for (const r of a.rollbacks ?? []) process.stdout.write(`${a.app}/${r.cell}: last rollout rolled back: ${r.error}\n`)

@@ -1,4 +1,6 @@
 // The command table. Each command lives in its own file and registers itself here.
+// Every file here loads on every `stem …` call: import the node, esbuild or key code inside
+// an action (`await import(…)`), not at the top (test/cli/startup.test.ts checks API-only commands).
 import type { Command } from 'commander'
 import { registerStart } from './start.js'
 import { registerInvite } from './invite.js'

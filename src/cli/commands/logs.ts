@@ -8,6 +8,8 @@ import type { GatheredLogs } from '../../node/log-exchange.js'
 import { parseDuration } from '../../util/units.js'
 import { setTimeout as delay } from 'node:timers/promises'
 import type { ApiClient } from '../../api/client.js'
+import { shortPeerId } from '../../util/peer-id-text.js'
+import { nodeLabels } from '../node-labels.js'
 import { CliError, EXIT_USAGE, apiClient, example, type ClientOptions } from '../context.js'
 
 interface LogsOptions extends ClientOptions {
@@ -30,10 +32,9 @@ export function parseLogTarget (target: string): { app: string, cell?: string } 
   return { app, cell }
 }
 
-/** one line as printed: time, node (short), address, revision (short), kind, text; an error's stack below it */
-export function formatCliLogLine (l: CellLogLine): string {
-  const node = l.node.length > 12 ? `${l.node.slice(0, 4)}…${l.node.slice(-6)}` : l.node
-  const head = `${new Date(l.ts).toISOString()} ${node} ${l.address} rev ${l.revision.slice(0, 8) || '-'} ${l.kind}${l.method !== undefined ? ` in ${l.method}` : ''}: ${l.text}`
+/** one line as printed: time, node (name and short id), address, revision (short), kind, text; an error's stack below it */
+export function formatCliLogLine (l: CellLogLine, label: (id: string) => string = shortPeerId): string {
+  const head = `${new Date(l.ts).toISOString()} ${label(l.node)} ${l.address} rev ${l.revision.slice(0, 8) || '-'} ${l.kind}${l.method !== undefined ? ` in ${l.method}` : ''}: ${l.text}`
   return l.stack !== undefined ? `${head}\n${l.stack.split('\n').map(s => `    ${s.trim()}`).join('\n')}` : head
 }
 
@@ -79,6 +80,7 @@ export async function printLogs (client: ApiClient, options: PrintLogsOptions): 
   // lines shown at the newest timestamp: they come again on the next ask (since is inclusive)
   let shown = new Set<string>()
   const warned = new Set<string>()
+  const label = options.json === true ? shortPeerId : await nodeLabels(client)
   while (options.signal?.aborted !== true) {
     const query = new URLSearchParams({ app, ...(cell !== undefined ? { cell } : {}), since: String(since) })
     // the client's own 30 s bound applies only without a signal: keep one with it
@@ -92,7 +94,7 @@ export async function printLogs (client: ApiClient, options: PrintLogsOptions): 
       if (line.ts < since || shown.has(key)) continue
       if (line.ts > since) { since = line.ts; shown = new Set() }
       shown.add(key)
-      process.stdout.write((options.json === true ? JSON.stringify(line) : formatCliLogLine(line)) + '\n')
+      process.stdout.write((options.json === true ? JSON.stringify(line) : formatCliLogLine(line, label)) + '\n')
     }
     if (options.follow !== true) return
     await delay(FOLLOW_MS, undefined, { signal: options.signal }).catch(() => {})

@@ -1,12 +1,11 @@
 // `stem owner export [FILE]` and `stem owner import FILE`: carry the owner key (who owns
-// the apps published from this data dir) to another machine.
+// the apps published from this data dir) to another machine. The key code (libp2p crypto)
+// is imported on use, so it does not slow the start-up of every other command.
 import type { Command } from 'commander'
 import { access, readFile } from 'node:fs/promises'
 import { writeFileAtomic } from '../../util/atomic-file.js'
 import { dataFiles, prepareDataDir } from '../../node/data-dir.js'
-import { decodePrivateKey, encodePrivateKey, peerIdOf } from '../../wire/keys.js'
 import { CliError, dataDirOf, example } from '../context.js'
-import { encodeOwnerKeyFile, ownerKey, readOwnerKeyFile } from '../owner.js'
 
 interface OwnerFlags { data?: string, force?: boolean }
 
@@ -28,6 +27,7 @@ export function registerOwner (program: Command): void {
     .option('--data <dir>', 'data directory holding owner.key')
     .option('--force', 'replace FILE if it exists')
     .action(async (file: string | undefined, flags: OwnerFlags) => {
+      const [{ peerIdOf }, { encodeOwnerKeyFile, ownerKey }] = await Promise.all([import('../../wire/keys.js'), import('../owner.js')])
       await prepareDataDir(dataDirOf(flags))
       const key = await ownerKey(flags)
       process.stderr.write(`stem: ${SECRET}\n`)
@@ -44,6 +44,7 @@ export function registerOwner (program: Command): void {
     .option('--data <dir>', 'data directory to hold owner.key')
     .option('--force', 'replace a different existing owner key (its apps can no longer be changed from here)')
     .action(async (file: string, flags: OwnerFlags) => {
+      const [{ encodePrivateKey, peerIdOf }, { readOwnerKeyFile }] = await Promise.all([import('../../wire/keys.js'), import('../owner.js')])
       const key = await readOwnerKeyFile(file)
       const id = peerIdOf(key.publicKey)
       const dir = dataDirOf(flags)
@@ -59,6 +60,7 @@ export function registerOwner (program: Command): void {
 
 /** the owner id of the key at `path`, undefined if there is none; a corrupt file counts as another owner */
 async function currentOwner (path: string): Promise<string | undefined> {
+  const { decodePrivateKey, peerIdOf } = await import('../../wire/keys.js')
   let bytes: Uint8Array
   try { bytes = await readFile(path) } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined

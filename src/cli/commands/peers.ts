@@ -1,11 +1,13 @@
 import type { Command } from 'commander'
 import type { PeerEntry, PeersResponse, StatusResponse } from '../../api/types.js'
 import { formatSize } from '../../util/units.js'
+import { shortPeerId } from '../../util/peer-id-text.js'
 import { apiClient, printJson, example, type ClientOptions } from '../context.js'
 import { table } from '../table.js'
+import { nodeLabel } from '../node-labels.js'
 
 function row (p: PeerEntry, now: number, self: boolean): string[] {
-  return [self ? '*' : '', p.id, String(p.capacity.cpu), formatSize(p.capacity.memory), String(p.capacity.cells),
+  return [self ? '*' : '', nodeLabel(p), String(p.capacity.cpu), formatSize(p.capacity.memory), String(p.capacity.cells),
     `${p.free.cpu}/${formatSize(p.free.memory)}/${p.free.cells}`,
     self ? '-' : p.connected ? 'yes' : 'no', self ? '-' : `${Math.max(0, Math.round((now - p.lastSeen) / 1000))}s ago`]
 }
@@ -39,7 +41,8 @@ export function registerPeers (program: Command): void {
       const s = await (await apiClient(flags)).get<StatusResponse>('/v1/status')
       if (flags.json === true) { printJson(s); return }
       process.stdout.write([
-        `peer id: ${s.id}`,
+        `peer id: ${shortPeerId(s.id)}`,
+        ...(s.name !== undefined ? [`name: ${s.name}`] : []),
         `mesh: ${s.mesh}`,
         ...s.addrs.map(a => `listening: ${a}`),
         `contributing: cpu ${s.capacity.cpu}, memory ${formatSize(s.capacity.memory)}, cells ${s.capacity.cells}`,

@@ -2,14 +2,11 @@
 // through the local node, then follow the rollout until every instance runs the published
 // revision — or fail with the cause if a cell's new code failed and was rolled back.
 import type { Command } from 'commander'
-import { buildBundle, encodeBundle } from '../../cells/index.js'
-import { classMethods } from '../../cells/class-methods.js'
-import { routeMethodProblems, type CellClass } from '../../topology/route-methods.js'
-import { loadManifest, resolveCellCode } from '../../topology/manifest.js'
+import type { CellClass } from '../../topology/route-methods.js'
 import type { PublishResult } from '../../topology/service.js'
 import { apiClient, printJson, CliError, EXIT_USAGE, example, type ClientOptions } from '../context.js'
-import { ownerKey, signedByOwner } from '../owner.js'
 import { createProgress, type Progress } from '../progress.js'
+import { shortPeerId } from '../../util/peer-id-text.js'
 import { followPlacement, placementGoal, specListing } from '../placement.js'
 import type { CellListing } from '../../topology/app-table.js'
 
@@ -43,7 +40,7 @@ export function registerPublish (program: Command): void {
       }
       if (flags.json === true) { printJson({ app: outcome.app, changed: outcome.changed, cells: outcome.cells.map(specListing) }); return }
       progress.done(`${outcome.changed ? 'published' : 'unchanged'}: ${outcome.app}`)
-      for (const c of outcome.cells) process.stdout.write(`  ${c.address} on ${c.node} (${c.state})${c.clones.length > 0 ? `, clones on ${c.clones.join(', ')}` : ''}\n`)
+      for (const c of outcome.cells) process.stdout.write(`  ${c.address} on ${shortPeerId(c.node)} (${c.state})${c.clones.length > 0 ? `, clones on ${c.clones.map(shortPeerId).join(', ')}` : ''}\n`)
     })
 }
 
@@ -60,6 +57,9 @@ export interface PublishOutcome { app: string, changed: boolean, cells: CellList
  * A cell that does not bundle throws a BundleError, bad input a CliError.
  */
 export async function publishApp (file: string, flags: PublishFlags, seconds: number, progress: Progress, signal?: AbortSignal): Promise<PublishOutcome> {
+  // loaded on use: esbuild and the key code would slow every other command's start-up
+  const [{ buildBundle, encodeBundle }, { classMethods }, { routeMethodProblems }, { loadManifest, resolveCellCode }, { ownerKey, signedByOwner }] = await Promise.all([
+    import('../../cells/index.js'), import('../../cells/class-methods.js'), import('../../topology/route-methods.js'), import('../../topology/manifest.js'), import('../owner.js')])
   let manifest
   try {
     manifest = await loadManifest(file)

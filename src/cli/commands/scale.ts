@@ -2,7 +2,6 @@
 // Scale then follows the placement, as publish does, until N instances run.
 import type { Command } from 'commander'
 import { apiClient, printJson, CliError, EXIT_USAGE, example, type ClientOptions } from '../context.js'
-import { signedByOwner, splitAppCell } from '../owner.js'
 import { followPlacement, scaleGoal } from '../placement.js'
 import { createProgress } from '../progress.js'
 
@@ -25,6 +24,8 @@ export function registerScale (program: Command): void {
     .option('--timeout <seconds>', 'how long to wait until the replicas run', '120')
     .option('--json', 'machine-readable output')
     .action(async (address: string, replicas: string, flags: ClientOptions & { timeout: string }) => {
+      // the owner key code (libp2p crypto) loads only for the commands that sign
+      const { signedByOwner, splitAppCell } = await import('../owner.js')
       const { app, cell } = usage(() => splitAppCell(address, true))
       const n = Number(replicas)
       if (!Number.isSafeInteger(n) || n < 1) throw new CliError(`invalid replicas "${replicas}": expected a whole number ≥ 1`, EXIT_USAGE)
@@ -68,6 +69,7 @@ export function registerScale (program: Command): void {
 
 /** An owner-signed restart or revert of APP[/CELL]: whether it changed anything, or undefined once printed as JSON. */
 async function ownerRequest (op: 'restart' | 'revert', address: string, flags: ClientOptions): Promise<boolean | undefined> {
+  const { signedByOwner, splitAppCell } = await import('../owner.js')
   const { app, cell } = usage(() => splitAppCell(address, false))
   const client = await apiClient(flags)
   const signed = await signedByOwner(flags, { op, app, at: Date.now(), cell })

@@ -2,8 +2,9 @@
 // then leave the mesh gracefully.
 import { readFile } from 'node:fs/promises'
 import { Option, type Command } from 'commander'
-import { createStemNode, type StemNodeOptions } from '../../node/stem-node.js'
-import { decodeInvite, InviteError, type Invite } from '../../mesh/invite.js'
+import type { StemNodeOptions } from '../../node/stem-node.js'
+import type { Invite } from '../../mesh/invite.js'
+import { nodeNameProblem } from '../../mesh/resources.js'
 import { setLogLevel } from '../../util/logger.js'
 import { formatSize } from '../../util/units.js'
 import { checkMemory, CliError, collect, dataDirOf, example, EXIT_USAGE, numberOption, sizeOption } from '../context.js'
@@ -21,9 +22,16 @@ export interface StartFlags {
   force?: boolean
   cells?: number
   mesh?: string
+  name?: string
   upnp?: boolean
   verbose?: boolean
   exitWithStdin?: boolean
+}
+
+function nameOption (value: string): string {
+  const problem = nodeNameProblem(value)
+  if (problem !== undefined) throw new CliError(`--name: ${problem}`, EXIT_USAGE)
+  return value
 }
 
 /**
@@ -49,6 +57,7 @@ export function addStartFlags (command: Command, of: StartFlagsOf = 'start'): Co
     .option('--cells <n>', 'cell slots to contribute', numberOption('--cells', true))
     .option('--force', 'contribute --memory even if it is more than this machine has')
   if (of !== 'join') command.option('--mesh <name>', 'name of a new mesh (default "home")')
+  command.option('--name <name>', 'a name people read for this node (e.g. node-1), shown by stem status, stem peers, the logs and the dashboard', nameOption)
   command
     .option('--upnp', 'ask the home router for a port mapping (UPnP IGD / NAT-PMP)')
     .option('--verbose', 'log details')
@@ -70,12 +79,14 @@ export function startArgsOf (flags: Omit<StartFlags, 'data' | 'invite' | 'exitWi
   if (flags.cells != null) args.push('--cells', String(flags.cells))
   if (flags.force === true) args.push('--force')
   if (flags.mesh != null) args.push('--mesh', flags.mesh)
+  if (flags.name != null) args.push('--name', flags.name)
   if (flags.upnp === true) args.push('--upnp')
   if (flags.verbose === true) args.push('--verbose')
   return args
 }
 
-function decodeOrExit (token: string): Invite {
+async function decodeOrExit (token: string): Promise<Invite> {
+  const { decodeInvite, InviteError } = await import('../../mesh/invite.js')
   try {
     return decodeInvite(token)
   } catch (err) {
@@ -97,6 +108,7 @@ export function nodeOptionsOf (flags: StartFlags, invite: Invite | undefined): S
     memory: flags.memory,
     cells: flags.cells,
     mesh: flags.mesh,
+    name: flags.name,
     upnp: flags.upnp === true
   }
 }
@@ -109,6 +121,8 @@ async function runNode (flags: StartFlags, invite: Invite | undefined): Promise<
   if (flags.verbose === true) setLogLevel('debug')
   // watched from the start: a parent that dies while the node starts stops it once started
   const orphaned = flags.exitWithStdin === true ? parentGone() : undefined
+  // loaded here, not at the top: the node (libp2p, isolated-vm, esbuild) is what makes a CLI call slow
+  const { createStemNode } = await import('../../node/stem-node.js')
   const node = createStemNode(nodeOptionsOf(flags, invite))
   await node.start()
   const mesh = node.mesh()
@@ -137,6 +151,7 @@ async function runNode (flags: StartFlags, invite: Invite | undefined): Promise<
   const c = mesh.capacity.contributed()
   const out = [
     `peer id: ${mesh.peerId}`,
+    ...(flags.name != null ? [`name: ${flags.name}`] : []),
     meshLine,
     ...mesh.addresses().map(a => `listening: ${a}`),
     `api: ${node.apiUrl()}`,
@@ -147,8 +162,10 @@ async function runNode (flags: StartFlags, invite: Invite | undefined): Promise<
   ]
   process.stdout.write(out.join('\n') + '\n')
   await stopped
-  // a stdin still being read (--exit-with-stdin, stopped by a signal) would keep the process alive
-  if (orphaned !== undefined) process.stdin.destroy()
+  // The node has stopped: its state is on disk, its sockets and cell hosts closed. libp2p
+  // leaves timers behind (gossipsub's heartbeat, the address manager's debounce) that
+  // would hold the process a second or more, and a demo's Ctrl-C waits for every node.
+  process.exit()
 }
 
 /**
@@ -205,7 +222,7 @@ export function registerStart (program: Command): void {
     .addHelpText('after', example('stem start --cpu 2 --memory 2GiB --cells 50 --upnp')))
     .action(async (flags: StartFlags) => {
       const token = await inviteTokenOf(undefined, flags)
-      await runNode(flags, token != null ? decodeOrExit(token) : undefined)
+      await runNode(flags, token != null ? await decodeOrExit(token) : undefined)
     })
 
   addStartFlags(program.command('join').argument('[token]', 'invite token from `stem invite`, or - to read it from stdin (or use --invite-file)').description('join a friend\'s mesh with an invite token, then run the node')
@@ -213,6 +230,6 @@ export function registerStart (program: Command): void {
     .action(async (argument: string | undefined, flags: StartFlags) => {
       const token = await inviteTokenOf(argument, flags)
       if (token == null) throw new CliError('stem join needs an invite token: stem join TOKEN, stem join - (stdin) or stem join --invite-file FILE', EXIT_USAGE)
-      await runNode(flags, decodeOrExit(token))
+      await runNode(flags, await decodeOrExit(token))
     })
 }

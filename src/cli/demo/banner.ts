@@ -2,6 +2,7 @@
 // command in it works as printed (test/cli/demo.test.ts runs them).
 import { dirname, join } from 'node:path'
 import type { SpecCellListing } from '../placement.js'
+import { shortPeerId } from '../../util/peer-id-text.js'
 import type { DemoNode } from './cloud.js'
 import { DEMO_APP } from './start-cloud.js'
 
@@ -54,7 +55,7 @@ export function formatBanner (guide: DemoGuide, cells: SpecCellListing[]): strin
     '',
     `Stem demo: a friend cloud of ${guide.nodes.length} nodes on this machine, running examples/counter`,
     '',
-    ...guide.nodes.map(n => `  node ${n.node}  pid ${String(n.pid).padEnd(7)} ${n.peerId.slice(0, 12)}…${n.peerId.slice(-6)}  ${roles(n.peerId)}`.trimEnd()),
+    ...guide.nodes.map(n => `  node ${n.node}  pid ${String(n.pid).padEnd(7)} ${shortPeerId(n.peerId)}  ${roles(n.peerId)}`.trimEnd()),
     '',
     `Dashboard   ${guide.dashboard}   (node ${guide.home}; every node serves one)`,
     '',

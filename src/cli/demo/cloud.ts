@@ -38,7 +38,7 @@ export async function spawnDemoNode (index: number, baseDir: string, args: strin
   const log = join(dataDir, 'stem.log')
   const logStream = createWriteStream(log, { flags: 'a' })
   const child = spawn(process.execPath, ['--no-node-snapshot', STEM_BIN, ...args,
-    '--data', dataDir, '--listen', '/ip4/127.0.0.1/tcp/0', '--api', '127.0.0.1:0', '--gateway', '127.0.0.1:0', '--exit-with-stdin'], {
+    '--name', `node-${index}`, '--data', dataDir, '--listen', '/ip4/127.0.0.1/tcp/0', '--api', '127.0.0.1:0', '--gateway', '127.0.0.1:0', '--exit-with-stdin'], {
     detached: true,
     // a pipe only this process writes to: when the demo dies, even by SIGKILL, the node
     // sees its stdin end and leaves (--exit-with-stdin), so no node outlives the demo
@@ -97,13 +97,15 @@ function killGroup (node: DemoNode, signal: NodeJS.Signals): void {
 }
 
 /**
- * Stops every node: SIGTERM to each process group (the node leaves the mesh gracefully,
- * its cell hosts end with it), SIGKILL to the group after `graceMs`. Also sweeps the
- * groups of nodes that died on their own (a `kill -9` leaves its cell hosts to exit by
- * themselves; this makes sure of it).
+ * Stops every node: SIGTERM to each node (it leaves the mesh gracefully and stops its
+ * cell hosts; a SIGTERM to the whole group would kill the hosts under the hand-over),
+ * SIGKILL to the group after `graceMs`. Also sweeps the groups of nodes that died on
+ * their own (a `kill -9` leaves its cell hosts to exit by themselves; this makes sure of it).
  */
 export async function stopDemoNodes (nodes: DemoNode[], graceMs = 10_000): Promise<void> {
-  for (const n of nodes) killGroup(n, 'SIGTERM')
+  for (const n of nodes) {
+    try { process.kill(n.pid, 'SIGTERM') } catch {}
+  }
   const timer = setTimeout(() => { for (const n of nodes) killGroup(n, 'SIGKILL') }, graceMs)
   await Promise.all(nodes.map(async n => n.exited))
   clearTimeout(timer)

@@ -3,7 +3,6 @@
 // published through `stem publish` (the real CLI) and placed.
 import { join } from 'node:path'
 import type { PeersResponse } from '../../api/types.js'
-import { loadManifest } from '../../topology/manifest.js'
 import type { Progress } from '../progress.js'
 import { followPlacement, placementGoal, type SpecCellListing } from '../placement.js'
 import { REPO_ROOT, spawnDemoNode, type DemoNode } from './cloud.js'
@@ -45,6 +44,8 @@ export async function startCloud (baseDir: string, count: number, nodes: DemoNod
 
   // publish with the real CLI, and show its placement as `stem publish` does
   progress.step('publishing examples/counter/app.yaml through node 1')
+  // the manifest code (yaml) loads on use: `stem demo` is in every command's start-up
+  const { loadManifest } = await import('../../topology/manifest.js')
   const goal = placementGoal(await loadManifest(DEMO_MANIFEST, signal))
   const following = new AbortController()
   const publishing = runStem(['publish', DEMO_MANIFEST, '--data', nodes[0].dataDir, '--json'], signal)

@@ -116,7 +116,7 @@ export function MeshGraph (props: { nodes: NodeInfo[], apps: AppInfo[], cells: C
             <circle class="body" cx={x} cy={y} r={R} />
             <circle class="track" cx={x} cy={y} r={R - 6} />
             {!lost && used > 0 && <path class="used" d={arc(x, y, R - 6, used)} />}
-            <text class="id" x={x} y={y - 2}>{shortId(node.id)}</text>
+            <text class="id" x={x} y={y - 2}>{node.name ?? shortId(node.id)}</text>
             <text class="slots" x={x} y={y + 14}>{lost ? 'lost' : `${node.capacity.cells - node.free.cells}/${node.capacity.cells} cells`}</text>
             {!lost && <CellDots x={x} y={y} toward={out + Math.PI} cells={hosted} clones={cloned} />}
             <Labels x={x} y={y} out={out} lines={lines} />

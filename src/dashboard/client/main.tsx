@@ -50,7 +50,7 @@ function App () {
           <span><b data-count="apps">{snap.apps.length}</b> app{snap.apps.length === 1 ? '' : 's'}</span>
           <span><b data-count="cells">{snap.cells.length}</b> cell{snap.cells.length === 1 ? '' : 's'}</span>
         </div>
-        <div class="who mono" title={snap.self.addrs.join('\n')}>node {shortId(snap.self.id)}</div>
+        <div class="who mono" title={snap.self.addrs.join('\n')}>{snap.self.name !== undefined ? `${snap.self.name} ` : 'node '}{shortId(snap.self.id)}</div>
         <div class={`conn conn-${state.connection}`}>{state.connection === 'live' ? 'live' : 'reconnecting…'}</div>
       </header>
       <main>
