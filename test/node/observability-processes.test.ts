@@ -7,6 +7,7 @@ import type { AppCellsListing } from '../../src/topology/app-table.js'
 import type { DashboardSnapshot } from '../../src/dashboard/types.js'
 import { createApiClient } from '../../src/api/client.js'
 import { readToken } from '../../src/node/data-dir.js'
+import { shortPeerId } from '../../src/util/peer-id-text.js'
 import { waitFor } from '../support/wait.js'
 import { apiUrlOf, repoRoot, spawnStem, stem, stemJson, stopAll, tempDataDir, type StemProcess } from '../support/stem-process.js'
 
@@ -68,7 +69,7 @@ describe('publish progress, dashboard and metrics on real stem processes', funct
     assert.equal(lines.at(-2), 'published: counter')
     const m = /^ {2}counter\/counter#0 on (\S+) \(transformed\), clones on (\S+)$/.exec(lines.at(-1) ?? '')
     assert.ok(m !== null, r.stdout)
-    assert.deepEqual([m[1], m[2]].sort(), [...ids].sort(), 'instance and clone on the two nodes')
+    assert.deepEqual([m[1], m[2]].sort(), ids.map(shortPeerId).sort(), 'instance and clone on the two nodes (short ids: the full ones are in --json)')
 
     // the node's listing shows the clone holding its copy
     const client = createApiClient(await apiUrlOf(second.dataDir), await readToken(second.dataDir))
