@@ -36,7 +36,7 @@ import type { AppTable } from './app-table.js'
 import { placementRefusal } from './placement-authority.js'
 import type { AppAnnouncement } from './announcement.js'
 import type { CloneStore, LegacyState, StoredClone } from './clone-store.js'
-import { unwantedClones } from './fencing.js'
+import { leaseHolds, unwantedClones } from './fencing.js'
 import type { BundlePort, CellRuntimePort } from './ports.js'
 
 export interface CloneServiceComponents {
@@ -62,7 +62,17 @@ export interface CloneServiceInit {
   holdGraceMs?: number
   /** ms after start when clones restored from disk whose app was never announced are reported (kept; default 60 s) */
   restoreGraceMs?: number
+  /**
+   * the primary's lease (fencing.ts leaseHolds): an answer leaves only on a clone's
+   * confirmation asked for less than this long ago, and a promoted clone waits this long
+   * after its last confirmation to the old primary (default 1 s, below the failure
+   * detector's verdict)
+   */
+  leaseMs?: number
 }
+
+/** re-confirmations a reply tries when its clone's confirmation came back after the lease */
+const LEASE_ATTEMPTS = 3
 
 interface HeldClone {
   bundle: string
@@ -81,6 +91,8 @@ interface HeldClone {
   fromDisk: boolean
   /** the file it was restored from */
   file?: string
+  /** ms (local clock) when this clone last confirmed a state to the primary */
+  confirmedAt?: number
 }
 
 export type Durability = 'disk' | 'memory'
@@ -115,6 +127,8 @@ export class CloneService {
   private readonly replicated = new Map<string, number>()
   /** primary side: the version each clone peer acknowledged, by instance */
   private readonly ackedBy = new Map<string, Map<string, number>>()
+  /** primary side: when the newest request a clone confirmed was sent, by instance (the lease) */
+  private readonly confirmedAt = new Map<string, number>()
   private readonly inflight = new Map<string, Promise<void>>()
   /** `address peer` of the seeding pushes under way */
   private readonly seeding = new Set<string>()
@@ -142,6 +156,7 @@ export class CloneService {
       this.latest.delete(address)
       this.replicated.delete(address)
       this.ackedBy.delete(address)
+      this.confirmedAt.delete(address)
       this.primaryWrites.delete(address)
       // a clone of it held here (a handover that keeps this node as clone) now holds its state
       if (!this.held.has(address)) this.components.primaries?.remove(address).catch((err: Error) => { this.log.warn(`cannot remove the state file of ${address}: ${err.message}`) })
@@ -373,10 +388,17 @@ export class CloneService {
   }
 
   private async replicateInstance (address: string): Promise<void> {
-    for (;;) {
+    const leaseMs = this.init.leaseMs ?? 1000
+    for (let lapsed = 0; ;) {
       const latest = this.latest.get(address)
       const clones = this.clonesOf(address)
-      if (latest === undefined || clones.length === 0 || (this.replicated.get(address) ?? -1) >= latest.version) return
+      if (latest === undefined || clones.length === 0) return
+      if ((this.replicated.get(address) ?? -1) >= latest.version) {
+        if (leaseHolds(this.confirmedAt.get(address) ?? -Infinity, Date.now(), leaseMs)) return
+        // the confirmation came too late to answer on (this node stalled or was cut off
+        // since it asked): ask again; a clone promoted meanwhile refuses
+        if (++lapsed > LEASE_ATTEMPTS) throw new Error(`the lease of the primary of ${address} lapsed: no clone confirmed its state within ${leaseMs} ms`)
+      }
       const running = this.inflight.get(address)
       if (running !== undefined) { await running.catch(() => {}); continue }
       const push = this.push(address, clones, latest)
@@ -396,12 +418,14 @@ export class CloneService {
 
   private async push (address: string, clones: string[], latest: InstanceState): Promise<void> {
     const version = latest.version
+    const askedAt = Date.now()
     const failures: string[] = []
     const { promise, resolve, reject } = Promise.withResolvers<void>()
     let pending = clones.length
     for (const peer of clones) {
       this.request(peer, { state: this.stateRequest(address, latest) }).then(() => {
         this.acked(address, peer, version)
+        if (askedAt > (this.confirmedAt.get(address) ?? -Infinity)) this.confirmedAt.set(address, askedAt)
         resolve()
       }, (err: Error) => {
         this.unacked(address, peer, err)
@@ -518,7 +542,10 @@ export class CloneService {
         const write = this.persist(s.address, clone, this.durabilityOf(s.address) === 'disk')
         if (this.durabilityOf(s.address) === 'disk') await write
         else write.catch(() => {})
+        // promoted while the state was written: the old primary must not answer on it
+        if (this.held.get(s.address) !== clone) throw new Error(`no clone of ${s.address} here`)
       }
+      clone.confirmedAt = Date.now()
       return clone.version
     }
     if (request.promote != null) {
@@ -535,6 +562,9 @@ export class CloneService {
       if (clone === undefined) throw new Error(`no clone of ${address} here`)
       if (clone.bundle !== asked.bundle) throw new Error(`the clone of ${address} changed code while being promoted`)
       this.held.delete(address)
+      // the old primary may answer on this clone's last confirmation until its lease lapses
+      const wait = (clone.confirmedAt ?? -Infinity) + (this.init.leaseMs ?? 1000) - Date.now()
+      if (wait > 0) await new Promise(resolve => setTimeout(resolve, wait))
       try {
         await this.components.runtime.transform(address, bundle, { owner: clone.owner, limits: clone.limits, state: clone.state, version: clone.version < 0 ? undefined : clone.version, replies: clone.replies, replace: true })
       } catch (err) {

@@ -54,3 +54,16 @@ export function unwantedClones (a: AppAnnouncement, held: HeldCloneInfo[], self:
     return now - c.heldAt >= graceMs
   }).map(c => c.address)
 }
+
+/**
+ * The primary's lease: a reply may leave only while a clone's confirmation is fresh, i.e.
+ * the request the clone confirmed (holding the instance's newest state, not promoted and
+ * not serving a newer primary) was sent less than `leaseMs` ago. The lease is measured from
+ * the send, on the primary's own clock, so a primary stalled (SIGSTOP) or cut off after the
+ * clone answered finds it lapsed when it runs again, and re-confirms: a promoted clone
+ * refuses. The leader replaces a primary only after judging it down, which takes longer
+ * than `leaseMs` of silence: a deposed primary's replies stop before the new one answers.
+ */
+export function leaseHolds (confirmSentAt: number, now: number, leaseMs: number): boolean {
+  return now - confirmSentAt < leaseMs
+}

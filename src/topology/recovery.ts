@@ -6,6 +6,8 @@
 //
 //   - the newest copy that answered, by (epoch, version), is the one to start from: on the
 //     target node itself (a promotion), else fetched and handed to it;
+//   - a primary already running on the target is adopted, once nothing newer can be missing
+//     (a deposed primary cut off by a partition may still run its old epoch's state);
 //   - a holder that did not answer may hold a newer copy, unless what answered covers it:
 //     each epoch from the newest answered copy's on is covered when its primary answered
 //     or every one of its clones did (a reply left only once one clone held its state);
@@ -73,10 +75,12 @@ export function newestCopy (copies: Copy[]): Copy | undefined {
 
 export function planRecovery (input: RecoveryInput): RecoveryPlan {
   const newest = newestCopy(input.copies)
-  if (newest?.running === true && newest.node === input.target) return { kind: 'running' }
   const missing = [...new Set(input.holders.map(h => h.node))].filter(n => !input.answered.has(n)).sort()
   const covered = uncovered(input.holders, input.answered, newest?.epoch ?? -1).length === 0
+  // a primary still running on the target may be a deposed one (cut off while a later epoch
+  // ran elsewhere): it is adopted only once no newer epoch's copy can be on a missing holder
   if (!covered && input.waitedMs < input.waitBoundMs) return { kind: 'wait', missing }
+  if (newest?.running === true && newest.node === input.target) return { kind: 'running' }
   if (newest === undefined) return missing.length === 0 && !input.copies.some(c => c.damaged === true) ? { kind: 'blank' } : { kind: 'lost', missing }
   return newest.node === input.target ? { kind: 'promote', copy: newest, missing } : { kind: 'copy', copy: newest, missing }
 }

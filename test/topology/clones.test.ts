@@ -89,6 +89,16 @@ describe('warm clones: the clone protocol', function () {
     await cloneNode.runtime.revert(ADDRESS)
   })
 
+  it('fencing: a promoted clone waits out the lease of the primary it last confirmed a state to', async () => {
+    await primaryClones.hold(cloneNode.id, ADDRESS, bundleHash, owner, limits)
+    await primary.runtime.ask(ADDRESS, 'increment', [1])
+    // the clone just confirmed a state: the old primary may answer on it for its lease (1 s)
+    const confirmed = Date.now()
+    await primaryClones.promote(cloneNode.id, ADDRESS)
+    assert.ok(Date.now() - confirmed >= 900, `promoted ${Date.now() - confirmed} ms after its last confirmation`)
+    await cloneNode.runtime.revert(ADDRESS)
+  })
+
   it('a clone held for an app that is then removed is dropped, with its idle cell host', async () => {
     await primaryClones.hold(cloneNode.id, ADDRESS, bundleHash, owner, limits)
     assert.ok(cloneNode.runtime.hostPids().has('shop'))

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { unwantedClones, unwantedInstances } from '../../src/topology/fencing.js'
+import { leaseHolds, unwantedClones, unwantedInstances } from '../../src/topology/fencing.js'
 import type { AppAnnouncement } from '../../src/topology/announcement.js'
 
 function announcement (over: Partial<AppAnnouncement> = {}): AppAnnouncement {
@@ -74,5 +74,14 @@ describe('fencing: which held clones an announcement no longer wants', () => {
     // recovering (no node yet): kept; an instance scaled away: dropped
     const waiting = announcement({ instances: [{ address: 'shop/counter#0', node: '', epoch: 1n, state: 'recovering', clones: [], clonesReady: [] }] })
     assert.deepEqual(unwantedClones(waiting, [restored('shop/counter#0'), restored('shop/counter#5')], 'C', now, 10_000), ['shop/counter#5'])
+  })
+})
+
+describe('fencing: the primary\'s lease', () => {
+  it('holds for less than leaseMs after the confirmed request was sent, on the primary\'s clock', () => {
+    assert.equal(leaseHolds(1000, 1499, 500), true)
+    assert.equal(leaseHolds(1000, 1500, 500), false)
+    // a primary stalled after asking finds the confirmation too old when it runs again
+    assert.equal(leaseHolds(1000, 3000, 500), false)
   })
 })

@@ -30,6 +30,15 @@ describe('recovery: where an instance without a running primary starts from', ()
     assert.deepEqual(plan({ holders: [primary('A')], answered: new Set(['A']), copies: [copy('A', 3, 1, true)] }), { kind: 'running' })
   })
 
+  it('a deposed primary still running on the target is not adopted while a later epoch\'s holders are missing', () => {
+    // A ran epoch 1, was cut off while epoch 2 ran on B (clone C); the placement now puts it back on A
+    const holders = [primary('A', 1), clone('B', 1), primary('B', 2), clone('C', 2), primary('A', 3)]
+    const input = { holders, answered: new Set(['A']), copies: [copy('A', 19, 1, true)] }
+    assert.deepEqual(plan({ ...input, waitedMs: 500 }), { kind: 'wait', missing: ['B', 'C'] })
+    // B answers with epoch 2's newer state: it goes to A, whose old state is replaced
+    assert.deepEqual(plan({ ...input, answered: new Set(['A', 'B']), copies: [copy('A', 19, 1, true), copy('B', 25, 2)] }), { kind: 'copy', copy: copy('B', 25, 2), missing: ['C'] })
+  })
+
   it('never blank while the only holder is missing: waits (recovering), then says lost', () => {
     const holders = [primary('P')]
     assert.deepEqual(plan({ holders, answered: new Set(['A']), waitedMs: 500 }), { kind: 'wait', missing: ['P'] })

@@ -33,6 +33,15 @@ describe('sim: whole-mesh simulation', () => {
     assert.ok(lines.some(l => / recovery of \S+ \(epoch \d+\) on n\d: copy from /.test(l)), 'the leader starts a primary from a copy on another node')
   })
 
+  it('fences a deposed primary: its replies stop once a new primary may answer (stalls), and a deposed primary is not adopted with its old state (partitions)', () => {
+    // 5079, 8744: a primary resuming from a stall answered on a confirmation its clone gave
+    // before being promoted (lease); 6404: it renewed with a clone the new epoch had not
+    // reached (fence at the inventory); 466, 976: a partitioned primary of an old epoch was
+    // placed again and adopted as running, losing the later epoch's adds
+    const cases = [...[5079, 6404, 8744, 9863].map(seed => ({ seed, without: ['partition', 'crash', 'mesh-restart'] as const })), ...[466, 976].map(seed => ({ seed, without: ['crash', 'stall', 'mesh-restart'] as const }))]
+    for (const { seed, without } of cases) assert.deepEqual(runMeshSeed(seed, { without: [...without] }).violations, [], `seed ${seed} without ${without.join(',')}`)
+  })
+
   it('replays a seed exactly, with a readable trace', () => {
     const lines1: string[] = []
     const lines2: string[] = []

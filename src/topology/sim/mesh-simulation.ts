@@ -30,6 +30,7 @@ import { instanceAddress } from '../types.js'
 import type { NodeCapacity } from '../types.js'
 import { NO_FAULTS, SimNetwork, partitionAtRandom } from '../../raft/sim/network.js'
 import type { NetworkFaults } from '../../raft/sim/network.js'
+import { leaseHolds } from '../fencing.js'
 import { MeshChecker } from './mesh-checker.js'
 
 export interface MeshSeedResult {
@@ -57,6 +58,7 @@ const CONTROL_EVERY = 5 // ticks: a controller round every 250 ms
 const ADVERT_EVERY = 5
 const SUSPECT_MS = 1500 // a node not heard from for this long is out of the capacity view
 const ADD_TIMEOUT_MS = 1000
+const LEASE_MS = ELECTION_TICK * TICK_MS // a primary's lease (fencing.ts leaseHolds): one election timeout
 const CONVERGE_MS = 30_000
 const RECOVERY_WAIT_MS = 20_000 // primary-recovery.ts's default bound on waiting for a holder
 const APP = 'ledger'
@@ -70,8 +72,9 @@ type Body =
   | { kind: 'advert' }
   /** `from`: the newest copy found elsewhere, which the new primary starts from (recovery's `copy` plan) */
   | { kind: 'assign', address: string, epoch: number, primary: string, clones: string[], from?: { epoch: number, version: number, ledger: string[] } }
-  | { kind: 'replicate', address: string, epoch: number, version: number, ledger: string[] }
-  | { kind: 'replicated', address: string, epoch: number, version: number, ok: boolean }
+  /** `askedAt`: the primary's clock when it sent this (echoed: its lease counts from there) */
+  | { kind: 'replicate', address: string, epoch: number, version: number, ledger: string[], askedAt: number }
+  | { kind: 'replicated', address: string, epoch: number, version: number, ok: boolean, askedAt: number }
   | { kind: 'add', op: string, address: string, sentAt: number }
   | { kind: 'added', op: string, ok: boolean }
 
@@ -92,6 +95,10 @@ interface Copy {
   sent: number
   clones: string[]
   pending?: { op: string, sentAt: number, ledger: string[], version: number, deadline: number }
+  /** a clone: when it last confirmed a state to a primary (that primary's lease may run until then + LEASE_MS) */
+  confirmedAt?: number
+  /** a new primary answers from then on: the lease of the primary before it has lapsed */
+  answersFrom?: number
 }
 
 class MeshNode {
@@ -248,6 +255,9 @@ export function runMeshSeed (seed: number, opts: MeshSeedOptions = {}): MeshSeed
     for (const id of new Set([target, ...holders.map(h => h.node)])) {
       if (!sees(id)) continue
       answered.add(id)
+      // the inventory request fences: a holder that answered refuses older epochs' states
+      // from now on, so a deposed primary cannot renew its lease with an old clone
+      fence(nodes.get(id)!, address, epoch)
       const c = nodes.get(id)!.copies.get(address)
       if (c !== undefined && c.version >= 0) copies.push({ node: id, version: c.version, epoch: c.epoch, running: c.role === 'primary' })
     }
@@ -266,8 +276,11 @@ export function runMeshSeed (seed: number, opts: MeshSeedOptions = {}): MeshSeed
   }
 
   // ---- the stand-in cells ----
+  const fence = (n: MeshNode, address: string, epoch: number): void => {
+    if (epoch > (n.knownEpoch.get(address) ?? 0)) n.knownEpoch.set(address, epoch)
+  }
   const pushState = (n: MeshNode, address: string, c: Copy, ledger: string[], version: number): void => {
-    for (const to of c.clones) send(n.id, to, { kind: 'replicate', address, epoch: c.epoch, version, ledger })
+    for (const to of c.clones) send(n.id, to, { kind: 'replicate', address, epoch: c.epoch, version, ledger, askedAt: now() })
   }
   const onAssign = (n: MeshNode, b: Extract<Body, { kind: 'assign' }>): void => {
     if (b.epoch < (n.knownEpoch.get(b.address) ?? 0)) return
@@ -286,7 +299,11 @@ export function runMeshSeed (seed: number, opts: MeshSeedOptions = {}): MeshSeed
         trace?.(`t${now()} ${n.id} starts ${b.address} blank as primary in epoch ${b.epoch}`)
         n.copies.set(b.address, { role: 'primary', epoch: b.epoch, ledger: [], version: 0, sent: 0, clones: b.clones })
       } else {
-        if (c.role !== 'primary' || c.epoch !== b.epoch) trace?.(`t${now()} ${n.id} is primary of ${b.address} in epoch ${b.epoch} (ledger of ${c.ledger.length})`)
+        if (c.role !== 'primary' || c.epoch !== b.epoch) {
+          trace?.(`t${now()} ${n.id} is primary of ${b.address} in epoch ${b.epoch} (ledger of ${c.ledger.length})`)
+          // a clone's promise: the primary it last confirmed may answer until its lease lapses
+          c.answersFrom = (c.confirmedAt ?? -Infinity) + LEASE_MS
+        }
         Object.assign(c, { role: 'primary', epoch: b.epoch, clones: b.clones })
       }
       // brings clones (new ones, or ones that missed writes) to the primary's ledger; a
@@ -316,15 +333,29 @@ export function runMeshSeed (seed: number, opts: MeshSeedOptions = {}): MeshSeed
       if (c?.role === 'primary' && c.epoch >= b.epoch) ok = false
       else if (c === undefined || c.epoch < b.epoch || (c.epoch === b.epoch && b.version > c.version)) n.copies.set(b.address, { role: 'clone', epoch: b.epoch, ledger: b.ledger, version: b.version, sent: b.version, clones: [] })
       else ok = c.epoch === b.epoch && c.version === b.version
+      const held = n.copies.get(b.address)
+      if (ok && held !== undefined) held.confirmedAt = now()
     }
-    send(n.id, from, { kind: 'replicated', address: b.address, epoch: b.epoch, version: b.version, ok })
+    send(n.id, from, { kind: 'replicated', address: b.address, epoch: b.epoch, version: b.version, ok, askedAt: b.askedAt })
   }
   const onReplicated = (n: MeshNode, b: Extract<Body, { kind: 'replicated' }>): void => {
     const c = n.copies.get(b.address)
     const p = c?.pending
     if (c === undefined || p === undefined || c.role !== 'primary' || c.epoch !== b.epoch || p.version !== b.version) return
+    if (c.epoch < (n.knownEpoch.get(b.address) ?? 0)) {
+      c.pending = undefined
+      return
+    }
     if (!b.ok) {
       c.pending = undefined
+      return
+    }
+    if (!leaseHolds(b.askedAt, now(), LEASE_MS)) {
+      // the confirmation is too old to answer on (this primary was stalled or cut off since
+      // it asked): ask again; a clone promoted meanwhile refuses
+      trace?.(`t${now()} ${n.id} re-confirms ${b.address} v${p.version} in epoch ${c.epoch}: its lease lapsed`)
+      p.deadline = Math.max(p.deadline, now() + ADD_TIMEOUT_MS)
+      pushState(n, b.address, c, p.ledger, p.version)
       return
     }
     c.ledger = p.ledger
@@ -335,7 +366,9 @@ export function runMeshSeed (seed: number, opts: MeshSeedOptions = {}): MeshSeed
   }
   const onAdd = (n: MeshNode, from: string, b: Extract<Body, { kind: 'add' }>): void => {
     const c = n.copies.get(b.address)
-    if (c === undefined || c.role !== 'primary' || (c.pending !== undefined && c.pending.deadline > now())) {
+    // a primary that learned of a newer epoch is deposed; a new one waits out the old one's lease
+    const superseded = c !== undefined && c.epoch < (n.knownEpoch.get(b.address) ?? 0)
+    if (c === undefined || c.role !== 'primary' || superseded || now() < (c.answersFrom ?? -Infinity) || (c.pending !== undefined && c.pending.deadline > now())) {
       send(n.id, from, { kind: 'added', op: b.op, ok: false })
       return
     }
