@@ -27,6 +27,7 @@ import type { CellRuntime, CellInfo } from '../cells/runtime.js'
 import type { CellRouter } from '../cells/router.js'
 import type { CellLimits } from '../cells/limits.js'
 import { parseAddress } from '../cells/address.js'
+import { shardAddress } from '../cells/keys.js'
 import { CellChannel } from './channel.js'
 import { encodeEnvelope } from './envelope-codec.js'
 import { DedupeWindow } from './dedupe.js'
@@ -244,9 +245,10 @@ export class CellMessaging extends TypedEventEmitter<CellMessagingEvents> {
     this.tellJson(address, method, JSON.stringify(args), options)
   }
 
-  askJson (address: string, method: string, argsJson: string, options: MessageOptions = {}): Promise<string> {
+  askJson (to: string, method: string, argsJson: string, options: MessageOptions = {}): Promise<string> {
     try {
       this.assertRunning()
+      const address = this.withShard(to)
       const id = messageIdBytes(options.messageId)
       const deadline = options.deadline ?? Date.now() + this.opts.askTimeout
       const target = this.resolve(address)
@@ -270,8 +272,9 @@ export class CellMessaging extends TypedEventEmitter<CellMessagingEvents> {
     return answer
   }
 
-  tellJson (address: string, method: string, argsJson: string, options: Pick<MessageOptions, 'from'> = {}): void {
+  tellJson (to: string, method: string, argsJson: string, options: Pick<MessageOptions, 'from'> = {}): void {
     this.assertRunning()
+    const address = this.withShard(to)
     const target = this.resolve(address)
     if (target === 'local') {
       this.components.runtime.tellJson(address, method, argsJson, options.from)
@@ -319,6 +322,15 @@ export class CellMessaging extends TypedEventEmitter<CellMessagingEvents> {
   }
 
   // ---- sending
+
+  /** A keyed address `app/cell/<key>` as it travels: with its shard, `app/cell#s/<key>` (keys.ts). */
+  private withShard (address: string): string {
+    const { app, cell, replica, key } = parseAddress(address)
+    if (key === undefined || replica !== undefined) return address
+    const shards = this.components.directory.shards?.(app, cell)
+    if (shards === undefined) throw new MessagingError('unknown-address', `unknown cell address ${address}: the directory names no node for ${app}/${cell}`)
+    return shardAddress(address, shards)
+  }
 
   /** 'local' for this node's cells, else the peer id that holds the cell. */
   private resolve (address: string): string {

@@ -16,6 +16,9 @@
 //     memory [32MiB]    isolate memory limit, 8MiB..2GiB
 //     timeout [1s]      CPU time per message, 1ms..60s
 //     mailbox [1000]    queued messages per instance, 1..1000000
+//     keyed [false]     true: one instance per key, addressed app/cell/<key>, activated on demand;
+//                       `replicas` is then its fixed number of shards, 1..1024 [16] (cells/keys.ts)
+//     idle [5m]         keyed cells: passivate a key after this long without messages, 1s..30d
 //     links [absent]    optional list of allowed `stem.ask`/`stem.tell` targets: `cell` (same
 //                       app) or `app/cell`. Absent means any target; present (even empty) means
 //                       only those (a cell may always address itself).
@@ -28,6 +31,7 @@ import { isAbsolute, basename, dirname, resolve } from 'node:path'
 import { readFile, stat } from 'node:fs/promises'
 import { LineCounter, isScalar, parseDocument, visit } from 'yaml'
 import { formatDuration, formatSize, parseDuration, parseSize } from '../util/units.js'
+import { DEFAULT_IDLE_MS, DEFAULT_SHARDS, MAX_SHARDS } from '../cells/keys.js'
 
 export const httpMethods = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'] as const
 export type HttpMethod = typeof httpMethods[number]
@@ -45,6 +49,10 @@ export interface CellSpec {
   /** CPU time per message, ms */
   timeout: number
   mailbox: number
+  /** one instance per key (SPEC §4): `replicas` is the number of shards */
+  keyed?: boolean
+  /** keyed cells: ms without messages after which a key is passivated */
+  idle?: number
   /** allowed ask/tell targets (`cell` or `app/cell`); undefined = any */
   links?: string[]
   /** sha256 (hex) of the built bundle; set by the publisher, absent in a parsed manifest */
@@ -113,7 +121,7 @@ const handlerPattern = /^[A-Za-z_$][A-Za-z0-9_$]*$/
 const literalSegment = /^[A-Za-z0-9._~-]+$/
 const paramSegment = /^:[A-Za-z_][A-Za-z0-9_]*$/
 const routePattern = /^(\S+)\s+(\S+)\s+->\s+(\S+)$/
-const cellFields = new Set(['code', 'replicas', 'clones', 'durability', 'memory', 'timeout', 'mailbox', 'links'])
+const cellFields = new Set(['code', 'replicas', 'clones', 'durability', 'memory', 'timeout', 'mailbox', 'links', 'keyed', 'idle'])
 const topFields = new Set(['app', 'cells', 'routes'])
 
 function isPlainObject (v: unknown): v is Record<string, unknown> {
@@ -206,7 +214,21 @@ function checkCell (c: Checker, name: string, v: unknown, app: string, cellNames
   }
   const links = checkLinks(c, `${prefix}.links`, v.links, app, cellNames)
   if (links !== undefined) spec.links = links
+  checkKeyed(c, prefix, v, spec)
   return spec
+}
+
+/** `keyed` and `idle`: a keyed cell's replicas are its shards (at least one, default DEFAULT_SHARDS) */
+function checkKeyed (c: Checker, prefix: string, v: Record<string, unknown>, spec: CellSpec): void {
+  if (v.keyed === undefined || v.keyed === false) {
+    if (v.idle !== undefined) c.add(`${prefix}.idle`, 'only keyed cells are passivated (add keyed: true)')
+    return
+  }
+  if (v.keyed !== true) { c.add(`${prefix}.keyed`, `${show(v.keyed)} is not true or false`); return }
+  spec.keyed = true
+  spec.idle = c.unit(`${prefix}.idle`, v.idle, parseDuration, formatDuration, 1000, 30 * 86_400_000, DEFAULT_IDLE_MS)
+  if (v.replicas === undefined) spec.replicas = DEFAULT_SHARDS
+  else if (spec.replicas < 1 || spec.replicas > MAX_SHARDS) c.add(`${prefix}.replicas`, `a keyed cell has 1–${MAX_SHARDS} shards (its replicas), got ${spec.replicas}`)
 }
 
 function checkDurability (c: Checker, field: string, v: unknown): Durability {
