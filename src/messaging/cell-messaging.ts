@@ -325,10 +325,15 @@ export class CellMessaging extends TypedEventEmitter<CellMessagingEvents> {
 
   /** A keyed address `app/cell/<key>` as it travels: with its shard, `app/cell#s/<key>` (keys.ts). */
   private withShard (address: string): string {
+    if (address.indexOf('/') === address.lastIndexOf('/')) return address
     const { app, cell, replica, key } = parseAddress(address)
-    if (key === undefined || replica !== undefined) return address
+    if (key === undefined) return address
     const shards = this.components.directory.shards?.(app, cell)
-    if (shards === undefined) throw new MessagingError('unknown-address', `unknown cell address ${address}: the directory names no node for ${app}/${cell}`)
+    if (shards === undefined) {
+      if (replica !== undefined) return address
+      throw new MessagingError('unknown-address', `unknown cell address ${address}: the directory names no node for ${app}/${cell}`)
+    }
+    // one shard serves a key: an address naming another one is refused (single activation)
     return shardAddress(address, shards)
   }
 
@@ -607,6 +612,7 @@ export class CellMessaging extends TypedEventEmitter<CellMessagingEvents> {
     const done = (): void => { state.inflight--; if (this.inbound.has(channel)) this.pump(channel, state) }
     if (work.kind === 'tell') {
       const tell = work.tell
+      try { this.withShard(tell.to) } catch { this.counters.tellsDropped++; return true }
       if (!this.holdsCell(tell.to)) { this.forwardTell(tell); return true }
       if (this.mailboxFull(tell.to)) return false
       // a real tell (no reply, no promise): the runtime counts it against the cell's
@@ -624,6 +630,14 @@ export class CellMessaging extends TypedEventEmitter<CellMessagingEvents> {
       this.counters.messagesOut++
       this.counters.messages.out.reply++
       channel.send(encodeEnvelope({ reply: { id, ...r } }))
+    }
+    if (work.kind === 'ask') {
+      try {
+        this.withShard(address)
+      } catch (err) {
+        reply({ status: ReplyStatus.ERROR, text: (err as Error).message, hint: '', epoch: 0n })
+        return true
+      }
     }
     if (work.kind === 'ask' && !this.holdsCell(address)) {
       const hint = this.components.directory.resolve(address)

@@ -23,7 +23,8 @@
 //                       app) or `app/cell`. Absent means any target; present (even empty) means
 //                       only those (a cell may always address itself).
 //   routes              list of `METHOD PATH -> cell.method`; METHOD in GET/POST/PUT/PATCH/DELETE;
-//                       PATH starts with '/', segments are literal or `:param`. Matching does
+//                       PATH starts with '/', segments are literal or `:param`. A keyed cell is
+//                       routed as `cell[:param].method`: the key is that path parameter. Matching does
 //                       not depend on order (literal segments win over params), so two routes of
 //                       the same method and shape are an error.
 // Unknown fields anywhere are errors: a typo must not pass silently.
@@ -65,6 +66,13 @@ export interface Route {
   path: string
   cell: string
   handler: string
+  /** a keyed cell's route (`cell[:param].method`): the path parameter that holds the key */
+  key?: string
+}
+
+/** A route's target as the manifest writes it: `cell.method` or `cell[:param].method`. */
+export function routeTarget (r: Pick<Route, 'cell' | 'handler' | 'key'>): string {
+  return `${r.cell}${r.key !== undefined ? `[:${r.key}]` : ''}.${r.handler}`
 }
 
 export interface AppManifest {
@@ -121,6 +129,7 @@ const handlerPattern = /^[A-Za-z_$][A-Za-z0-9_$]*$/
 const literalSegment = /^[A-Za-z0-9._~-]+$/
 const paramSegment = /^:[A-Za-z_][A-Za-z0-9_]*$/
 const routePattern = /^(\S+)\s+(\S+)\s+->\s+(\S+)$/
+const keyedTargetPattern = /^([^[\]]+)\[:([A-Za-z_][A-Za-z0-9_]*)\]$/
 const cellFields = new Set(['code', 'replicas', 'clones', 'durability', 'memory', 'timeout', 'mailbox', 'links', 'keyed', 'idle'])
 const topFields = new Set(['app', 'cells', 'routes'])
 
@@ -248,11 +257,14 @@ function checkRoute (c: Checker, field: string, v: unknown, cellNames: Set<strin
   const pathProblem = routePathProblem(path)
   if (pathProblem !== undefined) { c.add(field, pathProblem); return undefined }
   const dot = target.indexOf('.')
-  const cell = target.slice(0, dot)
+  const keyed = keyedTargetPattern.exec(target.slice(0, Math.max(0, dot)))
+  const cell = keyed?.[1] ?? target.slice(0, dot)
   const handler = target.slice(dot + 1)
-  if (dot < 0 || !handlerPattern.test(handler) || handler === 'constructor') { c.add(field, `target ${show(target)} is not \`cell.method\``); return undefined }
+  if (dot < 0 || !handlerPattern.test(handler) || handler === 'constructor') { c.add(field, `target ${show(target)} is not \`cell.method\` or \`cell[:param].method\``); return undefined }
   if (!cellNames.has(cell)) { c.add(field, `target cell ${show(cell)} is not defined in cells`); return undefined }
-  return { method: method as HttpMethod, path, cell, handler }
+  if (keyed == null) return { method: method as HttpMethod, path, cell, handler }
+  if (!path.split('/').includes(`:${keyed[2]}`)) { c.add(field, `the key of ${show(target)} is path parameter :${keyed[2]}, which ${show(path)} does not have`); return undefined }
+  return { method: method as HttpMethod, path, cell, handler, key: keyed[2] }
 }
 
 function routePathProblem (path: string): string | undefined {
@@ -317,6 +329,11 @@ export function validateManifest (value: unknown, file: string): AppManifest {
       value.routes.forEach((line, i) => {
         const route = checkRoute(c, `routes[${i}]`, line, cellNames)
         if (route === undefined) return
+        const keyedCell = cells[route.cell]?.keyed === true
+        if (keyedCell !== (route.key !== undefined)) {
+          c.add(`routes[${i}]`, keyedCell ? `cell ${route.cell} is keyed: name the path parameter that holds the key, ${route.cell}[:id].${route.handler}` : `cell ${route.cell} is not keyed: route it as ${route.cell}.${route.handler}`)
+          return
+        }
         const shape = routeShape(route)
         const first = shapes.get(shape)
         if (first !== undefined) { c.add(`routes[${i}]`, `${route.method} ${route.path} matches the same requests as routes[${first}]`); return }
