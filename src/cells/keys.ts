@@ -8,6 +8,11 @@ import { encodeKey, parseAddress } from './address.js'
 export const DEFAULT_SHARDS = 16
 /** the most shards a keyed cell may have */
 export const MAX_SHARDS = 1024
+/**
+ * The method a keyed shard answers itself (the runtime, not its code) with its keys,
+ * `{ stored, active: [key…] }`, for `stem cells APP`; only to asks no cell sent.
+ */
+export const KEYS_METHOD = 'stem:keys'
 /** ms without a message after which a key's activation is passivated (manifest `idle`) */
 export const DEFAULT_IDLE_MS = 5 * 60_000
 

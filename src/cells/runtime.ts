@@ -8,7 +8,7 @@ import { CellStateStore } from './state-store.js'
 import { verifyBundle } from './bundle.js'
 import type { CellBundle } from './bundle.js'
 import { parseAddress } from './address.js'
-import { keyedIdleOf, shardOfKey } from './keys.js'
+import { keyedIdleOf, shardOfKey, KEYS_METHOD } from './keys.js'
 import { checkLimits, DEFAULT_BOUNDS } from './limits.js'
 import type { CellLimits, RuntimeBounds } from './limits.js'
 import { toJsonText } from './json.js'
@@ -448,6 +448,7 @@ export class CellRuntime extends TypedEventEmitter<CellRuntimeEvents> {
 
   /** ask with the arguments (an array) and the result as JSON text: what routers use. */
   askJson (address: string, method: string, argsJson: string, options: AskOptions = {}): Promise<string> {
+    if (method === KEYS_METHOD && options.from === undefined) return this.keysOfShard(address)
     const key = options.messageKey
     if (key !== undefined) {
       const record = this.cellsByAddress.get(address)
@@ -488,6 +489,17 @@ export class CellRuntime extends TypedEventEmitter<CellRuntimeEvents> {
     }
     this.hostFor(record.app).process.send({ t: 'call', id, address: record.address, method, args: argsJson, tell: false, from: options.from, key: target.key })
     return promise
+  }
+
+  /** KEYS_METHOD: a keyed shard's keys, answered here without entering its isolate. */
+  private keysOfShard (address: string): Promise<string> {
+    try {
+      const record = this.transformed(address)
+      if (record.keyedIdle === 0) throw new Error(`cell ${address} is not keyed: it has no keys`)
+      return Promise.resolve(JSON.stringify(keysOf(record)))
+    } catch (err) {
+      return Promise.reject(err)
+    }
   }
 
   /** The answer of an ask with `key` that ran (its recorded result) or runs (its promise), if any. */

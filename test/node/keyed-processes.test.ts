@@ -110,5 +110,10 @@ describe('keyed cells with real stem processes', function () {
       }
     }
     assert.ok(moved > 0)
+
+    // stem cells APP: each shard's keys, counted by its primary
+    const listed = (await stemJson<Array<{ cells: Array<{ address: string, keys?: { stored: number, active: number } }> }>>(['cells', 'shop', '--json', '--data', survivors[0].dataDir]))[0].cells
+    assert.equal(listed.reduce((n, c) => n + (c.keys?.stored ?? 0), 0), KEYS.length, JSON.stringify(listed))
+    assert.equal(listed.reduce((n, c) => n + (c.keys?.active ?? 0), 0), KEYS.length, JSON.stringify(listed))
   })
 })

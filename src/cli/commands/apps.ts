@@ -4,6 +4,8 @@ import type { AppCellsListing, AppListing, CellListing } from '../../topology/ap
 import { apiClient, printJson, example, type ClientOptions } from '../context.js'
 import { table } from '../table.js'
 import { specListing } from '../placement.js'
+import { KEYS_METHOD } from '../../cells/keys.js'
+import type { CallResponse } from '../../messaging/call-client.js'
 
 export function registerApps (program: Command): void {
   program.command('apps')
@@ -28,11 +30,17 @@ export function registerApps (program: Command): void {
     .option('--json', 'machine-readable output')
     .action(async (app: string | undefined, flags: ClientOptions) => {
       const query = app === undefined ? '' : `?app=${encodeURIComponent(app)}`
-      const apps = await (await apiClient(flags)).get<AppCellsListing[]>(`/v1/cells${query}`)
-      if (flags.json === true) { printJson(apps.map(a => ({ app: a.app, cells: a.cells.map(specListing), ...(a.rollbacks.length > 0 ? { rollbacks: a.rollbacks } : {}) }))); return }
-      const rows = apps.flatMap(a => a.cells.map(c => [c.address, c.node, stateText(c), c.clones.join(',') || '-']))
+      const client = await apiClient(flags)
+      const apps = await client.get<AppCellsListing[]>(`/v1/cells${query}`)
+      // for one app, each keyed shard's keys (asked of its primary)
+      const keys = app === undefined ? new Map<string, ShardKeys>() : await shardKeys(apps, client.post)
+      if (flags.json === true) {
+        printJson(apps.map(a => ({ app: a.app, cells: a.cells.map(c => ({ ...specListing(c), ...keyCounts(keys.get(c.address)) })), ...(a.rollbacks.length > 0 ? { rollbacks: a.rollbacks } : {}) })))
+        return
+      }
+      const rows = apps.flatMap(a => a.cells.map(c => [c.address, c.node, stateText(c), c.clones.join(',') || '-', ...(keys.size > 0 ? [keysText(keys.get(c.address))] : [])]))
       if (rows.length === 0) { process.stdout.write('no cells\n'); return }
-      process.stdout.write(table([['ADDRESS', 'NODE', 'STATE', 'CLONES'], ...rows]))
+      process.stdout.write(table([['ADDRESS', 'NODE', 'STATE', 'CLONES', ...(keys.size > 0 ? ['ACTIVE KEYS'] : [])], ...rows]))
       for (const a of apps) for (const r of a.rollbacks ?? []) process.stdout.write(`${a.app}/${r.cell}: last rollout rolled back: ${r.error}\n`)
     })
 }
@@ -41,4 +49,29 @@ export function registerApps (program: Command): void {
 function stateText (c: CellListing): string {
   if (c.state === 'failed' && c.reason !== undefined) return `failed since ${new Date(c.since ?? 0).toISOString()}: ${c.reason}`
   return c.state === 'transformed' && c.revision !== undefined && !c.current ? 'transformed (older revision)' : c.state
+}
+
+/** a keyed shard's keys: how many it stores, and the active ones (a message within its idle time) */
+interface ShardKeys { stored: number, active: string[] }
+
+/** The keys of every keyed shard of the listing that answers (other cells refuse KEYS_METHOD: left out). */
+async function shardKeys (apps: AppCellsListing[], post: <T>(path: string, body: unknown) => Promise<T>): Promise<Map<string, ShardKeys>> {
+  const out = new Map<string, ShardKeys>()
+  const serving = apps.flatMap(a => a.cells).filter(c => c.state === 'transformed')
+  await Promise.all(serving.map(async c => {
+    const answer = await post<CallResponse>('/v1/call', { address: c.address, method: KEYS_METHOD, args: [] }).catch(() => undefined)
+    if (answer !== undefined && 'result' in answer) out.set(c.address, answer.result as ShardKeys)
+  }))
+  return out
+}
+
+function keyCounts (k: ShardKeys | undefined): { keys?: { stored: number, active: number } } {
+  return k === undefined ? {} : { keys: { stored: k.stored, active: k.active.length } }
+}
+
+/** up to 5 active keys, then how many more */
+function keysText (k: ShardKeys | undefined): string {
+  if (k === undefined) return '-'
+  const shown = k.active.slice(0, 5).map(key => JSON.stringify(key)).join(',')
+  return `${k.active.length}${k.active.length > 0 ? ` ${shown}${k.active.length > 5 ? ',…' : ''}` : ''} (of ${k.stored})`
 }
