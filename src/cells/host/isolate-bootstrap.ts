@@ -180,7 +180,8 @@ let out = '', finished = ''
 let broken = ''
 const pending = new SafeMap()
 // keyed cells: idle ms (0: not keyed), the key of the running message, saved fields by key, activations by key
-let keyedIdle = 0, currentKey = null, keyTexts = { __proto__: null }, lastSweep = 0
+// shardText: the shard's last state text, null once a key's fields or the reminders changed
+let keyedIdle = 0, currentKey = null, keyTexts = { __proto__: null }, lastSweep = 0, shardText = null
 const actives = new SafeMap()
 
 function trailer (result) {
@@ -281,18 +282,25 @@ function rollback () {
 
 // keyed: the shard's state text from the saved fields, the running key's taken from its instance first
 function shardSnapshot () {
-  if (currentKey !== null && instance !== undefined) keyTexts[currentKey] = fieldsText()
+  if (currentKey !== null && instance !== undefined) {
+    const fields = fieldsText()
+    if (keyTexts[currentKey] !== fields) { keyTexts[currentKey] = fields; shardText = null }
+  }
+  // a message that changed nothing costs no rebuild of the shard's text (O(keys))
+  if (shardText !== null && remindersJson !== null) return shardText
   const ks = keys(keyTexts)
   let body = ''
   for (let i = 0; i < ks.length; i++) body += (i === 0 ? '' : ',') + stringify(ks[i]) + ':' + keyTexts[ks[i]]
   const text = withReminders('{"keys":{' + body + '}}')
   if (text.length > maxBytes) throw new SafeError('state of shard ' + self + ' is too large with its ' + ks.length + ' keys: ' + text.length + ' characters of JSON, limit ' + maxBytes + ' (give the cell more shards)')
+  shardText = text
   return text
 }
 
 // keyed: the saved fields of every key and the reminders from a shard's state text (null: blank)
 function loadShard (stateJson) {
   keyTexts = { __proto__: null }
+  shardText = null
   const state = stateJson === null ? { __proto__: null } : parse(stateJson)
   const saved = hasOwn(state, 'keys') ? state.keys : undefined
   if (saved !== null && typeof saved === 'object' && !isArray(saved)) {
