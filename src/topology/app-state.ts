@@ -173,6 +173,8 @@ export function applyCommand (state: AppState | undefined, cmd: AppCommand): App
       const spec = state.manifest.cells[cmd.cell]
       if (spec === undefined) return refuse(state, `app ${state.app} has no cell ${cmd.cell}`)
       if (!Number.isSafeInteger(cmd.replicas) || cmd.replicas < 1 || cmd.replicas > 1000) return refuse(state, `replicas must be a whole number from 1 to 1000, got ${cmd.replicas}`)
+      // a keyed cell's keys hash to its shards: another count would move keys away from their state
+      if (spec.keyed === true && cmd.replicas !== spec.replicas) return refuse(state, `cell ${cmd.cell} is keyed: its ${spec.replicas} shards are fixed (its keys hash to them)`)
       const changed = spec.replicas !== cmd.replicas
       const manifest = { ...state.manifest, cells: { ...state.manifest.cells, [cmd.cell]: { ...spec, replicas: cmd.replicas } } }
       const next: AppState = { ...state, manifest, lastRequestAt: cmd.at }
