@@ -154,6 +154,8 @@ export function applyCommand (state: AppState | undefined, cmd: AppCommand): App
       if (cmd.manifest.app !== state.app) return refuse(state, `manifest is for app ${cmd.manifest.app}, not ${state.app}`)
       const problem = ownerProblem(state, cmd)
       if (problem !== undefined) return refuse(state, problem)
+      const reshard = reshardProblem(state, cmd.manifest)
+      if (reshard !== undefined) return refuse(state, reshard)
       if (hash === state.publishedHash && state.reverted.length === 0 && !state.dissolving) {
         return done({ ...state, lastRequestAt: cmd.at }, false)
       }
@@ -260,6 +262,16 @@ function withHolders (holders: Holder[], epoch: number, primary: string | null, 
 /** Log entry bytes of a command. */
 export function encodeCommand (cmd: AppCommand): Uint8Array {
   return new TextEncoder().encode(JSON.stringify(cmd))
+}
+
+/** A publish may not change the shards of a keyed cell that holds state (its keys hash to them), nor make it unkeyed. */
+function reshardProblem (state: AppState, manifest: AppManifest): string | undefined {
+  for (const [name, spec] of Object.entries(manifest.cells)) {
+    const before = state.manifest.cells[name]
+    if (before?.keyed !== true || state.reverted.includes(name)) continue
+    if (spec.keyed !== true || spec.replicas !== before.replicas) return `cell ${name} is keyed with ${before.replicas} shards: a publish cannot change its shards or make it unkeyed (revert the cell first)`
+  }
+  return undefined
 }
 
 const KINDS = new Set(['publish', 'scale', 'revert', 'place', 'dissolve', 'rollback'])
