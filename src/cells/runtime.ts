@@ -286,7 +286,8 @@ export class CellRuntime extends TypedEventEmitter<CellRuntimeEvents> {
 
   /** An instance's info (a keyed address `app/cell#s/<key>`: its shard's). */
   cell (address: string): CellInfo | undefined {
-    const record = this.cellsByAddress.get(address) ?? this.cellsByAddress.get(address.slice(0, address.indexOf('/', address.indexOf('/') + 1)))
+    const keyAt = address.indexOf('/', address.indexOf('/') + 1)
+    const record = this.cellsByAddress.get(address) ?? (keyAt > 0 ? this.cellsByAddress.get(address.slice(0, keyAt)) : undefined)
     return record !== undefined ? info(record) : undefined
   }
 
