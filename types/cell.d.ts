@@ -31,8 +31,10 @@ export interface StemResponse<Body = unknown> {
 }
 
 export interface Stem {
-  /** this cell's address, `app/cell#i` */
+  /** this cell's address, `app/cell#i` (a keyed cell: its shard's) */
   readonly self: string
+  /** a keyed cell's key (manifest `keyed: true`: one instance per key, `app/cell/<key>`); null for other cells */
+  readonly key: string | null
   /**
    * Ask a cell (`app/cell` for any replica, `app/cell#i` for one) and get the result of its
    * method. Rejects with an AskError (the asked cell's error message; `code` its status)

@@ -11,6 +11,7 @@ import { signBundle } from './bundle.js'
 import type { CellBundle } from './bundle.js'
 import type { CellLimits } from './limits.js'
 import type { PrivateKey } from '../wire/keys.js'
+import { withKeyedExport } from './keys.js'
 
 export interface BuildBundleOptions {
   entry: string
@@ -18,6 +19,8 @@ export interface BuildBundleOptions {
   cell: string
   limits: CellLimits
   owner: PrivateKey
+  /** a keyed cell (SPEC §4): its idle time, ms; the bundle then exports KEYED_EXPORT (keys.ts) */
+  keyed?: { idle: number }
 }
 
 const builtins = new Set(builtinModules)
@@ -88,6 +91,7 @@ export async function bundleCode (entry: string): Promise<string> {
 }
 
 export async function buildBundle (options: BuildBundleOptions): Promise<CellBundle> {
-  const code = await bundleCode(options.entry)
+  const bundled = await bundleCode(options.entry)
+  const code = options.keyed === undefined ? bundled : withKeyedExport(bundled, options.keyed.idle)
   return signBundle({ app: options.app, cell: options.cell, entry: basename(options.entry), code, limits: options.limits }, options.owner)
 }

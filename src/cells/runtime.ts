@@ -8,6 +8,7 @@ import { CellStateStore } from './state-store.js'
 import { verifyBundle } from './bundle.js'
 import type { CellBundle } from './bundle.js'
 import { parseAddress } from './address.js'
+import { keyedIdleOf, shardOfKey, KEYS_METHOD } from './keys.js'
 import { checkLimits, DEFAULT_BOUNDS } from './limits.js'
 import type { CellLimits, RuntimeBounds } from './limits.js'
 import { toJsonText } from './json.js'
@@ -111,6 +112,8 @@ export interface CellInfo {
   messages: number
   /** why and when (ms since the epoch) the cell failed, while it is `failed` */
   failure?: CellFailure
+  /** a keyed cell's shard: its keys with saved state, and the keys that got a message within its idle time */
+  keys?: { stored: number, active: string[] }
 }
 
 export interface CellFailure {
@@ -151,6 +154,16 @@ interface CellRecord {
   replies: ReplyWindow
   /** asks with a messageKey under way */
   keyed: Map<string, Promise<string>>
+  /** a keyed cell's idle ms (from its bundle: keys.ts), 0 for a cell that is not keyed */
+  keyedIdle: number
+  /** keyed: when each key last got a message here (those within keyedIdle are its active keys) */
+  keyUse: Map<string, number>
+}
+
+/** a message's target: the instance, and the key of a keyed cell */
+interface Target {
+  record: CellRecord
+  key?: string
 }
 
 interface PendingCall {
@@ -271,8 +284,10 @@ export class CellRuntime extends TypedEventEmitter<CellRuntimeEvents> {
     return total
   }
 
+  /** An instance's info (a keyed address `app/cell#s/<key>`: its shard's). */
   cell (address: string): CellInfo | undefined {
-    const record = this.cellsByAddress.get(address)
+    const keyAt = address.indexOf('/', address.indexOf('/') + 1)
+    const record = this.cellsByAddress.get(address) ?? (keyAt > 0 ? this.cellsByAddress.get(address.slice(0, keyAt)) : undefined)
     return record !== undefined ? info(record) : undefined
   }
 
@@ -358,6 +373,7 @@ export class CellRuntime extends TypedEventEmitter<CellRuntimeEvents> {
     record.status = 'transformed'
     record.failure = undefined
     record.bundle = bundle
+    record.keyedIdle = keyedIdleOf(bundle.code)
     record.limits = limits
     if (replies !== undefined) record.replies = replies
     this.noteState(record, answer.text, answer.version)
@@ -433,6 +449,7 @@ export class CellRuntime extends TypedEventEmitter<CellRuntimeEvents> {
 
   /** ask with the arguments (an array) and the result as JSON text: what routers use. */
   askJson (address: string, method: string, argsJson: string, options: AskOptions = {}): Promise<string> {
+    if (method === KEYS_METHOD && options.from === undefined) return this.keysOfShard(address)
     const key = options.messageKey
     if (key !== undefined) {
       const record = this.cellsByAddress.get(address)
@@ -440,8 +457,10 @@ export class CellRuntime extends TypedEventEmitter<CellRuntimeEvents> {
       if (answered !== undefined) return answered
     }
     let record: CellRecord
+    let target: Target
     try {
-      record = this.deliverable(address, method, argsJson)
+      target = this.deliverable(address, method, argsJson)
+      record = target.record
     } catch (err) {
       return Promise.reject(err)
     }
@@ -469,8 +488,19 @@ export class CellRuntime extends TypedEventEmitter<CellRuntimeEvents> {
       keyed.set(key, promise)
       promise.then(() => { keyed.delete(key) }, () => { keyed.delete(key) })
     }
-    this.hostFor(record.app).process.send({ t: 'call', id, address: record.address, method, args: argsJson, tell: false, from: options.from })
+    this.hostFor(record.app).process.send({ t: 'call', id, address: record.address, method, args: argsJson, tell: false, from: options.from, key: target.key })
     return promise
+  }
+
+  /** KEYS_METHOD: a keyed shard's keys, answered here without entering its isolate. */
+  private keysOfShard (address: string): Promise<string> {
+    try {
+      const record = this.transformed(address)
+      if (record.keyedIdle === 0) throw new Error(`cell ${address} is not keyed: it has no keys`)
+      return Promise.resolve(JSON.stringify(keysOf(record)))
+    } catch (err) {
+      return Promise.reject(err)
+    }
   }
 
   /** The answer of an ask with `key` that ran (its recorded result) or runs (its promise), if any. */
@@ -486,20 +516,37 @@ export class CellRuntime extends TypedEventEmitter<CellRuntimeEvents> {
 
   /** `from`: the sending cell's address, if a cell sent it */
   tellJson (address: string, method: string, argsJson: string, from?: string): void {
-    const record = this.deliverable(address, method, argsJson)
+    const { record, key } = this.deliverable(address, method, argsJson)
     // counted until the host reports it finished: tells fill the mailbox bound like asks
     record.tellsInflight++
     record.messages++
-    this.hostFor(record.app).process.send({ t: 'call', id: 0, address: record.address, method, args: argsJson, tell: true, from })
+    this.hostFor(record.app).process.send({ t: 'call', id: 0, address: record.address, method, args: argsJson, tell: true, from, key })
   }
 
-  private deliverable (address: string, method: string, argsJson: string): CellRecord {
+  private deliverable (address: string, method: string, argsJson: string): Target {
     this.assertRunning()
     if (typeof method !== 'string' || method.length === 0 || method.length > 200) throw new Error(`invalid method name for ${address}`)
     if (argsJson.length > this.bounds.maxMessageBytes) throw new Error(`arguments are too large: ${argsJson.length} characters of JSON, limit ${this.bounds.maxMessageBytes}`)
-    const record = this.transformed(address)
+    const target = this.keyedTarget(address) ?? { record: this.transformed(address) }
+    const record = target.record
     if (record.inflight + record.tellsInflight >= (record.limits?.mailbox ?? 0)) throw new Error(`mailbox of ${record.address} is full (${String(record.limits?.mailbox)} messages)`)
-    return record
+    if (target.key !== undefined) record.keyUse.set(target.key, Date.now())
+    return target
+  }
+
+  /**
+   * The shard of a keyed address: `app/cell#s/<key>` (as the mesh sends it), or
+   * `app/cell/<key>` when this node holds every shard (the shard count is theirs).
+   * undefined for an address without a key.
+   */
+  private keyedTarget (address: string): Target | undefined {
+    const { app, cell, replica, key } = parseAddress(address)
+    if (key === undefined) return undefined
+    const base = `${app}/${cell}`
+    const shard = replica ?? shardOfKey(key, Math.max(1, [...this.cellsByAddress.keys()].filter(a => a.startsWith(`${base}#`)).length))
+    const record = this.transformed(`${base}#${shard}`)
+    if (record.keyedIdle === 0) throw new Error(`cell ${base} is not keyed: address it as ${base} or ${base}#i`)
+    return { record, key }
   }
 
   /** The transformed cell for `app/cell#i`, or a replica (round robin) for `app/cell`. */
@@ -822,11 +869,25 @@ export class CellRuntime extends TypedEventEmitter<CellRuntimeEvents> {
 }
 
 function blankRecord (address: string, app: string): CellRecord {
-  return { address, app, status: 'stem', state: null, version: 0, gatedVersion: 0, inflight: 0, tellsInflight: 0, messages: 0, reminders: new ReminderQueue(), remindersTail: '', replies: new ReplyWindow(), keyed: new Map() }
+  return { address, app, status: 'stem', state: null, version: 0, gatedVersion: 0, inflight: 0, tellsInflight: 0, messages: 0, reminders: new ReminderQueue(), remindersTail: '', replies: new ReplyWindow(), keyed: new Map(), keyedIdle: 0, keyUse: new Map() }
 }
 
 function info (record: CellRecord): CellInfo {
-  return { address: record.address, app: record.app, status: record.status, hash: record.bundle?.hash, limits: record.limits, version: record.version, inflight: record.inflight + record.tellsInflight, messages: record.messages, ...(record.failure !== undefined ? { failure: { ...record.failure } } : {}) }
+  return { address: record.address, app: record.app, status: record.status, hash: record.bundle?.hash, limits: record.limits, version: record.version, inflight: record.inflight + record.tellsInflight, messages: record.messages, ...(record.failure !== undefined ? { failure: { ...record.failure } } : {}), ...(record.keyedIdle > 0 ? { keys: keysOf(record) } : {}) }
+}
+
+/** a keyed shard's stored keys (counted in its state text) and active keys (forgetting the idle ones) */
+function keysOf (record: CellRecord): { stored: number, active: string[] } {
+  const since = Date.now() - record.keyedIdle
+  for (const [key, at] of record.keyUse) if (at < since) record.keyUse.delete(key)
+  let stored = 0
+  if (record.state !== null) {
+    try {
+      const keys = (JSON.parse(record.state) as { keys?: Record<string, unknown> }).keys
+      stored = keys !== null && typeof keys === 'object' ? Object.keys(keys).length : 0
+    } catch {}
+  }
+  return { stored, active: [...record.keyUse.keys()].sort() }
 }
 
 function checkStateText (state: string, maxBytes: number): void {

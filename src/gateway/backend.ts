@@ -8,6 +8,8 @@ export interface CellTarget {
   cell: string
   /** the replica to ask (0-based); the gateway load-balances across `replicas(app, cell)` */
   instance?: number
+  /** a keyed cell's key (decoded): asked at `app/cell/<key>` */
+  key?: string
 }
 
 export interface AskOptions {

@@ -1,5 +1,6 @@
 // The HTTP gateway: serves every app's manifest routes under `/<app>` with Fastify and
 // turns each request into an ask to a cell through the injected backend.
+import { encodeKey } from '../cells/address.js'
 import { randomUUID } from 'node:crypto'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
@@ -303,6 +304,8 @@ class HttpGateway implements Gateway {
     if (match == null) return await reply.code(404).send({ error: `no route for ${request.method} ${path}` })
     const { app, route } = match.entry
     this.appOf.set(request.raw, app)
+    const keyProblem = route.key !== undefined ? invalidKey(match.params[route.key]) : undefined
+    if (keyProblem !== undefined) return await reply.code(400).send({ error: keyProblem })
     const release = this.limits.tryEnter(`${app}/${route.cell}`)
     if (release == null) {
       request.log.warn({ app, cell: route.cell }, 'overloaded: too many requests in flight')
@@ -321,6 +324,7 @@ class HttpGateway implements Gateway {
       outcome = await invokeCell(this.backend, this.balancer, {
         app,
         cell: route.cell,
+        ...(route.key !== undefined ? { key: match.params[route.key] } : {}),
         cellMethod: route.cellMethod,
         arg: { params: match.params, query: { ...(request.query as Record<string, unknown>) }, body: request.body ?? null },
         messageId: randomUUID(),
@@ -378,4 +382,14 @@ class HttpGateway implements Gateway {
 function requestIdOf (req: IncomingMessage): string {
   const incoming = req.headers['x-request-id']
   return typeof incoming === 'string' && SANE_REQUEST_ID.test(incoming) ? incoming : randomUUID()
+}
+
+/** why a path parameter cannot be a keyed cell's key (empty, too long, control characters), or undefined */
+function invalidKey (key: string | undefined): string | undefined {
+  try {
+    encodeKey(key ?? '')
+    return undefined
+  } catch (err) {
+    return (err as Error).message
+  }
 }

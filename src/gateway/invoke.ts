@@ -4,12 +4,14 @@
 // the deadline: during a failover the instance is away for about a second, and a request
 // that waits for its new primary beats a 503.
 import { setTimeout as delay } from 'node:timers/promises'
-import { cellFailureOf, classifyBackendError, errorMessage, type CellFailure, type GatewayBackend } from './backend.js'
+import { cellFailureOf, classifyBackendError, errorMessage, type CellFailure, type CellTarget, type GatewayBackend } from './backend.js'
 import type { ReplicaBalancer } from './balancer.js'
 
 export interface InvokeRequest {
   app: string
   cell: string
+  /** a keyed cell's key (from the path): the mesh routes it to its shard, no replica is picked */
+  key?: string
   cellMethod: string
   arg: unknown
   messageId: string
@@ -77,6 +79,7 @@ type AttemptResult = InvokeOutcome | { kind: 'unavailable-at', message: string, 
 async function attemptOnce (backend: GatewayBackend, balancer: ReplicaBalancer, request: InvokeRequest,
   signal: AbortSignal, aborted: Promise<never>, deadline: number, avoid: number | undefined): Promise<AttemptResult> {
   if (signal.aborted) return abortOutcome(signal)
+  if (request.key !== undefined) return await askOnce(backend, request, { app: request.app, cell: request.cell, key: request.key }, signal, aborted, deadline)
   let replicas: number
   try {
     replicas = backend.replicas(request.app, request.cell)
@@ -89,7 +92,16 @@ async function attemptOnce (backend: GatewayBackend, balancer: ReplicaBalancer, 
   const instance = balancer.pick(request.app, request.cell, replicas, avoid)
   const done = balancer.begin(request.app, request.cell, instance)
   try {
-    const asked = backend.ask({ app: request.app, cell: request.cell, instance }, request.cellMethod, [request.arg],
+    return await askOnce(backend, request, { app: request.app, cell: request.cell, instance }, signal, aborted, deadline)
+  } finally {
+    done()
+  }
+}
+
+async function askOnce (backend: GatewayBackend, request: InvokeRequest, target: CellTarget,
+  signal: AbortSignal, aborted: Promise<never>, deadline: number): Promise<AttemptResult> {
+  try {
+    const asked = backend.ask(target, request.cellMethod, [request.arg],
       { signal, messageId: request.messageId, deadline })
     // a backend that ignores the abort must not hold the request: race it, and keep its
     // late rejection from surfacing as an unhandled one
@@ -99,12 +111,10 @@ async function attemptOnce (backend: GatewayBackend, balancer: ReplicaBalancer, 
   } catch (err) {
     if (signal.aborted) return abortOutcome(signal)
     switch (classifyBackendError(err)) {
-      case 'unavailable': return { kind: 'unavailable-at', message: errorMessage(err), instance }
+      case 'unavailable': return { kind: 'unavailable-at', message: errorMessage(err), instance: target.instance }
       case 'overloaded': return { kind: 'overloaded', message: errorMessage(err) }
       default: return { kind: 'cell-error', message: errorMessage(err), failure: cellFailureOf(err) }
     }
-  } finally {
-    done()
   }
 }
 

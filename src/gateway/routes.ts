@@ -13,6 +13,8 @@ export interface GatewayRoute {
   cell: string
   /** the cell's method to call */
   cellMethod: string
+  /** a keyed cell's route: the path parameter whose value is the key (`cart[:id].get`) */
+  key?: string
   /** how long the gateway waits for the cell (ms); the gateway's default when absent.
    * Set it from the cell's `timeout` limit plus a margin for the mesh round trip. */
   timeoutMs?: number

@@ -77,7 +77,7 @@ export function createHttpCaller (options: HttpCallerOptions): CellCaller {
 export async function callHandler (caller: CellCaller, body: unknown): Promise<{ status: number, body: CallResponse }> {
   const request = body as Partial<CallRequest> | null
   if (request === null || typeof request !== 'object') return { status: 400, body: { error: 'body must be a JSON object { address, method, args }' } }
-  if (typeof request.address !== 'string') return { status: 400, body: { error: 'field address must be a string (app/cell or app/cell#i)' } }
+  if (typeof request.address !== 'string') return { status: 400, body: { error: 'field address must be a string (app/cell, app/cell#i or app/cell/<key>)' } }
   if (typeof request.method !== 'string' || request.method === '') return { status: 400, body: { error: 'field method must be a non-empty string' } }
   if (request.args !== undefined && !Array.isArray(request.args)) return { status: 400, body: { error: 'field args must be an array' } }
   if (request.messageId !== undefined && (typeof request.messageId !== 'string' || !/^[0-9a-f]{32}$/i.test(request.messageId))) return { status: 400, body: { error: 'field messageId must be 32 hex digits' } }

@@ -27,6 +27,7 @@ import type { CellRuntime, CellInfo } from '../cells/runtime.js'
 import type { CellRouter } from '../cells/router.js'
 import type { CellLimits } from '../cells/limits.js'
 import { parseAddress } from '../cells/address.js'
+import { shardAddress } from '../cells/keys.js'
 import { CellChannel } from './channel.js'
 import { encodeEnvelope } from './envelope-codec.js'
 import { DedupeWindow } from './dedupe.js'
@@ -244,9 +245,10 @@ export class CellMessaging extends TypedEventEmitter<CellMessagingEvents> {
     this.tellJson(address, method, JSON.stringify(args), options)
   }
 
-  askJson (address: string, method: string, argsJson: string, options: MessageOptions = {}): Promise<string> {
+  askJson (to: string, method: string, argsJson: string, options: MessageOptions = {}): Promise<string> {
     try {
       this.assertRunning()
+      const address = this.withShard(to)
       const id = messageIdBytes(options.messageId)
       const deadline = options.deadline ?? Date.now() + this.opts.askTimeout
       const target = this.resolve(address)
@@ -270,8 +272,9 @@ export class CellMessaging extends TypedEventEmitter<CellMessagingEvents> {
     return answer
   }
 
-  tellJson (address: string, method: string, argsJson: string, options: Pick<MessageOptions, 'from'> = {}): void {
+  tellJson (to: string, method: string, argsJson: string, options: Pick<MessageOptions, 'from'> = {}): void {
     this.assertRunning()
+    const address = this.withShard(to)
     const target = this.resolve(address)
     if (target === 'local') {
       this.components.runtime.tellJson(address, method, argsJson, options.from)
@@ -319,6 +322,20 @@ export class CellMessaging extends TypedEventEmitter<CellMessagingEvents> {
   }
 
   // ---- sending
+
+  /** A keyed address `app/cell/<key>` as it travels: with its shard, `app/cell#s/<key>` (keys.ts). */
+  private withShard (address: string): string {
+    if (address.indexOf('/') === address.lastIndexOf('/')) return address
+    const { app, cell, replica, key } = parseAddress(address)
+    if (key === undefined) return address
+    const shards = this.components.directory.shards?.(app, cell)
+    if (shards === undefined) {
+      if (replica !== undefined) return address
+      throw new MessagingError('unknown-address', `unknown cell address ${address}: the directory names no node for ${app}/${cell}`)
+    }
+    // one shard serves a key: an address naming another one is refused (single activation)
+    return shardAddress(address, shards)
+  }
 
   /** 'local' for this node's cells, else the peer id that holds the cell. */
   private resolve (address: string): string {
@@ -595,6 +612,7 @@ export class CellMessaging extends TypedEventEmitter<CellMessagingEvents> {
     const done = (): void => { state.inflight--; if (this.inbound.has(channel)) this.pump(channel, state) }
     if (work.kind === 'tell') {
       const tell = work.tell
+      try { this.withShard(tell.to) } catch { this.counters.tellsDropped++; return true }
       if (!this.holdsCell(tell.to)) { this.forwardTell(tell); return true }
       if (this.mailboxFull(tell.to)) return false
       // a real tell (no reply, no promise): the runtime counts it against the cell's
@@ -612,6 +630,14 @@ export class CellMessaging extends TypedEventEmitter<CellMessagingEvents> {
       this.counters.messagesOut++
       this.counters.messages.out.reply++
       channel.send(encodeEnvelope({ reply: { id, ...r } }))
+    }
+    if (work.kind === 'ask') {
+      try {
+        this.withShard(address)
+      } catch (err) {
+        reply({ status: ReplyStatus.ERROR, text: (err as Error).message, hint: '', epoch: 0n })
+        return true
+      }
     }
     if (work.kind === 'ask' && !this.holdsCell(address)) {
       const hint = this.components.directory.resolve(address)

@@ -1,6 +1,6 @@
 // Where cells live: address → node. Pluggable: a static table now; the topology layer
 // fills one from each app's Raft state (placements with their epochs).
-import { parseAddress } from '../cells/address.js'
+import { instanceAddress, parseAddress } from '../cells/address.js'
 
 export interface CellLocation {
   /** peer id of the node holding the cell */
@@ -15,6 +15,8 @@ export interface CellDirectory {
    * balance). undefined: the address is unknown.
    */
   resolve: (address: string) => CellLocation | undefined
+  /** the instances (shards) of a keyed cell `app/cell`, if known: a key's shard is cells/keys.ts's shardOfKey */
+  shards?: (app: string, cell: string) => number | undefined
 }
 
 export interface StaticDirectory extends CellDirectory {
@@ -42,7 +44,7 @@ export function createStaticDirectory (entries: Record<string, string> = {}): St
 
   const directory: StaticDirectory = {
     resolve (address) {
-      const exact = table.get(address)
+      const exact = table.get(address) ?? (address.indexOf('/') !== address.lastIndexOf('/') ? table.get(instanceAddress(address) ?? '') : undefined)
       if (exact !== undefined) return exact
       const list = replicas.get(address)
       if (list === undefined) return undefined
@@ -50,6 +52,7 @@ export function createStaticDirectory (entries: Record<string, string> = {}): St
       turns.set(address, turn)
       return table.get(list[turn % list.length])
     },
+    shards: (app, cell) => replicas.get(`${app}/${cell}`)?.length,
     set (address, peer, epoch) {
       const previous = table.get(address)
       table.set(address, { peer, epoch: epoch ?? (previous?.epoch ?? 0) + 1 })

@@ -64,7 +64,7 @@ const ROUTE_MARGIN_MS = 5000
 
 function gatewayRoutes (a: AppAnnouncement): GatewayRoute[] {
   const timeouts = new Map(a.cells.map(c => [c.name, c.timeout]))
-  return a.routes.map(r => ({ method: r.method, path: r.path, cell: r.cell, cellMethod: r.handler, timeoutMs: (timeouts.get(r.cell) ?? 1000) + ROUTE_MARGIN_MS }))
+  return a.routes.map(r => ({ method: r.method, path: r.path, cell: r.cell, cellMethod: r.handler, ...(r.key != null ? { key: r.key } : {}), timeoutMs: (timeouts.get(r.cell) ?? 1000) + ROUTE_MARGIN_MS }))
 }
 
 export function createAppStack (mesh: Mesh, init: AppStackInit): AppStack {

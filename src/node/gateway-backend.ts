@@ -1,6 +1,7 @@
 // The gateway's backend on a node: asks go through cell messaging (any node of the mesh),
 // replica counts come from the app table. Messaging failures that are not the cell's own
 // become the gateway's CELL_UNAVAILABLE / CELL_OVERLOADED codes.
+import { encodeKey } from '../cells/address.js'
 import { createHash } from 'node:crypto'
 import type { CellMessaging } from '../messaging/cell-messaging.js'
 import { MessagingError } from '../messaging/errors.js'
@@ -22,7 +23,7 @@ export function createMessagingBackend (messaging: CellMessaging, table: AppTabl
     dedupesByMessageId: true,
     replicas: (app, cell) => table.replicas(app, cell),
     async ask (target, method, args, options) {
-      const address = target.instance === undefined ? `${target.app}/${target.cell}` : `${target.app}/${target.cell}#${target.instance}`
+      const address = target.key !== undefined ? `${target.app}/${target.cell}/${encodeKey(target.key)}` : target.instance === undefined ? `${target.app}/${target.cell}` : `${target.app}/${target.cell}#${target.instance}`
       try {
         return replyValue(await messaging.askJson(address, method, JSON.stringify(args), { messageId: messageIdOf(options.messageId), deadline: options.deadline, signal: options.signal }))
       } catch (err) {

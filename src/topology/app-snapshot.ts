@@ -91,7 +91,7 @@ function manifestProblem (m: unknown, app: string): string | undefined {
     const problem = nameProblem(name) ?? cellProblem(spec)
     if (problem !== undefined) return `manifest.cells.${name} ${problem}`
   }
-  if (!Array.isArray(m.routes) || !m.routes.every(r => isObject(r) && isString(r.method) && isString(r.path) && isString(r.cell) && isString(r.handler))) return 'manifest.routes is not a list of routes'
+  if (!Array.isArray(m.routes) || !m.routes.every(r => isObject(r) && isString(r.method) && isString(r.path) && isString(r.cell) && isString(r.handler) && (r.key === undefined || isString(r.key)))) return 'manifest.routes is not a list of routes'
   return undefined
 }
 

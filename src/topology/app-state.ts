@@ -154,6 +154,8 @@ export function applyCommand (state: AppState | undefined, cmd: AppCommand): App
       if (cmd.manifest.app !== state.app) return refuse(state, `manifest is for app ${cmd.manifest.app}, not ${state.app}`)
       const problem = ownerProblem(state, cmd)
       if (problem !== undefined) return refuse(state, problem)
+      const reshard = reshardProblem(state, cmd.manifest)
+      if (reshard !== undefined) return refuse(state, reshard)
       if (hash === state.publishedHash && state.reverted.length === 0 && !state.dissolving) {
         return done({ ...state, lastRequestAt: cmd.at }, false)
       }
@@ -173,6 +175,8 @@ export function applyCommand (state: AppState | undefined, cmd: AppCommand): App
       const spec = state.manifest.cells[cmd.cell]
       if (spec === undefined) return refuse(state, `app ${state.app} has no cell ${cmd.cell}`)
       if (!Number.isSafeInteger(cmd.replicas) || cmd.replicas < 1 || cmd.replicas > 1000) return refuse(state, `replicas must be a whole number from 1 to 1000, got ${cmd.replicas}`)
+      // a keyed cell's keys hash to its shards: another count would move keys away from their state
+      if (spec.keyed === true && cmd.replicas !== spec.replicas) return refuse(state, `cell ${cmd.cell} is keyed: its ${spec.replicas} shards are fixed (its keys hash to them)`)
       const changed = spec.replicas !== cmd.replicas
       const manifest = { ...state.manifest, cells: { ...state.manifest.cells, [cmd.cell]: { ...spec, replicas: cmd.replicas } } }
       const next: AppState = { ...state, manifest, lastRequestAt: cmd.at }
@@ -258,6 +262,16 @@ function withHolders (holders: Holder[], epoch: number, primary: string | null, 
 /** Log entry bytes of a command. */
 export function encodeCommand (cmd: AppCommand): Uint8Array {
   return new TextEncoder().encode(JSON.stringify(cmd))
+}
+
+/** A publish may not change the shards of a keyed cell that holds state (its keys hash to them), nor make it unkeyed. */
+function reshardProblem (state: AppState, manifest: AppManifest): string | undefined {
+  for (const [name, spec] of Object.entries(manifest.cells)) {
+    const before = state.manifest.cells[name]
+    if (before?.keyed !== true || state.reverted.includes(name)) continue
+    if (spec.keyed !== true || spec.replicas !== before.replicas) return `cell ${name} is keyed with ${before.replicas} shards: a publish cannot change its shards or make it unkeyed (revert the cell first)`
+  }
+  return undefined
 }
 
 const KINDS = new Set(['publish', 'scale', 'revert', 'place', 'dissolve', 'rollback'])

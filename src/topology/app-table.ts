@@ -3,6 +3,7 @@
 // and the source of `stem apps`, `stem cells` and the gateway's routes.
 import type { CellDirectory, CellLocation } from '../messaging/directory.js'
 import { parseAddress } from '../cells/address.js'
+import { shardOfKey } from '../cells/keys.js'
 import { isNewer } from './announcement.js'
 import type { AppAnnouncement } from './announcement.js'
 
@@ -67,11 +68,13 @@ export class AppTable implements CellDirectory {
   }
 
   resolve (address: string): CellLocation | undefined {
-    const { app, cell, replica } = parseAddress(address)
+    const { app, cell, replica, key } = parseAddress(address)
     const a = this.apps.get(app)
     if (a === undefined) return undefined
-    if (replica !== undefined) {
-      const inst = a.instances.find(i => i.address === address)
+    // a key's shard: the one its address names, else the one it hashes to
+    const shard = key === undefined ? replica : replica ?? shardOfKey(key, Math.max(1, this.shards(app, cell) ?? 1))
+    if (shard !== undefined) {
+      const inst = a.instances.find(i => i.address === `${app}/${cell}#${shard}`)
       return inst === undefined || inst.node === '' ? undefined : { peer: inst.node, epoch: Number(inst.epoch) }
     }
     const prefix = `${app}/${cell}#`
@@ -81,6 +84,13 @@ export class AppTable implements CellDirectory {
     this.turns.set(address, turn)
     const inst = live[turn % live.length]
     return { peer: inst.node, epoch: Number(inst.epoch) }
+  }
+
+  /** instances of `app/cell`, placed or not: a keyed cell's shards (undefined for an unknown cell) */
+  shards (app: string, cell: string): number | undefined {
+    const prefix = `${app}/${cell}#`
+    const n = this.apps.get(app)?.instances.filter(i => i.address.startsWith(prefix)).length ?? 0
+    return n > 0 ? n : undefined
   }
 
   /** replicas of `app/cell` that have a node */

@@ -4,6 +4,7 @@
 // nothing. Deterministic JSON is enough here: the encoding is hashed and compared, and the
 // manifest travels as owner-signed bytes whose encoding the signer chose.
 import { createHash } from 'node:crypto'
+import { routeTarget } from './manifest.js'
 import type { AppManifest, CellSpec, Route } from './manifest.js'
 
 function compareRoutes (a: Route, b: Route): number {
@@ -29,7 +30,7 @@ function canonicalCell (spec: CellSpec): Record<string, unknown> {
 export function canonicalManifest (m: AppManifest): string {
   const cells: Record<string, unknown> = {}
   for (const name of Object.keys(m.cells).sort()) cells[name] = canonicalCell(m.cells[name])
-  const routes = [...m.routes].sort(compareRoutes).map(r => `${r.method} ${r.path} -> ${r.cell}.${r.handler}`)
+  const routes = [...m.routes].sort(compareRoutes).map(r => `${r.method} ${r.path} -> ${routeTarget(r)}`)
   return JSON.stringify({ app: m.app, cells, routes })
 }
 

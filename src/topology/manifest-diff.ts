@@ -1,6 +1,7 @@
 // What changed between two versions of an app's manifest: the leader turns this into
 // placement changes (cells added/removed, replicas, clones, limits) and rolling code
 // updates (code changed), and the gateway into a new route table.
+import { routeTarget } from './manifest.js'
 import type { AppManifest, CellSpec, Route } from './manifest.js'
 
 export interface CountChange { cell: string, from: number, to: number }
@@ -34,7 +35,7 @@ function limitsDiffer (a: CellSpec, b: CellSpec): boolean {
 }
 
 function routeKey (r: Route): string {
-  return `${r.method} ${r.path} -> ${r.cell}.${r.handler}`
+  return `${r.method} ${r.path} -> ${routeTarget(r)}`
 }
 
 export function diffManifests (before: AppManifest, after: AppManifest): ManifestDiff {

@@ -16,11 +16,15 @@
 //     memory [32MiB]    isolate memory limit, 8MiB..2GiB
 //     timeout [1s]      CPU time per message, 1ms..60s
 //     mailbox [1000]    queued messages per instance, 1..1000000
+//     keyed [false]     true: one instance per key, addressed app/cell/<key>, activated on demand;
+//                       `replicas` is then its fixed number of shards, 1..1024 [16] (cells/keys.ts)
+//     idle [5m]         keyed cells: passivate a key after this long without messages, 1s..30d
 //     links [absent]    optional list of allowed `stem.ask`/`stem.tell` targets: `cell` (same
 //                       app) or `app/cell`. Absent means any target; present (even empty) means
 //                       only those (a cell may always address itself).
 //   routes              list of `METHOD PATH -> cell.method`; METHOD in GET/POST/PUT/PATCH/DELETE;
-//                       PATH starts with '/', segments are literal or `:param`. Matching does
+//                       PATH starts with '/', segments are literal or `:param`. A keyed cell is
+//                       routed as `cell[:param].method`: the key is that path parameter. Matching does
 //                       not depend on order (literal segments win over params), so two routes of
 //                       the same method and shape are an error.
 // Unknown fields anywhere are errors: a typo must not pass silently.
@@ -28,6 +32,7 @@ import { isAbsolute, basename, dirname, resolve } from 'node:path'
 import { readFile, stat } from 'node:fs/promises'
 import { LineCounter, isScalar, parseDocument, visit } from 'yaml'
 import { formatDuration, formatSize, parseDuration, parseSize } from '../util/units.js'
+import { DEFAULT_IDLE_MS, DEFAULT_SHARDS, MAX_SHARDS } from '../cells/keys.js'
 
 export const httpMethods = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'] as const
 export type HttpMethod = typeof httpMethods[number]
@@ -45,6 +50,10 @@ export interface CellSpec {
   /** CPU time per message, ms */
   timeout: number
   mailbox: number
+  /** one instance per key (SPEC §4): `replicas` is the number of shards */
+  keyed?: boolean
+  /** keyed cells: ms without messages after which a key is passivated */
+  idle?: number
   /** allowed ask/tell targets (`cell` or `app/cell`); undefined = any */
   links?: string[]
   /** sha256 (hex) of the built bundle; set by the publisher, absent in a parsed manifest */
@@ -57,6 +66,13 @@ export interface Route {
   path: string
   cell: string
   handler: string
+  /** a keyed cell's route (`cell[:param].method`): the path parameter that holds the key */
+  key?: string
+}
+
+/** A route's target as the manifest writes it: `cell.method` or `cell[:param].method`. */
+export function routeTarget (r: Pick<Route, 'cell' | 'handler' | 'key'>): string {
+  return `${r.cell}${r.key !== undefined ? `[:${r.key}]` : ''}.${r.handler}`
 }
 
 export interface AppManifest {
@@ -113,7 +129,8 @@ const handlerPattern = /^[A-Za-z_$][A-Za-z0-9_$]*$/
 const literalSegment = /^[A-Za-z0-9._~-]+$/
 const paramSegment = /^:[A-Za-z_][A-Za-z0-9_]*$/
 const routePattern = /^(\S+)\s+(\S+)\s+->\s+(\S+)$/
-const cellFields = new Set(['code', 'replicas', 'clones', 'durability', 'memory', 'timeout', 'mailbox', 'links'])
+const keyedTargetPattern = /^([^[\]]+)\[:([A-Za-z_][A-Za-z0-9_]*)\]$/
+const cellFields = new Set(['code', 'replicas', 'clones', 'durability', 'memory', 'timeout', 'mailbox', 'links', 'keyed', 'idle'])
 const topFields = new Set(['app', 'cells', 'routes'])
 
 function isPlainObject (v: unknown): v is Record<string, unknown> {
@@ -206,7 +223,21 @@ function checkCell (c: Checker, name: string, v: unknown, app: string, cellNames
   }
   const links = checkLinks(c, `${prefix}.links`, v.links, app, cellNames)
   if (links !== undefined) spec.links = links
+  checkKeyed(c, prefix, v, spec)
   return spec
+}
+
+/** `keyed` and `idle`: a keyed cell's replicas are its shards (at least one, default DEFAULT_SHARDS) */
+function checkKeyed (c: Checker, prefix: string, v: Record<string, unknown>, spec: CellSpec): void {
+  if (v.keyed === undefined || v.keyed === false) {
+    if (v.idle !== undefined) c.add(`${prefix}.idle`, 'only keyed cells are passivated (add keyed: true)')
+    return
+  }
+  if (v.keyed !== true) { c.add(`${prefix}.keyed`, `${show(v.keyed)} is not true or false`); return }
+  spec.keyed = true
+  spec.idle = c.unit(`${prefix}.idle`, v.idle, parseDuration, formatDuration, 1000, 30 * 86_400_000, DEFAULT_IDLE_MS)
+  if (v.replicas === undefined) spec.replicas = DEFAULT_SHARDS
+  else if (spec.replicas < 1 || spec.replicas > MAX_SHARDS) c.add(`${prefix}.replicas`, `a keyed cell has 1–${MAX_SHARDS} shards (its replicas), got ${spec.replicas}`)
 }
 
 function checkDurability (c: Checker, field: string, v: unknown): Durability {
@@ -226,11 +257,14 @@ function checkRoute (c: Checker, field: string, v: unknown, cellNames: Set<strin
   const pathProblem = routePathProblem(path)
   if (pathProblem !== undefined) { c.add(field, pathProblem); return undefined }
   const dot = target.indexOf('.')
-  const cell = target.slice(0, dot)
+  const keyed = keyedTargetPattern.exec(target.slice(0, Math.max(0, dot)))
+  const cell = keyed?.[1] ?? target.slice(0, dot)
   const handler = target.slice(dot + 1)
-  if (dot < 0 || !handlerPattern.test(handler) || handler === 'constructor') { c.add(field, `target ${show(target)} is not \`cell.method\``); return undefined }
+  if (dot < 0 || !handlerPattern.test(handler) || handler === 'constructor') { c.add(field, `target ${show(target)} is not \`cell.method\` or \`cell[:param].method\``); return undefined }
   if (!cellNames.has(cell)) { c.add(field, `target cell ${show(cell)} is not defined in cells`); return undefined }
-  return { method: method as HttpMethod, path, cell, handler }
+  if (keyed == null) return { method: method as HttpMethod, path, cell, handler }
+  if (!path.split('/').includes(`:${keyed[2]}`)) { c.add(field, `the key of ${show(target)} is path parameter :${keyed[2]}, which ${show(path)} does not have`); return undefined }
+  return { method: method as HttpMethod, path, cell, handler, key: keyed[2] }
 }
 
 function routePathProblem (path: string): string | undefined {
@@ -295,6 +329,11 @@ export function validateManifest (value: unknown, file: string): AppManifest {
       value.routes.forEach((line, i) => {
         const route = checkRoute(c, `routes[${i}]`, line, cellNames)
         if (route === undefined) return
+        const keyedCell = cells[route.cell]?.keyed === true
+        if (keyedCell !== (route.key !== undefined)) {
+          c.add(`routes[${i}]`, keyedCell ? `cell ${route.cell} is keyed: name the path parameter that holds the key, ${route.cell}[:id].${route.handler}` : `cell ${route.cell} is not keyed: route it as ${route.cell}.${route.handler}`)
+          return
+        }
         const shape = routeShape(route)
         const first = shapes.get(shape)
         if (first !== undefined) { c.add(`routes[${i}]`, `${route.method} ${route.path} matches the same requests as routes[${first}]`); return }

@@ -92,7 +92,7 @@ describe('cells: bad input', () => {
 
   it('unknown, invalid and reverted addresses', async () => {
     await assert.rejects(runtime.ask('bank/nothing#0', 'get'), { message: 'no cell bank/nothing#0 on this node' })
-    await assert.rejects(runtime.ask('not an address', 'get'), /invalid cell address "not an address": expected app\/cell or app\/cell#i/)
+    await assert.rejects(runtime.ask('not an address', 'get'), /invalid cell address "not an address": expected app\/cell, app\/cell#i or app\/cell\/<key>/)
     await runtime.transform('bank/temp#0', await sign(ACCOUNT, 'temp'), { owner: owner.publicKey })
     await runtime.revert('bank/temp#0')
     await assert.rejects(runtime.ask('bank/temp#0', 'get'), { message: 'cell bank/temp#0 is reverted: transform it first' })

@@ -31,7 +31,7 @@ export interface Bundler {
   owner: PrivateKey
   dir: TempDir
   /** bundle `source` (an ESM module) as app/cell */
-  bundle: (address: string, source: string, limits?: Partial<CellLimits>, file?: string) => Promise<CellBundle>
+  bundle: (address: string, source: string, limits?: Partial<CellLimits>, file?: string, keyed?: { idle: number }) => Promise<CellBundle>
 }
 
 export async function createBundler (): Promise<Bundler> {
@@ -41,11 +41,11 @@ export async function createBundler (): Promise<Bundler> {
   return {
     owner,
     dir,
-    async bundle (address, source, limits = {}, file) {
+    async bundle (address, source, limits = {}, file, keyed) {
       const [app, rest] = address.split('/')
       const cell = rest.split('#')[0]
       const entry = dir.write(file ?? `src${++n}/${cell}.js`, source)
-      return buildBundle({ entry, app, cell, limits: { ...DEFAULT_LIMITS, ...limits }, owner })
+      return buildBundle({ entry, app, cell, limits: { ...DEFAULT_LIMITS, ...limits }, owner, keyed })
     }
   }
 }

@@ -82,6 +82,25 @@ describe('app state machine', () => {
     assert.deepEqual(results.map(r => r.ok), [false, false, false])
   })
 
+  it('scale refuses to change the shards of a keyed cell', () => {
+    const { state } = run([publish(manifest({ cart: { ...cell('h2', 4), keyed: true, idle: 60_000 } }), 1)])
+    const { results } = run([
+      { id: id(), kind: 'scale', ...alice, at: 2, cell: 'cart', replicas: 8 },
+      { id: id(), kind: 'scale', ...alice, at: 3, cell: 'cart', replicas: 4 }
+    ], state)
+    assert.deepEqual(results.map(r => [r.ok, r.error]), [[false, 'cell cart is keyed: its 4 shards are fixed (its keys hash to them)'], [true, undefined]])
+  })
+
+  it('a publish cannot change the shards of a keyed cell or make it unkeyed, but may after a revert', () => {
+    const keyed = (replicas: number, bundle = 'h2'): AppManifest => manifest({ cart: { ...cell(bundle, replicas), keyed: true, idle: 60_000 } })
+    const { state } = run([publish(keyed(4), 1)])
+    const { results } = run([publish(keyed(8), 2), publish(manifest({ cart: cell('h2', 4) }), 3), publish(keyed(4, 'h3'), 4)], state)
+    assert.deepEqual(results.map(r => r.ok), [false, false, true])
+    assert.match(results[0].error ?? '', /cell cart is keyed with 4 shards: a publish cannot change its shards/)
+    const reverted = run([{ id: id(), kind: 'revert', ...alice, at: 2, cell: 'cart' }, publish(keyed(8), 3)], state)
+    assert.deepEqual(reverted.results.map(r => r.ok), [true, true])
+  })
+
   it('reverting a cell drops it until the next publish; reverting the app dissolves it', () => {
     const { state } = run([publish(first, 1), { id: id(), kind: 'revert', ...alice, at: 2, cell: 'cart' }])
     assert.deepEqual(activeCells(state as AppState), ['counter'])

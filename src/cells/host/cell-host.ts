@@ -73,7 +73,7 @@ export class CellHost {
     switch (message.t) {
       case 'init': this.bounds = message.bounds; this.localAsks = message.localAsks; this.app = message.app; return
       case 'ping': this.send({ t: 'pong', n: message.n, rss: process.memoryUsage.rss() }); return
-      case 'call': this.nodeCall(message.id, message.address, message.method, message.args, message.tell, message.from); return
+      case 'call': this.nodeCall(message.id, message.address, message.method, message.args, message.tell, message.from, message.key); return
       case 'fire': this.fire(message.id, message.address, message.reminder, message.method, message.drop); return
       case 'answer': this.answer(message.askId, message.ok, message.text); return
       case 'transform': this.transform(message); return
@@ -97,15 +97,17 @@ export class CellHost {
     return out
   }
 
-  private nodeCall (id: number, address: string, method: string, args: string, tell: boolean, from: string | undefined): void {
+  private nodeCall (id: number, address: string, method: string, args: string, tell: boolean, from: string | undefined, key: string | undefined): void {
     const reply = tell
       ? () => { this.told.set(address, (this.told.get(address) ?? 0) + 1); this.wake() }
       : (ok: boolean, text: string) => { this.send({ t: 'reply', id, ok, text }) }
     const actor = this.cells.get(address)
     if (actor === undefined) { reply(false, `no cell ${address} on this node`); return }
     // control characters separate the records packed into the isolate; valid JSON has none
-    if (CONTROL.test(method) || CONTROL.test(args)) { reply(false, `invalid method name or arguments for ${address}`); return }
-    actor.deliver({ method, args, reply, foreign: from !== undefined && !from.startsWith(`${this.app}/`) })
+    if (CONTROL.test(method) || CONTROL.test(args) || (key !== undefined && CONTROL.test(key))) { reply(false, `invalid method name, arguments or key for ${address}`); return }
+    // a keyed message: the isolate activates the key (isolate-bootstrap.ts)
+    const packed = key === undefined ? method : `\x06${key}\x06${method}`
+    actor.deliver({ method: packed, args, reply, foreign: from !== undefined && !from.startsWith(`${this.app}/`) })
   }
 
   private fire (id: number, address: string, reminder: string, method: string, drop: boolean): void {

@@ -22,6 +22,7 @@
 //                                            also stops once softMs have passed; the host re-queues
 //                                            the messages it did not run.
 //   messages: records 'id\x01method\x01argsJson' joined by '\x02'; results: 'id\x01result'
+//            a method '\x06' + key + '\x06' + method goes to that key of a keyed cell
 //            a method '\x04' + reminder id fires that reminder (cells/reminders.ts): its method
 //            runs with its arguments and { reminder, due }; a reminder no longer pending
 //            (fired or cancelled) does nothing (a retried firing runs once); '\x05' + id
@@ -41,10 +42,20 @@
 // { response: { status, headers } } (stem.response); the host validates it and adds the
 // cell and method. Answers to the cell's asks carry an error's status as a 4th field.
 import { REMINDERS_FIELD, MAX_REMINDERS, MIN_REMINDER_DELAY_MS, EPOCH_WHEN_FROM } from '../reminders.js'
+import { KEYED_EXPORT } from '../keys.js'
 
 // Pending reminders live in a table here and in the state text under the reserved field
 // REMINDERS_FIELD (last, only when there are some), so every rollback, snapshot and restore
 // of the state carries them.
+//
+// Keyed cells (SPEC §4; the module exports KEYED_EXPORT = { idle }): this isolate is one
+// shard. Each key is activated on its first message (a fresh instance of the class with
+// the key's saved fields, stem.key = the key) and passivated after `idle` ms without
+// messages (the instance is dropped; its fields stay as JSON text). The state text is
+// { "keys": { key: fields… } } then the reminders, each reminder carrying its key, so the
+// keys of a shard persist, replicate, restore and roll back together as one instance's
+// state does. A shard runs one message at a time, so `currentKey` is the key of the
+// message running (also across its awaits).
 export const BOOTSTRAP_SOURCE = String.raw`
 'use strict'
 const hostLog = $0, maxBytes = $1, maxPending = $2, maxDepth = $3
@@ -54,7 +65,7 @@ const ObjectProto = Object.prototype, isArray = Array.isArray, stringify = JSON.
 const isFinite = Number.isFinite, apply = Reflect.apply, construct = Reflect.construct, deleteProperty = Reflect.deleteProperty
 const SafePromise = Promise, PromiseProto = Promise.prototype, then = PromiseProto.then, promiseReject = Promise.reject
 const SafeError = Error, SafeRangeError = RangeError, SafeTypeError = TypeError, SafeString = String
-const SafeMap = Map, mapGet = Map.prototype.get, mapSet = Map.prototype.set, mapDelete = Map.prototype.delete
+const SafeMap = Map, mapGet = Map.prototype.get, mapSet = Map.prototype.set, mapDelete = Map.prototype.delete, mapForEach = Map.prototype.forEach
 const SafeWeakMap = WeakMap, wmGet = WeakMap.prototype.get, wmSet = WeakMap.prototype.set
 const indexOf = String.prototype.indexOf, slice = String.prototype.slice, charCodeAt = String.prototype.charCodeAt
 const fnToString = Function.prototype.toString, regExec = RegExp.prototype.exec, dateNow = Date.now, isInteger = Number.isInteger
@@ -168,6 +179,10 @@ let out = '', finished = ''
 /** why the instance could not be rolled back: the host must rebuild the isolate */
 let broken = ''
 const pending = new SafeMap()
+// keyed cells: idle ms (0: not keyed), the key of the running message, saved fields by key, activations by key
+// shardText: the shard's last state text, null once a key's fields or the reminders changed
+let keyedIdle = 0, currentKey = null, keyTexts = { __proto__: null }, lastSweep = 0, shardText = null
+const actives = new SafeMap()
 
 function trailer (result) {
   const text = result + '\x03' + out + '\x03' + finished
@@ -177,13 +192,21 @@ function trailer (result) {
 }
 
 function snapshot () {
+  if (keyedIdle > 0) return shardSnapshot()
+  return withReminders(fieldsText())
+}
+
+function fieldsText () {
   const state = { __proto__: null }
   const ks = keys(instance)
   for (let i = 0; i < ks.length; i++) {
     if (ks[i] === REMINDERS) throw new SafeError('field ' + REMINDERS + ' is reserved for the reminders of the cell')
     state[ks[i]] = instance[ks[i]]
   }
-  const fields = encode(state, 'state')
+  return encode(state, 'state')
+}
+
+function withReminders (fields) {
   if (remindersJson === null) remindersJson = remindersText()
   if (remindersJson === '') return fields
   const text = (fields === '{}' ? '{' : cut(fields, 0, fields.length - 1) + ',') + stringify(REMINDERS) + ':' + remindersJson + '}'
@@ -197,8 +220,8 @@ function remindersChanged (delta) {
 }
 
 // an entry of the table, with its text in the state field (made once, not per snapshot)
-function reminder (id, due, method, args) {
-  return { __proto__: null, due, method, args, json: '{"id":' + stringify(id) + ',"due":' + stringify(due) + ',"method":' + stringify(method) + ',"args":' + stringify(args) + '}' }
+function reminder (id, due, method, args, key) {
+  return { __proto__: null, due, method, args, key, json: '{"id":' + stringify(id) + ',"due":' + stringify(due) + ',"method":' + stringify(method) + ',"args":' + stringify(args) + (key === null ? '' : ',"key":' + stringify(key)) + '}' }
 }
 
 function remindersText () {
@@ -220,7 +243,7 @@ function loadReminders (raw) {
       if (r === null || typeof r !== 'object' || typeof r.id !== 'string' || !matches(REMINDER_ID, r.id) || hasOwn(table, r.id) ||
         typeof r.due !== 'number' || !isInteger(r.due) || r.due < 0 || r.due > MAX_TIME || typeof r.method !== 'string' || r.method.length === 0 ||
         r.method.length > 200 || matches(CONTROL, r.method) || typeof r.args !== 'string' || matches(CONTROL, r.args) || n >= MAX_REMINDERS) { dropped++; continue }
-      table[r.id] = reminder(r.id, r.due, r.method, r.args)
+      table[r.id] = reminder(r.id, r.due, r.method, r.args, typeof r.key === 'string' && r.key.length <= 256 ? r.key : null)
       n++
     }
   } else dropped = 1
@@ -241,12 +264,74 @@ function restore (stateJson, exact) {
   for (let i = 0; i < ks.length; i++) {
     if (ks[i] !== REMINDERS) defineProperty(instance, ks[i], { __proto__: null, value: state[ks[i]], writable: true, enumerable: true, configurable: true })
   }
+  // a keyed cell's reminders are the shard's (loadShard), not in a key's fields
+  if (keyedIdle > 0) return
   if (hasOwn(state, REMINDERS)) loadReminders(state[REMINDERS])
   else if (reminderCount > 0) { table = { __proto__: null }; reminderCount = 0; remindersJson = '' }
 }
 
 function rollback () {
-  try { restore(lastState, true) } catch (err) { broken = 'its state cannot be rolled back: ' + errorText(err) }
+  try {
+    if (keyedIdle === 0) { restore(lastState, true); return }
+    // the key's activation is dropped: its next message activates it from its last good fields
+    loadShard(lastState)
+    if (currentKey !== null) apply(mapDelete, actives, [currentKey])
+    instance = undefined
+  } catch (err) { broken = 'its state cannot be rolled back: ' + errorText(err) }
+}
+
+// keyed: the shard's state text from the saved fields, the running key's taken from its instance first
+function shardSnapshot () {
+  if (currentKey !== null && instance !== undefined) {
+    const fields = fieldsText()
+    if (keyTexts[currentKey] !== fields) { keyTexts[currentKey] = fields; shardText = null }
+  }
+  // a message that changed nothing costs no rebuild of the shard's text (O(keys))
+  if (shardText !== null && remindersJson !== null) return shardText
+  const ks = keys(keyTexts)
+  let body = ''
+  for (let i = 0; i < ks.length; i++) body += (i === 0 ? '' : ',') + stringify(ks[i]) + ':' + keyTexts[ks[i]]
+  const text = withReminders('{"keys":{' + body + '}}')
+  if (text.length > maxBytes) throw new SafeError('state of shard ' + self + ' is too large with its ' + ks.length + ' keys: ' + text.length + ' characters of JSON, limit ' + maxBytes + ' (give the cell more shards)')
+  shardText = text
+  return text
+}
+
+// keyed: the saved fields of every key and the reminders from a shard's state text (null: blank)
+function loadShard (stateJson) {
+  keyTexts = { __proto__: null }
+  shardText = null
+  const state = stateJson === null ? { __proto__: null } : parse(stateJson)
+  const saved = hasOwn(state, 'keys') ? state.keys : undefined
+  if (saved !== null && typeof saved === 'object' && !isArray(saved)) {
+    const ks = keys(saved)
+    for (let i = 0; i < ks.length; i++) {
+      const v = saved[ks[i]]
+      if (v !== null && typeof v === 'object' && !isArray(v)) keyTexts[ks[i]] = stringify(v)
+    }
+  } else if (stateJson !== null && keys(state).length > 0) hostLog('the saved state of ' + self + ' holds no keys: the keyed cell starts blank')
+  if (hasOwn(state, REMINDERS)) loadReminders(state[REMINDERS])
+  else { table = { __proto__: null }; reminderCount = 0; remindersJson = '' }
+}
+
+// keyed: the instance of \`key\` (activated from its saved fields, or blank, on its first message since it was passivated)
+function activate (key) {
+  currentKey = key
+  const active = apply(mapGet, actives, [key])
+  if (active !== undefined) { active.used = dateNow(); instance = active.obj; return }
+  instance = undefined
+  const obj = new Cls()
+  instance = obj
+  if (hasOwn(keyTexts, key)) restore(keyTexts[key], false)
+  apply(mapSet, actives, [key, { __proto__: null, obj, used: dateNow() }])
+}
+
+// keyed: passivate the activations idle for keyedIdle ms (looked at most every second, or every idle/4)
+function sweep () {
+  const now = dateNow()
+  if (now - lastSweep < keyedIdle / 4 && now - lastSweep < 1000) return
+  lastSweep = now
+  apply(mapForEach, actives, [(a, k) => { if (now - a.used >= keyedIdle) apply(mapDelete, actives, [k]) }])
 }
 
 function isMessage (name) {
@@ -284,8 +369,15 @@ function settle (id, ok, v) {
 }
 
 function call (id, method, argsJson) {
+  if (keyedIdle > 0) { currentKey = null; instance = undefined; sweep() }
   if (method[0] === '\x04') return fire(id, cut(method, 1, method.length))
   if (method[0] === '\x05') return dropReminder(cut(method, 1, method.length))
+  if (method[0] === '\x06') {
+    const end = find(method, '\x06', 1)
+    if (keyedIdle === 0) return finish(false, self + ' is not a keyed cell: address it as app/cell or app/cell#i')
+    try { activate(cut(method, 1, end)) } catch (err) { return finish(false, errorRecord(err)) }
+    method = cut(method, end + 1, method.length)
+  } else if (keyedIdle > 0) return finish(false, self + ' is a keyed cell: address one of its keys, app/cell/<key>')
   let args
   try { args = parse(argsJson) } catch (err) { return finish(false, errorRecord(err)) }
   return invoke(id, method, args)
@@ -306,6 +398,11 @@ function fire (id, reminderId) {
     return finish(false, errorRecord(err))
   }
   if (!isArray(args)) return finish(false, 'arguments of reminder ' + reminderId + ' are not a JSON array')
+  if (keyedIdle > 0) {
+    // a reminder of a keyed cell wakes its key (one without a key is consumed unrun)
+    if (r.key === null) return finish(true, 'null')
+    try { activate(r.key) } catch (err) { return finish(false, errorRecord(err)) }
+  }
   defineProperty(args, args.length, { __proto__: null, value: { reminder: reminderId, due: r.due }, writable: true, enumerable: true, configurable: true })
   return invoke(id, r.method, args)
 }
@@ -356,7 +453,7 @@ function outgoing (address, method, args, tell) {
 function bind (address) {
   if (self !== '') throw new SafeError('stem cell is already bound to ' + self)
   self = address
-  defineProperty(globalThis, 'stem', { __proto__: null, value: freeze({ __proto__: null, self, ask, tell, log, now, error, response, schedule, cancel, reminders }), writable: false, enumerable: false, configurable: false })
+  defineProperty(globalThis, 'stem', { __proto__: null, value: freeze({ __proto__: null, self, get key () { return currentKey }, ask, tell, log, now, error, response, schedule, cancel, reminders }), writable: false, enumerable: false, configurable: false })
   return trailer('')
 }
 
@@ -393,12 +490,12 @@ function schedule (when, method, ...args) {
   let id
   do id = 'r' + apply(numToString, at, [36]) + apply(numToString, floor(apply(random, undefined, []) * 2176782336), [36])
   while (hasOwn(table, id))
-  table[id] = reminder(id, due, method, argsJson)
+  table[id] = reminder(id, due, method, argsJson, currentKey)
   remindersChanged(1)
   return id
 }
 function cancel (id) {
-  if (typeof id !== 'string' || !hasOwn(table, id)) return false
+  if (typeof id !== 'string' || !hasOwn(table, id) || table[id].key !== currentKey) return false
   deleteProperty(table, id)
   remindersChanged(-1)
   return true
@@ -408,8 +505,9 @@ function reminders () {
   const ids = keys(table), list = []
   for (let i = 0; i < ids.length; i++) {
     const r = table[ids[i]]
+    if (r.key !== currentKey) continue
     const item = { id: ids[i], due: r.due, method: r.method, args: parse(r.args) }
-    let j = i
+    let j = list.length
     while (j > 0 && (list[j - 1].due > item.due || (list[j - 1].due === item.due && list[j - 1].id > item.id))) { list[j] = list[j - 1]; j-- }
     list[j] = item
   }
@@ -503,8 +601,18 @@ function entry (op, a, b) {
     if (typeof Cls !== 'function' || !matches(CLASS, apply(fnToString, Cls, []))) throw new SafeError('the module of ' + self + ' must export a class as default')
     tells = 0
     logs = 0
-    instance = new Cls()
-    if (b !== null) restore(b, false)
+    const marker = a['${KEYED_EXPORT}']
+    if (marker !== undefined) {
+      const idle = marker !== null && typeof marker === 'object' ? marker.idle : undefined
+      if (typeof idle !== 'number' || !isInteger(idle) || idle < 1) throw new SafeError('${KEYED_EXPORT} of ' + self + ' must be { idle: ms }')
+      keyedIdle = idle
+      currentKey = null
+      instance = undefined
+      loadShard(b)
+    } else {
+      instance = new Cls()
+      if (b !== null) restore(b, false)
+    }
     lastState = snapshot()
     return trailer(lastState)
   }

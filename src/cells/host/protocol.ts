@@ -13,8 +13,8 @@ export type ToHost =
   | { t: 'transform', req: number, address: string, hash: string, code: string, limits: CellLimits, state: string | null, version: number, replace: boolean }
   | { t: 'revert', req: number, address: string }
   | { t: 'snapshot', req: number, address: string }
-  /** deliver a message; tell: no reply wanted; from: the sending cell's address, if a cell sent it */
-  | { t: 'call', id: number, address: string, method: string, args: string, tell: boolean, from?: string }
+  /** deliver a message; tell: no reply wanted; from: the sending cell's address, if a cell sent it; key: of a keyed cell */
+  | { t: 'call', id: number, address: string, method: string, args: string, tell: boolean, from?: string, key?: string }
   /**
    * fire a due reminder (cells/reminders.ts): answered with a 'reply' like a call; `method`
    * is its method, for error reports; drop: take it out of the state without running it

@@ -6,6 +6,8 @@ import { table } from '../table.js'
 import { nodeLabels } from '../node-labels.js'
 import { shortPeerId } from '../../util/peer-id-text.js'
 import { specListing } from '../placement.js'
+import { KEYS_METHOD } from '../../cells/keys.js'
+import type { CallResponse } from '../../messaging/call-client.js'
 
 export function registerApps (program: Command): void {
   program.command('apps')
@@ -34,11 +36,16 @@ export function registerApps (program: Command): void {
       const query = app === undefined ? '' : `?app=${encodeURIComponent(app)}`
       const client = await apiClient(flags)
       const apps = await client.get<AppCellsListing[]>(`/v1/cells${query}`)
-      if (flags.json === true) { printJson(apps.map(a => ({ app: a.app, cells: a.cells.map(specListing), ...(a.rollbacks.length > 0 ? { rollbacks: a.rollbacks } : {}) }))); return }
+      // for one app, each keyed shard's keys (asked of its primary)
+      const keys = app === undefined ? new Map<string, ShardKeys>() : await shardKeys(apps, client.post)
+      if (flags.json === true) {
+        printJson(apps.map(a => ({ app: a.app, cells: a.cells.map(c => ({ ...specListing(c), ...keyCounts(keys.get(c.address)) })), ...(a.rollbacks.length > 0 ? { rollbacks: a.rollbacks } : {}) })))
+        return
+      }
       const label = await nodeLabels(client)
-      const rows = apps.flatMap(a => a.cells.map(c => [c.address, label(c.node), stateText(c), c.clones.map(label).join(',') || '-']))
+      const rows = apps.flatMap(a => a.cells.map(c => [c.address, label(c.node), stateText(c), c.clones.map(label).join(',') || '-', ...(keys.size > 0 ? [keysText(keys.get(c.address))] : [])]))
       if (rows.length === 0) { process.stdout.write('no cells\n'); return }
-      process.stdout.write(table([['ADDRESS', 'NODE', 'STATE', 'CLONES'], ...rows]))
+      process.stdout.write(table([['ADDRESS', 'NODE', 'STATE', 'CLONES', ...(keys.size > 0 ? ['ACTIVE KEYS'] : [])], ...rows]))
       for (const a of apps) for (const r of a.rollbacks ?? []) process.stdout.write(`${a.app}/${r.cell}: last rollout rolled back: ${r.error}\n`)
     })
 }
@@ -47,4 +54,29 @@ export function registerApps (program: Command): void {
 function stateText (c: CellListing): string {
   if (c.state === 'failed' && c.reason !== undefined) return `failed since ${new Date(c.since ?? 0).toISOString()}: ${c.reason}`
   return c.state === 'transformed' && c.revision !== undefined && !c.current ? 'transformed (older revision)' : c.state
+}
+
+/** a keyed shard's keys: how many it stores, and the active ones (a message within its idle time) */
+interface ShardKeys { stored: number, active: string[] }
+
+/** The keys of every keyed shard of the listing that answers (other cells refuse KEYS_METHOD: left out). */
+async function shardKeys (apps: AppCellsListing[], post: <T>(path: string, body: unknown) => Promise<T>): Promise<Map<string, ShardKeys>> {
+  const out = new Map<string, ShardKeys>()
+  const serving = apps.flatMap(a => a.cells).filter(c => c.state === 'transformed')
+  await Promise.all(serving.map(async c => {
+    const answer = await post<CallResponse>('/v1/call', { address: c.address, method: KEYS_METHOD, args: [] }).catch(() => undefined)
+    if (answer !== undefined && 'result' in answer) out.set(c.address, answer.result as ShardKeys)
+  }))
+  return out
+}
+
+function keyCounts (k: ShardKeys | undefined): { keys?: { stored: number, active: number } } {
+  return k === undefined ? {} : { keys: { stored: k.stored, active: k.active.length } }
+}
+
+/** up to 5 active keys, then how many more */
+function keysText (k: ShardKeys | undefined): string {
+  if (k === undefined) return '-'
+  const shown = k.active.slice(0, 5).map(key => JSON.stringify(key)).join(',')
+  return `${k.active.length}${k.active.length > 0 ? ` ${shown}${k.active.length > 5 ? ',…' : ''}` : ''} (of ${k.stored})`
 }

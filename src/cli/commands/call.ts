@@ -26,7 +26,7 @@ export function registerCall (program: Command): void {
   program.command('call')
     .description('ask a cell: each argument is JSON (else a string); prints the result as JSON')
     .addHelpText('after', example('stem call counter/counter increment 5'))
-    .argument('<address>', 'APP/CELL or APP/CELL#i')
+    .argument('<address>', 'APP/CELL, APP/CELL#i or APP/CELL/KEY (a keyed cell; percent-encode /, # and % in KEY)')
     .argument('<method>', 'the cell method')
     .argument('[args...]', 'arguments')
     .option('--data <dir>', 'data directory of the running node')

@@ -1,6 +1,7 @@
 // `stem publish FILE.yaml`: validate, bundle (esbuild), sign with the owner key, publish
 // through the local node, then follow the rollout until every instance runs the published
 // revision — or fail with the cause if a cell's new code failed and was rolled back.
+import { DEFAULT_IDLE_MS } from '../../cells/keys.js'
 import type { Command } from 'commander'
 import type { CellClass } from '../../topology/route-methods.js'
 import type { PublishResult } from '../../topology/service.js'
@@ -73,7 +74,7 @@ export async function publishApp (file: string, flags: PublishFlags, seconds: nu
     progress.step(`bundling ${manifest.app}/${cell} from ${spec.code}`)
     let bundle
     try {
-      bundle = await buildBundle({ entry: resolveCellCode(file, spec), app: manifest.app, cell, limits: { memory: spec.memory, timeout: spec.timeout, mailbox: spec.mailbox }, owner: key })
+      bundle = await buildBundle({ entry: resolveCellCode(file, spec), app: manifest.app, cell, limits: { memory: spec.memory, timeout: spec.timeout, mailbox: spec.mailbox }, owner: key, ...(spec.keyed === true ? { keyed: { idle: spec.idle ?? DEFAULT_IDLE_MS } } : {}) })
     } catch (err) {
       throw new BundleError(`cannot bundle ${manifest.app}/${cell}: ${(err as Error).message}`)
     }
