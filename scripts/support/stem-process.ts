@@ -1,5 +1,5 @@
 // Real `stem` processes for multi-process tests, `npm run chaos` and the benches: spawned
-// with --no-node-snapshot from bin/stem.js, each with its own temp data dir, ephemeral
+// with bin/stem.js's flags (--no-node-snapshot --max-semi-space-size=1), each with its own temp data dir, ephemeral
 // ports, cleaned up by `stopAll`.
 import { spawn, execFile, type ChildProcess } from 'node:child_process'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
@@ -89,7 +89,7 @@ export interface SpawnStemOptions {
 
 /** Spawns `stem <command> …` with a data dir and ephemeral listen/API ports. */
 export function spawnStem (command: string[], dataDir: string, extra: string[] = [], options: SpawnStemOptions = {}): StemProcess {
-  const argv = [process.execPath, '--no-node-snapshot', stemBin, ...command, '--data', dataDir, '--listen', options.listen ?? '/ip4/127.0.0.1/tcp/0', '--api', '127.0.0.1:0', ...extra]
+  const argv = [process.execPath, '--no-node-snapshot', '--max-semi-space-size=1', stemBin, ...command, '--data', dataDir, '--listen', options.listen ?? '/ip4/127.0.0.1/tcp/0', '--api', '127.0.0.1:0', ...extra]
   const [file, ...args] = [...(options.prefix ?? []), ...argv]
   const child = spawn(file, args, {
     stdio: [options.stdin !== undefined ? 'pipe' : 'ignore', 'pipe', 'pipe'],

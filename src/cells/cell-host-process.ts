@@ -16,9 +16,11 @@ import type { RuntimeBounds } from './limits.js'
 const HOST_ENTRY = fileURLToPath(new URL('./host/main.js', import.meta.url))
 /**
  * Node flags of every cell host: isolated-vm needs no snapshot. (Node 24's V8 dropped
- * --no-expose-wasm; the isolate bootstrap deletes WebAssembly from every cell's global.)
+ * --no-expose-wasm; the isolate bootstrap deletes WebAssembly from every cell's global.) A 1 MiB
+ * young generation, as for the node (bin/stem.js), keeps an idle host's RSS low; the cells'
+ * own heaps are their isolates'.
  */
-export const CELL_HOST_FLAGS = ['--no-node-snapshot']
+export const CELL_HOST_FLAGS = ['--no-node-snapshot', '--max-semi-space-size=1']
 /** the link's fd in the host (after stdin, stdout, stderr) */
 const LINK_FD = 3
 

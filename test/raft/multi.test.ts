@@ -333,13 +333,19 @@ describe('raft multi-group host: quiescence', function () {
       const before = hosts.map(h => h.stats.messagesSent)
       const wakesBefore = hosts.map(h => h.stats.wakes)
       const beaconsBefore = hosts.map(h => h.stats.livenessBeacons)
-      await waitFor(() => hosts.every((h, i) => h.stats.livenessBeacons >= beaconsBefore[i] + 4), { what: 'beacons keep flowing' })
+      const ticksBefore = hosts.map(h => h.stats.ticks)
+      await waitFor(() => hosts.every((h, i) => h.stats.livenessBeacons >= beaconsBefore[i] + 8), { what: 'beacons keep flowing' })
       if (hosts.some((h, i) => h.stats.wakes !== wakesBefore[i])) {
         await waitFor(() => allQuiet(hosts), { what: 'quiet again after a wake', timeout: 60_000 })
         return false
       }
       const after = hosts.map(h => h.stats.messagesSent)
       if (after.some((n, i) => n !== before[i])) sentWhileQuiet = [before, after]
+      // the tick timer sleeps between beacon rounds (one round beacons both peers) instead
+      // of firing every tick: five ticks per beacon interval here
+      const ticks = hosts.map((h, i) => h.stats.ticks - ticksBefore[i])
+      const beacons = hosts.map((h, i) => h.stats.livenessBeacons - beaconsBefore[i])
+      assert.ok(ticks.every((t, i) => t <= beacons[i] + 2), `quiet hosts ticked ${JSON.stringify(ticks)} times for ${JSON.stringify(beacons)} beacons`)
       return true
     }, { what: 'a window with no wake-up', timeout: 90_000 })
     assert.equal(sentWhileQuiet, undefined, `quiet groups sent raft messages: ${JSON.stringify(sentWhileQuiet)}`)

@@ -46,6 +46,20 @@ export class PeerLiveness {
     return due
   }
 
+  /**
+   * When dueForBeacon or newlySilent next has something to report, if nothing is sent or
+   * heard before then (Infinity: no peer tracked). A host whose groups are all quiet sleeps
+   * until then.
+   */
+  nextDue (): number {
+    let due = Infinity
+    for (const p of this.peers.values()) {
+      due = Math.min(due, p.lastSent + this.intervalMs)
+      if (p.alive) due = Math.min(due, p.lastHeard + this.timeoutMs + 1)
+    }
+    return due
+  }
+
   /** Peers that just crossed the silence limit (each reported once until heard again). */
   newlySilent (now: number): NodeId[] {
     const silent: NodeId[] = []

@@ -31,6 +31,7 @@ import type { RawNode } from '../core/index.js'
 import type { RaftTransport } from '../transport/types.js'
 import { BatchBuilder, decodeBatch } from './raft-batch.js'
 import { PeerLiveness } from './peer-liveness.js'
+import { nextTickDelay } from './tick-schedule.js'
 import { SnapshotAssembler, splitSnapshot } from './snapshot-chunks.js'
 import { DEFAULT_GROUP_RAFT_OPTIONS, DEFAULT_TICK_MS } from './types.js'
 import type {
@@ -47,8 +48,8 @@ function seedFromCrypto (): () => number {
 
 const systemClock: TickClock = {
   now: () => Date.now(),
-  setInterval: (fn, ms) => setInterval(fn, ms),
-  clearInterval: (handle) => { clearInterval(handle as NodeJS.Timeout) }
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (handle) => { clearTimeout(handle as NodeJS.Timeout) }
 }
 
 interface HostedGroup {
@@ -84,7 +85,7 @@ export class RaftHost extends TypedEventEmitter<RaftHostEvents> {
   readonly stats: RaftHostStats = {
     framesSent: 0, framesReceived: 0, bytesSent: 0, bytesReceived: 0, messagesSent: 0, messagesReceived: 0,
     heartbeatsCoalesced: 0, sendsDropped: 0, malformedBatches: 0, rejectedMessages: 0, unknownGroupMessages: 0,
-    readyRounds: 0, readiesProcessed: 0, quiesces: 0, wakes: 0, livenessBeacons: 0,
+    readyRounds: 0, readiesProcessed: 0, quiesces: 0, wakes: 0, livenessBeacons: 0, ticks: 0,
     snapshotPiecesSent: 0, snapshotPiecesReceived: 0, snapshotsReassembled: 0
   }
 
@@ -102,6 +103,10 @@ export class RaftHost extends TypedEventEmitter<RaftHostEvents> {
   private readonly groups = new Map<GroupId, HostedGroup>()
   private readonly dirty = new Set<HostedGroup>()
   private timer?: unknown
+  /** when the armed tick timer fires */
+  private timerDue = 0
+  /** the longest the tick timer sleeps while every group is quiet */
+  private readonly maxSleepMs: number
   private processing = false
   private scheduled = false
   private idle: Promise<void> = Promise.resolve()
@@ -115,7 +120,9 @@ export class RaftHost extends TypedEventEmitter<RaftHostEvents> {
     this.tickMs = init.tickMs ?? DEFAULT_TICK_MS
     const electionTick = this.raftOptions.electionTick ?? 10
     this.quiesceAfterTicks = init.quiesceAfterTicks ?? electionTick
-    this.liveness = new PeerLiveness(init.livenessIntervalMs ?? electionTick * this.tickMs / 2, init.livenessTimeoutMs ?? electionTick * this.tickMs * 2)
+    const livenessIntervalMs = init.livenessIntervalMs ?? electionTick * this.tickMs / 2
+    this.liveness = new PeerLiveness(livenessIntervalMs, init.livenessTimeoutMs ?? electionTick * this.tickMs * 2)
+    this.maxSleepMs = Math.max(this.tickMs, 4 * livenessIntervalMs)
     // a batch, and a snapshot piece with room for a batch's other messages, fit one frame
     const frame = components.transport.maxPayloadBytes ?? Infinity
     this.maxBatchBytes = Math.min(init.maxBatchBytes ?? 4 * 1024 * 1024, Math.floor(frame / 2))
@@ -132,14 +139,15 @@ export class RaftHost extends TypedEventEmitter<RaftHostEvents> {
       onBatch: (from, payload) => { this.receive(from, payload) },
       onUnreachable: (peer) => { this.unreachable(peer) }
     })
-    this.timer = this.clock.setInterval(() => { this.tick() }, this.tickMs)
+    this.armTick(true)
   }
 
   /** Stops ticking and waits for the Ready round in progress; storages stay open (their owner closes them). */
   async stop (): Promise<void> {
     if (!this.running) return
     this.running = false
-    this.clock.clearInterval(this.timer)
+    this.clock.clearTimeout(this.timer)
+    this.timer = undefined
     this.transport.setReceiver({ onBatch: () => {}, onUnreachable: () => {} })
     await this.idle
   }
@@ -188,6 +196,7 @@ export class RaftHost extends TypedEventEmitter<RaftHostEvents> {
     this.groups.set(id, group)
     this.peersStale = true
     this.markDirty(group)
+    this.armTick(true)
   }
 
   /** Stops hosting a group (after its Ready round in progress, if any). */
@@ -298,11 +307,31 @@ export class RaftHost extends TypedEventEmitter<RaftHostEvents> {
     return g
   }
 
+  /**
+   * Arms the tick timer for the next tick while a group ticks (`active`), or, when every
+   * group is quiet, for when the liveness work next falls due (tick-schedule.ts). An armed
+   * timer that fires sooner is kept.
+   */
+  private armTick (active: boolean): void {
+    if (!this.running) return
+    const now = this.clock.now()
+    const delay = nextTickDelay({ tickMs: this.tickMs, active: active || this.peersStale, now, livenessDue: this.liveness.nextDue(), maxSleepMs: this.maxSleepMs })
+    if (this.timer !== undefined) {
+      if (this.timerDue <= now + delay) return
+      this.clock.clearTimeout(this.timer)
+    }
+    this.timerDue = now + delay
+    this.timer = this.clock.setTimeout(() => { this.timer = undefined; this.tick() }, delay)
+  }
+
   private tick (): void {
+    this.stats.ticks++
     const quiescing: HostedGroup[] = []
     const lost = new Map<NodeId, BatchBuilder[]>()
+    let active = false
     for (const g of this.groups.values()) {
       if (g.rejoining !== undefined) {
+        active = true
         // not ticked: a member that lost its log must not campaign
         if (--g.rejoining.pokeIn <= 0) this.sayLogLost(g, lost)
         continue
@@ -319,11 +348,13 @@ export class RaftHost extends TypedEventEmitter<RaftHostEvents> {
       }
       g.node.tick()
       this.dirty.add(g)
+      active = true
     }
     this.sendBatches(lost)
     this.sendQuiesceAndBeacons(quiescing)
     this.checkLiveness()
     this.schedule()
+    this.armTick(active)
   }
 
   /**
@@ -363,6 +394,7 @@ export class RaftHost extends TypedEventEmitter<RaftHostEvents> {
     if (!g.quiesced) return
     g.quiesced = false
     this.stats.wakes++
+    this.armTick(true)
   }
 
   /** Quiesce heartbeats for groups going quiet, and a beacon to every peer we have been silent to. */

@@ -92,6 +92,8 @@ export interface RaftHostStats {
   wakes: number
   /** empty batches sent to show this node is alive */
   livenessBeacons: number
+  /** tick timer firings (one per tick while a group ticks; fewer while every group is quiet) */
+  ticks: number
   /** pieces of snapshots too large for one frame, sent and received */
   snapshotPiecesSent: number
   snapshotPiecesReceived: number
@@ -112,8 +114,8 @@ export interface RaftHostEvents {
 
 export interface TickClock {
   now: () => number
-  setInterval: (fn: () => void, ms: number) => unknown
-  clearInterval: (handle: unknown) => void
+  setTimeout: (fn: () => void, ms: number) => unknown
+  clearTimeout: (handle: unknown) => void
 }
 
 export interface RaftHostComponents {

@@ -155,7 +155,15 @@ export class Libp2pRaftTransport implements RaftTransport {
         const payload = out.queue.shift()!
         out.queuedBytes -= payload.length
         const frame = this.signer.sign('raft', payload)
-        await out.lp!.write(frame, { signal: AbortSignal.timeout(this.timeoutMs) })
+        // a cleared timer, not AbortSignal.timeout: that one fires (building a DOMException
+        // and running abort steps) for every frame long after it was written
+        const deadline = new AbortController()
+        const timer = setTimeout(() => { deadline.abort(new Error(`raft frame to ${out.peer} not written within ${this.timeoutMs} ms`)) }, this.timeoutMs)
+        try {
+          await out.lp!.write(frame, { signal: deadline.signal })
+        } finally {
+          clearTimeout(timer)
+        }
         this.stats.framesSent++
         this.stats.bytesSent += frame.length
       }
