@@ -5,6 +5,7 @@
 // is imported before the check, so an old Node never loads a native module it cannot run.
 // --max-semi-space-size=1: a 1 MiB young generation instead of V8's default 16 MiB keeps an
 // idle node's RSS about 25 MiB lower (a node's garbage is mostly short-lived frames).
+// These are NODE_FLAGS of src/util/node-flags.ts (the service unit, the demo, cell hosts): keep them alike.
 import { spawn } from 'node:child_process'
 import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os'
 import { join, resolve, dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { waitFor } from './wait.js'
+import { NODE_FLAGS } from '../../src/util/node-flags.js'
 
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..')
 const stemBin = join(repoRoot, 'bin', 'stem.js')
@@ -89,7 +90,7 @@ export interface SpawnStemOptions {
 
 /** Spawns `stem <command> …` with a data dir and ephemeral listen/API ports. */
 export function spawnStem (command: string[], dataDir: string, extra: string[] = [], options: SpawnStemOptions = {}): StemProcess {
-  const argv = [process.execPath, '--no-node-snapshot', '--max-semi-space-size=1', stemBin, ...command, '--data', dataDir, '--listen', options.listen ?? '/ip4/127.0.0.1/tcp/0', '--api', '127.0.0.1:0', ...extra]
+  const argv = [process.execPath, ...NODE_FLAGS, stemBin, ...command, '--data', dataDir, '--listen', options.listen ?? '/ip4/127.0.0.1/tcp/0', '--api', '127.0.0.1:0', ...extra]
   const [file, ...args] = [...(options.prefix ?? []), ...argv]
   const child = spawn(file, args, {
     stdio: [options.stdin !== undefined ? 'pipe' : 'ignore', 'pipe', 'pipe'],

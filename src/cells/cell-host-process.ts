@@ -12,15 +12,15 @@ import { encodeFrames, FrameDecoder, LinkError, maxFrameBytes } from './host/lin
 import { fromHostError } from './host/protocol-check.js'
 import type { FromHost, ToHost } from './host/protocol.js'
 import type { RuntimeBounds } from './limits.js'
+import { NODE_FLAGS } from '../util/node-flags.js'
 
 const HOST_ENTRY = fileURLToPath(new URL('./host/main.js', import.meta.url))
 /**
- * Node flags of every cell host: isolated-vm needs no snapshot. (Node 24's V8 dropped
- * --no-expose-wasm; the isolate bootstrap deletes WebAssembly from every cell's global.) A 1 MiB
- * young generation, as for the node (bin/stem.js), keeps an idle host's RSS low; the cells'
- * own heaps are their isolates'.
+ * Node flags of every cell host, the node's (util/node-flags.ts). (Node 24's V8 dropped
+ * --no-expose-wasm; the isolate bootstrap deletes WebAssembly from every cell's global.) The
+ * cells' own heaps are their isolates'.
  */
-export const CELL_HOST_FLAGS = ['--no-node-snapshot', '--max-semi-space-size=1']
+export const CELL_HOST_FLAGS = NODE_FLAGS
 /** the link's fd in the host (after stdin, stdout, stderr) */
 const LINK_FD = 3
 

@@ -23,7 +23,7 @@ function settings (text: string): Record<string, Record<string, string[]>> {
 describe('cli: stem service unit text', () => {
   it('a system unit runs `stem start` with absolute node, bin and data dir as the data dir\'s owner, restarts on failure, stops with SIGTERM', () => {
     const s = settings(systemdUnit(spec))
-    assert.deepEqual(s.Service.ExecStart, ['/opt/node/bin/node --no-node-snapshot /srv/stem/bin/stem.js start --data /home/ann/.stem --cpu 2'])
+    assert.deepEqual(s.Service.ExecStart, ['/opt/node/bin/node --no-node-snapshot --max-semi-space-size=1 /srv/stem/bin/stem.js start --data /home/ann/.stem --cpu 2'])
     assert.deepEqual(s.Service.User, ['1000'])
     assert.deepEqual(s.Service.Group, ['1001'])
     assert.deepEqual(s.Service.Restart, ['on-failure'])
@@ -55,7 +55,7 @@ describe('cli: stem service unit text', () => {
     assert.equal(execWord(''), '""')
     assert.equal(execWord(';'), '";"')
     const text = systemdUnit({ ...spec, dataDir: '/data/100% stem' })
-    assert.equal(execStartOf(text), '/opt/node/bin/node --no-node-snapshot /srv/stem/bin/stem.js start --data "/data/100%% stem" --cpu 2')
+    assert.equal(execStartOf(text), '/opt/node/bin/node --no-node-snapshot --max-semi-space-size=1 /srv/stem/bin/stem.js start --data "/data/100%% stem" --cpu 2')
     assert.match(text, /^Description=Stem node \(data dir \/data\/100%% stem\)$/m)
   })
 

@@ -33,7 +33,7 @@ describe('cli: stem service', function () {
     assert.equal(install.code, 0, install.stderr)
     assert.equal(install.stdout, `wrote ${join(units, 'stem.service')}\nsystemctl not run (--unit-dir)\n`)
     const unit = await readFile(join(units, 'stem.service'), 'utf8')
-    assert.match(unit, /^ExecStart=\/\S+\/node --no-node-snapshot \/\S+\/bin\/stem\.js start --data "\/\S+\/my data" --cpu 2 --memory 2GiB --upnp$/m)
+    assert.match(unit, /^ExecStart=\/\S+\/node --no-node-snapshot --max-semi-space-size=1 \/\S+\/bin\/stem\.js start --data "\/\S+\/my data" --cpu 2 --memory 2GiB --upnp$/m)
     assert.match(unit, /^WantedBy=multi-user\.target$/m)
 
     const status = await stem(['service', 'status', '--unit-dir', units, '--json'])

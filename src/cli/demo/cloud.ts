@@ -8,6 +8,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { createApiClient, type ApiClient } from '../../api/client.js'
 import { readToken } from '../../node/data-dir.js'
+import { NODE_FLAGS } from '../../util/node-flags.js'
 
 export const STEM_BIN = fileURLToPath(new URL('../../../../bin/stem.js', import.meta.url))
 export const REPO_ROOT = fileURLToPath(new URL('../../../../', import.meta.url))
@@ -37,7 +38,7 @@ export async function spawnDemoNode (index: number, baseDir: string, args: strin
   await mkdir(dataDir, { recursive: true, mode: 0o700 })
   const log = join(dataDir, 'stem.log')
   const logStream = createWriteStream(log, { flags: 'a' })
-  const child = spawn(process.execPath, ['--no-node-snapshot', STEM_BIN, ...args,
+  const child = spawn(process.execPath, [...NODE_FLAGS, STEM_BIN, ...args,
     '--name', `node-${index}`, '--data', dataDir, '--listen', '/ip4/127.0.0.1/tcp/0', '--api', '127.0.0.1:0', '--gateway', '127.0.0.1:0', '--exit-with-stdin'], {
     detached: true,
     // a pipe only this process writes to: when the demo dies, even by SIGKILL, the node

@@ -2,6 +2,7 @@
 // runs with, so its content is tested without systemd and `systemd-analyze verify` checks it.
 import { homedir } from 'node:os'
 import { join } from 'node:path'
+import { NODE_FLAGS } from '../../util/node-flags.js'
 
 export const UNIT_NAME = 'stem.service'
 
@@ -42,7 +43,7 @@ export function execWord (word: string): string {
 
 export function systemdUnit (spec: UnitSpec): string {
   refuseLineBreaks(spec.dataDir)
-  const exec = [spec.node, '--no-node-snapshot', spec.bin, 'start', '--data', spec.dataDir, ...spec.args].map(execWord).join(' ')
+  const exec = [spec.node, ...NODE_FLAGS, spec.bin, 'start', '--data', spec.dataDir, ...spec.args].map(execWord).join(' ')
   const runAs = !spec.user && spec.owner != null && spec.owner.uid !== 0 ? [`User=${spec.owner.uid}`, `Group=${spec.owner.gid}`] : []
   return [
     '# Written by `stem service install`; remove it with `stem service uninstall`.',
