@@ -511,7 +511,21 @@ export class CellRuntime extends TypedEventEmitter<CellRuntimeEvents> {
     if (recorded === undefined) return undefined
     this.dedupeHits++
     if (recorded === null) return Promise.reject(new Error(`the ask to ${record.address} with this message id already ran; its result was too long to keep for retries`))
-    return Promise.resolve(recorded)
+    // a result whose reply gate failed (or is still under way) is answered only once its
+    // state is safe: the retry waits for the gate as the first answer did
+    const gate = this.opts.replyGate
+    if (gate === undefined || record.version <= record.gatedVersion) return Promise.resolve(recorded)
+    return this.passGate(gate, record, record.version).then(() => recorded)
+  }
+
+  /** waits until the reply gate acknowledged `version` of the record's state */
+  private async passGate (gate: NonNullable<CellRuntimeInit['replyGate']>, record: CellRecord, version: number): Promise<void> {
+    try {
+      await gate(record.address, version)
+    } catch (err) {
+      throw new Error(`state of ${record.address} is not safe yet: ${(err as Error | undefined)?.message ?? String(err)}`)
+    }
+    record.gatedVersion = Math.max(record.gatedVersion, version)
   }
 
   /** `from`: the sending cell's address, if a cell sent it */
@@ -682,12 +696,7 @@ export class CellRuntime extends TypedEventEmitter<CellRuntimeEvents> {
     // errors leave the state as it was, so only results wait for the gate
     if (ok && gate !== undefined && record.version > record.gatedVersion) {
       const version = record.version
-      const wait = (): void => {
-        gate(record.address, version).then(() => {
-          record.gatedVersion = Math.max(record.gatedVersion, version)
-          pending.resolve(text)
-        }, (err: Error) => { pending.reject(new Error(`state of ${record.address} is not safe yet: ${err?.message ?? String(err)}`)) })
-      }
+      const wait = (): void => { this.passGate(gate, record, version).then(() => { pending.resolve(text) }, pending.reject) }
       // the gate waits for the snapshot, which is dispatched once this batch's replies are recorded
       if (this.snapshotsDue.has(record)) queueMicrotask(wait)
       else wait()

@@ -159,6 +159,37 @@ describe('cells: runtime lifecycle and messaging', function () {
     }
   })
 
+  it('a retry of an ask whose reply gate failed waits for the gate, and does not run again', async () => {
+    const gated: Array<{ version: number, settle: (ok: boolean) => void }> = []
+    const gatedRuntime = createCellRuntime({
+      replyGate: async (address, version) => {
+        const { promise, resolve, reject } = Promise.withResolvers<void>()
+        gated.push({ version, settle: ok => { if (ok) resolve(); else reject(new Error('no clone took its state')) } })
+        await promise
+      }
+    })
+    gatedRuntime.start()
+    try {
+      await gatedRuntime.transform('shop/counter#0', await b.bundle('shop/counter', COUNTER), { owner: b.owner.publicKey })
+      const key = 'peer-a/00112233445566778899aabbccddeeff'
+      const first = gatedRuntime.ask('shop/counter#0', 'increment', [5], { messageKey: key })
+      await waitFor(() => gated.length === 1)
+      gated[0].settle(false)
+      await assert.rejects(first, /not safe yet/)
+      // the change ran and its result is recorded, but its state is not on a clone yet:
+      // the retry is answered from the window only once the gate lets it
+      let answered = false
+      const retry = gatedRuntime.ask('shop/counter#0', 'increment', [5], { messageKey: key }).then(v => { answered = true; return v })
+      await waitFor(() => gated.length === 2, { what: 'the retry to wait for the gate' })
+      assert.equal(answered, false)
+      gated[1].settle(true)
+      assert.equal(await retry, 5)
+      assert.equal(await gatedRuntime.ask('shop/counter#0', 'get'), 5, 'applied once')
+    } finally {
+      await gatedRuntime.stop()
+    }
+  })
+
   it('with a reply gate, an ask between two cells of one host waits for the gate of the cell asked', async () => {
     const gated: Array<{ address: string, version: number, release: () => void }> = []
     const gatedRuntime = createCellRuntime({
