@@ -22,12 +22,18 @@
 //   routes              list of `METHOD PATH -> cell.method`; METHOD in GET/POST/PUT/PATCH/DELETE;
 //                       PATH starts with '/', segments are literal or `:param`. Matching does
 //                       not depend on order (literal segments win over params), so two routes of
-//                       the same method and shape are an error.
+//                       the same method and shape are an error. `METHOD PATH -> stream NAME`
+//                       (POST/PUT) appends the body to a stream (topology/streams/).
+//   streams.<name>      { partitions [4] 1..32, retention [10000]: records per partition or a duration }
+//   cells.<name>.consumes  list of stream names or { stream, mode: group | broadcast }
 // Unknown fields anywhere are errors: a typo must not pass silently.
 import { isAbsolute, basename, dirname, resolve } from 'node:path'
 import { readFile, stat } from 'node:fs/promises'
 import { LineCounter, isScalar, parseDocument, visit } from 'yaml'
 import { formatDuration, formatSize, parseDuration, parseSize } from '../util/units.js'
+import { checkConsumes, checkStreams, reservedCellNames, STREAM_ROUTE_HANDLER } from './streams/stream-manifest.js'
+import type { Consumption, StreamSpec } from './streams/stream-manifest.js'
+import { partitionCell } from '../cells/streams/partition.js'
 
 export const httpMethods = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'] as const
 export type HttpMethod = typeof httpMethods[number]
@@ -47,6 +53,8 @@ export interface CellSpec {
   mailbox: number
   /** allowed ask/tell targets (`cell` or `app/cell`); undefined = any */
   links?: string[]
+  /** streams this cell consumes (topology/streams/stream-manifest.ts) */
+  consumes?: Consumption[]
   /** sha256 (hex) of the built bundle; set by the publisher, absent in a parsed manifest */
   bundle?: string
 }
@@ -57,12 +65,16 @@ export interface Route {
   path: string
   cell: string
   handler: string
+  /** a `-> stream NAME` route: `cell` is then the stream's partition 0 and `handler` STREAM_ROUTE_HANDLER */
+  stream?: string
 }
 
 export interface AppManifest {
   app: string
   cells: Record<string, CellSpec>
   routes: Route[]
+  /** durable partitioned streams (SPEC §5 `streams`) */
+  streams?: Record<string, StreamSpec>
 }
 
 export const manifestLimits = {
@@ -113,8 +125,9 @@ const handlerPattern = /^[A-Za-z_$][A-Za-z0-9_$]*$/
 const literalSegment = /^[A-Za-z0-9._~-]+$/
 const paramSegment = /^:[A-Za-z_][A-Za-z0-9_]*$/
 const routePattern = /^(\S+)\s+(\S+)\s+->\s+(\S+)$/
-const cellFields = new Set(['code', 'replicas', 'clones', 'durability', 'memory', 'timeout', 'mailbox', 'links'])
-const topFields = new Set(['app', 'cells', 'routes'])
+const cellFields = new Set(['code', 'replicas', 'clones', 'durability', 'memory', 'timeout', 'mailbox', 'links', 'consumes'])
+const topFields = new Set(['app', 'cells', 'routes', 'streams'])
+const streamRoutePattern = /^(\S+)\s+(\S+)\s+->\s+stream\s+(\S+)$/
 
 function isPlainObject (v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v)
@@ -190,7 +203,7 @@ function checkLinks (c: Checker, field: string, v: unknown, app: string, cellNam
   return links.sort()
 }
 
-function checkCell (c: Checker, name: string, v: unknown, app: string, cellNames: Set<string>): CellSpec | undefined {
+function checkCell (c: Checker, name: string, v: unknown, app: string, cellNames: Set<string>, streams: Record<string, StreamSpec>): CellSpec | undefined {
   const prefix = `cells.${name}`
   if (!isPlainObject(v)) { c.add(prefix, `${show(v)} is not a mapping (expected code, replicas, clones, durability, memory, timeout, mailbox, links)`); return undefined }
   c.unknownFields(prefix, v, cellFields)
@@ -206,6 +219,8 @@ function checkCell (c: Checker, name: string, v: unknown, app: string, cellNames
   }
   const links = checkLinks(c, `${prefix}.links`, v.links, app, cellNames)
   if (links !== undefined) spec.links = links
+  const consumes = checkConsumes((f, r) => { c.add(f, r) }, `${prefix}.consumes`, v.consumes, streams)
+  if (consumes !== undefined && consumes.length > 0) spec.consumes = consumes
   return spec
 }
 
@@ -217,8 +232,10 @@ function checkDurability (c: Checker, field: string, v: unknown): Durability {
 }
 
 /** Parses one `METHOD PATH -> cell.method` line; reasons go to the checker. */
-function checkRoute (c: Checker, field: string, v: unknown, cellNames: Set<string>): Route | undefined {
+function checkRoute (c: Checker, field: string, v: unknown, cellNames: Set<string>, streams: Record<string, StreamSpec>): Route | undefined {
   if (typeof v !== 'string') { c.add(field, `${show(v)} is not a route (use e.g. "GET /count -> counter.get")`); return undefined }
+  const s = streamRoutePattern.exec(v.trim())
+  if (s != null) return checkStreamRoute(c, field, s[1], s[2], s[3], streams)
   const m = routePattern.exec(v.trim())
   if (m == null) { c.add(field, `${show(v)} is not a route (use e.g. "GET /count -> counter.get")`); return undefined }
   const [, method, path, target] = m
@@ -231,6 +248,14 @@ function checkRoute (c: Checker, field: string, v: unknown, cellNames: Set<strin
   if (dot < 0 || !handlerPattern.test(handler) || handler === 'constructor') { c.add(field, `target ${show(target)} is not \`cell.method\``); return undefined }
   if (!cellNames.has(cell)) { c.add(field, `target cell ${show(cell)} is not defined in cells`); return undefined }
   return { method: method as HttpMethod, path, cell, handler }
+}
+
+function checkStreamRoute (c: Checker, field: string, method: string, path: string, stream: string, streams: Record<string, StreamSpec>): Route | undefined {
+  if (method !== 'POST' && method !== 'PUT') { c.add(field, `a stream route takes POST or PUT, not ${show(method)}`); return undefined }
+  const pathProblem = routePathProblem(path)
+  if (pathProblem !== undefined) { c.add(field, pathProblem); return undefined }
+  if (streams[stream] === undefined) { c.add(field, `stream ${show(stream)} is not defined in streams`); return undefined }
+  return { method, path, cell: partitionCell(stream, 0), handler: STREAM_ROUTE_HANDLER, stream }
 }
 
 function routePathProblem (path: string): string | undefined {
@@ -270,6 +295,8 @@ export function validateManifest (value: unknown, file: string): AppManifest {
     if (problem !== undefined) c.add('app', problem)
   }
 
+  const streams = checkStreams((f, r) => { c.add(f, r) }, value.streams)
+  const reserved = reservedCellNames(streams)
   const cells: Record<string, CellSpec> = {}
   if (!isPlainObject(value.cells)) c.add('cells', value.cells === undefined ? 'is required (a mapping of cell names to their settings)' : `${show(value.cells)} is not a mapping of cell names`)
   else {
@@ -280,7 +307,8 @@ export function validateManifest (value: unknown, file: string): AppManifest {
     for (const name of names.sort()) {
       const problem = nameProblem(name)
       if (problem !== undefined) { c.add(`cells.${name}`, problem); continue }
-      const spec = checkCell(c, name, value.cells[name], app, cellNames)
+      if (reserved.has(name)) { c.add(`cells.${name}`, `the name is taken by a partition of stream ${reserved.get(name) ?? ''}`); continue }
+      const spec = checkCell(c, name, value.cells[name], app, cellNames, streams)
       if (spec !== undefined) cells[name] = spec
     }
   }
@@ -293,7 +321,7 @@ export function validateManifest (value: unknown, file: string): AppManifest {
       const cellNames = new Set(isPlainObject(value.cells) ? Object.keys(value.cells) : [])
       const shapes = new Map<string, number>()
       value.routes.forEach((line, i) => {
-        const route = checkRoute(c, `routes[${i}]`, line, cellNames)
+        const route = checkRoute(c, `routes[${i}]`, line, cellNames, streams)
         if (route === undefined) return
         const shape = routeShape(route)
         const first = shapes.get(shape)
@@ -305,7 +333,7 @@ export function validateManifest (value: unknown, file: string): AppManifest {
   }
 
   if (c.issues.length > 0) throw new ManifestError(file, c.issues)
-  return { app, cells, routes }
+  return { app, cells, routes, ...(Object.keys(streams).length > 0 ? { streams } : {}) }
 }
 
 /**

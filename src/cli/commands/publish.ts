@@ -12,6 +12,8 @@ import { ownerKey, signedByOwner } from '../owner.js'
 import { createProgress, type Progress } from '../progress.js'
 import { followPlacement, placementGoal, specListing } from '../placement.js'
 import type { CellListing } from '../../topology/app-table.js'
+import { expandStreams } from '../../topology/streams/stream-manifest.js'
+import { partitionBundle } from '../stream-bundles.js'
 
 export interface PublishFlags extends ClientOptions { timeout?: string, ownerKey?: string }
 
@@ -69,17 +71,22 @@ export async function publishApp (file: string, flags: PublishFlags, seconds: nu
   const key = await ownerKey(flags)
   const bundles: string[] = []
   const classes: Record<string, CellClass> = {}
+  // each stream partition is a cell of the app running Stem's partition code
+  const partitions = new Map(expandStreams(manifest).map(p => [p.cell, p]))
   for (const [cell, spec] of Object.entries(manifest.cells)) {
     progress.step(`bundling ${manifest.app}/${cell} from ${spec.code}`)
     let bundle
     try {
-      bundle = await buildBundle({ entry: resolveCellCode(file, spec), app: manifest.app, cell, limits: { memory: spec.memory, timeout: spec.timeout, mailbox: spec.mailbox }, owner: key })
+      const partition = partitions.get(cell)
+      bundle = partition !== undefined
+        ? await partitionBundle(manifest.app, partition, spec, key)
+        : await buildBundle({ entry: resolveCellCode(file, spec), app: manifest.app, cell, limits: { memory: spec.memory, timeout: spec.timeout, mailbox: spec.mailbox }, owner: key })
     } catch (err) {
       throw new BundleError(`cannot bundle ${manifest.app}/${cell}: ${(err as Error).message}`)
     }
     spec.bundle = bundle.hash
     bundles.push(Buffer.from(encodeBundle(bundle)).toString('base64'))
-    if (manifest.routes.some(r => r.cell === cell)) {
+    if (!partitions.has(cell) && manifest.routes.some(r => r.cell === cell)) {
       try {
         classes[cell] = { ...await classMethods(bundle.code, spec), code: spec.code }
       } catch (err) {
