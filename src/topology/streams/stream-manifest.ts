@@ -90,7 +90,9 @@ function checkStream (add: Add, field: string, v: unknown): StreamSpec | undefin
   }
   if (typeof r !== 'string') { add(`${field}.retention`, `${show(r)} is not a record count or a duration (e.g. 100000 or 1d)`); return undefined }
   try {
-    const ms = parseDuration(r)
+    // days too: retention is often a day or a week
+    const days = /^(\d{1,4})d$/.exec(r)
+    const ms = days != null ? Number(days[1]) * 86_400_000 : parseDuration(r)
     if (ms < 1000) throw new Error(`${show(r)} is shorter than 1s`)
     return { partitions, retention: DURATION_RETENTION_COUNT, retentionMs: ms }
   } catch (err) {
