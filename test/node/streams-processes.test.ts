@@ -131,7 +131,12 @@ describe('streams with real stem processes', function () {
     const seen = await waitFor(async () => {
       const s = await workersSeen(survivor)
       return s !== undefined && acked.every(a => s[a.key]?.includes(a.seq)) && s
-    }, { timeout: 240_000, what: 'every acknowledged record to reach a worker' })
+    }, { timeout: 240_000, what: 'every acknowledged record to reach a worker' }).catch(async (err: Error) => {
+      const s = await workersSeen(survivor)
+      const missing = acked.filter(a => s?.[a.key]?.includes(a.seq) !== true).map(a => `${a.key}:${a.seq}`)
+      const streams = await stemJson(['stream', 'shop/orders', '--json', '--data', survivor.dataDir]).catch((e: Error) => e.message)
+      throw new Error(`${err.message}: missing ${missing.length} (${missing.slice(0, 20).join(' ')}); stream ${JSON.stringify(streams)}`)
+    })
     for (const [key, seqs] of Object.entries(seen)) {
       for (let i = 1; i < seqs.length; i++) assert.ok(seqs[i] > seqs[i - 1], `key ${key}: ${seqs[i]} after ${seqs[i - 1]}: duplicate or out of order (${seqs.join(',')})`)
       for (const seq of seqs) assert.ok(sent.has(`${key}:${seq}`), `key ${key}: ${seq} was never sent`)
