@@ -83,7 +83,10 @@ export function connect (target: ConnectTarget): StemConnection {
       return {
         async emit (record, options = {}) {
           // the partition count, asked once (a failed ask is asked again next time)
-          partitions ??= call(`${app}/${partitionCell(stream, 0)}`, 'partitions', [], options).then(n => {
+          // without the caller's message id: the append may go to partition 0 too, whose reply
+          // window would answer it with this ask's recorded result
+          const { messageId: _pinned, ...unpinned } = options
+          partitions ??= call(`${app}/${partitionCell(stream, 0)}`, 'partitions', [], unpinned).then(n => {
             if (typeof n !== 'number' || !Number.isInteger(n) || n < 1) throw new Error(`stream ${address} answered a bad partition count`)
             return n
           }, (err: Error) => { partitions = undefined; throw err })
