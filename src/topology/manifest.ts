@@ -205,7 +205,7 @@ function checkLinks (c: Checker, field: string, v: unknown, app: string, cellNam
 
 function checkCell (c: Checker, name: string, v: unknown, app: string, cellNames: Set<string>, streams: Record<string, StreamSpec>): CellSpec | undefined {
   const prefix = `cells.${name}`
-  if (!isPlainObject(v)) { c.add(prefix, `${show(v)} is not a mapping (expected code, replicas, clones, durability, memory, timeout, mailbox, links)`); return undefined }
+  if (!isPlainObject(v)) { c.add(prefix, `${show(v)} is not a mapping (expected code, replicas, clones, durability, memory, timeout, mailbox, links, consumes)`); return undefined }
   c.unknownFields(prefix, v, cellFields)
   const L = manifestLimits
   const spec: CellSpec = {
