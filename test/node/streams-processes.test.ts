@@ -74,7 +74,7 @@ async function produceSdk (node: MeshNode, key: string, acked: Acked[], sent: Se
   for (let seq = 0; seq < PER_KEY; seq++) {
     sent.add(`${key}:${seq}`)
     const messageId = newMessageId()
-    const ack = await waitFor<{ partition: number, offset: number }>(async () => await orders.emit({ key, seq }, { key, messageId, deadline: Date.now() + 20_000 }).catch(() => false), { timeout: 120_000, what: `record ${key}:${seq} to be acknowledged` })
+    const ack = await waitFor(async () => await orders.emit({ key, seq }, { key, messageId, deadline: Date.now() + 20_000 }), { timeout: 120_000, what: `record ${key}:${seq} to be acknowledged` })
     assert.ok(Number.isInteger(ack.partition) && Number.isInteger(ack.offset), `emit answered ${JSON.stringify(ack)}`)
     acked.push({ key, seq })
   }
