@@ -9,13 +9,8 @@ class StemError extends Error {
   constructor (readonly status: number, message: string) { super(message) }
 }
 let clock = 1_000_000
-Object.assign(globalThis, {
-  stem: {
-    now: () => clock,
-    error: (status: number, message: string) => new StemError(status, message),
-    response: (status: number, body: unknown) => ({ status, body })
-  }
-})
+// the partition code's `stem`, set per test (other test files set their own)
+const stand = { now: () => clock, error: (status: number, message: string) => new StemError(status, message), response: (status: number, body: unknown) => ({ status, body }) }
 
 interface Partition {
   append: (record: unknown, key?: string | null) => { partition: number, offset: number }
@@ -37,6 +32,8 @@ function throwsStatus (fn: () => unknown, status: number, message: RegExp): void
 }
 
 describe('stream partitions', () => {
+  beforeEach(() => { Object.assign(globalThis, { stem: stand }) })
+
   it('picks the same partition for a key every time, spreads keys, and stays in range', () => {
     assert.equal(partitionCell('orders', 3), 'orders-p3')
     const counts = [0, 0, 0, 0]

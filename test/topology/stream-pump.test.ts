@@ -11,7 +11,8 @@ import { CellError } from '../../src/cells/reply-meta.js'
 import { waitFor } from '../support/wait.js'
 import type { AppAnnouncement } from '../../src/topology/announcement.js'
 
-Object.assign(globalThis, { stem: { now: () => Date.now(), error: (status: number, m: string) => Object.assign(new Error(m), { status }), response: (status: number, body: unknown) => ({ status, body }) } })
+// the partition code's `stem`, set per test (other test files set their own)
+const stand = { now: () => Date.now(), error: (status: number, m: string) => Object.assign(new Error(m), { status }), response: (status: number, body: unknown) => ({ status, body }) }
 
 type Method = (...args: unknown[]) => unknown
 async function partitionCell (): Promise<Record<string, Method>> {
@@ -60,6 +61,8 @@ function setup (partition: Record<string, Method>, consumers: Record<string, Con
 }
 
 describe('stream delivery pump', () => {
+  beforeEach(() => { Object.assign(globalThis, { stem: stand }) })
+
   it('assigns partition p to instance p mod replicas in group mode, every instance in broadcast', () => {
     const replicas = (cell: string): number => ({ worker: 3, audit: 2, idle: 0 })[cell] ?? 0
     assert.deepEqual(deliveryTargets('shop', 4, [{ cell: 'worker', mode: 'group' }, { cell: 'audit', mode: 'broadcast' }, { cell: 'idle', mode: 'group' }], replicas), [
