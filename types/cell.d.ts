@@ -65,6 +65,23 @@ export interface Stem {
   cancel: (id: string) => boolean
   /** The pending reminders, soonest first. */
   reminders: () => PendingReminder[]
+  /**
+   * Appends `record` to a stream of this app (manifest `streams`); records of one `key` go
+   * to one partition, in order. Resolves once the record is durable; rejects with a 429
+   * `backpressure` error while its partition is full of records not yet consumed.
+   */
+  emit: (stream: string, record: Json, options?: { key?: string }) => Promise<{ partition: number, offset: number }>
+}
+
+/** The second argument of `onRecord(record, meta)` in a cell that consumes a stream. */
+export interface RecordMeta {
+  stream: string
+  partition: number
+  /** the record's place in its partition, from 0 */
+  offset: number
+  key: string | null
+  /** when it was appended, ms since the epoch */
+  time: number
 }
 
 /** The last argument of a method called by a reminder. */

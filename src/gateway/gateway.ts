@@ -14,6 +14,7 @@ import { RouteTable } from './route-table.js'
 import { TurnBatch } from './turn-batch.js'
 import { MAX_ROUTE_TIMEOUT_MS, ROUTE_METHODS, type GatewayRoute } from './routes.js'
 import { useBoundedJsonBodies } from '../util/bounded-json-body.js'
+import { partitionCell, pickPartition } from '../cells/streams/partition.js'
 
 export interface GatewayComponents {
   backend: GatewayBackend
@@ -302,7 +303,8 @@ class HttpGateway implements Gateway {
     const path = pathOf(request.url)
     const match = this.table.match(request.method, path)
     if (match == null) return await reply.code(404).send({ error: `no route for ${request.method} ${path}` })
-    const { app, route } = match.entry
+    const { app } = match.entry
+    const route = streamTarget(match.entry.route, request.query)
     this.appOf.set(request.raw, app)
     const keyProblem = route.key !== undefined ? invalidKey(match.params[route.key]) : undefined
     if (keyProblem !== undefined) return await reply.code(400).send({ error: keyProblem })
@@ -356,6 +358,8 @@ class HttpGateway implements Gateway {
         // the message and where it came from, never the stack: no internals to HTTP clients
         const failure = outcome.failure
         request.log.info({ target, err: outcome.message }, 'cell error')
+        // a full stream partition: back-pressure, the producer may try again shortly
+        if (failure?.status === 429) void reply.header('retry-after', this.retryAfter)
         return await reply.code(failure?.status ?? 500).send({ error: outcome.message, ...(failure !== undefined ? { cell: failure.cell, method: failure.method } : {}) })
       }
       case 'timeout':
@@ -377,6 +381,13 @@ class HttpGateway implements Gateway {
   private async unavailable (reply: FastifyReply, message: string): Promise<FastifyReply> {
     return await reply.code(503).header('retry-after', this.retryAfter).send({ error: message })
   }
+}
+
+/** a stream route's partition for this request's `?key=`; any other route as it is */
+function streamTarget (route: GatewayRoute, query: unknown): GatewayRoute {
+  if (route.partitions === undefined || route.partitions < 1) return route
+  const key = (query as Record<string, unknown> | null)?.key
+  return { ...route, cell: partitionCell(route.cell, pickPartition(typeof key === 'string' && key !== '' ? key : null, route.partitions)) }
 }
 
 function requestIdOf (req: IncomingMessage): string {

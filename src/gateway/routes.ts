@@ -18,6 +18,8 @@ export interface GatewayRoute {
   /** how long the gateway waits for the cell (ms); the gateway's default when absent.
    * Set it from the cell's `timeout` limit plus a margin for the mesh round trip. */
   timeoutMs?: number
+  /** a stream route: `cell` is the stream, each request goes to the partition of its `?key=` (cells/streams/partition.ts) */
+  partitions?: number
 }
 
 export const ROUTE_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const

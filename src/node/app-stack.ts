@@ -31,6 +31,8 @@ import { createFailureDetector } from './failure-detector.js'
 import type { FailureDetector } from './failure-detector.js'
 import { createContributionGuard } from './contribution-guard.js'
 import { dataFiles } from './data-dir.js'
+import { createStreamPump } from '../topology/streams/stream-pump.js'
+import { streamGatewayRoute } from '../topology/streams/stream-routes.js'
 
 export interface AppStackInit {
   dataDir: string
@@ -64,7 +66,7 @@ const ROUTE_MARGIN_MS = 5000
 
 function gatewayRoutes (a: AppAnnouncement): GatewayRoute[] {
   const timeouts = new Map(a.cells.map(c => [c.name, c.timeout]))
-  return a.routes.map(r => ({ method: r.method, path: r.path, cell: r.cell, cellMethod: r.handler, ...(r.key != null ? { key: r.key } : {}), timeoutMs: (timeouts.get(r.cell) ?? 1000) + ROUTE_MARGIN_MS }))
+  return a.routes.map(r => ({ method: r.method, path: r.path, cell: r.cell, cellMethod: r.handler, ...(r.key != null ? { key: r.key } : {}), timeoutMs: (timeouts.get(r.cell) ?? 1000) + ROUTE_MARGIN_MS, ...streamGatewayRoute(a, r) }))
 }
 
 export function createAppStack (mesh: Mesh, init: AppStackInit): AppStack {
@@ -121,6 +123,14 @@ export function createAppStack (mesh: Mesh, init: AppStackInit): AppStack {
     topology.addEventListener('app:removed', evt => { gateway.removeApp(evt.detail.app) })
   }
   const service = topology
+  // stream partitions whose primary runs here deliver their records to the consumers
+  const pump = createStreamPump({
+    ask: async (address, method, args, options) => await messaging.ask(address, method, args, options),
+    isLocalPrimary: address => runtime.cell(address)?.status === 'transformed',
+    announcement: app => table.get(app),
+    log: line => { log.debug(line) }
+  })
+  runtime.addEventListener('cell:snapshot', evt => { pump.onSnapshot(evt.detail.address, evt.detail.state) })
   // A peer that connects again may have restarted blank: the leader starts its copies
   // again (harmless for a copy still running: a hold keeps the held state, a replace keeps
   // the cell's). Not at the disconnect: the next round would then restart the copies on
@@ -159,6 +169,7 @@ export function createAppStack (mesh: Mesh, init: AppStackInit): AppStack {
     },
     async stop () {
       failures?.stop()
+      pump.stop()
       await gateway?.stop().catch(() => {})
       await service.stop().catch(() => {})
       await raft.stop().catch(() => {})

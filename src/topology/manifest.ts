@@ -26,13 +26,19 @@
 //                       PATH starts with '/', segments are literal or `:param`. A keyed cell is
 //                       routed as `cell[:param].method`: the key is that path parameter. Matching does
 //                       not depend on order (literal segments win over params), so two routes of
-//                       the same method and shape are an error.
+//                       the same method and shape are an error. `METHOD PATH -> stream NAME`
+//                       (POST/PUT) appends the body to a stream (topology/streams/).
+//   streams.<name>      { partitions [4] 1..32, retention [10000]: records per partition or a duration }
+//   cells.<name>.consumes  list of stream names or { stream, mode: group | broadcast }
 // Unknown fields anywhere are errors: a typo must not pass silently.
 import { isAbsolute, basename, dirname, resolve } from 'node:path'
 import { readFile, stat } from 'node:fs/promises'
 import { LineCounter, isScalar, parseDocument, visit } from 'yaml'
 import { formatDuration, formatSize, parseDuration, parseSize } from '../util/units.js'
 import { DEFAULT_IDLE_MS, DEFAULT_SHARDS, MAX_SHARDS } from '../cells/keys.js'
+import { checkConsumes, checkStreams, reservedCellNames, STREAM_ROUTE_HANDLER } from './streams/stream-manifest.js'
+import type { Consumption, StreamSpec } from './streams/stream-manifest.js'
+import { partitionCell } from '../cells/streams/partition.js'
 
 export const httpMethods = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'] as const
 export type HttpMethod = typeof httpMethods[number]
@@ -56,6 +62,8 @@ export interface CellSpec {
   idle?: number
   /** allowed ask/tell targets (`cell` or `app/cell`); undefined = any */
   links?: string[]
+  /** streams this cell consumes (topology/streams/stream-manifest.ts) */
+  consumes?: Consumption[]
   /** sha256 (hex) of the built bundle; set by the publisher, absent in a parsed manifest */
   bundle?: string
 }
@@ -68,6 +76,8 @@ export interface Route {
   handler: string
   /** a keyed cell's route (`cell[:param].method`): the path parameter that holds the key */
   key?: string
+  /** a `-> stream NAME` route: `cell` is then the stream's partition 0 and `handler` STREAM_ROUTE_HANDLER */
+  stream?: string
 }
 
 /** A route's target as the manifest writes it: `cell.method` or `cell[:param].method`. */
@@ -79,6 +89,8 @@ export interface AppManifest {
   app: string
   cells: Record<string, CellSpec>
   routes: Route[]
+  /** durable partitioned streams (SPEC §5 `streams`) */
+  streams?: Record<string, StreamSpec>
 }
 
 export const manifestLimits = {
@@ -130,8 +142,9 @@ const literalSegment = /^[A-Za-z0-9._~-]+$/
 const paramSegment = /^:[A-Za-z_][A-Za-z0-9_]*$/
 const routePattern = /^(\S+)\s+(\S+)\s+->\s+(\S+)$/
 const keyedTargetPattern = /^([^[\]]+)\[:([A-Za-z_][A-Za-z0-9_]*)\]$/
-const cellFields = new Set(['code', 'replicas', 'clones', 'durability', 'memory', 'timeout', 'mailbox', 'links', 'keyed', 'idle'])
-const topFields = new Set(['app', 'cells', 'routes'])
+const cellFields = new Set(['code', 'replicas', 'clones', 'durability', 'memory', 'timeout', 'mailbox', 'links', 'keyed', 'idle', 'consumes'])
+const topFields = new Set(['app', 'cells', 'routes', 'streams'])
+const streamRoutePattern = /^(\S+)\s+(\S+)\s+->\s+stream\s+(\S+)$/
 
 function isPlainObject (v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v)
@@ -207,9 +220,9 @@ function checkLinks (c: Checker, field: string, v: unknown, app: string, cellNam
   return links.sort()
 }
 
-function checkCell (c: Checker, name: string, v: unknown, app: string, cellNames: Set<string>): CellSpec | undefined {
+function checkCell (c: Checker, name: string, v: unknown, app: string, cellNames: Set<string>, streams: Record<string, StreamSpec>): CellSpec | undefined {
   const prefix = `cells.${name}`
-  if (!isPlainObject(v)) { c.add(prefix, `${show(v)} is not a mapping (expected code, replicas, clones, durability, memory, timeout, mailbox, links)`); return undefined }
+  if (!isPlainObject(v)) { c.add(prefix, `${show(v)} is not a mapping (expected code, replicas, clones, durability, memory, timeout, mailbox, links, consumes)`); return undefined }
   c.unknownFields(prefix, v, cellFields)
   const L = manifestLimits
   const spec: CellSpec = {
@@ -224,6 +237,12 @@ function checkCell (c: Checker, name: string, v: unknown, app: string, cellNames
   const links = checkLinks(c, `${prefix}.links`, v.links, app, cellNames)
   if (links !== undefined) spec.links = links
   checkKeyed(c, prefix, v, spec)
+  const consumes = checkConsumes((f, r) => { c.add(f, r) }, `${prefix}.consumes`, v.consumes, streams)
+  if (consumes !== undefined && consumes.length > 0) {
+    // a keyed cell's instances are shards of many keys: one cursor per shard would not say which key saw a record
+    if (spec.keyed === true) c.add(`${prefix}.consumes`, 'a keyed cell cannot consume streams: consume with an unkeyed cell that asks the keys')
+    else spec.consumes = consumes
+  }
   return spec
 }
 
@@ -248,8 +267,10 @@ function checkDurability (c: Checker, field: string, v: unknown): Durability {
 }
 
 /** Parses one `METHOD PATH -> cell.method` line; reasons go to the checker. */
-function checkRoute (c: Checker, field: string, v: unknown, cellNames: Set<string>): Route | undefined {
+function checkRoute (c: Checker, field: string, v: unknown, cellNames: Set<string>, streams: Record<string, StreamSpec>): Route | undefined {
   if (typeof v !== 'string') { c.add(field, `${show(v)} is not a route (use e.g. "GET /count -> counter.get")`); return undefined }
+  const s = streamRoutePattern.exec(v.trim())
+  if (s != null) return checkStreamRoute(c, field, s[1], s[2], s[3], streams)
   const m = routePattern.exec(v.trim())
   if (m == null) { c.add(field, `${show(v)} is not a route (use e.g. "GET /count -> counter.get")`); return undefined }
   const [, method, path, target] = m
@@ -265,6 +286,14 @@ function checkRoute (c: Checker, field: string, v: unknown, cellNames: Set<strin
   if (keyed == null) return { method: method as HttpMethod, path, cell, handler }
   if (!path.split('/').includes(`:${keyed[2]}`)) { c.add(field, `the key of ${show(target)} is path parameter :${keyed[2]}, which ${show(path)} does not have`); return undefined }
   return { method: method as HttpMethod, path, cell, handler, key: keyed[2] }
+}
+
+function checkStreamRoute (c: Checker, field: string, method: string, path: string, stream: string, streams: Record<string, StreamSpec>): Route | undefined {
+  if (method !== 'POST' && method !== 'PUT') { c.add(field, `a stream route takes POST or PUT, not ${show(method)}`); return undefined }
+  const pathProblem = routePathProblem(path)
+  if (pathProblem !== undefined) { c.add(field, pathProblem); return undefined }
+  if (streams[stream] === undefined) { c.add(field, `stream ${show(stream)} is not defined in streams`); return undefined }
+  return { method, path, cell: partitionCell(stream, 0), handler: STREAM_ROUTE_HANDLER, stream }
 }
 
 function routePathProblem (path: string): string | undefined {
@@ -304,6 +333,8 @@ export function validateManifest (value: unknown, file: string): AppManifest {
     if (problem !== undefined) c.add('app', problem)
   }
 
+  const streams = checkStreams((f, r) => { c.add(f, r) }, value.streams)
+  const reserved = reservedCellNames(streams)
   const cells: Record<string, CellSpec> = {}
   if (!isPlainObject(value.cells)) c.add('cells', value.cells === undefined ? 'is required (a mapping of cell names to their settings)' : `${show(value.cells)} is not a mapping of cell names`)
   else {
@@ -314,7 +345,8 @@ export function validateManifest (value: unknown, file: string): AppManifest {
     for (const name of names.sort()) {
       const problem = nameProblem(name)
       if (problem !== undefined) { c.add(`cells.${name}`, problem); continue }
-      const spec = checkCell(c, name, value.cells[name], app, cellNames)
+      if (reserved.has(name)) { c.add(`cells.${name}`, `the name is taken by a partition of stream ${reserved.get(name) ?? ''}`); continue }
+      const spec = checkCell(c, name, value.cells[name], app, cellNames, streams)
       if (spec !== undefined) cells[name] = spec
     }
   }
@@ -327,7 +359,7 @@ export function validateManifest (value: unknown, file: string): AppManifest {
       const cellNames = new Set(isPlainObject(value.cells) ? Object.keys(value.cells) : [])
       const shapes = new Map<string, number>()
       value.routes.forEach((line, i) => {
-        const route = checkRoute(c, `routes[${i}]`, line, cellNames)
+        const route = checkRoute(c, `routes[${i}]`, line, cellNames, streams)
         if (route === undefined) return
         const keyedCell = cells[route.cell]?.keyed === true
         if (keyedCell !== (route.key !== undefined)) {
@@ -344,7 +376,7 @@ export function validateManifest (value: unknown, file: string): AppManifest {
   }
 
   if (c.issues.length > 0) throw new ManifestError(file, c.issues)
-  return { app, cells, routes }
+  return { app, cells, routes, ...(Object.keys(streams).length > 0 ? { streams } : {}) }
 }
 
 /**

@@ -114,7 +114,7 @@ describe('topology/manifest', () => {
   })
 
   it('refuses unknown fields at every level', () => {
-    assert.match(refusal(shop + 'replica: 2\n'), /shop\.yaml: replica: unknown field \(expected one of app, cells, routes\)/)
+    assert.match(refusal(shop + 'replica: 2\n'), /shop\.yaml: replica: unknown field \(expected one of app, cells, routes, streams\)/)
     assert.match(refusal(withCell('replica: 2')), /cells\.counter\.replica: unknown field/)
   })
 

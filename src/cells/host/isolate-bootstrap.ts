@@ -27,6 +27,10 @@
 //            runs with its arguments and { reminder, due }; a reminder no longer pending
 //            (fired or cancelled) does nothing (a retried firing runs once); '\x05' + id
 //            takes that reminder out unrun (its firings kept failing)
+//            the method RECORD_METHOD delivers stream records (cells/streams/partition.ts):
+//            args [stream, partition, gen, [[offset, key, time, record]…]]; each record past
+//            the cell's cursor runs onRecord(record, meta) and moves the cursor, kept in the
+//            state under CURSORS_FIELD (before the reminders): all in the message's one state
 //   'resolve' (packed answers)            → settles pending stem.ask calls
 //   'flush'   ()                          → only the trailers: what the microtasks run at the
 //                                            end of the previous entry produced
@@ -43,6 +47,7 @@
 // cell and method. Answers to the cell's asks carry an error's status as a 4th field.
 import { REMINDERS_FIELD, MAX_REMINDERS, MIN_REMINDER_DELAY_MS, EPOCH_WHEN_FROM } from '../reminders.js'
 import { KEYED_EXPORT } from '../keys.js'
+import { CURSORS_FIELD, RECORD_METHOD, cursorAccepts, partitionCell, pickPartition } from '../streams/partition.js'
 
 // Pending reminders live in a table here and in the state text under the reserved field
 // REMINDERS_FIELD (last, only when there are some), so every rollback, snapshot and restore
@@ -71,6 +76,7 @@ const indexOf = String.prototype.indexOf, slice = String.prototype.slice, charCo
 const fnToString = Function.prototype.toString, regExec = RegExp.prototype.exec, dateNow = Date.now, isInteger = Number.isInteger
 const random = Math.random, floor = Math.floor, ceil = Math.ceil, numToString = Number.prototype.toString
 // private RegExp objects used only through the captured exec (reads own lastIndex and internal flags only)
+const STREAM_NAME = /^[a-z](?:[a-z0-9-]{0,53}[a-z0-9])?$/
 const CONTROL = /[\x00-\x1f]/, CLASS = /^class\b/, REMINDER_ID = /^[A-Za-z0-9_-]{1,64}$/, HEADER_NAME = /^[!#$%&'*+.^_\x60|~0-9A-Za-z-]{1,100}$/
 // errors made by stem.error (or answers to asks that carried a status) → status; stem.response objects → [status, headers, body]
 const statuses = new SafeWeakMap(), responses = new SafeWeakMap()
@@ -173,6 +179,13 @@ const REMINDERS = '${REMINDERS_FIELD}', MAX_REMINDERS = ${MAX_REMINDERS}, MIN_DE
 // id → { due, method, args (JSON text), json (its entry in the state field) }; remindersJson: the table as the state field holds it
 // ('' when empty, null when it changed since: built at the next snapshot, once per message)
 let table = { __proto__: null }, reminderCount = 0, remindersJson = ''
+const CURSORS = '${CURSORS_FIELD}', RECORD = '${RECORD_METHOD}'
+// 'stream/partition' → [gen, offset] of the last record applied; partition counts by stream (asked once)
+let cursors = { __proto__: null }, cursorsJson = ''
+const partitionCounts = { __proto__: null }
+${cursorAccepts.toString()}
+${pickPartition.toString()}
+${partitionCell.toString()}
 let instance, Cls, askSeq = 0, lastState = '{}', pendingCount = 0, tells = 0, logs = 0
 const MAX_LOGS = 100
 let out = '', finished = ''
@@ -201,12 +214,15 @@ function fieldsText () {
   const ks = keys(instance)
   for (let i = 0; i < ks.length; i++) {
     if (ks[i] === REMINDERS) throw new SafeError('field ' + REMINDERS + ' is reserved for the reminders of the cell')
+    if (ks[i] === CURSORS) throw new SafeError('field ' + CURSORS + ' is reserved for the stream cursors of the cell')
     state[ks[i]] = instance[ks[i]]
   }
   return encode(state, 'state')
 }
 
+// the runtime's own fields after the cell's: its stream cursors, then its reminders
 function withReminders (fields) {
+  if (cursorsJson !== '') fields = (fields === '{}' ? '{' : cut(fields, 0, fields.length - 1) + ',') + stringify(CURSORS) + ':' + cursorsJson + '}'
   if (remindersJson === null) remindersJson = remindersText()
   if (remindersJson === '') return fields
   const text = (fields === '{}' ? '{' : cut(fields, 0, fields.length - 1) + ',') + stringify(REMINDERS) + ':' + remindersJson + '}'
@@ -262,12 +278,53 @@ function restore (stateJson, exact) {
   }
   const ks = keys(state)
   for (let i = 0; i < ks.length; i++) {
-    if (ks[i] !== REMINDERS) defineProperty(instance, ks[i], { __proto__: null, value: state[ks[i]], writable: true, enumerable: true, configurable: true })
+    if (ks[i] !== REMINDERS && ks[i] !== CURSORS) defineProperty(instance, ks[i], { __proto__: null, value: state[ks[i]], writable: true, enumerable: true, configurable: true })
   }
-  // a keyed cell's reminders are the shard's (loadShard), not in a key's fields
+  // a keyed cell's reminders are the shard's (loadShard), not in a key's fields (and it consumes no stream)
   if (keyedIdle > 0) return
+  loadCursors(hasOwn(state, CURSORS) ? state[CURSORS] : null)
   if (hasOwn(state, REMINDERS)) loadReminders(state[REMINDERS])
   else if (reminderCount > 0) { table = { __proto__: null }; reminderCount = 0; remindersJson = '' }
+}
+
+// the cursors of a saved state; malformed entries are left out (their records apply again)
+function loadCursors (raw) {
+  cursors = { __proto__: null }
+  if (raw !== null && typeof raw === 'object' && !isArray(raw)) {
+    const ks = keys(raw)
+    for (let i = 0; i < ks.length && i < 1024; i++) {
+      const c = raw[ks[i]]
+      if (isArray(c) && c.length === 2 && isInteger(c[0]) && isInteger(c[1]) && c[0] >= 0 && c[1] >= -1) cursors[ks[i]] = [c[0], c[1]]
+    }
+  }
+  cursorsJson = keys(cursors).length === 0 ? '' : stringify(cursors)
+}
+
+// records of one partition, in offset order: those past the cursor run onRecord; one state for all
+function deliver (argsJson) {
+  let args
+  try { args = parse(argsJson) } catch (err) { return finish(false, errorRecord(err)) }
+  if (!isArray(args) || args.length !== 4 || typeof args[0] !== 'string' || !isInteger(args[1]) || !isInteger(args[2]) || !isArray(args[3])) return finish(false, RECORD + ': malformed delivery')
+  const stream = args[0], partition = args[1], gen = args[2], records = args[3]
+  if (!isMessage('onRecord')) return finish(false, self + ' has no onRecord(record, meta) method to consume stream ' + stream)
+  const at = stream + '/' + partition
+  let applied = 0
+  try {
+    for (let i = 0; i < records.length; i++) {
+      const r = records[i]
+      if (!isArray(r) || r.length !== 4 || !isInteger(r[0]) || r[0] < 0 || !isInteger(r[2])) throw new SafeError(RECORD + ': malformed record')
+      if (!cursorAccepts(cursors[at], gen, r[0])) continue
+      const v = apply(instance.onRecord, instance, [r[3], { stream, partition, offset: r[0], key: r[1], time: r[2] }])
+      if (v !== null && typeof v === 'object' && getPrototypeOf(v) === PromiseProto) throw new SafeError('onRecord of ' + self + ' returned a promise: it must apply the record synchronously (its cursor moves with the state)')
+      cursors[at] = [gen, r[0]]
+      applied++
+    }
+  } catch (err) {
+    loadCursors(parse(lastState)[CURSORS] ?? null)
+    return finish(false, errorRecord(err))
+  }
+  if (applied > 0) cursorsJson = stringify(cursors)
+  return finish(true, stringify(applied))
 }
 
 function rollback () {
@@ -378,6 +435,7 @@ function call (id, method, argsJson) {
     try { activate(cut(method, 1, end)) } catch (err) { return finish(false, errorRecord(err)) }
     method = cut(method, end + 1, method.length)
   } else if (keyedIdle > 0) return finish(false, self + ' is a keyed cell: address one of its keys, app/cell/<key>')
+  if (method === RECORD) return deliver(argsJson)
   let args
   try { args = parse(argsJson) } catch (err) { return finish(false, errorRecord(err)) }
   return invoke(id, method, args)
@@ -453,7 +511,7 @@ function outgoing (address, method, args, tell) {
 function bind (address) {
   if (self !== '') throw new SafeError('stem cell is already bound to ' + self)
   self = address
-  defineProperty(globalThis, 'stem', { __proto__: null, value: freeze({ __proto__: null, self, get key () { return currentKey }, ask, tell, log, now, error, response, schedule, cancel, reminders }), writable: false, enumerable: false, configurable: false })
+  defineProperty(globalThis, 'stem', { __proto__: null, value: freeze({ __proto__: null, self, get key () { return currentKey }, ask, tell, log, now, error, response, schedule, cancel, reminders, emit }), writable: false, enumerable: false, configurable: false })
   return trailer('')
 }
 
@@ -464,6 +522,21 @@ function ask (address, method, ...args) {
   return new SafePromise((resolve, reject) => { apply(mapSet, pending, [id, { resolve, reject }]) })
 }
 function tell (address, method, ...args) { outgoing(address, method, args, true) }
+// stem.emit(stream, record, { key }): appends to a partition of the app's stream; resolves
+// with { partition, offset } once the record is durable
+function emit (stream, record, options) {
+  if (typeof stream !== 'string' || !matches(STREAM_NAME, stream)) return apply(promiseReject, SafePromise, [new SafeError('stem.emit(stream, record, { key }): stream must be the name of a stream of the app')])
+  const key = options === undefined || options === null ? null : options.key
+  if (key !== null && key !== undefined && (typeof key !== 'string' || key.length === 0 || key.length > 256)) return apply(promiseReject, SafePromise, [new SafeError('stem.emit: key must be a string of 1-256 characters')])
+  const app = cut(self, 0, find(self, '/', 0))
+  const append = n => ask(app + '/' + partitionCell(stream, pickPartition(key ?? null, n)), 'append', record, key ?? null)
+  if (partitionCounts[stream] !== undefined) return append(partitionCounts[stream])
+  return apply(then, ask(app + '/' + partitionCell(stream, 0), 'partitions'), [n => {
+    if (!isInteger(n) || n < 1 || n > 1024) throw new SafeError('stream ' + stream + ' answered a bad partition count')
+    partitionCounts[stream] = n
+    return append(n)
+  }])
+}
 function log (...args) {
   if (++logs > MAX_LOGS) return
   let text = ''

@@ -16,6 +16,7 @@ import { registerLogs } from './logs.js'
 import { registerOwner } from './owner.js'
 import { registerNew } from './new.js'
 import { registerDev } from './dev.js'
+import { registerStream } from './stream.js'
 
 export const commands: Array<(program: Command) => void> = [
   registerStart,
@@ -31,5 +32,6 @@ export const commands: Array<(program: Command) => void> = [
   registerLogs,
   registerOwner,
   registerNew,
-  registerDev
+  registerDev,
+  registerStream
 ]

@@ -59,8 +59,9 @@ export interface PublishOutcome { app: string, changed: boolean, cells: CellList
  */
 export async function publishApp (file: string, flags: PublishFlags, seconds: number, progress: Progress, signal?: AbortSignal): Promise<PublishOutcome> {
   // loaded on use: esbuild and the key code would slow every other command's start-up
-  const [{ buildBundle, encodeBundle }, { classMethods }, { routeMethodProblems }, { loadManifest, resolveCellCode }, { ownerKey, signedByOwner }] = await Promise.all([
-    import('../../cells/index.js'), import('../../cells/class-methods.js'), import('../../topology/route-methods.js'), import('../../topology/manifest.js'), import('../owner.js')])
+  const [{ buildBundle, encodeBundle }, { classMethods }, { routeMethodProblems }, { loadManifest, resolveCellCode }, { ownerKey, signedByOwner }, { expandStreams }, { partitionBundle }] = await Promise.all([
+    import('../../cells/index.js'), import('../../cells/class-methods.js'), import('../../topology/route-methods.js'), import('../../topology/manifest.js'), import('../owner.js'),
+    import('../../topology/streams/stream-manifest.js'), import('../stream-bundles.js')])
   let manifest
   try {
     manifest = await loadManifest(file)
@@ -70,17 +71,22 @@ export async function publishApp (file: string, flags: PublishFlags, seconds: nu
   const key = await ownerKey(flags)
   const bundles: string[] = []
   const classes: Record<string, CellClass> = {}
+  // each stream partition is a cell of the app running Stem's partition code
+  const partitions = new Map(expandStreams(manifest).map(p => [p.cell, p]))
   for (const [cell, spec] of Object.entries(manifest.cells)) {
     progress.step(`bundling ${manifest.app}/${cell} from ${spec.code}`)
     let bundle
     try {
-      bundle = await buildBundle({ entry: resolveCellCode(file, spec), app: manifest.app, cell, limits: { memory: spec.memory, timeout: spec.timeout, mailbox: spec.mailbox }, owner: key, ...(spec.keyed === true ? { keyed: { idle: spec.idle ?? DEFAULT_IDLE_MS } } : {}) })
+      const partition = partitions.get(cell)
+      bundle = partition !== undefined
+        ? await partitionBundle(manifest.app, partition, spec, key)
+        : await buildBundle({ entry: resolveCellCode(file, spec), app: manifest.app, cell, limits: { memory: spec.memory, timeout: spec.timeout, mailbox: spec.mailbox }, owner: key, ...(spec.keyed === true ? { keyed: { idle: spec.idle ?? DEFAULT_IDLE_MS } } : {}) })
     } catch (err) {
       throw new BundleError(`cannot bundle ${manifest.app}/${cell}: ${(err as Error).message}`)
     }
     spec.bundle = bundle.hash
     bundles.push(Buffer.from(encodeBundle(bundle)).toString('base64'))
-    if (manifest.routes.some(r => r.cell === cell)) {
+    if (!partitions.has(cell) && manifest.routes.some(r => r.cell === cell)) {
       try {
         classes[cell] = { ...await classMethods(bundle.code, spec), code: spec.code }
       } catch (err) {

@@ -1,0 +1,39 @@
+// Stream partitions (SPEC §4 `stem.emit`, §5 `streams`): naming, the key → partition
+// choice, and the consumer's cursor rule. Pure: shared by the isolate bootstrap (inlined
+// as source), the gateway, the SDK and the node's delivery pump, so every producer picks
+// the same partition for a key.
+
+/** the method a partition's primary delivers records with (handled by the isolate bootstrap, never by cell code) */
+export const RECORD_METHOD = 'stem:record'
+/** the consumer state's top-level field holding its cursors (a cell field of that name is refused) */
+export const CURSORS_FIELD = 'stem:cursors'
+/** first field of a partition cell's state: the node recognises partitions by it */
+export const PARTITION_MARK = '{"stemStream":'
+
+/** The cell that holds partition `i` of `stream` (a name no manifest cell may take). */
+export function partitionCell (stream: string, i: number): string {
+  return `${stream}-p${i}`
+}
+
+/**
+ * The partition of `key` among `n` (FNV-1a over the UTF-16 units), or a random one without
+ * a key. Kept free of imports and closures: the isolate bootstrap inlines its source.
+ */
+export function pickPartition (key: string | null | undefined, n: number): number {
+  if (key === null || key === undefined) return Math.floor(Math.random() * n)
+  let h = 0x811c9dc5
+  for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 16777619)
+  return (h >>> 0) % n
+}
+
+/**
+ * Whether a consumer whose cursor for a partition is `cursor` ([gen, offset] or undefined)
+ * applies the record `offset` delivered under reset generation `gen`: a later generation
+ * (a `--reset`) starts over, within one only offsets past the cursor apply. Kept free of
+ * imports and closures: the isolate bootstrap inlines its source.
+ */
+export function cursorAccepts (cursor: readonly [number, number] | undefined, gen: number, offset: number): boolean {
+  if (cursor === undefined) return true
+  if (gen !== cursor[0]) return gen > cursor[0]
+  return offset > cursor[1]
+}

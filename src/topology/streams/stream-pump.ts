@@ -1,0 +1,168 @@
+// Delivery of stream records (SPEC §4 `onRecord`): on the node that runs a partition's
+// primary, a pump per partition reads what each consumer has not acknowledged and asks the
+// consumer instance assigned to it to apply the batch (RECORD_METHOD, handled by the
+// isolate bootstrap: the cursor moves with the consumer's state), then acknowledges the last
+// offset to the partition. Group mode: partition p goes to instance p mod replicas of the
+// cell (replicas as declared, so a failover never moves it); broadcast: to every instance,
+// each its own group `cell#i`. A delivery that is repeated (lost answer, failover of either
+// side, a pump on the old and the new primary at once) is skipped by the consumer's cursor:
+// the effect on its state is exactly once. Woken by each new state of the partition (an
+// append or an ack), and retried after a pause when a consumer cannot be reached.
+import { RECORD_METHOD, PARTITION_MARK } from '../../cells/streams/partition.js'
+import { MAX_READ } from '../../cells/streams/partition-code.js'
+import { parseAddress } from '../../cells/address.js'
+import type { AppAnnouncement } from '../announcement.js'
+
+export interface PumpDeps {
+  /** an ask to a cell anywhere in the mesh, answered with the result's JSON (messaging's askJson, reply trailers split off) */
+  ask: (address: string, method: string, args: unknown[], options: { deadline: number, signal: AbortSignal }) => Promise<unknown>
+  /** whether this node runs the instance as its primary now */
+  isLocalPrimary: (address: string) => boolean
+  /** the app's latest announcement (declared replicas of the consumers) */
+  announcement: (app: string) => AppAnnouncement | undefined
+  log: (line: string) => void
+}
+
+export interface PumpOptions {
+  /** ms before a failed delivery is tried again (default 500) */
+  retryMs?: number
+  /** ms a delivery may take (default 15000) */
+  askTimeoutMs?: number
+  /** records per delivery (default 64, at most MAX_READ) */
+  batch?: number
+  /** deliveries of one record, alone, that the consumer refused, after which it is skipped (default 3) */
+  maxAttempts?: number
+}
+
+interface Consumer { cell: string, mode: 'group' | 'broadcast' }
+interface ReadAnswer { gen: number, records: Array<[number, string | null, number, unknown]> }
+interface Target { group: string, address: string }
+
+/** The consumer instances a partition delivers to: one per group. */
+export function deliveryTargets (app: string, partition: number, consumers: readonly Consumer[], replicasOf: (cell: string) => number): Target[] {
+  const out: Target[] = []
+  for (const c of consumers) {
+    const n = replicasOf(c.cell)
+    if (n < 1) continue
+    if (c.mode === 'group') out.push({ group: c.cell, address: `${app}/${c.cell}#${partition % n}` })
+    else for (let i = 0; i < n; i++) out.push({ group: `${c.cell}#${i}`, address: `${app}/${c.cell}#${i}` })
+  }
+  return out
+}
+
+class PartitionPump {
+  private running = false
+  private again = false
+  private timer: NodeJS.Timeout | undefined
+  private consumers: Consumer[] | undefined
+  /** group → [offset, refusals] of the record it keeps refusing */
+  private readonly refused = new Map<string, [number, number]>()
+  private readonly app: string
+  private readonly stream: string
+  private readonly partition: number
+
+  constructor (readonly address: string, private readonly deps: PumpDeps, private readonly opts: Required<PumpOptions>, private readonly signal: AbortSignal) {
+    const { app, cell } = parseAddress(address)
+    const m = /^(.+)-p(\d+)$/.exec(cell)
+    this.app = app
+    this.stream = m?.[1] ?? cell
+    this.partition = Number(m?.[2] ?? 0)
+  }
+
+  kick (): void {
+    if (this.running) { this.again = true; return }
+    clearTimeout(this.timer)
+    this.timer = undefined
+    this.running = true
+    this.run().catch((err: Error) => { this.deps.log(`stream ${this.stream}/${this.partition}: ${err.message}`) }).finally(() => { this.running = false })
+  }
+
+  stop (): void {
+    clearTimeout(this.timer)
+  }
+
+  private async run (): Promise<void> {
+    do {
+      this.again = false
+      if (this.signal.aborted || !this.deps.isLocalPrimary(this.address)) return
+      try {
+        this.consumers ??= await this.ask(this.address, 'consumers', []) as Consumer[]
+        const announced = this.deps.announcement(this.app)
+        const targets = deliveryTargets(this.app, this.partition, this.consumers, cell => announced?.cells.find(c => c.name === cell)?.replicas ?? 0)
+        for (const target of targets) if (await this.deliverOnce(target)) this.again = true
+      } catch (err) {
+        if (this.signal.aborted) return
+        this.deps.log(`stream ${this.stream}/${this.partition}: delivery paused: ${(err as Error).message.split('\n')[0]}`)
+        this.timer = setTimeout(() => { this.kick() }, this.opts.retryMs)
+        this.timer.unref()
+        return
+      }
+    } while (this.again)
+  }
+
+  /** One batch to one group; whether it delivered something (there may be more). */
+  private async deliverOnce (target: Target): Promise<boolean> {
+    const refused = this.refused.get(target.group)
+    const batch = refused === undefined ? this.opts.batch : 1
+    const read = await this.ask(this.address, 'read', [target.group, batch]) as ReadAnswer
+    if (read.records.length === 0) return false
+    const last = read.records[read.records.length - 1][0]
+    try {
+      await this.ask(target.address, RECORD_METHOD, [this.stream, this.partition, read.gen, read.records])
+    } catch (err) {
+      if (!isCellError(err)) throw err
+      // the consumer's onRecord threw: find the record alone, skip it after maxAttempts
+      const first = read.records[0][0]
+      const count = refused !== undefined && refused[0] === first ? refused[1] + 1 : (batch === 1 ? 1 : 0)
+      this.refused.set(target.group, [first, count])
+      if (batch > 1 || count < this.opts.maxAttempts) throw err
+      this.deps.log(`stream ${this.stream}/${this.partition}: ${target.address} refused record ${first} ${count} times: skipped (${(err as Error).message.split('\n')[0]})`)
+      this.refused.delete(target.group)
+      await this.ask(this.address, 'ack', [target.group, first, read.gen])
+      return true
+    }
+    this.refused.delete(target.group)
+    await this.ask(this.address, 'ack', [target.group, last, read.gen])
+    return true
+  }
+
+  private async ask (address: string, method: string, args: unknown[]): Promise<unknown> {
+    return await this.deps.ask(address, method, args, { deadline: Date.now() + this.opts.askTimeoutMs, signal: this.signal })
+  }
+}
+
+/** an error the cell's method threw (CellError, or MessagingError 'remote' carrying it), not a failure to deliver */
+function isCellError (err: unknown): boolean {
+  return err instanceof Error && (err as { cellError?: unknown }).cellError !== undefined
+}
+
+export interface StreamPump {
+  /** a new state of a local instance (the runtime's 'cell:snapshot'): wakes its pump if it is a partition */
+  onSnapshot: (address: string, state: string) => void
+  stop: () => void
+  /** partitions pumped from this node */
+  readonly size: number
+}
+
+export function createStreamPump (deps: PumpDeps, options: PumpOptions = {}): StreamPump {
+  const opts: Required<PumpOptions> = { retryMs: options.retryMs ?? 500, askTimeoutMs: options.askTimeoutMs ?? 15_000, batch: Math.min(options.batch ?? 64, MAX_READ), maxAttempts: options.maxAttempts ?? 3 }
+  const controller = new AbortController()
+  const pumps = new Map<string, PartitionPump>()
+  return {
+    onSnapshot (address, state) {
+      if (controller.signal.aborted || !state.startsWith(PARTITION_MARK)) return
+      let pump = pumps.get(address)
+      if (pump === undefined) {
+        pump = new PartitionPump(address, deps, opts, controller.signal)
+        pumps.set(address, pump)
+      }
+      pump.kick()
+    },
+    stop () {
+      controller.abort()
+      for (const pump of pumps.values()) pump.stop()
+      pumps.clear()
+    },
+    get size () { return pumps.size }
+  }
+}

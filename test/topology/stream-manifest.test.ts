@@ -1,0 +1,95 @@
+// The manifest's streams, consumers and stream routes (issue 20): parsed, and malformed
+// input refused with the field and the reason; the publisher's expansion into partition cells.
+import assert from 'node:assert/strict'
+import { parseManifest, ManifestError } from '../../src/topology/manifest.js'
+import { expandStreams, STREAM_ROUTE_HANDLER } from '../../src/topology/streams/stream-manifest.js'
+import { streamGatewayRoute } from '../../src/topology/streams/stream-routes.js'
+import type { AppAnnouncement } from '../../src/topology/announcement.js'
+
+const GOOD = `app: shop
+streams:
+  orders: { partitions: 4, retention: 100000 }
+  clicks: { retention: 1d }
+cells:
+  worker: { code: ./worker.js, replicas: 3, consumes: [orders] }
+  audit: { code: ./audit.js, consumes: [{ stream: orders, mode: broadcast }, clicks] }
+routes:
+  - POST /orders -> stream orders
+  - GET /x -> worker.get
+`
+
+function problems (text: string): string[] {
+  try {
+    parseManifest(text, 'app.yaml')
+  } catch (err) {
+    assert.ok(err instanceof ManifestError, String(err))
+    return err.lines()
+  }
+  assert.fail('the manifest was accepted')
+}
+
+describe('manifest streams', () => {
+  it('parses streams, consumers (group by default, broadcast) and stream routes', () => {
+    const m = parseManifest(GOOD, 'app.yaml')
+    assert.deepEqual(m.streams, { orders: { partitions: 4, retention: 100000 }, clicks: { partitions: 4, retention: 100000, retentionMs: 86_400_000 } })
+    assert.deepEqual(m.cells.worker.consumes, [{ stream: 'orders', mode: 'group' }])
+    assert.deepEqual(m.cells.audit.consumes, [{ stream: 'orders', mode: 'broadcast' }, { stream: 'clicks', mode: 'group' }])
+    assert.deepEqual(m.routes.find(r => r.stream !== undefined), { method: 'POST', path: '/orders', cell: 'orders-p0', handler: STREAM_ROUTE_HANDLER, stream: 'orders' })
+  })
+
+  it('a manifest without streams has no streams field (its hash is unchanged)', () => {
+    const m = parseManifest('app: a\ncells:\n  c: { code: ./c.js }\n', 'app.yaml')
+    assert.equal('streams' in m, false)
+    assert.equal(m.cells.c.consumes, undefined)
+  })
+
+  const bad: Array<[string, string, RegExp]> = [
+    ['streams not a mapping', 'streams: [orders]\n', /streams: a list is not a mapping/],
+    ['bad stream name', 'streams:\n  Orders: {}\n', /streams\.Orders: "Orders" is not a valid stream name/],
+    ['partitions out of range', 'streams:\n  orders: { partitions: 0 }\n', /streams\.orders\.partitions: 0 is out of range/],
+    ['partitions not an integer', 'streams:\n  orders: { partitions: 2.5 }\n', /partitions: 2.5 is not an integer/],
+    ['too many partitions in all', 'streams:\n  a: { partitions: 32 }\n  b: { partitions: 32 }\n', /has 64 partitions in all/],
+    ['retention negative', 'streams:\n  orders: { retention: -1 }\n', /retention: -1 is not a record count/],
+    ['retention nonsense', 'streams:\n  orders: { retention: soon }\n', /streams\.orders\.retention:/],
+    ['unknown stream field', 'streams:\n  orders: { partition: 2 }\n', /streams\.orders\.partition: unknown field/],
+    ['consumes an undeclared stream', 'streams:\n  orders: {}\n', /cells\.c\.consumes\[0\]: stream "nope" is not defined/, ],
+    ['bad mode', 'streams:\n  orders: {}\n', /consumes\[0\]\.mode: "all" is not a mode/],
+    ['a cell takes a partition\'s name', 'streams:\n  orders: {}\n', /cells\.orders-p1: the name is taken by a partition of stream orders/],
+    ['a stream route to an undeclared stream', 'streams:\n  orders: {}\n', /routes\[0\]: stream "nope" is not defined/],
+    ['a GET stream route', 'streams:\n  orders: {}\n', /routes\[0\]: a stream route takes POST or PUT/],
+    ['a keyed consumer', 'streams:\n  orders: {}\n', /cells\.c\.consumes: a keyed cell cannot consume streams/]
+  ]
+  const cellsOf: Record<string, string> = {
+    'consumes an undeclared stream': '  c: { code: ./c.js, consumes: [nope] }\n',
+    'bad mode': '  c: { code: ./c.js, consumes: [{ stream: orders, mode: all }] }\n',
+    'a cell takes a partition\'s name': '  orders-p1: { code: ./c.js }\n',
+    'a keyed consumer': '  c: { code: ./c.js, keyed: true, consumes: [orders] }\n'
+  }
+  const routesOf: Record<string, string> = {
+    'a stream route to an undeclared stream': 'routes:\n  - POST /o -> stream nope\n',
+    'a GET stream route': 'routes:\n  - GET /o -> stream orders\n'
+  }
+  for (const [what, streams, expected] of bad) {
+    it(`refuses ${what}, naming the field`, () => {
+      const text = `app: a\n${streams}cells:\n${cellsOf[what] ?? '  c: { code: ./c.js }\n'}${routesOf[what] ?? ''}`
+      const lines = problems(text)
+      assert.ok(lines.some(l => expected.test(l)), lines.join('\n'))
+    })
+  }
+
+  it('the publisher adds one cell per partition, with the consumers of its stream', () => {
+    const m = parseManifest(GOOD, 'app.yaml')
+    const parts = expandStreams(m)
+    assert.deepEqual(parts.map(p => p.cell), ['clicks-p0', 'clicks-p1', 'clicks-p2', 'clicks-p3', 'orders-p0', 'orders-p1', 'orders-p2', 'orders-p3'])
+    assert.deepEqual(parts[0].consumers, [{ cell: 'audit', mode: 'group' }])
+    assert.deepEqual(parts[4].consumers, [{ cell: 'audit', mode: 'broadcast' }, { cell: 'worker', mode: 'group' }])
+    assert.equal(m.cells['orders-p3'].replicas, 1)
+    assert.equal(m.cells['orders-p3'].durability, 'disk')
+  })
+
+  it('the gateway gets the stream and its partition count from an announcement', () => {
+    const a = { cells: ['orders-p0', 'orders-p1', 'orders-p2', 'worker', 'orders-px'].map(name => ({ name, replicas: 1 })) } as unknown as AppAnnouncement
+    assert.deepEqual(streamGatewayRoute(a, { cell: 'orders-p0', handler: STREAM_ROUTE_HANDLER }), { cell: 'orders', partitions: 3 })
+    assert.deepEqual(streamGatewayRoute(a, { cell: 'worker', handler: 'get' }), {})
+  })
+})

@@ -1,0 +1,112 @@
+// The delivery pump (issue 20) with stand-ins for the mesh: the partition is Stem's real
+// partition code (with a stand-in `stem`), the consumers apply records with the real cursor
+// rule. Records reach the assigned instance in order, a consumer that cannot be reached is
+// retried, a repeated delivery is skipped by the cursor, a record the consumer keeps
+// refusing is skipped after the attempts.
+import assert from 'node:assert/strict'
+import { createStreamPump, deliveryTargets } from '../../src/topology/streams/stream-pump.js'
+import { partitionSource } from '../../src/cells/streams/partition-code.js'
+import { cursorAccepts, RECORD_METHOD } from '../../src/cells/streams/partition.js'
+import { CellError } from '../../src/cells/reply-meta.js'
+import { waitFor } from '../support/wait.js'
+import type { AppAnnouncement } from '../../src/topology/announcement.js'
+
+// the partition code's `stem`, set per test (other test files set their own)
+const stand = { now: () => Date.now(), error: (status: number, m: string) => Object.assign(new Error(m), { status }), response: (status: number, body: unknown) => ({ status, body }) }
+
+type Method = (...args: unknown[]) => unknown
+async function partitionCell (): Promise<Record<string, Method>> {
+  const source = partitionSource({ stream: 'orders', partition: 2, partitions: 4, retention: 1000, maxBytes: 1_000_000, consumers: [{ cell: 'worker', mode: 'group' }] })
+  const Cls = (await import(`data:text/javascript;base64,${Buffer.from(source).toString('base64')}`) as { default: new () => Record<string, Method> }).default
+  return new Cls()
+}
+
+class Consumer {
+  cursor: [number, number] | undefined
+  applied: unknown[] = []
+  deliveries = 0
+  down = false
+  refuse = new Set<unknown>()
+  deliver (gen: number, records: Array<[number, string | null, number, unknown]>): number {
+    this.deliveries++
+    if (this.down) throw new Error('cannot reach node: unreachable')
+    const before = { cursor: this.cursor, n: this.applied.length }
+    for (const [offset, , , record] of records) {
+      if (!cursorAccepts(this.cursor, gen, offset)) continue
+      // one message: a refused record leaves the state as it was
+      if (this.refuse.has(record)) { this.cursor = before.cursor; this.applied.length = before.n; throw new CellError('onRecord threw', { cell: 'shop/worker#2', method: 'onRecord' }) }
+      this.applied.push(record)
+      this.cursor = [gen, offset]
+    }
+    return records.length
+  }
+}
+
+function setup (partition: Record<string, Method>, consumers: Record<string, Consumer>, logs: string[] = []): ReturnType<typeof createStreamPump> {
+  const announcement = { cells: [{ name: 'worker', replicas: 3 }] } as unknown as AppAnnouncement
+  return createStreamPump({
+    async ask (address, method, args) {
+      if (method === RECORD_METHOD) {
+        const c = consumers[address]
+        assert.ok(c !== undefined, `delivered to ${address}`)
+        return c.deliver(args[2] as number, args[3] as Array<[number, string | null, number, unknown]>)
+      }
+      assert.equal(address, 'shop/orders-p2#0')
+      return JSON.parse(JSON.stringify(partition[method](...args) ?? null))
+    },
+    isLocalPrimary: () => true,
+    announcement: () => announcement,
+    log: line => { logs.push(line) }
+  }, { retryMs: 20, batch: 4 })
+}
+
+describe('stream delivery pump', () => {
+  beforeEach(() => { Object.assign(globalThis, { stem: stand }) })
+
+  it('assigns partition p to instance p mod replicas in group mode, every instance in broadcast', () => {
+    const replicas = (cell: string): number => ({ worker: 3, audit: 2, idle: 0 })[cell] ?? 0
+    assert.deepEqual(deliveryTargets('shop', 4, [{ cell: 'worker', mode: 'group' }, { cell: 'audit', mode: 'broadcast' }, { cell: 'idle', mode: 'group' }], replicas), [
+      { group: 'worker', address: 'shop/worker#1' },
+      { group: 'audit#0', address: 'shop/audit#0' },
+      { group: 'audit#1', address: 'shop/audit#1' }
+    ])
+  })
+
+  it('delivers every record in order to the assigned instance, across an unreachable spell, and acks it', async () => {
+    const partition = await partitionCell()
+    const worker = new Consumer()
+    const pump = setup(partition, { 'shop/worker#2': worker })
+    try {
+      worker.down = true
+      for (let i = 0; i < 10; i++) partition.append(i, 'k')
+      pump.onSnapshot('shop/orders-p2#0', '{"stemStream":"orders"}')
+      await waitFor(() => worker.deliveries >= 2, { what: 'a retry' })
+      worker.down = false
+      await waitFor(() => worker.applied.length === 10, { what: 'every record applied' })
+      assert.deepEqual(worker.applied, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9])
+      await waitFor(() => (partition.info() as { groups: Record<string, { lag: number }> }).groups.worker.lag === 0, { what: 'the ack' })
+      // a state that is not a partition's is ignored
+      pump.onSnapshot('shop/worker#0', '{"seen":{}}')
+      assert.equal(pump.size, 1)
+    } finally {
+      pump.stop()
+    }
+  })
+
+  it('skips a record the consumer keeps refusing after 3 attempts, and goes on', async () => {
+    const partition = await partitionCell()
+    const worker = new Consumer()
+    worker.refuse.add(2)
+    const logs: string[] = []
+    const pump = setup(partition, { 'shop/worker#2': worker }, logs)
+    try {
+      for (let i = 0; i < 6; i++) partition.append(i, 'k')
+      pump.onSnapshot('shop/orders-p2#0', '{"stemStream":"orders"}')
+      await waitFor(() => worker.applied.length === 5, { what: 'the other records applied' })
+      assert.deepEqual(worker.applied, [0, 1, 3, 4, 5])
+      assert.ok(logs.some(l => /refused record 2 3 times: skipped/.test(l)), logs.join('\n'))
+    } finally {
+      pump.stop()
+    }
+  })
+})
