@@ -1,8 +1,10 @@
 // The shapes the control API serves and the CLI prints with --json (SPEC §6). Field
 // names are a contract: add fields, never rename them.
 import type { Resources } from '../mesh/capacity.js'
+import type { PeerPath } from '../mesh/peer-path.js'
 
 export type { Resources }
+export type { PeerPath } from '../mesh/peer-path.js'
 
 export interface PeerEntry {
   id: string
@@ -13,6 +15,8 @@ export interface PeerEntry {
   lastSeen: number
   /** whether this node has an open direct connection to it (extra field) */
   connected: boolean
+  /** how this node reaches it: TCP, a circuit relay hop, or a hole-punched WebRTC connection; absent when not connected (and for self) */
+  path?: PeerPath
 }
 
 export interface PeersResponse {

@@ -8,7 +8,7 @@ import { decodeInvite, type Invite } from '../mesh/invite.js'
 import { generateMeshKey, meshNameProblem } from '../mesh/mesh-config.js'
 import { resourcesProblem, type Resources } from '../mesh/capacity.js'
 import { createApiServer, type ApiServer } from '../api/server.js'
-import type { NodeControl, PeerEntry } from '../api/types.js'
+import type { NodeControl, PeerEntry, PeerPath } from '../api/types.js'
 import { createLogger } from '../util/logger.js'
 import { registerDashboard } from '../dashboard/index.js'
 import { createStemMetrics, libp2pMetrics, registerMetricsRoute } from '../metrics/index.js'
@@ -133,8 +133,8 @@ export function createStemNode (options: StemNodeOptions): StemNode {
     return r
   }
 
-  const entry = (id: string, addrs: string[], capacity: Resources, free: Resources, lastSeen: number, connected: boolean): PeerEntry =>
-    ({ id, addrs, capacity, free, lastSeen, connected })
+  const entry = (id: string, addrs: string[], capacity: Resources, free: Resources, lastSeen: number, connected: boolean, path?: PeerPath): PeerEntry =>
+    ({ id, addrs, capacity, free, lastSeen, connected, ...(path !== undefined ? { path } : {}) })
 
   const control = (m: Mesh, s: AppStack): NodeControl => ({
     status: () => {
@@ -154,7 +154,7 @@ export function createStemNode (options: StemNodeOptions): StemNode {
       const connected = m.connectedPeers()
       return {
         self: entry(m.peerId, m.addresses(), m.capacity.contributed(), m.capacity.free(), Date.now(), false),
-        peers: m.capacity.view.list().map(p => entry(p.id, p.addrs, p.capacity, p.free, p.lastSeen, connected.has(p.id)))
+        peers: m.capacity.view.list().map(p => entry(p.id, p.addrs, p.capacity, p.free, p.lastSeen, connected.has(p.id), m.peerPath(p.id)))
       }
     },
     invite: () => ({ token: m.invite() }),
@@ -224,7 +224,8 @@ export function createStemNode (options: StemNodeOptions): StemNode {
           datastore,
           contributed,
           capacityInterval: options.capacityInterval,
-          upnp: options.upnp
+          upnp: options.upnp,
+          onUpgrade: (result, reason) => { metrics.webrtcUpgrades.inc({ result, reason: reason ?? '' }) }
         })
         try {
           await mesh.start()
