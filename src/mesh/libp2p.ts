@@ -27,6 +27,7 @@ import { dcutr } from '@libp2p/dcutr'
 import { uPnPNAT } from '@libp2p/upnp-nat'
 import { webRTC } from '@libp2p/webrtc'
 import type { ComponentLogger, PrivateKey } from '@libp2p/interface'
+import type { Multiaddr } from '@multiformats/multiaddr'
 import type { Identify } from '@libp2p/identify'
 import type { Datastore } from 'interface-datastore'
 import { meshProtocols, toSwarmKey, type MeshConfig } from './mesh-config.js'
@@ -65,6 +66,8 @@ export interface MeshLibp2pInit {
   iceServers?: () => string[]
   /** whether a peer is a current mesh member (admits its WebRTC connections); default no one */
   isMember?: (peer: string) => boolean
+  /** whether a WebRTC address may be dialled now (only the upgrade dials them); default never */
+  mayDialWebRTC?: (addr: Multiaddr) => boolean
 }
 
 export async function createMeshLibp2p (init: MeshLibp2pInit): Promise<MeshLibp2p> {
@@ -84,7 +87,7 @@ export async function createMeshLibp2p (init: MeshLibp2pInit): Promise<MeshLibp2
       // iceServers is always set: left out, the transport would use public STUN servers
       webRTC({ rtcConfiguration: () => ({ iceServers: (init.iceServers?.() ?? []).map(urls => ({ urls })) }) })
     ],
-    connectionGater: membershipGater(init.isMember ?? (() => false)),
+    connectionGater: membershipGater(init.isMember ?? (() => false), init.mayDialWebRTC),
     connectionProtector: preSharedKey({ psk: toSwarmKey(init.mesh.key) }),
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],

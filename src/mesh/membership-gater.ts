@@ -2,12 +2,16 @@
 // pnet, so only holders of the mesh key get that far. WebRTC connections do not (they are
 // DTLS-encrypted end to end): one is admitted only from a current member, i.e. a peer with
 // a verified capacity advert in the view or a bootstrap peer of the invite.
+// WebRTC addresses are dialled only by the upgrade: an ordinary dial of a peer that picked
+// one would wait for a punch that may never succeed instead of using the relay.
 import type { ConnectionGater, MultiaddrConnection, PeerId } from '@libp2p/interface'
+import type { Multiaddr } from '@multiformats/multiaddr'
 import { isWebRTCAddr } from './peer-path.js'
 
-export function membershipGater (isMember: (peer: string) => boolean): ConnectionGater {
+export function membershipGater (isMember: (peer: string) => boolean, mayDialWebRTC: (addr: Multiaddr) => boolean = () => false): ConnectionGater {
   const deny = (peer: PeerId, conn: MultiaddrConnection): boolean => isWebRTCAddr(conn.remoteAddr) && !isMember(peer.toString())
   return {
+    denyDialMultiaddr: (addr: Multiaddr) => isWebRTCAddr(addr) && !mayDialWebRTC(addr),
     denyInboundEncryptedConnection: deny,
     denyOutboundEncryptedConnection: deny,
     denyInboundUpgradedConnection: deny,

@@ -77,6 +77,7 @@ export async function createMesh (init: MeshInit): Promise<Mesh> {
   // set once the capacity service exists (it needs the libp2p node first)
   let isMember = (peer: string): boolean => bootstrapIds.has(peer)
   let iceServers = (): string[] => []
+  let mayDialWebRTC = (_addr: Multiaddr): boolean => false
   const libp2p = await createMeshLibp2p({
     privateKey: init.privateKey,
     mesh: init.mesh,
@@ -86,7 +87,8 @@ export async function createMesh (init: MeshInit): Promise<Mesh> {
     metrics: init.metrics,
     upnp: init.upnp,
     iceServers: () => iceServers(),
-    isMember: peer => isMember(peer)
+    isMember: peer => isMember(peer),
+    mayDialWebRTC: addr => mayDialWebRTC(addr)
   })
   const addresses = (): string[] => libp2p.getMultiaddrs().map(a => a.toString())
   const hangUp = async (peer: PeerId): Promise<void> => { await libp2p.hangUp(peer) }
@@ -100,6 +102,7 @@ export async function createMesh (init: MeshInit): Promise<Mesh> {
   iceServers = () => meshIceServers(capacity.view.list(), libp2p.getConnections()
     .map(c => ({ remotePeer: c.remotePeer.toString(), remoteAddr: c.remoteAddr, direction: c.direction, status: c.status })))
   const upgrade = createWebRTCUpgrade({ libp2p, isMember, onUpgrade: init.onUpgrade })
+  mayDialWebRTC = upgrade.dialling
   let stun: StunResponder | undefined
   const discovery: Discovery = createDiscovery({ libp2p }, { bootstrap })
 

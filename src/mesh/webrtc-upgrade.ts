@@ -39,6 +39,8 @@ export interface WebRTCUpgradeInit {
 }
 
 export interface WebRTCUpgrade {
+  /** whether `addr` is a WebRTC address this upgrade is dialling now (for the gater) */
+  dialling: (addr: Multiaddr) => boolean
   start: () => void
   stop: () => void
 }
@@ -70,6 +72,7 @@ export function createWebRTCUpgrade (components: WebRTCUpgradeComponents, init: 
   /** when each peer was first seen reachable only through a relay */
   const relayedSince = new Map<string, number>()
   const trying = new Set<string>()
+  const addrs = new Set<string>()
   let controller = new AbortController()
   let timer: ReturnType<typeof setInterval> | undefined
 
@@ -77,6 +80,7 @@ export function createWebRTCUpgrade (components: WebRTCUpgradeComponents, init: 
     const addr = webrtcAddrVia(relayed.remoteAddr, peer)
     if (addr === undefined) return
     trying.add(peer)
+    addrs.add(addr.toString())
     components.onUpgrade?.('tried')
     log.debug(`trying a WebRTC connection to ${peer} via ${addr.toString()}`)
     libp2p.dial(addr, { signal: AbortSignal.any([controller.signal, AbortSignal.timeout(attemptTimeout)]) })
@@ -95,7 +99,7 @@ export function createWebRTCUpgrade (components: WebRTCUpgradeComponents, init: 
         components.onUpgrade?.('failed', reason)
         log.debug(`WebRTC to ${peer} failed (${failures}x, ${reason}): ${err.message}; staying on the relay, retry in ${Math.round(delay / 1000)}s`)
       })
-      .finally(() => { trying.delete(peer) })
+      .finally(() => { trying.delete(peer); addrs.delete(addr.toString()) })
   }
 
   const tick = (): void => {
@@ -118,6 +122,7 @@ export function createWebRTCUpgrade (components: WebRTCUpgradeComponents, init: 
   }
 
   return {
+    dialling: addr => addrs.has(addr.toString()),
     start () {
       if (timer !== undefined) return
       controller = new AbortController()

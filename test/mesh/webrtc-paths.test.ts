@@ -59,6 +59,14 @@ describe('mesh: WebRTC paths', () => {
     }
   })
 
+  it('the gater lets only the upgrade dial WebRTC addresses: an ordinary dial uses the relay', () => {
+    const gater = membershipGater(() => true, addr => addr.equals(webrtcOut))
+    assert.equal(gater.denyDialMultiaddr?.(webrtcOut), false)
+    assert.equal(gater.denyDialMultiaddr?.(multiaddr(`/ip4/7.77.0.12/tcp/4017/p2p/${OTHER}/p2p-circuit/webrtc/p2p/${PEER}`)), true)
+    assert.equal(gater.denyDialMultiaddr?.(relayed), false)
+    assert.equal(membershipGater(() => true).denyDialMultiaddr?.(webrtcOut), true)
+  })
+
   it('the WebRTC address signals through the relay of the relayed connection', () => {
     assert.equal(webrtcAddrVia(relayed, PEER)?.toString(), webrtcOut.toString())
     assert.equal(webrtcAddrVia(tcp, PEER), undefined)
