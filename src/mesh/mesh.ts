@@ -101,7 +101,7 @@ export async function createMesh (init: MeshInit): Promise<Mesh> {
   isMember = peer => capacity.view.get(peer) != null || bootstrapIds.has(peer)
   iceServers = () => meshIceServers(capacity.view.list(), libp2p.getConnections()
     .map(c => ({ remotePeer: c.remotePeer.toString(), remoteAddr: c.remoteAddr, direction: c.direction, status: c.status })))
-  const upgrade = createWebRTCUpgrade({ libp2p, isMember, onUpgrade: init.onUpgrade })
+  const upgrade = createWebRTCUpgrade({ libp2p, isMember, members: () => capacity.view.list(), onUpgrade: init.onUpgrade })
   mayDialWebRTC = upgrade.dialling
   let stun: StunResponder | undefined
   const discovery: Discovery = createDiscovery({ libp2p }, { bootstrap })

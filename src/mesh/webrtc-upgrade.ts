@@ -23,6 +23,8 @@ export interface WebRTCUpgradeComponents {
     dial: (addr: Multiaddr, options: { signal: AbortSignal }) => Promise<Connection>
   }
   isMember: (peer: string) => boolean
+  /** members and their advertised addresses: one not connected at all is first reached through its relay */
+  members?: () => Array<{ id: string, addrs: string[] }>
   onUpgrade?: (result: UpgradeResult, reason?: UpgradeFailure) => void
 }
 
@@ -102,6 +104,24 @@ export function createWebRTCUpgrade (components: WebRTCUpgradeComponents, init: 
       .finally(() => { trying.delete(peer); addrs.delete(addr.toString()) })
   }
 
+  /**
+   * A member with no connection is dialled at its advertised relayed address: an ordinary
+   * dial tries its private addresses first, and on a home LAN those can hang until the
+   * dial times out before the relay is ever tried.
+   */
+  const viaRelay = (id: string, addrs: string[]): void => {
+    const text = addrs.find(a => a.endsWith('/p2p-circuit'))
+    if (text === undefined) return
+    trying.add(id)
+    libp2p.dial(multiaddr(`${text}/p2p/${id}`), { signal: AbortSignal.any([controller.signal, AbortSignal.timeout(attemptTimeout)]) })
+      .then(() => { log.debug(`connected to ${id} through its relay`) }, (err: Error) => {
+        const failures = (retry.get(id)?.failures ?? 0) + 1
+        retry.set(id, { failures, next: Date.now() + Math.min(maxBackoff, firstBackoff * 2 ** (failures - 1)) })
+        log.debug(`relayed dial of ${id} failed: ${err.message}`)
+      })
+      .finally(() => { trying.delete(id) })
+  }
+
   const tick = (): void => {
     const byPeer = new Map<string, Connection[]>()
     for (const c of libp2p.getConnections()) {
@@ -118,6 +138,10 @@ export function createWebRTCUpgrade (components: WebRTCUpgradeComponents, init: 
       if ((retry.get(id)?.next ?? 0) > now) continue
       const relayed = conns.find(c => c.status === 'open' && isRelayedAddr(c.remoteAddr))
       if (relayed !== undefined) attempt(id, relayed)
+    }
+    for (const m of components.members?.() ?? []) {
+      if (m.id === self || byPeer.has(m.id) || trying.has(m.id) || m.id < self || (retry.get(m.id)?.next ?? 0) > now) continue
+      viaRelay(m.id, m.addrs)
     }
   }
 
