@@ -68,6 +68,8 @@ export interface MeshLibp2pInit {
   isMember?: (peer: string) => boolean
   /** whether a WebRTC address may be dialled now (only the upgrade dials them); default never */
   mayDialWebRTC?: (addr: Multiaddr) => boolean
+  /** whether a peer is reached over a direct TCP connection (only those get relay slots); default yes */
+  reachedDirectly?: (peer: string) => boolean
 }
 
 export async function createMeshLibp2p (init: MeshLibp2pInit): Promise<MeshLibp2p> {
@@ -87,7 +89,7 @@ export async function createMeshLibp2p (init: MeshLibp2pInit): Promise<MeshLibp2
       // iceServers is always set: left out, the transport would use public STUN servers
       webRTC({ rtcConfiguration: () => ({ iceServers: (init.iceServers?.() ?? []).map(urls => ({ urls })) }) })
     ],
-    connectionGater: membershipGater(init.isMember ?? (() => false), init.mayDialWebRTC),
+    connectionGater: membershipGater(init.isMember ?? (() => false), init.mayDialWebRTC, init.reachedDirectly),
     connectionProtector: preSharedKey({ psk: toSwarmKey(init.mesh.key) }),
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],

@@ -8,9 +8,13 @@ import type { ConnectionGater, MultiaddrConnection, PeerId } from '@libp2p/inter
 import type { Multiaddr } from '@multiformats/multiaddr'
 import { isWebRTCAddr } from './peer-path.js'
 
-export function membershipGater (isMember: (peer: string) => boolean, mayDialWebRTC: (addr: Multiaddr) => boolean = () => false): ConnectionGater {
+// Relay slots are granted only over direct TCP connections: a slot reserved over a WebRTC
+// connection gives the reserving node a relayed address libp2p 3's address manager cannot
+// parse (/webrtc/p2p/<relay>/p2p-circuit), and it throws out of an event listener.
+export function membershipGater (isMember: (peer: string) => boolean, mayDialWebRTC: (addr: Multiaddr) => boolean = () => false, reachedDirectly: (peer: string) => boolean = () => true): ConnectionGater {
   const deny = (peer: PeerId, conn: MultiaddrConnection): boolean => isWebRTCAddr(conn.remoteAddr) && !isMember(peer.toString())
   return {
+    denyInboundRelayReservation: (peer: PeerId) => !reachedDirectly(peer.toString()),
     denyDialMultiaddr: (addr: Multiaddr) => isWebRTCAddr(addr) && !mayDialWebRTC(addr),
     denyInboundEncryptedConnection: deny,
     denyOutboundEncryptedConnection: deny,

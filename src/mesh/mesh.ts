@@ -88,7 +88,8 @@ export async function createMesh (init: MeshInit): Promise<Mesh> {
     upnp: init.upnp,
     iceServers: () => iceServers(),
     isMember: peer => isMember(peer),
-    mayDialWebRTC: addr => mayDialWebRTC(addr)
+    mayDialWebRTC: addr => mayDialWebRTC(addr),
+    reachedDirectly: peer => peerPath(libp2p.getConnections().filter(c => c.remotePeer.toString() === peer)) === 'direct'
   })
   const addresses = (): string[] => libp2p.getMultiaddrs().map(a => a.toString())
   const hangUp = async (peer: PeerId): Promise<void> => { await libp2p.hangUp(peer) }

@@ -67,6 +67,12 @@ describe('mesh: WebRTC paths', () => {
     assert.equal(membershipGater(() => true).denyDialMultiaddr?.(webrtcOut), true)
   })
 
+  it('relay slots go only to peers reached over direct TCP', () => {
+    const gater = membershipGater(() => true, () => false, peer => peer === PEER)
+    assert.equal(gater.denyInboundRelayReservation?.(peerIdFromString(PEER)), false)
+    assert.equal(gater.denyInboundRelayReservation?.(peerIdFromString(OTHER)), true)
+  })
+
   it('the WebRTC address signals through the relay of the relayed connection', () => {
     assert.equal(webrtcAddrVia(relayed, PEER)?.toString(), webrtcOut.toString())
     assert.equal(webrtcAddrVia(tcp, PEER), undefined)
