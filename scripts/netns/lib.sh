@@ -67,6 +67,10 @@ netns_up () {
     ip netns exec "$p-nat$i" iptables -t nat -A POSTROUTING -s "$NETNS_HOME_NET" -o eth0 -j MASQUERADE
     ip netns exec "$p-nat$i" iptables -A FORWARD -i eth0 -o lan -m state --state ESTABLISHED,RELATED -j ACCEPT
     ip netns exec "$p-nat$i" iptables -A FORWARD -i eth0 -o lan -j DROP
+    # unasked packets to the router itself are dropped too, not answered (ICMP port
+    # unreachable): an answered one leaves a conntrack entry that makes the NAT pick
+    # another port for the home's own flow to that peer, which breaks hole punching
+    ip netns exec "$p-nat$i" iptables -A INPUT -i eth0 -m state --state NEW,INVALID -j DROP
   done
   netns_impair "$rtt" "$loss"
 }

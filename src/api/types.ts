@@ -1,8 +1,10 @@
 // The shapes the control API serves and the CLI prints with --json (SPEC §6). Field
 // names are a contract: add fields, never rename them.
 import type { Resources } from '../mesh/capacity.js'
+import type { PeerPath } from '../mesh/peer-path.js'
 
 export type { Resources }
+export type { PeerPath } from '../mesh/peer-path.js'
 
 export interface PeerEntry {
   id: string
@@ -15,6 +17,8 @@ export interface PeerEntry {
   connected: boolean
   /** the name it was given (`stem start --name`), if any (extra field) */
   name?: string
+  /** how this node reaches it: TCP, a circuit relay hop, or a hole-punched WebRTC connection; absent when not connected (and for self) */
+  path?: PeerPath
 }
 
 export interface PeersResponse {

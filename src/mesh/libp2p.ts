@@ -6,6 +6,9 @@
 // through it; DCUtR upgrades a relayed connection to a direct one where the other side has
 // a public address; UPnP/NAT-PMP maps a port where the home router offers it. pnet
 // protects relayed connections too: only mesh members can use a relay.
+// Two homes behind NATs also listen on /webrtc: webrtc-upgrade.ts punches a WebRTC
+// connection between them through the relay's signalling, with STUN only from mesh members
+// (ice-servers.ts); WebRTC bypasses pnet, so the connection gater admits only members.
 // No AutoNAT: public listen addresses are announced from the start (public-addresses.ts),
 // and @libp2p/autonat 3's dial-back server closes the connection it dialled even when
 // openConnection handed it the requester's existing one: every AutoNAT request then cut a
@@ -22,11 +25,14 @@ import { preSharedKey } from '@libp2p/pnet'
 import { circuitRelayServer, circuitRelayTransport, type CircuitRelayService } from '@libp2p/circuit-relay-v2'
 import { dcutr } from '@libp2p/dcutr'
 import { uPnPNAT } from '@libp2p/upnp-nat'
+import { webRTC } from '@libp2p/webrtc'
 import type { ComponentLogger, PrivateKey } from '@libp2p/interface'
+import type { Multiaddr } from '@multiformats/multiaddr'
 import type { Identify } from '@libp2p/identify'
 import type { Datastore } from 'interface-datastore'
 import { meshProtocols, toSwarmKey, type MeshConfig } from './mesh-config.js'
 import { publicListenAddresses } from './public-addresses.js'
+import { membershipGater } from './membership-gater.js'
 
 export type MeshServices = {
   identify: Identify
@@ -56,6 +62,14 @@ export interface MeshLibp2pInit {
    * SSDP search is multicast on the host's real network.
    */
   upnp?: boolean
+  /** STUN URLs for WebRTC (stun:host:port), read at each connection; default none */
+  iceServers?: () => string[]
+  /** whether a peer is a current mesh member (admits its WebRTC connections); default no one */
+  isMember?: (peer: string) => boolean
+  /** whether a WebRTC address may be dialled now (only the upgrade dials them); default never */
+  mayDialWebRTC?: (addr: Multiaddr) => boolean
+  /** whether a peer is reached over a direct TCP connection (only those get relay slots); default yes */
+  reachedDirectly?: (peer: string) => boolean
 }
 
 export async function createMeshLibp2p (init: MeshLibp2pInit): Promise<MeshLibp2p> {
@@ -68,8 +82,14 @@ export async function createMeshLibp2p (init: MeshLibp2pInit): Promise<MeshLibp2
     metrics: init.metrics,
     // /p2p-circuit: hold a reservation on a relay, so the node is dialable behind NAT
     // public listen addresses are announced without waiting for peers to confirm them
-    addresses: { listen: [...init.listen, '/p2p-circuit'], appendAnnounce: publicListenAddresses(init.listen) },
-    transports: [tcp(), circuitRelayTransport({ reservationCompletionTimeout: 20_000 })],
+    addresses: { listen: [...init.listen, '/p2p-circuit', '/webrtc'], appendAnnounce: publicListenAddresses(init.listen) },
+    transports: [
+      tcp(),
+      circuitRelayTransport({ reservationCompletionTimeout: 20_000 }),
+      // iceServers is always set: left out, the transport would use public STUN servers
+      webRTC({ rtcConfiguration: () => ({ iceServers: (init.iceServers?.() ?? []).map(urls => ({ urls })) }) })
+    ],
+    connectionGater: membershipGater(init.isMember ?? (() => false), init.mayDialWebRTC, init.reachedDirectly),
     connectionProtector: preSharedKey({ psk: toSwarmKey(init.mesh.key) }),
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],

@@ -13,6 +13,10 @@ import { meshProtocols, type MeshConfig } from './mesh-config.js'
 import { encodeInvite } from './invite.js'
 import { createRefusalLogger } from './refusal-logger.js'
 import type { Resources } from './capacity.js'
+import { createStunResponder, type StunResponder } from './stun-server.js'
+import { meshIceServers } from './ice-servers.js'
+import { createWebRTCUpgrade, type WebRTCUpgradeComponents } from './webrtc-upgrade.js'
+import { peerPath, type PeerPath } from './peer-path.js'
 
 export interface MeshInit {
   privateKey: PrivateKey
@@ -33,6 +37,8 @@ export interface MeshInit {
   metrics?: MeshLibp2pInit['metrics']
   /** ask the home router for a port mapping (UPnP IGD / NAT-PMP); off by default */
   upnp?: boolean
+  /** told about every WebRTC upgrade attempt and its outcome (for /metrics) */
+  onUpgrade?: WebRTCUpgradeComponents['onUpgrade']
 }
 
 export interface Mesh {
@@ -48,6 +54,8 @@ export interface Mesh {
   addresses: () => string[]
   /** peer ids with an open direct connection */
   connectedPeers: () => Set<string>
+  /** how this node reaches a peer now (SPEC §6 `path`), undefined when not connected */
+  peerPath: (peer: string) => PeerPath | undefined
   /** resolves once the node has an open connection to a peer; rejects when `signal` aborts */
   connected: (signal: AbortSignal) => Promise<void>
   /** a token that joins this mesh through this node */
@@ -64,6 +72,14 @@ export async function createMesh (init: MeshInit): Promise<Mesh> {
     const host = remoteAddr.split('/tcp/')[0]
     log.warnOnce(`refused:${host}`, `refused a connection from ${host}: its handshake failed (${error.message}) — a node with another mesh key? (logged once per host)`)
   })
+  const bootstrap = (init.bootstrap ?? [])
+    .map(a => typeof a === 'string' ? multiaddr(a) : a)
+    .filter(a => a.getComponents().findLast(c => c.name === 'p2p')?.value !== peerId)
+  const bootstrapIds = new Set(bootstrap.map(a => a.getComponents().findLast(c => c.name === 'p2p')?.value).filter(id => id != null))
+  // set once the capacity service exists (it needs the libp2p node first)
+  let isMember = (peer: string): boolean => bootstrapIds.has(peer)
+  let iceServers = (): string[] => []
+  let mayDialWebRTC = (_addr: Multiaddr): boolean => false
   const libp2p = await createMeshLibp2p({
     privateKey: init.privateKey,
     mesh: init.mesh,
@@ -71,7 +87,11 @@ export async function createMesh (init: MeshInit): Promise<Mesh> {
     datastore: init.datastore,
     logger,
     metrics: init.metrics,
-    upnp: init.upnp
+    upnp: init.upnp,
+    iceServers: () => iceServers(),
+    isMember: peer => isMember(peer),
+    mayDialWebRTC: addr => mayDialWebRTC(addr),
+    reachedDirectly: peer => peerPath(libp2p.getConnections().filter(c => c.remotePeer.toString() === peer)) === 'direct'
   })
   const addresses = (): string[] => libp2p.getMultiaddrs().map(a => a.toString())
   const hangUp = async (peer: PeerId): Promise<void> => { await libp2p.hangUp(peer) }
@@ -82,9 +102,12 @@ export async function createMesh (init: MeshInit): Promise<Mesh> {
     interval: init.capacityInterval,
     missedPeriods: init.missedPeriods
   })
-  const bootstrap = (init.bootstrap ?? [])
-    .map(a => typeof a === 'string' ? multiaddr(a) : a)
-    .filter(a => a.getComponents().findLast(c => c.name === 'p2p')?.value !== peerId)
+  isMember = peer => capacity.view.get(peer) != null || bootstrapIds.has(peer)
+  iceServers = () => meshIceServers(capacity.view.list(), libp2p.getConnections()
+    .map(c => ({ remotePeer: c.remotePeer.toString(), remoteAddr: c.remoteAddr, direction: c.direction, status: c.status })))
+  const upgrade = createWebRTCUpgrade({ libp2p, isMember, members: () => capacity.view.list(), onUpgrade: init.onUpgrade })
+  mayDialWebRTC = upgrade.dialling
+  let stun: StunResponder | undefined
   const discovery: Discovery = createDiscovery({ libp2p }, { bootstrap })
 
   return {
@@ -94,6 +117,7 @@ export async function createMesh (init: MeshInit): Promise<Mesh> {
     capacity,
     protocols: meshProtocols(init.mesh.name),
     addresses,
+    peerPath: peer => peerPath(libp2p.getConnections().filter(c => c.remotePeer.toString() === peer)),
     connectedPeers: () => new Set(libp2p.getConnections().filter(c => c.status === 'open').map(c => c.remotePeer.toString())),
     async connected (signal) {
       if (libp2p.getConnections().some(c => c.status === 'open')) return
@@ -116,14 +140,36 @@ export async function createMesh (init: MeshInit): Promise<Mesh> {
     async start () {
       await libp2p.start()
       running = true
+      stun = await startStun(libp2p, log)
       discovery.start()
       await capacity.start()
+      upgrade.start()
     },
     async stop () {
       running = false
+      upgrade.stop()
+      stun?.stop()
       discovery.stop()
       await capacity.stop()
       await libp2p.stop()
     }
+  }
+}
+
+/**
+ * Answer STUN on the UDP port of the node's TCP listen port, where WebRTC peers of the
+ * mesh look for it (ice-servers.ts). A port already taken only costs those peers a STUN
+ * server: the node runs on without one.
+ */
+async function startStun (libp2p: MeshLibp2p, log: ReturnType<typeof createLogger>): Promise<StunResponder | undefined> {
+  const port = libp2p.getMultiaddrs().map(a => a.getComponents()).find(parts => parts[1]?.name === 'tcp' && parts[0].name === 'ip4')?.[1].value
+  if (port === undefined) return undefined
+  const stun = createStunResponder({ port: Number(port) })
+  try {
+    await stun.start()
+    return stun
+  } catch (err) {
+    log.warn(`no STUN responder on UDP port ${port}: ${(err as Error).message} (WebRTC peers use other members' STUN)`)
+    return undefined
   }
 }

@@ -33,6 +33,8 @@ export interface StemMetrics {
   readonly capacityFree: Gauge<'resource'>
   /** HTTP gateway requests by app and status code */
   readonly gatewayRequests: Counter<'app' | 'status'>
+  /** WebRTC upgrades of relayed connections; result: tried, succeeded, failed (reason: timeout, denied, error) */
+  readonly webrtcUpgrades: Counter<'result' | 'reason'>
   /** runs `source` before every scrape; returns the function that removes it */
   addSource: (source: () => void | Promise<void>) => () => void
   /** the exposition text (sources run first; one that throws is skipped and counted) */
@@ -73,6 +75,7 @@ export function createStemMetrics (init: StemMetricsInit = {}): StemMetrics {
     capacityContributed: new Gauge({ name: 'stem_capacity_contributed', help: 'Capacity this node contributes (cpu: cores, memory: bytes, cells: slots)', labelNames: ['resource'], registers }),
     capacityFree: new Gauge({ name: 'stem_capacity_free', help: 'Contributed capacity still free (cpu: cores, memory: bytes, cells: slots)', labelNames: ['resource'], registers }),
     gatewayRequests: new Counter({ name: 'stem_gateway_requests_total', help: 'HTTP gateway requests by app and status code', labelNames: ['app', 'status'], registers }),
+    webrtcUpgrades: new Counter({ name: 'stem_webrtc_upgrades_total', help: 'WebRTC upgrades of relayed connections: tried, succeeded, failed by reason', labelNames: ['result', 'reason'], registers }),
     addSource: source => {
       sources.add(source)
       return () => { sources.delete(source) }

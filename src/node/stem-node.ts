@@ -8,7 +8,7 @@ import { decodeInvite, type Invite } from '../mesh/invite.js'
 import { generateMeshKey, meshNameProblem } from '../mesh/mesh-config.js'
 import { nodeNameProblem, resourcesProblem, type Resources } from '../mesh/capacity.js'
 import { createApiServer, type ApiServer } from '../api/server.js'
-import type { NodeControl, PeerEntry } from '../api/types.js'
+import type { NodeControl, PeerEntry, PeerPath } from '../api/types.js'
 import { createLogger } from '../util/logger.js'
 import { registerDashboard } from '../dashboard/index.js'
 import { createStemMetrics, libp2pMetrics, registerMetricsRoute } from '../metrics/index.js'
@@ -137,8 +137,8 @@ export function createStemNode (options: StemNodeOptions): StemNode {
     return r
   }
 
-  const entry = (id: string, addrs: string[], capacity: Resources, free: Resources, lastSeen: number, connected: boolean, name: string | undefined): PeerEntry =>
-    ({ id, addrs, capacity, free, lastSeen, connected, ...(name !== undefined ? { name } : {}) })
+  const entry = (id: string, addrs: string[], capacity: Resources, free: Resources, lastSeen: number, connected: boolean, name: string | undefined, path?: PeerPath): PeerEntry =>
+    ({ id, addrs, capacity, free, lastSeen, connected, ...(name !== undefined ? { name } : {}), ...(path !== undefined ? { path } : {}) })
 
   const control = (m: Mesh, s: AppStack): NodeControl => ({
     status: () => {
@@ -159,7 +159,7 @@ export function createStemNode (options: StemNodeOptions): StemNode {
       const connected = m.connectedPeers()
       return {
         self: entry(m.peerId, m.addresses(), m.capacity.contributed(), m.capacity.free(), Date.now(), false, options.name),
-        peers: m.capacity.view.list().map(p => entry(p.id, p.addrs, p.capacity, p.free, p.lastSeen, connected.has(p.id), p.name))
+        peers: m.capacity.view.list().map(p => entry(p.id, p.addrs, p.capacity, p.free, p.lastSeen, connected.has(p.id), p.name, m.peerPath(p.id)))
       }
     },
     invite: () => ({ token: m.invite() }),
@@ -234,7 +234,8 @@ export function createStemNode (options: StemNodeOptions): StemNode {
           contributed,
           name: options.name,
           capacityInterval: options.capacityInterval,
-          upnp: options.upnp
+          upnp: options.upnp,
+          onUpgrade: (result, reason) => { metrics.webrtcUpgrades.inc({ result, reason: reason ?? '' }) }
         })
         try {
           await mesh.start()

@@ -1,23 +1,24 @@
 // `stem peers` as a table: this node first and marked, then its peers.
 import assert from 'node:assert/strict'
 import { peersTable } from '../../src/cli/commands/peers.js'
-import type { PeerEntry } from '../../src/api/types.js'
+import type { PeerEntry, PeerPath } from '../../src/api/types.js'
 
-function entry (id: string, lastSeen: number, connected: boolean): PeerEntry {
-  return { id, addrs: [], capacity: { cpu: 2, memory: 2 ** 30, cells: 20 }, free: { cpu: 1, memory: 2 ** 29, cells: 18 }, lastSeen, connected }
+function entry (id: string, lastSeen: number, connected: boolean, path?: PeerPath): PeerEntry {
+  return { id, addrs: [], capacity: { cpu: 2, memory: 2 ** 30, cells: 20 }, free: { cpu: 1, memory: 2 ** 29, cells: 18 }, lastSeen, connected, ...(path !== undefined ? { path } : {}) }
 }
 
 describe('cli: stem peers table', () => {
-  it('lists the local node first, marked *, then every peer', () => {
+  it('lists the local node first, marked *, then every peer with how it is reached', () => {
     const now = 1_000_000
-    const text = peersTable({ self: entry('SELF', now, false), peers: [entry('PEER-A', now - 3000, true), entry('PEER-B', now - 12_000, false)] }, now)
+    const text = peersTable({ self: entry('SELF', now, false), peers: [entry('PEER-A', now - 3000, true, 'webrtc'), entry('PEER-C', now - 1000, true, 'relayed'), entry('PEER-B', now - 12_000, false)] }, now)
     const lines = text.trimEnd().split('\n')
-    assert.equal(lines.length, 5)
-    assert.match(lines[0], /^ {3}PEER\s+CPU\s+MEMORY\s+CELLS\s+FREE cpu\/mem\/cells\s+CONNECTED\s+SEEN$/)
-    assert.match(lines[1], /^\* {2}SELF\s+2\s+1GiB\s+20\s+1\/512MiB\/18\s+-\s+-$/)
-    assert.match(lines[2], /^ {3}PEER-A\s.*\syes\s+3s ago$/)
-    assert.match(lines[3], /^ {3}PEER-B\s.*\sno\s+12s ago$/)
-    assert.equal(lines[4], '* this node')
+    assert.equal(lines.length, 6)
+    assert.match(lines[0], /^ {3}PEER\s+CPU\s+MEMORY\s+CELLS\s+FREE cpu\/mem\/cells\s+CONNECTED\s+PATH\s+SEEN$/)
+    assert.match(lines[1], /^\* {2}SELF\s+2\s+1GiB\s+20\s+1\/512MiB\/18\s+-\s+-\s+-$/)
+    assert.match(lines[2], /^ {3}PEER-A\s.*\syes\s+webrtc\s+3s ago$/)
+    assert.match(lines[3], /^ {3}PEER-C\s.*\syes\s+relayed\s+1s ago$/)
+    assert.match(lines[4], /^ {3}PEER-B\s.*\sno\s+-\s+12s ago$/)
+    assert.equal(lines[5], '* this node')
   })
 
   it('a node without peers lists itself', () => {

@@ -9,12 +9,12 @@ import { nodeLabel } from '../node-labels.js'
 function row (p: PeerEntry, now: number, self: boolean): string[] {
   return [self ? '*' : '', nodeLabel(p), String(p.capacity.cpu), formatSize(p.capacity.memory), String(p.capacity.cells),
     `${p.free.cpu}/${formatSize(p.free.memory)}/${p.free.cells}`,
-    self ? '-' : p.connected ? 'yes' : 'no', self ? '-' : `${Math.max(0, Math.round((now - p.lastSeen) / 1000))}s ago`]
+    self ? '-' : p.connected ? 'yes' : 'no', self ? '-' : p.path ?? '-', self ? '-' : `${Math.max(0, Math.round((now - p.lastSeen) / 1000))}s ago`]
 }
 
 /** the table `stem peers` prints: this node first, marked `*`, then its peers */
 export function peersTable (view: PeersResponse, now: number): string {
-  return table([['', 'PEER', 'CPU', 'MEMORY', 'CELLS', 'FREE cpu/mem/cells', 'CONNECTED', 'SEEN'],
+  return table([['', 'PEER', 'CPU', 'MEMORY', 'CELLS', 'FREE cpu/mem/cells', 'CONNECTED', 'PATH', 'SEEN'],
     row(view.self, now, true), ...view.peers.map(p => row(p, now, false))]) + '* this node\n'
 }
 
