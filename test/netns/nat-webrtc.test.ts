@@ -6,6 +6,7 @@ import assert from 'node:assert/strict'
 import { join } from 'node:path'
 import type { PeersResponse } from '../../src/api/types.js'
 import type { AppCellsListing } from '../../src/topology/app-table.js'
+import { shortPeerId } from '../../src/util/peer-id-text.js'
 import { waitFor } from '../support/wait.js'
 import { apiUrlOf, repoRoot, stopAll, type StemProcess } from '../support/stem-process.js'
 import { httpIn, netnsLayoutOrSkip, spawnStemIn, stemIn, stemJsonIn, type NetnsLayout } from './netns-stem.js'
@@ -43,7 +44,7 @@ describe('WebRTC hole punching between NAT\'d homes (network namespaces)', funct
     console.log(`netns: homes on webrtc ${((Date.now() - started) / 1000).toFixed(1)}s after joining`)
     assert.equal(await pathTo('home1', 'pub1'), 'direct')
     const table = await stemIn(ns('home1'), ['peers', '--data', data('home1')])
-    assert.match(table.stdout, new RegExp(`${ids.get('home2')!}\\s.*\\syes\\s+webrtc\\s`))
+    assert.match(table.stdout, new RegExp(`${shortPeerId(ids.get('home2')!)}\\s.*\\syes\\s+webrtc\\s`))
     // the side that dialled counted the upgrade (of two homes, the smaller id tries first)
     const succeeded = await Promise.all(['home1', 'home2'].map(async h => {
       const r = await httpIn(ns(h), 'GET', `${await apiUrlOf(data(h))}/metrics`)
