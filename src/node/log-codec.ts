@@ -16,9 +16,14 @@ export function checkLogQuery (query: { app?: unknown, cell?: unknown, since?: u
   const { app, cell, since, limit } = query
   if (typeof app !== 'string' || app === '') throw new Error('logs: name an app')
   if (cell !== undefined && typeof cell !== 'string') throw new Error('logs: cell must be a string')
+  // an app name holds no '/': `shop/x` would otherwise parse as the keyed address shop/x/<key>
+  let valid = !app.includes('/')
   try {
-    parseAddress(`${app}/${cell === undefined || cell === '' ? 'any' : cell}`)
+    if (valid) valid = parseAddress(`${app}/${cell === undefined || cell === '' ? 'any' : cell}`).key === undefined
   } catch {
+    valid = false
+  }
+  if (!valid) {
     throw new Error(`logs: invalid app or cell ${JSON.stringify(`${app}${cell === undefined || cell === '' ? '' : `/${cell}`}`.slice(0, 100))}`)
   }
   if (since !== undefined && (typeof since !== 'number' || !Number.isSafeInteger(since) || since < 0)) throw new Error('logs: since must be ms since the epoch')

@@ -71,6 +71,7 @@ describe('node: logs protocol codec and query checks', () => {
     assert.throws(() => checkLogQuery({}), /^Error: logs: name an app$/)
     assert.throws(() => checkLogQuery({ app: 'shop/x' }), /invalid app or cell "shop\/x"/)
     assert.throws(() => checkLogQuery({ app: 'shop', cell: 'a b' }), /invalid app or cell "shop\/a b"/)
+    assert.throws(() => checkLogQuery({ app: 'shop', cell: 'orders/u1' }), /invalid app or cell "shop\/orders\/u1"/)
     assert.throws(() => checkLogQuery({ app: 'shop', since: -1 }), /since must be ms since the epoch/)
     assert.throws(() => checkLogQuery({ app: 'shop', since: Number.NaN }), /since must be ms since the epoch/)
     assert.throws(() => checkLogQuery({ app: 'shop', limit: MAX_QUERY_LINES + 1 }), /limit must be 1…2000/)
