@@ -8,8 +8,8 @@ import type { Logger } from '../util/logger.js'
 import type { AppState } from './app-state.js'
 import type { HostedApp } from './app-groups.js'
 import type { CloneService } from './clones.js'
-import { planRecovery } from './recovery.js'
-import type { Copy, Holder } from './recovery.js'
+import { nextWaitMark, planRecovery } from './recovery.js'
+import type { Copy, Holder, WaitMark } from './recovery.js'
 
 export interface PrimaryRecoveryComponents {
   self: string
@@ -44,8 +44,8 @@ function lostWhy (missing: string[], copies: Copy[]): string {
 export type RecoveryOutcome = 'started' | 'recovering' | 'lost'
 
 export class PrimaryRecovery {
-  /** `group address` → since when the leader has been looking for its copies */
-  private readonly since = new Map<string, number>()
+  /** `group address` → since when the leader has been looking for its copies, in which epoch and for which target */
+  private readonly since = new Map<string, WaitMark>()
   /** `group address` → the last outcome logged (one line per change, not per round) */
   private readonly reported = new Map<string, string>()
 
@@ -70,10 +70,10 @@ export class PrimaryRecovery {
       }
     }))
     const now = Date.now()
-    const since = this.since.get(key) ?? now
-    this.since.set(key, since)
+    const mark = nextWaitMark(this.since.get(key), `${state.epochs[address] ?? 0} ${target}`, now)
+    this.since.set(key, mark)
     const waitBoundMs = this.init.waitBoundMs ?? 20_000
-    const plan = planRecovery({ target, holders, answered, copies, waitedMs: now - since, waitBoundMs })
+    const plan = planRecovery({ target, holders, answered, copies, waitedMs: now - mark.since, waitBoundMs })
     const say = (outcome: string, line: string, warn = false): void => {
       if (this.reported.get(key) === outcome) return
       this.reported.set(key, outcome)

@@ -96,3 +96,26 @@ function uncovered (holders: Holder[], answered: Set<string>, from: number): num
     return clones.length === 0 || clones.some(h => !answered.has(h.node))
   })
 }
+
+/** When the leader began waiting for an instance's copies (its `recovering` time). */
+export interface WaitMark {
+  /** what is being recovered: the instance's epoch and target; a change starts a new wait */
+  episode: string
+  since: number
+  /** the last round that looked for the copies */
+  seen: number
+}
+
+/** a round later than this after the last one starts a new wait (leadership lost and won back, or a restart) */
+export const WAIT_GAP_MS = 10_000
+
+/**
+ * The wait mark after a round at `now`. A wait carried over from another episode would
+ * cut the new one short: a leader that waited for epoch 1's copies, lost its leadership and
+ * won it back for epoch 3 would find its bound long passed and start from an older copy
+ * while a holder of the newer one is still missing (sim:mesh seed 8981).
+ */
+export function nextWaitMark (mark: WaitMark | undefined, episode: string, now: number, gapMs = WAIT_GAP_MS): WaitMark {
+  if (mark === undefined || mark.episode !== episode || now - mark.seen > gapMs) return { episode, since: now, seen: now }
+  return { episode, since: mark.since, seen: now }
+}

@@ -1,7 +1,7 @@
 // recovery.ts: where an instance starts from when its leader does not see its primary
 // running — never blank while a node that may hold a newer copy is missing.
 import assert from 'node:assert/strict'
-import { newestCopy, planRecovery } from '../../src/topology/recovery.js'
+import { newestCopy, nextWaitMark, planRecovery, WAIT_GAP_MS } from '../../src/topology/recovery.js'
 import type { Copy, Holder, RecoveryInput } from '../../src/topology/recovery.js'
 
 const copy = (node: string, version: number, epoch = 1, running = false): Copy => ({ node, version, epoch, running })
@@ -67,6 +67,15 @@ describe('recovery: where an instance without a running primary starts from', ()
     // P held epoch 1 and is gone; epoch 2's primary B answered with its copy
     const holders = [primary('P', 1), clone('B', 1), primary('B', 2), clone('C', 2)]
     assert.deepEqual(plan({ target: 'C', holders, answered: new Set(['B', 'C']), copies: [copy('B', 20, 2), copy('C', 19, 2)] }), { kind: 'copy', copy: copy('B', 20, 2), missing: ['P'] })
+  })
+
+  it('a wait starts anew for another epoch or target, or after a gap in the rounds; else it keeps its start', () => {
+    const m1 = nextWaitMark(undefined, '1 A', 1000)
+    assert.deepEqual(m1, { episode: '1 A', since: 1000, seen: 1000 })
+    assert.deepEqual(nextWaitMark(m1, '1 A', 1250), { episode: '1 A', since: 1000, seen: 1250 })
+    assert.deepEqual(nextWaitMark(m1, '3 A', 1250), { episode: '3 A', since: 1250, seen: 1250 })
+    assert.deepEqual(nextWaitMark(m1, '1 B', 1250), { episode: '1 B', since: 1250, seen: 1250 })
+    assert.deepEqual(nextWaitMark(m1, '1 A', 1000 + WAIT_GAP_MS + 1), { episode: '1 A', since: 1000 + WAIT_GAP_MS + 1, seen: 1000 + WAIT_GAP_MS + 1 })
   })
 
   it('newestCopy: epoch, then version, then a running primary', () => {

@@ -42,6 +42,14 @@ describe('sim: whole-mesh simulation', () => {
     for (const { seed, without } of cases) assert.deepEqual(runMeshSeed(seed, { without: [...without] }).violations, [], `seed ${seed} without ${without.join(',')}`)
   })
 
+  it('a leader back in office waits anew for a later epoch\'s copies, and a late assign of an older placement is ignored (every kind of fault)', () => {
+    // 8981: the leader kept the start of its wait for epoch 1 through a crash and later
+    // leaderships, so its bound had passed at once for epoch 3 and it adopted a deposed
+    // primary's old state; 5167: a clone dropped the copy it had confirmed on a duplicated
+    // assign of the placement before it (same epoch), and the add it confirmed was lost
+    for (const seed of [5167, 8981]) assert.deepEqual(runMeshSeed(seed).violations, [], `seed ${seed}`)
+  })
+
   it('replays a seed exactly, with a readable trace', () => {
     const lines1: string[] = []
     const lines2: string[] = []

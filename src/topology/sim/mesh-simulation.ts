@@ -22,8 +22,8 @@ import { activeCells, applyCommand, decodeCommand, encodeCommand, placementBase 
 import type { AppCommand, AppState } from '../app-state.js'
 import type { AppManifest } from '../manifest.js'
 import { place } from '../placement.js'
-import { planRecovery } from '../recovery.js'
-import type { Copy as HeldCopy } from '../recovery.js'
+import { nextWaitMark, planRecovery } from '../recovery.js'
+import type { Copy as HeldCopy, WaitMark } from '../recovery.js'
 import type { DesiredApp, Placement } from '../placement-accounting.js'
 import { pickGroupMembers } from '../group-members.js'
 import { instanceAddress } from '../types.js'
@@ -71,7 +71,7 @@ type Body =
   | { kind: 'raft', m: Message }
   | { kind: 'advert' }
   /** `from`: the newest copy found elsewhere, which the new primary starts from (recovery's `copy` plan) */
-  | { kind: 'assign', address: string, epoch: number, primary: string, clones: string[], from?: { epoch: number, version: number, ledger: string[] } }
+  | { kind: 'assign', address: string, epoch: number, index: number, primary: string, clones: string[], from?: { epoch: number, version: number, ledger: string[] } }
   /** `askedAt`: the primary's clock when it sent this (echoed: its lease counts from there) */
   | { kind: 'replicate', address: string, epoch: number, version: number, ledger: string[], askedAt: number }
   | { kind: 'replicated', address: string, epoch: number, version: number, ok: boolean, askedAt: number }
@@ -111,8 +111,12 @@ class MeshNode {
   /** cell copies with the newest epoch seen of each instance: on disk (durability `disk`), they survive a crash */
   readonly copies = new Map<string, Copy>()
   readonly knownEpoch = new Map<string, number>()
-  /** as leader: since when (virtual ms) it has been looking for the copies of an instance without a running primary */
-  readonly recoverySince = new Map<string, number>()
+  /** as leader (in memory): since when (virtual ms) it has been looking for the copies of an instance without a running primary */
+  readonly recoverySince = new Map<string, WaitMark>()
+  /** the commit index of the app state applied last */
+  stateIndex = 0
+  /** per instance, the commit index of the newest placement assigned to this node (in memory, as production's app table) */
+  readonly assignedAt = new Map<string, number>()
   /** as leader: the last recovery outcome traced per instance (one line per change) */
   readonly recoveryTraced = new Map<string, string>()
 
@@ -178,6 +182,7 @@ export function runMeshSeed (seed: number, opts: MeshSeedOptions = {}): MeshSeed
         if (e.type !== EntryType.Normal || e.data.length === 0) continue
         const { state } = applyCommand(n.state, decodeCommand(e.data))
         n.state = state
+        n.stateIndex = e.index
         if (state === undefined) continue
         const placed = JSON.stringify({ placement: state.placement, epochs: state.epochs })
         if (placed !== lastPlacement && e.index > lastPlacementIndex) {
@@ -231,7 +236,7 @@ export function runMeshSeed (seed: number, opts: MeshSeedOptions = {}): MeshSeed
         if (start === 'hold') return
         // as app-controller.ts: the primary starts first, the announcement follows once it runs
         const to = start === 'running' ? ids : [inst.primary]
-        for (const id of to) send(n.id, id, { kind: 'assign', address, epoch, primary: inst.primary, clones: inst.clones, from: start === 'running' ? undefined : start.from })
+        for (const id of to) send(n.id, id, { kind: 'assign', address, epoch, index: n.stateIndex, primary: inst.primary, clones: inst.clones, from: start === 'running' ? undefined : start.from })
       })
     }
   }
@@ -261,15 +266,16 @@ export function runMeshSeed (seed: number, opts: MeshSeedOptions = {}): MeshSeed
       const c = nodes.get(id)!.copies.get(address)
       if (c !== undefined && c.version >= 0) copies.push({ node: id, version: c.version, epoch: c.epoch, running: c.role === 'primary' })
     }
-    const since = leaderNode.recoverySince.get(address) ?? now()
-    leaderNode.recoverySince.set(address, since)
-    const plan = planRecovery({ target, holders, answered, copies, waitedMs: now() - since, waitBoundMs: RECOVERY_WAIT_MS })
+    const mark = nextWaitMark(leaderNode.recoverySince.get(address), `${epoch} ${target}`, now())
+    leaderNode.recoverySince.set(address, mark)
+    const plan = planRecovery({ target, holders, answered, copies, waitedMs: now() - mark.since, waitBoundMs: RECOVERY_WAIT_MS })
     const outcome = plan.kind === 'wait' || plan.kind === 'lost' ? `${plan.kind} for ${plan.missing.join(',')}` : plan.kind
     if (leaderNode.recoveryTraced.get(address) !== outcome) {
       leaderNode.recoveryTraced.set(address, outcome)
       trace?.(`t${now()} ${leaderNode.id} recovery of ${address} (epoch ${epoch}) on ${target}: ${outcome}${plan.kind === 'copy' || plan.kind === 'promote' ? ` from ${plan.copy.node} e${plan.copy.epoch}/v${plan.copy.version}` : ''}`)
     }
     if (plan.kind === 'wait' || plan.kind === 'lost') return 'hold'
+    leaderNode.recoverySince.delete(address)
     if (plan.kind !== 'copy') return {}
     const held = nodes.get(plan.copy.node)!.copies.get(address)!
     return { from: { epoch: held.epoch, version: held.version, ledger: held.ledger } }
@@ -284,6 +290,10 @@ export function runMeshSeed (seed: number, opts: MeshSeedOptions = {}): MeshSeed
   }
   const onAssign = (n: MeshNode, b: Extract<Body, { kind: 'assign' }>): void => {
     if (b.epoch < (n.knownEpoch.get(b.address) ?? 0)) return
+    // as production's app table takes only a newer announcement: a late or duplicated assign
+    // of an older placement in the same epoch (a clone since moved) is ignored (seed 5167)
+    if (b.index < (n.assignedAt.get(b.address) ?? 0)) return
+    n.assignedAt.set(b.address, b.index)
     n.knownEpoch.set(b.address, b.epoch)
     const f = b.from
     const older = (c: Copy | undefined): boolean => c === undefined || c.version < 0 || (f !== undefined && (c.epoch < f.epoch || (c.epoch === f.epoch && c.version < f.version)))
@@ -412,6 +422,9 @@ export function runMeshSeed (seed: number, opts: MeshSeedOptions = {}): MeshSeed
     n.state = undefined
     for (const c of n.copies.values()) c.pending = undefined
     n.lastHeard.clear()
+    n.recoverySince.clear()
+    n.recoveryTraced.clear()
+    n.assignedAt.clear()
   }
   const restart = (n: MeshNode): void => {
     trace?.(`t${now()} restart ${n.id}`)

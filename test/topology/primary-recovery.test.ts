@@ -1,0 +1,52 @@
+// primary-recovery.ts: the leader's wait (`recovering`) for the holders of an instance's
+// newest copy. Pure decision code under a stand-in inventory (the clone protocol is tested
+// with real processes elsewhere).
+import assert from 'node:assert/strict'
+import { PrimaryRecovery } from '../../src/topology/primary-recovery.js'
+import type { AppState } from '../../src/topology/app-state.js'
+import type { HostedApp } from '../../src/topology/app-groups.js'
+import type { Holder } from '../../src/topology/recovery.js'
+import { createLogger, setLogSink } from '../../src/util/logger.js'
+import { waitFor } from '../support/wait.js'
+
+const ADDRESS = 'ledger/book#0'
+
+function stateAt (epoch: number, holders: Holder[]): AppState {
+  return { app: 'ledger', epochs: { [ADDRESS]: epoch }, holders: { [ADDRESS]: holders } } as unknown as AppState
+}
+
+describe('primary recovery: the leader\'s wait for an instance\'s copies', () => {
+  let restore: () => void
+  beforeEach(() => { restore = setLogSink(() => {}) })
+  afterEach(() => { restore() })
+
+  it('a wait for a later epoch starts anew: a wait begun for an earlier epoch does not cut it short', async () => {
+    const started: string[] = []
+    // node A answers with the running primary of epoch 1 it still holds; B and C (epoch 3's holders) do not answer
+    const recovery = new PrimaryRecovery({
+      self: 'L',
+      logger: createLogger('test'),
+      alive: () => false,
+      clones: {
+        inventoryOf: async (node: string) => {
+          if (node !== 'A') throw new Error(`${node} does not answer`)
+          return [{ address: ADDRESS, version: 5, epoch: 1, running: true }]
+        },
+        fetchCopy: async () => { throw new Error('no fetch expected') },
+        promote: async () => { throw new Error('no promotion expected') }
+      } as unknown as ConstructorParameters<typeof PrimaryRecovery>[0]['clones'],
+      startPrimary: async (address: string, node: string) => { started.push(`${address} on ${node}`) }
+    }, { waitBoundMs: 200, inventoryTimeoutMs: 50 })
+    const h = { group: 'g', app: 'ledger' } as unknown as HostedApp
+    const code = { bundle: 'b', owner: new Uint8Array(32), limits: {} } as unknown as Parameters<PrimaryRecovery['start']>[4]
+    // epoch 2 ran on B with clone C after A, epoch 1's primary, was cut off
+    const epoch2: Holder[] = [{ node: 'A', epoch: 1, role: 'primary' }, { node: 'B', epoch: 2, role: 'primary' }, { node: 'C', epoch: 2, role: 'clone' }]
+    assert.equal(await recovery.start(h, stateAt(2, epoch2), ADDRESS, 'A', code), 'recovering')
+    const t0 = Date.now()
+    await waitFor(async () => Date.now() - t0 > 300, { timeout: 5000, what: 'the first wait\'s bound to pass' })
+    // later (another leader came and went), epoch 3 places A again: B and C may hold newer adds
+    const epoch3: Holder[] = [...epoch2, { node: 'B', epoch: 3, role: 'clone' }, { node: 'C', epoch: 3, role: 'clone' }]
+    assert.equal(await recovery.start(h, stateAt(3, epoch3), ADDRESS, 'A', code), 'recovering', 'epoch 3 waits for B and C from its own start')
+    assert.deepEqual(started, [])
+  })
+})
