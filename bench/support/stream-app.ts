@@ -1,10 +1,11 @@
 // The stream benches' setting: a mesh of real `stem` processes running one app written to a
 // temp dir, and SDK connections to its nodes. `withStreamApp` removes the processes and
 // every temp dir however the bench ends.
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { connect, type StemConnection } from '../../src/messaging/sdk.js'
+import { readToken } from '../../src/node/data-dir.js'
 import { apiUrlOf, stemJson, stopAll } from '../../scripts/support/stem-process.js'
 import { startMesh, type MeshNode } from '../../scripts/support/stem-mesh.js'
 
@@ -22,7 +23,7 @@ export async function withStreamApp<T> (size: number, files: Record<string, stri
     for (const [name, text] of Object.entries(files)) await writeFile(join(dir, name), text)
     await stemJson(['publish', join(dir, 'app.yaml'), '--data', nodes[0].dataDir])
     const sdkOf = async (node: MeshNode): Promise<StemConnection> =>
-      connect({ url: await apiUrlOf(node.dataDir), token: (await readFile(join(node.dataDir, 'api-token'), 'utf8')).trim() })
+      connect({ url: await apiUrlOf(node.dataDir), token: await readToken(node.dataDir) })
     return await run({ nodes, sdkOf })
   } finally {
     await stopAll()
