@@ -10,13 +10,13 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as delay } from 'node:timers/promises'
-import { createApiClient, type ApiClient } from '../src/api/client.js'
 import { createHttpCaller } from '../src/messaging/call-client.js'
 import { readToken } from '../src/node/data-dir.js'
 import type { AppCellsListing } from '../src/topology/app-table.js'
 import { apiUrlOf, repoRoot, spawnStem, stem, stopAll, tempDataDir, type StemProcess } from '../scripts/support/stem-process.js'
 import { waitFor } from '../scripts/support/wait.js'
 import { percentile } from './support/stats.js'
+import { apiOf, cellsOf } from './support/cells-of.js'
 
 const NODES = 5
 const PUBLISH_TRIALS = 3
@@ -26,16 +26,6 @@ async function cli (args: string[]): Promise<string> {
   const r = await stem(args)
   if (r.code !== 0) throw new Error(`stem ${args.join(' ')} exited ${r.code}: ${r.stderr.trim()}`)
   return r.stdout
-}
-
-/** the node's control API, in process (a CLI process per poll costs seconds on a loaded machine) */
-async function apiOf (node: StemProcess): Promise<ApiClient> {
-  return createApiClient(await apiUrlOf(node.dataDir), await readToken(node.dataDir))
-}
-
-async function cellsOf (node: StemProcess, app: string): Promise<AppCellsListing['cells']> {
-  const listing = await (await apiOf(node)).get<AppCellsListing[]>(`/v1/cells?app=${app}`, AbortSignal.timeout(5000))
-  return listing[0]?.cells ?? []
 }
 
 const nodes: StemProcess[] = []
