@@ -49,7 +49,7 @@ describe('a node with the wrong mesh key gets nowhere (network namespaces)', fun
       await neverMember()
       return new RegExp(`bootstrap ${escape(pubAddr)}: peer refused the connection: usually a wrong or stale invite \\(another mesh key`).test(intruder.stderr) &&
         new RegExp(`refused a connection from ${escape(natWan)}: its handshake failed .* a node with another mesh key\\?`).test(nodes.get('pub1')!.stderr)
-    }, { timeout: 90_000, what: 'the node with the wrong key and the public member to explain the refusal' })
+    }, { timeout: 120_000, what: 'the node with the wrong key and the public member to explain the refusal' })
     await neverMember()
     assert.match(intruder.stdout, /^mesh: home \(not joined yet/m)
     assert.doesNotMatch(intruder.stdout + intruder.stderr, /joined mesh/)
