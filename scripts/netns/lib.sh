@@ -3,6 +3,7 @@
 #   <prefix>-inet   the "internet": one bridge; every public host and NAT router plugs in
 #   <prefix>-pubN   public hosts, 10.77.0.(10+N)/16, directly on the internet
 #   <prefix>-natN   NAT routers: WAN 10.77.0.(20+N)/16, LAN 192.168.77.1/24, MASQUERADE
+#                   (port-preserving: a "cone" NAT; netns_nat_mode makes one symmetric)
 #   <prefix>-homeN  home hosts behind natN: 192.168.77.(10+N)/24, default route via .1
 #
 # Every address lives only inside these namespaces: no route leads out of them. The
@@ -73,6 +74,23 @@ netns_up () {
     ip netns exec "$p-nat$i" iptables -A INPUT -i eth0 -m state --state NEW,INVALID -j DROP
   done
   netns_impair "$rtt" "$loss"
+}
+
+# netns_nat_mode NS cone|symmetric: the NAT behaviour of the router in front of home host NS
+# (or of router NS itself). cone: MASQUERADE keeps the home's source port where it can, so
+# every destination sees the same public address and port and hole punching works.
+# symmetric: MASQUERADE --random-fully, a new random port for every destination, so the port
+# a STUN server saw is not the one a peer's punch would have to hit (WebRTC cannot punch).
+# Applies to flows started afterwards; conntrack keeps existing flows on their old port.
+netns_nat_mode () {
+  local nat=${1/-home/-nat} mode=$2 random=()
+  case "$mode" in
+    cone) ;;
+    symmetric) random=(--random-fully) ;;
+    *) echo "netns_nat_mode: mode is cone or symmetric, not $mode" >&2; return 2 ;;
+  esac
+  ip netns exec "$nat" iptables -t nat -F POSTROUTING
+  ip netns exec "$nat" iptables -t nat -A POSTROUTING -s "$NETNS_HOME_NET" -o eth0 -j MASQUERADE "${random[@]}"
 }
 
 # one namespace with eth0 on the internet bridge (bridge port named PORT)

@@ -43,6 +43,43 @@ const patches = [
             output.append(new Uint8ArrayList(uint16BEEncode(data.byteLength), data).subarray());
 `
     }]
+  },
+  {
+    name: 'webrtc-recipient-waits-for-connected',
+    file: 'node_modules/@libp2p/webrtc/dist/src/private-to-private/util.js',
+    edits: [{
+      from: `            if (message == null) {
+                // throw if we timed out
+                options.signal?.throwIfAborted();
+                break;
+            }
+`,
+      to: `            if (message == null) {
+                // throw if we timed out
+                options.signal?.throwIfAborted();
+                // the other side ends the stream once it is connected, and also when its dial
+                // gave up: connected only once this side is too (else an inbound WebRTC
+                // connection that never punched through counts as open and its streams hang)
+                // (patched by stem: scripts/patches/README.md)
+                if (pc.connectionState !== 'connected') {
+                    await Promise.race([connectedPromise.promise, new Promise((_resolve, reject) => {
+                            options.signal?.addEventListener('abort', () => { reject(options.signal.reason); }, { once: true });
+                        })]);
+                }
+                break;
+            }
+`
+    }, {
+      from: `        if (options.signal?.aborted === true && pc.connectionState !== 'connected') {
+            throw err;
+        }
+`,
+      to: `        // not connected is a failure however it came (patched by stem: scripts/patches/README.md)
+        if (pc.connectionState !== 'connected') {
+            throw err;
+        }
+`
+    }]
   }
 ]
 

@@ -33,6 +33,8 @@ export interface NodeInfo {
   name?: string
   /** true for the node serving this dashboard */
   self?: boolean
+  /** how the node serving this dashboard reaches it (`stem peers` `path`): TCP, a circuit relay hop through a member, or a hole-punched WebRTC connection; absent for itself and when not connected */
+  path?: 'direct' | 'relayed' | 'webrtc'
   /** 'lost' nodes may be kept for a while so the page can show where they were */
   status?: 'alive' | 'lost'
 }

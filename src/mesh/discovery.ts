@@ -51,9 +51,24 @@ const YIELD_MS = 2_000
  */
 const REFUSED_BY_PEER = new Set(['EncryptionFailedError', 'InvalidCryptoExchangeError', 'UnexpectedPeerError', 'InvalidMessageError', 'MuxerUnavailableError'])
 
+/**
+ * The handshake failures in a dial's error: libp2p dials every address it knows of a peer
+ * (an invite lists several) and then throws one AggregateError ("All multiaddr dials
+ * failed") holding each address's error. A failure naming this node's own id (`self`) is a
+ * dial that reached this node itself (an invite's loopback address, seen from another host),
+ * not the peer refusing.
+ */
+function refusals (err: unknown, self?: string): Error[] {
+  if (!(err instanceof Error)) return []
+  if (REFUSED_BY_PEER.has(err.name)) return self !== undefined && err.message.includes(self) ? [] : [err]
+  const inner = (err as { errors?: unknown }).errors
+  return Array.isArray(inner) ? inner.flatMap(e => refusals(e, self)) : []
+}
+
 /** Why dialling bootstrap `addr` failed, for the log: the peer refused us, or it could not be reached. */
-export function dialFailure (addr: string, err: Error): string {
-  if (REFUSED_BY_PEER.has(err.name)) return `bootstrap ${addr}: peer refused the connection: usually a wrong or stale invite (another mesh key, or the address now belongs to another node; ${err.name}: ${err.message})`
+export function dialFailure (addr: string, err: Error, self?: string): string {
+  const refused = refusals(err, self)
+  if (refused.length > 0) return `bootstrap ${addr}: peer refused the connection: usually a wrong or stale invite (another mesh key, or the address now belongs to another node; ${refused.map(e => `${e.name}: ${e.message}`).join('; ')})`
   return `bootstrap ${addr} unreachable (${err.message})`
 }
 
@@ -157,7 +172,7 @@ export function createDiscovery ({ libp2p }: DiscoveryComponents, init: Discover
           log.debug(`bootstrap ${addr.toString()} unreachable, but the node is connected to the mesh`)
           return
         }
-        log.warn(`${dialFailure(addr.toString(), err as Error)}; retrying in ${Math.round(delayMs / 1000)}s`)
+        log.warn(`${dialFailure(addr.toString(), err as Error, self)}; retrying in ${Math.round(delayMs / 1000)}s`)
         await new Promise(resolve => { const t = setTimeout(resolve, delayMs); controller.signal.addEventListener('abort', () => { clearTimeout(t); resolve(undefined) }, { once: true }) })
         delayMs = Math.min(MAX_BACKOFF_MS, delayMs * 2)
       }

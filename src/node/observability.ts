@@ -41,7 +41,10 @@ export function createNodeFeed (mesh: Mesh, stack: AppStack, conditions: CellCon
     self: () => ({ id: mesh.peerId, mesh: mesh.config.name, addrs: mesh.addresses(), ...(mesh.capacity.name !== undefined ? { name: mesh.capacity.name } : {}) }),
     nodes: () => [
       { id: mesh.peerId, name: mesh.capacity.name, addrs: mesh.addresses(), capacity: mesh.capacity.contributed(), free: mesh.capacity.free(), lastSeen: Date.now(), self: true, status: 'alive' as const },
-      ...mesh.capacity.view.list().map(p => ({ id: p.id, name: p.name, addrs: p.addrs, capacity: p.capacity, free: p.free, lastSeen: p.lastSeen, status: 'alive' as const }))
+      ...mesh.capacity.view.list().map(p => {
+        const path = mesh.peerPath(p.id)
+        return { id: p.id, name: p.name, addrs: p.addrs, capacity: p.capacity, free: p.free, lastSeen: p.lastSeen, status: 'alive' as const, ...(path !== undefined ? { path } : {}) }
+      })
     ],
     apps: () => stack.topology.table.listApps(),
     cells: () => conditions.overlay(stack.topology.table.listCells()).flatMap(a => a.cells.map(c => ({ ...c, app: a.app, rate: rateOf(c.address, c.node) })))

@@ -44,6 +44,14 @@ describe('dashboard in a browser', function () {
     assert.match(await page.locator('tr[data-app="shop"]').textContent() ?? '', /shop.*…AAAAa1.*3/)
     assert.equal(await page.locator('tr[data-cell]').count(), 3)
     assert.equal(await page.locator('.event').count(), 3)
+    // this node's links by path: C, reached only through a relay, dashed; B (webrtc) solid
+    assert.equal(await page.locator('.mesh-links line.relayed').count(), 1)
+    assert.equal(await page.locator(`.mesh-links line.relayed[data-peer="${peerC}"]`).count(), 1)
+    assert.equal(await page.locator(`.mesh-links line.webrtc[data-peer="${peerB}"]`).count(), 1)
+    assert.equal(await page.locator('.mesh-links line.others').count(), 1, 'B–C: not this node\'s link')
+    const dashes = async (cls: string): Promise<unknown> => page.evaluate(`getComputedStyle(document.querySelector('.mesh-links line.${cls}')).strokeDasharray`)
+    assert.notEqual(await dashes('relayed'), 'none')
+    assert.equal(await dashes('webrtc'), 'none')
     mkdirSync(artifacts, { recursive: true })
     await page.screenshot({ path: join(artifacts, 'dashboard.png'), fullPage: true })
 
@@ -65,6 +73,7 @@ describe('dashboard in a browser', function () {
     await page.waitForFunction('document.querySelector(\'[data-count="nodes"]\')?.textContent === "2"', undefined, { timeout: 20_000 })
     assert.equal(await page.locator('g.node').count(), 3, 'the lost node stays visible as a ghost')
     assert.equal(await page.locator(`g.node.lost[data-node="${peerC}"]`).count(), 1)
+    assert.equal(await page.locator('.mesh-links line.relayed').count(), 0, 'a lost node has no link')
     assert.match(await page.locator('tr[data-app="shop"]').textContent() ?? '', /…BBBBb2.*4/)
     assert.equal(await page.locator('tr[data-cell]').count(), 2)
     assert.equal(await page.evaluate('window.stemMarker'), 42, 'no reload happened')

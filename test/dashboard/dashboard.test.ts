@@ -60,6 +60,7 @@ describe('dashboard server', () => {
     const snap = await res.json() as DashboardSnapshot
     assert.deepEqual(snap, JSON.parse(JSON.stringify(dash.feed.snapshot())))
     assert.deepEqual(Object.keys(snap.nodes[0]).sort(), ['addrs', 'capacity', 'free', 'id', 'lastSeen', 'self'])
+    assert.deepEqual(snap.nodes.map(n => n.path), [undefined, 'webrtc', 'relayed'], 'how this node reaches each, as `stem peers` path')
     assert.deepEqual(Object.keys(snap.apps[0]).sort(), ['app', 'leader', 'members', 'owner', 'term'])
     assert.deepEqual(Object.keys(snap.cells[0]).sort(), ['address', 'app', 'clones', 'node', 'rate', 'state'])
   })

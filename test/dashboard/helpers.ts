@@ -15,18 +15,20 @@ export interface MeshPicture {
   cells: CellInfo[]
 }
 
-/** three nodes, app `shop` led by A with a counter on B cloned to C */
+/** three nodes, app `shop` led by A with a counter on B cloned to C; A (this node) reaches B by webrtc, C relayed */
 export function threeNodeMesh (now = Date.now()): MeshPicture {
-  const node = (id: string, cells: number, free: number, self = false): NodeInfo => ({
+  const node = (id: string, cells: number, free: number, self = false, path?: NodeInfo['path']): NodeInfo => ({
     id,
     addrs: [`/ip4/127.0.0.1/tcp/${4000 + cells}/p2p/${id}`],
     capacity: { cpu: 4, memory: 8 * GiB, cells },
     free: { cpu: 3, memory: 6 * GiB, cells: free },
     lastSeen: now,
-    ...(self ? { self: true } : {})
+    ...(self ? { self: true } : {}),
+    ...(path !== undefined ? { path } : {})
   })
   return {
-    nodes: [node(peerA, 10, 8, true), node(peerB, 8, 6), node(peerC, 6, 5)],
+    // A reaches B over a hole-punched WebRTC connection, C only through a relay
+    nodes: [node(peerA, 10, 8, true), node(peerB, 8, 6, false, 'webrtc'), node(peerC, 6, 5, false, 'relayed')],
     apps: [{ app: 'shop', owner: peerA, leader: peerA, term: 3, members: [peerA, peerB, peerC] }],
     cells: [
       { app: 'shop', address: 'shop/counter#0', node: peerB, state: 'transformed', clones: [peerC], rate: 12.5 },

@@ -8,7 +8,7 @@ import { join } from 'node:path'
 
 const repo = process.cwd()
 const script = join(repo, 'scripts/patches/apply.mjs')
-const files = ['node_modules/@libp2p/yamux/dist/src/stream.js', 'node_modules/@libp2p/noise/dist/src/utils.js']
+const files = ['node_modules/@libp2p/yamux/dist/src/stream.js', 'node_modules/@libp2p/noise/dist/src/utils.js', 'node_modules/@libp2p/webrtc/dist/src/private-to-private/util.js']
 
 describe('scripts/patches/apply.mjs', () => {
   let root: string
@@ -23,6 +23,7 @@ describe('scripts/patches/apply.mjs', () => {
     const out = execFileSync(process.execPath, [script, '--root', root], { encoding: 'utf8' })
     assert.match(out, /patch yamux-window-update-at-half: already applied/)
     assert.match(out, /patch noise-one-buffer-per-frame: already applied/)
+    assert.match(out, /patch webrtc-recipient-waits-for-connected: already applied/)
     assert.deepEqual(files.map(f => readFileSync(join(root, f), 'utf8')), before)
   })
 

@@ -3,7 +3,11 @@
 // it run in the same namespace.
 import { execFile } from 'node:child_process'
 import { join } from 'node:path'
-import { repoRoot, spawnStem, StemProcess, tempDataDir, type CliResult } from '../support/stem-process.js'
+import assert from 'node:assert/strict'
+import type { PeersResponse } from '../../src/api/types.js'
+import type { AppCellsListing } from '../../src/topology/app-table.js'
+import { apiUrlOf, repoRoot, spawnStem, StemProcess, tempDataDir, type CliResult } from '../support/stem-process.js'
+import { waitFor } from '../support/wait.js'
 
 const stemBin = join(repoRoot, 'bin', 'stem.js')
 /** the port every node listens on inside its own namespace */
@@ -17,13 +21,15 @@ export interface NetnsLayout {
   lib: string
   /** the internet's /16 prefix, e.g. "7.77" */
   inet: string
+  /** the homes whose routers run.sh made symmetric NATs (--symmetric) */
+  symmetric: number[]
 }
 
 /** the namespace layout from scripts/netns/run.sh, or why there is none */
 export function netnsLayout (): NetnsLayout | string {
   const e = process.env
   if (e.STEM_NETNS_PREFIX == null || e.STEM_NETNS_LIB == null || e.STEM_NETNS_INET == null) return 'not inside scripts/netns/run.sh (STEM_NETNS_PREFIX unset)'
-  return { prefix: e.STEM_NETNS_PREFIX, pubs: Number(e.STEM_NETNS_PUBS), homes: Number(e.STEM_NETNS_HOMES), impairment: e.STEM_NETNS_IMPAIRMENT ?? '', lib: e.STEM_NETNS_LIB, inet: e.STEM_NETNS_INET }
+  return { prefix: e.STEM_NETNS_PREFIX, pubs: Number(e.STEM_NETNS_PUBS), homes: Number(e.STEM_NETNS_HOMES), impairment: e.STEM_NETNS_IMPAIRMENT ?? '', lib: e.STEM_NETNS_LIB, inet: e.STEM_NETNS_INET, symmetric: (e.STEM_NETNS_SYMMETRIC ?? '').split(',').filter(n => n !== '').map(Number) }
 }
 
 /** For a `before` hook: the layout, or the test skipped with the reason printed (not inside run.sh, or too few hosts). */
@@ -89,4 +95,73 @@ export async function httpIn (ns: string, method: string, url: string, body?: un
       resolve({ status: Number(stdout.slice(0, nl)), body: stdout.slice(nl + 1) })
     })
   })
+}
+
+/** the namespace of host `host` (pub1, home2 …) */
+export const nsOf = (layout: NetnsLayout, host: string): string => `${layout.prefix}-${host}`
+
+/**
+ * A mesh of real nodes: `pub` starts it (a relay and STUN server that takes no cells), each
+ * of `joiners` joins with its invite, or with `tokenOf(invite)` when given (e.g. a tampered
+ * one). Nodes land in `nodes` as they spawn, so a failing test can dump their output.
+ */
+export async function startMesh (layout: NetnsLayout, nodes: Map<string, StemProcess>, pub: string, joiners: string[], tokenOf: (host: string, invite: string) => string = (_h, t) => t): Promise<void> {
+  nodes.set(pub, await (await spawnStemIn(nsOf(layout, pub), ['start', '--cells', '0'])).ready())
+  const invite = await stemIn(nsOf(layout, pub), ['invite', '--data', nodes.get(pub)!.dataDir])
+  assert.equal(invite.code, 0, invite.stderr)
+  for (const h of joiners) nodes.set(h, await spawnStemIn(nsOf(layout, h), ['join', tokenOf(h, invite.stdout.trim())]))
+  await Promise.all(joiners.map(async h => nodes.get(h)!.ready()))
+}
+
+/** `stem peers --json` of host `host` */
+export async function peersOf (layout: NetnsLayout, nodes: Map<string, StemProcess>, host: string): Promise<PeersResponse> {
+  return stemJsonIn<PeersResponse>(nsOf(layout, host), ['peers', '--data', nodes.get(host)!.dataDir])
+}
+
+/** how `host` reaches `other` (SPEC §6 `path`), undefined when `other` is not in its peers */
+export async function pathBetween (layout: NetnsLayout, nodes: Map<string, StemProcess>, host: string, other: string): Promise<string | undefined> {
+  const id = nodes.get(other)!.peerId()
+  return (await peersOf(layout, nodes, host)).peers.find(e => e.id === id)?.path
+}
+
+/** `stem_webrtc_upgrades_total` of host `host` from its /metrics, summed by result */
+export async function webrtcUpgrades (layout: NetnsLayout, nodes: Map<string, StemProcess>, host: string): Promise<{ tried: number, succeeded: number, failed: number, text: string }> {
+  const r = await httpIn(nsOf(layout, host), 'GET', `${await apiUrlOf(nodes.get(host)!.dataDir)}/metrics`)
+  const counts = { tried: 0, succeeded: 0, failed: 0, text: '' }
+  for (const m of r.body.matchAll(/^stem_webrtc_upgrades_total\{result="(tried|succeeded|failed)",reason="[^"]*"\} (\d+)$/gm)) {
+    counts[m[1] as 'tried' | 'succeeded' | 'failed'] += Number(m[2])
+    counts.text += `${m[0]}\n`
+  }
+  return counts
+}
+
+/**
+ * Publishes the counter example from home `from` and waits until it runs on one of `homes`
+ * with its clone on the other; returns the home without the counter (the caller) and one
+ * increment asked from it, once the app's routes reached the caller.
+ */
+export async function counterAcross (layout: NetnsLayout, nodes: Map<string, StemProcess>, homes: [string, string]): Promise<{ caller: string, increment: () => Promise<number> }> {
+  const data = (h: string): string => nodes.get(h)!.dataDir
+  const published = await stemJsonIn<{ app: string }>(nsOf(layout, homes[1]), ['publish', join(repoRoot, 'examples', 'counter', 'app.yaml'), '--data', data(homes[1])])
+  assert.equal(published.app, 'counter')
+  const placed = await waitFor(async () => {
+    const cells = (await stemJsonIn<AppCellsListing[]>(nsOf(layout, homes[0]), ['cells', 'counter', '--data', data(homes[0])]))[0]?.cells ?? []
+    return cells.length === 1 && cells[0].state === 'transformed' && cells[0].clones.length === 1 && cells[0]
+  }, { timeout: 120_000, what: 'the counter and its clone to be placed' })
+  const caller = placed.node === nodes.get(homes[0])!.peerId() ? homes[1] : homes[0]
+  // the first ask may still wait for the app's routes to reach the caller
+  await waitFor(async () => (await stemIn(nsOf(layout, caller), ['call', 'counter/counter', 'get', '--data', data(caller)])).code === 0,
+    { timeout: 60_000, what: `${caller} to reach the counter` })
+  const increment = async (): Promise<number> => {
+    const r = await stemIn(nsOf(layout, caller), ['call', 'counter/counter', 'increment', '1', '--data', data(caller)])
+    assert.equal(r.code, 0, `stem call from ${caller}: ${r.stderr}`)
+    return (JSON.parse(r.stdout) as { count: number }).count
+  }
+  return { caller, increment }
+}
+
+/** for an `afterEach`: the last stderr lines of every node, when the test failed */
+export function dumpIfFailed (ctx: Mocha.Context, nodes: Map<string, StemProcess>): void {
+  if (ctx.currentTest?.state !== 'failed') return
+  for (const [host, p] of nodes) console.log(`--- ${host} (${p.running ? 'running' : `exited ${p.exitCode}`}) stderr:\n${p.stderr.split('\n').slice(-40).join('\n')}`)
 }

@@ -1,7 +1,10 @@
 // The mesh as a graph drawn by hand in SVG: nodes on a circle (this node on top), a ring
 // per node showing how many of its contributed cell slots are used, its cells as dots
 // around it (filled: serving instance, hollow: warm clone) in their app's colour, and
-// each app's Raft group as lines from its leader to the other members.
+// each app's Raft group as lines from its leader to the other members. The links of this
+// node show how it reaches each peer (`path`): solid for a direct TCP or WebRTC connection,
+// dashed for one only through a circuit relay hop; links between two other nodes are
+// drawn faint (this node does not know how they reach each other).
 import type { AppInfo, CellInfo, NodeInfo } from '../types.js'
 import { appColor, bytes, clock, cores, shortId } from './format.js'
 
@@ -74,6 +77,7 @@ export function MeshGraph (props: { nodes: NodeInfo[], apps: AppInfo[], cells: C
   const placed = layout(props.nodes)
   const at = new Map(placed.map(p => [p.node.id, p]))
   const live = placed.filter(p => p.node.status !== 'lost')
+  const pathText = { direct: 'direct (TCP)', webrtc: 'direct (WebRTC hole punch)', relayed: 'relayed through a member' }
   const leaderOf = new Map<string, AppInfo[]>()
   for (const app of props.apps) {
     if (app.leader !== '') leaderOf.set(app.leader, [...(leaderOf.get(app.leader) ?? []), app])
@@ -82,9 +86,17 @@ export function MeshGraph (props: { nodes: NodeInfo[], apps: AppInfo[], cells: C
   return (
     <svg class="graph" viewBox={`0 0 ${W} ${H}`} role="img" aria-label="mesh graph">
       <g class="mesh-links">
-        {live.flatMap((a, i) => live.slice(i + 1).map(b => (
-          <line key={`${a.node.id}-${b.node.id}`} x1={a.x} y1={a.y} x2={b.x} y2={b.y} />
-        )))}
+        {live.flatMap((a, i) => live.slice(i + 1).map(b => {
+          // a link of this node: how it reaches the other one (undefined: not connected)
+          const other = a.node.self === true ? b.node : b.node.self === true ? a.node : undefined
+          const path = other?.path
+          const cls = other === undefined ? 'others' : path ?? 'unconnected'
+          return (
+            <line key={`${a.node.id}-${b.node.id}`} class={cls} data-path={path} data-peer={other?.id} x1={a.x} y1={a.y} x2={b.x} y2={b.y}>
+              {other !== undefined && <title>{`${other.name ?? shortId(other.id)}: ${path !== undefined ? pathText[path] : 'not connected'}`}</title>}
+            </line>
+          )
+        }))}
       </g>
       <g class="group-links">
         {props.apps.flatMap((app, k) => {
@@ -134,6 +146,8 @@ export function Legend () {
       <li><svg viewBox="0 0 20 20"><circle cx="10" cy="10" r="5" fill="var(--accent)" /></svg>cell instance</li>
       <li><svg viewBox="0 0 20 20"><circle cx="10" cy="10" r="4.5" fill="none" stroke="var(--accent)" stroke-width="2" /></svg>warm clone</li>
       <li><span class="star">★</span>Raft leader</li>
+      <li><svg viewBox="0 0 20 20"><line x1="2" y1="10" x2="18" y2="10" class="legend-direct" /></svg>direct link</li>
+      <li><svg viewBox="0 0 20 20"><line x1="2" y1="10" x2="18" y2="10" class="legend-relayed" /></svg>relayed link</li>
       <li><svg viewBox="0 0 20 20"><line x1="2" y1="10" x2="18" y2="10" stroke="var(--accent)" stroke-width="2" /></svg>Raft group</li>
       <li><svg viewBox="0 0 20 20"><circle cx="10" cy="10" r="7" fill="none" stroke="var(--muted)" stroke-dasharray="3 2" /></svg>lost node</li>
     </ul>
