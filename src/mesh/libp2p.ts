@@ -33,6 +33,7 @@ import type { Datastore } from 'interface-datastore'
 import { meshProtocols, toSwarmKey, type MeshConfig } from './mesh-config.js'
 import { publicListenAddresses } from './public-addresses.js'
 import { membershipGater } from './membership-gater.js'
+import { isOwnAddress } from './own-address.js'
 
 export type MeshServices = {
   identify: Identify
@@ -74,7 +75,10 @@ export interface MeshLibp2pInit {
 
 export async function createMeshLibp2p (init: MeshLibp2pInit): Promise<MeshLibp2p> {
   const protocols = meshProtocols(init.mesh.name)
-  return createLibp2p<MeshServices>({
+  // the gater is made before the node whose listen addresses it checks
+  let node: MeshLibp2p | undefined
+  const isOwn = (addr: Multiaddr): boolean => node !== undefined && isOwnAddress(addr, node.getMultiaddrs())
+  node = await createLibp2p<MeshServices>({
     privateKey: init.privateKey,
     start: false,
     datastore: init.datastore,
@@ -89,7 +93,7 @@ export async function createMeshLibp2p (init: MeshLibp2pInit): Promise<MeshLibp2
       // iceServers is always set: left out, the transport would use public STUN servers
       webRTC({ rtcConfiguration: () => ({ iceServers: (init.iceServers?.() ?? []).map(urls => ({ urls })) }) })
     ],
-    connectionGater: membershipGater(init.isMember ?? (() => false), init.mayDialWebRTC, init.reachedDirectly),
+    connectionGater: membershipGater(init.isMember ?? (() => false), init.mayDialWebRTC, init.reachedDirectly, isOwn),
     connectionProtector: preSharedKey({ psk: toSwarmKey(init.mesh.key) }),
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
@@ -152,4 +156,5 @@ export async function createMeshLibp2p (init: MeshLibp2pInit): Promise<MeshLibp2
       })
     }
   })
+  return node
 }

@@ -11,11 +11,13 @@ import { isWebRTCAddr } from './peer-path.js'
 // Relay slots are granted only over direct TCP connections: a slot reserved over a WebRTC
 // connection gives the reserving node a relayed address libp2p 3's address manager cannot
 // parse (/webrtc/p2p/<relay>/p2p-circuit), and it throws out of an event listener.
-export function membershipGater (isMember: (peer: string) => boolean, mayDialWebRTC: (addr: Multiaddr) => boolean = () => false, reachedDirectly: (peer: string) => boolean = () => true): ConnectionGater {
+// A dial of one of the node's own addresses (an invite's loopback address, seen from
+// another host) is refused before it connects to itself (own-address.ts).
+export function membershipGater (isMember: (peer: string) => boolean, mayDialWebRTC: (addr: Multiaddr) => boolean = () => false, reachedDirectly: (peer: string) => boolean = () => true, isOwn: (addr: Multiaddr) => boolean = () => false): ConnectionGater {
   const deny = (peer: PeerId, conn: MultiaddrConnection): boolean => isWebRTCAddr(conn.remoteAddr) && !isMember(peer.toString())
   return {
     denyInboundRelayReservation: (peer: PeerId) => !reachedDirectly(peer.toString()),
-    denyDialMultiaddr: (addr: Multiaddr) => isWebRTCAddr(addr) && !mayDialWebRTC(addr),
+    denyDialMultiaddr: (addr: Multiaddr) => (isWebRTCAddr(addr) && !mayDialWebRTC(addr)) || isOwn(addr),
     denyInboundEncryptedConnection: deny,
     denyOutboundEncryptedConnection: deny,
     denyInboundUpgradedConnection: deny,
