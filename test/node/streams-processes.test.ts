@@ -13,7 +13,7 @@ import { connect, newMessageId } from '../../src/messaging/sdk.js'
 import { waitFor } from '../support/wait.js'
 import { apiUrlOf, stemJson, printLogsIfFailed, stopAll } from '../support/stem-process.js'
 import { gatewayOf, startMesh, stopNodes, type MeshNode } from '../../scripts/support/stem-mesh.js'
-import type { PartitionInfo } from '../../src/cli/commands/stream.js'
+import type { PartitionInfo } from '../../src/cells/streams/partition-code.js'
 
 const WORKER = `
 export default class Worker {

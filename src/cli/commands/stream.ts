@@ -8,21 +8,12 @@ import { createHttpCaller } from '../../messaging/call-client.js'
 import { newMessageId } from '../../messaging/sdk.js'
 import { parseAddress } from '../../cells/address.js'
 import { partitionCell } from '../../cells/streams/partition.js'
+import type { PartitionInfo } from '../../cells/streams/partition-code.js'
 import { readToken } from '../../node/data-dir.js'
 import { CliError, EXIT_USAGE, apiUrl, dataDirOf, example, printJson, type ClientOptions } from '../context.js'
 import { table } from '../table.js'
 
 interface StreamFlags extends ClientOptions { group?: string, reset?: string }
-
-export interface PartitionInfo {
-  stream: string
-  partition: number
-  base: number
-  next: number
-  records: number
-  bytes: number
-  groups: Record<string, { acked: number, gen: number, lag: number }>
-}
 
 /** `earliest`, `latest` or a whole offset ≥ 0; else a usage error */
 export function parseResetTarget (text: string): 'earliest' | 'latest' | number {

@@ -3,7 +3,10 @@
 // expansion the publisher makes before bundling: each partition becomes a placed cell of
 // the app (`<stream>-p<i>`, cells/streams/partition.ts) running Stem's partition code, so
 // it gets placement, a clone, failover, disk durability and restore like any instance.
-import { partitionCell } from '../../cells/streams/partition.js'
+// Every declared stream has a dead-letter stream `<stream>.dead` besides (1 partition, the
+// same retention; dead-letter.ts), declared here, so it is read with `stem stream` and
+// consumed like any stream; only Stem writes to it.
+import { deadLetterStream, partitionCell } from '../../cells/streams/partition.js'
 import { parseDuration } from '../../util/units.js'
 import type { AppManifest, CellSpec } from '../manifest.js'
 
@@ -68,6 +71,8 @@ export function checkStreams (add: Add, v: unknown): Record<string, StreamSpec> 
     streams[name] = spec
   }
   if (total > streamLimits.maxTotalPartitions) add('streams', `has ${total} partitions in all (at most ${streamLimits.maxTotalPartitions})`)
+  // not counted in the limits above: one small partition per stream, named with a '.' no declared stream has
+  for (const name of Object.keys(streams)) streams[deadLetterStream(name)] = { ...streams[name], partitions: 1 }
   return streams
 }
 
