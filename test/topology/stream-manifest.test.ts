@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict'
 import { parseManifest, ManifestError } from '../../src/topology/manifest.js'
 import { expandStreams, STREAM_ROUTE_HANDLER, streamLimits } from '../../src/topology/streams/stream-manifest.js'
-import { deadLetterStream, partitionCell, partitionOfCell } from '../../src/cells/streams/partition.js'
+import { deadLetterStream, parseStreamAddress, partitionCell, partitionOfCell } from '../../src/cells/streams/partition.js'
 import { parseAddress } from '../../src/cells/address.js'
 import { streamGatewayRoute } from '../../src/topology/streams/stream-routes.js'
 import type { AppAnnouncement } from '../../src/topology/announcement.js'
@@ -104,6 +104,10 @@ describe('manifest streams', () => {
     assert.deepEqual(partitionOfCell('orders-dead-p0'), { stream: 'orders-dead', partition: 0 })
     assert.deepEqual(partitionOfCell('a-p1-p12'), { stream: 'a-p1', partition: 12 })
     assert.equal(partitionOfCell('worker'), undefined)
+    // `stem stream APP/STREAM` takes a dead-letter stream too
+    assert.deepEqual(parseStreamAddress('shop/orders.dead'), { app: 'shop', stream: 'orders.dead' })
+    assert.deepEqual(parseStreamAddress('shop/orders'), { app: 'shop', stream: 'orders' })
+    for (const bad of ['shop', 'shop/orders#1', 'shop/orders.live', 'shop/a/b', 'sh op/orders']) assert.throws(() => parseStreamAddress(bad), /invalid stream address .*: expected APP\/STREAM/)
     // the longest stream name still fits a cell address
     const longest = 'a'.repeat(streamLimits.maxNameLength)
     assert.deepEqual(parseAddress(`shop/${partitionCell(deadLetterStream(longest), 0)}#0`).cell, `${longest}_dead-p0`)

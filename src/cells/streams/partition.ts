@@ -28,6 +28,13 @@ export function partitionCell (stream: string, i: number): string {
   return `${stream.replace(/\.dead$/, '_dead')}-p${i}`
 }
 
+/** `APP/STREAM` (a dead-letter stream too: `shop/orders.dead`) → its app and stream; a one-line error for anything else */
+export function parseStreamAddress (address: string): { app: string, stream: string } {
+  const m = /^([^/#]+)\/([a-z0-9-]+(?:\.dead)?)$/.exec(address)
+  if (m == null || !/^[a-z0-9][a-z0-9-]{0,62}$/i.test(m[1])) throw new Error(`invalid stream address ${JSON.stringify(address.slice(0, 100))}: expected APP/STREAM`)
+  return { app: m[1], stream: m[2] }
+}
+
 /** The stream and partition a partition's cell holds (the inverse of partitionCell), or undefined for another cell. */
 export function partitionOfCell (cell: string): { stream: string, partition: number } | undefined {
   const m = /^([a-z0-9-]+?)(_dead)?-p(\d+)$/.exec(cell)
