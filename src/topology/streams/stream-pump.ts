@@ -153,6 +153,8 @@ export interface StreamPump {
   stop: () => void
   /** partitions pumped from this node */
   readonly size: number
+  /** the addresses of the partitions whose primary runs here now (their lag is this node's to export) */
+  partitions: () => string[]
 }
 
 export function createStreamPump (deps: PumpDeps, options: PumpOptions = {}): StreamPump {
@@ -174,6 +176,7 @@ export function createStreamPump (deps: PumpDeps, options: PumpOptions = {}): St
       for (const pump of pumps.values()) pump.stop()
       pumps.clear()
     },
-    get size () { return pumps.size }
+    get size () { return pumps.size },
+    partitions: () => [...pumps.keys()].filter(address => deps.isLocalPrimary(address))
   }
 }
