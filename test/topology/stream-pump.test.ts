@@ -156,6 +156,28 @@ describe('stream delivery pump', () => {
     }
   })
 
+  it('dead-letters a refused record too large to go with its error as its place and error, without the record', async () => {
+    const partition = await partitionCell()
+    const dead = await partitionCell('orders.dead', 0, 1)
+    const worker = new Consumer()
+    // just within the partitions' record size limit (a quarter of maxBytes) alone, over it with the error
+    const big = 'x'.repeat(249_900)
+    worker.refuse.add(big)
+    const pump = setup({ 'shop/orders-p2#0': partition, 'shop/orders_dead-p0#0': dead }, { 'shop/worker#2': worker })
+    try {
+      partition.append(big, 'k')
+      partition.append('after', 'k')
+      pump.onSnapshot('shop/orders-p2#0', '{"stemStream":"orders"}')
+      await waitFor(() => worker.applied.length === 1, { what: 'the record after it applied' })
+      const letter = (dead.read('medic', 10) as { records: Array<[number, string | null, number, DeadLetter]> }).records[0][3]
+      assert.equal(letter.offset, 0)
+      assert.equal(letter.record, null)
+      assert.match(letter.dropped ?? '', /too large/)
+    } finally {
+      pump.stop()
+    }
+  })
+
   it('only skips a record of a dead-letter stream that its consumer keeps refusing', async () => {
     const dead = await partitionCell('orders.dead', 0, 1)
     const worker = new Consumer()
