@@ -48,8 +48,9 @@ class Consumer {
 /** partition cells by address; one that is absent is unreachable */
 type Partitions = Record<string, Record<string, Method> | undefined>
 
-function setup (partition: Record<string, Method> | Partitions, consumers: Record<string, Consumer>, logs: string[] = []): ReturnType<typeof createStreamPump> {
-  const announcement = { cells: [{ name: 'worker', replicas: 3 }] } as unknown as AppAnnouncement
+/** `deadDeclared`: whether the app's announcement has the dead-letter partition (not in an app published before there were any) */
+function setup (partition: Record<string, Method> | Partitions, consumers: Record<string, Consumer>, logs: string[] = [], deadDeclared = true): ReturnType<typeof createStreamPump> {
+  const announcement = { cells: [{ name: 'worker', replicas: 3 }, ...(deadDeclared ? [{ name: 'orders_dead-p0', replicas: 1 }] : [])] } as unknown as AppAnnouncement
   const partitions: Partitions = typeof partition.append === 'function' ? { 'shop/orders-p2#0': partition as Record<string, Method> } : partition as Partitions
   return createStreamPump({
     async ask (address, method, args) {
@@ -173,6 +174,23 @@ describe('stream delivery pump', () => {
       assert.equal(letter.offset, 0)
       assert.equal(letter.record, null)
       assert.match(letter.dropped ?? '', /too large/)
+    } finally {
+      pump.stop()
+    }
+  })
+
+  it('only skips a refused record, with a log line, in an app published before dead-letter streams existed', async () => {
+    const partition = await partitionCell()
+    const worker = new Consumer()
+    worker.refuse.add(2)
+    const logs: string[] = []
+    const pump = setup(partition, { 'shop/worker#2': worker }, logs, false)
+    try {
+      for (let i = 0; i < 6; i++) partition.append(i, 'k')
+      pump.onSnapshot('shop/orders-p2#0', '{"stemStream":"orders"}')
+      await waitFor(() => worker.applied.length === 5, { what: 'the other records applied' })
+      assert.deepEqual(worker.applied, [0, 1, 3, 4, 5])
+      assert.ok(logs.some(l => /refused record 2 3 times: skipped/.test(l)), logs.join('\n'))
     } finally {
       pump.stop()
     }

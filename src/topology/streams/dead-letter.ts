@@ -38,13 +38,16 @@ export function isDeadLetterStream (stream: string): boolean {
 
 /**
  * Appends `dead` to `<dead.stream>.dead` of `app` and answers where it went, or undefined
- * for a record of a dead-letter stream itself (not dead-lettered again). Throws when the
- * append fails (the pump pauses and tries again, so nothing is skipped unrecorded).
+ * for a record of a dead-letter stream itself (not dead-lettered again) or of an app whose
+ * cells (`cells`, announced) have no dead-letter partition: one published before they
+ * existed, until it is published again. Throws when the append fails (the pump pauses and
+ * tries again, so nothing is skipped unrecorded).
  */
-export async function deadLetterAppend (app: string, dead: DeadLetter, ask: Ask): Promise<{ stream: string, offset: number } | undefined> {
-  if (isDeadLetterStream(dead.stream)) return undefined
+export async function deadLetterAppend (app: string, cells: readonly string[], dead: DeadLetter, ask: Ask): Promise<{ stream: string, offset: number } | undefined> {
   const stream = deadLetterStream(dead.stream)
-  const address = `${app}/${partitionCell(stream, 0)}`
+  const cell = partitionCell(stream, 0)
+  if (isDeadLetterStream(dead.stream) || !cells.includes(cell)) return undefined
+  const address = `${app}/${cell}`
   const entry: DeadLetter = { ...dead, error: dead.error.length > MAX_ERROR ? dead.error.slice(0, MAX_ERROR - 1) + '…' : dead.error }
   let answer: unknown
   try {

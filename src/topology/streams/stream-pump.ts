@@ -126,7 +126,8 @@ class PartitionPump {
       const [offset, key, time, record] = read.records[0]
       const dead: DeadLetter = { stream: this.stream, partition: this.partition, offset, key, time, group: target.group, consumer: target.address, attempts: count, error: message, record }
       // durable in `<stream>.dead` before the skip; if it cannot be appended, the delivery pauses and is tried again
-      const to = await deadLetterAppend(this.app, dead, async (address, method, args) => await this.ask(address, method, args))
+      const cells = this.deps.announcement(this.app)?.cells.map(c => c.name) ?? []
+      const to = await deadLetterAppend(this.app, cells, dead, async (address, method, args) => await this.ask(address, method, args))
       this.deps.log(`stream ${this.stream}/${this.partition}: ${target.address} refused record ${first} ${count} times: ${to !== undefined ? `moved to ${to.stream} offset ${to.offset}` : 'skipped'} (${message})`)
       this.refused.delete(target.group)
       await this.ask(this.address, 'ack', [target.group, first, read.gen])
