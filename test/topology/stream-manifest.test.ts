@@ -119,6 +119,9 @@ describe('manifest streams', () => {
     assert.deepEqual(parts.map(p => p.cell), ['clicks-p0', 'clicks-p1', 'clicks-p2', 'clicks-p3', 'orders-p0', 'orders-p1', 'orders-p2', 'orders-p3', 'clicks_dead-p0', 'orders_dead-p0'])
     assert.deepEqual(parts.at(-1)?.consumers, [])
     assert.equal(m.cells['orders_dead-p0'].replicas, 1)
+    // a cell's default memory, not a partition's: every stream has one
+    assert.equal(m.cells['orders_dead-p0'].memory, 32 * 2 ** 20)
+    assert.equal(m.cells['orders-p0'].memory, 128 * 2 ** 20)
     assert.deepEqual(parts[0].consumers, [{ cell: 'audit', mode: 'group' }])
     assert.deepEqual(parts[4].consumers, [{ cell: 'audit', mode: 'broadcast' }, { cell: 'worker', mode: 'group' }])
     assert.equal(m.cells['orders-p3'].replicas, 1)

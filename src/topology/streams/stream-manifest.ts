@@ -6,7 +6,7 @@
 // Every declared stream has a dead-letter stream `<stream>.dead` besides (1 partition, the
 // same retention; dead-letter.ts), declared here, so it is read with `stem stream` and
 // consumed like any stream; only Stem writes to it.
-import { deadLetterStream, partitionCell } from '../../cells/streams/partition.js'
+import { DEAD_LETTER_SUFFIX, deadLetterStream, partitionCell } from '../../cells/streams/partition.js'
 import { parseDuration } from '../../util/units.js'
 import type { AppManifest, CellSpec } from '../manifest.js'
 
@@ -140,6 +140,12 @@ export function reservedCellNames (streams: Record<string, StreamSpec>): Map<str
 
 /** the settings of the cells that hold partitions */
 export const partitionCellDefaults = { memory: 128 * 2 ** 20, timeout: 1000, mailbox: 10_000, clones: 1 } as const
+/**
+ * a dead-letter partition's memory limit: a cell's default. Its log is bounded like any
+ * partition's (256 KiB of records), and it takes one record at a time, so it needs no more;
+ * placement counts the limit twice (headroom) on two nodes, for every stream.
+ */
+export const deadLetterPartitionMemory = 32 * 2 ** 20
 
 export interface GeneratedPartition {
   cell: string
@@ -162,7 +168,8 @@ export function expandStreams (manifest: AppManifest): GeneratedPartition[] {
       .flatMap(([cell, c]) => (c.consumes ?? []).filter(x => x.stream === stream).map(x => ({ cell, mode: x.mode })))
     for (let i = 0; i < spec.partitions; i++) {
       const cell = partitionCell(stream, i)
-      const cellSpec: CellSpec = { code: `stem:stream/${stream}/${i}`, replicas: 1, clones: partitionCellDefaults.clones, durability: 'disk', memory: partitionCellDefaults.memory, timeout: partitionCellDefaults.timeout, mailbox: partitionCellDefaults.mailbox }
+      const memory = stream.endsWith(DEAD_LETTER_SUFFIX) ? deadLetterPartitionMemory : partitionCellDefaults.memory
+      const cellSpec: CellSpec = { code: `stem:stream/${stream}/${i}`, replicas: 1, clones: partitionCellDefaults.clones, durability: 'disk', memory, timeout: partitionCellDefaults.timeout, mailbox: partitionCellDefaults.mailbox }
       manifest.cells[cell] = cellSpec
       out.push({ cell, stream, partition: i, spec, consumers })
     }
