@@ -3,6 +3,7 @@
 //   GET /dashboard         the page
 //   GET /dashboard/app.js, /dashboard/app.css
 //   GET /dashboard/state   the current DashboardSnapshot as JSON
+//   GET /dashboard/logs?cell=ADDRESS, GET /dashboard/streams?app=APP  a cell's log, an app's stream lag
 //   GET /dashboard/events  SSE: `snapshot` first, then `patch` (changed parts, coalesced,
 //                          and every refreshMs so rates and lastSeen stay fresh) and `event`
 // Every route is read-only and public (config `public: true`); with `tokenCheck` the
@@ -13,7 +14,7 @@ import { createLogger } from '../util/logger.js'
 import { publicRouteConfig } from '../util/public-route.js'
 import { dashboardHtml, loadDashboardAssets, type DashboardAssets } from './assets.js'
 import { createSseHub, formatSse } from './sse-hub.js'
-import { snapshotParts, type DashboardEvent, type DashboardLogLine, type DashboardSnapshot, type DashboardSource, type SnapshotPart, type StreamMessages } from './types.js'
+import { snapshotParts, type DashboardEvent, type DashboardLogLine, type DashboardSnapshot, type DashboardStreamPartition, type DashboardSource, type SnapshotPart, type StreamMessages } from './types.js'
 
 export interface DashboardOptions {
   source: DashboardSource
@@ -33,6 +34,8 @@ export interface DashboardOptions {
   maxEvents?: number
   /** the recent log lines of a cell (`app/cell` or `app/cell#i`): GET /dashboard/logs?cell=ADDRESS */
   logs?: (address: string) => Promise<DashboardLogLine[]>
+  /** the partitions of an app's streams with their groups' lag: GET /dashboard/streams?app=APP */
+  streams?: (app: string) => Promise<DashboardStreamPartition[]>
   /** redirect GET / to the dashboard; default true */
   mountRoot?: boolean
   /** where the built app.js/app.css are; default dist/dashboard */
@@ -186,6 +189,20 @@ export function registerDashboard (fastify: FastifyInstance, options: DashboardO
       if (typeof address !== 'string' || address === '') return await reply.code(400).send({ error: 'name a cell: /dashboard/logs?cell=app/cell#i' })
       try {
         return await common(reply).send(await logs(address))
+      } catch (err) {
+        return await reply.code(400).send({ error: (err as Error).message.split('\n')[0] })
+      }
+    })
+  }
+
+  const streams = options.streams
+  if (streams !== undefined) {
+    fastify.get<{ Querystring: { app?: string } }>('/dashboard/streams', route, async (request, reply) => {
+      if (!allowed(request, reply)) return reply
+      const app = request.query.app
+      if (typeof app !== 'string' || !/^[a-z0-9][a-z0-9-]{0,62}$/i.test(app)) return await reply.code(400).send({ error: 'name an app: /dashboard/streams?app=APP' })
+      try {
+        return await common(reply).send(await streams(app))
       } catch (err) {
         return await reply.code(400).send({ error: (err as Error).message.split('\n')[0] })
       }

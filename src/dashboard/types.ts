@@ -93,6 +93,19 @@ export interface DashboardLogLine {
   text: string
 }
 
+/** one partition of an app's stream (GET /dashboard/streams?app=APP): what `stem stream` shows */
+export interface DashboardStreamPartition {
+  /** the stream's name; its dead-letter stream is `<stream>.dead` */
+  stream: string
+  partition: number
+  /** offset of the next record; null when the partition did not answer */
+  next: number | null
+  /** each consumer group: the last offset it acknowledged and the records after it */
+  groups: Array<{ group: string, acked: number, lag: number }>
+  /** why the partition could not be read */
+  error?: string
+}
+
 export interface DashboardSnapshot {
   self: SelfInfo
   nodes: NodeInfo[]

@@ -35,6 +35,10 @@ export interface StemMetrics {
   readonly gatewayRequests: Counter<'app' | 'status'>
   /** WebRTC upgrades of relayed connections; result: tried, succeeded, failed (reason: timeout, denied, error) */
   readonly webrtcUpgrades: Counter<'result' | 'reason'>
+  /** records of a stream partition its consumer group has not acknowledged yet (`stem stream`'s lag), for the partitions whose primary runs here */
+  readonly streamLag: Gauge<'app' | 'stream' | 'partition' | 'group'>
+  /** the offset the next record of a stream partition gets, for the partitions whose primary runs here */
+  readonly streamNextOffset: Gauge<'app' | 'stream' | 'partition'>
   /** runs `source` before every scrape; returns the function that removes it */
   addSource: (source: () => void | Promise<void>) => () => void
   /** the exposition text (sources run first; one that throws is skipped and counted) */
@@ -76,6 +80,8 @@ export function createStemMetrics (init: StemMetricsInit = {}): StemMetrics {
     capacityFree: new Gauge({ name: 'stem_capacity_free', help: 'Contributed capacity still free (cpu: cores, memory: bytes, cells: slots)', labelNames: ['resource'], registers }),
     gatewayRequests: new Counter({ name: 'stem_gateway_requests_total', help: 'HTTP gateway requests by app and status code', labelNames: ['app', 'status'], registers }),
     webrtcUpgrades: new Counter({ name: 'stem_webrtc_upgrades_total', help: 'WebRTC upgrades of relayed connections: tried, succeeded, failed by reason', labelNames: ['result', 'reason'], registers }),
+    streamLag: new Gauge({ name: 'stem_stream_lag', help: 'Records of a stream partition not yet acknowledged by a consumer group (partitions whose primary runs on this node)', labelNames: ['app', 'stream', 'partition', 'group'], registers }),
+    streamNextOffset: new Gauge({ name: 'stem_stream_next_offset', help: 'Offset of the next record of a stream partition (partitions whose primary runs on this node)', labelNames: ['app', 'stream', 'partition'], registers }),
     addSource: source => {
       sources.add(source)
       return () => { sources.delete(source) }

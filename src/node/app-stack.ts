@@ -31,7 +31,7 @@ import { createFailureDetector } from './failure-detector.js'
 import type { FailureDetector } from './failure-detector.js'
 import { createContributionGuard } from './contribution-guard.js'
 import { dataFiles } from './data-dir.js'
-import { createStreamPump } from '../topology/streams/stream-pump.js'
+import { createStreamPump, type StreamPump } from '../topology/streams/stream-pump.js'
 import { streamGatewayRoute } from '../topology/streams/stream-routes.js'
 
 export interface AppStackInit {
@@ -51,6 +51,8 @@ export interface AppStack {
   readonly topology: TopologyService
   readonly clones: CloneService
   readonly gateway?: Gateway
+  /** delivery of the stream partitions whose primary runs here */
+  readonly pump: StreamPump
   start: () => Promise<void>
   /**
    * Graceful leave, before stop: says 'leaving' in a capacity advert (peers stop placing
@@ -147,6 +149,7 @@ export function createAppStack (mesh: Mesh, init: AppStackInit): AppStack {
     topology: service,
     clones: cloneService,
     gateway,
+    pump,
     async start () {
       runtime.start()
       await bundles.start()

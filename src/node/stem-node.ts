@@ -13,6 +13,7 @@ import { createLogger } from '../util/logger.js'
 import { registerDashboard } from '../dashboard/index.js'
 import { createStemMetrics, libp2pMetrics, registerMetricsRoute } from '../metrics/index.js'
 import { createNodeFeed, feedNodeMetrics, type NodeFeed } from './observability.js'
+import { appStreamPartitions, feedStreamMetrics, type InfoAsk } from './stream-lag.js'
 import { createAppStack, type AppStack } from './app-stack.js'
 import { registerAppRoutes } from './app-routes.js'
 import { watchCellConditions } from './cell-conditions.js'
@@ -258,8 +259,15 @@ export function createStemNode (options: StemNodeOptions): StemNode {
         registerAppRoutes(api.app, stack.topology, stack.messaging, conditions.overlay)
         cellLogs.registerRoutes(api.app)
         feed = createNodeFeed(mesh, stack, conditions)
-        registerDashboard(api.app, { source: feed, logs: cellLogs.recent })
+        const streamStack = stack
+        const askInfo: InfoAsk = async (address, method, args, options) => await streamStack.messaging.ask(address, method, args, options)
+        registerDashboard(api.app, {
+          source: feed,
+          logs: cellLogs.recent,
+          streams: async app => await appStreamPartitions(app, streamStack.topology.table.get(app)?.cells.map(c => c.name) ?? [], askInfo)
+        })
         feedNodeMetrics(metrics, mesh, stack)
+        feedStreamMetrics(metrics, () => streamStack.pump.partitions(), askInfo)
         registerMetricsRoute(api.app, metrics)
         const url = await api.start()
         await writeApiInfo(dir, { url, pid: process.pid })

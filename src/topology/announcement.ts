@@ -11,6 +11,8 @@ export type { AppAnnouncement }
 
 export const MAX_ANNOUNCEMENT_BYTES = 256 * 1024
 const NAME = /^[a-z0-9][a-z0-9-]{0,62}$/i
+/** a cell's name; `_` only from a dead-letter stream's partition (`orders_dead-p0`, cells/streams/partition.ts) */
+const CELL_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/i
 
 export type LeadersPayload =
   | { kind: 'app', app: AppAnnouncement }
@@ -56,7 +58,7 @@ function checkAppAnnouncement (a: AppAnnouncement): AppAnnouncement {
   if (a.leader === '' || a.owner === '') throw new Error('invalid app announcement: no leader or owner')
   const cells = new Map<string, number>()
   for (const c of a.cells) {
-    if (!NAME.test(c.name) || c.replicas > 1000) throw new Error(`invalid app announcement: bad cell ${JSON.stringify(c.name.slice(0, 80))}`)
+    if (!CELL_NAME.test(c.name) || c.replicas > 1000) throw new Error(`invalid app announcement: bad cell ${JSON.stringify(c.name.slice(0, 80))}`)
     cells.set(c.name, c.replicas)
   }
   for (const i of a.instances) {

@@ -29,7 +29,8 @@
 //                       the same method and shape are an error. `METHOD PATH -> stream NAME`
 //                       (POST/PUT) appends the body to a stream (topology/streams/).
 //   streams.<name>      { partitions [4] 1..32, retention [10000]: records per partition or a duration }
-//   cells.<name>.consumes  list of stream names or { stream, mode: group | broadcast }
+//   cells.<name>.consumes  list of stream names or { stream, mode: group | broadcast }; each stream
+//                       has a dead-letter stream `<name>.dead` too, which cells may consume
 // Unknown fields anywhere are errors: a typo must not pass silently.
 import { isAbsolute, basename, dirname, resolve } from 'node:path'
 import { readFile, stat } from 'node:fs/promises'
@@ -39,6 +40,7 @@ import { DEFAULT_IDLE_MS, DEFAULT_SHARDS, MAX_SHARDS } from '../cells/keys.js'
 import { checkConsumes, checkStreams, reservedCellNames, STREAM_ROUTE_HANDLER } from './streams/stream-manifest.js'
 import type { Consumption, StreamSpec } from './streams/stream-manifest.js'
 import { partitionCell } from '../cells/streams/partition.js'
+import { isDeadLetterStream } from './streams/dead-letter.js'
 
 export const httpMethods = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'] as const
 export type HttpMethod = typeof httpMethods[number]
@@ -293,6 +295,7 @@ function checkStreamRoute (c: Checker, field: string, method: string, path: stri
   const pathProblem = routePathProblem(path)
   if (pathProblem !== undefined) { c.add(field, pathProblem); return undefined }
   if (streams[stream] === undefined) { c.add(field, `stream ${show(stream)} is not defined in streams`); return undefined }
+  if (isDeadLetterStream(stream)) { c.add(field, `stream ${show(stream)} is a dead-letter stream: only Stem appends to it`); return undefined }
   return { method, path, cell: partitionCell(stream, 0), handler: STREAM_ROUTE_HANDLER, stream }
 }
 

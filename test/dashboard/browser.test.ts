@@ -1,11 +1,13 @@
 // The dashboard page in a real browser (Debian's chromium, driven by playwright-core):
-// it shows the mesh, then follows a node loss and a failover live, without a reload.
+// it shows the mesh, then follows a node loss and a failover live, without a reload; a
+// click on a cell shows its log and its app's stream lag.
 import { strict as assert } from 'node:assert'
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Browser } from 'playwright-core'
 import { launchChromiumOrSkip } from '../support/chromium.js'
 import { peerA, peerB, peerC, startDashboard, type TestDashboard } from './helpers.js'
+import type { DashboardStreamPartition } from '../../src/dashboard/types.js'
 
 const artifacts = join(process.cwd(), 'test', 'artifacts')
 
@@ -82,6 +84,29 @@ describe('dashboard in a browser', function () {
     await page.screenshot({ path: join(artifacts, 'dashboard-dark.png'), fullPage: true })
 
     assert.deepEqual(external, [], 'the page loads nothing from outside the node')
+    assert.deepEqual(problems, [])
+  })
+
+  it('a click on a cell shows its log and the lag of its app\'s streams, per partition and group', async () => {
+    await dash?.close()
+    const rows: DashboardStreamPartition[] = [
+      { stream: 'orders', partition: 0, next: 7, groups: [{ group: 'worker', acked: 6, lag: 0 }] },
+      { stream: 'orders', partition: 1, next: 9, groups: [{ group: 'worker', acked: 4, lag: 4 }] },
+      { stream: 'orders.dead', partition: 0, next: 0, groups: [] }
+    ]
+    const asked: string[] = []
+    dash = await startDashboard({ logs: async () => [], streams: async app => { asked.push(app); return rows } })
+    const page = await browser!.newPage({ viewport: { width: 1360, height: 900 } })
+    const problems: string[] = []
+    page.on('pageerror', err => problems.push(err.message))
+    await page.goto(dash.url + '/dashboard')
+    await page.locator('tr[data-cell]').first().click()
+    await page.locator('.streams tr[data-partition="orders/1"]').waitFor({ timeout: 20_000 })
+    assert.ok(asked.includes('shop'), asked.join(' '))
+    assert.match(await page.locator('.streams tr[data-partition="orders/1"]').textContent() ?? '', /orders\s*1\s*9\s*worker\s*4\s*4/)
+    assert.equal(await page.locator('.streams td.lag.behind').count(), 1)
+    assert.match(await page.locator('.streams tr[data-partition="orders.dead/0"]').textContent() ?? '', /no consumer/)
+    await page.screenshot({ path: join(artifacts, 'dashboard-streams.png'), fullPage: true })
     assert.deepEqual(problems, [])
   })
 })

@@ -3,7 +3,8 @@
 // stream orders`) and the SDK (`client.stream('shop/orders').emit`), with a kill -9 of a
 // node during the run. Every acknowledged record's effect is in the workers' summed state
 // exactly once, the records of each key arrive in order, and `stem stream` shows no lag;
-// then `--reset earliest` replays the retained records into a broadcast consumer.
+// then `--reset earliest` replays the retained records into a broadcast consumer. A record
+// the workers keep refusing lands in `orders.dead` and the lag in /metrics goes to 0.
 import assert from 'node:assert/strict'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -13,13 +14,14 @@ import { connect, newMessageId } from '../../src/messaging/sdk.js'
 import { waitFor } from '../support/wait.js'
 import { apiUrlOf, stemJson, printLogsIfFailed, stopAll } from '../support/stem-process.js'
 import { gatewayOf, startMesh, stopNodes, type MeshNode } from '../../scripts/support/stem-mesh.js'
-import type { PartitionInfo } from '../../src/cli/commands/stream.js'
+import type { PartitionInfo } from '../../src/cells/streams/partition-code.js'
 
 const WORKER = `
 export default class Worker {
   seen = {}
   onRecord (record, meta) {
     if (meta.stream !== 'orders' || typeof meta.offset !== 'number' || meta.key !== record.key) throw new Error('bad meta ' + JSON.stringify(meta))
+    if (record.poison === true) throw new Error('poison record')
     ;(this.seen[record.key] ??= []).push(record.seq)
   }
   dump () { return this.seen }
@@ -112,8 +114,8 @@ describe('streams with real stem processes', function () {
     await stemJson(['publish', join(dir, 'app.yaml'), '--data', nodes[0].dataDir])
     await waitFor(async () => {
       const cells = (await stemJson<AppCellsListing[]>(['cells', 'shop', '--data', nodes[0].dataDir]))[0]?.cells ?? []
-      return cells.length === 8 && cells.every(c => c.state === 'transformed' && c.clones.length > 0)
-    }, { timeout: 120_000, what: 'the workers, the audit and the 4 partitions with their clones to be placed' })
+      return cells.length === 9 && cells.every(c => c.state === 'transformed' && c.clones.length > 0)
+    }, { timeout: 120_000, what: 'the workers, the audit, the 4 partitions and that of orders.dead with their clones to be placed' })
 
     const acked: Acked[] = []
     const sent = new Set<string>()
@@ -127,6 +129,11 @@ describe('streams with real stem processes', function () {
     await stopNodes([nodes[2]], 'SIGKILL')
     await Promise.all(producers)
     assert.ok(acked.length >= KEYS * PER_KEY / 2, `only ${acked.length} records acknowledged`)
+    // one record the workers refuse: it goes to orders.dead, the others go on
+    const poison = await waitFor(async () => {
+      const res = await fetch(`${gateway}/shop/orders?key=poison`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ key: 'poison', seq: 0, poison: true }), signal: AbortSignal.timeout(30_000) }).catch(() => undefined)
+      return res?.status === 202 && await res.json() as { partition: number, offset: number }
+    }, { timeout: 60_000, what: 'the poison record to be acknowledged' })
 
     const survivor = nodes[0]
     const seen = await waitFor(async () => {
@@ -150,6 +157,16 @@ describe('streams with real stem processes', function () {
     }, { timeout: 120_000, what: 'every consumer group to have no lag' })
     const total = info.partitions.reduce((n, p) => n + p.next, 0)
     assert.ok(total >= acked.length, `${total} records in the stream, ${acked.length} acknowledged`)
+    // the poison record was moved to orders.dead (after its 3 attempts), then skipped
+    const dead = await stemJson<{ partitions: PartitionInfo[] }>(['stream', 'shop/orders.dead', '--json', '--data', survivor.dataDir])
+    assert.equal(dead.partitions.length, 1)
+    assert.ok(dead.partitions[0].next >= 1, `orders.dead holds the poison record (${JSON.stringify(poison)}): ${JSON.stringify(dead)}`)
+    // the same lag in /metrics: each partition exported by the survivor running its primary, at 0
+    await waitFor(async () => {
+      const texts = await Promise.all(nodes.slice(0, 2).map(async n => await (await fetch(`${await apiUrlOf(n.dataDir)}/metrics`)).text()))
+      const lines = texts.join('\n').split('\n').filter(l => l.startsWith('stem_stream_lag{') && l.includes('stream="orders"') && l.includes('group="worker"'))
+      return new Set(lines.map(l => /partition="(\d+)"/.exec(l)?.[1])).size === 4 && lines.every(l => l.endsWith(' 0'))
+    }, { timeout: 60_000, what: 'stem_stream_lag of every partition at 0 in the survivors\' /metrics' })
     const sdk = await sdkVia(survivor)
     const before = await sdk.call('shop/audit#0', 'get', []) as number
     assert.equal(before, total, 'the broadcast consumer saw every record once')

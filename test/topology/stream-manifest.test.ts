@@ -1,8 +1,11 @@
 // The manifest's streams, consumers and stream routes (issue 20): parsed, and malformed
-// input refused with the field and the reason; the publisher's expansion into partition cells.
+// input refused with the field and the reason; the publisher's expansion into partition cells;
+// the dead-letter stream `<stream>.dead` every stream has.
 import assert from 'node:assert/strict'
 import { parseManifest, ManifestError } from '../../src/topology/manifest.js'
-import { expandStreams, STREAM_ROUTE_HANDLER } from '../../src/topology/streams/stream-manifest.js'
+import { expandStreams, STREAM_ROUTE_HANDLER, streamLimits } from '../../src/topology/streams/stream-manifest.js'
+import { deadLetterStream, parseStreamAddress, partitionCell, partitionOfCell } from '../../src/cells/streams/partition.js'
+import { parseAddress } from '../../src/cells/address.js'
 import { streamGatewayRoute } from '../../src/topology/streams/stream-routes.js'
 import type { AppAnnouncement } from '../../src/topology/announcement.js'
 
@@ -31,7 +34,13 @@ function problems (text: string): string[] {
 describe('manifest streams', () => {
   it('parses streams, consumers (group by default, broadcast) and stream routes', () => {
     const m = parseManifest(GOOD, 'app.yaml')
-    assert.deepEqual(m.streams, { orders: { partitions: 4, retention: 100000 }, clicks: { partitions: 4, retention: 100000, retentionMs: 86_400_000 } })
+    assert.deepEqual(m.streams, {
+      orders: { partitions: 4, retention: 100000 },
+      clicks: { partitions: 4, retention: 100000, retentionMs: 86_400_000 },
+      // the dead-letter streams: one partition, the same retention
+      'orders.dead': { partitions: 1, retention: 100000 },
+      'clicks.dead': { partitions: 1, retention: 100000, retentionMs: 86_400_000 }
+    })
     assert.deepEqual(m.cells.worker.consumes, [{ stream: 'orders', mode: 'group' }])
     assert.deepEqual(m.cells.audit.consumes, [{ stream: 'orders', mode: 'broadcast' }, { stream: 'clicks', mode: 'group' }])
     assert.deepEqual(m.routes.find(r => r.stream !== undefined), { method: 'POST', path: '/orders', cell: 'orders-p0', handler: STREAM_ROUTE_HANDLER, stream: 'orders' })
@@ -57,17 +66,22 @@ describe('manifest streams', () => {
     ['a cell takes a partition\'s name', 'streams:\n  orders: {}\n', /cells\.orders-p1: the name is taken by a partition of stream orders/],
     ['a stream route to an undeclared stream', 'streams:\n  orders: {}\n', /routes\[0\]: stream "nope" is not defined/],
     ['a GET stream route', 'streams:\n  orders: {}\n', /routes\[0\]: a stream route takes POST or PUT/],
-    ['a keyed consumer', 'streams:\n  orders: {}\n', /cells\.c\.consumes: a keyed cell cannot consume streams/]
+    ['a keyed consumer', 'streams:\n  orders: {}\n', /cells\.c\.consumes: a keyed cell cannot consume streams/],
+    ['a stream named like a dead-letter stream', 'streams:\n  orders.dead: {}\n', /streams\.orders\.dead: "orders\.dead" is not a valid stream name/],
+    ['a stream route to a dead-letter stream', 'streams:\n  orders: {}\n', /routes\[0\]: stream "orders\.dead" is a dead-letter stream: only Stem appends to it/],
+    ['consuming the dead-letter stream of an undeclared stream', 'streams:\n  orders: {}\n', /cells\.c\.consumes\[0\]: stream "nope\.dead" is not defined/]
   ]
   const cellsOf: Record<string, string> = {
     'consumes an undeclared stream': '  c: { code: ./c.js, consumes: [nope] }\n',
     'bad mode': '  c: { code: ./c.js, consumes: [{ stream: orders, mode: all }] }\n',
     'a cell takes a partition\'s name': '  orders-p1: { code: ./c.js }\n',
-    'a keyed consumer': '  c: { code: ./c.js, keyed: true, consumes: [orders] }\n'
+    'a keyed consumer': '  c: { code: ./c.js, keyed: true, consumes: [orders] }\n',
+    'consuming the dead-letter stream of an undeclared stream': '  c: { code: ./c.js, consumes: [nope.dead] }\n'
   }
   const routesOf: Record<string, string> = {
     'a stream route to an undeclared stream': 'routes:\n  - POST /o -> stream nope\n',
-    'a GET stream route': 'routes:\n  - GET /o -> stream orders\n'
+    'a GET stream route': 'routes:\n  - GET /o -> stream orders\n',
+    'a stream route to a dead-letter stream': 'routes:\n  - POST /o -> stream orders.dead\n'
   }
   for (const [what, streams, expected] of bad) {
     it(`refuses ${what}, naming the field`, () => {
@@ -77,10 +91,37 @@ describe('manifest streams', () => {
     })
   }
 
+  it('a cell consumes a dead-letter stream like any stream', () => {
+    const m = parseManifest(GOOD.replace('cells:\n', 'cells:\n  medic: { code: ./medic.js, consumes: [orders.dead] }\n'), 'app.yaml')
+    assert.deepEqual(m.cells.medic.consumes, [{ stream: 'orders.dead', mode: 'group' }])
+    assert.deepEqual(expandStreams(m).find(p => p.stream === 'orders.dead')?.consumers, [{ cell: 'medic', mode: 'group' }])
+  })
+
+  it('names the cell of a dead-letter stream\'s partition apart from every declared stream\'s, and back', () => {
+    assert.equal(partitionCell('orders.dead', 0), 'orders_dead-p0')
+    assert.equal(partitionCell('orders-dead', 0), 'orders-dead-p0')
+    assert.deepEqual(partitionOfCell('orders_dead-p0'), { stream: 'orders.dead', partition: 0 })
+    assert.deepEqual(partitionOfCell('orders-dead-p0'), { stream: 'orders-dead', partition: 0 })
+    assert.deepEqual(partitionOfCell('a-p1-p12'), { stream: 'a-p1', partition: 12 })
+    assert.equal(partitionOfCell('worker'), undefined)
+    // `stem stream APP/STREAM` takes a dead-letter stream too
+    assert.deepEqual(parseStreamAddress('shop/orders.dead'), { app: 'shop', stream: 'orders.dead' })
+    assert.deepEqual(parseStreamAddress('shop/orders'), { app: 'shop', stream: 'orders' })
+    for (const bad of ['shop', 'shop/orders#1', 'shop/orders.live', 'shop/a/b', 'sh op/orders']) assert.throws(() => parseStreamAddress(bad), /invalid stream address .*: expected APP\/STREAM/)
+    // the longest stream name still fits a cell address
+    const longest = 'a'.repeat(streamLimits.maxNameLength)
+    assert.deepEqual(parseAddress(`shop/${partitionCell(deadLetterStream(longest), 0)}#0`).cell, `${longest}_dead-p0`)
+  })
+
   it('the publisher adds one cell per partition, with the consumers of its stream', () => {
     const m = parseManifest(GOOD, 'app.yaml')
     const parts = expandStreams(m)
-    assert.deepEqual(parts.map(p => p.cell), ['clicks-p0', 'clicks-p1', 'clicks-p2', 'clicks-p3', 'orders-p0', 'orders-p1', 'orders-p2', 'orders-p3'])
+    assert.deepEqual(parts.map(p => p.cell), ['clicks-p0', 'clicks-p1', 'clicks-p2', 'clicks-p3', 'orders-p0', 'orders-p1', 'orders-p2', 'orders-p3', 'clicks_dead-p0', 'orders_dead-p0'])
+    assert.deepEqual(parts.at(-1)?.consumers, [])
+    assert.equal(m.cells['orders_dead-p0'].replicas, 1)
+    // a cell's default memory, not a partition's: every stream has one
+    assert.equal(m.cells['orders_dead-p0'].memory, 32 * 2 ** 20)
+    assert.equal(m.cells['orders-p0'].memory, 128 * 2 ** 20)
     assert.deepEqual(parts[0].consumers, [{ cell: 'audit', mode: 'group' }])
     assert.deepEqual(parts[4].consumers, [{ cell: 'audit', mode: 'broadcast' }, { cell: 'worker', mode: 'group' }])
     assert.equal(m.cells['orders-p3'].replicas, 1)

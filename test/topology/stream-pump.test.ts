@@ -2,7 +2,8 @@
 // partition code (with a stand-in `stem`), the consumers apply records with the real cursor
 // rule. Records reach the assigned instance in order, a consumer that cannot be reached is
 // retried, a repeated delivery is skipped by the cursor, a record the consumer keeps
-// refusing is skipped after the attempts.
+// refusing goes to the dead-letter stream `<stream>.dead` with the error after the
+// attempts, and only then is skipped.
 import assert from 'node:assert/strict'
 import { createStreamPump, deliveryTargets } from '../../src/topology/streams/stream-pump.js'
 import { partitionSource } from '../../src/cells/streams/partition-code.js'
@@ -10,13 +11,15 @@ import { cursorAccepts, RECORD_METHOD } from '../../src/cells/streams/partition.
 import { CellError } from '../../src/cells/reply-meta.js'
 import { waitFor } from '../support/wait.js'
 import type { AppAnnouncement } from '../../src/topology/announcement.js'
+import type { DeadLetter } from '../../src/topology/streams/dead-letter.js'
+import type { PartitionInfo } from '../../src/cells/streams/partition-code.js'
 
 // the partition code's `stem`, set per test (other test files set their own)
 const stand = { now: () => Date.now(), error: (status: number, m: string) => Object.assign(new Error(m), { status }), response: (status: number, body: unknown) => ({ status, body }) }
 
 type Method = (...args: unknown[]) => unknown
-async function partitionCell (): Promise<Record<string, Method>> {
-  const source = partitionSource({ stream: 'orders', partition: 2, partitions: 4, retention: 1000, maxBytes: 1_000_000, consumers: [{ cell: 'worker', mode: 'group' }] })
+async function partitionCell (stream = 'orders', partition = 2, partitions = 4): Promise<Record<string, Method>> {
+  const source = partitionSource({ stream, partition, partitions, retention: 1000, maxBytes: 1_000_000, consumers: [{ cell: 'worker', mode: 'group' }] })
   const Cls = (await import(`data:text/javascript;base64,${Buffer.from(source).toString('base64')}`) as { default: new () => Record<string, Method> }).default
   return new Cls()
 }
@@ -42,8 +45,13 @@ class Consumer {
   }
 }
 
-function setup (partition: Record<string, Method>, consumers: Record<string, Consumer>, logs: string[] = []): ReturnType<typeof createStreamPump> {
-  const announcement = { cells: [{ name: 'worker', replicas: 3 }] } as unknown as AppAnnouncement
+/** partition cells by address; one that is absent is unreachable */
+type Partitions = Record<string, Record<string, Method> | undefined>
+
+/** `deadDeclared`: whether the app's announcement has the dead-letter partition (not in an app published before there were any) */
+function setup (partition: Record<string, Method> | Partitions, consumers: Record<string, Consumer>, logs: string[] = [], deadDeclared = true): ReturnType<typeof createStreamPump> {
+  const announcement = { cells: [{ name: 'worker', replicas: 3 }, ...(deadDeclared ? [{ name: 'orders_dead-p0', replicas: 1 }] : [])] } as unknown as AppAnnouncement
+  const partitions: Partitions = typeof partition.append === 'function' ? { 'shop/orders-p2#0': partition as Record<string, Method> } : partition as Partitions
   return createStreamPump({
     async ask (address, method, args) {
       if (method === RECORD_METHOD) {
@@ -51,8 +59,15 @@ function setup (partition: Record<string, Method>, consumers: Record<string, Con
         assert.ok(c !== undefined, `delivered to ${address}`)
         return c.deliver(args[2] as number, args[3] as Array<[number, string | null, number, unknown]>)
       }
-      assert.equal(address, 'shop/orders-p2#0')
-      return JSON.parse(JSON.stringify(partition[method](...args) ?? null))
+      // the pump asks its own partition by instance, the dead-letter stream's as `app/cell`, as the SDK does
+      const cell = partitions[address.includes('#') ? address : `${address}#0`]
+      if (cell === undefined) throw new Error(`cannot reach ${address}: unreachable`)
+      try {
+        return JSON.parse(JSON.stringify(cell[method](...args) ?? null))
+      } catch (err) {
+        // as messaging answers a cell's `stem.error(status, …)`
+        throw new CellError((err as Error).message, { cell: address, method, status: (err as { status?: number }).status })
+      }
     },
     isLocalPrimary: () => true,
     announcement: () => announcement,
@@ -93,18 +108,107 @@ describe('stream delivery pump', () => {
     }
   })
 
-  it('skips a record the consumer keeps refusing after 3 attempts, and goes on', async () => {
+  it('moves a record the consumer keeps refusing to <stream>.dead with the error after 3 attempts, then skips it; the rest go on, each applied once', async () => {
+    const partition = await partitionCell()
+    const dead = await partitionCell('orders.dead', 0, 1)
+    const worker = new Consumer()
+    worker.refuse.add(2)
+    const logs: string[] = []
+    const pump = setup({ 'shop/orders-p2#0': partition, 'shop/orders_dead-p0#0': dead }, { 'shop/worker#2': worker }, logs)
+    try {
+      for (let i = 0; i < 6; i++) partition.append(i, `k${i}`)
+      pump.onSnapshot('shop/orders-p2#0', '{"stemStream":"orders"}')
+      await waitFor(() => worker.applied.length === 5, { what: 'the other records applied' }).catch(err => { throw new Error(`${(err as Error).message}: ${logs.join('\n')}`) })
+      assert.deepEqual(worker.applied, [0, 1, 3, 4, 5])
+      await waitFor(() => (partition.info() as PartitionInfo).groups.worker.lag === 0, { what: 'every record acknowledged' })
+      const letters = (dead.read('medic', 10) as { records: Array<[number, string | null, number, DeadLetter]> }).records
+      assert.equal(letters.length, 1, JSON.stringify(letters))
+      const [offset, key, , letter] = letters[0]
+      assert.equal(offset, 0)
+      assert.equal(key, 'k2')
+      assert.deepEqual({ ...letter, time: 0 }, { stream: 'orders', partition: 2, offset: 2, key: 'k2', time: 0, group: 'worker', consumer: 'shop/worker#2', attempts: 3, error: 'onRecord threw', record: 2 })
+      assert.ok(logs.some(l => /refused record 2 3 times: moved to orders\.dead offset 0/.test(l)), logs.join('\n'))
+    } finally {
+      pump.stop()
+    }
+  })
+
+  it('does not skip a refused record while its dead-letter stream cannot take it', async () => {
+    const partition = await partitionCell()
+    const dead = await partitionCell('orders.dead', 0, 1)
+    const worker = new Consumer()
+    worker.refuse.add(1)
+    const partitions: Partitions = { 'shop/orders-p2#0': partition, 'shop/orders_dead-p0#0': undefined }
+    const logs: string[] = []
+    const pump = setup(partitions, { 'shop/worker#2': worker }, logs)
+    try {
+      for (let i = 0; i < 3; i++) partition.append(i, 'k')
+      pump.onSnapshot('shop/orders-p2#0', '{"stemStream":"orders"}')
+      await waitFor(() => logs.filter(l => /cannot reach shop\/orders_dead-p0:/.test(l)).length >= 2, { what: 'dead-letter appends that fail' })
+      assert.deepEqual(worker.applied, [0])
+      assert.equal((partition.info() as PartitionInfo).groups.worker.acked, 0)
+      partitions['shop/orders_dead-p0#0'] = dead
+      await waitFor(() => worker.applied.length === 2, { what: 'the record after it applied' })
+      assert.deepEqual(worker.applied, [0, 2])
+      // once: the failed appends left nothing behind
+      assert.equal((dead.info() as PartitionInfo).next, 1)
+    } finally {
+      pump.stop()
+    }
+  })
+
+  it('dead-letters a refused record too large to go with its error as its place and error, without the record', async () => {
+    const partition = await partitionCell()
+    const dead = await partitionCell('orders.dead', 0, 1)
+    const worker = new Consumer()
+    // just within the partitions' record size limit (a quarter of maxBytes) alone, over it with the error
+    const big = 'x'.repeat(249_900)
+    worker.refuse.add(big)
+    const pump = setup({ 'shop/orders-p2#0': partition, 'shop/orders_dead-p0#0': dead }, { 'shop/worker#2': worker })
+    try {
+      partition.append(big, 'k')
+      partition.append('after', 'k')
+      pump.onSnapshot('shop/orders-p2#0', '{"stemStream":"orders"}')
+      await waitFor(() => worker.applied.length === 1, { what: 'the record after it applied' })
+      const letter = (dead.read('medic', 10) as { records: Array<[number, string | null, number, DeadLetter]> }).records[0][3]
+      assert.equal(letter.offset, 0)
+      assert.equal(letter.record, null)
+      assert.match(letter.dropped ?? '', /too large/)
+    } finally {
+      pump.stop()
+    }
+  })
+
+  it('only skips a refused record, with a log line, in an app published before dead-letter streams existed', async () => {
     const partition = await partitionCell()
     const worker = new Consumer()
     worker.refuse.add(2)
     const logs: string[] = []
-    const pump = setup(partition, { 'shop/worker#2': worker }, logs)
+    const pump = setup(partition, { 'shop/worker#2': worker }, logs, false)
     try {
       for (let i = 0; i < 6; i++) partition.append(i, 'k')
       pump.onSnapshot('shop/orders-p2#0', '{"stemStream":"orders"}')
       await waitFor(() => worker.applied.length === 5, { what: 'the other records applied' })
       assert.deepEqual(worker.applied, [0, 1, 3, 4, 5])
       assert.ok(logs.some(l => /refused record 2 3 times: skipped/.test(l)), logs.join('\n'))
+    } finally {
+      pump.stop()
+    }
+  })
+
+  it('only skips a record of a dead-letter stream that its consumer keeps refusing', async () => {
+    const dead = await partitionCell('orders.dead', 0, 1)
+    const worker = new Consumer()
+    worker.refuse.add('b')
+    const logs: string[] = []
+    const pump = setup({ 'shop/orders_dead-p0#0': dead }, { 'shop/worker#0': worker }, logs)
+    try {
+      for (const r of ['a', 'b', 'c']) dead.append(r, null)
+      pump.onSnapshot('shop/orders_dead-p0#0', '{"stemStream":"orders.dead"}')
+      await waitFor(() => worker.applied.length === 2, { what: 'the other records applied' })
+      assert.deepEqual(worker.applied, ['a', 'c'])
+      assert.ok(logs.some(l => /orders\.dead\/0: shop\/worker#0 refused record 1 3 times: skipped/.test(l)), logs.join('\n'))
+      assert.equal((dead.info() as PartitionInfo).next, 3)
     } finally {
       pump.stop()
     }

@@ -23,6 +23,19 @@ export interface PartitionConfig {
   consumers: Array<{ cell: string, mode: 'group' | 'broadcast' }>
 }
 
+/** what a partition's `info` method answers (`stem stream`, the stream lag in /metrics and on the dashboard) */
+export interface PartitionInfo {
+  stream: string
+  partition: number
+  /** offset of the oldest record kept, and of the next record */
+  base: number
+  next: number
+  records: number
+  bytes: number
+  /** per consumer group: the last offset it acknowledged, its reset generation, and the records after it */
+  groups: Record<string, { acked: number, gen: number, lag: number }>
+}
+
 /**
  * bytes of records a partition keeps at most, each counted as its JSON plus RECORD_OVERHEAD:
  * well below the state size limit (1 MiB), since the whole log is the state that each

@@ -10,9 +10,36 @@ export const CURSORS_FIELD = 'stem:cursors'
 /** first field of a partition cell's state: the node recognises partitions by it */
 export const PARTITION_MARK = '{"stemStream":'
 
-/** The cell that holds partition `i` of `stream` (a name no manifest cell may take). */
+/** the suffix of a stream's dead-letter stream (`orders.dead`), which Stem declares and writes */
+export const DEAD_LETTER_SUFFIX = '.dead'
+
+/** The dead-letter stream of `stream`: records its consumers kept refusing, with the error. */
+export function deadLetterStream (stream: string): string {
+  return stream + DEAD_LETTER_SUFFIX
+}
+
+/**
+ * The cell that holds partition `i` of `stream` (a name no manifest cell may take). A
+ * dead-letter stream's `.` becomes `_`, a character cell addresses allow but stream and
+ * cell names do not, so `orders.dead-p0` is `orders_dead-p0` and meets no other stream's
+ * partition. Kept free of imports and closures: the isolate bootstrap inlines its source.
+ */
 export function partitionCell (stream: string, i: number): string {
-  return `${stream}-p${i}`
+  return `${stream.replace(/\.dead$/, '_dead')}-p${i}`
+}
+
+/** `APP/STREAM` (a dead-letter stream too: `shop/orders.dead`) → its app and stream; a one-line error for anything else */
+export function parseStreamAddress (address: string): { app: string, stream: string } {
+  const m = /^([^/#]+)\/([a-z0-9-]+(?:\.dead)?)$/.exec(address)
+  if (m == null || !/^[a-z0-9][a-z0-9-]{0,62}$/i.test(m[1])) throw new Error(`invalid stream address ${JSON.stringify(address.slice(0, 100))}: expected APP/STREAM`)
+  return { app: m[1], stream: m[2] }
+}
+
+/** The stream and partition a partition's cell holds (the inverse of partitionCell), or undefined for another cell. */
+export function partitionOfCell (cell: string): { stream: string, partition: number } | undefined {
+  const m = /^([a-z0-9-]+?)(_dead)?-p(\d+)$/.exec(cell)
+  if (m == null) return undefined
+  return { stream: m[2] === undefined ? m[1] : deadLetterStream(m[1]), partition: Number(m[3]) }
 }
 
 /**

@@ -2,27 +2,18 @@
 // partition's offsets (base: oldest kept, next: the next record's) and each consumer
 // group's acknowledged offset and lag; with --reset, moves the group's cursor on every
 // partition (a broadcast consumer's groups `cell#i` all move), so it gets the records from
-// there again: the consumer's own cursor follows by the reset generation.
+// there again: the consumer's own cursor follows by the reset generation. A dead-letter
+// stream is shown the same way: `stem stream shop/orders.dead`.
 import type { Command } from 'commander'
 import { createHttpCaller } from '../../messaging/call-client.js'
 import { newMessageId } from '../../messaging/sdk.js'
-import { parseAddress } from '../../cells/address.js'
-import { partitionCell } from '../../cells/streams/partition.js'
+import { parseStreamAddress, partitionCell } from '../../cells/streams/partition.js'
+import type { PartitionInfo } from '../../cells/streams/partition-code.js'
 import { readToken } from '../../node/data-dir.js'
 import { CliError, EXIT_USAGE, apiUrl, dataDirOf, example, printJson, type ClientOptions } from '../context.js'
 import { table } from '../table.js'
 
 interface StreamFlags extends ClientOptions { group?: string, reset?: string }
-
-export interface PartitionInfo {
-  stream: string
-  partition: number
-  base: number
-  next: number
-  records: number
-  bytes: number
-  groups: Record<string, { acked: number, gen: number, lag: number }>
-}
 
 /** `earliest`, `latest` or a whole offset ≥ 0; else a usage error */
 export function parseResetTarget (text: string): 'earliest' | 'latest' | number {
@@ -44,10 +35,7 @@ export function registerStream (program: Command): void {
     .action(async (address: string, flags: StreamFlags) => {
       let app: string, stream: string
       try {
-        const parsed = parseAddress(address)
-        if (parsed.replica !== undefined) throw new Error(`invalid stream address ${address}: expected APP/STREAM`)
-        app = parsed.app
-        stream = parsed.cell
+        ({ app, stream } = parseStreamAddress(address))
       } catch (err) {
         throw new CliError((err as Error).message, EXIT_USAGE)
       }

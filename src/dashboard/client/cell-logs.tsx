@@ -1,31 +1,12 @@
 // The log of the cell selected in the cells table: its recent lines from every node
 // (GET /dashboard/logs?cell=ADDRESS), fetched again every 2 s while it is shown.
-import { useEffect, useState } from 'preact/hooks'
 import type { DashboardLogLine } from '../types.js'
 import { clock, shortId } from './format.js'
-
-const REFRESH_MS = 2000
+import { usePolledJson } from './polled.js'
 
 export function CellLogPanel (props: { address: string, query: string }) {
-  const [lines, setLines] = useState<DashboardLogLine[] | undefined>(undefined)
-  const [error, setError] = useState('')
-  useEffect(() => {
-    let stopped = false
-    const load = async (): Promise<void> => {
-      try {
-        const sep = props.query === '' ? '?' : '&'
-        const response = await fetch(`/dashboard/logs${props.query}${sep}cell=${encodeURIComponent(props.address)}`)
-        const body = await response.json() as DashboardLogLine[] | { error: string }
-        if (stopped) return
-        if (Array.isArray(body)) { setLines(body); setError('') } else setError(body.error)
-      } catch (err) {
-        if (!stopped) setError((err as Error).message)
-      }
-    }
-    void load()
-    const timer = setInterval(() => { void load() }, REFRESH_MS)
-    return () => { stopped = true; clearInterval(timer) }
-  }, [props.address, props.query])
+  const sep = props.query === '' ? '?' : '&'
+  const { value: lines, error } = usePolledJson<DashboardLogLine[]>(`/dashboard/logs${props.query}${sep}cell=${encodeURIComponent(props.address)}`)
   return (
     <div class="cell-log" data-log={props.address}>
       <h3>Log of <span class="mono">{props.address}</span></h3>

@@ -9,6 +9,7 @@ import { shortId } from './format.js'
 import { Legend, MeshGraph } from './graph.js'
 import { AppsPanel, CellsPanel, EventsPanel } from './panels.js'
 import { CellLogPanel } from './cell-logs.js'
+import { StreamsPanel } from './streams.js'
 import { applyEvent, applyPatch, applySnapshot, visibleNodes, type ViewState } from './store.js'
 import './style.css'
 
@@ -69,6 +70,7 @@ function App () {
           <h2>Cells</h2>
           <CellsPanel cells={snap.cells} selected={selected} onSelect={setSelected} />
           {selected !== undefined ? <CellLogPanel address={selected} query={query} /> : null}
+          {selected !== undefined ? <StreamsPanel app={selected.slice(0, selected.indexOf('/'))} query={query} /> : null}
         </section>
       </main>
     </div>

@@ -3,7 +3,10 @@
 // expansion the publisher makes before bundling: each partition becomes a placed cell of
 // the app (`<stream>-p<i>`, cells/streams/partition.ts) running Stem's partition code, so
 // it gets placement, a clone, failover, disk durability and restore like any instance.
-import { partitionCell } from '../../cells/streams/partition.js'
+// Every declared stream has a dead-letter stream `<stream>.dead` besides (1 partition, the
+// same retention; dead-letter.ts), declared here, so it is read with `stem stream` and
+// consumed like any stream; only Stem writes to it.
+import { DEAD_LETTER_SUFFIX, deadLetterStream, partitionCell } from '../../cells/streams/partition.js'
 import { parseDuration } from '../../util/units.js'
 import type { AppManifest, CellSpec } from '../manifest.js'
 
@@ -68,6 +71,8 @@ export function checkStreams (add: Add, v: unknown): Record<string, StreamSpec> 
     streams[name] = spec
   }
   if (total > streamLimits.maxTotalPartitions) add('streams', `has ${total} partitions in all (at most ${streamLimits.maxTotalPartitions})`)
+  // not counted in the limits above: one small partition per stream, named with a '.' no declared stream has
+  for (const name of Object.keys(streams)) streams[deadLetterStream(name)] = { ...streams[name], partitions: 1 }
   return streams
 }
 
@@ -135,6 +140,12 @@ export function reservedCellNames (streams: Record<string, StreamSpec>): Map<str
 
 /** the settings of the cells that hold partitions */
 export const partitionCellDefaults = { memory: 128 * 2 ** 20, timeout: 1000, mailbox: 10_000, clones: 1 } as const
+/**
+ * a dead-letter partition's memory limit: a cell's default. Its log is bounded like any
+ * partition's (256 KiB of records), and it takes one record at a time, so it needs no more;
+ * placement counts the limit twice (headroom) on two nodes, for every stream.
+ */
+export const deadLetterPartitionMemory = 32 * 2 ** 20
 
 export interface GeneratedPartition {
   cell: string
@@ -157,7 +168,8 @@ export function expandStreams (manifest: AppManifest): GeneratedPartition[] {
       .flatMap(([cell, c]) => (c.consumes ?? []).filter(x => x.stream === stream).map(x => ({ cell, mode: x.mode })))
     for (let i = 0; i < spec.partitions; i++) {
       const cell = partitionCell(stream, i)
-      const cellSpec: CellSpec = { code: `stem:stream/${stream}/${i}`, replicas: 1, clones: partitionCellDefaults.clones, durability: 'disk', memory: partitionCellDefaults.memory, timeout: partitionCellDefaults.timeout, mailbox: partitionCellDefaults.mailbox }
+      const memory = stream.endsWith(DEAD_LETTER_SUFFIX) ? deadLetterPartitionMemory : partitionCellDefaults.memory
+      const cellSpec: CellSpec = { code: `stem:stream/${stream}/${i}`, replicas: 1, clones: partitionCellDefaults.clones, durability: 'disk', memory, timeout: partitionCellDefaults.timeout, mailbox: partitionCellDefaults.mailbox }
       manifest.cells[cell] = cellSpec
       out.push({ cell, stream, partition: i, spec, consumers })
     }

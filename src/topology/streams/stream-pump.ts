@@ -8,10 +8,16 @@
 // side, a pump on the old and the new primary at once) is skipped by the consumer's cursor:
 // the effect on its state is exactly once. Woken by each new state of the partition (an
 // append or an ack), and retried after a pause when a consumer cannot be reached.
-import { RECORD_METHOD, PARTITION_MARK } from '../../cells/streams/partition.js'
+//
+// A record whose `onRecord` throws maxAttempts times, delivered alone, goes to the
+// stream's dead-letter stream `<stream>.dead` with the error (dead-letter.ts), and only
+// once that append is durable is it acknowledged (skipped): nothing is lost. A record of a
+// dead-letter stream itself is only skipped, with a log line.
+import { RECORD_METHOD, PARTITION_MARK, partitionOfCell } from '../../cells/streams/partition.js'
 import { MAX_READ } from '../../cells/streams/partition-code.js'
 import { parseAddress } from '../../cells/address.js'
 import type { AppAnnouncement } from '../announcement.js'
+import { deadLetterAppend, type DeadLetter } from './dead-letter.js'
 
 export interface PumpDeps {
   /** an ask to a cell anywhere in the mesh, answered with the result's JSON (messaging's askJson, reply trailers split off) */
@@ -30,7 +36,7 @@ export interface PumpOptions {
   askTimeoutMs?: number
   /** records per delivery (default 64, at most MAX_READ) */
   batch?: number
-  /** deliveries of one record, alone, that the consumer refused, after which it is skipped (default 3) */
+  /** deliveries of one record, alone, that the consumer refused, after which it goes to `<stream>.dead` and is skipped (default 3) */
   maxAttempts?: number
 }
 
@@ -63,10 +69,10 @@ class PartitionPump {
 
   constructor (readonly address: string, private readonly deps: PumpDeps, private readonly opts: Required<PumpOptions>, private readonly signal: AbortSignal) {
     const { app, cell } = parseAddress(address)
-    const m = /^(.+)-p(\d+)$/.exec(cell)
+    const p = partitionOfCell(cell)
     this.app = app
-    this.stream = m?.[1] ?? cell
-    this.partition = Number(m?.[2] ?? 0)
+    this.stream = p?.stream ?? cell
+    this.partition = p?.partition ?? 0
   }
 
   kick (): void {
@@ -111,12 +117,18 @@ class PartitionPump {
       await this.ask(target.address, RECORD_METHOD, [this.stream, this.partition, read.gen, read.records])
     } catch (err) {
       if (!isCellError(err)) throw err
-      // the consumer's onRecord threw: find the record alone, skip it after maxAttempts
+      // the consumer's onRecord threw: find the record alone, dead-letter and skip it after maxAttempts
       const first = read.records[0][0]
       const count = refused !== undefined && refused[0] === first ? refused[1] + 1 : (batch === 1 ? 1 : 0)
       this.refused.set(target.group, [first, count])
       if (batch > 1 || count < this.opts.maxAttempts) throw err
-      this.deps.log(`stream ${this.stream}/${this.partition}: ${target.address} refused record ${first} ${count} times: skipped (${(err as Error).message.split('\n')[0]})`)
+      const message = (err as Error).message.split('\n')[0]
+      const [offset, key, time, record] = read.records[0]
+      const dead: DeadLetter = { stream: this.stream, partition: this.partition, offset, key, time, group: target.group, consumer: target.address, attempts: count, error: message, record }
+      // durable in `<stream>.dead` before the skip; if it cannot be appended, the delivery pauses and is tried again
+      const cells = this.deps.announcement(this.app)?.cells.map(c => c.name) ?? []
+      const to = await deadLetterAppend(this.app, cells, dead, async (address, method, args) => await this.ask(address, method, args))
+      this.deps.log(`stream ${this.stream}/${this.partition}: ${target.address} refused record ${first} ${count} times: ${to !== undefined ? `moved to ${to.stream} offset ${to.offset}` : 'skipped'} (${message})`)
       this.refused.delete(target.group)
       await this.ask(this.address, 'ack', [target.group, first, read.gen])
       return true
@@ -142,6 +154,8 @@ export interface StreamPump {
   stop: () => void
   /** partitions pumped from this node */
   readonly size: number
+  /** the addresses of the partitions whose primary runs here now (their lag is this node's to export) */
+  partitions: () => string[]
 }
 
 export function createStreamPump (deps: PumpDeps, options: PumpOptions = {}): StreamPump {
@@ -163,6 +177,7 @@ export function createStreamPump (deps: PumpDeps, options: PumpOptions = {}): St
       for (const pump of pumps.values()) pump.stop()
       pumps.clear()
     },
-    get size () { return pumps.size }
+    get size () { return pumps.size },
+    partitions: () => [...pumps.keys()].filter(address => deps.isLocalPrimary(address))
   }
 }
