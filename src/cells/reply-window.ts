@@ -14,6 +14,14 @@
 // without the senders' peer ids.
 import { createHash } from 'node:crypto'
 
+/**
+ * An answer whose new state has not reached a clone (or the disk) yet. The ask did run and
+ * its result is in the reply window; a retry with the same message id waits for the gate
+ * again and then gets that result. No other dedupe may record this error as the ask's answer,
+ * or every retry would get it until that record expired.
+ */
+export class StateNotSafeError extends Error {}
+
 export interface ReplyWindowBounds {
   /** entries kept (default 256) */
   maxEntries: number

@@ -19,7 +19,7 @@ import type { FromHost } from './host/protocol.js'
 import { errorFromReply, replyOfError, splitReply } from './reply-meta.js'
 import { ReminderQueue, remindersOfState, remindersTail, REMINDER_RETRY_MS, MAX_REMINDER_ATTEMPTS } from './reminders.js'
 import type { Reminder } from './reminders.js'
-import { decodeReplyWindow, ReplyWindow } from './reply-window.js'
+import { decodeReplyWindow, ReplyWindow, StateNotSafeError } from './reply-window.js'
 
 export interface CellRuntimeInit {
   /** node data dir: each cell's last state is persisted under <dataDir>/cells */
@@ -523,7 +523,7 @@ export class CellRuntime extends TypedEventEmitter<CellRuntimeEvents> {
     try {
       await gate(record.address, version)
     } catch (err) {
-      throw new Error(`state of ${record.address} is not safe yet: ${(err as Error | undefined)?.message ?? String(err)}`)
+      throw new StateNotSafeError(`state of ${record.address} is not safe yet: ${(err as Error | undefined)?.message ?? String(err)}`)
     }
     record.gatedVersion = Math.max(record.gatedVersion, version)
   }

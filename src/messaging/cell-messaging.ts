@@ -36,6 +36,7 @@ import type { CellDirectory } from './directory.js'
 import type { BundleExchange } from './code-exchange.js'
 import { MessagingError, remoteError } from './errors.js'
 import { replyOfError, splitReply } from '../cells/reply-meta.js'
+import { StateNotSafeError } from '../cells/reply-window.js'
 import type { CellMessagingEvents, CellMessagingCounters, MessageKind } from './events.js'
 
 export interface CellMessagingComponents {
@@ -652,11 +653,13 @@ export class CellMessaging extends TypedEventEmitter<CellMessagingEvents> {
     const run = work.kind === 'ask'
       ? runtime.askJson(address, work.ask.method, work.ask.args, { deadline: Number(work.ask.deadline), from: fromOf(work.ask.from), messageKey: key })
       : this.transformHere(channel.peer, work.transform)
-    run.then(text => ({ ok: true, text }), (err: Error) => ({ ok: false, text: replyOfError(err) }))
-      .then(result => {
+    run.then(text => ({ result: { ok: true, text }, unsafe: false }), (err: Error) => ({ result: { ok: false, text: replyOfError(err) }, unsafe: err instanceof StateNotSafeError }))
+      .then(({ result, unsafe }) => {
         // a full mailbox (lost race) did not run the ask: answer busy and do not record it
         const ran = result.ok || !MAILBOX_FULL.test(result.text)
-        this.dedupe.finish(key, result, ran)
+        // an answer whose state is not safe yet is not recorded either: the runtime's reply
+        // window answers a retry once the state is safe (recorded, every retry got this error)
+        this.dedupe.finish(key, result, ran && !unsafe)
         if (ran) answer(result)
         else reply({ status: ReplyStatus.BUSY, text: result.text, hint: '', epoch: 0n })
       })
