@@ -58,7 +58,10 @@ describe('peer liveness: when its work next falls due (pure)', () => {
     assert.deepEqual(l.newlySilent(l.nextDue()), ['a'])
     // a peer reported silent is not due again until heard; 'b' is next
     assert.equal(l.nextDue(), 1_701)
-    l.heard('a', 1_600)
+    // heard again: back from silence (its host wakes the quiet groups it is a member of), once
+    assert.equal(l.heard('a', 1_600), true)
     assert.equal(l.nextDue(), 1_701)
+    assert.equal(l.heard('a', 1_650), false)
+    assert.equal(l.heard('b', 1_650), false)
   })
 })

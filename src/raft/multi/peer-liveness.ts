@@ -23,11 +23,14 @@ export class PeerLiveness {
     }
   }
 
-  heard (peer: NodeId, now: number): void {
+  /** Notes a frame from `peer`; true when it had been judged silent (it is back). */
+  heard (peer: NodeId, now: number): boolean {
     const p = this.peers.get(peer)
-    if (p === undefined) return
+    if (p === undefined) return false
     p.lastHeard = now
+    const back = !p.alive
     p.alive = true
+    return back
   }
 
   sent (peer: NodeId, now: number): void {

@@ -628,7 +628,12 @@ export class RaftHost extends TypedEventEmitter<RaftHostEvents> {
   private receive (from: NodeId, payload: Uint8Array): void {
     this.stats.framesReceived++
     this.stats.bytesReceived += payload.length
-    this.liveness.heard(from, this.clock.now())
+    // a peer back from silence (a restart, a healed partition) may have lost or missed entries
+    // while its groups went quiet without it: wake them, so their leaders heartbeat it and catch
+    // it up (a member whose log was lost and who knows no member could not ask for that itself)
+    if (this.liveness.heard(from, this.clock.now())) {
+      for (const g of this.groups.values()) if (g.quiesced && g.members.has(from)) this.wake(g)
+    }
     let received
     try {
       received = decodeBatch(payload, from, this.self)
