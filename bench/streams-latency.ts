@@ -8,7 +8,7 @@
 import { newMessageId } from '../src/messaging/sdk.js'
 import { paced, produce } from './support/pacing.js'
 import { percentile } from './support/stats.js'
-import { consumed, consumedUpTo, SINK } from './support/stream-cells.js'
+import { consumed, consumedUpTo, SINK, STREAM_APP } from './support/stream-cells.js'
 import { withStreamApp } from './support/stream-app.js'
 
 const WARM = 400
@@ -22,16 +22,9 @@ export default class Worker {
   take () { const out = this.latencies; this.latencies = []; return out }
 }
 `
-const MANIFEST = `app: bench
-streams:
-  orders: { partitions: 4, retention: 100000 }
-cells:
-  worker: { code: ./worker.js, replicas: 3, consumes: [orders] }
-  sink: { code: ./sink.js, replicas: 4 }
-`
 const ms = (v: number): string => `${v.toFixed(0)} ms`
 
-await withStreamApp(3, { 'app.yaml': MANIFEST, 'worker.js': TIMED_WORKER, 'sink.js': SINK }, async ({ nodes, sdkOf }) => {
+await withStreamApp(3, { 'app.yaml': STREAM_APP, 'worker.js': TIMED_WORKER, 'sink.js': SINK }, async ({ nodes, sdkOf }) => {
   const sdk = await sdkOf(nodes[1])
   const orders = sdk.stream('bench/orders')
   const options = (): { messageId: string, deadline: number } => ({ messageId: newMessageId(), deadline: Date.now() + 30_000 })

@@ -12,18 +12,13 @@ import { newMessageId } from '../src/messaging/sdk.js'
 import { cellsOf } from './support/cells-of.js'
 import { remoteInstance, TALLY, TELLER, tellRate } from './support/mesh-tell.js'
 import { produce } from './support/pacing.js'
-import { consumed, consumedUpTo, SINK, WORKER } from './support/stream-cells.js'
+import { consumed, consumedUpTo, SINK, STREAM_APP, WORKER } from './support/stream-cells.js'
 import { withStreamApp } from './support/stream-app.js'
 
 const RECORDS = { 1: 400, 8: 1600 } as const
 const TELLS = 5000
-const MANIFEST = `app: bench
-streams:
-  orders: { partitions: 4, retention: 100000 }
-cells:
-  worker: { code: ./worker.js, replicas: 3, consumes: [orders] }
-  sink: { code: ./sink.js, replicas: 4 }
-  teller: { code: ./teller.js }
+// the stream app, with a teller and tallies for the remote-tell baseline
+const MANIFEST = `${STREAM_APP}  teller: { code: ./teller.js }
   tally: { code: ./tally.js, replicas: 3, durability: memory }
 `
 

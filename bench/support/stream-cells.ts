@@ -36,3 +36,12 @@ export async function consumedUpTo (sdk: StemConnection, count: number): Promise
     await delay(50)
   }
 }
+
+/** The stream benches' app: a stream of 4 partitions, 3 consuming workers and 4 sink replicas */
+export const STREAM_APP = `app: bench
+streams:
+  orders: { partitions: 4, retention: 100000 }
+cells:
+  worker: { code: ./worker.js, replicas: 3, consumes: [orders] }
+  sink: { code: ./sink.js, replicas: 4 }
+`
