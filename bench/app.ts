@@ -6,6 +6,9 @@
 //                  the instance on its new node (asks sent every 20 ms through a live node),
 //                  beside the failure detection alone: the first `peer … is down` verdict a
 //                  live node logs (its log lines carry their time; one machine, one clock).
+//   stall-failover the same from SIGSTOP of the primary's host (its connections stay open:
+//                  only unanswered probes tell), beside cell-failover's p50 in the same run;
+//                  the stalled node gets SIGCONT after the first answer and must rejoin.
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -103,36 +106,54 @@ async function settled (): Promise<AppCellsListing['cells'][number] | undefined>
   return (await cellsOf(live[0], 'counter'))[0]
 }
 
-async function benchFailover (): Promise<void> {
-  await cli(['publish', join(repoRoot, 'examples', 'counter', 'app.yaml'), '--data', nodes[0].dataDir, '--json'])
+type Fault = 'kill' | 'stall'
+
+/** per trial: ms from the fault to the first answer, and to the first failure verdict */
+async function failoverTrials (fault: Fault): Promise<{ answers: number[], detections: number[] }> {
   const answers: number[] = []
   const detections: number[] = []
-  let count = 0
   for (let t = 0; t < FAILOVER_TRIALS; t++) {
     const cell = await waitFor(settled, { timeout: 90_000, what: 'the counter and a clone to run on live nodes' })
     const victim = nodes.find(n => n.peerId() === cell.node) as StemProcess
     const asker = running().find(n => n !== victim) as StemProcess
-    count = (await waitFor(async () => await createHttpCaller({ url: await apiUrlOf(asker.dataDir), token: await readToken(asker.dataDir) }).ask('counter/counter', 'increment', [1]) as { count: number }, { timeout: 30_000, what: 'an increment before the kill' })).count
+    const count = (await waitFor(async () => await createHttpCaller({ url: await apiUrlOf(asker.dataDir), token: await readToken(asker.dataDir) }).ask('counter/counter', 'increment', [1]) as { count: number }, { timeout: 30_000, what: 'an increment before the fault' })).count
     const watchers = running().filter(n => n !== victim).map(node => ({ node, offset: node.stderr.length }))
-    const killed = Date.now()
-    victim.signal('SIGKILL')
-    await victim.exited
+    const struck = Date.now()
+    if (fault === 'kill') {
+      victim.signal('SIGKILL')
+      await victim.exited
+    } else {
+      victim.signal('SIGSTOP')
+    }
     const answered = await firstAnswer(asker, count)
-    answers.push(answered - killed)
+    answers.push(answered - struck)
     const detected = await waitFor(() => detectedAt(watchers, victim.peerId()), { timeout: 30_000, what: 'a failure verdict in the logs' })
-    detections.push(detected - killed)
-    process.stderr.write(`cell-failover trial ${t + 1}: first answer ${answered - killed} ms, failure verdict ${detected - killed} ms\n`)
+    detections.push(detected - struck)
+    process.stderr.write(`${fault === 'kill' ? 'cell' : 'stall'}-failover trial ${t + 1}: first answer ${answered - struck} ms, failure verdict ${detected - struck} ms\n`)
     // BENCH_LOGS=1: what the live nodes logged during the failover, to see where the time goes
     if (process.env.BENCH_LOGS === '1') for (const w of watchers) process.stderr.write(w.node.stderr.slice(w.offset).split('\n').filter(l => l !== '').map(l => `  ${w.node.peerId().slice(-6)} ${l}\n`).join(''))
-    process.stderr.write(`  killed at ${new Date(killed).toISOString()} (${victim.peerId().slice(-6)}), answered at ${new Date(answered).toISOString()}\n`)
-    // the victim comes back from its data dir; the next trial waits for the app to settle
-    const restarted = await spawnStem(['start'], victim.dataDir).ready()
-    nodes[nodes.indexOf(victim)] = restarted
+    process.stderr.write(`  ${fault === 'kill' ? 'killed' : 'stopped'} at ${new Date(struck).toISOString()} (${victim.peerId().slice(-6)}), answered at ${new Date(answered).toISOString()}\n`)
+    if (fault === 'kill') {
+      // the victim comes back from its data dir; the next trial waits for the app to settle
+      nodes[nodes.indexOf(victim)] = await spawnStem(['start'], victim.dataDir).ready()
+    } else {
+      // the stalled node wakes up believing it still holds the primary; it must step down
+      victim.signal('SIGCONT')
+    }
   }
-  const p50 = percentile(answers, 0.5)
-  const p99 = percentile(answers, 0.99)
-  const d50 = percentile(detections, 0.5)
-  console.log(`bench cell-failover: p50 ${p50} ms, p99 ${p99} ms from kill -9 of the primary's host to the first answer, ${FAILOVER_TRIALS} trials (failure detection alone p50 ${d50} ms, ratio ${(p50 / d50).toFixed(2)})`)
+  return { answers, detections }
+}
+
+async function benchFailover (): Promise<void> {
+  await cli(['publish', join(repoRoot, 'examples', 'counter', 'app.yaml'), '--data', nodes[0].dataDir, '--json'])
+  const kill = await failoverTrials('kill')
+  const p50 = percentile(kill.answers, 0.5)
+  const d50 = percentile(kill.detections, 0.5)
+  console.log(`bench cell-failover: p50 ${p50} ms, p99 ${percentile(kill.answers, 0.99)} ms from kill -9 of the primary's host to the first answer, ${FAILOVER_TRIALS} trials (failure detection alone p50 ${d50} ms, ratio ${(p50 / d50).toFixed(2)})`)
+  if (!wanted('stall-failover')) return
+  const stall = await failoverTrials('stall')
+  const s50 = percentile(stall.answers, 0.5)
+  console.log(`bench stall-failover: p50 ${s50} ms, p99 ${percentile(stall.answers, 0.99)} ms from SIGSTOP of the primary's host to the first answer, ${FAILOVER_TRIALS} trials, failure verdict p50 ${percentile(stall.detections, 0.5)} ms (kill -9 p50 ${p50} ms in the same run, ratio ${(s50 / p50).toFixed(2)})`)
 }
 
 /** asks `get` (each with 1 s to answer) every 20 ms through `via` until the instance answers; checks the acknowledged count survived */
@@ -152,17 +173,20 @@ async function firstAnswer (via: StemProcess, expected: number): Promise<number>
   }
 }
 
-// `node dist/bench/app.js [publish] [cell-failover]`: only those (default both)
+// `node dist/bench/app.js [publish] [cell-failover] [stall-failover]`: only those (default all;
+// stall-failover runs after cell-failover, whose p50 is its baseline)
 const only = process.argv.slice(2)
 const wanted = (name: string): boolean => only.length === 0 || only.includes(name)
 try {
   await startMesh()
   if (wanted('publish')) await benchPublish()
-  if (wanted('cell-failover')) await benchFailover()
+  if (wanted('cell-failover') || wanted('stall-failover')) await benchFailover()
 } catch (err) {
   // what the nodes said is the only clue to a failed run
   for (const n of nodes) process.stderr.write(`--- ${n.dataDir}\n${n.stderr.split('\n').filter(l => /cannot|fail|error/i.test(l)).slice(-15).join('\n')}\n`)
   throw err
 } finally {
+  // a node left stopped by a failed stall trial must run to be stopped
+  for (const n of running()) n.signal('SIGCONT')
   await stopAll()
 }

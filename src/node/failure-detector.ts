@@ -1,18 +1,31 @@
 // Fast failure detection for the leaders' placement: a closed connection makes a peer
 // suspect; the verdict is a failed ping (a fresh dial) shortly after. A node killed with
 // -9 has its TCP connections reset at once and refuses the dial, so it is judged down
-// within a fraction of a second, long before its capacity adverts expire. A peer is up
-// again as soon as a connection to it opens.
+// within a fraction of a second, long before its capacity adverts expire. A stalled node
+// (SIGSTOP, a frozen VM) keeps its connections open, so members are also probed with a
+// ping every `probeIntervalMs`; one that leaves them unanswered (stall-watch.ts) is judged
+// down and its connections are cut. A peer is up again as soon as a connection to it opens
+// (a stalled one that wakes up reconnects) or it answers a ping on one that is open.
 import type { PeerId } from '@libp2p/interface'
+import { peerIdFromString } from '@libp2p/peer-id'
 import type { MeshLibp2p } from '../mesh/libp2p.js'
 import { createLogger } from '../util/logger.js'
+import { StallWatch } from './stall-watch.js'
 
 export interface FailureDetectorInit {
   /** ms between the disconnect and the ping (default 100: lets a redial in progress land) */
   suspicionMs?: number
   /** ms the ping may take (default 1000) */
   pingTimeoutMs?: number
+  /** ms between stall probes of each connected member (default 500) */
+  probeIntervalMs?: number
+  /** ms a connected member may leave its probes unanswered before it is judged down (default 1500) */
+  stallMs?: number
+  /** the mesh members (peer ids) to watch for stalls */
+  members: () => Iterable<string>
   onDown: (peer: string) => void
+  /** a peer judged down answered again on an open connection (a new connection says so by itself: peer:connect) */
+  onUp?: (peer: string) => void
 }
 
 export interface FailureDetector {
@@ -25,18 +38,54 @@ export function createFailureDetector (libp2p: MeshLibp2p, init: FailureDetector
   const down = new Set<string>()
   const timers = new Set<NodeJS.Timeout>()
   let stopped = false
+  const verdict = (id: string, why: string): void => {
+    if (stopped || down.has(id)) return
+    down.add(id)
+    log.info(`peer ${id} is down (${why})`)
+    init.onDown(id)
+  }
   const judge = async (peer: PeerId): Promise<void> => {
     const id = peer.toString()
     if (stopped || libp2p.getConnections(peer).some(c => c.status === 'open')) return
     try {
       await libp2p.services.ping.ping(peer, { signal: AbortSignal.timeout(init.pingTimeoutMs ?? 1000) })
     } catch (err) {
-      if (stopped || down.has(id)) return
-      down.add(id)
-      log.info(`peer ${id} is down (disconnected, ping failed: ${(err as Error).message})`)
-      init.onDown(id)
+      // a connection that opened meanwhile (it redialed us) says it is up, and no connect event would follow
+      if (libp2p.getConnections(peer).some(c => c.status === 'open')) return
+      verdict(id, `disconnected, ping failed: ${(err as Error).message}`)
     }
   }
+  const stalls = new StallWatch({ stallMs: init.stallMs })
+  const connected = (id: string): boolean => libp2p.getConnections(peerIdFromString(id)).some(c => c.status === 'open')
+  const back = (id: string): void => {
+    if (stopped || !down.delete(id)) return
+    log.info(`peer ${id} is up again (it answered a ping)`)
+    init.onUp?.(id)
+  }
+  const probeRound = (): void => {
+    const members = [...init.members()].filter(connected)
+    const watched = members.filter(id => !down.has(id))
+    // a peer judged down while a connection to it stayed or came open (our own ping lost
+    // its race with a redial, or it woke from a stall) is up once it answers on it
+    for (const id of members.filter(id => down.has(id))) {
+      libp2p.services.ping.ping(peerIdFromString(id), { signal: AbortSignal.timeout(stalls.stallMs) }).then(() => { back(id) }, () => {})
+    }
+    const { probe, stalled } = stalls.tick(watched, Date.now())
+    for (const { id, silentMs } of stalled) {
+      verdict(id, `no answer to pings for ${silentMs} ms on an open connection: stalled`)
+      // cut it off: it stops getting our traffic, and when it wakes it reconnects, which says it is back
+      for (const c of libp2p.getConnections(peerIdFromString(id))) c.abort(new Error(`peer ${id} stalled`))
+    }
+    for (const id of probe) {
+      const signal = AbortSignal.timeout(stalls.stallMs)
+      libp2p.services.ping.ping(peerIdFromString(id), { signal }).then(
+        () => { stalls.settled(id, true, Date.now()) },
+        // an error that is not our timeout came from a live end (or a closed connection, which the disconnect path judges)
+        () => { stalls.settled(id, !signal.aborted, Date.now()) }
+      )
+    }
+  }
+  const probes = setInterval(probeRound, init.probeIntervalMs ?? 500)
   const onDisconnect = (evt: CustomEvent<PeerId>): void => {
     const timer = setTimeout(() => { timers.delete(timer); void judge(evt.detail) }, init.suspicionMs ?? 100)
     timers.add(timer)
@@ -48,6 +97,7 @@ export function createFailureDetector (libp2p: MeshLibp2p, init: FailureDetector
     isDown: peer => down.has(peer),
     stop () {
       stopped = true
+      clearInterval(probes)
       for (const t of timers) clearTimeout(t)
       libp2p.removeEventListener('peer:disconnect', onDisconnect)
       libp2p.removeEventListener('peer:connect', onConnect)

@@ -1,0 +1,70 @@
+// The stall verdict's pure logic. A stalled node (SIGSTOP, a frozen VM, a wedged event
+// loop) keeps its TCP connections open, so no disconnect ever reports it: only a probe
+// that goes unanswered can. Each probe round sends one probe to every watched peer that
+// has none in flight; a peer is judged stalled when nothing has answered it for
+// `stallMs` AND at least `minRounds` rounds ran in that time. The second condition keeps
+// our own stalls out of the verdict: if this process was the one frozen, its timers ran
+// late, few rounds passed, and the peer is not blamed for the silence.
+export interface StallWatchOptions {
+  /** ms without an answer before a verdict (default 1500) */
+  stallMs?: number
+  /** probe rounds that must have run without an answer (default 3) */
+  minRounds?: number
+}
+
+interface Watched {
+  lastAnswer: number
+  roundOfAnswer: number
+  inFlight: boolean
+}
+
+export class StallWatch {
+  private readonly peers = new Map<string, Watched>()
+  private round = 0
+  readonly stallMs: number
+  private readonly minRounds: number
+
+  constructor (options: StallWatchOptions = {}) {
+    this.stallMs = options.stallMs ?? 1500
+    this.minRounds = options.minRounds ?? 3
+  }
+
+  /**
+   * A probe round at `now` over the peers to watch (others are forgotten): which peers to
+   * probe now, and which have just been judged stalled (each is forgotten, so it is
+   * reported once and watched afresh once it is back).
+   */
+  tick (watched: Iterable<string>, now: number): { probe: string[], stalled: Array<{ id: string, silentMs: number }> } {
+    this.round++
+    const keep = new Set(watched)
+    for (const id of this.peers.keys()) if (!keep.has(id)) this.peers.delete(id)
+    const probe: string[] = []
+    const stalled: Array<{ id: string, silentMs: number }> = []
+    for (const id of keep) {
+      let p = this.peers.get(id)
+      if (p === undefined) {
+        p = { lastAnswer: now, roundOfAnswer: this.round, inFlight: false }
+        this.peers.set(id, p)
+      }
+      if (now - p.lastAnswer > this.stallMs && this.round - p.roundOfAnswer >= this.minRounds) {
+        this.peers.delete(id)
+        stalled.push({ id, silentMs: now - p.lastAnswer })
+      } else if (!p.inFlight) {
+        p.inFlight = true
+        probe.push(id)
+      }
+    }
+    return { probe, stalled }
+  }
+
+  /** The probe to `id` ended: `answered` when the peer showed it runs (anything but silence). */
+  settled (id: string, answered: boolean, now: number): void {
+    const p = this.peers.get(id)
+    if (p === undefined) return
+    p.inFlight = false
+    if (answered) {
+      p.lastAnswer = now
+      p.roundOfAnswer = this.round
+    }
+  }
+}

@@ -1,0 +1,63 @@
+// The stall verdict's pure logic: a peer is judged stalled only after stallMs of silence
+// over enough probe rounds, one probe at a time, and our own stalls blame no one.
+import assert from 'node:assert/strict'
+import { StallWatch } from '../../src/node/stall-watch.js'
+
+describe('node: stall watch', () => {
+  it('probes each watched peer once at a time and judges a silent one stalled after stallMs and 3 rounds', () => {
+    const w = new StallWatch({ stallMs: 1500, minRounds: 3 })
+    assert.deepEqual(w.tick(['a', 'b'], 0), { probe: ['a', 'b'], stalled: [] })
+    w.settled('a', true, 10)
+    // b's probe is still in flight: only a is probed again
+    assert.deepEqual(w.tick(['a', 'b'], 500), { probe: ['a'], stalled: [] })
+    w.settled('a', true, 510)
+    assert.deepEqual(w.tick(['a', 'b'], 1000), { probe: ['a'], stalled: [] })
+    w.settled('a', true, 1010)
+    // 1500 ms of silence is not more than stallMs
+    assert.deepEqual(w.tick(['a', 'b'], 1500).stalled, [])
+    w.settled('a', true, 1510)
+    assert.deepEqual(w.tick(['a', 'b'], 2000), { probe: ['a'], stalled: [{ id: 'b', silentMs: 2000 }] })
+    // reported once: b is forgotten, and watched afresh if it is still listed
+    assert.deepEqual(w.tick(['a', 'b'], 2500).stalled, [])
+  })
+
+  it('does not blame a peer for our own stall: long silence over too few rounds is no verdict', () => {
+    const w = new StallWatch({ stallMs: 1500, minRounds: 3 })
+    w.tick(['a'], 0)
+    // this process froze for 5 s: its next round runs late, the probe is unanswered so far
+    assert.deepEqual(w.tick(['a'], 5000).stalled, [])
+    // the answer that waited in the socket arrives as the loop resumes
+    w.settled('a', true, 5001)
+    assert.deepEqual(w.tick(['a'], 5500), { probe: ['a'], stalled: [] })
+    // still frozen after the late round: two more rounds pass without an answer, then the verdict
+    const v = new StallWatch({ stallMs: 1500, minRounds: 3 })
+    v.tick(['a'], 0)
+    assert.deepEqual(v.tick(['a'], 5000).stalled, [])
+    assert.deepEqual(v.tick(['a'], 5500).stalled, [])
+    assert.deepEqual(v.tick(['a'], 6000).stalled, [{ id: 'a', silentMs: 6000 }])
+  })
+
+  it('a probe that ended without an answer is sent again next round; an answer resets the silence', () => {
+    const w = new StallWatch({ stallMs: 1500, minRounds: 3 })
+    w.tick(['a'], 0)
+    w.settled('a', false, 400)
+    assert.deepEqual(w.tick(['a'], 500).probe, ['a'])
+    w.settled('a', false, 900)
+    assert.deepEqual(w.tick(['a'], 1000).probe, ['a'])
+    w.settled('a', true, 1400)
+    assert.deepEqual(w.tick(['a'], 1500), { probe: ['a'], stalled: [] })
+    assert.deepEqual(w.tick(['a'], 2500).stalled, [])
+    assert.deepEqual(w.tick(['a'], 3000).stalled, [{ id: 'a', silentMs: 1600 }])
+  })
+
+  it('forgets peers no longer watched, and ignores answers from them', () => {
+    const w = new StallWatch({ stallMs: 100, minRounds: 1 })
+    w.tick(['a'], 0)
+    w.tick([], 50)
+    w.settled('a', true, 60)
+    // a comes back as a new peer: its silence counts from now, not from its first probe
+    assert.deepEqual(w.tick(['a'], 1000), { probe: ['a'], stalled: [] })
+    assert.deepEqual(w.tick(['a'], 1050).stalled, [])
+    assert.deepEqual(w.tick(['a'], 1101).stalled, [{ id: 'a', silentMs: 101 }])
+  })
+})
