@@ -27,6 +27,7 @@ import { cellCost, defaultAccounting } from './placement-accounting.js'
 import type { DesiredApp, Placement } from './placement-accounting.js'
 import { planReconcile } from './reconcile.js'
 import { PrimaryRecovery } from './primary-recovery.js'
+import { promotionNeedsInventory } from './recovery.js'
 import type { ReconcileStep, Role, RunningCopy } from './reconcile.js'
 import type { Amount, NodeCapacity, PeerId } from './types.js'
 import type { BundlePort, CapacityPort, CellRuntimePort, MessagingPort, RaftPort } from './ports.js'
@@ -241,6 +242,13 @@ export class AppController {
     const revision = cellRevision(spec)
     const before = h.running.get(copyKey(step.address, step.node))
     const mark = (node: string, role: Role, s: InstanceState): void => { h.running.set(copyKey(step.address, node), { address: step.address, node, role, revision, state: s }) }
+    /** starts the primary on step.node from the newest copy recovery finds; false while it is not started yet (asked again next round; lost: less often) */
+    const recover = async (): Promise<boolean> => {
+      const outcome = await this.recovery.start(h, state, step.address, step.node, { bundle: spec.bundle as string, owner, limits, prepare: async () => { await this.fetchBundle(h, spec.bundle as string) } })
+      if (outcome === 'started') return true
+      h.running.set(copyKey(step.address, step.node), { address: step.address, node: step.node, role: 'primary', revision, state: outcome, retryAt: Date.now() + (outcome === 'lost' ? RECOVERY_LOST_RETRY_MS : RECOVERY_RETRY_MS) })
+      return false
+    }
     try {
       switch (step.kind) {
         case 'start':
@@ -252,19 +260,19 @@ export class AppController {
           } else if (step.kind === 'update') {
             await this.fetchBundle(h, spec.bundle as string)
             await this.startPrimary(step.address, step.node, spec.bundle as string, owner, limits)
-          } else {
+          } else if (!await recover()) {
             // recovery decides first: while the only copies (and maybe the bundle) are away, it waits
-            const outcome = await this.recovery.start(h, state, step.address, step.node, { bundle: spec.bundle as string, owner, limits, prepare: async () => { await this.fetchBundle(h, spec.bundle as string) } })
-            if (outcome !== 'started') {
-              // not started yet: asked again next round (lost: less often)
-              h.running.set(copyKey(step.address, step.node), { address: step.address, node: step.node, role: 'primary', revision, state: outcome, retryAt: Date.now() + (outcome === 'lost' ? RECOVERY_LOST_RETRY_MS : RECOVERY_RETRY_MS) })
-              return undefined
-            }
+            return undefined
           }
           mark(step.node, step.role, 'transformed')
           break
         case 'promote':
-          await clones.promote(step.node, step.address)
+          if (promotionNeedsInventory(state.holders?.[step.address] ?? [], state.epochs[step.address] ?? 0, step.node)) {
+            // another clone may hold a newer state than this one: recovery promotes or copies the newest
+            if (!await recover()) return undefined
+          } else {
+            await clones.promote(step.node, step.address)
+          }
           mark(step.node, 'primary', 'transformed')
           break
         case 'handover':

@@ -85,6 +85,17 @@ export function planRecovery (input: RecoveryInput): RecoveryPlan {
   return newest.node === input.target ? { kind: 'promote', copy: newest, missing } : { kind: 'copy', copy: newest, missing }
 }
 
+/**
+ * Whether promoting `node`'s own copy of an instance in placement epoch `epoch` could pass
+ * over a newer one: another node was a clone too in the epoch before. A reply waits for
+ * one clone's confirmation only, so with two clones the one placed as the new primary may
+ * lag the one that confirmed; the leader then asks the holders' inventories first.
+ */
+export function promotionNeedsInventory (holders: Holder[], epoch: number, node: string): boolean {
+  const before = Math.max(-1, ...holders.filter(h => h.epoch < epoch).map(h => h.epoch))
+  return holders.some(h => h.epoch === before && h.role === 'clone' && h.node !== node)
+}
+
 /** the epochs from `from` on whose state may be on a holder that did not answer only */
 function uncovered (holders: Holder[], answered: Set<string>, from: number): number[] {
   const epochs = [...new Set(holders.map(h => h.epoch))].filter(e => e >= from)

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict'
 import { PrimaryRecovery } from '../../src/topology/primary-recovery.js'
 import type { AppState } from '../../src/topology/app-state.js'
 import type { HostedApp } from '../../src/topology/app-groups.js'
-import type { Holder } from '../../src/topology/recovery.js'
+import { promotionNeedsInventory, type Holder } from '../../src/topology/recovery.js'
 import { createLogger, setLogSink } from '../../src/util/logger.js'
 import { waitFor } from '../support/wait.js'
 
@@ -48,5 +48,38 @@ describe('primary recovery: the leader\'s wait for an instance\'s copies', () =>
     const epoch3: Holder[] = [...epoch2, { node: 'B', epoch: 3, role: 'clone' }, { node: 'C', epoch: 3, role: 'clone' }]
     assert.equal(await recovery.start(h, stateAt(3, epoch3), ADDRESS, 'A', code), 'recovering', 'epoch 3 waits for B and C from its own start')
     assert.deepEqual(started, [])
+  })
+  it('clones: 2 — the clone placed as the new primary lags the one that confirmed the last reply: its promotion asks the inventories and starts from the newer copy', async () => {
+    // epoch 1: P primary, C1 and C2 clones; P died; epoch 2 places C1 as primary (with a fresh clone N)
+    const holders: Holder[] = [{ node: 'P', epoch: 1, role: 'primary' }, { node: 'C1', epoch: 1, role: 'clone' }, { node: 'C2', epoch: 1, role: 'clone' }, { node: 'C1', epoch: 2, role: 'primary' }, { node: 'C2', epoch: 2, role: 'clone' }, { node: 'N', epoch: 2, role: 'clone' }]
+    assert.equal(promotionNeedsInventory(holders, 2, 'C1'), true)
+    // one clone: the only clone confirmed every reply, its own copy is the newest
+    const one: Holder[] = [{ node: 'P', epoch: 1, role: 'primary' }, { node: 'C1', epoch: 1, role: 'clone' }, { node: 'C1', epoch: 2, role: 'primary' }, { node: 'N', epoch: 2, role: 'clone' }]
+    assert.equal(promotionNeedsInventory(one, 2, 'C1'), false)
+    assert.equal(promotionNeedsInventory([], 0, 'C1'), false)
+
+    const started: string[] = []
+    const promoted: string[] = []
+    const recovery = new PrimaryRecovery({
+      self: 'L',
+      logger: createLogger('test'),
+      alive: node => node !== 'P',
+      clones: {
+        inventoryOf: async (node: string) => {
+          if (node === 'P') throw new Error('P is dead')
+          if (node === 'C1') return [{ address: ADDRESS, version: 6, epoch: 1, running: false }]
+          if (node === 'C2') return [{ address: ADDRESS, version: 7, epoch: 1, running: false }]
+          return []
+        },
+        fetchCopy: async (node: string) => ({ state: `state of ${node}`, version: 7, epoch: 1 }),
+        promote: async (node: string) => { promoted.push(node) }
+      } as unknown as ConstructorParameters<typeof PrimaryRecovery>[0]['clones'],
+      startPrimary: async (address: string, node: string, _code: unknown, from?: { state: string, version: number }) => { started.push(`${address} on ${node} from ${from?.state ?? 'blank'} v${from?.version ?? 0}`) }
+    }, { waitBoundMs: 200, inventoryTimeoutMs: 50 })
+    const h = { group: 'g', app: 'ledger' } as unknown as HostedApp
+    const outcome = await recovery.start(h, stateAt(2, holders), ADDRESS, 'C1', { bundle: 'b', owner: new Uint8Array(), limits: { memory: 1, timeout: 1, mailbox: 1 } })
+    assert.equal(outcome, 'started')
+    assert.deepEqual(promoted, [])
+    assert.deepEqual(started, [`${ADDRESS} on C1 from state of C2 v7`])
   })
 })
