@@ -87,10 +87,14 @@ async function benchPublish (): Promise<void> {
 
 const LOG_TIME = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z) /
 
-/** time of the first `peer <id> is down` line any of `watchers` logged after `offset` (their stderr length at the kill) */
+/**
+ * time of the first failure verdict on `id` any of `watchers` logged after `offset` (their
+ * stderr length at the fault): the failure detector's `peer <id> is down`, or the capacity
+ * view's `peer lost <id> (expired)` when its adverts stopped
+ */
 function detectedAt (watchers: Array<{ node: StemProcess, offset: number }>, id: string): number | undefined {
   const times = watchers.flatMap(({ node, offset }) => node.stderr.slice(offset).split('\n')
-    .filter(line => line.includes(`peer ${id} is down`))
+    .filter(line => line.includes(`peer ${id} is down`) || line.includes(`peer lost ${id} (expired)`))
     .map(line => Date.parse(LOG_TIME.exec(line)?.[1] ?? '')))
     .filter(t => Number.isFinite(t))
   return times.length > 0 ? Math.min(...times) : undefined

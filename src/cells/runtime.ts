@@ -44,7 +44,7 @@ export interface CellRuntimeInit {
    * one this gate acknowledged wait for gate(address, version) (the state reached
    * 'cell:snapshot' listeners before). A rejection fails the ask.
    */
-  replyGate?: (address: string, version: number) => Promise<void>
+  replyGate?: (address: string, version: number, read?: boolean) => Promise<void>
   /** where stem.log goes (besides the 'cell:log' event), and what cell hosts write to stderr */
   log?: (address: string, text: string) => void
   /**
@@ -518,10 +518,10 @@ export class CellRuntime extends TypedEventEmitter<CellRuntimeEvents> {
     return this.passGate(gate, record, record.version).then(() => recorded)
   }
 
-  /** waits until the reply gate acknowledged `version` of the record's state */
-  private async passGate (gate: NonNullable<CellRuntimeInit['replyGate']>, record: CellRecord, version: number): Promise<void> {
+  /** waits until the reply gate acknowledged `version` of the record's state (`read`: a result that changed no state, which the gate only fences) */
+  private async passGate (gate: NonNullable<CellRuntimeInit['replyGate']>, record: CellRecord, version: number, read = false): Promise<void> {
     try {
-      await gate(record.address, version)
+      await gate(record.address, version, read)
     } catch (err) {
       throw new StateNotSafeError(`state of ${record.address} is not safe yet: ${(err as Error | undefined)?.message ?? String(err)}`)
     }
@@ -693,10 +693,14 @@ export class CellRuntime extends TypedEventEmitter<CellRuntimeEvents> {
     const gate = this.opts.replyGate
     // errors leave the state as it was (a retry may run again): only results are recorded
     if (ok && pending.messageKey !== undefined && record.status === 'transformed') record.replies.record(pending.messageKey, text)
-    // errors leave the state as it was, so only results wait for the gate
-    if (ok && gate !== undefined && record.version > record.gatedVersion) {
+    // errors leave the state as it was, so only results wait for the gate. A result that
+    // changed no state passes it too: the gate answers at once while the primary's lease
+    // holds and re-confirms with a clone when it lapsed, so a deposed primary (cut off or
+    // woken from a stall) cannot answer reads from its stale state
+    if (ok && gate !== undefined) {
       const version = record.version
-      const wait = (): void => { this.passGate(gate, record, version).then(() => { pending.resolve(text) }, pending.reject) }
+      const read = version <= record.gatedVersion
+      const wait = (): void => { this.passGate(gate, record, version, read).then(() => { pending.resolve(text) }, pending.reject) }
       // the gate waits for the snapshot, which is dispatched once this batch's replies are recorded
       if (this.snapshotsDue.has(record)) queueMicrotask(wait)
       else wait()

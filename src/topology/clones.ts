@@ -151,6 +151,9 @@ export class CloneService {
       this.damaged.delete(address)
       this.persistPrimary(address, { state, version, replies })
     })
+    // a primary the leader just started or promoted holds its lease from its start: its
+    // first reads need no clone (its new clones may not hold it yet)
+    components.runtime.addEventListener('cell:started', evt => { this.confirmedAt.set(evt.detail.address, Date.now()) })
     components.runtime.addEventListener('cell:reverted', evt => {
       const address = evt.detail.address
       this.latest.delete(address)
@@ -380,11 +383,26 @@ export class CloneService {
    * `version` (none needed without clones) and, with `durability: disk`, that state is
    * fsynced here (the clone acknowledges only once it is fsynced there too).
    */
-  async gate (address: string, _version: number): Promise<void> {
+  async gate (address: string, _version: number, read = false): Promise<void> {
+    if (read) return await this.fenceRead(address)
     // the runtime hands the state to 'cell:snapshot' listeners before it calls the gate,
     // so the newest state noted here (and the write under way) is at least `_version`
     const write = this.durabilityOf(address) === 'disk' ? this.primaryWrites.get(address) : undefined
     await Promise.all([write, this.replicateInstance(address)])
+  }
+
+  /**
+   * A result that changed no state leaves while the primary's lease holds. Past it, a
+   * primary the announcement has replaced refuses, and any other re-confirms with a clone
+   * (a clone refuses a primary it no longer follows), so a deposed primary — cut off, or
+   * woken from a stall — cannot answer from its stale state.
+   */
+  private async fenceRead (address: string): Promise<void> {
+    if (this.clonesOf(address).length === 0) return
+    if (leaseHolds(this.confirmedAt.get(address) ?? -Infinity, Date.now(), this.init.leaseMs ?? 1000)) return
+    const primary = this.components.table.resolve(address)?.peer
+    if (primary !== undefined && primary !== this.components.signer.peerId) throw new Error(`the announcement places the primary of ${address} on ${primary}`)
+    await this.replicateInstance(address)
   }
 
   private async replicateInstance (address: string): Promise<void> {

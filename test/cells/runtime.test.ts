@@ -123,8 +123,10 @@ describe('cells: runtime lifecycle and messaging', function () {
 
   it('a reply gate holds results until the state they saw is acknowledged (durability hook)', async () => {
     const gated: Array<{ version: number, release: () => void }> = []
+    const reads: string[] = []
     const gatedRuntime = createCellRuntime({
-      replyGate: async (address, version) => {
+      replyGate: async (address, version, read) => {
+        if (read === true) { reads.push(`${address} v${version}`); return }
         const { promise, resolve } = Promise.withResolvers<void>()
         gated.push({ version, release: resolve })
         await promise
@@ -140,15 +142,17 @@ describe('cells: runtime lifecycle and messaging', function () {
       assert.equal(answered, false)
       gated[0].release()
       assert.equal(await first, 4)
-      // nothing new to protect: answered without the gate
+      // nothing new to protect: the gate only fences the read (no wait for a clone); an error passes no gate
       assert.equal(await gatedRuntime.ask('shop/counter#0', 'get'), 4)
       await assert.rejects(gatedRuntime.ask('shop/counter#0', 'nope'), /unknown method/)
       assert.equal(gated.length, 1)
+      assert.deepEqual(reads, ['shop/counter#0 v1'])
       // a promoted clone's state passed the gate where it was produced: reads answer at
       // once (the new clones may not be there yet); the next change waits for the gate
       await gatedRuntime.transform('shop/promoted#0', await b.bundle('shop/promoted', COUNTER), { owner: b.owner.publicKey, state: '{"count":30}', version: 5 })
       assert.equal(await gatedRuntime.ask('shop/promoted#0', 'get'), 30)
       assert.equal(gated.length, 1)
+      assert.deepEqual(reads, ['shop/counter#0 v1', 'shop/promoted#0 v5'])
       const change = gatedRuntime.ask('shop/promoted#0', 'increment', [1])
       await waitFor(() => gated.length === 2)
       assert.equal(gated[1].version, 6)
@@ -159,10 +163,30 @@ describe('cells: runtime lifecycle and messaging', function () {
     }
   })
 
+  it('a read the reply gate refuses (a deposed primary past its lease) fails as not safe, and a change still runs once', async () => {
+    let deposed = false
+    const gatedRuntime = createCellRuntime({
+      replyGate: async (address, version, read) => { if (read === true && deposed) throw new Error(`the announcement places the primary of ${address} on peer-b`) }
+    })
+    gatedRuntime.start()
+    try {
+      await gatedRuntime.transform('shop/counter#0', await b.bundle('shop/counter', COUNTER), { owner: b.owner.publicKey })
+      assert.equal(await gatedRuntime.ask('shop/counter#0', 'increment', [2]), 2)
+      assert.equal(await gatedRuntime.ask('shop/counter#0', 'get'), 2)
+      deposed = true
+      await assert.rejects(gatedRuntime.ask('shop/counter#0', 'get'), /state of shop\/counter#0 is not safe yet: the announcement places the primary of shop\/counter#0 on peer-b/)
+      deposed = false
+      assert.equal(await gatedRuntime.ask('shop/counter#0', 'get'), 2)
+    } finally {
+      await gatedRuntime.stop()
+    }
+  })
+
   it('a retry of an ask whose reply gate failed waits for the gate, and does not run again', async () => {
     const gated: Array<{ version: number, settle: (ok: boolean) => void }> = []
     const gatedRuntime = createCellRuntime({
-      replyGate: async (address, version) => {
+      replyGate: async (address, version, read) => {
+        if (read === true) return
         const { promise, resolve, reject } = Promise.withResolvers<void>()
         gated.push({ version, settle: ok => { if (ok) resolve(); else reject(new Error('no clone took its state')) } })
         await promise
@@ -193,7 +217,8 @@ describe('cells: runtime lifecycle and messaging', function () {
   it('with a reply gate, an ask between two cells of one host waits for the gate of the cell asked', async () => {
     const gated: Array<{ address: string, version: number, release: () => void }> = []
     const gatedRuntime = createCellRuntime({
-      replyGate: async (address, version) => {
+      replyGate: async (address, version, read) => {
+        if (read === true) return
         const { promise, resolve } = Promise.withResolvers<void>()
         gated.push({ address, version, release: resolve })
         await promise
