@@ -82,7 +82,7 @@ export interface TransformOptions {
   version?: number
   /** the reply window that came with that state (CellSnapshotDetail.replies); a bad one is refused */
   replies?: string
-  /** upgrade a transformed cell: new code, same state; the old code keeps running if the new one fails to load */
+  /** upgrade a transformed cell: new code, same state (or `state`, when given); the old code keeps running if the new one fails to load */
   replace?: boolean
 }
 
@@ -353,8 +353,10 @@ export class CellRuntime extends TypedEventEmitter<CellRuntimeEvents> {
     this.cellsByAddress.set(address, record)
     const replace = options.replace === true && record.status === 'transformed'
     if (record.status === 'transformed' && !replace) throw new Error(`cell ${address} is already transformed: revert it first or ask for replace`)
-    // a failed cell transformed again (stem restart, a republish) starts from its last good state
-    const state = replace ? null : options.state ?? (record.status === 'failed' ? record.state : null)
+    // a failed cell transformed again (stem restart, a republish) starts from its last good
+    // state; a replace keeps the running state unless one is handed in (a promoted clone's
+    // or a copy's: the leader chose it, and a deposed primary still running here is stale)
+    const state = options.state ?? (replace ? null : record.status === 'failed' ? record.state : null)
     const version = options.version ?? record.version
     const admitted: AdmittedCell = { address, app, memory: limits.memory }
     try {

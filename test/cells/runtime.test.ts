@@ -75,6 +75,16 @@ describe('cells: runtime lifecycle and messaging', function () {
     assert.equal(runtime.cell('shop/counter#0')?.hash, v2.hash)
   })
 
+  it('a replace that hands in a state (a promotion onto a node where a deposed primary still runs) starts from that state, not the running one', async () => {
+    await runtime.transform('shop/counter#0', await b.bundle('shop/counter', COUNTER), { owner: b.owner.publicKey })
+    await runtime.ask('shop/counter#0', 'increment', [19])
+    // the clone held here has the acknowledged state 20 at version 20: the stale 19 must not survive the promotion
+    await runtime.transform('shop/counter#0', await b.bundle('shop/counter', COUNTER), { owner: b.owner.publicKey, state: '{"count":20}', version: 20, replace: true })
+    assert.equal(await runtime.ask('shop/counter#0', 'get'), 20)
+    assert.equal(runtime.cell('shop/counter#0')?.version, 20)
+    assert.equal(await runtime.ask('shop/counter#0', 'increment', [1]), 21)
+  })
+
   it('starts from a given state and reports snapshots with a version counter', async () => {
     const snapshots: Array<{ state: string, version: number }> = []
     runtime.addEventListener('cell:snapshot', e => { snapshots.push({ state: e.detail.state, version: e.detail.version }) })

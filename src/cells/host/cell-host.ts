@@ -121,7 +121,9 @@ export class CellHost {
   private transform (m: Extract<ToHost, { t: 'transform' }>): void {
     const done = (ok: boolean, text: string, version: number): void => { this.send({ t: 'done', req: m.req, ok, text, version }) }
     const existing = this.cells.get(m.address)
-    if (existing !== undefined && !existing.failed) {
+    // a replace that brings a state (a promotion, a start from a copy) starts afresh from it:
+    // the instance running here is an old copy whose state must not survive
+    if (existing !== undefined && !existing.failed && !(m.replace && m.state !== null)) {
       if (!m.replace) { done(false, `cell ${m.address} is already transformed: revert it first or ask for replace`, existing.version); return }
       existing.whenIdle(() => {
         if (this.cells.get(m.address) !== existing || existing.stopped) { done(false, `cell ${m.address} was reverted during the upgrade`, 0); return }
