@@ -63,15 +63,18 @@ export function createFailureDetector (libp2p: MeshLibp2p, init: FailureDetector
   const stalls = new StallWatch({ stallMs: init.stallMs })
   const connected = (id: string): boolean => libp2p.getConnections(peerIdFromString(id)).some(c => c.status === 'open')
   /**
-   * A ping on an open connection: the stream muxer's own ping frame where it has one (a
-   * yamux PING: a few bytes, no stream; libp2p's ping protocol opens a stream per ping,
-   * which made the probes cost an idle node about 2% of a core), else the ping protocol.
+   * Pings every open connection to `id` with its stream muxer's own ping (a yamux PING
+   * frame: a few bytes, no stream; libp2p's ping protocol opened a stream per probe, which
+   * cost an idle node about 2% of a core) and resolves once one answers. A peer is alive if
+   * any path to it answers: a relayed connection whose relay died must not condemn a direct
+   * one. A connection without such a ping (WebRTC) is not probed: such a peer resolves at
+   * once, and only its capacity adverts can judge it stalled.
    */
   const pingOpen = async (id: string, signal: AbortSignal): Promise<void> => {
     const open = libp2p.getConnections(peerIdFromString(id)).filter(c => c.status === 'open')
-    const muxed = open.map(c => (c as Connection & { muxer?: MuxerPing }).muxer).find(m => typeof m?.ping === 'function')
-    if (muxed?.ping !== undefined) await muxed.ping({ signal })
-    else await libp2p.services.ping.ping(peerIdFromString(id), { signal })
+    const pings = open.map(c => (c as Connection & { muxer?: MuxerPing }).muxer)
+    if (pings.some(m => typeof m?.ping !== 'function')) return
+    await Promise.any(pings.map(async m => await m?.ping?.({ signal })))
   }
   const back = (id: string): void => {
     if (stopped || !down.delete(id)) return
