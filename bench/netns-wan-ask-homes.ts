@@ -21,7 +21,7 @@ import { impairmentLabel, netnsBench } from './support/netns-bench.js'
 import type { Latency } from './support/stats.js'
 
 const ASKS = 300
-const WARMUP = 20
+const WARMUP = 100
 const [RTT_MS, LOSS_PCT] = [50, 1]
 const TIMED_ASKS = join(dirname(fileURLToPath(import.meta.url)), 'support', 'timed-asks.js')
 const HOMES = ['home1', 'home2'] as const
