@@ -22,7 +22,12 @@ const PAIRS = Number(process.env.BENCH_HOLEPUNCH_PAIRS ?? 5)
 const PAIR_TIMEOUT_MS = 120_000
 const HOMES = ['home1', 'home2'] as const
 type NatMode = 'cone' | 'symmetric'
-interface Pair { path: 'webrtc' | 'relayed' | 'undecided', toDirectMs?: number }
+interface Pair {
+  path: 'webrtc' | 'relayed' | 'undecided'
+  toDirectMs?: number
+  /** WebRTC attempts of the pair that failed (/metrics of both homes) */
+  failed?: number
+}
 
 async function trial (layout: NetnsLayout, mode: NatMode): Promise<Pair> {
   const nodes = new Map<string, StemProcess>()
@@ -42,7 +47,8 @@ async function trial (layout: NetnsLayout, mode: NatMode): Promise<Pair> {
     const contact = Math.min(firstLogTime(a.stderr, `peer seen ${bId}`) ?? Infinity, firstLogTime(b.stderr, `peer seen ${aId}`) ?? Infinity)
     const direct = Math.min(firstLogTime(a.stderr, `WebRTC connection to ${bId}`) ?? Infinity, firstLogTime(b.stderr, `WebRTC connection to ${aId}`) ?? Infinity)
     if (!Number.isFinite(contact) || !Number.isFinite(direct)) throw new Error('a pair on webrtc without a `peer seen` or `WebRTC connection to` line in the homes\' logs')
-    return { path, toDirectMs: direct - contact }
+    const failed = (await Promise.all(HOMES.map(async h => (await webrtcUpgrades(layout, nodes, h)).failed))).reduce((x, y) => x + y, 0)
+    return { path, toDirectMs: direct - contact, failed }
   } finally {
     await stopAll()
   }
@@ -63,7 +69,8 @@ async function run (layout: NetnsLayout): Promise<void> {
   const symmetric = await pairs(layout, 'symmetric')
   const times = cone.flatMap(p => p.toDirectMs ?? [])
   const s = (ms: number): string => (ms / 1000).toFixed(1)
-  const timing = times.length > 0 ? `, p50 ${s(percentile(times, 0.5))} s, p99 ${s(percentile(times, 0.99))} s from first contact to direct` : ''
+  const retried = cone.filter(p => (p.failed ?? 0) > 0).length
+  const timing = times.length > 0 ? `, p50 ${s(percentile(times, 0.5))} s, p99 ${s(percentile(times, 0.99))} s from first contact to direct (${retried} after a failed attempt)` : ''
   const network = layout.impairment.startsWith('netem') ? 'clean network' : 'clean network, no latency (sch_netem missing)'
   const undecided = (ps: Pair[]): string => count(ps, 'undecided') > 0 ? `, ${count(ps, 'undecided')} undecided after ${PAIR_TIMEOUT_MS / 1000} s` : ''
   const [c, y] = [count(cone, 'webrtc'), count(symmetric, 'webrtc')]
