@@ -14,7 +14,7 @@
 //                       clean network.
 // Latency needs the kernel's sch_netem; where it is missing only loss is emulated and the
 // lines say so (see README "Real networks").
-import { spawn, spawnSync } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { createInterface } from 'node:readline'
@@ -33,11 +33,12 @@ import { createFrameSigner } from '../src/wire/frame.js'
 import { setLogLevel } from '../src/util/logger.js'
 import { createCellMessaging, createStaticDirectory, type CellMessaging } from '../src/messaging/index.js'
 import { tmpdir } from 'node:os'
-import { join, resolve, dirname } from 'node:path'
+import { join, dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { RaftCluster } from '../test/raft/support/raft-cluster.js'
 import { waitFor } from '../test/support/wait.js'
-import { netnsCall, netnsLayout, pubAddress, type NetnsLayout } from '../test/netns/netns-stem.js'
+import { netnsCall, pubAddress, type NetnsLayout } from '../test/netns/netns-stem.js'
+import { impairmentLabel, netnsBench } from './support/netns-bench.js'
 import { DEFAULT_GROUP_RAFT_OPTIONS, DEFAULT_TICK_MS } from '../src/raft/multi/raft-host.js'
 import { percentile } from './support/stats.js'
 
@@ -51,10 +52,6 @@ async function run (layout: NetnsLayout): Promise<void> {
   setLogLevel('silent')
   await wanAsk(layout)
   await wanRaft(layout)
-}
-
-function impairmentLabel (layout: NetnsLayout, rtt: number, loss: number): string {
-  return layout.impairment.startsWith('netem') ? `${rtt} ms RTT, ${loss}% loss` : `${loss}% loss, no latency (sch_netem missing)`
 }
 
 async function wanAsk (layout: NetnsLayout): Promise<void> {
@@ -178,17 +175,4 @@ async function failovers (c: RaftCluster, trials: number): Promise<number[]> {
   return out
 }
 
-const layout = netnsLayout()
-if (typeof layout === 'string') {
-  const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
-  if (process.getuid?.() !== 0) {
-    console.log('bench netns: skipped: needs root for ip netns')
-  } else {
-    // run.sh prints its own skip reason and exits 0 where namespaces are unavailable
-    const inPub2 = 'exec ip netns exec "$STEM_NETNS_PREFIX-pub2" "$0" "$@"'
-    const r = spawnSync('bash', [join(root, 'scripts/netns/run.sh'), '--pubs', '3', '--homes', '0', '--', 'bash', '-c', inPub2, process.execPath, '--no-node-snapshot', fileURLToPath(import.meta.url)], { stdio: 'inherit' })
-    process.exitCode = r.status ?? 1
-  }
-} else {
-  await run(layout)
-}
+await netnsBench({ url: import.meta.url, layout: ['--pubs', '3', '--homes', '0'], host: 'pub2' }, run)

@@ -46,9 +46,9 @@ export function pubAddress (layout: NetnsLayout, n: number): string {
 }
 
 
-/** `stem <command>` in namespace ns, listening on all its interfaces */
-export async function spawnStemIn (ns: string, command: string[]): Promise<StemProcess> {
-  return spawnStem(command, await tempDataDir(), [], { listen: `/ip4/0.0.0.0/tcp/${STEM_PORT}`, prefix: ['ip', 'netns', 'exec', ns] })
+/** `stem <command>` in namespace ns, listening on all its interfaces (with a new data dir unless given one: a restart) */
+export async function spawnStemIn (ns: string, command: string[], dataDir?: string): Promise<StemProcess> {
+  return spawnStem(command, dataDir ?? await tempDataDir(), [], { listen: `/ip4/0.0.0.0/tcp/${STEM_PORT}`, prefix: ['ip', 'netns', 'exec', ns] })
 }
 
 /** the CLI, run to completion in namespace ns */
@@ -160,8 +160,12 @@ export async function counterAcross (layout: NetnsLayout, nodes: Map<string, Ste
   return { caller, increment }
 }
 
+/** the last stderr lines of every node (what a failed test or bench prints) */
+export function dumpNodes (nodes: Map<string, StemProcess>, lines = 40): void {
+  for (const [host, p] of nodes) console.log(`--- ${host} (${p.running ? 'running' : `exited ${p.exitCode}`}) stderr:\n${p.stderr.split('\n').slice(-lines).join('\n')}`)
+}
+
 /** for an `afterEach`: the last stderr lines of every node, when the test failed */
 export function dumpIfFailed (ctx: Mocha.Context, nodes: Map<string, StemProcess>): void {
-  if (ctx.currentTest?.state !== 'failed') return
-  for (const [host, p] of nodes) console.log(`--- ${host} (${p.running ? 'running' : `exited ${p.exitCode}`}) stderr:\n${p.stderr.split('\n').slice(-40).join('\n')}`)
+  if (ctx.currentTest?.state === 'failed') dumpNodes(nodes)
 }
