@@ -97,7 +97,7 @@ describe('shards rebalance when a node joins, with real stem processes', functio
     await stemJson(['publish', join(dir, 'app.yaml'), '--data', nodes[0].dataDir])
     await waitFor(async () => {
       const cells = await shardsOf(nodes[0])
-      return cells.length === SHARDS && cells.every(c => c.state === 'transformed' && c.clonesReady.length > 0)
+      return cells.length === SHARDS && cells.every(c => c.state === 'transformed' && c.clones.length > 0)
     }, { timeout: 120_000, what: `the ${SHARDS} shards and their clones to be placed` })
     const callerOf = async (n: MeshNode): Promise<CellCaller> => createHttpCaller({ url: await apiUrlOf(n.dataDir), token: await readToken(n.dataDir) })
     const callers = await Promise.all(nodes.map(callerOf))
