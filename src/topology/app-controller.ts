@@ -236,7 +236,7 @@ export class AppController {
     const planned = planReconcile({ app: state.app, placement: state.placement, revisions }, actual)
     if (planned.length === 0 && result.pending.length === 0 && settled(h, current)) {
       // everything runs as placed: the moment to move a few shards, if a node holds too few
-      const moved = await this.moveShards(h, state, { desired, current, nodes, reservedByOthers }, term)
+      const moved = await this.moveShards(h, state, { desired, current, nodes, reservedByOthers }, ready, term)
       if (moved) return
     }
     const transforms = (s: ReconcileStep): boolean => s.kind !== 'stop' && !((s.kind === 'start' || s.kind === 'update') && s.role === 'clone')
@@ -342,8 +342,8 @@ export class AppController {
    * own rules keep as it is (room on every node, a clone apart from its primary). The
    * next rounds carry it out (reconcile.ts: a clone started on the target, or a handover).
    */
-  private async moveShards (h: HostedApp, state: AppState, input: { desired: DesiredApp, current: Placement, nodes: NodeCapacity[], reservedByOthers: ReadonlyMap<PeerId, Amount> }, term: number): Promise<boolean> {
-    const next = await this.shards.next(h, state, input.current, Date.now())
+  private async moveShards (h: HostedApp, state: AppState, input: { desired: DesiredApp, current: Placement, nodes: NodeCapacity[], reservedByOthers: ReadonlyMap<PeerId, Amount> }, startable: ReadonlySet<PeerId>, term: number): Promise<boolean> {
+    const next = await this.shards.next(h, state, input.current, Date.now(), startable)
     if (next === undefined || h.state !== state) return false
     const check = place({ ...input, current: next.placement, rebalance: { maxMoves: 0 } })
     if (check.actions.length > 0 || JSON.stringify(check.placement) !== JSON.stringify(next.placement)) {

@@ -4,6 +4,9 @@
 // It adds what the pure decision cannot know:
 //  - hysteresis on nodes: a node receives shards only once it has been live for `settleMs`
 //    without a break (a node that flaps, or was just judged down and came back, does not);
+//  - a handover only once the target may start the app's cells (its reservations there are
+//    effective, reservation-sync.ts): from the commit on the old primary acknowledges
+//    nothing more, so the new one must be able to take over in the next round;
 //  - a handover only once the target's clone caught up: the inventories of both nodes show
 //    the clone holding at least the version the primary ran when asked first (a clone just
 //    moved there may not have been sent the primary's state yet if no message came since).
@@ -51,8 +54,11 @@ export class ShardRebalancer {
     for (const id of live) if (!this.liveSince.has(id)) this.liveSince.set(id, now)
   }
 
-  /** The next placement of the settled app `h` that moves shards, or undefined (nothing to move, or not yet). */
-  async next (h: HostedApp, state: AppState, placement: Placement, now: number): Promise<ShardRebalance | undefined> {
+  /**
+   * The next placement of the settled app `h` that moves shards, or undefined (nothing to
+   * move, or not yet); `startable`: the nodes where the app's cells may start now.
+   */
+  async next (h: HostedApp, state: AppState, placement: Placement, now: number, startable: ReadonlySet<PeerId>): Promise<ShardRebalance | undefined> {
     const cells = activeCells(state).filter(c => state.manifest.cells[c].keyed === true)
     if (cells.length === 0) return undefined
     const settleMs = this.init.settleMs ?? 5000
@@ -60,7 +66,7 @@ export class ShardRebalancer {
     const targets = live.filter(id => now - (this.liveSince.get(id) as number) >= settleMs)
     const ready = (address: string, node: PeerId): boolean => {
       const copy = h.running.get(copyKey(address, node))
-      return copy?.state === 'transformed' && copy.role === 'clone'
+      return copy?.state === 'transformed' && copy.role === 'clone' && startable.has(node)
     }
     const plan = planShardMoves({ app: state.app, placement, cells, live, targets, ready, maxMoves: this.init.maxMoves ?? 2 })
     if (plan.moves.length === 0) return undefined
