@@ -280,8 +280,7 @@ export class AppController {
         case 'update':
           mark(step.node, step.role, 'starting')
           if (step.role === 'clone') {
-            await this.fetchBundle(h, spec.bundle as string)
-            await clones.hold(step.node, step.address, spec.bundle as string, owner, limits)
+            await this.holdClone(h, state, step.address, step.node)
           } else if (step.kind === 'update') {
             await this.fetchBundle(h, spec.bundle as string)
             await this.startPrimary(step.address, step.node, spec.bundle as string, owner, limits)
@@ -350,6 +349,9 @@ export class AppController {
       this.components.logger.debug(`app ${h.app}: shard moves ${next.moves.map(m => m.address).join(', ')} left out: ${check.actions.map(a => a.reason).join('; ') || 'placement differs'}`)
       return false
     }
+    // a warm step's clone is held on its target before the placement names it: the old
+    // clone goes at the commit, and the primary's first push after it finds the new one
+    for (const m of next.moves) if (m.kind === 'warm') await this.holdClone(h, state, m.address, m.to)
     const { groups, announcer, reservations } = this.components
     const items = reservations.plan(state.app, state.reservations, input.desired, next.placement)
     const placed = await groups.propose(h, { id: newId(), kind: 'place', placement: next.placement, base: placementBase(state), reservations: items })
@@ -362,6 +364,13 @@ export class AppController {
     announcer.announce(h, h.state)
     reservations.announce(h.state.app, term, h.state.reservations)
     return true
+  }
+
+  /** Has `node` hold a clone of `address` (it fetches the bundle from the group's members). */
+  private async holdClone (h: HostedApp, state: AppState, address: string, node: PeerId): Promise<void> {
+    const spec = state.manifest.cells[INSTANCE.exec(address)?.[1] as string]
+    await this.fetchBundle(h, spec.bundle as string)
+    await this.components.clones.hold(node, address, spec.bundle as string, Buffer.from(state.ownerKey, 'base64'), { memory: spec.memory, timeout: spec.timeout, mailbox: spec.mailbox })
   }
 
   /** Memory and cells the copies this leader knows to run hold on each node (placement-accounting's rule). */
