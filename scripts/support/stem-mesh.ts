@@ -31,16 +31,30 @@ export async function startMesh (count: number, extra: string[] = []): Promise<M
   const listen = `/ip4/127.0.0.1/tcp/${await freePort()}`
   nodes.push({ dataDir: first, listen, process: await spawnStem(['start'], first, ['--gateway', '127.0.0.1:0', ...extra], { listen }).ready() })
   if (count > 1) {
-    const invite = await stem(['invite', '--data', first])
-    if (invite.code !== 0) throw new Error(`stem invite: ${invite.stderr}`)
-    for (let i = 1; i < count; i++) {
-      const dir = await tempDataDir()
-      const at = `/ip4/127.0.0.1/tcp/${await freePort()}`
-      nodes.push({ dataDir: dir, listen: at, process: await spawnStem(['join', invite.stdout.trim()], dir, ['--gateway', '127.0.0.1:0', ...extra], { listen: at }).ready() })
-    }
+    const invite = await inviteOf(nodes[0])
+    for (let i = 1; i < count; i++) nodes.push(await spawnJoiner(invite, extra))
   }
   await meshFormed(nodes)
   return nodes
+}
+
+/** A new node joins the mesh of `nodes` (invited by the first); resolves once every node sees every other one. */
+export async function joinMesh (nodes: MeshNode[], extra: string[] = []): Promise<MeshNode> {
+  const node = await spawnJoiner(await inviteOf(nodes[0]), extra)
+  await meshFormed([...nodes, node])
+  return node
+}
+
+async function inviteOf (node: MeshNode): Promise<string> {
+  const invite = await stem(['invite', '--data', node.dataDir])
+  if (invite.code !== 0) throw new Error(`stem invite: ${invite.stderr}`)
+  return invite.stdout.trim()
+}
+
+async function spawnJoiner (invite: string, extra: string[]): Promise<MeshNode> {
+  const dir = await tempDataDir()
+  const at = `/ip4/127.0.0.1/tcp/${await freePort()}`
+  return { dataDir: dir, listen: at, process: await spawnStem(['join', invite], dir, ['--gateway', '127.0.0.1:0', ...extra], { listen: at }).ready() }
 }
 
 /** Starts the node again (`stem start`, same data dir and port); resolves once its API is up. */

@@ -8,6 +8,8 @@
 // have been missing from the capacity view long enough (suspicion before verdict).
 // An update whose new code fails leaves the instance on its old code (the cell host keeps
 // it): the controller then proposes a rollback of that cell to its previous revision.
+// Once an app is settled (every copy runs as placed), it moves shards of keyed cells toward
+// nodes that hold fewer, a few at a time, by planned handovers (shard-rebalancer.ts).
 import { ConfChangeType, StateRole } from '../raft/types.js'
 import { NO_ROOM } from '../cells/runtime.js'
 import type { Logger } from '../util/logger.js'
@@ -28,7 +30,9 @@ import type { DesiredApp, Placement } from './placement-accounting.js'
 import { planReconcile } from './reconcile.js'
 import { PrimaryRecovery } from './primary-recovery.js'
 import { promotionNeedsInventory } from './recovery.js'
+import { ShardRebalancer } from './shard-rebalancer.js'
 import type { ReconcileStep, Role, RunningCopy } from './reconcile.js'
+import { instanceAddress } from './types.js'
 import type { Amount, NodeCapacity, PeerId } from './types.js'
 import type { BundlePort, CapacityPort, CellRuntimePort, MessagingPort, RaftPort } from './ports.js'
 
@@ -55,6 +59,10 @@ export interface AppControllerInit {
   memberSuspicionMs?: number
   /** ms the leader waits for a node that may hold a newer copy of an instance before starting it from what it found (default 20 s) */
   recoveryWaitMs?: number
+  /** most shards of an app moving at once to balance keyed cells (default 2; 0: shards move only on failover) */
+  shardMoves?: number
+  /** ms a node must have been live without a break before shards move to it (default 5 s) */
+  shardSettleMs?: number
 }
 
 /** a whole-app revert is announced this many times before the group dissolves */
@@ -72,12 +80,29 @@ const RECOVERY_LOST_RETRY_MS = 5000
 /** an update of a primary that failed: the cell's revision to roll back */
 interface FailedUpdate { cell: string, revision: string, error: string }
 
+/** whether every instance of `placement` runs as placed: its primary and clones started and transformed */
+function settled (h: HostedApp, placement: Placement): boolean {
+  for (const [cell, instances] of Object.entries(placement)) {
+    for (let i = 0; i < instances.length; i++) {
+      const inst = instances[i]
+      if (inst.primary === null) return false
+      const address = instanceAddress(h.app, cell, i)
+      for (const [node, role] of [[inst.primary, 'primary'], ...inst.clones.map(c => [c, 'clone'])]) {
+        const copy = h.running.get(copyKey(address, node))
+        if (copy?.state !== 'transformed' || copy.role !== role) return false
+      }
+    }
+  }
+  return true
+}
+
 export class AppController {
   /** peer → since when it has been missing from the capacity view (suspicion before verdict) */
   private readonly missingSince = new Map<string, number>()
   private startedAt = 0
   private timer?: NodeJS.Timeout
   private readonly recovery: PrimaryRecovery
+  private readonly shards: ShardRebalancer
 
   constructor (private readonly components: AppControllerComponents, private readonly init: AppControllerInit) {
     this.recovery = new PrimaryRecovery({
@@ -87,6 +112,7 @@ export class AppController {
       alive: peer => components.nodes().some(n => n.id === peer && n.alive),
       startPrimary: async (address, node, code, from) => { await this.startPrimary(address, node, code.bundle, code.owner, code.limits, from) }
     }, { waitBoundMs: init.recoveryWaitMs })
+    this.shards = new ShardRebalancer({ clones: components.clones, logger: components.logger }, { maxMoves: init.shardMoves, settleMs: init.shardSettleMs })
   }
 
   start (): void {
@@ -112,6 +138,7 @@ export class AppController {
 
   private round (): void {
     this.suspect()
+    this.shards.observe(this.components.nodes(), Date.now())
     for (const h of this.components.groups.all()) {
       if (h.busy || h.dissolved || !this.components.raft.hasGroup(h.group)) continue
       if (this.components.raft.status(h.group).role !== StateRole.Leader) {
@@ -180,7 +207,8 @@ export class AppController {
     const current: Placement = {}
     for (const cell of cells) current[cell] = state.placement[cell] ?? []
     const reservedByOthers = reservations.reservedByOthers(state.app, this.runningUsage(h, desired))
-    const result = place({ desired, current, nodes: this.components.nodes(), reservedByOthers, rebalance: { maxMoves: 0 } })
+    const nodes = this.components.nodes()
+    const result = place({ desired, current, nodes, reservedByOthers, rebalance: { maxMoves: 0 } })
     const items = reservations.plan(state.app, state.reservations, desired, result.placement)
     if (JSON.stringify(result.placement) !== JSON.stringify(current) || cells.some(c => state.placement[c] === undefined) || itemsKey(items) !== itemsKey(state.reservations)) {
       const placed = await groups.propose(h, { id: newId(), kind: 'place', placement: result.placement, base: placementBase(state), reservations: items })
@@ -207,6 +235,11 @@ export class AppController {
     // is promoted, so it is held at once and replies keep waiting for a clone
     const ready = reservations.readyNodes(state.app)
     const planned = planReconcile({ app: state.app, placement: state.placement, revisions }, actual)
+    if (planned.length === 0 && result.pending.length === 0 && settled(h, current)) {
+      // everything runs as placed: the moment to move a few shards, if a node holds too few
+      const moved = await this.moveShards(h, state, { desired, current, nodes, reservedByOthers }, ready, term)
+      if (moved) return
+    }
     const transforms = (s: ReconcileStep): boolean => s.kind !== 'stop' && !((s.kind === 'start' || s.kind === 'update') && s.role === 'clone')
     const deferred = new Set(planned.filter(s => transforms(s) && !ready.has(s.node)).map(s => s.address))
     const steps = planned.filter(s => s.kind === 'stop' ? !deferred.has(s.address) : !transforms(s) || ready.has(s.node))
@@ -255,8 +288,7 @@ export class AppController {
         case 'update':
           mark(step.node, step.role, 'starting')
           if (step.role === 'clone') {
-            await this.fetchBundle(h, spec.bundle as string)
-            await clones.hold(step.node, step.address, spec.bundle as string, owner, limits)
+            await this.holdClone(h, state, step.address, step.node)
           } else if (step.kind === 'update') {
             await this.fetchBundle(h, spec.bundle as string)
             await this.startPrimary(step.address, step.node, spec.bundle as string, owner, limits)
@@ -310,6 +342,43 @@ export class AppController {
       }
     }
     return undefined
+  }
+
+  /**
+   * Commits the next shard moves of the settled app, if any: a placement that placement's
+   * own rules keep as it is (room on every node, a clone apart from its primary). The
+   * next rounds carry it out (reconcile.ts: a clone started on the target, or a handover).
+   */
+  private async moveShards (h: HostedApp, state: AppState, input: { desired: DesiredApp, current: Placement, nodes: NodeCapacity[], reservedByOthers: ReadonlyMap<PeerId, Amount> }, startable: ReadonlySet<PeerId>, term: number): Promise<boolean> {
+    const next = await this.shards.next(h, state, input.current, Date.now(), startable)
+    if (next === undefined || h.state !== state) return false
+    const check = place({ ...input, current: next.placement, rebalance: { maxMoves: 0 } })
+    if (check.actions.length > 0 || JSON.stringify(check.placement) !== JSON.stringify(next.placement)) {
+      this.components.logger.debug(`app ${h.app}: shard moves ${next.moves.map(m => m.address).join(', ')} left out: ${check.actions.map(a => a.reason).join('; ') || 'placement differs'}`)
+      return false
+    }
+    // a warm step's clone is held on its target before the placement names it: the old
+    // clone goes at the commit, and the primary's first push after it finds the new one
+    for (const m of next.moves) if (m.kind === 'warm') await this.holdClone(h, state, m.address, m.to)
+    const { groups, announcer, reservations } = this.components
+    const items = reservations.plan(state.app, state.reservations, input.desired, next.placement)
+    const placed = await groups.propose(h, { id: newId(), kind: 'place', placement: next.placement, base: placementBase(state), reservations: items })
+    if (!placed.ok || h.state === undefined) return false
+    for (const m of next.moves) {
+      this.components.logger.info(m.kind === 'warm'
+        ? `app ${h.app}: moving shard ${m.address}: its clone goes from ${m.from} to ${m.to}, which takes the shard once it holds its state`
+        : `app ${h.app}: moving shard ${m.address}: ${m.from} hands it over to its clone on ${m.to} (term ${term})`)
+    }
+    announcer.announce(h, h.state)
+    reservations.announce(h.state.app, term, h.state.reservations)
+    return true
+  }
+
+  /** Has `node` hold a clone of `address` (it fetches the bundle from the group's members). */
+  private async holdClone (h: HostedApp, state: AppState, address: string, node: PeerId): Promise<void> {
+    const spec = state.manifest.cells[INSTANCE.exec(address)?.[1] as string]
+    await this.fetchBundle(h, spec.bundle as string)
+    await this.components.clones.hold(node, address, spec.bundle as string, Buffer.from(state.ownerKey, 'base64'), { memory: spec.memory, timeout: spec.timeout, mailbox: spec.mailbox })
   }
 
   /** Memory and cells the copies this leader knows to run hold on each node (placement-accounting's rule). */

@@ -530,7 +530,9 @@ export class CloneService {
       await this.components.bundles.fetch(bundle, { peers: [peer], signal: AbortSignal.timeout(this.init.timeout ?? 5000) })
       const previous = this.held.get(h.address)
       const limits = h.memory > 0n ? { memory: Number(h.memory), timeout: h.timeout, mailbox: h.mailbox } : undefined
-      const clone: HeldClone = { bundle, owner: h.owner, limits, state: previous?.state, version: previous?.version ?? -1, epoch: previous?.epoch ?? 0, heldAt: Date.now(), restored: false, fromDisk: previous?.fromDisk ?? false }
+      // held again (a new leader's round, a shard's clone held before its placement names
+      // it): what it holds stays, the reply window and the lease it granted included
+      const clone: HeldClone = { bundle, owner: h.owner, limits, state: previous?.state, version: previous?.version ?? -1, epoch: previous?.epoch ?? 0, replies: previous?.replies, confirmedAt: previous?.confirmedAt, heldAt: Date.now(), restored: false, fromDisk: previous?.fromDisk ?? false }
       this.held.set(h.address, clone)
       await this.persist(h.address, clone, this.durabilityOf(h.address) === 'disk')
       // warm: the app's cell host runs before the promotion needs it

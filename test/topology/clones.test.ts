@@ -153,6 +153,22 @@ describe('warm clones: the clone protocol', function () {
     clones.dropApp('shop')
   })
 
+  it('a hold repeated for a clone that holds a state keeps its reply window and its lease (a retried ask is answered once after a promotion)', async () => {
+    await primaryClones.hold(cloneNode.id, ADDRESS, bundleHash, owner, limits)
+    const key = `${primary.id}/ffeeddccbbaa99887766554433221100`
+    const acked = await primary.runtime.ask(ADDRESS, 'increment', [5], { messageKey: key }) as { count: number }
+    const confirmed = Date.now()
+    // the leader holds it again (a new leader's round, a shard's clone held before its placement names it)
+    await primaryClones.hold(cloneNode.id, ADDRESS, bundleHash, owner, limits)
+    assert.deepEqual(JSON.parse(decodeReplyWindow((await primaryClones.fetchCopy(cloneNode.id, ADDRESS)).replies ?? '').get(key) ?? 'null'), acked)
+    await primaryClones.promote(cloneNode.id, ADDRESS)
+    assert.ok(Date.now() - confirmed >= 900, `promoted ${Date.now() - confirmed} ms after its last confirmation: the lease of the old primary was forgotten`)
+    // the sender retries the acknowledged ask on the new primary: answered from the window, not applied again
+    assert.deepEqual(await cloneNode.runtime.ask(ADDRESS, 'increment', [5], { messageKey: key }), acked)
+    assert.deepEqual(await cloneNode.runtime.ask(ADDRESS, 'get'), { count: acked.count })
+    await cloneNode.runtime.revert(ADDRESS)
+  })
+
   it('restores a state file of an earlier stem (no owner, no limits) with its bundle\'s, as a copy the leader can find', async () => {
     await primaryClones.hold(cloneNode.id, ADDRESS, bundleHash, owner, limits) // the clone node holds the bundle
     clones.dropApp('shop')
