@@ -31,6 +31,7 @@ import { planReconcile } from './reconcile.js'
 import { PrimaryRecovery } from './primary-recovery.js'
 import { promotionNeedsInventory } from './recovery.js'
 import { ShardRebalancer } from './shard-rebalancer.js'
+import { cloneCaughtUp } from './clone-caught-up.js'
 import type { ReconcileStep, Role, RunningCopy } from './reconcile.js'
 import { instanceAddress } from './types.js'
 import type { Amount, NodeCapacity, PeerId } from './types.js'
@@ -309,8 +310,14 @@ export class AppController {
           break
         case 'handover':
           // the new primary's clone holds every acknowledged state: it takes over, and the
-          // old primary reverts itself once the announcement shows the new one running
-          await clones.promote(step.node, step.address)
+          // old primary reverts itself once the announcement shows the new one running. A
+          // clone that has not caught up (started lately, never sent a state) is not
+          // promoted: recovery starts the new primary from the newest copy, the running one's
+          if (await cloneCaughtUp(clones, logger, h.app, step.address, step.from, step.node)) {
+            await clones.promote(step.node, step.address)
+          } else if (!await recover()) {
+            return undefined
+          }
           h.running.delete(copyKey(step.address, step.from))
           mark(step.node, 'primary', 'transformed')
           break

@@ -19,6 +19,7 @@ import { activeCells } from './app-state.js'
 import type { HostedApp } from './app-groups.js'
 import { copyKey } from './app-groups.js'
 import type { CloneService } from './clones.js'
+import { cloneCaughtUp } from './clone-caught-up.js'
 import type { Placement } from './placement-accounting.js'
 import { planShardMoves } from './shard-balance.js'
 import type { ShardMove } from './shard-balance.js'
@@ -72,7 +73,7 @@ export class ShardRebalancer {
     if (plan.moves.length === 0) return undefined
     const moves: ShardMove[] = []
     for (const move of plan.moves) {
-      if (move.kind === 'handover' && !await this.caughtUp(state.app, move)) {
+      if (move.kind === 'handover' && !await cloneCaughtUp(this.components.clones, this.components.logger, state.app, move.address, move.from, move.to)) {
         // not yet: the shard keeps its primary this round
         plan.placement[move.cell][move.index] = { primary: move.from, clones: [move.to] }
         continue
@@ -80,21 +81,5 @@ export class ShardRebalancer {
       moves.push(move)
     }
     return moves.length === 0 ? undefined : { placement: plan.placement, moves }
-  }
-
-  /** whether the clone on `move.to` holds at least the state the primary on `move.from` runs (asked in that order) */
-  private async caughtUp (app: string, move: ShardMove): Promise<boolean> {
-    const signal = AbortSignal.timeout(5000)
-    try {
-      const primary = (await this.components.clones.inventoryOf(move.from, app, signal)).find(c => c.address === move.address && c.running)
-      const clone = (await this.components.clones.inventoryOf(move.to, app, signal)).find(c => c.address === move.address && !c.running)
-      if (primary === undefined || clone === undefined || clone.damaged === true) return false
-      const ok = clone.version >= primary.version
-      if (!ok) this.components.logger.debug(`app ${app}: ${move.address} waits for its clone on ${move.to} (version ${clone.version}, primary ${primary.version}) before it moves`)
-      return ok
-    } catch (err) {
-      this.components.logger.debug(`app ${app}: cannot compare the copies of ${move.address}: ${(err as Error).message}`)
-      return false
-    }
   }
 }

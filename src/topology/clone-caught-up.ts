@@ -1,0 +1,22 @@
+// Whether a clone may take over from a running primary by promotion: the inventories of
+// both nodes (the primary's asked first) show the clone holding at least the version the
+// primary runs. A reply waits for one clone only, and a clone started lately may not have
+// received any state yet: promoting it would start the instance from less than was
+// acknowledged.
+import type { Logger } from '../util/logger.js'
+import type { CloneService } from './clones.js'
+
+export async function cloneCaughtUp (clones: Pick<CloneService, 'inventoryOf'>, logger: Logger, app: string, address: string, primaryNode: string, cloneNode: string): Promise<boolean> {
+  const signal = AbortSignal.timeout(5000)
+  try {
+    const primary = (await clones.inventoryOf(primaryNode, app, signal)).find(c => c.address === address && c.running)
+    const clone = (await clones.inventoryOf(cloneNode, app, signal)).find(c => c.address === address && !c.running)
+    if (primary === undefined || clone === undefined || clone.damaged === true) return false
+    const ok = clone.version >= primary.version
+    if (!ok) logger.debug(`app ${app}: the clone of ${address} on ${cloneNode} holds version ${clone.version}, the primary on ${primaryNode} runs ${primary.version}`)
+    return ok
+  } catch (err) {
+    logger.debug(`app ${app}: cannot compare the copies of ${address}: ${(err as Error).message}`)
+    return false
+  }
+}
