@@ -71,6 +71,8 @@ export class StemProcess {
 }
 
 const live = new Set<StemProcess>()
+/** processes that exited by themselves with an error code (a crash), until stopAll */
+const crashed = new Set<StemProcess>()
 const dirs: string[] = []
 
 export async function tempDataDir (): Promise<string> {
@@ -99,7 +101,10 @@ export function spawnStem (command: string[], dataDir: string, extra: string[] =
   if (options.stdin !== undefined) child.stdin?.end(options.stdin)
   const p = new StemProcess(dataDir, child)
   live.add(p)
-  void p.exited.then(() => live.delete(p))
+  void p.exited.then(code => {
+    live.delete(p)
+    if (code !== null && code !== 0) crashed.add(p)
+  })
   return p
 }
 
@@ -112,7 +117,13 @@ export function liveStems (): StemProcess[] {
   return [...live]
 }
 
+/** the processes spawned here that exited by themselves with an error code since the last stopAll */
+export function crashedStems (): StemProcess[] {
+  return [...crashed]
+}
+
 export async function stopAll (): Promise<void> {
+  crashed.clear()
   for (const p of live) p.signal('SIGKILL')
   await Promise.all([...live].map(async p => p.exited))
   await Promise.all(dirs.splice(0).map(async d => rm(d, { recursive: true, force: true })))

@@ -70,6 +70,8 @@ export function createLogExchange (components: LogExchangeComponents, init: LogE
       writeFrame(stream, components.signer.sign('leaders', answer))
       await close(stream, 'logs answer sent')
     }, (err: Error) => { stream.abort(new Error(`bad logs request frame: ${err.message}`)) })
+      // the asker went away before its answer (a closed stream throws on write): never an unhandled rejection
+      .catch((err: Error) => { stream.abort(err) })
   }
 
   const fetch = async (peer: string, query: CellLogQuery, signal?: AbortSignal): Promise<CellLogLine[]> => {

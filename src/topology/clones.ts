@@ -501,6 +501,8 @@ export class CloneService {
       }
       await stream.close({ signal: AbortSignal.timeout(1000) }).catch(() => { stream.abort(new Error('clone answer sent')) })
     }, () => { stream.abort(new Error('bad clone request: truncated or oversized')) })
+      // the asker went away before its answer (a closed stream throws on write): never an unhandled rejection
+      .catch((err: Error) => { stream.abort(err) })
   }
 
   private async handle (peer: string, request: CloneRequest): Promise<CloneAnswer> {

@@ -127,6 +127,8 @@ export class OwnerForwarder {
         await answer({ ok: false, error, changed: false, notMember: err instanceof NotMemberError })
       }
     }, (err: Error) => { stream.abort(new Error(`bad owner request frame: ${err.message}`)) })
+      // the asker went away before its answer (a closed stream throws on write): never an unhandled rejection
+      .catch((err: Error) => { stream.abort(err) })
   }
 }
 
