@@ -61,7 +61,7 @@ export function createFailureDetector (libp2p: MeshLibp2p, init: FailureDetector
     }
   }
   const stalls = new StallWatch({ stallMs: init.stallMs })
-  const connected = (id: string): boolean => libp2p.getConnections(peerIdFromString(id)).some(c => c.status === 'open')
+  const openTo = (id: string): Connection[] => libp2p.getConnections(peerIdFromString(id)).filter(c => c.status === 'open')
   /**
    * Pings every open connection to `id` with its stream muxer's own ping (a yamux PING
    * frame: a few bytes, no stream; libp2p's ping protocol opened a stream per probe, which
@@ -71,8 +71,7 @@ export function createFailureDetector (libp2p: MeshLibp2p, init: FailureDetector
    * once, and only its capacity adverts can judge it stalled.
    */
   const pingOpen = async (id: string, signal: AbortSignal): Promise<void> => {
-    const open = libp2p.getConnections(peerIdFromString(id)).filter(c => c.status === 'open')
-    const pings = open.map(c => (c as Connection & { muxer?: MuxerPing }).muxer)
+    const pings = openTo(id).map(c => (c as Connection & { muxer?: MuxerPing }).muxer)
     if (pings.some(m => typeof m?.ping !== 'function')) return
     await Promise.any(pings.map(async m => await m?.ping?.({ signal })))
   }
@@ -82,7 +81,7 @@ export function createFailureDetector (libp2p: MeshLibp2p, init: FailureDetector
     init.onUp?.(id)
   }
   const probeRound = (): void => {
-    const members = [...init.members()].filter(connected)
+    const members = [...init.members()].filter(id => openTo(id).length > 0)
     const watched = members.filter(id => !down.has(id))
     // a peer judged down while a connection to it stayed or came open (our own ping lost
     // its race with a redial, or it woke from a stall) is up once it answers on it
