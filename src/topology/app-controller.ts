@@ -29,9 +29,8 @@ import { cellCost, defaultAccounting } from './placement-accounting.js'
 import type { DesiredApp, Placement } from './placement-accounting.js'
 import { planReconcile } from './reconcile.js'
 import { PrimaryRecovery } from './primary-recovery.js'
-import { promotionNeedsInventory } from './recovery.js'
 import { ShardRebalancer } from './shard-rebalancer.js'
-import { cloneCaughtUp } from './clone-caught-up.js'
+import { cloneCaughtUp, mayPromoteDirectly } from './clone-caught-up.js'
 import type { ReconcileStep, Role, RunningCopy } from './reconcile.js'
 import { instanceAddress } from './types.js'
 import type { Amount, NodeCapacity, PeerId } from './types.js'
@@ -300,11 +299,11 @@ export class AppController {
           mark(step.node, step.role, 'transformed')
           break
         case 'promote':
-          if (promotionNeedsInventory(state.holders?.[step.address] ?? [], state.epochs[step.address] ?? 0, step.node)) {
-            // another clone may hold a newer state than this one: recovery promotes or copies the newest
-            if (!await recover()) return undefined
-          } else {
+          if (await mayPromoteDirectly(clones, logger, h.app, step.address, state.holders?.[step.address] ?? [], state.epochs[step.address] ?? 0, step.node)) {
             await clones.promote(step.node, step.address)
+          } else if (!await recover()) {
+            // another clone may hold a newer state than this one, or this one none yet: recovery promotes or copies the newest
+            return undefined
           }
           mark(step.node, 'primary', 'transformed')
           break

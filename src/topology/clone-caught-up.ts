@@ -5,6 +5,8 @@
 // acknowledged.
 import type { Logger } from '../util/logger.js'
 import type { CloneService } from './clones.js'
+import { cloneJoinedLastEpoch, promotionNeedsInventory } from './recovery.js'
+import type { Holder } from './recovery.js'
 
 export async function cloneCaughtUp (clones: Pick<CloneService, 'inventoryOf'>, logger: Logger, app: string, address: string, primaryNode: string, cloneNode: string): Promise<boolean> {
   const signal = AbortSignal.timeout(5000)
@@ -17,6 +19,26 @@ export async function cloneCaughtUp (clones: Pick<CloneService, 'inventoryOf'>, 
     return ok
   } catch (err) {
     logger.debug(`app ${app}: cannot compare the copies of ${address}: ${(err as Error).message}`)
+    return false
+  }
+}
+
+/**
+ * Whether a failover may promote the clone on `node` at once (its primary is gone): it was
+ * the only clone in the epoch before, so it confirmed every reply of that epoch, and it
+ * holds a state if it became a clone only then (the primary's first push is its whole
+ * state). Otherwise recovery asks every holder's inventory and starts from the newest copy.
+ */
+export async function mayPromoteDirectly (clones: Pick<CloneService, 'inventoryOf'>, logger: Logger, app: string, address: string, holders: Holder[], epoch: number, node: string): Promise<boolean> {
+  if (promotionNeedsInventory(holders, epoch, node)) return false
+  if (!cloneJoinedLastEpoch(holders, epoch, node)) return true
+  try {
+    const copy = (await clones.inventoryOf(node, app, AbortSignal.timeout(3000))).find(c => c.address === address && !c.running)
+    const held = copy !== undefined && copy.damaged !== true && copy.version >= 0
+    if (!held) logger.info(`app ${app}: the clone of ${address} on ${node} joined in the last epoch and holds no state: recovery looks for the newest copy`)
+    return held
+  } catch (err) {
+    logger.debug(`app ${app}: no inventory of ${address} from ${node}: ${(err as Error).message}`)
     return false
   }
 }

@@ -96,6 +96,19 @@ export function promotionNeedsInventory (holders: Holder[], epoch: number, node:
   return holders.some(h => h.epoch === before && h.role === 'clone' && h.node !== node)
 }
 
+/**
+ * Whether `node`, promoted in placement epoch `epoch`, became a clone only in the epoch
+ * before (it was no holder in the one before that): it may not have been sent any state
+ * yet. A shard's warm step moves its one clone there; a kill -9 of the primary before its
+ * first push would promote an empty clone, while the clone it replaced dropped its copy.
+ */
+export function cloneJoinedLastEpoch (holders: Holder[], epoch: number, node: string): boolean {
+  const epochs = [...new Set(holders.map(h => h.epoch))].filter(e => e < epoch).sort((a, b) => b - a)
+  const [before, prev] = epochs
+  if (before === undefined || prev === undefined) return false
+  return holders.some(h => h.epoch === before && h.role === 'clone' && h.node === node) && !holders.some(h => h.epoch === prev && h.node === node)
+}
+
 /** the epochs from `from` on whose state may be on a holder that did not answer only */
 function uncovered (holders: Holder[], answered: Set<string>, from: number): number[] {
   const epochs = [...new Set(holders.map(h => h.epoch))].filter(e => e >= from)

@@ -1,7 +1,8 @@
 // clone-caught-up.ts: a clone is promoted in a handover only when it holds at least the
 // version the running primary has (a clone started lately may hold nothing yet).
 import assert from 'node:assert/strict'
-import { cloneCaughtUp } from '../../src/topology/clone-caught-up.js'
+import { cloneCaughtUp, mayPromoteDirectly } from '../../src/topology/clone-caught-up.js'
+import type { Holder } from '../../src/topology/recovery.js'
 import type { CloneService } from '../../src/topology/clones.js'
 import { createLogger, setLogSink } from '../../src/util/logger.js'
 
@@ -38,5 +39,34 @@ describe('topology: a handover\'s clone caught up with its primary', () => {
     assert.equal(await cloneCaughtUp(inventories({ p: new Error('unreachable'), c: [{ address: A, version: 4941, epoch: 2, running: false }] }), log, 'shop', A, 'p', 'c'), false)
     // a copy on the primary's node that is not running is no primary to compare with
     assert.equal(await cloneCaughtUp(inventories({ p: [{ ...primary, running: false }], c: [{ address: A, version: 4941, epoch: 2, running: false }] }), log, 'shop', A, 'p', 'c'), false)
+  })
+
+  describe('a failover promoting the clone of a primary that is gone', () => {
+    // epoch 1: P primary, C1 clone; epoch 2: a shard's warm step moves the clone to N (C1
+    // drops its copy); epoch 3: P was killed before its first push to N, N is placed primary
+    const warm: Holder[] = [{ node: 'P', epoch: 1, role: 'primary' }, { node: 'C1', epoch: 1, role: 'clone' }, { node: 'P', epoch: 2, role: 'primary' }, { node: 'N', epoch: 2, role: 'clone' }, { node: 'N', epoch: 3, role: 'primary' }]
+
+    it('does not promote a clone that joined in the last epoch and holds no state yet (the warm step\'s gap)', async () => {
+      assert.equal(await mayPromoteDirectly(inventories({ N: [] }), log, 'shop', A, warm, 3, 'N'), false)
+      assert.equal(await mayPromoteDirectly(inventories({ N: [{ address: A, version: 3, epoch: 2, running: false, damaged: true }] }), log, 'shop', A, warm, 3, 'N'), false)
+      assert.equal(await mayPromoteDirectly(inventories({ N: new Error('unreachable') }), log, 'shop', A, warm, 3, 'N'), false)
+    })
+
+    it('promotes it once its inventory shows a state (the primary\'s first push is its whole state)', async () => {
+      assert.equal(await mayPromoteDirectly(inventories({ N: [{ address: A, version: 0, epoch: 2, running: false }] }), log, 'shop', A, warm, 3, 'N'), true)
+    })
+
+    it('promotes a clone of two epochs at once, without asking (it confirmed every reply since it joined)', async () => {
+      const steady: Holder[] = [{ node: 'P', epoch: 1, role: 'primary' }, { node: 'N', epoch: 1, role: 'clone' }, { node: 'P', epoch: 2, role: 'primary' }, { node: 'N', epoch: 2, role: 'clone' }, { node: 'N', epoch: 3, role: 'primary' }]
+      assert.equal(await mayPromoteDirectly(inventories({ N: new Error('no inventory expected') }), log, 'shop', A, steady, 3, 'N'), true)
+      // the instance's first placement: nothing came before its clone
+      const first: Holder[] = [{ node: 'P', epoch: 1, role: 'primary' }, { node: 'N', epoch: 1, role: 'clone' }, { node: 'N', epoch: 2, role: 'primary' }]
+      assert.equal(await mayPromoteDirectly(inventories({ N: new Error('no inventory expected') }), log, 'shop', A, first, 2, 'N'), true)
+    })
+
+    it('never promotes at once where another clone of the epoch before may hold a newer state (clones: 2)', async () => {
+      const two: Holder[] = [{ node: 'P', epoch: 1, role: 'primary' }, { node: 'N', epoch: 1, role: 'clone' }, { node: 'C2', epoch: 1, role: 'clone' }, { node: 'N', epoch: 2, role: 'primary' }]
+      assert.equal(await mayPromoteDirectly(inventories({ N: [{ address: A, version: 9, epoch: 1, running: false }] }), log, 'shop', A, two, 2, 'N'), false)
+    })
   })
 })
