@@ -16,11 +16,13 @@ import { NODE_FLAGS } from '../util/node-flags.js'
 
 const HOST_ENTRY = fileURLToPath(new URL('./host/main.js', import.meta.url))
 /**
- * Node flags of every cell host, the node's (util/node-flags.ts). (Node 24's V8 dropped
- * --no-expose-wasm; the isolate bootstrap deletes WebAssembly from every cell's global.) The
- * cells' own heaps are their isolates'.
+ * Node flags of every cell host: the node's (util/node-flags.ts), and --expose-gc, for the
+ * host collects the texts that come out of isolates itself (host/external-strings.ts); no
+ * cell reaches the host's globals. (Node 24's V8 dropped --no-expose-wasm; the isolate
+ * bootstrap deletes WebAssembly from every cell's global.) The cells' own heaps are their
+ * isolates'.
  */
-export const CELL_HOST_FLAGS = NODE_FLAGS
+export const CELL_HOST_FLAGS = [...NODE_FLAGS, '--expose-gc']
 /** the link's fd in the host (after stdin, stdout, stderr) */
 const LINK_FD = 3
 

@@ -38,6 +38,8 @@ export interface ActorHooks {
   schedule: (actor: CellActor) => void
   /** call `flushDeferred` soon, but after the replies of this turn have left */
   flushLater: (actor: CellActor) => void
+  /** a text of `chars` characters came out of the isolate */
+  entered: (chars: number) => void
 }
 
 /** The heap may pass isolated-vm's guideline limit by this factor before the host disposes the isolate. */
@@ -100,7 +102,8 @@ export class CellActor {
     const generation = ++this.generation
     try {
       return new Sandbox(this.address, hash, code, limits, this.bounds.maxMessageBytes, state, this.cache, this.pool, {
-        log: text => { if (generation === this.generation) this.hooks.log(this, text) }
+        log: text => { if (generation === this.generation) this.hooks.log(this, text) },
+        entered: this.hooks.entered
       })
     } catch (err) {
       this.generation = previous

@@ -3,6 +3,7 @@
 // sends everything else (replies, state, events, asks to other addresses) to the node.
 import { CellActor } from './cell-actor.js'
 import type { ActorHooks } from './cell-actor.js'
+import type { ExternalStrings } from './external-strings.js'
 import { CodeCache } from './sandbox.js'
 import { StemPool } from './stem-pool.js'
 import { DEFAULT_BOUNDS } from '../limits.js'
@@ -48,7 +49,8 @@ export class CellHost {
   /** tells finished since the last flush, per cell: one count instead of a reply each */
   private readonly told = new Map<string, number>()
 
-  constructor (private readonly send: (message: FromHost) => void, private readonly wake: () => void) {
+  /** `texts`: the host process's collection of texts out of isolates (main.ts; absent in tests that run a host in their own process) */
+  constructor (private readonly send: (message: FromHost) => void, private readonly wake: () => void, texts?: ExternalStrings) {
     this.hooks = {
       ask: (actor, cellAskId, address, method, argsJson, tell) => this.outgoing(actor, cellAskId, address, method, argsJson, tell),
       log: (actor, text) => {
@@ -63,7 +65,8 @@ export class CellHost {
         if (status === undefined || status >= 500) this.send({ t: 'error', address: actor.address, method, text: message, stack })
       },
       schedule: actor => { this.schedule(actor) },
-      flushLater: actor => { this.flushLater(actor) }
+      flushLater: actor => { this.flushLater(actor) },
+      entered: chars => { texts?.note(chars) }
     }
     this.sweepTimer = setInterval(() => { this.sweepAsks() }, 200)
     this.sweepTimer.unref()

@@ -6,6 +6,7 @@ import { Socket } from 'node:net'
 import { CellHost } from './cell-host.js'
 import { Batcher } from './batcher.js'
 import { encodeFrames, FrameDecoder } from './link.js'
+import { hostExternalStrings } from './external-strings.js'
 import type { FromHost, ToHost } from './protocol.js'
 
 const LINK_FD = 3
@@ -26,7 +27,7 @@ const parentPid = process.ppid
 const outbox: Batcher<FromHost> = new Batcher<FromHost>(batch => {
   for (const frame of encodeFrames(batch, frameLimit)) link.write(frame)
 }, () => host.takeChangedState())
-const host: CellHost = new CellHost(message => { outbox.push(message) }, () => { outbox.schedule() })
+const host: CellHost = new CellHost(message => { outbox.push(message) }, () => { outbox.schedule() }, hostExternalStrings())
 
 const decoder = new FrameDecoder<ToHost>(frameLimit, batch => { for (const message of batch) host.handle(message) })
 link.on('data', (chunk: Buffer) => {

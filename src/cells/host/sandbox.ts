@@ -11,6 +11,8 @@ import type { EntryResult } from './boundary.js'
 
 export interface SandboxHooks {
   log: (text: string) => void
+  /** the length of every text out of the isolate (external-strings.ts) */
+  entered: (chars: number) => void
 }
 
 // compileModule sets these at run time; isolated-vm's typings omit them on Module
@@ -55,7 +57,7 @@ export class Sandbox {
    * Turn a blank stem cell from the pool into `code`, with `state` (JSON text) restored
    * into its instance; its initial state must be a JSON object of at most `maxBytes`. Throws an Error with a one-line reason if the module fails to load.
    */
-  constructor (address: string, hash: string, code: string, limits: CellLimits, maxBytes: number, state: string | null, cache: CodeCache, pool: StemPool, hooks: SandboxHooks) {
+  constructor (address: string, hash: string, code: string, limits: CellLimits, maxBytes: number, state: string | null, cache: CodeCache, pool: StemPool, private readonly hooks: SandboxHooks) {
     const blank = pool.take(isolateMemoryMiB(limits.memory))
     this.isolate = blank.isolate
     this.context = blank.context
@@ -91,6 +93,7 @@ export class Sandbox {
     } catch (err) {
       throw new SandboxFault((err as Error)?.message ?? String(err))
     }
+    if (typeof text === 'string') this.hooks.entered(text.length)
     const entry = splitEntry(text)
     if (entry instanceof Malformed) throw new SandboxFault(entry.reason)
     return entry
