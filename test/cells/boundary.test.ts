@@ -58,6 +58,9 @@ describe('cells: host↔isolate boundary (property tests)', function () {
   it('honest records round-trip; a changed state must be a JSON object within the size bound', () => {
     assert.deepEqual(parseOutcome('o[1,{"a":"b"}]\0{"n":2}', '{"n":1}', 1024), { ok: true, value: '[1,{"a":"b"}]', state: '{"n":2}' })
     assert.deepEqual(parseOutcome('eboom\0{"n":9}', '{"n":1}', 1024), { ok: false, error: 'boom' })
+    // an empty state: the isolate says the host's state did not change
+    assert.deepEqual(parseOutcome('o2\0', '{"n":1}', 1024), { ok: true, value: '2', state: '{"n":1}' })
+    assert.deepEqual(parseOutcome('eboom\0', '{"n":1}', 1024, true), { ok: false, error: 'boom' })
     assert.match((parseOutcome('o1\0[1]', '{}', 1024) as Malformed).reason, /not a JSON object/)
     assert.match((parseOutcome('o1\0{"a":', '{}', 1024) as Malformed).reason, /malformed state: not valid JSON/)
     assert.match((parseOutcome(`o1\0{"a":"${'x'.repeat(2000)}"}`, '{}', 1024) as Malformed).reason, /state is too large/)

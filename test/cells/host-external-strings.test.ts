@@ -6,10 +6,21 @@ import { describe, it, before, after } from 'mocha'
 import assert from 'node:assert/strict'
 import { createCellRuntime } from '../../src/cells/runtime.js'
 import { ExternalStrings } from '../../src/cells/host/external-strings.js'
+import { CellHost } from '../../src/cells/host/cell-host.js'
+import type { FromHost } from '../../src/cells/host/protocol.js'
+import { DEFAULT_BOUNDS } from '../../src/cells/limits.js'
+import { waitFor } from '../support/wait.js'
 import { createBundler, MIB } from './helpers.js'
 import type { Bundler } from './helpers.js'
 
 const ITEM = 'export default class Item { data = \'\'; put (s) { this.data = s; return s.length } get () { return this.data.length } }'
+
+/** counts the characters out of isolates instead of collecting */
+class CountingStrings extends ExternalStrings {
+  chars = 0
+  constructor () { super(() => {}) }
+  override note (chars: number): void { this.chars += chars }
+}
 
 describe('cells: texts out of isolates are collected', function () {
   let b: Bundler
@@ -27,6 +38,30 @@ describe('cells: texts out of isolates are collected', function () {
     assert.equal(collected, 1, 'the count starts again after a collection')
     texts.note(1)
     assert.equal(collected, 2)
+  })
+
+  it('a message that leaves the state as it was does not copy it out of the isolate again', async () => {
+    const sent: FromHost[] = []
+    const texts = new CountingStrings()
+    const counting = new CellHost(message => { sent.push(message) }, () => {}, texts)
+    try {
+      counting.handle({ t: 'init', app: 'dense', bounds: DEFAULT_BOUNDS, localAsks: true })
+      const bundle = await b.bundle('dense/item', ITEM, {}, 'item.js')
+      const state = JSON.stringify({ data: 'x'.repeat(100_000) })
+      counting.handle({ t: 'transform', req: 1, address: 'dense/item#0', hash: bundle.hash, code: bundle.code, limits: bundle.limits, state, version: 1, replace: false })
+      await waitFor(() => sent.some(m => m.t === 'done'), { timeout: 10_000, what: 'the transform' })
+      const loaded = texts.chars
+      for (let id = 1; id <= 50; id++) counting.handle({ t: 'call', id, address: 'dense/item#0', method: 'get', args: '[]', tell: false })
+      await waitFor(() => sent.filter(m => m.t === 'reply').length === 50, { timeout: 10_000, what: '50 reads to be answered' })
+      assert.ok(texts.chars - loaded < 10_000, `50 reads of a 100 KB state copied ${texts.chars - loaded} characters out of the isolate`)
+      assert.deepEqual(counting.takeChangedState(), [], 'reads change no state')
+      counting.handle({ t: 'call', id: 51, address: 'dense/item#0', method: 'put', args: '["y"]', tell: false })
+      await waitFor(() => sent.filter(m => m.t === 'reply').length === 51, { timeout: 10_000, what: 'the write' })
+      const changed = counting.takeChangedState() as Array<Extract<FromHost, { t: 'state' }>>
+      assert.deepEqual(changed.map(c => JSON.parse(c.state)), [{ data: 'y' }])
+    } finally {
+      counting.stop()
+    }
   })
 
   it('a keyed shard with a large state serves thousands of reads within its host\'s memory limit', async function () {

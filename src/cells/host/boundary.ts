@@ -72,7 +72,8 @@ export function parseOutgoing (record: string, maxBytes: number): Outgoing | Mal
 }
 
 /**
- * A message's result record: 'o' + result JSON + '\0' + state JSON, or 'e' + error + '\0' + state.
+ * A message's result record: 'o' + result JSON + '\0' + state JSON, or 'e' + error + '\0' + state;
+ * an empty state stands for the state the host holds (unchanged).
  * A result or error may end with '\n' + a JSON trailer (cells/reply-meta.ts: status,
  * headers, stack), checked here as JSON too. `lastState` is the state the host holds: an
  * unchanged state is not checked again, and an error never changes it (whatever state the
@@ -88,7 +89,8 @@ export function parseOutcome (text: string, lastState: string, maxBytes: number,
   const head = nl < 0 ? value : value.slice(0, nl)
   const trailer = nl < 0 ? undefined : checkJson(value.slice(nl + 1), 'reply trailer', maxBytes)
   const trailerOk = trailer !== undefined && !(trailer instanceof Malformed) && trailer !== null && typeof trailer === 'object'
-  const state = text.slice(cut + 1)
+  // '': the state did not change (never a state: that is a JSON object)
+  const state = cut === text.length - 1 ? lastState : text.slice(cut + 1)
   if (text[0] === 'e') {
     const error = cleanText(head, MAX_ERROR_TEXT) + (trailerOk ? value.slice(nl) : '')
     if (!stateOnError || state === lastState) return { ok: false, error }

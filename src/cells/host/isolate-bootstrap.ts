@@ -187,6 +187,8 @@ ${cursorAccepts.toString()}
 ${pickPartition.toString()}
 ${partitionCell.toString()}
 let instance, Cls, askSeq = 0, lastState = '{}', pendingCount = 0, tells = 0, logs = 0
+// the state the host holds as far as this isolate knows (null: unknown, the next result sends it whole)
+let sentState = null
 const MAX_LOGS = 100
 let out = '', finished = ''
 /** why the instance could not be rolled back: the host must rebuild the isolate */
@@ -408,15 +410,21 @@ function finish (ok, value) {
   } catch (err) {
     // the message left a state that cannot be stored: refuse it and roll back
     rollback()
+    sentState = null
     return 'e' + 'state after this message is invalid: ' + errorText(err) + '\0' + lastState
   }
   if (!ok) {
     // no half-applied change: a failed message leaves the last good state
     if (state !== lastState) rollback()
+    // a reminder's firing hands the host this state even on an error (boundary.ts stateOnError)
+    sentState = null
     return 'e' + value + '\0' + lastState
   }
+  // a state the host holds is not copied out of the isolate again (a keyed shard's is O(keys)): '' says so
+  const changed = state !== sentState
   lastState = state
-  return 'o' + value + '\0' + state
+  sentState = state
+  return 'o' + value + '\0' + (changed ? state : '')
 }
 
 function settle (id, ok, v) {
@@ -687,6 +695,7 @@ function entry (op, a, b) {
       if (b !== null) restore(b, false)
     }
     lastState = snapshot()
+    sentState = lastState
     return trailer(lastState)
   }
   throw new SafeError('unknown operation')
