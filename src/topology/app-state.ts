@@ -124,6 +124,23 @@ function trimPlacement (state: AppState): Placement {
   return out
 }
 
+/**
+ * `state.holders` of the instances the manifest still has: a scaled-down replica's or a
+ * removed cell's copies are reverted on their nodes, so an instance added again starts new
+ * instead of waiting for holders of a state that was let go (one that left the mesh for
+ * good would keep it `lost`: sim:mesh seed 487 of the partition profile with joins and
+ * leaves).
+ */
+function trimHolders (state: AppState): AppState['holders'] {
+  if (state.holders === undefined) return undefined
+  const kept = Object.entries(state.holders).filter(([address]) => {
+    const at = address.lastIndexOf('#')
+    const cell = address.slice(state.app.length + 1, at)
+    return activeCells(state).includes(cell) && Number(address.slice(at + 1)) < state.manifest.cells[cell].replicas
+  })
+  return Object.fromEntries(kept)
+}
+
 function ownerProblem (state: AppState, cmd: OwnerFields): string | undefined {
   if (cmd.owner !== state.owner) return `app ${state.app} belongs to owner ${state.owner}, not ${cmd.owner}`
   if (cmd.at <= state.lastRequestAt) return `stale request for app ${state.app} (replayed, or the owner's clock went back)`
@@ -166,7 +183,7 @@ export function applyCommand (state: AppState | undefined, cmd: AppCommand): App
         if (before !== undefined && cellRevision(before) !== cellRevision(spec)) previous[cell] = { ...revisionFields(before), at: cmd.at }
       }
       const next: AppState = { ...state, manifest: cmd.manifest, publishedHash: hash, lastRequestAt: cmd.at, reverted: [], dissolving: false, previous, rolledBack: {} }
-      return done({ ...next, placement: trimPlacement(next) }, true)
+      return done({ ...next, placement: trimPlacement(next), holders: trimHolders(next) }, true)
     }
     case 'scale': {
       if (state === undefined) return refuse(state, 'no such app')
@@ -180,7 +197,7 @@ export function applyCommand (state: AppState | undefined, cmd: AppCommand): App
       const changed = spec.replicas !== cmd.replicas
       const manifest = { ...state.manifest, cells: { ...state.manifest.cells, [cmd.cell]: { ...spec, replicas: cmd.replicas } } }
       const next: AppState = { ...state, manifest, lastRequestAt: cmd.at }
-      return done({ ...next, placement: trimPlacement(next) }, changed)
+      return done({ ...next, placement: trimPlacement(next), holders: trimHolders(next) }, changed)
     }
     case 'revert': {
       if (state === undefined) return refuse(state, 'no such app')
@@ -193,9 +210,8 @@ export function applyCommand (state: AppState | undefined, cmd: AppCommand): App
       if (state.manifest.cells[cmd.cell] === undefined) return refuse(state, `app ${state.app} has no cell ${cmd.cell}`)
       const changed = !state.reverted.includes(cmd.cell)
       // the reverted cell's copies are meant to go: published again, its instances start new
-      const holders = Object.fromEntries(Object.entries(state.holders ?? {}).filter(([address]) => !address.startsWith(`${state.app}/${cmd.cell}#`)))
-      const next: AppState = { ...state, lastRequestAt: cmd.at, reverted: changed ? [...state.reverted, cmd.cell].sort() : state.reverted, holders }
-      return done({ ...next, placement: trimPlacement(next) }, changed)
+      const next: AppState = { ...state, lastRequestAt: cmd.at, reverted: changed ? [...state.reverted, cmd.cell].sort() : state.reverted }
+      return done({ ...next, placement: trimPlacement(next), holders: trimHolders(next) }, changed)
     }
     case 'place': {
       if (state === undefined) return refuse(state, 'no such app')

@@ -72,6 +72,25 @@ describe('app state machine', () => {
     assert.equal(changed.state?.placement.counter[0].primary, 'n3', 'a code change keeps the placement')
   })
 
+  it('a scaled-down replica and a removed cell drop their holders: added again, they start new (no wait for copies that were let go)', () => {
+    const { state } = run([
+      publish(first, 1),
+      { id: id(), kind: 'place', placement: { counter: [{ primary: 'n1', clones: ['n2'] }], cart: [{ primary: 'n1', clones: ['n2'] }, { primary: 'n3', clones: ['n4'] }] } }
+    ])
+    assert.deepEqual(Object.keys(state?.holders ?? {}).sort(), ['shop/cart#0', 'shop/cart#1', 'shop/counter#0'])
+    const scaled = run([{ id: id(), kind: 'scale', ...alice, at: 2, cell: 'cart', replicas: 1 }], state).state as AppState
+    assert.deepEqual(Object.keys(scaled.holders ?? {}).sort(), ['shop/cart#0', 'shop/counter#0'])
+    // scaled up again: cart#1 is placed anew, and only its new nodes hold it
+    const again = run([
+      { id: id(), kind: 'scale', ...alice, at: 3, cell: 'cart', replicas: 2 },
+      { id: id(), kind: 'place', placement: { counter: [{ primary: 'n1', clones: ['n2'] }], cart: [{ primary: 'n1', clones: ['n2'] }, { primary: 'n5', clones: ['n2'] }] } }
+    ], scaled).state as AppState
+    assert.deepEqual(again.holders?.['shop/cart#1']?.map(h => h.node).sort(), ['n2', 'n5'])
+    assert.ok((again.epochs['shop/cart#1'] ?? 0) > (state?.epochs['shop/cart#1'] ?? 0), 'its epoch keeps counting up (older copies stay older)')
+    const removed = run([publish(manifest({ counter: cell('h1') }), 4)], again).state as AppState
+    assert.deepEqual(Object.keys(removed.holders ?? {}), ['shop/counter#0'])
+  })
+
   it('scale refuses unknown cells and bad counts', () => {
     const { state } = run([publish(first, 1)])
     const { results } = run([

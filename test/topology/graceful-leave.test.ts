@@ -2,7 +2,7 @@
 // runtime (the real thing runs in test/node/graceful-leave.test.ts): what it waits for,
 // whom it hands leadership to, and that it never waits past its deadline.
 import assert from 'node:assert/strict'
-import { leaveGracefully } from '../../src/topology/graceful-leave.js'
+import { LEAVE_SETTLE_MS, leaveGracefully } from '../../src/topology/graceful-leave.js'
 import type { GracefulLeaveComponents } from '../../src/topology/graceful-leave.js'
 import { AppTable } from '../../src/topology/app-table.js'
 import type { AppAnnouncement } from '../../src/topology/announcement.js'
@@ -75,6 +75,25 @@ describe('graceful leave: the hand-over loop', () => {
     assert.equal(done, false, 'still listed as a clone')
     w.table.update(announcement('B', 3n, 'C', ['B']))
     assert.deepEqual((await leaving).stillHere, [])
+  })
+
+  it('leaves only once nothing was placed here for LEAVE_SETTLE_MS: a placement proposed before the leader heard may still name it', async () => {
+    const w = world({ role: StateRole.Follower, leader: 'B' })
+    w.table.update(announcement('B', 1n, 'C', ['B']))
+    let done = false
+    const started = Date.now()
+    const leaving = leaveGracefully(components(w), AbortSignal.timeout(20_000)).finally(() => { done = true })
+    // a placement committed late names this node as a clone again, for a while
+    await new Promise(resolve => setTimeout(resolve, 200))
+    assert.equal(done, false, 'clear for 200 ms only')
+    w.table.update(announcement('B', 2n, 'C', [SELF]))
+    await new Promise(resolve => setTimeout(resolve, 200))
+    assert.equal(done, false, 'placed here again')
+    const moved = Date.now()
+    w.table.update(announcement('B', 3n, 'C', ['B']))
+    assert.deepEqual((await leaving).stillHere, [])
+    assert.ok(Date.now() - moved >= LEAVE_SETTLE_MS, `left ${Date.now() - moved} ms after the last placement here moved away`)
+    assert.ok(Date.now() - started >= 400 + LEAVE_SETTLE_MS)
   })
 
   it('does not wait when no member stays (the whole mesh stopping)', async () => {

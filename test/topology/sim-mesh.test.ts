@@ -23,7 +23,7 @@ describe('sim: whole-mesh simulation', () => {
     // primary from the copy on another node); 26: copies on the target and elsewhere
     const lines: string[] = []
     for (const seed of [26, 783]) {
-      const r = runMeshSeed(seed, { without: ['partition', 'crash', 'stall'], trace: l => lines.push(l) })
+      const r = runMeshSeed(seed, { without: ['partition', 'crash', 'stall', 'join', 'leave'], trace: l => lines.push(l) })
       assert.deepEqual(r.violations, [], `seed ${seed}`)
       assert.ok(r.acknowledged > 100, `seed ${seed}: ${r.acknowledged} adds acknowledged`)
     }
@@ -39,7 +39,7 @@ describe('sim: whole-mesh simulation', () => {
     // reached (fence at the inventory); 466, 976: a partitioned primary of an old epoch was
     // placed again and adopted as running, losing the later epoch's adds
     const cases = [...[5079, 6404, 8744, 9863].map(seed => ({ seed, without: ['partition', 'crash', 'mesh-restart'] as const })), ...[466, 976].map(seed => ({ seed, without: ['crash', 'stall', 'mesh-restart'] as const }))]
-    for (const { seed, without } of cases) assert.deepEqual(runMeshSeed(seed, { without: [...without] }).violations, [], `seed ${seed} without ${without.join(',')}`)
+    for (const { seed, without } of cases) assert.deepEqual(runMeshSeed(seed, { without: [...without, 'join', 'leave'] }).violations, [], `seed ${seed} without ${without.join(',')}`)
   })
 
   it('a leader back in office waits anew for a later epoch\'s copies, and a late assign of an older placement is ignored (every kind of fault)', () => {
@@ -47,7 +47,27 @@ describe('sim: whole-mesh simulation', () => {
     // leaderships, so its bound had passed at once for epoch 3 and it adopted a deposed
     // primary's old state; 5167: a clone dropped the copy it had confirmed on a duplicated
     // assign of the placement before it (same epoch), and the add it confirmed was lost
-    for (const seed of [5167, 8981]) assert.deepEqual(runMeshSeed(seed).violations, [], `seed ${seed}`)
+    for (const seed of [5167, 8981]) assert.deepEqual(runMeshSeed(seed, { without: ['join', 'leave'] }).violations, [], `seed ${seed}`)
+  })
+
+  it('a node joins later and one leaves gracefully: instances move off the leaver while it answers, nothing acknowledged is lost', () => {
+    const lines: string[] = []
+    let acknowledged = 0
+    const failures: string[] = []
+    for (let seed = 1; seed <= 40; seed++) {
+      const r = runMeshSeed(seed, { without: ['crash', 'stall', 'mesh-restart', 'partition'], trace: l => lines.push(`${seed} ${l}`) })
+      acknowledged += r.acknowledged
+      if (r.violations.length > 0) failures.push(`seed ${seed}: ${r.violations.join('; ')}`)
+    }
+    assert.deepEqual(failures, [])
+    assert.ok(acknowledged > 1000, `${acknowledged} adds acknowledged`)
+    assert.ok(lines.some(l => / n\d joins$/.test(l)), 'a node joined')
+    assert.ok(lines.some(l => / left the mesh$/.test(l)), 'a node left once its instances had moved')
+    assert.ok(lines.some(l => / recovery of \S+ \(epoch \d+\) on n\d: copy from /.test(l)), 'an instance moved off the leaver from its running copy')
+  })
+
+  it('an instance scaled away and back does not wait for holders of its old copies (seed 487: one had left the mesh for good)', () => {
+    assert.deepEqual(runMeshSeed(487, { without: ['crash', 'stall', 'mesh-restart'] }).violations, [])
   })
 
   it('replays a seed exactly, with a readable trace', () => {

@@ -1,8 +1,9 @@
 // A deterministic simulation of a whole mesh: 3–7 nodes on a virtual clock, a simulated
 // network (loss, duplication, delay, reordering, symmetric, asymmetric and bridge
-// partitions, stalls like SIGSTOP), node crashes and restarts from their Raft logs, and
-// whole-mesh restarts. Everything is drawn from
-// one seeded PRNG, so a seed replays exactly.
+// partitions, stalls like SIGSTOP), node crashes and restarts from their Raft logs,
+// whole-mesh restarts, a node that joins later and a node that leaves gracefully (it says
+// so, its instances move away while it still answers, then it is gone for good).
+// Everything is drawn from seeded PRNGs, so a seed replays exactly.
 //
 // What runs is the real control plane's decision code: the Raft core (one group for the
 // app, on the members pickGroupMembers chooses), the app state machine (applyCommand:
@@ -43,7 +44,7 @@ export interface MeshSeedResult {
   sent: number
 }
 
-export const FAULT_KINDS = ['crash', 'mesh-restart', 'partition', 'stall', 'loss', 'scale'] as const
+export const FAULT_KINDS = ['crash', 'mesh-restart', 'partition', 'stall', 'loss', 'scale', 'join', 'leave'] as const
 export type FaultKind = typeof FAULT_KINDS[number]
 
 export interface MeshSeedOptions {
@@ -61,6 +62,8 @@ const ADD_TIMEOUT_MS = 1000
 const LEASE_MS = ELECTION_TICK * TICK_MS // a primary's lease (fencing.ts leaseHolds): one election timeout
 const CONVERGE_MS = 30_000
 const RECOVERY_WAIT_MS = 20_000 // primary-recovery.ts's default bound on waiting for a holder
+const LEAVE_BOUND_MS = 5000 // a leaving node stops after this long even if its instances did not all move (graceful-leave.ts's caller bound)
+const LEAVE_SETTLE_MS = 500 // graceful-leave.ts LEAVE_SETTLE_MS: nothing placed on the leaver for this long before it stops
 const APP = 'ledger'
 const CELL = 'book'
 const GROUP = `${APP}~00000001`
@@ -140,6 +143,14 @@ export function runMeshSeed (seed: number, opts: MeshSeedOptions = {}): MeshSeed
   const pAdd = pick([0.1, 0.3])
   const pScale = off.has('scale') ? 0 : pick([0, 0.005])
   const chaosTicks = 300 + Math.floor(rand() * 400)
+  // joins and graceful leaves draw from a PRNG of their own: a seed without them runs as it did before they existed
+  const life = createRand(seed * 7907 + 3)
+  const joiner = !off.has('join') && size >= 4 && life() < 0.5 ? ids[size - 1] : undefined
+  const joinAt = Math.floor(50 + life() * chaosTicks * 0.6)
+  const leaver = !off.has('leave') && life() < 0.5 ? ids[Math.floor(life() * (joiner === undefined ? size : size - 1))] : undefined
+  const leaveAt = Math.floor(100 + life() * chaosTicks * 0.6)
+  if (joiner !== undefined) trace?.(`seed ${seed}: ${joiner} joins at t${joinAt * TICK_MS}`)
+  if (leaver !== undefined) trace?.(`seed ${seed}: ${leaver} leaves gracefully from t${leaveAt * TICK_MS}`)
   trace?.(`seed ${seed}: ${size} nodes, faults ${JSON.stringify(faults)}, crash ${pCrash} mesh restart ${pMeshRestart} partition ${pPartition} stall ${pStall} add ${pAdd} scale ${pScale}, ${chaosTicks * TICK_MS} ms of faults`)
 
   const net = new SimNetwork<Envelope>(rand, faults, 4 * ELECTION_TICK)
@@ -150,6 +161,14 @@ export function runMeshSeed (seed: number, opts: MeshSeedOptions = {}): MeshSeed
   const restartAt = new Map<string, number>()
   const stallEnds = new Map<string, number>()
   let lastRestart = -Infinity
+  /** nodes in the mesh: a joiner enters at joinAt, a leaver is gone for good once it left */
+  const present = new Set(ids.filter(id => id !== joiner))
+  /** since when (tick) a node has said it is leaving: no leader counts it alive any more */
+  let leavingSince: number | undefined
+  /** the leaver stopped at its bound, its instances not all moved: its owner starts it again once the faults heal (its disk kept its copies) */
+  let leftAtBound = false
+  /** since when (tick) the leaver's instances have all been elsewhere */
+  let movedSince: number | undefined
   let members: string[] = []
   let lastPlacement = ''
   let lastPlacementIndex = 0
@@ -210,7 +229,8 @@ export function runMeshSeed (seed: number, opts: MeshSeedOptions = {}): MeshSeed
   const leader = (): MeshNode | undefined => [...nodes.values()].filter(isLeader).sort((a, b) => b.raw!.status().term - a.raw!.status().term)[0]
 
   // ---- the capacity view: adverts heard recently ----
-  const view = (n: MeshNode): NodeCapacity[] => ids.map(id => ({ id, contributed: CONTRIBUTED, alive: id === n.id || now() - (n.lastHeard.get(id) ?? -Infinity) <= SUSPECT_MS }))
+  const leaving = (id: string): boolean => id === leaver && leavingSince !== undefined
+  const view = (n: MeshNode): NodeCapacity[] => ids.map(id => ({ id, contributed: CONTRIBUTED, alive: present.has(id) && !leaving(id) && (id === n.id || now() - (n.lastHeard.get(id) ?? -Infinity) <= SUSPECT_MS) }))
 
   // ---- the leader's controller round: the real placement, proposed with its base ----
   const controlRound = (n: MeshNode): void => {
@@ -427,6 +447,7 @@ export function runMeshSeed (seed: number, opts: MeshSeedOptions = {}): MeshSeed
     n.assignedAt.clear()
   }
   const restart = (n: MeshNode): void => {
+    if (!present.has(n.id)) return
     trace?.(`t${now()} restart ${n.id}`)
     lastRestart = tick
     n.alive = true
@@ -465,8 +486,61 @@ export function runMeshSeed (seed: number, opts: MeshSeedOptions = {}): MeshSeed
     propose(l, { id: `publish-${tick}`, kind: 'publish', owner: OWNER, ownerKey: OWNER, at: ++ownerClock, manifest: manifest(replicas) })
   }
 
+  // ---- a node joins: it starts advertising; placement may use it from then on ----
+  const join = (n: MeshNode): void => {
+    trace?.(`t${now()} ${n.id} joins`)
+    present.add(n.id)
+    n.alive = true
+  }
+  // ---- graceful leave (graceful-leave.ts): say 'leaving', hand over the leadership, keep
+  // answering while the leader moves the instances away, then stop for good ----
+  const leaveStep = (n: MeshNode): void => {
+    if (leavingSince === undefined) {
+      leavingSince = tick
+      trace?.(`t${now()} ${n.id} says it is leaving`)
+    }
+    if (!n.alive) return
+    const st = n.raw?.status()
+    if (st?.role === StateRole.Leader) {
+      const to = members.filter(m => m !== n.id && nodes.get(m)!.alive).sort()[0]
+      if (to !== undefined && tick % ELECTION_TICK === 0) { n.raw!.transferLeader(to); drain(n) }
+    }
+    // done once a leader's committed placement has named it nowhere, with every instance
+    // running its placed primary in the placed epoch, for LEAVE_SETTLE_MS (graceful-leave.ts
+    // waits for the announcements; a placement proposed before the leader heard it was
+    // leaving may still commit, naming it), or at the bound
+    const state = leader()?.state
+    const moved = state !== undefined && Object.entries(state.placement).every(([cell, insts]) => insts.every((i, index) => {
+      const address = instanceAddress(state.app, cell, index)
+      const running = i.primary === null ? undefined : nodes.get(i.primary)!.copies.get(address)
+      return i.primary !== n.id && !i.clones.includes(n.id) && running?.role === 'primary' && running.epoch === (state.epochs[address] ?? 0)
+    }))
+    const leads = st?.role === StateRole.Leader
+    movedSince = moved && !leads ? movedSince ?? tick : undefined
+    const settled = movedSince !== undefined && (tick - movedSince) * TICK_MS >= LEAVE_SETTLE_MS
+    if (settled || (tick - leavingSince) * TICK_MS >= LEAVE_BOUND_MS) {
+      leftAtBound = !settled
+      trace?.(`t${now()} ${n.id} left the mesh${leftAtBound ? ' (bound reached)' : ''}`)
+      crash(n)
+      present.delete(n.id)
+      restartAt.delete(n.id)
+    }
+  }
+
   const step = (faulty: boolean): void => {
     if (!published()) publish()
+    if (joiner !== undefined && !present.has(joiner) && (tick >= joinAt || !faulty)) join(nodes.get(joiner)!)
+    if (leaver !== undefined && present.has(leaver) && tick >= leaveAt && faulty) leaveStep(nodes.get(leaver)!)
+    if (leaver !== undefined && !faulty && (leftAtBound || (leavingSince !== undefined && present.has(leaver)))) {
+      // after the faults: a leave cut short at its bound comes back as a plain member (stem start
+      // again, with its disk), and one still in progress is called off
+      leavingSince = undefined
+      if (leftAtBound) {
+        leftAtBound = false
+        present.add(leaver)
+        restartAt.set(leaver, tick)
+      }
+    }
     for (const [id, at] of restartAt) if (at <= tick) { restartAt.delete(id); restart(nodes.get(id)!) }
     for (const [id, at] of stallEnds) {
       if (at <= tick) {
@@ -487,6 +561,7 @@ export function runMeshSeed (seed: number, opts: MeshSeedOptions = {}): MeshSeed
         // a whole-mesh restart (a power cut): every node down, back within 3 s
         trace?.(`t${now()} whole-mesh restart`)
         for (const n of nodes.values()) {
+          if (!present.has(n.id)) continue
           crash(n)
           restartAt.set(n.id, tick + 1 + Math.floor(rand() * 60))
         }
@@ -524,7 +599,8 @@ export function runMeshSeed (seed: number, opts: MeshSeedOptions = {}): MeshSeed
   }
 
   // ---- publish: the node the owner talks to forms the group and proposes the manifest ----
-  members = pickGroupMembers(view(nodes.get(ids[0])!).map(n => ({ ...n, alive: true })), 3, [ids[0]])
+  members = pickGroupMembers(view(nodes.get(ids[0])!).map(n => ({ ...n, alive: present.has(n.id) })), 3, [ids[0]])
+  if (joiner !== undefined) nodes.get(joiner)!.alive = false
   for (const n of nodes.values()) {
     startMember(n)
     drain(n) // the bootstrap is on disk before anything else happens
