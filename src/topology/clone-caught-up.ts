@@ -5,7 +5,7 @@
 // acknowledged.
 import type { Logger } from '../util/logger.js'
 import type { CloneService } from './clones.js'
-import { cloneJoinedLastEpoch, promotionNeedsInventory } from './recovery.js'
+import { promotionIsDirect } from './recovery.js'
 import type { Holder } from './recovery.js'
 
 export async function cloneCaughtUp (clones: Pick<CloneService, 'inventoryOf'>, logger: Logger, app: string, address: string, primaryNode: string, cloneNode: string): Promise<boolean> {
@@ -24,21 +24,19 @@ export async function cloneCaughtUp (clones: Pick<CloneService, 'inventoryOf'>, 
 }
 
 /**
- * Whether a failover may promote the clone on `node` at once (its primary is gone): it was
- * the only clone in the epoch before, so it confirmed every reply of that epoch, and it
- * holds a state if it became a clone only then (the primary's first push is its whole
- * state). Otherwise recovery asks every holder's inventory and starts from the newest copy.
+ * Whether a failover may promote the clone on `node` at once (its primary is gone): the
+ * decision is recovery.ts promotionIsDirect, on the copy the clone's inventory reports.
  */
 export async function mayPromoteDirectly (clones: Pick<CloneService, 'inventoryOf'>, logger: Logger, app: string, address: string, holders: Holder[], epoch: number, node: string): Promise<boolean> {
-  if (promotionNeedsInventory(holders, epoch, node)) return false
-  if (!cloneJoinedLastEpoch(holders, epoch, node)) return true
+  let held: { version: number, epoch: number } | undefined
   try {
     const copy = (await clones.inventoryOf(node, app, AbortSignal.timeout(3000))).find(c => c.address === address && !c.running)
-    const held = copy !== undefined && copy.damaged !== true && copy.version >= 0
-    if (!held) logger.info(`app ${app}: the clone of ${address} on ${node} joined in the last epoch and holds no state: recovery looks for the newest copy`)
-    return held
+    if (copy !== undefined && copy.damaged !== true) held = { version: copy.version, epoch: copy.epoch }
   } catch (err) {
     logger.debug(`app ${app}: no inventory of ${address} from ${node}: ${(err as Error).message}`)
     return false
   }
+  const direct = promotionIsDirect(holders, epoch, node, held)
+  if (!direct) logger.info(`app ${app}: the clone of ${address} on ${node} may not hold the newest state (${held === undefined ? 'no state' : `epoch ${held.epoch}, version ${held.version}`}): recovery looks for the newest copy`)
+  return direct
 }

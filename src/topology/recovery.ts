@@ -86,27 +86,23 @@ export function planRecovery (input: RecoveryInput): RecoveryPlan {
 }
 
 /**
- * Whether promoting `node`'s own copy of an instance in placement epoch `epoch` could pass
- * over a newer one: another node was a clone too in the epoch before. A reply waits for
- * one clone's confirmation only, so with two clones the one placed as the new primary may
- * lag the one that confirmed; the leader then asks the holders' inventories first.
+ * Whether a failover may promote the clone on `node` in placement epoch `epoch` at once,
+ * without asking the other holders: in the epoch before, `node` was its only clone (every
+ * reply of that epoch waited for its confirmation), and the copy it holds (`held`, from its
+ * inventory) has a state from that epoch's primary, which started from the newest copy.
+ * Otherwise a newer state may be elsewhere: with two clones a reply waited for one only;
+ * a clone placed lately may hold nothing yet (a shard's warm step, then a kill -9 before
+ * the first push); and when the epoch before never ran (its primary never started: a
+ * partition), the newest state is from an older epoch, confirmed by another clone
+ * (sim:mesh seed 536 of the partition profile). Then recovery asks every holder.
  */
-export function promotionNeedsInventory (holders: Holder[], epoch: number, node: string): boolean {
+export function promotionIsDirect (holders: Holder[], epoch: number, node: string, held: { version: number, epoch: number } | undefined): boolean {
   const before = Math.max(-1, ...holders.filter(h => h.epoch < epoch).map(h => h.epoch))
-  return holders.some(h => h.epoch === before && h.role === 'clone' && h.node !== node)
-}
-
-/**
- * Whether `node`, promoted in placement epoch `epoch`, became a clone only in the epoch
- * before (it was no holder in the one before that): it may not have been sent any state
- * yet. A shard's warm step moves its one clone there; a kill -9 of the primary before its
- * first push would promote an empty clone, while the clone it replaced dropped its copy.
- */
-export function cloneJoinedLastEpoch (holders: Holder[], epoch: number, node: string): boolean {
-  const epochs = [...new Set(holders.map(h => h.epoch))].filter(e => e < epoch).sort((a, b) => b - a)
-  const [before, prev] = epochs
-  if (before === undefined || prev === undefined) return false
-  return holders.some(h => h.epoch === before && h.role === 'clone' && h.node === node) && !holders.some(h => h.epoch === prev && h.node === node)
+  // the instance's first placement: nothing was acknowledged before it
+  if (before < 0) return true
+  const clones = holders.filter(h => h.epoch === before && h.role === 'clone')
+  if (!clones.some(h => h.node === node) || clones.some(h => h.node !== node)) return false
+  return held !== undefined && held.version >= 0 && held.epoch >= before
 }
 
 /** the epochs from `from` on whose state may be on a holder that did not answer only */

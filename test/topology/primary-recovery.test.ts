@@ -5,7 +5,7 @@ import assert from 'node:assert/strict'
 import { PrimaryRecovery } from '../../src/topology/primary-recovery.js'
 import type { AppState } from '../../src/topology/app-state.js'
 import type { HostedApp } from '../../src/topology/app-groups.js'
-import { promotionNeedsInventory, type Holder } from '../../src/topology/recovery.js'
+import { promotionIsDirect, type Holder } from '../../src/topology/recovery.js'
 import { createLogger, setLogSink } from '../../src/util/logger.js'
 import { waitFor } from '../support/wait.js'
 
@@ -52,11 +52,11 @@ describe('primary recovery: the leader\'s wait for an instance\'s copies', () =>
   it('clones: 2 — the clone placed as the new primary lags the one that confirmed the last reply: its promotion asks the inventories and starts from the newer copy', async () => {
     // epoch 1: P primary, C1 and C2 clones; P died; epoch 2 places C1 as primary (with a fresh clone N)
     const holders: Holder[] = [{ node: 'P', epoch: 1, role: 'primary' }, { node: 'C1', epoch: 1, role: 'clone' }, { node: 'C2', epoch: 1, role: 'clone' }, { node: 'C1', epoch: 2, role: 'primary' }, { node: 'C2', epoch: 2, role: 'clone' }, { node: 'N', epoch: 2, role: 'clone' }]
-    assert.equal(promotionNeedsInventory(holders, 2, 'C1'), true)
+    assert.equal(promotionIsDirect(holders, 2, 'C1', { version: 6, epoch: 1 }), false)
     // one clone: the only clone confirmed every reply, its own copy is the newest
     const one: Holder[] = [{ node: 'P', epoch: 1, role: 'primary' }, { node: 'C1', epoch: 1, role: 'clone' }, { node: 'C1', epoch: 2, role: 'primary' }, { node: 'N', epoch: 2, role: 'clone' }]
-    assert.equal(promotionNeedsInventory(one, 2, 'C1'), false)
-    assert.equal(promotionNeedsInventory([], 0, 'C1'), false)
+    assert.equal(promotionIsDirect(one, 2, 'C1', { version: 6, epoch: 1 }), true)
+    assert.equal(promotionIsDirect([], 0, 'C1', undefined), true, 'the first placement: nothing was acknowledged before')
 
     const started: string[] = []
     const promoted: string[] = []

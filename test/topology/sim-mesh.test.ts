@@ -28,7 +28,7 @@ describe('sim: whole-mesh simulation', () => {
       assert.ok(r.acknowledged > 100, `seed ${seed}: ${r.acknowledged} adds acknowledged`)
     }
     assert.ok(lines.some(l => / recovery of \S+ \(epoch \d+\) on n\d: wait for /.test(l)), 'the leader waits for a missing holder')
-    assert.ok(lines.some(l => / recovery of \S+ \(epoch \d+\) on n\d: promote from /.test(l)), 'the leader promotes the copy on the target')
+    assert.ok(lines.some(l => / recovery of \S+ \(epoch \d+\) on n\d: promote from | promotes the clone of \S+ on n\d /.test(l)), 'the leader promotes the copy on the target')
     assert.ok(lines.some(l => / starts \S+ as primary in epoch \d+ from a copy /.test(l)), 'a primary starts from the copy on another node')
     assert.ok(lines.some(l => / recovery of \S+ \(epoch \d+\) on n\d: copy from /.test(l)), 'the leader starts a primary from a copy on another node')
   })
@@ -64,6 +64,13 @@ describe('sim: whole-mesh simulation', () => {
     assert.ok(lines.some(l => / n\d joins$/.test(l)), 'a node joined')
     assert.ok(lines.some(l => / left the mesh$/.test(l)), 'a node left once its instances had moved')
     assert.ok(lines.some(l => / recovery of \S+ \(epoch \d+\) on n\d: copy from /.test(l)), 'an instance moved off the leaver from its running copy')
+  })
+
+  it('a failover promotes a clone without asking the holders only where production may (recovery.ts promotionIsDirect); seed 536: the epoch before never ran', () => {
+    const lines: string[] = []
+    assert.deepEqual(runMeshSeed(536, { without: ['crash', 'stall', 'mesh-restart'], trace: l => lines.push(l) }).violations, [])
+    for (let seed = 1; seed <= 20; seed++) runMeshSeed(seed, { without: ['partition', 'stall', 'mesh-restart', 'join', 'leave'], trace: l => lines.push(l) })
+    assert.ok(lines.some(l => / promotes the clone of \S+ on n\d in epoch \d+ /.test(l)), 'failovers promote clones directly')
   })
 
   it('an instance scaled away and back does not wait for holders of its old copies (seed 487: one had left the mesh for good)', () => {

@@ -9,7 +9,8 @@
 // app, on the members pickGroupMembers chooses), the app state machine (applyCommand:
 // publish, scale, placements with their epochs and stale-base refusal), placement
 // (place) and the recovery decision before starting a primary the leader does not see
-// running (planRecovery: newest copy of the holders, wait for missing ones). A client
+// running (planRecovery: newest copy of the holders, wait for missing ones), or the direct
+// promotion of a clone where production makes it (promotionIsDirect). A client
 // publishes the app, scales it, and sends adds to a ledger cell; the cells are
 // deterministic stand-ins: a primary acknowledges an add only once one of its
 // clones holds the new ledger, and a copy follows the newest epoch it has seen (fencing).
@@ -23,7 +24,7 @@ import { activeCells, applyCommand, decodeCommand, encodeCommand, placementBase 
 import type { AppCommand, AppState } from '../app-state.js'
 import type { AppManifest } from '../manifest.js'
 import { place } from '../placement.js'
-import { nextWaitMark, planRecovery } from '../recovery.js'
+import { nextWaitMark, planRecovery, promotionIsDirect } from '../recovery.js'
 import type { Copy as HeldCopy, WaitMark } from '../recovery.js'
 import type { DesiredApp, Placement } from '../placement-accounting.js'
 import { pickGroupMembers } from '../group-members.js'
@@ -275,6 +276,16 @@ export function runMeshSeed (seed: number, opts: MeshSeedOptions = {}): MeshSeed
       return 'running'
     }
     const holders = state.holders?.[address] ?? []
+    // production's promote step (app-controller.ts): the target holds a clone, no primary runs
+    // where the leader sees, and the placement says the clone's own copy is the newest
+    // (promotionIsDirect): it is promoted without asking the holders
+    const primaryRuns = [...nodes.values()].some(x => sees(x.id) && x.copies.get(address)?.role === 'primary')
+    if (sees(target) && own?.role === 'clone' && !primaryRuns && promotionIsDirect(holders, epoch, target, own.version < 0 ? undefined : { version: own.version, epoch: own.epoch })) {
+      if (leaderNode.recoveryTraced.get(address) !== 'direct') trace?.(`t${now()} ${leaderNode.id} promotes the clone of ${address} on ${target} in epoch ${epoch} (e${own.epoch}/v${own.version})`)
+      leaderNode.recoverySince.delete(address)
+      leaderNode.recoveryTraced.set(address, 'direct')
+      return {}
+    }
     const answered = new Set<string>()
     const copies: HeldCopy[] = []
     for (const id of new Set([target, ...holders.map(h => h.node)])) {
