@@ -7,12 +7,12 @@ import { EntryType } from '../../src/raft/types.js'
 import type { Entry } from '../../src/raft/types.js'
 
 describe('sim: deterministic Raft simulation', () => {
-  it('finds no safety, liveness or linearizability violation in 300 seeds', () => {
+  it('finds no safety, liveness or linearizability violation in 300 seeds', async () => {
     const failures: string[] = []
     let operations = 0
     let committed = 0
     for (let seed = 1; seed <= 300; seed++) {
-      const r = runSeed(seed)
+      const r = await runSeed(seed)
       operations += r.operations
       committed += r.committed
       if (r.violations.length > 0) failures.push(`seed ${seed}: ${r.violations.join('; ')}`)
@@ -23,11 +23,11 @@ describe('sim: deterministic Raft simulation', () => {
     assert.ok(committed > 3000, `${committed} entries committed`)
   })
 
-  it('replays a seed exactly', () => {
+  it('replays a seed exactly', async () => {
     const lines1: string[] = []
     const lines2: string[] = []
-    const a = runSeed(4242, { trace: l => lines1.push(l) })
-    const b = runSeed(4242, { trace: l => lines2.push(l) })
+    const a = await runSeed(4242, { trace: l => lines1.push(l) })
+    const b = await runSeed(4242, { trace: l => lines2.push(l) })
     assert.deepEqual(a, b)
     assert.deepEqual(lines1, lines2)
     assert.ok(lines1.length > 5)
