@@ -286,6 +286,27 @@ describe('raft disk log storage', () => {
     assert.equal(s.entries(151, 261).length, 110)
   })
 
+  it('recovers after deleting segments below an offset that a restart took from the snapshot', async () => {
+    // found by `sim:raft --storage disk`: one segment per sync, the snapshot at 5 whose
+    // WAL record is in no segment; the restart moves the offset to 5, the next rollover
+    // deletes the segment holding 1…5 and heads the new one with offset 5; the segment in
+    // between starts at entry 6, after the gap, and only that head names the term at 5
+    let s = await openStorage(1)
+    s.append([1, 2, 3, 4, 5].map(i => ent(i, 2)))
+    s.setHardState({ term: 2, vote: 'a', commit: 5 })
+    await s.sync()
+    await s.createSnapshot(5, { voters: ['a'], learners: [] }, new TextEncoder().encode('state@5'))
+    s = await reopen(s, 1)
+    assert.equal(s.firstIndex(), 6)
+    s.append([ent(6, 3), ent(7, 3)])
+    await s.sync()
+    assert.ok(!(await segments(dir)).includes('wal-0000000000000000.log'), 'the segment holding 1…5 was deleted')
+    s = await reopen(s, 1)
+    assert.equal(s.firstIndex(), 6)
+    assert.equal(s.term(5), 2)
+    assert.deepEqual(texts(s.entries(6, 8)), ['6:3:e6', '7:3:e7'])
+  })
+
   it('refuses damage in a sealed (non-last) segment', async () => {
     let s = await openStorage(512)
     for (let i = 1; i <= 40; i++) {
