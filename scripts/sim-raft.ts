@@ -34,7 +34,9 @@ let unknown = 0
 const replayStorage = opts.storage === 'memory' ? '' : ` --storage ${opts.storage}`
 for (let i = 0; i < opts.seeds; i++) {
   const seed = opts.from + i
+  // a seed that throws (a node's code refused its own state, say) fails like a violation
   const r = await runSeed(seed, { storage: opts.storage, trace: opts.trace ? line => { console.log(line) } : undefined })
+    .catch((err: Error) => ({ operations: 0, linearizability: 'ok', violations: [`threw: ${err.stack ?? err.message}`] }))
   operations += r.operations
   if (r.linearizability === 'unknown') unknown++
   if (r.violations.length > 0) {

@@ -401,14 +401,14 @@ export class DiskLogStorage implements LogStorage {
       this.segments.push(segment)
       this.segmentSize = scan.validBytes
     }
-    if (Number.isNaN(this.offsetTerm)) throw new WalCorruptError(`raft log ${this.dir}: entries start after a gap (a segment is missing)`)
     // a snapshot whose WAL record did not make it to disk still stands: it was fsynced first
+    // (and it names the term where entries after deleted segments start, when it is there);
+    // its index is committed, even when a crash tore off the hard state record written after it
     const s = this.snap.metadata
-    if (s.index > this.offsetIndex) {
-      this.compactTo(s.index, s.term)
-      this.conf = { voters: [...s.conf.voters], learners: [...s.conf.learners] }
-      if (this.hardState.commit < s.index) this.hardState = { ...this.hardState, commit: s.index }
-    }
+    if (s.index > this.offsetIndex) this.conf = { voters: [...s.conf.voters], learners: [...s.conf.learners] }
+    if (s.index >= this.offsetIndex) this.compactTo(s.index, s.term)
+    if (this.hardState.commit < s.index) this.hardState = { ...this.hardState, commit: s.index }
+    if (Number.isNaN(this.offsetTerm)) throw new WalCorruptError(`raft log ${this.dir}: entries start after a gap (a segment is missing)`)
     this.durableOffsetIndex = this.offsetIndex
     await this.openForAppend(tornAt)
   }
@@ -437,8 +437,14 @@ export class DiskLogStorage implements LogStorage {
           break
         case RecordType.Compaction: {
           const c = pb.WalCompaction.decode(record.payload)
-          if (c.reset) this.resetTo(c.index, c.term)
-          else this.compactTo(c.index, c.term)
+          if (c.reset) {
+            this.resetTo(c.index, c.term)
+            // the installed snapshot's membership, also when a crash tore off the ConfState record after this one
+            const snap = this.snap.metadata
+            if (snap.index === c.index) this.conf = { voters: [...snap.conf.voters], learners: [...snap.conf.learners] }
+          } else {
+            this.compactTo(c.index, c.term)
+          }
           break
         }
         case RecordType.ConfState:
