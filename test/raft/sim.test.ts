@@ -82,6 +82,18 @@ describe('sim: safety checker', () => {
     assert.match(checker.violations.join('\n'), /log matching: after installing a snapshot at 3, n1 keeps 4\/1 after term 2/)
   })
 
+  it('flags a log recovered at a restart that does not chain as its entries were logged', () => {
+    const checker = new SafetyChecker()
+    const log = [0, 1, 1, 1, 1, 1]
+    checker.onPersist('n1', [1, 2, 3, 4, 5].map(i => entry(i, 1)), i => log[i])
+    checker.onRecover('n1', 3, 5, i => log[i])
+    assert.deepEqual(checker.violations, [])
+    // recovery kept 4/1 and 5/1 past an installed snapshot at 3/2
+    log[3] = 2
+    checker.onRecover('n1', 3, 5, i => log[i])
+    assert.match(checker.violations.join('\n'), /log matching: after a restart, n1 keeps 4\/1 after term 2/)
+  })
+
   it('accepts a snapshot install that drops the suffix, or keeps a matching one', () => {
     const checker = new SafetyChecker()
     const log = [0, 1, 1, 1, 1, 1]

@@ -21,9 +21,11 @@ export interface SimNodeHooks {
   send: (node: SimNode, m: Message) => void
   applied: (node: SimNode, e: Entry) => void
   restored: (node: SimNode, index: number, term: number) => void
+  /** `node` just recovered its log from its disk (before restoring its state machine) */
+  recovered: (node: SimNode) => void
   readState: (node: SimNode, rs: ReadState) => void
-  /** crash the node after it persisted a Ready but before it sent or applied anything? */
-  crashMidReady: () => boolean
+  /** crash the node after it persisted this Ready but before it sent or applied anything? */
+  crashMidReady: (rd: Ready) => boolean
   /** `node` just crashed (what it had not made durable is gone) */
   crashed: (node: SimNode, why: string) => void
 }
@@ -52,6 +54,7 @@ export class SimNode {
   async start (hooks: SimNodeHooks): Promise<boolean> {
     const opened = this.disk.open()
     if (!await this.survives(opened, hooks) || !await opened) return false
+    hooks.recovered(this)
     const snap = this.storage.snapshot()
     this.kv = KvMachine.decode(snap.data)
     this.conf = { voters: [...snap.metadata.conf.voters], learners: [...snap.metadata.conf.learners] }
@@ -91,7 +94,7 @@ export class SimNode {
     if (raw === undefined || rd === undefined) return
     if (!await this.survives(this.disk.persist(rd), hooks)) return
     hooks.persisted(this, rd)
-    if (hooks.crashMidReady()) {
+    if (hooks.crashMidReady(rd)) {
       this.crash(hooks, 'mid-Ready')
       return
     }

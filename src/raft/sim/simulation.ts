@@ -94,7 +94,7 @@ export async function runSeed (seed: number, opts: SeedOptions = {}): Promise<Se
   const pPartition = storm ? pick([0.03, 0.08]) : pick([0, 0.01, 0.03])
   const pConf = pick([0, 0.01, 0.03])
   const pTransfer = pick([0, 0.005, 0.02])
-  const pCompact = pick([0, 0.01, 0.05])
+  const pCompact = pick([0, 0.01, 0.05]) + (opts.storage === 'disk' ? 0.1 : 0)
   const pMidReadyCrash = pick([0, 0.001])
   const pOp = pick([0.1, 0.3, 0.6])
   const asyncReady = chance(0.5)
@@ -176,7 +176,16 @@ export async function runSeed (seed: number, opts: SeedOptions = {}): Promise<Se
       r.index = Math.max(1, rs.index)
       completeReads(node)
     },
-    crashMidReady: () => !healed && pMidReadyCrash > 0 && chance(pMidReadyCrash),
+    recovered: (node: SimNode) => {
+      const st = node.storage
+      checker.onRecover(node.id, st.firstIndex() - 1, st.lastIndex(), i => st.term(i))
+    },
+    crashMidReady: (rd: Ready) => {
+      if (healed) return false
+      // disk seeds: often a crash right after a snapshot install (what recovery makes of it)
+      if (rd.snapshot !== undefined && disks !== undefined && disks.crashAfterInstall()) return true
+      return pMidReadyCrash > 0 && chance(pMidReadyCrash)
+    },
     crashed: (node: SimNode, why: string) => {
       trace?.(`t${tick} crash ${node.id} (${why})`)
       for (const [ctx, r] of pendingReads) if (r.node === node) pendingReads.delete(ctx)
@@ -410,13 +419,14 @@ export async function runSeed (seed: number, opts: SeedOptions = {}): Promise<Se
  * any write, torn tails, bit flips found on restart (which the WAL must refuse). `calm`
  * ends the faults (healing).
  */
-function simulatedDisks (seed: number, ids: NodeId[], checker: SafetyChecker, trace?: (line: string) => void): { disks: SimDisk[], calm: () => void } {
+function simulatedDisks (seed: number, ids: NodeId[], checker: SafetyChecker, trace?: (line: string) => void): { disks: SimDisk[], crashAfterInstall: () => boolean, calm: () => void } {
   const rand = createRand(seed * 104_729 + 17)
   const pick = <T>(xs: T[]): T => xs[Math.floor(rand() * xs.length)]
   const faults = { crash: pick([0.0005, 0.002, 0.01]), torn: pick([0, 0.5, 1]) }
   const pFlip = pick([0, 0.2, 0.5])
   const segmentBytes = pick([512, 4096, 65_536])
-  trace?.(`disks: crash at a write ${faults.crash}, torn ${faults.torn}, flip on restart ${pFlip}, segments of ${segmentBytes} bytes`)
+  const pInstallCrash = pick([0, 0.3])
+  trace?.(`disks: crash at a write ${faults.crash}, torn ${faults.torn}, flip on restart ${pFlip}, crash after a snapshot install ${pInstallCrash}, segments of ${segmentBytes} bytes`)
   let calm = false
   const fss = ids.map((_, i) => {
     const fs = new SimFs(createRand(seed * 15_485_863 + i + 1))
@@ -431,6 +441,7 @@ function simulatedDisks (seed: number, ids: NodeId[], checker: SafetyChecker, tr
   }))
   return {
     disks,
+    crashAfterInstall: () => rand() < pInstallCrash,
     calm: () => {
       calm = true
       for (const fs of fss) fs.faults = NO_DISK_FAULTS
