@@ -58,7 +58,7 @@ const WAL_FILE = /^(wal-[0-9a-f]{16}\.log|snapshot)$/
 
 export interface WalSimDiskInit {
   segmentBytes: number
-  /** chance that a restart finds a bit flipped in the fsynced files of the WAL */
+  /** whether this restart finds a bit flipped in the fsynced files of the WAL (drawn from the seed) */
   flip: () => boolean
   /** a bit flip that the WAL did not refuse, or a log it refused that only crashes touched */
   violation: (what: string) => void
