@@ -307,6 +307,29 @@ describe('raft disk log storage', () => {
     assert.deepEqual(texts(s.entries(6, 8)), ['6:3:e6', '7:3:e7'])
   })
 
+  it('keeps entries appended after a restart that adopted a snapshot conflicting with the log', async () => {
+    // found by `sim:raft --storage disk` (seed 3390): the log holds 1…10 of term 1, the
+    // leader's snapshot at 8 of term 2 reached the disk but its WAL record did not; the
+    // restart adopts it, the node appends 9 and 10 of term 3 and commits them. Before, the
+    // next restart replayed 9 and 10 onto the old log, adopted the snapshot again (a reset:
+    // the terms at 8 differ) and lost them, with commit 10 past its last index 8.
+    let s = await openStorage()
+    s.append([1, 2, 3, 4, 5, 6, 7, 8, 9, 10].map(i => ent(i, 1)))
+    s.setHardState({ term: 1, vote: 'a', commit: 5 })
+    await s.sync()
+    await s.applySnapshot({ metadata: { index: 8, term: 2, conf: { voters: ['x'], learners: [] } }, data: new Uint8Array([8]) })
+    s = await reopen(s) // crash before sync()
+    assert.equal(s.lastIndex(), 8)
+    s.append([ent(9, 3), ent(10, 3)])
+    s.setHardState({ term: 3, vote: 'x', commit: 10 })
+    await s.sync()
+    s = await reopen(s)
+    assert.equal(s.lastIndex(), 10)
+    assert.equal(s.term(8), 2)
+    assert.deepEqual(texts(s.entries(9, 11)), ['9:3:e9', '10:3:e10'])
+    assert.deepEqual(s.initialState(), { hardState: { term: 3, vote: 'x', commit: 10 }, confState: { voters: ['x'], learners: [] } })
+  })
+
   it('recovers entries that follow a snapshot whose own log record was lost in a crash', async () => {
     // found by `sim:raft --storage disk`: the log holds 1…9 then 11; only the snapshot
     // file names the term at 10 (it was refused as "a segment is missing")

@@ -405,12 +405,22 @@ export class DiskLogStorage implements LogStorage {
     // (and it names the term where entries after deleted segments start, when it is there);
     // its index is committed, even when a crash tore off the hard state record written after it
     const s = this.snap.metadata
-    if (s.index > this.offsetIndex) this.conf = { voters: [...s.conf.voters], learners: [...s.conf.learners] }
+    const adopted = s.index > this.offsetIndex
+    if (adopted) this.conf = { voters: [...s.conf.voters], learners: [...s.conf.learners] }
     if (s.index >= this.offsetIndex) this.compactTo(s.index, s.term)
     if (this.hardState.commit < s.index) this.hardState = { ...this.hardState, commit: s.index }
     if (Number.isNaN(this.offsetTerm)) throw new WalCorruptError(`raft log ${this.dir}: entries start after a gap (a segment is missing)`)
     this.durableOffsetIndex = this.offsetIndex
     await this.openForAppend(tornAt)
+    if (adopted) {
+      // the log records the adoption before anything is appended after the snapshot: else a
+      // later replay puts those entries on the log of before it, and the adoption there
+      // (a conflicting term at the snapshot: reset) drops them
+      this.queue(RecordType.Compaction, pb.WalCompaction.encode({ index: s.index, term: s.term, reset: false }))
+      this.queue(RecordType.ConfState, pb.ConfState.encode(confToProto(this.conf)))
+      this.queue(RecordType.HardState, pb.HardState.encode(hardStateToProto(this.hardState)))
+      await this.flush()
+    }
   }
 
   private replay (record: WalRecord, segment: Segment): void {
