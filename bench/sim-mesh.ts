@@ -6,18 +6,18 @@ import { runSeed } from '../src/raft/sim/simulation.js'
 
 const SEEDS = 200
 
-function timed (fn: () => void): number {
+async function timed (fn: () => void | Promise<void>): Promise<number> {
   const started = process.hrtime.bigint()
-  fn()
+  await fn()
   return Number(process.hrtime.bigint() - started) / 1e9
 }
 
 let virtualMs = 0
-const meshSeconds = timed(() => {
+const meshSeconds = await timed(() => {
   for (let seed = 1; seed <= SEEDS; seed++) virtualMs += runMeshSeed(seed, { without: ['partition', 'stall', 'mesh-restart'] }).virtualMs
 })
-const raftSeconds = timed(() => {
-  for (let seed = 1; seed <= SEEDS; seed++) runSeed(seed)
+const raftSeconds = await timed(async () => {
+  for (let seed = 1; seed <= SEEDS; seed++) await runSeed(seed)
 })
 const meshRate = SEEDS / meshSeconds
 const raftRate = SEEDS / raftSeconds

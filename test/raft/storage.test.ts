@@ -286,6 +286,91 @@ describe('raft disk log storage', () => {
     assert.equal(s.entries(151, 261).length, 110)
   })
 
+  it('recovers after deleting segments below an offset that a restart took from the snapshot', async () => {
+    // found by `sim:raft --storage disk`: one segment per sync, the snapshot at 5 whose
+    // WAL record is in no segment; the restart moves the offset to 5, the next rollover
+    // deletes the segment holding 1…5 and heads the new one with offset 5; the segment in
+    // between starts at entry 6, after the gap, and only that head names the term at 5
+    let s = await openStorage(1)
+    s.append([1, 2, 3, 4, 5].map(i => ent(i, 2)))
+    s.setHardState({ term: 2, vote: 'a', commit: 5 })
+    await s.sync()
+    await s.createSnapshot(5, { voters: ['a'], learners: [] }, new TextEncoder().encode('state@5'))
+    s = await reopen(s, 1)
+    assert.equal(s.firstIndex(), 6)
+    s.append([ent(6, 3), ent(7, 3)])
+    await s.sync()
+    assert.ok(!(await segments(dir)).includes('wal-0000000000000000.log'), 'the segment holding 1…5 was deleted')
+    s = await reopen(s, 1)
+    assert.equal(s.firstIndex(), 6)
+    assert.equal(s.term(5), 2)
+    assert.deepEqual(texts(s.entries(6, 8)), ['6:3:e6', '7:3:e7'])
+  })
+
+  it('keeps entries appended after a restart that adopted a snapshot conflicting with the log', async () => {
+    // found by `sim:raft --storage disk` (seed 3390): the log holds 1…10 of term 1, the
+    // leader's snapshot at 8 of term 2 reached the disk but its WAL record did not; the
+    // restart adopts it, the node appends 9 and 10 of term 3 and commits them. Before, the
+    // next restart replayed 9 and 10 onto the old log, adopted the snapshot again (a reset:
+    // the terms at 8 differ) and lost them, with commit 10 past its last index 8.
+    let s = await openStorage()
+    s.append([1, 2, 3, 4, 5, 6, 7, 8, 9, 10].map(i => ent(i, 1)))
+    s.setHardState({ term: 1, vote: 'a', commit: 5 })
+    await s.sync()
+    await s.applySnapshot({ metadata: { index: 8, term: 2, conf: { voters: ['x'], learners: [] } }, data: new Uint8Array([8]) })
+    s = await reopen(s) // crash before sync()
+    assert.equal(s.lastIndex(), 8)
+    s.append([ent(9, 3), ent(10, 3)])
+    s.setHardState({ term: 3, vote: 'x', commit: 10 })
+    await s.sync()
+    s = await reopen(s)
+    assert.equal(s.lastIndex(), 10)
+    assert.equal(s.term(8), 2)
+    assert.deepEqual(texts(s.entries(9, 11)), ['9:3:e9', '10:3:e10'])
+    assert.deepEqual(s.initialState(), { hardState: { term: 3, vote: 'x', commit: 10 }, confState: { voters: ['x'], learners: [] } })
+  })
+
+  it('recovers entries that follow a snapshot whose own log record was lost in a crash', async () => {
+    // found by `sim:raft --storage disk`: the log holds 1…9 then 11; only the snapshot
+    // file names the term at 10 (it was refused as "a segment is missing")
+    let s = await openStorage()
+    s.append([1, 2, 3, 4, 5, 6, 7, 8, 9].map(i => ent(i, 1)))
+    await s.sync()
+    await s.applySnapshot({ metadata: { index: 10, term: 3, conf: { voters: ['x'], learners: [] } }, data: new Uint8Array([1]) })
+    s = await reopen(s) // crash before sync(): the snapshot file is durable, its WAL record is not
+    s.append([ent(11, 3)])
+    await s.sync()
+    s = await reopen(s)
+    assert.equal(s.firstIndex(), 11)
+    assert.equal(s.term(10), 3)
+    assert.deepEqual(texts(s.entries(11, 12)), ['11:3:e11'])
+  })
+
+  it('keeps a leader snapshot committed, with its membership, when a crash tore off the records after its own', async () => {
+    // found by `sim:raft --storage disk`: the Ready installing a snapshot writes [reset to
+    // the snapshot, membership, entries, hard state] in one write; a power cut may keep a
+    // prefix of it. Before, the node restarted with the offset at 12 and commit 7 (which the
+    // core refuses) and the membership of before the snapshot.
+    let s = await openStorage()
+    s.setConfState({ voters: ['a'], learners: [] })
+    s.append([1, 2, 3, 4, 5, 6, 7].map(i => ent(i, 1)))
+    s.setHardState({ term: 1, vote: 'a', commit: 7 })
+    await s.sync()
+    await s.applySnapshot({ metadata: { index: 12, term: 2, conf: { voters: ['x', 'y'], learners: [] } }, data: new TextEncoder().encode('s12') })
+    s.setHardState({ term: 2, vote: '', commit: 12 })
+    await s.sync()
+    await s.close()
+    const [segment] = await segments(dir)
+    const path = join(dir, segment)
+    const buf = await readFile(path)
+    const reset = scanRecords(buf).records.find(r => r.type === RecordType.Compaction)!
+    await writeFile(path, buf.subarray(0, reset.offset + RECORD_HEADER_BYTES + reset.payload.length))
+    s = await openStorage()
+    assert.equal(s.firstIndex(), 13)
+    assert.equal(s.term(12), 2)
+    assert.deepEqual(s.initialState(), { hardState: { term: 1, vote: 'a', commit: 12 }, confState: { voters: ['x', 'y'], learners: [] } })
+  })
+
   it('refuses damage in a sealed (non-last) segment', async () => {
     let s = await openStorage(512)
     for (let i = 1; i <= 40; i++) {

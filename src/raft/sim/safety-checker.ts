@@ -72,12 +72,21 @@ export class SafetyChecker {
    * conflicts with the snapshot would make the node vote as if it held stale entries).
    */
   onPersistSnapshot (id: NodeId, snapIndex: number, lastIndex: number, termAt: (index: number) => number): void {
-    for (let i = snapIndex + 1; i <= lastIndex; i++) {
+    this.checkChain(`after installing a snapshot at ${snapIndex}, ${id}`, snapIndex, lastIndex, termAt)
+  }
+
+  /** A node restarted from its storage: the log it recovered must chain as it did where its entries were first logged. */
+  onRecover (id: NodeId, offset: number, lastIndex: number, termAt: (index: number) => number): void {
+    this.checkChain(`after a restart, ${id}`, offset, lastIndex, termAt)
+  }
+
+  private checkChain (who: string, offset: number, lastIndex: number, termAt: (index: number) => number): void {
+    for (let i = offset + 1; i <= lastIndex; i++) {
       const t = termAt(i)
       const seen = this.logged.get(i)?.get(t)
       const before = termAt(i - 1)
       if (seen !== undefined && seen.prevTerm !== before) {
-        this.fail(`log matching: after installing a snapshot at ${snapIndex}, ${id} keeps ${i}/${t} after term ${before}; it was logged after term ${seen.prevTerm}`)
+        this.fail(`log matching: ${who} keeps ${i}/${t} after term ${before}; it was logged after term ${seen.prevTerm}`)
         return
       }
     }

@@ -1,16 +1,17 @@
-// One simulated server: a RawNode over a MemoryLogStorage that stands for its disk, and a
-// KvMachine. What was handed out in a Ready and persisted before the crash survives a
-// crash; everything else (the core's unstable state, a Ready taken but not yet persisted,
-// the state machine) is lost and rebuilt from the storage on restart. A Ready is handled
-// either at once (drain) or asynchronously (take … complete) with messages stepped in
-// between, as a host that persists in the background does.
+// One simulated server: a RawNode over a SimDisk (a MemoryLogStorage, or the disk WAL on a
+// simulated file system) and a KvMachine. What the disk made durable before a crash
+// survives it; everything else (the core's unstable state, a Ready taken but not yet
+// persisted, the state machine) is lost and rebuilt from the disk on restart. A Ready is
+// handled either at once (drain) or asynchronously (take … complete) with messages stepped
+// in between, as a host that persists in the background does. The disk's calls settle at
+// once, so awaiting them keeps the simulation deterministic.
 import { EntryType } from '../types.js'
-import type { ConfState, Entry, Message, NodeId, ReadState, Ready } from '../types.js'
-import { MemoryLogStorage } from '../core/memory-storage.js'
+import type { ConfState, Entry, LogStorage, Message, NodeId, ReadState, Ready } from '../types.js'
 import { RawNode } from '../core/raw-node.js'
 import type { RawNodeConfig } from '../core/raw-node.js'
 import { decodeConfChange } from '../core/conf-change-codec.js'
 import { KvMachine, decodeCommand } from './kv-machine.js'
+import type { SimDisk } from './sim-disk.js'
 
 export interface SimNodeHooks {
   /** `node` just took a Ready out of its core (its in-memory state is the Ready's) */
@@ -20,15 +21,18 @@ export interface SimNodeHooks {
   send: (node: SimNode, m: Message) => void
   applied: (node: SimNode, e: Entry) => void
   restored: (node: SimNode, index: number, term: number) => void
+  /** `node` just recovered its log from its disk (before restoring its state machine) */
+  recovered: (node: SimNode) => void
   readState: (node: SimNode, rs: ReadState) => void
-  /** crash the node after it persisted a Ready but before it sent or applied anything? */
-  crashMidReady: () => boolean
+  /** crash the node after it persisted this Ready but before it sent or applied anything? */
+  crashMidReady: (rd: Ready) => boolean
+  /** `node` just crashed (what it had not made durable is gone) */
+  crashed: (node: SimNode, why: string) => void
 }
 
 export type NodeOptions = Omit<RawNodeConfig, 'id' | 'storage' | 'peers' | 'applied' | 'rand'>
 
 export class SimNode {
-  readonly storage = new MemoryLogStorage()
   raw: RawNode | undefined
   kv = new KvMachine()
   conf: ConfState = { voters: [], learners: [] }
@@ -36,31 +40,42 @@ export class SimNode {
   /** a Ready taken but not yet persisted (asynchronous mode: the node keeps stepping meanwhile) */
   pending: Ready | undefined
 
-  constructor (readonly id: NodeId, private readonly founders: NodeId[] | undefined, private readonly options: NodeOptions, private readonly rand: () => number) {}
+  constructor (readonly id: NodeId, readonly disk: SimDisk, private readonly founders: NodeId[] | undefined, private readonly options: NodeOptions, private readonly rand: () => number) {}
 
   get alive (): boolean {
     return this.raw !== undefined
   }
 
-  start (hooks: SimNodeHooks): void {
+  get storage (): LogStorage {
+    return this.disk.storage
+  }
+
+  /** Recovers from the disk and starts; false if the disk lost power meanwhile or could not recover (the node stays down). */
+  async start (hooks: SimNodeHooks): Promise<boolean> {
+    const opened = this.disk.open()
+    if (!await this.survives(opened, hooks) || !await opened) return false
+    hooks.recovered(this)
     const snap = this.storage.snapshot()
     this.kv = KvMachine.decode(snap.data)
     this.conf = { voters: [...snap.metadata.conf.voters], learners: [...snap.metadata.conf.learners] }
     this.applied = snap.metadata.index
     hooks.restored(this, snap.metadata.index, snap.metadata.term)
     this.raw = new RawNode({ ...this.options, id: this.id, storage: this.storage, rand: this.rand, peers: this.founders, applied: this.applied })
+    return true
   }
 
-  crash (): void {
+  crash (hooks: SimNodeHooks, why: string): void {
     this.raw = undefined
     this.pending = undefined // never persisted
+    this.disk.crash()
+    hooks.crashed(this, why)
   }
 
   /** Handles every Ready at once: persist, send, apply, advance. */
-  drain (hooks: SimNodeHooks): void {
+  async drain (hooks: SimNodeHooks): Promise<void> {
     for (let guard = 0; this.take(hooks); guard++) {
       if (guard > 10_000) throw new Error(`sim: ${this.id} never runs out of Ready`)
-      this.complete(hooks)
+      await this.complete(hooks)
     }
   }
 
@@ -72,17 +87,15 @@ export class SimNode {
     return true
   }
 
-  /** Persists, sends and applies the pending Ready, then advances. */
-  complete (hooks: SimNodeHooks): void {
+  /** Persists, sends and applies the pending Ready, then advances (unless the disk lost power meanwhile: a crash). */
+  async complete (hooks: SimNodeHooks): Promise<void> {
     const raw = this.raw
     const rd = this.pending
     if (raw === undefined || rd === undefined) return
-    if (rd.snapshot !== undefined) this.storage.applySnapshot(rd.snapshot)
-    this.storage.append(rd.entries)
-    if (rd.hardState !== undefined) this.storage.setHardState(rd.hardState)
+    if (!await this.survives(this.disk.persist(rd), hooks)) return
     hooks.persisted(this, rd)
-    if (hooks.crashMidReady()) {
-      this.crash()
+    if (hooks.crashMidReady(rd)) {
+      this.crash(hooks, 'mid-Ready')
       return
     }
     for (const m of rd.messages) hooks.send(this, m)
@@ -97,6 +110,7 @@ export class SimNode {
       if (e.index <= this.applied) continue
       if (e.type === EntryType.ConfChange) {
         this.conf = raw.applyConfChange(decodeConfChange(e.data))
+        this.disk.setConfState(this.conf)
       } else if (e.data.length > 0) {
         this.kv.apply(decodeCommand(e.data))
       }
@@ -109,10 +123,20 @@ export class SimNode {
   }
 
   /** Snapshots the state machine at the applied index and drops the log before it, keeping `keep` entries. */
-  compact (keep: number): void {
+  async compact (keep: number, hooks: SimNodeHooks): Promise<void> {
     if (this.applied <= this.storage.snapshot().metadata.index) return
-    this.storage.createSnapshot(this.applied, this.conf, this.kv.encode())
-    const upTo = this.applied - keep
-    if (upTo > this.storage.firstIndex()) this.storage.compact(upTo)
+    await this.survives(this.disk.snapshot(this.applied, this.conf, this.kv.encode(), this.applied - keep), hooks)
+  }
+
+  /** Awaits a disk call; if the disk lost power during it, the node crashes here (false). */
+  private async survives (call: Promise<unknown>, hooks: SimNodeHooks): Promise<boolean> {
+    try {
+      await call
+      return true
+    } catch (err) {
+      if (!this.disk.poweredOff) throw err
+      this.crash(hooks, `disk lost power: ${(err as Error).message}`)
+      return false
+    }
   }
 }

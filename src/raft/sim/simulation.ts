@@ -3,13 +3,18 @@
 // message loss, duplication, delay and reordering, partitions (symmetric, asymmetric,
 // bridge), crashes with restarts from persisted state, membership changes, leadership
 // transfers, client writes and linearizable reads — then heals everything and requires
-// a leader to commit a final proposal within a bounded number of ticks.
+// a leader to commit a final proposal within a bounded number of ticks. With `storage:
+// 'disk'` every node keeps its log in the real disk WAL on a simulated file system with
+// storage faults (crash at any write, torn tails, bit flips: see sim-disk.ts, sim-fs.ts).
 import { ConfChangeType, EntryType, StateRole } from '../types.js'
 import type { ConfChange, Entry, Message, NodeId, ReadState, Ready } from '../types.js'
 import { createRand } from '../core/rand.js'
 import { InvalidMessageError } from '../core/raw-node.js'
 import { ProposalDroppedError } from '../core/raft.js'
 import { SimNode } from './sim-node.js'
+import { MemorySimDisk, WalSimDisk } from './sim-disk.js'
+import type { SimDisk } from './sim-disk.js'
+import { NO_DISK_FAULTS, SimFs } from './sim-fs.js'
 import type { NodeOptions, SimNodeHooks } from './sim-node.js'
 import { SimNetwork, NO_FAULTS, partitionAtRandom } from './network.js'
 import type { NetworkFaults } from './network.js'
@@ -36,7 +41,11 @@ export interface SeedOptions {
   livenessTicks?: number
   /** called with a line per notable event (for replaying a failing seed) */
   trace?: (line: string) => void
+  /** where nodes keep their logs: MemoryLogStorage (default) or the disk WAL on a faulty simulated disk */
+  storage?: SimStorageKind
 }
+
+export type SimStorageKind = 'memory' | 'disk'
 
 const ELECTION_TICK = 10
 const KEYS = ['x', 'y', 'z']
@@ -51,7 +60,7 @@ interface PendingRead {
   index: number
 }
 
-export function runSeed (seed: number, opts: SeedOptions = {}): SeedResult {
+export async function runSeed (seed: number, opts: SeedOptions = {}): Promise<SeedResult> {
   const rand = createRand(seed)
   const pick = <T>(xs: T[]): T => xs[Math.floor(rand() * xs.length)]
   const chance = (p: number): boolean => rand() < p
@@ -85,7 +94,7 @@ export function runSeed (seed: number, opts: SeedOptions = {}): SeedResult {
   const pPartition = storm ? pick([0.03, 0.08]) : pick([0, 0.01, 0.03])
   const pConf = pick([0, 0.01, 0.03])
   const pTransfer = pick([0, 0.005, 0.02])
-  const pCompact = pick([0, 0.01, 0.05])
+  const pCompact = pick([0, 0.01, 0.05]) + (opts.storage === 'disk' ? 0.1 : 0)
   const pMidReadyCrash = pick([0, 0.001])
   const pOp = pick([0.1, 0.3, 0.6])
   const asyncReady = chance(0.5)
@@ -95,8 +104,9 @@ export function runSeed (seed: number, opts: SeedOptions = {}): SeedResult {
 
   const net = new SimNetwork<Message>(rand, faults, 4 * ELECTION_TICK)
   const checker = new SafetyChecker()
+  const disks = opts.storage === 'disk' ? simulatedDisks(seed, ids, checker, trace) : undefined
   const nodes = new Map<NodeId, SimNode>()
-  ids.forEach((id, i) => nodes.set(id, new SimNode(id, i < founders ? ids.slice(0, founders) : undefined, options, createRand(seed * 7919 + i + 1))))
+  ids.forEach((id, i) => nodes.set(id, new SimNode(id, disks?.disks[i] ?? new MemorySimDisk(), i < founders ? ids.slice(0, founders) : undefined, options, createRand(seed * 7919 + i + 1))))
   const restartAt = new Map<NodeId, number>()
 
   let tick = 0
@@ -166,25 +176,41 @@ export function runSeed (seed: number, opts: SeedOptions = {}): SeedResult {
       r.index = Math.max(1, rs.index)
       completeReads(node)
     },
-    crashMidReady: () => !healed && pMidReadyCrash > 0 && chance(pMidReadyCrash)
+    recovered: (node: SimNode) => {
+      const st = node.storage
+      checker.onRecover(node.id, st.firstIndex() - 1, st.lastIndex(), i => st.term(i))
+    },
+    crashMidReady: (rd: Ready) => {
+      if (healed) return false
+      // disk seeds: often a crash right after a snapshot install (what recovery makes of it)
+      if (rd.snapshot !== undefined && disks !== undefined && disks.crashAfterInstall()) return true
+      return pMidReadyCrash > 0 && chance(pMidReadyCrash)
+    },
+    crashed: (node: SimNode, why: string) => {
+      trace?.(`t${tick} crash ${node.id} (${why})`)
+      for (const [ctx, r] of pendingReads) if (r.node === node) pendingReads.delete(ctx)
+    }
   }
 
   // a node handles its Readies either at once, or (asynchronous seeds) persists them later
   // while it keeps stepping messages, like a host that fsyncs in the background
-  const handle = (n: SimNode): void => {
+  const handle = async (n: SimNode): Promise<void> => {
     if (!asyncReady) {
-      n.drain(hooks)
+      await n.drain(hooks)
       return
     }
     n.take(hooks)
-    if (chance(0.3)) finish(n)
+    if (chance(0.3)) await finish(n)
   }
-  const finish = (n: SimNode): void => {
-    n.complete(hooks)
+  const finish = async (n: SimNode): Promise<void> => {
+    await n.complete(hooks)
     n.take(hooks)
   }
-  const finishSome = (p: number): void => {
-    for (const n of nodes.values()) if (n.pending !== undefined && chance(p)) finish(n)
+  const finishSome = async (p: number): Promise<void> => {
+    for (const n of nodes.values()) if (n.pending !== undefined && chance(p)) await finish(n)
+  }
+  const start = async (n: SimNode): Promise<void> => {
+    if (await n.start(hooks)) await handle(n)
   }
 
   const alive = (): SimNode[] => [...nodes.values()].filter(n => n.alive)
@@ -197,13 +223,7 @@ export function runSeed (seed: number, opts: SeedOptions = {}): SeedResult {
     return best
   }
 
-  const crash = (n: SimNode, why: string): void => {
-    trace?.(`t${tick} crash ${n.id} (${why})`)
-    n.crash()
-    for (const [ctx, r] of pendingReads) if (r.node === n) pendingReads.delete(ctx)
-  }
-
-  const deliver = (m: Message): void => {
+  const deliver = async (m: Message): Promise<void> => {
     const target = nodes.get(m.to)
     if (target?.raw === undefined) return
     try {
@@ -212,24 +232,25 @@ export function runSeed (seed: number, opts: SeedOptions = {}): SeedResult {
       if (err instanceof InvalidMessageError) checker.violations.push(`core sent a malformed message: ${err.message}`)
       else throw err
     }
-    handle(target)
+    await handle(target)
   }
 
-  const deliverDue = (): void => {
+  const deliverDue = async (): Promise<void> => {
     for (let rounds = 0; rounds < 10_000; rounds++) {
-      if (asyncReady) finishSome(0.5)
+      if (asyncReady) await finishSome(0.5)
       const due = net.takeDue(tick)
       if (due.length === 0) return
-      for (const m of due) deliver(m)
+      for (const m of due) await deliver(m)
     }
     checker.violations.push(`message storm at tick ${tick}`)
   }
 
-  const tickAll = (drift: boolean): void => {
+  const tickAll = async (drift: boolean): Promise<void> => {
     for (const n of alive()) {
       if (drift && chance(0.05)) continue
-      n.raw!.tick()
-      handle(n)
+      if (n.raw === undefined) continue // crashed at a write earlier in this round
+      n.raw.tick()
+      await handle(n)
     }
   }
 
@@ -238,7 +259,7 @@ export function runSeed (seed: number, opts: SeedOptions = {}): SeedResult {
     trace?.(`t${tick} ${what}`)
   }
 
-  const changeMembership = (): void => {
+  const changeMembership = async (): Promise<void> => {
     const leader = leaderNode()
     if (leader === undefined) return
     const st = leader.raw!.status()
@@ -257,14 +278,14 @@ export function runSeed (seed: number, opts: SeedOptions = {}): SeedResult {
     const cc = pick(choices)
     try {
       leader.raw!.proposeConfChange(cc)
-      handle(leader)
+      await handle(leader)
       trace?.(`t${tick} ${leader.id} proposes ${ConfChangeType[cc.type]} ${cc.node}`)
     } catch (err) {
       if (!(err instanceof ProposalDroppedError)) throw err
     }
   }
 
-  const clientOp = (): void => {
+  const clientOp = async (): Promise<void> => {
     if (pendingPuts.size + pendingReads.size >= MAX_PENDING_OPS) return
     const live = alive()
     if (live.length === 0) return
@@ -282,19 +303,16 @@ export function runSeed (seed: number, opts: SeedOptions = {}): SeedResult {
       const o: KvOperation = { input: { kind: 'put', key, value: op }, output: null, call: ++clock, return: Infinity }
       history.push(o)
       pendingPuts.set(op, o)
-      handle(node)
+      await handle(node)
     } else {
       const ctx = new TextEncoder().encode(`r${op}`)
       pendingReads.set(ctxKey(ctx), { node, key, call: ++clock, tick, index: 0 })
       node.raw!.readIndex(ctx)
-      handle(node)
+      await handle(node)
     }
   }
 
-  for (const n of nodes.values()) {
-    n.start(hooks)
-    handle(n)
-  }
+  for (const n of nodes.values()) await start(n)
 
   // ---- chaotic phase ----
   for (tick = 0; tick < ticks && checker.violations.length === 0; tick++) {
@@ -302,14 +320,13 @@ export function runSeed (seed: number, opts: SeedOptions = {}): SeedResult {
       if (at <= tick) {
         restartAt.delete(id)
         trace?.(`t${tick} restart ${id}`)
-        nodes.get(id)!.start(hooks)
-        handle(nodes.get(id)!)
+        await start(nodes.get(id)!)
       }
     }
     if (chance(pCrash) && restartAt.size < (storm ? 3 : 2)) {
       const n = pick(alive())
       if (n !== undefined) {
-        crash(n, 'random')
+        n.crash(hooks, 'random')
         restartAt.set(n.id, tick + 1 + Math.floor(rand() * (storm ? 3 : 6) * ELECTION_TICK))
       }
     }
@@ -317,7 +334,7 @@ export function runSeed (seed: number, opts: SeedOptions = {}): SeedResult {
       if (!n.alive && !restartAt.has(n.id)) restartAt.set(n.id, tick + 1 + Math.floor(rand() * 3 * ELECTION_TICK)) // crashed mid-Ready
     }
     if (chance(pPartition)) partition()
-    if (chance(pConf)) changeMembership()
+    if (chance(pConf)) await changeMembership()
     if (chance(pTransfer)) {
       const leader = leaderNode()
       const voters = leader?.raw!.status().voters.filter(v => v !== leader.id) ?? []
@@ -325,16 +342,16 @@ export function runSeed (seed: number, opts: SeedOptions = {}): SeedResult {
         const to = pick(voters)
         trace?.(`t${tick} ${leader.id} transfers leadership to ${to}`)
         leader.raw!.transferLeader(to)
-        handle(leader)
+        await handle(leader)
       }
     }
     if (chance(pCompact)) {
       const n = pick(alive())
-      n?.compact(Math.floor(rand() * 4))
+      await n?.compact(Math.floor(rand() * 4), hooks)
     }
-    if (chance(pOp)) clientOp()
-    tickAll(true)
-    deliverDue()
+    if (chance(pOp)) await clientOp()
+    await tickAll(true)
+    await deliverDue()
     for (const [ctx, r] of pendingReads) if (tick - r.tick > READ_TIMEOUT_TICKS) pendingReads.delete(ctx)
   }
 
@@ -342,23 +359,19 @@ export function runSeed (seed: number, opts: SeedOptions = {}): SeedResult {
   let live = checker.violations.length === 0
   if (live) {
     healed = true
+    disks?.calm()
     net.heal()
     net.faults = NO_FAULTS
     net.clearBefore(tick)
-    for (const n of nodes.values()) {
-      if (!n.alive) {
-        n.start(hooks)
-        handle(n)
-      }
-    }
+    for (const n of nodes.values()) if (!n.alive) await start(n)
     restartAt.clear()
     trace?.(`t${tick} healed`)
     const end = tick + livenessTicks
     let proposedIn = ''
     live = false
     for (; tick < end && checker.violations.length === 0; tick++) {
-      tickAll(false)
-      deliverDue()
+      await tickAll(false)
+      await deliverDue()
       const leader = leaderNode()
       if (leader === undefined) continue
       const st = leader.raw!.status()
@@ -377,7 +390,7 @@ export function runSeed (seed: number, opts: SeedOptions = {}): SeedResult {
         try {
           leader.raw!.propose(encodeCommand({ op: finalOp, key: 'final', value: finalOp }))
           proposedIn = mark
-          handle(leader)
+          await handle(leader)
         } catch (err) {
           if (!(err instanceof ProposalDroppedError)) throw err
         }
@@ -399,6 +412,41 @@ export function runSeed (seed: number, opts: SeedOptions = {}): SeedResult {
     if (lin === 'illegal') checker.violations.push('linearizability: the client history of the key-value store is not linearizable')
   }
   return { seed, violations: checker.violations, nodes: size, ticks: tick, operations: history.length, committed: checker.maxCommitted, linearizability: lin }
+}
+
+/**
+ * One simulated disk per node for the disk WAL, with faults drawn from the seed: a crash at
+ * any write, torn tails, bit flips found on restart (which the WAL must refuse). `calm`
+ * ends the faults (healing).
+ */
+function simulatedDisks (seed: number, ids: NodeId[], checker: SafetyChecker, trace?: (line: string) => void): { disks: SimDisk[], crashAfterInstall: () => boolean, calm: () => void } {
+  const rand = createRand(seed * 104_729 + 17)
+  const pick = <T>(xs: T[]): T => xs[Math.floor(rand() * xs.length)]
+  const faults = { crash: pick([0.0005, 0.002, 0.01]), torn: pick([0, 0.5, 1]) }
+  const pFlip = pick([0, 0.2, 0.5])
+  const segmentBytes = pick([512, 4096, 65_536])
+  const pInstallCrash = pick([0, 0.3])
+  trace?.(`disks: crash at a write ${faults.crash}, torn ${faults.torn}, flip on restart ${pFlip}, crash after a snapshot install ${pInstallCrash}, segments of ${segmentBytes} bytes`)
+  let calm = false
+  const fss = ids.map((_, i) => {
+    const fs = new SimFs(createRand(seed * 15_485_863 + i + 1))
+    fs.faults = faults
+    return fs
+  })
+  const disks = ids.map((id, i) => new WalSimDisk(fss[i], `/sim/${id}/raft`, {
+    segmentBytes,
+    flip: () => !calm && rand() < pFlip,
+    violation: what => { checker.violations.push(`${id}: ${what}`) },
+    trace
+  }))
+  return {
+    disks,
+    crashAfterInstall: () => rand() < pInstallCrash,
+    calm: () => {
+      calm = true
+      for (const fs of fss) fs.faults = NO_DISK_FAULTS
+    }
+  }
 }
 
 function ctxKey (ctx: Uint8Array): string {

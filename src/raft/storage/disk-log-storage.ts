@@ -11,17 +11,16 @@
 // it looks like one (cut short, or with unwritten zero sectors); a complete last record
 // that fails its checksum is a bit flip in synced data, and damage followed by valid
 // records, or in an older segment, is too: those are refused with an error.
-import { open, readdir, readFile, unlink, mkdir } from 'node:fs/promises'
-import type { FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
 import * as pb from '../../wire/proto/raft.js'
-import { writeFileAtomic, fsyncDir } from '../../util/atomic-file.js'
 import { CompactedError, ConfChangeType, EntryType } from '../types.js'
 import { decodeConfChange } from '../core/conf-change-codec.js'
 import type { ConfState, Entry, HardState, LogStorage, Snapshot } from '../types.js'
 import { limitSize } from '../core/entry-size.js'
 import { RecordType, encodeRecord, encodeRecords, isTornTail, scanRecords, validRecordFollows } from './wal-record.js'
 import type { PendingRecord, WalRecord } from './wal-record.js'
+import { nodeWalFs } from './wal-fs.js'
+import type { WalFileHandle, WalFs } from './wal-fs.js'
 import {
   confFromProto, confToProto, emptySnapshot, entryFromProto, entryToProto,
   hardStateFromProto, hardStateToProto, snapshotFromProto, snapshotToProto
@@ -40,6 +39,8 @@ export class WalCorruptError extends Error {
 export interface DiskLogStorageInit {
   /** start a new segment once the current one reaches this size (default 64 MiB) */
   segmentBytes?: number
+  /** the file system (default node:fs; the simulation passes a simulated disk) */
+  fs?: WalFs
 }
 
 export interface DiskLogStorageStats {
@@ -69,6 +70,7 @@ export class DiskLogStorage implements LogStorage {
   readonly dir: string
   readonly stats: DiskLogStorageStats = { syncs: 0, bytesWritten: 0, tornBytesTruncated: 0 }
   private readonly segmentBytes: number
+  private readonly fs: WalFs
   // the log: entries after (offsetIndex, offsetTerm), the last compacted or snapshot point
   private offsetIndex = 0
   private offsetTerm = 0
@@ -80,7 +82,7 @@ export class DiskLogStorage implements LogStorage {
   private pending: PendingRecord[] = []
   private pendingMaxIndex = 0
   private segments: Segment[] = []
-  private handle?: FileHandle
+  private handle?: WalFileHandle
   private segmentSize = 0
   private durableOffsetIndex = 0
   private syncChain: Promise<void> = Promise.resolve()
@@ -90,11 +92,12 @@ export class DiskLogStorage implements LogStorage {
   private constructor (dir: string, init: DiskLogStorageInit) {
     this.dir = dir
     this.segmentBytes = init.segmentBytes ?? 64 * 1024 * 1024
+    this.fs = init.fs ?? nodeWalFs
   }
 
   /** Opens (creating if needed) the group's storage in `dir` and recovers its state. */
   static async open (dir: string, init: DiskLogStorageInit = {}): Promise<DiskLogStorage> {
-    await mkdir(dir, { recursive: true })
+    await (init.fs ?? nodeWalFs).mkdir(dir)
     const storage = new DiskLogStorage(dir, init)
     await storage.recover()
     return storage
@@ -104,7 +107,7 @@ export class DiskLogStorage implements LogStorage {
    * Best effort, for a damaged log: the members it last names in the records readable
    * before the damage (snapshot file, then the segments in order). Never throws.
    */
-  static async salvageMembers (dir: string): Promise<string[]> {
+  static async salvageMembers (dir: string, fs: WalFs = nodeWalFs): Promise<string[]> {
     const members = new Set<string>()
     const setConf = (conf: ConfState): void => {
       if (conf.voters.length + conf.learners.length === 0) return
@@ -125,9 +128,9 @@ export class DiskLogStorage implements LogStorage {
       }
     }
     try {
-      const names = (await readdir(dir)).filter(n => SEGMENT_NAME.test(n)).sort()
+      const names = (await fs.readdir(dir)).filter(n => SEGMENT_NAME.test(n)).sort()
       for (const name of [SNAPSHOT_FILE, ...names]) {
-        const scan = scanRecords(await readFile(join(dir, name)).catch(() => new Uint8Array(0)))
+        const scan = scanRecords(await fs.readFile(join(dir, name)).catch(() => new Uint8Array(0)))
         for (const record of scan.records) take(record)
         if (scan.damage != null && name !== SNAPSHOT_FILE) break
       }
@@ -266,6 +269,10 @@ export class DiskLogStorage implements LogStorage {
   }
 
   private compactTo (index: number, term: number): void {
+    // replay: entries that follow deleted segments start at an offset of unknown term (NaN);
+    // a later record compacting to exactly that offset names it (a segment head written
+    // after recovery moved the offset to the snapshot, whose own record is in no segment)
+    if (index === this.offsetIndex && Number.isNaN(this.offsetTerm)) this.offsetTerm = term
     if (index <= this.offsetIndex) return
     if (index <= this.lastIndex() && this.term(index) === term) {
       this.ents = this.ents.slice(index - this.offsetIndex)
@@ -314,7 +321,7 @@ export class DiskLogStorage implements LogStorage {
     }
   }
 
-  private async writeAll (handle: FileHandle, buf: Uint8Array): Promise<void> {
+  private async writeAll (handle: WalFileHandle, buf: Uint8Array): Promise<void> {
     let done = 0
     while (done < buf.length) {
       const { bytesWritten } = await handle.write(buf, done, buf.length - done, this.segmentSize)
@@ -328,34 +335,34 @@ export class DiskLogStorage implements LogStorage {
   private async rollOver (head: Uint8Array): Promise<void> {
     const seq = this.segments[this.segments.length - 1].seq + 1
     const path = join(this.dir, segmentName(seq))
-    const handle = await open(path, 'wx')
+    const handle = await this.fs.open(path, 'wx')
     const old = this.handle
     this.handle = handle
     this.segmentSize = 0
     this.segments.push({ seq, path, maxIndex: 0 })
     await this.writeAll(handle, head)
     await handle.sync()
-    await fsyncDir(this.dir)
+    await this.fs.fsyncDir(this.dir)
     await old?.close()
     // only a prefix may go, so that replay never sees a later segment without the ones before it
     let removed = false
     while (this.segments.length > 1 && this.segments[0].maxIndex <= this.durableOffsetIndex) {
-      await unlink(this.segments[0].path)
+      await this.fs.unlink(this.segments[0].path)
       this.segments.shift()
       removed = true
     }
-    if (removed) await fsyncDir(this.dir)
+    if (removed) await this.fs.fsyncDir(this.dir)
   }
 
   private async writeSnapshotFile (snap: Snapshot): Promise<void> {
-    await writeFileAtomic(join(this.dir, SNAPSHOT_FILE), encodeRecord(RecordType.Snapshot, pb.Snapshot.encode(snapshotToProto(snap))))
+    await this.fs.writeFileAtomic(join(this.dir, SNAPSHOT_FILE), encodeRecord(RecordType.Snapshot, pb.Snapshot.encode(snapshotToProto(snap))))
   }
 
   private async readSnapshotFile (): Promise<void> {
     const path = join(this.dir, SNAPSHOT_FILE)
     let buf: Uint8Array
     try {
-      buf = await readFile(path)
+      buf = await this.fs.readFile(path)
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return
       throw err
@@ -371,7 +378,7 @@ export class DiskLogStorage implements LogStorage {
 
   private async recover (): Promise<void> {
     await this.readSnapshotFile()
-    const names = (await readdir(this.dir)).filter(n => SEGMENT_NAME.test(n)).sort()
+    const names = (await this.fs.readdir(this.dir)).filter(n => SEGMENT_NAME.test(n)).sort()
     let tornAt: number | undefined
     for (let i = 0; i < names.length; i++) {
       const path = join(this.dir, names[i])
@@ -379,7 +386,7 @@ export class DiskLogStorage implements LogStorage {
       if (this.segments.length > 0 && seq !== this.segments[this.segments.length - 1].seq + 1) {
         throw new WalCorruptError(`raft log ${this.dir}: segment ${names[i]} does not follow segment ${segmentName(this.segments[this.segments.length - 1].seq)}`)
       }
-      const buf = await readFile(path)
+      const buf = await this.fs.readFile(path)
       const scan = scanRecords(buf)
       const segment: Segment = { seq, path, maxIndex: 0 }
       if (scan.damage != null) {
@@ -394,16 +401,26 @@ export class DiskLogStorage implements LogStorage {
       this.segments.push(segment)
       this.segmentSize = scan.validBytes
     }
-    if (Number.isNaN(this.offsetTerm)) throw new WalCorruptError(`raft log ${this.dir}: entries start after a gap (a segment is missing)`)
     // a snapshot whose WAL record did not make it to disk still stands: it was fsynced first
+    // (and it names the term where entries after deleted segments start, when it is there);
+    // its index is committed, even when a crash tore off the hard state record written after it
     const s = this.snap.metadata
-    if (s.index > this.offsetIndex) {
-      this.compactTo(s.index, s.term)
-      this.conf = { voters: [...s.conf.voters], learners: [...s.conf.learners] }
-      if (this.hardState.commit < s.index) this.hardState = { ...this.hardState, commit: s.index }
-    }
+    const adopted = s.index > this.offsetIndex
+    if (adopted) this.conf = { voters: [...s.conf.voters], learners: [...s.conf.learners] }
+    if (s.index >= this.offsetIndex) this.compactTo(s.index, s.term)
+    if (this.hardState.commit < s.index) this.hardState = { ...this.hardState, commit: s.index }
+    if (Number.isNaN(this.offsetTerm)) throw new WalCorruptError(`raft log ${this.dir}: entries start after a gap (a segment is missing)`)
     this.durableOffsetIndex = this.offsetIndex
     await this.openForAppend(tornAt)
+    if (adopted) {
+      // the log records the adoption before anything is appended after the snapshot: else a
+      // later replay puts those entries on the log of before it, and the adoption there
+      // (a conflicting term at the snapshot: reset) drops them
+      this.queue(RecordType.Compaction, pb.WalCompaction.encode({ index: s.index, term: s.term, reset: false }))
+      this.queue(RecordType.ConfState, pb.ConfState.encode(confToProto(this.conf)))
+      this.queue(RecordType.HardState, pb.HardState.encode(hardStateToProto(this.hardState)))
+      await this.flush()
+    }
   }
 
   private replay (record: WalRecord, segment: Segment): void {
@@ -430,8 +447,14 @@ export class DiskLogStorage implements LogStorage {
           break
         case RecordType.Compaction: {
           const c = pb.WalCompaction.decode(record.payload)
-          if (c.reset) this.resetTo(c.index, c.term)
-          else this.compactTo(c.index, c.term)
+          if (c.reset) {
+            this.resetTo(c.index, c.term)
+            // the installed snapshot's membership, also when a crash tore off the ConfState record after this one
+            const snap = this.snap.metadata
+            if (snap.index === c.index) this.conf = { voters: [...snap.conf.voters], learners: [...snap.conf.learners] }
+          } else {
+            this.compactTo(c.index, c.term)
+          }
           break
         }
         case RecordType.ConfState:
@@ -448,16 +471,16 @@ export class DiskLogStorage implements LogStorage {
   private async openForAppend (tornAt: number | undefined): Promise<void> {
     if (this.segments.length === 0) {
       const path = join(this.dir, segmentName(0))
-      this.handle = await open(path, 'wx')
+      this.handle = await this.fs.open(path, 'wx')
       this.segments.push({ seq: 0, path, maxIndex: 0 })
       this.segmentSize = 0
       await this.writeAll(this.handle, this.stateRecord())
       await this.handle.sync()
-      await fsyncDir(this.dir)
+      await this.fs.fsyncDir(this.dir)
       return
     }
     const last = this.segments[this.segments.length - 1]
-    this.handle = await open(last.path, 'r+')
+    this.handle = await this.fs.open(last.path, 'r+')
     if (tornAt !== undefined) {
       await this.handle.truncate(tornAt)
       await this.handle.sync()
