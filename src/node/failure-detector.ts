@@ -35,6 +35,8 @@ export interface FailureDetectorInit {
 
 export interface FailureDetector {
   isDown: (peer: string) => boolean
+  /** `peer` is probed for stalls now (a member with open connections that all answer muxer pings) and not judged down: a verdict on it would come from here */
+  covers: (peer: string) => boolean
   stop: () => void
 }
 
@@ -62,6 +64,9 @@ export function createFailureDetector (libp2p: MeshLibp2p, init: FailureDetector
   }
   const stalls = new StallWatch({ stallMs: init.stallMs })
   const openTo = (id: string): Connection[] => libp2p.getConnections(peerIdFromString(id)).filter(c => c.status === 'open')
+  const muxers = (id: string): Array<MuxerPing | undefined> => openTo(id).map(c => (c as Connection & { muxer?: MuxerPing }).muxer)
+  /** every open connection to `id` has a muxer ping (none is WebRTC) */
+  const pingable = (id: string): boolean => muxers(id).every(m => typeof m?.ping === 'function')
   /**
    * Pings every open connection to `id` with its stream muxer's own ping (a yamux PING
    * frame: a few bytes, no stream; libp2p's ping protocol opened a stream per probe, which
@@ -71,18 +76,20 @@ export function createFailureDetector (libp2p: MeshLibp2p, init: FailureDetector
    * once, and only its capacity adverts can judge it stalled.
    */
   const pingOpen = async (id: string, signal: AbortSignal): Promise<void> => {
-    const pings = openTo(id).map(c => (c as Connection & { muxer?: MuxerPing }).muxer)
-    if (pings.some(m => typeof m?.ping !== 'function')) return
-    await Promise.any(pings.map(async m => await m?.ping?.({ signal })))
+    if (!pingable(id)) return
+    await Promise.any(muxers(id).map(async m => await m?.ping?.({ signal })))
   }
   const back = (id: string): void => {
     if (stopped || !down.delete(id)) return
     log.info(`peer ${id} is up again (it answered a ping)`)
     init.onUp?.(id)
   }
+  /** the members the last probe round watched whose connections can all be pinged */
+  let covered = new Set<string>()
   const probeRound = (): void => {
     const members = [...init.members()].filter(id => openTo(id).length > 0)
     const watched = members.filter(id => !down.has(id))
+    covered = new Set(watched.filter(pingable))
     // a peer judged down while a connection to it stayed or came open (our own ping lost
     // its race with a redial, or it woke from a stall) is up once it answers on it
     for (const id of members.filter(id => down.has(id))) {
@@ -113,6 +120,7 @@ export function createFailureDetector (libp2p: MeshLibp2p, init: FailureDetector
   libp2p.addEventListener('peer:connect', onConnect)
   return {
     isDown: peer => down.has(peer),
+    covers: peer => covered.has(peer) && !down.has(peer),
     stop () {
       stopped = true
       clearInterval(probes)

@@ -12,7 +12,8 @@
 // liveness beacon (an empty batch) when they have sent it nothing for a while; a peer that
 // falls silent wakes every quiet group it belongs to, and one the transport reports
 // unreachable wakes the groups it leads — they then elect a new leader after one election
-// timeout.
+// timeout. A peer that an outside failure detector covers (PeerWatch: the node's pings) is
+// beaconed only every few seconds: the detector's verdicts (peerDown, peerUp) do the job.
 //
 // Snapshots larger than a chunk (well under the transport's frame limit) travel in pieces
 // and are put together by the receiver (snapshot-chunks.ts).
@@ -33,7 +34,7 @@ import { BatchBuilder, decodeBatch } from './raft-batch.js'
 import { PeerLiveness } from './peer-liveness.js'
 import { nextTickDelay } from './tick-schedule.js'
 import { SnapshotAssembler, splitSnapshot } from './snapshot-chunks.js'
-import { DEFAULT_GROUP_RAFT_OPTIONS, DEFAULT_TICK_MS } from './types.js'
+import { DEFAULT_COVERED_LIVENESS_INTERVAL_MS, DEFAULT_GROUP_RAFT_OPTIONS, DEFAULT_TICK_MS } from './types.js'
 import type {
   GroupId, GroupInit, GroupRaftOptions, GroupStatus, GroupStorage, RaftHostComponents, RaftHostEvents,
   RaftHostInit, RaftHostStats, TickClock
@@ -121,7 +122,11 @@ export class RaftHost extends TypedEventEmitter<RaftHostEvents> {
     const electionTick = this.raftOptions.electionTick ?? 10
     this.quiesceAfterTicks = init.quiesceAfterTicks ?? electionTick
     const livenessIntervalMs = init.livenessIntervalMs ?? electionTick * this.tickMs / 2
-    this.liveness = new PeerLiveness(livenessIntervalMs, init.livenessTimeoutMs ?? electionTick * this.tickMs * 2)
+    const watch = components.peerWatch
+    const coveredIntervalMs = init.coveredLivenessIntervalMs ?? DEFAULT_COVERED_LIVENESS_INTERVAL_MS
+    this.liveness = new PeerLiveness(livenessIntervalMs, init.livenessTimeoutMs ?? electionTick * this.tickMs * 2,
+      watch === undefined ? undefined : { intervalMs: coveredIntervalMs, timeoutMs: 4 * coveredIntervalMs, covers: peer => watch.covers(peer) })
+    // also how soon a quiet host notices that the detector stopped covering a peer
     this.maxSleepMs = Math.max(this.tickMs, 4 * livenessIntervalMs)
     // a batch, and a snapshot piece with room for a batch's other messages, fit one frame
     const frame = components.transport.maxPayloadBytes ?? Infinity
@@ -299,6 +304,21 @@ export class RaftHost extends TypedEventEmitter<RaftHostEvents> {
     return target
   }
 
+  /**
+   * The outside failure detector (PeerWatch) judged `peer` down: wake every quiet group it
+   * is a member of, as when it falls silent, and stop waiting for it (a leader quiesces
+   * without it; a transfer prefers live members).
+   */
+  peerDown (peer: NodeId): void {
+    if (!this.liveness.down(peer)) return
+    this.wakeGroupsOf(peer)
+  }
+
+  /** The outside failure detector judged `peer` up again: wake its quiet groups, so their leaders catch it up. */
+  peerUp (peer: NodeId): void {
+    if (this.liveness.heard(peer, this.clock.now())) this.wakeGroupsOf(peer)
+  }
+
   // ---- driving the cores ----
 
   private mustGet (id: GroupId): HostedGroup {
@@ -406,6 +426,7 @@ export class RaftHost extends TypedEventEmitter<RaftHostEvents> {
       this.liveness.track(peers, now)
       this.peersStale = false
     }
+    this.liveness.refresh(now)
     const perPeer = new Map<NodeId, BatchBuilder[]>()
     for (const g of quiescing) {
       for (const m of g.members) {
@@ -426,11 +447,11 @@ export class RaftHost extends TypedEventEmitter<RaftHostEvents> {
    * if it lost its majority instead of claiming leadership while quiet.
    */
   private checkLiveness (): void {
-    for (const peer of this.liveness.newlySilent(this.clock.now())) {
-      for (const g of this.groups.values()) {
-        if (g.quiesced && g.members.has(peer)) this.wake(g)
-      }
-    }
+    for (const peer of this.liveness.newlySilent(this.clock.now())) this.wakeGroupsOf(peer)
+  }
+
+  private wakeGroupsOf (peer: NodeId): void {
+    for (const g of this.groups.values()) if (g.quiesced && g.members.has(peer)) this.wake(g)
   }
 
   private markDirty (g: HostedGroup): void {
@@ -631,9 +652,7 @@ export class RaftHost extends TypedEventEmitter<RaftHostEvents> {
     // a peer back from silence (a restart, a healed partition) may have lost or missed entries
     // while its groups went quiet without it: wake them, so their leaders heartbeat it and catch
     // it up (a member whose log was lost and who knows no member could not ask for that itself)
-    if (this.liveness.heard(from, this.clock.now())) {
-      for (const g of this.groups.values()) if (g.quiesced && g.members.has(from)) this.wake(g)
-    }
+    if (this.liveness.heard(from, this.clock.now())) this.wakeGroupsOf(from)
     let received
     try {
       received = decodeBatch(payload, from, this.self)
