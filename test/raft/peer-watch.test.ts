@@ -124,3 +124,47 @@ describe('raft multi-group host: an outside failure detector covers its peers', 
     await waitFor(() => applied.get(`${victim}/w0`)!.includes('while away'), { what: 'the member judged up again to catch up', timeout: 30_000 })
   })
 })
+
+describe('raft multi-group host: a quiet leader frozen while its peers are covered', function () {
+  this.timeout(120_000)
+  let dir: string
+  const hosts = new Map<string, RaftHost>()
+  const storages: DiskLogStorage[] = []
+  /** per node: ms its clock is ahead (a jump simulates a freeze: its next timer fires that late) */
+  const skew = new Map<string, number>()
+  afterEach(async () => {
+    for (const h of hosts.values()) await h.stop()
+    hosts.clear()
+    for (const s of storages.splice(0)) await s.close()
+    await rm(dir, { recursive: true, force: true })
+  })
+
+  it('wakes every quiet group after a freeze longer than a peer may stay silent', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'stem-raft-frozen-'))
+    const net = new MemoryNetwork()
+    for (const node of NODES) {
+      skew.set(node, 0)
+      const clock = {
+        now: () => Date.now() + skew.get(node)!,
+        setTimeout: (fn: () => void, ms: number) => setTimeout(fn, ms),
+        clearTimeout: (handle: unknown) => { clearTimeout(handle as NodeJS.Timeout) }
+      }
+      // every peer covered, its beacons and silence limit far beyond the test: only the freeze can wake a group
+      const host = new RaftHost({ transport: net.transport(node), clock, peerWatch: { covers: peer => peer !== node } }, { self: node, tickMs: 50, coveredLivenessIntervalMs: 600_000 })
+      hosts.set(node, host)
+      for (const group of GROUPS) {
+        const storage = await DiskLogStorage.open(join(dir, node, group))
+        storages.push(storage)
+        host.addGroup(group, { storage, bootstrap: NODES })
+      }
+      host.start()
+    }
+    const all = [...hosts.values()]
+    await waitFor(() => all.every(h => GROUPS.every(g => h.status(g).quiesced)), { what: 'all groups quiet', timeout: 60_000 })
+    const leader = NODES.find(n => hosts.get(n)!.status('w0').role === StateRole.Leader)!
+    const host = hosts.get(leader)!
+    const wakes = host.stats.wakes
+    skew.set(leader, 5_000)
+    await waitFor(() => host.stats.wakes >= wakes + GROUPS.length, { what: 'the frozen host to wake its quiet groups', timeout: 20_000 })
+  })
+})

@@ -108,6 +108,8 @@ export class RaftHost extends TypedEventEmitter<RaftHostEvents> {
   private timerDue = 0
   /** the longest the tick timer sleeps while every group is quiet */
   private readonly maxSleepMs: number
+  /** a tick timer this late means this process was frozen (see tick) */
+  private readonly frozenAfterMs: number
   private processing = false
   private scheduled = false
   private idle: Promise<void> = Promise.resolve()
@@ -123,8 +125,10 @@ export class RaftHost extends TypedEventEmitter<RaftHostEvents> {
     this.quiesceAfterTicks = init.quiesceAfterTicks ?? electionTick
     const livenessIntervalMs = init.livenessIntervalMs ?? electionTick * this.tickMs / 2
     const watch = components.peerWatch
+    const livenessTimeoutMs = init.livenessTimeoutMs ?? electionTick * this.tickMs * 2
+    this.frozenAfterMs = livenessTimeoutMs
     const coveredIntervalMs = init.coveredLivenessIntervalMs ?? DEFAULT_COVERED_LIVENESS_INTERVAL_MS
-    this.liveness = new PeerLiveness(livenessIntervalMs, init.livenessTimeoutMs ?? electionTick * this.tickMs * 2,
+    this.liveness = new PeerLiveness(livenessIntervalMs, livenessTimeoutMs,
       watch === undefined ? undefined : { intervalMs: coveredIntervalMs, timeoutMs: 4 * coveredIntervalMs, covers: peer => watch.covers(peer) })
     // also how soon a quiet host notices that the detector stopped covering a peer
     this.maxSleepMs = Math.max(this.tickMs, 4 * livenessIntervalMs)
@@ -346,6 +350,13 @@ export class RaftHost extends TypedEventEmitter<RaftHostEvents> {
 
   private tick (): void {
     this.stats.ticks++
+    // This process was frozen (SIGSTOP, a suspended VM) longer than a peer may stay silent:
+    // a quiet leader here may long have been replaced, and the slow beacons of covered peers
+    // would not show it for seconds. Every quiet group wakes: a stale leader ticks, so
+    // check-quorum (or a newer term in the answers) makes it step down at once.
+    if (this.clock.now() - this.timerDue > this.frozenAfterMs) {
+      for (const g of this.groups.values()) this.wake(g)
+    }
     const quiescing: HostedGroup[] = []
     const lost = new Map<NodeId, BatchBuilder[]>()
     let active = false
