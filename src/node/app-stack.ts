@@ -104,7 +104,7 @@ export function createAppStack (mesh: Mesh, init: AppStackInit): AppStack {
   })
   raft.addEventListener('group-error', evt => { log.error(`raft group ${evt.detail.group} stopped on this node: ${evt.detail.error.message}`) })
   raft.addEventListener('group-rejoined', evt => { log.info(`raft group ${evt.detail.group} caught up after its log was lost: this node votes in it again`) })
-  failures = createFailureDetector(mesh.libp2p, { members: () => mesh.capacity.view.list().map(p => p.id), onDown: peer => { raft.peerDown(peer); topology?.forgetPeer(peer) }, onUp: peer => { raft.peerUp(peer); topology?.forgetPeer(peer) } })
+  failures = createFailureDetector(mesh.libp2p, { members: () => mesh.capacity.view.list().map(p => p.id), onDown: peer => { raft.peerDown(peer); topology?.forgetPeer(peer) }, onUp: peer => { raft.peerUp(peer); topology?.forgetPeer(peer) }, onSuspect: peer => { raft.peerSuspect(peer) } })
   const nodes = (): NodeCapacity[] => [
     { id: mesh.peerId, contributed: mesh.capacity.contributed(), alive: true },
     ...mesh.capacity.view.list().map(p => ({ id: p.id, contributed: p.capacity, alive: failures?.isDown(p.id) !== true }))

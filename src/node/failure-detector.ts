@@ -31,6 +31,14 @@ export interface FailureDetectorInit {
   onDown: (peer: string) => void
   /** a peer judged down answered again on an open connection (a new connection says so by itself: peer:connect) */
   onUp?: (peer: string) => void
+  /** ms a connected member may leave its probes unanswered before it is suspect (default 750) */
+  suspectMs?: number
+  /**
+   * a connected member has left its probes unanswered for `suspectMs`: not a verdict (it may
+   * answer yet), but reason to get ready (once per silence; its raft groups wake, so an
+   * election can follow the verdict at once)
+   */
+  onSuspect?: (peer: string) => void
 }
 
 export interface FailureDetector {
@@ -84,6 +92,9 @@ export function createFailureDetector (libp2p: MeshLibp2p, init: FailureDetector
     log.info(`peer ${id} is up again (it answered a ping)`)
     init.onUp?.(id)
   }
+  const suspectMs = init.suspectMs ?? 750
+  /** watched members silent for suspectMs, reported once per silence */
+  const suspected = new Set<string>()
   /** the members the last probe round watched whose connections can all be pinged */
   let covered = new Set<string>()
   const probeRound = (): void => {
@@ -95,7 +106,16 @@ export function createFailureDetector (libp2p: MeshLibp2p, init: FailureDetector
     for (const id of members.filter(id => down.has(id))) {
       pingOpen(id, AbortSignal.timeout(stalls.stallMs)).then(() => { back(id) }, () => {})
     }
-    const { probe, stalled } = stalls.tick(watched, Date.now())
+    const now = Date.now()
+    for (const id of suspected) if (!watched.includes(id)) suspected.delete(id)
+    for (const id of watched) {
+      if (stalls.silentMs(id, now) <= suspectMs) suspected.delete(id)
+      else if (!suspected.has(id)) {
+        suspected.add(id)
+        init.onSuspect?.(id)
+      }
+    }
+    const { probe, stalled } = stalls.tick(watched, now)
     for (const { id, silentMs } of stalled) {
       verdict(id, `no answer to pings for ${silentMs} ms on an open connection: stalled`)
       // cut it off: it stops getting our traffic, and when it wakes it reconnects, which says it is back

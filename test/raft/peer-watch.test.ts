@@ -107,6 +107,17 @@ describe('raft multi-group host: an outside failure detector covers its peers', 
     assert.ok(!applied.get(`${victim}/w0`)!.includes('without it'))
   })
 
+  it('wakes the quiet groups a suspect leads: its followers elect another leader if it stays silent', async () => {
+    coverAll()
+    await waitFor(allQuiet, { what: 'all groups quiet', timeout: 60_000 })
+    const victim = leaderOf('w0')!
+    const led = GROUPS.filter(g => hosts.get(victim)!.status(g).role === StateRole.Leader)
+    net.isolate(victim)
+    const rest = NODES.filter(n => n !== victim)
+    for (const n of rest) hosts.get(n)!.peerSuspect(victim)
+    await waitFor(() => led.every(g => rest.some(n => hosts.get(n)!.status(g).role === StateRole.Leader)), { what: 'new leaders for the groups the suspect led', timeout: 30_000 })
+  })
+
   it('wakes the groups of a member the detector judges up again, and catches it up', async () => {
     coverAll()
     await waitFor(allQuiet, { what: 'all groups quiet', timeout: 60_000 })

@@ -318,6 +318,16 @@ export class RaftHost extends TypedEventEmitter<RaftHostEvents> {
     this.wakeGroupsOf(peer)
   }
 
+  /**
+   * The outside failure detector suspects `peer` (it has not answered for a while; no
+   * verdict yet): wake the quiet groups it leads, so their followers tick and elect another
+   * leader an election timeout later if it stays silent (a live leader that is woken by
+   * their pre-votes heartbeats again and keeps its place).
+   */
+  peerSuspect (peer: NodeId): void {
+    for (const g of this.groups.values()) if (g.quiesced && g.soft.leader === peer) this.wake(g)
+  }
+
   /** The outside failure detector judged `peer` up again: wake its quiet groups, so their leaders catch it up. */
   peerUp (peer: NodeId): void {
     if (this.liveness.heard(peer, this.clock.now())) this.wakeGroupsOf(peer)
