@@ -118,6 +118,10 @@ export function createDiscovery ({ libp2p }: DiscoveryComponents, init: Discover
       .finally(() => { dialing.delete(id) })
   }
 
+  // a lost connection (a peer stalled, restarted or cut off) makes walks frequent again:
+  // they redial the peers they meet, which reconnects a node that wakes or a healed partition
+  const onDisconnect = (): void => { walks.changed(ticks) }
+
   const onDiscovery = (evt: CustomEvent<{ id: PeerId }>): void => {
     lastChange = Date.now()
     walks.changed(ticks)
@@ -197,6 +201,7 @@ export function createDiscovery ({ libp2p }: DiscoveryComponents, init: Discover
       controller = new AbortController()
       lastChange = Date.now()
       libp2p.addEventListener('peer:discovery', onDiscovery)
+      libp2p.addEventListener('peer:disconnect', onDisconnect)
       for (const addr of init.bootstrap) void bootstrap(addr)
       void tick()
     },
@@ -205,6 +210,7 @@ export function createDiscovery ({ libp2p }: DiscoveryComponents, init: Discover
       controller.abort()
       clearTimeout(timer)
       libp2p.removeEventListener('peer:discovery', onDiscovery)
+      libp2p.removeEventListener('peer:disconnect', onDisconnect)
     }
   }
 }

@@ -3,7 +3,8 @@
 // up to `maxEveryTicks`: in a settled mesh every walk meets the same peers, and the walks
 // (DHT queries: new streams, peer store writes on both ends) were the biggest timer cost of
 // an idle node after the raft beacons. A newcomer still finds everyone: its own walks
-// start fast, and the peers it dials discover it and walk fast again (changed()).
+// start fast, and the peers it dials discover it and walk fast again (changed()); a lost
+// connection makes them walk fast again too.
 export class WalkSchedule {
   private gap: number
   private next = 1
@@ -20,7 +21,7 @@ export class WalkSchedule {
     return true
   }
 
-  /** the mesh changed (a peer was discovered): walk at the next tick, then every `everyTicks` again */
+  /** the mesh changed (a peer was discovered, a connection lost): walk at the next tick, then every `everyTicks` again */
   changed (tick: number): void {
     this.gap = this.everyTicks
     this.next = Math.min(this.next, tick + 1)
