@@ -99,6 +99,8 @@ describe('peer liveness with an outside detector covering peers (pure)', () => {
     l.sent('a', 0)
     covers.delete('a')
     l.refresh(3_000)
+    // the host's timer fires at the next tick for it, not after its longest sleep
+    assert.equal(nextTickDelay({ tickMs: 25, active: false, now: 3_000, livenessDue: l.nextDue(), maxSleepMs: 500 }), 25)
     assert.deepEqual(l.dueForBeacon(3_000), ['a'])
     assert.deepEqual(l.newlySilent(3_500), [])
     assert.deepEqual(l.newlySilent(3_501), ['a'])

@@ -48,7 +48,7 @@ export class PeerLiveness {
       const covered = this.covered.covers(peer)
       if (p.covered && !covered) {
         p.lastHeard = Math.max(p.lastHeard, now)
-        p.lastSent = -Infinity
+        p.lastSent = 0
       }
       p.covered = covered
     }
