@@ -1,7 +1,8 @@
 // Finding the mesh. A node dials its bootstrap addresses (retrying with backoff until it
 // has a connection), then learns every other member through the private DHT: its own
 // self-queries and our random walks (closest-peers queries for random keys) return peers
-// that land in the peer store; each newly discovered peer is dialled. Friend meshes are
+// that land in the peer store; each newly discovered peer is dialled. Once the mesh is
+// quiet the walks grow rarer (walk-schedule.ts). Friend meshes are
 // small, so every node keeps a direct connection to every other (up to `maxPeers`).
 // To avoid both ends dialling each other at once (two connections, two handshakes), of
 // two peers the one with the smaller id dials first; the other dials only if it is still
@@ -13,6 +14,7 @@ import type { PeerId } from '@libp2p/interface'
 import { randomBytes } from 'node:crypto'
 import { createLogger } from '../util/logger.js'
 import type { MeshLibp2p } from './libp2p.js'
+import { WalkSchedule } from './walk-schedule.js'
 
 export interface DiscoveryComponents {
   libp2p: MeshLibp2p
@@ -37,6 +39,8 @@ const QUIET_AFTER_MS = 10_000
 const MAX_BACKOFF_MS = 30_000
 const SCAN_EVERY_TICKS = 4
 const WALK_EVERY_TICKS = 2
+/** while the mesh is quiet, the gap between walks grows to this many (slow) ticks: 16 × 5 s */
+const QUIET_WALK_EVERY_TICKS = 16
 const MAX_PARALLEL_DIALS = 8
 const DIAL_TIMEOUT_MS = 10_000
 const WALK_TIMEOUT_MS = 5_000
@@ -87,6 +91,7 @@ export function createDiscovery ({ libp2p }: DiscoveryComponents, init: Discover
   let lastChange = 0
   let walking = false
   let ticks = 0
+  const walks = new WalkSchedule(WALK_EVERY_TICKS, QUIET_WALK_EVERY_TICKS)
   let running = false
 
   const connected = (id: string): boolean => libp2p.getConnections().some(c => c.remotePeer.toString() === id && c.status === 'open')
@@ -113,8 +118,13 @@ export function createDiscovery ({ libp2p }: DiscoveryComponents, init: Discover
       .finally(() => { dialing.delete(id) })
   }
 
+  // a lost connection (a peer stalled, restarted or cut off) makes walks frequent again:
+  // they redial the peers they meet, which reconnects a node that wakes or a healed partition
+  const onDisconnect = (): void => { walks.changed(ticks) }
+
   const onDiscovery = (evt: CustomEvent<{ id: PeerId }>): void => {
     lastChange = Date.now()
+    walks.changed(ticks)
     log.debug(`discovered ${evt.detail.id.toString()}`)
     dialPeer(evt.detail.id)
   }
@@ -141,9 +151,9 @@ export function createDiscovery ({ libp2p }: DiscoveryComponents, init: Discover
     // new peers arrive as peer:discovery events; the full scan retries the ones that
     // failed or had to wait, and after a restart reconnects to the stored ones
     if (ticks % SCAN_EVERY_TICKS === 1) await scan()
-    if (ticks % WALK_EVERY_TICKS === 1) void walk()
-    if (!running) return
     const quiet = Date.now() - lastChange > QUIET_AFTER_MS
+    if (walks.due(ticks, quiet)) void walk()
+    if (!running) return
     timer = setTimeout(() => { void tick() }, quiet ? slowInterval : fastInterval)
   }
 
@@ -191,6 +201,7 @@ export function createDiscovery ({ libp2p }: DiscoveryComponents, init: Discover
       controller = new AbortController()
       lastChange = Date.now()
       libp2p.addEventListener('peer:discovery', onDiscovery)
+      libp2p.addEventListener('peer:disconnect', onDisconnect)
       for (const addr of init.bootstrap) void bootstrap(addr)
       void tick()
     },
@@ -199,6 +210,7 @@ export function createDiscovery ({ libp2p }: DiscoveryComponents, init: Discover
       controller.abort()
       clearTimeout(timer)
       libp2p.removeEventListener('peer:discovery', onDiscovery)
+      libp2p.removeEventListener('peer:disconnect', onDisconnect)
     }
   }
 }

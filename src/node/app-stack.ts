@@ -97,13 +97,14 @@ export function createAppStack (mesh: Mesh, init: AppStackInit): AppStack {
     refuseTransform: (peer, request) => placementRefusal(table, peer, request.address, request.owner)
   })
   const transport: Libp2pRaftTransport = createLibp2pRaftTransport({ libp2p: mesh.libp2p, signer }, { mesh: name })
-  const raft = createRaftHost({ transport }, {
+  // the failure detector covers raft's peer liveness: beacons to a covered peer are rare
+  const raft = createRaftHost({ transport, peerWatch: { covers: peer => failures?.covers(peer) === true } }, {
     self: mesh.peerId,
     onUnknownGroup: (group, from, message) => { topology?.onUnknownGroup(group, from, message) }
   })
   raft.addEventListener('group-error', evt => { log.error(`raft group ${evt.detail.group} stopped on this node: ${evt.detail.error.message}`) })
   raft.addEventListener('group-rejoined', evt => { log.info(`raft group ${evt.detail.group} caught up after its log was lost: this node votes in it again`) })
-  failures = createFailureDetector(mesh.libp2p, { members: () => mesh.capacity.view.list().map(p => p.id), onDown: peer => { topology?.forgetPeer(peer) }, onUp: peer => { topology?.forgetPeer(peer) } })
+  failures = createFailureDetector(mesh.libp2p, { members: () => mesh.capacity.view.list().map(p => p.id), onDown: peer => { raft.peerDown(peer); topology?.forgetPeer(peer) }, onUp: peer => { raft.peerUp(peer); topology?.forgetPeer(peer) }, onSuspect: peer => { raft.peerSuspect(peer) } })
   const nodes = (): NodeCapacity[] => [
     { id: mesh.peerId, contributed: mesh.capacity.contributed(), alive: true },
     ...mesh.capacity.view.list().map(p => ({ id: p.id, contributed: p.capacity, alive: failures?.isDown(p.id) !== true }))
@@ -137,7 +138,11 @@ export function createAppStack (mesh: Mesh, init: AppStackInit): AppStack {
   // again (harmless for a copy still running: a hold keeps the held state, a replace keeps
   // the cell's). Not at the disconnect: the next round would then restart the copies on
   // the suspected node and wait for the dial to fail before the verdict moves them.
-  mesh.libp2p.addEventListener('peer:connect', evt => { service.forgetPeer(evt.detail.toString()) })
+  mesh.libp2p.addEventListener('peer:connect', evt => {
+    const peer = evt.detail.toString()
+    raft.peerUp(peer)
+    service.forgetPeer(peer)
+  })
   mesh.capacity.view.addEventListener('peer:lost', evt => { service.forgetPeer(evt.detail.id) })
 
   return {

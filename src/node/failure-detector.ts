@@ -31,10 +31,20 @@ export interface FailureDetectorInit {
   onDown: (peer: string) => void
   /** a peer judged down answered again on an open connection (a new connection says so by itself: peer:connect) */
   onUp?: (peer: string) => void
+  /** ms a connected member may leave its probes unanswered before it is suspect (default 750) */
+  suspectMs?: number
+  /**
+   * a connected member has left its probes unanswered for `suspectMs`: not a verdict (it may
+   * answer yet), but reason to get ready (once per silence; its raft groups wake, so an
+   * election can follow the verdict at once)
+   */
+  onSuspect?: (peer: string) => void
 }
 
 export interface FailureDetector {
   isDown: (peer: string) => boolean
+  /** `peer` is probed for stalls now (a member with open connections that all answer muxer pings) and not judged down: a verdict on it would come from here */
+  covers: (peer: string) => boolean
   stop: () => void
 }
 
@@ -62,6 +72,9 @@ export function createFailureDetector (libp2p: MeshLibp2p, init: FailureDetector
   }
   const stalls = new StallWatch({ stallMs: init.stallMs })
   const openTo = (id: string): Connection[] => libp2p.getConnections(peerIdFromString(id)).filter(c => c.status === 'open')
+  const muxers = (id: string): Array<MuxerPing | undefined> => openTo(id).map(c => (c as Connection & { muxer?: MuxerPing }).muxer)
+  /** every open connection to `id` has a muxer ping (none is WebRTC) */
+  const pingable = (id: string): boolean => muxers(id).every(m => typeof m?.ping === 'function')
   /**
    * Pings every open connection to `id` with its stream muxer's own ping (a yamux PING
    * frame: a few bytes, no stream; libp2p's ping protocol opened a stream per probe, which
@@ -71,24 +84,38 @@ export function createFailureDetector (libp2p: MeshLibp2p, init: FailureDetector
    * once, and only its capacity adverts can judge it stalled.
    */
   const pingOpen = async (id: string, signal: AbortSignal): Promise<void> => {
-    const pings = openTo(id).map(c => (c as Connection & { muxer?: MuxerPing }).muxer)
-    if (pings.some(m => typeof m?.ping !== 'function')) return
-    await Promise.any(pings.map(async m => await m?.ping?.({ signal })))
+    if (!pingable(id)) return
+    await Promise.any(muxers(id).map(async m => await m?.ping?.({ signal })))
   }
   const back = (id: string): void => {
     if (stopped || !down.delete(id)) return
     log.info(`peer ${id} is up again (it answered a ping)`)
     init.onUp?.(id)
   }
+  const suspectMs = init.suspectMs ?? 750
+  /** watched members silent for suspectMs, reported once per silence */
+  const suspected = new Set<string>()
+  /** the members the last probe round watched whose connections can all be pinged */
+  let covered = new Set<string>()
   const probeRound = (): void => {
     const members = [...init.members()].filter(id => openTo(id).length > 0)
     const watched = members.filter(id => !down.has(id))
+    covered = new Set(watched.filter(pingable))
     // a peer judged down while a connection to it stayed or came open (our own ping lost
     // its race with a redial, or it woke from a stall) is up once it answers on it
     for (const id of members.filter(id => down.has(id))) {
       pingOpen(id, AbortSignal.timeout(stalls.stallMs)).then(() => { back(id) }, () => {})
     }
-    const { probe, stalled } = stalls.tick(watched, Date.now())
+    const now = Date.now()
+    for (const id of suspected) if (!watched.includes(id)) suspected.delete(id)
+    for (const id of watched) {
+      if (stalls.silentMs(id, now) <= suspectMs) suspected.delete(id)
+      else if (!suspected.has(id)) {
+        suspected.add(id)
+        init.onSuspect?.(id)
+      }
+    }
+    const { probe, stalled } = stalls.tick(watched, now)
     for (const { id, silentMs } of stalled) {
       verdict(id, `no answer to pings for ${silentMs} ms on an open connection: stalled`)
       // cut it off: it stops getting our traffic, and when it wakes it reconnects, which says it is back
@@ -113,6 +140,7 @@ export function createFailureDetector (libp2p: MeshLibp2p, init: FailureDetector
   libp2p.addEventListener('peer:connect', onConnect)
   return {
     isDown: peer => down.has(peer),
+    covers: peer => covered.has(peer) && !down.has(peer),
     stop () {
       stopped = true
       clearInterval(probes)

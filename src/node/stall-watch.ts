@@ -57,6 +57,12 @@ export class StallWatch {
     return { probe, stalled }
   }
 
+  /** ms since `id` last answered (0 for a peer not watched) */
+  silentMs (id: string, now: number): number {
+    const p = this.peers.get(id)
+    return p === undefined ? 0 : now - p.lastAnswer
+  }
+
   /** The probe to `id` ended: `answered` when the peer showed it runs (anything but silence). */
   settled (id: string, answered: boolean, now: number): void {
     const p = this.peers.get(id)

@@ -60,4 +60,15 @@ describe('node: stall watch', () => {
     assert.deepEqual(w.tick(['a'], 1050).stalled, [])
     assert.deepEqual(w.tick(['a'], 1101).stalled, [{ id: 'a', silentMs: 101 }])
   })
+
+  it('tells how long a watched peer has been silent (what makes it suspect before the verdict)', () => {
+    const w = new StallWatch({ stallMs: 1500, minRounds: 3 })
+    assert.equal(w.silentMs('a', 0), 0)
+    w.tick(['a'], 0)
+    assert.equal(w.silentMs('a', 800), 800)
+    w.settled('a', true, 900)
+    assert.equal(w.silentMs('a', 1000), 100)
+    w.tick([], 1100)
+    assert.equal(w.silentMs('a', 5000), 0)
+  })
 })

@@ -65,3 +65,56 @@ describe('peer liveness: when its work next falls due (pure)', () => {
     assert.equal(l.heard('b', 1_650), false)
   })
 })
+
+describe('peer liveness with an outside detector covering peers (pure)', () => {
+  const covers = new Set<string>()
+  const make = (): PeerLiveness => new PeerLiveness(125, 500, { intervalMs: 2_000, timeoutMs: 8_000, covers: p => covers.has(p) })
+  beforeEach(() => { covers.clear() })
+
+  it('beacons a covered peer every covered interval and judges its silence by the covered limit', () => {
+    const l = make()
+    covers.add('a')
+    l.track(new Set(['a', 'b']), 0)
+    l.refresh(0)
+    l.sent('a', 1_000)
+    l.sent('b', 1_000)
+    assert.deepEqual(l.dueForBeacon(1_125), ['b'])
+    assert.equal(l.nextDue(), 501) // the uncovered peer's silence comes first
+    assert.deepEqual(l.newlySilent(501), ['b'])
+    assert.equal(l.nextDue(), 1_125)
+    l.sent('b', 1_125)
+    assert.equal(l.nextDue(), 1_250)
+    l.sent('b', 2_999)
+    assert.equal(l.nextDue(), 3_000)
+    assert.deepEqual(l.dueForBeacon(3_000), ['a'])
+    assert.deepEqual(l.newlySilent(7_999), [])
+    assert.deepEqual(l.newlySilent(8_001), ['a'])
+  })
+
+  it('a peer the detector stops covering gets a fresh silence window and a beacon at once', () => {
+    const l = make()
+    covers.add('a')
+    l.track(new Set(['a']), 0)
+    l.refresh(0)
+    l.sent('a', 0)
+    covers.delete('a')
+    l.refresh(3_000)
+    // the host's timer fires at the next tick for it, not after its longest sleep
+    assert.equal(nextTickDelay({ tickMs: 25, active: false, now: 3_000, livenessDue: l.nextDue(), maxSleepMs: 500 }), 25)
+    assert.deepEqual(l.dueForBeacon(3_000), ['a'])
+    assert.deepEqual(l.newlySilent(3_500), [])
+    assert.deepEqual(l.newlySilent(3_501), ['a'])
+  })
+
+  it('takes the detector\'s verdicts: down once, and back when it is up again', () => {
+    const l = make()
+    l.track(new Set(['a']), 0)
+    assert.equal(l.down('a'), true)
+    assert.equal(l.isAlive('a'), false)
+    assert.equal(l.down('a'), false)
+    assert.deepEqual(l.newlySilent(10_000), [])
+    assert.equal(l.heard('a', 10_000), true)
+    assert.equal(l.isAlive('a'), true)
+    assert.equal(l.down('unknown'), false)
+  })
+})

@@ -12,7 +12,8 @@
 // liveness beacon (an empty batch) when they have sent it nothing for a while; a peer that
 // falls silent wakes every quiet group it belongs to, and one the transport reports
 // unreachable wakes the groups it leads — they then elect a new leader after one election
-// timeout.
+// timeout. A peer that an outside failure detector covers (PeerWatch: the node's pings) is
+// beaconed only every few seconds: the detector's verdicts (peerDown, peerUp) do the job.
 //
 // Snapshots larger than a chunk (well under the transport's frame limit) travel in pieces
 // and are put together by the receiver (snapshot-chunks.ts).
@@ -33,7 +34,7 @@ import { BatchBuilder, decodeBatch } from './raft-batch.js'
 import { PeerLiveness } from './peer-liveness.js'
 import { nextTickDelay } from './tick-schedule.js'
 import { SnapshotAssembler, splitSnapshot } from './snapshot-chunks.js'
-import { DEFAULT_GROUP_RAFT_OPTIONS, DEFAULT_TICK_MS } from './types.js'
+import { DEFAULT_COVERED_LIVENESS_INTERVAL_MS, DEFAULT_GROUP_RAFT_OPTIONS, DEFAULT_TICK_MS } from './types.js'
 import type {
   GroupId, GroupInit, GroupRaftOptions, GroupStatus, GroupStorage, RaftHostComponents, RaftHostEvents,
   RaftHostInit, RaftHostStats, TickClock
@@ -107,6 +108,8 @@ export class RaftHost extends TypedEventEmitter<RaftHostEvents> {
   private timerDue = 0
   /** the longest the tick timer sleeps while every group is quiet */
   private readonly maxSleepMs: number
+  /** a tick timer this late means this process was frozen (see tick) */
+  private readonly frozenAfterMs: number
   private processing = false
   private scheduled = false
   private idle: Promise<void> = Promise.resolve()
@@ -121,7 +124,13 @@ export class RaftHost extends TypedEventEmitter<RaftHostEvents> {
     const electionTick = this.raftOptions.electionTick ?? 10
     this.quiesceAfterTicks = init.quiesceAfterTicks ?? electionTick
     const livenessIntervalMs = init.livenessIntervalMs ?? electionTick * this.tickMs / 2
-    this.liveness = new PeerLiveness(livenessIntervalMs, init.livenessTimeoutMs ?? electionTick * this.tickMs * 2)
+    const watch = components.peerWatch
+    const livenessTimeoutMs = init.livenessTimeoutMs ?? electionTick * this.tickMs * 2
+    this.frozenAfterMs = livenessTimeoutMs
+    const coveredIntervalMs = init.coveredLivenessIntervalMs ?? DEFAULT_COVERED_LIVENESS_INTERVAL_MS
+    this.liveness = new PeerLiveness(livenessIntervalMs, livenessTimeoutMs,
+      watch === undefined ? undefined : { intervalMs: coveredIntervalMs, timeoutMs: 4 * coveredIntervalMs, covers: peer => watch.covers(peer) })
+    // also how soon a quiet host notices that the detector stopped covering a peer
     this.maxSleepMs = Math.max(this.tickMs, 4 * livenessIntervalMs)
     // a batch, and a snapshot piece with room for a batch's other messages, fit one frame
     const frame = components.transport.maxPayloadBytes ?? Infinity
@@ -299,6 +308,31 @@ export class RaftHost extends TypedEventEmitter<RaftHostEvents> {
     return target
   }
 
+  /**
+   * The outside failure detector (PeerWatch) judged `peer` down: wake every quiet group it
+   * is a member of, as when it falls silent, and stop waiting for it (a leader quiesces
+   * without it; a transfer prefers live members).
+   */
+  peerDown (peer: NodeId): void {
+    if (!this.liveness.down(peer)) return
+    this.wakeGroupsOf(peer)
+  }
+
+  /**
+   * The outside failure detector suspects `peer` (it has not answered for a while; no
+   * verdict yet): wake the quiet groups it leads, so their followers tick and elect another
+   * leader an election timeout later if it stays silent (a live leader that is woken by
+   * their pre-votes heartbeats again and keeps its place).
+   */
+  peerSuspect (peer: NodeId): void {
+    for (const g of this.groups.values()) if (g.quiesced && g.soft.leader === peer) this.wake(g)
+  }
+
+  /** The outside failure detector judged `peer` up again: wake its quiet groups, so their leaders catch it up. */
+  peerUp (peer: NodeId): void {
+    if (this.liveness.heard(peer, this.clock.now())) this.wakeGroupsOf(peer)
+  }
+
   // ---- driving the cores ----
 
   private mustGet (id: GroupId): HostedGroup {
@@ -326,6 +360,13 @@ export class RaftHost extends TypedEventEmitter<RaftHostEvents> {
 
   private tick (): void {
     this.stats.ticks++
+    // This process was frozen (SIGSTOP, a suspended VM) longer than a peer may stay silent:
+    // a quiet leader here may long have been replaced, and the slow beacons of covered peers
+    // would not show it for seconds. Every quiet group wakes: a stale leader ticks, so
+    // check-quorum (or a newer term in the answers) makes it step down at once.
+    if (this.clock.now() - this.timerDue > this.frozenAfterMs) {
+      for (const g of this.groups.values()) this.wake(g)
+    }
     const quiescing: HostedGroup[] = []
     const lost = new Map<NodeId, BatchBuilder[]>()
     let active = false
@@ -406,6 +447,7 @@ export class RaftHost extends TypedEventEmitter<RaftHostEvents> {
       this.liveness.track(peers, now)
       this.peersStale = false
     }
+    this.liveness.refresh(now)
     const perPeer = new Map<NodeId, BatchBuilder[]>()
     for (const g of quiescing) {
       for (const m of g.members) {
@@ -426,11 +468,11 @@ export class RaftHost extends TypedEventEmitter<RaftHostEvents> {
    * if it lost its majority instead of claiming leadership while quiet.
    */
   private checkLiveness (): void {
-    for (const peer of this.liveness.newlySilent(this.clock.now())) {
-      for (const g of this.groups.values()) {
-        if (g.quiesced && g.members.has(peer)) this.wake(g)
-      }
-    }
+    for (const peer of this.liveness.newlySilent(this.clock.now())) this.wakeGroupsOf(peer)
+  }
+
+  private wakeGroupsOf (peer: NodeId): void {
+    for (const g of this.groups.values()) if (g.quiesced && g.members.has(peer)) this.wake(g)
   }
 
   private markDirty (g: HostedGroup): void {
@@ -631,9 +673,7 @@ export class RaftHost extends TypedEventEmitter<RaftHostEvents> {
     // a peer back from silence (a restart, a healed partition) may have lost or missed entries
     // while its groups went quiet without it: wake them, so their leaders heartbeat it and catch
     // it up (a member whose log was lost and who knows no member could not ask for that itself)
-    if (this.liveness.heard(from, this.clock.now())) {
-      for (const g of this.groups.values()) if (g.quiesced && g.members.has(from)) this.wake(g)
-    }
+    if (this.liveness.heard(from, this.clock.now())) this.wakeGroupsOf(from)
     let received
     try {
       received = decodeBatch(payload, from, this.self)

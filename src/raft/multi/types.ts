@@ -29,6 +29,8 @@ export type GroupRaftOptions = Pick<RaftConfig, 'electionTick' | 'heartbeatTick'
  */
 export const DEFAULT_TICK_MS = 25
 export const DEFAULT_GROUP_RAFT_OPTIONS: GroupRaftOptions = { electionTick: 10, heartbeatTick: 2 }
+/** beacon interval for a peer an outside detector covers (PeerWatch): 16 times fewer signed beacons than the default half election timeout */
+export const DEFAULT_COVERED_LIVENESS_INTERVAL_MS = 2000
 
 export interface GroupInit {
   storage: GroupStorage
@@ -118,9 +120,20 @@ export interface TickClock {
   clearTimeout: (handle: unknown) => void
 }
 
+/**
+ * An outside failure detector's coverage (the node's: pings over the mesh's connections).
+ * While it covers a peer, the host beacons that peer rarely and leaves judging it to the
+ * detector, whose verdicts its owner passes on (RaftHost.peerDown, RaftHost.peerUp).
+ */
+export interface PeerWatch {
+  /** the detector watches `peer` now, and will report it down if it stops answering */
+  covers: (peer: NodeId) => boolean
+}
+
 export interface RaftHostComponents {
   transport: RaftTransport
   clock?: TickClock
+  peerWatch?: PeerWatch
 }
 
 export interface RaftHostInit {
@@ -135,6 +148,8 @@ export interface RaftHostInit {
   livenessIntervalMs?: number
   /** a peer silent this long is presumed down: wake the quiet groups it belongs to (default two election timeouts) */
   livenessTimeoutMs?: number
+  /** the beacon interval for a peer the PeerWatch covers (default 2000; presumed down by silence after four of them) */
+  coveredLivenessIntervalMs?: number
   /** start a new batch (frame) for a peer once one holds about this many bytes (default 4 MiB, at most half the transport's payload limit) */
   maxBatchBytes?: number
   /** a snapshot larger than this travels in pieces of this size (default 1 MiB, at most half a batch) */
