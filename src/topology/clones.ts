@@ -36,7 +36,8 @@ import type { AppTable } from './app-table.js'
 import { placementRefusal } from './placement-authority.js'
 import type { AppAnnouncement } from './announcement.js'
 import type { CloneStore, LegacyState, StoredClone } from './clone-store.js'
-import { leaseHolds, unwantedClones } from './fencing.js'
+import { fenceRefusal, leaseHolds, unwantedClones } from './fencing.js'
+import type { InventoryFence } from './fencing.js'
 import type { BundlePort, CellRuntimePort } from './ports.js'
 
 export interface CloneServiceComponents {
@@ -132,6 +133,8 @@ export class CloneService {
   private readonly inflight = new Map<string, Promise<void>>()
   /** `address peer` of the seeding pushes under way */
   private readonly seeding = new Set<string>()
+  /** the fence the latest recovery's inventory set on each instance held here (fencing.ts fenceRefusal) */
+  private readonly fences = new Map<string, InventoryFence>()
   /** instances whose copy on this disk was damaged (reported by the inventory: not blank) */
   private readonly damaged = new Set<string>()
   /** primary side: the write of each local instance's newest state to this node's disk */
@@ -301,6 +304,7 @@ export class CloneService {
   /** The app was reverted: its clones held here go. */
   dropApp (app: string): void {
     for (const address of [...this.held.keys()]) if (address.startsWith(`${app}/`)) this.drop(address, `app ${app} was reverted`)
+    for (const address of [...this.fences.keys()]) if (address.startsWith(`${app}/`)) this.fences.delete(address)
   }
 
   /** What this node holds of `app`'s instances: running primaries and held copies (the newest of each). */
@@ -317,9 +321,12 @@ export class CloneService {
     return [...out.values()].sort((a, b) => a.address < b.address ? -1 : 1)
   }
 
-  /** The leader asks `peer` for its inventory of `app`. */
-  async inventoryOf (peer: string, app: string, signal?: AbortSignal): Promise<CopyReport[]> {
-    const answer = await this.request(peer, { inventory: { app } }, signal)
+  /**
+   * The leader asks `peer` for its inventory of `app`; with `fence`, for the recovery of
+   * `fence.address` in `fence.epoch` on `fence.primary`, which fences that instance there.
+   */
+  async inventoryOf (peer: string, app: string, signal?: AbortSignal, fence?: InventoryFence & { address: string }): Promise<CopyReport[]> {
+    const answer = await this.request(peer, { inventory: { app, address: fence?.address ?? '', epoch: BigInt(fence?.epoch ?? 0), primary: fence?.primary ?? '' } }, signal)
     return answer.copies.filter(c => c.address.startsWith(`${app}/`) && INSTANCE.test(c.address)).map(c => ({ address: c.address, version: c.damaged ? -1 : Number(c.version), epoch: Number(c.epoch), running: c.running, damaged: c.damaged }))
   }
 
@@ -507,7 +514,9 @@ export class CloneService {
 
   private async handle (peer: string, request: CloneRequest): Promise<CloneAnswer> {
     if (request.inventory != null) {
-      if (!/^[a-z0-9][a-z0-9-]{0,62}$/i.test(request.inventory.app)) throw new Error('invalid inventory request')
+      const { app, address, epoch, primary } = request.inventory
+      if (!/^[a-z0-9][a-z0-9-]{0,62}$/i.test(app) || (address !== '' && (!INSTANCE.test(address) || !address.startsWith(`${app}/`)))) throw new Error('invalid inventory request')
+      if (address !== '') this.fence(peer, address, { epoch: Number(epoch), primary })
       return { ...emptyAnswer(0), copies: this.inventory(request.inventory.app).map(c => ({ address: c.address, version: BigInt(Math.max(0, c.version)), epoch: BigInt(c.epoch), running: c.running, damaged: c.damaged === true })) }
     }
     if (request.fetch != null) {
@@ -548,6 +557,8 @@ export class CloneService {
       const primary = this.components.table.resolve(s.address)?.peer
       if (primary !== undefined && primary !== peer) throw new Error(`${peer} is not the primary of ${s.address}`)
       const epoch = Number(s.epoch)
+      const fenced = fenceRefusal(this.fences.get(s.address), peer, epoch, this.components.table.resolve(s.address))
+      if (fenced !== undefined) throw new Error(fenced)
       // a copy from disk is replaced by the first state of the primary the leader started
       // (from the newest copy it found); after that, only newer states of that primary
       // count (its epoch, read from its own table, may lag: the version orders its states)
@@ -598,6 +609,13 @@ export class CloneService {
       return clone.version
     }
     throw new Error('empty clone request')
+  }
+
+  /** A recovery's inventory fences the instance here: only the newest epoch's fence counts. */
+  private fence (peer: string, address: string, fence: InventoryFence): void {
+    this.checkMember(peer, address)
+    const before = this.fences.get(address)
+    if (before === undefined || fence.epoch >= before.epoch) this.fences.set(address, fence)
   }
 
   /** whether the latest announcement of the instance's app places it or its clone on this node */

@@ -67,3 +67,25 @@ export function unwantedClones (a: AppAnnouncement, held: HeldCloneInfo[], self:
 export function leaseHolds (confirmSentAt: number, now: number, leaseMs: number): boolean {
   return now - confirmSentAt < leaseMs
 }
+
+/** the fence an inventory for a recovery sets on a holder (mesh-simulation.ts does the same) */
+export interface InventoryFence {
+  /** the placement epoch being recovered */
+  epoch: number
+  /** the node the recovery starts as primary in that epoch */
+  primary: string
+}
+
+/**
+ * Why a holder fenced by `fence` refuses a state of `stateEpoch` from `peer` (undefined: it
+ * takes it). A holder that answered an inventory for epoch E confirms no state of an older
+ * epoch's primary from then on, so a deposed primary (woken from a stall, cut off) cannot
+ * renew its lease on it while the recovery starts E's primary from what it reported. E's
+ * own primary, or one the holder's table already places in E or later (`announced`), may
+ * still send its table's older epoch for a while: its announcement lags its start.
+ */
+export function fenceRefusal (fence: InventoryFence | undefined, peer: string, stateEpoch: number, announced?: { peer: string, epoch: number }): string | undefined {
+  if (fence === undefined || stateEpoch >= fence.epoch || peer === fence.primary) return undefined
+  if (announced !== undefined && announced.peer === peer && announced.epoch >= fence.epoch) return undefined
+  return `fenced: a recovery of epoch ${fence.epoch} asked this node's copy; a state of epoch ${stateEpoch} from ${peer} is refused`
+}

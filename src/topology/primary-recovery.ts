@@ -61,8 +61,9 @@ export class PrimaryRecovery {
     const timeout = this.init.inventoryTimeoutMs ?? 3000
     await Promise.all(asked.map(async node => {
       try {
-        // a dead node must not hold up a failover; one just restarted may not be in the view yet
-        const inventory = await clones.inventoryOf(node, h.app, AbortSignal.timeout(this.components.alive(node) ? timeout : Math.min(timeout, 500)))
+        // a dead node must not hold up a failover; one just restarted may not be in the view yet.
+        // The ask fences the holder: it confirms no state of an older epoch's primary after answering
+        const inventory = await clones.inventoryOf(node, h.app, AbortSignal.timeout(this.components.alive(node) ? timeout : Math.min(timeout, 500)), { address, epoch: state.epochs[address] ?? 0, primary: target })
         answered.add(node)
         for (const c of inventory) if (c.address === address) copies.push({ node, version: c.version, epoch: c.epoch, running: c.running, damaged: c.damaged })
       } catch (err) {

@@ -143,7 +143,7 @@ describe('warm clones: the clone protocol', function () {
     const strangerClones = createCloneService({ libp2p: stranger.libp2p, runtime: stranger.runtime, bundles: stranger.bundles, signer: createFrameSigner(stranger.key), table }, { mesh: MESH })
     await assert.rejects(strangerClones.fetchCopy(cloneNode.id, ADDRESS), /is not in the group of app shop/)
     await assert.rejects(primaryClones.fetchCopy(cloneNode.id, 'shop/counter#9'), /no copy of shop\/counter#9 here/)
-    for (const request of [{ inventory: { app: '../etc' } }, { fetch: { address: 'not an address' } }]) {
+    for (const request of [{ inventory: { app: '../etc', address: '', epoch: 0n, primary: '' } }, { fetch: { address: 'not an address' } }]) {
       const stream = await stranger.libp2p.dialProtocol(cloneNode.libp2p.peerId, clones.protocol)
       writeFrame(stream, createFrameSigner(stranger.key).sign('cell', CloneRequest.encode(request)))
       const answer = CloneAnswer.decode(Frame.decode(await readOne(stream, 4096, AbortSignal.timeout(10_000))).cell as Uint8Array)
@@ -167,6 +167,21 @@ describe('warm clones: the clone protocol', function () {
     assert.deepEqual(await cloneNode.runtime.ask(ADDRESS, 'increment', [5], { messageKey: key }), acked)
     assert.deepEqual(await cloneNode.runtime.ask(ADDRESS, 'get'), { count: acked.count })
     await cloneNode.runtime.revert(ADDRESS)
+  })
+
+  it('an inventory for a recovery fences the holder: it refuses the states of an older epoch\'s primary from then on', async () => {
+    await primaryClones.hold(cloneNode.id, ADDRESS, bundleHash, owner, limits)
+    const before = await primary.runtime.ask(ADDRESS, 'increment', [1]) as { count: number }
+    // a new leader recovers the instance in epoch 2 on another node: it asks the clone's inventory
+    const inventory = await primaryClones.inventoryOf(cloneNode.id, 'shop', undefined, { address: ADDRESS, epoch: 2, primary: stranger.id })
+    assert.ok(before.count > 0 && (inventory.find(c => c.address === ADDRESS)?.version ?? -1) >= 0, 'the clone reports the state it confirmed')
+    // the old primary (epoch 1, as its table says) can no longer have a state confirmed there: no answer leaves
+    await assert.rejects(primary.runtime.ask(ADDRESS, 'increment', [1]), /fenced: a recovery of epoch 2/)
+    // the clone still holds what it confirmed before the inventory, and nothing after
+    assert.equal((await primaryClones.fetchCopy(cloneNode.id, ADDRESS)).version, inventory[0].version)
+    // a malformed fence is refused
+    await assert.rejects(primaryClones.inventoryOf(cloneNode.id, 'shop', undefined, { address: 'other/counter#0', epoch: 2, primary: stranger.id }), /invalid inventory request/)
+    clones.dropApp('shop')
   })
 
   it('restores a state file of an earlier stem (no owner, no limits) with its bundle\'s, as a copy the leader can find', async () => {

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { leaseHolds, unwantedClones, unwantedInstances } from '../../src/topology/fencing.js'
+import { fenceRefusal, leaseHolds, unwantedClones, unwantedInstances } from '../../src/topology/fencing.js'
 import type { AppAnnouncement } from '../../src/topology/announcement.js'
 
 function announcement (over: Partial<AppAnnouncement> = {}): AppAnnouncement {
@@ -83,5 +83,20 @@ describe('fencing: the primary\'s lease', () => {
     assert.equal(leaseHolds(1000, 1500, 500), false)
     // a primary stalled after asking finds the confirmation too old when it runs again
     assert.equal(leaseHolds(1000, 3000, 500), false)
+  })
+})
+
+describe('fencing: the fence a recovery\'s inventory sets on a holder', () => {
+  it('refuses states of an older epoch from any primary but the one the recovery starts or the holder\'s table places in that epoch', () => {
+    const fence = { epoch: 3, primary: 'B' }
+    assert.equal(fenceRefusal(undefined, 'A', 1), undefined)
+    assert.match(fenceRefusal(fence, 'A', 2) ?? '', /^fenced: a recovery of epoch 3 asked this node's copy; a state of epoch 2 from A is refused$/)
+    // the new primary's own table may lag its start
+    assert.equal(fenceRefusal(fence, 'B', 2), undefined)
+    assert.equal(fenceRefusal(fence, 'A', 3), undefined)
+    // a later placement's primary the holder's table already names
+    assert.equal(fenceRefusal(fence, 'C', 2, { peer: 'C', epoch: 4 }), undefined)
+    // the holder's table still naming the deposed primary in its old epoch does not lift the fence
+    assert.match(fenceRefusal(fence, 'A', 2, { peer: 'A', epoch: 2 }) ?? '', /fenced/)
   })
 })
