@@ -32,6 +32,7 @@ import { PrimaryRecovery } from './primary-recovery.js'
 import { promotionNeedsInventory } from './recovery.js'
 import { ShardRebalancer } from './shard-rebalancer.js'
 import { cloneCaughtUp } from './clone-caught-up.js'
+import { LeaseLapsedError, assertLease } from './leader-lease.js'
 import type { ReconcileStep, Role, RunningCopy } from './reconcile.js'
 import { instanceAddress } from './types.js'
 import type { Amount, NodeCapacity, PeerId } from './types.js'
@@ -111,6 +112,7 @@ export class AppController {
       clones: components.clones,
       logger: components.logger,
       alive: peer => components.nodes().some(n => n.id === peer && n.alive),
+      checkLease: h => { assertLease(components.raft, h.group, h.app) },
       startPrimary: async (address, node, code, from) => { await this.startPrimary(address, node, code.bundle, code.owner, code.limits, from) }
     }, { waitBoundMs: init.recoveryWaitMs })
     this.shards = new ShardRebalancer({ clones: components.clones, logger: components.logger }, { maxMoves: init.shardMoves, settleMs: init.shardSettleMs })
@@ -147,7 +149,25 @@ export class AppController {
         continue
       }
       h.busy = true
-      this.reconcile(h).catch(err => { this.components.logger.warn(`app ${h.app}: ${(err as Error).message}`) }).finally(() => { h.busy = false })
+      this.leadRound(h).catch(err => { this.components.logger.warn(`app ${h.app}: ${(err as Error).message}`) }).finally(() => { h.busy = false })
+    }
+  }
+
+  /**
+   * A round of a group this node believes it leads: it acts only once a quorum confirmed
+   * that (its lease, leader-lease.ts); a leader woken from a stall still believes it leads
+   * until it hears the newer term, but finds no quorum to confirm it and does nothing.
+   */
+  private async leadRound (h: HostedApp): Promise<void> {
+    if (!await this.components.raft.renewLease(h.group)) {
+      this.components.logger.debug(`app ${h.app}: no quorum confirmed this node's leadership: this round does nothing`)
+      return
+    }
+    try {
+      await this.reconcile(h)
+    } catch (err) {
+      if (!(err instanceof LeaseLapsedError)) throw err
+      this.components.logger.debug(err.message)
     }
   }
 
@@ -177,6 +197,7 @@ export class AppController {
     const next = nextMemberChange({ members: status.members, self: this.components.self, missingSince: this.missingSince, nodes: this.components.nodes(), now, verdictAfterMs: verdictAfter })
     const change = next === undefined ? undefined : 'remove' in next ? { type: ConfChangeType.RemoveNode, node: next.remove } : { type: ConfChangeType.AddNode, node: next.add }
     if (change === undefined) return
+    assertLease(this.components.raft, h.group, h.app)
     h.lastConfChange = now
     try {
       this.components.raft.proposeConfChange(h.group, change)
@@ -212,6 +233,7 @@ export class AppController {
     const result = place({ desired, current, nodes, reservedByOthers, rebalance: { maxMoves: 0 } })
     const items = reservations.plan(state.app, state.reservations, desired, result.placement)
     if (JSON.stringify(result.placement) !== JSON.stringify(current) || cells.some(c => state.placement[c] === undefined) || itemsKey(items) !== itemsKey(state.reservations)) {
+      assertLease(this.components.raft, h.group, h.app)
       const placed = await groups.propose(h, { id: newId(), kind: 'place', placement: result.placement, base: placementBase(state), reservations: items })
       // announced at once: new items must reach the other leaders while their `since` is fresh
       if (placed.ok && h.state !== undefined) {
@@ -249,6 +271,8 @@ export class AppController {
     const now = Date.now()
     const backingOff = (step: ReconcileStep): boolean => (h.running.get(copyKey(step.address, step.node))?.retryAt ?? 0) > now
     for (const wave of waves) {
+      // an earlier wave may have taken long: this node must still lead before the next
+      assertLease(this.components.raft, h.group, h.app)
       const due = steps.filter(s => s.wave === wave && !backingOff(s))
       const failed = await Promise.all(due.map(async step => await this.execute(h, state, step)))
       announcer.announce(h, state)
@@ -284,6 +308,7 @@ export class AppController {
       return false
     }
     try {
+      assertLease(this.components.raft, h.group, h.app)
       switch (step.kind) {
         case 'start':
         case 'update':
@@ -292,6 +317,7 @@ export class AppController {
             await this.holdClone(h, state, step.address, step.node)
           } else if (step.kind === 'update') {
             await this.fetchBundle(h, spec.bundle as string)
+            assertLease(this.components.raft, h.group, h.app)
             await this.startPrimary(step.address, step.node, spec.bundle as string, owner, limits)
           } else if (!await recover()) {
             // recovery decides first: while the only copies (and maybe the bundle) are away, it waits
@@ -314,6 +340,7 @@ export class AppController {
           // clone that has not caught up (started lately, never sent a state) is not
           // promoted: recovery starts the new primary from the newest copy, the running one's
           if (await cloneCaughtUp(clones, logger, h.app, step.address, step.from, step.node)) {
+            assertLease(this.components.raft, h.group, h.app)
             await clones.promote(step.node, step.address)
           } else if (!await recover()) {
             return undefined
@@ -327,6 +354,12 @@ export class AppController {
       }
       if (step.kind !== 'stop') logger.info(`app ${h.app}: ${step.kind} ${step.address} on ${step.node}${step.kind === 'start' || step.kind === 'update' ? ` as ${step.role}` : ''} (term ${this.components.raft.status(h.group).term})`)
     } catch (err) {
+      if (err instanceof LeaseLapsedError) {
+        // not a failure of the copy: this node may no longer lead; what it knew of the copy stays
+        if (before === undefined) h.running.delete(copyKey(step.address, step.node))
+        else h.running.set(copyKey(step.address, step.node), before)
+        throw err
+      }
       const error = (err as Error).message.split('\n')[0].slice(0, 300)
       logger.warn(`app ${h.app}: cannot ${step.kind} ${step.address} on ${step.node}: ${error}`)
       if (error.includes(NO_ROOM)) {
@@ -367,6 +400,7 @@ export class AppController {
     // a warm step's clone is held on its target before the placement names it: the old
     // clone goes at the commit, and the primary's first push after it finds the new one
     for (const m of next.moves) if (m.kind === 'warm') await this.holdClone(h, state, m.address, m.to)
+    assertLease(this.components.raft, h.group, h.app)
     const { groups, announcer, reservations } = this.components
     const items = reservations.plan(state.app, state.reservations, input.desired, next.placement)
     const placed = await groups.propose(h, { id: newId(), kind: 'place', placement: next.placement, base: placementBase(state), reservations: items })
@@ -385,6 +419,7 @@ export class AppController {
   private async holdClone (h: HostedApp, state: AppState, address: string, node: PeerId): Promise<void> {
     const spec = state.manifest.cells[INSTANCE.exec(address)?.[1] as string]
     await this.fetchBundle(h, spec.bundle as string)
+    assertLease(this.components.raft, h.group, h.app)
     await this.components.clones.hold(node, address, spec.bundle as string, Buffer.from(state.ownerKey, 'base64'), { memory: spec.memory, timeout: spec.timeout, mailbox: spec.mailbox })
   }
 
