@@ -113,7 +113,7 @@ export class AppController {
       logger: components.logger,
       alive: peer => components.nodes().some(n => n.id === peer && n.alive),
       checkLease: h => { assertLease(components.raft, h.group, h.app) },
-      startPrimary: async (address, node, code, from) => { await this.startPrimary(address, node, code.bundle, code.owner, code.limits, from) }
+      startPrimary: async (address, node, code, from) => { await this.startPrimary(address, node, code.bundle, code.owner, code.limits, code.epoch, from) }
     }, { waitBoundMs: init.recoveryWaitMs })
     this.shards = new ShardRebalancer({ clones: components.clones, logger: components.logger }, { maxMoves: init.shardMoves, settleMs: init.shardSettleMs })
   }
@@ -298,11 +298,13 @@ export class AppController {
     const owner = Buffer.from(state.ownerKey, 'base64')
     const limits = { memory: spec.memory, timeout: spec.timeout, mailbox: spec.mailbox }
     const revision = cellRevision(spec)
+    // every start and promotion names its placement epoch: a node that knows a newer one refuses
+    const epoch = state.epochs[step.address] ?? 0
     const before = h.running.get(copyKey(step.address, step.node))
     const mark = (node: string, role: Role, s: InstanceState): void => { h.running.set(copyKey(step.address, node), { address: step.address, node, role, revision, state: s }) }
     /** starts the primary on step.node from the newest copy recovery finds; false while it is not started yet (asked again next round; lost: less often) */
     const recover = async (): Promise<boolean> => {
-      const outcome = await this.recovery.start(h, state, step.address, step.node, { bundle: spec.bundle as string, owner, limits, prepare: async () => { await this.fetchBundle(h, spec.bundle as string) } })
+      const outcome = await this.recovery.start(h, state, step.address, step.node, { bundle: spec.bundle as string, owner, limits, epoch, prepare: async () => { await this.fetchBundle(h, spec.bundle as string) } })
       if (outcome === 'started') return true
       h.running.set(copyKey(step.address, step.node), { address: step.address, node: step.node, role: 'primary', revision, state: outcome, retryAt: Date.now() + (outcome === 'lost' ? RECOVERY_LOST_RETRY_MS : RECOVERY_RETRY_MS) })
       return false
@@ -318,7 +320,7 @@ export class AppController {
           } else if (step.kind === 'update') {
             await this.fetchBundle(h, spec.bundle as string)
             assertLease(this.components.raft, h.group, h.app)
-            await this.startPrimary(step.address, step.node, spec.bundle as string, owner, limits)
+            await this.startPrimary(step.address, step.node, spec.bundle as string, owner, limits, epoch)
           } else if (!await recover()) {
             // recovery decides first: while the only copies (and maybe the bundle) are away, it waits
             return undefined
@@ -330,7 +332,7 @@ export class AppController {
             // another clone may hold a newer state than this one: recovery promotes or copies the newest
             if (!await recover()) return undefined
           } else {
-            await clones.promote(step.node, step.address)
+            await clones.promote(step.node, step.address, epoch)
           }
           mark(step.node, 'primary', 'transformed')
           break
@@ -341,7 +343,7 @@ export class AppController {
           // promoted: recovery starts the new primary from the newest copy, the running one's
           if (await cloneCaughtUp(clones, logger, h.app, step.address, step.from, step.node)) {
             assertLease(this.components.raft, h.group, h.app)
-            await clones.promote(step.node, step.address)
+            await clones.promote(step.node, step.address, epoch)
           } else if (!await recover()) {
             return undefined
           }
@@ -442,12 +444,15 @@ export class AppController {
     await this.components.bundles.fetch(bundle, { peers: this.components.raft.status(h.group).members.filter(m => m !== this.components.self), signal: AbortSignal.timeout(20_000) })
   }
 
-  private async startPrimary (address: string, node: string, bundleHash: string, owner: Uint8Array, limits: { memory: number, timeout: number, mailbox: number }, from?: { state: string, version: number, replies?: string }): Promise<void> {
+  private async startPrimary (address: string, node: string, bundleHash: string, owner: Uint8Array, limits: { memory: number, timeout: number, mailbox: number }, epoch: number, from?: { state: string, version: number, replies?: string }): Promise<void> {
     if (node === this.components.self) {
       const bundle = await this.components.bundles.fetch(bundleHash, { signal: AbortSignal.timeout(20_000) })
+      // as a remote node would (app-stack.ts refuseTransform)
+      const stale = this.components.clones.staleStep(address, epoch)
+      if (stale !== undefined) throw new Error(stale)
       await this.components.runtime.transform(address, bundle, { owner, limits, replace: true, state: from?.state, version: from?.version, replies: from?.replies })
     } else {
-      await this.components.messaging.transformRemote(node, { address, bundle: bundleHash, owner, limits, replace: true, state: from?.state, version: from?.version, replies: from?.replies }, { deadline: Date.now() + 30_000 })
+      await this.components.messaging.transformRemote(node, { address, bundle: bundleHash, owner, limits, replace: true, state: from?.state, version: from?.version, replies: from?.replies, epoch }, { deadline: Date.now() + 30_000 })
     }
   }
 }

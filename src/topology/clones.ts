@@ -36,7 +36,7 @@ import type { AppTable } from './app-table.js'
 import { placementRefusal } from './placement-authority.js'
 import type { AppAnnouncement } from './announcement.js'
 import type { CloneStore, LegacyState, StoredClone } from './clone-store.js'
-import { fenceRefusal, leaseHolds, unwantedClones } from './fencing.js'
+import { fenceRefusal, leaseHolds, staleEpochRefusal, unwantedClones } from './fencing.js'
 import type { InventoryFence } from './fencing.js'
 import type { BundlePort, CellRuntimePort } from './ports.js'
 
@@ -369,8 +369,9 @@ export class CloneService {
     await this.request(peer, { hold: { address, bundle: Buffer.from(bundle, 'hex'), owner: new Uint8Array(owner), memory: BigInt(limits.memory), timeout: limits.timeout, mailbox: limits.mailbox } })
   }
 
-  async promote (peer: string, address: string): Promise<void> {
-    await this.request(peer, { promote: { address } })
+  /** The leader promotes `peer`'s clone of `address` (in placement `epoch`: a node that knows a newer one refuses). */
+  async promote (peer: string, address: string, epoch = 0): Promise<void> {
+    await this.request(peer, { promote: { address, epoch: BigInt(epoch) } })
   }
 
   /** the clones held here with their memory limits (they count against this node's capacity like running cells) */
@@ -586,6 +587,8 @@ export class CloneService {
       const asked = this.held.get(address)
       if (asked === undefined) throw new Error(`no clone of ${address} here`)
       this.checkMember(peer, address)
+      const stale = this.staleStep(address, request.promote.epoch > 0n ? Number(request.promote.epoch) : undefined)
+      if (stale !== undefined) throw new Error(stale)
       if (asked.restored && !this.assignedHere(address)) throw new Error(`the clone of ${address} was restored from disk and no announcement has confirmed it yet`)
       const bundle = await this.components.bundles.fetch(asked.bundle, { peers: [peer] })
       // the record as it is now, with every state received while the bundle was fetched;
@@ -616,6 +619,16 @@ export class CloneService {
     this.checkMember(peer, address)
     const before = this.fences.get(address)
     if (before === undefined || fence.epoch >= before.epoch) this.fences.set(address, fence)
+  }
+
+  /**
+   * Why a leader's step for `address` in placement `epoch` is refused here: this node knows
+   * a newer epoch of it, from an announcement or a recovery's inventory (fencing.ts staleEpochRefusal).
+   */
+  staleStep (address: string, epoch: number | undefined): string | undefined {
+    const app = address.slice(0, address.indexOf('/'))
+    const announced = Number(this.components.table.get(app)?.instances.find(i => i.address === address)?.epoch ?? 0n)
+    return staleEpochRefusal(address, epoch, Math.max(announced, this.fences.get(address)?.epoch ?? 0))
   }
 
   /** whether the latest announcement of the instance's app places it or its clone on this node */

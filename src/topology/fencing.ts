@@ -68,6 +68,17 @@ export function leaseHolds (confirmSentAt: number, now: number, leaseMs: number)
   return now - confirmSentAt < leaseMs
 }
 
+/**
+ * Why a leader's start or promotion of an instance for placement `epoch` comes too late on
+ * a node that knows `knownEpoch` (its announcements', its recoveries' fences): a step a
+ * deposed leader had in flight when its lease lapsed cannot land after a newer leader moved
+ * the instance on. Undefined: it may proceed (no epoch given: an older sender).
+ */
+export function staleEpochRefusal (address: string, epoch: number | undefined, knownEpoch: number): string | undefined {
+  if (epoch === undefined || epoch >= knownEpoch) return undefined
+  return `${address} is placed in epoch ${knownEpoch} already: a step of epoch ${epoch} comes from a deposed leader`
+}
+
 /** the fence an inventory for a recovery sets on a holder (mesh-simulation.ts does the same) */
 export interface InventoryFence {
   /** the placement epoch being recovered */

@@ -27,6 +27,8 @@ export interface PrimaryCode {
   bundle: string
   owner: Uint8Array
   limits: CellLimits
+  /** the placement epoch it starts in (a node that knows a newer one refuses the start) */
+  epoch: number
   /** makes the bundle available from the leader, before a blank start or a start from a fetched copy */
   prepare?: () => Promise<void>
 }
@@ -101,7 +103,7 @@ export class PrimaryRecovery {
       case 'promote':
         // the holder kept the bundle of its copy in its own store
         this.components.checkLease(h)
-        await clones.promote(target, address)
+        await clones.promote(target, address, code.epoch)
         say('started', `${address} recovered on ${target} from its own copy (state version ${plan.copy.version}, epoch ${plan.copy.epoch}${missingNote(plan.missing)})`)
         break
       case 'copy': {

@@ -179,6 +179,10 @@ describe('warm clones: the clone protocol', function () {
     await assert.rejects(primary.runtime.ask(ADDRESS, 'increment', [1]), /fenced: a recovery of epoch 2/)
     // the clone still holds what it confirmed before the inventory, and nothing after
     assert.equal((await primaryClones.fetchCopy(cloneNode.id, ADDRESS)).version, inventory[0].version)
+    // a promotion a deposed leader had in flight (epoch 1) cannot land on the fenced holder
+    await assert.rejects(primaryClones.promote(cloneNode.id, ADDRESS, 1), /shop\/counter#0 is placed in epoch 2 already: a step of epoch 1 comes from a deposed leader/)
+    assert.ok(clones.holds(ADDRESS), 'the refused promotion left the clone as it was')
+    assert.equal(clones.staleStep(ADDRESS, 2), undefined)
     // a malformed fence is refused
     await assert.rejects(primaryClones.inventoryOf(cloneNode.id, 'shop', undefined, { address: 'other/counter#0', epoch: 2, primary: stranger.id }), /invalid inventory request/)
     clones.dropApp('shop')
@@ -204,8 +208,8 @@ describe('warm clones: the clone protocol', function () {
   it('drops garbage, forged and oversized frames and keeps serving', async () => {
     const cases: Uint8Array[] = [
       new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8]),
-      createFrameSigner(await createEd25519Key()).sign('cell', CloneRequest.encode({ promote: { address: ADDRESS } })),
-      createFrameSigner(stranger.key).sign('code', CloneRequest.encode({ promote: { address: ADDRESS } }))
+      createFrameSigner(await createEd25519Key()).sign('cell', CloneRequest.encode({ promote: { address: ADDRESS, epoch: 0n } })),
+      createFrameSigner(stranger.key).sign('code', CloneRequest.encode({ promote: { address: ADDRESS, epoch: 0n } }))
     ]
     for (const bytes of cases) {
       const stream = await stranger.libp2p.dialProtocol(cloneNode.libp2p.peerId, clones.protocol)

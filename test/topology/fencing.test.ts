@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { fenceRefusal, leaseHolds, unwantedClones, unwantedInstances } from '../../src/topology/fencing.js'
+import { fenceRefusal, leaseHolds, staleEpochRefusal, unwantedClones, unwantedInstances } from '../../src/topology/fencing.js'
 import type { AppAnnouncement } from '../../src/topology/announcement.js'
 
 function announcement (over: Partial<AppAnnouncement> = {}): AppAnnouncement {
@@ -98,5 +98,14 @@ describe('fencing: the fence a recovery\'s inventory sets on a holder', () => {
     assert.equal(fenceRefusal(fence, 'C', 2, { peer: 'C', epoch: 4 }), undefined)
     // the holder's table still naming the deposed primary in its old epoch does not lift the fence
     assert.match(fenceRefusal(fence, 'A', 2, { peer: 'A', epoch: 2 }) ?? '', /fenced/)
+  })
+})
+
+describe('fencing: a step of a superseded placement', () => {
+  it('is refused where a newer epoch of the instance is known; a step without an epoch, or of the newest, proceeds', () => {
+    assert.match(staleEpochRefusal('shop/counter#0', 2, 3) ?? '', /^shop\/counter#0 is placed in epoch 3 already: a step of epoch 2 comes from a deposed leader$/)
+    assert.equal(staleEpochRefusal('shop/counter#0', 3, 3), undefined)
+    assert.equal(staleEpochRefusal('shop/counter#0', 4, 3), undefined)
+    assert.equal(staleEpochRefusal('shop/counter#0', undefined, 3), undefined)
   })
 })
