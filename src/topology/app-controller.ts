@@ -33,6 +33,7 @@ import { promotionNeedsInventory } from './recovery.js'
 import { ShardRebalancer } from './shard-rebalancer.js'
 import { cloneCaughtUp } from './clone-caught-up.js'
 import { LeaseLapsedError, assertLease } from './leader-lease.js'
+import { supersededPrimaries } from './fencing.js'
 import type { ReconcileStep, Role, RunningCopy } from './reconcile.js'
 import { instanceAddress } from './types.js'
 import type { Amount, NodeCapacity, PeerId } from './types.js'
@@ -146,6 +147,7 @@ export class AppController {
       if (h.busy || h.dissolved || !this.components.raft.hasGroup(h.group)) continue
       if (this.components.raft.status(h.group).role !== StateRole.Leader) {
         h.running.clear()
+        this.revertSuperseded(h)
         continue
       }
       h.busy = true
@@ -168,6 +170,19 @@ export class AppController {
     } catch (err) {
       if (!(err instanceof LeaseLapsedError)) throw err
       this.components.logger.debug(err.message)
+    }
+  }
+
+  /**
+   * A member reverts its own primaries the committed app state shows superseded (a node
+   * woken from a stall learns it from the log before any leader tells it), keeping their
+   * states as copies (clones.ts demote).
+   */
+  private revertSuperseded (h: HostedApp): void {
+    const { clones, logger, self } = this.components
+    if (h.state === undefined) return
+    for (const address of supersededPrimaries(h.state, clones.localPrimaries(h.app), self)) {
+      clones.demote(address, `the committed app state places it on another node in epoch ${h.state.epochs[address]}`).catch((err: Error) => { logger.warn(`app ${h.app}: cannot revert the superseded primary of ${address}: ${err.message}`) })
     }
   }
 

@@ -37,7 +37,7 @@ import { placementRefusal } from './placement-authority.js'
 import type { AppAnnouncement } from './announcement.js'
 import type { CloneStore, LegacyState, StoredClone } from './clone-store.js'
 import { fenceRefusal, leaseHolds, staleEpochRefusal, unwantedClones } from './fencing.js'
-import type { InventoryFence } from './fencing.js'
+import type { InventoryFence, LocalPrimary } from './fencing.js'
 import type { BundlePort, CellRuntimePort } from './ports.js'
 
 export interface CloneServiceComponents {
@@ -131,6 +131,8 @@ export class CloneService {
   /** primary side: when the newest request a clone confirmed was sent, by instance (the lease) */
   private readonly confirmedAt = new Map<string, number>()
   private readonly inflight = new Map<string, Promise<void>>()
+  /** local primaries being reverted as superseded (demote) */
+  private readonly demoting = new Set<string>()
   /** `address peer` of the seeding pushes under way */
   private readonly seeding = new Set<string>()
   /** the fence the latest recovery's inventory set on each instance held here (fencing.ts fenceRefusal) */
@@ -353,6 +355,8 @@ export class CloneService {
   /** A clone refused a state: one that no longer holds the instance is seeded again on the next announcement. */
   private unacked (address: string, peer: string, err: Error): void {
     this.log.debug(`the clone of ${address} on ${peer} did not take a state: ${err.message}`)
+    // a recovery of a newer epoch asked that clone: another node is taking this instance over
+    if (err.message.startsWith('fenced: ')) this.demote(address, `its clone on ${peer} refused it: ${err.message.slice('fenced: '.length)}`).catch((e: Error) => { this.log.warn(`cannot revert the superseded primary of ${address}: ${e.message}`) })
     if (/no clone of/.test(err.message)) this.ackedBy.get(address)?.delete(peer)
   }
 
@@ -612,6 +616,45 @@ export class CloneService {
       return clone.version
     }
     throw new Error('empty clone request')
+  }
+
+  /** this node's running primaries of `app`, with their epochs and leases (fencing.ts supersededPrimaries) */
+  localPrimaries (app: string): LocalPrimary[] {
+    const now = Date.now()
+    return this.components.runtime.cells().filter(c => c.app === app && c.status === 'transformed' && INSTANCE.test(c.address)).map(c => ({
+      address: c.address,
+      epoch: this.epochOf(c.address),
+      leaseHolds: this.clonesOf(c.address).length > 0 && leaseHolds(this.confirmedAt.get(c.address) ?? -Infinity, now, this.init.leaseMs ?? 1000)
+    }))
+  }
+
+  /**
+   * A local primary learned it is superseded (a clone refused it for a newer epoch, or the
+   * committed placement names another primary): its isolate stops now, without waiting for
+   * a leader, and its newest state stays here as a copy, as if restored from disk: listed
+   * by inventories and fetchable (recovery may need it), never run again but by a leader's
+   * promotion, dropped once an announcement shows the instance running elsewhere.
+   */
+  async demote (address: string, why: string): Promise<void> {
+    const cell = this.components.runtime.cell(address)
+    const bundle = this.components.runtime.bundleOf(address)
+    const latest = this.latest.get(address)
+    // without a state noted here there is nothing to keep but the file: the leader's step ends it
+    if (cell?.status !== 'transformed' || bundle === undefined || latest === undefined || this.demoting.has(address)) return
+    this.demoting.add(address)
+    try {
+      const epoch = this.epochOf(address)
+      const before = this.held.get(address)
+      if (before === undefined || before.fromDisk || newer(epoch, latest.version, before.epoch, before.version)) {
+        this.held.set(address, { bundle: bundle.hash, owner: bundle.owner, limits: cell.limits, state: latest.state, version: latest.version, epoch, replies: latest.replies, heldAt: Date.now(), restored: true, fromDisk: true, file: this.components.primaries?.fileOf(address) })
+      }
+      // its file on disk stays (a held copy's): the revert removes it only when nothing is held
+      await this.primaryWrites.get(address)?.catch(() => {})
+      await this.components.runtime.revert(address)
+      this.log.info(`reverted the superseded primary of ${address} (${why}); its state (version ${latest.version}, epoch ${epoch}) stays here as a copy until the instance runs elsewhere`)
+    } finally {
+      this.demoting.delete(address)
+    }
   }
 
   /** A recovery's inventory fences the instance here: only the newest epoch's fence counts. */

@@ -100,3 +100,28 @@ export function fenceRefusal (fence: InventoryFence | undefined, peer: string, s
   if (announced !== undefined && announced.peer === peer && announced.epoch >= fence.epoch) return undefined
   return `fenced: a recovery of epoch ${fence.epoch} asked this node's copy; a state of epoch ${stateEpoch} from ${peer} is refused`
 }
+
+/** a primary running on this node, as supersededPrimaries needs it */
+export interface LocalPrimary {
+  address: string
+  /** the placement epoch it serves in (its announcement's) */
+  epoch: number
+  /** its lease holds (fencing: a clone confirmed its state lately); false for one without clones */
+  leaseHolds: boolean
+}
+
+/**
+ * The local primaries the committed app state on this node (a member of the app's group)
+ * shows superseded: a newer placement epoch of the instance names another primary, and the
+ * primary's lease has lapsed, so it answers nothing without a clone that no longer follows
+ * it (a node woken from a stall). Such a copy reverts itself without waiting for a leader.
+ * One still confirming its states is being handed over: the leader's step ends it.
+ */
+export function supersededPrimaries (state: { placement: Record<string, Array<{ primary: string | null }>>, epochs: Record<string, number> }, local: LocalPrimary[], self: string): string[] {
+  return local.filter(p => {
+    const m = INSTANCE.exec(p.address)
+    if (m === null || p.leaseHolds) return false
+    const placed = state.placement[m[1]]?.[Number(m[2])]
+    return placed !== undefined && placed.primary !== self && (state.epochs[p.address] ?? 0) > p.epoch
+  }).map(p => p.address)
+}

@@ -177,6 +177,10 @@ describe('warm clones: the clone protocol', function () {
     assert.ok(before.count > 0 && (inventory.find(c => c.address === ADDRESS)?.version ?? -1) >= 0, 'the clone reports the state it confirmed')
     // the old primary (epoch 1, as its table says) can no longer have a state confirmed there: no answer leaves
     await assert.rejects(primary.runtime.ask(ADDRESS, 'increment', [1]), /fenced: a recovery of epoch 2/)
+    // the refusal tells the old primary it is superseded: it reverts itself at once, keeping its newest state as a copy
+    await waitFor(() => primary.runtime.cell(ADDRESS)?.status !== 'transformed', { what: 'the superseded primary to revert itself' })
+    const kept = primaryClones.inventory('shop').find(c => c.address === ADDRESS)
+    assert.ok(kept !== undefined && !kept.running && kept.version > (inventory[0].version), `the old primary keeps its newest state as a copy: ${JSON.stringify(kept)}`)
     // the clone still holds what it confirmed before the inventory, and nothing after
     assert.equal((await primaryClones.fetchCopy(cloneNode.id, ADDRESS)).version, inventory[0].version)
     // a promotion a deposed leader had in flight (epoch 1) cannot land on the fenced holder
@@ -186,6 +190,9 @@ describe('warm clones: the clone protocol', function () {
     // a malformed fence is refused
     await assert.rejects(primaryClones.inventoryOf(cloneNode.id, 'shop', undefined, { address: 'other/counter#0', epoch: 2, primary: stranger.id }), /invalid inventory request/)
     clones.dropApp('shop')
+    // the primary runs again for the next tests
+    primaryClones.dropApp('shop')
+    await primary.runtime.transform(ADDRESS, await primary.bundles.fetch(bundleHash, { peers: [] }), { owner, limits, state: JSON.stringify({ count: before.count }) })
   })
 
   it('restores a state file of an earlier stem (no owner, no limits) with its bundle\'s, as a copy the leader can find', async () => {

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
-import { fenceRefusal, leaseHolds, staleEpochRefusal, unwantedClones, unwantedInstances } from '../../src/topology/fencing.js'
+import { fenceRefusal, leaseHolds, staleEpochRefusal, supersededPrimaries, unwantedClones, unwantedInstances } from '../../src/topology/fencing.js'
+import type { LocalPrimary } from '../../src/topology/fencing.js'
 import type { AppAnnouncement } from '../../src/topology/announcement.js'
 
 function announcement (over: Partial<AppAnnouncement> = {}): AppAnnouncement {
@@ -107,5 +108,22 @@ describe('fencing: a step of a superseded placement', () => {
     assert.equal(staleEpochRefusal('shop/counter#0', 3, 3), undefined)
     assert.equal(staleEpochRefusal('shop/counter#0', 4, 3), undefined)
     assert.equal(staleEpochRefusal('shop/counter#0', undefined, 3), undefined)
+  })
+})
+
+describe('fencing: the local primaries the committed app state shows superseded', () => {
+  it('are those a newer epoch places on another node, whose lease lapsed', () => {
+    const state = { placement: { counter: [{ primary: 'B' }, { primary: 'A' }, { primary: null }] }, epochs: { 'shop/counter#0': 3, 'shop/counter#1': 3, 'shop/counter#2': 4 } }
+    const local = (address: string, epoch: number, lease = false): LocalPrimary => ({ address, epoch, leaseHolds: lease })
+    // woken from a stall: epoch 3 moved #0 to B
+    assert.deepEqual(supersededPrimaries(state, [local('shop/counter#0', 2)], 'A'), ['shop/counter#0'])
+    // still placed here, or already serving the newest epoch
+    assert.deepEqual(supersededPrimaries(state, [local('shop/counter#1', 2), local('shop/counter#0', 3)], 'A'), [])
+    // no primary placed (being recovered): another node may start from any copy
+    assert.deepEqual(supersededPrimaries(state, [local('shop/counter#2', 3)], 'A'), ['shop/counter#2'])
+    // a primary still confirming its states is being handed over: the leader's step ends it
+    assert.deepEqual(supersededPrimaries(state, [local('shop/counter#0', 2, true)], 'A'), [])
+    // an instance the state does not have (scaled down): the announcements revert it
+    assert.deepEqual(supersededPrimaries(state, [local('shop/counter#7', 1)], 'A'), [])
   })
 })
