@@ -434,10 +434,14 @@ export class AppController {
 
   /** Has `node` hold a clone of `address` (it fetches the bundle from the group's members). */
   private async holdClone (h: HostedApp, state: AppState, address: string, node: PeerId): Promise<void> {
-    const spec = state.manifest.cells[INSTANCE.exec(address)?.[1] as string]
+    const [, cell, index] = INSTANCE.exec(address) as RegExpExecArray
+    const spec = state.manifest.cells[cell]
     await this.fetchBundle(h, spec.bundle as string)
     assertLease(this.components.raft, h.group, h.app)
-    await this.components.clones.hold(node, address, spec.bundle as string, Buffer.from(state.ownerKey, 'base64'), { memory: spec.memory, timeout: spec.timeout, mailbox: spec.mailbox })
+    // the clone follows the primary the committed placement names (a deposed one woken from a stall is refused)
+    const primary = state.placement[cell]?.[Number(index)]?.primary ?? null
+    const placed = primary === null ? undefined : { primary, epoch: state.epochs[address] ?? 0 }
+    await this.components.clones.hold(node, address, spec.bundle as string, Buffer.from(state.ownerKey, 'base64'), { memory: spec.memory, timeout: spec.timeout, mailbox: spec.mailbox }, placed)
   }
 
   /** Memory and cells the copies this leader knows to run hold on each node (placement-accounting's rule). */

@@ -36,7 +36,7 @@ import type { AppTable } from './app-table.js'
 import { placementRefusal } from './placement-authority.js'
 import type { AppAnnouncement } from './announcement.js'
 import type { CloneStore, LegacyState, StoredClone } from './clone-store.js'
-import { fenceRefusal, leaseHolds, staleEpochRefusal, unwantedClones } from './fencing.js'
+import { fenceRefusal, followedPrimary, leaseHolds, staleEpochRefusal, unwantedClones } from './fencing.js'
 import type { InventoryFence, LocalPrimary } from './fencing.js'
 import type { BundlePort, CellRuntimePort } from './ports.js'
 
@@ -94,6 +94,8 @@ interface HeldClone {
   file?: string
   /** ms (local clock) when this clone last confirmed a state to the primary */
   confirmedAt?: number
+  /** the primary the leader's hold named, in its placement epoch (fencing.ts followedPrimary) */
+  follows?: { primary: string, epoch: number }
 }
 
 export type Durability = 'disk' | 'memory'
@@ -369,8 +371,9 @@ export class CloneService {
 
   // ---- the leader's requests
 
-  async hold (peer: string, address: string, bundle: string, owner: Uint8Array, limits: CellLimits): Promise<void> {
-    await this.request(peer, { hold: { address, bundle: Buffer.from(bundle, 'hex'), owner: new Uint8Array(owner), memory: BigInt(limits.memory), timeout: limits.timeout, mailbox: limits.mailbox } })
+  /** The leader has `peer` hold a clone of `address`, following `placed.primary` (placement epoch `placed.epoch`). */
+  async hold (peer: string, address: string, bundle: string, owner: Uint8Array, limits: CellLimits, placed?: { primary: string, epoch: number }): Promise<void> {
+    await this.request(peer, { hold: { address, bundle: Buffer.from(bundle, 'hex'), owner: new Uint8Array(owner), memory: BigInt(limits.memory), timeout: limits.timeout, mailbox: limits.mailbox, primary: placed?.primary ?? '', epoch: BigInt(placed?.epoch ?? 0) } })
   }
 
   /** The leader promotes `peer`'s clone of `address` (in placement `epoch`: a node that knows a newer one refuses). */
@@ -548,7 +551,9 @@ export class CloneService {
       const limits = h.memory > 0n ? { memory: Number(h.memory), timeout: h.timeout, mailbox: h.mailbox } : undefined
       // held again (a new leader's round, a shard's clone held before its placement names
       // it): what it holds stays, the reply window and the lease it granted included
-      const clone: HeldClone = { bundle, owner: h.owner, limits, state: previous?.state, version: previous?.version ?? -1, epoch: previous?.epoch ?? 0, replies: previous?.replies, confirmedAt: previous?.confirmedAt, heldAt: Date.now(), restored: false, fromDisk: previous?.fromDisk ?? false }
+      const named = h.primary === '' ? undefined : { primary: h.primary, epoch: Number(h.epoch) }
+      const follows = named !== undefined && (previous?.follows === undefined || named.epoch >= previous.follows.epoch) ? named : previous?.follows
+      const clone: HeldClone = { bundle, owner: h.owner, limits, state: previous?.state, version: previous?.version ?? -1, epoch: previous?.epoch ?? 0, replies: previous?.replies, confirmedAt: previous?.confirmedAt, heldAt: Date.now(), restored: false, fromDisk: previous?.fromDisk ?? false, follows }
       this.held.set(h.address, clone)
       await this.persist(h.address, clone, this.durabilityOf(h.address) === 'disk')
       // warm: the app's cell host runs before the promotion needs it
@@ -559,7 +564,7 @@ export class CloneService {
       const s = request.state
       const clone = this.held.get(s.address)
       if (clone === undefined) throw new Error(`no clone of ${s.address} here`)
-      const primary = this.components.table.resolve(s.address)?.peer
+      const primary = followedPrimary(this.components.table.resolve(s.address), clone.follows)
       if (primary !== undefined && primary !== peer) throw new Error(`${peer} is not the primary of ${s.address}`)
       const epoch = Number(s.epoch)
       const fenced = fenceRefusal(this.fences.get(s.address), peer, epoch, this.components.table.resolve(s.address))

@@ -125,3 +125,14 @@ export function supersededPrimaries (state: { placement: Record<string, Array<{ 
     return placed !== undefined && placed.primary !== self && (state.epochs[p.address] ?? 0) > p.epoch
   }).map(p => p.address)
 }
+
+/**
+ * The primary a clone takes states from: the one its latest announcement places, or the one
+ * the leader's hold named if that placement is newer (a clone is held before the
+ * announcement that lists it arrives: a deposed primary woken from a stall must not find it
+ * open to anyone meanwhile). Undefined: neither is known.
+ */
+export function followedPrimary (announced: { peer: string, epoch: number } | undefined, held: { primary: string, epoch: number } | undefined): string | undefined {
+  if (held === undefined || held.primary === '') return announced?.peer
+  return announced === undefined || held.epoch > announced.epoch ? held.primary : announced.peer
+}

@@ -169,6 +169,17 @@ describe('warm clones: the clone protocol', function () {
     await cloneNode.runtime.revert(ADDRESS)
   })
 
+  it('a clone follows the primary its hold named when that placement is newer than its announcement: a deposed primary gets no confirmation', async () => {
+    // the leader placed the instance on the stranger in epoch 2 and held this clone for it; the announcement (epoch 1, the old primary) lags
+    await primaryClones.hold(cloneNode.id, ADDRESS, bundleHash, owner, limits, { primary: stranger.id, epoch: 2 })
+    await assert.rejects(primary.runtime.ask(ADDRESS, 'increment', [1]), /is not the primary of shop\/counter#0/)
+    clones.dropApp('shop')
+    // a hold naming the announced primary (or none) leaves the announcement in charge
+    await primaryClones.hold(cloneNode.id, ADDRESS, bundleHash, owner, limits, { primary: primary.id, epoch: 1 })
+    await primary.runtime.ask(ADDRESS, 'increment', [1])
+    clones.dropApp('shop')
+  })
+
   it('an inventory for a recovery fences the holder: it refuses the states of an older epoch\'s primary from then on', async () => {
     await primaryClones.hold(cloneNode.id, ADDRESS, bundleHash, owner, limits)
     const before = await primary.runtime.ask(ADDRESS, 'increment', [1]) as { count: number }

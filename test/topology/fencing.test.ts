@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { fenceRefusal, leaseHolds, staleEpochRefusal, supersededPrimaries, unwantedClones, unwantedInstances } from '../../src/topology/fencing.js'
+import { fenceRefusal, followedPrimary, leaseHolds, staleEpochRefusal, supersededPrimaries, unwantedClones, unwantedInstances } from '../../src/topology/fencing.js'
 import type { LocalPrimary } from '../../src/topology/fencing.js'
 import type { AppAnnouncement } from '../../src/topology/announcement.js'
 
@@ -125,5 +125,16 @@ describe('fencing: the local primaries the committed app state shows superseded'
     assert.deepEqual(supersededPrimaries(state, [local('shop/counter#0', 2, true)], 'A'), [])
     // an instance the state does not have (scaled down): the announcements revert it
     assert.deepEqual(supersededPrimaries(state, [local('shop/counter#7', 1)], 'A'), [])
+  })
+})
+
+describe('fencing: the primary a clone follows', () => {
+  it('is the announced one, or the one the hold named in a newer placement', () => {
+    assert.equal(followedPrimary(undefined, undefined), undefined)
+    assert.equal(followedPrimary({ peer: 'A', epoch: 2 }, undefined), 'A')
+    assert.equal(followedPrimary(undefined, { primary: 'B', epoch: 3 }), 'B')
+    assert.equal(followedPrimary({ peer: 'A', epoch: 2 }, { primary: 'B', epoch: 3 }), 'B')
+    assert.equal(followedPrimary({ peer: 'C', epoch: 4 }, { primary: 'B', epoch: 3 }), 'C')
+    assert.equal(followedPrimary({ peer: 'A', epoch: 2 }, { primary: '', epoch: 0 }), 'A')
   })
 })
