@@ -32,7 +32,7 @@ import { PrimaryRecovery } from './primary-recovery.js'
 import { promotionNeedsInventory } from './recovery.js'
 import { ShardRebalancer } from './shard-rebalancer.js'
 import { cloneCaughtUp } from './clone-caught-up.js'
-import { LeaseLapsedError, assertLease } from './leader-lease.js'
+import { LeaseLapsedError, confirmLease } from './leader-lease.js'
 import { supersededPrimaries } from './fencing.js'
 import type { ReconcileStep, Role, RunningCopy } from './reconcile.js'
 import { instanceAddress } from './types.js'
@@ -113,7 +113,7 @@ export class AppController {
       clones: components.clones,
       logger: components.logger,
       alive: peer => components.nodes().some(n => n.id === peer && n.alive),
-      checkLease: h => { assertLease(components.raft, h.group, h.app) },
+      checkLease: async h => { await confirmLease(components.raft, h.group, h.app) },
       startPrimary: async (address, node, code, from) => { await this.startPrimary(address, node, code.bundle, code.owner, code.limits, code.epoch, from) }
     }, { waitBoundMs: init.recoveryWaitMs })
     this.shards = new ShardRebalancer({ clones: components.clones, logger: components.logger }, { maxMoves: init.shardMoves, settleMs: init.shardSettleMs })
@@ -204,7 +204,7 @@ export class AppController {
    * membership change at a time. A node that just started waits the same time before
    * judging, as its capacity view is still filling.
    */
-  private replaceDeadMembers (h: HostedApp): void {
+  private async replaceDeadMembers (h: HostedApp): Promise<void> {
     const verdictAfter = this.init.memberSuspicionMs ?? 10_000
     const now = Date.now()
     if (now - this.startedAt < verdictAfter || now - h.lastConfChange < CONF_CHANGE_RETRY_MS) return
@@ -212,7 +212,7 @@ export class AppController {
     const next = nextMemberChange({ members: status.members, self: this.components.self, missingSince: this.missingSince, nodes: this.components.nodes(), now, verdictAfterMs: verdictAfter })
     const change = next === undefined ? undefined : 'remove' in next ? { type: ConfChangeType.RemoveNode, node: next.remove } : { type: ConfChangeType.AddNode, node: next.add }
     if (change === undefined) return
-    assertLease(this.components.raft, h.group, h.app)
+    await confirmLease(this.components.raft, h.group, h.app)
     h.lastConfChange = now
     try {
       this.components.raft.proposeConfChange(h.group, change)
@@ -227,7 +227,7 @@ export class AppController {
     const { groups, announcer, reservations } = this.components
     const state = h.state
     if (state === undefined) return
-    this.replaceDeadMembers(h)
+    await this.replaceDeadMembers(h)
     const term = this.components.raft.status(h.group).term
     if (state.dissolving) {
       if (announcer.due(h)) {
@@ -248,7 +248,7 @@ export class AppController {
     const result = place({ desired, current, nodes, reservedByOthers, rebalance: { maxMoves: 0 } })
     const items = reservations.plan(state.app, state.reservations, desired, result.placement)
     if (JSON.stringify(result.placement) !== JSON.stringify(current) || cells.some(c => state.placement[c] === undefined) || itemsKey(items) !== itemsKey(state.reservations)) {
-      assertLease(this.components.raft, h.group, h.app)
+      await confirmLease(this.components.raft, h.group, h.app)
       const placed = await groups.propose(h, { id: newId(), kind: 'place', placement: result.placement, base: placementBase(state), reservations: items })
       // announced at once: new items must reach the other leaders while their `since` is fresh
       if (placed.ok && h.state !== undefined) {
@@ -287,7 +287,7 @@ export class AppController {
     const backingOff = (step: ReconcileStep): boolean => (h.running.get(copyKey(step.address, step.node))?.retryAt ?? 0) > now
     for (const wave of waves) {
       // an earlier wave may have taken long: this node must still lead before the next
-      assertLease(this.components.raft, h.group, h.app)
+      await confirmLease(this.components.raft, h.group, h.app)
       const due = steps.filter(s => s.wave === wave && !backingOff(s))
       const failed = await Promise.all(due.map(async step => await this.execute(h, state, step)))
       announcer.announce(h, state)
@@ -325,7 +325,7 @@ export class AppController {
       return false
     }
     try {
-      assertLease(this.components.raft, h.group, h.app)
+      await confirmLease(this.components.raft, h.group, h.app)
       switch (step.kind) {
         case 'start':
         case 'update':
@@ -334,7 +334,7 @@ export class AppController {
             await this.holdClone(h, state, step.address, step.node)
           } else if (step.kind === 'update') {
             await this.fetchBundle(h, spec.bundle as string)
-            assertLease(this.components.raft, h.group, h.app)
+            await confirmLease(this.components.raft, h.group, h.app)
             await this.startPrimary(step.address, step.node, spec.bundle as string, owner, limits, epoch)
           } else if (!await recover()) {
             // recovery decides first: while the only copies (and maybe the bundle) are away, it waits
@@ -357,7 +357,7 @@ export class AppController {
           // clone that has not caught up (started lately, never sent a state) is not
           // promoted: recovery starts the new primary from the newest copy, the running one's
           if (await cloneCaughtUp(clones, logger, h.app, step.address, step.from, step.node)) {
-            assertLease(this.components.raft, h.group, h.app)
+            await confirmLease(this.components.raft, h.group, h.app)
             await clones.promote(step.node, step.address, epoch)
           } else if (!await recover()) {
             return undefined
@@ -417,7 +417,7 @@ export class AppController {
     // a warm step's clone is held on its target before the placement names it: the old
     // clone goes at the commit, and the primary's first push after it finds the new one
     for (const m of next.moves) if (m.kind === 'warm') await this.holdClone(h, state, m.address, m.to)
-    assertLease(this.components.raft, h.group, h.app)
+    await confirmLease(this.components.raft, h.group, h.app)
     const { groups, announcer, reservations } = this.components
     const items = reservations.plan(state.app, state.reservations, input.desired, next.placement)
     const placed = await groups.propose(h, { id: newId(), kind: 'place', placement: next.placement, base: placementBase(state), reservations: items })
@@ -437,7 +437,7 @@ export class AppController {
     const [, cell, index] = INSTANCE.exec(address) as RegExpExecArray
     const spec = state.manifest.cells[cell]
     await this.fetchBundle(h, spec.bundle as string)
-    assertLease(this.components.raft, h.group, h.app)
+    await confirmLease(this.components.raft, h.group, h.app)
     // the clone follows the primary the committed placement names (a deposed one woken from a stall is refused)
     const primary = state.placement[cell]?.[Number(index)]?.primary ?? null
     const placed = primary === null ? undefined : { primary, epoch: state.epochs[address] ?? 0 }

@@ -1,7 +1,7 @@
 // A leader acts on other nodes only under its Raft lease (RaftHost.leaseHolds): a quorum
 // confirmed its leadership less than an election timeout ago, on the clock. The controller
-// checks it before every effect, as a step may have waited long (inventories, a bundle
-// fetch) since the round confirmed it: a leader stalled meanwhile finds it lapsed.
+// confirms it again before every effect, as a step may have waited long (inventories, a
+// bundle fetch) since the round confirmed it: a leader stalled meanwhile finds no quorum.
 import type { GroupId } from '../raft/multi/types.js'
 import type { RaftPort } from './ports.js'
 
@@ -13,7 +13,13 @@ export class LeaseLapsedError extends Error {
   }
 }
 
-/** Throws LeaseLapsedError unless this node leads `group` under its lease. */
-export function assertLease (raft: Pick<RaftPort, 'leaseHolds'>, group: GroupId, app: string): void {
-  if (!raft.leaseHolds(group)) throw new LeaseLapsedError(app)
+/**
+ * Resolves once this node leads `group` under its lease — at once while it holds, else
+ * after one more confirmation round (a step that waited for inventories or a bundle outlives
+ * the round's lease on a loaded machine: without renewing, it would never act) — or throws
+ * LeaseLapsedError when no quorum confirms it.
+ */
+export async function confirmLease (raft: Pick<RaftPort, 'leaseHolds' | 'renewLease'>, group: GroupId, app: string): Promise<void> {
+  if (raft.leaseHolds(group) || await raft.renewLease(group)) return
+  throw new LeaseLapsedError(app)
 }

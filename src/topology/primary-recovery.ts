@@ -18,7 +18,7 @@ export interface PrimaryRecoveryComponents {
   /** whether the capacity view counts `peer` alive (one that is not gets a short inventory timeout) */
   alive: (peer: string) => boolean
   /** throws (leader-lease.ts LeaseLapsedError) unless this node still leads the app under its lease: checked before each effect */
-  checkLease: (h: HostedApp) => void
+  checkLease: (h: HostedApp) => Promise<void>
   /** transforms the instance on `node` (blank, or from `from`) */
   startPrimary: (address: string, node: string, code: PrimaryCode, from?: { state: string, version: number, replies?: string }) => Promise<void>
 }
@@ -97,19 +97,19 @@ export class PrimaryRecovery {
         break
       case 'blank':
         await code.prepare?.()
-        this.components.checkLease(h)
+        await this.components.checkLease(h)
         await this.components.startPrimary(address, target, code)
         break
       case 'promote':
         // the holder kept the bundle of its copy in its own store
-        this.components.checkLease(h)
+        await this.components.checkLease(h)
         await clones.promote(target, address, code.epoch)
         say('started', `${address} recovered on ${target} from its own copy (state version ${plan.copy.version}, epoch ${plan.copy.epoch}${missingNote(plan.missing)})`)
         break
       case 'copy': {
         await code.prepare?.()
         const fetched = await clones.fetchCopy(plan.copy.node, address)
-        this.components.checkLease(h)
+        await this.components.checkLease(h)
         await this.components.startPrimary(address, target, code, { state: fetched.state, version: fetched.version, replies: fetched.replies })
         say('started', `${address} recovered on ${target} from the copy on ${plan.copy.node} (state version ${fetched.version}, epoch ${fetched.epoch}${missingNote(plan.missing)})`)
         break

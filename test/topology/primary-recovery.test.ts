@@ -27,7 +27,7 @@ describe('primary recovery: the leader\'s wait for an instance\'s copies', () =>
       self: 'L',
       logger: createLogger('test'),
       alive: () => false,
-      checkLease: () => {},
+      checkLease: async () => {},
       clones: {
         inventoryOf: async (node: string) => {
           if (node !== 'A') throw new Error(`${node} does not answer`)
@@ -65,7 +65,7 @@ describe('primary recovery: the leader\'s wait for an instance\'s copies', () =>
       self: 'L',
       logger: createLogger('test'),
       alive: node => node !== 'P',
-      checkLease: () => {},
+      checkLease: async () => {},
       clones: {
         inventoryOf: async (node: string) => {
           if (node === 'P') throw new Error('P is dead')
