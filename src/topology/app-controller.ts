@@ -290,6 +290,8 @@ export class AppController {
       await confirmLease(this.components.raft, h.group, h.app)
       const due = steps.filter(s => s.wave === wave && !backingOff(s))
       const failed = await Promise.all(due.map(async step => await this.execute(h, state, step)))
+      // the wave may have taken long: a deposed leader's announcement could revert what its successor started
+      await confirmLease(this.components.raft, h.group, h.app)
       announcer.announce(h, state)
       const rollbacks = new Map<string, FailedUpdate>()
       for (const f of failed) if (f !== undefined) rollbacks.set(f.cell, f)

@@ -355,11 +355,13 @@ export class CloneService {
   }
 
   /** A clone refused a state: one that no longer holds the instance is seeded again on the next announcement. */
-  private unacked (address: string, peer: string, err: Error): void {
-    this.log.debug(`the clone of ${address} on ${peer} did not take a state: ${err.message}`)
+  private unacked (address: string, peer: string, err: unknown): void {
+    // a request may fail with something other than an Error (an abort reason)
+    const message = err instanceof Error ? err.message : String(err)
+    this.log.debug(`the clone of ${address} on ${peer} did not take a state: ${message}`)
     // a recovery of a newer epoch asked that clone: another node is taking this instance over
-    if (err.message.startsWith('fenced: ')) this.demote(address, `its clone on ${peer} refused it: ${err.message.slice('fenced: '.length)}`).catch((e: Error) => { this.log.warn(`cannot revert the superseded primary of ${address}: ${e.message}`) })
-    if (/no clone of/.test(err.message)) this.ackedBy.get(address)?.delete(peer)
+    if (message.startsWith('fenced: ')) this.demote(address, `its clone on ${peer} refused it: ${message.slice('fenced: '.length)}`).catch((e: Error) => { this.log.warn(`cannot revert the superseded primary of ${address}: ${e.message}`) })
+    if (/no clone of/.test(message)) this.ackedBy.get(address)?.delete(peer)
   }
 
   private acked (address: string, peer: string, version: number): void {
