@@ -415,11 +415,22 @@ export class CloneService {
    * woken from a stall — cannot answer from its stale state.
    */
   private async fenceRead (address: string): Promise<void> {
-    if (this.clonesOf(address).length === 0) return
+    if (this.clonesOf(address).length === 0) return this.unfencedUnlessReplaced(address)
     if (leaseHolds(this.confirmedAt.get(address) ?? -Infinity, Date.now(), this.init.leaseMs ?? 1000)) return
     const primary = this.components.table.resolve(address)?.peer
     if (primary !== undefined && primary !== this.components.signer.peerId) throw new Error(`the announcement places the primary of ${address} on ${primary}`)
     await this.replicateInstance(address)
+  }
+
+  /**
+   * An instance its announcement lists without clones has no clone to fence it: its primary
+   * answers unless that announcement places it on another node (chaos: a primary woken from
+   * a stall found its successor announced, still starting and without its clone yet, and
+   * answered from its old state).
+   */
+  private unfencedUnlessReplaced (address: string): void {
+    const primary = this.components.table.resolve(address)?.peer
+    if (primary !== undefined && primary !== this.components.signer.peerId) throw new Error(`the announcement places the primary of ${address} on ${primary}`)
   }
 
   private async replicateInstance (address: string): Promise<void> {
@@ -427,7 +438,8 @@ export class CloneService {
     for (let lapsed = 0; ;) {
       const latest = this.latest.get(address)
       const clones = this.clonesOf(address)
-      if (latest === undefined || clones.length === 0) return
+      if (latest === undefined) return
+      if (clones.length === 0) return this.unfencedUnlessReplaced(address)
       if ((this.replicated.get(address) ?? -1) >= latest.version) {
         if (leaseHolds(this.confirmedAt.get(address) ?? -Infinity, Date.now(), leaseMs)) return
         // the confirmation came too late to answer on (this node stalled or was cut off

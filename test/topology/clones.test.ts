@@ -180,6 +180,17 @@ describe('warm clones: the clone protocol', function () {
     clones.dropApp('shop')
   })
 
+  it('a primary listed without clones answers nothing once its announcement places the instance on another node', async () => {
+    // its successor is announced while still starting, its clone not held yet
+    announce({ instances: [{ address: ADDRESS, node: stranger.id, epoch: 2n, state: 'starting', clones: [], clonesReady: [] }] })
+    try {
+      await assert.rejects(primary.runtime.ask(ADDRESS, 'increment', [1]), /the announcement places the primary of shop\/counter#0 on/)
+      await assert.rejects(primary.runtime.ask(ADDRESS, 'get'), /the announcement places the primary of shop\/counter#0 on/)
+    } finally {
+      announce()
+    }
+  })
+
   it('an inventory for a recovery fences the holder: it refuses the states of an older epoch\'s primary from then on', async () => {
     await primaryClones.hold(cloneNode.id, ADDRESS, bundleHash, owner, limits)
     const before = await primary.runtime.ask(ADDRESS, 'increment', [1]) as { count: number }
