@@ -523,6 +523,16 @@ describe('raft multi-group host: the leader\'s lease', function () {
     assert.equal(nextHost.leaseHolds('app'), false, 'the transferee may lead at once')
   })
 
+  it('a new leader elected while the old one is cut off gets its lease from the members that remain', async () => {
+    const first = await waitFor(leader, { what: 'a leader' })
+    await waitFor(() => NODES.every(n => hosts.get(n)!.status('app').quiesced), { what: 'the group to go quiet', timeout: 30_000 })
+    net.isolate(first)
+    const rest = NODES.filter(n => n !== first)
+    const next = await waitFor(() => rest.find(n => hosts.get(n)!.status('app').role === StateRole.Leader), { what: 'a new leader among the others', timeout: 30_000 })
+    await waitFor(async () => await hosts.get(next)!.renewLease('app'), { what: 'a quorum of the remaining members to confirm the new leader', timeout: 10_000 })
+    net.heal()
+  })
+
   it('a quiet group confirms its leader without waking', async () => {
     const first = await waitFor(leader, { what: 'a leader' })
     const host = hosts.get(first)!
