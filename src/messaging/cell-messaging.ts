@@ -98,6 +98,8 @@ export interface RemoteTransformRequest {
   /** the reply window that came with `state` */
   replies?: string
   replace?: boolean
+  /** the placement epoch the leader starts it in (the receiver refuses one it knows to be superseded) */
+  epoch?: number
 }
 
 interface PendingAsk {
@@ -317,7 +319,8 @@ export class CellMessaging extends TypedEventEmitter<CellMessagingEvents> {
       replies: request.replies,
       version: BigInt(request.version ?? 0),
       replace: request.replace ?? false,
-      deadline: BigInt(deadline)
+      deadline: BigInt(deadline),
+      epoch: request.epoch === undefined ? undefined : BigInt(request.epoch)
     }
     return JSON.parse(await this.request(peer, request.address, transform, { transform }, deadline, options.signal)) as CellInfo
   }
@@ -690,7 +693,8 @@ export class CellMessaging extends TypedEventEmitter<CellMessagingEvents> {
       state: t.state,
       replies: t.replies,
       version: Number(t.version),
-      replace: t.replace
+      replace: t.replace,
+      epoch: t.epoch === undefined ? undefined : Number(t.epoch)
     }
     const refusal = this.init.refuseTransform?.(peer, request)
     if (refusal !== undefined) throw new Error(`node ${peer} may not transform ${request.address} here: ${refusal}`)

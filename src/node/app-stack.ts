@@ -94,7 +94,8 @@ export function createAppStack (mesh: Mesh, init: AppStackInit): AppStack {
   const messaging = createCellMessaging({ libp2p: mesh.libp2p, runtime, directory: table, signer, bundles, peerDown: peer => failures?.isDown(peer) === true }, {
     mesh: name,
     // only the app's group places its cells, with its owner's code
-    refuseTransform: (peer, request) => placementRefusal(table, peer, request.address, request.owner)
+    // and no step of a placement this node knows to be superseded (a deposed leader's)
+    refuseTransform: (peer, request) => placementRefusal(table, peer, request.address, request.owner) ?? cloneService.staleStep(request.address, request.epoch)
   })
   const transport: Libp2pRaftTransport = createLibp2pRaftTransport({ libp2p: mesh.libp2p, signer }, { mesh: name })
   // the failure detector covers raft's peer liveness: beacons to a covered peer are rare

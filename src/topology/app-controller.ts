@@ -31,6 +31,8 @@ import { planReconcile } from './reconcile.js'
 import { PrimaryRecovery } from './primary-recovery.js'
 import { ShardRebalancer } from './shard-rebalancer.js'
 import { cloneCaughtUp, mayPromoteDirectly } from './clone-caught-up.js'
+import { LeaseLapsedError, confirmLease } from './leader-lease.js'
+import { supersededPrimaries } from './fencing.js'
 import type { ReconcileStep, Role, RunningCopy } from './reconcile.js'
 import { instanceAddress } from './types.js'
 import type { Amount, NodeCapacity, PeerId } from './types.js'
@@ -110,7 +112,8 @@ export class AppController {
       clones: components.clones,
       logger: components.logger,
       alive: peer => components.nodes().some(n => n.id === peer && n.alive),
-      startPrimary: async (address, node, code, from) => { await this.startPrimary(address, node, code.bundle, code.owner, code.limits, from) }
+      checkLease: async h => { await confirmLease(components.raft, h.group, h.app) },
+      startPrimary: async (address, node, code, from) => { await this.startPrimary(address, node, code.bundle, code.owner, code.limits, code.epoch, from) }
     }, { waitBoundMs: init.recoveryWaitMs })
     this.shards = new ShardRebalancer({ clones: components.clones, logger: components.logger }, { maxMoves: init.shardMoves, settleMs: init.shardSettleMs })
   }
@@ -143,10 +146,42 @@ export class AppController {
       if (h.busy || h.dissolved || !this.components.raft.hasGroup(h.group)) continue
       if (this.components.raft.status(h.group).role !== StateRole.Leader) {
         h.running.clear()
+        this.revertSuperseded(h)
         continue
       }
       h.busy = true
-      this.reconcile(h).catch(err => { this.components.logger.warn(`app ${h.app}: ${(err as Error).message}`) }).finally(() => { h.busy = false })
+      this.leadRound(h).catch(err => { this.components.logger.warn(`app ${h.app}: ${(err as Error).message}`) }).finally(() => { h.busy = false })
+    }
+  }
+
+  /**
+   * A round of a group this node believes it leads: it acts only once a quorum confirmed
+   * that (its lease, leader-lease.ts); a leader woken from a stall still believes it leads
+   * until it hears the newer term, but finds no quorum to confirm it and does nothing.
+   */
+  private async leadRound (h: HostedApp): Promise<void> {
+    if (!await this.components.raft.renewLease(h.group)) {
+      this.components.logger.debug(`app ${h.app}: no quorum confirmed this node's leadership: this round does nothing`)
+      return
+    }
+    try {
+      await this.reconcile(h)
+    } catch (err) {
+      if (!(err instanceof LeaseLapsedError)) throw err
+      this.components.logger.debug(err.message)
+    }
+  }
+
+  /**
+   * A member reverts its own primaries the committed app state shows superseded (a node
+   * woken from a stall learns it from the log before any leader tells it), keeping their
+   * states as copies (clones.ts demote).
+   */
+  private revertSuperseded (h: HostedApp): void {
+    const { clones, logger, self } = this.components
+    if (h.state === undefined) return
+    for (const address of supersededPrimaries(h.state, clones.localPrimaries(h.app), self)) {
+      clones.demote(address, `the committed app state places it on another node in epoch ${h.state.epochs[address]}`).catch((err: Error) => { logger.warn(`app ${h.app}: cannot revert the superseded primary of ${address}: ${err.message}`) })
     }
   }
 
@@ -168,7 +203,7 @@ export class AppController {
    * membership change at a time. A node that just started waits the same time before
    * judging, as its capacity view is still filling.
    */
-  private replaceDeadMembers (h: HostedApp): void {
+  private async replaceDeadMembers (h: HostedApp): Promise<void> {
     const verdictAfter = this.init.memberSuspicionMs ?? 10_000
     const now = Date.now()
     if (now - this.startedAt < verdictAfter || now - h.lastConfChange < CONF_CHANGE_RETRY_MS) return
@@ -176,6 +211,7 @@ export class AppController {
     const next = nextMemberChange({ members: status.members, self: this.components.self, missingSince: this.missingSince, nodes: this.components.nodes(), now, verdictAfterMs: verdictAfter })
     const change = next === undefined ? undefined : 'remove' in next ? { type: ConfChangeType.RemoveNode, node: next.remove } : { type: ConfChangeType.AddNode, node: next.add }
     if (change === undefined) return
+    await confirmLease(this.components.raft, h.group, h.app)
     h.lastConfChange = now
     try {
       this.components.raft.proposeConfChange(h.group, change)
@@ -190,7 +226,7 @@ export class AppController {
     const { groups, announcer, reservations } = this.components
     const state = h.state
     if (state === undefined) return
-    this.replaceDeadMembers(h)
+    await this.replaceDeadMembers(h)
     const term = this.components.raft.status(h.group).term
     if (state.dissolving) {
       if (announcer.due(h)) {
@@ -211,6 +247,7 @@ export class AppController {
     const result = place({ desired, current, nodes, reservedByOthers, rebalance: { maxMoves: 0 } })
     const items = reservations.plan(state.app, state.reservations, desired, result.placement)
     if (JSON.stringify(result.placement) !== JSON.stringify(current) || cells.some(c => state.placement[c] === undefined) || itemsKey(items) !== itemsKey(state.reservations)) {
+      await confirmLease(this.components.raft, h.group, h.app)
       const placed = await groups.propose(h, { id: newId(), kind: 'place', placement: result.placement, base: placementBase(state), reservations: items })
       // announced at once: new items must reach the other leaders while their `since` is fresh
       if (placed.ok && h.state !== undefined) {
@@ -248,8 +285,12 @@ export class AppController {
     const now = Date.now()
     const backingOff = (step: ReconcileStep): boolean => (h.running.get(copyKey(step.address, step.node))?.retryAt ?? 0) > now
     for (const wave of waves) {
+      // an earlier wave may have taken long: this node must still lead before the next
+      await confirmLease(this.components.raft, h.group, h.app)
       const due = steps.filter(s => s.wave === wave && !backingOff(s))
       const failed = await Promise.all(due.map(async step => await this.execute(h, state, step)))
+      // the wave may have taken long: a deposed leader's announcement could revert what its successor started
+      await confirmLease(this.components.raft, h.group, h.app)
       announcer.announce(h, state)
       const rollbacks = new Map<string, FailedUpdate>()
       for (const f of failed) if (f !== undefined) rollbacks.set(f.cell, f)
@@ -273,16 +314,19 @@ export class AppController {
     const owner = Buffer.from(state.ownerKey, 'base64')
     const limits = { memory: spec.memory, timeout: spec.timeout, mailbox: spec.mailbox }
     const revision = cellRevision(spec)
+    // every start and promotion names its placement epoch: a node that knows a newer one refuses
+    const epoch = state.epochs[step.address] ?? 0
     const before = h.running.get(copyKey(step.address, step.node))
     const mark = (node: string, role: Role, s: InstanceState): void => { h.running.set(copyKey(step.address, node), { address: step.address, node, role, revision, state: s }) }
     /** starts the primary on step.node from the newest copy recovery finds; false while it is not started yet (asked again next round; lost: less often) */
     const recover = async (): Promise<boolean> => {
-      const outcome = await this.recovery.start(h, state, step.address, step.node, { bundle: spec.bundle as string, owner, limits, prepare: async () => { await this.fetchBundle(h, spec.bundle as string) } })
+      const outcome = await this.recovery.start(h, state, step.address, step.node, { bundle: spec.bundle as string, owner, limits, epoch, prepare: async () => { await this.fetchBundle(h, spec.bundle as string) } })
       if (outcome === 'started') return true
       h.running.set(copyKey(step.address, step.node), { address: step.address, node: step.node, role: 'primary', revision, state: outcome, retryAt: Date.now() + (outcome === 'lost' ? RECOVERY_LOST_RETRY_MS : RECOVERY_RETRY_MS) })
       return false
     }
     try {
+      await confirmLease(this.components.raft, h.group, h.app)
       switch (step.kind) {
         case 'start':
         case 'update':
@@ -291,7 +335,8 @@ export class AppController {
             await this.holdClone(h, state, step.address, step.node)
           } else if (step.kind === 'update') {
             await this.fetchBundle(h, spec.bundle as string)
-            await this.startPrimary(step.address, step.node, spec.bundle as string, owner, limits)
+            await confirmLease(this.components.raft, h.group, h.app)
+            await this.startPrimary(step.address, step.node, spec.bundle as string, owner, limits, epoch)
           } else if (!await recover()) {
             // recovery decides first: while the only copies (and maybe the bundle) are away, it waits
             return undefined
@@ -300,7 +345,7 @@ export class AppController {
           break
         case 'promote':
           if (await mayPromoteDirectly(clones, logger, h.app, step.address, state.holders?.[step.address] ?? [], state.epochs[step.address] ?? 0, step.node)) {
-            await clones.promote(step.node, step.address)
+            await clones.promote(step.node, step.address, epoch)
           } else if (!await recover()) {
             // another clone may hold a newer state than this one, or this one none yet: recovery promotes or copies the newest
             return undefined
@@ -313,7 +358,8 @@ export class AppController {
           // clone that has not caught up (started lately, never sent a state) is not
           // promoted: recovery starts the new primary from the newest copy, the running one's
           if (await cloneCaughtUp(clones, logger, h.app, step.address, step.from, step.node)) {
-            await clones.promote(step.node, step.address)
+            await confirmLease(this.components.raft, h.group, h.app)
+            await clones.promote(step.node, step.address, epoch)
           } else if (!await recover()) {
             return undefined
           }
@@ -326,6 +372,12 @@ export class AppController {
       }
       if (step.kind !== 'stop') logger.info(`app ${h.app}: ${step.kind} ${step.address} on ${step.node}${step.kind === 'start' || step.kind === 'update' ? ` as ${step.role}` : ''} (term ${this.components.raft.status(h.group).term})`)
     } catch (err) {
+      if (err instanceof LeaseLapsedError) {
+        // not a failure of the copy: this node may no longer lead; what it knew of the copy stays
+        if (before === undefined) h.running.delete(copyKey(step.address, step.node))
+        else h.running.set(copyKey(step.address, step.node), before)
+        throw err
+      }
       const error = (err as Error).message.split('\n')[0].slice(0, 300)
       logger.warn(`app ${h.app}: cannot ${step.kind} ${step.address} on ${step.node}: ${error}`)
       if (error.includes(NO_ROOM)) {
@@ -366,6 +418,7 @@ export class AppController {
     // a warm step's clone is held on its target before the placement names it: the old
     // clone goes at the commit, and the primary's first push after it finds the new one
     for (const m of next.moves) if (m.kind === 'warm') await this.holdClone(h, state, m.address, m.to)
+    await confirmLease(this.components.raft, h.group, h.app)
     const { groups, announcer, reservations } = this.components
     const items = reservations.plan(state.app, state.reservations, input.desired, next.placement)
     const placed = await groups.propose(h, { id: newId(), kind: 'place', placement: next.placement, base: placementBase(state), reservations: items })
@@ -382,9 +435,14 @@ export class AppController {
 
   /** Has `node` hold a clone of `address` (it fetches the bundle from the group's members). */
   private async holdClone (h: HostedApp, state: AppState, address: string, node: PeerId): Promise<void> {
-    const spec = state.manifest.cells[INSTANCE.exec(address)?.[1] as string]
+    const [, cell, index] = INSTANCE.exec(address) as RegExpExecArray
+    const spec = state.manifest.cells[cell]
     await this.fetchBundle(h, spec.bundle as string)
-    await this.components.clones.hold(node, address, spec.bundle as string, Buffer.from(state.ownerKey, 'base64'), { memory: spec.memory, timeout: spec.timeout, mailbox: spec.mailbox })
+    await confirmLease(this.components.raft, h.group, h.app)
+    // the clone follows the primary the committed placement names (a deposed one woken from a stall is refused)
+    const primary = state.placement[cell]?.[Number(index)]?.primary ?? null
+    const placed = primary === null ? undefined : { primary, epoch: state.epochs[address] ?? 0 }
+    await this.components.clones.hold(node, address, spec.bundle as string, Buffer.from(state.ownerKey, 'base64'), { memory: spec.memory, timeout: spec.timeout, mailbox: spec.mailbox }, placed)
   }
 
   /** Memory and cells the copies this leader knows to run hold on each node (placement-accounting's rule). */
@@ -406,12 +464,15 @@ export class AppController {
     await this.components.bundles.fetch(bundle, { peers: this.components.raft.status(h.group).members.filter(m => m !== this.components.self), signal: AbortSignal.timeout(20_000) })
   }
 
-  private async startPrimary (address: string, node: string, bundleHash: string, owner: Uint8Array, limits: { memory: number, timeout: number, mailbox: number }, from?: { state: string, version: number, replies?: string }): Promise<void> {
+  private async startPrimary (address: string, node: string, bundleHash: string, owner: Uint8Array, limits: { memory: number, timeout: number, mailbox: number }, epoch: number, from?: { state: string, version: number, replies?: string }): Promise<void> {
     if (node === this.components.self) {
       const bundle = await this.components.bundles.fetch(bundleHash, { signal: AbortSignal.timeout(20_000) })
+      // as a remote node would (app-stack.ts refuseTransform)
+      const stale = this.components.clones.staleStep(address, epoch)
+      if (stale !== undefined) throw new Error(stale)
       await this.components.runtime.transform(address, bundle, { owner, limits, replace: true, state: from?.state, version: from?.version, replies: from?.replies })
     } else {
-      await this.components.messaging.transformRemote(node, { address, bundle: bundleHash, owner, limits, replace: true, state: from?.state, version: from?.version, replies: from?.replies }, { deadline: Date.now() + 30_000 })
+      await this.components.messaging.transformRemote(node, { address, bundle: bundleHash, owner, limits, replace: true, state: from?.state, version: from?.version, replies: from?.replies, epoch }, { deadline: Date.now() + 30_000 })
     }
   }
 }

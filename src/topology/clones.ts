@@ -36,7 +36,8 @@ import type { AppTable } from './app-table.js'
 import { placementRefusal } from './placement-authority.js'
 import type { AppAnnouncement } from './announcement.js'
 import type { CloneStore, LegacyState, StoredClone } from './clone-store.js'
-import { leaseHolds, unwantedClones } from './fencing.js'
+import { fenceRefusal, followedPrimary, leaseHolds, staleEpochRefusal, unwantedClones } from './fencing.js'
+import type { InventoryFence, LocalPrimary } from './fencing.js'
 import type { BundlePort, CellRuntimePort } from './ports.js'
 
 export interface CloneServiceComponents {
@@ -93,6 +94,8 @@ interface HeldClone {
   file?: string
   /** ms (local clock) when this clone last confirmed a state to the primary */
   confirmedAt?: number
+  /** the primary the leader's hold named, in its placement epoch (fencing.ts followedPrimary) */
+  follows?: { primary: string, epoch: number }
 }
 
 export type Durability = 'disk' | 'memory'
@@ -130,8 +133,12 @@ export class CloneService {
   /** primary side: when the newest request a clone confirmed was sent, by instance (the lease) */
   private readonly confirmedAt = new Map<string, number>()
   private readonly inflight = new Map<string, Promise<void>>()
+  /** local primaries being reverted as superseded (demote) */
+  private readonly demoting = new Set<string>()
   /** `address peer` of the seeding pushes under way */
   private readonly seeding = new Set<string>()
+  /** the fence the latest recovery's inventory set on each instance held here (fencing.ts fenceRefusal) */
+  private readonly fences = new Map<string, InventoryFence>()
   /** instances whose copy on this disk was damaged (reported by the inventory: not blank) */
   private readonly damaged = new Set<string>()
   /** primary side: the write of each local instance's newest state to this node's disk */
@@ -301,6 +308,7 @@ export class CloneService {
   /** The app was reverted: its clones held here go. */
   dropApp (app: string): void {
     for (const address of [...this.held.keys()]) if (address.startsWith(`${app}/`)) this.drop(address, `app ${app} was reverted`)
+    for (const address of [...this.fences.keys()]) if (address.startsWith(`${app}/`)) this.fences.delete(address)
   }
 
   /** What this node holds of `app`'s instances: running primaries and held copies (the newest of each). */
@@ -317,9 +325,12 @@ export class CloneService {
     return [...out.values()].sort((a, b) => a.address < b.address ? -1 : 1)
   }
 
-  /** The leader asks `peer` for its inventory of `app`. */
-  async inventoryOf (peer: string, app: string, signal?: AbortSignal): Promise<CopyReport[]> {
-    const answer = await this.request(peer, { inventory: { app } }, signal)
+  /**
+   * The leader asks `peer` for its inventory of `app`; with `fence`, for the recovery of
+   * `fence.address` in `fence.epoch` on `fence.primary`, which fences that instance there.
+   */
+  async inventoryOf (peer: string, app: string, signal?: AbortSignal, fence?: InventoryFence & { address: string }): Promise<CopyReport[]> {
+    const answer = await this.request(peer, { inventory: { app, address: fence?.address ?? '', epoch: BigInt(fence?.epoch ?? 0), primary: fence?.primary ?? '' } }, signal)
     return answer.copies.filter(c => c.address.startsWith(`${app}/`) && INSTANCE.test(c.address)).map(c => ({ address: c.address, version: c.damaged ? -1 : Number(c.version), epoch: Number(c.epoch), running: c.running, damaged: c.damaged }))
   }
 
@@ -344,9 +355,13 @@ export class CloneService {
   }
 
   /** A clone refused a state: one that no longer holds the instance is seeded again on the next announcement. */
-  private unacked (address: string, peer: string, err: Error): void {
-    this.log.debug(`the clone of ${address} on ${peer} did not take a state: ${err.message}`)
-    if (/no clone of/.test(err.message)) this.ackedBy.get(address)?.delete(peer)
+  private unacked (address: string, peer: string, err: unknown): void {
+    // a request may fail with something other than an Error (an abort reason)
+    const message = err instanceof Error ? err.message : String(err)
+    this.log.debug(`the clone of ${address} on ${peer} did not take a state: ${message}`)
+    // a recovery of a newer epoch asked that clone: another node is taking this instance over
+    if (message.startsWith('fenced: ')) this.demote(address, `its clone on ${peer} refused it: ${message.slice('fenced: '.length)}`).catch((e: Error) => { this.log.warn(`cannot revert the superseded primary of ${address}: ${e.message}`) })
+    if (/no clone of/.test(message)) this.ackedBy.get(address)?.delete(peer)
   }
 
   private acked (address: string, peer: string, version: number): void {
@@ -358,12 +373,14 @@ export class CloneService {
 
   // ---- the leader's requests
 
-  async hold (peer: string, address: string, bundle: string, owner: Uint8Array, limits: CellLimits): Promise<void> {
-    await this.request(peer, { hold: { address, bundle: Buffer.from(bundle, 'hex'), owner: new Uint8Array(owner), memory: BigInt(limits.memory), timeout: limits.timeout, mailbox: limits.mailbox } })
+  /** The leader has `peer` hold a clone of `address`, following `placed.primary` (placement epoch `placed.epoch`). */
+  async hold (peer: string, address: string, bundle: string, owner: Uint8Array, limits: CellLimits, placed?: { primary: string, epoch: number }): Promise<void> {
+    await this.request(peer, { hold: { address, bundle: Buffer.from(bundle, 'hex'), owner: new Uint8Array(owner), memory: BigInt(limits.memory), timeout: limits.timeout, mailbox: limits.mailbox, primary: placed?.primary ?? '', epoch: BigInt(placed?.epoch ?? 0) } })
   }
 
-  async promote (peer: string, address: string): Promise<void> {
-    await this.request(peer, { promote: { address } })
+  /** The leader promotes `peer`'s clone of `address` (in placement `epoch`: a node that knows a newer one refuses). */
+  async promote (peer: string, address: string, epoch = 0): Promise<void> {
+    await this.request(peer, { promote: { address, epoch: BigInt(epoch) } })
   }
 
   /** the clones held here with their memory limits (they count against this node's capacity like running cells) */
@@ -398,11 +415,22 @@ export class CloneService {
    * woken from a stall — cannot answer from its stale state.
    */
   private async fenceRead (address: string): Promise<void> {
-    if (this.clonesOf(address).length === 0) return
+    if (this.clonesOf(address).length === 0) return this.unfencedUnlessReplaced(address)
     if (leaseHolds(this.confirmedAt.get(address) ?? -Infinity, Date.now(), this.init.leaseMs ?? 1000)) return
     const primary = this.components.table.resolve(address)?.peer
     if (primary !== undefined && primary !== this.components.signer.peerId) throw new Error(`the announcement places the primary of ${address} on ${primary}`)
     await this.replicateInstance(address)
+  }
+
+  /**
+   * An instance its announcement lists without clones has no clone to fence it: its primary
+   * answers unless that announcement places it on another node (chaos: a primary woken from
+   * a stall found its successor announced, still starting and without its clone yet, and
+   * answered from its old state).
+   */
+  private unfencedUnlessReplaced (address: string): void {
+    const primary = this.components.table.resolve(address)?.peer
+    if (primary !== undefined && primary !== this.components.signer.peerId) throw new Error(`the announcement places the primary of ${address} on ${primary}`)
   }
 
   private async replicateInstance (address: string): Promise<void> {
@@ -410,7 +438,8 @@ export class CloneService {
     for (let lapsed = 0; ;) {
       const latest = this.latest.get(address)
       const clones = this.clonesOf(address)
-      if (latest === undefined || clones.length === 0) return
+      if (latest === undefined) return
+      if (clones.length === 0) return this.unfencedUnlessReplaced(address)
       if ((this.replicated.get(address) ?? -1) >= latest.version) {
         if (leaseHolds(this.confirmedAt.get(address) ?? -Infinity, Date.now(), leaseMs)) return
         // the confirmation came too late to answer on (this node stalled or was cut off
@@ -507,7 +536,9 @@ export class CloneService {
 
   private async handle (peer: string, request: CloneRequest): Promise<CloneAnswer> {
     if (request.inventory != null) {
-      if (!/^[a-z0-9][a-z0-9-]{0,62}$/i.test(request.inventory.app)) throw new Error('invalid inventory request')
+      const { app, address, epoch, primary } = request.inventory
+      if (!/^[a-z0-9][a-z0-9-]{0,62}$/i.test(app) || (address !== '' && (!INSTANCE.test(address) || !address.startsWith(`${app}/`)))) throw new Error('invalid inventory request')
+      if (address !== '') this.fence(peer, address, { epoch: Number(epoch), primary })
       return { ...emptyAnswer(0), copies: this.inventory(request.inventory.app).map(c => ({ address: c.address, version: BigInt(Math.max(0, c.version)), epoch: BigInt(c.epoch), running: c.running, damaged: c.damaged === true })) }
     }
     if (request.fetch != null) {
@@ -534,7 +565,9 @@ export class CloneService {
       const limits = h.memory > 0n ? { memory: Number(h.memory), timeout: h.timeout, mailbox: h.mailbox } : undefined
       // held again (a new leader's round, a shard's clone held before its placement names
       // it): what it holds stays, the reply window and the lease it granted included
-      const clone: HeldClone = { bundle, owner: h.owner, limits, state: previous?.state, version: previous?.version ?? -1, epoch: previous?.epoch ?? 0, replies: previous?.replies, confirmedAt: previous?.confirmedAt, heldAt: Date.now(), restored: false, fromDisk: previous?.fromDisk ?? false }
+      const named = h.primary === '' ? undefined : { primary: h.primary, epoch: Number(h.epoch) }
+      const follows = named !== undefined && (previous?.follows === undefined || named.epoch >= previous.follows.epoch) ? named : previous?.follows
+      const clone: HeldClone = { bundle, owner: h.owner, limits, state: previous?.state, version: previous?.version ?? -1, epoch: previous?.epoch ?? 0, replies: previous?.replies, confirmedAt: previous?.confirmedAt, heldAt: Date.now(), restored: false, fromDisk: previous?.fromDisk ?? false, follows }
       this.held.set(h.address, clone)
       await this.persist(h.address, clone, this.durabilityOf(h.address) === 'disk')
       // warm: the app's cell host runs before the promotion needs it
@@ -545,9 +578,11 @@ export class CloneService {
       const s = request.state
       const clone = this.held.get(s.address)
       if (clone === undefined) throw new Error(`no clone of ${s.address} here`)
-      const primary = this.components.table.resolve(s.address)?.peer
+      const primary = followedPrimary(this.components.table.resolve(s.address), clone.follows)
       if (primary !== undefined && primary !== peer) throw new Error(`${peer} is not the primary of ${s.address}`)
       const epoch = Number(s.epoch)
+      const fenced = fenceRefusal(this.fences.get(s.address), peer, epoch, this.components.table.resolve(s.address))
+      if (fenced !== undefined) throw new Error(fenced)
       // a copy from disk is replaced by the first state of the primary the leader started
       // (from the newest copy it found); after that, only newer states of that primary
       // count (its epoch, read from its own table, may lag: the version orders its states)
@@ -575,6 +610,8 @@ export class CloneService {
       const asked = this.held.get(address)
       if (asked === undefined) throw new Error(`no clone of ${address} here`)
       this.checkMember(peer, address)
+      const stale = this.staleStep(address, request.promote.epoch > 0n ? Number(request.promote.epoch) : undefined)
+      if (stale !== undefined) throw new Error(stale)
       if (asked.restored && !this.assignedHere(address)) throw new Error(`the clone of ${address} was restored from disk and no announcement has confirmed it yet`)
       const bundle = await this.components.bundles.fetch(asked.bundle, { peers: [peer] })
       // the record as it is now, with every state received while the bundle was fetched;
@@ -598,6 +635,62 @@ export class CloneService {
       return clone.version
     }
     throw new Error('empty clone request')
+  }
+
+  /** this node's running primaries of `app`, with their epochs and leases (fencing.ts supersededPrimaries) */
+  localPrimaries (app: string): LocalPrimary[] {
+    const now = Date.now()
+    return this.components.runtime.cells().filter(c => c.app === app && c.status === 'transformed' && INSTANCE.test(c.address)).map(c => ({
+      address: c.address,
+      epoch: this.epochOf(c.address),
+      leaseHolds: this.clonesOf(c.address).length > 0 && leaseHolds(this.confirmedAt.get(c.address) ?? -Infinity, now, this.init.leaseMs ?? 1000)
+    }))
+  }
+
+  /**
+   * A local primary learned it is superseded (a clone refused it for a newer epoch, or the
+   * committed placement names another primary): its isolate stops now, without waiting for
+   * a leader, and its newest state stays here as a copy, as if restored from disk: listed
+   * by inventories and fetchable (recovery may need it), never run again but by a leader's
+   * promotion, dropped once an announcement shows the instance running elsewhere.
+   */
+  async demote (address: string, why: string): Promise<void> {
+    const cell = this.components.runtime.cell(address)
+    const bundle = this.components.runtime.bundleOf(address)
+    const latest = this.latest.get(address)
+    // without a state noted here there is nothing to keep but the file: the leader's step ends it
+    if (cell?.status !== 'transformed' || bundle === undefined || latest === undefined || this.demoting.has(address)) return
+    this.demoting.add(address)
+    try {
+      const epoch = this.epochOf(address)
+      const before = this.held.get(address)
+      if (before === undefined || before.fromDisk || newer(epoch, latest.version, before.epoch, before.version)) {
+        this.held.set(address, { bundle: bundle.hash, owner: bundle.owner, limits: cell.limits, state: latest.state, version: latest.version, epoch, replies: latest.replies, heldAt: Date.now(), restored: true, fromDisk: true, file: this.components.primaries?.fileOf(address) })
+      }
+      // its file on disk stays (a held copy's): the revert removes it only when nothing is held
+      await this.primaryWrites.get(address)?.catch(() => {})
+      await this.components.runtime.revert(address)
+      this.log.info(`reverted the superseded primary of ${address} (${why}); its state (version ${latest.version}, epoch ${epoch}) stays here as a copy until the instance runs elsewhere`)
+    } finally {
+      this.demoting.delete(address)
+    }
+  }
+
+  /** A recovery's inventory fences the instance here: only the newest epoch's fence counts. */
+  private fence (peer: string, address: string, fence: InventoryFence): void {
+    this.checkMember(peer, address)
+    const before = this.fences.get(address)
+    if (before === undefined || fence.epoch >= before.epoch) this.fences.set(address, fence)
+  }
+
+  /**
+   * Why a leader's step for `address` in placement `epoch` is refused here: this node knows
+   * a newer epoch of it, from an announcement or a recovery's inventory (fencing.ts staleEpochRefusal).
+   */
+  staleStep (address: string, epoch: number | undefined): string | undefined {
+    const app = address.slice(0, address.indexOf('/'))
+    const announced = Number(this.components.table.get(app)?.instances.find(i => i.address === address)?.epoch ?? 0n)
+    return staleEpochRefusal(address, epoch, Math.max(announced, this.fences.get(address)?.epoch ?? 0))
   }
 
   /** whether the latest announcement of the instance's app places it or its clone on this node */

@@ -67,3 +67,72 @@ export function unwantedClones (a: AppAnnouncement, held: HeldCloneInfo[], self:
 export function leaseHolds (confirmSentAt: number, now: number, leaseMs: number): boolean {
   return now - confirmSentAt < leaseMs
 }
+
+/**
+ * Why a leader's start or promotion of an instance for placement `epoch` comes too late on
+ * a node that knows `knownEpoch` (its announcements', its recoveries' fences): a step a
+ * deposed leader had in flight when its lease lapsed cannot land after a newer leader moved
+ * the instance on. Undefined: it may proceed (no epoch given: an older sender).
+ */
+export function staleEpochRefusal (address: string, epoch: number | undefined, knownEpoch: number): string | undefined {
+  if (epoch === undefined || epoch >= knownEpoch) return undefined
+  return `${address} is placed in epoch ${knownEpoch} already: a step of epoch ${epoch} comes from a deposed leader`
+}
+
+/** the fence an inventory for a recovery sets on a holder (mesh-simulation.ts does the same) */
+export interface InventoryFence {
+  /** the placement epoch being recovered */
+  epoch: number
+  /** the node the recovery starts as primary in that epoch */
+  primary: string
+}
+
+/**
+ * Why a holder fenced by `fence` refuses a state of `stateEpoch` from `peer` (undefined: it
+ * takes it). A holder that answered an inventory for epoch E confirms no state of an older
+ * epoch's primary from then on, so a deposed primary (woken from a stall, cut off) cannot
+ * renew its lease on it while the recovery starts E's primary from what it reported. E's
+ * own primary, or one the holder's table already places in E or later (`announced`), may
+ * still send its table's older epoch for a while: its announcement lags its start.
+ */
+export function fenceRefusal (fence: InventoryFence | undefined, peer: string, stateEpoch: number, announced?: { peer: string, epoch: number }): string | undefined {
+  if (fence === undefined || stateEpoch >= fence.epoch || peer === fence.primary) return undefined
+  if (announced !== undefined && announced.peer === peer && announced.epoch >= fence.epoch) return undefined
+  return `fenced: a recovery of epoch ${fence.epoch} asked this node's copy; a state of epoch ${stateEpoch} from ${peer} is refused`
+}
+
+/** a primary running on this node, as supersededPrimaries needs it */
+export interface LocalPrimary {
+  address: string
+  /** the placement epoch it serves in (its announcement's) */
+  epoch: number
+  /** its lease holds (fencing: a clone confirmed its state lately); false for one without clones */
+  leaseHolds: boolean
+}
+
+/**
+ * The local primaries the committed app state on this node (a member of the app's group)
+ * shows superseded: a newer placement epoch of the instance names another primary, and the
+ * primary's lease has lapsed, so it answers nothing without a clone that no longer follows
+ * it (a node woken from a stall). Such a copy reverts itself without waiting for a leader.
+ * One still confirming its states is being handed over: the leader's step ends it.
+ */
+export function supersededPrimaries (state: { placement: Record<string, Array<{ primary: string | null }>>, epochs: Record<string, number> }, local: LocalPrimary[], self: string): string[] {
+  return local.filter(p => {
+    const m = INSTANCE.exec(p.address)
+    if (m === null || p.leaseHolds) return false
+    const placed = state.placement[m[1]]?.[Number(m[2])]
+    return placed !== undefined && placed.primary !== self && (state.epochs[p.address] ?? 0) > p.epoch
+  }).map(p => p.address)
+}
+
+/**
+ * The primary a clone takes states from: the one its latest announcement places, or the one
+ * the leader's hold named if that placement is newer (a clone is held before the
+ * announcement that lists it arrives: a deposed primary woken from a stall must not find it
+ * open to anyone meanwhile). Undefined: neither is known.
+ */
+export function followedPrimary (announced: { peer: string, epoch: number } | undefined, held: { primary: string, epoch: number } | undefined): string | undefined {
+  if (held === undefined || held.primary === '') return announced?.peer
+  return announced === undefined || held.epoch > announced.epoch ? held.primary : announced.peer
+}

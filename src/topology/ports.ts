@@ -16,6 +16,10 @@ export interface RaftPort {
   removeGroup: (id: GroupId) => Promise<void>
   hasGroup: (id: GroupId) => boolean
   status: (id: GroupId) => GroupStatus
+  /** this node leads `id` and a quorum confirmed it less than an election timeout ago, on the clock: it may act as leader */
+  leaseHolds: (id: GroupId) => boolean
+  /** leader: asks a quorum to confirm this node's leadership; resolves with leaseHolds after it */
+  renewLease: (id: GroupId) => Promise<boolean>
   propose: (id: GroupId, data: Uint8Array) => void
   proposeConfChange: (id: GroupId, cc: ConfChange) => void
   /** saves `data`, the state as of status(id).applied, as the group's snapshot and drops the log before it but `keepEntries` */

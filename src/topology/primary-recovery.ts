@@ -17,6 +17,8 @@ export interface PrimaryRecoveryComponents {
   logger: Logger
   /** whether the capacity view counts `peer` alive (one that is not gets a short inventory timeout) */
   alive: (peer: string) => boolean
+  /** throws (leader-lease.ts LeaseLapsedError) unless this node still leads the app under its lease: checked before each effect */
+  checkLease: (h: HostedApp) => Promise<void>
   /** transforms the instance on `node` (blank, or from `from`) */
   startPrimary: (address: string, node: string, code: PrimaryCode, from?: { state: string, version: number, replies?: string }) => Promise<void>
 }
@@ -25,6 +27,8 @@ export interface PrimaryCode {
   bundle: string
   owner: Uint8Array
   limits: CellLimits
+  /** the placement epoch it starts in (a node that knows a newer one refuses the start) */
+  epoch: number
   /** makes the bundle available from the leader, before a blank start or a start from a fetched copy */
   prepare?: () => Promise<void>
 }
@@ -61,8 +65,9 @@ export class PrimaryRecovery {
     const timeout = this.init.inventoryTimeoutMs ?? 3000
     await Promise.all(asked.map(async node => {
       try {
-        // a dead node must not hold up a failover; one just restarted may not be in the view yet
-        const inventory = await clones.inventoryOf(node, h.app, AbortSignal.timeout(this.components.alive(node) ? timeout : Math.min(timeout, 500)))
+        // a dead node must not hold up a failover; one just restarted may not be in the view yet.
+        // The ask fences the holder: it confirms no state of an older epoch's primary after answering
+        const inventory = await clones.inventoryOf(node, h.app, AbortSignal.timeout(this.components.alive(node) ? timeout : Math.min(timeout, 500)), { address, epoch: state.epochs[address] ?? 0, primary: target })
         answered.add(node)
         for (const c of inventory) if (c.address === address) copies.push({ node, version: c.version, epoch: c.epoch, running: c.running, damaged: c.damaged })
       } catch (err) {
@@ -92,16 +97,19 @@ export class PrimaryRecovery {
         break
       case 'blank':
         await code.prepare?.()
+        await this.components.checkLease(h)
         await this.components.startPrimary(address, target, code)
         break
       case 'promote':
         // the holder kept the bundle of its copy in its own store
-        await clones.promote(target, address)
+        await this.components.checkLease(h)
+        await clones.promote(target, address, code.epoch)
         say('started', `${address} recovered on ${target} from its own copy (state version ${plan.copy.version}, epoch ${plan.copy.epoch}${missingNote(plan.missing)})`)
         break
       case 'copy': {
         await code.prepare?.()
         const fetched = await clones.fetchCopy(plan.copy.node, address)
+        await this.components.checkLease(h)
         await this.components.startPrimary(address, target, code, { state: fetched.state, version: fetched.version, replies: fetched.replies })
         say('started', `${address} recovered on ${target} from the copy on ${plan.copy.node} (state version ${fetched.version}, epoch ${fetched.epoch}${missingNote(plan.missing)})`)
         break

@@ -454,3 +454,93 @@ describe('raft multi-group host: durability before acknowledgement', function ()
   })
 })
 
+
+describe('raft multi-group host: the leader\'s lease', function () {
+  this.timeout(60_000)
+  let dir: string
+  const hosts = new Map<string, RaftHost>()
+  const storages: DiskLogStorage[] = []
+  /** per node: ms its clock is ahead of the real one (a stall: time passed while the node did not run) */
+  const skew = new Map<string, number>()
+  let net: MemoryNetwork
+
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'stem-raft-lease-'))
+    net = new MemoryNetwork()
+    for (const node of NODES) {
+      skew.set(node, 0)
+      const clock = {
+        now: () => Date.now() + skew.get(node)!,
+        setTimeout: (fn: () => void, ms: number) => setTimeout(fn, ms),
+        clearTimeout: (handle: unknown) => { clearTimeout(handle as NodeJS.Timeout) }
+      }
+      const host = new RaftHost({ transport: net.transport(node), clock }, { self: node, tickMs: 50 })
+      hosts.set(node, host)
+      const storage = await DiskLogStorage.open(join(dir, node))
+      storages.push(storage)
+      host.addGroup('app', { storage, bootstrap: NODES })
+      host.start()
+    }
+  })
+  afterEach(async () => {
+    for (const h of hosts.values()) await h.stop()
+    hosts.clear()
+    for (const s of storages.splice(0)) await s.close()
+    await rm(dir, { recursive: true, force: true })
+  })
+
+  const leader = (): string | undefined => NODES.find(n => hosts.get(n)!.status('app').role === StateRole.Leader)
+
+  it('holds only once a quorum confirmed it, and lapses on the clock: a leader woken from a stall still believes it leads, but holds no lease', async () => {
+    const first = await waitFor(leader, { what: 'a leader' })
+    const host = hosts.get(first)!
+    assert.equal(host.leaseHolds('app'), false, 'no lease before a quorum confirmed it')
+    await waitFor(async () => await host.renewLease('app'), { what: 'a quorum to confirm the leader' })
+    assert.equal(host.leaseHolds('app'), true)
+    // the node stalls for a second (its clock runs on, none of its timers fire)
+    skew.set(first, 1000)
+    assert.equal(host.status('app').role, StateRole.Leader, 'the woken leader still believes it leads')
+    assert.equal(host.leaseHolds('app'), false, 'its lease lapsed during the stall')
+    // followers never ask: only a leader holds a lease
+    for (const n of NODES.filter(n => n !== first)) {
+      assert.equal(await hosts.get(n)!.renewLease('app'), false)
+      assert.equal(hosts.get(n)!.leaseHolds('app'), false)
+    }
+  })
+
+  it('a leader cut off from its quorum gets no confirmation; one handing leadership over loses its lease at once', async () => {
+    const first = await waitFor(leader, { what: 'a leader' })
+    const host = hosts.get(first)!
+    await waitFor(async () => await host.renewLease('app'), { what: 'a quorum to confirm the leader' })
+    net.isolate(first)
+    assert.equal(await host.renewLease('app'), false, 'no quorum answered')
+    assert.equal(host.leaseHolds('app'), false)
+    net.heal()
+    const next = await waitFor(leader, { what: 'a leader after healing' })
+    const nextHost = hosts.get(next)!
+    await waitFor(async () => await nextHost.renewLease('app'), { what: 'a quorum to confirm the leader' })
+    assert.notEqual(nextHost.transferLeadership('app'), '')
+    assert.equal(nextHost.leaseHolds('app'), false, 'the transferee may lead at once')
+  })
+
+  it('a new leader elected while the old one is cut off gets its lease from the members that remain', async () => {
+    const first = await waitFor(leader, { what: 'a leader' })
+    await waitFor(() => NODES.every(n => hosts.get(n)!.status('app').quiesced), { what: 'the group to go quiet', timeout: 30_000 })
+    net.isolate(first)
+    const rest = NODES.filter(n => n !== first)
+    const next = await waitFor(() => rest.find(n => hosts.get(n)!.status('app').role === StateRole.Leader), { what: 'a new leader among the others', timeout: 30_000 })
+    await waitFor(async () => await hosts.get(next)!.renewLease('app'), { what: 'a quorum of the remaining members to confirm the new leader', timeout: 10_000 })
+    net.heal()
+  })
+
+  it('a quiet group confirms its leader without waking', async () => {
+    const first = await waitFor(leader, { what: 'a leader' })
+    const host = hosts.get(first)!
+    await waitFor(() => NODES.every(n => hosts.get(n)!.status('app').quiesced), { what: 'the group to go quiet', timeout: 30_000 })
+    const wakes = host.stats.wakes
+    assert.equal(await host.renewLease('app'), true)
+    assert.equal(host.leaseHolds('app'), true)
+    assert.equal(host.status('app').quiesced, true)
+    assert.equal(host.stats.wakes, wakes)
+  })
+})

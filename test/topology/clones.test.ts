@@ -143,7 +143,7 @@ describe('warm clones: the clone protocol', function () {
     const strangerClones = createCloneService({ libp2p: stranger.libp2p, runtime: stranger.runtime, bundles: stranger.bundles, signer: createFrameSigner(stranger.key), table }, { mesh: MESH })
     await assert.rejects(strangerClones.fetchCopy(cloneNode.id, ADDRESS), /is not in the group of app shop/)
     await assert.rejects(primaryClones.fetchCopy(cloneNode.id, 'shop/counter#9'), /no copy of shop\/counter#9 here/)
-    for (const request of [{ inventory: { app: '../etc' } }, { fetch: { address: 'not an address' } }]) {
+    for (const request of [{ inventory: { app: '../etc', address: '', epoch: 0n, primary: '' } }, { fetch: { address: 'not an address' } }]) {
       const stream = await stranger.libp2p.dialProtocol(cloneNode.libp2p.peerId, clones.protocol)
       writeFrame(stream, createFrameSigner(stranger.key).sign('cell', CloneRequest.encode(request)))
       const answer = CloneAnswer.decode(Frame.decode(await readOne(stream, 4096, AbortSignal.timeout(10_000))).cell as Uint8Array)
@@ -169,6 +169,54 @@ describe('warm clones: the clone protocol', function () {
     await cloneNode.runtime.revert(ADDRESS)
   })
 
+  it('a clone follows the primary its hold named when that placement is newer than its announcement: a deposed primary gets no confirmation', async () => {
+    // the leader placed the instance on the stranger in epoch 2 and held this clone for it; the announcement (epoch 1, the old primary) lags
+    await primaryClones.hold(cloneNode.id, ADDRESS, bundleHash, owner, limits, { primary: stranger.id, epoch: 2 })
+    await assert.rejects(primary.runtime.ask(ADDRESS, 'increment', [1]), /is not the primary of shop\/counter#0/)
+    clones.dropApp('shop')
+    // a hold naming the announced primary (or none) leaves the announcement in charge
+    await primaryClones.hold(cloneNode.id, ADDRESS, bundleHash, owner, limits, { primary: primary.id, epoch: 1 })
+    await primary.runtime.ask(ADDRESS, 'increment', [1])
+    clones.dropApp('shop')
+  })
+
+  it('a primary listed without clones answers nothing once its announcement places the instance on another node', async () => {
+    // its successor is announced while still starting, its clone not held yet
+    announce({ instances: [{ address: ADDRESS, node: stranger.id, epoch: 2n, state: 'starting', clones: [], clonesReady: [] }] })
+    try {
+      await assert.rejects(primary.runtime.ask(ADDRESS, 'increment', [1]), /the announcement places the primary of shop\/counter#0 on/)
+      await assert.rejects(primary.runtime.ask(ADDRESS, 'get'), /the announcement places the primary of shop\/counter#0 on/)
+    } finally {
+      announce()
+    }
+  })
+
+  it('an inventory for a recovery fences the holder: it refuses the states of an older epoch\'s primary from then on', async () => {
+    await primaryClones.hold(cloneNode.id, ADDRESS, bundleHash, owner, limits)
+    const before = await primary.runtime.ask(ADDRESS, 'increment', [1]) as { count: number }
+    // a new leader recovers the instance in epoch 2 on another node: it asks the clone's inventory
+    const inventory = await primaryClones.inventoryOf(cloneNode.id, 'shop', undefined, { address: ADDRESS, epoch: 2, primary: stranger.id })
+    assert.ok(before.count > 0 && (inventory.find(c => c.address === ADDRESS)?.version ?? -1) >= 0, 'the clone reports the state it confirmed')
+    // the old primary (epoch 1, as its table says) can no longer have a state confirmed there: no answer leaves
+    await assert.rejects(primary.runtime.ask(ADDRESS, 'increment', [1]), /fenced: a recovery of epoch 2/)
+    // the refusal tells the old primary it is superseded: it reverts itself at once, keeping its newest state as a copy
+    await waitFor(() => primary.runtime.cell(ADDRESS)?.status !== 'transformed', { what: 'the superseded primary to revert itself' })
+    const kept = primaryClones.inventory('shop').find(c => c.address === ADDRESS)
+    assert.ok(kept !== undefined && !kept.running && kept.version > (inventory[0].version), `the old primary keeps its newest state as a copy: ${JSON.stringify(kept)}`)
+    // the clone still holds what it confirmed before the inventory, and nothing after
+    assert.equal((await primaryClones.fetchCopy(cloneNode.id, ADDRESS)).version, inventory[0].version)
+    // a promotion a deposed leader had in flight (epoch 1) cannot land on the fenced holder
+    await assert.rejects(primaryClones.promote(cloneNode.id, ADDRESS, 1), /shop\/counter#0 is placed in epoch 2 already: a step of epoch 1 comes from a deposed leader/)
+    assert.ok(clones.holds(ADDRESS), 'the refused promotion left the clone as it was')
+    assert.equal(clones.staleStep(ADDRESS, 2), undefined)
+    // a malformed fence is refused
+    await assert.rejects(primaryClones.inventoryOf(cloneNode.id, 'shop', undefined, { address: 'other/counter#0', epoch: 2, primary: stranger.id }), /invalid inventory request/)
+    clones.dropApp('shop')
+    // the primary runs again for the next tests
+    primaryClones.dropApp('shop')
+    await primary.runtime.transform(ADDRESS, await primary.bundles.fetch(bundleHash, { peers: [] }), { owner, limits, state: JSON.stringify({ count: before.count }) })
+  })
+
   it('restores a state file of an earlier stem (no owner, no limits) with its bundle\'s, as a copy the leader can find', async () => {
     await primaryClones.hold(cloneNode.id, ADDRESS, bundleHash, owner, limits) // the clone node holds the bundle
     clones.dropApp('shop')
@@ -189,8 +237,8 @@ describe('warm clones: the clone protocol', function () {
   it('drops garbage, forged and oversized frames and keeps serving', async () => {
     const cases: Uint8Array[] = [
       new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8]),
-      createFrameSigner(await createEd25519Key()).sign('cell', CloneRequest.encode({ promote: { address: ADDRESS } })),
-      createFrameSigner(stranger.key).sign('code', CloneRequest.encode({ promote: { address: ADDRESS } }))
+      createFrameSigner(await createEd25519Key()).sign('cell', CloneRequest.encode({ promote: { address: ADDRESS, epoch: 0n } })),
+      createFrameSigner(stranger.key).sign('code', CloneRequest.encode({ promote: { address: ADDRESS, epoch: 0n } }))
     ]
     for (const bytes of cases) {
       const stream = await stranger.libp2p.dialProtocol(cloneNode.libp2p.peerId, clones.protocol)

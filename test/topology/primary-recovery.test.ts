@@ -27,6 +27,7 @@ describe('primary recovery: the leader\'s wait for an instance\'s copies', () =>
       self: 'L',
       logger: createLogger('test'),
       alive: () => false,
+      checkLease: async () => {},
       clones: {
         inventoryOf: async (node: string) => {
           if (node !== 'A') throw new Error(`${node} does not answer`)
@@ -64,6 +65,7 @@ describe('primary recovery: the leader\'s wait for an instance\'s copies', () =>
       self: 'L',
       logger: createLogger('test'),
       alive: node => node !== 'P',
+      checkLease: async () => {},
       clones: {
         inventoryOf: async (node: string) => {
           if (node === 'P') throw new Error('P is dead')
@@ -77,7 +79,7 @@ describe('primary recovery: the leader\'s wait for an instance\'s copies', () =>
       startPrimary: async (address: string, node: string, _code: unknown, from?: { state: string, version: number }) => { started.push(`${address} on ${node} from ${from?.state ?? 'blank'} v${from?.version ?? 0}`) }
     }, { waitBoundMs: 200, inventoryTimeoutMs: 50 })
     const h = { group: 'g', app: 'ledger' } as unknown as HostedApp
-    const outcome = await recovery.start(h, stateAt(2, holders), ADDRESS, 'C1', { bundle: 'b', owner: new Uint8Array(), limits: { memory: 1, timeout: 1, mailbox: 1 } })
+    const outcome = await recovery.start(h, stateAt(2, holders), ADDRESS, 'C1', { bundle: 'b', owner: new Uint8Array(), limits: { memory: 1, timeout: 1, mailbox: 1 }, epoch: 2 })
     assert.equal(outcome, 'started')
     assert.deepEqual(promoted, [])
     assert.deepEqual(started, [`${ADDRESS} on C1 from state of C2 v7`])

@@ -15,6 +15,14 @@
 // timeout. A peer that an outside failure detector covers (PeerWatch: the node's pings) is
 // beaconed only every few seconds: the detector's verdicts (peerDown, peerUp) do the job.
 //
+// A leader acts outside the log (the topology's controller starts cells on other nodes)
+// only under a lease (leaseHolds): a quorum confirmed its leadership in a heartbeat round
+// (a ReadIndex whose context the host chose) that began less than an election timeout ago,
+// on the clock. Followers that answered it vote for no one else for an election timeout,
+// so no newer leader exists meanwhile; a leader stalled (SIGSTOP) finds its lease lapsed
+// when it runs again, before it hears of the newer term — ticks cannot tell, as a stall
+// replays none of the ticks it missed.
+//
 // Snapshots larger than a chunk (well under the transport's frame limit) travel in pieces
 // and are put together by the receiver (snapshot-chunks.ts).
 //
@@ -53,6 +61,14 @@ const systemClock: TickClock = {
   clearTimeout: (handle) => { clearTimeout(handle as NodeJS.Timeout) }
 }
 
+/** a leader's lease (RaftHost.leaseHolds) and the confirmation under way */
+interface LeaderLease {
+  /** the term the lease was confirmed in, and until when (clock ms) it holds */
+  term: number
+  until: number
+  asking?: { context: string, term: number, at: number, done: Promise<boolean>, resolve: (ok: boolean) => void, timer: unknown }
+}
+
 interface HostedGroup {
   id: GroupId
   node: RawNode
@@ -79,6 +95,7 @@ interface HostedGroup {
    * this member must hold before it may vote again, and ticks until it next says its log is lost
    */
   rejoining?: { target: number, pokeIn: number }
+  lease: LeaderLease
 }
 
 export class RaftHost extends TypedEventEmitter<RaftHostEvents> {
@@ -114,6 +131,9 @@ export class RaftHost extends TypedEventEmitter<RaftHostEvents> {
   private scheduled = false
   private idle: Promise<void> = Promise.resolve()
   private running = false
+  /** how long a quorum's confirmation keeps a leader's lease: the shortest election timeout */
+  private readonly leaseMs: number
+  private leaseRounds = 0
 
   constructor (components: RaftHostComponents, init: RaftHostInit) {
     super()
@@ -132,6 +152,7 @@ export class RaftHost extends TypedEventEmitter<RaftHostEvents> {
       watch === undefined ? undefined : { intervalMs: coveredIntervalMs, timeoutMs: 4 * coveredIntervalMs, covers: peer => watch.covers(peer) })
     // also how soon a quiet host notices that the detector stopped covering a peer
     this.maxSleepMs = Math.max(this.tickMs, 4 * livenessIntervalMs)
+    this.leaseMs = electionTick * this.tickMs
     // a batch, and a snapshot piece with room for a batch's other messages, fit one frame
     const frame = components.transport.maxPayloadBytes ?? Infinity
     this.maxBatchBytes = Math.min(init.maxBatchBytes ?? 4 * 1024 * 1024, Math.floor(frame / 2))
@@ -200,7 +221,8 @@ export class RaftHost extends TypedEventEmitter<RaftHostEvents> {
       removed: false,
       quiesced: false,
       idleTicks: 0,
-      rejoining: rejoin ? { target: 0, pokeIn: 0 } : undefined
+      rejoining: rejoin ? { target: 0, pokeIn: 0 } : undefined,
+      lease: { term: 0, until: 0 }
     }
     this.groups.set(id, group)
     this.peersStale = true
@@ -213,6 +235,7 @@ export class RaftHost extends TypedEventEmitter<RaftHostEvents> {
     const group = this.groups.get(id)
     if (group === undefined) return
     group.removed = true
+    this.endLeaseRound(group, false)
     this.groups.delete(id)
     this.dirty.delete(group)
     this.assembler.dropGroup(id)
@@ -231,6 +254,48 @@ export class RaftHost extends TypedEventEmitter<RaftHostEvents> {
   status (id: GroupId): GroupStatus {
     const g = this.mustGet(id)
     return { group: id, leader: g.soft.leader, role: g.soft.role, term: g.term, commit: g.commit, applied: g.applied, members: [...g.members], quiesced: g.quiesced, rejoining: g.rejoining !== undefined }
+  }
+
+  /**
+   * Whether this node leads the group under a lease: a quorum confirmed its leadership in a
+   * round (renewLease) that began less than an election timeout ago, on the clock, and it
+   * has not stepped down or begun handing leadership over since.
+   */
+  leaseHolds (id: GroupId): boolean {
+    const g = this.mustGet(id)
+    const st = g.node.status()
+    return st.role === StateRole.Leader && st.leadTransferee === '' && st.term === g.lease.term && this.clock.now() < g.lease.until
+  }
+
+  /**
+   * Leader only: asks the group's voters to confirm this node's leadership (one heartbeat
+   * round; a quiet group stays quiet) and resolves with leaseHolds once they did, or false
+   * when this node does not lead or no quorum confirmed within an election timeout. A round
+   * already under way is joined.
+   */
+  async renewLease (id: GroupId): Promise<boolean> {
+    const g = this.mustGet(id)
+    const st = g.node.status()
+    if (st.role !== StateRole.Leader || st.leadTransferee !== '') return false
+    if (g.lease.asking !== undefined) return await g.lease.asking.done
+    const context = `lease ${this.self} ${++this.leaseRounds}`
+    const { promise, resolve } = Promise.withResolvers<boolean>()
+    const timer = this.clock.setTimeout(() => { this.endLeaseRound(g, false) }, this.leaseMs)
+    g.lease.asking = { context, term: st.term, at: this.clock.now(), done: promise, resolve, timer }
+    g.node.readIndex(new TextEncoder().encode(context))
+    this.markDirty(g)
+    return await promise
+  }
+
+  /** A lease round ends: confirmed (a read state with its context came back) or not. */
+  private endLeaseRound (g: HostedGroup, confirmed: boolean): void {
+    const asking = g.lease.asking
+    if (asking === undefined) return
+    g.lease.asking = undefined
+    this.clock.clearTimeout(asking.timer)
+    // the lease runs from the round's start: every confirmation came after it
+    if (confirmed && g.node.status().term === asking.term) g.lease = { term: asking.term, until: asking.at + this.leaseMs }
+    asking.resolve(confirmed && !g.removed && this.leaseHolds(g.id))
   }
 
   /** Proposes a command; throws (ProposalDroppedError) when this node cannot take it, e.g. no leader is known. */
@@ -302,6 +367,8 @@ export class RaftHost extends TypedEventEmitter<RaftHostEvents> {
       .filter(v => v !== this.self && st.voters.includes(v))
       .sort((a, b) => Number(this.liveness.isAlive(b)) - Number(this.liveness.isAlive(a)) || (st.progress?.[b]?.match ?? 0) - (st.progress?.[a]?.match ?? 0) || (a < b ? -1 : 1))[0]
     if (target === undefined) return ''
+    // the transferee may win its election at once: this node's lease ends here
+    g.lease.until = 0
     this.wake(g)
     g.node.transferLeader(target)
     this.markDirty(g)
@@ -627,6 +694,9 @@ export class RaftHost extends TypedEventEmitter<RaftHostEvents> {
       await g.init.apply?.(rd.committedEntries)
       g.applied = rd.committedEntries[rd.committedEntries.length - 1].index
     }
+    for (const rs of rd.readStates) {
+      if (g.lease.asking !== undefined && new TextDecoder().decode(rs.context) === g.lease.asking.context) this.endLeaseRound(g, true)
+    }
     if (rd.softState !== undefined && (rd.softState.leader !== g.soft.leader || rd.softState.role !== g.soft.role)) {
       g.soft = { ...rd.softState }
       this.safeDispatchEvent('leader-change', { detail: this.status(g.id) })
@@ -659,6 +729,7 @@ export class RaftHost extends TypedEventEmitter<RaftHostEvents> {
 
   private failGroup (g: HostedGroup, error: Error): void {
     g.removed = true
+    this.endLeaseRound(g, false)
     this.groups.delete(g.id)
     this.dirty.delete(g)
     this.assembler.dropGroup(g.id)
