@@ -95,7 +95,12 @@ export function createAppStack (mesh: Mesh, init: AppStackInit): AppStack {
     mesh: name,
     // only the app's group places its cells, with its owner's code
     // and no step of a placement this node knows to be superseded (a deposed leader's)
-    refuseTransform: (peer, request) => placementRefusal(table, peer, request.address, request.owner) ?? cloneService.staleStep(request.address, request.epoch)
+    refuseTransform: (peer, request) => {
+      const refusal = placementRefusal(table, peer, request.address, request.owner) ?? cloneService.staleStep(request.address, request.epoch)
+      // the primary started here runs that placement's epoch (its state is labelled with it)
+      if (refusal === undefined && request.epoch !== undefined) cloneService.runsAsPrimary(request.address, request.epoch)
+      return refusal
+    }
   })
   const transport: Libp2pRaftTransport = createLibp2pRaftTransport({ libp2p: mesh.libp2p, signer }, { mesh: name })
   // the failure detector covers raft's peer liveness: beacons to a covered peer are rare

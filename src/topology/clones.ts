@@ -139,6 +139,14 @@ export class CloneService {
   private readonly seeding = new Set<string>()
   /** the fence the latest recovery's inventory set on each instance held here (fencing.ts fenceRefusal) */
   private readonly fences = new Map<string, InventoryFence>()
+  /**
+   * per instance, the newest placement epoch a leader's step or an announcement made this
+   * node its primary in: the epoch of the state a primary here runs. A deposed primary keeps
+   * the epoch it ran in while the announcements move on to a newer one (chaos seed 7: a
+   * primary woken from a stall, labelled with the newest announced epoch, looked like the
+   * newest copy, and recovery started the new primary from its old state).
+   */
+  private readonly primaryEpochs = new Map<string, number>()
   /** instances whose copy on this disk was damaged (reported by the inventory: not blank) */
   private readonly damaged = new Set<string>()
   /** primary side: the write of each local instance's newest state to this node's disk */
@@ -257,9 +265,17 @@ export class CloneService {
   }
 
   /** the placement epoch of an instance, as the latest announcement says */
+  /** the epoch of the state this node's primary of `address` runs (primaryEpochs; the announced one while it names this node) */
   private epochOf (address: string): number {
     const app = address.slice(0, address.indexOf('/'))
-    return Number(this.components.table.get(app)?.instances.find(i => i.address === address)?.epoch ?? 0n)
+    const inst = this.components.table.get(app)?.instances.find(i => i.address === address)
+    if (inst !== undefined && inst.node === this.components.signer.peerId) this.runsAsPrimary(address, Number(inst.epoch))
+    return this.primaryEpochs.get(address) ?? 0
+  }
+
+  /** A leader's step (a start, a promotion) or an announcement made this node the primary of `address` in placement `epoch`. */
+  runsAsPrimary (address: string, epoch: number): void {
+    if (epoch > (this.primaryEpochs.get(address) ?? 0)) this.primaryEpochs.set(address, epoch)
   }
 
   /** the cell's durability level, as its app's announcement says (disk if unknown) */
@@ -630,6 +646,7 @@ export class CloneService {
         if (!this.held.has(address)) this.held.set(address, clone)
         throw err
       }
+      if (request.promote.epoch > 0n) this.runsAsPrimary(address, Number(request.promote.epoch))
       this.components.store?.remove(address).catch((err: Error) => { this.log.warn(`cannot remove the clone file of ${address}: ${err.message}`) })
       this.log.info(`promoted the clone of ${address} (${clone.version < 0 ? 'no state received yet' : `state version ${clone.version}`})`)
       return clone.version

@@ -191,6 +191,19 @@ describe('warm clones: the clone protocol', function () {
     }
   })
 
+  it('a deposed primary reports the epoch it ran in, not the newest announced one: its copy must not look newest to a recovery (chaos seed 7)', async () => {
+    announce()
+    assert.equal(primaryClones.inventory('shop').find(c => c.address === ADDRESS)?.epoch, 1)
+    // a new leader placed the instance on another node in epoch 3; this node's table knows it
+    announce({ instances: [{ address: ADDRESS, node: stranger.id, epoch: 3n, state: 'starting', clones: [cloneNode.id], clonesReady: [] }] })
+    try {
+      const report = primaryClones.inventory('shop').find(c => c.address === ADDRESS)
+      assert.equal(report?.epoch, 1, `the old primary's copy: ${JSON.stringify(report)}`)
+    } finally {
+      announce()
+    }
+  })
+
   it('an inventory for a recovery fences the holder: it refuses the states of an older epoch\'s primary from then on', async () => {
     await primaryClones.hold(cloneNode.id, ADDRESS, bundleHash, owner, limits)
     const before = await primary.runtime.ask(ADDRESS, 'increment', [1]) as { count: number }
