@@ -10,6 +10,8 @@
 // it): the controller then proposes a rollback of that cell to its previous revision.
 // Once an app is settled (every copy runs as placed), it moves shards of keyed cells toward
 // nodes that hold fewer, a few at a time, by planned handovers (shard-rebalancer.ts).
+// Stream consumers with `autoscale` get their replicas changed by their lag, sampled
+// beside the rounds (streams/autoscaler.ts).
 import { ConfChangeType, StateRole } from '../raft/types.js'
 import { NO_ROOM } from '../cells/runtime.js'
 import type { Logger } from '../util/logger.js'

@@ -1,5 +1,6 @@
 // The manifest's streams (SPEC §5): `streams.<name>: { partitions, retention }`, a cell's
-// `consumes: [name | { stream, mode }]` and a route `METHOD PATH -> stream NAME`; then the
+// `consumes: [name | { stream, mode }]` and `autoscale: { min, max, lag }`, and a route
+// `METHOD PATH -> stream NAME`; then the
 // expansion the publisher makes before bundling: each partition becomes a placed cell of
 // the app (`<stream>-p<i>`, cells/streams/partition.ts) running Stem's partition code, so
 // it gets placement, a clone, failover, disk durability and restore like any instance.
