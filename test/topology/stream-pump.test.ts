@@ -285,4 +285,20 @@ describe('stream delivery pump', () => {
       pump.stop()
     }
   })
+
+  it('delivers as before from a partition published before holders existed (its read names none, it has no hold)', async () => {
+    const partition = await partitionCell()
+    const older = new Proxy(partition, {
+      get: (target, name) => name === 'hold' ? undefined : name === 'read' ? (...args: unknown[]) => { const { gen, records } = target.read(...args) as { gen: number, records: unknown[] }; return { gen, records } } : target[name as string]
+    })
+    const worker = new Consumer()
+    const pump = setup({ 'shop/orders-p2#0': older }, { 'shop/worker#2': worker })
+    try {
+      for (let i = 0; i < 5; i++) partition.append(i, 'k')
+      pump.onSnapshot('shop/orders-p2#0', '{"stemStream":"orders"}')
+      await waitFor(() => worker.applied.length === 5, { what: 'every record applied' })
+    } finally {
+      pump.stop()
+    }
+  })
 })

@@ -47,7 +47,7 @@ export interface PumpOptions {
 }
 
 interface Consumer { cell: string, mode: 'group' | 'broadcast' }
-interface ReadAnswer { gen: number, records: Array<[number, string | null, number, unknown]>, holder: string | null }
+interface ReadAnswer { gen: number, records: Array<[number, string | null, number, unknown]>, holder?: string | null }
 interface Target { group: string, address: string }
 
 /** The consumer instances a partition delivers to: one per group. */
@@ -118,7 +118,8 @@ class PartitionPump {
     const batch = refused === undefined ? this.opts.batch : 1
     const read = await this.ask(this.address, 'read', [target.group, batch]) as ReadAnswer
     if (read.records.length === 0) return false
-    if (read.holder !== target.address) { await this.moveTo(target, read); return true }
+    // (a partition published before holders existed answers none: delivered as before, until published again)
+    if (read.holder !== undefined && read.holder !== target.address) { await this.moveTo(target, read); return true }
     const last = read.records[read.records.length - 1][0]
     try {
       await this.ask(target.address, RECORD_METHOD, [this.stream, this.partition, read.gen, read.records])
@@ -153,7 +154,7 @@ class PartitionPump {
    * pauses the delivery (tried again), as giving its records to another could apply them twice.
    */
   private async moveTo (target: Target, read: ReadAnswer): Promise<void> {
-    const from = read.holder
+    const from = read.holder ?? null
     if (from !== null && this.instanceKept(from)) {
       const cursor = await this.ask(from, CURSOR_METHOD, [this.stream, this.partition]) as [number, number] | null
       if (cursor !== null && cursor[0] === read.gen && cursor[1] >= read.records[0][0]) await this.ask(this.address, 'ack', [target.group, cursor[1], read.gen])
