@@ -11,10 +11,10 @@ const spec: AutoscaleSpec = { min: 1, max: 3, lag: 100 }
 const timing: AutoscaleTiming = { sustainMs: 5000, idleMs: 30_000, cooldownMs: 10_000 }
 
 /** feeds samples of `lag` every second from `from` to `to` ms; the replicas and memory after, and when they changed */
-function feed (replicas: number, memory: AutoscaleMemory, lag: number | ((t: number) => number), from: number, to: number, unplaced = 0): { replicas: number, memory: AutoscaleMemory, changes: Array<[number, number]> } {
+function feed (replicas: number, memory: AutoscaleMemory, lag: number | ((t: number) => number), from: number, to: number, unplaced: number | ((replicas: number) => number) = 0): { replicas: number, memory: AutoscaleMemory, changes: Array<[number, number]> } {
   const changes: Array<[number, number]> = []
   for (let t = from; t <= to; t += 1000) {
-    const d = decideAutoscale(spec, replicas, { lag: typeof lag === 'number' ? lag : lag(t), unplaced }, memory, t, timing)
+    const d = decideAutoscale(spec, replicas, { lag: typeof lag === 'number' ? lag : lag(t), unplaced: typeof unplaced === 'number' ? unplaced : unplaced(replicas) }, memory, t, timing)
     if (d.replicas !== replicas) { changes.push([t, d.replicas]); assert.ok(d.reason !== undefined) }
     replicas = d.replicas
     memory = d.memory
@@ -70,6 +70,13 @@ describe('autoscale decision', () => {
     assert.equal(grown.replicas, 2)
     const r = feed(grown.replicas, grown.memory, 1000, 6000, 30_000, 1)
     assert.deepEqual(r.changes, [[15_000, 1]])
+  })
+
+  it('a lag that stays high while the mesh has no room for one more does not grow and shrink over and over', () => {
+    // room for 1 instance only: the second one is never placed
+    const r = feed(1, {}, 1000, 0, 120_000, n => n >= 2 ? 1 : 0)
+    // grown at 5 s, taken back at 15 s, not tried again for 4 cooldowns (until 55 s), then again
+    assert.deepEqual(r.changes, [[5000, 2], [15_000, 1], [55_000, 2], [65_000, 1], [105_000, 2], [115_000, 1]])
   })
 
   it('brings replicas out of bounds back within min..max at once', () => {

@@ -6,7 +6,8 @@
 // and after a change nothing moves for `cooldownMs`, so the moved partitions settle and
 // the lag is measured on the new replicas before the next step. An instance placement
 // could not put anywhere (the mesh's contributed capacity is used up) stops the growth and,
-// after the cooldown, takes the step back.
+// after the cooldown, takes the step back; that count is not tried again for FULL_HOLD
+// cooldowns (a lag that stays high must not grow and shrink the cell over and over).
 import type { AutoscaleSpec } from './stream-manifest.js'
 
 export interface AutoscaleTiming {
@@ -22,6 +23,8 @@ export const defaultAutoscaleTiming: AutoscaleTiming = { sustainMs: 5000, idleMs
 
 /** lag at most this share of the threshold counts as idle */
 export const IDLE_SHARE = 0.1
+/** cooldowns during which a count that found no room is not grown to again */
+export const FULL_HOLD = 4
 
 /** what the leader remembers of one autoscaled cell between samples */
 export interface AutoscaleMemory {
@@ -30,6 +33,8 @@ export interface AutoscaleMemory {
   idleSince?: number
   /** when the last change was decided */
   changedAt?: number
+  /** the last count an instance found no room at, and when it was taken back */
+  full?: { replicas: number, at: number }
 }
 
 export interface AutoscaleSample {
@@ -59,15 +64,16 @@ export function decideAutoscale (spec: AutoscaleSpec, replicas: number, sample: 
     memory.overSince = undefined
     memory.idleSince = undefined
   }
-  const change = (to: number, reason: string): AutoscaleDecision => ({ replicas: to, memory: { changedAt: now }, reason })
+  const change = (to: number, reason: string, full = memory.full): AutoscaleDecision => ({ replicas: to, memory: { changedAt: now, ...(full !== undefined ? { full } : {}) }, reason })
   // out of bounds (a `stem scale` or an older manifest): back within them at once
   if (replicas < spec.min) return change(spec.min, `below min ${spec.min}`)
   if (replicas > spec.max) return change(spec.max, `above max ${spec.max}`)
   if (memory.changedAt !== undefined && now - memory.changedAt < timing.cooldownMs) return { replicas, memory }
   if (sample.unplaced > 0) {
-    return replicas > spec.min ? change(replicas - 1, `${sample.unplaced} instance(s) found no room`) : { replicas, memory }
+    return replicas > spec.min ? change(replicas - 1, `${sample.unplaced} instance(s) found no room`, { replicas, at: now }) : { replicas, memory }
   }
-  if (memory.overSince !== undefined && now - memory.overSince >= timing.sustainMs && replicas < spec.max) {
+  const full = memory.full !== undefined && replicas + 1 >= memory.full.replicas && now - memory.full.at < timing.cooldownMs * FULL_HOLD
+  if (memory.overSince !== undefined && now - memory.overSince >= timing.sustainMs && replicas < spec.max && !full) {
     return change(replicas + 1, `lag ${sample.lag} over ${spec.lag} for ${now - memory.overSince} ms`)
   }
   if (memory.idleSince !== undefined && now - memory.idleSince >= timing.idleMs && replicas > spec.min) {
