@@ -33,6 +33,8 @@ import { createContributionGuard } from './contribution-guard.js'
 import { dataFiles } from './data-dir.js'
 import { createStreamPump, type StreamPump } from '../topology/streams/stream-pump.js'
 import { streamGatewayRoute } from '../topology/streams/stream-routes.js'
+import type { PartitionInfoPort } from '../topology/streams/autoscaler.js'
+import type { PartitionInfo } from '../cells/streams/partition-code.js'
 
 export interface AppStackInit {
   dataDir: string
@@ -117,7 +119,8 @@ export function createAppStack (mesh: Mesh, init: AppStackInit): AppStack {
   ]
   const failed = (address: string, node: string): boolean =>
     node === mesh.peerId ? runtime.cell(address)?.status === 'failed' : mesh.capacity.view.get(node)?.conditions[address] !== undefined
-  topology = createTopologyService({ self: mesh.peerId, libp2p: mesh.libp2p, raft, runtime, messaging, bundles, clones: cloneService, table, pubsub: mesh.libp2p.services.pubsub, signer, nodes, failed }, { mesh: name, groupsDir: files.groups })
+  const partitionInfo: PartitionInfoPort = async (address, options) => await messaging.ask(address, 'info', [], options) as PartitionInfo
+  topology = createTopologyService({ self: mesh.peerId, libp2p: mesh.libp2p, raft, runtime, messaging, bundles, clones: cloneService, table, pubsub: mesh.libp2p.services.pubsub, signer, nodes, failed, partitionInfo }, { mesh: name, groupsDir: files.groups })
   const gateway = init.gateway === undefined ? undefined : createGateway({ backend: createMessagingBackend(messaging, table), onResponse: init.onGatewayResponse }, init.gateway)
   topology.addEventListener('app:changed', evt => { cloneService.onAnnouncement(evt.detail.announcement) })
   topology.addEventListener('app:removed', evt => { cloneService.dropApp(evt.detail.app) })

@@ -101,7 +101,7 @@ export class AppAnnouncer {
           revision: r?.role === 'primary' ? r.revision : undefined
         }
       })),
-      cells: cells.map(name => ({ name, replicas: state.manifest.cells[name].replicas, timeout: state.manifest.cells[name].timeout, durability: state.manifest.cells[name].durability ?? 'disk', revision: cellRevision(state.manifest.cells[name]), rollback: state.rolledBack[name] === undefined ? undefined : { ...state.rolledBack[name], at: BigInt(state.rolledBack[name].at) } })),
+      cells: cells.map(name => ({ name, replicas: state.manifest.cells[name].replicas, timeout: state.manifest.cells[name].timeout, durability: state.manifest.cells[name].durability ?? 'disk', revision: cellRevision(state.manifest.cells[name]), rollback: state.rolledBack[name] === undefined ? undefined : { ...state.rolledBack[name], at: BigInt(state.rolledBack[name].at) }, autoscale: state.manifest.cells[name].autoscale })),
       routes: state.manifest.routes.filter(r => cells.includes(r.cell)).map(r => ({ method: r.method, path: r.path, cell: r.cell, handler: r.handler, ...(r.key !== undefined ? { key: r.key } : {}) })),
       reverted: state.dissolving
     }

@@ -10,6 +10,8 @@
 // it): the controller then proposes a rollback of that cell to its previous revision.
 // Once an app is settled (every copy runs as placed), it moves shards of keyed cells toward
 // nodes that hold fewer, a few at a time, by planned handovers (shard-rebalancer.ts).
+// Stream consumers with `autoscale` get their replicas changed by their lag, sampled
+// beside the rounds (streams/autoscaler.ts).
 import { ConfChangeType, StateRole } from '../raft/types.js'
 import { NO_ROOM } from '../cells/runtime.js'
 import type { Logger } from '../util/logger.js'
@@ -37,6 +39,8 @@ import type { ReconcileStep, Role, RunningCopy } from './reconcile.js'
 import { instanceAddress } from './types.js'
 import type { Amount, NodeCapacity, PeerId } from './types.js'
 import type { BundlePort, CapacityPort, CellRuntimePort, MessagingPort, RaftPort } from './ports.js'
+import { Autoscaler, type PartitionInfoPort } from './streams/autoscaler.js'
+import type { AutoscaleTiming } from './streams/autoscale.js'
 
 export interface AppControllerComponents {
   self: string
@@ -51,6 +55,8 @@ export interface AppControllerComponents {
   table: AppTable
   /** the live nodes of the capacity view, this node included */
   nodes: CapacityPort
+  /** a stream partition's `info` wherever it runs: without it, consumers do not autoscale */
+  partitionInfo?: PartitionInfoPort
   logger: Logger
 }
 
@@ -65,6 +71,8 @@ export interface AppControllerInit {
   shardMoves?: number
   /** ms a node must have been live without a break before shards move to it (default 5 s) */
   shardSettleMs?: number
+  /** windows of the autoscale of stream consumers (streams/autoscale.ts defaults) */
+  autoscale?: Partial<AutoscaleTiming>
 }
 
 /** a whole-app revert is announced this many times before the group dissolves */
@@ -105,6 +113,7 @@ export class AppController {
   private timer?: NodeJS.Timeout
   private readonly recovery: PrimaryRecovery
   private readonly shards: ShardRebalancer
+  private readonly autoscaler?: Autoscaler
 
   constructor (private readonly components: AppControllerComponents, private readonly init: AppControllerInit) {
     this.recovery = new PrimaryRecovery({
@@ -116,6 +125,9 @@ export class AppController {
       startPrimary: async (address, node, code, from) => { await this.startPrimary(address, node, code.bundle, code.owner, code.limits, code.epoch, from) }
     }, { waitBoundMs: init.recoveryWaitMs })
     this.shards = new ShardRebalancer({ clones: components.clones, logger: components.logger }, { maxMoves: init.shardMoves, settleMs: init.shardSettleMs })
+    if (components.partitionInfo !== undefined) {
+      this.autoscaler = new Autoscaler({ partitionInfo: components.partitionInfo, propose: async (h, cmd) => await components.groups.propose(h, cmd), logger: components.logger }, init.autoscale)
+    }
   }
 
   start (): void {
@@ -143,6 +155,11 @@ export class AppController {
     this.suspect()
     this.shards.observe(this.components.nodes(), Date.now())
     for (const h of this.components.groups.all()) {
+      // autoscale samples in the background, beside the app's reconcile rounds
+      if (this.autoscaler !== undefined && !h.dissolved && h.state !== undefined && this.components.raft.hasGroup(h.group)) {
+        if (this.components.raft.status(h.group).role === StateRole.Leader) this.autoscaler.round(h, h.state)
+        else this.autoscaler.forget(h.app)
+      }
       if (h.busy || h.dissolved || !this.components.raft.hasGroup(h.group)) continue
       if (this.components.raft.status(h.group).role !== StateRole.Leader) {
         h.running.clear()

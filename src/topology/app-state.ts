@@ -85,6 +85,12 @@ export type AppCommand =
   | { id: string, kind: 'dissolve' }
   /** the leader saw revision `revision` of `cell` fail on an instance: back to the previous one */
   | { id: string, kind: 'rollback', cell: string, revision: string, error: string }
+  /**
+   * the leader's autoscale of a consumer (streams/autoscale.ts): `cell` goes from `from`
+   * replicas to `replicas`, within its manifest's `autoscale` bounds; refused if its
+   * replicas are no longer `from` (a `stem scale` or another leader's step came first)
+   */
+  | { id: string, kind: 'autoscale', cell: string, from: number, replicas: number }
 
 export interface ApplyResult {
   ok: boolean
@@ -199,6 +205,20 @@ export function applyCommand (state: AppState | undefined, cmd: AppCommand): App
       const next: AppState = { ...state, manifest, lastRequestAt: cmd.at }
       return done({ ...next, placement: trimPlacement(next), holders: trimHolders(next) }, changed)
     }
+    case 'autoscale': {
+      if (state === undefined) return refuse(state, 'no such app')
+      const spec = state.manifest.cells[cmd.cell]
+      if (spec?.autoscale === undefined) return refuse(state, `cell ${cmd.cell} of app ${state.app} does not autoscale`)
+      if (spec.replicas !== cmd.from) return refuse(state, `stale autoscale of cell ${cmd.cell}: it has ${spec.replicas} replicas, not ${cmd.from}`)
+      if (!Number.isSafeInteger(cmd.replicas) || cmd.replicas < spec.autoscale.min || cmd.replicas > spec.autoscale.max) return refuse(state, `autoscale of cell ${cmd.cell} to ${cmd.replicas} replicas: outside ${spec.autoscale.min}..${spec.autoscale.max}`)
+      const manifest = { ...state.manifest, cells: { ...state.manifest.cells, [cmd.cell]: { ...spec, replicas: cmd.replicas } } }
+      // the instances scaled away are meant to go with their state: grown again, they start
+      // blank (no recovery wait for their old holders, no old cursors coming back)
+      const gone = (address: string): boolean => address.startsWith(`${state.app}/${cmd.cell}#`) && Number(address.slice(address.lastIndexOf('#') + 1)) >= cmd.replicas
+      const holders = Object.fromEntries(Object.entries(state.holders ?? {}).filter(([address]) => !gone(address)))
+      const next: AppState = { ...state, manifest, holders }
+      return done({ ...next, placement: trimPlacement(next) }, cmd.replicas !== spec.replicas)
+    }
     case 'revert': {
       if (state === undefined) return refuse(state, 'no such app')
       const problem = ownerProblem(state, cmd)
@@ -290,7 +310,7 @@ function reshardProblem (state: AppState, manifest: AppManifest): string | undef
   return undefined
 }
 
-const KINDS = new Set(['publish', 'scale', 'revert', 'place', 'dissolve', 'rollback'])
+const KINDS = new Set(['publish', 'scale', 'revert', 'place', 'dissolve', 'rollback', 'autoscale'])
 
 /** Decodes a log entry; throws a one-line error for bytes that are not a command. */
 export function decodeCommand (bytes: Uint8Array): AppCommand {
@@ -310,6 +330,7 @@ export function decodeCommand (bytes: Uint8Array): AppCommand {
   }
   if (cmd.kind === 'publish' && (typeof cmd.manifest !== 'object' || cmd.manifest === null || typeof cmd.manifest.cells !== 'object')) throw new Error('invalid app command: publish without a manifest')
   if (cmd.kind === 'rollback' && (typeof cmd.cell !== 'string' || typeof cmd.revision !== 'string' || typeof cmd.error !== 'string')) throw new Error('invalid app command: rollback without cell, revision and error')
+  if (cmd.kind === 'autoscale' && (typeof cmd.cell !== 'string' || !Number.isSafeInteger(cmd.from) || !Number.isSafeInteger(cmd.replicas))) throw new Error('invalid app command: autoscale without cell, from and replicas')
   if (cmd.kind === 'place' && (typeof cmd.placement !== 'object' || cmd.placement === null)) throw new Error('invalid app command: place without a placement')
   if (cmd.kind === 'place' && cmd.reservations !== undefined && !(Array.isArray(cmd.reservations) && cmd.reservations.every(isReservationItem))) throw new Error('invalid app command: place with malformed reservations')
   if (cmd.kind === 'place' && cmd.base !== undefined && typeof cmd.base !== 'string') throw new Error('invalid app command: place with a base that is not a string')

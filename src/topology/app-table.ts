@@ -41,10 +41,20 @@ export interface RollbackListing {
   at: number
 }
 
+/** a stream consumer that autoscales by lag: its bounds, its threshold and its replicas now */
+export interface AutoscaleListing {
+  cell: string
+  min: number
+  max: number
+  lag: number
+  replicas: number
+}
+
 export interface AppCellsListing {
   app: string
   cells: CellListing[]
   rollbacks: RollbackListing[]
+  autoscale: AutoscaleListing[]
 }
 
 export class AppTable implements CellDirectory {
@@ -114,7 +124,8 @@ export class AppTable implements CellDirectory {
       return {
         app: name,
         cells: a.instances.map(i => ({ address: i.address, node: i.node, state: i.state, clones: [...i.clones], clonesReady: [...i.clonesReady], revision: i.revision, current: i.revision !== undefined && i.revision === wanted.get(cellOf(i.address)) })),
-        rollbacks: a.cells.flatMap(c => c.rollback == null ? [] : [{ cell: c.name, revision: c.rollback.revision, error: c.rollback.error, at: Number(c.rollback.at) }])
+        rollbacks: a.cells.flatMap(c => c.rollback == null ? [] : [{ cell: c.name, revision: c.rollback.revision, error: c.rollback.error, at: Number(c.rollback.at) }]),
+        autoscale: a.cells.flatMap(c => c.autoscale == null ? [] : [{ cell: c.name, min: c.autoscale.min, max: c.autoscale.max, lag: c.autoscale.lag, replicas: c.replicas }])
       }
     })
   }

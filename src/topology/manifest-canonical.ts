@@ -15,6 +15,8 @@ function canonicalCell (spec: CellSpec): Record<string, unknown> {
   const out: Record<string, unknown> = {}
   if (spec.bundle !== undefined) out.bundle = spec.bundle
   out.clones = spec.clones
+  // left out when absent: manifests published before the field existed keep their hash
+  if (spec.autoscale !== undefined) out.autoscale = { lag: spec.autoscale.lag, max: spec.autoscale.max, min: spec.autoscale.min }
   out.code = spec.code
   // the default is left out: manifests published before the field existed keep their hash
   if (spec.durability !== undefined && spec.durability !== 'disk') out.durability = spec.durability

@@ -31,14 +31,16 @@
 //   streams.<name>      { partitions [4] 1..32, retention [10000]: records per partition or a duration }
 //   cells.<name>.consumes  list of stream names or { stream, mode: group | broadcast }; each stream
 //                       has a dead-letter stream `<name>.dead` too, which cells may consume
+//   cells.<name>.autoscale  { min [1], max, lag }: a group consumer's replicas follow its lag
+//                       (replicas [min] must lie within min..max)
 // Unknown fields anywhere are errors: a typo must not pass silently.
 import { isAbsolute, basename, dirname, resolve } from 'node:path'
 import { readFile, stat } from 'node:fs/promises'
 import { LineCounter, isScalar, parseDocument, visit } from 'yaml'
 import { formatDuration, formatSize, parseDuration, parseSize } from '../util/units.js'
 import { DEFAULT_IDLE_MS, DEFAULT_SHARDS, MAX_SHARDS } from '../cells/keys.js'
-import { checkConsumes, checkStreams, reservedCellNames, STREAM_ROUTE_HANDLER } from './streams/stream-manifest.js'
-import type { Consumption, StreamSpec } from './streams/stream-manifest.js'
+import { checkAutoscale, checkConsumes, checkStreams, reservedCellNames, STREAM_ROUTE_HANDLER } from './streams/stream-manifest.js'
+import type { AutoscaleSpec, Consumption, StreamSpec } from './streams/stream-manifest.js'
 import { partitionCell } from '../cells/streams/partition.js'
 import { isDeadLetterStream } from './streams/dead-letter.js'
 
@@ -66,6 +68,8 @@ export interface CellSpec {
   links?: string[]
   /** streams this cell consumes (topology/streams/stream-manifest.ts) */
   consumes?: Consumption[]
+  /** a consumer's replicas follow its group's lag within min..max (topology/streams/autoscale.ts) */
+  autoscale?: AutoscaleSpec
   /** sha256 (hex) of the built bundle; set by the publisher, absent in a parsed manifest */
   bundle?: string
 }
@@ -144,7 +148,7 @@ const literalSegment = /^[A-Za-z0-9._~-]+$/
 const paramSegment = /^:[A-Za-z_][A-Za-z0-9_]*$/
 const routePattern = /^(\S+)\s+(\S+)\s+->\s+(\S+)$/
 const keyedTargetPattern = /^([^[\]]+)\[:([A-Za-z_][A-Za-z0-9_]*)\]$/
-const cellFields = new Set(['code', 'replicas', 'clones', 'durability', 'memory', 'timeout', 'mailbox', 'links', 'keyed', 'idle', 'consumes'])
+const cellFields = new Set(['code', 'replicas', 'clones', 'durability', 'memory', 'timeout', 'mailbox', 'links', 'keyed', 'idle', 'consumes', 'autoscale'])
 const topFields = new Set(['app', 'cells', 'routes', 'streams'])
 const streamRoutePattern = /^(\S+)\s+(\S+)\s+->\s+stream\s+(\S+)$/
 
@@ -244,6 +248,11 @@ function checkCell (c: Checker, name: string, v: unknown, app: string, cellNames
     // a keyed cell's instances are shards of many keys: one cursor per shard would not say which key saw a record
     if (spec.keyed === true) c.add(`${prefix}.consumes`, 'a keyed cell cannot consume streams: consume with an unkeyed cell that asks the keys')
     else spec.consumes = consumes
+  }
+  const scaled = checkAutoscale((f, r) => { c.add(f, r) }, `${prefix}.autoscale`, v.autoscale, spec.consumes, v.replicas === undefined ? undefined : spec.replicas, L.maxReplicas)
+  if (scaled !== undefined) {
+    spec.autoscale = scaled.autoscale
+    spec.replicas = scaled.replicas
   }
   return spec
 }

@@ -38,6 +38,8 @@ import { instanceAddress } from './types.js'
 import type { NodeCapacity } from './types.js'
 import type { HostedApp } from './app-groups.js'
 import type { BundlePort, CapacityPort, CellRuntimePort, MessagingPort, RaftPort } from './ports.js'
+import type { PartitionInfoPort } from './streams/autoscaler.js'
+import type { AutoscaleTiming } from './streams/autoscale.js'
 
 export interface TopologyServiceComponents {
   self: string
@@ -57,6 +59,8 @@ export interface TopologyServiceComponents {
   nodes: CapacityPort
   /** whether the instance at `address` on `node` is advertised failed (see CapacityAdvert.conditions) */
   failed?: (address: string, node: string) => boolean
+  /** a stream partition's `info` wherever it runs (the autoscale of consumers reads their lag) */
+  partitionInfo?: PartitionInfoPort
   logger?: Logger
 }
 
@@ -72,6 +76,8 @@ export interface TopologyServiceInit extends ReservationSyncInit {
   proposalTimeout?: number
   /** ms a group member must be missing from the capacity view before the leader replaces it (default 10 s) */
   memberSuspicionMs?: number
+  /** windows of the autoscale of stream consumers (streams/autoscale.ts defaults) */
+  autoscale?: Partial<AutoscaleTiming>
 }
 
 export interface TopologyEvents {

@@ -13,12 +13,13 @@ let clock = 1_000_000
 const stand = { now: () => clock, error: (status: number, message: string) => new StemError(status, message), response: (status: number, body: unknown) => ({ status, body }) }
 
 interface Partition {
-  append: (record: unknown, key?: string | null) => { partition: number, offset: number }
+  append: (record: unknown, key?: string | null, from?: unknown) => { partition: number, offset: number, repeated?: true }
+  hold: (group: string, address: unknown) => boolean
   $post: (request: unknown) => { status: number, body: unknown }
-  read: (group: string, max?: number) => { gen: number, records: Array<[number, string | null, number, unknown]> }
+  read: (group: string, max?: number) => { gen: number, records: Array<[number, string | null, number, unknown]>, holder: string | null }
   ack: (group: string, offset: number, gen: number) => boolean
   reset: (group: string, where: unknown) => { base: number, next: number, groups: Record<string, { acked: number, gen: number, lag: number }> }
-  info: () => { base: number, next: number, records: number, groups: Record<string, { acked: number, gen: number, lag: number }> }
+  info: () => { base: number, next: number, records: number, groups: Record<string, { acked: number, gen: number, lag: number, holder?: string }> }
 }
 
 async function partition (config: Partial<PartitionConfig> = {}): Promise<Partition> {
@@ -106,5 +107,29 @@ describe('stream partitions', () => {
     assert.deepEqual(p.reset('worker', 99).groups.worker, { acked: 3, gen: 3, lag: 0 })
     assert.deepEqual(p.reset('worker', 'latest').groups.worker, { acked: 3, gen: 4, lag: 0 })
     assert.equal(p.read('worker').gen, 4)
+  })
+
+  it('an append that names its place in another log is kept once: a repeat answers the first copy\'s offset', async () => {
+    const p = await partition({ retention: 100 })
+    assert.deepEqual(p.append('a', null, ['orders/2/worker', 0, 7]), { partition: 1, offset: 0 })
+    assert.deepEqual(p.append('a again', null, ['orders/2/worker', 0, 7]), { partition: 1, offset: 0, repeated: true })
+    // an earlier place of the same source is a repeat too; a later one, another source or a later reset generation are not
+    assert.equal(p.append('older', null, ['orders/2/worker', 0, 3]).repeated, true)
+    assert.deepEqual(p.append('b', null, ['orders/2/worker', 0, 9]), { partition: 1, offset: 1 })
+    assert.deepEqual(p.append('c', null, ['orders/1/worker', 0, 9]), { partition: 1, offset: 2 })
+    assert.deepEqual(p.append('d', null, ['orders/2/worker', 1, 0]), { partition: 1, offset: 3 })
+    assert.equal(p.info().next, 4)
+    for (const bad of [['__proto__', 0, 1], ['x', '0', 1], ['x', 0], 'x', ['', 0, 1], ['a b', 0, 1]]) throwsStatus(() => p.append('z', null, bad), 400, /from must be \[source, gen, offset\]/)
+    assert.equal(p.info().next, 4)
+  })
+
+  it('keeps the instance a group is delivered to', async () => {
+    const p = await partition()
+    p.append('a')
+    assert.equal(p.read('worker').holder, null)
+    assert.equal(p.hold('worker', 'shop/worker#1'), true)
+    assert.equal(p.read('worker').holder, 'shop/worker#1')
+    assert.equal(p.info().groups.worker.holder, 'shop/worker#1')
+    throwsStatus(() => p.hold('worker', 7), 400, /hold: expected an instance address/)
   })
 })

@@ -144,4 +144,31 @@ describe('app state machine', () => {
     for (const text of bad) assert.throws(() => decodeCommand(new TextEncoder().encode(text)), /^Error: invalid app command: /)
     assert.throws(() => decodeCommand(new Uint8Array([0xff, 0xfe])), /not JSON/)
   })
+
+  it('autoscale: the leader changes a consumer\'s replicas within its bounds, only from the count it decided on; instances scaled away drop their holders', () => {
+    const consumer = { ...cell('h3', 2), consumes: [{ stream: 'orders', mode: 'group' as const }], autoscale: { min: 1, max: 3, lag: 100 } }
+    const placed = { id: id(), kind: 'place' as const, placement: { worker: [{ primary: 'n1', clones: [] }, { primary: 'n2', clones: [] }] } }
+    const { state } = run([publish(manifest({ worker: consumer, counter: cell('h1') }), 1), placed])
+    assert.deepEqual(Object.keys(state?.holders ?? {}).sort(), ['shop/worker#0', 'shop/worker#1'])
+    const { state: after, results } = run([
+      { id: id(), kind: 'autoscale', cell: 'worker', from: 2, replicas: 3 },
+      { id: id(), kind: 'autoscale', cell: 'worker', from: 2, replicas: 1 },
+      { id: id(), kind: 'autoscale', cell: 'worker', from: 3, replicas: 4 },
+      { id: id(), kind: 'autoscale', cell: 'counter', from: 1, replicas: 2 },
+      { id: id(), kind: 'autoscale', cell: 'worker', from: 3, replicas: 1 }
+    ], state)
+    assert.deepEqual(results.map(r => r.ok), [true, false, false, false, true])
+    assert.match(results[1].error ?? '', /stale autoscale of cell worker: it has 3 replicas, not 2/)
+    assert.match(results[2].error ?? '', /outside 1\.\.3/)
+    assert.match(results[3].error ?? '', /cell counter of app shop does not autoscale/)
+    assert.equal(after?.manifest.cells.worker.replicas, 1)
+    assert.deepEqual(after?.placement.worker, [{ primary: 'n1', clones: [] }])
+    // grown again, worker#1 starts blank: no old holder to wait for, no old cursors
+    assert.deepEqual(Object.keys(after?.holders ?? {}), ['shop/worker#0'])
+    // a publish of the same manifest keeps the replicas autoscale chose
+    const again = run([publish(manifest({ worker: consumer, counter: cell('h1') }), 2)], after)
+    assert.deepEqual(again.results.map(r => [r.ok, r.changed]), [[true, false]])
+    assert.equal(again.state?.manifest.cells.worker.replicas, 1)
+    assert.throws(() => decodeCommand(new TextEncoder().encode(JSON.stringify({ id: 'x', kind: 'autoscale', cell: 'worker', replicas: 2 }))), /autoscale without cell, from and replicas/)
+  })
 })

@@ -133,4 +133,52 @@ describe('manifest streams', () => {
     assert.deepEqual(streamGatewayRoute(a, { cell: 'orders-p0', handler: STREAM_ROUTE_HANDLER }), { cell: 'orders', partitions: 3 })
     assert.deepEqual(streamGatewayRoute(a, { cell: 'worker', handler: 'get' }), {})
   })
+
+  describe('autoscale', () => {
+    const withWorker = (worker: string, extra = ''): string => `app: a\nstreams:\n  orders: {}\ncells:\n  worker: ${worker}\n${extra}`
+
+    it('takes { min, max, lag } on a group consumer; replicas start at min unless written within the bounds', () => {
+      const m = parseManifest(withWorker('{ code: ./w.js, consumes: [orders], autoscale: { min: 2, max: 6, lag: 1000 } }'), 'app.yaml')
+      assert.deepEqual(m.cells.worker.autoscale, { min: 2, max: 6, lag: 1000 })
+      assert.equal(m.cells.worker.replicas, 2)
+      const written = parseManifest(withWorker('{ code: ./w.js, replicas: 3, consumes: [orders], autoscale: { max: 6, lag: 10 } }'), 'app.yaml')
+      // min defaults to 1
+      assert.deepEqual(written.cells.worker.autoscale, { min: 1, max: 6, lag: 10 })
+      assert.equal(written.cells.worker.replicas, 3)
+      // the SPEC's example
+      assert.deepEqual(parseManifest(withWorker('{ code: ./w.js, replicas: 3, consumes: [orders], autoscale: { min: 1, max: 6, lag: 1000 } }'), 'app.yaml').cells.worker.autoscale, { min: 1, max: 6, lag: 1000 })
+    })
+
+    const malformed: Array<[string, string, RegExp]> = [
+      ['min over max', '{ code: ./w.js, consumes: [orders], autoscale: { min: 4, max: 2, lag: 10 } }', /^app\.yaml: cells\.worker\.autoscale: min 4 is more than max 2$/],
+      ['a negative min', '{ code: ./w.js, consumes: [orders], autoscale: { min: -1, max: 2, lag: 10 } }', /^app\.yaml: cells\.worker\.autoscale\.min: -1 is out of range \(1\.\.1000\)$/],
+      ['a negative lag', '{ code: ./w.js, consumes: [orders], autoscale: { max: 2, lag: -5 } }', /^app\.yaml: cells\.worker\.autoscale\.lag: -5 is out of range \(1\.\.1000000000\)$/],
+      ['a lag that is not a number', '{ code: ./w.js, consumes: [orders], autoscale: { max: 2, lag: lots } }', /^app\.yaml: cells\.worker\.autoscale\.lag: "lots" is not a whole number$/],
+      ['a fractional max', '{ code: ./w.js, consumes: [orders], autoscale: { max: 2.5, lag: 10 } }', /^app\.yaml: cells\.worker\.autoscale\.max: 2\.5 is not a whole number$/],
+      ['no max', '{ code: ./w.js, consumes: [orders], autoscale: { lag: 10 } }', /^app\.yaml: cells\.worker\.autoscale\.max: is required$/],
+      ['no lag', '{ code: ./w.js, consumes: [orders], autoscale: { max: 3 } }', /^app\.yaml: cells\.worker\.autoscale\.lag: is required$/],
+      ['an unknown field', '{ code: ./w.js, consumes: [orders], autoscale: { max: 3, lag: 10, step: 2 } }', /^app\.yaml: cells\.worker\.autoscale\.step: unknown field \(expected one of min, max, lag\)$/],
+      ['not a mapping', '{ code: ./w.js, consumes: [orders], autoscale: 3 }', /^app\.yaml: cells\.worker\.autoscale: 3 is not a mapping \(expected \{ min, max, lag \}\)$/],
+      ['a cell that consumes no stream', '{ code: ./w.js, autoscale: { max: 3, lag: 10 } }', /^app\.yaml: cells\.worker\.autoscale: only a cell that consumes a stream \(consumes: \[\.\.\.\]\) autoscales by its lag$/],
+      ['a broadcast consumer', '{ code: ./w.js, consumes: [{ stream: orders, mode: broadcast }], autoscale: { max: 3, lag: 10 } }', /^app\.yaml: cells\.worker\.autoscale: a broadcast consumer's every instance gets every record/],
+      ['replicas outside the bounds', '{ code: ./w.js, replicas: 5, consumes: [orders], autoscale: { max: 3, lag: 10 } }', /^app\.yaml: cells\.worker\.replicas: 5 is outside autoscale's 1\.\.3$/]
+    ]
+    for (const [what, worker, expected] of malformed) {
+      it(`refuses ${what} with one line naming the field`, () => {
+        const lines = problems(withWorker(worker))
+        assert.ok(lines.some(l => expected.test(l)), lines.join('\n'))
+        assert.ok(lines.every(l => !l.includes('\n')))
+      })
+    }
+
+    it('changes the manifest hash only when present (apps published before keep theirs)', async () => {
+      const { manifestHash } = await import('../../src/topology/manifest-canonical.js')
+      const plain = parseManifest(withWorker('{ code: ./w.js, consumes: [orders] }'), 'app.yaml')
+      const scaled = parseManifest(withWorker('{ code: ./w.js, consumes: [orders], autoscale: { max: 3, lag: 10 } }'), 'app.yaml')
+      const other = parseManifest(withWorker('{ code: ./w.js, consumes: [orders], autoscale: { max: 3, lag: 20 } }'), 'app.yaml')
+      assert.equal(scaled.cells.worker.replicas, plain.cells.worker.replicas)
+      assert.equal(new Set([manifestHash(plain), manifestHash(scaled), manifestHash(other)]).size, 3)
+      assert.equal('autoscale' in plain.cells.worker, false)
+    })
+  })
 })

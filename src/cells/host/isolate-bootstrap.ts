@@ -30,7 +30,8 @@
 //            the method RECORD_METHOD delivers stream records (cells/streams/partition.ts):
 //            args [stream, partition, gen, [[offset, key, time, record]…]]; each record past
 //            the cell's cursor runs onRecord(record, meta) and moves the cursor, kept in the
-//            state under CURSORS_FIELD (before the reminders): all in the message's one state
+//            state under CURSORS_FIELD (before the reminders): all in the message's one state;
+//            CURSOR_METHOD answers the cursor of one partition, args [stream, partition]
 //   'resolve' (packed answers)            → settles pending stem.ask calls
 //   'flush'   ()                          → only the trailers: what the microtasks run at the
 //                                            end of the previous entry produced
@@ -47,7 +48,7 @@
 // cell and method. Answers to the cell's asks carry an error's status as a 4th field.
 import { REMINDERS_FIELD, MAX_REMINDERS, MIN_REMINDER_DELAY_MS, EPOCH_WHEN_FROM } from '../reminders.js'
 import { KEYED_EXPORT } from '../keys.js'
-import { CURSORS_FIELD, RECORD_METHOD, cursorAccepts, partitionCell, pickPartition } from '../streams/partition.js'
+import { CURSORS_FIELD, CURSOR_METHOD, RECORD_METHOD, cursorAccepts, partitionCell, pickPartition } from '../streams/partition.js'
 
 // Pending reminders live in a table here and in the state text under the reserved field
 // REMINDERS_FIELD (last, only when there are some), so every rollback, snapshot and restore
@@ -179,7 +180,7 @@ const REMINDERS = '${REMINDERS_FIELD}', MAX_REMINDERS = ${MAX_REMINDERS}, MIN_DE
 // id → { due, method, args (JSON text), json (its entry in the state field) }; remindersJson: the table as the state field holds it
 // ('' when empty, null when it changed since: built at the next snapshot, once per message)
 let table = { __proto__: null }, reminderCount = 0, remindersJson = ''
-const CURSORS = '${CURSORS_FIELD}', RECORD = '${RECORD_METHOD}'
+const CURSORS = '${CURSORS_FIELD}', RECORD = '${RECORD_METHOD}', CURSOR = '${CURSOR_METHOD}'
 // 'stream/partition' → [gen, offset] of the last record applied; partition counts by stream (asked once)
 let cursors = { __proto__: null }, cursorsJson = ''
 const partitionCounts = { __proto__: null }
@@ -329,6 +330,16 @@ function deliver (argsJson) {
   return finish(true, stringify(applied))
 }
 
+// [gen, offset] of the last record of one partition applied here, or null: the pump asks
+// it before it moves the partition to another instance
+function cursorOf (argsJson) {
+  let args
+  try { args = parse(argsJson) } catch (err) { return finish(false, errorRecord(err)) }
+  if (!isArray(args) || args.length !== 2 || typeof args[0] !== 'string' || !isInteger(args[1])) return finish(false, CURSOR + ': malformed request')
+  const c = cursors[args[0] + '/' + args[1]]
+  return finish(true, c === undefined ? 'null' : stringify(c))
+}
+
 function rollback () {
   try {
     if (keyedIdle === 0) { restore(lastState, true); return }
@@ -444,6 +455,7 @@ function call (id, method, argsJson) {
     method = cut(method, end + 1, method.length)
   } else if (keyedIdle > 0) return finish(false, self + ' is a keyed cell: address one of its keys, app/cell/<key>')
   if (method === RECORD) return deliver(argsJson)
+  if (method === CURSOR) return cursorOf(argsJson)
   let args
   try { args = parse(argsJson) } catch (err) { return finish(false, errorRecord(err)) }
   return invoke(id, method, args)

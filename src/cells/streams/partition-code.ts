@@ -3,7 +3,13 @@
 // acknowledged (202 / `emit` resolving) only once the state holding it is durable like any
 // reply (fsynced on the primary and a clone with `disk`), and it survives failover and
 // restarts with the state. Per consumer group it keeps the last offset the group's
-// consumer acknowledged (`acked`) and a reset generation (`gen`, raised by `--reset`).
+// consumer acknowledged (`acked`), a reset generation (`gen`, raised by `--reset`) and the
+// consumer instance the pump delivers to (`holder`): when the pump moves the partition to
+// another instance (its cell scaled), it first acknowledges what the holder applied.
+// An append may name its place in another log (`from`: source, gen, offset), as the pump's
+// appends to a dead-letter stream do: one at or before the last appended from that source
+// is a repeat (a retry, or a failover between the append and the skip) and answers the
+// first one's offset instead of appending again.
 //
 // Bounds: `retention` records, `retentionMs` of age, and maxBytes of record JSON (the
 // state size limit). Records are dropped oldest first, and only once every group has
@@ -32,8 +38,8 @@ export interface PartitionInfo {
   next: number
   records: number
   bytes: number
-  /** per consumer group: the last offset it acknowledged, its reset generation, and the records after it */
-  groups: Record<string, { acked: number, gen: number, lag: number }>
+  /** per consumer group: the last offset it acknowledged, its reset generation, the records after it, and the instance it is delivered to */
+  groups: Record<string, { acked: number, gen: number, lag: number, holder?: string }>
 }
 
 /**
@@ -48,11 +54,15 @@ export const RECORD_OVERHEAD = 40
 /** records a read returns at most */
 export const MAX_READ = 256
 
+/** sources of appends with `from` a partition remembers (the oldest is forgotten past it) */
+export const MAX_APPEND_SOURCES = 256
+
 /** The ESM module of the partition cell. */
 export function partitionSource (config: PartitionConfig): string {
   return `// Stem stream partition ${config.stream}/${config.partition} (generated)
 const C = ${JSON.stringify(config)}
 const MAX_READ = ${MAX_READ}
+const MAX_SOURCES = ${MAX_APPEND_SOURCES}
 const KEY_MAX = 256
 
 export default class Partition {
@@ -64,15 +74,22 @@ export default class Partition {
   bytes = 0
   // [time, key, record, size]
   log = []
-  // group → [acked, gen]
+  // group → [acked, gen, holder?]
   groups = {}
+  // source → [gen, offset, offset here] of the last append with \`from\`
+  sources = {}
 
   partitions () { return C.partitions }
 
   consumers () { return C.consumers }
 
-  append (record, key) {
+  append (record, key, from) {
     if (key !== null && key !== undefined && (typeof key !== 'string' || key.length === 0 || key.length > KEY_MAX)) throw stem.error(400, 'key must be a string of 1-' + KEY_MAX + ' characters')
+    if (from !== undefined && from !== null) {
+      if (!Array.isArray(from) || from.length !== 3 || typeof from[0] !== 'string' || !/^[A-Za-z0-9.#\\/-]{1,200}$/.test(from[0]) || !Number.isSafeInteger(from[1]) || !Number.isSafeInteger(from[2])) throw stem.error(400, 'from must be [source, gen, offset]')
+      const last = this.sources[from[0]]
+      if (last !== undefined && (from[1] < last[0] || (from[1] === last[0] && from[2] <= last[1]))) return { partition: C.partition, offset: last[2], repeated: true }
+    }
     const size = JSON.stringify(record === undefined ? null : record).length + ${RECORD_OVERHEAD} + (key?.length ?? 0)
     if (size > C.maxBytes / 4) throw stem.error(413, 'record is too large: ' + size + ' characters of JSON, limit ' + Math.floor(C.maxBytes / 4))
     const now = stem.now()
@@ -83,6 +100,11 @@ export default class Partition {
     }
     this.log.push([now, key ?? null, record === undefined ? null : record, size])
     this.bytes += size
+    if (from !== undefined && from !== null) {
+      const names = Object.keys(this.sources)
+      if (this.sources[from[0]] === undefined && names.length >= MAX_SOURCES) delete this.sources[names[0]]
+      this.sources[from[0]] = [from[1], from[2], this.next]
+    }
     return { partition: C.partition, offset: this.next++ }
   }
 
@@ -102,7 +124,14 @@ export default class Partition {
       const e = this.log[from - this.base + i]
       records.push([from + i, e[1], e[0], e[2]])
     }
-    return { gen: g[1], records }
+    return { gen: g[1], records, holder: g[2] ?? null }
+  }
+
+  // the pump delivers the group's records to this instance from now on
+  hold (group, address) {
+    if (typeof address !== 'string' || address.length === 0 || address.length > 300) throw stem.error(400, 'hold: expected an instance address')
+    this.group(group)[2] = address
+    return true
   }
 
   ack (group, offset, gen) {
@@ -128,7 +157,7 @@ export default class Partition {
 
   info () {
     const groups = {}
-    for (const [name, g] of Object.entries(this.groups)) groups[name] = { acked: g[0], gen: g[1], lag: this.next - 1 - g[0] }
+    for (const [name, g] of Object.entries(this.groups)) groups[name] = g[2] === undefined ? { acked: g[0], gen: g[1], lag: this.next - 1 - g[0] } : { acked: g[0], gen: g[1], lag: this.next - 1 - g[0], holder: g[2] }
     return { stream: C.stream, partition: C.partition, base: this.base, next: this.next, records: this.log.length, bytes: this.bytes, groups }
   }
 

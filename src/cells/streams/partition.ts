@@ -5,6 +5,8 @@
 
 /** the method a partition's primary delivers records with (handled by the isolate bootstrap, never by cell code) */
 export const RECORD_METHOD = 'stem:record'
+/** the method the pump asks a consumer instance its cursor of one partition with, before it moves the partition to another instance (handled by the isolate bootstrap) */
+export const CURSOR_METHOD = 'stem:cursor'
 /** the consumer state's top-level field holding its cursors (a cell field of that name is refused) */
 export const CURSORS_FIELD = 'stem:cursors'
 /** first field of a partition cell's state: the node recognises partitions by it */

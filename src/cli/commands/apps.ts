@@ -39,7 +39,7 @@ export function registerApps (program: Command): void {
       // for one app, each keyed shard's keys (asked of its primary)
       const keys = app === undefined ? new Map<string, ShardKeys>() : await shardKeys(apps, client.post)
       if (flags.json === true) {
-        printJson(apps.map(a => ({ app: a.app, cells: a.cells.map(c => ({ ...specListing(c), ...keyCounts(keys.get(c.address)) })), ...(a.rollbacks.length > 0 ? { rollbacks: a.rollbacks } : {}) })))
+        printJson(apps.map(a => ({ app: a.app, cells: a.cells.map(c => ({ ...specListing(c), ...keyCounts(keys.get(c.address)) })), ...(a.rollbacks.length > 0 ? { rollbacks: a.rollbacks } : {}), ...(a.autoscale?.length > 0 ? { autoscale: a.autoscale } : {}) })))
         return
       }
       const label = await nodeLabels(client)
@@ -47,6 +47,7 @@ export function registerApps (program: Command): void {
       if (rows.length === 0) { process.stdout.write('no cells\n'); return }
       process.stdout.write(table([['ADDRESS', 'NODE', 'STATE', 'CLONES', ...(keys.size > 0 ? ['ACTIVE KEYS'] : [])], ...rows]))
       for (const a of apps) for (const r of a.rollbacks ?? []) process.stdout.write(`${a.app}/${r.cell}: last rollout rolled back: ${r.error}\n`)
+      for (const a of apps) for (const s of a.autoscale ?? []) process.stdout.write(`${a.app}/${s.cell}: autoscale ${s.min}..${s.max} replicas by lag (grows past ${s.lag} records): ${s.replicas} now\n`)
     })
 }
 

@@ -1,5 +1,6 @@
 // The manifest's streams (SPEC §5): `streams.<name>: { partitions, retention }`, a cell's
-// `consumes: [name | { stream, mode }]` and a route `METHOD PATH -> stream NAME`; then the
+// `consumes: [name | { stream, mode }]` and `autoscale: { min, max, lag }`, and a route
+// `METHOD PATH -> stream NAME`; then the
 // expansion the publisher makes before bundling: each partition becomes a placed cell of
 // the app (`<stream>-p<i>`, cells/streams/partition.ts) running Stem's partition code, so
 // it gets placement, a clone, failover, disk durability and restore like any instance.
@@ -25,6 +26,17 @@ export interface Consumption {
   mode: ConsumeMode
 }
 
+/**
+ * A consumer's `autoscale: { min, max, lag }`: its app's leader keeps its replicas within
+ * min..max, one more while its group's lag stays over `lag` records, one fewer while it
+ * stays idle (autoscale.ts)
+ */
+export interface AutoscaleSpec {
+  min: number
+  max: number
+  lag: number
+}
+
 export const streamLimits = {
   maxStreams: 16,
   maxPartitions: 32,
@@ -32,7 +44,9 @@ export const streamLimits = {
   maxTotalPartitions: 48,
   maxRetention: 1_000_000,
   /** a stream's name leaves room for its partitions' `-p<i>` within a cell name */
-  maxNameLength: 55
+  maxNameLength: 55,
+  /** records of lag an autoscaled consumer may be set to grow past */
+  maxAutoscaleLag: 1_000_000_000
 } as const
 
 export const streamDefaults = { partitions: 4, retention: 1000 } as const
@@ -127,6 +141,36 @@ export function checkConsumes (add: Add, field: string, v: unknown, streams: Rec
     out.push({ stream, mode })
   })
   return out
+}
+
+const AUTOSCALE_FIELDS = new Set(['min', 'max', 'lag'])
+
+/**
+ * Parses a cell's `autoscale` (`consumes`: the cell's parsed consumption; `replicas`: its
+ * replicas as written, undefined when left out) and answers it with the replicas the cell
+ * starts with: as written, or `min`.
+ */
+export function checkAutoscale (add: Add, field: string, v: unknown, consumes: readonly Consumption[] | undefined, replicas: number | undefined, maxReplicas: number): { autoscale: AutoscaleSpec, replicas: number } | undefined {
+  if (v === undefined) return undefined
+  if (!isMapping(v)) { add(field, `${show(v)} is not a mapping (expected { min, max, lag })`); return undefined }
+  let ok = true
+  for (const key of Object.keys(v)) if (!AUTOSCALE_FIELDS.has(key)) { add(`${field}.${key}`, 'unknown field (expected one of min, max, lag)'); ok = false }
+  const whole = (name: string, value: unknown, min: number, max: number, fallback?: number): number => {
+    if (value === undefined && fallback !== undefined) return fallback
+    if (value === undefined) { add(`${field}.${name}`, 'is required'); ok = false; return 0 }
+    if (typeof value !== 'number' || !Number.isInteger(value)) { add(`${field}.${name}`, `${show(value)} is not a whole number`); ok = false; return 0 }
+    if (value < min || value > max) { add(`${field}.${name}`, `${value} is out of range (${min}..${max})`); ok = false; return 0 }
+    return value
+  }
+  const spec: AutoscaleSpec = {
+    min: whole('min', v.min, 1, maxReplicas, 1),
+    max: whole('max', v.max, 1, maxReplicas),
+    lag: whole('lag', v.lag, 1, streamLimits.maxAutoscaleLag)
+  }
+  if (ok && spec.min > spec.max) { add(field, `min ${spec.min} is more than max ${spec.max}`); ok = false }
+  if ((consumes ?? []).length === 0) { add(field, 'only a cell that consumes a stream (consumes: [...]) autoscales by its lag'); ok = false } else if (!(consumes ?? []).some(c => c.mode === 'group')) { add(field, 'a broadcast consumer\'s every instance gets every record: more replicas do not lower its lag (consume as a group)'); ok = false }
+  if (ok && replicas !== undefined && (replicas < spec.min || replicas > spec.max)) { add(field.replace(/autoscale$/, 'replicas'), `${replicas} is outside autoscale's ${spec.min}..${spec.max}`); ok = false }
+  return ok ? { autoscale: spec, replicas: replicas ?? spec.min } : undefined
 }
 
 /** Cell names the partitions of `streams` take: a manifest cell of such a name is refused. */

@@ -6,14 +6,20 @@
 // cell (replicas as declared, so a failover never moves it); broadcast: to every instance,
 // each its own group `cell#i`. A delivery that is repeated (lost answer, failover of either
 // side, a pump on the old and the new primary at once) is skipped by the consumer's cursor:
-// the effect on its state is exactly once. Woken by each new state of the partition (an
+// the effect on its state is exactly once. When the replicas change (`stem scale`,
+// autoscale) a partition may go to another instance: the partition keeps the instance it
+// delivers to (`holder`), and before the first delivery to another one the pump asks the
+// old one's cursor and acknowledges it, so the new instance starts after what the old one
+// applied (an instance scaled away went with its state: the new one takes its records). Woken by each new state of the partition (an
 // append or an ack), and retried after a pause when a consumer cannot be reached.
 //
 // A record whose `onRecord` throws maxAttempts times, delivered alone, goes to the
 // stream's dead-letter stream `<stream>.dead` with the error (dead-letter.ts), and only
-// once that append is durable is it acknowledged (skipped): nothing is lost. A record of a
-// dead-letter stream itself is only skipped, with a log line.
-import { RECORD_METHOD, PARTITION_MARK, partitionOfCell } from '../../cells/streams/partition.js'
+// once that append is durable is it acknowledged (skipped): nothing is lost. The append
+// names the record's place (stream/partition/group, gen, offset), so one repeated after a
+// failover or a lost answer is not appended again. A record of a dead-letter stream itself
+// is only skipped, with a log line.
+import { CURSOR_METHOD, RECORD_METHOD, PARTITION_MARK, partitionOfCell } from '../../cells/streams/partition.js'
 import { MAX_READ } from '../../cells/streams/partition-code.js'
 import { parseAddress } from '../../cells/address.js'
 import type { AppAnnouncement } from '../announcement.js'
@@ -41,7 +47,7 @@ export interface PumpOptions {
 }
 
 interface Consumer { cell: string, mode: 'group' | 'broadcast' }
-interface ReadAnswer { gen: number, records: Array<[number, string | null, number, unknown]> }
+interface ReadAnswer { gen: number, records: Array<[number, string | null, number, unknown]>, holder?: string | null }
 interface Target { group: string, address: string }
 
 /** The consumer instances a partition delivers to: one per group. */
@@ -112,6 +118,8 @@ class PartitionPump {
     const batch = refused === undefined ? this.opts.batch : 1
     const read = await this.ask(this.address, 'read', [target.group, batch]) as ReadAnswer
     if (read.records.length === 0) return false
+    // (a partition published before holders existed answers none: delivered as before, until published again)
+    if (read.holder !== undefined && read.holder !== target.address) { await this.moveTo(target, read); return true }
     const last = read.records[read.records.length - 1][0]
     try {
       await this.ask(target.address, RECORD_METHOD, [this.stream, this.partition, read.gen, read.records])
@@ -127,7 +135,7 @@ class PartitionPump {
       const dead: DeadLetter = { stream: this.stream, partition: this.partition, offset, key, time, group: target.group, consumer: target.address, attempts: count, error: message, record }
       // durable in `<stream>.dead` before the skip; if it cannot be appended, the delivery pauses and is tried again
       const cells = this.deps.announcement(this.app)?.cells.map(c => c.name) ?? []
-      const to = await deadLetterAppend(this.app, cells, dead, async (address, method, args) => await this.ask(address, method, args))
+      const to = await deadLetterAppend(this.app, cells, dead, read.gen, async (address, method, args) => await this.ask(address, method, args))
       this.deps.log(`stream ${this.stream}/${this.partition}: ${target.address} refused record ${first} ${count} times: ${to !== undefined ? `moved to ${to.stream} offset ${to.offset}` : 'skipped'} (${message})`)
       this.refused.delete(target.group)
       await this.ask(this.address, 'ack', [target.group, first, read.gen])
@@ -136,6 +144,31 @@ class PartitionPump {
     this.refused.delete(target.group)
     await this.ask(this.address, 'ack', [target.group, last, read.gen])
     return true
+  }
+
+  /**
+   * The group's records go to another instance than before (its cell scaled, or the
+   * partition's first delivery): what the instance that had them applied is acknowledged
+   * first, so the new one starts after it. An instance scaled away went with its state:
+   * what it did not acknowledge goes to the new one. An old instance that cannot answer
+   * pauses the delivery (tried again), as giving its records to another could apply them twice.
+   */
+  private async moveTo (target: Target, read: ReadAnswer): Promise<void> {
+    const from = read.holder ?? null
+    if (from !== null && this.instanceKept(from)) {
+      const cursor = await this.ask(from, CURSOR_METHOD, [this.stream, this.partition]) as [number, number] | null
+      if (cursor !== null && cursor[0] === read.gen && cursor[1] >= read.records[0][0]) await this.ask(this.address, 'ack', [target.group, cursor[1], read.gen])
+    }
+    await this.ask(this.address, 'hold', [target.group, target.address])
+    if (from !== null) this.deps.log(`stream ${this.stream}/${this.partition}: group ${target.group} moves from ${from} to ${target.address}`)
+  }
+
+  /** whether the app still has the instance `address` (its cell's announced replicas) */
+  private instanceKept (address: string): boolean {
+    let parsed
+    try { parsed = parseAddress(address) } catch { return false }
+    const replicas = this.deps.announcement(this.app)?.cells.find(c => c.name === parsed.cell)?.replicas ?? 0
+    return parsed.app === this.app && parsed.replica !== undefined && parsed.key === undefined && parsed.replica < replicas
   }
 
   private async ask (address: string, method: string, args: unknown[]): Promise<unknown> {
