@@ -50,6 +50,8 @@ export interface CellHostProcessInit {
 const STDERR_TAIL = 4096
 
 const PAGE_SIZE = 4096
+/** a check this much later than due means this process did not run meanwhile (at least 3 heartbeat intervals) */
+const FROZEN_MIN_MS = 1000
 
 export class CellHostProcess {
   readonly child: ChildProcess
@@ -60,6 +62,7 @@ export class CellHostProcess {
   private early: ToHost[] = []
   private stderrTail = ''
   private lastPong = Date.now()
+  private lastCheck = Date.now()
   private pingSeq = 0
   private readonly heartbeat: NodeJS.Timeout
   private exited = false
@@ -169,6 +172,18 @@ export class CellHostProcess {
 
   private check (): void {
     if (this.exited) return
+    // this node itself was frozen (SIGSTOP, a suspended VM) or blocked since the last check:
+    // the silence is its own, not the host's. Killing the host on waking restarted its cells
+    // from their last saved state, and a deposed primary restarted so answered from an old
+    // state before anything fenced it (chaos seed 7). The host gets a fresh interval to answer.
+    const now = Date.now()
+    const frozen = now - this.lastCheck > Math.max(3 * this.init.heartbeatInterval, FROZEN_MIN_MS)
+    this.lastCheck = now
+    if (frozen) {
+      this.lastPong = now
+      this.send({ t: 'ping', n: ++this.pingSeq })
+      return
+    }
     if (!this.readyToSend) {
       if (Date.now() - this.lastPong > this.init.heartbeatTimeout() * 3) this.kill('did not start')
       return

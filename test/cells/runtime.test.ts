@@ -390,6 +390,30 @@ describe('cells: runtime lifecycle and messaging', function () {
     }
   })
 
+  it('a node that was itself frozen does not blame its cell host for the silence (it is not killed on waking)', async () => {
+    const frozen = createCellRuntime({ heartbeatInterval: 100, heartbeatTimeout: 1000 })
+    const reasons: string[] = []
+    frozen.addEventListener('host:crashed', e => { reasons.push(e.detail.reason) })
+    frozen.start()
+    try {
+      await frozen.transform('woken/c#0', await b.bundle('woken/c', COUNTER, { timeout: 100 }), { owner: b.owner.publicKey })
+      await frozen.ask('woken/c#0', 'increment', [2])
+      const pid = frozen.hostPids().get('woken') as number
+      // this process does not run for 2.5 s (as under SIGSTOP): no heartbeat is read meanwhile
+      const until = Date.now() + 2500
+      while (Date.now() < until) { /* frozen */ }
+      assert.equal(await frozen.ask('woken/c#0', 'increment', [1]), 3)
+      await waitFor(() => (frozen.cell('woken/c#0')?.messages ?? 0) >= 2, { what: 'the cell to answer after the freeze' })
+      // a few heartbeat rounds later, still the same host
+      const seen = Date.now()
+      await waitFor(() => Date.now() - seen > 1500, { what: 'heartbeat rounds after the freeze' })
+      assert.deepEqual(reasons, [])
+      assert.equal(frozen.hostPids().get('woken'), pid)
+    } finally {
+      await frozen.stop()
+    }
+  })
+
   it('a cell host past its RSS limit is killed; one that dies again and again marks its cells failed', async () => {
     const tight = createCellRuntime({ heartbeatInterval: 100, hostRssBase: 160 * MIB, memoryHeadroom: 0, maxHostRestarts: 3 })
     const seen: Array<{ type: string, reason: string }> = []
