@@ -36,12 +36,15 @@ describe('warm clones: the clone protocol', function () {
   let owner: Uint8Array
   let ownerId = ''
 
+  // each announcement supersedes the one before, even within one millisecond (the table keeps only newer ones)
+  let version = BigInt(Date.now()) * 1000n
   const announce = (over: Partial<AppAnnouncement> = {}): void => {
-    table.update({
-      app: 'shop', owner: ownerId, leader: primary.id, term: 1n, version: BigInt(Date.now()) * 1000n, members: [primary.id],
+    version += 1n
+    assert.ok(table.update({
+      app: 'shop', owner: ownerId, leader: primary.id, term: 1n, version, members: [primary.id],
       instances: [{ address: ADDRESS, node: primary.id, epoch: 1n, state: 'transformed', clones: [cloneNode.id], clonesReady: [cloneNode.id] }],
       cells: [{ name: 'counter', replicas: 1, timeout: 500 }], routes: [], reverted: false, ...over
-    })
+    }), 'the table took the announcement')
   }
 
   before(async () => {
