@@ -3,9 +3,9 @@
 // service's, topology/clones.ts), so a write starts only after a pause, behind the reply
 // that produced the state, and the states of that pause share it: at most one write per
 // cell in flight, always of the latest state.
-import { mkdir, readFile, unlink } from 'node:fs/promises'
+import { readFile, unlink } from 'node:fs/promises'
 import { join } from 'node:path'
-import { writeFileAtomic } from '../util/atomic-file.js'
+import { mkdirDurable, writeFileAtomic } from '../util/atomic-file.js'
 
 export interface StoredState {
   address: string
@@ -37,7 +37,7 @@ export class CellStateStore {
     const inFlight = this.writing.get(entry.address)
     if (inFlight !== undefined) return inFlight
     const run = (async () => {
-      this.ready ??= mkdir(this.dir, { recursive: true })
+      this.ready ??= mkdirDurable(this.dir)
       await this.ready
       while (this.latest.has(entry.address)) {
         await new Promise(resolve => setTimeout(resolve, this.writeDelayMs))

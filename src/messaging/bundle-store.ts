@@ -1,11 +1,11 @@
 // Bundles this node holds, in <dir>/<sha256>.bundle: verified before they are written
 // (structure, code hash, signature by the embedded owner key), written atomically, and
 // checked against their name again when read (a corrupted file is dropped, not served).
-import { mkdir, readFile, rm, readdir } from 'node:fs/promises'
+import { readFile, rm, readdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { decodeBundle, encodeBundle, verifyBundle } from '../cells/bundle.js'
 import type { CellBundle } from '../cells/bundle.js'
-import { writeFileAtomic } from '../util/atomic-file.js'
+import { mkdirDurable, writeFileAtomic } from '../util/atomic-file.js'
 
 const HASH = /^[0-9a-f]{64}$/
 
@@ -45,7 +45,7 @@ export function createBundleStore (dir: string): BundleStore {
       const bundle = decodeBundle(encoded)
       if (expectedHash !== undefined && bundle.hash !== expectedHash) throw new Error(`bundle is ${bundle.hash}, not the requested ${expectedHash}`)
       await verifyBundle(bundle, bundle.owner)
-      await mkdir(dir, { recursive: true })
+      await mkdirDurable(dir)
       await writeFileAtomic(file(bundle.hash), encodeBundle(bundle))
       return bundle
     },

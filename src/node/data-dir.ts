@@ -4,11 +4,11 @@
 //   contribution.json  what `stem contribute` set   peers/      persistent peer store (LevelDB)
 //   bundles/  code bundles held   groups/  app raft logs   cells/  cell states   clones/  held warm clones
 //   stem-data.json  the dir's format: a dir from a newer Stem is refused
-import { mkdir, readFile, readdir, rm, access, constants } from 'node:fs/promises'
+import { readFile, readdir, rm, access, constants } from 'node:fs/promises'
 import { homedir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { randomBytes } from 'node:crypto'
-import { writeFileAtomic } from '../util/atomic-file.js'
+import { mkdirDurable, nodeDirOps, writeFileAtomic } from '../util/atomic-file.js'
 import { upgradeLegacyWal } from '../raft/storage/wal-upgrade.js'
 import { MESH_KEY_LENGTH, meshNameProblem, type MeshConfig } from '../mesh/mesh-config.js'
 import { resourcesProblem, type Resources } from '../mesh/resources.js'
@@ -76,7 +76,7 @@ export async function checkDataFormat (dir: string): Promise<string[]> {
 /** Creates the dir (0700) if needed and checks it is writable; one-line error otherwise. */
 export async function prepareDataDir (dir: string): Promise<void> {
   try {
-    await mkdir(dir, { recursive: true, mode: 0o700 })
+    await mkdirDurable(dir, nodeDirOps(0o700))
     await access(dir, constants.W_OK)
     const probe = join(dir, `.probe-${randomBytes(4).toString('hex')}`)
     await writeFileAtomic(probe, '')

@@ -15,12 +15,13 @@
 // its other members as an empty member (GroupInit.rejoin); the node's other groups start
 // as usual.
 import { randomBytes } from 'node:crypto'
-import { mkdir, readdir, rename, rm } from 'node:fs/promises'
+import { readdir, rename, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { DiskLogStorage, WalCorruptError } from '../raft/storage/disk-log-storage.js'
 import { EntryType } from '../raft/types.js'
 import type { Entry, Message, Snapshot } from '../raft/types.js'
 import type { Logger } from '../util/logger.js'
+import { mkdirDurable } from '../util/atomic-file.js'
 import { applyCommand, decodeCommand, encodeCommand } from './app-state.js'
 import type { AppCommand, AppState, ApplyResult } from './app-state.js'
 import { decodeAppSnapshot, encodeAppSnapshot } from './app-snapshot.js'
@@ -109,7 +110,7 @@ export class AppGroups {
 
   /** Opens every group whose log is on disk; a damaged one is moved aside and rejoined from its members. */
   async start (): Promise<void> {
-    await mkdir(this.init.groupsDir, { recursive: true })
+    await mkdirDurable(this.init.groupsDir)
     for (const name of await readdir(this.init.groupsDir)) {
       if (!GROUP_ID.test(name)) continue
       try {

@@ -9,9 +9,9 @@
 // produced the state, so a busy instance costs a few fsyncs per second and no reply
 // shares its turn with the write; `save(…, { now: true })` skips the pause (`durability:
 // disk`: the reply waits for the fsync).
-import { mkdir, readdir, readFile, rename, unlink } from 'node:fs/promises'
+import { readdir, readFile, rename, unlink } from 'node:fs/promises'
 import { basename, join } from 'node:path'
-import { writeFileAtomic } from '../util/atomic-file.js'
+import { mkdirDurable, writeFileAtomic } from '../util/atomic-file.js'
 import type { CellLimits } from '../cells/limits.js'
 import { decodeReplyWindow } from '../cells/reply-window.js'
 
@@ -96,7 +96,7 @@ export class CloneStore {
     const inFlight = this.writing.get(clone.address)
     if (inFlight !== undefined) return await inFlight
     const run = (async () => {
-      this.ready ??= mkdir(this.dir, { recursive: true })
+      this.ready ??= mkdirDurable(this.dir)
       await this.ready
       for (;;) {
         // nothing new since the last write: done

@@ -5,6 +5,7 @@ import { SimCrashError, SimFs } from '../../src/raft/sim/sim-fs.js'
 import { createRand } from '../../src/raft/core/rand.js'
 import { DiskLogStorage, WalCorruptError } from '../../src/raft/storage/disk-log-storage.js'
 import { SECTOR_BYTES } from '../../src/raft/storage/wal-record.js'
+import { mkdirDurable } from '../../src/util/atomic-file.js'
 import { EntryType } from '../../src/raft/types.js'
 import type { Entry } from '../../src/raft/types.js'
 
@@ -24,7 +25,7 @@ function crashAtDraw (at: number): () => number {
 
 async function newFs (rand: () => number): Promise<SimFs> {
   const fs = new SimFs(rand)
-  await fs.mkdir(DIR)
+  await mkdirDurable(DIR, fs)
   return fs
 }
 
@@ -50,6 +51,31 @@ describe('sim fs: a simulated disk with storage faults', () => {
     fs.powerCut()
     assert.deepEqual(await fs.readdir(DIR), [])
     await assert.rejects(fs.readFile(`${DIR}/new`), { code: 'ENOENT' })
+  })
+
+  it('loses a directory whose entry was never fsynced into its parent, with the fsynced files in it', async () => {
+    const fs = new SimFs(createRand(1))
+    assert.equal(await fs.mkdir(`${DIR}/a/b`), '/disk')
+    await fs.fsyncDir('/disk/raft') // makes a durable, but /disk's own entry in / is not
+    const h = await fs.open(`${DIR}/a/b/f`, 'wx')
+    await h.write(bytes(10, 1), 0, 10, 0)
+    await h.sync()
+    await fs.fsyncDir(`${DIR}/a/b`)
+    await fs.fsyncDir(`${DIR}/a`)
+    fs.powerCut()
+    await assert.rejects(fs.readdir('/disk'), { code: 'ENOENT' })
+    await assert.rejects(fs.readFile(`${DIR}/a/b/f`), { code: 'ENOENT' })
+  })
+
+  it('keeps every directory mkdirDurable creates, and the fsynced files in them, across a power cut', async () => {
+    const fs = await newFs(createRand(1))
+    await mkdirDurable(`${DIR}/a/b/c`, fs)
+    const h = await fs.open(`${DIR}/a/b/c/f`, 'wx')
+    await h.write(bytes(10, 1), 0, 10, 0)
+    await h.sync()
+    await fs.fsyncDir(`${DIR}/a/b/c`)
+    fs.powerCut()
+    assert.deepEqual(await fs.readFile(`${DIR}/a/b/c/f`), bytes(10, 1))
   })
 
   it('replaces a file atomically: a crash at any of its writes leaves the old or the new content', async () => {
@@ -126,7 +152,8 @@ describe('sim fs: the disk WAL under storage faults', () => {
     let crashes = 0
     for (let seed = 1; crashes < 400; seed++) {
       const rand = createRand(seed)
-      const fs = await newFs(rand)
+      const fs = new SimFs(rand) // the WAL creates its directory itself
+
       fs.faults = { crash: 0.05, torn: 1 }
       const open = async (): Promise<DiskLogStorage> => await DiskLogStorage.open(DIR, { fs, segmentBytes: 512 })
       let wal: DiskLogStorage | undefined

@@ -6,7 +6,8 @@
 //   and every later call does too) after applying its own change;
 // - power cut (powerCut): each file keeps what was fsynced, and of what was written since,
 //   nothing, or a torn prefix (cut short, or whole sectors that read back as zeros); a
-//   directory keeps its entries as last fsynced;
+//   directory keeps its entries as last fsynced, and a directory whose own entry was never
+//   fsynced into its parent is gone with everything in it;
 // - bit flip (flipBit): one bit of the fsynced bytes of a file changes, as a latent sector
 //   error would (the WAL must refuse such a log, never read it as valid).
 import { dirname, basename, join } from 'node:path'
@@ -52,7 +53,10 @@ export class SimFs implements WalFs {
   down = false
   /** mutating calls made (for tests and traces) */
   writes = 0
-  private readonly dirs = new Set<string>()
+  /** the directories as they are now (the root is always there) */
+  private dirs = new Set<string>()
+  /** the directories whose entry in their parent was fsynced */
+  private durableDirs = new Set<string>()
   /** path -> file, as the directory entries are now */
   private names = new Map<string, Inode>()
   /** path -> file, as the directory entries were last fsynced */
@@ -65,16 +69,20 @@ export class SimFs implements WalFs {
 
   // ---- WalFs ----
 
-  async mkdir (dir: string): Promise<void> {
+  async mkdir (dir: string): Promise<string | undefined> {
     this.mutating()
-    // directories are taken as durable at once: the WAL creates its one directory once
-    for (let d = dir; !this.dirs.has(d) && d !== dirname(d); d = dirname(d)) this.dirs.add(d)
+    let first: string | undefined
+    for (let d = dir; !this.dirs.has(d) && d !== dirname(d); d = dirname(d)) {
+      this.dirs.add(d)
+      first = d
+    }
     this.maybeCrash()
+    return first
   }
 
   async readdir (dir: string): Promise<string[]> {
     this.alive()
-    if (!this.dirs.has(dir)) throw notFound(dir)
+    if (!this.isDir(dir)) throw notFound(dir)
     return [...this.names.keys()].filter(p => dirname(p) === dir).map(p => basename(p)).sort()
   }
 
@@ -90,7 +98,7 @@ export class SimFs implements WalFs {
     let inode = this.names.get(path)
     if (flags === 'wx') {
       if (inode !== undefined) throw Object.assign(new Error(`EEXIST: file exists: ${path}`), { code: 'EEXIST' })
-      if (!this.dirs.has(dirname(path))) throw notFound(dirname(path))
+      if (!this.isDir(dirname(path))) throw notFound(dirname(path))
       inode = { data: new Uint8Array(0), synced: new Uint8Array(0) }
       this.names.set(path, inode)
       this.maybeCrash()
@@ -118,6 +126,8 @@ export class SimFs implements WalFs {
 
   async fsyncDir (dir: string): Promise<void> {
     this.mutating()
+    if (!this.isDir(dir)) throw notFound(dir)
+    for (const d of this.dirs) if (dirname(d) === dir) this.durableDirs.add(d)
     for (const p of [...this.durable.keys()]) if (dirname(p) === dir && !this.names.has(p)) this.durable.delete(p)
     for (const [p, inode] of this.names) if (dirname(p) === dir) this.durable.set(p, inode)
     this.maybeCrash()
@@ -129,6 +139,11 @@ export class SimFs implements WalFs {
   powerCut (): void {
     this.down = false
     this.boot++
+    // a directory stays if its entry and those of all its ancestors were fsynced
+    const kept = [...this.durableDirs].filter(d => this.reachable(d))
+    this.dirs = new Set(kept)
+    this.durableDirs = new Set(kept)
+    for (const p of [...this.durable.keys()]) if (!this.isDir(dirname(p))) this.durable.delete(p)
     this.names = new Map(this.durable)
     // torn bytes were never fsynced: `synced` stays as it was, so the next cut may tear them again
     for (const inode of new Set(this.names.values())) inode.data = this.tear(inode)
@@ -211,6 +226,16 @@ export class SimFs implements WalFs {
       torn.fill(0, from)
     }
     return torn
+  }
+
+  private isDir (dir: string): boolean {
+    return dir === dirname(dir) || this.dirs.has(dir)
+  }
+
+  /** whether `dir` and every ancestor up to the root have a durable entry */
+  private reachable (dir: string): boolean {
+    for (let d = dir; d !== dirname(d); d = dirname(d)) if (!this.durableDirs.has(d)) return false
+    return true
   }
 
   private alive (): void {

@@ -20,6 +20,7 @@ import { limitSize } from '../core/entry-size.js'
 import { RecordType, encodeRecord, encodeRecords, isTornTail, scanRecords, validRecordFollows } from './wal-record.js'
 import type { PendingRecord, WalRecord } from './wal-record.js'
 import { nodeWalFs } from './wal-fs.js'
+import { mkdirDurable } from '../../util/atomic-file.js'
 import type { WalFileHandle, WalFs } from './wal-fs.js'
 import {
   confFromProto, confToProto, emptySnapshot, entryFromProto, entryToProto,
@@ -97,7 +98,7 @@ export class DiskLogStorage implements LogStorage {
 
   /** Opens (creating if needed) the group's storage in `dir` and recovers its state. */
   static async open (dir: string, init: DiskLogStorageInit = {}): Promise<DiskLogStorage> {
-    await (init.fs ?? nodeWalFs).mkdir(dir)
+    await mkdirDurable(dir, init.fs ?? nodeWalFs)
     const storage = new DiskLogStorage(dir, init)
     await storage.recover()
     return storage

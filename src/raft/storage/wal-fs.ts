@@ -16,8 +16,8 @@ export interface WalFileHandle {
 }
 
 export interface WalFs {
-  /** creates `dir` and its missing parents */
-  mkdir: (dir: string) => Promise<void>
+  /** creates `dir` and its missing parents; resolves to the first directory it created, if any (the WAL makes them durable: mkdirDurable) */
+  mkdir: (dir: string) => Promise<string | undefined>
   readdir: (dir: string) => Promise<string[]>
   /** rejects with code ENOENT when `path` does not exist */
   readFile: (path: string) => Promise<Uint8Array>
@@ -31,7 +31,7 @@ export interface WalFs {
 }
 
 export const nodeWalFs: WalFs = {
-  mkdir: async dir => { await mkdir(dir, { recursive: true }) },
+  mkdir: async dir => await mkdir(dir, { recursive: true }),
   readdir: async dir => await readdir(dir),
   readFile: async path => await readFile(path),
   open: async (path, flags) => await open(path, flags),
