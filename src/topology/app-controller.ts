@@ -25,7 +25,7 @@ import type { AppTable } from './app-table.js'
 import type { CloneService } from './clones.js'
 import type { ReservationSync } from './reservation-sync.js'
 import { itemsKey } from './reservation-sync.js'
-import { nextMemberChange } from './group-members.js'
+import { memberChangeDue, nextMemberChange } from './group-members.js'
 import { place } from './placement.js'
 import { cellCost, defaultAccounting } from './placement-accounting.js'
 import type { DesiredApp, Placement } from './placement-accounting.js'
@@ -77,7 +77,7 @@ export interface AppControllerInit {
 
 /** a whole-app revert is announced this many times before the group dissolves */
 const REVERT_ANNOUNCEMENTS = 3
-/** a membership change proposed by a leader gets this long to commit before the next try */
+/** a membership change proposed by a leader gets this long to apply before it is proposed again */
 const CONF_CHANGE_RETRY_MS = 2000
 /** a failed start is retried after this long, doubling per failure in a row, up to RETRY_MAX_MS */
 const RETRY_FIRST_MS = 250
@@ -217,19 +217,21 @@ export class AppController {
   /**
    * The leader replaces a member that has been missing long enough: first removes it (the
    * live members keep their quorum), then adds the best live node not in the group, one
-   * membership change at a time. A node that just started waits the same time before
-   * judging, as its capacity view is still filling.
+   * membership change at a time. The add follows as soon as the removal is applied: until
+   * then the group has two voters and no room for another fault. A node that just started
+   * waits the same time before judging, as its capacity view is still filling.
    */
   private async replaceDeadMembers (h: HostedApp): Promise<void> {
     const verdictAfter = this.init.memberSuspicionMs ?? 10_000
     const now = Date.now()
-    if (now - this.startedAt < verdictAfter || now - h.lastConfChange < CONF_CHANGE_RETRY_MS) return
+    if (now - this.startedAt < verdictAfter) return
     const status = this.components.raft.status(h.group)
+    if (!memberChangeDue(h.memberChange, status.members, now, CONF_CHANGE_RETRY_MS)) return
     const next = nextMemberChange({ members: status.members, self: this.components.self, missingSince: this.missingSince, nodes: this.components.nodes(), now, verdictAfterMs: verdictAfter })
     const change = next === undefined ? undefined : 'remove' in next ? { type: ConfChangeType.RemoveNode, node: next.remove } : { type: ConfChangeType.AddNode, node: next.add }
     if (change === undefined) return
     await confirmLease(this.components.raft, h.group, h.app)
-    h.lastConfChange = now
+    h.memberChange = { node: change.node, add: change.type === ConfChangeType.AddNode, at: now }
     try {
       this.components.raft.proposeConfChange(h.group, change)
       this.components.logger.info(`app ${h.app}: ${change.type === ConfChangeType.RemoveNode ? 'removing lost member' : 'adding member'} ${change.node}`)

@@ -27,6 +27,7 @@ import type { AppCommand, AppState, ApplyResult } from './app-state.js'
 import { decodeAppSnapshot, encodeAppSnapshot } from './app-snapshot.js'
 import type { Role } from './reconcile.js'
 import type { RaftPort } from './ports.js'
+import type { ProposedMemberChange } from './group-members.js'
 
 /** recovering: waiting for the nodes that may hold its newest copy; lost: every copy is gone (recovery.ts) */
 export type InstanceState = 'starting' | 'transformed' | 'failed' | 'recovering' | 'lost'
@@ -59,8 +60,8 @@ export interface HostedApp {
   lastAnnounced: number
   revertAnnouncements: number
   dissolved: boolean
-  /** when the leader last proposed a membership change */
-  lastConfChange: number
+  /** the membership change the leader last proposed, and when */
+  memberChange?: ProposedMemberChange
   /** log index `state` is as of */
   applied: number
   /** entries and their bytes applied since the last snapshot */
@@ -171,7 +172,7 @@ export class AppGroups {
     const app = (GROUP_ID.exec(group) as RegExpExecArray)[1]
     const opening = (async () => {
       const storage = await DiskLogStorage.open(join(this.init.groupsDir, group), { segmentBytes: this.init.walSegmentBytes ?? 256 * 1024 })
-      const h: HostedApp = { group, app, storage, running: new Map(), busy: false, version: BigInt(Date.now()), lastAnnounced: 0, revertAnnouncements: 0, dissolved: false, lastConfChange: 0, applied: 0, sinceSnapshot: { entries: 0, bytes: 0 }, compacting: false }
+      const h: HostedApp = { group, app, storage, running: new Map(), busy: false, version: BigInt(Date.now()), lastAnnounced: 0, revertAnnouncements: 0, dissolved: false, applied: 0, sinceSnapshot: { entries: 0, bytes: 0 }, compacting: false }
       const snap = storage.snapshot()
       if (snap.metadata.index > 0) {
         try {

@@ -264,7 +264,6 @@ export class CloneService {
     this.primaryWrites.set(address, write)
   }
 
-  /** the placement epoch of an instance, as the latest announcement says */
   /** the epoch of the state this node's primary of `address` runs (primaryEpochs; the announced one while it names this node) */
   private epochOf (address: string): number {
     const app = address.slice(0, address.indexOf('/'))

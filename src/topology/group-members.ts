@@ -26,6 +26,18 @@ export function pickGroupMembers (nodes: NodeCapacity[], n = 3, current: PeerId[
 
 export type MemberChange = { remove: PeerId } | { add: PeerId }
 
+/** a membership change the leader proposed, and when (ms) */
+export interface ProposedMemberChange { node: PeerId, add: boolean, at: number }
+
+/**
+ * Whether the leader may propose its next membership change: at once when the last one is
+ * applied (`members` shows it), else once `retryMs` have passed (it was lost, or its
+ * proposal dropped). After a removal, the add that restores fault tolerance must not wait.
+ */
+export function memberChangeDue (last: ProposedMemberChange | undefined, members: PeerId[], now: number, retryMs: number): boolean {
+  return last === undefined || last.add === members.includes(last.node) || now - last.at >= retryMs
+}
+
 export interface MemberChangeInput {
   members: PeerId[]
   /** the leader deciding: never removes itself */

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { nextMemberChange, pickGroupMembers } from '../../src/topology/group-members.js'
+import { memberChangeDue, nextMemberChange, pickGroupMembers } from '../../src/topology/group-members.js'
 import type { NodeCapacity } from '../../src/topology/types.js'
 
 const GiB = 2 ** 30
@@ -57,6 +57,22 @@ describe('topology/group-members', () => {
 
     it('grows a small group when a node joins a small mesh', () => {
       assert.deepEqual(nextMemberChange({ ...base, members: ['a'], nodes: [node('a', 1), node('b', 1)], missingSince: new Map(), now: 0 }), { add: 'b' })
+    })
+  })
+
+  describe('memberChangeDue', () => {
+    it('lets the add follow a removal as soon as the removal is applied, not a retry period later', () => {
+      const removal = { node: 'c', add: false, at: 1000 }
+      assert.equal(memberChangeDue(removal, ['a', 'b', 'c'], 1100, 2000), false, 'the removal is not applied yet')
+      assert.equal(memberChangeDue(removal, ['a', 'b'], 1100, 2000), true, 'applied: the add may go at once')
+      assert.equal(memberChangeDue(removal, ['a', 'b', 'c'], 3000, 2000), true, 'not applied after the retry period: proposed again')
+    })
+
+    it('waits for an add to apply the same way, and lets a leader with no change of its own go', () => {
+      const add = { node: 'd', add: true, at: 1000 }
+      assert.equal(memberChangeDue(add, ['a', 'b'], 2999, 2000), false)
+      assert.equal(memberChangeDue(add, ['a', 'b', 'd'], 1001, 2000), true)
+      assert.equal(memberChangeDue(undefined, ['a', 'b'], 0, 2000), true)
     })
   })
 })
