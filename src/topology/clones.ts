@@ -132,7 +132,10 @@ export class CloneService {
   private readonly ackedBy = new Map<string, Map<string, number>>()
   /** primary side: when the newest request a clone confirmed was sent, by instance (the lease) */
   private readonly confirmedAt = new Map<string, number>()
-  private readonly inflight = new Map<string, Promise<void>>()
+  /** primary side: the push of each instance's state under way, and the clones it went to */
+  private readonly inflight = new Map<string, { push: Promise<void>, clones: string }>()
+  /** primary side: replies waiting on a push, woken when an announcement names other clones */
+  private readonly cloneChanges = new Map<string, { clones: string, changed: Promise<void>, wake: () => void }>()
   /** local primaries being reverted as superseded (demote) */
   private readonly demoting = new Set<string>()
   /** `address peer` of the seeding pushes under way */
@@ -171,6 +174,8 @@ export class CloneService {
     components.runtime.addEventListener('cell:started', evt => { this.confirmedAt.set(evt.detail.address, Date.now()) })
     components.runtime.addEventListener('cell:reverted', evt => {
       const address = evt.detail.address
+      this.cloneChanges.get(address)?.wake()
+      this.cloneChanges.delete(address)
       this.latest.delete(address)
       this.replicated.delete(address)
       this.ackedBy.delete(address)
@@ -317,6 +322,11 @@ export class CloneService {
       const acked = this.ackedBy.get(inst.address)
       if (acked !== undefined) for (const peer of acked.keys()) if (!inst.clones.includes(peer)) acked.delete(peer)
       if (inst.node === self && this.running) this.seed(inst.address, inst.clones)
+      const waiting = this.cloneChanges.get(inst.address)
+      if (waiting !== undefined && waiting.clones !== cloneSet(inst.clones)) {
+        this.cloneChanges.delete(inst.address)
+        waiting.wake()
+      }
     }
   }
 
@@ -461,16 +471,28 @@ export class CloneService {
         // since it asked): ask again; a clone promoted meanwhile refuses
         if (++lapsed > LEASE_ATTEMPTS) throw new Error(`the lease of the primary of ${address} lapsed: no clone confirmed its state within ${leaseMs} ms`)
       }
+      // a push to clones an announcement has replaced since (one judged stalled) is not
+      // waited for: its request would hold every reply until it times out
+      const set = cloneSet(clones)
+      const changed = this.clonesChanged(address, set)
       const running = this.inflight.get(address)
-      if (running !== undefined) { await running.catch(() => {}); continue }
-      const push = this.push(address, clones, latest)
-      this.inflight.set(address, push)
-      try {
-        await push
-      } finally {
-        this.inflight.delete(address)
-      }
+      if (running?.clones === set) { await Promise.race([running.push.catch(() => {}), changed]); continue }
+      const entry = { push: this.push(address, clones, latest), clones: set }
+      this.inflight.set(address, entry)
+      const failed = await Promise.race([entry.push.then(() => undefined, (err: Error) => err), changed.then(() => undefined)])
+      if (this.inflight.get(address) === entry) this.inflight.delete(address)
+      if (failed !== undefined) throw failed
     }
+  }
+
+  /** settles once an announcement names other clones of local instance `address` than `clones` */
+  private async clonesChanged (address: string, clones: string): Promise<void> {
+    const waiting = this.cloneChanges.get(address)
+    if (waiting?.clones === clones) return await waiting.changed
+    const { promise, resolve } = Promise.withResolvers<void>()
+    this.cloneChanges.set(address, { clones, changed: promise, wake: resolve })
+    waiting?.wake()
+    return await promise
   }
 
   /** the push of a state to a clone: the reply window goes in the same request as the state it belongs to */
@@ -746,4 +768,9 @@ function replyWindowProblem (replies: string): string | undefined {
 
 export function createCloneService (components: CloneServiceComponents, init: CloneServiceInit): CloneService {
   return new CloneService(components, init)
+}
+
+/** a clone list as a key: the same clones in any order are the same set */
+function cloneSet (clones: string[]): string {
+  return [...clones].sort().join(',')
 }

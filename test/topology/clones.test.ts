@@ -183,6 +183,32 @@ describe('warm clones: the clone protocol', function () {
     clones.dropApp('shop')
   })
 
+  it('a reply waiting on a stalled clone goes to the clone an announcement names instead, without waiting out the request', async () => {
+    // the stranger takes clone requests and never answers: a clone stalled (SIGSTOP) on an open connection
+    const protocol = `/stem/${MESH}/clone/1`
+    const held: Array<{ abort: (err: Error) => void }> = []
+    await stranger.libp2p.handle(protocol, stream => { held.push(stream) })
+    await primaryClones.hold(cloneNode.id, ADDRESS, bundleHash, owner, limits)
+    try {
+      announce({ instances: [{ address: ADDRESS, node: primary.id, epoch: 1n, state: 'transformed', clones: [stranger.id], clonesReady: [] }] })
+      const asked = Date.now()
+      const answer = primary.runtime.ask(ADDRESS, 'increment', [1])
+      await waitFor(() => held.length > 0, { timeout: 10_000, what: 'the push to the stalled clone' })
+      // the leader judged the clone stalled and placed it on the clone node
+      announce()
+      primaryClones.onAnnouncement(table.get('shop') as AppAnnouncement)
+      const { count } = await answer as { count: number }
+      assert.ok(count > 0)
+      // the request to the stalled clone times out after 5 s: the answer must not have waited for it
+      assert.ok(Date.now() - asked < 4000, `answered ${Date.now() - asked} ms after the ask`)
+    } finally {
+      for (const stream of held) stream.abort(new Error('test over'))
+      await stranger.libp2p.unhandle(protocol)
+      announce()
+      clones.dropApp('shop')
+    }
+  })
+
   it('a primary listed without clones answers nothing once its announcement places the instance on another node', async () => {
     // its successor is announced while still starting, its clone not held yet
     announce({ instances: [{ address: ADDRESS, node: stranger.id, epoch: 2n, state: 'starting', clones: [], clonesReady: [] }] })
