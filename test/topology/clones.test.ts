@@ -209,6 +209,27 @@ describe('warm clones: the clone protocol', function () {
     }
   })
 
+  it('replies waiting for a clone when their primary is reverted fail: none leaves without a clone holding its state', async () => {
+    const protocol = `/stem/${MESH}/clone/1`
+    const held: Array<{ abort: (err: Error) => void }> = []
+    await stranger.libp2p.handle(protocol, stream => { held.push(stream) })
+    const bundle = primary.runtime.bundleOf(ADDRESS)
+    assert.ok(bundle !== undefined)
+    try {
+      // the clone stalled; a woken primary's increments wait for it when the node reverts the primary (superseded)
+      announce({ instances: [{ address: ADDRESS, node: primary.id, epoch: 1n, state: 'transformed', clones: [stranger.id], clonesReady: [] }] })
+      const answers = [primary.runtime.ask(ADDRESS, 'increment', [1]), primary.runtime.ask(ADDRESS, 'increment', [1])].map(async p => await p.then(() => 'answered', (err: Error) => err.message))
+      await waitFor(() => held.length > 0, { timeout: 10_000, what: 'the push to the stalled clone' })
+      await primary.runtime.revert(ADDRESS)
+      for (const outcome of await Promise.all(answers)) assert.match(outcome, /not safe yet: .*reverted/)
+    } finally {
+      for (const stream of held) stream.abort(new Error('test over'))
+      await stranger.libp2p.unhandle(protocol)
+      announce()
+      if (primary.runtime.cell(ADDRESS)?.status !== 'transformed') await primary.runtime.transform(ADDRESS, bundle, { owner, limits })
+    }
+  })
+
   it('a primary listed without clones answers nothing once its announcement places the instance on another node', async () => {
     // its successor is announced while still starting, its clone not held yet
     announce({ instances: [{ address: ADDRESS, node: stranger.id, epoch: 2n, state: 'starting', clones: [], clonesReady: [] }] })
