@@ -219,15 +219,18 @@ export class AppController {
    * live members keep their quorum), then adds the best live node not in the group, one
    * membership change at a time. The add follows as soon as the removal is applied: until
    * then the group has two voters and no room for another fault. A node that just started
-   * waits the same time before judging, as its capacity view is still filling.
+   * waits the same time before judging a member missing, as its capacity view is still
+   * filling, but fills a free seat at once (chaos seed 7: a leader restarted into a group
+   * of two waited 10 s to add a member, and the app had no leader for 60 s when the other
+   * member stalled meanwhile).
    */
   private async replaceDeadMembers (h: HostedApp): Promise<void> {
     const verdictAfter = this.init.memberSuspicionMs ?? 10_000
     const now = Date.now()
-    if (now - this.startedAt < verdictAfter) return
     const status = this.components.raft.status(h.group)
     if (!memberChangeDue(h.memberChange, status.members, now, CONF_CHANGE_RETRY_MS)) return
-    const next = nextMemberChange({ members: status.members, self: this.components.self, missingSince: this.missingSince, nodes: this.components.nodes(), now, verdictAfterMs: verdictAfter })
+    const judgeMissing = now - this.startedAt >= verdictAfter
+    const next = nextMemberChange({ members: status.members, self: this.components.self, missingSince: this.missingSince, nodes: this.components.nodes(), now, verdictAfterMs: verdictAfter, judgeMissing })
     const change = next === undefined ? undefined : 'remove' in next ? { type: ConfChangeType.RemoveNode, node: next.remove } : { type: ConfChangeType.AddNode, node: next.add }
     if (change === undefined) return
     await confirmLease(this.components.raft, h.group, h.app)

@@ -50,6 +50,12 @@ export interface MemberChangeInput {
   verdictAfterMs: number
   /** group size (default 3) */
   n?: number
+  /**
+   * whether members may be judged missing (default true): false while the leader's own
+   * capacity view is still filling after its start. Free seats are filled either way: a
+   * group of two has no room for a fault, and a leader that just restarted must not wait.
+   */
+  judgeMissing?: boolean
 }
 
 /**
@@ -60,10 +66,11 @@ export interface MemberChangeInput {
  */
 export function nextMemberChange (input: MemberChangeInput): MemberChange | undefined {
   const n = input.n ?? 3
-  const dead = input.members.find(m => m !== input.self && input.now - (input.missingSince.get(m) ?? input.now) >= input.verdictAfterMs)
+  const missingSince = input.judgeMissing === false ? new Map<PeerId, number>() : input.missingSince
+  const dead = input.members.find(m => m !== input.self && input.now - (missingSince.get(m) ?? input.now) >= input.verdictAfterMs)
   if (dead !== undefined) return { remove: dead }
   if (input.members.length >= n) return undefined
-  const live = input.members.filter(m => !input.missingSince.has(m))
+  const live = input.members.filter(m => !missingSince.has(m))
   const add = pickGroupMembers(input.nodes, n, live).find(m => !input.members.includes(m))
   return add !== undefined ? { add } : undefined
 }

@@ -55,6 +55,14 @@ describe('topology/group-members', () => {
       assert.equal(nextMemberChange({ ...base, members: ['a', 'b', 'd'], missingSince: new Map(), now: 60_000 }), undefined)
     })
 
+    it('judges no member missing while the leader\'s view is filling, but fills a free seat at once', () => {
+      const missingSince = new Map([['c', 0], ['b', 0]])
+      assert.equal(nextMemberChange({ ...base, missingSince, now: 60_000, judgeMissing: false }), undefined)
+      // a leader restarted into a group of two: the free seat is filled without waiting
+      assert.deepEqual(nextMemberChange({ ...base, members: ['a', 'b'], missingSince, now: 0, judgeMissing: false }), { add: 'd' })
+      assert.deepEqual(nextMemberChange({ ...base, members: ['a', 'b'], missingSince, now: 60_000 }), { remove: 'b' })
+    })
+
     it('grows a small group when a node joins a small mesh', () => {
       assert.deepEqual(nextMemberChange({ ...base, members: ['a'], nodes: [node('a', 1), node('b', 1)], missingSince: new Map(), now: 0 }), { add: 'b' })
     })
