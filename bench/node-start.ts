@@ -3,7 +3,9 @@
 // API listens (it prints `api: http…`, then answers `GET /v1/status`), for a first start
 // (keys generated, data dir created) and a restart of the same data dir. Beside it, in the
 // same run, alternating: a bare libp2p node with the mesh's services (createMeshLibp2p,
-// bench/support/idle-bare-node.ts) from spawn to listening. p50 of the wall times.
+// bench/support/idle-bare-node.ts) from spawn to listening; and a first start without
+// Node's compile cache (NODE_DISABLE_COMPILE_CACHE: every module compiled again, as before
+// src/util/compile-cache.ts). p50 of the wall times.
 import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { join, dirname } from 'node:path'
@@ -17,9 +19,9 @@ const TRIALS = 7
 const bareNode = join(dirname(fileURLToPath(import.meta.url)), 'support', 'idle-bare-node.js')
 
 /** ms from spawning `stem start` until its control API answers GET /v1/status */
-async function stemStart (dataDir: string): Promise<number> {
+async function stemStart (dataDir: string, env: Record<string, string> = {}): Promise<number> {
   const t = performance.now()
-  const node = spawnStem(['start'], dataDir)
+  const node = spawnStem(['start'], dataDir, [], { env })
   await node.ready()
   const status = await fetch(`${await apiUrlOf(dataDir)}/v1/status`, { headers: { authorization: `Bearer ${await readToken(dataDir)}` } })
   const ms = performance.now() - t
@@ -47,6 +49,8 @@ try {
   const first: number[] = []
   const again: number[] = []
   const bare: number[] = []
+  const uncached: number[] = []
+  const noCache = { NODE_DISABLE_COMPILE_CACHE: '1' }
   // a warm-up of each (the file cache)
   await stemStart(await tempDataDir())
   await bareStart()
@@ -55,11 +59,13 @@ try {
     first.push(await stemStart(dir))
     bare.push(await bareStart())
     again.push(await stemStart(dir))
+    uncached.push(await stemStart(await tempDataDir(), noCache))
   }
   const f = percentile(first, 0.5)
   const r = percentile(again, 0.5)
   const b = percentile(bare, 0.5)
-  console.log(`bench node-start: p50 ${Math.round(f)} ms from spawning stem start to its API serving (a restart of the same data dir p50 ${Math.round(r)} ms), ${TRIALS} trials (a bare libp2p node with the mesh's services p50 ${Math.round(b)} ms to listen, ratio ${(f / b).toFixed(2)})`)
+  const u = percentile(uncached, 0.5)
+  console.log(`bench node-start: p50 ${Math.round(f)} ms from spawning stem start to its API serving (a restart of the same data dir p50 ${Math.round(r)} ms; without the compile cache p50 ${Math.round(u)} ms, ratio ${(f / u).toFixed(2)}), ${TRIALS} trials (a bare libp2p node with the mesh's services p50 ${Math.round(b)} ms to listen, ratio ${(f / b).toFixed(2)})`)
 } finally {
   await stopAll()
 }

@@ -33,6 +33,9 @@ if (Number(found.split('.')[0]) < NEEDED) {
   child.on('error', err => { process.stderr.write(`stem: cannot run ${bundled}: ${err.message}\n`); process.exit(1) })
   child.on('exit', (code, signal) => { process.exit(code ?? (signal != null ? 1 : 0)) })
 } else {
+  // compiled once, loaded from V8's code cache on later starts (src/util/compile-cache.ts)
+  const { useCompileCache } = await import('../dist/src/util/compile-cache.js')
+  useCompileCache()
   const { main } = await import('../dist/src/cli/main.js')
   await main(process.argv.slice(2))
 }

@@ -88,6 +88,8 @@ export interface SpawnStemOptions {
   prefix?: string[]
   /** written to the node's stdin, which then closes (default: no stdin) */
   stdin?: string
+  /** environment variables besides this process's */
+  env?: Record<string, string>
 }
 
 /** Spawns `stem <command> …` with a data dir and ephemeral listen/API ports. */
@@ -96,7 +98,7 @@ export function spawnStem (command: string[], dataDir: string, extra: string[] =
   const [file, ...args] = [...(options.prefix ?? []), ...argv]
   const child = spawn(file, args, {
     stdio: [options.stdin !== undefined ? 'pipe' : 'ignore', 'pipe', 'pipe'],
-    env: { ...process.env, STEM_API: '' }
+    env: { ...process.env, STEM_API: '', ...options.env }
   })
   if (options.stdin !== undefined) child.stdin?.end(options.stdin)
   const p = new StemProcess(dataDir, child)

@@ -13,6 +13,7 @@ import { fromHostError } from './host/protocol-check.js'
 import type { FromHost, ToHost } from './host/protocol.js'
 import type { RuntimeBounds } from './limits.js'
 import { NODE_FLAGS } from '../util/node-flags.js'
+import { COMPILE_CACHE_DIR } from '../util/compile-cache.js'
 
 const HOST_ENTRY = fileURLToPath(new URL('./host/main.js', import.meta.url))
 /**
@@ -72,7 +73,9 @@ export class CellHostProcess {
   constructor (private readonly init: CellHostProcessInit) {
     this.frameLimit = maxFrameBytes(init.bounds.maxMessageBytes)
     this.child = spawn(process.execPath, [...CELL_HOST_FLAGS, init.entry ?? HOST_ENTRY, String(this.frameLimit)], {
-      stdio: ['ignore', 'inherit', 'pipe', 'pipe']
+      stdio: ['ignore', 'inherit', 'pipe', 'pipe'],
+      // the node's compile cache: a new host (a failover's, a restart's) loads compiled code
+      env: { ...process.env, NODE_COMPILE_CACHE: COMPILE_CACHE_DIR }
     })
     this.child.stderr?.setEncoding('utf8')
     this.child.stderr?.on('data', (text: string) => {
