@@ -75,6 +75,12 @@ export interface AppControllerInit {
   autoscale?: Partial<AutoscaleTiming>
 }
 
+/**
+ * a leader's round that found everything running as placed is repeated at most this often
+ * while nothing it looks at changes (idle nodes: each round renews the leader's lease, a
+ * signed round trip to the members); any change brings the next 250 ms tick's round
+ */
+const QUIET_ROUND_MS = 1000
 /** a whole-app revert is announced this many times before the group dissolves */
 const REVERT_ANNOUNCEMENTS = 3
 /** a membership change proposed by a leader gets this long to apply before it is proposed again */
@@ -148,6 +154,7 @@ export class AppController {
   forgetPeer (peer: string): void {
     for (const h of this.components.groups.all()) {
       for (const [key, r] of h.running) if (r.node === peer) h.running.delete(key)
+      h.quiet = undefined
     }
   }
 
@@ -166,8 +173,10 @@ export class AppController {
         this.revertSuperseded(h)
         continue
       }
+      const inputs = this.roundInputs(h)
+      if (h.quiet !== undefined && h.quiet.inputs === inputs && Date.now() - h.quiet.at < QUIET_ROUND_MS) continue
       h.busy = true
-      this.leadRound(h).catch(err => { this.components.logger.warn(`app ${h.app}: ${(err as Error).message}`) }).finally(() => { h.busy = false })
+      this.leadRound(h, inputs).catch(err => { this.components.logger.warn(`app ${h.app}: ${(err as Error).message}`) }).finally(() => { h.busy = false })
     }
   }
 
@@ -176,17 +185,34 @@ export class AppController {
    * that (its lease, leader-lease.ts); a leader woken from a stall still believes it leads
    * until it hears the newer term, but finds no quorum to confirm it and does nothing.
    */
-  private async leadRound (h: HostedApp): Promise<void> {
+  private async leadRound (h: HostedApp, inputs: string): Promise<void> {
+    const at = Date.now()
+    h.quiet = undefined
     if (!await this.components.raft.renewLease(h.group)) {
       this.components.logger.debug(`app ${h.app}: no quorum confirmed this node's leadership: this round does nothing`)
       return
     }
     try {
-      await this.reconcile(h)
+      if (await this.reconcile(h)) h.quiet = { inputs, at }
     } catch (err) {
       if (!(err instanceof LeaseLapsedError)) throw err
       this.components.logger.debug(err.message)
     }
+  }
+
+  /**
+   * What a leader's round of `h` looks at besides the clock: the group's term, members and
+   * applied state, the copies it started, the live nodes and the members past their
+   * verdict. A quiet round is repeated early only when this changed.
+   */
+  private roundInputs (h: HostedApp): string {
+    const status = this.components.raft.status(h.group)
+    const verdictAfter = this.init.memberSuspicionMs ?? 10_000
+    const now = Date.now()
+    const running = [...h.running.values()].map(r => `${r.address}@${r.node}:${r.role}:${r.state}:${r.revision ?? ''}`).sort()
+    const live = this.components.nodes().filter(n => n.alive).map(n => n.id).sort()
+    const judged = status.members.filter(m => now - (this.missingSince.get(m) ?? now) >= verdictAfter)
+    return JSON.stringify([status.term, h.applied, status.members, running, live, judged, now - this.startedAt >= verdictAfter])
   }
 
   /**
@@ -222,17 +248,17 @@ export class AppController {
    * waits the same time before judging a member missing, as its capacity view is still
    * filling, but fills a free seat at once (chaos seed 7: a leader restarted into a group
    * of two waited 10 s to add a member, and the app had no leader for 60 s when the other
-   * member stalled meanwhile).
+   * member stalled meanwhile). True while a change is under way.
    */
-  private async replaceDeadMembers (h: HostedApp): Promise<void> {
+  private async replaceDeadMembers (h: HostedApp): Promise<boolean> {
     const verdictAfter = this.init.memberSuspicionMs ?? 10_000
     const now = Date.now()
     const status = this.components.raft.status(h.group)
-    if (!memberChangeDue(h.memberChange, status.members, now, CONF_CHANGE_RETRY_MS)) return
+    if (!memberChangeDue(h.memberChange, status.members, now, CONF_CHANGE_RETRY_MS)) return true
     const judgeMissing = now - this.startedAt >= verdictAfter
     const next = nextMemberChange({ members: status.members, self: this.components.self, missingSince: this.missingSince, nodes: this.components.nodes(), now, verdictAfterMs: verdictAfter, judgeMissing })
     const change = next === undefined ? undefined : 'remove' in next ? { type: ConfChangeType.RemoveNode, node: next.remove } : { type: ConfChangeType.AddNode, node: next.add }
-    if (change === undefined) return
+    if (change === undefined) return false
     await confirmLease(this.components.raft, h.group, h.app)
     h.memberChange = { node: change.node, add: change.type === ConfChangeType.AddNode, at: now }
     try {
@@ -242,13 +268,15 @@ export class AppController {
       // another change is still pending: try again next round
       this.components.logger.debug(`app ${h.app}: membership change deferred: ${(err as Error).message}`)
     }
+    return true
   }
 
-  private async reconcile (h: HostedApp): Promise<void> {
+  /** One round of the app's leader; true when it found everything running as placed and nothing to do. */
+  private async reconcile (h: HostedApp): Promise<boolean> {
     const { groups, announcer, reservations } = this.components
     const state = h.state
-    if (state === undefined) return
-    await this.replaceDeadMembers(h)
+    if (state === undefined) return false
+    const changingMembers = await this.replaceDeadMembers(h)
     const term = this.components.raft.status(h.group).term
     if (state.dissolving) {
       if (announcer.due(h)) {
@@ -257,7 +285,7 @@ export class AppController {
         announcer.announce(h, state)
         if (++h.revertAnnouncements >= REVERT_ANNOUNCEMENTS) await groups.propose(h, { id: newId(), kind: 'dissolve' })
       }
-      return
+      return false
     }
     const cells = activeCells(state)
     const desired: DesiredApp = { app: state.app, cells: {} }
@@ -276,7 +304,7 @@ export class AppController {
         announcer.announce(h, h.state)
         reservations.announce(h.state.app, term, h.state.reservations)
       }
-      return
+      return false
     }
     // a new leader names itself before its reservations: nodes count them only from the app's leader
     const known = this.components.table.get(state.app)
@@ -294,10 +322,12 @@ export class AppController {
     // is promoted, so it is held at once and replies keep waiting for a clone
     const ready = reservations.readyNodes(state.app)
     const planned = planReconcile({ app: state.app, placement: state.placement, revisions }, actual)
+    let quiet = false
     if (planned.length === 0 && result.pending.length === 0 && settled(h, current)) {
       // everything runs as placed: the moment to move a few shards, if a node holds too few
       const moved = await this.moveShards(h, state, { desired, current, nodes, reservedByOthers }, ready, term)
-      if (moved) return
+      if (moved) return false
+      quiet = !changingMembers
     }
     const transforms = (s: ReconcileStep): boolean => s.kind !== 'stop' && !((s.kind === 'start' || s.kind === 'update') && s.role === 'clone')
     const deferred = new Set(planned.filter(s => transforms(s) && !ready.has(s.node)).map(s => s.address))
@@ -322,11 +352,12 @@ export class AppController {
           this.components.logger.warn(`app ${h.app}: rolling cell ${f.cell} back to its previous revision: ${f.error}`)
           await groups.propose(h, { id: newId(), kind: 'rollback', cell: f.cell, revision: f.revision, error: f.error })
         }
-        return
+        return false
       }
       // a later wave must not overtake a step of this one that waits for its retry
-      if (due.length < steps.filter(s => s.wave === wave).length) return
+      if (due.length < steps.filter(s => s.wave === wave).length) return false
     }
+    return quiet
   }
 
   private async execute (h: HostedApp, state: AppState, step: ReconcileStep): Promise<FailedUpdate | undefined> {

@@ -62,6 +62,8 @@ export interface HostedApp {
   dissolved: boolean
   /** the membership change the leader last proposed, and when */
   memberChange?: ProposedMemberChange
+  /** the leader's last round found nothing to do: what it looked at (AppController.roundInputs) and when it ran */
+  quiet?: { inputs: string, at: number }
   /** log index `state` is as of */
   applied: number
   /** entries and their bytes applied since the last snapshot */
