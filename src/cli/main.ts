@@ -27,6 +27,11 @@ export function createProgram (): Command {
 }
 
 export async function main (argv: string[]): Promise<void> {
+  // `stem peers | head`: a reader that stops early is not an error of stem's
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err
+    process.exit(process.exitCode ?? 0)
+  })
   const program = createProgram()
   try {
     await program.parseAsync(argv, { from: 'user' })

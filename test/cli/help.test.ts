@@ -5,7 +5,7 @@ import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Command } from 'commander'
 import { createProgram } from '../../src/cli/main.js'
-import { repoRoot, stem, type CliResult } from '../support/stem-process.js'
+import { repoRoot, runToEnd, stem, type CliResult } from '../support/stem-process.js'
 
 /** every command path below the program: ['start'], ['service', 'install'], … */
 function commandPaths (command: Command, prefix: string[] = []): string[][] {
@@ -36,6 +36,14 @@ describe('cli: --version and --help', function () {
   const help = (...path: string[]): string => (helps.get(path.join(' ')) as CliResult).stdout
 
   before(async () => { helps = await helpsOf(paths) })
+
+  it('stem --help into a pipe whose reader is gone exits 0 without a stack trace (`stem --help | head`)', async () => {
+    // the reader (`true`) has exited long before the node starts writing: every write meets EPIPE
+    const script = 'set -o pipefail; "$0" --no-node-snapshot "$1" --help | true'
+    const r = await runToEnd('bash', ['-c', script, process.execPath, join(repoRoot, 'bin', 'stem.js')])
+    assert.equal(r.code, 0, r.stderr)
+    assert.equal(r.stderr, '')
+  })
 
   it('stem --version prints the version of package.json', async () => {
     const { version } = JSON.parse(await readFile(join(repoRoot, 'package.json'), 'utf8')) as { version: string }
