@@ -461,13 +461,16 @@ export class CloneService {
   private async replicateInstance (address: string): Promise<void> {
     const leaseMs = this.init.leaseMs ?? 1000
     for (let lapsed = 0; ;) {
-      // reverted here meanwhile (superseded, demoted): the state this reply came from is
-      // held nowhere this node knows of, so it must not leave (a reply waiting on another's
-      // push found the state gone and left without a clone: chaos seed 7)
-      if (this.components.runtime.cell(address)?.status !== 'transformed') throw new Error(`the primary of ${address} was reverted on this node`)
       const latest = this.latest.get(address)
       const clones = this.clonesOf(address)
-      if (latest === undefined) return
+      if (latest === undefined) {
+        // a cell whose state never changed has nothing to hold; one reverted here meanwhile
+        // (superseded, demoted) had its state dropped: the state this reply came from is
+        // held nowhere this node knows of, so it must not leave (a reply waiting on another's
+        // push found the state gone and left without a clone: chaos seed 7)
+        if (this.components.runtime.cell(address)?.status === 'transformed') return
+        throw new Error(`the primary of ${address} was reverted on this node`)
+      }
       if (clones.length === 0) return this.unfencedUnlessReplaced(address)
       if ((this.replicated.get(address) ?? -1) >= latest.version) {
         if (leaseHolds(this.confirmedAt.get(address) ?? -Infinity, Date.now(), leaseMs)) return
