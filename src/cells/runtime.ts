@@ -174,6 +174,8 @@ interface PendingCall {
   reject: (err: Error) => void
   cleanup?: () => void
   messageKey?: string
+  /** its caller was answered `timed out`; the host still runs it and its result is still recorded (expireCall) */
+  expired?: boolean
 }
 
 interface PendingRequest {
@@ -485,11 +487,7 @@ export class CellRuntime extends TypedEventEmitter<CellRuntimeEvents> {
     this.calls.set(id, pending)
     record.inflight++
     record.messages++
-    if (key !== undefined) {
-      const keyed = record.keyed
-      keyed.set(key, promise)
-      promise.then(() => { keyed.delete(key) }, () => { keyed.delete(key) })
-    }
+    if (key !== undefined) this.runsKeyed(record, key, promise)
     this.hostFor(record.app).process.send({ t: 'call', id, address: record.address, method, args: argsJson, tell: false, from: options.from, key: target.key })
     return promise
   }
@@ -874,8 +872,39 @@ export class CellRuntime extends TypedEventEmitter<CellRuntimeEvents> {
   private sweepDeadlines (): void {
     const now = Date.now()
     for (const [id, call] of this.calls) {
-      if (call.deadline <= now) this.settleCall(id, false, `ask to ${call.record.address} timed out`)
+      if (call.deadline > now) continue
+      if (call.messageKey !== undefined && call.expired !== true) this.expireCall(call, now)
+      else this.settleCall(id, false, `ask to ${call.record.address} timed out`)
     }
+  }
+
+  /** `key`'s ask runs (its `promise`): a retry with the key joins it until it settles */
+  private runsKeyed (record: CellRecord, key: string, promise: Promise<string>): void {
+    const keyed = record.keyed
+    keyed.set(key, promise)
+    const done = (): void => { if (keyed.get(key) === promise) keyed.delete(key) }
+    promise.then(done, done)
+  }
+
+  /**
+   * An ask with a message key outlived its deadline: its caller hears `timed out`, but the
+   * host may still run it (it was sent), so the call stays until the host answers. Its
+   * result then goes into the reply window and to any retry, which joins it meanwhile:
+   * settled as a failure here, a retry ran again beside it and the cell applied it twice
+   * (a keyed cell under load). The host answers within a message's wall time or is judged
+   * hung; past that the call fails for good.
+   */
+  private expireCall (call: PendingCall, now: number): void {
+    call.reject(errorFromReply(`ask to ${call.record.address} timed out`))
+    call.cleanup?.()
+    call.cleanup = undefined
+    const late = Promise.withResolvers<string>()
+    late.promise.catch(() => {})
+    call.resolve = late.resolve
+    call.reject = late.reject
+    call.expired = true
+    call.deadline = now + this.bounds.messageWallTime + this.opts.heartbeatTimeout
+    this.runsKeyed(call.record, call.messageKey as string, late.promise)
   }
 
   private assertRunning (): void {

@@ -131,6 +131,23 @@ describe('cells: runtime lifecycle and messaging', function () {
     }
   })
 
+  it('an ask with a message key that outlives its deadline still runs once: a retry joins it and gets its result', async () => {
+    const slow = await b.bundle('shop/slow', 'export default class S { n = 0; work (ms) { const end = Date.now() + ms; while (Date.now() < end) {} return ++this.n } get () { return this.n } }')
+    await runtime.transform('shop/slow#0', slow, { owner: b.owner.publicKey })
+    const key = 'peer-a/0123456789abcdef0123456789abcdef'
+    // two messages keep the cell busy for 0.9 s (one message at a time): the keyed ask waits
+    // behind them, and its caller gives up after 100 ms while the host still holds it
+    const busy = [runtime.ask('shop/slow#0', 'work', [450]), runtime.ask('shop/slow#0', 'work', [450])]
+    await assert.rejects(runtime.ask('shop/slow#0', 'work', [10], { messageKey: key, deadline: Date.now() + 100 }), /timed out/)
+    // the retry (same key) must not run it again beside the first try
+    assert.equal(await runtime.ask('shop/slow#0', 'work', [10], { messageKey: key }), 3)
+    assert.deepEqual(await Promise.all(busy), [1, 2])
+    assert.equal(await runtime.ask('shop/slow#0', 'get'), 3)
+    // and a retry after it settled gets the recorded result
+    assert.equal(await runtime.ask('shop/slow#0', 'work', [10], { messageKey: key }), 3)
+    assert.equal(await runtime.ask('shop/slow#0', 'get'), 3)
+  })
+
   it('a reply gate holds results until the state they saw is acknowledged (durability hook)', async () => {
     const gated: Array<{ version: number, release: () => void }> = []
     const reads: string[] = []
