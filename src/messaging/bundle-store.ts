@@ -40,12 +40,15 @@ export function createBundleStore (dir: string): BundleStore {
     await rm(file(hash), { force: true })
     return undefined
   }
+  // created (durably) once, not fsynced again for every bundle
+  let ready: Promise<void> | undefined
   return {
     async put (encoded, expectedHash) {
       const bundle = decodeBundle(encoded)
       if (expectedHash !== undefined && bundle.hash !== expectedHash) throw new Error(`bundle is ${bundle.hash}, not the requested ${expectedHash}`)
       await verifyBundle(bundle, bundle.owner)
-      await mkdirDurable(dir)
+      ready ??= mkdirDurable(dir)
+      await ready
       await writeFileAtomic(file(bundle.hash), encodeBundle(bundle))
       return bundle
     },

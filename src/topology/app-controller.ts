@@ -207,12 +207,22 @@ export class AppController {
    */
   private roundInputs (h: HostedApp): string {
     const status = this.components.raft.status(h.group)
-    const verdictAfter = this.init.memberSuspicionMs ?? 10_000
+    const verdictAfter = this.verdictAfterMs()
     const now = Date.now()
     const running = [...h.running.values()].map(r => `${r.address}@${r.node}:${r.role}:${r.state}:${r.revision ?? ''}`).sort()
     const live = this.components.nodes().filter(n => n.alive).map(n => n.id).sort()
     const judged = status.members.filter(m => now - (this.missingSince.get(m) ?? now) >= verdictAfter)
-    return JSON.stringify([status.term, h.applied, status.members, running, live, judged, now - this.startedAt >= verdictAfter])
+    return JSON.stringify([status.term, h.applied, status.members, running, live, judged, this.judgesMissing(now)])
+  }
+
+  /** ms a group member must be missing from the capacity view before the leader replaces it */
+  private verdictAfterMs (): number {
+    return this.init.memberSuspicionMs ?? 10_000
+  }
+
+  /** whether this node's capacity view has had time to fill since it started, so a missing member may be judged */
+  private judgesMissing (now: number): boolean {
+    return now - this.startedAt >= this.verdictAfterMs()
   }
 
   /**
@@ -251,12 +261,10 @@ export class AppController {
    * member stalled meanwhile). True while a change is under way.
    */
   private async replaceDeadMembers (h: HostedApp): Promise<boolean> {
-    const verdictAfter = this.init.memberSuspicionMs ?? 10_000
     const now = Date.now()
     const status = this.components.raft.status(h.group)
     if (!memberChangeDue(h.memberChange, status.members, now, CONF_CHANGE_RETRY_MS)) return true
-    const judgeMissing = now - this.startedAt >= verdictAfter
-    const next = nextMemberChange({ members: status.members, self: this.components.self, missingSince: this.missingSince, nodes: this.components.nodes(), now, verdictAfterMs: verdictAfter, judgeMissing })
+    const next = nextMemberChange({ members: status.members, self: this.components.self, missingSince: this.missingSince, nodes: this.components.nodes(), now, verdictAfterMs: this.verdictAfterMs(), judgeMissing: this.judgesMissing(now) })
     const change = next === undefined ? undefined : 'remove' in next ? { type: ConfChangeType.RemoveNode, node: next.remove } : { type: ConfChangeType.AddNode, node: next.add }
     if (change === undefined) return false
     await confirmLease(this.components.raft, h.group, h.app)
