@@ -73,9 +73,22 @@ export interface CapacityService {
 /** applied: the view took it; ignored: ours or an older version; rejected: counted as an attack */
 export type AdvertVerdict = { result: 'applied' | 'ignored' } | { result: 'rejected', reason: AdvertRejectReason }
 
+/** what gossipsub's implementation has beyond its GossipSub interface (read for the watchdog and the logs) */
+interface GossipDiagnostics {
+  getMeshPeers: (topic: string) => string[]
+  getScore: (peer: string) => number
+  /** its stream to each peer, by peer id */
+  streamsOutbound: ReadonlyMap<string, unknown>
+}
+
+interface GossipFault { why: string, checks: number }
+
 const MAX_ADVERT_BYTES = 16 * 1024
 const SUBSCRIBE_COALESCE_MS = 200
-const WATCHDOG_CHECKS = 5
+/** watchdog checks (one per heartbeat) before a connected peer without a subscription is reconnected: its stream may still be opening */
+const UNSUBSCRIBED_CHECKS = 5
+/** checks before a subscribed peer we have no gossip stream to is reconnected: soon enough that its adverts do not expire */
+const STREAMLESS_CHECKS = 2
 
 export function createCapacityService (components: CapacityServiceComponents, init: CapacityServiceInit): CapacityService {
   const log = createLogger('capacity')
@@ -84,6 +97,8 @@ export function createCapacityService (components: CapacityServiceComponents, in
   const signer = createFrameSigner(components.privateKey)
   const verifier = createFrameVerifier({ maxBytes: MAX_ADVERT_BYTES, name: 'capacity', ...init.verifier })
   const view = new CapacityView({ missedPeriods: init.missedPeriods })
+  // the implementation has more than its interface promises (GossipDiagnostics)
+  const gossip: GossipSub & Partial<GossipDiagnostics> = components.pubsub
   const advertRejections: Partial<Record<AdvertRejectReason, number>> = {}
   const self = signer.peerId
   const problem = resourcesProblem(init.contributed)
@@ -100,8 +115,8 @@ export function createCapacityService (components: CapacityServiceComponents, in
   let expiry: ReturnType<typeof setInterval> | undefined
   let subscribeTimer: ReturnType<typeof setTimeout> | undefined
   let watchdog: ReturnType<typeof setInterval> | undefined
-  /** consecutive watchdog checks each gossip peer was seen without its subscription */
-  const unsubscribedChecks = new Map<string, number>()
+  /** consecutive watchdog checks each gossip peer was seen in a gossip fault (gossipFault) */
+  const faultChecks = new Map<string, number>()
   let publishQueued = false
   let running = false
 
@@ -169,34 +184,57 @@ export function createCapacityService (components: CapacityServiceComponents, in
   }
 
   /**
-   * gossipsub creates its outbound stream to a new peer once, from a queue it works
-   * through one peer at a time; if that fails (a busy or closing connection) the peer
-   * never learns our subscription and we never receive its adverts. A peer that stays
-   * connected but unsubscribed for WATCHDOG_CHECKS heartbeats gets its connections
-   * closed: discovery redials it and gossipsub starts afresh on the new connection.
+   * Gossip with a connected peer can break in two ways gossipsub never repairs while a
+   * connection to the peer stays open:
+   *  - it creates its outbound stream to a new peer once, from a queue it works through one
+   *    peer at a time; if that fails (a busy or closing connection) the peer never learns
+   *    our subscription and we never receive its adverts: we see it unsubscribed;
+   *  - our stream to it closes with the connection that carried it while another
+   *    connection to it stays open (a relayed path whose relay died beside a direct one,
+   *    a duplicate dial closed): nothing we publish reaches it any more, and as its stream
+   *    to us usually went the same way, nothing of its reaches us. A third node relaying
+   *    the adverts hides this until that node dies (keyed-processes: two survivors of a
+   *    kill -9 expired each other, and the app's leader removed a live member).
+   * A peer in either state for its number of watchdog checks gets its connections closed:
+   * discovery redials it and gossipsub starts afresh on the new connection.
    */
+  const gossipFault = (id: string, subscribed: Set<string>): GossipFault | undefined => {
+    if (!subscribed.has(id)) return { why: 'no subscription', checks: UNSUBSCRIBED_CHECKS }
+    if (gossip.streamsOutbound !== undefined && !gossip.streamsOutbound.has(id)) return { why: 'no gossip stream to it', checks: STREAMLESS_CHECKS }
+    return undefined
+  }
   const checkGossipPeers = (): void => {
     const subscribed = new Set(components.pubsub.getSubscribers(topic).map(p => p.toString()))
     const peers = components.pubsub.getPeers()
     const current = new Set(peers.map(p => p.toString()))
-    for (const id of unsubscribedChecks.keys()) if (!current.has(id) || subscribed.has(id)) unsubscribedChecks.delete(id)
+    for (const id of faultChecks.keys()) if (!current.has(id)) faultChecks.delete(id)
     for (const peer of peers) {
       const id = peer.toString()
-      if (subscribed.has(id)) continue
-      const checks = (unsubscribedChecks.get(id) ?? 0) + 1
-      unsubscribedChecks.set(id, checks)
-      if (checks >= WATCHDOG_CHECKS) {
-        unsubscribedChecks.delete(id)
-        log.debug(`gossip with ${id} is stuck (no subscription after ${checks} checks): reconnecting`)
+      const fault = gossipFault(id, subscribed)
+      if (fault === undefined) { faultChecks.delete(id); continue }
+      const checks = (faultChecks.get(id) ?? 0) + 1
+      faultChecks.set(id, checks)
+      if (checks >= fault.checks) {
+        faultChecks.delete(id)
+        log.info(`gossip with ${id} is stuck (${fault.why} after ${checks} checks): reconnecting`)
         components.hangUp(peer).catch(err => { log.debug(`hang up ${id} failed: ${(err as Error).message}`) })
       }
     }
   }
 
+  /** how gossip stands with a peer whose adverts stopped: tells a dead peer from a gossip fault */
+  const gossipState = (id: string): string => {
+    const connected = gossip.getPeers().some(p => p.toString() === id)
+    if (!connected) return ''
+    const subscribed = gossip.getSubscribers(topic).some(p => p.toString() === id)
+    const mesh = gossip.getMeshPeers?.(topic).includes(id) ?? false
+    const stream = gossip.streamsOutbound?.has(id) ?? false
+    return `; still a gossip peer: subscribed ${subscribed ? 'yes' : 'no'}, stream to it ${stream ? 'yes' : 'no'}, in mesh ${mesh ? 'yes' : 'no'}, score ${gossip.getScore?.(id).toFixed(1) ?? 'unknown'}`
+  }
   const describe = (r: Resources): string => `cpu ${r.cpu}, memory ${formatSize(r.memory)}, cells ${r.cells}`
   view.addEventListener('peer:seen', evt => { log.info(`peer seen ${evt.detail.id} (${describe(evt.detail.capacity)})`) })
   view.addEventListener('peer:updated', evt => { log.debug(`peer updated ${evt.detail.id} (${describe(evt.detail.capacity)})`) })
-  view.addEventListener('peer:lost', evt => { log.info(`peer lost ${evt.detail.id} (${evt.detail.reason})`) })
+  view.addEventListener('peer:lost', evt => { log.info(`peer lost ${evt.detail.id} (${evt.detail.reason})${evt.detail.reason === 'expired' ? gossipState(evt.detail.id) : ''}`) })
 
   return {
     view,

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import type { Stream } from '@libp2p/interface'
 import { createMesh, type Mesh } from '../../src/mesh/mesh.js'
 import { generateMeshKey, type MeshConfig } from '../../src/mesh/mesh-config.js'
 import { createEd25519Key } from '../../src/wire/keys.js'
@@ -70,6 +71,23 @@ describe('mesh (in-process libp2p nodes over TCP)', function () {
     await waitFor(() => (a.capacity.view.get(b.peerId)?.lastSeen ?? 0) > since + 600, { what: 'a to keep hearing b' })
     assert.equal(b.capacity.view.get(a.peerId), undefined)
     assert.equal(a.capacity.currentAdvert().leaving, true)
+  })
+
+  it('a gossip stream reset while the connection stays open is repaired: adverts flow again both ways', async () => {
+    const mesh = { name: 'home', key: generateMeshKey() }
+    const a = await node(mesh, [], 200)
+    const b = await node(mesh, [a.addresses()[0]], 200)
+    await waitFor(() => b.capacity.view.get(a.peerId) != null && a.capacity.view.get(b.peerId) != null, { timeout: 60_000, what: 'the two nodes to see each other' })
+    // a's gossip stream to b is reset (a muxer's stream error; the connection lives on). b's
+    // read fails, so b drops a as a gossip peer; a keeps b with no stream to it. gossipsub
+    // reopens streams only for a new connection: without the watchdog neither hears the
+    // other again while they stay connected
+    const outbound = (a.libp2p.services.pubsub as unknown as { streamsOutbound: Map<string, { rawStream: Stream }> }).streamsOutbound.get(b.peerId)
+    assert.ok(outbound !== undefined, 'a has a gossip stream to b')
+    outbound.rawStream.abort(new Error('test: stream reset'))
+    const since = Date.now()
+    // 5 heartbeats past the reset: both views would have expired the other after 3
+    await waitFor(() => (b.capacity.view.get(a.peerId)?.lastSeen ?? 0) > since + 1000 && (a.capacity.view.get(b.peerId)?.lastSeen ?? 0) > since + 1000, { timeout: 30_000, what: 'adverts to flow again both ways' })
   })
 
   it('a node with another mesh key cannot connect; the refusing node logs it once and keeps running', async () => {
