@@ -4,7 +4,8 @@
 // the view. Gossip relays adverts, so the connection's remote peer says nothing about
 // the author: the frame's signer must be the advertised peer instead.
 import { TopicValidatorResult, type GossipSub, type Message, type SubscriptionChangeData } from '@libp2p/gossipsub'
-import type { PeerId } from '@libp2p/interface'
+import type { Connection, PeerId } from '@libp2p/interface'
+import { peerIdFromString } from '@libp2p/peer-id'
 import { createFrameSigner, createFrameVerifier, type FrameVerifierOptions, type RejectReason } from '../wire/frame.js'
 import type { PrivateKey } from '../wire/keys.js'
 import { createLogger } from '../util/logger.js'
@@ -12,13 +13,16 @@ import { formatSize } from '../util/units.js'
 import { decodeAdvert, encodeAdvert, resourcesProblem, type CapacityAdvert, type InstanceCondition, type Resources } from './capacity.js'
 import { CapacityView } from './capacity-view.js'
 import { meshProtocols } from './mesh-config.js'
+import { FAULT_CHECKS, gossipConnection, gossipFault, reopenGossip, type Gossip } from './gossip-repair.js'
 
 export interface CapacityServiceComponents {
   pubsub: GossipSub
   privateKey: PrivateKey
   /** this node's current multiaddrs (as strings, with or without /p2p) */
   addresses: () => string[]
-  /** close every connection to a peer (the gossip watchdog's remedy) */
+  /** this node's connections to a peer */
+  connections: (peer: PeerId) => Connection[]
+  /** close every connection to a peer (the gossip watchdog's last resort) */
   hangUp: (peer: PeerId) => Promise<void>
 }
 
@@ -73,22 +77,8 @@ export interface CapacityService {
 /** applied: the view took it; ignored: ours or an older version; rejected: counted as an attack */
 export type AdvertVerdict = { result: 'applied' | 'ignored' } | { result: 'rejected', reason: AdvertRejectReason }
 
-/** what gossipsub's implementation has beyond its GossipSub interface (read for the watchdog and the logs) */
-interface GossipDiagnostics {
-  getMeshPeers: (topic: string) => string[]
-  getScore: (peer: string) => number
-  /** its stream to each peer, by peer id */
-  streamsOutbound: ReadonlyMap<string, unknown>
-}
-
-interface GossipFault { why: string, checks: number }
-
 const MAX_ADVERT_BYTES = 16 * 1024
 const SUBSCRIBE_COALESCE_MS = 200
-/** watchdog checks (one per heartbeat) before a connected peer without a subscription is reconnected: its stream may still be opening */
-const UNSUBSCRIBED_CHECKS = 5
-/** checks before a subscribed peer we have no gossip stream to is reconnected: soon enough that its adverts do not expire */
-const STREAMLESS_CHECKS = 2
 
 export function createCapacityService (components: CapacityServiceComponents, init: CapacityServiceInit): CapacityService {
   const log = createLogger('capacity')
@@ -97,8 +87,8 @@ export function createCapacityService (components: CapacityServiceComponents, in
   const signer = createFrameSigner(components.privateKey)
   const verifier = createFrameVerifier({ maxBytes: MAX_ADVERT_BYTES, name: 'capacity', ...init.verifier })
   const view = new CapacityView({ missedPeriods: init.missedPeriods })
-  // the implementation has more than its interface promises (GossipDiagnostics)
-  const gossip: GossipSub & Partial<GossipDiagnostics> = components.pubsub
+  // the implementation has more than its interface promises (gossip-repair.ts)
+  const gossip: Gossip = components.pubsub
   const advertRejections: Partial<Record<AdvertRejectReason, number>> = {}
   const self = signer.peerId
   const problem = resourcesProblem(init.contributed)
@@ -184,40 +174,26 @@ export function createCapacityService (components: CapacityServiceComponents, in
   }
 
   /**
-   * Gossip with a connected peer can break in two ways gossipsub never repairs while a
-   * connection to the peer stays open:
-   *  - it creates its outbound stream to a new peer once, from a queue it works through one
-   *    peer at a time; if that fails (a busy or closing connection) the peer never learns
-   *    our subscription and we never receive its adverts: we see it unsubscribed;
-   *  - our stream to it closes with the connection that carried it while another
-   *    connection to it stays open (a relayed path whose relay died beside a direct one,
-   *    a duplicate dial closed): nothing we publish reaches it any more, and as its stream
-   *    to us usually went the same way, nothing of its reaches us. A third node relaying
-   *    the adverts hides this until that node dies (keyed-processes: two survivors of a
-   *    kill -9 expired each other, and the app's leader removed a live member).
-   * A peer in either state for its number of watchdog checks gets its connections closed:
-   * discovery redials it and gossipsub starts afresh on the new connection.
+   * Gossip with a connected member can break while a connection to it stays open, and
+   * gossipsub does not repair it (gossip-repair.ts): a member in a fault for its number of
+   * checks gets our gossip stream reopened on an open connection.
    */
-  const gossipFault = (id: string, subscribed: Set<string>): GossipFault | undefined => {
-    if (!subscribed.has(id)) return { why: 'no subscription', checks: UNSUBSCRIBED_CHECKS }
-    if (gossip.streamsOutbound !== undefined && !gossip.streamsOutbound.has(id)) return { why: 'no gossip stream to it', checks: STREAMLESS_CHECKS }
-    return undefined
-  }
   const checkGossipPeers = (): void => {
-    const subscribed = new Set(components.pubsub.getSubscribers(topic).map(p => p.toString()))
-    const peers = components.pubsub.getPeers()
-    const current = new Set(peers.map(p => p.toString()))
-    for (const id of faultChecks.keys()) if (!current.has(id)) faultChecks.delete(id)
-    for (const peer of peers) {
-      const id = peer.toString()
-      const fault = gossipFault(id, subscribed)
-      if (fault === undefined) { faultChecks.delete(id); continue }
+    const candidates = new Set([...gossip.getPeers().map(p => p.toString()), ...view.list().map(p => p.id)])
+    for (const id of faultChecks.keys()) if (!candidates.has(id)) faultChecks.delete(id)
+    for (const id of candidates) {
+      const connection = gossipConnection(components.connections(peerIdFromString(id)))
+      const fault = connection === undefined ? undefined : gossipFault(gossip, topic, id)
+      if (connection === undefined || fault === undefined) { faultChecks.delete(id); continue }
       const checks = (faultChecks.get(id) ?? 0) + 1
       faultChecks.set(id, checks)
-      if (checks >= fault.checks) {
-        faultChecks.delete(id)
-        log.info(`gossip with ${id} is stuck (${fault.why} after ${checks} checks): reconnecting`)
-        components.hangUp(peer).catch(err => { log.debug(`hang up ${id} failed: ${(err as Error).message}`) })
+      if (checks < FAULT_CHECKS[fault]) continue
+      faultChecks.delete(id)
+      if (reopenGossip(gossip, connection.remotePeer, connection)) {
+        log.info(`gossip with ${id} is stuck (${fault} after ${checks} checks): reopened its stream`)
+      } else {
+        log.info(`gossip with ${id} is stuck (${fault} after ${checks} checks): reconnecting`)
+        components.hangUp(connection.remotePeer).catch(err => { log.debug(`hang up ${id} failed: ${(err as Error).message}`) })
       }
     }
   }

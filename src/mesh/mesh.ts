@@ -95,7 +95,7 @@ export async function createMesh (init: MeshInit): Promise<Mesh> {
   })
   const addresses = (): string[] => libp2p.getMultiaddrs().map(a => a.toString())
   const hangUp = async (peer: PeerId): Promise<void> => { await libp2p.hangUp(peer) }
-  const capacity = createCapacityService({ pubsub: libp2p.services.pubsub, privateKey: init.privateKey, addresses, hangUp }, {
+  const capacity = createCapacityService({ pubsub: libp2p.services.pubsub, privateKey: init.privateKey, addresses, connections: peer => libp2p.getConnections(peer), hangUp }, {
     mesh: init.mesh.name,
     contributed: init.contributed,
     name: init.name,
