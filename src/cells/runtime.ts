@@ -84,6 +84,11 @@ export interface TransformOptions {
   replies?: string
   /** upgrade a transformed cell: new code, same state (or `state`, when given); the old code keeps running if the new one fails to load */
   replace?: boolean
+  /**
+   * the cell loads at once but serves (answers, fires reminders) only once this settles: a
+   * promoted clone loads while the old primary's lease runs out (clones.ts)
+   */
+  servesFrom?: Promise<void>
 }
 
 export interface AskOptions {
@@ -369,7 +374,10 @@ export class CellRuntime extends TypedEventEmitter<CellRuntimeEvents> {
     this.transforming.set(address, admitted)
     let answer
     try {
+      // a running cell being replaced serves through its host, which would answer with the new code at once
+      if (replace) await options.servesFrom
       answer = await this.request(app, req => ({ t: 'transform', req, address, hash: bundle.hash, code: bundle.code, limits, state, version, replace }))
+      await options.servesFrom
     } finally {
       this.transforming.delete(address)
     }

@@ -665,11 +665,12 @@ export class CloneService {
       if (clone === undefined) throw new Error(`no clone of ${address} here`)
       if (clone.bundle !== asked.bundle) throw new Error(`the clone of ${address} changed code while being promoted`)
       this.held.delete(address)
-      // the old primary may answer on this clone's last confirmation until its lease lapses
+      // the old primary may answer on this clone's last confirmation until its lease lapses:
+      // the cell loads meanwhile and serves from then on
       const wait = (clone.confirmedAt ?? -Infinity) + (this.init.leaseMs ?? 1000) - Date.now()
-      if (wait > 0) await new Promise(resolve => setTimeout(resolve, wait))
+      const leaseLapsed = wait > 0 ? new Promise<void>(resolve => setTimeout(resolve, wait)) : undefined
       try {
-        await this.components.runtime.transform(address, bundle, { owner: clone.owner, limits: clone.limits, state: clone.state, version: clone.version < 0 ? undefined : clone.version, replies: clone.replies, replace: true })
+        await this.components.runtime.transform(address, bundle, { owner: clone.owner, limits: clone.limits, state: clone.state, version: clone.version < 0 ? undefined : clone.version, replies: clone.replies, replace: true, servesFrom: leaseLapsed })
       } catch (err) {
         if (!this.held.has(address)) this.held.set(address, clone)
         throw err

@@ -85,6 +85,25 @@ describe('cells: runtime lifecycle and messaging', function () {
     assert.equal(await runtime.ask('shop/counter#0', 'increment', [1]), 21)
   })
 
+  it('a cell transformed with servesFrom loads at once but answers nothing until it settles (a promoted clone during the old primary\'s lease)', async () => {
+    const logs: string[] = []
+    runtime.addEventListener('cell:log', e => { logs.push(e.detail.text) })
+    let open = (): void => {}
+    const servesFrom = new Promise<void>(resolve => { open = resolve })
+    let done = false
+    const transformed = runtime.transform('shop/counter#0', await b.bundle('shop/counter', `export default class C {
+      count = 0
+      constructor () { stem.log('loaded') }
+      increment (n = 1) { return this.count += n } }`), { owner: b.owner.publicKey, state: '{"count":5}', version: 5, servesFrom })
+    void transformed.then(() => { done = true })
+    await waitFor(() => logs.includes('loaded'), { what: 'the cell to load while it may not serve' })
+    assert.equal(done, false)
+    await assert.rejects(runtime.ask('shop/counter#0', 'increment', [1]), /blank stem cell|not transformed/)
+    open()
+    await transformed
+    assert.equal(await runtime.ask('shop/counter#0', 'increment', [1]), 6)
+  })
+
   it('starts from a given state and reports snapshots with a version counter', async () => {
     const snapshots: Array<{ state: string, version: number }> = []
     runtime.addEventListener('cell:snapshot', e => { snapshots.push({ state: e.detail.state, version: e.detail.version }) })
