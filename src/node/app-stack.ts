@@ -112,7 +112,14 @@ export function createAppStack (mesh: Mesh, init: AppStackInit): AppStack {
   })
   raft.addEventListener('group-error', evt => { log.error(`raft group ${evt.detail.group} stopped on this node: ${evt.detail.error.message}`) })
   raft.addEventListener('group-rejoined', evt => { log.info(`raft group ${evt.detail.group} caught up after its log was lost: this node votes in it again`) })
-  failures = createFailureDetector(mesh.libp2p, { members: () => mesh.capacity.view.list().map(p => p.id), onDown: peer => { raft.peerDown(peer); topology?.forgetPeer(peer) }, onUp: peer => { raft.peerUp(peer); topology?.forgetPeer(peer) }, onSuspect: peer => { raft.peerSuspect(peer) } })
+  // the capacity view's peers, and the members of this node's raft groups whose adverts
+  // stopped reaching it: the controller asks whether such a member still answers
+  const watched = (): string[] => {
+    const ids = new Set(mesh.capacity.view.list().map(p => p.id))
+    for (const group of raft.groupIds()) for (const m of raft.status(group).members) if (m !== mesh.peerId) ids.add(m)
+    return [...ids]
+  }
+  failures = createFailureDetector(mesh.libp2p, { members: watched, onDown: peer => { raft.peerDown(peer); topology?.forgetPeer(peer) }, onUp: peer => { raft.peerUp(peer); topology?.forgetPeer(peer) }, onSuspect: peer => { raft.peerSuspect(peer) } })
   const nodes = (): NodeCapacity[] => [
     { id: mesh.peerId, contributed: mesh.capacity.contributed(), alive: true },
     ...mesh.capacity.view.list().map(p => ({ id: p.id, contributed: p.capacity, alive: failures?.isDown(p.id) !== true }))
@@ -120,7 +127,7 @@ export function createAppStack (mesh: Mesh, init: AppStackInit): AppStack {
   const failed = (address: string, node: string): boolean =>
     node === mesh.peerId ? runtime.cell(address)?.status === 'failed' : mesh.capacity.view.get(node)?.conditions[address] !== undefined
   const partitionInfo: PartitionInfoPort = async (address, options) => await messaging.ask(address, 'info', [], options) as PartitionInfo
-  topology = createTopologyService({ self: mesh.peerId, libp2p: mesh.libp2p, raft, runtime, messaging, bundles, clones: cloneService, table, pubsub: mesh.libp2p.services.pubsub, signer, nodes, failed, partitionInfo }, { mesh: name, groupsDir: files.groups })
+  topology = createTopologyService({ self: mesh.peerId, libp2p: mesh.libp2p, raft, runtime, messaging, bundles, clones: cloneService, table, pubsub: mesh.libp2p.services.pubsub, signer, nodes, answering: peer => failures?.covers(peer) === true, failed, partitionInfo }, { mesh: name, groupsDir: files.groups })
   const gateway = init.gateway === undefined ? undefined : createGateway({ backend: createMessagingBackend(messaging, table), onResponse: init.onGatewayResponse }, init.gateway)
   topology.addEventListener('app:changed', evt => { cloneService.onAnnouncement(evt.detail.announcement) })
   topology.addEventListener('app:removed', evt => { cloneService.dropApp(evt.detail.app) })

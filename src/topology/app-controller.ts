@@ -25,7 +25,7 @@ import type { AppTable } from './app-table.js'
 import type { CloneService } from './clones.js'
 import type { ReservationSync } from './reservation-sync.js'
 import { itemsKey } from './reservation-sync.js'
-import { memberChangeDue, nextMemberChange } from './group-members.js'
+import { memberChangeDue, nextMemberChange, noteMissing } from './group-members.js'
 import { place } from './placement.js'
 import { cellCost, defaultAccounting } from './placement-accounting.js'
 import type { DesiredApp, Placement } from './placement-accounting.js'
@@ -38,7 +38,7 @@ import { supersededPrimaries } from './fencing.js'
 import type { ReconcileStep, Role, RunningCopy } from './reconcile.js'
 import { instanceAddress } from './types.js'
 import type { Amount, NodeCapacity, PeerId } from './types.js'
-import type { BundlePort, CapacityPort, CellRuntimePort, MessagingPort, RaftPort } from './ports.js'
+import type { AnsweringPort, BundlePort, CapacityPort, CellRuntimePort, MessagingPort, RaftPort } from './ports.js'
 import { Autoscaler, type PartitionInfoPort } from './streams/autoscaler.js'
 import type { AutoscaleTiming } from './streams/autoscale.js'
 
@@ -55,6 +55,8 @@ export interface AppControllerComponents {
   table: AppTable
   /** the live nodes of the capacity view, this node included */
   nodes: CapacityPort
+  /** whether a peer answers on an open connection now (the failure detector): such a group member is not missing */
+  answering?: AnsweringPort
   /** a stream partition's `info` wherever it runs: without it, consumers do not autoscale */
   partitionInfo?: PartitionInfoPort
   logger: Logger
@@ -238,16 +240,14 @@ export class AppController {
     }
   }
 
-  /** Notes since when each group member has been missing from the capacity view. */
+  /** Notes since when each group member has been missing (group-members.ts noteMissing). */
   private suspect (): void {
     const live = new Set(this.components.nodes().filter(n => n.alive).map(n => n.id))
     const members = new Set<string>()
     for (const h of this.components.groups.all()) {
       if (this.components.raft.hasGroup(h.group)) for (const m of this.components.raft.status(h.group).members) members.add(m)
     }
-    const now = Date.now()
-    for (const peer of [...this.missingSince.keys()]) if (live.has(peer) || !members.has(peer)) this.missingSince.delete(peer)
-    for (const peer of members) if (!live.has(peer) && !this.missingSince.has(peer)) this.missingSince.set(peer, now)
+    noteMissing(this.missingSince, members, live, peer => this.components.answering?.(peer) === true, Date.now())
   }
 
   /**

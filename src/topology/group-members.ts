@@ -38,6 +38,20 @@ export function memberChangeDue (last: ProposedMemberChange | undefined, members
   return last === undefined || last.add === members.includes(last.node) || now - last.at >= retryMs
 }
 
+/**
+ * Updates since when each group member has been missing: gone from the live nodes (its
+ * capacity adverts stopped, or the failure detector judged it down) and not `answering`
+ * on an open connection now. A member that answers is not lost, whatever became of its
+ * adverts: gossip can fail between two live nodes (gossip-repair.ts), and removing a live
+ * member left a keyed shard with no node for its clone, its adds unanswered. Members no
+ * longer missing, and nodes no longer members, are forgotten.
+ */
+export function noteMissing (missingSince: Map<PeerId, number>, members: ReadonlySet<PeerId>, live: ReadonlySet<PeerId>, answering: (peer: PeerId) => boolean, now: number): void {
+  const missing = (peer: PeerId): boolean => !live.has(peer) && !answering(peer)
+  for (const peer of [...missingSince.keys()]) if (!members.has(peer) || !missing(peer)) missingSince.delete(peer)
+  for (const peer of members) if (!missingSince.has(peer) && missing(peer)) missingSince.set(peer, now)
+}
+
 export interface MemberChangeInput {
   members: PeerId[]
   /** the leader deciding: never removes itself */

@@ -8,7 +8,7 @@ import type { CellInfo, CellRuntime } from '../cells/runtime.js'
 import type { CellBundle } from '../cells/bundle.js'
 import type { MessageOptions, RemoteTransformRequest } from '../messaging/cell-messaging.js'
 import type { FetchOptions } from '../messaging/code-exchange.js'
-import type { NodeCapacity } from './types.js'
+import type { NodeCapacity, PeerId } from './types.js'
 
 /** the node's multi-group Raft host (src/raft/multi/raft-host.ts) */
 export interface RaftPort {
@@ -44,6 +44,9 @@ export interface BundlePort {
 
 /** the live nodes of the capacity view, this node included (src/mesh/capacity-view.ts) */
 export type CapacityPort = () => NodeCapacity[]
+
+/** whether a peer answers on an open connection now (a failure detector's probes), whatever the capacity view says */
+export type AnsweringPort = (peer: PeerId) => boolean
 
 /** wall-clock time in ms since the epoch */
 export interface ClockPort {

@@ -37,7 +37,7 @@ import type { LeaveOutcome } from './graceful-leave.js'
 import { instanceAddress } from './types.js'
 import type { NodeCapacity } from './types.js'
 import type { HostedApp } from './app-groups.js'
-import type { BundlePort, CapacityPort, CellRuntimePort, MessagingPort, RaftPort } from './ports.js'
+import type { AnsweringPort, BundlePort, CapacityPort, CellRuntimePort, MessagingPort, RaftPort } from './ports.js'
 import type { PartitionInfoPort } from './streams/autoscaler.js'
 import type { AutoscaleTiming } from './streams/autoscale.js'
 
@@ -57,6 +57,8 @@ export interface TopologyServiceComponents {
   signer: FrameSigner
   /** the live nodes of the capacity view, this node included */
   nodes: CapacityPort
+  /** whether a peer answers on an open connection now (the failure detector) */
+  answering?: AnsweringPort
   /** whether the instance at `address` on `node` is advertised failed (see CapacityAdvert.conditions) */
   failed?: (address: string, node: string) => boolean
   /** a stream partition's `info` wherever it runs (the autoscale of consumers reads their lag) */

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { memberChangeDue, nextMemberChange, pickGroupMembers } from '../../src/topology/group-members.js'
+import { memberChangeDue, nextMemberChange, noteMissing, pickGroupMembers } from '../../src/topology/group-members.js'
 import type { NodeCapacity } from '../../src/topology/types.js'
 
 const GiB = 2 ** 30
@@ -82,5 +82,32 @@ describe('topology/group-members', () => {
       assert.equal(memberChangeDue(add, ['a', 'b', 'd'], 1001, 2000), true)
       assert.equal(memberChangeDue(undefined, ['a', 'b'], 0, 2000), true)
     })
+  })
+  it('a member is missing while it is neither live nor answering on an open connection; answering or live again clears it', () => {
+    const missing = new Map<string, number>()
+    const members = new Set(['a', 'b', 'c'])
+    let answering = new Set<string>()
+    const note = (live: string[], now: number): void => { noteMissing(missing, members, new Set(live), peer => answering.has(peer), now) }
+    note(['a', 'b', 'c'], 0)
+    assert.deepEqual([...missing], [])
+    // c's adverts stop but it still answers pings: not missing (gossip failed, not c)
+    answering = new Set(['c'])
+    note(['a', 'b'], 100)
+    assert.deepEqual([...missing], [])
+    // then it stops answering too: missing from then on, and the time is kept
+    answering = new Set()
+    note(['a', 'b'], 200)
+    note(['a', 'b'], 300)
+    assert.deepEqual([...missing], [['c', 200]])
+    // answering again clears it
+    answering = new Set(['c'])
+    note(['a', 'b'], 400)
+    assert.deepEqual([...missing], [])
+    // a node that is no longer a member is forgotten
+    answering = new Set()
+    note(['a', 'b'], 500)
+    members.delete('c')
+    note(['a', 'b'], 600)
+    assert.deepEqual([...missing], [])
   })
 })
