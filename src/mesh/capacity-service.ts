@@ -13,7 +13,7 @@ import { formatSize } from '../util/units.js'
 import { decodeAdvert, encodeAdvert, resourcesProblem, type CapacityAdvert, type InstanceCondition, type Resources } from './capacity.js'
 import { CapacityView } from './capacity-view.js'
 import { meshProtocols } from './mesh-config.js'
-import { FAULT_CHECKS, gossipConnection, gossipFault, reopenGossip, type Gossip } from './gossip-repair.js'
+import { FAULT_CHECKS, gossipConnection, gossipFault, gossipSnapshot, reopenGossip, type Gossip } from './gossip-repair.js'
 
 export interface CapacityServiceComponents {
   pubsub: GossipSub
@@ -105,7 +105,7 @@ export function createCapacityService (components: CapacityServiceComponents, in
   let expiry: ReturnType<typeof setInterval> | undefined
   let subscribeTimer: ReturnType<typeof setTimeout> | undefined
   let watchdog: ReturnType<typeof setInterval> | undefined
-  /** consecutive watchdog checks each gossip peer was seen in a gossip fault (gossipFault) */
+  /** consecutive watchdog checks each member was seen in a gossip fault (gossipFault) */
   const faultChecks = new Map<string, number>()
   let publishQueued = false
   let running = false
@@ -179,11 +179,12 @@ export function createCapacityService (components: CapacityServiceComponents, in
    * checks gets our gossip stream reopened on an open connection.
    */
   const checkGossipPeers = (): void => {
-    const candidates = new Set([...gossip.getPeers().map(p => p.toString()), ...view.list().map(p => p.id)])
+    const snapshot = gossipSnapshot(gossip, topic)
+    const candidates = new Set([...snapshot.peers, ...view.list().map(p => p.id)])
     for (const id of faultChecks.keys()) if (!candidates.has(id)) faultChecks.delete(id)
     for (const id of candidates) {
       const connection = gossipConnection(components.connections(peerIdFromString(id)))
-      const fault = connection === undefined ? undefined : gossipFault(gossip, topic, id)
+      const fault = connection === undefined ? undefined : gossipFault(snapshot, id)
       if (connection === undefined || fault === undefined) { faultChecks.delete(id); continue }
       const checks = (faultChecks.get(id) ?? 0) + 1
       faultChecks.set(id, checks)

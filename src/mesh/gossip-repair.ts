@@ -46,11 +46,22 @@ export function gossipConnection (connections: Connection[]): Connection | undef
   return usable.find(c => !isRelayedAddr(c.remoteAddr)) ?? usable[0]
 }
 
-/** what is wrong with gossip on `topic` with a member we hold an open connection to, if anything */
-export function gossipFault (gossip: Gossip, topic: string, peer: string): GossipFault | undefined {
-  if (!gossip.getPeers().some(p => p.toString() === peer)) return 'not a gossip peer'
-  if (!gossip.getSubscribers(topic).some(p => p.toString() === peer)) return 'no subscription'
-  if (gossip.streamsOutbound !== undefined && !gossip.streamsOutbound.has(peer)) return 'no gossip stream to it'
+/** gossip's peers, the subscribers of a topic and our streams, looked up once per check */
+export interface GossipSnapshot {
+  peers: ReadonlySet<string>
+  subscribers: ReadonlySet<string>
+  streams?: ReadonlyMap<string, unknown>
+}
+
+export function gossipSnapshot (gossip: Gossip, topic: string): GossipSnapshot {
+  return { peers: new Set(gossip.getPeers().map(p => p.toString())), subscribers: new Set(gossip.getSubscribers(topic).map(p => p.toString())), streams: gossip.streamsOutbound }
+}
+
+/** what is wrong with gossip with a member we hold an open connection to, if anything */
+export function gossipFault (snapshot: GossipSnapshot, peer: string): GossipFault | undefined {
+  if (!snapshot.peers.has(peer)) return 'not a gossip peer'
+  if (!snapshot.subscribers.has(peer)) return 'no subscription'
+  if (snapshot.streams !== undefined && !snapshot.streams.has(peer)) return 'no gossip stream to it'
   return undefined
 }
 

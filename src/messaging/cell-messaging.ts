@@ -117,10 +117,16 @@ interface PendingAsk {
   cleanup?: () => void
 }
 
+function judgedDown (peer: string): MessagingError {
+  return new MessagingError('unreachable', `cannot reach node ${peer}: it is judged down (the cell is failing over: retry)`)
+}
+
 interface PeerLink {
   peer: string
   channel?: CellChannel
   opening?: Promise<void>
+  /** abandons the dial under way (its peer was judged down) */
+  abandon?: AbortController
   /** envelopes queued while the stream is being opened */
   waiting: Uint8Array[]
   waitingBytes: number
@@ -258,7 +264,7 @@ export class CellMessaging extends TypedEventEmitter<CellMessagingEvents> {
       // the key a retry has in common with its first try, wherever the instance is by then
       const messageKey = `${this.self}/${Buffer.from(id).toString('hex')}`
       if (target === 'local') return this.timed(address, 'local', this.components.runtime.askJson(address, method, argsJson, { deadline, signal: options.signal, from: options.from, messageKey }))
-      if (this.components.peerDown?.(target) === true) throw new MessagingError('unreachable', `cannot reach node ${target}: it is judged down (the cell is failing over: retry)`)
+      if (this.components.peerDown?.(target) === true) throw judgedDown(target)
       const ask: CellAsk = { id, to: address, method, args: argsJson, deadline: BigInt(deadline), from: options.from ?? '' }
       return this.timed(address, 'remote', this.request(target, address, ask, { ask }, deadline, options.signal))
     } catch (err) {
@@ -306,6 +312,7 @@ export class CellMessaging extends TypedEventEmitter<CellMessagingEvents> {
     this.assertRunning()
     parseAddress(request.address)
     if (!/^[0-9a-f]{64}$/.test(request.bundle)) throw new Error(`invalid bundle id ${JSON.stringify(request.bundle.slice(0, 80))}: expected 64 hex digits (sha256)`)
+    if (this.components.peerDown?.(peer) === true) throw judgedDown(peer)
     const deadline = options.deadline ?? Date.now() + this.opts.askTimeout
     const transform: CellTransform = {
       id: messageIdBytes(options.messageId),
@@ -414,9 +421,28 @@ export class CellMessaging extends TypedEventEmitter<CellMessagingEvents> {
     return new MessagingError('backpressure', `backpressure: the outbound queue to ${peer} is full (${this.opts.maxQueuedBytes} bytes): retry after whenWritable()`)
   }
 
+  /**
+   * `peer` was judged down (the failure detector): what waits for a stream to it fails now
+   * as unreachable, and the dial under way is abandoned. A dial to a stalled node hangs
+   * until its timeout (its kernel accepts the connection, the process never answers): a new
+   * app leader's start of a primary on the stalled old one held its controller round 6.5 s
+   * (chaos seed 7: a stall of the primary and leader took 9 s to recover). Asks on an open
+   * stream fail when the detector cuts its connections.
+   */
+  peerJudgedDown (peer: string): void {
+    const link = this.links.get(peer)
+    if (link?.opening === undefined) return
+    link.abandon?.abort(judgedDown(peer))
+    link.waiting = []
+    link.waitingBytes = 0
+    this.failPeer(peer, undefined, judgedDown(peer))
+  }
+
   private open (link: PeerLink): void {
     if (link.opening !== undefined) return
-    link.opening = this.components.libp2p.dialProtocol(peerIdFromString(link.peer), this.protocol, { signal: AbortSignal.timeout(10_000) })
+    const abandon = new AbortController()
+    link.abandon = abandon
+    link.opening = this.components.libp2p.dialProtocol(peerIdFromString(link.peer), this.protocol, { signal: AbortSignal.any([AbortSignal.timeout(10_000), abandon.signal]) })
       .then(stream => {
         if (!this.running) { stream.abort(new Error('messaging stopped')); return }
         const channel = this.channel(stream, link.peer)
@@ -431,7 +457,7 @@ export class CellMessaging extends TypedEventEmitter<CellMessagingEvents> {
         link.waitingBytes = 0
         this.failPeer(link.peer, undefined, new MessagingError('unreachable', `cannot reach node ${link.peer}: ${err.message}`))
       })
-      .finally(() => { link.opening = undefined })
+      .finally(() => { link.opening = undefined; link.abandon = undefined })
   }
 
   /** Reject the asks sent to `peer` (on `channel`, or still waiting for a stream when undefined). */

@@ -1,5 +1,9 @@
 import { describe, it, before, after } from 'mocha'
 import assert from 'node:assert/strict'
+import { createServer, type AddressInfo, type Socket } from 'node:net'
+import { multiaddr } from '@multiformats/multiaddr'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { createEd25519Key } from '../../src/wire/keys.js'
 import { createStaticDirectory } from '../../src/messaging/directory.js'
 import type { StaticDirectory } from '../../src/messaging/directory.js'
 import { MessagingError } from '../../src/messaging/errors.js'
@@ -186,6 +190,28 @@ describe('messaging: asks and tells between cells on different nodes', function 
     // at most once each: whether they ran is not known to the caller, but never twice
     const ran = await waitFor(async () => { const n = await alice.messaging.ask('shop/lazy#0', 'get') as number; return n >= 1 ? n : undefined }, { what: 'the first to run' })
     assert.ok(ran <= 2)
+  })
+
+  it('an ask and a transform waiting on a dial to a node judged down fail at once as unreachable, not at the dial timeout', async () => {
+    // a stalled node: its kernel accepts the connection, nothing ever answers the handshake
+    const sockets: Socket[] = []
+    const blackHole = createServer(socket => { sockets.push(socket) })
+    await new Promise<void>(resolve => { blackHole.listen(0, '127.0.0.1', resolve) })
+    try {
+      const stalled = peerIdFromPrivateKey(await createEd25519Key())
+      await alice.libp2p.peerStore.merge(stalled, { multiaddrs: [multiaddr(`/ip4/127.0.0.1/tcp/${(blackHole.address() as AddressInfo).port}`)] })
+      dirA.set('shop/stalled#0', stalled.toString())
+      const asked = alice.messaging.ask('shop/stalled#0', 'get', [], { deadline: Date.now() + 60_000 })
+      const transformed = alice.messaging.transformRemote(stalled.toString(), { address: 'shop/stalled#1', bundle: 'a'.repeat(64), owner: new Uint8Array(32) }, { deadline: Date.now() + 60_000 })
+      await waitFor(() => sockets.length > 0, { what: 'the dial to reach the stalled node' })
+      alice.messaging.peerJudgedDown(stalled.toString())
+      for (const waiting of [asked, transformed]) await assert.rejects(waiting, (err: Error) => code(err) === 'unreachable' && /judged down/.test(err.message))
+      // judged down, it is not dialled again
+      await assert.rejects(alice.messaging.transformRemote(stalled.toString(), { address: 'shop/stalled#1', bundle: 'a'.repeat(64), owner: new Uint8Array(32) }), /judged down/)
+    } finally {
+      for (const socket of sockets) socket.destroy()
+      blackHole.close()
+    }
   })
 
   it('a slow receiver slows the sender: bounded queue, backpressure errors, nothing lost', async function () {
