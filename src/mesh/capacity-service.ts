@@ -201,11 +201,11 @@ export function createCapacityService (components: CapacityServiceComponents, in
 
   /** how gossip stands with a peer whose adverts stopped: tells a dead peer from a gossip fault */
   const gossipState = (id: string): string => {
-    const connected = gossip.getPeers().some(p => p.toString() === id)
-    if (!connected) return ''
-    const subscribed = gossip.getSubscribers(topic).some(p => p.toString() === id)
+    const snapshot = gossipSnapshot(gossip, topic)
+    if (!snapshot.peers.has(id)) return ''
+    const subscribed = snapshot.subscribers.has(id)
     const mesh = gossip.getMeshPeers?.(topic).includes(id) ?? false
-    const stream = gossip.streamsOutbound?.has(id) ?? false
+    const stream = snapshot.streams?.has(id) ?? false
     return `; still a gossip peer: subscribed ${subscribed ? 'yes' : 'no'}, stream to it ${stream ? 'yes' : 'no'}, in mesh ${mesh ? 'yes' : 'no'}, score ${gossip.getScore?.(id).toFixed(1) ?? 'unknown'}`
   }
   const describe = (r: Resources): string => `cpu ${r.cpu}, memory ${formatSize(r.memory)}, cells ${r.cells}`
