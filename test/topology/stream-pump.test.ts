@@ -28,11 +28,17 @@ class Consumer {
   cursor: [number, number] | undefined
   applied: unknown[] = []
   deliveries = 0
+  /** the records of each delivery */
+  sizes: number[] = []
   down = false
   refuse = new Set<unknown>()
+  /** called with each delivery's record count before it is applied (a clock, a timeout) */
+  onDeliver = (_records: number): void => {}
   deliver (gen: number, records: Array<[number, string | null, number, unknown]>): number {
     this.deliveries++
+    this.sizes.push(records.length)
     if (this.down) throw new Error('cannot reach node: unreachable')
+    this.onDeliver(records.length)
     const before = { cursor: this.cursor, n: this.applied.length }
     for (const [offset, , , record] of records) {
       if (!cursorAccepts(this.cursor, gen, offset)) continue
@@ -52,7 +58,7 @@ type Partitions = Record<string, Record<string, Method> | undefined>
  * `deadDeclared`: whether the app's announcement has the dead-letter partition (not in an
  * app published before there were any); `workers`: the worker cell's announced replicas now
  */
-function setup (partition: Record<string, Method> | Partitions, consumers: Record<string, Consumer>, logs: string[] = [], deadDeclared = true, workers = (): number => 3): ReturnType<typeof createStreamPump> {
+function setup (partition: Record<string, Method> | Partitions, consumers: Record<string, Consumer>, logs: string[] = [], deadDeclared = true, workers = (): number => 3, tune: { now?: () => number, batch?: number, deliveryMs?: number } = {}): ReturnType<typeof createStreamPump> {
   const announcement = (): AppAnnouncement => ({ cells: [{ name: 'worker', replicas: workers() }, ...(deadDeclared ? [{ name: 'orders_dead-p0', replicas: 1 }] : [])] }) as unknown as AppAnnouncement
   const partitions: Partitions = typeof partition.append === 'function' ? { 'shop/orders-p2#0': partition as Record<string, Method> } : partition as Partitions
   return createStreamPump({
@@ -79,8 +85,9 @@ function setup (partition: Record<string, Method> | Partitions, consumers: Recor
     },
     isLocalPrimary: () => true,
     announcement,
-    log: line => { logs.push(line) }
-  }, { retryMs: 20, batch: 4 })
+    log: line => { logs.push(line) },
+    now: tune.now
+  }, { retryMs: 20, batch: tune.batch ?? 4, deliveryMs: tune.deliveryMs })
 }
 
 describe('stream delivery pump', () => {
@@ -297,6 +304,30 @@ describe('stream delivery pump', () => {
       for (let i = 0; i < 5; i++) partition.append(i, 'k')
       pump.onSnapshot('shop/orders-p2#0', '{"stemStream":"orders"}')
       await waitFor(() => worker.applied.length === 5, { what: 'every record applied' })
+    } finally {
+      pump.stop()
+    }
+  })
+
+  it('sizes a batch to about deliveryMs of its consumer\'s time: a slow consumer gets small batches, and one whose whole batch outlasts its timeout is not held to one record a retry', async () => {
+    const partition = await partitionCell()
+    const worker = new Consumer()
+    // 100 ms of the consumer's time per record; a call over 300 ms times out, as a cell's does
+    let clock = 0
+    worker.onDeliver = records => {
+      if (records * 100 > 300) { clock += 300; throw new CellError('shop/worker#2: onRecord timed out after 300 ms', { cell: 'shop/worker#2', method: 'onRecord' }) }
+      clock += records * 100
+    }
+    const pump = setup(partition, { 'shop/worker#2': worker }, [], true, () => 3, { now: () => clock, batch: 16, deliveryMs: 250 })
+    try {
+      for (let i = 0; i < 20; i++) partition.append(i, 'k')
+      pump.onSnapshot('shop/orders-p2#0', '{"stemStream":"orders"}')
+      await waitFor(() => worker.applied.length === 20, { what: 'every record applied' })
+      assert.deepEqual(worker.applied, Array.from({ length: 20 }, (_, i) => i))
+      // the first batch (16) timed out; alone, the record took 100 ms: 2 a delivery from then on
+      assert.deepEqual(worker.sizes.slice(0, 3), [16, 1, 2], worker.sizes.join(' '))
+      assert.ok(worker.sizes.slice(1).every(n => n <= 2), worker.sizes.join(' '))
+      assert.equal(worker.deliveries, 1 + 1 + 10, worker.sizes.join(' '))
     } finally {
       pump.stop()
     }

@@ -10,8 +10,14 @@
 // autoscale) a partition may go to another instance: the partition keeps the instance it
 // delivers to (`holder`), and before the first delivery to another one the pump asks the
 // old one's cursor and acknowledges it, so the new instance starts after what the old one
-// applied (an instance scaled away went with its state: the new one takes its records). Woken by each new state of the partition (an
-// append or an ack), and retried after a pause when a consumer cannot be reached.
+// applied (an instance scaled away went with its state: the new one takes its records).
+// Woken by each new state of the partition (an append or an ack), and retried after a
+// pause when a consumer cannot be reached.
+//
+// A batch is sized by how long the consumer took per record so far, so that one delivery
+// takes about `deliveryMs`: a cell's call holds its cell host (every cell of the app on
+// that node) until it returns, so a batch of slow records would hold the app's partitions
+// there for seconds, or outlast the consumer's timeout and never be applied whole.
 //
 // A record whose `onRecord` throws maxAttempts times, delivered alone, goes to the
 // stream's dead-letter stream `<stream>.dead` with the error (dead-letter.ts), and only
@@ -33,6 +39,8 @@ export interface PumpDeps {
   /** the app's latest announcement (declared replicas of the consumers) */
   announcement: (app: string) => AppAnnouncement | undefined
   log: (line: string) => void
+  /** ms on a monotonic clock (default performance.now): times deliveries to size the next batch */
+  now?: () => number
 }
 
 export interface PumpOptions {
@@ -40,8 +48,10 @@ export interface PumpOptions {
   retryMs?: number
   /** ms a delivery may take (default 15000) */
   askTimeoutMs?: number
-  /** records per delivery (default 64, at most MAX_READ) */
+  /** records per delivery at most (default 64, at most MAX_READ) */
   batch?: number
+  /** ms one delivery aims to take (default 250): a consumer slow per record gets smaller batches */
+  deliveryMs?: number
   /** deliveries of one record, alone, that the consumer refused, after which it goes to `<stream>.dead` and is skipped (default 3) */
   maxAttempts?: number
 }
@@ -69,6 +79,8 @@ class PartitionPump {
   private consumers: Consumer[] | undefined
   /** group → [offset, refusals] of the record it keeps refusing */
   private readonly refused = new Map<string, [number, number]>()
+  /** group → ms its consumer took per record, smoothed over its deliveries */
+  private readonly msPerRecord = new Map<string, number>()
   private readonly app: string
   private readonly stream: string
   private readonly partition: number
@@ -115,14 +127,16 @@ class PartitionPump {
   /** One batch to one group; whether it delivered something (there may be more). */
   private async deliverOnce (target: Target): Promise<boolean> {
     const refused = this.refused.get(target.group)
-    const batch = refused === undefined ? this.opts.batch : 1
+    const batch = refused === undefined ? this.batchFor(target.group) : 1
     const read = await this.ask(this.address, 'read', [target.group, batch]) as ReadAnswer
     if (read.records.length === 0) return false
     // (a partition published before holders existed answers none: delivered as before, until published again)
     if (read.holder !== undefined && read.holder !== target.address) { await this.moveTo(target, read); return true }
     const last = read.records[read.records.length - 1][0]
+    const started = this.now()
     try {
       await this.ask(target.address, RECORD_METHOD, [this.stream, this.partition, read.gen, read.records])
+      this.timed(target.group, (this.now() - started) / read.records.length)
     } catch (err) {
       if (!isCellError(err)) throw err
       // the consumer's onRecord threw: find the record alone, dead-letter and skip it after maxAttempts
@@ -144,6 +158,18 @@ class PartitionPump {
     this.refused.delete(target.group)
     await this.ask(this.address, 'ack', [target.group, last, read.gen])
     return true
+  }
+
+  /** records for the group's next delivery: about deliveryMs of its consumer's time, at least one */
+  private batchFor (group: string): number {
+    const per = this.msPerRecord.get(group)
+    if (per === undefined || per <= 0) return this.opts.batch
+    return Math.max(1, Math.min(this.opts.batch, Math.floor(this.opts.deliveryMs / per)))
+  }
+
+  private timed (group: string, ms: number): void {
+    const before = this.msPerRecord.get(group)
+    this.msPerRecord.set(group, before === undefined ? ms : (before + ms) / 2)
   }
 
   /**
@@ -171,6 +197,10 @@ class PartitionPump {
     return parsed.app === this.app && parsed.replica !== undefined && parsed.key === undefined && parsed.replica < replicas
   }
 
+  private now (): number {
+    return (this.deps.now ?? performance.now.bind(performance))()
+  }
+
   private async ask (address: string, method: string, args: unknown[]): Promise<unknown> {
     return await this.deps.ask(address, method, args, { deadline: Date.now() + this.opts.askTimeoutMs, signal: this.signal })
   }
@@ -192,7 +222,7 @@ export interface StreamPump {
 }
 
 export function createStreamPump (deps: PumpDeps, options: PumpOptions = {}): StreamPump {
-  const opts: Required<PumpOptions> = { retryMs: options.retryMs ?? 500, askTimeoutMs: options.askTimeoutMs ?? 15_000, batch: Math.min(options.batch ?? 64, MAX_READ), maxAttempts: options.maxAttempts ?? 3 }
+  const opts: Required<PumpOptions> = { retryMs: options.retryMs ?? 500, askTimeoutMs: options.askTimeoutMs ?? 15_000, batch: Math.min(options.batch ?? 64, MAX_READ), deliveryMs: options.deliveryMs ?? 250, maxAttempts: options.maxAttempts ?? 3 }
   const controller = new AbortController()
   const pumps = new Map<string, PartitionPump>()
   return {
