@@ -7,6 +7,7 @@ import type { CellRuntime } from '../../src/cells/runtime.js'
 import type { CellRouter } from '../../src/cells/router.js'
 import { waitFor } from '../support/wait.js'
 import { COUNTER, createBundler, processGone, MIB } from './helpers.js'
+import { RECORD_METHOD } from '../../src/cells/streams/partition.js'
 import type { Bundler } from './helpers.js'
 
 describe('cells: runtime lifecycle and messaging', function () {
@@ -486,5 +487,21 @@ describe('cells: runtime lifecycle and messaging', function () {
     await runtime.stop()
     await waitFor(() => processGone(pid2), { what: 'host exit on stop' })
     runtime.start()
+  })
+  it('a stream delivery answers the records applied and the ms their onRecord took (the pump sizes batches by it); a repeat applies nothing', async () => {
+    const consumer = `export default class C {
+      seen = []
+      onRecord (record) { const until = Date.now() + 20; while (Date.now() < until) {} this.seen.push(record) }
+      get () { return this.seen }
+    }`
+    await runtime.transform('shop/worker#0', await b.bundle('shop/worker', consumer), { owner: b.owner.publicKey })
+    const records = [[0, 'k', 1, 'a'], [1, 'k', 2, 'b'], [2, null, 3, 'c']]
+    const first = await runtime.ask('shop/worker#0', RECORD_METHOD, ['orders', 0, 0, records]) as { applied: number, ms: number }
+    assert.equal(first.applied, 3)
+    assert.ok(first.ms >= 60 && first.ms < 10_000, JSON.stringify(first))
+    const repeat = await runtime.ask('shop/worker#0', RECORD_METHOD, ['orders', 0, 0, records]) as { applied: number, ms: number }
+    assert.equal(repeat.applied, 0)
+    assert.ok(repeat.ms < 60, JSON.stringify(repeat))
+    assert.deepEqual(await runtime.ask('shop/worker#0', 'get'), ['a', 'b', 'c'])
   })
 })

@@ -1,7 +1,7 @@
 // Streams (issue 20) with real `stem` processes: three nodes, a stream of 4 partitions
-// consumed by 3 worker replicas; records emitted through the gateway (`POST /orders ->
-// stream orders`) and the SDK (`client.stream('shop/orders').emit`), with a kill -9 of a
-// node during the run. Every acknowledged record's effect is in the workers' summed state
+// consumed by 3 worker replicas; 20,000 records emitted by 16 producers through the
+// gateway (`POST /orders -> stream orders`) and the SDK (`client.stream('shop/orders').emit`),
+// with a kill -9 during the run of a node that holds a worker and a partition's primary. Every acknowledged record's effect is in the workers' summed state
 // exactly once, the records of each key arrive in order, and `stem stream` shows no lag;
 // then `--reset earliest` replays the retained records into a broadcast consumer. A record
 // the workers keep refusing lands in `orders.dead` and the lag in /metrics goes to 0.
@@ -43,8 +43,8 @@ cells:
 routes:
   - POST /orders -> stream orders
 `
-const KEYS = 8
-const PER_KEY = 40
+const KEYS = 16
+const PER_KEY = 1250
 
 interface Acked { key: string, seq: number }
 
@@ -97,7 +97,7 @@ async function workersSeen (node: MeshNode): Promise<Record<string, number[]> | 
 }
 
 describe('streams with real stem processes', function () {
-  this.timeout(900_000)
+  this.timeout(1_800_000)
   let dir: string
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'stem-streams-'))
@@ -117,16 +117,21 @@ describe('streams with real stem processes', function () {
       return cells.length === 9 && cells.every(c => c.state === 'transformed' && c.clones.length > 0)
     }, { timeout: 120_000, what: 'the workers, the audit, the 4 partitions and that of orders.dead with their clones to be placed' })
 
+    // the victim runs a worker (one on each node) and a partition's primary (4 on 3 nodes);
+    // the producers go through the gateway and the SDK of the two others
+    const cells = (await stemJson<AppCellsListing[]>(['cells', 'shop', '--data', nodes[0].dataDir]))[0].cells
+    const victim = nodes.find(n => cells.some(c => /\/orders-p\d#/.test(c.address) && c.node === n.process.peerId()))
+    assert.ok(victim !== undefined, JSON.stringify(cells))
+    const [front, back] = nodes.filter(n => n !== victim)
     const acked: Acked[] = []
     const sent = new Set<string>()
-    // the gateway of node 0 and the SDK through node 1; node 2 is killed during the run
-    const gateway = gatewayOf(nodes[0].process)
+    const gateway = gatewayOf(front.process)
     const producers = [
       ...Array.from({ length: KEYS / 2 }, async (_, i) => { await produceHttp(gateway, `h${i}`, acked, sent) }),
-      ...Array.from({ length: KEYS / 2 }, async (_, i) => { await produceSdk(nodes[1], `s${i}`, acked, sent) })
+      ...Array.from({ length: KEYS / 2 }, async (_, i) => { await produceSdk(back, `s${i}`, acked, sent) })
     ]
-    await waitFor(() => acked.length >= KEYS * PER_KEY / 4, { timeout: 180_000, what: 'a quarter of the records to be acknowledged' })
-    await stopNodes([nodes[2]], 'SIGKILL')
+    await waitFor(() => acked.length >= KEYS * PER_KEY / 4, { timeout: 900_000, what: 'a quarter of the records to be acknowledged' })
+    await stopNodes([victim], 'SIGKILL')
     await Promise.all(producers)
     assert.ok(acked.length >= KEYS * PER_KEY / 2, `only ${acked.length} records acknowledged`)
     // one record the workers refuse: it goes to orders.dead, the others go on
@@ -135,11 +140,11 @@ describe('streams with real stem processes', function () {
       return res?.status === 202 && await res.json() as { partition: number, offset: number }
     }, { timeout: 60_000, what: 'the poison record to be acknowledged' })
 
-    const survivor = nodes[0]
+    const survivor = front
     const seen = await waitFor(async () => {
       const s = await workersSeen(survivor)
       return s !== undefined && acked.every(a => s[a.key]?.includes(a.seq)) && s
-    }, { timeout: 240_000, what: 'every acknowledged record to reach a worker' }).catch(async (err: Error) => {
+    }, { timeout: 600_000, what: 'every acknowledged record to reach a worker' }).catch(async (err: Error) => {
       const s = await workersSeen(survivor)
       const missing = acked.filter(a => s?.[a.key]?.includes(a.seq) !== true).map(a => `${a.key}:${a.seq}`)
       const streams = await stemJson(['stream', 'shop/orders', '--json', '--data', survivor.dataDir]).catch((e: Error) => e.message)
@@ -163,14 +168,17 @@ describe('streams with real stem processes', function () {
     assert.ok(dead.partitions[0].next >= 1, `orders.dead holds the poison record (${JSON.stringify(poison)}): ${JSON.stringify(dead)}`)
     // the same lag in /metrics: each partition exported by the survivor running its primary, at 0
     await waitFor(async () => {
-      const texts = await Promise.all(nodes.slice(0, 2).map(async n => await (await fetch(`${await apiUrlOf(n.dataDir)}/metrics`)).text()))
+      const texts = await Promise.all([front, back].map(async n => await (await fetch(`${await apiUrlOf(n.dataDir)}/metrics`)).text()))
       const lines = texts.join('\n').split('\n').filter(l => l.startsWith('stem_stream_lag{') && l.includes('stream="orders"') && l.includes('group="worker"'))
       return new Set(lines.map(l => /partition="(\d+)"/.exec(l)?.[1])).size === 4 && lines.every(l => l.endsWith(' 0'))
     }, { timeout: 60_000, what: 'stem_stream_lag of every partition at 0 in the survivors\' /metrics' })
     const sdk = await sdkVia(survivor)
     const before = await sdk.call('shop/audit#0', 'get', []) as number
     assert.equal(before, total, 'the broadcast consumer saw every record once')
+    // retention keeps the last 2000 records of each partition: those are replayed
+    const kept = (await stemJson<{ partitions: PartitionInfo[] }>(['stream', 'shop/orders', '--json', '--data', survivor.dataDir])).partitions.reduce((n, p) => n + p.records, 0)
+    assert.ok(kept > 0 && kept <= 4 * 2000, `${kept} records kept`)
     await stemJson(['stream', 'shop/orders', '--group', 'audit', '--reset', 'earliest', '--json', '--data', survivor.dataDir])
-    await waitFor(async () => await sdk.call('shop/audit#0', 'get', []).catch(() => 0) === total * 2, { timeout: 120_000, what: 'the audit to see every record again after --reset earliest' })
+    await waitFor(async () => await sdk.call('shop/audit#0', 'get', []).catch(() => 0) === total + kept, { timeout: 120_000, what: 'the audit to see every record kept again after --reset earliest' })
   })
 })

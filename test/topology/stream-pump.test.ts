@@ -32,13 +32,15 @@ class Consumer {
   sizes: number[] = []
   down = false
   refuse = new Set<unknown>()
-  /** called with each delivery's record count before it is applied (a clock, a timeout) */
-  onDeliver = (_records: number): void => {}
-  deliver (gen: number, records: Array<[number, string | null, number, unknown]>): number {
+  /** ms the consumer's onRecord takes per record (answered with each delivery) */
+  msPerRecord = 0
+  /** ms after which a delivery times out, as a cell's call does */
+  timeoutMs = Infinity
+  deliver (gen: number, records: Array<[number, string | null, number, unknown]>): { applied: number, ms: number } {
     this.deliveries++
     this.sizes.push(records.length)
     if (this.down) throw new Error('cannot reach node: unreachable')
-    this.onDeliver(records.length)
+    if (records.length * this.msPerRecord > this.timeoutMs) throw new CellError(`shop/worker#2: onRecord timed out after ${this.timeoutMs} ms`, { cell: 'shop/worker#2', method: 'onRecord' })
     const before = { cursor: this.cursor, n: this.applied.length }
     for (const [offset, , , record] of records) {
       if (!cursorAccepts(this.cursor, gen, offset)) continue
@@ -47,7 +49,7 @@ class Consumer {
       this.applied.push(record)
       this.cursor = [gen, offset]
     }
-    return records.length
+    return { applied: records.length, ms: records.length * this.msPerRecord }
   }
 }
 
@@ -58,7 +60,7 @@ type Partitions = Record<string, Record<string, Method> | undefined>
  * `deadDeclared`: whether the app's announcement has the dead-letter partition (not in an
  * app published before there were any); `workers`: the worker cell's announced replicas now
  */
-function setup (partition: Record<string, Method> | Partitions, consumers: Record<string, Consumer>, logs: string[] = [], deadDeclared = true, workers = (): number => 3, tune: { now?: () => number, batch?: number, deliveryMs?: number } = {}): ReturnType<typeof createStreamPump> {
+function setup (partition: Record<string, Method> | Partitions, consumers: Record<string, Consumer>, logs: string[] = [], deadDeclared = true, workers = (): number => 3, tune: { batch?: number, deliveryMs?: number } = {}): ReturnType<typeof createStreamPump> {
   const announcement = (): AppAnnouncement => ({ cells: [{ name: 'worker', replicas: workers() }, ...(deadDeclared ? [{ name: 'orders_dead-p0', replicas: 1 }] : [])] }) as unknown as AppAnnouncement
   const partitions: Partitions = typeof partition.append === 'function' ? { 'shop/orders-p2#0': partition as Record<string, Method> } : partition as Partitions
   return createStreamPump({
@@ -85,8 +87,7 @@ function setup (partition: Record<string, Method> | Partitions, consumers: Recor
     },
     isLocalPrimary: () => true,
     announcement,
-    log: line => { logs.push(line) },
-    now: tune.now
+    log: line => { logs.push(line) }
   }, { retryMs: 20, batch: tune.batch ?? 4, deliveryMs: tune.deliveryMs })
 }
 
@@ -312,13 +313,10 @@ describe('stream delivery pump', () => {
   it('sizes a batch to about deliveryMs of its consumer\'s time: a slow consumer gets small batches, and one whose whole batch outlasts its timeout is not held to one record a retry', async () => {
     const partition = await partitionCell()
     const worker = new Consumer()
-    // 100 ms of the consumer's time per record; a call over 300 ms times out, as a cell's does
-    let clock = 0
-    worker.onDeliver = records => {
-      if (records * 100 > 300) { clock += 300; throw new CellError('shop/worker#2: onRecord timed out after 300 ms', { cell: 'shop/worker#2', method: 'onRecord' }) }
-      clock += records * 100
-    }
-    const pump = setup(partition, { 'shop/worker#2': worker }, [], true, () => 3, { now: () => clock, batch: 16, deliveryMs: 250 })
+    // onRecord takes 100 ms a record; a call over 300 ms times out, as a cell's does
+    worker.msPerRecord = 100
+    worker.timeoutMs = 300
+    const pump = setup(partition, { 'shop/worker#2': worker }, [], true, () => 3, { batch: 16, deliveryMs: 250 })
     try {
       for (let i = 0; i < 20; i++) partition.append(i, 'k')
       pump.onSnapshot('shop/orders-p2#0', '{"stemStream":"orders"}')
@@ -330,6 +328,29 @@ describe('stream delivery pump', () => {
       assert.equal(worker.deliveries, 1 + 1 + 10, worker.sizes.join(' '))
     } finally {
       pump.stop()
+    }
+  })
+
+  it('keeps batches whole for a consumer whose onRecord is quick, and for one (an older Stem) that does not say how long it took', async () => {
+    for (const answersMs of [true, false]) {
+      const partition = await partitionCell()
+      const worker = new Consumer()
+      const pump = setup(partition, {
+        'shop/worker#2': Object.assign(worker, {
+          deliver (gen: number, records: Array<[number, string | null, number, unknown]>) {
+            const answer = Consumer.prototype.deliver.call(worker, gen, records)
+            return answersMs ? answer : answer.applied
+          }
+        })
+      }, [], true, () => 3, { batch: 16, deliveryMs: 250 })
+      try {
+        for (let i = 0; i < 40; i++) partition.append(i, 'k')
+        pump.onSnapshot('shop/orders-p2#0', '{"stemStream":"orders"}')
+        await waitFor(() => worker.applied.length === 40, { what: 'every record applied' })
+        assert.deepEqual(worker.sizes, [16, 16, 8])
+      } finally {
+        pump.stop()
+      }
     }
   })
 })

@@ -31,6 +31,7 @@
 //            args [stream, partition, gen, [[offset, key, time, record]…]]; each record past
 //            the cell's cursor runs onRecord(record, meta) and moves the cursor, kept in the
 //            state under CURSORS_FIELD (before the reminders): all in the message's one state;
+//            it answers { applied, ms }: the records applied and the ms their onRecord took
 //            CURSOR_METHOD answers the cursor of one partition, args [stream, partition]
 //   'resolve' (packed answers)            → settles pending stem.ask calls
 //   'flush'   ()                          → only the trailers: what the microtasks run at the
@@ -311,6 +312,7 @@ function deliver (argsJson) {
   const stream = args[0], partition = args[1], gen = args[2], records = args[3]
   if (!isMessage('onRecord')) return finish(false, self + ' has no onRecord(record, meta) method to consume stream ' + stream)
   const at = stream + '/' + partition
+  const started = dateNow()
   let applied = 0
   try {
     for (let i = 0; i < records.length; i++) {
@@ -327,7 +329,7 @@ function deliver (argsJson) {
     return finish(false, errorRecord(err))
   }
   if (applied > 0) cursorsJson = stringify(cursors)
-  return finish(true, stringify(applied))
+  return finish(true, stringify({ applied, ms: dateNow() - started }))
 }
 
 // [gen, offset] of the last record of one partition applied here, or null: the pump asks

@@ -14,10 +14,12 @@
 // Woken by each new state of the partition (an append or an ack), and retried after a
 // pause when a consumer cannot be reached.
 //
-// A batch is sized by how long the consumer took per record so far, so that one delivery
-// takes about `deliveryMs`: a cell's call holds its cell host (every cell of the app on
-// that node) until it returns, so a batch of slow records would hold the app's partitions
-// there for seconds, or outlast the consumer's timeout and never be applied whole.
+// A batch is sized by how long the consumer's onRecord took per record so far (the
+// delivery's answer says, without the time the delivery spent on the way and in the
+// consumer's state write), so that applying one takes about `deliveryMs`: a cell's call
+// holds its cell host (every cell of the app on that node) until it returns, so a batch of
+// slow records would hold the app's partitions there for seconds, or outlast the
+// consumer's timeout and never be applied whole.
 //
 // A record whose `onRecord` throws maxAttempts times, delivered alone, goes to the
 // stream's dead-letter stream `<stream>.dead` with the error (dead-letter.ts), and only
@@ -39,8 +41,6 @@ export interface PumpDeps {
   /** the app's latest announcement (declared replicas of the consumers) */
   announcement: (app: string) => AppAnnouncement | undefined
   log: (line: string) => void
-  /** ms on a monotonic clock (default performance.now): times deliveries to size the next batch */
-  now?: () => number
 }
 
 export interface PumpOptions {
@@ -50,7 +50,7 @@ export interface PumpOptions {
   askTimeoutMs?: number
   /** records per delivery at most (default 64, at most MAX_READ) */
   batch?: number
-  /** ms one delivery aims to take (default 250): a consumer slow per record gets smaller batches */
+  /** ms of the consumer's onRecord one delivery aims at (default 250): a consumer slow per record gets smaller batches */
   deliveryMs?: number
   /** deliveries of one record, alone, that the consumer refused, after which it goes to `<stream>.dead` and is skipped (default 3) */
   maxAttempts?: number
@@ -133,10 +133,11 @@ class PartitionPump {
     // (a partition published before holders existed answers none: delivered as before, until published again)
     if (read.holder !== undefined && read.holder !== target.address) { await this.moveTo(target, read); return true }
     const last = read.records[read.records.length - 1][0]
-    const started = this.now()
     try {
-      await this.ask(target.address, RECORD_METHOD, [this.stream, this.partition, read.gen, read.records])
-      this.timed(target.group, (this.now() - started) / read.records.length)
+      const answer = await this.ask(target.address, RECORD_METHOD, [this.stream, this.partition, read.gen, read.records])
+      // (a consumer on an older Stem answers only the count: its batches stay whole)
+      const ms = (answer as { ms?: unknown } | null)?.ms
+      if (typeof ms === 'number' && ms >= 0) this.timed(target.group, ms / read.records.length)
     } catch (err) {
       if (!isCellError(err)) throw err
       // the consumer's onRecord threw: find the record alone, dead-letter and skip it after maxAttempts
@@ -160,7 +161,7 @@ class PartitionPump {
     return true
   }
 
-  /** records for the group's next delivery: about deliveryMs of its consumer's time, at least one */
+  /** records for the group's next delivery: about deliveryMs of its consumer's onRecord, at least one */
   private batchFor (group: string): number {
     const per = this.msPerRecord.get(group)
     if (per === undefined || per <= 0) return this.opts.batch
@@ -195,10 +196,6 @@ class PartitionPump {
     try { parsed = parseAddress(address) } catch { return false }
     const replicas = this.deps.announcement(this.app)?.cells.find(c => c.name === parsed.cell)?.replicas ?? 0
     return parsed.app === this.app && parsed.replica !== undefined && parsed.key === undefined && parsed.replica < replicas
-  }
-
-  private now (): number {
-    return (this.deps.now ?? performance.now.bind(performance))()
   }
 
   private async ask (address: string, method: string, args: unknown[]): Promise<unknown> {
