@@ -97,6 +97,16 @@ export function createFailureDetector (libp2p: MeshLibp2p, init: FailureDetector
   const suspected = new Set<string>()
   /** the members the last probe round watched whose connections can all be pinged */
   let covered = new Set<string>()
+  const condemn = (id: string, silentMs: number): void => {
+    verdict(id, `no answer to pings for ${silentMs} ms on an open connection: stalled`)
+    // cut it off: it stops getting our traffic, and when it wakes it reconnects, which says it is back
+    for (const c of libp2p.getConnections(peerIdFromString(id))) c.abort(new Error(`peer ${id} stalled`))
+  }
+  let overdueTimer: NodeJS.Timeout | undefined
+  const checkOverdue = (): void => {
+    if (stopped) return
+    for (const { id, silentMs } of stalls.overdue(Date.now())) condemn(id, silentMs)
+  }
   const probeRound = (): void => {
     const members = [...init.members()].filter(id => openTo(id).length > 0)
     const watched = members.filter(id => !down.has(id))
@@ -116,11 +126,7 @@ export function createFailureDetector (libp2p: MeshLibp2p, init: FailureDetector
       }
     }
     const { probe, stalled } = stalls.tick(watched, now)
-    for (const { id, silentMs } of stalled) {
-      verdict(id, `no answer to pings for ${silentMs} ms on an open connection: stalled`)
-      // cut it off: it stops getting our traffic, and when it wakes it reconnects, which says it is back
-      for (const c of libp2p.getConnections(peerIdFromString(id))) c.abort(new Error(`peer ${id} stalled`))
-    }
+    for (const { id, silentMs } of stalled) condemn(id, silentMs)
     for (const id of probe) {
       const signal = AbortSignal.timeout(stalls.stallMs)
       pingOpen(id, signal).then(
@@ -129,6 +135,12 @@ export function createFailureDetector (libp2p: MeshLibp2p, init: FailureDetector
         () => { stalls.settled(id, !signal.aborted, Date.now()) }
       )
     }
+    // the verdict on a peer that stays silent comes when its silence passes stallMs, not at
+    // the round after (up to a probe interval later); each round sets it anew, so while
+    // the peers answer it never fires (one past due already waits for its rounds)
+    clearTimeout(overdueTimer)
+    const due = stalls.dueAt()
+    if (due !== undefined && due > now) overdueTimer = setTimeout(checkOverdue, due - now)
   }
   const probes = setInterval(probeRound, init.probeIntervalMs ?? 500)
   const onDisconnect = (evt: CustomEvent<PeerId>): void => {
@@ -144,6 +156,7 @@ export function createFailureDetector (libp2p: MeshLibp2p, init: FailureDetector
     stop () {
       stopped = true
       clearInterval(probes)
+      clearTimeout(overdueTimer)
       for (const t of timers) clearTimeout(t)
       libp2p.removeEventListener('peer:disconnect', onDisconnect)
       libp2p.removeEventListener('peer:connect', onConnect)

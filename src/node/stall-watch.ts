@@ -46,7 +46,7 @@ export class StallWatch {
         p = { lastAnswer: now, roundOfAnswer: this.round, inFlight: false }
         this.peers.set(id, p)
       }
-      if (now - p.lastAnswer > this.stallMs && this.round - p.roundOfAnswer >= this.minRounds) {
+      if (this.isStalled(p, now)) {
         this.peers.delete(id)
         stalled.push({ id, silentMs: now - p.lastAnswer })
       } else if (!p.inFlight) {
@@ -55,6 +55,32 @@ export class StallWatch {
       }
     }
     return { probe, stalled }
+  }
+
+  /**
+   * The watched peers judged stalled at `now`, between rounds: the verdict need not wait for
+   * the next round once a peer's silence passes stallMs (up to a probe interval sooner).
+   * Counts no round, so our own stalls still blame no one.
+   */
+  overdue (now: number): Array<{ id: string, silentMs: number }> {
+    const stalled: Array<{ id: string, silentMs: number }> = []
+    for (const [id, p] of this.peers) {
+      if (!this.isStalled(p, now)) continue
+      this.peers.delete(id)
+      stalled.push({ id, silentMs: now - p.lastAnswer })
+    }
+    return stalled
+  }
+
+  /** the earliest time a watched peer's silence passes stallMs if it stays silent (past for one already past it; undefined: none watched) */
+  dueAt (): number | undefined {
+    let due: number | undefined
+    for (const p of this.peers.values()) due = Math.min(due ?? Infinity, p.lastAnswer + this.stallMs + 1)
+    return due
+  }
+
+  private isStalled (p: Watched, now: number): boolean {
+    return now - p.lastAnswer > this.stallMs && this.round - p.roundOfAnswer >= this.minRounds
   }
 
   /** ms since `id` last answered (0 for a peer not watched) */

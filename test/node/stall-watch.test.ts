@@ -71,4 +71,34 @@ describe('node: stall watch', () => {
     w.tick([], 1100)
     assert.equal(w.silentMs('a', 5000), 0)
   })
+
+  it('judges a silent peer between rounds once its silence passes stallMs, counting no round: the verdict need not wait for the next round', () => {
+    const w = new StallWatch({ stallMs: 1500, minRounds: 3 })
+    w.tick(['a', 'b'], 0)
+    w.settled('a', true, 10)
+    w.settled('b', true, 10)
+    // b stalls after its answer at 10; a answers every round
+    for (const t of [500, 1000, 1500]) {
+      w.tick(['a', 'b'], t)
+      w.settled('a', true, t + 10)
+    }
+    assert.equal(w.dueAt(), 1511, 'b passes stallMs at 10 + 1500 + 1')
+    assert.deepEqual(w.overdue(1510), [])
+    assert.deepEqual(w.overdue(1511), [{ id: 'b', silentMs: 1501 }])
+    // reported once; the round at 2000 would have been the verdict before
+    assert.deepEqual(w.tick(['a'], 2000).stalled, [])
+    assert.equal(w.dueAt(), 1510 + 1501)
+  })
+
+  it('between rounds still blames no one for our own stall: overdue counts no round', () => {
+    const w = new StallWatch({ stallMs: 1500, minRounds: 3 })
+    w.tick(['a'], 0)
+    w.settled('a', true, 10)
+    // this process froze for 5 s: the timer of the verdict fires late, one round has run
+    w.tick(['a'], 5000)
+    assert.deepEqual(w.overdue(5001), [])
+    assert.deepEqual(w.overdue(5002), [])
+    assert.equal(new StallWatch().dueAt(), undefined)
+  })
 })
+
