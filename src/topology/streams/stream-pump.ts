@@ -19,7 +19,8 @@
 // consumer's state write), so that applying one takes about `deliveryMs`: a cell's call
 // holds its cell host (every cell of the app on that node) until it returns, so a batch of
 // slow records would hold the app's partitions there for seconds, or outlast the
-// consumer's timeout and never be applied whole.
+// consumer's timeout, which crashes it (crashes count towards marking a cell failed). So
+// the first delivery is small, and after a failed one the next carries one record.
 //
 // A record whose `onRecord` throws maxAttempts times, delivered alone, goes to the
 // stream's dead-letter stream `<stream>.dead` with the error (dead-letter.ts), and only
@@ -60,6 +61,9 @@ interface Consumer { cell: string, mode: 'group' | 'broadcast' }
 interface ReadAnswer { gen: number, records: Array<[number, string | null, number, unknown]>, holder?: string | null }
 interface Target { group: string, address: string }
 
+/** records of a group's first delivery, before its consumer's time per record is known */
+const FIRST_BATCH = 8
+
 /** The consumer instances a partition delivers to: one per group. */
 export function deliveryTargets (app: string, partition: number, consumers: readonly Consumer[], replicasOf: (cell: string) => number): Target[] {
   const out: Target[] = []
@@ -81,6 +85,8 @@ class PartitionPump {
   private readonly refused = new Map<string, [number, number]>()
   /** group → ms its consumer took per record, smoothed over its deliveries */
   private readonly msPerRecord = new Map<string, number>()
+  /** groups whose last delivery failed other than by onRecord throwing (a crash past the timeout, unreachable): the next carries one record */
+  private readonly alone = new Set<string>()
   private readonly app: string
   private readonly stream: string
   private readonly partition: number
@@ -127,7 +133,7 @@ class PartitionPump {
   /** One batch to one group; whether it delivered something (there may be more). */
   private async deliverOnce (target: Target): Promise<boolean> {
     const refused = this.refused.get(target.group)
-    const batch = refused === undefined ? this.batchFor(target.group) : 1
+    const batch = refused === undefined && !this.alone.has(target.group) ? this.batchFor(target.group) : 1
     const read = await this.ask(this.address, 'read', [target.group, batch]) as ReadAnswer
     if (read.records.length === 0) return false
     // (a partition published before holders existed answers none: delivered as before, until published again)
@@ -137,9 +143,13 @@ class PartitionPump {
       const answer = await this.ask(target.address, RECORD_METHOD, [this.stream, this.partition, read.gen, read.records])
       // (a consumer on an older Stem answers only the count: its batches stay whole)
       const ms = (answer as { ms?: unknown } | null)?.ms
-      if (typeof ms === 'number' && ms >= 0) this.timed(target.group, ms / read.records.length)
+      this.timed(target.group, typeof ms === 'number' && ms >= 0 ? ms / read.records.length : 0)
+      this.alone.delete(target.group)
     } catch (err) {
-      if (!isCellError(err)) throw err
+      if (!isCellError(err)) {
+        if (batch > 1) this.alone.add(target.group)
+        throw err
+      }
       // the consumer's onRecord threw: find the record alone, dead-letter and skip it after maxAttempts
       const first = read.records[0][0]
       const count = refused !== undefined && refused[0] === first ? refused[1] + 1 : (batch === 1 ? 1 : 0)
@@ -164,7 +174,8 @@ class PartitionPump {
   /** records for the group's next delivery: about deliveryMs of its consumer's onRecord, at least one */
   private batchFor (group: string): number {
     const per = this.msPerRecord.get(group)
-    if (per === undefined || per <= 0) return this.opts.batch
+    if (per === undefined) return Math.min(FIRST_BATCH, this.opts.batch)
+    if (per <= 0) return this.opts.batch
     return Math.max(1, Math.min(this.opts.batch, Math.floor(this.opts.deliveryMs / per)))
   }
 
