@@ -100,14 +100,22 @@ function detectedAt (watchers: Array<{ node: StemProcess, offset: number }>, id:
   return times.length > 0 ? Math.min(...times) : undefined
 }
 
+/**
+ * the counter's listing once every live node lists it running on a live node with a live
+ * clone, all on the same node: a node woken from the last trial's stall lists itself as the
+ * primary until it learns of its replacement, and a trial that stopped it would time nothing
+ */
 async function settled (): Promise<AppCellsListing['cells'][number] | undefined> {
   const live = running()
   const ids = new Set(live.map(n => n.peerId()))
+  let agreed: AppCellsListing['cells'][number] | undefined
   for (const n of live) {
     const cell = (await cellsOf(n, 'counter'))[0]
     if (cell?.state !== 'transformed' || !ids.has(cell.node) || !cell.clones.some(c => ids.has(c) && c !== cell.node)) return undefined
+    if (agreed !== undefined && agreed.node !== cell.node) return undefined
+    agreed = cell
   }
-  return (await cellsOf(live[0], 'counter'))[0]
+  return agreed
 }
 
 type Fault = 'kill' | 'stall'
