@@ -4,7 +4,11 @@
 // has none in flight; a peer is judged stalled when nothing has answered it for
 // `stallMs` AND at least `minRounds` rounds ran in that time. The second condition keeps
 // our own stalls out of the verdict: if this process was the one frozen, its timers ran
-// late, few rounds passed, and the peer is not blamed for the silence.
+// late, few rounds passed, and the peer is not blamed for the silence. A round that comes
+// more than stallMs/2 after the one before (this process was frozen, or its event loop
+// blocked) starts every peer's silence afresh: what went unanswered while we could not
+// read says nothing of the peers, and a node woken from a stall whose peers had cut it off
+// meanwhile blamed them all once three rounds passed.
 export interface StallWatchOptions {
   /** ms without an answer before a verdict (default 1500) */
   stallMs?: number
@@ -21,6 +25,8 @@ interface Watched {
 export class StallWatch {
   private readonly peers = new Map<string, Watched>()
   private round = 0
+  /** when the last round ran */
+  private lastRound: number | undefined
   readonly stallMs: number
   private readonly minRounds: number
 
@@ -36,8 +42,13 @@ export class StallWatch {
    */
   tick (watched: Iterable<string>, now: number): { probe: string[], stalled: Array<{ id: string, silentMs: number }> } {
     this.round++
+    const frozen = this.lastRound !== undefined && now - this.lastRound > this.stallMs / 2
+    this.lastRound = now
     const keep = new Set(watched)
-    for (const id of this.peers.keys()) if (!keep.has(id)) this.peers.delete(id)
+    for (const [id, p] of this.peers) {
+      if (!keep.has(id)) this.peers.delete(id)
+      else if (frozen) { p.lastAnswer = now; p.roundOfAnswer = this.round }
+    }
     const probe: string[] = []
     const stalled: Array<{ id: string, silentMs: number }> = []
     for (const id of keep) {

@@ -29,12 +29,28 @@ describe('node: stall watch', () => {
     // the answer that waited in the socket arrives as the loop resumes
     w.settled('a', true, 5001)
     assert.deepEqual(w.tick(['a'], 5500), { probe: ['a'], stalled: [] })
-    // still frozen after the late round: two more rounds pass without an answer, then the verdict
+    // no answer after the late round: the silence counts from the wake, so the verdict comes
+    // only once stallMs more have passed without one (not three rounds after the wake, on
+    // the silence of the freeze: a node woken from a stall blamed every peer so)
     const v = new StallWatch({ stallMs: 1500, minRounds: 3 })
     v.tick(['a'], 0)
-    assert.deepEqual(v.tick(['a'], 5000).stalled, [])
-    assert.deepEqual(v.tick(['a'], 5500).stalled, [])
-    assert.deepEqual(v.tick(['a'], 6000).stalled, [{ id: 'a', silentMs: 6000 }])
+    for (const t of [5000, 5500, 6000, 6500]) assert.deepEqual(v.tick(['a'], t).stalled, [], `at ${t}`)
+    assert.equal(v.overdue(6500).length, 0)
+    assert.deepEqual(v.tick(['a'], 7000).stalled, [{ id: 'a', silentMs: 2000 }])
+  })
+
+  it('a round that comes late (our event loop blocked over stallMs/2) starts the silences afresh; rounds on time do not', () => {
+    const w = new StallWatch({ stallMs: 1500, minRounds: 3 })
+    w.tick(['a'], 0)
+    w.settled('a', true, 10)
+    w.tick(['a'], 500)
+    w.tick(['a'], 1000)
+    assert.equal(w.silentMs('a', 1000), 990)
+    // 800 ms since the round before: blocked
+    w.tick(['a'], 1800)
+    assert.equal(w.silentMs('a', 1800), 0)
+    w.tick(['a'], 2300)
+    assert.equal(w.silentMs('a', 2300), 500)
   })
 
   it('a probe that ended without an answer is sent again next round; an answer resets the silence', () => {
@@ -46,6 +62,7 @@ describe('node: stall watch', () => {
     assert.deepEqual(w.tick(['a'], 1000).probe, ['a'])
     w.settled('a', true, 1400)
     assert.deepEqual(w.tick(['a'], 1500), { probe: ['a'], stalled: [] })
+    assert.deepEqual(w.tick(['a'], 2000).stalled, [])
     assert.deepEqual(w.tick(['a'], 2500).stalled, [])
     assert.deepEqual(w.tick(['a'], 3000).stalled, [{ id: 'a', silentMs: 1600 }])
   })
@@ -57,7 +74,8 @@ describe('node: stall watch', () => {
     w.settled('a', true, 60)
     // a comes back as a new peer: its silence counts from now, not from its first probe
     assert.deepEqual(w.tick(['a'], 1000), { probe: ['a'], stalled: [] })
-    assert.deepEqual(w.tick(['a'], 1050).stalled, [])
+    assert.deepEqual(w.tick(['a'], 1040).stalled, [])
+    assert.deepEqual(w.tick(['a'], 1080).stalled, [])
     assert.deepEqual(w.tick(['a'], 1101).stalled, [{ id: 'a', silentMs: 101 }])
   })
 
