@@ -98,6 +98,16 @@ export function headersProblem (headers: unknown): string | undefined {
   return undefined
 }
 
+/** The error text a message gets when its cell crashed on it (past its CPU time or memory limit, a fault in the isolate); the cell starts again from its last state. */
+export function crashText (address: string, reason: string): string {
+  return `cell ${address} crashed: ${reason}`
+}
+
+/** whether `err` says a cell crashed on this very message (crashText), not that its cell host died or that it could not be reached */
+export function isCrash (err: unknown): boolean {
+  return err instanceof Error && /^cell \S+ crashed: /.test(err.message)
+}
+
 /** An error a cell threw, as callers see it: message, cell, method, and the HTTP status and stack when known. */
 export class CellError extends Error {
   override name = 'CellError'

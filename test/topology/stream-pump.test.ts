@@ -8,7 +8,7 @@ import assert from 'node:assert/strict'
 import { createStreamPump, deliveryTargets } from '../../src/topology/streams/stream-pump.js'
 import { partitionSource } from '../../src/cells/streams/partition-code.js'
 import { cursorAccepts, CURSOR_METHOD, RECORD_METHOD } from '../../src/cells/streams/partition.js'
-import { CellError } from '../../src/cells/reply-meta.js'
+import { CellError, crashText } from '../../src/cells/reply-meta.js'
 import { waitFor } from '../support/wait.js'
 import type { AppAnnouncement } from '../../src/topology/announcement.js'
 import type { DeadLetter } from '../../src/topology/streams/dead-letter.js'
@@ -32,6 +32,9 @@ class Consumer {
   sizes: number[] = []
   down = false
   refuse = new Set<unknown>()
+  /** records whose onRecord loops past the cell's timeout: the cell crashes on them */
+  crashOn = new Set<unknown>()
+  crashes = 0
   /** ms the consumer's onRecord takes per record (answered with each delivery) */
   msPerRecord = 0
   /** ms after which a delivery times out, as a cell's call does */
@@ -41,7 +44,12 @@ class Consumer {
     this.sizes.push(records.length)
     if (this.down) throw new Error('cannot reach node: unreachable')
     // as a cell host answers a call past the cell's timeout: the cell crashed (no cell error)
-    if (records.length * this.msPerRecord > this.timeoutMs) throw new Error(`cell shop/worker#2 crashed: exceeded its CPU time limit of ${this.timeoutMs} ms`)
+    if (records.length * this.msPerRecord > this.timeoutMs) throw new Error(crashText('shop/worker#2', `exceeded its CPU time limit of ${this.timeoutMs} ms`))
+    // the cell starts again from its last state: nothing of this delivery is kept
+    if (records.some(r => this.crashOn.has(r[3]))) {
+      this.crashes++
+      throw new Error(crashText('shop/worker#2', 'exceeded its CPU time limit of 10000 ms'))
+    }
     const before = { cursor: this.cursor, n: this.applied.length }
     for (const [offset, , , record] of records) {
       if (!cursorAccepts(this.cursor, gen, offset)) continue
@@ -145,6 +153,30 @@ describe('stream delivery pump', () => {
       assert.equal(key, 'k2')
       assert.deepEqual({ ...letter, time: 0 }, { stream: 'orders', partition: 2, offset: 2, key: 'k2', time: 0, group: 'worker', consumer: 'shop/worker#2', attempts: 3, error: 'onRecord threw', record: 2 })
       assert.ok(logs.some(l => /refused record 2 3 times: moved to orders\.dead offset 0/.test(l)), logs.join('\n'))
+    } finally {
+      pump.stop()
+    }
+  })
+
+  it('moves a record that crashes its consumer every time (a loop past the cell\'s timeout) to <stream>.dead after 3 attempts alone; the rest go on, each applied once', async () => {
+    const partition = await partitionCell()
+    const dead = await partitionCell('orders.dead', 0, 1)
+    const worker = new Consumer()
+    worker.crashOn.add(2)
+    const logs: string[] = []
+    const pump = setup({ 'shop/orders-p2#0': partition, 'shop/orders_dead-p0#0': dead }, { 'shop/worker#2': worker }, logs)
+    try {
+      for (let i = 0; i < 6; i++) partition.append(i, `k${i}`)
+      pump.onSnapshot('shop/orders-p2#0', '{"stemStream":"orders"}')
+      await waitFor(() => worker.applied.length === 5, { what: 'the other records applied' }).catch(err => { throw new Error(`${(err as Error).message}: ${logs.join('\n')}`) })
+      assert.deepEqual(worker.applied, [0, 1, 3, 4, 5])
+      const letters = (dead.read('medic', 10) as { records: Array<[number, string | null, number, DeadLetter]> }).records
+      assert.equal(letters.length, 1, JSON.stringify(letters))
+      assert.deepEqual({ ...letters[0][3], time: 0 }, { stream: 'orders', partition: 2, offset: 2, key: 'k2', time: 0, group: 'worker', consumer: 'shop/worker#2', attempts: 3, error: 'cell shop/worker#2 crashed: exceeded its CPU time limit of 10000 ms', record: 2 })
+      // the batch holding it, then the record alone 3 times (the records before it alone, not
+      // in a batch with it again): 4 crashes, under the 5 in a minute that mark a cell failed
+      assert.equal(worker.crashes, 4, worker.sizes.join(' '))
+      assert.deepEqual(worker.sizes, [4, 1, 1, 1, 1, 1, 1, 2], worker.sizes.join(' '))
     } finally {
       pump.stop()
     }
@@ -311,7 +343,7 @@ describe('stream delivery pump', () => {
     }
   })
 
-  it('sizes a batch to about deliveryMs of its consumer\'s onRecord: the first is small, one that crashed the consumer past its timeout goes again with one record, whose time sizes the next', async () => {
+  it('sizes a batch to about deliveryMs of its consumer\'s onRecord: the first is small, the records of one that crashed the consumer past its timeout go again one by one, whose time sizes the next', async () => {
     const partition = await partitionCell()
     const worker = new Consumer()
     // onRecord takes 100 ms a record; a call over 300 ms times out, as a cell's does
@@ -323,8 +355,9 @@ describe('stream delivery pump', () => {
       pump.onSnapshot('shop/orders-p2#0', '{"stemStream":"orders"}')
       await waitFor(() => worker.applied.length === 20, { what: 'every record applied' })
       assert.deepEqual(worker.applied, Array.from({ length: 20 }, (_, i) => i))
-      // the first batch (8) outlasted the timeout; alone, the record took 100 ms: 2 a delivery from then on
-      assert.deepEqual(worker.sizes, [8, 1, 2, 2, 2, 2, 2, 2, 2, 2, 2, 1])
+      // the first batch (8) outlasted the timeout: its records go alone (any could be the
+      // culprit); alone, each took 100 ms: 2 a delivery from then on
+      assert.deepEqual(worker.sizes, [8, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2])
     } finally {
       pump.stop()
     }

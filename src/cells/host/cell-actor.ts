@@ -10,7 +10,7 @@ import type { StemPool } from './stem-pool.js'
 import { maxArgsChars } from '../limits.js'
 import type { CellLimits, RuntimeBounds } from '../limits.js'
 import type { CellFault } from './protocol.js'
-import { headersProblem, splitReply, statusProblem, withTrailer, isErrorStatus } from '../reply-meta.js'
+import { crashText, headersProblem, splitReply, statusProblem, withTrailer, isErrorStatus } from '../reply-meta.js'
 import { mapStack } from './source-map.js'
 
 export interface Message {
@@ -434,10 +434,10 @@ export class CellActor {
     if (this.running !== undefined) {
       clearTimeout(this.running.wallTimer)
       offending = offending ?? this.running.message
-      if (this.running.message !== offending) this.running.message.reply(false, `cell ${this.address} crashed: ${reason}`)
+      if (this.running.message !== offending) this.running.message.reply(false, crashText(this.address, reason))
       this.running = undefined
     }
-    offending?.reply(false, `cell ${this.address} crashed: ${reason}`)
+    offending?.reply(false, crashText(this.address, reason))
     this.hooks.fault(this, 'crashed', reason)
     const now = Date.now()
     // another app's message must not be able to use up this cell's failure budget

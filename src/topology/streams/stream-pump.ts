@@ -20,17 +20,20 @@
 // holds its cell host (every cell of the app on that node) until it returns, so a batch of
 // slow records would hold the app's partitions there for seconds, or outlast the
 // consumer's timeout, which crashes it (crashes count towards marking a cell failed). So
-// the first delivery is small, and after a failed one the next carries one record.
+// the first delivery is small, and after a failed one the next carries one record, whose
+// time sizes the batches after it.
 //
-// A record whose `onRecord` throws maxAttempts times, delivered alone, goes to the
-// stream's dead-letter stream `<stream>.dead` with the error (dead-letter.ts), and only
-// once that append is durable is it acknowledged (skipped): nothing is lost. The append
+// A record whose `onRecord` throws (or crashes its cell: a loop past the cell's timeout)
+// maxAttempts times, delivered alone, goes to the stream's dead-letter stream
+// `<stream>.dead` with the error (dead-letter.ts), and only once that append is durable
+// is it acknowledged (skipped): nothing is lost. The append
 // names the record's place (stream/partition/group, gen, offset), so one repeated after a
 // failover or a lost answer is not appended again. A record of a dead-letter stream itself
 // is only skipped, with a log line.
 import { CURSOR_METHOD, RECORD_METHOD, PARTITION_MARK, partitionOfCell } from '../../cells/streams/partition.js'
 import { MAX_READ } from '../../cells/streams/partition-code.js'
 import { parseAddress } from '../../cells/address.js'
+import { isCrash } from '../../cells/reply-meta.js'
 import type { AppAnnouncement } from '../announcement.js'
 import { deadLetterAppend, type DeadLetter } from './dead-letter.js'
 
@@ -85,8 +88,10 @@ class PartitionPump {
   private readonly refused = new Map<string, [number, number]>()
   /** group → ms its consumer took per record, smoothed over its deliveries */
   private readonly msPerRecord = new Map<string, number>()
-  /** groups whose last delivery failed other than by onRecord throwing (a crash past the timeout, unreachable): the next carries one record */
+  /** groups whose last delivery failed other than by onRecord throwing or crashing its cell (unreachable, its cell host gone): the next carries one record */
   private readonly alone = new Set<string>()
+  /** group → the last offset of a batch its consumer refused (threw, or crashed on): records up to it go alone, so the culprit is found without failing again on the others (each crash counts towards marking the cell failed) */
+  private readonly singleUntil = new Map<string, number>()
   private readonly app: string
   private readonly stream: string
   private readonly partition: number
@@ -133,7 +138,7 @@ class PartitionPump {
   /** One batch to one group; whether it delivered something (there may be more). */
   private async deliverOnce (target: Target): Promise<boolean> {
     const refused = this.refused.get(target.group)
-    const batch = refused === undefined && !this.alone.has(target.group) ? this.batchFor(target.group) : 1
+    const batch = refused === undefined && !this.alone.has(target.group) && !this.singleUntil.has(target.group) ? this.batchFor(target.group) : 1
     const read = await this.ask(this.address, 'read', [target.group, batch]) as ReadAnswer
     if (read.records.length === 0) return false
     // (a partition published before holders existed answers none: delivered as before, until published again)
@@ -145,13 +150,17 @@ class PartitionPump {
       const ms = (answer as { ms?: unknown } | null)?.ms
       this.timed(target.group, typeof ms === 'number' && ms >= 0 ? ms / read.records.length : 0)
       this.alone.delete(target.group)
+      if (last >= (this.singleUntil.get(target.group) ?? -1)) this.singleUntil.delete(target.group)
     } catch (err) {
-      if (!isCellError(err)) {
+      if (!isCellError(err) && !isCrash(err)) {
         if (batch > 1) this.alone.add(target.group)
         throw err
       }
-      // the consumer's onRecord threw: find the record alone, dead-letter and skip it after maxAttempts
+      // the consumer's onRecord threw, or crashed its cell (past its timeout: the cell starts
+      // again from its last state): find the record alone, dead-letter and skip it after
+      // maxAttempts (before the crashes mark the cell failed)
       const first = read.records[0][0]
+      if (batch > 1) this.singleUntil.set(target.group, last)
       const count = refused !== undefined && refused[0] === first ? refused[1] + 1 : (batch === 1 ? 1 : 0)
       this.refused.set(target.group, [first, count])
       if (batch > 1 || count < this.opts.maxAttempts) throw err
