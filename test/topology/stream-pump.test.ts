@@ -133,52 +133,38 @@ describe('stream delivery pump', () => {
     }
   })
 
-  it('moves a record the consumer keeps refusing to <stream>.dead with the error after 3 attempts, then skips it; the rest go on, each applied once', async () => {
-    const partition = await partitionCell()
-    const dead = await partitionCell('orders.dead', 0, 1)
-    const worker = new Consumer()
-    worker.refuse.add(2)
-    const logs: string[] = []
-    const pump = setup({ 'shop/orders-p2#0': partition, 'shop/orders_dead-p0#0': dead }, { 'shop/worker#2': worker }, logs)
-    try {
-      for (let i = 0; i < 6; i++) partition.append(i, `k${i}`)
-      pump.onSnapshot('shop/orders-p2#0', '{"stemStream":"orders"}')
-      await waitFor(() => worker.applied.length === 5, { what: 'the other records applied' }).catch(err => { throw new Error(`${(err as Error).message}: ${logs.join('\n')}`) })
-      assert.deepEqual(worker.applied, [0, 1, 3, 4, 5])
-      await waitFor(() => (partition.info() as PartitionInfo).groups.worker.lag === 0, { what: 'every record acknowledged' })
-      const letters = (dead.read('medic', 10) as { records: Array<[number, string | null, number, DeadLetter]> }).records
-      assert.equal(letters.length, 1, JSON.stringify(letters))
-      const [offset, key, , letter] = letters[0]
-      assert.equal(offset, 0)
-      assert.equal(key, 'k2')
-      assert.deepEqual({ ...letter, time: 0 }, { stream: 'orders', partition: 2, offset: 2, key: 'k2', time: 0, group: 'worker', consumer: 'shop/worker#2', attempts: 3, error: 'onRecord threw', record: 2 })
-      assert.ok(logs.some(l => /refused record 2 3 times: moved to orders\.dead offset 0/.test(l)), logs.join('\n'))
-    } finally {
-      pump.stop()
-    }
-  })
-
-  it('moves a record that crashes its consumer every time (a loop past the cell\'s timeout) to <stream>.dead after 3 attempts alone; the rest go on, each applied once', async () => {
-    const partition = await partitionCell()
-    const dead = await partitionCell('orders.dead', 0, 1)
-    const worker = new Consumer()
-    worker.crashOn.add(2)
-    const logs: string[] = []
-    const pump = setup({ 'shop/orders-p2#0': partition, 'shop/orders_dead-p0#0': dead }, { 'shop/worker#2': worker }, logs)
-    try {
-      for (let i = 0; i < 6; i++) partition.append(i, `k${i}`)
-      pump.onSnapshot('shop/orders-p2#0', '{"stemStream":"orders"}')
-      await waitFor(() => worker.applied.length === 5, { what: 'the other records applied' }).catch(err => { throw new Error(`${(err as Error).message}: ${logs.join('\n')}`) })
-      assert.deepEqual(worker.applied, [0, 1, 3, 4, 5])
-      const letters = (dead.read('medic', 10) as { records: Array<[number, string | null, number, DeadLetter]> }).records
-      assert.equal(letters.length, 1, JSON.stringify(letters))
-      assert.deepEqual({ ...letters[0][3], time: 0 }, { stream: 'orders', partition: 2, offset: 2, key: 'k2', time: 0, group: 'worker', consumer: 'shop/worker#2', attempts: 3, error: 'cell shop/worker#2 crashed: exceeded its CPU time limit of 10000 ms', record: 2 })
-      // the batch holding it, then the record alone 3 times (the records before it alone, not
-      // in a batch with it again): 4 crashes, under the 5 in a minute that mark a cell failed
-      assert.equal(worker.crashes, 4, worker.sizes.join(' '))
-      assert.deepEqual(worker.sizes, [4, 1, 1, 1, 1, 1, 1, 2], worker.sizes.join(' '))
-    } finally {
-      pump.stop()
+  it('moves a record the consumer keeps refusing (onRecord throws, or crashes the cell past its timeout) to <stream>.dead with the error after 3 attempts alone, then skips it; the rest go on, each applied once', async () => {
+    const kinds = [
+      { refusal: 'throws', error: 'onRecord threw' },
+      { refusal: 'crashes', error: 'cell shop/worker#2 crashed: exceeded its CPU time limit of 10000 ms' }
+    ] as const
+    for (const { refusal, error } of kinds) {
+      const partition = await partitionCell()
+      const dead = await partitionCell('orders.dead', 0, 1)
+      const worker = new Consumer()
+      ;(refusal === 'throws' ? worker.refuse : worker.crashOn).add(2)
+      const logs: string[] = []
+      const pump = setup({ 'shop/orders-p2#0': partition, 'shop/orders_dead-p0#0': dead }, { 'shop/worker#2': worker }, logs)
+      try {
+        for (let i = 0; i < 6; i++) partition.append(i, `k${i}`)
+        pump.onSnapshot('shop/orders-p2#0', '{"stemStream":"orders"}')
+        await waitFor(() => worker.applied.length === 5, { what: `the other records applied (${refusal})` }).catch(err => { throw new Error(`${(err as Error).message}: ${logs.join('\n')}`) })
+        assert.deepEqual(worker.applied, [0, 1, 3, 4, 5])
+        await waitFor(() => (partition.info() as PartitionInfo).groups.worker.lag === 0, { what: 'every record acknowledged' })
+        const letters = (dead.read('medic', 10) as { records: Array<[number, string | null, number, DeadLetter]> }).records
+        assert.equal(letters.length, 1, JSON.stringify(letters))
+        const [offset, key, , letter] = letters[0]
+        assert.equal(offset, 0)
+        assert.equal(key, 'k2')
+        assert.deepEqual({ ...letter, time: 0 }, { stream: 'orders', partition: 2, offset: 2, key: 'k2', time: 0, group: 'worker', consumer: 'shop/worker#2', attempts: 3, error, record: 2 })
+        assert.ok(logs.some(l => /refused record 2 3 times: moved to orders\.dead offset 0/.test(l)), logs.join('\n'))
+        // the batch holding it, then its records alone up to the culprit, which goes alone 3
+        // times (not in a batch again): 4 crashes, under the 5 in a minute that mark a cell failed
+        assert.deepEqual(worker.sizes, [4, 1, 1, 1, 1, 1, 1, 2], `${refusal}: ${worker.sizes.join(' ')}`)
+        if (refusal === 'crashes') assert.equal(worker.crashes, 4)
+      } finally {
+        pump.stop()
+      }
     }
   })
 
