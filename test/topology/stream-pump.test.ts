@@ -112,7 +112,7 @@ describe('stream delivery pump', () => {
     ])
   })
 
-  it('delivers every record in order to the assigned instance, across an unreachable spell, and acks it', async () => {
+  it('delivers every record in order to the assigned instance, across an unreachable spell (one record a delivery until it is back), and acks it', async () => {
     const partition = await partitionCell()
     const worker = new Consumer()
     const pump = setup(partition, { 'shop/worker#2': worker })
@@ -124,6 +124,11 @@ describe('stream delivery pump', () => {
       worker.down = false
       await waitFor(() => worker.applied.length === 10, { what: 'every record applied' })
       assert.deepEqual(worker.applied, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9])
+      // after the failed first batch, one record a delivery until one is applied; then whole batches
+      const [firstBatch, ...rest] = worker.sizes
+      assert.equal(firstBatch, 4)
+      assert.deepEqual(rest.slice(-3), [4, 4, 1])
+      assert.ok(rest.slice(0, -3).every(n => n === 1), `deliveries after the failure: ${rest.join(',')}`)
       await waitFor(() => (partition.info() as { groups: Record<string, { lag: number }> }).groups.worker.lag === 0, { what: 'the ack' })
       // a state that is not a partition's is ignored
       pump.onSnapshot('shop/worker#0', '{"seen":{}}')

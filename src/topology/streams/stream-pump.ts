@@ -88,9 +88,12 @@ class PartitionPump {
   private readonly refused = new Map<string, [number, number]>()
   /** group → ms its consumer took per record, smoothed over its deliveries */
   private readonly msPerRecord = new Map<string, number>()
-  /** groups whose last delivery failed other than by onRecord throwing or crashing its cell (unreachable, its cell host gone): the next carries one record */
-  private readonly alone = new Set<string>()
-  /** group → the last offset of a batch its consumer refused (threw, or crashed on): records up to it go alone, so the culprit is found without failing again on the others (each crash counts towards marking the cell failed) */
+  /**
+   * group → the last offset to deliver alone, one record at a time: after a batch its
+   * consumer refused (threw, or crashed on), up to that batch's last, so the culprit is
+   * found without failing again on the others (each crash counts towards marking the cell
+   * failed); after a batch that failed otherwise (unreachable, its cell host gone), its first
+   */
   private readonly singleUntil = new Map<string, number>()
   private readonly app: string
   private readonly stream: string
@@ -138,7 +141,7 @@ class PartitionPump {
   /** One batch to one group; whether it delivered something (there may be more). */
   private async deliverOnce (target: Target): Promise<boolean> {
     const refused = this.refused.get(target.group)
-    const batch = refused === undefined && !this.alone.has(target.group) && !this.singleUntil.has(target.group) ? this.batchFor(target.group) : 1
+    const batch = refused === undefined && !this.singleUntil.has(target.group) ? this.batchFor(target.group) : 1
     const read = await this.ask(this.address, 'read', [target.group, batch]) as ReadAnswer
     if (read.records.length === 0) return false
     // (a partition published before holders existed answers none: delivered as before, until published again)
@@ -149,17 +152,16 @@ class PartitionPump {
       // (a consumer on an older Stem answers only the count: its batches stay whole)
       const ms = (answer as { ms?: unknown } | null)?.ms
       this.timed(target.group, typeof ms === 'number' && ms >= 0 ? ms / read.records.length : 0)
-      this.alone.delete(target.group)
       if (last >= (this.singleUntil.get(target.group) ?? -1)) this.singleUntil.delete(target.group)
     } catch (err) {
+      const first = read.records[0][0]
       if (!isCellError(err) && !isCrash(err)) {
-        if (batch > 1) this.alone.add(target.group)
+        if (batch > 1) this.singleUntil.set(target.group, first)
         throw err
       }
       // the consumer's onRecord threw, or crashed its cell (past its timeout: the cell starts
       // again from its last state): find the record alone, dead-letter and skip it after
       // maxAttempts (before the crashes mark the cell failed)
-      const first = read.records[0][0]
       if (batch > 1) this.singleUntil.set(target.group, last)
       const count = refused !== undefined && refused[0] === first ? refused[1] + 1 : (batch === 1 ? 1 : 0)
       this.refused.set(target.group, [first, count])
