@@ -51,10 +51,15 @@ export interface StemMetricsInit {
   defaultMetrics?: boolean
 }
 
+/** ms between two samples of the event loop's delay (nodejs_eventloop_lag_* metrics) */
+export const EVENT_LOOP_SAMPLE_MS = 500
+
 export function createStemMetrics (init: StemMetricsInit = {}): StemMetrics {
   const registry = new Registry()
   const registers = [registry]
-  if (init.defaultMetrics !== false) collectDefaultMetrics({ register: registry })
+  // the event loop's delay is sampled every EVENT_LOOP_SAMPLE_MS: prom-client's default (10
+  // ms) keeps a timer that wakes an idle node 100 times a second, most of its idle cost
+  if (init.defaultMetrics !== false) collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: EVENT_LOOP_SAMPLE_MS })
   const sources = new Set<() => void | Promise<void>>()
 
   const sourceErrors = new Counter({ name: 'stem_metrics_source_errors_total', help: 'Metric sources that threw during a scrape', registers })
