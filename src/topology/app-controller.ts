@@ -160,6 +160,12 @@ export class AppController {
     }
   }
 
+  /** The failure detector judged `peer` down: its copies are forgotten, and a recovery waiting on its inventory goes on without it. */
+  peerDown (peer: string): void {
+    this.forgetPeer(peer)
+    this.recovery.peerDown(peer)
+  }
+
   private round (): void {
     this.suspect()
     this.shards.observe(this.components.nodes(), Date.now())

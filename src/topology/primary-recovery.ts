@@ -52,8 +52,33 @@ export class PrimaryRecovery {
   private readonly since = new Map<string, WaitMark>()
   /** `group address` → the last outcome logged (one line per change, not per round) */
   private readonly reported = new Map<string, string>()
+  /** node → the inventory asks waiting on it, which a failure verdict on it ends (peerDown) */
+  private readonly asking = new Map<string, Set<AbortController>>()
 
   constructor (private readonly components: PrimaryRecoveryComponents, private readonly init: PrimaryRecoveryInit = {}) {}
+
+  /**
+   * The failure detector judged `peer` down: the inventory asks waiting on it end now. A
+   * node stalled (SIGSTOP) just before a recovery began is still alive in the capacity
+   * view, so its ask gets the long timeout; a new leader taking over from a stalled leader
+   * that also ran the primary waited that timeout out (3 s) before the failover went on.
+   */
+  peerDown (peer: string): void {
+    for (const c of this.asking.get(peer) ?? []) c.abort(new Error(`${peer} was judged down`))
+  }
+
+  /** `node`'s inventory, or an error after `ms`, or as soon as `node` is judged down */
+  private async inventoryOf (node: string, app: string, ms: number, fence: Parameters<PrimaryRecoveryComponents['clones']['inventoryOf']>[3]): Promise<Awaited<ReturnType<PrimaryRecoveryComponents['clones']['inventoryOf']>>> {
+    const down = new AbortController()
+    const waiting = this.asking.get(node) ?? new Set()
+    this.asking.set(node, waiting.add(down))
+    try {
+      return await this.components.clones.inventoryOf(node, app, AbortSignal.any([AbortSignal.timeout(ms), down.signal]), fence)
+    } finally {
+      waiting.delete(down)
+      if (waiting.size === 0) this.asking.delete(node)
+    }
+  }
 
   async start (h: HostedApp, state: AppState, address: string, target: string, code: PrimaryCode): Promise<RecoveryOutcome> {
     const { clones, logger } = this.components
@@ -67,7 +92,7 @@ export class PrimaryRecovery {
       try {
         // a dead node must not hold up a failover; one just restarted may not be in the view yet.
         // The ask fences the holder: it confirms no state of an older epoch's primary after answering
-        const inventory = await clones.inventoryOf(node, h.app, AbortSignal.timeout(this.components.alive(node) ? timeout : Math.min(timeout, 500)), { address, epoch: state.epochs[address] ?? 0, primary: target })
+        const inventory = await this.inventoryOf(node, h.app, this.components.alive(node) ? timeout : Math.min(timeout, 500), { address, epoch: state.epochs[address] ?? 0, primary: target })
         answered.add(node)
         for (const c of inventory) if (c.address === address) copies.push({ node, version: c.version, epoch: c.epoch, running: c.running, damaged: c.damaged })
       } catch (err) {

@@ -182,6 +182,11 @@ export class TopologyService extends TypedEventEmitter<TopologyEvents> {
     this.controller.forgetPeer(peer)
   }
 
+  /** the failure detector judged `peer` down (AppController.peerDown) */
+  peerDown (peer: string): void {
+    this.controller.peerDown(peer)
+  }
+
   /** apps whose groups this node is a member of */
   hostedApps (): string[] {
     return this.groups.all().filter(h => h.state !== undefined && !h.dissolved).map(h => h.app).sort()

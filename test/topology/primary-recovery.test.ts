@@ -84,4 +84,39 @@ describe('primary recovery: the leader\'s wait for an instance\'s copies', () =>
     assert.deepEqual(promoted, [])
     assert.deepEqual(started, [`${ADDRESS} on C1 from state of C2 v7`])
   })
+
+  it('a node judged down ends the ask for its inventory at once: a stalled node the capacity view still counts alive holds up no failover for the inventory timeout', async () => {
+    // P ran the primary and stalled (its asks hang: nothing answers); C, its clone, holds version 4
+    const asked: string[] = []
+    const recovery = new PrimaryRecovery({
+      self: 'L',
+      logger: createLogger('test'),
+      alive: () => true,
+      checkLease: async () => {},
+      clones: {
+        inventoryOf: async (node: string, _app: string, signal: AbortSignal) => {
+          asked.push(node)
+          if (node === 'C') return [{ address: ADDRESS, version: 4, epoch: 1, running: false }]
+          return await new Promise((_resolve, reject) => { signal.addEventListener('abort', () => { reject(signal.reason) }, { once: true }) })
+        },
+        fetchCopy: async (node: string) => ({ state: `state of ${node}`, version: 4, epoch: 1 }),
+        promote: async () => { throw new Error('no promotion expected') }
+      } as unknown as ConstructorParameters<typeof PrimaryRecovery>[0]['clones'],
+      // as messaging refuses a start on a node judged down (the next round places the primary elsewhere)
+      startPrimary: async (_address: string, node: string) => { throw new Error(`${node} is down`) }
+    // the timeout is far past the test's deadline: only the verdict can end the ask in time
+    }, { waitBoundMs: 60_000, inventoryTimeoutMs: 600_000 })
+    const h = { group: 'g', app: 'ledger' } as unknown as HostedApp
+    const holders: Holder[] = [{ node: 'P', epoch: 1, role: 'primary' }, { node: 'C', epoch: 1, role: 'clone' }]
+    let outcome: string | undefined
+    const starting = recovery.start(h, stateAt(1, holders), ADDRESS, 'P', { bundle: 'b', owner: new Uint8Array(), limits: { memory: 1, timeout: 1, mailbox: 1 }, epoch: 1 }).then(o => { outcome = o }, (err: Error) => { outcome = err.message })
+    await waitFor(() => asked.includes('P') && asked.includes('C'), { timeout: 5000, what: 'both inventories asked' })
+    // another node's verdict ends nothing
+    recovery.peerDown('X')
+    recovery.peerDown('P')
+    await waitFor(() => outcome !== undefined, { timeout: 10_000, what: 'the recovery to go on once P is judged down' })
+    await starting
+    // the only clone confirmed every reply: its copy goes to the target, which is down
+    assert.equal(outcome, 'P is down')
+  })
 })
