@@ -71,10 +71,21 @@ export function createFailureDetector (libp2p: MeshLibp2p, init: FailureDetector
     }
   }
   const stalls = new StallWatch({ stallMs: init.stallMs })
-  const openTo = (id: string): Connection[] => libp2p.getConnections(peerIdFromString(id)).filter(c => c.status === 'open')
-  const muxers = (id: string): Array<MuxerPing | undefined> => openTo(id).map(c => (c as Connection & { muxer?: MuxerPing }).muxer)
-  /** every open connection to `id` has a muxer ping (none is WebRTC) */
-  const pingable = (id: string): boolean => muxers(id).every(m => typeof m?.ping === 'function')
+  /** the open connections of every peer, looked up once per probe round (a lookup per peer and question cost more than the probes) */
+  const openByPeer = (): Map<string, Connection[]> => {
+    const open = new Map<string, Connection[]>()
+    for (const c of libp2p.getConnections()) {
+      if (c.status !== 'open') continue
+      const id = c.remotePeer.toString()
+      const list = open.get(id)
+      if (list === undefined) open.set(id, [c])
+      else list.push(c)
+    }
+    return open
+  }
+  const muxers = (open: Connection[]): Array<MuxerPing | undefined> => open.map(c => (c as Connection & { muxer?: MuxerPing }).muxer)
+  /** every open connection has a muxer ping (none is WebRTC) */
+  const pingable = (open: Connection[]): boolean => muxers(open).every(m => typeof m?.ping === 'function')
   /**
    * Pings every open connection to `id` with its stream muxer's own ping (a yamux PING
    * frame: a few bytes, no stream; libp2p's ping protocol opened a stream per probe, which
@@ -83,9 +94,9 @@ export function createFailureDetector (libp2p: MeshLibp2p, init: FailureDetector
    * one. A connection without such a ping (WebRTC) is not probed: such a peer resolves at
    * once, and only its capacity adverts can judge it stalled.
    */
-  const pingOpen = async (id: string, signal: AbortSignal): Promise<void> => {
-    if (!pingable(id)) return
-    await Promise.any(muxers(id).map(async m => await m?.ping?.({ signal })))
+  const pingOpen = async (open: Connection[], signal: AbortSignal): Promise<void> => {
+    if (!pingable(open)) return
+    await Promise.any(muxers(open).map(async m => await m?.ping?.({ signal })))
   }
   const back = (id: string): void => {
     if (stopped || !down.delete(id)) return
@@ -108,13 +119,15 @@ export function createFailureDetector (libp2p: MeshLibp2p, init: FailureDetector
     for (const { id, silentMs } of stalls.overdue(Date.now())) condemn(id, silentMs)
   }
   const probeRound = (): void => {
-    const members = [...init.members()].filter(id => openTo(id).length > 0)
+    const open = openByPeer()
+    const openTo = (id: string): Connection[] => open.get(id) ?? []
+    const members = [...init.members()].filter(id => open.has(id))
     const watched = members.filter(id => !down.has(id))
-    covered = new Set(watched.filter(pingable))
+    covered = new Set(watched.filter(id => pingable(openTo(id))))
     // a peer judged down while a connection to it stayed or came open (our own ping lost
     // its race with a redial, or it woke from a stall) is up once it answers on it
     for (const id of members.filter(id => down.has(id))) {
-      pingOpen(id, AbortSignal.timeout(stalls.stallMs)).then(() => { back(id) }, () => {})
+      pingOpen(openTo(id), AbortSignal.timeout(stalls.stallMs)).then(() => { back(id) }, () => {})
     }
     const now = Date.now()
     for (const id of suspected) if (!watched.includes(id)) suspected.delete(id)
@@ -125,11 +138,20 @@ export function createFailureDetector (libp2p: MeshLibp2p, init: FailureDetector
         init.onSuspect?.(id)
       }
     }
-    const { probe, stalled } = stalls.tick(watched, now)
+    const { probe, stalled, cutOff } = stalls.tick(watched, now)
+    if (cutOff !== undefined) {
+      // this node was frozen for longer than its peers wait before judging it stalled: they
+      // have cut it off, and a connection whose close it has not read yet leaves its pings
+      // unanswered (a woken node judged live peers down). It hangs up on every member; the
+      // disconnects dial afresh (judge), and a peer that answers is up as before
+      log.info(`this node was frozen for ${cutOff} ms: its peers have cut it off, reconnecting to ${members.length} member(s)`)
+      for (const id of members) for (const c of openTo(id)) c.abort(new Error(`this node was frozen for ${cutOff} ms`))
+    }
     for (const { id, silentMs } of stalled) condemn(id, silentMs)
+    // one deadline for the round's probes
+    const signal = AbortSignal.timeout(stalls.stallMs)
     for (const id of probe) {
-      const signal = AbortSignal.timeout(stalls.stallMs)
-      pingOpen(id, signal).then(
+      pingOpen(openTo(id), signal).then(
         () => { stalls.settled(id, true, Date.now()) },
         // an error that is not our timeout came from a live end (or a closed connection, which the disconnect path judges)
         () => { stalls.settled(id, !signal.aborted, Date.now()) }

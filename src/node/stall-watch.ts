@@ -8,7 +8,9 @@
 // more than stallMs/2 after the one before (this process was frozen, or its event loop
 // blocked) starts every peer's silence afresh: what went unanswered while we could not
 // read says nothing of the peers, and a node woken from a stall whose peers had cut it off
-// meanwhile blamed them all once three rounds passed.
+// meanwhile blamed them all once three rounds passed. A round more than stallMs late says
+// more: the peers have judged this node stalled and cut it off, so its connections are
+// stale even where it has not seen them close (`cutOff`: the caller reconnects).
 export interface StallWatchOptions {
   /** ms without an answer before a verdict (default 1500) */
   stallMs?: number
@@ -38,11 +40,13 @@ export class StallWatch {
   /**
    * A probe round at `now` over the peers to watch (others are forgotten): which peers to
    * probe now, and which have just been judged stalled (each is forgotten, so it is
-   * reported once and watched afresh once it is back).
+   * reported once and watched afresh once it is back); `cutOff`: the ms since the round
+   * before, when this node was frozen longer than stallMs.
    */
-  tick (watched: Iterable<string>, now: number): { probe: string[], stalled: Array<{ id: string, silentMs: number }> } {
+  tick (watched: Iterable<string>, now: number): { probe: string[], stalled: Array<{ id: string, silentMs: number }>, cutOff?: number } {
     this.round++
-    const frozen = this.lastRound !== undefined && now - this.lastRound > this.stallMs / 2
+    const gap = this.lastRound === undefined ? 0 : now - this.lastRound
+    const frozen = gap > this.stallMs / 2
     this.lastRound = now
     const keep = new Set(watched)
     for (const [id, p] of this.peers) {
@@ -65,7 +69,7 @@ export class StallWatch {
         probe.push(id)
       }
     }
-    return { probe, stalled }
+    return gap > this.stallMs ? { probe, stalled, cutOff: gap } : { probe, stalled }
   }
 
   /**

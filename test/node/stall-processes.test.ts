@@ -1,7 +1,8 @@
 // A stalled node (SIGSTOP) with real `stem` processes: its TCP connections stay open, so
 // no disconnect reports it. The live nodes must judge it down by its unanswered pings (not
 // wait for its capacity adverts to expire), fail the counter over with every acknowledged
-// increment, and when it wakes it must rejoin without answering from its old primary.
+// increment, and when it wakes it must reconnect and rejoin without answering from its old primary or
+// judging a live node down.
 import assert from 'node:assert/strict'
 import { join } from 'node:path'
 import type { AppCellsListing } from '../../src/topology/app-table.js'
@@ -50,8 +51,11 @@ describe('a stalled node with real stem processes', function () {
     assert.equal(count, acked + 1, 'an acknowledged increment was lost or doubled over the stall')
     acked = count
 
+    const woke = victim.stderr.length
     victim.signal('SIGCONT')
     stopped = undefined
+    // it sees it was frozen past the verdict, and hangs up on its peers rather than ping them on connections they cut
+    await waitFor(() => /this node was frozen for \d+ ms: its peers have cut it off, reconnecting/.test(victim.stderr.slice(woke)), { timeout: 30_000, what: 'the woken node to reconnect' })
     // awake, it is a member again, and whatever node is asked, the counter goes on from the acknowledged count
     await waitFor(async () => (await stemJson<{ peers: unknown[] }>(['peers', '--data', victim.dataDir])).peers.length === 2, { timeout: 60_000, what: 'the woken node to see the others again' })
     const next = await waitFor(async () => {
@@ -60,5 +64,7 @@ describe('a stalled node with real stem processes', function () {
     }, { timeout: 60_000, what: 'an increment through the woken node' })
     assert.equal(next, acked + 1, 'the woken node answered from its old primary')
     await waitFor(async () => { const c = await cellVia(victim); return c?.state === 'transformed' && c.clones.length > 0 }, { timeout: 60_000, what: 'the counter to have a clone again' })
+    // and it judged no live node down on the silence of its own stall
+    for (const n of live) assert.doesNotMatch(victim.stderr.slice(woke), new RegExp(`peer ${n.peerId()} is down`), 'the woken node judged a live node down')
   })
 })

@@ -53,13 +53,25 @@ describe('node: stall watch', () => {
     assert.equal(w.silentMs('a', 2300), 500)
   })
 
+  it('a round more than stallMs after the one before says this node was cut off (the caller reconnects); later rounds, and shorter blocks, do not', () => {
+    const w = new StallWatch({ stallMs: 1500, minRounds: 3 })
+    assert.equal(w.tick(['a'], 0).cutOff, undefined, 'the first round')
+    assert.equal(w.tick(['a'], 500).cutOff, undefined)
+    // blocked 1 s: the silences start afresh, but the peers have not judged this node yet
+    assert.equal(w.tick(['a'], 1500).cutOff, undefined)
+    // frozen 4 s (SIGSTOP): its peers judged it stalled after 1.5 s and cut it off
+    assert.equal(w.tick(['a'], 5500).cutOff, 4000)
+    assert.equal(w.tick(['a'], 6000).cutOff, undefined, 'once')
+  })
+
   it('a probe that ended without an answer is sent again next round; an answer resets the silence', () => {
     const w = new StallWatch({ stallMs: 1500, minRounds: 3 })
     w.tick(['a'], 0)
     w.settled('a', false, 400)
     assert.deepEqual(w.tick(['a'], 500).probe, ['a'])
     w.settled('a', false, 900)
-    assert.deepEqual(w.tick(['a'], 1000).probe, ['a'])
+    const back = w.tick(['a'], 1000)
+    assert.deepEqual([back.probe, back.stalled], [['a'], []])
     w.settled('a', true, 1400)
     assert.deepEqual(w.tick(['a'], 1500), { probe: ['a'], stalled: [] })
     assert.deepEqual(w.tick(['a'], 2000).stalled, [])
@@ -73,7 +85,7 @@ describe('node: stall watch', () => {
     w.tick([], 50)
     w.settled('a', true, 60)
     // a comes back as a new peer: its silence counts from now, not from its first probe
-    assert.deepEqual(w.tick(['a'], 1000), { probe: ['a'], stalled: [] })
+    assert.deepEqual(w.tick(['a'], 1000).probe, ['a'])
     assert.deepEqual(w.tick(['a'], 1040).stalled, [])
     assert.deepEqual(w.tick(['a'], 1080).stalled, [])
     assert.deepEqual(w.tick(['a'], 1101).stalled, [{ id: 'a', silentMs: 101 }])
