@@ -58,7 +58,7 @@ export function createStemMetrics (init: StemMetricsInit = {}): StemMetrics {
   const registry = new Registry()
   const registers = [registry]
   // the event loop's delay is sampled every EVENT_LOOP_SAMPLE_MS: prom-client's default (10
-  // ms) keeps a timer that wakes an idle node 100 times a second, most of its idle cost
+  // ms) kept a timer that woke an idle node 100 times a second
   if (init.defaultMetrics !== false) collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: EVENT_LOOP_SAMPLE_MS })
   const sources = new Set<() => void | Promise<void>>()
 

@@ -7,7 +7,7 @@ import type { CellLimits } from '../cells/limits.js'
 import type { Logger } from '../util/logger.js'
 import type { AppState } from './app-state.js'
 import type { HostedApp } from './app-groups.js'
-import type { CloneService } from './clones.js'
+import type { CloneService, CopyReport } from './clones.js'
 import { nextWaitMark, planRecovery } from './recovery.js'
 import type { Copy, Holder, WaitMark } from './recovery.js'
 
@@ -68,7 +68,7 @@ export class PrimaryRecovery {
   }
 
   /** `node`'s inventory, or an error after `ms`, or as soon as `node` is judged down */
-  private async inventoryOf (node: string, app: string, ms: number, fence: Parameters<PrimaryRecoveryComponents['clones']['inventoryOf']>[3]): Promise<Awaited<ReturnType<PrimaryRecoveryComponents['clones']['inventoryOf']>>> {
+  private async inventoryOf (node: string, app: string, ms: number, fence: Parameters<CloneService['inventoryOf']>[3]): Promise<CopyReport[]> {
     const down = new AbortController()
     const waiting = this.asking.get(node) ?? new Set()
     this.asking.set(node, waiting.add(down))
