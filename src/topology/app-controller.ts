@@ -25,7 +25,7 @@ import type { AppTable } from './app-table.js'
 import type { CloneService } from './clones.js'
 import type { ReservationSync } from './reservation-sync.js'
 import { itemsKey } from './reservation-sync.js'
-import { memberChangeDue, nextMemberChange, noteMissing } from './group-members.js'
+import { bundleSources, memberChangeDue, nextMemberChange, noteMissing } from './group-members.js'
 import { place } from './placement.js'
 import { cellCost, defaultAccounting } from './placement-accounting.js'
 import type { DesiredApp, Placement } from './placement-accounting.js'
@@ -528,7 +528,8 @@ export class AppController {
 
   /** The leader holds the bundle before it asks others to fetch it from it. */
   private async fetchBundle (h: HostedApp, bundle: string): Promise<void> {
-    await this.components.bundles.fetch(bundle, { peers: this.components.raft.status(h.group).members.filter(m => m !== this.components.self), signal: AbortSignal.timeout(20_000) })
+    const live = new Set(this.components.nodes().filter(n => n.alive).map(n => n.id))
+    await this.components.bundles.fetch(bundle, { peers: bundleSources(this.components.raft.status(h.group).members, this.components.self, live), signal: AbortSignal.timeout(20_000) })
   }
 
   private async startPrimary (address: string, node: string, bundleHash: string, owner: Uint8Array, limits: { memory: number, timeout: number, mailbox: number }, epoch: number, from?: { state: string, version: number, replies?: string }): Promise<void> {

@@ -24,6 +24,17 @@ export function pickGroupMembers (nodes: NodeCapacity[], n = 3, current: PeerId[
   return chosen.sort()
 }
 
+/**
+ * The other members to fetch an app's bundle from, in order: the live ones first. A member
+ * judged down comes last: a stalled one (SIGSTOP) accepts the dial in its kernel and then
+ * holds the fetch until its timeout, and a new leader that asked it first started a clone
+ * 5.7 s after a failover (the new primary's replies wait for a clone).
+ */
+export function bundleSources (members: PeerId[], self: PeerId, live: ReadonlySet<PeerId>): PeerId[] {
+  const others = members.filter(m => m !== self)
+  return [...others.filter(m => live.has(m)), ...others.filter(m => !live.has(m))]
+}
+
 export type MemberChange = { remove: PeerId } | { add: PeerId }
 
 /** a membership change the leader proposed, and when (ms) */

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { memberChangeDue, nextMemberChange, noteMissing, pickGroupMembers } from '../../src/topology/group-members.js'
+import { bundleSources, memberChangeDue, nextMemberChange, noteMissing, pickGroupMembers } from '../../src/topology/group-members.js'
 import type { NodeCapacity } from '../../src/topology/types.js'
 
 const GiB = 2 ** 30
@@ -8,6 +8,12 @@ function node (id: string, memoryGiB: number, zone?: string, alive = true): Node
 }
 
 describe('topology/group-members', () => {
+  it('fetches a bundle from the live members first, a member judged down last, never from itself', () => {
+    assert.deepEqual(bundleSources(['a', 'b', 'self', 'c'], 'self', new Set(['b', 'c', 'self'])), ['b', 'c', 'a'])
+    assert.deepEqual(bundleSources(['self'], 'self', new Set(['self'])), [])
+    assert.deepEqual(bundleSources(['a', 'b'], 'self', new Set()), ['a', 'b'], 'none live: all of them, in order')
+  })
+
   it('picks up to three live nodes, the largest contributors first', () => {
     assert.deepEqual(pickGroupMembers([node('a', 1), node('b', 4), node('c', 2), node('d', 8), node('e', 8, undefined, false)]), ['b', 'c', 'd'])
   })
