@@ -20,7 +20,8 @@
 //    never displaced by a later arrival or by a shrink that lets a rejected item back in.
 //  - Backdating is bounded: an item first seen with `since` more than `maxSkew` ms in the
 //    past or future is refused (except in the first announcement seen of an app, its
-//    baseline). With settle > 2 × maxSkew, no newly arriving item can sort before an item
+//    baseline, whose items count as seen since `since` + `maxSkew`: a restarted node
+//    settles the app's old room as every other ledger did). With settle > 2 × maxSkew, no newly arriving item can sort before an item
 //    that is already effective, so two leaders claiming the last room of a node at the same
 //    moment both see both claims within `settle`, agree on the order, and exactly one wins.
 //    The loser withdraws its item and re-places elsewhere.
@@ -108,6 +109,18 @@ export function announcementProblem (a: ReservationAnnouncement, options: Ledger
 }
 
 /**
+ * When an item of the first announcement a ledger sees of an app counts as seen: at its
+ * `since` (plus the clock skew allowed), not now. Every ledger that held the app's
+ * announcements since then has seen it that long, so it settles as it did there: a node
+ * restarted moments before it became the app's leader waited settleMs on room the app
+ * already held, and its failover to a clone waited with it (bench cell-failover: 3.5 s).
+ * A new claim (since within maxSkew of now) still waits the whole settleMs.
+ */
+function baselineSeen (item: ReservationItem, now: number, options: LedgerOptions): number {
+  return Math.min(now, item.since + options.maxSkewMs)
+}
+
+/**
  * The reservations this node has heard of, per app. Pure apart from its own state: every
  * method takes the current time, nothing runs on timers.
  */
@@ -142,7 +155,7 @@ export class ReservationLedger {
       if (previous !== undefined && Math.abs(now - item.since) > this.options.maxSkewMs) {
         return { accepted: false, reason: `new item ${item.id} has since ${item.since}, ${now - item.since} ms from this node's clock (at most ${this.options.maxSkewMs})` }
       }
-      items.set(item.id, { item: { ...item }, firstSeen: now, effective: false })
+      items.set(item.id, { item: { ...item }, firstSeen: previous === undefined ? baselineSeen(item, now, this.options) : now, effective: false })
     }
     this.apps.set(a.app, { term: a.term, version: a.version, expiresAt: now + a.ttlMs, items })
     return { accepted: true }

@@ -48,6 +48,23 @@ describe('topology/reservations', () => {
     assert.throws(() => new ReservationLedger({ settleMs: 1000, maxSkewMs: 500 }), /settleMs must exceed 2 × maxSkewMs/)
   })
 
+  it('settles the items of the first announcement seen of an app by their age: a restarted node waits no settle period on old room, and the whole one on a new claim', () => {
+    const l = new ReservationLedger({ settleMs: 2500, maxSkewMs: 1000 })
+    // restarted at T0: the app's first announcement holds room claimed a minute ago and a claim made now
+    l.apply(ann('alpha', [item('old', 'n1', 100, T0 - 60_000), item('new', 'n1', 100, T0)]), T0)
+    assert.deepEqual(states(l, nodes, T0), ['alpha/old:effective', 'alpha/new:settling'])
+    assert.deepEqual(states(l, nodes, T0 + 2499), ['alpha/old:effective', 'alpha/new:settling'])
+    assert.deepEqual(states(l, nodes, T0 + 2500), ['alpha/old:effective', 'alpha/new:effective'])
+    // an item claimed 2 s ago counts as seen 1 s ago (the skew allowed): effective 1.5 s from now
+    const m = new ReservationLedger({ settleMs: 2500, maxSkewMs: 1000 })
+    m.apply(ann('beta', [item('b', 'n1', 100, T0 - 2000)]), T0)
+    assert.deepEqual(states(m, nodes, T0 + 1499), ['beta/b:settling'])
+    assert.deepEqual(states(m, nodes, T0 + 1500), ['beta/b:effective'])
+    // a new item in a later announcement is seen now, whatever its since
+    m.apply(ann('beta', [item('b', 'n1', 100, T0 - 2000), item('c', 'n1', 100, T0 + 100)], 2), T0 + 200)
+    assert.deepEqual(states(m, nodes, T0 + 2699), ['beta/b:effective', 'beta/c:settling'])
+  })
+
   it('never displaces an effective item: not by a shrink that frees room for a rejected one', () => {
     const l = new ReservationLedger()
     const big = ann('alpha', [item('a1', 'n1', 600, T0)])
@@ -81,7 +98,8 @@ describe('topology/reservations', () => {
     assert.match((l.apply(ann('alpha', [item('old', 'n1', 200, T0 - 60_000)], 2), T0) as { reason: string }).reason, /item old grew/)
     assert.match((l.apply(ann('alpha', [item('old', 'n1', 100, T0 - 1000)], 2), T0) as { reason: string }).reason, /changed its node or since/)
     assert.match((l.apply(ann('alpha', [item('old', 'n2', 100, T0 - 60_000)], 2), T0) as { reason: string }).reason, /changed its node or since/)
-    assert.deepEqual(states(l, nodes, T0), ['alpha/old:settling'], 'nothing of the refused announcements applied')
+    // (the baseline's item, claimed a minute ago, counts as settled)
+    assert.deepEqual(states(l, nodes, T0), ['alpha/old:effective'], 'nothing of the refused announcements applied')
     assert.equal(l.apply(ann('alpha', [item('old', 'n1', 50, T0 - 60_000), item('new', 'n1', 100, T0 + 500)], 2), T0).accepted, true)
   })
 
