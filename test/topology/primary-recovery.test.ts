@@ -15,6 +15,19 @@ function stateAt (epoch: number, holders: Holder[]): AppState {
   return { app: 'ledger', epochs: { [ADDRESS]: epoch }, holders: { [ADDRESS]: holders } } as unknown as AppState
 }
 
+type RecoveryParts = Pick<ConstructorParameters<typeof PrimaryRecovery>[0], 'alive' | 'startPrimary'> & { clones: Record<string, unknown> }
+
+/** a recovery led by node L, whose lease always holds, over stand-in clones */
+function recoveryWith (parts: RecoveryParts, init: ConstructorParameters<typeof PrimaryRecovery>[1]): PrimaryRecovery {
+  return new PrimaryRecovery({
+    self: 'L',
+    logger: createLogger('test'),
+    checkLease: async () => {},
+    ...parts,
+    clones: parts.clones as unknown as ConstructorParameters<typeof PrimaryRecovery>[0]['clones']
+  }, init)
+}
+
 describe('primary recovery: the leader\'s wait for an instance\'s copies', () => {
   let restore: () => void
   beforeEach(() => { restore = setLogSink(() => {}) })
@@ -23,11 +36,8 @@ describe('primary recovery: the leader\'s wait for an instance\'s copies', () =>
   it('a wait for a later epoch starts anew: a wait begun for an earlier epoch does not cut it short', async () => {
     const started: string[] = []
     // node A answers with the running primary of epoch 1 it still holds; B and C (epoch 3's holders) do not answer
-    const recovery = new PrimaryRecovery({
-      self: 'L',
-      logger: createLogger('test'),
+    const recovery = recoveryWith({
       alive: () => false,
-      checkLease: async () => {},
       clones: {
         inventoryOf: async (node: string) => {
           if (node !== 'A') throw new Error(`${node} does not answer`)
@@ -35,7 +45,7 @@ describe('primary recovery: the leader\'s wait for an instance\'s copies', () =>
         },
         fetchCopy: async () => { throw new Error('no fetch expected') },
         promote: async () => { throw new Error('no promotion expected') }
-      } as unknown as ConstructorParameters<typeof PrimaryRecovery>[0]['clones'],
+      },
       startPrimary: async (address: string, node: string) => { started.push(`${address} on ${node}`) }
     }, { waitBoundMs: 200, inventoryTimeoutMs: 50 })
     const h = { group: 'g', app: 'ledger' } as unknown as HostedApp
@@ -61,11 +71,8 @@ describe('primary recovery: the leader\'s wait for an instance\'s copies', () =>
 
     const started: string[] = []
     const promoted: string[] = []
-    const recovery = new PrimaryRecovery({
-      self: 'L',
-      logger: createLogger('test'),
+    const recovery = recoveryWith({
       alive: node => node !== 'P',
-      checkLease: async () => {},
       clones: {
         inventoryOf: async (node: string) => {
           if (node === 'P') throw new Error('P is dead')
@@ -75,7 +82,7 @@ describe('primary recovery: the leader\'s wait for an instance\'s copies', () =>
         },
         fetchCopy: async (node: string) => ({ state: `state of ${node}`, version: 7, epoch: 1 }),
         promote: async (node: string) => { promoted.push(node) }
-      } as unknown as ConstructorParameters<typeof PrimaryRecovery>[0]['clones'],
+      },
       startPrimary: async (address: string, node: string, _code: unknown, from?: { state: string, version: number }) => { started.push(`${address} on ${node} from ${from?.state ?? 'blank'} v${from?.version ?? 0}`) }
     }, { waitBoundMs: 200, inventoryTimeoutMs: 50 })
     const h = { group: 'g', app: 'ledger' } as unknown as HostedApp
@@ -88,11 +95,8 @@ describe('primary recovery: the leader\'s wait for an instance\'s copies', () =>
   it('a node judged down ends the ask for its inventory at once: a stalled node the capacity view still counts alive holds up no failover for the inventory timeout', async () => {
     // P ran the primary and stalled (its asks hang: nothing answers); C, its clone, holds version 4
     const asked: string[] = []
-    const recovery = new PrimaryRecovery({
-      self: 'L',
-      logger: createLogger('test'),
+    const recovery = recoveryWith({
       alive: () => true,
-      checkLease: async () => {},
       clones: {
         inventoryOf: async (node: string, _app: string, signal: AbortSignal) => {
           asked.push(node)
@@ -101,7 +105,7 @@ describe('primary recovery: the leader\'s wait for an instance\'s copies', () =>
         },
         fetchCopy: async (node: string) => ({ state: `state of ${node}`, version: 4, epoch: 1 }),
         promote: async () => { throw new Error('no promotion expected') }
-      } as unknown as ConstructorParameters<typeof PrimaryRecovery>[0]['clones'],
+      },
       // as messaging refuses a start on a node judged down (the next round places the primary elsewhere)
       startPrimary: async (_address: string, node: string) => { throw new Error(`${node} is down`) }
     // the timeout is far past the test's deadline: only the verdict can end the ask in time
