@@ -108,6 +108,17 @@ export function isCrash (err: unknown): boolean {
   return err instanceof Error && /^cell \S+ crashed: /.test(err.message)
 }
 
+/** The error text of an ask whose deadline passed before its cell answered. Whether it ran is not known, so it says how to retry safely. */
+export function timeoutText (address: string, afterMs?: number): string {
+  return `ask to ${address} timed out${afterMs !== undefined ? ` after ${afterMs} ms` : ''} (it may or may not have run: retry with the same messageId)`
+}
+
+/** whether a failed reply text is a runtime's timeoutText, not an error a cell threw (those carry a trailer) */
+export function isTimeoutReply (text: string): boolean {
+  const { head, trailer } = splitReply(text)
+  return trailer === undefined && /^ask to \S+ timed out( after \d+ ms)? \(it may or may not have run/.test(head)
+}
+
 /** An error a cell threw, as callers see it: message, cell, method, and the HTTP status and stack when known. */
 export class CellError extends Error {
   override name = 'CellError'

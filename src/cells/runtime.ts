@@ -16,7 +16,7 @@ import type { JsonValue } from './json.js'
 import type { CellRouter, RouteOptions } from './router.js'
 import type { CellRuntimeEvents, CellStatus } from './events.js'
 import type { FromHost } from './host/protocol.js'
-import { errorFromReply, replyOfError, splitReply } from './reply-meta.js'
+import { errorFromReply, replyOfError, splitReply, timeoutText } from './reply-meta.js'
 import { ReminderQueue, remindersOfState, remindersTail, REMINDER_RETRY_MS, MAX_REMINDER_ATTEMPTS } from './reminders.js'
 import type { Reminder } from './reminders.js'
 import { decodeReplyWindow, ReplyWindow, StateNotSafeError } from './reply-window.js'
@@ -882,7 +882,7 @@ export class CellRuntime extends TypedEventEmitter<CellRuntimeEvents> {
     for (const [id, call] of this.calls) {
       if (call.deadline > now) continue
       if (call.messageKey !== undefined && call.expired !== true) this.expireCall(call, now)
-      else this.settleCall(id, false, `ask to ${call.record.address} timed out`)
+      else this.settleCall(id, false, timeoutText(call.record.address))
     }
   }
 
@@ -903,7 +903,7 @@ export class CellRuntime extends TypedEventEmitter<CellRuntimeEvents> {
    * hung; past that the call fails for good.
    */
   private expireCall (call: PendingCall, now: number): void {
-    call.reject(errorFromReply(`ask to ${call.record.address} timed out`))
+    call.reject(errorFromReply(timeoutText(call.record.address)))
     call.cleanup?.()
     call.cleanup = undefined
     const late = Promise.withResolvers<string>()

@@ -34,8 +34,8 @@ import { DedupeWindow } from './dedupe.js'
 import type { DedupeResult, DedupeWindowOptions } from './dedupe.js'
 import type { CellDirectory } from './directory.js'
 import type { BundleExchange } from './code-exchange.js'
-import { MessagingError, remoteError } from './errors.js'
-import { replyOfError, splitReply } from '../cells/reply-meta.js'
+import { localError, MessagingError, remoteError } from './errors.js'
+import { replyOfError, splitReply, timeoutText } from '../cells/reply-meta.js'
 import { StateNotSafeError } from '../cells/reply-window.js'
 import type { CellMessagingEvents, CellMessagingCounters, MessageKind } from './events.js'
 
@@ -263,7 +263,7 @@ export class CellMessaging extends TypedEventEmitter<CellMessagingEvents> {
       const target = this.resolve(address)
       // the key a retry has in common with its first try, wherever the instance is by then
       const messageKey = `${this.self}/${Buffer.from(id).toString('hex')}`
-      if (target === 'local') return this.timed(address, 'local', this.components.runtime.askJson(address, method, argsJson, { deadline, signal: options.signal, from: options.from, messageKey }))
+      if (target === 'local') return this.timed(address, 'local', this.components.runtime.askJson(address, method, argsJson, { deadline, signal: options.signal, from: options.from, messageKey }).catch((err: unknown) => { throw localError(err) }))
       if (this.components.peerDown?.(target) === true) throw judgedDown(target)
       const ask: CellAsk = { id, to: address, method, args: argsJson, deadline: BigInt(deadline), from: options.from ?? '' }
       return this.timed(address, 'remote', this.request(target, address, ask, { ask }, deadline, options.signal))
@@ -369,7 +369,7 @@ export class CellMessaging extends TypedEventEmitter<CellMessagingEvents> {
     const pending: PendingAsk = {
       id: message.id, key, address, envelope: message, peer, rerouted: false, promise, resolve, reject,
       timer: setTimeout(() => {
-        this.settle(pending, new MessagingError('timeout', `ask to ${address} timed out after ${delay} ms (it may or may not have run: retry with the same messageId)`))
+        this.settle(pending, new MessagingError('timeout', timeoutText(address, delay)))
       }, delay)
     }
     pending.channel = this.links.get(peer)?.channel

@@ -1,5 +1,5 @@
 // Errors the messaging layer hands to callers: one line, with a code to branch on.
-import { splitReply, type CellErrorInfo } from '../cells/reply-meta.js'
+import { isTimeoutReply, replyOfError, splitReply, type CellErrorInfo } from '../cells/reply-meta.js'
 
 export type MessagingErrorCode =
   | 'backpressure' // the bounded outbound queue to that node is full: slow down or wait (whenWritable)
@@ -26,8 +26,18 @@ export class MessagingError extends Error {
   }
 }
 
-/** A failed reply's text (see cells/reply-meta.ts) as a 'remote' MessagingError. */
+/**
+ * A failed reply's text (see cells/reply-meta.ts) as a MessagingError: 'timeout' when the
+ * runtime that holds the cell saw the ask's deadline pass (the same outcome as the caller's
+ * own timer, whichever fired first), else 'remote'.
+ */
 export function remoteError (text: string): MessagingError {
+  if (isTimeoutReply(text)) return new MessagingError('timeout', text)
   const { head, trailer } = splitReply(text)
   return new MessagingError('remote', head, trailer?.error)
+}
+
+/** A local runtime's timeout as the same 'timeout' MessagingError a remote one gives; any other error as it is. */
+export function localError (err: unknown): unknown {
+  return err instanceof Error && !(err instanceof MessagingError) && isTimeoutReply(replyOfError(err)) ? new MessagingError('timeout', err.message) : err
 }

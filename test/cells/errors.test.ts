@@ -6,7 +6,8 @@ import { describe, it, before, after, beforeEach, afterEach } from 'mocha'
 import assert from 'node:assert/strict'
 import { createCellRuntime } from '../../src/cells/runtime.js'
 import type { CellRuntime } from '../../src/cells/runtime.js'
-import { CellError, splitReply, withTrailer, errorFromReply, replyOfError } from '../../src/cells/reply-meta.js'
+import { CellError, splitReply, withTrailer, errorFromReply, replyOfError, timeoutText, isTimeoutReply } from '../../src/cells/reply-meta.js'
+import { localError, MessagingError, remoteError } from '../../src/messaging/errors.js'
 import type { CellErrorDetail } from '../../src/cells/events.js'
 import { formatBuildError } from '../../src/cells/bundle-build.js'
 import { waitFor } from '../support/wait.js'
@@ -131,6 +132,32 @@ describe('cells: reply trailers (pure)', () => {
       assert.equal(trailer, undefined, bad)
     }
     assert.ok(!(errorFromReply('x\n{"error":{"cell":1}}') instanceof CellError))
+  })
+
+  it('a runtime timeout reads as a timeout wherever it fired; a cell error with the same words stays a cell error', () => {
+    const text = timeoutText('shop/lazy#0')
+    assert.match(text, /may or may not have run/)
+    assert.ok(isTimeoutReply(text))
+    assert.ok(isTimeoutReply(timeoutText('shop/lazy#0', 50)))
+    // the receiving node's runtime saw the deadline pass before the caller's timer: before the
+    // fix this was a 'remote' error without the retry hint (a CI run failed on it)
+    const remote = remoteError(text)
+    assert.equal(remote.code, 'timeout')
+    assert.equal(remote.message, text)
+    const local = localError(errorFromReply(text))
+    assert.ok(local instanceof MessagingError)
+    assert.equal(local.code, 'timeout')
+    // a cell that threw (or rethrew) such a text: it has a trailer, so it is the cell's own error
+    const thrown = withTrailer(text, { error: { cell: 'shop/a#0', method: 'm' } })
+    assert.ok(!isTimeoutReply(thrown))
+    assert.equal(remoteError(thrown).code, 'remote')
+    const cellError = errorFromReply(thrown)
+    assert.equal(localError(cellError), cellError)
+    // a cell's own nested ask timing out (cell host text, no retry hint), forged and truncated texts
+    for (const other of ['ask to shop/b#0 timed out after 30000 ms', 'ask to shop/b#0 timed out', 'xask to a/b#0 timed out (it may or may not have run', 'ask to  timed out (it may', '']) {
+      assert.ok(!isTimeoutReply(other), other)
+      assert.equal(remoteError(other).code, 'remote')
+    }
   })
 
   it('a build error names file:line:column and shows the source line', () => {
