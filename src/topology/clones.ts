@@ -203,7 +203,7 @@ export class CloneService {
     this.running = false
     clearTimeout(this.restoreTimer)
     await this.components.libp2p.unhandle(this.protocol)
-    await this.components.store?.flush()
+    await Promise.all([this.components.store?.close(), this.components.primaries?.close()])
   }
 
   /**
