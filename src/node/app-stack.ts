@@ -1,6 +1,6 @@
 // The node's app layers, composed: the cell runtime (cell hosts as child processes), the
 // bundle store and code exchange, cell messaging (directory = the app table), the raft
-// host over /stem/<mesh>/raft/1, warm clones (/stem/<mesh>/clone/1: messaging answers
+// host over /stem/<mesh>/raft/1, warm clones (/stem/<mesh>/clone/2: messaging answers
 // only once a clone holds the state), the topology service, and the gateway if asked for.
 import { createCellRuntime } from '../cells/index.js'
 import type { CellRuntime } from '../cells/index.js'

@@ -185,7 +185,7 @@ describe('warm clones: the clone protocol', function () {
 
   it('a reply waiting on a stalled clone goes to the clone an announcement names instead, without waiting out the request', async () => {
     // the stranger takes clone requests and never answers: a clone stalled (SIGSTOP) on an open connection
-    const protocol = `/stem/${MESH}/clone/1`
+    const protocol = `/stem/${MESH}/clone/2`
     const held: Array<{ abort: (err: Error) => void }> = []
     await stranger.libp2p.handle(protocol, stream => { held.push(stream) })
     await primaryClones.hold(cloneNode.id, ADDRESS, bundleHash, owner, limits)
@@ -210,7 +210,7 @@ describe('warm clones: the clone protocol', function () {
   })
 
   it('replies waiting for a clone when their primary is reverted fail: none leaves without a clone holding its state', async () => {
-    const protocol = `/stem/${MESH}/clone/1`
+    const protocol = `/stem/${MESH}/clone/2`
     const held: Array<{ abort: (err: Error) => void }> = []
     await stranger.libp2p.handle(protocol, stream => { held.push(stream) })
     const bundle = primary.runtime.bundleOf(ADDRESS)
