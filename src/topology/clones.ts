@@ -160,6 +160,8 @@ export class CloneService {
   private readonly maxFrameBytes: number
   /** asking side: the stream to each peer that carries this node's requests (clone-session.ts) */
   private readonly sessions = new Map<string, Promise<CloneSession>>()
+  /** every open stream of this node's requests, by peer (the shared one and those of busy moments) */
+  private readonly streamsTo = new Map<string, Set<CloneSession>>()
   /** answering side: the streams this service serves (a stopped service serves none: its peers ask anew) */
   private readonly served = new Set<Stream>()
   private restoreTimer?: NodeJS.Timeout
@@ -571,7 +573,33 @@ export class CloneService {
 
   private async openSession (peer: string, signal: AbortSignal, onClose?: () => void): Promise<CloneSession> {
     const stream = await this.components.libp2p.dialProtocol(peerIdFromString(peer), this.protocol, { signal })
-    return new CloneSession({ stream, peer, signer: this.components.signer, verifier: this.verifier, maxFrameBytes: this.maxFrameBytes + 4096, onClose })
+    const open = this.streamsTo.get(peer) ?? new Set<CloneSession>()
+    this.streamsTo.set(peer, open)
+    const session = new CloneSession({
+      stream,
+      peer,
+      signer: this.components.signer,
+      verifier: this.verifier,
+      maxFrameBytes: this.maxFrameBytes + 4096,
+      onClose: () => {
+        open.delete(session)
+        if (open.size === 0 && this.streamsTo.get(peer) === open) this.streamsTo.delete(peer)
+        onClose?.()
+      }
+    })
+    open.add(session)
+    return session
+  }
+
+  /**
+   * The failure detector judged `peer` down: the requests waiting on it fail now, not at
+   * their timeout (a stalled node's kernel keeps its streams open), so a leader's hold or
+   * promotion and a primary's push go on with the nodes that answer. Its next request
+   * opens a new stream.
+   */
+  peerDown (peer: string): void {
+    this.sessions.delete(peer)
+    for (const session of [...this.streamsTo.get(peer) ?? []]) session.close(`node ${peer} was judged down`)
   }
 
   /**

@@ -124,6 +124,23 @@ describe('clone protocol streams', function () {
     await askerClones.inventoryOf(fake.id, 'shop')
   })
 
+  it('a peer judged down fails the requests waiting on it at once, not at their timeout (20 s here); the next request opens a new stream', async () => {
+    const held: Array<{ id: bigint, stream: Stream }> = []
+    // a stalled node: it reads the requests and never answers
+    behaviour = (id, stream) => { held.push({ id, stream }) }
+    const total = SESSION_REQUESTS + 2
+    const asked = Array.from({ length: total }, async () => await askerClones.inventoryOf(fake.id, 'shop'))
+    await waitFor(() => held.length === total, { what: 'every request at the stalled stand-in' })
+    const started = performance.now()
+    askerClones.peerDown(fake.id)
+    const outcomes = await Promise.allSettled(asked)
+    assert.ok(performance.now() - started < 10_000, 'failed long before the 20 s timeout')
+    assert.deepEqual(new Set(outcomes.map(o => o.status === 'rejected' ? (o.reason as Error).message : 'answered')), new Set([`node ${fake.id} was judged down`]), 'the shared stream and those of the busy moment')
+    await waitFor(() => cloneStreams(asker, fake).length === 0, { what: 'the streams to the stalled node to end' })
+    behaviour = (id, s) => { writeFrame(s, fakeSigner.sign('cell', CloneAnswer.encode(answerOf(id)))) }
+    await askerClones.inventoryOf(fake.id, 'shop')
+  })
+
   it('refuses a replayed, a truncated request and more requests under way than a stream may carry, ending the stream', async () => {
     const stranger = createFrameSigner(fake.key)
     // replayed: the same signed request twice on one stream
