@@ -1,14 +1,15 @@
 // The append log beside an instance copy's base file (<address>.json): each newer record of
 // the copy is appended as one framed record (wal-record framing: length, crc32, header
-// crc32) and fdatasynced, one sync instead of an atomic replace's two plus a rename. Every
-// record carries a sequence number; the base carries the sequence of the record it was
-// compacted from, so the newest copy is the record of highest sequence wherever it is (a
-// crash between a compaction's base write and its truncation of the log leaves only older
-// records in the log).
+// crc32), written with O_DSYNC: one synced write instead of an atomic replace's two fsyncs
+// and a rename. Every record carries a sequence number; the base carries the sequence of
+// the record it was compacted from, so the newest copy is the record of highest sequence
+// wherever it is (a crash between a compaction's base write and its truncation of the log
+// leaves only older records in the log).
 //
 // Reading tells a torn tail (a crash during an append that was never acknowledged: cut off)
 // from damage (a record that fails its checksum with a valid one after it, or a complete
 // last record with a flipped bit: the copy is not trusted).
+import { constants } from 'node:fs'
 import { open } from 'node:fs/promises'
 import type { FileHandle } from 'node:fs/promises'
 import { dirname } from 'node:path'
@@ -38,6 +39,9 @@ export function scanCopyLog (bytes: Uint8Array): CopyLogScan {
   return { records: scan.records.map(r => Buffer.from(r.payload).toString('utf8')), validBytes: scan.validBytes, tornBytes: bytes.length - scan.validBytes }
 }
 
+/** a write returns once its data is on stable storage: one system call where write and fdatasync are two */
+const SYNCED_WRITES = constants.O_RDWR | constants.O_DSYNC
+
 /** One instance copy's open log: appends, each synced before it resolves. */
 export class CopyLog {
   private constructor (private readonly handle: FileHandle, private bytes: number) {}
@@ -52,10 +56,10 @@ export class CopyLog {
     let handle: FileHandle
     let created = false
     try {
-      handle = await open(path, 'r+')
+      handle = await open(path, SYNCED_WRITES)
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
-      handle = await open(path, 'w')
+      handle = await open(path, SYNCED_WRITES | constants.O_CREAT, 0o644)
       created = true
     }
     try {
@@ -77,10 +81,13 @@ export class CopyLog {
     return this.bytes
   }
 
+  /** Appends one record; resolves once it is on stable storage (O_DSYNC: each write is synced before it returns). */
   async append (text: string): Promise<void> {
     const record = encodeRecord(RecordType.InstanceCopy, Buffer.from(text, 'utf8'))
-    await this.handle.write(record, 0, record.length, this.bytes)
-    await this.handle.datasync()
+    for (let done = 0; done < record.length;) {
+      const { bytesWritten } = await this.handle.write(record, done, record.length - done, this.bytes + done)
+      done += bytesWritten
+    }
     this.bytes += record.length
   }
 
