@@ -1,9 +1,11 @@
 // The asking side of the clone protocol (clones.ts): a stream to a peer carries many
 // requests, each a signed frame with its own id, and their answers, matched by that id.
-// A node keeps one such stream per peer it asks, so a primary's push of each new state to
-// its clone costs a frame each way, not a stream's dial, negotiation and close (bench
-// durable-ask, durability memory: p50 2.3-2.9 → 1.0-1.4 ms). A peer's stream that has
-// SESSION_REQUESTS requests under way is not given more: those get a stream each.
+// A node keeps one such stream per peer for its primaries' pushes of their states, so each
+// costs a frame each way, not a stream's dial, negotiation and close (bench durable-ask,
+// durability memory: p50 2.3-2.9 → 1.0-1.4 ms). A stream that has SESSION_REQUESTS
+// requests under way is not given more: those get a stream each. A stream on which a
+// request went unanswered is retired: it may be stuck on a connection that died without a
+// word, so the next requests go on a new one, and it closes once its requests settle.
 //
 // Strict: an answer that fails verification (garbage, forged, replayed, a wrong kind),
 // is oversized, truncated or malformed, or answers a request never asked on this stream
@@ -32,7 +34,9 @@ export interface CloneSessionInit {
   verifier: FrameVerifier
   /** largest answer frame accepted, bytes */
   maxFrameBytes: number
-  /** the stream ended (for whatever reason): no request goes on it any more */
+  /** no new request goes on this stream any more (it ended, or a request on it went unanswered); it closes once its requests settle */
+  onRetire?: (session: CloneSession) => void
+  /** the stream ended (for whatever reason) */
   onClose?: (session: CloneSession) => void
 }
 
@@ -40,6 +44,7 @@ export class CloneSession {
   private readonly waiting = new Map<bigint, Waiting>()
   private nextId = 1n
   private ended = false
+  private retired = false
 
   constructor (private readonly init: CloneSessionInit) {
     readFrames(init.stream, init.maxFrameBytes, {
@@ -51,7 +56,7 @@ export class CloneSession {
 
   /** whether a new request may go on this stream */
   get usable (): boolean {
-    return !this.ended && this.waiting.size < SESSION_REQUESTS
+    return !this.retired && this.waiting.size < SESSION_REQUESTS
   }
 
   /** Sends `request` and resolves with its answer; rejects on `signal`, an answer with ok false, or the stream's end. */
@@ -64,9 +69,16 @@ export class CloneSession {
       // a late answer to it is ignored (receive: an id asked before, no longer waited for)
       this.waiting.delete(id)
       reject(new Error('timed out'))
+      // a stream whose answer did not come may be stuck (its connection dead without a
+      // word): the next requests go on a new one, this one closes once the others settle
+      this.retire()
     }
     signal.addEventListener('abort', onAbort, { once: true })
-    const settle = (): void => { signal.removeEventListener('abort', onAbort); this.waiting.delete(id) }
+    const settle = (): void => {
+      signal.removeEventListener('abort', onAbort)
+      this.waiting.delete(id)
+      if (this.retired && this.waiting.size === 0) this.close()
+    }
     this.waiting.set(id, {
       resolve: answer => { settle(); resolve(answer) },
       reject: err => { settle(); reject(err) }
@@ -85,9 +97,22 @@ export class CloneSession {
   close (why = 'the clone stream closed'): void {
     if (this.ended) return
     if (this.waiting.size > 0) { this.end(why); return }
+    this.takesNoMore()
     this.ended = true
     this.init.onClose?.(this)
     this.init.stream.close({ signal: AbortSignal.timeout(1000) }).catch(() => { this.init.stream.abort(new Error(why)) })
+  }
+
+  /** takes no new requests; closes once none waits */
+  private retire (): void {
+    this.takesNoMore()
+    if (this.waiting.size === 0) this.close()
+  }
+
+  private takesNoMore (): void {
+    if (this.retired) return
+    this.retired = true
+    this.init.onRetire?.(this)
   }
 
   private receive (frame: Uint8Array): void {
@@ -109,6 +134,7 @@ export class CloneSession {
   /** The stream is done: every request still waiting fails with `why`. */
   private end (why: string): void {
     if (this.ended) return
+    this.takesNoMore()
     this.ended = true
     this.init.onClose?.(this)
     if (this.init.stream.status === 'open') this.init.stream.abort(new Error(why))

@@ -1,5 +1,6 @@
-// Warm clones (SPEC §4): protocol /stem/<mesh>/clone/2 (2: a stream carries many requests,
-// matched to their answers by id; a node of the one-request-per-stream /clone/1 is not asked).
+// Warm clones (SPEC §4): protocol /stem/<mesh>/clone/2 (2: a stream may carry many requests,
+// matched to their answers by id: a primary's pushes to a peer share one, clone-session.ts;
+// a node of the one-request-per-stream /clone/1 is not asked).
 //
 // Clone side: on the leader's `hold`, the node fetches the instance's bundle and keeps a
 // clone record; each `state` from the instance's primary replaces the held state if its
@@ -552,8 +553,12 @@ export class CloneService {
     if (peer === self) return await this.handle(self, request)
     const timeout = AbortSignal.timeout(this.init.timeout ?? 5000)
     const signal = outer === undefined ? timeout : AbortSignal.any([timeout, outer])
-    let shared = this.sessions.get(peer)
-    if (shared === undefined) {
+    // a primary's pushes of its states share a stream (they are on every reply's path); the
+    // leader's rare steps and a recovery's asks open one each, as a new dial picks the
+    // connection that works now
+    const push = request.state != null
+    let shared = push ? this.sessions.get(peer) : undefined
+    if (push && shared === undefined) {
       const forget = (): void => { if (this.sessions.get(peer) === opening) this.sessions.delete(peer) }
       const opening = this.openSession(peer, timeout, forget)
       opening.catch(forget)
@@ -561,8 +566,8 @@ export class CloneService {
       shared = opening
     }
     const session = await shared
-    if (session.usable) return await session.ask(request, signal)
-    // the shared stream is busy (or just ended): this request gets a stream of its own
+    if (session?.usable === true) return await session.ask(request, signal)
+    // not a push, or the shared stream is busy (or just retired): a stream of its own
     const own = await this.openSession(peer, signal)
     try {
       return await own.ask(request, signal)
@@ -571,7 +576,7 @@ export class CloneService {
     }
   }
 
-  private async openSession (peer: string, signal: AbortSignal, onClose?: () => void): Promise<CloneSession> {
+  private async openSession (peer: string, signal: AbortSignal, onRetire?: () => void): Promise<CloneSession> {
     const stream = await this.components.libp2p.dialProtocol(peerIdFromString(peer), this.protocol, { signal })
     const open = this.streamsTo.get(peer) ?? new Set<CloneSession>()
     this.streamsTo.set(peer, open)
@@ -581,10 +586,10 @@ export class CloneService {
       signer: this.components.signer,
       verifier: this.verifier,
       maxFrameBytes: this.maxFrameBytes + 4096,
+      onRetire,
       onClose: () => {
         open.delete(session)
         if (open.size === 0 && this.streamsTo.get(peer) === open) this.streamsTo.delete(peer)
-        onClose?.()
       }
     })
     open.add(session)

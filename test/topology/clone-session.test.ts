@@ -19,6 +19,11 @@ import { MESH, connectAll, createTestNode, type TestNode } from '../messaging/he
 const answerOf = (id: bigint): CloneAnswer => ({ ok: true, error: '', version: 0n, copies: [], state: '', epoch: 0n, replies: '', id })
 const inventory = (id: bigint): CloneRequest => ({ inventory: { app: 'shop', address: '', epoch: 0n, primary: '' }, id })
 
+/** the clone service's wire, as a primary's push of a state reaches it (pushes share a stream; other requests open one each) */
+interface Requester { request: (peer: string, request: Omit<CloneRequest, 'id'>, outer?: AbortSignal) => Promise<CloneAnswer> }
+const pushTo = async (from: CloneService, peer: string, signal?: AbortSignal): Promise<CloneAnswer> =>
+  await (from as unknown as Requester).request(peer, { state: { address: 'shop/counter#0', state: '{"count":1}', version: 1n, epoch: 1n, replies: '' } }, signal)
+
 /** what a stand-in clone node does with each request it reads: its id, the stream, its signer */
 type Behaviour = (id: bigint, stream: Stream, signer: FrameSigner) => void
 
@@ -66,23 +71,31 @@ describe('clone protocol streams', function () {
   const cloneStreams = (from: TestNode, to: TestNode): Stream[] =>
     from.libp2p.getConnections(to.libp2p.peerId).flatMap(c => c.streams).filter(s => s.protocol === askerClones.protocol && s.direction === 'outbound' && s.status === 'open')
 
-  it('a node\'s requests to a peer share one stream, answered by id', async () => {
-    await askerClones.inventoryOf(answerer.id, 'shop')
-    const [stream] = cloneStreams(asker, answerer)
+  it('a primary\'s pushes to a peer share one stream, answered by id; any other request opens a stream of its own', async () => {
+    behaviour = (id, stream) => { writeFrame(stream, fakeSigner.sign('cell', CloneAnswer.encode(answerOf(id)))) }
+    await pushTo(askerClones, fake.id)
+    const [stream] = cloneStreams(asker, fake)
     assert.ok(stream !== undefined, 'the stream stays open after its first answer')
-    const answers = await Promise.all(Array.from({ length: 10 }, async () => await askerClones.inventoryOf(answerer.id, 'shop')))
+    const answers = await Promise.all(Array.from({ length: 10 }, async () => await pushTo(askerClones, fake.id)))
     assert.equal(answers.length, 10)
-    assert.deepEqual(cloneStreams(asker, answerer), [stream], 'the same stream carried them all')
+    assert.deepEqual(cloneStreams(asker, fake), [stream], 'the same stream carried them all')
+    await askerClones.inventoryOf(fake.id, 'shop')
+    await waitFor(() => cloneStreams(asker, fake).length === 1, { what: 'the inventory ask\'s own stream to close' })
+    assert.deepEqual(cloneStreams(asker, fake), [stream])
+    // a real clone service answers on the shared stream too (it holds no clone: a clear error)
+    await assert.rejects(pushTo(askerClones, answerer.id), /no clone of shop\/counter#0 here/)
+    await assert.rejects(pushTo(askerClones, answerer.id), /no clone of shop\/counter#0 here/)
+    assert.equal(cloneStreams(asker, answerer).length, 1)
   })
 
   it('answers out of order are matched to their requests by id', async () => {
     const held: Array<{ id: bigint, stream: Stream }> = []
     behaviour = (id, stream) => { held.push({ id, stream }) }
-    const asked = Promise.all([0, 1, 2].map(async () => await askerClones.fetchCopy(fake.id, 'shop/counter#0')))
+    const asked = Promise.all([0, 1, 2].map(async () => await pushTo(askerClones, fake.id)))
     await waitFor(() => held.length === 3, { what: 'three requests at the stand-in' })
     // the last asked is answered first
-    for (const { id, stream } of [...held].reverse()) writeFrame(stream, fakeSigner.sign('cell', CloneAnswer.encode({ ...answerOf(id), state: `{"id":${id}}` })))
-    assert.deepEqual((await asked).map(a => a.state), held.map(h => `{"id":${h.id}}`))
+    for (const { id, stream } of [...held].reverse()) writeFrame(stream, fakeSigner.sign('cell', CloneAnswer.encode({ ...answerOf(id), version: id })))
+    assert.deepEqual((await asked).map(a => a.version), held.map(h => h.id))
   })
 
   it('more requests under way than one stream carries get a stream each', async () => {
@@ -90,7 +103,7 @@ describe('clone protocol streams', function () {
     const held: Array<{ id: bigint, stream: Stream }> = []
     behaviour = (id, stream) => { held.push({ id, stream }) }
     const total = SESSION_REQUESTS + 6
-    const asked = Promise.all(Array.from({ length: total }, async () => await askerClones.inventoryOf(fake.id, 'shop')))
+    const asked = Promise.all(Array.from({ length: total }, async () => await pushTo(askerClones, fake.id)))
     await waitFor(() => held.length === total, { what: 'every request at the stand-in' })
     for (const { id, stream } of held) writeFrame(stream, fakeSigner.sign('cell', CloneAnswer.encode(answerOf(id))))
     assert.equal((await asked).length, total)
@@ -115,13 +128,35 @@ describe('clone protocol streams', function () {
     ]
     for (const [name, bad, reason] of cases) {
       behaviour = bad
-      if (name === 'replayed') await askerClones.inventoryOf(fake.id, 'shop')
-      await assert.rejects(askerClones.inventoryOf(fake.id, 'shop'), (err: Error) => { assert.match(err.message, reason, name); return true })
+      if (name === 'replayed') await pushTo(askerClones, fake.id)
+      await assert.rejects(pushTo(askerClones, fake.id), (err: Error) => { assert.match(err.message, reason, name); return true })
       await waitFor(() => cloneStreams(asker, fake).length === 0, { what: `the stream of the ${name} answer to end` })
     }
     // still asking: a new stream
     behaviour = (id, s) => { writeFrame(s, signed(id)) }
-    await askerClones.inventoryOf(fake.id, 'shop')
+    await pushTo(askerClones, fake.id)
+  })
+
+  it('a request that goes unanswered retires its stream (it may be stuck): the next request goes on a new one, the old one closes once its requests settle', async () => {
+    seen.clear()
+    const held: Array<{ id: bigint, stream: Stream }> = []
+    behaviour = (id, stream) => { held.push({ id, stream }) }
+    const given = new AbortController()
+    const abandoned = pushTo(askerClones, fake.id, given.signal)
+    const waiting = pushTo(askerClones, fake.id)
+    await waitFor(() => held.length === 2, { what: 'two requests on the first stream' })
+    const [first] = cloneStreams(asker, fake)
+    given.abort()
+    await assert.rejects(abandoned, /timed out/)
+    // a new request: not on the stuck stream
+    behaviour = (id, stream) => { writeFrame(stream, fakeSigner.sign('cell', CloneAnswer.encode(answerOf(id)))) }
+    await pushTo(askerClones, fake.id)
+    assert.deepEqual([...seen.values()], [2, 1], 'the third request went on a new stream')
+    assert.equal(first.status, 'open', 'the retired stream stays while a request waits on it')
+    // its last request is answered there; then it closes
+    writeFrame(held[1].stream, fakeSigner.sign('cell', CloneAnswer.encode(answerOf(held[1].id))))
+    await waiting
+    await waitFor(() => first.status !== 'open', { what: 'the retired stream to close' })
   })
 
   it('a peer judged down fails the requests waiting on it at once, not at their timeout (20 s here); the next request opens a new stream', async () => {
@@ -129,13 +164,13 @@ describe('clone protocol streams', function () {
     // a stalled node: it reads the requests and never answers
     behaviour = (id, stream) => { held.push({ id, stream }) }
     const total = SESSION_REQUESTS + 2
-    const asked = Array.from({ length: total }, async () => await askerClones.inventoryOf(fake.id, 'shop'))
-    await waitFor(() => held.length === total, { what: 'every request at the stalled stand-in' })
+    const asked = [...Array.from({ length: total }, async () => await pushTo(askerClones, fake.id)), askerClones.inventoryOf(fake.id, 'shop')]
+    await waitFor(() => held.length === total + 1, { what: 'every request at the stalled stand-in' })
     const started = performance.now()
     askerClones.peerDown(fake.id)
     const outcomes = await Promise.allSettled(asked)
     assert.ok(performance.now() - started < 10_000, 'failed long before the 20 s timeout')
-    assert.deepEqual(new Set(outcomes.map(o => o.status === 'rejected' ? (o.reason as Error).message : 'answered')), new Set([`node ${fake.id} was judged down`]), 'the shared stream and those of the busy moment')
+    assert.deepEqual(new Set(outcomes.map(o => o.status === 'rejected' ? (o.reason as Error).message : 'answered')), new Set([`node ${fake.id} was judged down`]), 'the shared stream, those of the busy moment and an inventory ask\'s own')
     await waitFor(() => cloneStreams(asker, fake).length === 0, { what: 'the streams to the stalled node to end' })
     behaviour = (id, s) => { writeFrame(s, fakeSigner.sign('cell', CloneAnswer.encode(answerOf(id)))) }
     await askerClones.inventoryOf(fake.id, 'shop')
