@@ -159,9 +159,9 @@ export class CloneService {
   /** primary side: the write of each local instance's newest state to this node's disk */
   private readonly primaryWrites = new Map<string, Promise<void>>()
   private readonly maxFrameBytes: number
-  /** asking side: the stream to each peer that carries this node's requests (clone-session.ts) */
+  /** asking side: the stream to each peer that carries this node's pushes of its primaries' states (clone-session.ts) */
   private readonly sessions = new Map<string, Promise<CloneSession>>()
-  /** every open stream of this node's requests, by peer (the shared one and those of busy moments) */
+  /** every open stream of this node's requests, by peer (the shared one, those of busy moments and of single requests) */
   private readonly streamsTo = new Map<string, Set<CloneSession>>()
   /** answering side: the streams this service serves (a stopped service serves none: its peers ask anew) */
   private readonly served = new Set<Stream>()
