@@ -1,8 +1,10 @@
-// The copies of instances a node holds, on its disk (atomic write + fsync): the clones it
-// holds for other nodes' instances (<dataDir>/clones/<address>.json) and the states of its
-// own primaries (<dataDir>/cells/<address>.json), so that a restarted node still holds them.
+// The copies of instances a node holds, on its disk: the clones it holds for other nodes'
+// instances (<dataDir>/clones/) and the states of its own primaries (<dataDir>/cells/), so
+// that a restarted node still holds them. Each copy is a base file (<address>.json, written
+// atomically) and an append log beside it (<address>.log, copy-log.ts): a newer record is
+// one synced append, and a long log is compacted into a new base.
 //
-// Writes are coalesced: at most one write per file in flight, always of the newest record,
+// Writes are coalesced: at most one write per copy in flight, always of the newest record,
 // so the states of concurrent messages share one fsync (group commit). `save` settles once
 // the record (or a newer one) is on disk. With `minWriteIntervalMs` > 0 (write-behind, for
 // `durability: memory`) each write starts only after that pause, behind the reply that
