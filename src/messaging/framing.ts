@@ -9,8 +9,8 @@ export interface FrameReaderHandlers {
   onFrame: (frame: Uint8Array) => void
   /** a length prefix over the limit: the stream is aborted after this */
   onOversized: (length: number) => void
-  /** no more frames will come (closed, or the remote closed its writing end); `unread`: bytes left over (an incomplete frame, or frames held while paused) */
-  onClose: (unread: number) => void
+  /** no more frames will come (closed, or the remote closed its writing end) */
+  onClose: () => void
   /** while true, frames stay buffered (the stream is paused too, so the buffer is bounded by its window) */
   paused?: () => boolean
 }
@@ -51,10 +51,9 @@ export function readFrames (stream: Stream, maxFrameBytes: number, handlers: Fra
   const finish = (): void => {
     if (ended) return
     ended = true
-    const unread = done ? 0 : buffer.byteLength
     done = true
     stream.removeEventListener('message', onMessage)
-    handlers.onClose(unread)
+    handlers.onClose()
   }
   stream.addEventListener('message', onMessage)
   stream.addEventListener('close', finish, { once: true })
