@@ -643,8 +643,10 @@ export class CloneService {
         const write = this.persist(s.address, clone, this.durabilityOf(s.address) === 'disk')
         if (this.durabilityOf(s.address) === 'disk') await write
         else write.catch(() => {})
-        // promoted while the state was written: the old primary must not answer on it
-        if (this.held.get(s.address) !== clone) throw new Error(`no clone of ${s.address} here`)
+        // promoted or dropped while the state was written: the old primary must not answer on
+        // it. A hold repeated meanwhile (a new leader's round) replaced the record with a copy
+        // made after the fields above were set, so it carries this state: still confirmed
+        if (!this.held.has(s.address)) throw new Error(`no clone of ${s.address} here`)
       }
       clone.confirmedAt = Date.now()
       return clone.version

@@ -6,13 +6,13 @@ import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { buildBundle } from '../../src/cells/index.js'
 import { createEd25519Key, encodePublicKey, peerIdOf } from '../../src/wire/keys.js'
-import { createFrameSigner } from '../../src/wire/frame.js'
+import { createFrameSigner, type FrameSigner } from '../../src/wire/frame.js'
 import { readOne, writeFrame } from '../../src/messaging/framing.js'
 import { CloneAnswer, CloneRequest } from '../../src/wire/proto/clone.js'
 import { Frame } from '../../src/wire/proto/frame.js'
 import { AppTable } from '../../src/topology/app-table.js'
 import { createCloneService } from '../../src/topology/clones.js'
-import { CloneStore, decodeStoredClone } from '../../src/topology/clone-store.js'
+import { CloneStore, decodeStoredClone, type StoredClone } from '../../src/topology/clone-store.js'
 import { decodeReplyWindow } from '../../src/cells/reply-window.js'
 import type { CloneService } from '../../src/topology/clones.js'
 import type { AppAnnouncement } from '../../src/topology/announcement.js'
@@ -30,6 +30,8 @@ describe('warm clones: the clone protocol', function () {
   let cloneNode: TestNode
   let stranger: TestNode
   let clones: CloneService
+  /** the clone node's signer: a second one would sign frames its peers refuse as replays (too-old) */
+  let cloneSigner: FrameSigner
   let primaryClones: CloneService
   let table: AppTable
   let bundleHash: string
@@ -55,7 +57,8 @@ describe('warm clones: the clone protocol', function () {
     stranger = await createTestNode(createStaticDirectory())
     await connectAll([primary, cloneNode, stranger])
     table = new AppTable()
-    clones = createCloneService({ libp2p: cloneNode.libp2p, runtime: cloneNode.runtime, bundles: cloneNode.bundles, signer: createFrameSigner(cloneNode.key), table }, { mesh: MESH })
+    cloneSigner = createFrameSigner(cloneNode.key)
+    clones = createCloneService({ libp2p: cloneNode.libp2p, runtime: cloneNode.runtime, bundles: cloneNode.bundles, signer: cloneSigner, table }, { mesh: MESH })
     primaryClones = createCloneService({ libp2p: primary.libp2p, runtime: primary.runtime, bundles: primary.bundles, signer: createFrameSigner(primary.key), table }, { mesh: MESH })
     gate = primaryClones
     await clones.start()
@@ -170,6 +173,46 @@ describe('warm clones: the clone protocol', function () {
     assert.deepEqual(await cloneNode.runtime.ask(ADDRESS, 'increment', [5], { messageKey: key }), acked)
     assert.deepEqual(await cloneNode.runtime.ask(ADDRESS, 'get'), { count: acked.count })
     await cloneNode.runtime.revert(ADDRESS)
+  })
+
+  it('a hold repeated while the clone writes a state keeps that state and still confirms it (netns: a new leader\'s hold failed an ask with "no clone here")', async () => {
+    await clones.stop()
+    const dir = await mkdtemp(join(tmpdir(), 'stem-clone-rehold-'))
+    // the clone's disk holds its first state write until the test lets it go
+    const { promise: released, resolve: release } = Promise.withResolvers<void>()
+    const { promise: writing, resolve: started } = Promise.withResolvers<void>()
+    let held = false
+    class HeldWriteStore extends CloneStore {
+      override async save (clone: StoredClone, options: { now?: boolean } = {}): Promise<void> {
+        if (clone.state !== undefined && !held) {
+          held = true
+          started()
+          await released
+        }
+        await super.save(clone, options)
+      }
+    }
+    const stored = createCloneService({ libp2p: cloneNode.libp2p, runtime: cloneNode.runtime, bundles: cloneNode.bundles, signer: cloneSigner, table, store: new HeldWriteStore(join(dir, 'clones')) }, { mesh: MESH })
+    try {
+      await stored.start()
+      announce()
+      await primaryClones.hold(cloneNode.id, ADDRESS, bundleHash, owner, limits)
+      const asked = primary.runtime.ask(ADDRESS, 'increment', [2]) as Promise<{ count: number }>
+      await writing
+      // the leader holds the clone again (a new term) while its state is being written
+      await primaryClones.hold(cloneNode.id, ADDRESS, bundleHash, owner, limits)
+      release()
+      const acked = await asked
+      assert.deepEqual(JSON.parse((await primaryClones.fetchCopy(cloneNode.id, ADDRESS)).state), acked)
+      await primaryClones.promote(cloneNode.id, ADDRESS)
+      assert.deepEqual(await cloneNode.runtime.ask(ADDRESS, 'get'), acked)
+      await cloneNode.runtime.revert(ADDRESS)
+    } finally {
+      release()
+      await stored.stop()
+      await rm(dir, { recursive: true, force: true })
+      await clones.start()
+    }
   })
 
   it('a clone follows the primary its hold named when that placement is newer than its announcement: a deposed primary gets no confirmation', async () => {
