@@ -22,7 +22,7 @@ import { ping, type Ping } from '@libp2p/ping'
 import { kadDHT, passthroughMapper, type KadDHT } from '@libp2p/kad-dht'
 import { gossipsub, type GossipSub } from '@libp2p/gossipsub'
 import { preSharedKey } from '@libp2p/pnet'
-import { circuitRelayServer, circuitRelayTransport, type CircuitRelayService } from '@libp2p/circuit-relay-v2'
+import { circuitRelayServer, circuitRelayTransport, type CircuitRelayService, type CircuitRelayTransportComponents } from '@libp2p/circuit-relay-v2'
 import { dcutr } from '@libp2p/dcutr'
 import { uPnPNAT } from '@libp2p/upnp-nat'
 import { webRTC } from '@libp2p/webrtc'
@@ -34,6 +34,7 @@ import { meshProtocols, toSwarmKey, type MeshConfig } from './mesh-config.js'
 import { publicListenAddresses } from './public-addresses.js'
 import { membershipGater } from './membership-gater.js'
 import { isOwnAddress } from './own-address.js'
+import { withPacedWalk } from './paced-walk.js'
 
 export type MeshServices = {
   identify: Identify
@@ -78,6 +79,7 @@ export async function createMeshLibp2p (init: MeshLibp2pInit): Promise<MeshLibp2
   // the gater is made before the node whose listen addresses it checks
   let node: MeshLibp2p | undefined
   const isOwn = (addr: Multiaddr): boolean => node !== undefined && isOwnAddress(addr, node.getMultiaddrs())
+  const relayTransport = circuitRelayTransport({ reservationCompletionTimeout: 20_000 })
   node = await createLibp2p<MeshServices>({
     privateKey: init.privateKey,
     start: false,
@@ -89,7 +91,8 @@ export async function createMeshLibp2p (init: MeshLibp2pInit): Promise<MeshLibp2
     addresses: { listen: [...init.listen, '/p2p-circuit', '/webrtc'], appendAnnounce: publicListenAddresses(init.listen) },
     transports: [
       tcp(),
-      circuitRelayTransport({ reservationCompletionTimeout: 20_000 }),
+      // its search for relays walks the DHT at a slowing pace (paced-walk.ts)
+      (components: CircuitRelayTransportComponents) => relayTransport(withPacedWalk(components)),
       // iceServers is always set: left out, the transport would use public STUN servers
       webRTC({ rtcConfiguration: () => ({ iceServers: (init.iceServers?.() ?? []).map(urls => ({ urls })) }) })
     ],
