@@ -35,6 +35,7 @@ import { publicListenAddresses } from './public-addresses.js'
 import { membershipGater } from './membership-gater.js'
 import { isOwnAddress } from './own-address.js'
 import { withPacedWalk } from './paced-walk.js'
+import type { PeerPath } from './peer-path.js'
 
 export type MeshServices = {
   identify: Identify
@@ -70,8 +71,8 @@ export interface MeshLibp2pInit {
   isMember?: (peer: string) => boolean
   /** whether a WebRTC address may be dialled now (only the upgrade dials them); default never */
   mayDialWebRTC?: (addr: Multiaddr) => boolean
-  /** whether a peer is reached over a direct TCP connection (only those get relay slots); default yes */
-  reachedDirectly?: (peer: string) => boolean
+  /** how a peer is reached now (peer-path.ts): only peers reached over direct TCP get relay slots, and no dial goes through a relay reached otherwise; default directly */
+  pathTo?: (peer: string) => PeerPath | undefined
 }
 
 export async function createMeshLibp2p (init: MeshLibp2pInit): Promise<MeshLibp2p> {
@@ -96,7 +97,7 @@ export async function createMeshLibp2p (init: MeshLibp2pInit): Promise<MeshLibp2
       // iceServers is always set: left out, the transport would use public STUN servers
       webRTC({ rtcConfiguration: () => ({ iceServers: (init.iceServers?.() ?? []).map(urls => ({ urls })) }) })
     ],
-    connectionGater: membershipGater(init.isMember ?? (() => false), init.mayDialWebRTC, init.reachedDirectly, isOwn),
+    connectionGater: membershipGater({ isMember: init.isMember ?? (() => false), mayDialWebRTC: init.mayDialWebRTC, pathTo: init.pathTo, isOwn }),
     connectionProtector: preSharedKey({ psk: toSwarmKey(init.mesh.key) }),
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],

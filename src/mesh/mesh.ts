@@ -91,7 +91,7 @@ export async function createMesh (init: MeshInit): Promise<Mesh> {
     iceServers: () => iceServers(),
     isMember: peer => isMember(peer),
     mayDialWebRTC: addr => mayDialWebRTC(addr),
-    reachedDirectly: peer => peerPath(libp2p.getConnections().filter(c => c.remotePeer.toString() === peer)) === 'direct'
+    pathTo: peer => peerPath(libp2p.getConnections().filter(c => c.remotePeer.toString() === peer))
   })
   const addresses = (): string[] => libp2p.getMultiaddrs().map(a => a.toString())
   const hangUp = async (peer: PeerId): Promise<void> => { await libp2p.hangUp(peer) }

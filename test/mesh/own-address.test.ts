@@ -25,7 +25,7 @@ describe('mesh: dials of the node\'s own addresses', () => {
   })
 
   it('the gater refuses to dial them and leaves other addresses alone', async () => {
-    const gater = membershipGater(() => true, () => false, () => true, a => isOwnAddress(a, own))
+    const gater = membershipGater({ isMember: () => true, isOwn: a => isOwnAddress(a, own) })
     assert.equal(await gater.denyDialMultiaddr?.(multiaddr(`/ip4/127.0.0.1/tcp/4017/p2p/${PUB}`)), true)
     assert.equal(await gater.denyDialMultiaddr?.(multiaddr(`/ip4/7.77.0.11/tcp/4017/p2p/${PUB}`)), false)
   })

@@ -1,17 +1,18 @@
 // Pure parts of the WebRTC upgrade: how a peer is reached, which members serve STUN to
 // this node, who may open a WebRTC connection, and the address that signals via a relay.
 import assert from 'node:assert/strict'
-import { multiaddr } from '@multiformats/multiaddr'
+import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { MultiaddrConnection } from '@libp2p/interface'
-import { peerPath } from '../../src/mesh/peer-path.js'
+import { peerPath, type PeerPath } from '../../src/mesh/peer-path.js'
 import { meshIceServers } from '../../src/mesh/ice-servers.js'
-import { membershipGater } from '../../src/mesh/membership-gater.js'
+import { membershipGater, relayOf } from '../../src/mesh/membership-gater.js'
 import { failureReason, webrtcAddrVia } from '../../src/mesh/webrtc-upgrade.js'
 
 const RELAY = '12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN'
 const PEER = '12D3KooWRBy97UB99e3J6hiPesre1MZeuNQvfan4gBziswrRJsNK'
 const OTHER = '12D3KooWHFrmLWTTDD4NodngtRMEVYgxrsDMp4F9xnEV8ikkwHd1'
+const DEST = '12D3KooWEd2uWF5242u42TpqghHwHYijAGFSxFECRyfnkyfw8EEg'
 const tcp = multiaddr('/ip4/7.77.0.11/tcp/4017')
 const relayed = multiaddr(`/ip4/7.77.0.11/tcp/4017/p2p/${RELAY}/p2p-circuit/p2p/${PEER}`)
 const webrtcOut = multiaddr(`/ip4/7.77.0.11/tcp/4017/p2p/${RELAY}/p2p-circuit/webrtc/p2p/${PEER}`)
@@ -49,7 +50,7 @@ describe('mesh: WebRTC paths', () => {
   })
 
   it('the gater refuses WebRTC connections of non-members and leaves pnet-protected ones alone', async () => {
-    const gater = membershipGater(peer => peer === PEER)
+    const gater = membershipGater({ isMember: peer => peer === PEER })
     const conn = (remoteAddr: typeof tcp): MultiaddrConnection => ({ remoteAddr }) as unknown as MultiaddrConnection
     for (const method of ['denyInboundEncryptedConnection', 'denyOutboundEncryptedConnection', 'denyInboundUpgradedConnection', 'denyOutboundUpgradedConnection'] as const) {
       const deny = gater[method] as (peer: ReturnType<typeof peerIdFromString>, c: MultiaddrConnection) => boolean
@@ -60,17 +61,31 @@ describe('mesh: WebRTC paths', () => {
   })
 
   it('the gater lets only the upgrade dial WebRTC addresses: an ordinary dial uses the relay', () => {
-    const gater = membershipGater(() => true, addr => addr.equals(webrtcOut))
+    const gater = membershipGater({ isMember: () => true, mayDialWebRTC: addr => addr.equals(webrtcOut) })
     assert.equal(gater.denyDialMultiaddr?.(webrtcOut), false)
     assert.equal(gater.denyDialMultiaddr?.(multiaddr(`/ip4/7.77.0.12/tcp/4017/p2p/${OTHER}/p2p-circuit/webrtc/p2p/${PEER}`)), true)
     assert.equal(gater.denyDialMultiaddr?.(relayed), false)
-    assert.equal(membershipGater(() => true).denyDialMultiaddr?.(webrtcOut), true)
+    assert.equal(membershipGater({ isMember: () => true }).denyDialMultiaddr?.(webrtcOut), true)
   })
 
   it('relay slots go only to peers reached over direct TCP', () => {
-    const gater = membershipGater(() => true, () => false, peer => peer === PEER)
+    const gater = membershipGater({ isMember: () => true, pathTo: peer => peer === PEER ? 'direct' : 'webrtc' })
     assert.equal(gater.denyInboundRelayReservation?.(peerIdFromString(PEER)), false)
     assert.equal(gater.denyInboundRelayReservation?.(peerIdFromString(OTHER)), true)
+  })
+
+  it('no dial goes through a relay reached only over WebRTC or another relay; an unconnected or direct one is used', () => {
+    const paths = new Map<string, PeerPath | undefined>([[RELAY, 'direct'], [OTHER, 'webrtc'], [PEER, 'relayed']])
+    const gater = membershipGater({ isMember: () => true, pathTo: peer => paths.get(peer) })
+    const via = (relay: string): Multiaddr => multiaddr(`/ip4/7.77.0.12/tcp/4017/p2p/${relay}/p2p-circuit/p2p/${DEST}`)
+    assert.equal(relayOf(via(OTHER)), OTHER)
+    assert.equal(relayOf(tcp), undefined)
+    assert.equal(gater.denyDialMultiaddr?.(via(RELAY)), false, 'a relay reached over direct TCP')
+    assert.equal(gater.denyDialMultiaddr?.(via(OTHER)), true, 'a home reached over WebRTC')
+    assert.equal(gater.denyDialMultiaddr?.(via(PEER)), true, 'a member reached through another relay')
+    paths.delete(RELAY)
+    assert.equal(gater.denyDialMultiaddr?.(via(RELAY)), false, 'a relay not connected yet: the dial reaches it first')
+    assert.equal(gater.denyDialMultiaddr?.(tcp), false)
   })
 
   it('the WebRTC address signals through the relay of the relayed connection', () => {
