@@ -7,7 +7,9 @@
 //   - the newest copy that answered, by (epoch, version), is the one to start from: on the
 //     target node itself (a promotion), else fetched and handed to it;
 //   - a primary already running on the target is adopted, once nothing newer can be missing
-//     (a deposed primary cut off by a partition may still run its old epoch's state);
+//     (a deposed primary cut off by a partition may still run its old epoch's state), when
+//     its epoch is the newest: its clones hold only its own states, so a clone that
+//     reported a higher version was asked a moment later, not ahead of it;
 //   - a holder that did not answer may hold a newer copy, unless what answered covers it:
 //     each epoch from the newest answered copy's on is covered when its primary answered
 //     or every one of its clones did (a reply left only once one clone held its state);
@@ -80,7 +82,13 @@ export function planRecovery (input: RecoveryInput): RecoveryPlan {
   // a primary still running on the target may be a deposed one (cut off while a later epoch
   // ran elsewhere): it is adopted only once no newer epoch's copy can be on a missing holder
   if (!covered && input.waitedMs < input.waitBoundMs) return { kind: 'wait', missing }
-  if (newest?.running === true && newest.node === input.target) return { kind: 'running' }
+  // a primary running on the target in the newest epoch is adopted even if a clone reported
+  // a higher version: that clone holds only this primary's states, and the inventories are
+  // taken one after the other while the primary keeps serving. Replacing its state with the
+  // clone's copy dropped the states it acknowledged meanwhile (the kill -9 streams test lost
+  // 4 acknowledged records of a partition whose nodes were both alive)
+  const runningHere = input.copies.find(c => c.running && c.node === input.target && c.damaged !== true)
+  if (runningHere !== undefined && newest !== undefined && runningHere.epoch >= newest.epoch) return { kind: 'running' }
   if (newest === undefined) return missing.length === 0 && !input.copies.some(c => c.damaged === true) ? { kind: 'blank' } : { kind: 'lost', missing }
   return newest.node === input.target ? { kind: 'promote', copy: newest, missing } : { kind: 'copy', copy: newest, missing }
 }

@@ -30,6 +30,15 @@ describe('recovery: where an instance without a running primary starts from', ()
     assert.deepEqual(plan({ holders: [primary('A')], answered: new Set(['A']), copies: [copy('A', 3, 1, true)] }), { kind: 'running' })
   })
 
+  it('a primary running on the target is adopted when its clone, asked a moment later, reports a higher version of the same epoch', () => {
+    // the inventories are taken one after the other while the primary keeps serving: copying
+    // the clone's state over it would drop what it acknowledged meanwhile (streams kill -9 test)
+    const holders = [primary('A'), clone('B')]
+    assert.deepEqual(plan({ holders, answered: new Set(['A', 'B']), copies: [copy('A', 1668, 1, true), copy('B', 1669, 1)] }), { kind: 'running' })
+    // one of an older epoch is not: a newer epoch's copy wins
+    assert.deepEqual(plan({ holders: [...holders, primary('B', 2)], answered: new Set(['A', 'B']), copies: [copy('A', 1668, 1, true), copy('B', 1, 2)] }).kind, 'copy')
+  })
+
   it('a deposed primary still running on the target is not adopted while a later epoch\'s holders are missing', () => {
     // A ran epoch 1, was cut off while epoch 2 ran on B (clone C); the placement now puts it back on A
     const holders = [primary('A', 1), clone('B', 1), primary('B', 2), clone('C', 2), primary('A', 3)]
