@@ -78,7 +78,7 @@ export function newestCopy (copies: Copy[]): Copy | undefined {
 export function planRecovery (input: RecoveryInput): RecoveryPlan {
   const newest = newestCopy(input.copies)
   const missing = [...new Set(input.holders.map(h => h.node))].filter(n => !input.answered.has(n)).sort()
-  const covered = uncovered(input.holders, input.answered, newest?.epoch ?? -1).length === 0
+  const covered = uncovered(input.holders, input.answered, input.copies, newest?.epoch ?? -1).length === 0
   // a primary still running on the target may be a deposed one (cut off while a later epoch
   // ran elsewhere): it is adopted only once no newer epoch's copy can be on a missing holder
   if (!covered && input.waitedMs < input.waitBoundMs) return { kind: 'wait', missing }
@@ -113,15 +113,22 @@ export function promotionIsDirect (holders: Holder[], epoch: number, node: strin
   return held !== undefined && held.version >= 0 && held.epoch >= before
 }
 
-/** the epochs from `from` on whose state may be on a holder that did not answer only */
-function uncovered (holders: Holder[], answered: Set<string>, from: number): number[] {
+/**
+ * The epochs from `from` on whose state may be on a holder that did not answer only. Its
+ * clones cover an epoch only with a copy of that epoch: a later placement of the same
+ * epoch may have dropped them, and the primary then acknowledged on its own fsync (sim:mesh
+ * seed 1857: the dropped clone answered with nothing, and recovery adopted a deposed
+ * primary's older state over the acknowledged one).
+ */
+function uncovered (holders: Holder[], answered: Set<string>, copies: Copy[], from: number): number[] {
   const epochs = [...new Set(holders.map(h => h.epoch))].filter(e => e >= from)
   return epochs.filter(e => {
     const of = holders.filter(h => h.epoch === e)
     const primaries = of.filter(h => h.role === 'primary')
     const clones = of.filter(h => h.role === 'clone')
     if (primaries.some(h => answered.has(h.node))) return false
-    return clones.length === 0 || clones.some(h => !answered.has(h.node))
+    if (clones.length === 0 || clones.some(h => !answered.has(h.node))) return true
+    return !copies.some(c => c.epoch >= e && c.damaged !== true && clones.some(h => h.node === c.node))
   })
 }
 

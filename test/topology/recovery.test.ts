@@ -48,6 +48,16 @@ describe('recovery: where an instance without a running primary starts from', ()
     assert.deepEqual(plan({ ...input, answered: new Set(['A', 'B']), copies: [copy('A', 19, 1, true), copy('B', 25, 2)] }), { kind: 'copy', copy: copy('B', 25, 2), missing: ['C'] })
   })
 
+  it('an epoch whose clones answered without a copy of it is not covered: a later placement may have dropped them (sim:mesh seed 1857)', () => {
+    // A ran epoch 1 and was cut off; epoch 2 ran on B with clone C, then without clones (C
+    // dropped its copy) and acknowledged on B's fsync alone; epoch 3 puts it back on A
+    const holders = [primary('A', 1), clone('B', 1), primary('B', 2), clone('C', 2), primary('A', 3), clone('B', 3)]
+    const input = { holders, answered: new Set(['A', 'C']), copies: [copy('A', 0, 1, true)] }
+    assert.deepEqual(plan({ ...input, waitedMs: 500 }), { kind: 'wait', missing: ['B'] })
+    // C holds epoch 2's state: what B acknowledged is there, nothing to wait for
+    assert.deepEqual(plan({ ...input, copies: [copy('A', 0, 1, true), copy('C', 6, 2)], waitedMs: 500 }), { kind: 'copy', copy: copy('C', 6, 2), missing: ['B'] })
+  })
+
   it('never blank while the only holder is missing: waits (recovering), then says lost', () => {
     const holders = [primary('P')]
     assert.deepEqual(plan({ holders, answered: new Set(['A']), waitedMs: 500 }), { kind: 'wait', missing: ['P'] })
