@@ -12,7 +12,8 @@
 //     reported a higher version was asked a moment later, not ahead of it;
 //   - a holder that did not answer may hold a newer copy, unless what answered covers it:
 //     each epoch from the newest answered copy's on is covered when its primary answered
-//     or every one of its clones did (a reply left only once one clone held its state);
+//     or every one of its clones did, one with a copy of that epoch (a reply left only once
+//     one clone held its state — unless a later placement dropped its clones);
 //   - while something is not covered, the leader waits (`recovering`) up to a bound, then
 //     starts from the newest copy found; with no copy at all it says `lost` (and keeps
 //     asking: a holder that comes back brings its copy);
