@@ -10,7 +10,8 @@
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import type { Connection } from '@libp2p/interface'
 import { createLogger } from '../util/logger.js'
-import { isRelayedAddr, peerPath } from './peer-path.js'
+import { isRelayedAddr, peerPath, type PeerPath } from './peer-path.js'
+import { relayOf } from './membership-gater.js'
 
 export type UpgradeResult = 'tried' | 'succeeded' | 'failed'
 /** why an attempt failed: the punch timed out, the gater refused, or another error */
@@ -53,6 +54,32 @@ export function webrtcAddrVia (addr: Multiaddr, peer: string): Multiaddr | undef
   const at = text.indexOf('/p2p-circuit')
   if (at < 0) return undefined
   return multiaddr(`${text.slice(0, at)}/p2p-circuit/webrtc/p2p/${peer}`)
+}
+
+/**
+ * The advertised relayed address of member `id` to dial it at, if one is usable: its relay
+ * is not this node itself (a member that reserved a slot here advertises one; dialling it
+ * fails with "Can not dial self", and a failure detector's ping of the member made while
+ * it ran failed with that error: a node woken from a stall judged a live member down) and
+ * not a relay
+ * this node reaches only indirectly (the gater refuses those, membership-gater.ts).
+ */
+export function relayedDialAddr (addrs: string[], id: string, self: string, pathTo: (peer: string) => PeerPath | undefined): Multiaddr | undefined {
+  for (const text of addrs) {
+    if (!text.endsWith('/p2p-circuit')) continue
+    let addr: Multiaddr
+    try {
+      addr = multiaddr(`${text}/p2p/${id}`)
+    } catch {
+      continue
+    }
+    const relay = relayOf(addr)
+    if (relay === undefined || relay === self) continue
+    const path = pathTo(relay)
+    if (path === 'webrtc' || path === 'relayed') continue
+    return addr
+  }
+  return undefined
 }
 
 export function failureReason (err: Error): UpgradeFailure {
@@ -110,10 +137,11 @@ export function createWebRTCUpgrade (components: WebRTCUpgradeComponents, init: 
    * dial times out before the relay is ever tried.
    */
   const viaRelay = (id: string, addrs: string[]): void => {
-    const text = addrs.find(a => a.endsWith('/p2p-circuit'))
-    if (text === undefined) return
+    const pathTo = (peer: string): PeerPath | undefined => peerPath(libp2p.getConnections().filter(c => c.remotePeer.toString() === peer))
+    const addr = relayedDialAddr(addrs, id, self, pathTo)
+    if (addr === undefined) return
     trying.add(id)
-    libp2p.dial(multiaddr(`${text}/p2p/${id}`), { signal: AbortSignal.any([controller.signal, AbortSignal.timeout(attemptTimeout)]) })
+    libp2p.dial(addr, { signal: AbortSignal.any([controller.signal, AbortSignal.timeout(attemptTimeout)]) })
       .then(() => { log.debug(`connected to ${id} through its relay`) }, (err: Error) => {
         const failures = (retry.get(id)?.failures ?? 0) + 1
         retry.set(id, { failures, next: Date.now() + Math.min(maxBackoff, firstBackoff * 2 ** (failures - 1)) })

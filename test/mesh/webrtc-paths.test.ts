@@ -7,7 +7,7 @@ import type { MultiaddrConnection } from '@libp2p/interface'
 import { peerPath, type PeerPath } from '../../src/mesh/peer-path.js'
 import { meshIceServers } from '../../src/mesh/ice-servers.js'
 import { membershipGater, relayOf } from '../../src/mesh/membership-gater.js'
-import { failureReason, webrtcAddrVia } from '../../src/mesh/webrtc-upgrade.js'
+import { failureReason, relayedDialAddr, webrtcAddrVia } from '../../src/mesh/webrtc-upgrade.js'
 
 const RELAY = '12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN'
 const PEER = '12D3KooWRBy97UB99e3J6hiPesre1MZeuNQvfan4gBziswrRJsNK'
@@ -86,6 +86,18 @@ describe('mesh: WebRTC paths', () => {
     paths.delete(RELAY)
     assert.equal(gater.denyDialMultiaddr?.(via(RELAY)), false, 'a relay not connected yet: the dial reaches it first')
     assert.equal(gater.denyDialMultiaddr?.(tcp), false)
+  })
+
+  it('a member with no connection is dialled at an advertised relayed address whose relay is neither this node nor reached only indirectly', () => {
+    const paths = new Map<string, PeerPath | undefined>([[OTHER, 'webrtc']])
+    const at = (relay: string): string => `/ip4/7.77.0.11/tcp/4017/p2p/${relay}/p2p-circuit`
+    const pick = (addrs: string[]): string | undefined => relayedDialAddr(addrs, PEER, DEST, peer => paths.get(peer))?.toString()
+    // DEST is this node: the member reserved its slot here
+    assert.equal(pick([at(DEST), at(OTHER), '/ip4/7.77.0.11/tcp/4017', at(RELAY)]), `${at(RELAY)}/p2p/${PEER}`)
+    assert.equal(pick([at(DEST), at(OTHER)]), undefined)
+    // an advert's address this node cannot parse is skipped, not thrown out of the timer
+    assert.equal(pick(['/garbage/p2p-circuit', at(RELAY)]), `${at(RELAY)}/p2p/${PEER}`)
+    assert.equal(pick([]), undefined)
   })
 
   it('the WebRTC address signals through the relay of the relayed connection', () => {
