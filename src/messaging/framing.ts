@@ -9,8 +9,8 @@ export interface FrameReaderHandlers {
   onFrame: (frame: Uint8Array) => void
   /** a length prefix over the limit: the stream is aborted after this */
   onOversized: (length: number) => void
-  /** no more frames will come (closed, or the remote closed its writing end) */
-  onClose: () => void
+  /** no more frames will come (closed, or the remote closed its writing end); `unread`: bytes left over (an incomplete frame, or frames held while paused) */
+  onClose: (unread: number) => void
   /** while true, frames stay buffered (the stream is paused too, so the buffer is bounded by its window) */
   paused?: () => boolean
 }
@@ -51,9 +51,10 @@ export function readFrames (stream: Stream, maxFrameBytes: number, handlers: Fra
   const finish = (): void => {
     if (ended) return
     ended = true
+    const unread = done ? 0 : buffer.byteLength
     done = true
     stream.removeEventListener('message', onMessage)
-    handlers.onClose()
+    handlers.onClose(unread)
   }
   stream.addEventListener('message', onMessage)
   stream.addEventListener('close', finish, { once: true })

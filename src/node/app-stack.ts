@@ -1,6 +1,6 @@
 // The node's app layers, composed: the cell runtime (cell hosts as child processes), the
 // bundle store and code exchange, cell messaging (directory = the app table), the raft
-// host over /stem/<mesh>/raft/1, warm clones (/stem/<mesh>/clone/1: messaging answers
+// host over /stem/<mesh>/raft/1, warm clones (/stem/<mesh>/clone/2: messaging answers
 // only once a clone holds the state), the topology service, and the gateway if asked for.
 import { createCellRuntime } from '../cells/index.js'
 import type { CellRuntime } from '../cells/index.js'
@@ -119,7 +119,7 @@ export function createAppStack (mesh: Mesh, init: AppStackInit): AppStack {
     for (const group of raft.groupIds()) for (const m of raft.status(group).members) if (m !== mesh.peerId) ids.add(m)
     return [...ids]
   }
-  failures = createFailureDetector(mesh.libp2p, { members: watched, onDown: peer => { raft.peerDown(peer); messaging.peerJudgedDown(peer); topology?.peerDown(peer) }, onUp: peer => { raft.peerUp(peer); topology?.forgetPeer(peer) }, onSuspect: peer => { raft.peerSuspect(peer) } })
+  failures = createFailureDetector(mesh.libp2p, { members: watched, onDown: peer => { raft.peerDown(peer); messaging.peerJudgedDown(peer); cloneService.peerDown(peer); topology?.peerDown(peer) }, onUp: peer => { raft.peerUp(peer); topology?.forgetPeer(peer) }, onSuspect: peer => { raft.peerSuspect(peer) } })
   const nodes = (): NodeCapacity[] => [
     { id: mesh.peerId, contributed: mesh.capacity.contributed(), alive: true },
     ...mesh.capacity.view.list().map(p => ({ id: p.id, contributed: p.capacity, alive: failures?.isDown(p.id) !== true }))

@@ -43,8 +43,11 @@ export const dataFiles = (dir: string): { identity: string, owner: string, mesh:
  * 2: raft log records carry a header checksum (format 1 and unmarked dirs are upgraded).
  * 3: state files (cells/, clones/) carry the state's reply window; older ones load as they
  *    are, with an empty window, and get one on their next write (nothing to rewrite).
+ * 4: an instance's copy is a base file and an append log beside it (topology/copy-log.ts);
+ *    older files load as they are (nothing to rewrite). A Stem of format 3 would read the
+ *    base alone, an older state: it refuses the dir instead.
  */
-export const DATA_FORMAT = 3
+export const DATA_FORMAT = 4
 
 /**
  * Checks the data dir's format marker (`stem-data.json`), writing it on first use: a dir

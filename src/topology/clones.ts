@@ -1,4 +1,6 @@
-// Warm clones (SPEC §4): protocol /stem/<mesh>/clone/1.
+// Warm clones (SPEC §4): protocol /stem/<mesh>/clone/2 (2: a stream may carry many requests,
+// matched to their answers by id: a primary's pushes to a peer share one, clone-session.ts;
+// a node of the one-request-per-stream /clone/1 is not asked).
 //
 // Clone side: on the leader's `hold`, the node fetches the instance's bundle and keeps a
 // clone record; each `state` from the instance's primary replaces the held state if its
@@ -25,7 +27,7 @@ import type { Libp2p, Stream, Connection } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { CellLimits } from '../cells/limits.js'
 import { decodeReplyWindow } from '../cells/reply-window.js'
-import { readOne, writeFrame } from '../messaging/framing.js'
+import { readFrames, writeFrame } from '../messaging/framing.js'
 import { createFrameVerifier } from '../wire/frame.js'
 import type { FrameSigner } from '../wire/frame.js'
 import { CloneAnswer, CloneRequest } from '../wire/proto/clone.js'
@@ -39,6 +41,8 @@ import type { CloneStore, LegacyState, StoredClone } from './clone-store.js'
 import { fenceRefusal, followedPrimary, leaseHolds, staleEpochRefusal, unwantedClones } from './fencing.js'
 import type { InventoryFence, LocalPrimary } from './fencing.js'
 import type { BundlePort, CellRuntimePort } from './ports.js'
+import { CloneSession, SESSION_REQUESTS } from './clone-session.js'
+import type { CloneAsk } from './clone-session.js'
 
 export interface CloneServiceComponents {
   libp2p: Pick<Libp2p, 'handle' | 'unhandle' | 'dialProtocol'>
@@ -155,11 +159,17 @@ export class CloneService {
   /** primary side: the write of each local instance's newest state to this node's disk */
   private readonly primaryWrites = new Map<string, Promise<void>>()
   private readonly maxFrameBytes: number
+  /** asking side: the stream to each peer that carries this node's pushes of its primaries' states (clone-session.ts) */
+  private readonly sessions = new Map<string, Promise<CloneSession>>()
+  /** every open stream of this node's requests, by peer (the shared one, those of busy moments and of single requests) */
+  private readonly streamsTo = new Map<string, Set<CloneSession>>()
+  /** answering side: the streams this service serves (a stopped service serves none: its peers ask anew) */
+  private readonly served = new Set<Stream>()
   private restoreTimer?: NodeJS.Timeout
   private running = false
 
   constructor (private readonly components: CloneServiceComponents, private readonly init: CloneServiceInit) {
-    this.protocol = `/stem/${init.mesh}/clone/1`
+    this.protocol = `/stem/${init.mesh}/clone/2`
     this.log = components.logger ?? createLogger('clones')
     this.maxFrameBytes = init.maxFrameBytes ?? 8 * 1024 * 1024
     this.verifier = createFrameVerifier({ maxBytes: this.maxFrameBytes + 4096, name: 'clone' })
@@ -202,8 +212,12 @@ export class CloneService {
     if (!this.running) return
     this.running = false
     clearTimeout(this.restoreTimer)
+    for (const session of this.sessions.values()) session.then(s => { s.close('the clone service stopped') }, () => {})
+    this.sessions.clear()
     await this.components.libp2p.unhandle(this.protocol)
-    await this.components.store?.flush()
+    for (const stream of this.served) stream.abort(new Error('the clone service stopped'))
+    this.served.clear()
+    await Promise.all([this.components.store?.close(), this.components.primaries?.close()])
   }
 
   /**
@@ -534,51 +548,126 @@ export class CloneService {
 
   // ---- the wire
 
-  private async request (peer: string, request: CloneRequest, outer?: AbortSignal): Promise<CloneAnswer> {
+  private async request (peer: string, request: CloneAsk, outer?: AbortSignal): Promise<CloneAnswer> {
     const self = this.components.signer.peerId
     if (peer === self) return await this.handle(self, request)
     const timeout = AbortSignal.timeout(this.init.timeout ?? 5000)
     const signal = outer === undefined ? timeout : AbortSignal.any([timeout, outer])
-    const stream = await this.components.libp2p.dialProtocol(peerIdFromString(peer), this.protocol, { signal })
+    // a primary's pushes of its states share a stream (they are on every reply's path); the
+    // leader's rare steps and a recovery's asks open one each, as a new dial picks the
+    // connection that works now
+    const push = request.state != null
+    let shared = push ? this.sessions.get(peer) : undefined
+    if (push && shared === undefined) {
+      const forget = (): void => { if (this.sessions.get(peer) === opening) this.sessions.delete(peer) }
+      const opening = this.openSession(peer, timeout, forget)
+      opening.catch(forget)
+      this.sessions.set(peer, opening)
+      shared = opening
+    }
+    const session = await shared
+    if (session?.usable === true) return await session.ask(request, signal)
+    // not a push, or the shared stream is busy (or just retired): a stream of its own
+    const own = await this.openSession(peer, signal)
     try {
-      const answer = readOne(stream, this.maxFrameBytes + 4096, signal)
-      writeFrame(stream, this.components.signer.sign('cell', CloneRequest.encode(request)))
-      const verified = this.verifier.verify(await answer, { remotePeer: peer, expect: 'cell' })
-      if (!verified.ok) throw new Error(`rejected answer: ${verified.reason}`)
-      const decoded = CloneAnswer.decode(verified.payload)
-      if (!decoded.ok) throw new Error(decoded.error.slice(0, 300))
-      return decoded
+      return await own.ask(request, signal)
     } finally {
-      await stream.close({ signal: AbortSignal.timeout(1000) }).catch(() => { stream.abort(new Error('clone request done')) })
+      own.close('clone request done')
     }
   }
 
-  private serve (stream: Stream, connection: Connection): void {
-    const peer = connection.remotePeer.toString()
-    const signal = AbortSignal.timeout(this.init.timeout ?? 5000)
-    const answer = (a: CloneAnswer): void => { writeFrame(stream, this.components.signer.sign('cell', CloneAnswer.encode(a))) }
-    readOne(stream, this.maxFrameBytes + 4096, signal).then(async bytes => {
-      const verified = this.verifier.verify(bytes, { remotePeer: peer, expect: 'cell' })
-      if (!verified.ok) { stream.abort(new Error(`bad clone request: ${verified.reason}`)); return }
-      let request: CloneRequest
-      try {
-        request = CloneRequest.decode(verified.payload)
-      } catch {
-        stream.abort(new Error('bad clone request: malformed'))
-        return
+  private async openSession (peer: string, signal: AbortSignal, onRetire?: () => void): Promise<CloneSession> {
+    const stream = await this.components.libp2p.dialProtocol(peerIdFromString(peer), this.protocol, { signal })
+    const open = this.streamsTo.get(peer) ?? new Set<CloneSession>()
+    this.streamsTo.set(peer, open)
+    const session = new CloneSession({
+      stream,
+      peer,
+      signer: this.components.signer,
+      verifier: this.verifier,
+      maxFrameBytes: this.maxFrameBytes + 4096,
+      onRetire,
+      onClose: () => {
+        open.delete(session)
+        if (open.size === 0 && this.streamsTo.get(peer) === open) this.streamsTo.delete(peer)
       }
-      try {
-        answer(await this.handle(peer, request))
-      } catch (err) {
-        answer({ ...emptyAnswer(0), ok: false, error: (err as Error).message.split('\n')[0].slice(0, 300) })
-      }
-      await stream.close({ signal: AbortSignal.timeout(1000) }).catch(() => { stream.abort(new Error('clone answer sent')) })
-    }, () => { stream.abort(new Error('bad clone request: truncated or oversized')) })
-      // the asker went away before its answer (a closed stream throws on write): never an unhandled rejection
-      .catch((err: Error) => { stream.abort(err) })
+    })
+    open.add(session)
+    return session
   }
 
-  private async handle (peer: string, request: CloneRequest): Promise<CloneAnswer> {
+  /**
+   * The failure detector judged `peer` down: the requests waiting on it fail now, not at
+   * their timeout (a stalled node's kernel keeps its streams open), so a leader's hold or
+   * promotion and a primary's push go on with the nodes that answer. Its next request
+   * opens a new stream.
+   */
+  peerDown (peer: string): void {
+    this.sessions.delete(peer)
+    for (const session of [...this.streamsTo.get(peer) ?? []]) session.close(`node ${peer} was judged down`)
+  }
+
+  /**
+   * The answering side: each request on the stream is handled as it comes (several may be
+   * under way), its answer carries its id; the stream ends once the asker closed its end
+   * and every answer is out. A frame that is not a valid request ends the stream at once.
+   */
+  private serve (stream: Stream, connection: Connection): void {
+    const peer = connection.remotePeer.toString()
+    this.served.add(stream)
+    stream.addEventListener('close', () => { this.served.delete(stream) }, { once: true })
+    let underway = 0
+    let inputDone = false
+    let refused = false
+    const refuse = (why: string): void => {
+      refused = true
+      this.log.debug(`bad clone request from ${peer}: ${why}`)
+      stream.abort(new Error(`bad clone request: ${why}`))
+    }
+    const finishIfDone = (): void => {
+      if (inputDone && underway === 0 && stream.status === 'open') stream.close({ signal: AbortSignal.timeout(1000) }).catch(() => { stream.abort(new Error('clone answers sent')) })
+    }
+    const answer = (a: CloneAnswer): void => {
+      underway--
+      if (refused || stream.writeStatus !== 'writable') return
+      try {
+        writeFrame(stream, this.components.signer.sign('cell', CloneAnswer.encode(a)))
+      } catch (err) {
+        // the asker went away before its answer
+        stream.abort(err as Error)
+        return
+      }
+      finishIfDone()
+    }
+    readFrames(stream, this.maxFrameBytes + 4096, {
+      onFrame: bytes => {
+        if (refused) return
+        const verified = this.verifier.verify(bytes, { remotePeer: peer, expect: 'cell' })
+        if (!verified.ok) { refuse(verified.reason); return }
+        let request: CloneRequest
+        try {
+          request = CloneRequest.decode(verified.payload)
+        } catch {
+          refuse('malformed')
+          return
+        }
+        if (++underway > SESSION_REQUESTS) { refuse(`over ${SESSION_REQUESTS} requests under way`); return }
+        const id = request.id
+        this.handle(peer, request).then(
+          a => { answer({ ...a, id }) },
+          (err: Error) => { answer({ ...emptyAnswer(0), ok: false, error: err.message.split('\n')[0].slice(0, 300), id }) }
+        )
+      },
+      onOversized: length => { this.log.debug(`bad clone request from ${peer}: frame of ${length} bytes over the limit`) },
+      onClose: unread => {
+        if (unread > 0 && !refused) refuse('truncated')
+        inputDone = true
+        finishIfDone()
+      }
+    })
+  }
+
+  private async handle (peer: string, request: CloneAsk): Promise<CloneAnswer> {
     if (request.inventory != null) {
       const { app, address, epoch, primary } = request.inventory
       if (!/^[a-z0-9][a-z0-9-]{0,62}$/i.test(app) || (address !== '' && (!INSTANCE.test(address) || !address.startsWith(`${app}/`)))) throw new Error('invalid inventory request')
@@ -598,7 +687,7 @@ export class CloneService {
     return emptyAnswer(await this.handleClone(peer, request))
   }
 
-  private async handleClone (peer: string, request: CloneRequest): Promise<number> {
+  private async handleClone (peer: string, request: CloneAsk): Promise<number> {
     if (request.hold != null) {
       const h = request.hold
       if (!INSTANCE.test(h.address) || h.bundle.byteLength !== 32) throw new Error('invalid hold request')
@@ -762,7 +851,7 @@ function newer (epochA: number, versionA: number, epochB: number, versionB: numb
 }
 
 function emptyAnswer (version: number): CloneAnswer {
-  return { ok: true, error: '', version: BigInt(version), copies: [], state: '', epoch: 0n, replies: '' }
+  return { ok: true, error: '', version: BigInt(version), copies: [], state: '', epoch: 0n, replies: '', id: 0n }
 }
 
 /** why a reply window received with a state cannot be used ('' is none), or undefined */

@@ -2,10 +2,9 @@
 // runs an instance hands it to its clone with every acknowledged increment while calls go
 // on; SIGINT on the app's leader hands leadership to another member before the node exits.
 import assert from 'node:assert/strict'
-import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { AppCellsListing, AppListing } from '../../src/topology/app-table.js'
-import { decodeStoredClone } from '../../src/topology/clone-store.js'
+import { CloneStore } from '../../src/topology/clone-store.js'
 import { waitFor } from '../support/wait.js'
 import { repoRoot, spawnStem, stem, stemJson, stopAll, tempDataDir, type StemProcess } from '../support/stem-process.js'
 
@@ -78,11 +77,11 @@ describe('graceful leave of real stem processes', function () {
     const primary = byId(placed.node)
     const caller = nodes.find(n => n !== primary && n.peerId() !== placed.clones[0]) as StemProcess
     // the clone node keeps what it holds on its disk too
-    const cloneFile = join(byId(placed.clones[0]).dataDir, 'clones', `${encodeURIComponent('counter/counter#0')}.json`)
+    const cloneFiles = new CloneStore(join(byId(placed.clones[0]).dataDir, 'clones'))
     await waitFor(async () => {
-      const held = decodeStoredClone(await readFile(cloneFile, 'utf8').catch(() => '{}'))
-      return held.state !== undefined && (JSON.parse(held.state) as { count?: number }).count === acked[acked.length - 1]
-    }, { what: 'the clone file to hold the last acknowledged count' }).catch(err => { throw new Error(`${(err as Error).message} (${cloneFile})`) })
+      const held = await cloneFiles.read('counter/counter#0').catch(() => undefined)
+      return held?.state !== undefined && (JSON.parse(held.state) as { count?: number }).count === acked[acked.length - 1]
+    }, { what: 'the clone files to hold the last acknowledged count' }).catch(err => { throw new Error(`${(err as Error).message} (${cloneFiles.dir})`) })
 
     // ---- the node running the primary leaves while calls go on through another node
     const load = callLoop(caller)

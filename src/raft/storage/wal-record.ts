@@ -19,7 +19,8 @@ export enum RecordType {
   HardState = 3,
   Compaction = 4, // WalCompaction
   ConfState = 5,
-  Snapshot = 6 // Snapshot: the one record of the snapshot file, never in a segment
+  Snapshot = 6, // Snapshot: the one record of the snapshot file, never in a segment
+  InstanceCopy = 7 // a cell instance's copy in its append log (topology/copy-log.ts), never in a raft segment
 }
 
 export interface WalRecord {
