@@ -6,7 +6,7 @@
 // one would wait for a punch that may never succeed instead of using the relay.
 import type { ConnectionGater, MultiaddrConnection, PeerId } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
-import { isWebRTCAddr, type PeerPath } from './peer-path.js'
+import { isIndirectPath, isWebRTCAddr, type PeerPath } from './peer-path.js'
 
 export interface MembershipGaterInit {
   /** a current member: a peer with a verified capacity advert in the view, or a bootstrap peer of the invite */
@@ -42,8 +42,7 @@ export function membershipGater (init: MembershipGaterInit): ConnectionGater {
   const deny = (peer: PeerId, conn: MultiaddrConnection): boolean => isWebRTCAddr(conn.remoteAddr) && !isMember(peer.toString())
   const viaIndirectRelay = (addr: Multiaddr): boolean => {
     const relay = relayOf(addr)
-    const path = relay === undefined ? undefined : pathTo(relay)
-    return path === 'webrtc' || path === 'relayed'
+    return relay !== undefined && isIndirectPath(pathTo(relay))
   }
   return {
     denyInboundRelayReservation: (peer: PeerId) => pathTo(peer.toString()) !== 'direct',

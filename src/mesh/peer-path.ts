@@ -22,3 +22,6 @@ export function peerPath (connections: ConnectionLike[]): PeerPath | undefined {
   if (open.some(c => !isRelayedAddr(c.remoteAddr))) return 'direct'
   return open.length > 0 ? 'relayed' : undefined
 }
+
+/** a path through something else than a TCP connection of our own: a relay reached so cannot carry a circuit to a third member (membership-gater.ts) */
+export const isIndirectPath = (path: PeerPath | undefined): boolean => path === 'webrtc' || path === 'relayed'

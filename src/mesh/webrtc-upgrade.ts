@@ -10,7 +10,7 @@
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import type { Connection } from '@libp2p/interface'
 import { createLogger } from '../util/logger.js'
-import { isRelayedAddr, peerPath, type PeerPath } from './peer-path.js'
+import { isIndirectPath, isRelayedAddr, peerPath, type PeerPath } from './peer-path.js'
 import { relayOf } from './membership-gater.js'
 
 export type UpgradeResult = 'tried' | 'succeeded' | 'failed'
@@ -74,9 +74,7 @@ export function relayedDialAddr (addrs: string[], id: string, self: string, path
       continue
     }
     const relay = relayOf(addr)
-    if (relay === undefined || relay === self) continue
-    const path = pathTo(relay)
-    if (path === 'webrtc' || path === 'relayed') continue
+    if (relay === undefined || relay === self || isIndirectPath(pathTo(relay))) continue
     return addr
   }
   return undefined

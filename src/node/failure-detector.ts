@@ -6,11 +6,17 @@
 // ping every `probeIntervalMs`; one that leaves them unanswered (stall-watch.ts) is judged
 // down and its connections are cut. A peer is up again as soon as a connection to it opens
 // (a stalled one that wakes up reconnects) or it answers a ping on one that is open.
+// For a few seconds after this node itself woke from a freeze, a failed ping is retried
+// rather than believed (stall-watch.ts: the whole machine froze, and every node redials).
+import { setTimeout as delay } from 'node:timers/promises'
 import type { AbortOptions, Connection, PeerId } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { MeshLibp2p } from '../mesh/libp2p.js'
 import { createLogger } from '../util/logger.js'
 import { StallWatch } from './stall-watch.js'
+
+/** ms between the pings of a disconnected peer while a freeze's grace lasts */
+const RETRY_IN_GRACE_MS = 250
 
 /** the ping of a stream muxer that has one (@libp2p/yamux: a PING frame answered by the remote muxer; resolves with the RTT) */
 interface MuxerPing {
@@ -59,18 +65,29 @@ export function createFailureDetector (libp2p: MeshLibp2p, init: FailureDetector
     log.info(`peer ${id} is down (${why})`)
     init.onDown(id)
   }
+  const stalls = new StallWatch({ stallMs: init.stallMs })
+  const isOpen = (peer: PeerId): boolean => libp2p.getConnections(peer).some(c => c.status === 'open')
+  /** aborted by stop: ends the retries of a judgement in a freeze's grace */
+  const stopping = new AbortController()
   const judge = async (peer: PeerId): Promise<void> => {
     const id = peer.toString()
-    if (stopped || libp2p.getConnections(peer).some(c => c.status === 'open')) return
-    try {
-      await libp2p.services.ping.ping(peer, { signal: AbortSignal.timeout(init.pingTimeoutMs ?? 1000) })
-    } catch (err) {
-      // a connection that opened meanwhile (it redialed us) says it is up, and no connect event would follow
-      if (libp2p.getConnections(peer).some(c => c.status === 'open')) return
-      verdict(id, `disconnected, ping failed: ${(err as Error).message}`)
+    while (!stopped && !isOpen(peer)) {
+      try {
+        await libp2p.services.ping.ping(peer, { signal: AbortSignal.any([stopping.signal, AbortSignal.timeout(init.pingTimeoutMs ?? 1000)]) })
+        return
+      } catch (err) {
+        // a connection that opened meanwhile (it redialed us) says it is up, and no connect event would follow
+        if (stopped || isOpen(peer)) return
+        // this node has just woken from a freeze (stall-watch.ts): everyone is redialling, try again
+        if (stalls.inGrace(Date.now())) {
+          await delay(RETRY_IN_GRACE_MS, undefined, { signal: stopping.signal }).catch(() => {})
+          continue
+        }
+        verdict(id, `disconnected, ping failed: ${(err as Error).message}`)
+        return
+      }
     }
   }
-  const stalls = new StallWatch({ stallMs: init.stallMs })
   /** the open connections of every peer, looked up once per probe round (a lookup per peer and question cost more than the probes) */
   const openByPeer = (): Map<string, Connection[]> => {
     const open = new Map<string, Connection[]>()
@@ -177,6 +194,7 @@ export function createFailureDetector (libp2p: MeshLibp2p, init: FailureDetector
     covers: peer => covered.has(peer) && !down.has(peer),
     stop () {
       stopped = true
+      stopping.abort()
       clearInterval(probes)
       clearTimeout(overdueTimer)
       for (const t of timers) clearTimeout(t)

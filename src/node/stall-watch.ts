@@ -10,12 +10,17 @@
 // read says nothing of the peers, and a node woken from a stall whose peers had cut it off
 // meanwhile blamed them all once three rounds passed. A round more than stallMs late says
 // more: the peers have judged this node stalled and cut it off, so its connections are
-// stale even where it has not seen them close (`cutOff`: the caller reconnects).
+// stale even where it has not seen them close (`cutOff`: the caller reconnects). For
+// `graceMs` after such a late round (`inGrace`) a disconnected peer whose ping fails is not
+// condemned yet: when the whole machine froze, every node hung up on every member at once
+// and all redial together, and a ping that fails in that crowd says nothing of the peer.
 export interface StallWatchOptions {
   /** ms without an answer before a verdict (default 1500) */
   stallMs?: number
   /** probe rounds that must have run without an answer (default 3) */
   minRounds?: number
+  /** ms after this node woke from a freeze during which a failed ping condemns no one (default 4 × stallMs) */
+  graceMs?: number
 }
 
 interface Watched {
@@ -29,12 +34,16 @@ export class StallWatch {
   private round = 0
   /** when the last round ran */
   private lastRound: number | undefined
+  /** when the last late round ran (this node woke from a freeze) */
+  private wokeAt: number | undefined
   readonly stallMs: number
   private readonly minRounds: number
+  private readonly graceMs: number
 
   constructor (options: StallWatchOptions = {}) {
     this.stallMs = options.stallMs ?? 1500
     this.minRounds = options.minRounds ?? 3
+    this.graceMs = options.graceMs ?? 4 * this.stallMs
   }
 
   /**
@@ -48,6 +57,7 @@ export class StallWatch {
     const gap = this.lastRound === undefined ? 0 : now - this.lastRound
     const frozen = gap > this.stallMs / 2
     this.lastRound = now
+    if (frozen) this.wokeAt = now
     const keep = new Set(watched)
     for (const [id, p] of this.peers) {
       if (!keep.has(id)) this.peers.delete(id)
@@ -92,6 +102,11 @@ export class StallWatch {
     let due: number | undefined
     for (const p of this.peers.values()) due = Math.min(due ?? Infinity, p.lastAnswer + this.stallMs + 1)
     return due
+  }
+
+  /** `now` is within graceMs of this node's last wake from a freeze: a failed ping is no verdict yet */
+  inGrace (now: number): boolean {
+    return this.wokeAt !== undefined && now - this.wokeAt < this.graceMs
   }
 
   private isStalled (p: Watched, now: number): boolean {

@@ -64,6 +64,20 @@ describe('node: stall watch', () => {
     assert.equal(w.tick(['a'], 6000).cutOff, undefined, 'once')
   })
 
+  it('a late round starts a grace of graceMs in which a failed ping condemns no one; rounds on time start none', () => {
+    const w = new StallWatch({ stallMs: 1500, minRounds: 3, graceMs: 6000 })
+    w.tick(['a'], 0)
+    w.tick(['a'], 500)
+    assert.equal(w.inGrace(500), false, 'no freeze yet')
+    // blocked 2 s: a whole-machine freeze, every node redials
+    w.tick(['a'], 2500)
+    assert.equal(w.inGrace(2500), true)
+    w.tick(['a'], 3000)
+    assert.equal(w.inGrace(8499), true)
+    assert.equal(w.inGrace(8500), false, 'graceMs after the wake')
+    assert.equal(new StallWatch({ stallMs: 1000 }).inGrace(0), false)
+  })
+
   it('a probe that ended without an answer is sent again next round; an answer resets the silence', () => {
     const w = new StallWatch({ stallMs: 1500, minRounds: 3 })
     w.tick(['a'], 0)
