@@ -119,7 +119,7 @@ export function createAppStack (mesh: Mesh, init: AppStackInit): AppStack {
     for (const group of raft.groupIds()) for (const m of raft.status(group).members) if (m !== mesh.peerId) ids.add(m)
     return [...ids]
   }
-  failures = createFailureDetector(mesh.libp2p, { members: watched, onDown: peer => { raft.peerDown(peer); messaging.peerJudgedDown(peer); cloneService.peerDown(peer); topology?.peerDown(peer) }, onUp: peer => { raft.peerUp(peer); topology?.forgetPeer(peer) }, onSuspect: peer => { raft.peerSuspect(peer) } })
+  failures = createFailureDetector(mesh.libp2p, { mesh: name, members: watched, onDown: peer => { raft.peerDown(peer); messaging.peerJudgedDown(peer); cloneService.peerDown(peer); topology?.peerDown(peer) }, onUp: peer => { raft.peerUp(peer); topology?.forgetPeer(peer) }, onSuspect: peer => { raft.peerSuspect(peer) } })
   const nodes = (): NodeCapacity[] => [
     { id: mesh.peerId, contributed: mesh.capacity.contributed(), alive: true },
     ...mesh.capacity.view.list().map(p => ({ id: p.id, contributed: p.capacity, alive: failures?.isDown(p.id) !== true }))

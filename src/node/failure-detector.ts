@@ -3,7 +3,8 @@
 // -9 has its TCP connections reset at once and refuses the dial, so it is judged down
 // within a fraction of a second, long before its capacity adverts expire. A stalled node
 // (SIGSTOP, a frozen VM) keeps its connections open, so members are also probed with a
-// ping every `probeIntervalMs`; one that leaves them unanswered (stall-watch.ts) is judged
+// ping every `probeIntervalMs` (a yamux PING, or a byte on a WebRTC connection's probe
+// stream: probe-streams.ts); one that leaves them unanswered (stall-watch.ts) is judged
 // down and its connections are cut. A peer is up again as soon as a connection to it opens
 // (a stalled one that wakes up reconnects) or it answers a ping on one that is open.
 // For a few seconds after this node itself woke from a freeze, a failed ping is retried
@@ -14,6 +15,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import type { MeshLibp2p } from '../mesh/libp2p.js'
 import { createLogger } from '../util/logger.js'
 import { StallWatch } from './stall-watch.js'
+import { createProbeStreams, echoProbes, probeProtocol } from './probe-streams.js'
 
 /** ms between the pings of a disconnected peer while a freeze's grace lasts */
 const RETRY_IN_GRACE_MS = 250
@@ -32,6 +34,8 @@ export interface FailureDetectorInit {
   probeIntervalMs?: number
   /** ms a connected member may leave its probes unanswered before it is judged down (default 1500) */
   stallMs?: number
+  /** the mesh's name (the probe stream's protocol id) */
+  mesh: string
   /** the mesh members (peer ids) to watch for stalls */
   members: () => Iterable<string>
   onDown: (peer: string) => void
@@ -49,7 +53,7 @@ export interface FailureDetectorInit {
 
 export interface FailureDetector {
   isDown: (peer: string) => boolean
-  /** `peer` is probed for stalls now (a member with open connections that all answer muxer pings) and not judged down: a verdict on it would come from here */
+  /** `peer` is probed for stalls now (a member whose open connections can all be pinged) and not judged down: a verdict on it would come from here */
   covers: (peer: string) => boolean
   stop: () => void
 }
@@ -100,20 +104,25 @@ export function createFailureDetector (libp2p: MeshLibp2p, init: FailureDetector
     }
     return open
   }
-  const muxers = (open: Connection[]): Array<MuxerPing | undefined> => open.map(c => (c as Connection & { muxer?: MuxerPing }).muxer)
-  /** every open connection has a muxer ping (none is WebRTC) */
-  const pingable = (open: Connection[]): boolean => muxers(open).every(m => typeof m?.ping === 'function')
+  const protocol = probeProtocol(init.mesh)
+  const probeStreams = createProbeStreams(protocol)
+  const muxerOf = (c: Connection): MuxerPing | undefined => (c as Connection & { muxer?: MuxerPing }).muxer
+  /** every open connection can be pinged (a WebRTC one whose remote node serves no probe stream cannot) */
+  const pingable = (open: Connection[]): boolean => open.every(c => typeof muxerOf(c)?.ping === 'function' || probeStreams.probes(c))
   /**
-   * Pings every open connection to `id` with its stream muxer's own ping (a yamux PING
-   * frame: a few bytes, no stream; libp2p's ping protocol opened a stream per probe, which
-   * cost an idle node about 2% of a core) and resolves once one answers. A peer is alive if
-   * any path to it answers: a relayed connection whose relay died must not condemn a direct
-   * one. A connection without such a ping (WebRTC) is not probed: such a peer resolves at
-   * once, and only its capacity adverts can judge it stalled.
+   * Pings every open connection to `id` and resolves once one answers: with its stream
+   * muxer's own ping (a yamux PING frame: a few bytes, no stream; libp2p's ping protocol
+   * opened a stream per probe, which cost an idle node about 2% of a core), or on a
+   * connection whose muxer has none (WebRTC) over its long-lived probe stream
+   * (probe-streams.ts). A peer is alive if any path to it answers: a relayed connection
+   * whose relay died must not condemn a direct one.
    */
   const pingOpen = async (open: Connection[], signal: AbortSignal): Promise<void> => {
-    if (!pingable(open)) return
-    await Promise.any(muxers(open).map(async m => await m?.ping?.({ signal })))
+    await Promise.any(open.map(async c => {
+      const muxer = muxerOf(c)
+      if (typeof muxer?.ping === 'function') await muxer.ping({ signal })
+      else await probeStreams.ping(c, signal)
+    }))
   }
   const back = (id: string): void => {
     if (stopped || !down.delete(id)) return
@@ -189,6 +198,7 @@ export function createFailureDetector (libp2p: MeshLibp2p, init: FailureDetector
   const onConnect = (evt: CustomEvent<PeerId>): void => { down.delete(evt.detail.toString()) }
   libp2p.addEventListener('peer:disconnect', onDisconnect)
   libp2p.addEventListener('peer:connect', onConnect)
+  libp2p.handle(protocol, stream => { echoProbes(stream) }, { maxInboundStreams: 2 }).catch((err: Error) => { log.warn(`cannot serve probes: ${err.message}`) })
   return {
     isDown: peer => down.has(peer),
     covers: peer => covered.has(peer) && !down.has(peer),
@@ -200,6 +210,7 @@ export function createFailureDetector (libp2p: MeshLibp2p, init: FailureDetector
       for (const t of timers) clearTimeout(t)
       libp2p.removeEventListener('peer:disconnect', onDisconnect)
       libp2p.removeEventListener('peer:connect', onConnect)
+      libp2p.unhandle(protocol).catch(() => {})
     }
   }
 }

@@ -25,7 +25,9 @@ function pingOnly (failures: number): { libp2p: MeshLibp2p, events: EventTarget,
       }
     },
     addEventListener: events.addEventListener.bind(events),
-    removeEventListener: events.removeEventListener.bind(events)
+    removeEventListener: events.removeEventListener.bind(events),
+    handle: async () => {},
+    unhandle: async () => {}
   }
   return { libp2p: libp2p as unknown as MeshLibp2p, events, pings: () => pings }
 }
@@ -45,7 +47,7 @@ describe('node: failure detector', () => {
   let rounds = 0
   const start = (libp2p: MeshLibp2p, down: string[]): FailureDetector => {
     rounds = 0
-    return createFailureDetector(libp2p, { members: () => { rounds++; return [peer.toString()] }, onDown: id => { down.push(id) }, suspicionMs: 10, probeIntervalMs: 50, stallMs: 1000 })
+    return createFailureDetector(libp2p, { mesh: 'test', members: () => { rounds++; return [peer.toString()] }, onDown: id => { down.push(id) }, suspicionMs: 10, probeIntervalMs: 50, stallMs: 1000 })
   }
   const disconnect = (events: EventTarget): void => { events.dispatchEvent(new CustomEvent('peer:disconnect', { detail: peer })) }
 
