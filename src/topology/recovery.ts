@@ -13,7 +13,9 @@
 //   - a holder that did not answer may hold a newer copy, unless what answered covers it:
 //     each epoch from the newest answered copy's on is covered when its primary answered
 //     or every one of its clones did, one with a copy of that epoch (a reply left only once
-//     one clone held its state — unless a later placement dropped its clones);
+//     one clone held its state — unless a later placement dropped its clones), and each
+//     clone placed beside another with a copy of it (a reply waited for either of them),
+//     and never while the epoch's latest placement left its primary without clones;
 //   - while something is not covered, the leader waits (`recovering`) up to a bound, then
 //     starts from the newest copy found; with no copy at all it says `lost` (and keeps
 //     asking: a holder that comes back brings its copy);
@@ -26,6 +28,10 @@ export interface Holder {
   node: string
   epoch: number
   role: Role
+  /** a clone placed beside another clone of the instance: a reply of that placement waited for either of them */
+  paired?: boolean
+  /** a primary the epoch's latest placement left without clones: it acknowledged on its own */
+  alone?: boolean
 }
 
 /** one node's copy of the instance, as its inventory reported it */
@@ -119,7 +125,15 @@ export function promotionIsDirect (holders: Holder[], epoch: number, node: strin
  * clones cover an epoch only with a copy of that epoch: a later placement of the same
  * epoch may have dropped them, and the primary then acknowledged on its own fsync (sim:mesh
  * seed 1857: the dropped clone answered with nothing, and recovery adopted a deposed
- * primary's older state over the acknowledged one).
+ * primary's older state over the acknowledged one). Clones placed side by side must each
+ * hold one: a reply waited for either, so the one a later placement dropped may have held
+ * the newest (sim:mesh seed 1321 of the partition profile, two clones: the primary, cut off
+ * from one clone, acknowledged 2 adds on the other, which then left gracefully and dropped
+ * its copy; the first clone's older copy was promoted). And a primary whose latest
+ * placement had no clones acknowledged on its own: only it holds those states (sim:mesh
+ * seed 135 with every fault but loss: the leaving clone was dropped, the primary
+ * acknowledged an add alone and crashed, and a clone of an earlier placement of the epoch
+ * covered it with an older copy).
  */
 function uncovered (holders: Holder[], answered: Set<string>, copies: Copy[], from: number): number[] {
   const epochs = [...new Set(holders.map(h => h.epoch))].filter(e => e >= from)
@@ -128,8 +142,10 @@ function uncovered (holders: Holder[], answered: Set<string>, copies: Copy[], fr
     const primaries = of.filter(h => h.role === 'primary')
     const clones = of.filter(h => h.role === 'clone')
     if (primaries.some(h => answered.has(h.node))) return false
-    if (clones.length === 0 || clones.some(h => !answered.has(h.node))) return true
-    return !copies.some(c => c.epoch >= e && c.damaged !== true && clones.some(h => h.node === c.node))
+    if (primaries.some(h => h.alone === true) || clones.length === 0 || clones.some(h => !answered.has(h.node))) return true
+    const holds = (node: string): boolean => copies.some(c => c.node === node && c.epoch >= e && c.damaged !== true)
+    if (clones.some(h => h.paired === true && !holds(h.node))) return true
+    return !clones.some(h => holds(h.node))
   })
 }
 

@@ -58,6 +58,28 @@ describe('recovery: where an instance without a running primary starts from', ()
     assert.deepEqual(plan({ ...input, copies: [copy('A', 0, 1, true), copy('C', 6, 2)], waitedMs: 500 }), { kind: 'copy', copy: copy('C', 6, 2), missing: ['B'] })
   })
 
+  it('clones placed side by side cover their epoch only if each holds a copy of it: a reply waited for either (sim:mesh seed 1321, two clones)', () => {
+    // B ran epoch 1 with clones A and C; cut off from A, it acknowledged on C, which a later
+    // placement of the epoch dropped (it left); epoch 2 puts the instance on A
+    const paired = (node: string): Holder => ({ ...clone(node, 1), paired: true })
+    const holders = [primary('B', 1), paired('A'), paired('C'), primary('A', 2)]
+    const input = { holders, answered: new Set(['A', 'C']), copies: [copy('A', 7, 1)] }
+    assert.deepEqual(plan({ ...input, waitedMs: 500 }), { kind: 'wait', missing: ['B'] })
+    // both hold a copy of the epoch: the newest of them has every acknowledged state
+    assert.deepEqual(plan({ ...input, copies: [copy('A', 7, 1), copy('C', 9, 1)], waitedMs: 500 }), { kind: 'copy', copy: copy('C', 9, 1), missing: ['B'] })
+    // one clone at a time (not paired): the one with a copy covers it, as before
+    assert.deepEqual(plan({ ...input, holders: [primary('B', 1), clone('A'), clone('C'), primary('A', 2)], waitedMs: 500 }), { kind: 'promote', copy: copy('A', 7, 1), missing: ['B'] })
+  })
+
+  it('a primary whose latest placement left it without clones covers its epoch alone: clones of earlier placements do not (sim:mesh seed 135)', () => {
+    // B ran epoch 1 with clone C, then A, then none (A left): it acknowledged alone and crashed
+    const holders = [{ ...primary('B', 1), alone: true }, clone('C', 1), clone('A', 1), primary('C', 2)]
+    const input = { target: 'C', holders, answered: new Set(['A', 'C']), copies: [copy('C', 36, 1)] }
+    assert.deepEqual(plan({ ...input, waitedMs: 500 }), { kind: 'wait', missing: ['B'] })
+    // B back with its copy: the newest wins
+    assert.deepEqual(plan({ ...input, answered: new Set(['A', 'B', 'C']), copies: [copy('C', 36, 1), copy('B', 40, 1)], waitedMs: 500 }), { kind: 'copy', copy: copy('B', 40, 1), missing: [] })
+  })
+
   it('never blank while the only holder is missing: waits (recovering), then says lost', () => {
     const holders = [primary('P')]
     assert.deepEqual(plan({ holders, answered: new Set(['A']), waitedMs: 500 }), { kind: 'wait', missing: ['P'] })

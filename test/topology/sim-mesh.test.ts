@@ -73,6 +73,16 @@ describe('sim: whole-mesh simulation', () => {
     assert.ok(lines.some(l => / promotes the clone of \S+ on n\d in epoch \d+ /.test(l)), 'failovers promote clones directly')
   })
 
+  it('two clones: an epoch is covered only if each clone placed beside another holds a copy of it (seed 1321: the clone that confirmed two adds left and dropped its copy)', () => {
+    const lines: string[] = []
+    assert.deepEqual(runMeshSeed(1321, { without: ['crash', 'stall', 'mesh-restart'], trace: l => lines.push(l) }).violations, [])
+    assert.ok(lines.some(l => / 2 clone\(s\) per instance/.test(l)), 'the seed runs two clones per instance')
+  })
+
+  it('a primary whose latest placement gave it no clone acknowledged alone: no clone of an earlier placement covers it (seed 135, every fault but loss)', () => {
+    assert.deepEqual(runMeshSeed(135, { without: ['loss'] }).violations, [])
+  })
+
   it('an instance scaled away and back does not wait for holders of its old copies (seed 487: one had left the mesh for good)', () => {
     assert.deepEqual(runMeshSeed(487, { without: ['crash', 'stall', 'mesh-restart'] }).violations, [])
   })

@@ -70,6 +70,8 @@ const CELL = 'book'
 const GROUP = `${APP}~00000001`
 const OWNER = 'owner'
 const CONTRIBUTED = { cpu: 4, memory: 4 * 2 ** 30, cells: 3 }
+/** the share of seeds whose cell has two clones per instance */
+const CLONES_2_SHARE = 0.5
 
 type Body =
   | { kind: 'raft', m: Message }
@@ -150,9 +152,11 @@ export function runMeshSeed (seed: number, opts: MeshSeedOptions = {}): MeshSeed
   const joinAt = Math.floor(50 + life() * chaosTicks * 0.6)
   const leaver = !off.has('leave') && life() < 0.5 ? ids[Math.floor(life() * (joiner === undefined ? size : size - 1))] : undefined
   const leaveAt = Math.floor(100 + life() * chaosTicks * 0.6)
+  // two clones per instance in some seeds (a reply waits for either): a PRNG of its own too
+  const cloneCount = createRand(seed * 7901 + 5)() < CLONES_2_SHARE ? 2 : 1
   if (joiner !== undefined) trace?.(`seed ${seed}: ${joiner} joins at t${joinAt * TICK_MS}`)
   if (leaver !== undefined) trace?.(`seed ${seed}: ${leaver} leaves gracefully from t${leaveAt * TICK_MS}`)
-  trace?.(`seed ${seed}: ${size} nodes, faults ${JSON.stringify(faults)}, crash ${pCrash} mesh restart ${pMeshRestart} partition ${pPartition} stall ${pStall} add ${pAdd} scale ${pScale}, ${chaosTicks * TICK_MS} ms of faults`)
+  trace?.(`seed ${seed}: ${size} nodes, ${cloneCount} clone(s) per instance, faults ${JSON.stringify(faults)}, crash ${pCrash} mesh restart ${pMeshRestart} partition ${pPartition} stall ${pStall} add ${pAdd} scale ${pScale}, ${chaosTicks * TICK_MS} ms of faults`)
 
   const net = new SimNetwork<Envelope>(rand, faults, 4 * ELECTION_TICK)
   const checker = new MeshChecker()
@@ -466,7 +470,7 @@ export function runMeshSeed (seed: number, opts: MeshSeedOptions = {}): MeshSeed
     drain(n)
   }
 
-  const manifest = (replicas: number): AppManifest => ({ app: APP, routes: [], cells: { [CELL]: { code: './book.js', replicas, clones: 1, memory: 32 * 2 ** 20, timeout: 1000, mailbox: 100, bundle: 'b'.repeat(64) } } })
+  const manifest = (replicas: number): AppManifest => ({ app: APP, routes: [], cells: { [CELL]: { code: './book.js', replicas, clones: cloneCount, memory: 32 * 2 ** 20, timeout: 1000, mailbox: 100, bundle: 'b'.repeat(64) } } })
 
   const clientAdd = (): void => {
     const l = leader()
