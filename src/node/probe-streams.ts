@@ -22,7 +22,12 @@ export function echoProbes (stream: Stream): void {
   stream.addEventListener('message', (evt: { data: Uint8Array | Uint8ArrayList }) => {
     const bytes = evt.data.byteLength
     if (bytes > MAX_ECHO) { stream.abort(new Error(`probe message of ${bytes} bytes is over the ${MAX_ECHO}-byte limit`)); return }
-    stream.send(new Uint8Array(bytes).fill(PROBE[0]))
+    // a listener that throws ends the process (EventTarget): a stream closing meanwhile is no error here
+    try {
+      stream.send(new Uint8Array(bytes).fill(PROBE[0]))
+    } catch {
+      stream.abort(new Error('cannot echo a probe: the stream is closing'))
+    }
   })
 }
 
@@ -74,11 +79,13 @@ export function createProbeStreams (protocol: string): ProbeStreams {
       const stream = await line.stream
       signal.throwIfAborted()
       if (stream.status !== 'open') throw new Error('the probe stream closed')
+      // sent first: a send that throws leaves no waiter behind to take a later probe's echo
+      // (the echo cannot come back before this turn ends)
+      stream.send(PROBE)
       const { promise, resolve, reject } = Promise.withResolvers<void>()
+      line.waiters.push({ resolve, reject })
       const onAbort = (): void => { reject(signal.reason) }
       signal.addEventListener('abort', onAbort, { once: true })
-      line.waiters.push({ resolve, reject })
-      stream.send(PROBE)
       try {
         await promise
       } finally {

@@ -285,25 +285,22 @@ export function applyCommand (state: AppState | undefined, cmd: AppCommand): App
 
 /**
  * `holders` with this epoch's primary and clones added, keeping the last HOLDER_EPOCHS
- * epochs: clones placed side by side are `paired` from then on, and the primary is `alone`
- * while the epoch's latest placement gives it no clone (recovery.ts uncovered).
+ * epochs: clones placed side by side are `paired` from then on, this epoch's clones that
+ * this placement no longer lists are `dropped`, and one listed again `readded` from then on
+ * (recovery.ts uncovered).
  */
 function withHolders (holders: Holder[], epoch: number, primary: string | null, clones: string[]): Holder[] {
-  const next = [...holders]
-  const at = (node: string, role: Holder['role']): number => next.findIndex(h => h.node === node && h.epoch === epoch && h.role === role)
-  if (primary !== null) {
-    const i = at(primary, 'primary')
-    const { alone: _, ...held } = i < 0 ? { node: primary, epoch, role: 'primary' as const } : next[i]
-    const entry: Holder = clones.length === 0 ? { ...held, alone: true } : held
-    if (i < 0) next.push(entry)
-    else next[i] = entry
+  const next = holders.map(h => {
+    if (h.epoch !== epoch || h.role !== 'clone') return h
+    const { dropped, ...rest } = h
+    if (!clones.includes(h.node)) return { ...rest, dropped: true }
+    return { ...rest, ...(clones.length > 1 ? { paired: true } : {}), ...(dropped === true ? { readded: true } : {}) }
+  })
+  const add = (node: string, role: Holder['role'], paired: boolean): void => {
+    if (!next.some(h => h.node === node && h.epoch === epoch && h.role === role)) next.push(paired ? { node, epoch, role, paired } : { node, epoch, role })
   }
-  for (const c of clones) {
-    const i = at(c, 'clone')
-    const paired = clones.length > 1
-    if (i < 0) next.push(paired ? { node: c, epoch, role: 'clone', paired } : { node: c, epoch, role: 'clone' })
-    else if (paired && next[i].paired !== true) next[i] = { ...next[i], paired }
-  }
+  if (primary !== null) add(primary, 'primary', false)
+  for (const c of clones) add(c, 'clone', clones.length > 1)
   const kept = [...new Set(next.map(h => h.epoch))].sort((a, b) => b - a).slice(0, HOLDER_EPOCHS)
   return next.filter(h => kept.includes(h.epoch))
 }

@@ -3,13 +3,14 @@
 // nodes that may hold a copy for their inventory first and follows recovery.ts's plan —
 // promote the copy on the target, hand it another node's newest copy, start it blank only
 // when no copy can exist, or wait (`recovering`) / report `lost`.
+import { setTimeout as delay } from 'node:timers/promises'
 import type { CellLimits } from '../cells/limits.js'
 import type { Logger } from '../util/logger.js'
 import type { AppState } from './app-state.js'
 import type { HostedApp } from './app-groups.js'
 import type { CloneService, CopyReport } from './clones.js'
-import { nextWaitMark, planRecovery } from './recovery.js'
-import type { Copy, Holder, WaitMark } from './recovery.js'
+import { nextWaitMark, planRecovery, waitsForLease } from './recovery.js'
+import type { Copy, Holder, RecoveryPlan, WaitMark } from './recovery.js'
 
 export interface PrimaryRecoveryComponents {
   self: string
@@ -38,6 +39,8 @@ export interface PrimaryRecoveryInit {
   waitBoundMs?: number
   /** ms for one node's inventory (default 3 s; 500 ms for a node the capacity view does not count alive) */
   inventoryTimeoutMs?: number
+  /** ms a primary may answer on a clone's confirmation (clones.ts leaseMs, default 1 s) */
+  leaseMs?: number
 }
 
 function lostWhy (missing: string[], copies: Copy[]): string {
@@ -99,6 +102,7 @@ export class PrimaryRecovery {
         logger.debug(`app ${h.app}: no inventory from ${node}: ${(err as Error).message}`)
       }
     }))
+    // every holder that answered was fenced by now
     const now = Date.now()
     const mark = nextWaitMark(this.since.get(key), `${state.epochs[address] ?? 0} ${target}`, now)
     this.since.set(key, mark)
@@ -127,6 +131,7 @@ export class PrimaryRecovery {
         break
       case 'promote':
         // the holder kept the bundle of its copy in its own store
+        await this.leaseLapsed(plan, holders, target, now)
         await this.components.checkLease(h)
         await clones.promote(target, address, code.epoch)
         say('started', `${address} recovered on ${target} from its own copy (state version ${plan.copy.version}, epoch ${plan.copy.epoch}${missingNote(plan.missing)})`)
@@ -134,6 +139,7 @@ export class PrimaryRecovery {
       case 'copy': {
         await code.prepare?.()
         const fetched = await clones.fetchCopy(plan.copy.node, address)
+        await this.leaseLapsed(plan, holders, target, now)
         await this.components.checkLease(h)
         await this.components.startPrimary(address, target, code, { state: fetched.state, version: fetched.version, replies: fetched.replies })
         say('started', `${address} recovered on ${target} from the copy on ${plan.copy.node} (state version ${fetched.version}, epoch ${fetched.epoch}${missingNote(plan.missing)})`)
@@ -143,5 +149,12 @@ export class PrimaryRecovery {
     this.since.delete(key)
     this.reported.delete(key)
     return 'started'
+  }
+
+  /** resolves once a primary the plan replaces can no longer answer on a confirmation given before `fencedAt` (recovery.ts waitsForLease) */
+  private async leaseLapsed (plan: RecoveryPlan, holders: Holder[], target: string, fencedAt: number): Promise<void> {
+    if (!waitsForLease(plan, holders, target)) return
+    const rest = fencedAt + (this.init.leaseMs ?? 1000) - Date.now()
+    if (rest > 0) await delay(rest)
   }
 }

@@ -15,7 +15,8 @@
 //     or every one of its clones did, one with a copy of that epoch (a reply left only once
 //     one clone held its state — unless a later placement dropped its clones), and each
 //     clone placed beside another with a copy of it (a reply waited for either of them),
-//     and never while the epoch's latest placement left its primary without clones;
+//     and the copy among the clones of the epoch's latest placement (none: the primary
+//     acknowledged alone), not on one placed there again after a drop;
 //   - while something is not covered, the leader waits (`recovering`) up to a bound, then
 //     starts from the newest copy found; with no copy at all it says `lost` (and keeps
 //     asking: a holder that comes back brings its copy);
@@ -30,8 +31,10 @@ export interface Holder {
   role: Role
   /** a clone placed beside another clone of the instance: a reply of that placement waited for either of them */
   paired?: boolean
-  /** a primary the epoch's latest placement left without clones: it acknowledged on its own */
-  alone?: boolean
+  /** a clone a later placement of the same epoch no longer lists */
+  dropped?: boolean
+  /** a clone dropped and placed again in the same epoch: a copy it holds may be from before (it may never have heard of the drop) */
+  readded?: boolean
 }
 
 /** one node's copy of the instance, as its inventory reported it */
@@ -101,6 +104,20 @@ export function planRecovery (input: RecoveryInput): RecoveryPlan {
 }
 
 /**
+ * Whether the primary `plan` starts must not serve until the lease of a primary it replaces
+ * has lapsed, counted from the inventories (they fenced the holders: no confirmation after
+ * them). A promoted clone waits out the lease it granted itself (clones.ts promote), but a
+ * confirmation by another clone lets a deposed primary answer for as long: a start from
+ * another node's copy, or a promotion beside other clones, waits (sim:mesh seed 10955 of
+ * the partition profile, two clones: the old primary answered on its other clone's
+ * confirmation after the new one, started from that clone's copy, had answered).
+ */
+export function waitsForLease (plan: RecoveryPlan, holders: Holder[], target: string): boolean {
+  if (plan.kind === 'copy') return true
+  return plan.kind === 'promote' && holders.some(h => h.role === 'clone' && h.node !== target)
+}
+
+/**
  * Whether a failover may promote the clone on `node` in placement epoch `epoch` at once,
  * without asking the other holders: in the epoch before, `node` was its only clone (every
  * reply of that epoch waited for its confirmation), and the copy it holds (`held`, from its
@@ -129,11 +146,15 @@ export function promotionIsDirect (holders: Holder[], epoch: number, node: strin
  * hold one: a reply waited for either, so the one a later placement dropped may have held
  * the newest (sim:mesh seed 1321 of the partition profile, two clones: the primary, cut off
  * from one clone, acknowledged 2 adds on the other, which then left gracefully and dropped
- * its copy; the first clone's older copy was promoted). And a primary whose latest
- * placement had no clones acknowledged on its own: only it holds those states (sim:mesh
- * seed 135 with every fault but loss: the leaving clone was dropped, the primary
- * acknowledged an add alone and crashed, and a clone of an earlier placement of the epoch
- * covered it with an older copy).
+ * its copy; the first clone's older copy was promoted). And the copy must be on a clone of
+ * the epoch's latest placement: the primary sends a clone its whole state once it learns of
+ * it, and replies wait for it from then on, but a clone an earlier placement of the epoch
+ * dropped holds only what came before (sim:mesh seed 135 with every fault but loss: the
+ * placement left the primary without clones, it acknowledged an add alone and crashed, and
+ * an earlier clone's older copy was adopted). A clone placed again after a drop in the same
+ * epoch covers nothing: it may have kept its copy from before, never having heard of the
+ * drop (seed 21599 of the partition profile: the same, then the first clone placed again,
+ * which the cut-off primary never reached, and its copy from before counted).
  */
 function uncovered (holders: Holder[], answered: Set<string>, copies: Copy[], from: number): number[] {
   const epochs = [...new Set(holders.map(h => h.epoch))].filter(e => e >= from)
@@ -142,10 +163,10 @@ function uncovered (holders: Holder[], answered: Set<string>, copies: Copy[], fr
     const primaries = of.filter(h => h.role === 'primary')
     const clones = of.filter(h => h.role === 'clone')
     if (primaries.some(h => answered.has(h.node))) return false
-    if (primaries.some(h => h.alone === true) || clones.length === 0 || clones.some(h => !answered.has(h.node))) return true
+    if (clones.length === 0 || clones.some(h => !answered.has(h.node))) return true
     const holds = (node: string): boolean => copies.some(c => c.node === node && c.epoch >= e && c.damaged !== true)
     if (clones.some(h => h.paired === true && !holds(h.node))) return true
-    return !clones.some(h => holds(h.node))
+    return !clones.some(h => h.dropped !== true && h.readded !== true && holds(h.node))
   })
 }
 

@@ -71,13 +71,19 @@ describe('recovery: where an instance without a running primary starts from', ()
     assert.deepEqual(plan({ ...input, holders: [primary('B', 1), clone('A'), clone('C'), primary('A', 2)], waitedMs: 500 }), { kind: 'promote', copy: copy('A', 7, 1), missing: ['B'] })
   })
 
-  it('a primary whose latest placement left it without clones covers its epoch alone: clones of earlier placements do not (sim:mesh seed 135)', () => {
+  it('only a clone of the epoch\'s latest placement covers it: one dropped earlier holds only what came before (sim:mesh seeds 135 and 21599)', () => {
+    const dropped = (node: string): Holder => ({ ...clone(node, 1), dropped: true })
     // B ran epoch 1 with clone C, then A, then none (A left): it acknowledged alone and crashed
-    const holders = [{ ...primary('B', 1), alone: true }, clone('C', 1), clone('A', 1), primary('C', 2)]
+    const holders = [primary('B', 1), dropped('C'), dropped('A'), primary('C', 2)]
     const input = { target: 'C', holders, answered: new Set(['A', 'C']), copies: [copy('C', 36, 1)] }
     assert.deepEqual(plan({ ...input, waitedMs: 500 }), { kind: 'wait', missing: ['B'] })
     // B back with its copy: the newest wins
     assert.deepEqual(plan({ ...input, answered: new Set(['A', 'B', 'C']), copies: [copy('C', 36, 1), copy('B', 40, 1)], waitedMs: 500 }), { kind: 'copy', copy: copy('B', 40, 1), missing: [] })
+    // a clone placed later that holds a copy of the epoch covers it
+    assert.deepEqual(plan({ ...input, holders: [primary('B', 1), dropped('C'), dropped('A'), clone('D', 1), primary('C', 2)], answered: new Set(['A', 'C', 'D']), copies: [copy('C', 36, 1), copy('D', 40, 1)], waitedMs: 500 }), { kind: 'copy', copy: copy('D', 40, 1), missing: ['B'] })
+    // but not one placed again after its drop: its copy may be from before (seed 21599)
+    const readded: Holder = { ...clone('A', 1), readded: true }
+    assert.deepEqual(plan({ ...input, holders: [primary('B', 1), dropped('C'), readded, primary('C', 2)], copies: [copy('C', 36, 1), copy('A', 3, 1)], waitedMs: 500 }), { kind: 'wait', missing: ['B'] })
   })
 
   it('never blank while the only holder is missing: waits (recovering), then says lost', () => {

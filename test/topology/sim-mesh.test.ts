@@ -79,8 +79,13 @@ describe('sim: whole-mesh simulation', () => {
     assert.ok(lines.some(l => / 2 clone\(s\) per instance/.test(l)), 'the seed runs two clones per instance')
   })
 
-  it('a primary whose latest placement gave it no clone acknowledged alone: no clone of an earlier placement covers it (seed 135, every fault but loss)', () => {
+  it('only a clone of the epoch\'s latest placement covers it (seed 135, every fault but loss: the primary acknowledged alone; 21599, partitions: then a clone was placed that it never reached)', () => {
     assert.deepEqual(runMeshSeed(135, { without: ['loss'] }).violations, [])
+    assert.deepEqual(runMeshSeed(21599, { without: ['crash', 'stall', 'mesh-restart'] }).violations, [])
+  })
+
+  it('a primary recovery started from another clone\'s copy serves only once the old primary\'s lease lapsed (seed 10955, partitions, two clones)', () => {
+    assert.deepEqual(runMeshSeed(10955, { without: ['crash', 'stall', 'mesh-restart'] }).violations, [])
   })
 
   it('an instance scaled away and back does not wait for holders of its old copies (seed 487: one had left the mesh for good)', () => {

@@ -24,7 +24,7 @@ import { activeCells, applyCommand, decodeCommand, encodeCommand, placementBase 
 import type { AppCommand, AppState } from '../app-state.js'
 import type { AppManifest } from '../manifest.js'
 import { place } from '../placement.js'
-import { nextWaitMark, planRecovery, promotionIsDirect } from '../recovery.js'
+import { nextWaitMark, planRecovery, promotionIsDirect, waitsForLease } from '../recovery.js'
 import type { Copy as HeldCopy, WaitMark } from '../recovery.js'
 import type { DesiredApp, Placement } from '../placement-accounting.js'
 import { pickGroupMembers } from '../group-members.js'
@@ -77,7 +77,7 @@ type Body =
   | { kind: 'raft', m: Message }
   | { kind: 'advert' }
   /** `from`: the newest copy found elsewhere, which the new primary starts from (recovery's `copy` plan) */
-  | { kind: 'assign', address: string, epoch: number, index: number, primary: string, clones: string[], from?: { epoch: number, version: number, ledger: string[] } }
+  | { kind: 'assign', address: string, epoch: number, index: number, primary: string, clones: string[], from?: { epoch: number, version: number, ledger: string[] }, servesFrom?: number }
   /** `askedAt`: the primary's clock when it sent this (echoed: its lease counts from there) */
   | { kind: 'replicate', address: string, epoch: number, version: number, ledger: string[], askedAt: number }
   | { kind: 'replicated', address: string, epoch: number, version: number, ok: boolean, askedAt: number }
@@ -261,7 +261,7 @@ export function runMeshSeed (seed: number, opts: MeshSeedOptions = {}): MeshSeed
         if (start === 'hold') return
         // as app-controller.ts: the primary starts first, the announcement follows once it runs
         const to = start === 'running' ? ids : [inst.primary]
-        for (const id of to) send(n.id, id, { kind: 'assign', address, epoch, index: n.stateIndex, primary: inst.primary, clones: inst.clones, from: start === 'running' ? undefined : start.from })
+        for (const id of to) send(n.id, id, { kind: 'assign', address, epoch, index: n.stateIndex, primary: inst.primary, clones: inst.clones, ...(start === 'running' ? {} : { from: start.from, servesFrom: start.servesFrom }) })
       })
     }
   }
@@ -271,7 +271,7 @@ export function runMeshSeed (seed: number, opts: MeshSeedOptions = {}): MeshSeed
   // Stand-in inventory: a node answers when it is up, not stalled and reachable both ways.
   // Returns 'running' when the primary runs, 'hold' while `recovering` / `lost`, else how the
   // target starts: from another node's copy, or (no `from`) from its own copy or blank ----
-  const recover = (leaderNode: MeshNode, state: AppState, address: string, epoch: number, target: string): 'running' | 'hold' | { from?: Extract<Body, { kind: 'assign' }>['from'] } => {
+  const recover = (leaderNode: MeshNode, state: AppState, address: string, epoch: number, target: string): 'running' | 'hold' | { from?: Extract<Body, { kind: 'assign' }>['from'], servesFrom?: number } => {
     const own = nodes.get(target)!.copies.get(address)
     const sees = (id: string): boolean => id === leaderNode.id || (nodes.get(id)!.alive && !net.stalled.has(id) && !net.isBlocked(leaderNode.id, id) && !net.isBlocked(id, leaderNode.id))
     if (sees(target) && own?.role === 'primary' && own.epoch === epoch) {
@@ -311,9 +311,11 @@ export function runMeshSeed (seed: number, opts: MeshSeedOptions = {}): MeshSeed
     }
     if (plan.kind === 'wait' || plan.kind === 'lost') return 'hold'
     leaderNode.recoverySince.delete(address)
-    if (plan.kind !== 'copy') return {}
+    // as primary-recovery.ts: the new primary serves once a lease granted before the fence lapsed
+    const servesFrom = waitsForLease(plan, holders, target) ? now() + LEASE_MS : undefined
+    if (plan.kind !== 'copy') return { servesFrom }
     const held = nodes.get(plan.copy.node)!.copies.get(address)!
-    return { from: { epoch: held.epoch, version: held.version, ledger: held.ledger } }
+    return { from: { epoch: held.epoch, version: held.version, ledger: held.ledger }, servesFrom }
   }
 
   // ---- the stand-in cells ----
@@ -342,12 +344,13 @@ export function runMeshSeed (seed: number, opts: MeshSeedOptions = {}): MeshSeed
       if (c === undefined || c.version < 0) {
         checker.onBlankStart(b.address, b.epoch, n.id)
         trace?.(`t${now()} ${n.id} starts ${b.address} blank as primary in epoch ${b.epoch}`)
-        n.copies.set(b.address, { role: 'primary', epoch: b.epoch, ledger: [], version: 0, sent: 0, clones: b.clones })
+        n.copies.set(b.address, { role: 'primary', epoch: b.epoch, ledger: [], version: 0, sent: 0, clones: b.clones, answersFrom: b.servesFrom })
       } else {
         if (c.role !== 'primary' || c.epoch !== b.epoch) {
           trace?.(`t${now()} ${n.id} is primary of ${b.address} in epoch ${b.epoch} (ledger of ${c.ledger.length})`)
           // a clone's promise: the primary it last confirmed may answer until its lease lapses
-          c.answersFrom = (c.confirmedAt ?? -Infinity) + LEASE_MS
+          // (and one another clone gave, when the leader says so)
+          c.answersFrom = Math.max((c.confirmedAt ?? -Infinity) + LEASE_MS, b.servesFrom ?? -Infinity)
         }
         Object.assign(c, { role: 'primary', epoch: b.epoch, clones: b.clones })
       }
