@@ -11,9 +11,10 @@
 // (place) and the recovery decision before starting a primary the leader does not see
 // running (planRecovery: newest copy of the holders, wait for missing ones), or the direct
 // promotion of a clone where production makes it (promotionIsDirect). A client
-// publishes the app, scales it, and sends adds to a ledger cell; the cells are
-// deterministic stand-ins: a primary acknowledges an add only once one of its
-// clones holds the new ledger, and a copy follows the newest epoch it has seen (fencing).
+// publishes the app, scales it, and sends adds to a ledger cell (one clone per instance,
+// or two in half the seeds); the cells are deterministic stand-ins: a primary acknowledges
+// an add only once one of its clones holds the new ledger, and a copy follows the newest
+// epoch it has seen (fencing).
 // After the faults heal, the app must converge to its manifest and keep every
 // acknowledged add (mesh-checker.ts).
 import { EntryType, StateRole } from '../../raft/types.js'
