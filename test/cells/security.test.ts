@@ -359,7 +359,9 @@ describe('cells: security suite (hostile cells are contained)', function () {
     runtime.removeEventListener('cell:crashed', onCrash)
     assert.deepEqual(results.map(r => r.status === 'fulfilled' ? r.value : 'error'), [1, 2, 3, 4, 'error', 5, 6, 7])
     assert.match((results[4] as PromiseRejectedResult).reason.message, /CPU time limit/)
-    assert.deepEqual(crashes, [address])
+    // this cell crashed once; a hostile cell of an earlier test may still report its own crash
+    // meanwhile on a loaded machine (a full suite run here: 'evil/a34#0' came in this window)
+    assert.deepEqual(crashes.filter(a => a === address), [address])
     assert.equal((await runtime.snapshot(address)).state, '{"n":7}')
   })
 
