@@ -132,6 +132,8 @@ export function createFailureDetector (libp2p: MeshLibp2p, init: FailureDetector
   const suspectMs = init.suspectMs ?? 750
   /** watched members silent for suspectMs, reported once per silence */
   const suspected = new Set<string>()
+  /** members whose connections are being checked after this node woke from a freeze */
+  const checking = new Set<string>()
   /** the members the last probe round watched whose connections can all be pinged */
   let covered = new Set<string>()
   const condemn = (id: string, silentMs: number): void => {
@@ -148,7 +150,7 @@ export function createFailureDetector (libp2p: MeshLibp2p, init: FailureDetector
     const open = openByPeer()
     const openTo = (id: string): Connection[] => open.get(id) ?? []
     const members = [...init.members()].filter(id => open.has(id))
-    const watched = members.filter(id => !down.has(id))
+    const watched = members.filter(id => !down.has(id) && !checking.has(id))
     covered = new Set(watched.filter(id => pingable(openTo(id))))
     // a peer judged down while a connection to it stayed or came open (our own ping lost
     // its race with a redial, or it woke from a stall) is up once it answers on it
@@ -166,12 +168,25 @@ export function createFailureDetector (libp2p: MeshLibp2p, init: FailureDetector
     }
     const { probe, stalled, cutOff } = stalls.tick(watched, now)
     if (cutOff !== undefined) {
-      // this node was frozen for longer than its peers wait before judging it stalled: they
-      // have cut it off, and a connection whose close it has not read yet leaves its pings
-      // unanswered (a woken node judged live peers down). It hangs up on every member; the
-      // disconnects dial afresh (judge), and a peer that answers is up as before
-      log.info(`this node was frozen for ${cutOff} ms: its peers have cut it off, reconnecting to ${members.length} member(s)`)
-      for (const id of members) for (const c of openTo(id)) c.abort(new Error(`this node was frozen for ${cutOff} ms`))
+      // this node was frozen for longer than its peers wait before judging it stalled: if
+      // they did, they cut it off, and a connection whose close it has not read yet leaves
+      // its pings unanswered (a woken node judged live peers down). Each connection to a
+      // member is pinged, and one that does not answer is hung up on; the disconnect dials
+      // afresh (judge), and a peer that answers is up as before. When the whole machine
+      // froze, nobody cut anyone off and the connections stay: hanging up on all of them
+      // made every node redial at once, and homes behind NAT lost their relays for longer
+      // than the grace (netns false-verdicts)
+      // the stall watch leaves a member alone while its connections are checked: the probe
+      // it sent this round on a connection cut meanwhile would count as silence
+      log.info(`this node was frozen for ${cutOff} ms: checking its connections to ${members.length} member(s)`)
+      const check = AbortSignal.timeout(init.pingTimeoutMs ?? 1000)
+      for (const id of members) {
+        checking.add(id)
+        const checks = openTo(id).map(async c => {
+          await pingOpen([c], check).catch(() => { c.abort(new Error(`this node was frozen for ${cutOff} ms and the connection to ${id} no longer answers`)) })
+        })
+        void Promise.all(checks).finally(() => { checking.delete(id) })
+      }
     }
     for (const { id, silentMs } of stalled) condemn(id, silentMs)
     // one deadline for the round's probes

@@ -54,8 +54,8 @@ describe('a stalled node with real stem processes', function () {
     const woke = victim.stderr.length
     victim.signal('SIGCONT')
     stopped = undefined
-    // it sees it was frozen past the verdict, and hangs up on its peers rather than ping them on connections they cut
-    await waitFor(() => /this node was frozen for \d+ ms: its peers have cut it off, reconnecting/.test(victim.stderr.slice(woke)), { timeout: 30_000, what: 'the woken node to reconnect' })
+    // it sees it was frozen past the verdict, and hangs up on the connections its peers cut (they no longer answer a ping)
+    await waitFor(() => /this node was frozen for \d+ ms: checking its connections/.test(victim.stderr.slice(woke)), { timeout: 30_000, what: 'the woken node to check its connections' })
     // awake, it is a member again, and whatever node is asked, the counter goes on from the acknowledged count
     await waitFor(async () => (await stemJson<{ peers: unknown[] }>(['peers', '--data', victim.dataDir])).peers.length === 2, { timeout: 60_000, what: 'the woken node to see the others again' })
     const next = await waitFor(async () => {
