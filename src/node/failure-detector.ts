@@ -175,16 +175,14 @@ export function createFailureDetector (libp2p: MeshLibp2p, init: FailureDetector
       // afresh (judge), and a peer that answers is up as before. When the whole machine
       // froze, nobody cut anyone off and the connections stay: hanging up on all of them
       // made every node redial at once, and homes behind NAT lost their relays for longer
-      // than the grace (netns false-verdicts)
-      // the stall watch leaves a member alone while its connections are checked: the probe
-      // it sent this round on a connection cut meanwhile would count as silence
+      // than the grace (netns false-verdicts). The stall watch leaves a member alone while
+      // its connections are checked: the probe it sent this round on a connection cut
+      // meanwhile would count as silence
       log.info(`this node was frozen for ${cutOff} ms: checking its connections to ${members.length} member(s)`)
       const check = AbortSignal.timeout(init.pingTimeoutMs ?? 1000)
       for (const id of members) {
         checking.add(id)
-        const checks = openTo(id).map(async c => {
-          await pingOpen([c], check).catch(() => { c.abort(new Error(`this node was frozen for ${cutOff} ms and the connection to ${id} no longer answers`)) })
-        })
+        const checks = openTo(id).map(async c => await pingOpen([c], check).catch(() => { c.abort(new Error(`this node was frozen for ${cutOff} ms and the connection to ${id} no longer answers`)) }))
         void Promise.all(checks).finally(() => { checking.delete(id) })
       }
     }

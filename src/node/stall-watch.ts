@@ -12,8 +12,8 @@
 // more: the peers have judged this node stalled and cut it off, so its connections are
 // stale even where it has not seen them close (`cutOff`: the caller reconnects). For
 // `graceMs` after such a late round (`inGrace`) a disconnected peer whose ping fails is not
-// condemned yet: when the whole machine froze, every node hung up on every member at once
-// and all redial together, and a ping that fails in that crowd says nothing of the peer.
+// condemned yet: when the whole machine froze, the peers woke with this node and may be
+// redialling too, and a ping that fails in that crowd says nothing of the peer.
 export interface StallWatchOptions {
   /** ms without an answer before a verdict (default 1500) */
   stallMs?: number
