@@ -80,7 +80,7 @@ function recordMeshEvents (mesh: Mesh, stack: AppStack, feed: DashboardFeed): vo
     for (const cell of stack.topology.table.listCells().flatMap(a => a.cells)) {
       // recovery (README "Durability"): an instance waiting for its copies, or without any
       if (states.get(cell.address) !== cell.state) {
-        if (cell.state === 'lost') feed.record('cell-lost', `${cell.address} is lost: no copy of its state was found; it is not served until a node holding one comes back`)
+        if (cell.state === 'lost') feed.record('cell-lost', `${cell.address} is lost: no node that answers holds its newest copy; it is not served until one comes back, or until its owner runs stem restart --accept-loss`)
         if (cell.state === 'recovering') feed.record('info', `${cell.address} is recovering: its leader waits for the nodes that may hold its newest copy`)
         states.set(cell.address, cell.state)
       }

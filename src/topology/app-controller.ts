@@ -67,7 +67,7 @@ export interface AppControllerInit {
   controlInterval?: number
   /** ms a group member must be missing from the capacity view before the leader replaces it (default 10 s) */
   memberSuspicionMs?: number
-  /** ms the leader waits for a node that may hold a newer copy of an instance before starting it from what it found (default 20 s) */
+  /** ms the leader waits (`recovering`) for a node that may hold a newer copy of an instance before it reports it `lost` (default 20 s) */
   recoveryWaitMs?: number
   /** most shards of an app moving at once to balance keyed cells (default 2; 0: shards move only on failover) */
   shardMoves?: number
@@ -158,6 +158,24 @@ export class AppController {
       for (const [key, r] of h.running) if (r.node === peer) h.running.delete(key)
       h.quiet = undefined
     }
+  }
+
+  /**
+   * The owner accepts losing what the missing holders of the app's `lost` instances (of
+   * `cell`, or all) hold: they start at the next round from the newest copy found
+   * (primary-recovery.ts acceptLoss). Null when this node does not lead the app's group.
+   */
+  acceptLoss (h: HostedApp, cell?: string): string[] | null {
+    if (!this.components.raft.hasGroup(h.group) || this.components.raft.status(h.group).role !== StateRole.Leader) return null
+    const accepted: string[] = []
+    for (const r of h.running.values()) {
+      if (r.state !== 'lost' || r.role !== 'primary' || (cell !== undefined && INSTANCE.exec(r.address)?.[1] !== cell)) continue
+      if (!this.recovery.acceptLoss(h.group, r.address)) continue
+      r.retryAt = 0
+      h.quiet = undefined
+      accepted.push(r.address)
+    }
+    return accepted
   }
 
   /** The failure detector judged `peer` down: its copies are forgotten, and a recovery waiting on its inventory goes on without it. */

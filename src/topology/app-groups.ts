@@ -29,7 +29,7 @@ import type { Role } from './reconcile.js'
 import type { RaftPort } from './ports.js'
 import type { ProposedMemberChange } from './group-members.js'
 
-/** recovering: waiting for the nodes that may hold its newest copy; lost: every copy is gone (recovery.ts) */
+/** recovering: waiting for the nodes that may hold its newest copy; lost: not served, as no copy was found or the newest may be on a node still away (recovery.ts) */
 export type InstanceState = 'starting' | 'transformed' | 'failed' | 'recovering' | 'lost'
 
 /** one copy the leader started (its view of what runs) */

@@ -12,8 +12,12 @@ export type OwnerRequest =
   | { op: 'publish', app: string, at: number, manifest: AppManifest }
   | { op: 'scale', app: string, at: number, cell: string, replicas: number }
   | { op: 'revert', app: string, at: number, cell?: string }
-  /** restart the app's (or the cell's) failed instances from their last good state */
-  | { op: 'restart', app: string, at: number, cell?: string }
+  /**
+   * restart the app's (or the cell's) failed instances from their last good state; with
+   * `acceptLoss`, also start its `lost` ones from the newest copy found (or blank), giving up
+   * what the nodes still away may hold (recovery.ts)
+   */
+  | { op: 'restart', app: string, at: number, cell?: string, acceptLoss?: boolean }
 
 export interface SignedOwnerRequest {
   /** JSON text of an OwnerRequest */
@@ -69,6 +73,7 @@ export async function openOwnerRequest (signed: unknown): Promise<OpenedOwnerReq
     if (typeof request.cell !== 'string' || !Number.isSafeInteger(request.replicas)) throw new Error('invalid owner request: scale needs cell and replicas')
   } else if (request.op === 'revert' || request.op === 'restart') {
     if (request.cell !== undefined && typeof request.cell !== 'string') throw new Error(`invalid owner request: ${request.op} cell must be a string`)
+    if (request.op === 'restart' && request.acceptLoss !== undefined && typeof request.acceptLoss !== 'boolean') throw new Error('invalid owner request: restart acceptLoss must be true or false')
   } else {
     throw new Error(`invalid owner request: unknown op ${JSON.stringify((request as { op?: unknown }).op)}`)
   }

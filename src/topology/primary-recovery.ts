@@ -2,7 +2,8 @@
 // leader learned of by taking over, a restart of nodes or of the whole mesh): it asks the
 // nodes that may hold a copy for their inventory first and follows recovery.ts's plan —
 // promote the copy on the target, hand it another node's newest copy, start it blank only
-// when no copy can exist, or wait (`recovering`) / report `lost`.
+// when no copy can exist, or wait (`recovering`) / report `lost` until the missing holders
+// are back or the app's owner accepts the loss of what they hold (acceptLoss).
 import { setTimeout as delay } from 'node:timers/promises'
 import type { CellLimits } from '../cells/limits.js'
 import type { Logger } from '../util/logger.js'
@@ -35,7 +36,7 @@ export interface PrimaryCode {
 }
 
 export interface PrimaryRecoveryInit {
-  /** ms to wait for a node that may hold a newer copy (default 20 s) */
+  /** ms to wait (`recovering`) for a node that may hold a newer copy before reporting the instance `lost` (default 20 s) */
   waitBoundMs?: number
   /** ms for one node's inventory (default 3 s; 500 ms for a node the capacity view does not count alive) */
   inventoryTimeoutMs?: number
@@ -57,6 +58,8 @@ export class PrimaryRecovery {
   private readonly reported = new Map<string, string>()
   /** node → the inventory asks waiting on it, which a failure verdict on it ends (peerDown) */
   private readonly asking = new Map<string, Set<AbortController>>()
+  /** `group address` → the episode (WaitMark) of a `lost` instance whose owner accepted the loss of what its missing holders hold */
+  private readonly accepted = new Map<string, string>()
 
   constructor (private readonly components: PrimaryRecoveryComponents, private readonly init: PrimaryRecoveryInit = {}) {}
 
@@ -68,6 +71,20 @@ export class PrimaryRecovery {
    */
   peerDown (peer: string): void {
     for (const c of this.asking.get(peer) ?? []) c.abort(new Error(`${peer} was judged down`))
+  }
+
+  /**
+   * The app's owner accepts losing what the missing holders of `address` may hold
+   * (`stem restart APP/CELL --accept-loss`): its next round starts it from the newest copy
+   * found, or blank when there is none. Only an instance this leader reports `lost` now,
+   * and only for this episode: a later failover waits for its holders again.
+   */
+  acceptLoss (group: string, address: string): boolean {
+    const key = `${group} ${address}`
+    const mark = this.since.get(key)
+    if (this.reported.get(key) !== 'lost' || mark === undefined) return false
+    this.accepted.set(key, mark.episode)
+    return true
   }
 
   /** `node`'s inventory, or an error after `ms`, or as soon as `node` is judged down */
@@ -107,7 +124,8 @@ export class PrimaryRecovery {
     const mark = nextWaitMark(this.since.get(key), `${state.epochs[address] ?? 0} ${target}`, now)
     this.since.set(key, mark)
     const waitBoundMs = this.init.waitBoundMs ?? 20_000
-    const plan = planRecovery({ target, holders, answered, copies, waitedMs: now - mark.since, waitBoundMs })
+    const acceptLoss = this.accepted.get(key) === mark.episode
+    const plan = planRecovery({ target, holders, answered, copies, waitedMs: now - mark.since, waitBoundMs, acceptLoss })
     const say = (outcome: string, line: string, warn = false): void => {
       if (this.reported.get(key) === outcome) return
       this.reported.set(key, outcome)
@@ -117,11 +135,17 @@ export class PrimaryRecovery {
     const missingNote = (missing: string[]): string => missing.length === 0 ? '' : `; ${missing.join(', ')} did not answer`
     switch (plan.kind) {
       case 'wait':
-        say('recovering', `${address} is recovering: waiting up to ${Math.round(waitBoundMs / 1000)} s for ${plan.missing.join(', ')}, which may hold its newest copy`)
+        say('recovering', `${address} is recovering: waiting for ${plan.missing.join(', ')}, which may hold its newest copy (shown lost if not back within ${Math.round(waitBoundMs / 1000)} s)`)
         return 'recovering'
-      case 'lost':
-        say('lost', `${address} is lost: no usable copy of its state was found (${lostWhy(plan.missing, copies)}); it is not served until a copy comes back`, true)
+      case 'lost': {
+        const older = plan.older
+        const why = older === undefined
+          ? `no usable copy of its state was found (${lostWhy(plan.missing, copies)})`
+          : `its newest copy may be on ${plan.missing.join(', ')}, which did not answer for ${Math.round(waitBoundMs / 1000)} s`
+        const from = older === undefined ? 'blank' : `the copy on ${older.node} (state version ${older.version}, epoch ${older.epoch})`
+        say('lost', `${address} is lost: ${why}; it is not served until a copy comes back, or until \`stem restart ${address.slice(0, address.lastIndexOf('#'))} --accept-loss\` starts it from ${from}, giving up what the missing nodes hold`, true)
         return 'lost'
+      }
       case 'running':
         break
       case 'blank':
@@ -146,8 +170,10 @@ export class PrimaryRecovery {
         break
       }
     }
+    if (acceptLoss) logger.warn(`app ${h.app}: ${address} started on ${target} (${plan.kind}), its owner having accepted the loss of what its missing holders hold`)
     this.since.delete(key)
     this.reported.delete(key)
+    this.accepted.delete(key)
     return 'started'
   }
 

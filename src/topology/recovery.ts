@@ -18,8 +18,12 @@
 //     and the copy among the clones of the epoch's latest placement (none: the primary
 //     acknowledged alone), not on one placed there again after a drop;
 //   - while something is not covered, the leader waits (`recovering`) up to a bound, then
-//     starts from the newest copy found; with no copy at all it says `lost` (and keeps
-//     asking: a holder that comes back brings its copy);
+//     says `lost` and keeps asking: a holder that comes back brings its copy. It never
+//     starts from an older copy on its own — that would drop what only the missing holders
+//     hold, acknowledged states among them (sim:mesh seeds 22480 of the partition profile
+//     and 8091 without loss, two clones) — unless the app's owner accepts that loss
+//     (`stem restart APP/CELL --accept-loss`): then it starts from the newest copy found,
+//     or blank when there is none;
 //   - no copy anywhere and every holder answered: the instance never had a state (new),
 //     it starts blank — unless a node reported its copy damaged on disk: then it is `lost`.
 import type { Role } from './reconcile.js'
@@ -59,6 +63,8 @@ export interface RecoveryInput {
   waitedMs: number
   /** the bound on that wait */
   waitBoundMs: number
+  /** the app's owner accepted losing what the missing holders may hold (this episode only) */
+  acceptLoss?: boolean
 }
 
 export type RecoveryPlan =
@@ -72,8 +78,8 @@ export type RecoveryPlan =
   | { kind: 'blank' }
   /** a holder that may have a newer copy did not answer yet */
   | { kind: 'wait', missing: string[] }
-  /** the wait is over and no copy was found */
-  | { kind: 'lost', missing: string[] }
+  /** the wait is over: no copy was found, or the newest one found (`older`) may not hold every acknowledged state */
+  | { kind: 'lost', missing: string[], older?: Copy }
 
 /** (epoch, version) order, newest first; a running primary wins a tie */
 export function newestCopy (copies: Copy[]): Copy | undefined {
@@ -91,7 +97,11 @@ export function planRecovery (input: RecoveryInput): RecoveryPlan {
   const covered = uncovered(input.holders, input.answered, input.copies, newest?.epoch ?? -1).length === 0
   // a primary still running on the target may be a deposed one (cut off while a later epoch
   // ran elsewhere): it is adopted only once no newer epoch's copy can be on a missing holder
-  if (!covered && input.waitedMs < input.waitBoundMs) return { kind: 'wait', missing }
+  const accepted = input.acceptLoss === true
+  if (!covered && !accepted) {
+    if (input.waitedMs < input.waitBoundMs) return { kind: 'wait', missing }
+    return newest === undefined ? { kind: 'lost', missing } : { kind: 'lost', missing, older: newest }
+  }
   // a primary running on the target in the newest epoch is adopted even if a clone reported
   // a higher version: that clone holds only this primary's states, and the inventories are
   // taken one after the other while the primary keeps serving. Replacing its state with the
@@ -99,7 +109,7 @@ export function planRecovery (input: RecoveryInput): RecoveryPlan {
   // 4 acknowledged records of a partition whose nodes were both alive)
   const runningHere = input.copies.find(c => c.running && c.node === input.target && c.damaged !== true)
   if (runningHere !== undefined && newest !== undefined && runningHere.epoch >= newest.epoch) return { kind: 'running' }
-  if (newest === undefined) return missing.length === 0 && !input.copies.some(c => c.damaged === true) ? { kind: 'blank' } : { kind: 'lost', missing }
+  if (newest === undefined) return accepted || (missing.length === 0 && !input.copies.some(c => c.damaged === true)) ? { kind: 'blank' } : { kind: 'lost', missing }
   return newest.node === input.target ? { kind: 'promote', copy: newest, missing } : { kind: 'copy', copy: newest, missing }
 }
 

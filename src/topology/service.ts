@@ -249,7 +249,20 @@ export class TopologyService extends TypedEventEmitter<TopologyEvents> {
     }
     if (request.op === 'restart') {
       if (hosted.state === undefined || hosted.state.owner !== opened.owner) throw new Error(`app ${request.app} belongs to another owner`)
-      return { changed: (await this.restartFailed(hosted, request.cell)).length > 0 }
+      if (request.cell !== undefined && hosted.state.manifest.cells[request.cell] === undefined) throw new Error(`app ${request.app} has no cell ${request.cell}`)
+      let accepted: string[] = []
+      if (request.acceptLoss === true) {
+        // only the leader knows which instances are lost: a member hands the request to it
+        const lost = this.controller.acceptLoss(hosted, request.cell)
+        if (lost === null) {
+          if (forwardedBy !== undefined || known === undefined) throw new NotMemberError(`this node does not lead app ${request.app}`)
+          return await this.forwarder.forward(request.app, membersOf(known).filter(m => m !== this.components.self), opened.signed, signal)
+        }
+        for (const address of lost) this.log.warn(`app ${request.app}: its owner accepts the loss of what the missing holders of ${address} hold: it starts from the newest copy found`)
+        accepted = lost
+      }
+      const restarted = await this.restartFailed(hosted, request.cell)
+      return { changed: accepted.length + restarted.length > 0 }
     }
     const owner = { id: newId(), owner: opened.owner, ownerKey: opened.ownerKey, at: request.at }
     const cmd: AppCommand = request.op === 'scale'

@@ -124,43 +124,88 @@ describe('durable by default: restarts with real stem processes', function () {
   })
 
   it('clones: 0 and its node down: recovering, then lost — never served blank — and back with its state when the node returns', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'stem-alone-'))
-    await copyFile(join(repoRoot, 'examples', 'counter', 'counter.js'), join(dir, 'counter.js'))
-    await writeFile(join(dir, 'app.yaml'), (await readFile(manifest, 'utf8')).replace('clones: 1', 'clones: 0'))
+    const away = await onlyCopyAway()
     try {
-      const nodes = await startMesh(3)
-      await stemJson(['publish', join(dir, 'app.yaml'), '--data', nodes[0].dataDir])
-      const adds = new Adds()
-      await adds.add(gatewayOf(nodes[1].process), 6)
-      const ids = nodes.map(n => n.process.peerId())
-      const cell = (await stemJson<AppCellsListing[]>(['cells', 'counter', '--data', nodes[0].dataDir]))[0].cells[0]
-      const holder = ids.indexOf(cell.node)
-      await stopNodes(nodes, 'SIGKILL')
-      // the two others come back, each told where the other one is
-      const back = nodes.filter((_, i) => i !== holder)
-      for (const [i, n] of back.entries()) {
-        const other = back[1 - i]
-        await restartNode(n, i === 0 ? [] : ['--bootstrap', `${other.listen}/p2p/${other.process.peerId()}`])
-      }
-      const states = new Set<string>()
-      const state = async (): Promise<string | undefined> => (await stemJson<AppCellsListing[]>(['cells', 'counter', '--data', back[0].dataDir]))[0]?.cells[0]?.state
-      const served = async (): Promise<void> => {
-        const res = await fetch(`${gatewayOf(back[0].process)}/counter/count`, { signal: AbortSignal.timeout(5000) }).catch(() => undefined)
-        if (res?.status === 200) assert.fail(`served while its only copy is away: ${await res.text()}`)
-      }
-      await waitFor(async () => {
-        const s = await state()
-        if (s !== undefined) states.add(s)
-        await served()
-        return s === 'lost'
-      }, { timeout: 120_000, what: 'the counter to be shown lost' })
-      assert.ok(states.has('recovering'), `shown recovering before lost (seen: ${[...states].join(', ')})`)
-      assert.ok(back.some(n => /counter\/counter#0 is lost: no usable copy of its state was found \(\S+ did not answer\)/.test(n.process.stdout + n.process.stderr)), 'the leader says it is lost')
+      const { nodes, back, holder, adds } = away
+      assert.ok(away.states.has('recovering'), `shown recovering before lost (seen: ${[...away.states].join(', ')})`)
+      assert.ok(back.some(n => /counter\/counter#0 is lost: no usable copy of its state was found \(\S+ did not answer\); it is not served until a copy comes back, or until `stem restart counter\/counter --accept-loss` starts it from blank/.test(n.process.stdout + n.process.stderr)), 'the leader says it is lost, and what the owner may do')
       // the node holding the copy returns: the instance comes back with every acknowledged add
       await restartNode(nodes[holder], ['--bootstrap', `${back[0].listen}/p2p/${back[0].process.peerId()}`])
       assert.equal(await adds.check(gatewayOf(back[0].process), 'the node holding the only copy came back'), 6)
     } finally {
-      await rm(dir, { recursive: true, force: true })
+      await rm(away.dir, { recursive: true, force: true })
+    }
+  })
+
+  it('clones: 0 and its node away for good: the owner accepts the loss through a member that does not lead, and it starts blank; the old copy, back, never answers', async () => {
+    const away = await onlyCopyAway()
+    try {
+      const { nodes, back, holder } = away
+      const apps = await stemJson<Array<{ app: string, leader: string }>>(['apps', '--data', back[0].dataDir, '--json'])
+      const follower = back.find(n => n.process.peerId() !== apps.find(a => a.app === 'counter')?.leader) as MeshNode
+      // the owner's key, as `stem owner export/import` would carry it to that node's machine
+      if (follower !== nodes[0]) await copyFile(join(nodes[0].dataDir, 'owner.key'), join(follower.dataDir, 'owner.key'))
+      const accepted = await stem(['restart', 'counter', '--accept-loss', '--data', follower.dataDir])
+      assert.equal(accepted.code, 0, accepted.stderr)
+      assert.equal(accepted.stdout.trim(), 'restarted the failed instances of counter and started the lost ones from the newest copy found')
+      const count = await waitFor(async () => {
+        const res = await fetch(`${gatewayOf(follower.process)}/counter/count`, { signal: AbortSignal.timeout(5000) })
+        return res.status === 200 && (await res.json() as { count: number }).count
+      }, { timeout: 60_000, what: 'the counter to answer once its owner accepted the loss' })
+      assert.equal(count, 0, 'started blank: no copy was found')
+      assert.ok(back.some(n => /counter\/counter#0 started on \S+ \(blank\), its owner having accepted the loss/.test(n.process.stdout + n.process.stderr)), 'the leader says why it started')
+      await fetch(`${gatewayOf(follower.process)}/counter/count`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ by: 1 }), signal: AbortSignal.timeout(15_000) })
+      // the node with the old copy returns: the new primary keeps serving, its old copy never answers
+      await restartNode(nodes[holder], ['--bootstrap', `${back[0].listen}/p2p/${back[0].process.peerId()}`])
+      await waitFor(async () => (await stemJson<AppCellsListing[]>(['cells', 'counter', '--data', nodes[holder].dataDir]))[0]?.cells[0]?.state === 'transformed', { timeout: 60_000, what: 'the returned node to know the counter' })
+      for (const n of nodes) {
+        const res = await fetch(`${gatewayOf(n.process)}/counter/count`, { signal: AbortSignal.timeout(15_000) })
+        assert.equal(res.status, 200)
+        assert.equal((await res.json() as { count: number }).count, 1, `through ${n.process.peerId()}`)
+      }
+      // nothing lost to accept any more
+      const again = await stem(['restart', 'counter', '--accept-loss', '--data', follower.dataDir])
+      assert.equal(again.stdout.trim(), 'no failed or lost instance of counter')
+    } finally {
+      await rm(away.dir, { recursive: true, force: true })
     }
   })
 })
+
+/**
+ * A counter with `clones: 0`, 6 adds acknowledged, then kill -9 of every node and only the
+ * two that do not hold its copy back: it is shown `lost` (having been `recovering`), and
+ * never served meanwhile.
+ */
+async function onlyCopyAway (): Promise<{ dir: string, nodes: MeshNode[], back: MeshNode[], holder: number, adds: Adds, states: Set<string> }> {
+  const dir = await mkdtemp(join(tmpdir(), 'stem-alone-'))
+  await copyFile(join(repoRoot, 'examples', 'counter', 'counter.js'), join(dir, 'counter.js'))
+  await writeFile(join(dir, 'app.yaml'), (await readFile(manifest, 'utf8')).replace('clones: 1', 'clones: 0'))
+  const nodes = await startMesh(3)
+  await stemJson(['publish', join(dir, 'app.yaml'), '--data', nodes[0].dataDir])
+  const adds = new Adds()
+  await adds.add(gatewayOf(nodes[1].process), 6)
+  const ids = nodes.map(n => n.process.peerId())
+  const cell = (await stemJson<AppCellsListing[]>(['cells', 'counter', '--data', nodes[0].dataDir]))[0].cells[0]
+  const holder = ids.indexOf(cell.node)
+  await stopNodes(nodes, 'SIGKILL')
+  // the two others come back, each told where the other one is
+  const back = nodes.filter((_, i) => i !== holder)
+  for (const [i, n] of back.entries()) {
+    const other = back[1 - i]
+    await restartNode(n, i === 0 ? [] : ['--bootstrap', `${other.listen}/p2p/${other.process.peerId()}`])
+  }
+  const states = new Set<string>()
+  const state = async (): Promise<string | undefined> => (await stemJson<AppCellsListing[]>(['cells', 'counter', '--data', back[0].dataDir]))[0]?.cells[0]?.state
+  const served = async (): Promise<void> => {
+    const res = await fetch(`${gatewayOf(back[0].process)}/counter/count`, { signal: AbortSignal.timeout(5000) }).catch(() => undefined)
+    if (res?.status === 200) assert.fail(`served while its only copy is away: ${await res.text()}`)
+  }
+  await waitFor(async () => {
+    const s = await state()
+    if (s !== undefined) states.add(s)
+    await served()
+    return s === 'lost'
+  }, { timeout: 120_000, what: 'the counter to be shown lost' })
+  return { dir, nodes, back, holder, adds, states }
+}

@@ -66,5 +66,12 @@ describe('app announcements and the app table', () => {
     await assert.rejects(openOwnerRequest({ ...signed, request: 'x'.repeat(300_000) }), /at most/)
     const odd = await signOwnerRequest(key, { op: 'explode', app: 'shop', at: 1 } as never)
     await assert.rejects(openOwnerRequest(odd), /unknown op/)
+    // a restart that accepts the loss of what missing nodes hold: a flag, true or false only
+    assert.equal((await openOwnerRequest(await signOwnerRequest(key, { op: 'restart', app: 'shop', at: 6, cell: 'counter', acceptLoss: true }))).request.op, 'restart')
+    const loose = await signOwnerRequest(key, { op: 'restart', app: 'shop', at: 7, acceptLoss: 'yes' } as never)
+    await assert.rejects(openOwnerRequest(loose), /^Error: invalid owner request: restart acceptLoss must be true or false$/)
+    // the flag cannot be added to a signed restart
+    const plain = await signOwnerRequest(key, { op: 'restart', app: 'shop', at: 8 })
+    await assert.rejects(openOwnerRequest({ ...plain, request: plain.request.replace('}', ',"acceptLoss":true}') }), /bad signature/)
   })
 })

@@ -92,6 +92,55 @@ describe('primary recovery: the leader\'s wait for an instance\'s copies', () =>
     assert.deepEqual(started, [`${ADDRESS} on C1 from state of C2 v7`])
   })
 
+  it('past its bound an instance whose newest copy may be on a missing node is lost, not started from an older copy; the owner\'s acceptance of the loss starts it, for that episode only', async () => {
+    // epoch 1: P primary with clones C1 and C2 (a reply waited for either); only C1 answers
+    const holders: Holder[] = [{ node: 'P', epoch: 1, role: 'primary' }, { node: 'C1', epoch: 1, role: 'clone', paired: true }, { node: 'C2', epoch: 1, role: 'clone', paired: true }]
+    const promoted: string[] = []
+    const lines: string[] = []
+    restore()
+    restore = setLogSink(line => { lines.push(line) })
+    const parts: RecoveryParts = {
+      alive: node => node === 'C1',
+      clones: {
+        inventoryOf: async (node: string) => {
+          if (node !== 'C1') throw new Error(`${node} does not answer`)
+          return [{ address: ADDRESS, version: 4, epoch: 1, running: false }]
+        },
+        fetchCopy: async () => { throw new Error('no fetch expected') },
+        promote: async (node: string) => { promoted.push(node) }
+      },
+      startPrimary: async () => { throw new Error('no start expected') }
+    }
+    const init = { waitBoundMs: 100, inventoryTimeoutMs: 50, leaseMs: 1 }
+    const recovery = recoveryWith(parts, init)
+    const h = { group: 'g', app: 'ledger' } as unknown as HostedApp
+    const code = (epoch: number): Parameters<PrimaryRecovery['start']>[4] => ({ bundle: 'b', owner: new Uint8Array(), limits: { memory: 1, timeout: 1, mailbox: 1 }, epoch })
+    assert.equal(await recovery.start(h, stateAt(1, holders), ADDRESS, 'C1', code(1)), 'recovering')
+    assert.equal(recovery.acceptLoss('g', ADDRESS), false, 'an instance still recovering is not lost yet')
+    const t0 = Date.now()
+    await waitFor(async () => Date.now() - t0 > 150, { timeout: 5000, what: 'the bound to pass' })
+    assert.equal(await recovery.start(h, stateAt(1, holders), ADDRESS, 'C1', code(1)), 'lost')
+    assert.equal(await recovery.start(h, stateAt(1, holders), ADDRESS, 'C1', code(1)), 'lost', 'it stays lost while C2 and P are away')
+    assert.deepEqual(promoted, [])
+    assert.ok(lines.some(l => l.includes('ledger/book#0 is lost: its newest copy may be on C2, P, which did not answer for 0 s') && l.includes('`stem restart ledger/book --accept-loss` starts it from the copy on C1 (state version 4, epoch 1)')), lines.join('\n'))
+    assert.equal(recovery.acceptLoss('other', ADDRESS), false, 'another group\'s instance')
+    assert.equal(recovery.acceptLoss('g', ADDRESS), true)
+    // the placement moved on meanwhile (epoch 2): its holders are waited for again
+    assert.equal(await recovery.start(h, stateAt(2, [...holders, { node: 'C1', epoch: 2, role: 'primary' }]), ADDRESS, 'C1', code(2)), 'recovering')
+    assert.deepEqual(promoted, [])
+    // the accepted episode: C1's own copy, at once
+    const again = recoveryWith(parts, init)
+    assert.equal(await again.start(h, stateAt(1, holders), ADDRESS, 'C1', code(1)), 'recovering')
+    const t1 = Date.now()
+    await waitFor(async () => Date.now() - t1 > 150, { timeout: 5000, what: 'the bound to pass' })
+    assert.equal(await again.start(h, stateAt(1, holders), ADDRESS, 'C1', code(1)), 'lost')
+    assert.equal(again.acceptLoss('g', ADDRESS), true)
+    assert.equal(await again.start(h, stateAt(1, holders), ADDRESS, 'C1', code(1)), 'started')
+    assert.deepEqual(promoted, ['C1'])
+    assert.ok(lines.some(l => l.includes('ledger/book#0 started on C1 (promote), its owner having accepted the loss')), lines.join('\n'))
+    assert.equal(again.acceptLoss('g', ADDRESS), false, 'started: nothing left to accept')
+  })
+
   it('a node judged down ends the ask for its inventory at once: a stalled node the capacity view still counts alive holds up no failover for the inventory timeout', async () => {
     // P ran the primary and stalled (its asks hang: nothing answers); C, its clone, holds version 4
     const asked: string[] = []

@@ -90,6 +90,8 @@ describe('recovery: where an instance without a running primary starts from', ()
     const holders = [primary('P')]
     assert.deepEqual(plan({ holders, answered: new Set(['A']), waitedMs: 500 }), { kind: 'wait', missing: ['P'] })
     assert.deepEqual(plan({ holders, answered: new Set(['A']), waitedMs: 10_000 }), { kind: 'lost', missing: ['P'] })
+    // the owner accepts the loss: blank, by their word
+    assert.deepEqual(plan({ holders, answered: new Set(['A']), waitedMs: 10_000, acceptLoss: true }), { kind: 'blank' })
   })
 
   it('a copy damaged on disk is not used, and makes "no copy" lost rather than blank', () => {
@@ -103,11 +105,24 @@ describe('recovery: where an instance without a running primary starts from', ()
     assert.deepEqual(plan({ target: 'C', holders, answered: new Set(['C']), copies: [copy('C', 7)] }), { kind: 'promote', copy: copy('C', 7), missing: ['P'] })
   })
 
-  it('a missing clone of an epoch whose primary is also missing may hold the newest copy: wait, then start from the best found', () => {
+  it('a missing clone of an epoch whose primary is also missing may hold the newest copy: wait, then lost — never an older copy on its own (sim:mesh seeds 22480 and 8091)', () => {
     const holders = [primary('P'), clone('C1'), clone('C2')]
     const input = { target: 'C1', holders, answered: new Set(['C1']), copies: [copy('C1', 4)] }
     assert.deepEqual(plan({ ...input, waitedMs: 1000 }), { kind: 'wait', missing: ['C2', 'P'] })
-    assert.deepEqual(plan({ ...input, waitedMs: 20_000 }), { kind: 'promote', copy: copy('C1', 4), missing: ['C2', 'P'] })
+    // past the bound: not served, the copy found named for the owner to accept
+    assert.deepEqual(plan({ ...input, waitedMs: 20_000 }), { kind: 'lost', missing: ['C2', 'P'], older: copy('C1', 4) })
+    // the owner accepts the loss: the newest copy found, at once
+    assert.deepEqual(plan({ ...input, waitedMs: 1000, acceptLoss: true }), { kind: 'promote', copy: copy('C1', 4), missing: ['C2', 'P'] })
+    assert.deepEqual(plan({ ...input, target: 'D', waitedMs: 20_000, acceptLoss: true }), { kind: 'copy', copy: copy('C1', 4), missing: ['C2', 'P'] })
+    // a holder back with the newer copy: it wins, no owner needed
+    assert.deepEqual(plan({ ...input, answered: new Set(['C1', 'C2']), copies: [copy('C1', 4), copy('C2', 6)], waitedMs: 20_000 }), { kind: 'copy', copy: copy('C2', 6), missing: ['P'] })
+  })
+
+  it('a deposed primary running on the target is not adopted past the bound either, unless the owner accepts the loss', () => {
+    const holders = [primary('A', 1), clone('B', 1), primary('B', 2), clone('C', 2), primary('A', 3)]
+    const input = { holders, answered: new Set(['A']), copies: [copy('A', 19, 1, true)], waitedMs: 60_000 }
+    assert.deepEqual(plan(input), { kind: 'lost', missing: ['B', 'C'], older: copy('A', 19, 1, true) })
+    assert.deepEqual(plan({ ...input, acceptLoss: true }), { kind: 'running' })
   })
 
   it('older epochs are superseded by a copy of a newer one', () => {

@@ -88,6 +88,14 @@ describe('sim: whole-mesh simulation', () => {
     assert.deepEqual(runMeshSeed(10955, { without: ['crash', 'stall', 'mesh-restart'] }).violations, [])
   })
 
+  it('past the recovery bound, an instance whose newest copy may be on a holder still away stays lost until it is back, never started from an older copy (seeds 22480, partitions, and 8091, every fault but loss; two clones)', () => {
+    for (const [seed, without] of [[22480, ['crash', 'stall', 'mesh-restart']], [8091, ['loss']]] as const) {
+      const lines: string[] = []
+      assert.deepEqual(runMeshSeed(seed, { without: [...without], trace: l => lines.push(l) }).violations, [], `seed ${seed}`)
+      assert.ok(lines.some(l => / recovery of \S+ \(epoch \d+\) on \S+: lost for /.test(l)), `seed ${seed} holds an instance lost past the bound`)
+    }
+  })
+
   it('an instance scaled away and back does not wait for holders of its old copies (seed 487: one had left the mesh for good)', () => {
     assert.deepEqual(runMeshSeed(487, { without: ['crash', 'stall', 'mesh-restart'] }).violations, [])
   })

@@ -48,10 +48,14 @@ export function registerScale (program: Command): void {
     .addHelpText('after', example('stem restart counter'))
     .option('--data <dir>', 'data directory of the running node (and of the owner key)')
     .option('--api <host:port>', 'control API of the running node')
+    .option('--accept-loss', 'also start its lost instances from the newest copy found (or blank), giving up what the nodes still away hold')
     .option('--json', 'machine-readable output')
-    .action(async (address: string, flags: ClientOptions) => {
-      const changed = await ownerRequest('restart', address, flags)
-      if (changed !== undefined) process.stdout.write(changed ? `restarted the failed instances of ${address} from their last good state\n` : `no failed instance of ${address}\n`)
+    .action(async (address: string, flags: ClientOptions & { acceptLoss?: boolean }) => {
+      const acceptLoss = flags.acceptLoss === true
+      const changed = await ownerRequest('restart', address, flags, acceptLoss)
+      if (changed === undefined) return
+      const done = acceptLoss ? `restarted the failed instances of ${address} and started the lost ones from the newest copy found` : `restarted the failed instances of ${address} from their last good state`
+      process.stdout.write(changed ? `${done}\n` : `no ${acceptLoss ? 'failed or lost' : 'failed'} instance of ${address}\n`)
     })
 
   program.command('revert')
@@ -68,11 +72,11 @@ export function registerScale (program: Command): void {
 }
 
 /** An owner-signed restart or revert of APP[/CELL]: whether it changed anything, or undefined once printed as JSON. */
-async function ownerRequest (op: 'restart' | 'revert', address: string, flags: ClientOptions): Promise<boolean | undefined> {
+async function ownerRequest (op: 'restart' | 'revert', address: string, flags: ClientOptions, acceptLoss = false): Promise<boolean | undefined> {
   const { signedByOwner, splitAppCell } = await import('../owner.js')
   const { app, cell } = usage(() => splitAppCell(address, false))
   const client = await apiClient(flags)
-  const signed = await signedByOwner(flags, { op, app, at: Date.now(), cell })
+  const signed = await signedByOwner(flags, op === 'restart' && acceptLoss ? { op, app, at: Date.now(), cell, acceptLoss } : { op, app, at: Date.now(), cell })
   const result = await client.post<{ changed: boolean }>('/v1/owner', { signed })
   if (flags.json === true) { printJson({ app, cell: cell ?? null, changed: result.changed }); return undefined }
   return result.changed
