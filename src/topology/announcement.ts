@@ -10,6 +10,8 @@ import { instanceAddress } from './types.js'
 export type { AppAnnouncement }
 
 export const MAX_ANNOUNCEMENT_BYTES = 256 * 1024
+/** a leader's reason for a recovering or lost instance (peer ids, a copy, the owner's command) fits in this */
+export const MAX_REASON_CHARS = 1024
 const NAME = /^[a-z0-9][a-z0-9-]{0,62}$/i
 /** a cell's name; `_` only from a dead-letter stream's partition (`orders_dead-p0`, cells/streams/partition.ts) */
 const CELL_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/i
@@ -67,6 +69,7 @@ function checkAppAnnouncement (a: AppAnnouncement): AppAnnouncement {
       throw new Error(`invalid app announcement: instance ${JSON.stringify(i.address.slice(0, 80))} is not one of the app's cells`)
     }
     if (i.clonesReady.some(c => !i.clones.includes(c))) throw new Error(`invalid app announcement: instance ${i.address} has a ready clone that is not one of its clones`)
+    if (i.reason !== undefined && i.reason.length > MAX_REASON_CHARS) throw new Error(`invalid app announcement: instance ${i.address} has a reason of ${i.reason.length} characters (at most ${MAX_REASON_CHARS})`)
   }
   for (const r of a.routes) if (!cells.has(r.cell)) throw new Error(`invalid app announcement: route to unknown cell ${JSON.stringify(r.cell.slice(0, 80))}`)
   return a

@@ -15,7 +15,7 @@ import type { AppState } from './app-state.js'
 import type { AppTable } from './app-table.js'
 import type { HostedApp } from './app-groups.js'
 import { copyKey } from './app-groups.js'
-import { decodeLeadersMessage, encodeAppAnnouncement, encodeReservationMessage, MAX_ANNOUNCEMENT_BYTES } from './announcement.js'
+import { decodeLeadersMessage, encodeAppAnnouncement, encodeReservationMessage, MAX_ANNOUNCEMENT_BYTES, MAX_REASON_CHARS } from './announcement.js'
 import type { AppAnnouncement, LeadersPayload } from './announcement.js'
 import type { ReservationAnnouncement } from './reservations.js'
 import { unwantedInstances } from './fencing.js'
@@ -98,7 +98,8 @@ export class AppAnnouncer {
           state: node === '' ? 'pending' : r?.role === 'primary' ? r.state : 'starting',
           clones: placed?.clones ?? [],
           clonesReady: (placed?.clones ?? []).filter(c => h.running.get(copyKey(address, c))?.state === 'transformed'),
-          revision: r?.role === 'primary' ? r.revision : undefined
+          revision: r?.role === 'primary' ? r.revision : undefined,
+          reason: r?.role === 'primary' && (r.state === 'recovering' || r.state === 'lost') ? r.reason?.slice(0, MAX_REASON_CHARS) : undefined
         }
       })),
       cells: cells.map(name => ({ name, replicas: state.manifest.cells[name].replicas, timeout: state.manifest.cells[name].timeout, durability: state.manifest.cells[name].durability ?? 'disk', revision: cellRevision(state.manifest.cells[name]), rollback: state.rolledBack[name] === undefined ? undefined : { ...state.rolledBack[name], at: BigInt(state.rolledBack[name].at) }, autoscale: state.manifest.cells[name].autoscale })),

@@ -407,7 +407,7 @@ export class AppController {
     const recover = async (): Promise<boolean> => {
       const outcome = await this.recovery.start(h, state, step.address, step.node, { bundle: spec.bundle as string, owner, limits, epoch, prepare: async () => { await this.fetchBundle(h, spec.bundle as string) } })
       if (outcome === 'started') return true
-      h.running.set(copyKey(step.address, step.node), { address: step.address, node: step.node, role: 'primary', revision, state: outcome, retryAt: Date.now() + (outcome === 'lost' ? RECOVERY_LOST_RETRY_MS : RECOVERY_RETRY_MS) })
+      h.running.set(copyKey(step.address, step.node), { address: step.address, node: step.node, role: 'primary', revision, state: outcome, reason: this.recovery.reason(h.group, step.address), retryAt: Date.now() + (outcome === 'lost' ? RECOVERY_LOST_RETRY_MS : RECOVERY_RETRY_MS) })
       return false
     }
     try {

@@ -39,6 +39,8 @@ export interface RunningCopyState {
   role: Role
   revision: string
   state: InstanceState
+  /** why a recovering or lost primary is not served (primary-recovery.ts), announced with it */
+  reason?: string
   /** failed attempts in a row, and when the next may start (backoff) */
   failures?: number
   retryAt?: number

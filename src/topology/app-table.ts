@@ -26,7 +26,7 @@ export interface CellListing {
   revision?: string
   /** whether that is the revision the app's manifest asks for now */
   current: boolean
-  /** why and since when (ms since the epoch) a `failed` instance is not serving, as its node advertises it */
+  /** why a `failed` instance is not serving, as its node advertises it (and since when, ms since the epoch), or a `recovering` or `lost` one, as its leader announces it */
   reason?: string
   since?: number
 }
@@ -123,7 +123,7 @@ export class AppTable implements CellDirectory {
       const cellOf = (address: string): string => address.slice(address.indexOf('/') + 1, address.lastIndexOf('#'))
       return {
         app: name,
-        cells: a.instances.map(i => ({ address: i.address, node: i.node, state: i.state, clones: [...i.clones], clonesReady: [...i.clonesReady], revision: i.revision, current: i.revision !== undefined && i.revision === wanted.get(cellOf(i.address)) })),
+        cells: a.instances.map(i => ({ address: i.address, node: i.node, state: i.state, clones: [...i.clones], clonesReady: [...i.clonesReady], revision: i.revision, current: i.revision !== undefined && i.revision === wanted.get(cellOf(i.address)), ...(i.reason !== undefined ? { reason: i.reason } : {}) })),
         rollbacks: a.cells.flatMap(c => c.rollback == null ? [] : [{ cell: c.name, revision: c.rollback.revision, error: c.rollback.error, at: Number(c.rollback.at) }]),
         autoscale: a.cells.flatMap(c => c.autoscale == null ? [] : [{ cell: c.name, min: c.autoscale.min, max: c.autoscale.max, lag: c.autoscale.lag, replicas: c.replicas }])
       }

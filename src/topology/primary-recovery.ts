@@ -56,6 +56,8 @@ export class PrimaryRecovery {
   private readonly since = new Map<string, WaitMark>()
   /** `group address` → the last outcome logged (one line per change, not per round) */
   private readonly reported = new Map<string, string>()
+  /** `group address` → why it is `recovering` or `lost` now */
+  private readonly reasons = new Map<string, string>()
   /** node → the inventory asks waiting on it, which a failure verdict on it ends (peerDown) */
   private readonly asking = new Map<string, Set<AbortController>>()
   /** `group address` → the episode (WaitMark) of a `lost` instance whose owner accepted the loss of what its missing holders hold */
@@ -71,6 +73,11 @@ export class PrimaryRecovery {
    */
   peerDown (peer: string): void {
     for (const c of this.asking.get(peer) ?? []) c.abort(new Error(`${peer} was judged down`))
+  }
+
+  /** why the instance is `recovering` or `lost` after its last round, in words for `stem cells` */
+  reason (group: string, address: string): string | undefined {
+    return this.reasons.get(`${group} ${address}`)
   }
 
   /**
@@ -132,19 +139,23 @@ export class PrimaryRecovery {
       if (warn) logger.warn(`app ${h.app}: ${line}`)
       else logger.info(`app ${h.app}: ${line}`)
     }
+    /** a recovering or lost instance: its reason, logged once per change */
+    const held = (outcome: 'recovering' | 'lost', reason: string): 'recovering' | 'lost' => {
+      this.reasons.set(key, reason)
+      say(outcome, `${address} is ${outcome}: ${reason}`, outcome === 'lost')
+      return outcome
+    }
     const missingNote = (missing: string[]): string => missing.length === 0 ? '' : `; ${missing.join(', ')} did not answer`
     switch (plan.kind) {
       case 'wait':
-        say('recovering', `${address} is recovering: waiting for ${plan.missing.join(', ')}, which may hold its newest copy (shown lost if not back within ${Math.round(waitBoundMs / 1000)} s)`)
-        return 'recovering'
+        return held('recovering', `waiting for ${plan.missing.join(', ')}, which may hold its newest copy (shown lost if not back within ${Math.round(waitBoundMs / 1000)} s)`)
       case 'lost': {
         const older = plan.older
         const why = older === undefined
           ? `no usable copy of its state was found (${lostWhy(plan.missing, copies)})`
           : `its newest copy may be on ${plan.missing.join(', ')}, which did not answer for ${Math.round(waitBoundMs / 1000)} s`
         const from = older === undefined ? 'blank' : `the copy on ${older.node} (state version ${older.version}, epoch ${older.epoch})`
-        say('lost', `${address} is lost: ${why}; it is not served until a copy comes back, or until \`stem restart ${address.slice(0, address.lastIndexOf('#'))} --accept-loss\` starts it from ${from}, giving up what the missing nodes hold`, true)
-        return 'lost'
+        return held('lost', `${why}; it is not served until a copy comes back, or until \`stem restart ${address.slice(0, address.lastIndexOf('#'))} --accept-loss\` starts it from ${from}, giving up what the missing nodes hold`)
       }
       case 'running':
         break
@@ -173,6 +184,7 @@ export class PrimaryRecovery {
     if (acceptLoss) logger.warn(`app ${h.app}: ${address} started on ${target} (${plan.kind}), its owner having accepted the loss of what its missing holders hold`)
     this.since.delete(key)
     this.reported.delete(key)
+    this.reasons.delete(key)
     this.accepted.delete(key)
     return 'started'
   }

@@ -129,6 +129,16 @@ describe('durable by default: restarts with real stem processes', function () {
       const { nodes, back, holder, adds } = away
       assert.ok(away.states.has('recovering'), `shown recovering before lost (seen: ${[...away.states].join(', ')})`)
       assert.ok(back.some(n => /counter\/counter#0 is lost: no usable copy of its state was found \(\S+ did not answer\); it is not served until a copy comes back, or until `stem restart counter\/counter --accept-loss` starts it from blank/.test(n.process.stdout + n.process.stderr)), 'the leader says it is lost, and what the owner may do')
+      // and so does `stem cells`, through either node
+      for (const n of back) {
+        const listed = await waitFor(async () => {
+          const c = (await stemJson<AppCellsListing[]>(['cells', 'counter', '--data', n.dataDir]))[0]?.cells[0]
+          return c?.state === 'lost' && c.reason !== undefined && c.reason
+        }, { timeout: 30_000, what: 'stem cells to say why the counter is lost' })
+        assert.match(listed, /^no usable copy of its state was found \(\S+ did not answer\); .*--accept-loss` starts it from blank/)
+      }
+      const text = await stem(['cells', 'counter', '--data', back[0].dataDir])
+      assert.match(text.stdout, /counter\/counter#0 .* lost: no usable copy of its state was found/)
       // the node holding the copy returns: the instance comes back with every acknowledged add
       await restartNode(nodes[holder], ['--bootstrap', `${back[0].listen}/p2p/${back[0].process.peerId()}`])
       assert.equal(await adds.check(gatewayOf(back[0].process), 'the node holding the only copy came back'), 6)

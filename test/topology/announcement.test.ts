@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { decodeAppAnnouncement, encodeAppAnnouncement, isNewer, MAX_ANNOUNCEMENT_BYTES } from '../../src/topology/announcement.js'
+import { decodeAppAnnouncement, encodeAppAnnouncement, isNewer, MAX_ANNOUNCEMENT_BYTES, MAX_REASON_CHARS } from '../../src/topology/announcement.js'
 import type { AppAnnouncement } from '../../src/topology/announcement.js'
 import { AppTable } from '../../src/topology/app-table.js'
 import { signOwnerRequest, openOwnerRequest } from '../../src/topology/owner-request.js'
@@ -34,6 +34,10 @@ describe('app announcements and the app table', () => {
     assert.throws(() => decodeAppAnnouncement(encodeAppAnnouncement(announcement({ instances: [{ address: 'shop/counter#2', node: 'n1', epoch: 1n, state: 'transformed', clones: [], clonesReady: [] }] }))), /not one of the app's cells/)
     assert.throws(() => decodeAppAnnouncement(encodeAppAnnouncement(announcement({ instances: [{ address: 'shop/counter#0', node: 'n1', epoch: 1n, state: 'transformed', clones: ['n2'], clonesReady: ['n3'] }] }))), /ready clone that is not one of its clones/)
     assert.throws(() => decodeAppAnnouncement(encodeAppAnnouncement(announcement({ routes: [{ method: 'GET', path: '/', cell: 'ghost', handler: 'x' }] }))), /unknown cell/)
+    // a lost instance's reason travels with it, bounded
+    const lost = { address: 'shop/counter#0', node: 'n1', epoch: 2n, state: 'lost', clones: [], clonesReady: [], reason: 'waiting for n2' }
+    assert.deepEqual(decodeAppAnnouncement(encodeAppAnnouncement(announcement({ instances: [lost] }))).instances[0].reason, 'waiting for n2')
+    assert.throws(() => decodeAppAnnouncement(encodeAppAnnouncement(announcement({ instances: [{ ...lost, reason: 'x'.repeat(MAX_REASON_CHARS + 1) }] }))), /^Error: invalid app announcement: instance shop\/counter#0 has a reason of 1025 characters \(at most 1024\)$/)
   })
 
   it('keeps the newest announcement per app and resolves addresses through it', () => {
@@ -48,7 +52,9 @@ describe('app announcements and the app table', () => {
     assert.equal(table.replicas('shop', 'counter'), 2)
     assert.deepEqual(table.listApps(), [{ app: 'shop', owner: 'owner-id', leader: 'n1', term: 2, members: ['n1', 'n2', 'n3'] }])
     assert.deepEqual(table.listCells('shop')[0].cells.map(c => c.node), ['n2', 'n3'])
-    assert.equal(table.update(announcement({ version: 11n, reverted: true })), true)
+    assert.equal(table.update(announcement({ version: 11n, instances: [{ address: 'shop/counter#0', node: 'n2', epoch: 2n, state: 'lost', clones: [], clonesReady: [], reason: 'waiting for n3' }] })), true)
+    assert.deepEqual(table.listCells('shop')[0].cells.map(c => [c.state, c.reason]), [['lost', 'waiting for n3']], 'stem cells shows why')
+    assert.equal(table.update(announcement({ version: 12n, reverted: true })), true)
     assert.deepEqual(table.listApps(), [])
   })
 

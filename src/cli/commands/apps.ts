@@ -54,6 +54,7 @@ export function registerApps (program: Command): void {
 /** an instance still on an older revision than the manifest's (a rollout under way) says so; a failed one says why and since when */
 function stateText (c: CellListing): string {
   if (c.state === 'failed' && c.reason !== undefined) return `failed since ${new Date(c.since ?? 0).toISOString()}: ${c.reason}`
+  if ((c.state === 'recovering' || c.state === 'lost') && c.reason !== undefined) return `${c.state}: ${c.reason}`
   return c.state === 'transformed' && c.revision !== undefined && !c.current ? 'transformed (older revision)' : c.state
 }
 
