@@ -153,9 +153,9 @@ export class PrimaryRecovery {
         const older = plan.older
         const why = older === undefined
           ? `no usable copy of its state was found (${lostWhy(plan.missing, copies)})`
-          : `its newest copy may be on ${plan.missing.join(', ')}, which did not answer for ${Math.round(waitBoundMs / 1000)} s`
+          : `a newer copy than the one on ${older.node} may exist (${lostWhy(plan.missing, copies)})`
         const from = older === undefined ? 'blank' : `the copy on ${older.node} (state version ${older.version}, epoch ${older.epoch})`
-        return held('lost', `${why}; it is not served until a copy comes back, or until \`stem restart ${address.slice(0, address.lastIndexOf('#'))} --accept-loss\` starts it from ${from}, giving up what the missing nodes hold`)
+        return held('lost', `${why}; it is not served until a copy comes back, or until \`stem restart ${address.slice(0, address.lastIndexOf('#'))} --accept-loss\` starts it from ${from}, giving up any newer state`)
       }
       case 'running':
         break

@@ -12,7 +12,7 @@
 //     reported a higher version was asked a moment later, not ahead of it;
 //   - a holder that did not answer may hold a newer copy, unless what answered covers it:
 //     each epoch from the newest answered copy's on is covered when its primary answered
-//     or every one of its clones did, one with a copy of that epoch (a reply left only once
+//     (with no damaged copy) or every one of its clones did, one with a copy of that epoch (a reply left only once
 //     one clone held its state — unless a later placement dropped its clones), and each
 //     clone placed beside another with a copy of it (a reply waited for either of them),
 //     and the copy among the clones of the epoch's latest placement (none: the primary
@@ -99,7 +99,8 @@ export function planRecovery (input: RecoveryInput): RecoveryPlan {
   // ran elsewhere): it is adopted only once no newer epoch's copy can be on a missing holder
   const accepted = input.acceptLoss === true
   if (!covered && !accepted) {
-    if (input.waitedMs < input.waitBoundMs) return { kind: 'wait', missing }
+    // waiting helps only while a holder is missing; a damaged copy does not come back
+    if (missing.length > 0 && input.waitedMs < input.waitBoundMs) return { kind: 'wait', missing }
     return newest === undefined ? { kind: 'lost', missing } : { kind: 'lost', missing, older: newest }
   }
   // a primary running on the target in the newest epoch is adopted even if a clone reported
@@ -172,7 +173,10 @@ function uncovered (holders: Holder[], answered: Set<string>, copies: Copy[], fr
     const of = holders.filter(h => h.epoch === e)
     const primaries = of.filter(h => h.role === 'primary')
     const clones = of.filter(h => h.role === 'clone')
-    if (primaries.some(h => answered.has(h.node))) return false
+    // a primary that answered covers its epoch, unless its copy is damaged: what it
+    // acknowledged is then gone from it, and an older copy would drop it in silence
+    const damaged = (node: string): boolean => copies.some(c => c.node === node && c.damaged === true)
+    if (primaries.some(h => answered.has(h.node) && !damaged(h.node))) return false
     if (clones.length === 0 || clones.some(h => !answered.has(h.node))) return true
     const holds = (node: string): boolean => copies.some(c => c.node === node && c.epoch >= e && c.damaged !== true)
     if (clones.some(h => h.paired === true && !holds(h.node))) return true

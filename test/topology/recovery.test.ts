@@ -100,6 +100,16 @@ describe('recovery: where an instance without a running primary starts from', ()
     assert.deepEqual(plan({ holders: [primary('A'), clone('B')], answered: new Set(['A', 'B']), copies: [damaged, copy('B', 3)] }), { kind: 'copy', copy: copy('B', 3), missing: [] })
   })
 
+  it('a primary whose copy is damaged does not cover its epoch: an older copy elsewhere is not started from in silence, and there is nothing to wait for', () => {
+    // clones: 0 — epoch 1 ran on B (its copy is still there), epoch 2 on A, whose file is damaged
+    const damaged: Copy = { node: 'A', version: -1, epoch: 0, running: false, damaged: true }
+    const input = { holders: [primary('B', 1), primary('A', 2)], answered: new Set(['A', 'B']), copies: [damaged, copy('B', 9, 1)], waitedMs: 0 }
+    assert.deepEqual(plan(input), { kind: 'lost', missing: [], older: copy('B', 9, 1) })
+    assert.deepEqual(plan({ ...input, acceptLoss: true }), { kind: 'copy', copy: copy('B', 9, 1), missing: [] })
+    // a clone of epoch 2 holding its copy covers it, as before
+    assert.deepEqual(plan({ ...input, holders: [...input.holders, clone('C', 2)], answered: new Set(['A', 'B', 'C']), copies: [damaged, copy('B', 9, 1), copy('C', 12, 2)] }), { kind: 'copy', copy: copy('C', 12, 2), missing: [] })
+  })
+
   it('a missing primary whose clones all answered is covered: no wait (failover after the leader died)', () => {
     const holders = [primary('P'), clone('C')]
     assert.deepEqual(plan({ target: 'C', holders, answered: new Set(['C']), copies: [copy('C', 7)] }), { kind: 'promote', copy: copy('C', 7), missing: ['P'] })
