@@ -177,7 +177,12 @@ function uncovered (holders: Holder[], answered: Set<string>, copies: Copy[], fr
     // acknowledged is then gone from it, and an older copy would drop it in silence
     const damaged = (node: string): boolean => copies.some(c => c.node === node && c.damaged === true)
     if (primaries.some(h => answered.has(h.node) && !damaged(h.node))) return false
-    if (clones.length === 0 || clones.some(h => !answered.has(h.node))) return true
+    // one clone at a time: a clone the primary learned of got its whole state first, and every
+    // reply waited for it from then on, so one a later placement dropped holds nothing newer
+    // and need not answer (its node may be gone for good: a kill -9, then a new clone placed).
+    // Clones placed side by side must all answer: a reply waited for either
+    const mustAnswer = clones.some(h => h.paired === true) ? clones : clones.filter(h => h.dropped !== true)
+    if (clones.length === 0 || mustAnswer.some(h => !answered.has(h.node))) return true
     const holds = (node: string): boolean => copies.some(c => c.node === node && c.epoch >= e && c.damaged !== true)
     if (clones.some(h => h.paired === true && !holds(h.node))) return true
     return !clones.some(h => h.dropped !== true && h.readded !== true && holds(h.node))

@@ -100,6 +100,18 @@ describe('recovery: where an instance without a running primary starts from', ()
     assert.deepEqual(plan({ holders: [primary('A'), clone('B')], answered: new Set(['A', 'B']), copies: [damaged, copy('B', 3)] }), { kind: 'copy', copy: copy('B', 3), missing: [] })
   })
 
+  it('a clone dropped for a new one need not answer once the new one holds a copy: its node may be gone for good (a kill -9 of the clone\'s node, then of the primary\'s)', () => {
+    const dropped = (node: string): Holder => ({ ...clone(node, 1), dropped: true })
+    // epoch 1: P with clone L; L's node died and N was placed as the clone; then P died
+    const holders = [primary('P', 1), dropped('L'), clone('N', 1), primary('N', 2)]
+    assert.deepEqual(plan({ target: 'N', holders, answered: new Set(['N']), copies: [copy('N', 12, 1)] }), { kind: 'promote', copy: copy('N', 12, 1), missing: ['L', 'P'] })
+    // N holds nothing yet (the primary never reached it): L may hold the newest
+    assert.deepEqual(plan({ target: 'N', holders, answered: new Set(['N']), copies: [], waitedMs: 500 }), { kind: 'wait', missing: ['L', 'P'] })
+    // clones placed side by side: every one of them must answer, dropped or not
+    const paired = [primary('P', 1), { ...dropped('L'), paired: true }, { ...clone('N', 1), paired: true }, primary('N', 2)]
+    assert.deepEqual(plan({ target: 'N', holders: paired, answered: new Set(['N']), copies: [copy('N', 12, 1)], waitedMs: 500 }), { kind: 'wait', missing: ['L', 'P'] })
+  })
+
   it('a primary whose copy is damaged does not cover its epoch: an older copy elsewhere is not started from in silence, and there is nothing to wait for', () => {
     // clones: 0 — epoch 1 ran on B (its copy is still there), epoch 2 on A, whose file is damaged
     const damaged: Copy = { node: 'A', version: -1, epoch: 0, running: false, damaged: true }
