@@ -163,10 +163,10 @@ export class AppController {
   /**
    * The owner accepts losing what the missing holders of the app's `lost` instances (of
    * `cell`, or all) hold: they start at the next round from the newest copy found
-   * (primary-recovery.ts acceptLoss). Null when this node does not lead the app's group.
+   * (primary-recovery.ts acceptLoss). Only the leader knows which are lost (`leads`).
    */
-  acceptLoss (h: HostedApp, cell?: string): string[] | null {
-    if (!this.components.raft.hasGroup(h.group) || this.components.raft.status(h.group).role !== StateRole.Leader) return null
+  acceptLoss (h: HostedApp, cell?: string): string[] {
+    if (!this.leads(h)) return []
     const accepted: string[] = []
     for (const r of h.running.values()) {
       if (r.state !== 'lost' || r.role !== 'primary' || (cell !== undefined && INSTANCE.exec(r.address)?.[1] !== cell)) continue
@@ -176,6 +176,11 @@ export class AppController {
       accepted.push(r.address)
     }
     return accepted
+  }
+
+  /** whether this node leads the app's group (as its Raft node believes) */
+  leads (h: HostedApp): boolean {
+    return this.components.raft.hasGroup(h.group) && this.components.raft.status(h.group).role === StateRole.Leader
   }
 
   /** The failure detector judged `peer` down: its copies are forgotten, and a recovery waiting on its inventory goes on without it. */

@@ -40,6 +40,21 @@ export interface OpenedOwnerRequest {
 
 export const MAX_OWNER_REQUEST_CHARS = 256 * 1024
 
+/** an accept-loss gives up acknowledged state: a signed one is carried out only this close to the node's clock */
+export const ACCEPT_LOSS_WINDOW_MS = 5 * 60_000
+
+/**
+ * Throws unless a restart with `acceptLoss` may be carried out at `now`: its owner clock is
+ * within ACCEPT_LOSS_WINDOW_MS of the node's, and later than the last one this leader
+ * carried out for the app (`lastAt`). A member that once forwarded it cannot replay it in a
+ * later outage: past the window it is refused by any leader, and within it by this one.
+ */
+export function checkAcceptLoss (at: number, now: number, lastAt: number | undefined): void {
+  const skew = Math.abs(now - at)
+  if (skew > ACCEPT_LOSS_WINDOW_MS) throw new Error(`owner request refused: an accept-loss must be signed within ${ACCEPT_LOSS_WINDOW_MS / 60_000} min of this node's clock, this one is ${Math.round(skew / 1000)} s off`)
+  if (lastAt !== undefined && at <= lastAt) throw new Error('owner request refused: replayed (an accept-loss signed as late or later was carried out already)')
+}
+
 export async function signOwnerRequest (key: PrivateKey, request: OwnerRequest): Promise<SignedOwnerRequest> {
   const text = JSON.stringify(request)
   const signature = await signBytes(key, new TextEncoder().encode(text))

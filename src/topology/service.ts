@@ -27,7 +27,7 @@ import { AppController } from './app-controller.js'
 import { AppGroups, newId } from './app-groups.js'
 import { ReservationSync } from './reservation-sync.js'
 import type { ReservationSyncInit } from './reservation-sync.js'
-import { openOwnerRequest } from './owner-request.js'
+import { checkAcceptLoss, openOwnerRequest } from './owner-request.js'
 import type { SignedOwnerRequest } from './owner-request.js'
 import { createOwnerForwarder, NotMemberError } from './owner-forwarder.js'
 import type { OwnerForwarder } from './owner-forwarder.js'
@@ -103,6 +103,8 @@ export class TopologyService extends TypedEventEmitter<TopologyEvents> {
   private readonly announcer: AppAnnouncer
   private readonly controller: AppController
   private readonly forwarder: OwnerForwarder
+  /** app → owner clock of the last accept-loss this node carried out as leader (owner-request.ts checkAcceptLoss) */
+  private readonly acceptedLossAt = new Map<string, number>()
   /** leaving gracefully: this node no longer places work on itself */
   private leaving = false
   private running = false
@@ -252,14 +254,16 @@ export class TopologyService extends TypedEventEmitter<TopologyEvents> {
       if (request.cell !== undefined && hosted.state.manifest.cells[request.cell] === undefined) throw new Error(`app ${request.app} has no cell ${request.cell}`)
       let accepted: string[] = []
       if (request.acceptLoss === true) {
+        checkAcceptLoss(request.at, Date.now(), undefined)
         // only the leader knows which instances are lost: a member hands the request to it
-        const lost = this.controller.acceptLoss(hosted, request.cell)
-        if (lost === null) {
+        if (!this.controller.leads(hosted)) {
           if (forwardedBy !== undefined || known === undefined) throw new NotMemberError(`this node does not lead app ${request.app}`)
           return await this.forwarder.forward(request.app, membersOf(known).filter(m => m !== this.components.self), opened.signed, signal)
         }
-        for (const address of lost) this.log.warn(`app ${request.app}: its owner accepts the loss of what the missing holders of ${address} hold: it starts from the newest copy found`)
-        accepted = lost
+        checkAcceptLoss(request.at, Date.now(), this.acceptedLossAt.get(request.app))
+        this.acceptedLossAt.set(request.app, request.at)
+        accepted = this.controller.acceptLoss(hosted, request.cell)
+        for (const address of accepted) this.log.warn(`app ${request.app}: its owner accepts the loss of what the missing holders of ${address} hold: it starts from the newest copy found`)
       }
       const restarted = await this.restartFailed(hosted, request.cell)
       return { changed: accepted.length + restarted.length > 0 }

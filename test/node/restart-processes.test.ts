@@ -9,6 +9,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { AppCellsListing } from '../../src/topology/app-table.js'
 import { DATA_FORMAT } from '../../src/node/data-dir.js'
+import { apiClient } from '../../src/cli/context.js'
+import { signedByOwner } from '../../src/cli/owner.js'
 import { waitFor } from '../support/wait.js'
 import { repoRoot, stem, stemJson, printLogsIfFailed, stopAll } from '../support/stem-process.js'
 import { gatewayOf, restartNode, startMesh, stopNodes, type MeshNode } from '../../scripts/support/stem-mesh.js'
@@ -123,6 +125,39 @@ describe('durable by default: restarts with real stem processes', function () {
     await adds.add(gatewayOf(back[0].process), 3)
   })
 
+  it('kill -9 of the clone\'s node for good, then of the primary\'s: the clone placed since takes over with every acknowledged add, without waiting for the dead one', async () => {
+    const nodes = await startMesh(5)
+    await stemJson(['publish', manifest, '--data', nodes[0].dataDir])
+    const adds = new Adds()
+    const ids = nodes.map(n => n.process.peerId())
+    const placed = async (via: MeshNode): Promise<AppCellsListing['cells'][number] | undefined> => (await stemJson<AppCellsListing[]>(['cells', 'counter', '--data', via.dataDir]))[0]?.cells[0]
+    const first = await waitFor(async () => { const c = await placed(nodes[0]); return c?.state === 'transformed' && c.clones.length === 1 && c }, { timeout: 60_000, what: 'the counter and its clone to be placed' })
+    const primary = ids.indexOf(first.node)
+    const clone = ids.indexOf(first.clones[0])
+    const live = nodes.filter((_, i) => i !== clone)
+    const via = live.find((_, i) => i !== primary) as MeshNode
+    await adds.add(gatewayOf(via.process), 5)
+    await stopNodes([nodes[clone]], 'SIGKILL')
+    // the node's own listing says when the new clone holds the instance (`stem cells --json` leaves that out)
+    const client = await apiClient({ data: via.dataDir })
+    const moved = await waitFor(async () => {
+      const c = (await client.get<AppCellsListing[]>('/v1/cells?app=counter'))[0]?.cells[0]
+      return c?.state === 'transformed' && c.clones.length === 1 && c.clones[0] !== ids[clone] && c.clonesReady.includes(c.clones[0]) && c
+    }, { timeout: 60_000, what: 'a new clone placed and holding the counter' })
+    // replies wait for the clone: these adds are acknowledged only once the new clone holds them
+    await adds.add(gatewayOf(via.process), 5)
+    // the app's group no longer counts the dead node (else the next kill could leave it without a majority)
+    await waitFor(async () => !(await stemJson<Array<{ app: string, members: string[] }>>(['apps', '--data', via.dataDir, '--json'])).find(a => a.app === 'counter')?.members.includes(ids[clone]), { timeout: 90_000, what: 'the dead clone\'s node to leave the app\'s group' })
+    await adds.add(gatewayOf(via.process), 5)
+    const survivors = live.filter(n => n !== nodes[primary])
+    const gateway = gatewayOf(survivors.find(n => n.process.peerId() !== moved.clones[0])?.process ?? survivors[0].process)
+    await stopNodes([nodes[primary]], 'SIGKILL')
+    assert.equal(await adds.check(gateway, 'kill -9 of the primary\'s node after the clone\'s'), 15)
+    const logs = survivors.map(n => n.process.stdout + n.process.stderr).join('\n')
+    assert.doesNotMatch(logs, new RegExp(`counter/counter#0 is recovering: waiting for [^\\n]*${ids[clone]}`), 'no wait for the dead clone')
+    assert.doesNotMatch(logs, /counter\/counter#0 is lost/)
+  })
+
   it('clones: 0 and its node down: recovering, then lost — never served blank — and back with its state when the node returns', async () => {
     const away = await onlyCopyAway()
     try {
@@ -176,6 +211,11 @@ describe('durable by default: restarts with real stem processes', function () {
       // nothing lost to accept any more
       const again = await stem(['restart', 'counter', '--accept-loss', '--data', follower.dataDir])
       assert.equal(again.stdout.trim(), 'no failed or lost instance of counter')
+      // a signed accept-loss is carried out once: the same request again is refused by the leader
+      const signed = await signedByOwner({ data: follower.dataDir }, { op: 'restart', app: 'counter', at: Date.now(), acceptLoss: true })
+      const client = await apiClient({ data: follower.dataDir })
+      assert.deepEqual(await client.post('/v1/owner', { signed }), { changed: false })
+      await assert.rejects(client.post('/v1/owner', { signed }), /owner request refused: replayed/)
     } finally {
       await rm(away.dir, { recursive: true, force: true })
     }

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { decodeAppAnnouncement, encodeAppAnnouncement, isNewer, MAX_ANNOUNCEMENT_BYTES, MAX_REASON_CHARS } from '../../src/topology/announcement.js'
 import type { AppAnnouncement } from '../../src/topology/announcement.js'
 import { AppTable } from '../../src/topology/app-table.js'
-import { signOwnerRequest, openOwnerRequest } from '../../src/topology/owner-request.js'
+import { ACCEPT_LOSS_WINDOW_MS, checkAcceptLoss, signOwnerRequest, openOwnerRequest } from '../../src/topology/owner-request.js'
 import { createEd25519Key } from '../../src/wire/keys.js'
 
 const announcement = (over: Partial<AppAnnouncement> = {}): AppAnnouncement => ({
@@ -76,6 +76,14 @@ describe('app announcements and the app table', () => {
     assert.equal((await openOwnerRequest(await signOwnerRequest(key, { op: 'restart', app: 'shop', at: 6, cell: 'counter', acceptLoss: true }))).request.op, 'restart')
     const loose = await signOwnerRequest(key, { op: 'restart', app: 'shop', at: 7, acceptLoss: 'yes' } as never)
     await assert.rejects(openOwnerRequest(loose), /^Error: invalid owner request: restart acceptLoss must be true or false$/)
+    // an accept-loss gives up acknowledged state: signed near the node's clock, and never twice
+    const now = 1_000_000_000_000
+    assert.doesNotThrow(() => { checkAcceptLoss(now - 60_000, now, undefined) })
+    assert.doesNotThrow(() => { checkAcceptLoss(now + 60_000, now, now - 1) })
+    assert.throws(() => { checkAcceptLoss(now - ACCEPT_LOSS_WINDOW_MS - 1000, now, undefined) }, /^Error: owner request refused: an accept-loss must be signed within 5 min of this node's clock, this one is 301 s off$/)
+    assert.throws(() => { checkAcceptLoss(now + ACCEPT_LOSS_WINDOW_MS + 1000, now, undefined) }, /301 s off/)
+    assert.throws(() => { checkAcceptLoss(now - 5000, now, now - 5000) }, /^Error: owner request refused: replayed/)
+    assert.throws(() => { checkAcceptLoss(now - 6000, now, now - 5000) }, /replayed/)
     // the flag cannot be added to a signed restart
     const plain = await signOwnerRequest(key, { op: 'restart', app: 'shop', at: 8 })
     await assert.rejects(openOwnerRequest({ ...plain, request: plain.request.replace('}', ',"acceptLoss":true}') }), /bad signature/)
