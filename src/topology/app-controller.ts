@@ -94,6 +94,8 @@ const INSTANCE = /^[^/]+\/([^#]+)#(\d+)$/
 /** an instance waiting for its copies is looked at again after this long; a lost one after RECOVERY_LOST_RETRY_MS */
 const RECOVERY_RETRY_MS = 1000
 const RECOVERY_LOST_RETRY_MS = 5000
+/** a member that could not fetch one of its app's bundles tries again after this long */
+const BUNDLE_RETRY_MS = 5000
 
 /** an update of a primary that failed: the cell's revision to roll back */
 interface FailedUpdate { cell: string, revision: string, error: string }
@@ -122,6 +124,9 @@ export class AppController {
   private readonly recovery: PrimaryRecovery
   private readonly shards: ShardRebalancer
   private readonly autoscaler?: Autoscaler
+  /** bundles of this node's groups it holds in its own store; a bundle not fetched yet → when to try again */
+  private readonly heldBundles = new Set<string>()
+  private readonly bundleRetryAt = new Map<string, number>()
 
   constructor (private readonly components: AppControllerComponents, private readonly init: AppControllerInit) {
     this.recovery = new PrimaryRecovery({
@@ -199,6 +204,7 @@ export class AppController {
         else this.autoscaler.forget(h.app)
       }
       if (h.busy || h.dissolved || !this.components.raft.hasGroup(h.group)) continue
+      this.holdBundles(h)
       if (this.components.raft.status(h.group).role !== StateRole.Leader) {
         h.running.clear()
         this.revertSuperseded(h)
@@ -550,6 +556,27 @@ export class AppController {
   }
 
   /** The leader holds the bundle before it asks others to fetch it from it. */
+  /**
+   * Every member keeps the bundles of its app's cells in its own store, so an app's code
+   * survives as its group does: with `clones: 0`, the code was on the publishing node and
+   * the primary's only, and after both were lost for good an instance the owner accepted
+   * to start blank (`--accept-loss`) could not start anywhere (`cannot fetch bundle`).
+   */
+  private holdBundles (h: HostedApp): void {
+    const state = h.state
+    if (state === undefined) return
+    const now = Date.now()
+    for (const cell of activeCells(state)) {
+      const hash = state.manifest.cells[cell].bundle
+      if (hash === undefined || this.heldBundles.has(hash) || (this.bundleRetryAt.get(hash) ?? 0) > now) continue
+      this.bundleRetryAt.set(hash, now + BUNDLE_RETRY_MS)
+      this.fetchBundle(h, hash).then(() => {
+        this.heldBundles.add(hash)
+        this.bundleRetryAt.delete(hash)
+      }, (err: Error) => { this.components.logger.debug(`app ${h.app}: cannot hold bundle ${hash} yet: ${err.message}`) })
+    }
+  }
+
   private async fetchBundle (h: HostedApp, bundle: string): Promise<void> {
     const live = new Set(this.components.nodes().filter(n => n.alive).map(n => n.id))
     await this.components.bundles.fetch(bundle, { peers: bundleSources(this.components.raft.status(h.group).members, this.components.self, live), signal: AbortSignal.timeout(20_000) })

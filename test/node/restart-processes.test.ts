@@ -235,6 +235,9 @@ async function onlyCopyAway (): Promise<{ dir: string, nodes: MeshNode[], back: 
   await stemJson(['publish', join(dir, 'app.yaml'), '--data', nodes[0].dataDir])
   const adds = new Adds()
   await adds.add(gatewayOf(nodes[1].process), 6)
+  // every member of the app's group (all three here) keeps the app's code: with the only
+  // primary away, an accepted loss starts it blank on another node from its own store
+  for (const n of nodes) await waitFor(async () => (await readdir(join(n.dataDir, 'bundles')).catch(() => [])).some(f => f.endsWith('.bundle')), { timeout: 30_000, what: `the counter's bundle in ${n.dataDir}` })
   const ids = nodes.map(n => n.process.peerId())
   const cell = (await stemJson<AppCellsListing[]>(['cells', 'counter', '--data', nodes[0].dataDir]))[0].cells[0]
   const holder = ids.indexOf(cell.node)
