@@ -135,7 +135,7 @@ describe('durable by default: restarts with real stem processes', function () {
     const primary = ids.indexOf(first.node)
     const clone = ids.indexOf(first.clones[0])
     const live = nodes.filter((_, i) => i !== clone)
-    const via = live.find((_, i) => i !== primary) as MeshNode
+    const via = nodes.find((_, i) => i !== primary && i !== clone) as MeshNode
     await adds.add(gatewayOf(via.process), 5)
     await stopNodes([nodes[clone]], 'SIGKILL')
     // the node's own listing says when the new clone holds the instance (`stem cells --json` leaves that out)
