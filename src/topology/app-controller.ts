@@ -200,12 +200,12 @@ export class AppController {
     for (const h of this.components.groups.all()) {
       // autoscale samples in the background, beside the app's reconcile rounds
       if (this.autoscaler !== undefined && !h.dissolved && h.state !== undefined && this.components.raft.hasGroup(h.group)) {
-        if (this.components.raft.status(h.group).role === StateRole.Leader) this.autoscaler.round(h, h.state)
+        if (this.leads(h)) this.autoscaler.round(h, h.state)
         else this.autoscaler.forget(h.app)
       }
       if (h.busy || h.dissolved || !this.components.raft.hasGroup(h.group)) continue
       this.holdBundles(h)
-      if (this.components.raft.status(h.group).role !== StateRole.Leader) {
+      if (!this.leads(h)) {
         h.running.clear()
         this.revertSuperseded(h)
         continue

@@ -258,7 +258,7 @@ export class TopologyService extends TypedEventEmitter<TopologyEvents> {
         // only the leader knows which instances are lost: a member hands the request to it
         if (!this.controller.leads(hosted)) {
           if (forwardedBy !== undefined || known === undefined) throw new NotMemberError(`this node does not lead app ${request.app}`)
-          return await this.forwarder.forward(request.app, membersOf(known).filter(m => m !== this.components.self), opened.signed, signal)
+          return await this.forwarder.forward(request.app, membersOf(known), opened.signed, signal)
         }
         checkAcceptLoss(request.at, Date.now(), this.acceptedLossAt.get(request.app))
         this.acceptedLossAt.set(request.app, request.at)
