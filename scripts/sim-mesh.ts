@@ -30,11 +30,13 @@ const started = Date.now()
 let violations = 0
 let failed = 0
 let acknowledged = 0
+let lostWithNode = 0
 let virtualMs = 0
 for (let i = 0; i < seeds; i++) {
   const seed = from + i
   const r = runMeshSeed(seed, { without: opts.without, trace: opts.trace ? line => { console.log(line) } : undefined })
   acknowledged += r.acknowledged
+  lostWithNode += r.lostWithNode
   virtualMs += r.virtualMs
   if (r.violations.length > 0) {
     failed++
@@ -45,6 +47,6 @@ for (let i = 0; i < seeds; i++) {
   if (!opts.quiet && (i + 1) % 500 === 0) console.log(`… ${i + 1} seeds, ${failed} failed, ${((Date.now() - started) / 1000).toFixed(1)} s`)
 }
 const seconds = (Date.now() - started) / 1000
-console.log(`${acknowledged} acknowledged adds checked, ${(virtualMs / 1000).toFixed(0)} virtual s in ${seconds.toFixed(1)} s`)
+console.log(`${acknowledged} acknowledged adds checked (${lostWithNode} held only by a node gone for good), ${(virtualMs / 1000).toFixed(0)} virtual s in ${seconds.toFixed(1)} s`)
 console.log(`seeds: ${seeds}, violations: ${violations}`)
 process.exitCode = violations > 0 ? 1 : 0

@@ -95,6 +95,11 @@ export class CapacityView extends TypedEventEmitter<CapacityViewEvents> {
     return 'updated'
   }
 
+  /** whether `peer` said it was leaving (a graceful leave) and has not advertised since */
+  hasLeft (peer: string): boolean {
+    return this.departed.has(peer) && !this.peers.has(peer)
+  }
+
   /** Drop peers that missed too many heartbeats; returns their ids. */
   expire (): string[] {
     const now = this.now()

@@ -127,7 +127,7 @@ export function createAppStack (mesh: Mesh, init: AppStackInit): AppStack {
   const failed = (address: string, node: string): boolean =>
     node === mesh.peerId ? runtime.cell(address)?.status === 'failed' : mesh.capacity.view.get(node)?.conditions[address] !== undefined
   const partitionInfo: PartitionInfoPort = async (address, options) => await messaging.ask(address, 'info', [], options) as PartitionInfo
-  topology = createTopologyService({ self: mesh.peerId, libp2p: mesh.libp2p, raft, runtime, messaging, bundles, clones: cloneService, table, pubsub: mesh.libp2p.services.pubsub, signer, nodes, answering: peer => failures?.covers(peer) === true, failed, partitionInfo }, { mesh: name, groupsDir: files.groups })
+  topology = createTopologyService({ self: mesh.peerId, libp2p: mesh.libp2p, raft, runtime, messaging, bundles, clones: cloneService, table, pubsub: mesh.libp2p.services.pubsub, signer, nodes, answering: peer => failures?.covers(peer) === true, left: peer => mesh.capacity.view.hasLeft(peer), failed, partitionInfo }, { mesh: name, groupsDir: files.groups })
   const gateway = init.gateway === undefined ? undefined : createGateway({ backend: createMessagingBackend(messaging, table), onResponse: init.onGatewayResponse }, init.gateway)
   topology.addEventListener('app:changed', evt => { cloneService.onAnnouncement(evt.detail.announcement) })
   topology.addEventListener('app:removed', evt => { cloneService.dropApp(evt.detail.app) })

@@ -38,7 +38,7 @@ import { supersededPrimaries } from './fencing.js'
 import type { ReconcileStep, Role, RunningCopy } from './reconcile.js'
 import { instanceAddress } from './types.js'
 import type { Amount, NodeCapacity, PeerId } from './types.js'
-import type { AnsweringPort, BundlePort, CapacityPort, CellRuntimePort, MessagingPort, RaftPort } from './ports.js'
+import type { AnsweringPort, BundlePort, CapacityPort, CellRuntimePort, LeftPort, MessagingPort, RaftPort } from './ports.js'
 import { Autoscaler, type PartitionInfoPort } from './streams/autoscaler.js'
 import type { AutoscaleTiming } from './streams/autoscale.js'
 
@@ -57,6 +57,8 @@ export interface AppControllerComponents {
   nodes: CapacityPort
   /** whether a peer answers on an open connection now (the failure detector): such a group member is not missing */
   answering?: AnsweringPort
+  /** whether a peer said it is leaving the mesh (its group seats are given up at once) */
+  left?: LeftPort
   /** a stream partition's `info` wherever it runs: without it, consumers do not autoscale */
   partitionInfo?: PartitionInfoPort
   logger: Logger
@@ -248,7 +250,7 @@ export class AppController {
     const now = Date.now()
     const running = [...h.running.values()].map(r => `${r.address}@${r.node}:${r.role}:${r.state}:${r.revision ?? ''}`).sort()
     const live = this.components.nodes().filter(n => n.alive).map(n => n.id).sort()
-    const judged = status.members.filter(m => now - (this.missingSince.get(m) ?? now) >= verdictAfter)
+    const judged = status.members.filter(m => this.components.left?.(m) === true || now - (this.missingSince.get(m) ?? now) >= verdictAfter)
     return JSON.stringify([status.term, h.applied, status.members, running, live, judged, this.judgesMissing(now)])
   }
 
@@ -299,14 +301,17 @@ export class AppController {
     const now = Date.now()
     const status = this.components.raft.status(h.group)
     if (!memberChangeDue(h.memberChange, status.members, now, CONF_CHANGE_RETRY_MS)) return true
-    const next = nextMemberChange({ members: status.members, self: this.components.self, missingSince: this.missingSince, nodes: this.components.nodes(), now, verdictAfterMs: this.verdictAfterMs(), judgeMissing: this.judgesMissing(now) })
+    const next = nextMemberChange({ members: status.members, self: this.components.self, missingSince: this.missingSince, nodes: this.components.nodes(), now, verdictAfterMs: this.verdictAfterMs(), judgeMissing: this.judgesMissing(now), left: this.components.left })
     const change = next === undefined ? undefined : 'remove' in next ? { type: ConfChangeType.RemoveNode, node: next.remove } : { type: ConfChangeType.AddNode, node: next.add }
+    const leftMesh = change?.type === ConfChangeType.RemoveNode && this.components.left?.(change.node) === true
     if (change === undefined) return false
     await confirmLease(this.components.raft, h.group, h.app)
-    h.memberChange = { node: change.node, add: change.type === ConfChangeType.AddNode, at: now }
     try {
       this.components.raft.proposeConfChange(h.group, change)
-      this.components.logger.info(`app ${h.app}: ${change.type === ConfChangeType.RemoveNode ? 'removing lost member' : 'adding member'} ${change.node}`)
+      // only a change proposed waits for its retry: a refused one (another pending, or no
+      // entry of this term committed yet) is tried again next round, not 2 s later
+      h.memberChange = { node: change.node, add: change.type === ConfChangeType.AddNode, at: now }
+      this.components.logger.info(`app ${h.app}: ${change.type === ConfChangeType.RemoveNode ? `removing ${leftMesh ? 'member' : 'lost member'}` : 'adding member'} ${change.node}${leftMesh ? ' (it is leaving the mesh)' : ''}`)
     } catch (err) {
       // another change is still pending: try again next round
       this.components.logger.debug(`app ${h.app}: membership change deferred: ${(err as Error).message}`)

@@ -1,7 +1,10 @@
 // Graceful leave (SPEC §6: SIGINT/SIGTERM leave gracefully). Before a node stops, it
 //  1. hands the leadership of every app group it leads to another member (raft leadership
 //     transfer to the most up-to-date live voter) and waits until another member leads and
-//     has announced the app;
+//     has announced the app; that leader removes this node from the group at once (its
+//     advert says 'leaving'), and this node waits for its removal: while it still votes,
+//     as in a group of two its vote is needed (leaving first left the other member alone
+//     in a group with no quorum, for good: sim:mesh seed 1811);
 //  2. waits until the apps' leaders moved its instances away: its capacity advert already
 //     said 'leaving' (the caller publishes it first), so leaders no longer count it as
 //     alive, their placement promotes the clones of its primaries elsewhere (the clone
@@ -32,6 +35,8 @@ export interface LeaveOutcome {
   handedOver: Record<string, string>
   /** apps this node still leads (no other member, or no transfer in time) */
   stillLeading: string[]
+  /** apps whose group still counts this node among its members (its removal not seen in time) */
+  stillMember: string[]
   /** instances still running here, or placed here as primary or clone */
   stillHere: string[]
 }
@@ -53,6 +58,7 @@ export async function leaveGracefully (c: GracefulLeaveComponents, signal: Abort
   let clearSince: number | undefined
   for (;;) {
     const stillLeading: string[] = []
+    const stillMember: string[] = []
     const stays = new Set(c.others())
     for (const h of c.groups.all()) {
       if (h.dissolved || h.state === undefined || !c.raft.hasGroup(h.group)) continue
@@ -60,10 +66,15 @@ export async function leaveGracefully (c: GracefulLeaveComponents, signal: Abort
       // no member that stays (not one leaving too, as when a whole mesh stops): the
       // leadership leaves with this node, as it would if the node died
       if (!status.members.some(m => stays.has(m))) continue
+      if (!status.members.includes(c.self)) continue
       const announced = c.table.get(h.app)?.leader
-      if (status.role !== StateRole.Leader && status.leader !== '' && announced !== undefined && announced !== c.self) {
-        if (handedOver[h.app] === undefined) c.logger.info(`app ${h.app}: leadership handed to ${announced}`)
-        handedOver[h.app] = announced
+      // once handed over, a member waiting for its removal may campaign in vain: it leads nothing
+      if (status.role !== StateRole.Leader && (handedOver[h.app] !== undefined || (status.leader !== '' && announced !== undefined && announced !== c.self))) {
+        if (handedOver[h.app] === undefined && announced !== undefined) {
+          c.logger.info(`app ${h.app}: leadership handed to ${announced}`)
+          handedOver[h.app] = announced
+        }
+        stillMember.push(h.app)
         continue
       }
       if (status.role === StateRole.Leader && Date.now() - (tried.get(h.group) ?? 0) >= TRANSFER_RETRY_MS) {
@@ -74,12 +85,12 @@ export async function leaveGracefully (c: GracefulLeaveComponents, signal: Abort
       stillLeading.push(h.app)
     }
     const stillHere = stays.size === 0 ? [] : placedHere(c)
-    if (stillLeading.length > 0 || stillHere.length > 0) clearSince = undefined
+    if (stillLeading.length > 0 || stillMember.length > 0 || stillHere.length > 0) clearSince = undefined
     else clearSince ??= Date.now()
     const settled = clearSince !== undefined && (stays.size === 0 || Date.now() - clearSince >= LEAVE_SETTLE_MS)
     if (settled || signal.aborted) {
-      if (stillLeading.length > 0 || stillHere.length > 0) c.logger.warn(`left before the hand-over finished: still leading ${stillLeading.join(', ') || 'nothing'}; still here ${stillHere.join(', ') || 'nothing'}`)
-      return { handedOver, stillLeading, stillHere }
+      if (stillLeading.length > 0 || stillMember.length > 0 || stillHere.length > 0) c.logger.warn(`left before the hand-over finished: still leading ${stillLeading.join(', ') || 'nothing'}; still a group member of ${stillMember.join(', ') || 'nothing'}; still here ${stillHere.join(', ') || 'nothing'}`)
+      return { handedOver, stillLeading, stillMember, stillHere }
     }
     await new Promise<void>(resolve => {
       const timer = setTimeout(done, POLL_MS)

@@ -75,6 +75,8 @@ export interface MemberChangeInput {
   verdictAfterMs: number
   /** group size (default 3) */
   n?: number
+  /** whether a member said it is leaving the mesh: it is removed at once, while it still votes (a group of two left with a gone member has no quorum) */
+  left?: (peer: PeerId) => boolean
   /**
    * whether members may be judged missing (default true): false while the leader's own
    * capacity view is still filling after its start. Free seats are filled either way: a
@@ -84,15 +86,16 @@ export interface MemberChangeInput {
 }
 
 /**
- * The one membership change a group's leader makes next, if any: remove a member missing
- * for long enough; else, only while the group has a free seat, add the best live node.
+ * The one membership change a group's leader makes next, if any: remove a member that
+ * left the mesh or has been missing for long enough; else, only while the group has a
+ * free seat, add the best live node.
  * Never an add beside a suspected member: a group of 4 with one down needs 3 for its
  * quorum, so one more fault (or a newcomer still catching up) stalls it.
  */
 export function nextMemberChange (input: MemberChangeInput): MemberChange | undefined {
   const n = input.n ?? 3
   const missingSince = input.judgeMissing === false ? new Map<PeerId, number>() : input.missingSince
-  const dead = input.members.find(m => m !== input.self && input.now - (missingSince.get(m) ?? input.now) >= input.verdictAfterMs)
+  const dead = input.members.find(m => m !== input.self && (input.left?.(m) === true || input.now - (missingSince.get(m) ?? input.now) >= input.verdictAfterMs))
   if (dead !== undefined) return { remove: dead }
   if (input.members.length >= n) return undefined
   const live = input.members.filter(m => !missingSince.has(m))

@@ -48,6 +48,9 @@ export type CapacityPort = () => NodeCapacity[]
 /** whether a peer answers on an open connection now (a failure detector's probes), whatever the capacity view says */
 export type AnsweringPort = (peer: PeerId) => boolean
 
+/** whether a peer said it is leaving the mesh (a graceful leave) and has not come back since */
+export type LeftPort = (peer: PeerId) => boolean
+
 /** wall-clock time in ms since the epoch */
 export interface ClockPort {
   now: () => number

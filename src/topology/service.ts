@@ -37,7 +37,7 @@ import type { LeaveOutcome } from './graceful-leave.js'
 import { instanceAddress } from './types.js'
 import type { NodeCapacity } from './types.js'
 import type { HostedApp } from './app-groups.js'
-import type { AnsweringPort, BundlePort, CapacityPort, CellRuntimePort, MessagingPort, RaftPort } from './ports.js'
+import type { AnsweringPort, BundlePort, CapacityPort, CellRuntimePort, LeftPort, MessagingPort, RaftPort } from './ports.js'
 import type { PartitionInfoPort } from './streams/autoscaler.js'
 import type { AutoscaleTiming } from './streams/autoscale.js'
 
@@ -59,6 +59,8 @@ export interface TopologyServiceComponents {
   nodes: CapacityPort
   /** whether a peer answers on an open connection now (the failure detector) */
   answering?: AnsweringPort
+  /** whether a peer said it is leaving the mesh (the capacity view) */
+  left?: LeftPort
   /** whether the instance at `address` on `node` is advertised failed (see CapacityAdvert.conditions) */
   failed?: (address: string, node: string) => boolean
   /** a stream partition's `info` wherever it runs (the autoscale of consumers reads their lag) */
@@ -135,7 +137,10 @@ export class TopologyService extends TypedEventEmitter<TopologyEvents> {
     this.topic = this.announcer.topic
     // a leaving node that still leads places nothing on itself, and moves what runs here
     const nodes = (): NodeCapacity[] => this.leaving ? components.nodes().filter(n => n.id !== components.self) : components.nodes()
-    this.controller = new AppController({ ...components, nodes, logger, groups: this.groups, announcer: this.announcer, reservations }, init)
+    // a node that is leaving itself gives up no one else's seat: when a whole mesh stops,
+    // groups keep their members for when it comes back (even without one of them)
+    const left = (peer: string): boolean => !this.leaving && components.left?.(peer) === true
+    this.controller = new AppController({ ...components, nodes, left, logger, groups: this.groups, announcer: this.announcer, reservations }, init)
     this.forwarder = createOwnerForwarder({ libp2p: components.libp2p, signer: components.signer, logger, handle: async (signed, from, signal) => await this.handleForwarded(signed, from, signal) }, init)
   }
 

@@ -125,6 +125,7 @@ describe('graceful leave of real stem processes', function () {
     const observer = live.find(n => n !== leader) as StemProcess
     leader.signal('SIGINT')
     assert.equal(await exitWithin(leader, 60_000), 0, leader.stderr)
+    assert.doesNotMatch(leader.stderr, /left before the hand-over finished/, 'the leader left once another member removed it from the group')
     const handed = /app counter: leadership handed to (\S+)/.exec(leader.stderr)
     assert.ok(handed !== null, `the leaving leader saw another member lead before it exited: ${leader.stderr.slice(-800)}`)
     assert.ok(group.members.includes(handed[1]) && handed[1] !== leader.peerId())
@@ -133,6 +134,8 @@ describe('graceful leave of real stem processes', function () {
       return a !== undefined && a.leader !== leader.peerId() && a
     }, { timeout: 60_000, what: 'the survivors to show the new leader' })
     assert.ok(group.members.includes(after.leader))
+    // its seat was given up at once, not after the 10 s verdict on a missing member
+    assert.match(byId(handed[1]).stderr, new RegExp(`app counter: removing member ${leader.peerId()} \\(it is leaving the mesh\\)`))
     // the app still answers with every acknowledged increment
     const last = await waitFor(async () => {
       const r = await increment(observer)

@@ -59,12 +59,39 @@ describe('graceful leave: the hand-over loop', () => {
     w.leader = 'B'
     await new Promise(resolve => setTimeout(resolve, 150))
     w.table.update(announcement('B', 2n))
+    await new Promise(resolve => setTimeout(resolve, 150))
+    // the new leader removes this node from the group (its advert says it is leaving)
+    w.members = ['B', 'C']
     const outcome = await leaving
-    assert.deepEqual(outcome, { handedOver: { shop: 'B' }, stillLeading: [], stillHere: [] })
+    assert.deepEqual(outcome, { handedOver: { shop: 'B' }, stillLeading: [], stillMember: [], stillHere: [] })
+  })
+
+  it('waits for its removal from the group once the leadership is handed over: in a group of two its vote is needed', async () => {
+    const w = world({ role: StateRole.Follower, leader: 'B', members: ['A', 'B'], others: ['B'] })
+    w.table.update(announcement('B', 1n, 'B', []))
+    let done = false
+    const leaving = leaveGracefully(components(w), AbortSignal.timeout(20_000)).finally(() => { done = true })
+    await new Promise(resolve => setTimeout(resolve, LEAVE_SETTLE_MS + 300))
+    assert.equal(done, false, 'still a member')
+    // removed: it may not hear so and campaign in vain, which leads nothing
+    w.role = StateRole.PreCandidate
+    w.leader = ''
+    await new Promise(resolve => setTimeout(resolve, 150))
+    assert.equal(done, false, 'a campaign after the hand-over is no leadership to hand over again')
+    assert.deepEqual(w.transfers, [])
+    w.members = ['B']
+    assert.deepEqual(await leaving, { handedOver: { shop: 'B' }, stillLeading: [], stillMember: [], stillHere: [] })
+  })
+
+  it('reports a group that still counts it as a member at its deadline', async () => {
+    const w = world({ role: StateRole.Follower, leader: 'B', members: ['A', 'B'], others: ['B'] })
+    w.table.update(announcement('B', 1n, 'B', []))
+    const outcome = await leaveGracefully(components(w), AbortSignal.timeout(300))
+    assert.deepEqual(outcome, { handedOver: { shop: 'B' }, stillLeading: [], stillMember: ['shop'], stillHere: [] })
   })
 
   it('waits until its cells reverted and no announcement places an instance or clone here', async () => {
-    const w = world({ role: StateRole.Follower, leader: 'B', local: ['shop/counter#0'] })
+    const w = world({ role: StateRole.Follower, leader: 'B', members: ['B', 'C'], local: ['shop/counter#0'] })
     w.table.update(announcement('B', 1n, SELF, ['C']))
     let done = false
     const leaving = leaveGracefully(components(w), AbortSignal.timeout(20_000)).finally(() => { done = true })
@@ -78,7 +105,7 @@ describe('graceful leave: the hand-over loop', () => {
   })
 
   it('leaves only once nothing was placed here for LEAVE_SETTLE_MS: a placement proposed before the leader heard may still name it', async () => {
-    const w = world({ role: StateRole.Follower, leader: 'B' })
+    const w = world({ role: StateRole.Follower, leader: 'B', members: ['B', 'C'] })
     w.table.update(announcement('B', 1n, 'C', ['B']))
     let done = false
     const started = Date.now()
@@ -100,7 +127,7 @@ describe('graceful leave: the hand-over loop', () => {
     const w = world({ others: [], local: ['shop/counter#0'] })
     w.table.update(announcement(SELF, 1n, SELF))
     const outcome = await leaveGracefully(components(w), AbortSignal.timeout(20_000))
-    assert.deepEqual(outcome, { handedOver: {}, stillLeading: [], stillHere: [] })
+    assert.deepEqual(outcome, { handedOver: {}, stillLeading: [], stillMember: [], stillHere: [] })
     assert.deepEqual(w.transfers, [])
   })
 
@@ -108,6 +135,6 @@ describe('graceful leave: the hand-over loop', () => {
     const w = world({ local: ['shop/counter#0'] })
     w.table.update(announcement(SELF, 1n, SELF))
     const outcome = await leaveGracefully(components(w), AbortSignal.timeout(300))
-    assert.deepEqual(outcome, { handedOver: {}, stillLeading: ['shop'], stillHere: ['shop/counter#0'] })
+    assert.deepEqual(outcome, { handedOver: {}, stillLeading: ['shop'], stillMember: [], stillHere: ['shop/counter#0'] })
   })
 })

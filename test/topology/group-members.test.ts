@@ -69,6 +69,13 @@ describe('topology/group-members', () => {
       assert.deepEqual(nextMemberChange({ ...base, members: ['a', 'b'], missingSince, now: 60_000 }), { remove: 'b' })
     })
 
+    it('removes a member that is leaving the mesh at once, while it still votes, even while the leader\'s view is filling; never the leader itself', () => {
+      const left = (peer: string): boolean => peer === 'b' || peer === 'a'
+      assert.deepEqual(nextMemberChange({ ...base, missingSince: new Map(), now: 0, left }), { remove: 'b' })
+      assert.deepEqual(nextMemberChange({ ...base, missingSince: new Map(), now: 0, judgeMissing: false, left }), { remove: 'b' })
+      assert.equal(nextMemberChange({ ...base, members: ['a', 'b', 'd'], missingSince: new Map(), now: 0, left: peer => peer === 'a' }), undefined)
+    })
+
     it('grows a small group when a node joins a small mesh', () => {
       assert.deepEqual(nextMemberChange({ ...base, members: ['a'], nodes: [node('a', 1), node('b', 1)], missingSince: new Map(), now: 0 }), { add: 'b' })
     })

@@ -22,7 +22,11 @@ export class MeshChecker {
   private readonly maxAckedEpoch = new Map<string, number>()
   private readonly acks = new Map<string, Ack[]>()
   private readonly forgotten = new Map<string, number>()
+  /** acknowledged adds that only a node gone for good held when it went: lost by design, no longer expected */
+  private readonly givenUp = new Set<string>()
   acknowledged = 0
+  /** how many acknowledged adds only a node gone for good held */
+  lostWithNode = 0
 
   private fail (what: string): void {
     if (this.violations.length < 20) this.violations.push(what)
@@ -48,15 +52,25 @@ export class MeshChecker {
     const have = new Set(ledger)
     const list = this.acks.get(address) ?? []
     for (const a of list) {
-      if (a.ackedAt < sentAt && !have.has(a.op)) this.fail(`lost: ${a.op} on ${address} (acknowledged at ${a.ackedAt} ms) is missing from what ${node} answered to ${op} in epoch ${epoch}`)
+      if (a.ackedAt < sentAt && !have.has(a.op) && !this.givenUp.has(a.op)) this.fail(`lost: ${a.op} on ${address} (acknowledged at ${a.ackedAt} ms) is missing from what ${node} answered to ${op} in epoch ${epoch}`)
     }
     list.push({ op, epoch, sentAt, ackedAt: now })
     this.acks.set(address, list)
   }
 
+  /** A node is gone for good: the adds of `address` none of the other nodes' `ledgers` holds went with it. */
+  onGone (address: string, ledgers: string[][]): void {
+    const held = new Set(ledgers.flat())
+    for (const a of this.acks.get(address) ?? []) {
+      if (held.has(a.op) || this.givenUp.has(a.op)) continue
+      this.givenUp.add(a.op)
+      this.lostWithNode++
+    }
+  }
+
   /** A node starts `address` blank as its primary in `epoch` (a start in an epoch already superseded cannot lose anything by itself: its answers are checked above). */
   onBlankStart (address: string, epoch: number, node: string): void {
-    const acked = this.acks.get(address)?.filter(a => a.epoch <= epoch).length ?? 0
+    const acked = this.acks.get(address)?.filter(a => a.epoch <= epoch && !this.givenUp.has(a.op)).length ?? 0
     if (acked > 0) this.fail(`blank start: ${node} started ${address} blank in epoch ${epoch} although ${acked} add(s) were acknowledged`)
   }
 
@@ -70,7 +84,7 @@ export class MeshChecker {
 
   /** At the end: the ledger each instance's primary holds must have every acknowledged add. */
   checkFinal (address: string, ledger: string[] | undefined): void {
-    const list = this.acks.get(address) ?? []
+    const list = (this.acks.get(address) ?? []).filter(a => !this.givenUp.has(a.op))
     if (list.length === 0) return
     if (ledger === undefined) {
       this.fail(`lost: ${address} has ${list.length} acknowledged add(s) and no primary after healing`)

@@ -1,12 +1,16 @@
 // A deterministic simulation of a whole mesh: 3–7 nodes on a virtual clock, a simulated
 // network (loss, duplication, delay, reordering, symmetric, asymmetric and bridge
 // partitions, stalls like SIGSTOP), node crashes and restarts from their Raft logs,
-// whole-mesh restarts, a node that joins later and a node that leaves gracefully (it says
-// so, its instances move away while it still answers, then it is gone for good).
+// whole-mesh restarts, a node that joins later, a node that leaves gracefully (it says
+// so, its instances move away while it still answers, then it is gone for good), a node
+// down for longer than the member verdict (the group replaces it, and adds it again once
+// a seat is free) and a node that crashes and never comes back.
 // Everything is drawn from seeded PRNGs, so a seed replays exactly.
 //
 // What runs is the real control plane's decision code: the Raft core (one group for the
-// app, on the members pickGroupMembers chooses), the app state machine (applyCommand:
+// app, on the members pickGroupMembers chooses, changed as the leader's controller
+// changes them: nextMemberChange over noteMissing, a node joining the group on its first
+// raft message), the app state machine (applyCommand:
 // publish, scale, placements with their epochs and stale-base refusal), placement
 // (place) and the recovery decision before starting a primary the leader does not see
 // running (planRecovery: newest copy of the holders, wait for missing ones), or the direct
@@ -17,7 +21,7 @@
 // epoch it has seen (fencing).
 // After the faults heal, the app must converge to its manifest and keep every
 // acknowledged add (mesh-checker.ts).
-import { EntryType, StateRole } from '../../raft/types.js'
+import { ConfChangeType, EntryType, StateRole } from '../../raft/types.js'
 import type { Message } from '../../raft/types.js'
 import { MemoryLogStorage, RawNode, createRand, decodeConfChange } from '../../raft/core/index.js'
 import { ProposalDroppedError } from '../../raft/core/raft.js'
@@ -28,7 +32,8 @@ import { place } from '../placement.js'
 import { nextWaitMark, planRecovery, promotionIsDirect, waitsForLease } from '../recovery.js'
 import type { Copy as HeldCopy, WaitMark } from '../recovery.js'
 import type { DesiredApp, Placement } from '../placement-accounting.js'
-import { pickGroupMembers } from '../group-members.js'
+import { memberChangeDue, nextMemberChange, noteMissing, pickGroupMembers } from '../group-members.js'
+import type { ProposedMemberChange } from '../group-members.js'
 import { instanceAddress } from '../types.js'
 import type { NodeCapacity } from '../types.js'
 import { NO_FAULTS, SimNetwork, partitionAtRandom } from '../../raft/sim/network.js'
@@ -43,10 +48,12 @@ export interface MeshSeedResult {
   /** virtual ms simulated */
   virtualMs: number
   acknowledged: number
+  /** acknowledged adds only the node gone for good held when it went (by design: their loss is accepted) */
+  lostWithNode: number
   sent: number
 }
 
-export const FAULT_KINDS = ['crash', 'mesh-restart', 'partition', 'stall', 'loss', 'scale', 'join', 'leave'] as const
+export const FAULT_KINDS = ['crash', 'mesh-restart', 'partition', 'stall', 'loss', 'scale', 'join', 'leave', 'outage', 'gone'] as const
 export type FaultKind = typeof FAULT_KINDS[number]
 
 export interface MeshSeedOptions {
@@ -66,6 +73,9 @@ const CONVERGE_MS = 30_000
 const RECOVERY_WAIT_MS = 20_000 // primary-recovery.ts's default bound on waiting for a holder
 const LEAVE_BOUND_MS = 5000 // a leaving node stops after this long even if its instances did not all move (graceful-leave.ts's caller bound)
 const LEAVE_SETTLE_MS = 500 // graceful-leave.ts LEAVE_SETTLE_MS: nothing placed on the leaver for this long before it stops
+const MEMBER_VERDICT_MS = 10_000 // app-controller.ts verdictAfterMs: a member missing this long is replaced
+const CONF_CHANGE_RETRY_MS = 2000 // app-controller.ts: a membership change not applied by then is proposed again
+const OUTAGE_MS = [12_000, 20_000] // an outage outlasts the member verdict
 const APP = 'ledger'
 const CELL = 'book'
 const GROUP = `${APP}~00000001`
@@ -126,6 +136,11 @@ class MeshNode {
   readonly assignedAt = new Map<string, number>()
   /** as leader: the last recovery outcome traced per instance (one line per change) */
   readonly recoveryTraced = new Map<string, string>()
+  /** as leader (in memory, as app-controller.ts): since when each member has been missing, and the last membership change proposed */
+  readonly missingSince = new Map<string, number>()
+  memberChange: ProposedMemberChange | undefined
+  /** when this node last started (its controller judges no member missing before its view had time to fill) */
+  startedAt = 0
 
   constructor (readonly id: string) {}
 }
@@ -153,10 +168,24 @@ export function runMeshSeed (seed: number, opts: MeshSeedOptions = {}): MeshSeed
   const joinAt = Math.floor(50 + life() * chaosTicks * 0.6)
   const leaver = !off.has('leave') && life() < 0.5 ? ids[Math.floor(life() * (joiner === undefined ? size : size - 1))] : undefined
   const leaveAt = Math.floor(100 + life() * chaosTicks * 0.6)
+  // one long fault in some seeds, from a PRNG of its own as well: a node down for longer
+  // than the member verdict, or one gone for good (not beside a graceful leave: two of a
+  // group's three members lost for good leave it no quorum, whatever the control plane does)
+  const long = createRand(seed * 7883 + 7)
+  const longRoll = long()
+  const longAt = Math.floor(50 + long() * chaosTicks * 0.4)
+  const longVictim = long()
+  const outageMs = OUTAGE_MS[0] + Math.floor(long() * (OUTAGE_MS[1] - OUTAGE_MS[0]))
+  const outageAt = !off.has('outage') && longRoll < 0.3 ? longAt : undefined
+  const goneAt = !off.has('gone') && size >= 4 && leaver === undefined && longRoll >= 0.3 && longRoll < 0.6 ? longAt : undefined
+  /** the node gone for good, once it is */
+  let gone: string | undefined
   // two clones per instance in some seeds (a reply waits for either): a PRNG of its own too
   const cloneCount = createRand(seed * 7901 + 5)() < CLONES_2_SHARE ? 2 : 1
   if (joiner !== undefined) trace?.(`seed ${seed}: ${joiner} joins at t${joinAt * TICK_MS}`)
   if (leaver !== undefined) trace?.(`seed ${seed}: ${leaver} leaves gracefully from t${leaveAt * TICK_MS}`)
+  if (outageAt !== undefined) trace?.(`seed ${seed}: a node is down for ${outageMs} ms from t${outageAt * TICK_MS}`)
+  if (goneAt !== undefined) trace?.(`seed ${seed}: a node is gone for good from t${goneAt * TICK_MS}`)
   trace?.(`seed ${seed}: ${size} nodes, ${cloneCount} clone(s) per instance, faults ${JSON.stringify(faults)}, crash ${pCrash} mesh restart ${pMeshRestart} partition ${pPartition} stall ${pStall} add ${pAdd} scale ${pScale}, ${chaosTicks * TICK_MS} ms of faults`)
 
   const net = new SimNetwork<Envelope>(rand, faults, 4 * ELECTION_TICK)
@@ -175,7 +204,8 @@ export function runMeshSeed (seed: number, opts: MeshSeedOptions = {}): MeshSeed
   let leftAtBound = false
   /** since when (tick) the leaver's instances have all been elsewhere */
   let movedSince: number | undefined
-  let members: string[] = []
+  /** the group's first members (the publish bootstraps them); others join on their first raft message */
+  let founders: string[] = []
   let lastPlacement = ''
   let lastPlacementIndex = 0
   let ownerClock = 0
@@ -185,12 +215,13 @@ export function runMeshSeed (seed: number, opts: MeshSeedOptions = {}): MeshSeed
   const send = (from: string, to: string, body: Body): void => { net.send({ from, to, body }, tick) }
 
   // ---- Raft members: persist, send, apply, advance (the Ready contract) ----
-  const startMember = (n: MeshNode): void => {
-    if (!members.includes(n.id)) return
+  const startMember = (n: MeshNode, joining = false): void => {
+    if (!joining) n.startedAt = now()
+    if (n.storage === undefined && !founders.includes(n.id) && !joining) return
     const fresh = n.storage === undefined
     n.storage ??= new MemoryLogStorage()
     n.state = undefined
-    n.raw = new RawNode({ id: n.id, storage: n.storage, rand: createRand(seed * 7919 + ids.indexOf(n.id) + tick), peers: fresh ? members : undefined, electionTick: ELECTION_TICK, heartbeatTick: 1, preVote: true, checkQuorum: true, applied: 0 })
+    n.raw = new RawNode({ id: n.id, storage: n.storage, rand: createRand(seed * 7919 + ids.indexOf(n.id) + tick), peers: fresh && !joining ? founders : undefined, electionTick: ELECTION_TICK, heartbeatTick: 1, preVote: true, checkQuorum: true, applied: 0 })
   }
   const drain = (n: MeshNode): void => {
     const raw = n.raw
@@ -238,10 +269,32 @@ export function runMeshSeed (seed: number, opts: MeshSeedOptions = {}): MeshSeed
   const leaving = (id: string): boolean => id === leaver && leavingSince !== undefined
   const view = (n: MeshNode): NodeCapacity[] => ids.map(id => ({ id, contributed: CONTRIBUTED, alive: present.has(id) && !leaving(id) && (id === n.id || now() - (n.lastHeard.get(id) ?? -Infinity) <= SUSPECT_MS) }))
 
+  // ---- the leader replaces a member that is leaving or has been missing for
+  // MEMBER_VERDICT_MS (app-controller.ts replaceDeadMembers): one change at a time, the
+  // removal first, then the best live node ----
+  const changeMembers = (n: MeshNode): void => {
+    const st = n.raw!.status()
+    const live = new Set(view(n).filter(x => x.alive).map(x => x.id))
+    noteMissing(n.missingSince, new Set(st.voters), live, () => false, now())
+    if (!memberChangeDue(n.memberChange, st.voters, now(), CONF_CHANGE_RETRY_MS)) return
+    const next = nextMemberChange({ members: st.voters, self: n.id, missingSince: n.missingSince, nodes: view(n), now: now(), verdictAfterMs: MEMBER_VERDICT_MS, judgeMissing: now() - n.startedAt >= MEMBER_VERDICT_MS, left: leaving(n.id) ? undefined : leaving })
+    if (next === undefined) return
+    const cc = 'remove' in next ? { type: ConfChangeType.RemoveNode, node: next.remove } : { type: ConfChangeType.AddNode, node: next.add }
+    try {
+      n.raw!.proposeConfChange(cc)
+      n.memberChange = { node: cc.node, add: cc.type === ConfChangeType.AddNode, at: now() }
+      trace?.(`t${now()} ${n.id} proposes ${'remove' in next ? `removing ${next.remove}` : `adding ${next.add}`} (members ${st.voters.join(',')})`)
+      drain(n)
+    } catch (err) {
+      if (!(err instanceof ProposalDroppedError)) throw err
+    }
+  }
+
   // ---- the leader's controller round: the real placement, proposed with its base ----
   const controlRound = (n: MeshNode): void => {
     const state = n.state
     if (state === undefined) return
+    changeMembers(n)
     const cells = activeCells(state)
     const desired: DesiredApp = { app: state.app, cells: {} }
     for (const cell of cells) desired.cells[cell] = { replicas: state.manifest.cells[cell].replicas, clones: state.manifest.cells[cell].clones, memory: state.manifest.cells[cell].memory }
@@ -304,7 +357,14 @@ export function runMeshSeed (seed: number, opts: MeshSeedOptions = {}): MeshSeed
     }
     const mark = nextWaitMark(leaderNode.recoverySince.get(address), `${epoch} ${target}`, now())
     leaderNode.recoverySince.set(address, mark)
-    const plan = planRecovery({ target, holders, answered, copies, waitedMs: now() - mark.since, waitBoundMs: RECOVERY_WAIT_MS })
+    let plan = planRecovery({ target, holders, answered, copies, waitedMs: now() - mark.since, waitBoundMs: RECOVERY_WAIT_MS })
+    // the owner gives up what only the node gone for good held (stem restart --accept-loss),
+    // once it is shown lost for that node alone
+    if (plan.kind === 'lost' && gone !== undefined && plan.missing.every(m => m === gone)) {
+      if (leaderNode.recoveryTraced.get(address) !== 'accepted') trace?.(`t${now()} the owner accepts the loss of what ${gone} alone held of ${address}`)
+      leaderNode.recoveryTraced.set(address, 'accepted')
+      plan = planRecovery({ target, holders, answered, copies, waitedMs: now() - mark.since, waitBoundMs: RECOVERY_WAIT_MS, acceptLoss: true })
+    }
     const outcome = plan.kind === 'wait' || plan.kind === 'lost' ? `${plan.kind} for ${plan.missing.join(',')}` : plan.kind
     if (leaderNode.recoveryTraced.get(address) !== outcome) {
       leaderNode.recoveryTraced.set(address, outcome)
@@ -442,6 +502,11 @@ export function runMeshSeed (seed: number, opts: MeshSeedOptions = {}): MeshSeed
     const b = e.body
     switch (b.kind) {
       case 'raft':
+        // as app-groups.ts joinOnFirstMessage: a node the group added hosts it from its first message
+        if (n.raw === undefined && n.storage === undefined) {
+          trace?.(`t${now()} ${n.id} joins the raft group (first message from ${e.from})`)
+          startMember(n, true)
+        }
         if (n.raw === undefined) return
         n.raw.step(b.m)
         drain(n)
@@ -464,6 +529,8 @@ export function runMeshSeed (seed: number, opts: MeshSeedOptions = {}): MeshSeed
     n.recoverySince.clear()
     n.recoveryTraced.clear()
     n.assignedAt.clear()
+    n.missingSince.clear()
+    n.memberChange = undefined
   }
   const restart = (n: MeshNode): void => {
     if (!present.has(n.id)) return
@@ -510,6 +577,7 @@ export function runMeshSeed (seed: number, opts: MeshSeedOptions = {}): MeshSeed
     trace?.(`t${now()} ${n.id} joins`)
     present.add(n.id)
     n.alive = true
+    n.startedAt = now()
   }
   // ---- graceful leave (graceful-leave.ts): say 'leaving', hand over the leadership, keep
   // answering while the leader moves the instances away, then stop for good ----
@@ -521,13 +589,14 @@ export function runMeshSeed (seed: number, opts: MeshSeedOptions = {}): MeshSeed
     if (!n.alive) return
     const st = n.raw?.status()
     if (st?.role === StateRole.Leader) {
-      const to = members.filter(m => m !== n.id && nodes.get(m)!.alive).sort()[0]
+      const to = st.voters.filter(m => m !== n.id && nodes.get(m)!.alive).sort()[0]
       if (to !== undefined && tick % ELECTION_TICK === 0) { n.raw!.transferLeader(to); drain(n) }
     }
     // done once a leader's committed placement has named it nowhere, with every instance
-    // running its placed primary in the placed epoch, for LEAVE_SETTLE_MS (graceful-leave.ts
-    // waits for the announcements; a placement proposed before the leader heard it was
-    // leaving may still commit, naming it), or at the bound
+    // running its placed primary in the placed epoch, and it applied its removal from the
+    // group, for LEAVE_SETTLE_MS (graceful-leave.ts waits for the announcements; a
+    // placement proposed before the leader heard it was leaving may still commit, naming
+    // it), or at the bound
     const state = leader()?.state
     const moved = state !== undefined && Object.entries(state.placement).every(([cell, insts]) => insts.every((i, index) => {
       const address = instanceAddress(state.app, cell, index)
@@ -535,7 +604,9 @@ export function runMeshSeed (seed: number, opts: MeshSeedOptions = {}): MeshSeed
       return i.primary !== n.id && !i.clones.includes(n.id) && running?.role === 'primary' && running.epoch === (state.epochs[address] ?? 0)
     }))
     const leads = st?.role === StateRole.Leader
-    movedSince = moved && !leads ? movedSince ?? tick : undefined
+    // graceful-leave.ts: unless no other member stays
+    const member = st !== undefined && st.voters.includes(n.id) && st.voters.some(m => m !== n.id && present.has(m))
+    movedSince = moved && !leads && !member ? movedSince ?? tick : undefined
     const settled = movedSince !== undefined && (tick - movedSince) * TICK_MS >= LEAVE_SETTLE_MS
     if (settled || (tick - leavingSince) * TICK_MS >= LEAVE_BOUND_MS) {
       leftAtBound = !settled
@@ -545,6 +616,8 @@ export function runMeshSeed (seed: number, opts: MeshSeedOptions = {}): MeshSeed
       restartAt.delete(n.id)
     }
   }
+
+  let longDone = false
 
   const step = (faulty: boolean): void => {
     if (!published()) publish()
@@ -566,6 +639,26 @@ export function runMeshSeed (seed: number, opts: MeshSeedOptions = {}): MeshSeed
         stallEnds.delete(id)
         trace?.(`t${now()} resume ${id}`)
         for (const e of net.resume(id)) deliver(e)
+      }
+    }
+    if (faulty && !longDone && (outageAt ?? goneAt ?? Infinity) <= tick && restartAt.size === 0) {
+      longDone = true
+      // up, and neither the joiner nor the leaver (they have lives of their own)
+      const up = [...nodes.values()].filter(x => x.alive && present.has(x.id) && x.id !== joiner && x.id !== leaver)
+      const n = up[Math.floor(longVictim * up.length)]
+      if (n !== undefined && outageAt !== undefined) {
+        trace?.(`t${now()} ${n.id} goes down for ${outageMs} ms`)
+        crash(n)
+        restartAt.set(n.id, tick + Math.floor(outageMs / TICK_MS))
+      } else if (n !== undefined) {
+        trace?.(`t${now()} ${n.id} is gone for good`)
+        // what only its copies held is lost with it: the checker no longer expects it
+        for (const address of checker.addresses()) {
+          checker.onGone(address, [...nodes.values()].filter(x => x !== n && present.has(x.id)).map(x => x.copies.get(address)?.ledger ?? []))
+        }
+        crash(n)
+        present.delete(n.id)
+        gone = n.id
       }
     }
     if (faulty) {
@@ -618,13 +711,13 @@ export function runMeshSeed (seed: number, opts: MeshSeedOptions = {}): MeshSeed
   }
 
   // ---- publish: the node the owner talks to forms the group and proposes the manifest ----
-  members = pickGroupMembers(view(nodes.get(ids[0])!).map(n => ({ ...n, alive: present.has(n.id) })), 3, [ids[0]])
+  founders = pickGroupMembers(view(nodes.get(ids[0])!).map(n => ({ ...n, alive: present.has(n.id) })), 3, [ids[0]])
   if (joiner !== undefined) nodes.get(joiner)!.alive = false
   for (const n of nodes.values()) {
     startMember(n)
     drain(n) // the bootstrap is on disk before anything else happens
   }
-  trace?.(`group ${GROUP} on ${members.join(',')}`)
+  trace?.(`group ${GROUP} on ${founders.join(',')}`)
   while (tick < chaosTicks) step(true)
 
   // ---- heal: every node back, no faults; the app must converge and keep every acknowledged add ----
@@ -647,7 +740,7 @@ export function runMeshSeed (seed: number, opts: MeshSeedOptions = {}): MeshSeed
       checker.checkFinal(address, inst?.primary == null ? undefined : nodes.get(inst.primary)!.copies.get(address)?.ledger)
     }
   }
-  return { seed, violations: checker.violations, nodes: size, virtualMs: now(), acknowledged: checker.acknowledged, sent }
+  return { seed, violations: checker.violations, nodes: size, virtualMs: now(), acknowledged: checker.acknowledged, lostWithNode: checker.lostWithNode, sent }
 
   function convergedNow (): boolean {
     const l = leader()
