@@ -26,6 +26,9 @@
 //     or blank when there is none;
 //   - no copy anywhere and every holder answered: the instance never had a state (new),
 //     it starts blank — unless a node reported its copy damaged on disk: then it is `lost`.
+//     A holder still away is waited for (`recovering`), then the instance is `lost`: it
+//     was shown lost at once, a new app's instance among them while its clone's node was
+//     cut off for a moment (sim:mesh seed 54).
 import type { Role } from './reconcile.js'
 
 /** a node placed for an instance in some epoch (app-state.ts keeps the recent ones) */
@@ -110,7 +113,13 @@ export function planRecovery (input: RecoveryInput): RecoveryPlan {
   // 4 acknowledged records of a partition whose nodes were both alive)
   const runningHere = input.copies.find(c => c.running && c.node === input.target && c.damaged !== true)
   if (runningHere !== undefined && newest !== undefined && runningHere.epoch >= newest.epoch) return { kind: 'running' }
-  if (newest === undefined) return accepted || (missing.length === 0 && !input.copies.some(c => c.damaged === true)) ? { kind: 'blank' } : { kind: 'lost', missing }
+  if (newest === undefined) {
+    const damaged = input.copies.some(c => c.damaged === true)
+    if (accepted || (missing.length === 0 && !damaged)) return { kind: 'blank' }
+    // a holder away (a new instance's clone not reached yet): recovering up to the bound, as above
+    if (!damaged && input.waitedMs < input.waitBoundMs) return { kind: 'wait', missing }
+    return { kind: 'lost', missing }
+  }
   return newest.node === input.target ? { kind: 'promote', copy: newest, missing } : { kind: 'copy', copy: newest, missing }
 }
 

@@ -86,6 +86,13 @@ describe('recovery: where an instance without a running primary starts from', ()
     assert.deepEqual(plan({ ...input, holders: [primary('B', 1), dropped('C'), readded, primary('C', 2)], copies: [copy('C', 36, 1), copy('A', 3, 1)], waitedMs: 500 }), { kind: 'wait', missing: ['B'] })
   })
 
+  it('no copy anywhere, a holder away: waits (recovering), then says lost — not lost at once (sim:mesh seed 54: a new instance whose clone was cut off)', () => {
+    const holders = [primary('A', 1), clone('C', 1)]
+    assert.deepEqual(plan({ holders, answered: new Set(['A']), waitedMs: 500 }), { kind: 'wait', missing: ['C'] })
+    assert.deepEqual(plan({ holders, answered: new Set(['A']), waitedMs: 10_000 }), { kind: 'lost', missing: ['C'] })
+    assert.deepEqual(plan({ holders, answered: new Set(['A', 'C']), waitedMs: 500 }), { kind: 'blank' })
+  })
+
   it('never blank while the only holder is missing: waits (recovering), then says lost', () => {
     const holders = [primary('P')]
     assert.deepEqual(plan({ holders, answered: new Set(['A']), waitedMs: 500 }), { kind: 'wait', missing: ['P'] })
