@@ -618,6 +618,19 @@ export function runMeshSeed (seed: number, opts: MeshSeedOptions = {}): MeshSeed
   }
 
   let longDone = false
+  /**
+   * A node goes for good only while its group is whole: every voter up, reachable and not
+   * stalled, no change of members under way. A member removed while only cut off, then
+   * another lost for good before the group grew back, leaves a group with no quorum, for
+   * good (seed 6458): two faults at once, beyond what a group of three tolerates.
+   */
+  const steady = (): boolean => {
+    const l = leader()
+    const voters = l?.raw?.status().voters ?? []
+    const up = (id: string): boolean => nodes.get(id)!.alive && !net.stalled.has(id)
+    return l !== undefined && voters.length >= Math.min(3, present.size) && voters.every(up) &&
+      voters.every(a => voters.every(b => a === b || !net.isBlocked(a, b)))
+  }
 
   const step = (faulty: boolean): void => {
     if (!published()) publish()
@@ -641,7 +654,7 @@ export function runMeshSeed (seed: number, opts: MeshSeedOptions = {}): MeshSeed
         for (const e of net.resume(id)) deliver(e)
       }
     }
-    if (faulty && !longDone && (outageAt ?? goneAt ?? Infinity) <= tick && restartAt.size === 0) {
+    if (faulty && !longDone && (outageAt ?? goneAt ?? Infinity) <= tick && restartAt.size === 0 && (goneAt === undefined || steady())) {
       longDone = true
       // up, and neither the joiner nor the leaver (they have lives of their own)
       const up = [...nodes.values()].filter(x => x.alive && present.has(x.id) && x.id !== joiner && x.id !== leaver)
