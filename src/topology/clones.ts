@@ -39,6 +39,7 @@ import { placementRefusal } from './placement-authority.js'
 import type { AppAnnouncement } from './announcement.js'
 import type { CloneStore, LegacyState, StoredClone } from './clone-store.js'
 import { fenceRefusal, followedPrimary, leaseHolds, staleEpochRefusal, unwantedClones } from './fencing.js'
+import { KEEP_DROPPED_MS, KeptCopies } from './kept-copies.js'
 import type { InventoryFence, LocalPrimary } from './fencing.js'
 import type { BundlePort, CellRuntimePort } from './ports.js'
 import { CloneSession, SESSION_REQUESTS } from './clone-session.js'
@@ -65,6 +66,8 @@ export interface CloneServiceInit {
   maxFrameBytes?: number
   /** ms a fresh hold is kept although announcements do not list it yet (default 10 s) */
   holdGraceMs?: number
+  /** ms a copy is kept (inventory and fetch only) after announcements stopped placing it here while its instance runs elsewhere (kept-copies.ts; default 5 min) */
+  keepDroppedMs?: number
   /** ms after start when clones restored from disk whose app was never announced are reported (kept; default 60 s) */
   restoreGraceMs?: number
   /**
@@ -129,6 +132,8 @@ export class CloneService {
   private readonly log: Logger
   private readonly verifier
   private readonly held = new Map<string, HeldClone>()
+  /** copies no longer placed here, kept a while for a recovery (kept-copies.ts) */
+  private readonly kept: KeptCopies<HeldClone>
   /** primary side: the newest state of each local instance, and the version its clones hold */
   private readonly latest = new Map<string, InstanceState>()
   private readonly replicated = new Map<string, number>()
@@ -173,6 +178,10 @@ export class CloneService {
     this.log = components.logger ?? createLogger('clones')
     this.maxFrameBytes = init.maxFrameBytes ?? 8 * 1024 * 1024
     this.verifier = createFrameVerifier({ maxBytes: this.maxFrameBytes + 4096, name: 'clone' })
+    this.kept = new KeptCopies(init.keepDroppedMs ?? KEEP_DROPPED_MS, address => {
+      this.log.info(`dropped the kept copy of ${address}`)
+      this.removeFiles(address)
+    })
     components.runtime.addEventListener('cell:snapshot', evt => {
       const { address, state, version, replies } = evt.detail
       this.latest.set(address, { state, version, replies })
@@ -212,6 +221,7 @@ export class CloneService {
     if (!this.running) return
     this.running = false
     clearTimeout(this.restoreTimer)
+    this.kept.clear()
     for (const session of this.sessions.values()) session.then(s => { s.close('the clone service stopped') }, () => {})
     this.sessions.clear()
     await this.components.libp2p.unhandle(this.protocol)
@@ -303,13 +313,28 @@ export class CloneService {
     return this.components.table.get(app)?.cells.find(c => c.name === cell)?.durability === 'memory' ? 'memory' : 'disk'
   }
 
-  private drop (address: string, why: string): void {
-    if (!this.held.delete(address)) return
-    this.log.info(`dropped the clone of ${address}: ${why}`)
-    if (this.components.runtime.cell(address)?.status !== 'transformed') this.components.primaries?.remove(address).catch(() => {})
+  /** Stops holding `address`; with `keep`, its state (if any) stays for a recovery a while, with its file (kept-copies.ts). */
+  private drop (address: string, why: string, keep = false): void {
+    const clone = this.held.get(address)
+    if (clone === undefined) return
+    this.held.delete(address)
     // the app's cell host, started warm at the hold, goes with its last clone (if no cell of the app runs here)
     const app = address.slice(0, address.indexOf('/'))
     if (![...this.held.keys()].some(a => a.startsWith(`${app}/`))) this.components.runtime.release(app)
+    if (keep && clone.state !== undefined) {
+      this.kept.keep(address, clone)
+      this.log.info(`no longer holds the clone of ${address} (${why}); its copy (version ${clone.version}, epoch ${clone.epoch}) is kept ${Math.round((this.init.keepDroppedMs ?? KEEP_DROPPED_MS) / 1000)} s for a recovery`)
+      return
+    }
+    this.log.info(`dropped the clone of ${address}: ${why}`)
+    this.removeFiles(address)
+  }
+
+  /** Removes what this node's disk holds of `address` as a copy (its clone file, and a reverted primary's state file). */
+  private removeFiles (address: string): void {
+    // held (again, or as a demoted primary's copy): its files are in use
+    if (this.held.has(address)) return
+    if (this.components.runtime.cell(address)?.status !== 'transformed') this.components.primaries?.remove(address).catch(() => {})
     this.components.store?.remove(address).catch((err: Error) => { this.log.warn(`cannot remove the clone file of ${address}: ${err.message}`) })
   }
 
@@ -324,7 +349,8 @@ export class CloneService {
     const self = this.components.signer.peerId
     const held = [...this.held].map(([address, c]) => ({ address, heldAt: c.heldAt, restored: c.restored }))
     for (const address of unwantedClones(a, held, self, Date.now(), this.init.holdGraceMs ?? 10_000)) {
-      this.drop(address, a.reverted ? `app ${a.app} was reverted` : `app ${a.app} no longer places it here`)
+      // an instance that runs on (elsewhere) keeps this copy a while: its new clones may not hold its state yet
+      this.drop(address, a.reverted ? `app ${a.app} was reverted` : `app ${a.app} no longer places it here`, !a.reverted && a.instances.some(i => i.address === address))
     }
     // a damaged copy of an instance the app no longer has (its cell reverted) is forgotten:
     // published again, the instance starts new
@@ -347,6 +373,10 @@ export class CloneService {
   /** The app was reverted: its clones held here go. */
   dropApp (app: string): void {
     for (const address of [...this.held.keys()]) if (address.startsWith(`${app}/`)) this.drop(address, `app ${app} was reverted`)
+    for (const [address] of this.kept.ofApp(app)) {
+      this.kept.delete(address)
+      this.removeFiles(address)
+    }
     for (const address of [...this.fences.keys()]) if (address.startsWith(`${app}/`)) this.fences.delete(address)
   }
 
@@ -354,6 +384,7 @@ export class CloneService {
   inventory (app: string): CopyReport[] {
     const out = new Map<string, CopyReport>()
     for (const address of this.damaged) if (address.startsWith(`${app}/`)) out.set(address, { address, version: -1, epoch: 0, running: false, damaged: true })
+    for (const [address, k] of this.kept.ofApp(app)) if (k.state !== undefined) out.set(address, { address, version: k.version, epoch: k.epoch, running: false })
     for (const [address, c] of this.held) {
       if (address.startsWith(`${app}/`) && c.state !== undefined) out.set(address, { address, version: c.version, epoch: c.epoch, running: false })
     }
@@ -680,7 +711,7 @@ export class CloneService {
       this.checkMember(peer, address)
       const running = this.components.runtime.cell(address)?.status === 'transformed' ? this.latest.get(address) : undefined
       if (running !== undefined) return { ...emptyAnswer(running.version), state: running.state, epoch: BigInt(this.epochOf(address)), replies: running.replies }
-      const held = this.held.get(address)
+      const held = this.held.get(address) ?? this.kept.get(address)
       if (held?.state === undefined) throw new Error(`no copy of ${address} here`)
       return { ...emptyAnswer(held.version), state: held.state, epoch: BigInt(held.epoch), replies: held.replies ?? '' }
     }
@@ -695,6 +726,8 @@ export class CloneService {
       const bundle = Buffer.from(h.bundle).toString('hex')
       await this.components.bundles.fetch(bundle, { peers: [peer], signal: AbortSignal.timeout(this.init.timeout ?? 5000) })
       const previous = this.held.get(h.address)
+      // held again: a copy kept since a drop is not built on (it may be from before the drop)
+      this.kept.delete(h.address)
       const limits = h.memory > 0n ? { memory: Number(h.memory), timeout: h.timeout, mailbox: h.mailbox } : undefined
       // held again (a new leader's round, a shard's clone held before its placement names
       // it): what it holds stays, the reply window and the lease it granted included
@@ -742,6 +775,9 @@ export class CloneService {
     }
     if (request.promote != null) {
       const address = request.promote.address
+      // a copy kept since a drop, the newest a recovery found: held again to be promoted
+      const kept = this.held.has(address) ? undefined : this.kept.get(address)
+      if (kept !== undefined && this.kept.delete(address)) this.held.set(address, { ...kept, restored: false, heldAt: Date.now() })
       const asked = this.held.get(address)
       if (asked === undefined) throw new Error(`no clone of ${address} here`)
       this.checkMember(peer, address)

@@ -85,17 +85,20 @@ export type RecoveryPlan =
   | { kind: 'lost', missing: string[], older?: Copy }
 
 /** (epoch, version) order, newest first; a running primary wins a tie */
-export function newestCopy (copies: Copy[]): Copy | undefined {
+export function newestCopy (copies: Copy[], target?: string): Copy | undefined {
   let best: Copy | undefined
+  // on a tie, a running primary, then the target's own copy (promoted where it is, with
+  // nothing to fetch: a copy kept on a node the instance moved off may equal it)
+  const rank = (c: Copy): number => c.running ? 2 : c.node === target ? 1 : 0
   for (const c of copies) {
     if (c.damaged === true) continue
-    if (best === undefined || c.epoch > best.epoch || (c.epoch === best.epoch && (c.version > best.version || (c.version === best.version && c.running && !best.running)))) best = c
+    if (best === undefined || c.epoch > best.epoch || (c.epoch === best.epoch && (c.version > best.version || (c.version === best.version && rank(c) > rank(best))))) best = c
   }
   return best
 }
 
 export function planRecovery (input: RecoveryInput): RecoveryPlan {
-  const newest = newestCopy(input.copies)
+  const newest = newestCopy(input.copies, input.target)
   const missing = [...new Set(input.holders.map(h => h.node))].filter(n => !input.answered.has(n)).sort()
   const covered = uncovered(input.holders, input.answered, input.copies, newest?.epoch ?? -1).length === 0
   // a primary still running on the target may be a deposed one (cut off while a later epoch

@@ -169,9 +169,13 @@ describe('recovery: where an instance without a running primary starts from', ()
     assert.deepEqual(nextWaitMark(m1, '1 A', 1000 + WAIT_GAP_MS + 1), { episode: '1 A', since: 1000 + WAIT_GAP_MS + 1, seen: 1000 + WAIT_GAP_MS + 1 })
   })
 
-  it('newestCopy: epoch, then version, then a running primary', () => {
+  it('newestCopy: epoch, then version, then a running primary, then the target\'s own copy', () => {
     assert.equal(newestCopy([]), undefined)
     assert.deepEqual(newestCopy([copy('A', 5, 1), copy('B', 5, 1, true), copy('C', 4, 1)]), copy('B', 5, 1, true))
     assert.deepEqual(newestCopy([copy('A', 99, 1), copy('B', 1, 3)]), copy('B', 1, 3))
+    // a copy kept on a node the instance moved off, equal to the target's: promoted where it is
+    assert.deepEqual(newestCopy([copy('K', 7, 2), copy('T', 7, 2)], 'T'), copy('T', 7, 2))
+    assert.deepEqual(newestCopy([copy('T', 7, 2), copy('K', 7, 2, true)], 'T'), copy('K', 7, 2, true))
+    assert.deepEqual(planRecovery({ target: 'T', holders: [primary('K', 2), clone('T', 2)], answered: new Set(['K', 'T']), copies: [copy('K', 7, 2), copy('T', 7, 2)], waitedMs: 0, waitBoundMs: 10_000 }).kind, 'promote')
   })
 })

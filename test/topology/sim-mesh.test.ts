@@ -128,6 +128,15 @@ describe('sim: whole-mesh simulation', () => {
     assert.ok(lines.some(l => / the owner accepts the loss of what n2 alone held of /.test(l)))
   })
 
+  it('a copy no longer placed on a node is kept a while for a recovery (seed 6415: the new primary, started from it, was lost for good before its clone held its state; dropped at once, two acknowledged adds went with it)', () => {
+    const lines: string[] = []
+    const r = runMeshSeed(6415, { trace: l => lines.push(l) })
+    assert.deepEqual(r.violations, [])
+    assert.equal(r.lostWithNode, 0, 'the adds were on the kept copy too')
+    assert.ok(lines.some(l => / n1 keeps its copy of ledger\/book#0 /.test(l)))
+    assert.ok(lines.some(l => / recovery of ledger\/book#0 \(epoch \d+\) on n\d: copy from n1 /.test(l)), 'the recovery started from the kept copy')
+  })
+
   it('the checker gives up only the adds a node gone for good alone held', () => {
     const c = new MeshChecker()
     c.onAck('a/c#0', 1, 'n1', 'op1', ['op1'], 0, 10)

@@ -39,6 +39,7 @@ import type { NodeCapacity } from '../types.js'
 import { NO_FAULTS, SimNetwork, partitionAtRandom } from '../../raft/sim/network.js'
 import type { NetworkFaults } from '../../raft/sim/network.js'
 import { leaseHolds } from '../fencing.js'
+import { KEEP_DROPPED_MS } from '../kept-copies.js'
 import { MeshChecker } from './mesh-checker.js'
 
 export interface MeshSeedResult {
@@ -116,6 +117,8 @@ interface Copy {
   confirmedAt?: number
   /** a new primary answers from then on: the lease of the primary before it has lapsed */
   answersFrom?: number
+  /** no longer placed here: kept until then for a recovery's inventory (kept-copies.ts), taking no writes */
+  keptUntil?: number
 }
 
 class MeshNode {
@@ -338,7 +341,7 @@ export function runMeshSeed (seed: number, opts: MeshSeedOptions = {}): MeshSeed
     // where the leader sees, and the placement says the clone's own copy is the newest
     // (promotionIsDirect): it is promoted without asking the holders
     const primaryRuns = [...nodes.values()].some(x => sees(x.id) && x.copies.get(address)?.role === 'primary')
-    if (sees(target) && own?.role === 'clone' && !primaryRuns && promotionIsDirect(holders, epoch, target, own.version < 0 ? undefined : { version: own.version, epoch: own.epoch })) {
+    if (sees(target) && own?.role === 'clone' && own.keptUntil === undefined && !primaryRuns && promotionIsDirect(holders, epoch, target, own.version < 0 ? undefined : { version: own.version, epoch: own.epoch })) {
       if (leaderNode.recoveryTraced.get(address) !== 'direct') trace?.(`t${now()} ${leaderNode.id} promotes the clone of ${address} on ${target} in epoch ${epoch} (e${own.epoch}/v${own.version})`)
       leaderNode.recoverySince.delete(address)
       leaderNode.recoveryTraced.set(address, 'direct')
@@ -393,6 +396,12 @@ export function runMeshSeed (seed: number, opts: MeshSeedOptions = {}): MeshSeed
     if (b.index < (n.assignedAt.get(b.address) ?? 0)) return
     n.assignedAt.set(b.address, b.index)
     n.knownEpoch.set(b.address, b.epoch)
+    const kept = n.copies.get(b.address)
+    if (kept?.keptUntil !== undefined) {
+      // placed here again: as primary it is promoted from the kept copy; as clone, held anew (clones.ts)
+      if (b.primary === n.id) kept.keptUntil = undefined
+      else if (b.clones.includes(n.id)) n.copies.delete(b.address)
+    }
     const f = b.from
     const older = (c: Copy | undefined): boolean => c === undefined || c.version < 0 || (f !== undefined && (c.epoch < f.epoch || (c.epoch === f.epoch && c.version < f.version)))
     if (b.primary === n.id && f !== undefined && older(n.copies.get(b.address))) {
@@ -427,12 +436,23 @@ export function runMeshSeed (seed: number, opts: MeshSeedOptions = {}): MeshSeed
       if (c === undefined) n.copies.set(b.address, { role: 'clone', epoch: b.epoch, ledger: [], version: -1, sent: -1, clones: [] })
       // a copy keeps the epoch its data comes from: a write of the new epoch is newer than any of an older one
       else Object.assign(c, { role: 'clone', clones: [], pending: undefined })
-    } else if (c !== undefined) {
-      trace?.(`t${now()} ${n.id} drops its copy of ${b.address} (epoch ${b.epoch} places it elsewhere)`)
-      n.copies.delete(b.address)
+    } else if (c !== undefined && c.keptUntil === undefined) {
+      if (c.version < 0) {
+        trace?.(`t${now()} ${n.id} drops its empty copy of ${b.address} (epoch ${b.epoch} places it elsewhere)`)
+        n.copies.delete(b.address)
+      } else {
+        // make before break: the new primary's clones may not hold its state yet (seed 6415)
+        trace?.(`t${now()} ${n.id} keeps its copy of ${b.address} (e${c.epoch}/v${c.version}) for ${KEEP_DROPPED_MS} ms (epoch ${b.epoch} places it elsewhere)`)
+        Object.assign(c, { role: 'clone', clones: [], pending: undefined, keptUntil: now() + KEEP_DROPPED_MS })
+      }
     }
   }
   const onReplicate = (n: MeshNode, from: string, b: Extract<Body, { kind: 'replicate' }>): void => {
+    if (n.copies.get(b.address)?.keptUntil !== undefined) {
+      // a kept copy is no clone: it takes no writes and confirms nothing
+      send(n.id, from, { kind: 'replicated', address: b.address, epoch: b.epoch, version: b.version, ok: false, askedAt: b.askedAt })
+      return
+    }
     const known = n.knownEpoch.get(b.address) ?? 0
     let ok = b.epoch >= known
     if (ok) {
@@ -713,6 +733,11 @@ export function runMeshSeed (seed: number, opts: MeshSeedOptions = {}): MeshSeed
         drain(n)
       }
       for (const c of n.copies.values()) if (c.pending !== undefined && c.pending.deadline <= now()) c.pending = undefined
+      for (const [address, c] of n.copies) {
+        if (c.keptUntil === undefined || c.keptUntil > now()) continue
+        trace?.(`t${now()} ${n.id} drops its kept copy of ${address}`)
+        n.copies.delete(address)
+      }
       if (tick % CONTROL_EVERY === 0 && isLeader(n)) controlRound(n)
     }
     // answers sent while delivering are due this tick too
