@@ -303,8 +303,8 @@ export class AppController {
     if (!memberChangeDue(h.memberChange, status.members, now, CONF_CHANGE_RETRY_MS)) return true
     const next = nextMemberChange({ members: status.members, self: this.components.self, missingSince: this.missingSince, nodes: this.components.nodes(), now, verdictAfterMs: this.verdictAfterMs(), judgeMissing: this.judgesMissing(now), left: this.components.left })
     const change = next === undefined ? undefined : 'remove' in next ? { type: ConfChangeType.RemoveNode, node: next.remove } : { type: ConfChangeType.AddNode, node: next.add }
-    const leftMesh = change?.type === ConfChangeType.RemoveNode && this.components.left?.(change.node) === true
     if (change === undefined) return false
+    const leftMesh = change.type === ConfChangeType.RemoveNode && this.components.left?.(change.node) === true
     await confirmLease(this.components.raft, h.group, h.app)
     try {
       this.components.raft.proposeConfChange(h.group, change)

@@ -66,14 +66,17 @@ export async function leaveGracefully (c: GracefulLeaveComponents, signal: Abort
       // no member that stays (not one leaving too, as when a whole mesh stops): the
       // leadership leaves with this node, as it would if the node died
       if (!status.members.some(m => stays.has(m))) continue
-      if (!status.members.includes(c.self)) continue
+      const removed = !status.members.includes(c.self)
       const announced = c.table.get(h.app)?.leader
-      // once handed over, a member waiting for its removal may campaign in vain: it leads nothing
-      if (status.role !== StateRole.Leader && (handedOver[h.app] !== undefined || (status.leader !== '' && announced !== undefined && announced !== c.self))) {
-        if (handedOver[h.app] === undefined && announced !== undefined) {
-          c.logger.info(`app ${h.app}: leadership handed to ${announced}`)
-          handedOver[h.app] = announced
-        }
+      // another member leads once the announcement names it (this node, removed, knows no leader)
+      if (handedOver[h.app] === undefined && status.role !== StateRole.Leader && (status.leader !== '' || removed) && announced !== undefined && announced !== c.self) {
+        c.logger.info(`app ${h.app}: leadership handed to ${announced}`)
+        handedOver[h.app] = announced
+      }
+      if (removed && handedOver[h.app] !== undefined) continue
+      // waiting for its removal, or once removed for the new leader's announcement; a member
+      // waiting for its removal may campaign in vain: it leads nothing
+      if (status.role !== StateRole.Leader && (removed || handedOver[h.app] !== undefined)) {
         stillMember.push(h.app)
         continue
       }

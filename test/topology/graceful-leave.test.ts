@@ -83,6 +83,17 @@ describe('graceful leave: the hand-over loop', () => {
     assert.deepEqual(await leaving, { handedOver: { shop: 'B' }, stillLeading: [], stillMember: [], stillHere: [] })
   })
 
+  it('removed before the announcement names the new leader: done once it does', async () => {
+    const w = world({ role: StateRole.Follower, leader: '', members: ['B', 'C'] })
+    w.table.update(announcement(SELF, 1n))
+    let done = false
+    const leaving = leaveGracefully(components(w), AbortSignal.timeout(20_000)).finally(() => { done = true })
+    await new Promise(resolve => setTimeout(resolve, LEAVE_SETTLE_MS + 300))
+    assert.equal(done, false, 'no announcement of another leader yet')
+    w.table.update(announcement('B', 2n))
+    assert.deepEqual(await leaving, { handedOver: { shop: 'B' }, stillLeading: [], stillMember: [], stillHere: [] })
+  })
+
   it('reports a group that still counts it as a member at its deadline', async () => {
     const w = world({ role: StateRole.Follower, leader: 'B', members: ['A', 'B'], others: ['B'] })
     w.table.update(announcement('B', 1n, 'B', []))
