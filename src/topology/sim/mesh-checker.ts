@@ -5,6 +5,7 @@
 // - no answer comes from a primary whose epoch was superseded (an older epoch answering
 //   after a newer one did);
 // - no instance starts blank while it has acknowledged state;
+// - a node lost for good takes no acknowledged add with it: another node holds each one;
 // - placements never give a node more cells than it contributes.
 import type { Placement } from '../placement-accounting.js'
 
@@ -22,7 +23,7 @@ export class MeshChecker {
   private readonly maxAckedEpoch = new Map<string, number>()
   private readonly acks = new Map<string, Ack[]>()
   private readonly forgotten = new Map<string, number>()
-  /** acknowledged adds that only a node gone for good held when it went: lost by design, no longer expected */
+  /** acknowledged adds that only a node gone for good held when it went (a violation, reported once there): no longer expected */
   private readonly givenUp = new Set<string>()
   acknowledged = 0
   /** how many acknowledged adds only a node gone for good held */
@@ -58,14 +59,17 @@ export class MeshChecker {
     this.acks.set(address, list)
   }
 
-  /** A node is gone for good: the adds of `address` none of the other nodes' `ledgers` holds went with it. */
-  onGone (address: string, ledgers: string[][]): void {
+  /** `node` is gone for good: an add of `address` none of the other nodes' `ledgers` holds went with it. */
+  onGone (address: string, node: string, ledgers: string[][]): void {
     const held = new Set(ledgers.flat())
+    const gone: string[] = []
     for (const a of this.acks.get(address) ?? []) {
       if (held.has(a.op) || this.givenUp.has(a.op)) continue
       this.givenUp.add(a.op)
-      this.lostWithNode++
+      gone.push(a.op)
     }
+    this.lostWithNode += gone.length
+    if (gone.length > 0) this.fail(`lost with a node: ${node}, gone for good, alone held acknowledged ${gone.slice(0, 5).join(', ')}${gone.length > 5 ? ' …' : ''} of ${address}`)
   }
 
   /** A node starts `address` blank as its primary in `epoch` (a start in an epoch already superseded cannot lose anything by itself: its answers are checked above). */

@@ -685,9 +685,9 @@ export function runMeshSeed (seed: number, opts: MeshSeedOptions = {}): MeshSeed
         restartAt.set(n.id, tick + Math.floor(outageMs / TICK_MS))
       } else if (n !== undefined) {
         trace?.(`t${now()} ${n.id} is gone for good`)
-        // what only its copies held is lost with it: the checker no longer expects it
+        // what only its copies held is lost with it: a violation (each acknowledged add is on two nodes)
         for (const address of checker.addresses()) {
-          checker.onGone(address, [...nodes.values()].filter(x => x !== n && present.has(x.id)).map(x => x.copies.get(address)?.ledger ?? []))
+          checker.onGone(address, n.id, [...nodes.values()].filter(x => x !== n && present.has(x.id)).map(x => x.copies.get(address)?.ledger ?? []))
         }
         crash(n)
         present.delete(n.id)
