@@ -6,6 +6,7 @@
 // (sim:mesh seed 6415). A kept copy takes no writes and confirms nothing (it is no clone);
 // it only answers the leader's inventory and fetch, so that a recovery can start from it
 // (or promote it, where the new placement puts the primary on this node).
+
 /**
  * how long a copy is kept: past the recovery's 20 s bound and the time for the app's owner
  * to accept a loss (`stem restart --accept-loss`, which then starts from the newest copy)

@@ -84,11 +84,13 @@ export type RecoveryPlan =
   /** the wait is over: no copy was found, or the newest one found (`older`) may not hold every acknowledged state */
   | { kind: 'lost', missing: string[], older?: Copy }
 
-/** (epoch, version) order, newest first; a running primary wins a tie */
+/**
+ * (epoch, version) order, newest first; on a tie a running primary wins, then the
+ * target's own copy (promoted where it is, nothing to fetch: a copy kept on a node the
+ * instance moved off may equal it)
+ */
 export function newestCopy (copies: Copy[], target?: string): Copy | undefined {
   let best: Copy | undefined
-  // on a tie, a running primary, then the target's own copy (promoted where it is, with
-  // nothing to fetch: a copy kept on a node the instance moved off may equal it)
   const rank = (c: Copy): number => c.running ? 2 : c.node === target ? 1 : 0
   for (const c of copies) {
     if (c.damaged === true) continue

@@ -49,7 +49,7 @@ export interface MeshSeedResult {
   /** virtual ms simulated */
   virtualMs: number
   acknowledged: number
-  /** acknowledged adds only the node gone for good held when it went (by design: their loss is accepted) */
+  /** acknowledged adds only the node gone for good held when it went (each one a violation) */
   lostWithNode: number
   sent: number
 }
