@@ -34,6 +34,12 @@ export interface AppAnnouncerComponents {
   learned: (a: AppAnnouncement) => void
   /** a reservation announcement in a frame signed by `sender` (not yet checked against the app's leader) */
   reservations: (a: ReservationAnnouncement, sender: string) => void
+  /**
+   * reverts a local primary that now runs on another node, keeping its state here as a
+   * copy for a recovery (clones.ts demote; default: a plain revert). The new primary's
+   * clones may not hold its state yet (sim:mesh seed 6415).
+   */
+  revertMoved?: (address: string, why: string) => Promise<void>
 }
 
 export interface AppAnnouncerInit {
@@ -141,8 +147,11 @@ export class AppAnnouncer {
     this.components.learned(a)
     const local = this.components.runtime.cells().filter(c => c.status === 'transformed').map(c => c.address)
     for (const address of unwantedInstances(a, local, this.components.self)) {
-      this.components.logger.info(`reverting ${address}: app ${a.app} no longer places it here`)
-      this.components.runtime.revert(address).catch(err => { this.components.logger.debug(`revert of ${address}: ${(err as Error).message}`) })
+      const now = a.reverted ? undefined : a.instances.find(i => i.address === address && i.node !== this.components.self)
+      const why = now === undefined ? `app ${a.app} no longer places it here` : `app ${a.app} now runs it on ${now.node}`
+      this.components.logger.info(`reverting ${address}: ${why}`)
+      const revert = now !== undefined && this.components.revertMoved !== undefined ? this.components.revertMoved(address, why) : this.components.runtime.revert(address)
+      revert.catch(err => { this.components.logger.debug(`revert of ${address}: ${(err as Error).message}`) })
     }
   }
 }

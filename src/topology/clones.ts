@@ -843,7 +843,7 @@ export class CloneService {
       // its file on disk stays (a held copy's): the revert removes it only when nothing is held
       await this.primaryWrites.get(address)?.catch(() => {})
       await this.components.runtime.revert(address)
-      this.log.info(`reverted the superseded primary of ${address} (${why}); its state (version ${latest.version}, epoch ${epoch}) stays here as a copy until the instance runs elsewhere`)
+      this.log.info(`reverted the superseded primary of ${address} (${why}); its state (version ${latest.version}, epoch ${epoch}) stays here as a copy for a recovery`)
     } finally {
       this.demoting.delete(address)
     }

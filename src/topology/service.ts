@@ -132,7 +132,12 @@ export class TopologyService extends TypedEventEmitter<TopologyEvents> {
         if (a.reverted) this.safeDispatchEvent('app:removed', { detail: { app: a.app } })
         else this.safeDispatchEvent('app:changed', { detail: { app: a.app, announcement: a } })
       },
-      reservations: (a, sender) => { reservations.receive(a, sender) }
+      reservations: (a, sender) => { reservations.receive(a, sender) },
+      revertMoved: async (address, why) => {
+        await components.clones.demote(address, why)
+        // nothing noted to keep (demote leaves the cell as it was): a plain revert
+        if (components.runtime.cell(address)?.status === 'transformed') await components.runtime.revert(address)
+      }
     }, init)
     this.topic = this.announcer.topic
     // a leaving node that still leads places nothing on itself, and moves what runs here
