@@ -108,7 +108,8 @@ export function createAppStack (mesh: Mesh, init: AppStackInit): AppStack {
   // the failure detector covers raft's peer liveness: beacons to a covered peer are rare
   const raft = createRaftHost({ transport, peerWatch: { covers: peer => failures?.covers(peer) === true } }, {
     self: mesh.peerId,
-    onUnknownGroup: (group, from, message) => { topology?.onUnknownGroup(group, from, message) }
+    onUnknownGroup: (group, from, message) => { topology?.onUnknownGroup(group, from, message) },
+    admits: (group, from) => topology?.admitsToGroup(group, from) === true
   })
   raft.addEventListener('group-error', evt => { log.error(`raft group ${evt.detail.group} stopped on this node: ${evt.detail.error.message}`) })
   raft.addEventListener('group-rejoined', evt => { log.info(`raft group ${evt.detail.group} caught up after its log was lost: this node votes in it again`) })

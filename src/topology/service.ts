@@ -184,6 +184,16 @@ export class TopologyService extends TypedEventEmitter<TopologyEvents> {
     return await leaveGracefully({ self, raft, runtime, table, groups: this.groups, others, logger: this.log }, signal)
   }
 
+  /**
+   * For RaftHost.admits: whether `peer` belongs to `group` as the app's newest signed
+   * announcement says (its leader or a member), whatever this node's log says.
+   */
+  readonly admitsToGroup = (group: string, peer: string): boolean => {
+    const h = this.groups.all().find(x => x.group === group)
+    const a = h === undefined || h.dissolved ? undefined : this.components.table.get(h.app)
+    return a !== undefined && !a.reverted && (a.leader === peer || a.members.includes(peer))
+  }
+
   /** For RaftHost.onUnknownGroup: a raft message for a group this node does not host yet. */
   readonly onUnknownGroup = (group: string, from: string, message: Message): void => {
     this.groups.joinOnFirstMessage(group, from, message)

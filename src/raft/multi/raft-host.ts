@@ -112,6 +112,7 @@ export class RaftHost extends TypedEventEmitter<RaftHostEvents> {
   private readonly clock: TickClock
   private readonly tickMs: number
   private readonly onUnknownGroup?: RaftHostInit['onUnknownGroup']
+  private readonly admits?: RaftHostInit['admits']
   private readonly quiesceAfterTicks: number
   private readonly maxBatchBytes: number
   private readonly snapshotChunkBytes: number
@@ -160,6 +161,7 @@ export class RaftHost extends TypedEventEmitter<RaftHostEvents> {
     this.assembler = new SnapshotAssembler(init.maxSnapshotBytes ?? 256 * 1024 * 1024)
     this.clock = components.clock ?? systemClock
     this.onUnknownGroup = init.onUnknownGroup
+    this.admits = init.admits
   }
 
   start (): void {
@@ -767,7 +769,7 @@ export class RaftHost extends TypedEventEmitter<RaftHostEvents> {
         continue
       }
       // a rejoining member hears anyone: the members it read from its damaged log may be out of date
-      if (!g.members.has(from) && !g.joining.has(from) && g.members.size > 0 && g.rejoining === undefined) {
+      if (!g.members.has(from) && !g.joining.has(from) && g.members.size > 0 && g.rejoining === undefined && this.admits?.(group, from) !== true) {
         this.reject(group, from, `${from} is not a member of group ${group}`)
         continue
       }

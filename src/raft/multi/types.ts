@@ -158,4 +158,12 @@ export interface RaftHostInit {
   maxSnapshotBytes?: number
   /** a message arrived for a group this node does not host (yet): the topology layer may create it */
   onUnknownGroup?: (group: GroupId, from: NodeId, message: Message) => void
+  /**
+   * whether a sender this node's log does not count among the group's members is one all
+   * the same, as the layer above knows (the app's signed announcement lists it). A member
+   * removed while away and added back holds the membership of its removal until it catches
+   * up: it refused the leader elected since, never caught up, and the group had no quorum
+   * when another member went down (chaos seed 7: 9 s without a leader).
+   */
+  admits?: (group: GroupId, from: NodeId) => boolean
 }
