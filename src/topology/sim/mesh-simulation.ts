@@ -640,15 +640,23 @@ export function runMeshSeed (seed: number, opts: MeshSeedOptions = {}): MeshSeed
   let longDone = false
   /**
    * A node goes for good only while its group is whole: every voter up, reachable and not
-   * stalled, no change of members under way. A member removed while only cut off, then
-   * another lost for good before the group grew back, leaves a group with no quorum, for
-   * good (seed 6458): two faults at once, beyond what a group of three tolerates.
+   * stalled, and caught up with the leader (its membership and commit). A member removed
+   * while only cut off, then another lost for good before the group grew back, leaves a
+   * group with no quorum, for good (seed 6458; 24291: the survivor had not learned that
+   * the add of the new member was committed): two faults at once, beyond what a group of
+   * three tolerates.
    */
   const steady = (): boolean => {
     const l = leader()
-    const voters = l?.raw?.status().voters ?? []
+    const st = l?.raw?.status()
+    if (st === undefined) return false
+    const voters = st.voters
+    const caughtUp = (id: string): boolean => {
+      const v = nodes.get(id)!.raw?.status()
+      return v !== undefined && v.commit === st.commit && v.voters.slice().sort().join() === voters.slice().sort().join()
+    }
     const up = (id: string): boolean => nodes.get(id)!.alive && !net.stalled.has(id)
-    return l !== undefined && voters.length >= Math.min(3, present.size) && voters.every(up) &&
+    return voters.length >= Math.min(3, present.size) && voters.every(id => up(id) && caughtUp(id)) &&
       voters.every(a => voters.every(b => a === b || !net.isBlocked(a, b)))
   }
 
