@@ -96,7 +96,7 @@ function manifestProblem (m: unknown, app: string): string | undefined {
 }
 
 const isInstance = (v: unknown): boolean => isObject(v) && (v.primary === null || isString(v.primary)) && isStrings(v.clones)
-const isHolder = (v: unknown): boolean => isObject(v) && isString(v.node) && isCount(v.epoch) && (v.role === 'primary' || v.role === 'clone') && (v.paired === undefined || typeof v.paired === 'boolean') && (v.dropped === undefined || typeof v.dropped === 'boolean') && (v.readded === undefined || typeof v.readded === 'boolean')
+const isHolder = (v: unknown): boolean => isObject(v) && isString(v.node) && isCount(v.epoch) && (v.role === 'primary' || v.role === 'clone') && (v.paired === undefined || typeof v.paired === 'boolean') && (v.dropped === undefined || typeof v.dropped === 'boolean') && (v.readded === undefined || typeof v.readded === 'boolean') && (v.alone === undefined || typeof v.alone === 'boolean')
 const isRevision = (v: unknown): boolean => isObject(v) && typeof v.at === 'number'
 const isRolledBack = (v: unknown): boolean => isObject(v) && isString(v.revision) && isString(v.error) && typeof v.at === 'number'
 

@@ -286,8 +286,8 @@ export function applyCommand (state: AppState | undefined, cmd: AppCommand): App
 /**
  * `holders` with this epoch's primary and clones added, keeping the last HOLDER_EPOCHS
  * epochs: clones placed side by side are `paired` from then on, this epoch's clones that
- * this placement no longer lists are `dropped`, and one listed again `readded` from then on
- * (recovery.ts uncovered).
+ * this placement no longer lists are `dropped`, one listed again `readded` from then on,
+ * and a primary this placement gives no clone `alone` (recovery.ts uncovered).
  */
 function withHolders (holders: Holder[], epoch: number, primary: string | null, clones: string[]): Holder[] {
   const next = holders.map(h => {
@@ -301,6 +301,11 @@ function withHolders (holders: Holder[], epoch: number, primary: string | null, 
   }
   if (primary !== null) add(primary, 'primary', false)
   for (const c of clones) add(c, 'clone', clones.length > 1)
+  // a primary left without a clone answers on its own: what it acknowledged then is on it alone
+  if (primary !== null && clones.length === 0) {
+    const i = next.findIndex(h => h.node === primary && h.epoch === epoch && h.role === 'primary')
+    next[i] = { ...next[i], alone: true }
+  }
   const kept = [...new Set(next.map(h => h.epoch))].sort((a, b) => b - a).slice(0, HOLDER_EPOCHS)
   return next.filter(h => kept.includes(h.epoch))
 }

@@ -16,7 +16,8 @@
 //     one clone held its state — unless a later placement dropped its clones), and each
 //     clone placed beside another with a copy of it (a reply waited for either of them),
 //     and the copy among the clones of the epoch's latest placement (none: the primary
-//     acknowledged alone), not on one placed there again after a drop;
+//     acknowledged alone), not on one placed there again after a drop — or every clone the
+//     epoch ever had answered with a copy of it, and no placement left its primary alone;
 //   - while something is not covered, the leader waits (`recovering`) up to a bound, then
 //     says `lost` and keeps asking: a holder that comes back brings its copy. It never
 //     starts from an older copy on its own — that would drop what only the missing holders
@@ -42,6 +43,8 @@ export interface Holder {
   dropped?: boolean
   /** a clone dropped and placed again in the same epoch: a copy it holds may be from before (it may never have heard of the drop) */
   readded?: boolean
+  /** a primary a placement of its epoch gave no clone: it may have acknowledged states alone */
+  alone?: boolean
 }
 
 /** one node's copy of the instance, as its inventory reported it */
@@ -199,7 +202,13 @@ function uncovered (holders: Holder[], answered: Set<string>, copies: Copy[], fr
     if (clones.length === 0 || mustAnswer.some(h => !answered.has(h.node))) return true
     const holds = (node: string): boolean => copies.some(c => c.node === node && c.epoch >= e && c.damaged !== true)
     if (clones.some(h => h.paired === true && !holds(h.node))) return true
-    return !clones.some(h => h.dropped !== true && h.readded !== true && holds(h.node))
+    if (clones.some(h => h.dropped !== true && h.readded !== true && holds(h.node))) return false
+    // every clone the epoch ever had answered with a copy of it, and its primary never
+    // acknowledged alone: each acknowledged state was confirmed by one of them, whose copy
+    // (newer only) holds it, so the newest among them holds them all, a clone placed again
+    // included (chaos seed 7: its replacement was dropped too, and recovery waited 60 s
+    // for a stalled primary although the clone held everything)
+    return primaries.some(h => h.alone === true) || !clones.every(h => answered.has(h.node) && holds(h.node))
   })
 }
 

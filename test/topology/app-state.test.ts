@@ -91,7 +91,7 @@ describe('app state machine', () => {
     assert.deepEqual(Object.keys(removed.holders ?? {}), ['shop/counter#0'])
   })
 
-  it('holders: clones placed side by side are paired from then on; one a later placement of the epoch no longer lists is dropped until placed again', () => {
+  it('holders: clones placed side by side are paired from then on; one a later placement of the epoch no longer lists is dropped until placed again; a primary left without a clone is alone from then on', () => {
     const { state } = run([
       publish(first, 1),
       { id: id(), kind: 'place', placement: { counter: [{ primary: 'n1', clones: ['n2', 'n3'] }], cart: [{ primary: 'n1', clones: ['n4'] }, { primary: 'n3', clones: ['n4'] }] } },
@@ -100,9 +100,9 @@ describe('app state machine', () => {
     ])
     const of = (address: string): unknown => state?.holders?.[address]
     assert.deepEqual(of('shop/counter#0'), [{ node: 'n1', epoch: 1, role: 'primary' }, { node: 'n2', epoch: 1, role: 'clone', paired: true }, { node: 'n3', epoch: 1, role: 'clone', paired: true, dropped: true }])
-    assert.deepEqual(of('shop/cart#0'), [{ node: 'n1', epoch: 1, role: 'primary' }, { node: 'n4', epoch: 1, role: 'clone', readded: true }], 'placed again: no longer dropped, but readded')
-    // a new epoch leaves the clones of the one before as they were
-    assert.deepEqual(of('shop/cart#1'), [{ node: 'n3', epoch: 1, role: 'primary' }, { node: 'n4', epoch: 1, role: 'clone', dropped: true }, { node: 'n2', epoch: 2, role: 'primary' }])
+    assert.deepEqual(of('shop/cart#0'), [{ node: 'n1', epoch: 1, role: 'primary', alone: true }, { node: 'n4', epoch: 1, role: 'clone', readded: true }], 'placed again: no longer dropped, but readded; its primary answered alone meanwhile')
+    // a new epoch leaves the holders of the one before as they were
+    assert.deepEqual(of('shop/cart#1'), [{ node: 'n3', epoch: 1, role: 'primary', alone: true }, { node: 'n4', epoch: 1, role: 'clone', dropped: true }, { node: 'n2', epoch: 2, role: 'primary', alone: true }])
   })
 
   it('scale refuses unknown cells and bad counts', () => {

@@ -74,16 +74,29 @@ describe('recovery: where an instance without a running primary starts from', ()
   it('only a clone of the epoch\'s latest placement covers it: one dropped earlier holds only what came before (sim:mesh seeds 135 and 21599)', () => {
     const dropped = (node: string): Holder => ({ ...clone(node, 1), dropped: true })
     // B ran epoch 1 with clone C, then A, then none (A left): it acknowledged alone and crashed
-    const holders = [primary('B', 1), dropped('C'), dropped('A'), primary('C', 2)]
+    const holders = [{ ...primary('B', 1), alone: true }, dropped('C'), dropped('A'), primary('C', 2)]
     const input = { target: 'C', holders, answered: new Set(['A', 'C']), copies: [copy('C', 36, 1)] }
     assert.deepEqual(plan({ ...input, waitedMs: 500 }), { kind: 'wait', missing: ['B'] })
     // B back with its copy: the newest wins
     assert.deepEqual(plan({ ...input, answered: new Set(['A', 'B', 'C']), copies: [copy('C', 36, 1), copy('B', 40, 1)], waitedMs: 500 }), { kind: 'copy', copy: copy('B', 40, 1), missing: [] })
     // a clone placed later that holds a copy of the epoch covers it
-    assert.deepEqual(plan({ ...input, holders: [primary('B', 1), dropped('C'), dropped('A'), clone('D', 1), primary('C', 2)], answered: new Set(['A', 'C', 'D']), copies: [copy('C', 36, 1), copy('D', 40, 1)], waitedMs: 500 }), { kind: 'copy', copy: copy('D', 40, 1), missing: ['B'] })
+    assert.deepEqual(plan({ ...input, holders: [{ ...primary('B', 1), alone: true }, dropped('C'), dropped('A'), clone('D', 1), primary('C', 2)], answered: new Set(['A', 'C', 'D']), copies: [copy('C', 36, 1), copy('D', 40, 1)], waitedMs: 500 }), { kind: 'copy', copy: copy('D', 40, 1), missing: ['B'] })
     // but not one placed again after its drop: its copy may be from before (seed 21599)
     const readded: Holder = { ...clone('A', 1), readded: true }
-    assert.deepEqual(plan({ ...input, holders: [primary('B', 1), dropped('C'), readded, primary('C', 2)], copies: [copy('C', 36, 1), copy('A', 3, 1)], waitedMs: 500 }), { kind: 'wait', missing: ['B'] })
+    assert.deepEqual(plan({ ...input, holders: [{ ...primary('B', 1), alone: true }, dropped('C'), readded, primary('C', 2)], copies: [copy('C', 36, 1), copy('A', 3, 1)], waitedMs: 500 }), { kind: 'wait', missing: ['B'] })
+  })
+
+  it('every clone the epoch ever had holds a copy of it and its primary never answered alone: covered, a clone placed again included (chaos seed 7: 60 s waiting for a stalled primary)', () => {
+    // P ran epoch 8 with M, then CH (M stalled), then M again (CH stalled); P stalls
+    const holders = [primary('P', 8), { ...clone('CH', 8), dropped: true }, { ...clone('M', 8), readded: true }]
+    const input = { target: 'M', holders, answered: new Set(['M', 'CH']), copies: [copy('M', 7491, 8), copy('CH', 6918, 8)], waitedMs: 500 }
+    assert.deepEqual(plan(input), { kind: 'promote', copy: copy('M', 7491, 8), missing: ['P'] })
+    // the dropped clone's copy is gone (its keep ended): what it confirmed may be newer than M's
+    assert.deepEqual(plan({ ...input, copies: [copy('M', 7491, 8)] }), { kind: 'wait', missing: ['P'] })
+    // or the dropped clone is away
+    assert.deepEqual(plan({ ...input, answered: new Set(['M']), copies: [copy('M', 7491, 8)] }), { kind: 'wait', missing: ['CH', 'P'] })
+    // or a placement left P without a clone: it may have acknowledged alone
+    assert.deepEqual(plan({ ...input, holders: [{ ...primary('P', 8), alone: true }, ...holders.slice(1)] }), { kind: 'wait', missing: ['P'] })
   })
 
   it('no copy anywhere, a holder away: waits (recovering), then says lost — not lost at once (sim:mesh seed 54: a new instance whose clone was cut off)', () => {
