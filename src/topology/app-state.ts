@@ -296,16 +296,17 @@ function withHolders (holders: Holder[], epoch: number, primary: string | null, 
     if (!clones.includes(h.node)) return { ...rest, dropped: true }
     return { ...rest, ...(clones.length > 1 ? { paired: true } : {}), ...(dropped === true ? { readded: true } : {}) }
   })
-  const add = (node: string, role: Holder['role'], paired: boolean): void => {
-    if (!next.some(h => h.node === node && h.epoch === epoch && h.role === role)) next.push(paired ? { node, epoch, role, paired } : { node, epoch, role })
+  const addClone = (node: string, paired: boolean): void => {
+    if (!next.some(h => h.node === node && h.epoch === epoch && h.role === 'clone')) next.push(paired ? { node, epoch, role: 'clone', paired } : { node, epoch, role: 'clone' })
   }
-  if (primary !== null) add(primary, 'primary', false)
-  for (const c of clones) add(c, 'clone', clones.length > 1)
-  // a primary left without a clone answers on its own: what it acknowledged then is on it alone
-  if (primary !== null && clones.length === 0) {
+  if (primary !== null) {
+    // a primary left without a clone answers on its own: what it acknowledged then is on it
+    // alone. Recorded from its first placement on (a holder from before has no flag)
     const i = next.findIndex(h => h.node === primary && h.epoch === epoch && h.role === 'primary')
-    next[i] = { ...next[i], alone: true }
+    if (i < 0) next.push({ node: primary, epoch, role: 'primary', alone: clones.length === 0 })
+    else if (clones.length === 0) next[i] = { ...next[i], alone: true }
   }
+  for (const c of clones) addClone(c, clones.length > 1)
   const kept = [...new Set(next.map(h => h.epoch))].sort((a, b) => b - a).slice(0, HOLDER_EPOCHS)
   return next.filter(h => kept.includes(h.epoch))
 }

@@ -43,7 +43,11 @@ export interface Holder {
   dropped?: boolean
   /** a clone dropped and placed again in the same epoch: a copy it holds may be from before (it may never have heard of the drop) */
   readded?: boolean
-  /** a primary a placement of its epoch gave no clone: it may have acknowledged states alone */
+  /**
+   * a primary a placement of its epoch gave no clone (true): it may have acknowledged
+   * states alone; false: every placement of the epoch gave it one (unset: not recorded,
+   * a holder from an earlier Stem)
+   */
   alone?: boolean
 }
 
@@ -208,7 +212,7 @@ function uncovered (holders: Holder[], answered: Set<string>, copies: Copy[], fr
     // (newer only) holds it, so the newest among them holds them all, a clone placed again
     // included (chaos seed 7: its replacement was dropped too, and recovery waited 60 s
     // for a stalled primary although the clone held everything)
-    return primaries.some(h => h.alone === true) || !clones.every(h => answered.has(h.node) && holds(h.node))
+    return primaries.length === 0 || !primaries.every(h => h.alone === false) || !clones.every(h => answered.has(h.node) && holds(h.node))
   })
 }
 

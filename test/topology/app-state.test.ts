@@ -99,7 +99,7 @@ describe('app state machine', () => {
       { id: id(), kind: 'place', placement: { counter: [{ primary: 'n1', clones: ['n2'] }], cart: [{ primary: 'n1', clones: ['n4'] }, { primary: 'n2', clones: [] }] } }
     ])
     const of = (address: string): unknown => state?.holders?.[address]
-    assert.deepEqual(of('shop/counter#0'), [{ node: 'n1', epoch: 1, role: 'primary' }, { node: 'n2', epoch: 1, role: 'clone', paired: true }, { node: 'n3', epoch: 1, role: 'clone', paired: true, dropped: true }])
+    assert.deepEqual(of('shop/counter#0'), [{ node: 'n1', epoch: 1, role: 'primary', alone: false }, { node: 'n2', epoch: 1, role: 'clone', paired: true }, { node: 'n3', epoch: 1, role: 'clone', paired: true, dropped: true }])
     assert.deepEqual(of('shop/cart#0'), [{ node: 'n1', epoch: 1, role: 'primary', alone: true }, { node: 'n4', epoch: 1, role: 'clone', readded: true }], 'placed again: no longer dropped, but readded; its primary answered alone meanwhile')
     // a new epoch leaves the holders of the one before as they were
     assert.deepEqual(of('shop/cart#1'), [{ node: 'n3', epoch: 1, role: 'primary', alone: true }, { node: 'n4', epoch: 1, role: 'clone', dropped: true }, { node: 'n2', epoch: 2, role: 'primary', alone: true }])

@@ -88,7 +88,7 @@ describe('recovery: where an instance without a running primary starts from', ()
 
   it('every clone the epoch ever had holds a copy of it and its primary never answered alone: covered, a clone placed again included (chaos seed 7: 60 s waiting for a stalled primary)', () => {
     // P ran epoch 8 with M, then CH (M stalled), then M again (CH stalled); P stalls
-    const holders = [primary('P', 8), { ...clone('CH', 8), dropped: true }, { ...clone('M', 8), readded: true }]
+    const holders = [{ ...primary('P', 8), alone: false }, { ...clone('CH', 8), dropped: true }, { ...clone('M', 8), readded: true }]
     const input = { target: 'M', holders, answered: new Set(['M', 'CH']), copies: [copy('M', 7491, 8), copy('CH', 6918, 8)], waitedMs: 500 }
     assert.deepEqual(plan(input), { kind: 'promote', copy: copy('M', 7491, 8), missing: ['P'] })
     // the dropped clone's copy is gone (its keep ended): what it confirmed may be newer than M's
@@ -97,6 +97,8 @@ describe('recovery: where an instance without a running primary starts from', ()
     assert.deepEqual(plan({ ...input, answered: new Set(['M']), copies: [copy('M', 7491, 8)] }), { kind: 'wait', missing: ['CH', 'P'] })
     // or a placement left P without a clone: it may have acknowledged alone
     assert.deepEqual(plan({ ...input, holders: [{ ...primary('P', 8), alone: true }, ...holders.slice(1)] }), { kind: 'wait', missing: ['P'] })
+    // or the holders are from an earlier Stem, which did not record that
+    assert.deepEqual(plan({ ...input, holders: [primary('P', 8), ...holders.slice(1)] }), { kind: 'wait', missing: ['P'] })
   })
 
   it('no copy anywhere, a holder away: waits (recovering), then says lost — not lost at once (sim:mesh seed 54: a new instance whose clone was cut off)', () => {
