@@ -147,10 +147,11 @@ export class AppAnnouncer {
     this.components.learned(a)
     const local = this.components.runtime.cells().filter(c => c.status === 'transformed').map(c => c.address)
     for (const address of unwantedInstances(a, local, this.components.self)) {
-      const now = a.reverted ? undefined : a.instances.find(i => i.address === address && i.node !== this.components.self)
-      const why = now === undefined ? `app ${a.app} no longer places it here` : `app ${a.app} now runs it on ${now.node}`
+      // moved: the instance runs on another node now (not reverted, nor scaled away)
+      const moved = a.reverted ? undefined : a.instances.find(i => i.address === address && i.node !== this.components.self)
+      const why = moved === undefined ? `app ${a.app} no longer places it here` : `app ${a.app} now runs it on ${moved.node}`
       this.components.logger.info(`reverting ${address}: ${why}`)
-      const revert = now !== undefined && this.components.revertMoved !== undefined ? this.components.revertMoved(address, why) : this.components.runtime.revert(address)
+      const revert = moved !== undefined && this.components.revertMoved !== undefined ? this.components.revertMoved(address, why) : this.components.runtime.revert(address)
       revert.catch(err => { this.components.logger.debug(`revert of ${address}: ${(err as Error).message}`) })
     }
   }
