@@ -20,6 +20,7 @@ import { errorFromReply, replyOfError, splitReply, timeoutText } from './reply-m
 import { ReminderQueue, remindersOfState, remindersTail, REMINDER_RETRY_MS, MAX_REMINDER_ATTEMPTS } from './reminders.js'
 import type { Reminder } from './reminders.js'
 import { decodeReplyWindow, ReplyWindow, StateNotSafeError } from './reply-window.js'
+import { SweepTimer } from '../util/sweep-timer.js'
 
 export interface CellRuntimeInit {
   /** node data dir: each cell's last state is persisted under <dataDir>/cells */
@@ -221,7 +222,8 @@ export class CellRuntime extends TypedEventEmitter<CellRuntimeEvents> {
   dedupeHits = 0
   /** cells whose state came from their host and whose 'cell:snapshot' is due (see noteState) */
   private readonly snapshotsDue = new Set<CellRecord>()
-  private sweepTimer: NodeJS.Timeout | undefined
+  /** the calls' deadlines, swept every 250 ms while calls are pending */
+  private readonly sweep = new SweepTimer(250, () => { this.sweepDeadlines() }, () => this.calls.size > 0)
   private running = false
   private readonly opts: Required<Omit<CellRuntimeInit, 'dataDir' | 'router' | 'bounds' | 'log' | 'replyGate' | 'admit'>> & Pick<CellRuntimeInit, 'log' | 'replyGate' | 'admit'>
 
@@ -246,15 +248,14 @@ export class CellRuntime extends TypedEventEmitter<CellRuntimeEvents> {
   start (): void {
     if (this.running) return
     this.running = true
-    this.sweepTimer = setInterval(() => { this.sweepDeadlines() }, 250)
-    this.sweepTimer.unref()
+    if (this.calls.size > 0) this.sweep.arm()
   }
 
   /** Kill every cell host, fail what is in flight, and wait for pending state writes. */
   async stop (): Promise<void> {
     if (!this.running) return
     this.running = false
-    clearInterval(this.sweepTimer)
+    this.sweep.disarm()
     for (const record of this.cellsByAddress.values()) clearTimeout(record.reminderTimer)
     const exits = [...this.hosts.values()].map(async host => {
       const exited = new Promise<void>(resolve => { host.process.child.once('close', () => { resolve() }) })
@@ -492,7 +493,7 @@ export class CellRuntime extends TypedEventEmitter<CellRuntimeEvents> {
       signal.addEventListener('abort', onAbort, { once: true })
       pending.cleanup = () => { signal.removeEventListener('abort', onAbort) }
     }
-    this.calls.set(id, pending)
+    this.addCall(id, pending)
     record.inflight++
     record.messages++
     if (key !== undefined) this.runsKeyed(record, key, promise)
@@ -799,7 +800,7 @@ export class CellRuntime extends TypedEventEmitter<CellRuntimeEvents> {
     if (drop) this.opts.log?.(record.address, `reminder ${reminder.id} (${reminder.method}) did not fire in ${MAX_REMINDER_ATTEMPTS} attempts: dropped`)
     const id = ++this.seq
     const { promise, resolve, reject } = Promise.withResolvers<string>()
-    this.calls.set(id, { app: record.app, record, deadline: Date.now() + this.bounds.messageWallTime + this.opts.heartbeatTimeout, resolve, reject })
+    this.addCall(id, { app: record.app, record, deadline: Date.now() + this.bounds.messageWallTime + this.opts.heartbeatTimeout, resolve, reject })
     record.inflight++
     record.messages++
     const settled = (): void => {
@@ -875,6 +876,11 @@ export class CellRuntime extends TypedEventEmitter<CellRuntimeEvents> {
     if ([...this.requests.values()].some(r => r.app === app)) return
     this.hosts.delete(app)
     host.process.kill('has no cells left')
+  }
+
+  private addCall (id: number, call: PendingCall): void {
+    this.calls.set(id, call)
+    if (this.running) this.sweep.arm()
   }
 
   private sweepDeadlines (): void {

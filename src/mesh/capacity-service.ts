@@ -64,6 +64,12 @@ export interface CapacityService {
   setFree: (free: Resources) => void
   /** recent rates to advertise from the next heartbeat on (CapacityAdvert.load); no advert of its own */
   setLoad: (load: Record<string, number>) => void
+  /**
+   * runs `sample` just before each heartbeat advert, for what changes without an event of
+   * its own (rates, held clones): one wake-up per heartbeat instead of a timer each;
+   * returns its remover
+   */
+  beforeHeartbeat: (sample: () => void) => () => void
   /** the instances here that are not serving (CapacityAdvert.conditions): a change is advertised at once */
   setConditions: (conditions: Record<string, InstanceCondition>) => void
   /** rejected adverts by reason */
@@ -102,9 +108,11 @@ export function createCapacityService (components: CapacityServiceComponents, in
   let load: Record<string, number> = {}
   let conditions: Record<string, InstanceCondition> = {}
   let heartbeat: ReturnType<typeof setInterval> | undefined
-  let expiry: ReturnType<typeof setInterval> | undefined
+  let expiry: ReturnType<typeof setTimeout> | undefined
+  /** when the armed expiry fires (ms since the epoch) */
+  let expiryAt: number | undefined
   let subscribeTimer: ReturnType<typeof setTimeout> | undefined
-  let watchdog: ReturnType<typeof setInterval> | undefined
+  const samplers = new Set<() => void>()
   /** consecutive watchdog checks each member was seen in a gossip fault (gossipFault) */
   const faultChecks = new Map<string, number>()
   let publishQueued = false
@@ -139,6 +147,28 @@ export function createCapacityService (components: CapacityServiceComponents, in
     queueMicrotask(() => { publishQueued = false; void publish() })
   }
 
+  /**
+   * Expiry runs when the earliest known peer falls due, not on a fixed beat: in a quiet
+   * mesh every advert pushes that moment out, so the timer seldom fires, and a peer that
+   * stops advertising is dropped at its due time to the millisecond.
+   */
+  const armExpiry = (): void => {
+    clearTimeout(expiry)
+    expiry = undefined
+    expiryAt = view.nextExpiry()
+    if (!running || expiryAt === undefined) return
+    expiry = setTimeout(() => { view.expire(); armExpiry() }, Math.max(0, expiryAt - Date.now()))
+  }
+
+  /** the heartbeat: what has no event of its own is sampled, gossip checked, the advert sent */
+  const beat = (): void => {
+    for (const sample of samplers) {
+      try { sample() } catch (err) { log.warn(`a heartbeat sample failed: ${(err as Error).message}`) }
+    }
+    checkGossipPeers()
+    void publish()
+  }
+
   const receive = (data: Uint8Array): AdvertVerdict => {
     const result = verifier.verify(data, { forwarded: true, expect: 'capacity' })
     if (!result.ok) return { result: 'rejected', reason: result.reason }
@@ -155,6 +185,8 @@ export function createCapacityService (components: CapacityServiceComponents, in
       advertRejections['stale-version'] = (advertRejections['stale-version'] ?? 0) + 1
       return { result: 'ignored' }
     }
+    // a new peer, or one advertising a shorter interval, may fall due before the armed expiry
+    if (running && (expiryAt === undefined || (view.nextExpiry() ?? Infinity) < expiryAt)) armExpiry()
     return { result: 'applied' }
   }
 
@@ -233,17 +265,15 @@ export function createCapacityService (components: CapacityServiceComponents, in
       components.pubsub.topicValidators.set(topic, validate)
       components.pubsub.subscribe(topic)
       components.pubsub.addEventListener('subscription-change', onSubscriptionChange)
-      heartbeat = setInterval(() => { void publish() }, interval)
-      watchdog = setInterval(checkGossipPeers, interval)
-      expiry = setInterval(() => { view.expire() }, Math.max(50, Math.floor(interval / 4)))
+      heartbeat = setInterval(beat, interval)
+      armExpiry()
       await publish()
     },
     async stop () {
       if (!running) return
       running = false
       clearInterval(heartbeat)
-      clearInterval(expiry)
-      clearInterval(watchdog)
+      armExpiry()
       clearTimeout(subscribeTimer)
       subscribeTimer = undefined
       leaving = true
@@ -277,6 +307,10 @@ export function createCapacityService (components: CapacityServiceComponents, in
     },
     setLoad (next) {
       load = { ...next }
+    },
+    beforeHeartbeat (sample) {
+      samplers.add(sample)
+      return () => { samplers.delete(sample) }
     },
     setConditions (next) {
       if (JSON.stringify(next) === JSON.stringify(conditions)) return

@@ -115,6 +115,16 @@ export class CapacityView extends TypedEventEmitter<CapacityViewEvents> {
     return gone
   }
 
+  /** when `expire` next has a peer to drop (ms since the epoch), if any peer is known */
+  nextExpiry (): number | undefined {
+    let next: number | undefined
+    for (const entry of this.peers.values()) {
+      const due = entry.lastSeen + entry.interval * this.missedPeriods + 1
+      if (next === undefined || due < next) next = due
+    }
+    return next
+  }
+
   get (id: string): PeerCapacity | undefined {
     return this.peers.get(id)
   }

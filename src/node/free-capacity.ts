@@ -29,9 +29,6 @@ export function placedCells (runtime: Pick<CellRuntime, 'cells'>, clones: Pick<C
 /** the runtime's events after which what is placed here may have changed */
 const PLACEMENT_EVENTS = ['cell:started', 'cell:reverted', 'cell:crashed', 'cell:failed', 'cell:restarted'] as const
 
-/** how often the held clones (which have no events) and the contribution are looked at again */
-const RECOUNT_MS = 1000
-
 /** Keeps the advertised free capacity true to what is placed; returns its stop. */
 export function trackFreeCapacity (mesh: Mesh, runtime: CellRuntime, clones: CloneService): () => void {
   let last = ''
@@ -44,11 +41,11 @@ export function trackFreeCapacity (mesh: Mesh, runtime: CellRuntime, clones: Clo
     mesh.capacity.setFree(free)
   }
   for (const event of PLACEMENT_EVENTS) runtime.addEventListener(event, recount)
-  const timer = setInterval(recount, RECOUNT_MS)
-  timer.unref()
+  // the held clones (which have no events) and the contribution are looked at again before each heartbeat advert
+  const unhook = mesh.capacity.beforeHeartbeat(recount)
   recount()
   return () => {
-    clearInterval(timer)
+    unhook()
     for (const event of PLACEMENT_EVENTS) runtime.removeEventListener(event, recount)
   }
 }

@@ -14,9 +14,6 @@ export interface NodeFeed extends DashboardFeed {
   stop: () => void
 }
 
-/** how often the message counts of this node's cells are sampled for their rates */
-const SAMPLE_MS = 1000
-
 export function createNodeFeed (mesh: Mesh, stack: AppStack, conditions: CellConditions): NodeFeed {
   // messages per second of this node's cells: the runtime's count of delivered messages,
   // sampled; the capacity heartbeats carry them to the other nodes' dashboards, and theirs here
@@ -35,8 +32,8 @@ export function createNodeFeed (mesh: Mesh, stack: AppStack, conditions: CellCon
   }
   const rateOf = (address: string, node: string): number =>
     node === mesh.peerId ? rates.rate(address) : mesh.capacity.view.get(node)?.load[address] ?? 0
-  const sampler = setInterval(sample, SAMPLE_MS)
-  sampler.unref()
+  // sampled as each heartbeat advert goes out, which carries the rates
+  const unhook = mesh.capacity.beforeHeartbeat(sample)
   const feed = createDashboardFeed({
     self: () => ({ id: mesh.peerId, mesh: mesh.config.name, addrs: mesh.addresses(), ...(mesh.capacity.name !== undefined ? { name: mesh.capacity.name } : {}) }),
     nodes: () => [
@@ -58,7 +55,7 @@ export function createNodeFeed (mesh: Mesh, stack: AppStack, conditions: CellCon
   // another node's failed or recovered instance arrives with its capacity advert
   mesh.capacity.view.addEventListener('peer:updated', () => { feed.changed('cells') })
   recordMeshEvents(mesh, stack, feed)
-  return { ...feed, stop: () => { clearInterval(sampler) } }
+  return { ...feed, stop: unhook }
 }
 
 /** joins and losses of nodes, and instances that the leader moved off a lost node (failovers) */

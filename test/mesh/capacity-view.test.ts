@@ -62,4 +62,17 @@ describe('mesh/capacity-view', () => {
     assert.equal(view.hasLeft('a'), false, 'back after a restart')
     assert.deepEqual(events, ['seen a', 'lost a left', 'seen a'])
   })
+
+  it('nextExpiry: when the earliest known peer falls due, pushed out by its adverts', () => {
+    assert.equal(view.nextExpiry(), undefined, 'no peer, nothing to expire')
+    view.apply(advert('a', 10n))
+    view.apply(advert('b', 10n, { interval: 5000 }))
+    assert.equal(view.nextExpiry(), 1_000_000 + 3000 + 1, 'a: 3 missed heartbeats of 1 s')
+    clock += 2000
+    view.apply(advert('a', 10n))
+    assert.equal(view.nextExpiry(), 1_002_000 + 3000 + 1, 'a refreshed: later')
+    clock = 1_005_001
+    assert.deepEqual(view.expire(), ['a'], 'due at the moment nextExpiry gave')
+    assert.equal(view.nextExpiry(), 1_000_000 + 15_000 + 1, 'b is next')
+  })
 })

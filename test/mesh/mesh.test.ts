@@ -73,6 +73,22 @@ describe('mesh (in-process libp2p nodes over TCP)', function () {
     assert.equal(a.capacity.currentAdvert().leaving, true)
   })
 
+  it('heartbeat samplers run before each advert, and a peer that falls silent expires when it falls due', async () => {
+    const mesh = { name: 'home', key: generateMeshKey() }
+    const a = await node(mesh, [], 200)
+    const b = await node(mesh, [a.addresses()[0]], 200)
+    let beats = 0
+    const unhook = a.capacity.beforeHeartbeat(() => { beats++; a.capacity.setLoad({ 'app/cell#0': beats }) })
+    // each heartbeat carries what its sampler set just before: b sees the count climb
+    await waitFor(() => (b.capacity.view.get(a.peerId)?.load['app/cell#0'] ?? 0) >= 3, { timeout: 30_000, what: 'the sampled load to reach b' })
+    unhook()
+    // a stops without a leaving advert: b's expiry timer, armed for a's due time, drops it
+    const lost: string[] = []
+    b.capacity.view.addEventListener('peer:lost', e => { lost.push(`${e.detail.id} ${e.detail.reason}`) })
+    await a.libp2p.stop()
+    await waitFor(() => lost.includes(`${a.peerId} expired`), { timeout: 30_000, what: 'the silent peer to expire' })
+  })
+
   it('a gossip stream reset while the connection stays open is repaired on that connection: adverts flow again both ways', async () => {
     const mesh = { name: 'home', key: generateMeshKey() }
     const a = await node(mesh, [], 200)

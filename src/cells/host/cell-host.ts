@@ -11,6 +11,7 @@ import type { RuntimeBounds } from '../limits.js'
 import type { FromHost, ToHost } from './protocol.js'
 import { cleanText, MAX_LOG_TEXT } from './boundary.js'
 import { parseAddress } from '../address.js'
+import { SweepTimer } from '../../util/sweep-timer.js'
 
 /** Messages one cell runs before others get a turn (and before the event loop does). */
 const PUMP_BUDGET = 256
@@ -41,7 +42,8 @@ export class CellHost {
   /** see ToHost 'init' */
   private localAsks = true
   private app = ''
-  private readonly sweepTimer: NodeJS.Timeout
+  /** the pending asks' deadlines, swept every 200 ms while asks are pending */
+  private readonly sweep = new SweepTimer(200, () => { this.sweepAsks() }, () => this.pendingAsks.size > 0)
   private readonly hooks: ActorHooks
 
   /** cells whose state changed since the last flush: sent once, latest only, before the replies */
@@ -68,8 +70,6 @@ export class CellHost {
       flushLater: actor => { this.flushLater(actor) },
       entered: chars => { texts?.note(chars) }
     }
-    this.sweepTimer = setInterval(() => { this.sweepAsks() }, 200)
-    this.sweepTimer.unref()
   }
 
   handle (message: ToHost): void {
@@ -183,6 +183,7 @@ export class CellHost {
       const askId = ++this.askSeq
       from.outstandingAsks++
       this.pendingAsks.set(askId, { actor: from, generation, cellAskId, deadline: Date.now() + this.bounds.askTimeout, target: address })
+      this.sweep.arm()
       target.deliver({ method, args: argsJson, reply: (ok, text) => { this.answer(askId, ok, text) } })
       return undefined
     }
@@ -191,6 +192,7 @@ export class CellHost {
     if (!tell) {
       from.outstandingAsks++
       this.pendingAsks.set(askId, { actor: from, generation, cellAskId, deadline: Date.now() + this.bounds.askTimeout, target: address })
+      this.sweep.arm()
     }
     this.send({ t: 'ask', askId, from: from.address, address, method, args: argsJson, tell })
     return undefined
@@ -261,7 +263,7 @@ export class CellHost {
   }
 
   stop (): void {
-    clearInterval(this.sweepTimer)
+    this.sweep.disarm()
     this.pool.stop()
     for (const actor of this.cells.values()) actor.stop('cell host is stopping')
     this.cells.clear()
