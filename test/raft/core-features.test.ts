@@ -264,3 +264,36 @@ describe('raft core: a member that lost its log (LOG_LOST)', () => {
     assert.equal(leader.status().progress!.c.match, leader.status().lastIndex, 'c holds the whole log again')
   })
 })
+
+describe('raft core: forgetting a dead leader (etcd ForgetLeader)', () => {
+  it('a follower that forgot its leader grants a pre-vote at once; one that did not refuses it within the lease', () => {
+    const net = new TestNet(['a', 'b', 'c'], { preVote: true, checkQuorum: true, electionTick: 10 })
+    net.campaign('a')
+    assert.equal(net.role('a'), StateRole.Leader)
+    net.isolate('a')
+    // b campaigns at once: c heard from a lately, so it refuses
+    net.campaign('b')
+    assert.notEqual(net.role('b'), StateRole.Leader)
+    assert.equal(net.get('c').raw.status().lead, 'a')
+    // c forgets a (the host judged it dead, its lease ran out): b's next campaign wins
+    net.get('c').raw.forgetLeader()
+    assert.equal(net.get('c').raw.status().lead, '')
+    assert.equal(net.role('c'), StateRole.Follower, 'forgetting is not campaigning')
+    net.campaign('b')
+    assert.equal(net.role('b'), StateRole.Leader)
+  })
+
+  it('with campaignInTicks it campaigns after that many ticks; a leader or candidate ignores it', () => {
+    const net = new TestNet(['a', 'b', 'c'], { preVote: true, checkQuorum: true, electionTick: 10 })
+    net.campaign('a')
+    net.isolate('a')
+    net.get('c').raw.forgetLeader()
+    net.get('b').raw.forgetLeader(2)
+    net.tick('b')
+    assert.equal(net.role('b'), StateRole.Follower, 'one tick: not yet')
+    net.tick('b')
+    assert.equal(net.role('b'), StateRole.Leader, 'two ticks, well before an election timeout of 10')
+    net.get('b').raw.forgetLeader(0)
+    assert.equal(net.role('b'), StateRole.Leader, 'a leader forgets nothing')
+  })
+})

@@ -118,6 +118,34 @@ describe('raft multi-group host: an outside failure detector covers its peers', 
     await waitFor(() => led.every(g => rest.some(n => hosts.get(n)!.status(g).role === StateRole.Leader)), { what: 'new leaders for the groups the suspect led', timeout: 30_000 })
   })
 
+  it('a leader judged down is forgotten once the lease its followers granted it ran out: the lowest live voter takes over within a few ticks, not an election timeout', async () => {
+    coverAll()
+    await waitFor(allQuiet, { what: 'all groups quiet', timeout: 60_000 })
+    const victim = leaderOf('w0')!
+    const led = GROUPS.filter(g => hosts.get(victim)!.status(g).role === StateRole.Leader)
+    const rest = NODES.filter(n => n !== victim)
+    // the lease a follower granted runs out 10 ticks (500 ms) after the leader's last frame
+    // reached it: wait until the victim has sent nothing for longer (its groups are quiet,
+    // and it beacons covered peers only every 600 s)
+    let frames = -1
+    let since = Date.now()
+    await waitFor(() => {
+      const now = rest.reduce((sum, n) => sum + delivered(`${victim}->${n}`), 0)
+      if (now !== frames) { frames = now; since = Date.now() }
+      return Date.now() - since > 600
+    }, { what: 'the victim to be silent longer than a lease', timeout: 30_000 })
+    net.isolate(victim)
+    const ticksAt = rest.map(n => hosts.get(n)!.stats.ticks)
+    for (const n of rest) hosts.get(n)!.peerDown(victim)
+    await waitFor(() => led.every(g => rest.some(n => hosts.get(n)!.status(g).role === StateRole.Leader)), { what: 'new leaders for the groups the dead leader led', timeout: 30_000 })
+    // an election timeout is 10 ticks (randomized up to 20): the followers would refuse
+    // (pre-)votes that long after waking. Forgetting the dead leader, they grant at once,
+    // and the member picked campaigns after CAMPAIGN_SOON_TICKS
+    const ticks = rest.map((n, i) => hosts.get(n)!.stats.ticks - ticksAt[i])
+    assert.ok(Math.max(...ticks) < 10, `new leaders after ${ticks.join('/')} ticks of the survivors`)
+    for (const g of led) assert.equal(hosts.get([...rest].sort()[0])!.status(g).role, StateRole.Leader, `${g}: the lowest live voter leads`)
+  })
+
   it('wakes the groups of a member the detector judges up again, and catches it up', async () => {
     coverAll()
     await waitFor(allQuiet, { what: 'all groups quiet', timeout: 60_000 })

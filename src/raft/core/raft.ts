@@ -275,6 +275,21 @@ export class Raft {
     this.hup(CampaignType.PreElection)
   }
 
+  /**
+   * etcd's ForgetLeader: the host has strong reason to believe this follower's leader is
+   * dead (an outside failure detector) and knows, on its clock, that the lease this node
+   * granted it by answering has run out. It forgets the leader, staying a leaderless
+   * follower in its term, so it grants (pre-)votes at once instead of refusing them for
+   * an election timeout. With `campaignInTicks` it also campaigns after that many ticks
+   * rather than a whole randomized election timeout (the one member the host picks, so
+   * the followers do not split the vote).
+   */
+  forgetLeader (campaignInTicks?: number): void {
+    if (this.state !== StateRole.Follower || this.lead === '') return
+    this.lead = ''
+    if (campaignInTicks !== undefined) this.electionElapsed = Math.max(this.electionElapsed, this.randomizedElectionTimeout - campaignInTicks)
+  }
+
   private hasUnappliedConfChange (): boolean {
     const { applied, committed } = this.raftLog
     if (committed <= applied) return false

@@ -94,6 +94,11 @@ export class RawNode {
     this.raft.campaignNow()
   }
 
+  /** Forgets a leader the host knows to be dead and whose lease has run out (Raft.forgetLeader). */
+  forgetLeader (campaignInTicks?: number): void {
+    this.raft.forgetLeader(campaignInTicks)
+  }
+
   /**
    * Feeds a message received from the network. A malformed message throws
    * InvalidMessageError and changes nothing. What the core ignores on purpose, without

@@ -77,6 +77,11 @@ export class PeerLiveness {
     if (p !== undefined) p.lastSent = now
   }
 
+  /** when the last frame from `peer` arrived (or the detector said it is up); undefined for a peer not tracked */
+  lastHeard (peer: NodeId): number | undefined {
+    return this.peers.get(peer)?.lastHeard
+  }
+
   isAlive (peer: NodeId): boolean {
     return this.peers.get(peer)?.alive === true
   }

@@ -61,6 +61,9 @@ const systemClock: TickClock = {
   clearTimeout: (handle) => { clearTimeout(handle as NodeJS.Timeout) }
 }
 
+/** ticks after which the member picked to replace a dead leader campaigns (forgetDeadLeaders): the other followers' verdicts on it land meanwhile */
+const CAMPAIGN_SOON_TICKS = 2
+
 /** a leader's lease (RaftHost.leaseHolds) and the confirmation under way */
 interface LeaderLease {
   /** the term the lease was confirmed in, and until when (clock ms) it holds */
@@ -385,6 +388,29 @@ export class RaftHost extends TypedEventEmitter<RaftHostEvents> {
   peerDown (peer: NodeId): void {
     if (!this.liveness.down(peer)) return
     this.wakeGroupsOf(peer)
+    this.forgetDeadLeaders()
+    this.schedule()
+  }
+
+  /**
+   * Followers whose leader is judged down (by the outside detector or by its silence)
+   * forget it once the lease they granted it has run out on this clock: `leaseMs` since its
+   * last frame (a follower answers a leader's heartbeat round when it hears it, and the
+   * leader's lease counts from before). They then grant votes at once, and the live voter
+   * with the lowest id campaigns within CAMPAIGN_SOON_TICKS: a killed leader is replaced a
+   * few ticks after the verdict instead of a randomized election timeout later (chaos:
+   * ~0.4 s of the failover of a node that was both an instance's primary and the leader).
+   */
+  private forgetDeadLeaders (): void {
+    const now = this.clock.now()
+    for (const g of this.groups.values()) {
+      const leader = g.soft.leader
+      if (g.quiesced || g.rejoining !== undefined || g.soft.role !== StateRole.Follower || leader === '' || this.liveness.isAlive(leader)) continue
+      if (now - (this.liveness.lastHeard(leader) ?? -Infinity) < this.leaseMs) continue
+      const live = g.node.status().voters.filter(m => m !== leader && (m === this.self || this.liveness.isAlive(m))).sort()
+      g.node.forgetLeader(live[0] === this.self ? CAMPAIGN_SOON_TICKS : undefined)
+      this.markDirty(g)
+    }
   }
 
   /**
@@ -436,6 +462,7 @@ export class RaftHost extends TypedEventEmitter<RaftHostEvents> {
     if (this.clock.now() - this.timerDue > this.frozenAfterMs) {
       for (const g of this.groups.values()) this.wake(g)
     }
+    this.forgetDeadLeaders()
     const quiescing: HostedGroup[] = []
     const lost = new Map<NodeId, BatchBuilder[]>()
     let active = false
