@@ -166,7 +166,7 @@ export class PrimaryRecovery {
         break
       case 'promote':
         // the holder kept the bundle of its copy in its own store
-        await this.leaseLapsed(plan, holders, target, now)
+        await this.leaseLapsed(plan, holders, target, code.epoch, now)
         await this.components.checkLease(h)
         await clones.promote(target, address, code.epoch)
         say('started', `${address} recovered on ${target} from its own copy (state version ${plan.copy.version}, epoch ${plan.copy.epoch}${missingNote(plan.missing)})`)
@@ -174,7 +174,7 @@ export class PrimaryRecovery {
       case 'copy': {
         await code.prepare?.()
         const fetched = await clones.fetchCopy(plan.copy.node, address)
-        await this.leaseLapsed(plan, holders, target, now)
+        await this.leaseLapsed(plan, holders, target, code.epoch, now)
         await this.components.checkLease(h)
         await this.components.startPrimary(address, target, code, { state: fetched.state, version: fetched.version, replies: fetched.replies })
         say('started', `${address} recovered on ${target} from the copy on ${plan.copy.node} (state version ${fetched.version}, epoch ${fetched.epoch}${missingNote(plan.missing)})`)
@@ -190,8 +190,8 @@ export class PrimaryRecovery {
   }
 
   /** resolves once a primary the plan replaces can no longer answer on a confirmation given before `fencedAt` (recovery.ts waitsForLease) */
-  private async leaseLapsed (plan: RecoveryPlan, holders: Holder[], target: string, fencedAt: number): Promise<void> {
-    if (!waitsForLease(plan, holders, target)) return
+  private async leaseLapsed (plan: RecoveryPlan, holders: Holder[], target: string, epoch: number, fencedAt: number): Promise<void> {
+    if (!waitsForLease(plan, holders, target, epoch)) return
     const rest = fencedAt + (this.init.leaseMs ?? 1000) - Date.now()
     if (rest > 0) await delay(rest)
   }

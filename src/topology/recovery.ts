@@ -136,17 +136,21 @@ export function planRecovery (input: RecoveryInput): RecoveryPlan {
 }
 
 /**
- * Whether the primary `plan` starts must not serve until the lease of a primary it replaces
- * has lapsed, counted from the inventories (they fenced the holders: no confirmation after
- * them). A promoted clone waits out the lease it granted itself (clones.ts promote), but a
- * confirmation by another clone lets a deposed primary answer for as long: a start from
- * another node's copy, or a promotion beside other clones, waits (sim:mesh seed 10955 of
- * the partition profile, two clones: the old primary answered on its other clone's
- * confirmation after the new one, started from that clone's copy, had answered).
+ * Whether the primary `plan` starts (in placement `epoch`) must not serve until the lease of
+ * a primary it replaces has lapsed, counted from the inventories (they fenced the holders:
+ * no confirmation after them). A promoted clone waits out the lease it granted itself
+ * (clones.ts promote), but a confirmation by another clone lets a deposed primary answer for
+ * as long: a start from another node's copy, or a promotion beside other clones of an
+ * earlier epoch, waits (sim:mesh seed 10955 of the partition profile, two clones: the old
+ * primary answered on its other clone's confirmation after the new one, started from that
+ * clone's copy, had answered). A clone placed in `epoch` itself follows the new primary
+ * only (its hold names it: clones.ts followedPrimary), so it confirms nothing to the old
+ * one: a leader that places the new primary's clone before promoting (chaos seed 7, the
+ * primary's and the leader's node killed together) does not wait a lease for it.
  */
-export function waitsForLease (plan: RecoveryPlan, holders: Holder[], target: string): boolean {
+export function waitsForLease (plan: RecoveryPlan, holders: Holder[], target: string, epoch: number): boolean {
   if (plan.kind === 'copy') return true
-  return plan.kind === 'promote' && holders.some(h => h.role === 'clone' && h.node !== target)
+  return plan.kind === 'promote' && holders.some(h => h.role === 'clone' && h.node !== target && h.epoch < epoch)
 }
 
 /**

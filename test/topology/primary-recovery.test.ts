@@ -5,7 +5,7 @@ import assert from 'node:assert/strict'
 import { PrimaryRecovery } from '../../src/topology/primary-recovery.js'
 import type { AppState } from '../../src/topology/app-state.js'
 import type { HostedApp } from '../../src/topology/app-groups.js'
-import { promotionIsDirect, type Holder } from '../../src/topology/recovery.js'
+import { promotionIsDirect, waitsForLease, type Holder, type RecoveryPlan } from '../../src/topology/recovery.js'
 import { createLogger, setLogSink } from '../../src/util/logger.js'
 import { waitFor } from '../support/wait.js'
 
@@ -171,5 +171,20 @@ describe('primary recovery: the leader\'s wait for an instance\'s copies', () =>
     await starting
     // the only clone confirmed every reply: its copy goes to the target, which is down
     assert.equal(outcome, 'P is down')
+  })
+
+  it('waitsForLease: a promotion waits for a deposed primary\'s lease only where another clone of an earlier epoch may have confirmed it', () => {
+    const promote: RecoveryPlan = { kind: 'promote', copy: { node: 'C1', version: 6, epoch: 1, running: false }, missing: ['P'] }
+    const copy: RecoveryPlan = { kind: 'copy', copy: { node: 'C2', version: 7, epoch: 1, running: false }, missing: ['P'] }
+    // epoch 1: P primary, C1 its only clone; epoch 2 places C1 as primary with a new clone N
+    const one: Holder[] = [{ node: 'P', epoch: 1, role: 'primary' }, { node: 'C1', epoch: 1, role: 'clone' }, { node: 'C1', epoch: 2, role: 'primary' }, { node: 'N', epoch: 2, role: 'clone' }]
+    assert.equal(waitsForLease(promote, one, 'C1', 2), false, 'N follows the new primary only: the promoted clone\'s own wait covers P')
+    // the same, with a second clone of epoch 1: P may answer on C2's confirmation
+    const two: Holder[] = [...one, { node: 'C2', epoch: 1, role: 'clone' }]
+    assert.equal(waitsForLease(promote, two, 'C1', 2), true)
+    // N was also a clone of epoch 1: it may have confirmed P then
+    assert.equal(waitsForLease(promote, [...one, { node: 'N', epoch: 1, role: 'clone' }], 'C1', 2), true)
+    assert.equal(waitsForLease(copy, one, 'C1', 2), true, 'a start from another node\'s copy always waits')
+    assert.equal(waitsForLease({ kind: 'blank' }, one, 'C1', 2), false)
   })
 })

@@ -376,7 +376,7 @@ export function runMeshSeed (seed: number, opts: MeshSeedOptions = {}): MeshSeed
     if (plan.kind === 'wait' || plan.kind === 'lost') return 'hold'
     leaderNode.recoverySince.delete(address)
     // as primary-recovery.ts: the new primary serves once a lease granted before the fence lapsed
-    const servesFrom = waitsForLease(plan, holders, target) ? now() + LEASE_MS : undefined
+    const servesFrom = waitsForLease(plan, holders, target, epoch) ? now() + LEASE_MS : undefined
     if (plan.kind !== 'copy') return { servesFrom }
     const held = nodes.get(plan.copy.node)!.copies.get(address)!
     return { from: { epoch: held.epoch, version: held.version, ledger: held.ledger }, servesFrom }
@@ -656,7 +656,9 @@ export function runMeshSeed (seed: number, opts: MeshSeedOptions = {}): MeshSeed
       return v !== undefined && v.commit === st.commit && v.voters.slice().sort().join() === voters.slice().sort().join()
     }
     const up = (id: string): boolean => nodes.get(id)!.alive && !net.stalled.has(id)
-    return voters.length >= Math.min(3, present.size) && voters.every(id => up(id) && caughtUp(id)) &&
+    // and no membership change on its way: one applied after the loss (removing a member
+    // that was only cut off) left two voters, one of them gone for good (seed 41812)
+    return voters.length >= Math.min(3, present.size) && st.lastIndex === st.commit && voters.every(id => up(id) && caughtUp(id)) &&
       voters.every(a => voters.every(b => a === b || !net.isBlocked(a, b)))
   }
 
