@@ -131,6 +131,7 @@ export function createAppStack (mesh: Mesh, init: AppStackInit): AppStack {
   topology = createTopologyService({ self: mesh.peerId, libp2p: mesh.libp2p, raft, runtime, messaging, bundles, clones: cloneService, table, pubsub: mesh.libp2p.services.pubsub, signer, nodes, answering: peer => failures?.covers(peer) === true, left: peer => mesh.capacity.view.hasLeft(peer), failed, partitionInfo }, { mesh: name, groupsDir: files.groups })
   const gateway = init.gateway === undefined ? undefined : createGateway({ backend: createMessagingBackend(messaging, table), onResponse: init.onGatewayResponse }, init.gateway)
   topology.addEventListener('app:changed', evt => { cloneService.onAnnouncement(evt.detail.announcement) })
+  raft.addEventListener('leader-change', evt => { if (evt.detail.leader === mesh.peerId) topology?.elected() })
   topology.addEventListener('app:removed', evt => { cloneService.dropApp(evt.detail.app) })
   if (gateway !== undefined) {
     topology.addEventListener('app:changed', evt => {

@@ -204,6 +204,11 @@ export class TopologyService extends TypedEventEmitter<TopologyEvents> {
     this.controller.forgetPeer(peer)
   }
 
+  /** This node was just elected leader of a group: its controller runs a round now rather than at the next interval. */
+  elected (): void {
+    this.controller.roundSoon()
+  }
+
   /** the failure detector judged `peer` down (AppController.peerDown) */
   peerDown (peer: string): void {
     this.controller.peerDown(peer)
