@@ -123,6 +123,20 @@ export interface CopyReport {
   running: boolean
   /** the node's copy was damaged on disk (moved aside): not usable, but the state existed */
   damaged?: boolean
+  /**
+   * in a fenced inventory, for the fenced address: ms since a clone there last took a
+   * primary's state to confirm (at most the node's uptime); undefined: not reported (an
+   * older Stem)
+   */
+  quietMs?: number
+}
+
+/** A request that never left this node: the stream to the peer could not be opened, so the peer saw nothing of it. */
+export class NotSentError extends Error {
+  constructor (peer: string, cause: Error) {
+    super(`no stream to ${peer}: ${cause.message}`)
+    this.name = 'NotSentError'
+  }
 }
 
 const INSTANCE = /^[a-z0-9][a-z0-9-]{0,62}\/[A-Za-z0-9_-]+#\d+$/i
@@ -151,6 +165,10 @@ export class CloneService {
   private readonly seeding = new Set<string>()
   /** the fence the latest recovery's inventory set on each instance held here (fencing.ts fenceRefusal) */
   private readonly fences = new Map<string, InventoryFence>()
+  /** per instance, when a clone here last took a primary's state (quietMs: a fenced inventory reports it) */
+  private readonly lastTook = new Map<string, number>()
+  /** when this service was made: a clone of an earlier run may have confirmed a state up to then */
+  private readonly bornAt = Date.now()
   /**
    * per instance, the newest placement epoch a leader's step or an announcement made this
    * node its primary in: the epoch of the state a primary here runs. A deposed primary keeps
@@ -378,6 +396,7 @@ export class CloneService {
       this.removeFiles(address)
     }
     for (const address of [...this.fences.keys()]) if (address.startsWith(`${app}/`)) this.fences.delete(address)
+    for (const address of [...this.lastTook.keys()]) if (address.startsWith(`${app}/`)) this.lastTook.delete(address)
   }
 
   /** What this node holds of `app`'s instances: running primaries and held copies (the newest of each). */
@@ -401,7 +420,14 @@ export class CloneService {
    */
   async inventoryOf (peer: string, app: string, signal?: AbortSignal, fence?: InventoryFence & { address: string }): Promise<CopyReport[]> {
     const answer = await this.request(peer, { inventory: { app, address: fence?.address ?? '', epoch: BigInt(fence?.epoch ?? 0), primary: fence?.primary ?? '' } }, signal)
-    return answer.copies.filter(c => c.address.startsWith(`${app}/`) && INSTANCE.test(c.address)).map(c => ({ address: c.address, version: c.damaged ? -1 : Number(c.version), epoch: Number(c.epoch), running: c.running, damaged: c.damaged }))
+    return answer.copies.filter(c => c.address.startsWith(`${app}/`) && INSTANCE.test(c.address)).map(c => ({
+      address: c.address,
+      version: c.damaged ? -1 : Number(c.version),
+      epoch: Number(c.epoch),
+      running: c.running,
+      damaged: c.damaged,
+      ...(c.quietMs !== undefined ? { quietMs: Number(c.quietMs) } : {})
+    }))
   }
 
   /** The leader fetches the state of the copy of `address` that `peer` holds. */
@@ -599,7 +625,7 @@ export class CloneService {
     const session = await shared
     if (session?.usable === true) return await session.ask(request, signal)
     // not a push, or the shared stream is busy (or just retired): a stream of its own
-    const own = await this.openSession(peer, signal)
+    const own = await this.openSession(peer, signal).catch((err: Error) => { throw new NotSentError(peer, err) })
     try {
       return await own.ask(request, signal)
     } finally {
@@ -698,12 +724,32 @@ export class CloneService {
     })
   }
 
+  /**
+   * ms since a clone of `address` here last took a state to confirm, whether it is still
+   * held or not (a confirmation already given outlives a drop); at most this service's age,
+   * as one may have been given before a restart
+   */
+  private quietMs (address: string): number {
+    return Math.max(0, Date.now() - (this.lastTook.get(address) ?? this.bornAt))
+  }
+
   private async handle (peer: string, request: CloneAsk): Promise<CloneAnswer> {
     if (request.inventory != null) {
       const { app, address, epoch, primary } = request.inventory
       if (!/^[a-z0-9][a-z0-9-]{0,62}$/i.test(app) || (address !== '' && (!INSTANCE.test(address) || !address.startsWith(`${app}/`)))) throw new Error('invalid inventory request')
       if (address !== '') this.fence(peer, address, { epoch: Number(epoch), primary })
-      return { ...emptyAnswer(0), copies: this.inventory(request.inventory.app).map(c => ({ address: c.address, version: BigInt(Math.max(0, c.version)), epoch: BigInt(c.epoch), running: c.running, damaged: c.damaged === true })) }
+      const quiet = address === '' ? undefined : this.quietMs(address)
+      return {
+        ...emptyAnswer(0),
+        copies: this.inventory(request.inventory.app).map(c => ({
+          address: c.address,
+          version: BigInt(Math.max(0, c.version)),
+          epoch: BigInt(c.epoch),
+          running: c.running,
+          damaged: c.damaged === true,
+          ...(c.address === address && quiet !== undefined ? { quietMs: BigInt(quiet) } : {})
+        }))
+      }
     }
     if (request.fetch != null) {
       const address = request.fetch.address
@@ -744,6 +790,8 @@ export class CloneService {
       const s = request.state
       const clone = this.held.get(s.address)
       if (clone === undefined) throw new Error(`no clone of ${s.address} here`)
+      // a state taken before a recovery's fence may be confirmed after it
+      this.lastTook.set(s.address, Date.now())
       const primary = followedPrimary(this.components.table.resolve(s.address), clone.follows)
       if (primary !== undefined && primary !== peer) throw new Error(`${peer} is not the primary of ${s.address}`)
       const epoch = Number(s.epoch)

@@ -9,9 +9,10 @@ import type { CellLimits } from '../cells/limits.js'
 import type { Logger } from '../util/logger.js'
 import type { AppState } from './app-state.js'
 import type { HostedApp } from './app-groups.js'
+import { NotSentError } from './clones.js'
 import type { CloneService, CopyReport } from './clones.js'
-import { nextWaitMark, planRecovery, waitsForLease } from './recovery.js'
-import type { Copy, Holder, RecoveryPlan, WaitMark } from './recovery.js'
+import { leaseWaitUntil, nextWaitMark, planRecovery } from './recovery.js'
+import type { Copy, FencedAnswer, Holder, RecoveryPlan, WaitMark } from './recovery.js'
 
 export interface PrimaryRecoveryComponents {
   self: string
@@ -114,6 +115,10 @@ export class PrimaryRecovery {
     const asked = [...new Set([target, ...holders.map(x => x.node)])]
     const answered = new Set<string>()
     const copies: Copy[] = []
+    /** what each answer said of the clone there (recovery.ts leaseWaitUntil) */
+    const answers = new Map<string, FencedAnswer>()
+    /** holders no ask reached: the stream to them could not be opened */
+    const notSent = new Set<string>()
     const timeout = this.init.inventoryTimeoutMs ?? 3000
     await Promise.all(asked.map(async node => {
       try {
@@ -121,8 +126,12 @@ export class PrimaryRecovery {
         // The ask fences the holder: it confirms no state of an older epoch's primary after answering
         const inventory = await this.inventoryOf(node, h.app, this.components.alive(node) ? timeout : Math.min(timeout, 500), { address, epoch: state.epochs[address] ?? 0, primary: target })
         answered.add(node)
-        for (const c of inventory) if (c.address === address) copies.push({ node, version: c.version, epoch: c.epoch, running: c.running, damaged: c.damaged })
+        const mine = inventory.find(c => c.address === address)
+        // no copy of it there: no clone there took a state, so none confirmed one
+        answers.set(node, { at: Date.now(), quietMs: mine === undefined ? Infinity : mine.quietMs })
+        if (mine !== undefined) copies.push({ node, version: mine.version, epoch: mine.epoch, running: mine.running, damaged: mine.damaged })
       } catch (err) {
+        if (err instanceof NotSentError) notSent.add(node)
         logger.debug(`app ${h.app}: no inventory from ${node}: ${(err as Error).message}`)
       }
     }))
@@ -166,7 +175,7 @@ export class PrimaryRecovery {
         break
       case 'promote':
         // the holder kept the bundle of its copy in its own store
-        await this.leaseLapsed(plan, holders, target, code.epoch, now)
+        await this.leaseLapsed(leaseWaitUntil(plan, holders, target, code.epoch, answers, notSent, now, this.init.leaseMs ?? 1000))
         await this.components.checkLease(h)
         await clones.promote(target, address, code.epoch)
         say('started', `${address} recovered on ${target} from its own copy (state version ${plan.copy.version}, epoch ${plan.copy.epoch}${missingNote(plan.missing)})`)
@@ -174,7 +183,7 @@ export class PrimaryRecovery {
       case 'copy': {
         await code.prepare?.()
         const fetched = await clones.fetchCopy(plan.copy.node, address)
-        await this.leaseLapsed(plan, holders, target, code.epoch, now)
+        await this.leaseLapsed(leaseWaitUntil(plan, holders, target, code.epoch, answers, notSent, now, this.init.leaseMs ?? 1000))
         await this.components.checkLease(h)
         await this.components.startPrimary(address, target, code, { state: fetched.state, version: fetched.version, replies: fetched.replies })
         say('started', `${address} recovered on ${target} from the copy on ${plan.copy.node} (state version ${fetched.version}, epoch ${fetched.epoch}${missingNote(plan.missing)})`)
@@ -189,10 +198,9 @@ export class PrimaryRecovery {
     return 'started'
   }
 
-  /** resolves once a primary the plan replaces can no longer answer on a confirmation given before `fencedAt` (recovery.ts waitsForLease) */
-  private async leaseLapsed (plan: RecoveryPlan, holders: Holder[], target: string, epoch: number, fencedAt: number): Promise<void> {
-    if (!waitsForLease(plan, holders, target, epoch)) return
-    const rest = fencedAt + (this.init.leaseMs ?? 1000) - Date.now()
+  /** resolves at `until` (ms, this clock): a primary the plan replaces can no longer answer on a clone's confirmation then (recovery.ts leaseWaitUntil) */
+  private async leaseLapsed (until: number): Promise<void> {
+    const rest = until - Date.now()
     if (rest > 0) await delay(rest)
   }
 }

@@ -135,22 +135,48 @@ export function planRecovery (input: RecoveryInput): RecoveryPlan {
   return newest.node === input.target ? { kind: 'promote', copy: newest, missing } : { kind: 'copy', copy: newest, missing }
 }
 
+/** What a holder's fenced inventory said, for leaseWaitUntil */
+export interface FencedAnswer {
+  /** when it arrived (ms, the leader's clock) */
+  at: number
+  /** ms since a clone there last took a state of the address, as the fence went up (Infinity: it holds no copy, so none did); undefined: not reported (an older Stem) */
+  quietMs?: number
+}
+
 /**
- * Whether the primary `plan` starts (in placement `epoch`) must not serve until the lease of
- * a primary it replaces has lapsed, counted from the inventories (they fenced the holders:
- * no confirmation after them). A promoted clone waits out the lease it granted itself
- * (clones.ts promote), but a confirmation by another clone lets a deposed primary answer for
- * as long: a start from another node's copy, or a promotion beside other clones of an
- * earlier epoch, waits (sim:mesh seed 10955 of the partition profile, two clones: the old
- * primary answered on its other clone's confirmation after the new one, started from that
- * clone's copy, had answered). A clone placed in `epoch` itself follows the new primary
- * only (its hold names it: clones.ts followedPrimary), so it confirms nothing to the old
- * one: a leader that places the new primary's clone before promoting (chaos seed 7, the
- * primary's and the leader's node killed together) does not wait a lease for it.
+ * Until when (ms, the leader's clock) the primary `plan` starts in placement `epoch` must
+ * not serve: the latest a deposed primary may still answer on a confirmation of a clone
+ * other than the one promoted (which waits out the lease it granted itself: clones.ts
+ * promote); 0: no wait. A primary answers only on a confirmation it asked for less than
+ * `leaseMs` ago (fencing.ts leaseHolds), and the inventories fenced every holder that
+ * answered (no confirmation of an older epoch after them):
+ *   - a clone that answered last took a state `quietMs` before its answer arrived (a
+ *     state taken before the fence may be confirmed after it; one given before a drop or a
+ *     restart still counts), so a lease on it ends `leaseMs` after that at the latest — at
+ *     once for one idle for a lease;
+ *   - one that did not answer may have taken the fence and lost the answer: a lease from
+ *     the inventories' end (`fencedAt`), unless the ask never left (`notSent`: no stream
+ *     to it), when no wait would bound what it confirms anyway;
+ *   - a clone placed in `epoch` itself follows the new primary only (its hold names it:
+ *     clones.ts followedPrimary), so it confirmed nothing to the old one.
+ * A start from another node's copy waits a whole lease from the inventories (sim:mesh seed
+ * 10955 of the partition profile, two clones: the old primary answered on its other
+ * clone's confirmation after the new one, started from that clone's copy, had answered).
+ * Chaos seed 11 (`--kinds kill-primary,kill-leader`): a kill -9 of the node that was both
+ * the primary and the app's leader waited a lease for clones of earlier epochs, idle for
+ * long, and for the dead primary's own clone of the epoch before, which no ask reached.
  */
-export function waitsForLease (plan: RecoveryPlan, holders: Holder[], target: string, epoch: number): boolean {
-  if (plan.kind === 'copy') return true
-  return plan.kind === 'promote' && holders.some(h => h.role === 'clone' && h.node !== target && h.epoch < epoch)
+export function leaseWaitUntil (plan: RecoveryPlan, holders: Holder[], target: string, epoch: number, answers: Map<string, FencedAnswer>, notSent: Set<string>, fencedAt: number, leaseMs: number): number {
+  if (plan.kind === 'copy') return fencedAt + leaseMs
+  if (plan.kind !== 'promote') return 0
+  let until = 0
+  for (const h of holders) {
+    if (h.role !== 'clone' || h.node === target || h.epoch >= epoch) continue
+    const answer = answers.get(h.node)
+    if (answer !== undefined) until = Math.max(until, answer.at - (answer.quietMs ?? 0) + leaseMs)
+    else if (!notSent.has(h.node)) until = Math.max(until, fencedAt + leaseMs)
+  }
+  return until
 }
 
 /**

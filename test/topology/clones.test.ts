@@ -11,7 +11,7 @@ import { readOne, writeFrame } from '../../src/messaging/framing.js'
 import { CloneAnswer, CloneRequest } from '../../src/wire/proto/clone.js'
 import { Frame } from '../../src/wire/proto/frame.js'
 import { AppTable } from '../../src/topology/app-table.js'
-import { createCloneService } from '../../src/topology/clones.js'
+import { createCloneService, NotSentError } from '../../src/topology/clones.js'
 import { CloneStore, type StoredClone } from '../../src/topology/clone-store.js'
 import { decodeReplyWindow } from '../../src/cells/reply-window.js'
 import type { CloneService } from '../../src/topology/clones.js'
@@ -141,6 +141,16 @@ describe('warm clones: the clone protocol', function () {
     assert.deepEqual(ofPrimary.map(c => [c.address, c.running]), [[ADDRESS, true]])
     assert.equal(ofClone[0].version, ofPrimary[0].version, 'the clone holds what the primary answered with')
     assert.deepEqual(await clones.inventoryOf(primary.id, 'other'), [])
+    // a recovery's fenced inventory learns how long ago the clone took a state (the increment's push):
+    // a deposed primary's lease on it ends a lease after that (recovery.ts leaseWaitUntil)
+    assert.equal(ofClone[0].quietMs, undefined, 'an unfenced inventory does not say')
+    const fenced = await primaryClones.inventoryOf(cloneNode.id, 'shop', undefined, { address: ADDRESS, epoch: 1, primary: cloneNode.id })
+    assert.ok(fenced[0].quietMs !== undefined && fenced[0].quietMs >= 0 && fenced[0].quietMs < 60_000, `quiet ${fenced[0].quietMs} ms`)
+    const ofPrimaryFenced = await primaryClones.inventoryOf(primary.id, 'shop', undefined, { address: ADDRESS, epoch: 1, primary: cloneNode.id })
+    assert.ok((ofPrimaryFenced[0].quietMs ?? -1) >= 0, 'a node that holds no clone reports its uptime at most')
+    // an ask that could not leave (no stream to the peer) says so: the peer saw nothing of it
+    const nowhere = peerIdOf((await createEd25519Key()).publicKey)
+    await assert.rejects(primaryClones.inventoryOf(nowhere, 'shop', AbortSignal.timeout(5000)), (err: Error) => err instanceof NotSentError)
     const fetched = await primaryClones.fetchCopy(cloneNode.id, ADDRESS)
     assert.equal((JSON.parse(fetched.state) as { count: number }).count, acked.count)
     assert.equal(fetched.version, ofClone[0].version)

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict'
 import { PrimaryRecovery } from '../../src/topology/primary-recovery.js'
 import type { AppState } from '../../src/topology/app-state.js'
 import type { HostedApp } from '../../src/topology/app-groups.js'
-import { promotionIsDirect, waitsForLease, type Holder, type RecoveryPlan } from '../../src/topology/recovery.js'
+import { leaseWaitUntil, promotionIsDirect, type FencedAnswer, type Holder, type RecoveryPlan } from '../../src/topology/recovery.js'
 import { createLogger, setLogSink } from '../../src/util/logger.js'
 import { waitFor } from '../support/wait.js'
 
@@ -173,18 +173,30 @@ describe('primary recovery: the leader\'s wait for an instance\'s copies', () =>
     assert.equal(outcome, 'P is down')
   })
 
-  it('waitsForLease: a promotion waits for a deposed primary\'s lease only where another clone of an earlier epoch may have confirmed it', () => {
+  it('leaseWaitUntil: a promotion waits for a deposed primary\'s lease only as long as another clone of an earlier epoch may have granted it one', () => {
     const promote: RecoveryPlan = { kind: 'promote', copy: { node: 'C1', version: 6, epoch: 1, running: false }, missing: ['P'] }
     const copy: RecoveryPlan = { kind: 'copy', copy: { node: 'C2', version: 7, epoch: 1, running: false }, missing: ['P'] }
-    // epoch 1: P primary, C1 its only clone; epoch 2 places C1 as primary with a new clone N
-    const one: Holder[] = [{ node: 'P', epoch: 1, role: 'primary' }, { node: 'C1', epoch: 1, role: 'clone' }, { node: 'C1', epoch: 2, role: 'primary' }, { node: 'N', epoch: 2, role: 'clone' }]
-    assert.equal(waitsForLease(promote, one, 'C1', 2), false, 'N follows the new primary only: the promoted clone\'s own wait covers P')
-    // the same, with a second clone of epoch 1: P may answer on C2's confirmation
-    const two: Holder[] = [...one, { node: 'C2', epoch: 1, role: 'clone' }]
-    assert.equal(waitsForLease(promote, two, 'C1', 2), true)
-    // N was also a clone of epoch 1: it may have confirmed P then
-    assert.equal(waitsForLease(promote, [...one, { node: 'N', epoch: 1, role: 'clone' }], 'C1', 2), true)
-    assert.equal(waitsForLease(copy, one, 'C1', 2), true, 'a start from another node\'s copy always waits')
-    assert.equal(waitsForLease({ kind: 'blank' }, one, 'C1', 2), false)
+    const LEASE = 1000
+    const FENCED = 10_000
+    // epoch 1: P primary, C1 and C2 clones; epoch 2 places C1 as primary with a new clone N
+    const holders: Holder[] = [{ node: 'P', epoch: 1, role: 'primary' }, { node: 'C1', epoch: 1, role: 'clone' }, { node: 'C2', epoch: 1, role: 'clone' }, { node: 'C1', epoch: 2, role: 'primary' }, { node: 'N', epoch: 2, role: 'clone' }]
+    const answered = (quietMs?: number): Map<string, FencedAnswer> => new Map([['C1', { at: 9_990 }], ['N', { at: 9_995, quietMs: 0 }], ['C2', { at: 9_900, quietMs }]])
+    // C2 took a state 300 ms before its answer arrived: P may answer on it until 9,600 + 1,000
+    assert.equal(leaseWaitUntil(promote, holders, 'C1', 2, answered(300), new Set(['P']), FENCED, LEASE), 10_600)
+    // a wait until a moment before the inventories ended is none
+    assert.ok(leaseWaitUntil(promote, holders, 'C1', 2, answered(5000), new Set(['P']), FENCED, LEASE) <= FENCED, 'idle longer than a lease: no wait')
+    assert.ok(leaseWaitUntil(promote, holders, 'C1', 2, answered(Infinity), new Set(['P']), FENCED, LEASE) <= FENCED, 'no copy there: it never confirmed')
+    assert.equal(leaseWaitUntil(promote, holders, 'C1', 2, answered(undefined), new Set(['P']), FENCED, LEASE), 10_900, 'not reported (an older Stem): a lease from its answer')
+    // N was placed in epoch 2: it follows C1 only, however recently it took a state
+    assert.ok(leaseWaitUntil(promote, holders.filter(h => h.node !== 'C2'), 'C1', 2, answered(0), new Set(['P']), FENCED, LEASE) <= FENCED)
+    // C2 did not answer: it may have taken the fence and lost the answer, unless no ask reached it
+    const noC2 = new Map([...answered(0)].filter(([n]) => n !== 'C2'))
+    assert.equal(leaseWaitUntil(promote, holders, 'C1', 2, noC2, new Set(['P']), FENCED, LEASE), FENCED + LEASE)
+    assert.ok(leaseWaitUntil(promote, holders, 'C1', 2, noC2, new Set(['P', 'C2']), FENCED, LEASE) <= FENCED)
+    // the dead primary's own clone of an epoch before: no ask reached it
+    const chain: Holder[] = [{ node: 'P', epoch: 1, role: 'clone' }, { node: 'P', epoch: 2, role: 'primary' }, { node: 'C1', epoch: 2, role: 'clone' }, { node: 'C1', epoch: 3, role: 'primary' }]
+    assert.ok(leaseWaitUntil(promote, chain, 'C1', 3, new Map(), new Set(['P']), FENCED, LEASE) <= FENCED)
+    assert.equal(leaseWaitUntil(copy, holders, 'C1', 2, answered(5000), new Set(['P']), FENCED, LEASE), FENCED + LEASE, 'a start from another node\'s copy always waits')
+    assert.ok(leaseWaitUntil({ kind: 'blank' }, holders, 'C1', 2, answered(0), new Set(), FENCED, LEASE) <= FENCED)
   })
 })

@@ -29,8 +29,8 @@ import { activeCells, applyCommand, decodeCommand, encodeCommand, placementBase 
 import type { AppCommand, AppState } from '../app-state.js'
 import type { AppManifest } from '../manifest.js'
 import { place } from '../placement.js'
-import { nextWaitMark, planRecovery, promotionIsDirect, waitsForLease } from '../recovery.js'
-import type { Copy as HeldCopy, WaitMark } from '../recovery.js'
+import { leaseWaitUntil, nextWaitMark, planRecovery, promotionIsDirect } from '../recovery.js'
+import type { Copy as HeldCopy, FencedAnswer, WaitMark } from '../recovery.js'
 import type { DesiredApp, Placement } from '../placement-accounting.js'
 import { memberChangeDue, nextMemberChange, noteMissing, pickGroupMembers } from '../group-members.js'
 import type { ProposedMemberChange } from '../group-members.js'
@@ -349,9 +349,14 @@ export function runMeshSeed (seed: number, opts: MeshSeedOptions = {}): MeshSeed
     }
     const answered = new Set<string>()
     const copies: HeldCopy[] = []
+    /** as primary-recovery.ts: what each answer said of its clone's last confirmation, and the holders no ask reached */
+    const answers = new Map<string, FencedAnswer>()
+    const notSent = new Set<string>()
     for (const id of new Set([target, ...holders.map(h => h.node)])) {
-      if (!sees(id)) continue
+      if (!sees(id)) { notSent.add(id); continue }
       answered.add(id)
+      const confirmedAt = nodes.get(id)!.copies.get(address)?.confirmedAt
+      answers.set(id, { at: now(), quietMs: confirmedAt === undefined ? Infinity : now() - confirmedAt })
       // the inventory request fences: a holder that answered refuses older epochs' states
       // from now on, so a deposed primary cannot renew its lease with an old clone
       fence(nodes.get(id)!, address, epoch)
@@ -375,8 +380,9 @@ export function runMeshSeed (seed: number, opts: MeshSeedOptions = {}): MeshSeed
     }
     if (plan.kind === 'wait' || plan.kind === 'lost') return 'hold'
     leaderNode.recoverySince.delete(address)
-    // as primary-recovery.ts: the new primary serves once a lease granted before the fence lapsed
-    const servesFrom = waitsForLease(plan, holders, target, epoch) ? now() + LEASE_MS : undefined
+    // as primary-recovery.ts: the new primary serves once a lease another clone granted lapsed
+    const until = leaseWaitUntil(plan, holders, target, epoch, answers, notSent, now(), LEASE_MS)
+    const servesFrom = until > now() ? until : undefined
     if (plan.kind !== 'copy') return { servesFrom }
     const held = nodes.get(plan.copy.node)!.copies.get(address)!
     return { from: { epoch: held.epoch, version: held.version, ledger: held.ledger }, servesFrom }
