@@ -166,7 +166,8 @@ export function createCapacityService (components: CapacityServiceComponents, in
       try { sample() } catch (err) { log.warn(`a heartbeat sample failed: ${(err as Error).message}`) }
     }
     checkGossipPeers()
-    void publish()
+    // with the advert a sampler's change queued: one advert
+    publishSoon()
   }
 
   const receive = (data: Uint8Array): AdvertVerdict => {

@@ -12,7 +12,7 @@ import type { HostedApp } from './app-groups.js'
 import { NotSentError } from './clones.js'
 import type { CloneService, CopyReport } from './clones.js'
 import { leaseWaitUntil, nextWaitMark, planRecovery } from './recovery.js'
-import type { Copy, FencedAnswer, Holder, RecoveryPlan, WaitMark } from './recovery.js'
+import type { Copy, FencedAnswer, Holder, WaitMark } from './recovery.js'
 
 export interface PrimaryRecoveryComponents {
   self: string
