@@ -147,7 +147,8 @@ export interface FencedAnswer {
  * Until when (ms, the leader's clock) the primary `plan` starts in placement `epoch` must
  * not serve: the latest a deposed primary may still answer on a confirmation of a clone
  * other than the one promoted (which waits out the lease it granted itself: clones.ts
- * promote); 0: no wait. A primary answers only on a confirmation it asked for less than
+ * promote); a moment already past (0 at the least) when there is nothing to wait for. A
+ * primary answers only on a confirmation it asked for less than
  * `leaseMs` ago (fencing.ts leaseHolds), and the inventories fenced every holder that
  * answered (no confirmation of an older epoch after them):
  *   - a clone that answered last took a state `quietMs` before its answer arrived (a
