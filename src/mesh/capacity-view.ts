@@ -105,7 +105,7 @@ export class CapacityView extends TypedEventEmitter<CapacityViewEvents> {
     const now = this.now()
     const gone: string[] = []
     for (const [id, entry] of this.peers) {
-      if (now - entry.lastSeen > entry.interval * this.missedPeriods) {
+      if (now >= this.dueOf(entry)) {
         // no tombstone: a peer that was only cut off comes back with its next heartbeat
         this.peers.delete(id)
         gone.push(id)
@@ -119,10 +119,15 @@ export class CapacityView extends TypedEventEmitter<CapacityViewEvents> {
   nextExpiry (): number | undefined {
     let next: number | undefined
     for (const entry of this.peers.values()) {
-      const due = entry.lastSeen + entry.interval * this.missedPeriods + 1
+      const due = this.dueOf(entry)
       if (next === undefined || due < next) next = due
     }
     return next
+  }
+
+  /** the first moment `entry` has missed `missedPeriods` heartbeats */
+  private dueOf (entry: PeerCapacity): number {
+    return entry.lastSeen + entry.interval * this.missedPeriods + 1
   }
 
   get (id: string): PeerCapacity | undefined {

@@ -113,9 +113,8 @@ export class PrimaryRecovery {
     const key = `${h.group} ${address}`
     const holders: Holder[] = state.holders?.[address] ?? []
     const asked = [...new Set([target, ...holders.map(x => x.node)])]
-    const answered = new Set<string>()
     const copies: Copy[] = []
-    /** what each answer said of the clone there (recovery.ts leaseWaitUntil) */
+    /** the holders that answered, and what each said of the clone there (recovery.ts leaseWaitUntil) */
     const answers = new Map<string, FencedAnswer>()
     /** holders no ask reached: the stream to them could not be opened */
     const notSent = new Set<string>()
@@ -125,7 +124,6 @@ export class PrimaryRecovery {
         // a dead node must not hold up a failover; one just restarted may not be in the view yet.
         // The ask fences the holder: it confirms no state of an older epoch's primary after answering
         const inventory = await this.inventoryOf(node, h.app, this.components.alive(node) ? timeout : Math.min(timeout, 500), { address, epoch: state.epochs[address] ?? 0, primary: target })
-        answered.add(node)
         const mine = inventory.find(c => c.address === address)
         // no copy of it there: no clone there took a state, so none confirmed one
         answers.set(node, { at: Date.now(), quietMs: mine === undefined ? Infinity : mine.quietMs })
@@ -141,7 +139,7 @@ export class PrimaryRecovery {
     this.since.set(key, mark)
     const waitBoundMs = this.init.waitBoundMs ?? 20_000
     const acceptLoss = this.accepted.get(key) === mark.episode
-    const plan = planRecovery({ target, holders, answered, copies, waitedMs: now - mark.since, waitBoundMs, acceptLoss })
+    const plan = planRecovery({ target, holders, answered: new Set(answers.keys()), copies, waitedMs: now - mark.since, waitBoundMs, acceptLoss })
     const say = (outcome: string, line: string, warn = false): void => {
       if (this.reported.get(key) === outcome) return
       this.reported.set(key, outcome)

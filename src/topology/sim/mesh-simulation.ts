@@ -347,14 +347,12 @@ export function runMeshSeed (seed: number, opts: MeshSeedOptions = {}): MeshSeed
       leaderNode.recoveryTraced.set(address, 'direct')
       return {}
     }
-    const answered = new Set<string>()
     const copies: HeldCopy[] = []
-    /** as primary-recovery.ts: what each answer said of its clone's last confirmation, and the holders no ask reached */
+    /** as primary-recovery.ts: the holders that answered and what each said of its clone's last confirmation, and those no ask reached */
     const answers = new Map<string, FencedAnswer>()
     const notSent = new Set<string>()
     for (const id of new Set([target, ...holders.map(h => h.node)])) {
       if (!sees(id)) { notSent.add(id); continue }
-      answered.add(id)
       const confirmedAt = nodes.get(id)!.copies.get(address)?.confirmedAt
       answers.set(id, { at: now(), quietMs: confirmedAt === undefined ? Infinity : now() - confirmedAt })
       // the inventory request fences: a holder that answered refuses older epochs' states
@@ -363,6 +361,7 @@ export function runMeshSeed (seed: number, opts: MeshSeedOptions = {}): MeshSeed
       const c = nodes.get(id)!.copies.get(address)
       if (c !== undefined && c.version >= 0) copies.push({ node: id, version: c.version, epoch: c.epoch, running: c.role === 'primary' })
     }
+    const answered = new Set(answers.keys())
     const mark = nextWaitMark(leaderNode.recoverySince.get(address), `${epoch} ${target}`, now())
     leaderNode.recoverySince.set(address, mark)
     let plan = planRecovery({ target, holders, answered, copies, waitedMs: now() - mark.since, waitBoundMs: RECOVERY_WAIT_MS })
